@@ -1,0 +1,52 @@
+"""The FastAPI application: routers, error mapping, body limits, scheduled CRL/OCSP refresh."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+
+from . import errors
+from .container import Container, build
+from .middleware import BodyLimit
+from .routes import certificates, ops, protocol
+from .scheduler import republish_loop
+
+log = logging.getLogger("kyso")
+
+DESCRIPTION = """
+kyso issues and revokes the certificates of commune specialists, publishes CRLs, answers OCSP,
+and (in later versions) signs and verifies PDF documents.
+
+Every `/api/v1` route needs `Authorization: Bearer <token>` (create one with
+`kyso token create --name NAME --role ca-operator|auditor|client`). Errors always have the shape
+`{"error": {"code", "message", "details"}}`.
+
+Revocation reasons follow RFC 5280; the legal grounds map to them: officer moved or retired →
+affiliationChanged; unit merged or dissolved → cessationOfOperation; key replaced → superseded;
+key lost or exposed → keyCompromise; suspension → certificateHold (lifted with `release`).
+"""
+
+
+def create_app(container: Container | None = None, *, scheduler: bool = True) -> FastAPI:
+    container = container or build()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(republish_loop(container)) if scheduler else None
+        yield
+        if task:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = FastAPI(title="kyso", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.container = container
+    errors.install(app)
+    app.include_router(ops.router)
+    app.include_router(protocol.router)
+    app.include_router(certificates.router)
+    app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
+    return app

@@ -1,0 +1,82 @@
+"""The one place where kyso's domain errors become HTTP responses.
+
+Every error body has the same shape: ``{"error": {"code", "message", "details"}}``, where
+``message`` says what is wrong and what to do, in words a person can act on.
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import (
+    ConfigurationError, Conflict, InvalidInput, KysoError, NotFound, PermissionDenied, Unauthenticated, Unavailable,
+)
+
+log = logging.getLogger("kyso.api")
+
+STATUS_BY_ERROR: list[tuple[type[KysoError], int]] = [
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 422),
+    (Unavailable, 503),
+    (ConfigurationError, 503),
+]
+
+
+class RequestTooLarge(InvalidInput):
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+
+
+def status_for(exc: KysoError) -> int:
+    if isinstance(exc, RequestTooLarge):
+        return 413
+    if isinstance(exc, UnsupportedMediaType):
+        return 415
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def error_body(code: str, message: str, details: object = None) -> dict[str, object]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(KysoError)
+    async def _kyso(_: Request, exc: KysoError) -> JSONResponse:
+        status = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else ({"Retry-After": "5"} if status == 503 else None)
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(p) for p in err["loc"] if p != "body"), "problem": err["msg"]}
+            for err in exc.errors()
+        ]
+        summary = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems[:5])
+        return JSONResponse(error_body("invalid_request", f"the request is not valid: {summary}", {"problems": problems}),
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {404: "no such endpoint; see /docs", 405: "this method is not allowed here; see /docs"}
+        return JSONResponse(error_body(f"http_{exc.status_code}", messages.get(exc.status_code, str(exc.detail))),
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal_error", "kyso hit an unexpected error; it was logged, nothing was changed"),
+                            status_code=500)

@@ -1,0 +1,140 @@
+"""REST v1: CAs, certificates, revocation, renewal, mergers, CRL publication."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from fastapi import APIRouter, Query, Response
+
+from core import audit, clock
+from pki import crl, issuance, merger, revocation, store
+from pki.authorities import chain_pem
+from pki.issuance import IssueRequest
+from pki.models import CertificateAuthority
+from pki.reasons import Reason, resolve_reason
+
+from ..deps import ContainerDep, Operator, Reader, SessionDep
+from ..schemas import (
+    CaOut, CertificateList, CertificateOut, CrlOut, IssuedOut, IssueIn, MergerIn, MergerOut, RenewIn, RevokeIn,
+)
+
+router = APIRouter(prefix="/api/v1", tags=["certificates"])
+
+
+@router.get("/cas", response_model=list[CaOut], summary="List certificate authorities")
+def list_cas(container: ContainerDep, session: SessionDep, _: Reader) -> list[CaOut]:
+    cas = store.list_cas(session)
+    names = {ca.id: ca.name for ca in cas}
+    return [CaOut.of(ca, names.get(ca.parent_id or -1), container.settings.base_url) for ca in cas]
+
+
+@router.get("/cas/{name}/chain.pem", summary="CA certificate and its issuers (PEM)",
+            response_class=Response, responses={200: {"content": {"application/pem-certificate-chain": {}}}})
+def ca_chain(name: str, container: ContainerDep, session: SessionDep, _: Reader) -> Response:
+    ca = store.get_ca(session, name)
+    return Response(chain_pem(container.pki, session, ca), media_type="application/pem-certificate-chain")
+
+
+@router.post("/certificates", response_model=IssuedOut, status_code=201,
+             summary="Issue a certificate from a CSR, or with a key generated in the keystore")
+def issue(body: IssueIn, container: ContainerDep, principal: Operator) -> IssuedOut:
+    result = issuance.issue(container.pki, IssueRequest(
+        profile=body.profile, subject=body.subject, commune_code=body.commune_code,
+        csr=body.csr.encode() if body.csr else None, key_type=body.key_type, keystore=body.keystore,
+        validity_days=body.validity_days, ca=body.ca,
+    ), principal.actor)
+    return _issued(container, result)
+
+
+def _issued(container: ContainerDep, result: issuance.IssueResult) -> IssuedOut:
+    with container.sessions() as session:
+        row = store.get_certificate(session, result.certificate.serial)
+        return IssuedOut(certificate=CertificateOut.of(row, clock.now()), credential_id=result.credential_id,
+                         key_ref=result.key_ref)
+
+
+@router.get("/certificates", response_model=CertificateList, summary="List and filter certificates")
+def list_certificates(
+    session: SessionDep, _: Reader,
+    subject: Annotated[str | None, Query(max_length=200, description="Substring of the subject DN")] = None,
+    commune: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
+    province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+    status: Literal["valid", "revoked", "on_hold", "expired"] | None = None,
+    profile: str | None = None,
+    ca: str | None = None,
+    expires_before: dt.datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> CertificateList:
+    if expires_before is not None and expires_before.tzinfo is None:
+        expires_before = expires_before.replace(tzinfo=dt.timezone.utc)
+    now = clock.now()
+    rows, total = store.list_certificates(session, store.CertificateFilter(
+        subject=subject, commune_code=commune, province_code=province, status=status, profile=profile, ca=ca,
+        expires_before=expires_before, limit=limit, offset=offset), now)
+    return CertificateList(total=total, items=[CertificateOut.of(r, now) for r in rows])
+
+
+@router.get("/certificates/{serial}", response_model=CertificateOut, summary="Show one certificate",
+            responses={200: {"content": {"application/pkix-cert": {}, "application/x-pem-file": {}}}})
+def show_certificate(
+    serial: str, session: SessionDep, _: Reader,
+    format: Annotated[Literal["json", "pem", "der"], Query(description="json (default), pem or der")] = "json",
+) -> CertificateOut | Response:
+    row = store.get_certificate(session, serial)
+    if format == "der":
+        return Response(row.der, media_type="application/pkix-cert",
+                        headers={"Content-Disposition": f'attachment; filename="{row.serial}.cer"'})
+    if format == "pem":
+        pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM)
+        return Response(pem, media_type="application/x-pem-file",
+                        headers={"Content-Disposition": f'attachment; filename="{row.serial}.pem"'})
+    return CertificateOut.of(row, clock.now())
+
+
+@router.post("/certificates/{serial}/revoke", response_model=CertificateOut,
+             summary="Revoke (or hold) a certificate with an RFC 5280 reason or a legal ground")
+def revoke(serial: str, body: RevokeIn, container: ContainerDep, principal: Operator) -> CertificateOut:
+    reason = resolve_reason(body.reason.value if body.reason else None, body.ground.value if body.ground else None)
+    row = revocation.revoke(container.pki, serial, reason, principal.actor)
+    return _reload(container, row.serial)
+
+
+@router.post("/certificates/{serial}/release", response_model=CertificateOut,
+             summary="Release a certificate from certificateHold (removeFromCRL)")
+def release(serial: str, container: ContainerDep, principal: Operator) -> CertificateOut:
+    row = revocation.release(container.pki, serial, principal.actor)
+    return _reload(container, row.serial)
+
+
+@router.post("/certificates/{serial}/renew", response_model=IssuedOut, status_code=201,
+             summary="Renew with the same key, or a new one (the old certificate is then superseded)")
+def renew(serial: str, body: RenewIn, container: ContainerDep, principal: Operator) -> IssuedOut:
+    result = issuance.renew(container.pki, serial, principal.actor, new_key=body.new_key,
+                            csr=body.csr.encode() if body.csr else None, key_type=body.key_type)
+    return _issued(container, result)
+
+
+def _reload(container: ContainerDep, serial: str) -> CertificateOut:
+    with container.sessions() as session:
+        return CertificateOut.of(store.get_certificate(session, serial), clock.now())
+
+
+@router.post("/mergers", response_model=MergerOut,
+             summary="Commune merger: re-issue certificates under the new unit and revoke the old ones")
+def merge(body: MergerIn, container: ContainerDep, principal: Operator) -> MergerOut:
+    report = merger.merge(container.pki, body.from_codes, body.into_code, principal.actor,
+                          reason=Reason(body.reason), effective=body.effective, dry_run=body.dry_run)
+    return MergerOut.model_validate(report, from_attributes=True)
+
+
+@router.post("/cas/{name}/crl", response_model=list[CrlOut], summary="Publish a new full and delta CRL now")
+def publish_crl(name: str, container: ContainerDep, session: SessionDep, principal: Operator) -> list[CrlOut]:
+    ca: CertificateAuthority = store.get_ca(session, name)
+    full, delta = crl.publish_both(container.pki, session, ca)
+    audit.record(session, actor=principal.actor, action="pki:crl:publish", subject=ca.name,
+                 number=full.number, delta_number=delta.number)
+    return [CrlOut(ca=ca.name, **{k: getattr(c, k) for k in ("number", "is_delta", "base_number", "this_update",
+                                                             "next_update", "entries")}) for c in (full, delta)]

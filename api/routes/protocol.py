@@ -1,0 +1,109 @@
+"""Public protocol endpoints: OCSP (RFC 6960/5019), CRLs and CA certificates (RFC 5280 AIA/CDP)."""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from email.utils import format_datetime
+
+from fastapi import APIRouter, Request, Response
+
+from core import clock
+from core.db import transaction
+from pki import crl, ocsp, store
+
+from ..deps import ContainerDep
+from ..errors import RequestTooLarge, UnsupportedMediaType
+
+router = APIRouter(tags=["protocols"])
+OCSP_REQUEST = "application/ocsp-request"
+MAX_OCSP_REQUEST = 10_000
+
+
+def _ocsp_response(answer: ocsp.OcspAnswer, *, cacheable: bool) -> Response:
+    headers = {}
+    if answer.this_update and answer.next_update:
+        headers["Last-Modified"] = format_datetime(answer.this_update, usegmt=True)
+        headers["Expires"] = format_datetime(answer.next_update, usegmt=True)
+        if cacheable:
+            max_age = max(0, int((answer.next_update - clock.now()).total_seconds()))
+            headers["Cache-Control"] = f"max-age={max_age}, public, no-transform, must-revalidate"
+            headers["ETag"] = '"' + hashlib.sha1(answer.der).hexdigest() + '"'  # noqa: S324 - RFC 5019 6.2 suggests it
+        else:
+            headers["Cache-Control"] = "no-store"
+    return Response(answer.der, media_type="application/ocsp-response", headers=headers)
+
+
+@router.post("/ocsp", summary="OCSP over POST (RFC 6960 A.1)", response_class=Response,
+             responses={200: {"content": {"application/ocsp-response": {}}}})
+async def ocsp_post(request: Request, container: ContainerDep) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != OCSP_REQUEST:
+        raise UnsupportedMediaType(f"OCSP requests must be sent as {OCSP_REQUEST}, not {content_type or 'nothing'}")
+    body = await request.body()
+    if len(body) > MAX_OCSP_REQUEST:
+        raise RequestTooLarge(f"an OCSP request is at most {MAX_OCSP_REQUEST} bytes")
+    return _answer(container, body, cacheable=False)
+
+
+@router.get("/ocsp/{encoded:path}", summary="OCSP over GET (RFC 6960 A.1, RFC 5019, cacheable)",
+            response_class=Response, responses={200: {"content": {"application/ocsp-response": {}}}})
+def ocsp_get(encoded: str, container: ContainerDep) -> Response:
+    if len(encoded) > MAX_OCSP_REQUEST:
+        raise RequestTooLarge("the OCSP request in the URL is too long")
+    try:
+        from urllib.parse import unquote
+
+        raw = base64.b64decode(unquote(encoded), validate=False)
+    except (binascii.Error, ValueError):
+        raw = b""
+    return _answer(container, raw, cacheable=True)
+
+
+def _answer(container: ContainerDep, der: bytes, *, cacheable: bool) -> Response:
+    with transaction(container.sessions) as session:
+        answer = ocsp.answer(container.pki, session, der)
+    return _ocsp_response(answer, cacheable=cacheable and answer.pre_produced)
+
+
+def _crl(container: ContainerDep, name: str, *, delta: bool) -> Response:
+    with transaction(container.sessions) as session:
+        ca = store.get_ca(session, name)
+        current = crl.latest(session, ca, delta=delta)
+        if current is None:
+            from pki.errors import CANotReady
+
+            raise CANotReady(f"CA {name!r} has not published a {'delta ' if delta else ''}CRL yet")
+        max_age = max(0, min(3600, int((current.next_update - clock.now()).total_seconds())))
+        return Response(current.der, media_type="application/pkix-crl", headers={
+            "Last-Modified": format_datetime(current.this_update, usegmt=True),
+            "Expires": format_datetime(current.next_update, usegmt=True),
+            "Cache-Control": f"max-age={max_age}, public",
+        })
+
+
+@router.get("/crl/{name}-delta.crl", summary="Latest delta CRL (DER)", response_class=Response,
+            responses={200: {"content": {"application/pkix-crl": {}}}})
+def delta_crl(name: str, container: ContainerDep) -> Response:
+    return _crl(container, name, delta=True)
+
+
+@router.get("/crl/{name}.crl", summary="Latest full CRL (DER)", response_class=Response,
+            responses={200: {"content": {"application/pkix-crl": {}}}})
+def full_crl(name: str, container: ContainerDep) -> Response:
+    if name.endswith("-delta"):
+        return _crl(container, name.removesuffix("-delta"), delta=True)
+    return _crl(container, name, delta=False)
+
+
+@router.get("/ca/{name}.crt", summary="CA certificate (DER), as named in caIssuers", response_class=Response,
+            responses={200: {"content": {"application/pkix-cert": {}}}})
+def ca_certificate(name: str, container: ContainerDep) -> Response:
+    with transaction(container.sessions) as session:
+        ca = store.get_ca(session, name)
+        if ca.cert_der is None:
+            from pki.errors import CANotReady
+
+            raise CANotReady(f"CA {name!r} has no certificate yet (pending import)")
+        return Response(ca.cert_der, media_type="application/pkix-cert",
+                        headers={"Cache-Control": "max-age=86400, public"})

@@ -1,0 +1,41 @@
+"""Scheduled republication: CRLs before half their validity has passed, OCSP before expiry."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from core import audit, clock
+from core.db import transaction
+from pki import crl, ocsp, store
+
+from .container import Container
+
+log = logging.getLogger("kyso.scheduler")
+
+
+def republish_once(container: Container) -> dict[str, int]:
+    """One pass (also `kyso crl publish --due`); safe to run from several workers at once."""
+    ctx = container.pki
+    done = {"crls": 0, "ocsp": 0}
+    with transaction(ctx.sessions) as session:
+        now = clock.now()
+        for ca in store.list_cas(session):
+            if ca.status == "active" and ca.key_ref and crl.due(session, ca, now, ctx.settings.crl_validity_hours):
+                full, delta = crl.publish_both(ctx, session, ca, now)
+                audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,
+                             number=full.number, delta_number=delta.number)
+                done["crls"] += 2
+        done["ocsp"] = ocsp.refresh_due(ctx, session)
+    return done
+
+
+async def republish_loop(container: Container) -> None:
+    interval = container.settings.republish_interval_seconds
+    while True:
+        try:
+            result = await asyncio.to_thread(republish_once, container)
+            if any(result.values()):
+                log.info("republished %s", result)
+        except Exception:  # noqa: BLE001 - the loop must survive a database outage
+            log.exception("scheduled republication failed; retrying in %ss", interval)
+        await asyncio.sleep(interval)

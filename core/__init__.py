@@ -1,0 +1,1 @@
+"""kyso core: settings, database, audit log, base errors, clock. Imports nothing else of kyso."""

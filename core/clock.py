@@ -1,0 +1,24 @@
+"""One clock for the whole service, so tests can freeze time instead of sleeping."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Callable
+
+UTC = dt.timezone.utc
+_now: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC)
+
+
+def now() -> dt.datetime:
+    """Timezone-aware UTC now, truncated to whole seconds (X.509 times have no fractions)."""
+    return _now().replace(microsecond=0)
+
+
+def set_clock(func: Callable[[], dt.datetime] | None) -> None:
+    """Replace the clock (tests); ``None`` restores the system clock."""
+    global _now
+    _now = func or (lambda: dt.datetime.now(UTC))
+
+
+def aware(value: dt.datetime) -> dt.datetime:
+    """Databases (SQLite) may hand back naive datetimes; kyso stores UTC, so tag them."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

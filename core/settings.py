@@ -1,0 +1,88 @@
+"""Typed settings, read once at start from ``KYSO_*`` variables and an optional TOML file."""
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from .errors import ConfigurationError
+
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "kyso"}
+
+
+class Settings(BaseSettings):
+    """Everything kyso can be told. Unknown ``KYSO_*`` keys in the TOML file are refused."""
+
+    model_config = SettingsConfigDict(env_prefix="KYSO_", extra="forbid", toml_file=None)
+
+    environment: Literal["development", "production"] = "development"
+    home: Path = Field(default=Path("./var"), description="Data folder (database, soft keystore, published files)")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in KYSO_HOME when unset")
+    base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL used in AIA, CDP and QR codes")
+
+    keystore: Literal["soft"] = "soft"
+    soft_master_key: SecretStr | None = Field(default=None, description="Passphrase protecting the soft keystore")
+    soft_master_key_file: Path | None = Field(default=None, description="File holding that passphrase")
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    crl_validity_hours: int = Field(default=24, ge=1)
+    delta_crl_validity_hours: int = Field(default=4, ge=1)
+    ocsp_validity_hours: int = Field(default=24, ge=1)
+    ocsp_refresh_before_hours: int = Field(default=6, ge=0)
+    republish_interval_seconds: int = Field(default=900, ge=10, description="Scheduled CRL/OCSP refresh")
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("KYSO_BASE_URL must start with http:// or https://")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> "Settings":
+        secret = self.soft_master_key.get_secret_value() if self.soft_master_key else None
+        if self.environment == "production" and secret is not None and (
+            secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16
+        ):
+            raise ValueError("KYSO_SOFT_MASTER_KEY is a placeholder or shorter than 16 characters")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("KYSO_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home.resolve() / 'kyso.db'}"
+
+    @property
+    def keystore_dir(self) -> Path:
+        return self.home / "keystore"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings; turn pydantic's validation error into kyso's configuration error."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from exc

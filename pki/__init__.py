@@ -1,0 +1,1 @@
+"""kyso's certificate authority: hierarchy, profiles, issuance, renewal, revocation, CRL, OCSP."""

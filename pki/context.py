@@ -1,0 +1,48 @@
+"""What every PKI operation needs, built once at start and passed down (no globals)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.settings import Settings
+from hsm import KeyStoreRegistry, keystore_private_key
+from hsm.private_key import KeyStoreECKey, KeyStoreRSAKey
+from policies.profiles import ProfileSet
+
+
+@dataclass
+class PkiContext:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    keystores: KeyStoreRegistry
+    profiles: ProfileSet
+    _signers: dict[str, KeyStoreECKey | KeyStoreRSAKey] = field(default_factory=dict)
+    _certs: dict[bytes, x509.Certificate] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def signer(self, key_ref: str) -> KeyStoreECKey | KeyStoreRSAKey:
+        """A cached ``cryptography`` key adapter for a keystore key (its public half is read once)."""
+        adapter = self._signers.get(key_ref)
+        if adapter is None:
+            adapter = keystore_private_key(self.keystores.for_ref(key_ref), key_ref)
+            with self._lock:
+                self._signers[key_ref] = adapter
+        return adapter
+
+    def forget_key(self, key_ref: str) -> None:
+        with self._lock:
+            self._signers.pop(key_ref, None)
+
+    def certificate(self, der: bytes) -> x509.Certificate:
+        """Parsed certificates by their DER bytes; CA and responder certificates are parsed once."""
+        cert = self._certs.get(der)
+        if cert is None:
+            cert = x509.load_der_x509_certificate(der)
+            with self._lock:
+                if len(self._certs) > 10_000:
+                    self._certs.clear()
+                self._certs[der] = cert
+        return cert

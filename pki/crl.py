@@ -1,0 +1,124 @@
+"""CRLs (RFC 5280 section 5): full and delta, numbered from one monotonic counter per CA.
+
+The counter lives on the CA row and is incremented under a row lock, so two workers can never
+publish the same number. A full CRL points at its delta with Freshest CRL; a delta names its
+base with Delta CRL Indicator and lists what changed since the base, including certificates
+released from hold (reason removeFromCRL).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import clock
+
+from .builder import Endpoints, signature_hash
+from .context import PkiContext
+from .errors import CANotReady
+from .models import Certificate, CertificateAuthority, Crl
+from .reasons import Reason
+
+
+def _entry(row: Certificate, *, released: bool = False) -> x509.RevokedCertificate:
+    builder = x509.RevokedCertificateBuilder().serial_number(int(row.serial, 16))
+    if released:
+        builder = builder.revocation_date(row.revoked_at or row.status_changed_at)
+        builder = builder.add_extension(x509.CRLReason(x509.ReasonFlags.remove_from_crl), critical=False)
+        return builder.build()
+    builder = builder.revocation_date(row.revoked_at or row.status_changed_at)
+    reason = Reason(row.revocation_reason or "unspecified")
+    if reason is not Reason.unspecified:  # RFC 5280 5.3.1: omit rather than say "unspecified"
+        builder = builder.add_extension(x509.CRLReason(reason.flag), critical=False)
+    return builder.build()
+
+
+def latest(session: Session, ca: CertificateAuthority, *, delta: bool) -> Crl | None:
+    return session.execute(
+        select(Crl).where(Crl.ca_id == ca.id, Crl.is_delta == delta).order_by(Crl.number.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def publish(ctx: PkiContext, session: Session, ca: CertificateAuthority, *, delta: bool,
+            now: dt.datetime | None = None) -> Crl:
+    """Build, sign and store the next CRL of ``ca`` in the caller's transaction."""
+    if ca.cert_der is None or ca.key_ref is None:
+        raise CANotReady(f"CA {ca.name!r} has no certificate or key here; it cannot publish CRLs")
+    now = now or clock.now()
+    locked = session.execute(
+        select(CertificateAuthority).where(CertificateAuthority.id == ca.id).with_for_update()
+    ).scalar_one()
+    number = locked.next_crl_number
+    locked.next_crl_number = number + 1
+    ca_cert = ctx.certificate(ca.cert_der)
+    endpoints = Endpoints(ctx.settings.base_url, ca.name)
+    hours = ctx.settings.delta_crl_validity_hours if delta else ctx.settings.crl_validity_hours
+    next_update = now + dt.timedelta(hours=hours)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca_cert.subject)
+        .last_update(now)
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
+                ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+            ),
+            critical=False,
+        )
+    )
+    base_number = None
+    if delta:
+        base = latest(session, ca, delta=False)
+        if base is None:
+            raise CANotReady(f"CA {ca.name!r} has no full CRL yet; publish one before a delta")
+        base_number = base.number
+        builder = builder.add_extension(x509.DeltaCRLIndicator(base.number), critical=True)
+        rows = session.execute(
+            select(Certificate).where(Certificate.ca_id == ca.id, Certificate.status_changed_at >= base.this_update)
+        ).scalars()
+        entries = []
+        for row in rows:
+            if row.status in ("revoked", "on_hold"):
+                entries.append(_entry(row))
+            elif row.released_at is not None:
+                entries.append(_entry(row, released=True))
+    else:
+        builder = builder.add_extension(
+            x509.FreshestCRL([x509.DistributionPoint([x509.UniformResourceIdentifier(endpoints.delta_crl)], None, None, None)]),
+            critical=False,
+        )
+        rows = session.execute(
+            select(Certificate).where(
+                Certificate.ca_id == ca.id, Certificate.status.in_(("revoked", "on_hold")),
+                Certificate.not_after > now,  # expired certificates may leave the CRL (RFC 5280 3.3)
+            )
+        ).scalars()
+        entries = [_entry(row) for row in rows]
+    for entry in entries:
+        builder = builder.add_revoked_certificate(entry)
+    key = ctx.signer(ca.key_ref)
+    crl = builder.sign(key, signature_hash(key))
+    stored = Crl(ca_id=ca.id, number=number, is_delta=delta, base_number=base_number, this_update=now,
+                 next_update=next_update, entries=len(entries), der=crl.public_bytes(serialization.Encoding.DER))
+    session.add(stored)
+    session.flush()
+    return stored
+
+
+def publish_both(ctx: PkiContext, session: Session, ca: CertificateAuthority, now: dt.datetime | None = None) -> tuple[Crl, Crl]:
+    """A new full CRL, then a delta on top of it (the state after every revocation)."""
+    full = publish(ctx, session, ca, delta=False, now=now)
+    return full, publish(ctx, session, ca, delta=True, now=now)
+
+
+def due(session: Session, ca: CertificateAuthority, now: dt.datetime, validity_hours: int) -> bool:
+    """True when the latest full CRL is missing or past half its validity (scheduled refresh)."""
+    current = latest(session, ca, delta=False)
+    return current is None or current.next_update - now < dt.timedelta(hours=validity_hours) / 2
+
+
+__all__ = ["publish", "publish_both", "latest", "due"]

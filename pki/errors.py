@@ -1,0 +1,48 @@
+"""PKI errors; each names what went wrong and what the caller can do about it."""
+from core.errors import Conflict, InvalidInput, NotFound
+
+
+class UnknownCA(NotFound):
+    code = "unknown_ca"
+
+
+class UnknownCertificate(NotFound):
+    code = "unknown_certificate"
+
+
+class UnknownCredential(NotFound):
+    code = "unknown_credential"
+
+
+class MalformedInput(InvalidInput):
+    """PEM/DER that does not parse."""
+
+    code = "malformed_input"
+
+
+class BadCSR(InvalidInput):
+    code = "bad_csr"
+
+
+class WeakKey(InvalidInput):
+    code = "weak_key"
+
+
+class SubjectInvalid(InvalidInput):
+    code = "subject_invalid"
+
+
+class CAExists(Conflict):
+    code = "ca_exists"
+
+
+class CANotReady(Conflict):
+    code = "ca_not_ready"
+
+
+class CertificateMismatch(InvalidInput):
+    code = "certificate_mismatch"
+
+
+class RevocationConflict(Conflict):
+    code = "revocation_conflict"

@@ -1,0 +1,248 @@
+"""Issuing and renewing end-entity certificates.
+
+A key generated for a certificate is created in the keystore before the database transaction
+starts (keystores are not transactional); if the transaction then fails, the key is destroyed
+again, and if even that fails an audit entry records the orphan. A certificate row, its
+pre-produced OCSP response and its audit entry are committed together or not at all.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Iterator
+
+from contextlib import contextmanager
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import audit, clock
+from core.db import transaction
+from hsm import KeyType
+from policies import units
+from policies.profiles import Profile
+
+from . import ocsp
+from .builder import Endpoints, build_certificate
+from .context import PkiContext
+from .encoding import key_type_of, load_csr
+from .errors import CANotReady, RevocationConflict, SubjectInvalid, UnknownCA, WeakKey
+from .models import Certificate, CertificateAuthority, Credential
+from .names import SubjectInfo, build_name, common_name, name_attributes
+from .store import credential_for, get_ca, get_certificate
+
+log = logging.getLogger(__name__)
+CA_PROFILES = {"root-ca", "issuing-ca"}
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    profile: str
+    subject: SubjectInfo
+    commune_code: str | None = None
+    csr: bytes | None = None
+    key_type: KeyType | None = None
+    keystore: str | None = None
+    validity_days: int | None = None
+    ca: str | None = None
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    certificate: Certificate
+    credential_id: str | None
+    key_ref: str | None
+
+
+def new_credential_id() -> str:
+    return "cred_" + secrets.token_hex(12)
+
+
+def default_issuing_ca(session: Session, name: str | None) -> CertificateAuthority:
+    if name:
+        ca = get_ca(session, name)
+    else:
+        candidates = session.execute(
+            select(CertificateAuthority).where(
+                CertificateAuthority.role == "issuing", CertificateAuthority.status == "active",
+                CertificateAuthority.key_ref.is_not(None),
+            )
+        ).scalars().all()
+        if not candidates:
+            raise UnknownCA("no active issuing CA; run `kyso ca init` first")
+        if len(candidates) > 1:
+            raise UnknownCA(f"several issuing CAs exist ({', '.join(c.name for c in candidates)}); name one with 'ca'")
+        ca = candidates[0]
+    if ca.status != "active" or ca.key_ref is None or ca.cert_der is None:
+        raise CANotReady(f"CA {ca.name!r} cannot issue (status {ca.status}); import its certificate first")
+    return ca
+
+
+def subject_attributes(session: Session, profile: Profile, subject: SubjectInfo, commune_code: str | None,
+                       on: dt.date) -> tuple[dict[str, str], str | None, str | None]:
+    """Subject attributes with L, ST and the default O taken from the unit valid on ``on``."""
+    attrs = subject.attributes()
+    if commune_code is None:
+        if profile.requires_commune:
+            raise SubjectInvalid(f"profile {profile.name!r} needs commune_code (5 digits, Decision 19/2025/QĐ-TTg)")
+        return attrs, None, None
+    unit = units.view(session, commune_code, on)
+    if unit.level != "commune":
+        raise SubjectInvalid(f"{commune_code} is a province; give the commune or ward code")
+    attrs["L"] = unit.full_name
+    attrs["ST"] = unit.province_name or attrs.get("ST", "")
+    attrs.setdefault("O", f"Ủy ban nhân dân {unit.full_name}")
+    return attrs, unit.code, unit.province_code
+
+
+def issue_row(
+    ctx: PkiContext, session: Session, *, ca: CertificateAuthority, profile: Profile, name: x509.Name,
+    public_key: CertificatePublicKeyTypes, key_ref: str | None, actor: str, now: dt.datetime,
+    commune_code: str | None = None, province_code: str | None = None, replaces: str | None = None,
+    validity_days: int | None = None, action: str = "pki:certificate:issue",
+) -> Certificate:
+    """Sign, store, pre-produce OCSP and audit one certificate inside ``session``."""
+    if ca.cert_der is None or ca.key_ref is None:
+        raise CANotReady(f"CA {ca.name!r} has no certificate or key here")
+    cert = build_certificate(
+        profile=profile, subject=name, public_key=public_key, serial=x509.random_serial_number(), now=now,
+        issuer_key=ctx.signer(ca.key_ref), issuer_cert=ctx.certificate(ca.cert_der),
+        endpoints=Endpoints(ctx.settings.base_url, ca.name), validity_days=validity_days,
+    )
+    der = cert.public_bytes(serialization.Encoding.DER)
+    row = Certificate(
+        serial=format(cert.serial_number, "X"), ca_id=ca.id, profile=profile.name, subject=cert.subject.rfc4514_string(),
+        common_name=common_name(cert.subject), commune_code=commune_code, province_code=province_code,
+        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, status="valid",
+        status_changed_at=now, der=der, sha256=hashlib.sha256(der).hexdigest(), key_ref=key_ref,
+        replaces_serial=replaces, issued_by=actor, issued_at=now, external=False,
+    )
+    session.add(row)
+    session.flush()
+    ocsp.preproduce(ctx, session, ca, row, now)
+    audit.record(session, actor=actor, action=action, subject=row.serial, ca=ca.name, profile=profile.name,
+                 dn=row.subject, commune=commune_code, key_ref=key_ref, replaces=replaces,
+                 not_after=row.not_after.isoformat())
+    return row
+
+
+@contextmanager
+def generated_key(ctx: PkiContext, keystore: str | None, key_type: KeyType, label: str, actor: str) -> Iterator[str]:
+    """A fresh keystore key that is destroyed again if the surrounding work fails."""
+    store = ctx.keystores.get(keystore)
+    ref = store.generate(key_type, label)
+    try:
+        yield ref
+    except BaseException:
+        try:
+            store.delete(ref)
+            ctx.forget_key(ref)
+        except Exception as exc:  # noqa: BLE001 - record the orphan instead of hiding it
+            log.error("could not delete orphaned key %s: %s", ref, exc)
+            with transaction(ctx.sessions) as session:
+                audit.record(session, actor=actor, action="hsm:key:orphaned", subject=ref, error=str(exc))
+        raise
+
+
+def issue(ctx: PkiContext, request: IssueRequest, actor: str) -> IssueResult:
+    """Issue from a CSR, or with a key generated inside the keystore (a new credential)."""
+    profile = ctx.profiles.get(request.profile)
+    if profile.name in CA_PROFILES or profile.is_ca:
+        raise SubjectInvalid(f"profile {profile.name!r} is for CAs; use `kyso ca init`")
+    if request.csr is not None:
+        if request.key_type is not None or request.keystore is not None:
+            raise SubjectInvalid("give either a CSR or key_type/keystore for server-side key generation, not both")
+        csr = load_csr(request.csr)
+        public_key = csr.public_key()
+        key_type_of(public_key)
+        with transaction(ctx.sessions) as session:
+            row = _issue_new(ctx, session, request, profile, public_key, None, actor)
+        return IssueResult(row, None, None)
+    key_type = request.key_type or profile.default_key_type
+    if key_type not in profile.key_types:
+        raise WeakKey(f"profile {profile.name!r} accepts keys {[k.value for k in profile.key_types]}, not {key_type.value}")
+    with generated_key(ctx, request.keystore, key_type, f"{profile.name}:{request.subject.common_name}", actor) as ref:
+        public_key = ctx.keystores.for_ref(ref).public_key(ref)
+        with transaction(ctx.sessions) as session:
+            row = _issue_new(ctx, session, request, profile, public_key, ref, actor)
+            credential = Credential(id=new_credential_id(), key_ref=ref, certificate_id=row.id, status="active",
+                                    created_at=row.issued_at)
+            session.add(credential)
+            audit.record(session, actor=actor, action="pki:credential:create", subject=credential.id,
+                         key_ref=ref, serial=row.serial)
+    return IssueResult(row, credential.id, ref)
+
+
+def _issue_new(ctx: PkiContext, session: Session, request: IssueRequest, profile: Profile,
+               public_key: CertificatePublicKeyTypes, key_ref: str | None, actor: str) -> Certificate:
+    now = clock.now()
+    ca = default_issuing_ca(session, request.ca)
+    attrs, commune, province = subject_attributes(session, profile, request.subject, request.commune_code, now.date())
+    return issue_row(ctx, session, ca=ca, profile=profile, name=build_name(attrs, profile), public_key=public_key,
+                     key_ref=key_ref, actor=actor, now=now, commune_code=commune, province_code=province,
+                     validity_days=request.validity_days)
+
+
+def renew(ctx: PkiContext, serial: str, actor: str, *, new_key: bool = False, csr: bytes | None = None,
+          key_type: KeyType | None = None) -> IssueResult:
+    """A new certificate for the same subject: same key, or a new one (the old is then superseded)."""
+    with transaction(ctx.sessions) as session:
+        old = get_certificate(session, serial)
+        if old.status != "valid":
+            raise RevocationConflict(f"certificate {old.serial} is {old.status}; only a valid certificate can be renewed")
+        profile = ctx.profiles.get(old.profile)
+        old_cert = x509.load_der_x509_certificate(old.der)
+        old_key_ref = old.key_ref
+    if not new_key:
+        if csr is not None:
+            raise SubjectInvalid("a CSR means a new key; set new_key=true")
+        return _renew_with(ctx, serial, actor, old_cert.public_key(), old_key_ref, keep_credential=True)
+    if csr is not None:
+        public_key = load_csr(csr).public_key()
+        key_type_of(public_key)
+        return _renew_with(ctx, serial, actor, public_key, None, keep_credential=False)
+    if old_key_ref is None:
+        raise SubjectInvalid("this certificate's key is not in kyso's keystore; send a CSR for the new key")
+    key_type = key_type or ctx.keystores.for_ref(old_key_ref).key_type(old_key_ref)
+    keystore = old_key_ref.split(":", 1)[0]
+    with generated_key(ctx, keystore, key_type, f"{profile.name}:{old.common_name}", actor) as ref:
+        return _renew_with(ctx, serial, actor, ctx.keystores.for_ref(ref).public_key(ref), ref, keep_credential=False)
+
+
+def _renew_with(ctx: PkiContext, serial: str, actor: str, public_key: CertificatePublicKeyTypes,
+                key_ref: str | None, *, keep_credential: bool) -> IssueResult:
+    from .revocation import revoke_row  # renewal with a new key supersedes the old certificate
+
+    with transaction(ctx.sessions) as session:
+        old = get_certificate(session, serial, for_update=True)
+        if old.status != "valid":
+            raise RevocationConflict(f"certificate {old.serial} is {old.status}; only a valid certificate can be renewed")
+        now = clock.now()
+        profile = ctx.profiles.get(old.profile)
+        attrs = name_attributes(x509.load_der_x509_certificate(old.der).subject)
+        if old.commune_code:
+            units.lookup(session, old.commune_code, now.date())  # a merged commune needs the merger operation
+        row = issue_row(ctx, session, ca=old.ca, profile=profile, name=build_name(attrs, profile),
+                        public_key=public_key, key_ref=key_ref or (old.key_ref if keep_credential else None),
+                        actor=actor, now=now, commune_code=old.commune_code, province_code=old.province_code,
+                        replaces=old.serial, action="pki:certificate:renew")
+        credential = credential_for(session, old)
+        credential_id = None
+        if keep_credential and credential is not None:
+            credential.certificate_id = row.id
+            credential_id = credential.id
+        elif not keep_credential:
+            if credential is not None:
+                credential.status = "retired"
+            if key_ref is not None:
+                new_cred = Credential(id=new_credential_id(), key_ref=key_ref, certificate_id=row.id,
+                                      status="active", created_at=now)
+                session.add(new_cred)
+                credential_id = new_cred.id
+            revoke_row(ctx, session, old, "superseded", actor, now)
+    return IssueResult(row, credential_id, row.key_ref)

@@ -1,0 +1,190 @@
+"""OCSP (RFC 6960) with the RFC 5019 lightweight profile.
+
+Each CA has a delegated responder certificate (id-pkix-ocsp-nocheck). For every certificate a
+signed "good" or "revoked" response is pre-produced when the status changes and refreshed on a
+schedule; a request without a nonce is answered from that store without any signing. A request
+with a nonce (echoed, RFC 8954) or with non-SHA-1 CertID hashes is signed on demand.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from asn1crypto import keys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import clock
+
+from .builder import signature_hash
+from .context import PkiContext
+from .models import Certificate, CertificateAuthority, OcspResponse
+from .reasons import Reason
+
+
+@dataclass(frozen=True)
+class OcspAnswer:
+    der: bytes
+    this_update: dt.datetime | None
+    next_update: dt.datetime | None
+    status: str  # good | revoked | unknown | unauthorized | malformed
+    pre_produced: bool
+
+
+@dataclass(frozen=True)
+class _Responder:
+    cert: x509.Certificate
+    key_ref: str
+
+
+def issuer_hashes(cert: x509.Certificate, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
+    """(issuerNameHash, issuerKeyHash) of a CA certificate, as OCSP CertIDs carry them (RFC 6960 4.1.1)."""
+    name_hash = hashes.Hash(algorithm)
+    name_hash.update(cert.subject.public_bytes())
+    spki = keys.PublicKeyInfo.load(
+        cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    key_hash = hashes.Hash(algorithm)
+    key_hash.update(spki["public_key"].contents[1:])  # the BIT STRING's value, without the unused-bits byte
+    return name_hash.finalize(), key_hash.finalize()
+
+
+def _responder(ctx: PkiContext, session: Session, ca: CertificateAuthority) -> _Responder | None:
+    if ca.ocsp_responder_serial is None:
+        return None
+    row = session.execute(
+        select(Certificate).where(Certificate.ca_id == ca.id, Certificate.serial == ca.ocsp_responder_serial)
+    ).scalar_one()
+    return _Responder(ctx.certificate(row.der), row.key_ref or "")
+
+
+def _status_of(row: Certificate | None) -> tuple[ocsp.OCSPCertStatus, dt.datetime | None, x509.ReasonFlags | None, str]:
+    if row is None:
+        return ocsp.OCSPCertStatus.UNKNOWN, None, None, "unknown"
+    if row.status in ("revoked", "on_hold"):
+        reason = Reason(row.revocation_reason or "unspecified")
+        flag = None if reason is Reason.unspecified else reason.flag
+        return ocsp.OCSPCertStatus.REVOKED, row.revoked_at, flag, "revoked"
+    return ocsp.OCSPCertStatus.GOOD, None, None, "good"
+
+
+def sign_response(
+    ctx: PkiContext, ca: CertificateAuthority, responder: _Responder, serial: int, row: Certificate | None,
+    now: dt.datetime, *, algorithm: hashes.HashAlgorithm | None = None, nonce: bytes | None = None,
+) -> tuple[bytes, dt.datetime, dt.datetime, str]:
+    algorithm = algorithm or hashes.SHA1()
+    ca_cert = ctx.certificate(ca.cert_der or b"")
+    name_hash, key_hash = issuer_hashes(ca_cert, algorithm)
+    status, revoked_at, reason, label = _status_of(row)
+    next_update = now + dt.timedelta(hours=ctx.settings.ocsp_validity_hours)
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response_by_hash(
+            issuer_name_hash=name_hash, issuer_key_hash=key_hash, serial_number=serial, algorithm=algorithm,
+            cert_status=status, this_update=now, next_update=next_update,
+            revocation_time=revoked_at, revocation_reason=reason,
+        )
+        .responder_id(ocsp.OCSPResponderEncoding.HASH, responder.cert)
+        .certificates([responder.cert])
+    )
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    key = ctx.signer(responder.key_ref)
+    response = builder.sign(key, signature_hash(key))
+    return response.public_bytes(serialization.Encoding.DER), now, next_update, label
+
+
+def preproduce(ctx: PkiContext, session: Session, ca: CertificateAuthority, row: Certificate,
+               now: dt.datetime | None = None) -> None:
+    """(Re)write the stored response for one certificate, in the caller's transaction."""
+    responder = _responder(ctx, session, ca)
+    if responder is None:
+        return
+    now = now or clock.now()
+    der, this_update, next_update, _ = sign_response(ctx, ca, responder, int(row.serial, 16), row, now)
+    stored = session.execute(
+        select(OcspResponse).where(OcspResponse.ca_id == ca.id, OcspResponse.serial == row.serial)
+    ).scalar_one_or_none()
+    if stored is None:
+        session.add(OcspResponse(ca_id=ca.id, serial=row.serial, der=der, this_update=this_update, next_update=next_update))
+    else:
+        stored.der, stored.this_update, stored.next_update = der, this_update, next_update
+
+
+def refresh_due(ctx: PkiContext, session: Session, limit: int = 5000) -> int:
+    """Re-sign stored responses that will expire within the refresh window (scheduled job)."""
+    now = clock.now()
+    horizon = now + dt.timedelta(hours=ctx.settings.ocsp_refresh_before_hours)
+    due = session.execute(
+        select(OcspResponse).where(OcspResponse.next_update <= horizon).limit(limit)
+    ).scalars().all()
+    count = 0
+    for stored in due:
+        ca = session.get(CertificateAuthority, stored.ca_id)
+        row = session.execute(
+            select(Certificate).where(Certificate.ca_id == stored.ca_id, Certificate.serial == stored.serial)
+        ).scalar_one_or_none()
+        if ca is None or row is None:
+            continue
+        preproduce(ctx, session, ca, row, now)
+        count += 1
+    return count
+
+
+def _find_ca(ctx: PkiContext, session: Session, request: ocsp.OCSPRequest) -> CertificateAuthority | None:
+    for ca in session.execute(
+        select(CertificateAuthority).where(CertificateAuthority.cert_der.is_not(None), CertificateAuthority.key_ref.is_not(None))
+    ).scalars():
+        name_hash, key_hash = issuer_hashes(ctx.certificate(ca.cert_der or b""), request.hash_algorithm)
+        if key_hash == request.issuer_key_hash and name_hash == request.issuer_name_hash:
+            return ca
+    return None
+
+
+def answer(ctx: PkiContext, session: Session, request_der: bytes) -> OcspAnswer:
+    """Answer one DER OCSPRequest. Never raises for bad input: OCSP has its own error statuses."""
+    try:
+        request = ocsp.load_der_ocsp_request(request_der)
+        serial = request.serial_number
+        algorithm = request.hash_algorithm
+    except Exception:  # noqa: BLE001 - any parse failure is "malformedRequest" by protocol
+        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, "malformed")
+    try:
+        nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+    except x509.ExtensionNotFound:
+        nonce = None
+    except Exception:  # noqa: BLE001
+        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, "malformed")
+    ca = _find_ca(ctx, session, request)
+    if ca is None:
+        return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED, "unauthorized")
+    serial_hex = format(serial, "X")
+    now = clock.now()
+    if nonce is None and isinstance(algorithm, hashes.SHA1):
+        stored = session.execute(
+            select(OcspResponse).where(OcspResponse.ca_id == ca.id, OcspResponse.serial == serial_hex)
+        ).scalar_one_or_none()
+        if stored is not None and stored.next_update > now:
+            row_status = session.execute(
+                select(Certificate.status).where(Certificate.ca_id == ca.id, Certificate.serial == serial_hex)
+            ).scalar_one()
+            return OcspAnswer(stored.der, stored.this_update, stored.next_update,
+                              "good" if row_status == "valid" else "revoked", True)
+    responder = _responder(ctx, session, ca)
+    if responder is None:
+        return _unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER, "unauthorized")
+    row = session.execute(
+        select(Certificate).where(Certificate.ca_id == ca.id, Certificate.serial == serial_hex)
+    ).scalar_one_or_none()
+    der, this_update, next_update, label = sign_response(
+        ctx, ca, responder, serial, row, now, algorithm=algorithm, nonce=nonce
+    )
+    return OcspAnswer(der, this_update, next_update, label, False)
+
+
+def _unsuccessful(status: ocsp.OCSPResponseStatus, label: str) -> OcspAnswer:
+    der = ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
+    return OcspAnswer(der, None, None, label, False)

@@ -1,0 +1,66 @@
+"""Revocation, certificate hold and release (removeFromCRL).
+
+A status change, its audit entry, the refreshed OCSP response and the new full and delta CRLs
+are one transaction: no revocation can exist that the CRL and OCSP do not show.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from core import audit, clock
+from core.db import transaction
+
+from . import crl, ocsp
+from .context import PkiContext
+from .errors import RevocationConflict
+from .models import Certificate
+from .reasons import Reason
+from .store import credential_for, get_certificate
+
+
+def revoke_row(ctx: PkiContext, session: Session, row: Certificate, reason: Reason | str, actor: str,
+               now: dt.datetime, *, publish: bool = False) -> None:
+    """Change one row's status inside ``session``; CRLs are published by the caller (once per batch)."""
+    reason = Reason(reason)
+    if row.status == "revoked":
+        raise RevocationConflict(f"certificate {row.serial} is already revoked ({row.revocation_reason})")
+    if row.status == "on_hold" and reason is Reason.certificateHold:
+        raise RevocationConflict(f"certificate {row.serial} is already on hold")
+    if row.status == "valid":  # a held certificate revoked for good keeps the date of its hold
+        row.revoked_at = now
+    row.status = "on_hold" if reason is Reason.certificateHold else "revoked"
+    row.revocation_reason = reason.value
+    row.status_changed_at = now
+    row.released_at = None
+    credential = credential_for(session, row)
+    if credential is not None and row.status == "revoked":
+        credential.status = "retired"
+    ocsp.preproduce(ctx, session, row.ca, row, now)
+    audit.record(session, actor=actor, action="pki:certificate:" + ("hold" if row.status == "on_hold" else "revoke"),
+                 subject=row.serial, ca=row.ca.name, reason=reason.value, dn=row.subject)
+    if publish:
+        crl.publish_both(ctx, session, row.ca, now)
+
+
+def revoke(ctx: PkiContext, serial: str, reason: Reason, actor: str) -> Certificate:
+    with transaction(ctx.sessions) as session:
+        row = get_certificate(session, serial, for_update=True)
+        revoke_row(ctx, session, row, reason, actor, clock.now(), publish=True)
+    return row
+
+
+def release(ctx: PkiContext, serial: str, actor: str) -> Certificate:
+    """Lift a certificateHold: the certificate is good again and the next delta says removeFromCRL."""
+    with transaction(ctx.sessions) as session:
+        row = get_certificate(session, serial, for_update=True)
+        if row.status != "on_hold":
+            raise RevocationConflict(f"certificate {row.serial} is {row.status}, not on hold; only a hold can be released")
+        now = clock.now()
+        row.status, row.revocation_reason, row.released_at, row.status_changed_at = "valid", None, now, now
+        ocsp.preproduce(ctx, session, row.ca, row, now)
+        audit.record(session, actor=actor, action="pki:certificate:release", subject=row.serial, ca=row.ca.name,
+                     dn=row.subject)
+        crl.publish_both(ctx, session, row.ca, now)
+    return row

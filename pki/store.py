@@ -1,0 +1,92 @@
+"""Reads of the certificate store: lookups by name or serial, filtered listings."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .errors import UnknownCA, UnknownCertificate, UnknownCredential
+from .models import Certificate, CertificateAuthority, Credential
+
+
+def normalize_serial(serial: str) -> str:
+    """Serials are stored as upper-case hex without separators; accept 0x, colons and lower case."""
+    cleaned = serial.strip().removeprefix("0x").removeprefix("0X").replace(":", "").upper()
+    if not cleaned or any(ch not in "0123456789ABCDEF" for ch in cleaned) or len(cleaned) > 64:
+        raise UnknownCertificate(f"{serial!r} is not a certificate serial number (hexadecimal)")
+    return cleaned.lstrip("0") or "0"
+
+
+def get_ca(session: Session, name: str) -> CertificateAuthority:
+    ca = session.execute(select(CertificateAuthority).where(CertificateAuthority.name == name)).scalar_one_or_none()
+    if ca is None:
+        known = session.execute(select(CertificateAuthority.name)).scalars().all()
+        raise UnknownCA(f"no CA named {name!r}; known CAs: {', '.join(known) or 'none (run kyso ca init)'}")
+    return ca
+
+
+def list_cas(session: Session) -> list[CertificateAuthority]:
+    return list(session.execute(select(CertificateAuthority).order_by(CertificateAuthority.id)).scalars())
+
+
+def get_certificate(session: Session, serial: str, *, for_update: bool = False) -> Certificate:
+    query = select(Certificate).where(Certificate.serial == normalize_serial(serial))
+    if for_update:
+        query = query.with_for_update()
+    rows = session.execute(query).scalars().all()
+    if not rows:
+        raise UnknownCertificate(f"no certificate with serial {serial}")
+    if len(rows) > 1:
+        raise UnknownCertificate(f"serial {serial} is ambiguous across CAs; name the CA")
+    return rows[0]
+
+
+def get_credential(session: Session, credential_id: str) -> Credential:
+    cred = session.get(Credential, credential_id)
+    if cred is None:
+        raise UnknownCredential(f"no signing credential {credential_id!r}")
+    return cred
+
+
+def credential_for(session: Session, cert: Certificate) -> Credential | None:
+    return session.execute(select(Credential).where(Credential.certificate_id == cert.id)).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class CertificateFilter:
+    subject: str | None = None
+    commune_code: str | None = None
+    province_code: str | None = None
+    status: str | None = None  # valid | revoked | on_hold | expired
+    profile: str | None = None
+    ca: str | None = None
+    expires_before: dt.datetime | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+def list_certificates(session: Session, flt: CertificateFilter, now: dt.datetime) -> tuple[list[Certificate], int]:
+    query = select(Certificate)
+    if flt.subject:
+        query = query.where(Certificate.subject.ilike(f"%{flt.subject}%"))
+    if flt.commune_code:
+        query = query.where(Certificate.commune_code == flt.commune_code)
+    if flt.province_code:
+        query = query.where(Certificate.province_code == flt.province_code)
+    if flt.status == "expired":
+        query = query.where(Certificate.not_after <= now)
+    elif flt.status == "valid":
+        query = query.where(Certificate.status == "valid", Certificate.not_after > now)
+    elif flt.status:
+        query = query.where(Certificate.status == flt.status)
+    if flt.profile:
+        query = query.where(Certificate.profile == flt.profile)
+    if flt.ca:
+        query = query.where(Certificate.ca_id == get_ca(session, flt.ca).id)
+    if flt.expires_before:
+        query = query.where(Certificate.not_after < flt.expires_before)
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = session.execute(query.order_by(Certificate.id.desc()).limit(flt.limit).offset(flt.offset)).scalars().all()
+    return list(rows), total

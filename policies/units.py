@@ -1,0 +1,179 @@
+"""Vietnam's administrative units as a versioned catalogue with effective dates.
+
+A later change (a merger, a renamed ward) never edits a row: the old version gets a ``valid_to``
+date and a new row starts on the same day. Certificates and documents record the code valid on
+their date; lookups always ask "which unit had this code on that day?".
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Date, Integer, String, UniqueConstraint, or_, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from core import audit
+from core.db import Base
+
+from .errors import CatalogueInvalid, UnknownUnit
+
+SEED_CATALOGUE = Path(__file__).parent / "data" / "admin-units" / "vn-units-2026-07-25.json"
+SEED_EFFECTIVE = dt.date(2025, 7, 1)  # two-tier local government in force (Resolution 202/2025/QH15)
+
+
+class AdminUnit(Base):
+    __tablename__ = "admin_units"
+    __table_args__ = (UniqueConstraint("code", "valid_from"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(5), index=True, nullable=False)
+    level: Mapped[str] = mapped_column(String(10), nullable=False)  # province | commune
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)  # Thành phố, Tỉnh, Phường, Xã, Đặc khu
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    full_name: Mapped[str] = mapped_column(String(250), nullable=False)
+    name_en: Mapped[str] = mapped_column(String(200), nullable=False)
+    province_code: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    valid_from: Mapped[dt.date] = mapped_column(Date, nullable=False)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    catalogue_version: Mapped[str] = mapped_column(String(80), nullable=False)
+
+    def same_content(self, other: dict[str, Any]) -> bool:
+        return all(getattr(self, key) == value for key, value in other.items())
+
+
+@dataclass(frozen=True)
+class UnitView:
+    code: str
+    level: str
+    kind: str
+    name: str
+    full_name: str
+    name_en: str
+    province_code: str | None
+    province_name: str | None
+    valid_from: dt.date
+    valid_to: dt.date | None
+
+
+@dataclass
+class ImportReport:
+    version: str
+    effective: dt.date
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "effective": self.effective.isoformat(), "added": len(self.added),
+                "changed": len(self.changed), "closed": len(self.closed), "unchanged": self.unchanged,
+                "closed_codes": self.closed, "changed_codes": self.changed}
+
+
+def parse_catalogue(raw: bytes) -> list[dict[str, Any]]:
+    """Flatten the provinces-with-wards JSON into unit rows, checking codes as it goes."""
+    try:
+        provinces = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CatalogueInvalid(f"the catalogue is not valid JSON: {exc}") from exc
+    if not isinstance(provinces, list) or not provinces:
+        raise CatalogueInvalid("the catalogue must be a non-empty JSON list of provinces")
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    try:
+        for prov in provinces:
+            pcode = str(prov["Code"])
+            if len(pcode) != 2 or not pcode.isdigit():
+                raise CatalogueInvalid(f"province code {pcode!r} is not 2 digits")
+            rows.append(dict(code=pcode, level="province", kind=prov["AdministrativeUnitShortName"],
+                             name=prov["Name"], full_name=prov["FullName"], name_en=prov["NameEn"],
+                             province_code=None))
+            for ward in prov["Wards"]:
+                wcode = str(ward["Code"])
+                if len(wcode) != 5 or not wcode.isdigit():
+                    raise CatalogueInvalid(f"commune code {wcode!r} is not 5 digits")
+                if wcode in seen:
+                    raise CatalogueInvalid(f"commune code {wcode} appears twice")
+                seen.add(wcode)
+                rows.append(dict(code=wcode, level="commune", kind=ward["AdministrativeUnitShortName"],
+                                 name=ward["Name"], full_name=ward["FullName"], name_en=ward["NameEn"],
+                                 province_code=pcode))
+    except (KeyError, TypeError) as exc:
+        raise CatalogueInvalid(f"the catalogue lacks a field the format requires: {exc}") from exc
+    return rows
+
+
+def import_catalogue(session: Session, raw: bytes, effective: dt.date, version: str | None = None,
+                     *, actor: str = "system") -> ImportReport:
+    """Load a catalogue as the state from ``effective`` on; idempotent for an unchanged file."""
+    rows = parse_catalogue(raw)
+    version = version or "sha256:" + hashlib.sha256(raw).hexdigest()[:16]
+    report = ImportReport(version, effective)
+    current = {u.code: u for u in session.execute(select(AdminUnit).where(AdminUnit.valid_to.is_(None))).scalars()}
+    incoming = {row["code"]: row for row in rows}
+    for code, row in incoming.items():
+        unit = current.get(code)
+        if unit is not None and unit.same_content(row):
+            report.unchanged += 1
+            continue
+        if unit is not None:
+            if effective <= unit.valid_from:
+                raise CatalogueInvalid(f"unit {code} already has a version from {unit.valid_from}; use a later date")
+            unit.valid_to = effective
+            report.changed.append(code)
+        else:
+            report.added.append(code)
+        session.add(AdminUnit(**row, valid_from=effective, valid_to=None, catalogue_version=version))
+    for code, unit in current.items():
+        if code not in incoming:
+            unit.valid_to = effective
+            report.closed.append(code)
+    if report.added or report.changed or report.closed:
+        audit.record(session, actor=actor, action="policies:units:import", subject=version, **report.as_dict())
+    session.flush()
+    return report
+
+
+def lookup(session: Session, code: str, on: dt.date) -> AdminUnit:
+    """The unit that had ``code`` on the day ``on``; ``UnknownUnit`` otherwise."""
+    unit = session.execute(
+        select(AdminUnit).where(
+            AdminUnit.code == code, AdminUnit.valid_from <= on,
+            or_(AdminUnit.valid_to.is_(None), AdminUnit.valid_to > on),
+        )
+    ).scalar_one_or_none()
+    if unit is None:
+        raise UnknownUnit(f"administrative unit {code!r} does not exist on {on.isoformat()} in kyso's catalogue",
+                          unit_code=code, on=on.isoformat())
+    return unit
+
+
+def view(session: Session, code: str, on: dt.date) -> UnitView:
+    unit = lookup(session, code, on)
+    province = lookup(session, unit.province_code, on) if unit.province_code else None
+    return UnitView(unit.code, unit.level, unit.kind, unit.name, unit.full_name, unit.name_en, unit.province_code,
+                    province.full_name if province else None, unit.valid_from, unit.valid_to)
+
+
+def search(session: Session, on: dt.date, *, province: str | None = None, text: str | None = None,
+           limit: int = 50) -> list[AdminUnit]:
+    query = select(AdminUnit).where(
+        AdminUnit.valid_from <= on, or_(AdminUnit.valid_to.is_(None), AdminUnit.valid_to > on)
+    )
+    if province:
+        query = query.where(AdminUnit.province_code == province)
+    if text:
+        query = query.where(or_(AdminUnit.name.ilike(f"%{text}%"), AdminUnit.name_en.ilike(f"%{text}%")))
+    return list(session.execute(query.order_by(AdminUnit.code).limit(limit)).scalars())
+
+
+def ensure_seeded(session: Session) -> ImportReport | None:
+    """Load the shipped catalogue when the table is empty (first start)."""
+    if session.execute(select(AdminUnit.id).limit(1)).first() is not None:
+        return None
+    return import_catalogue(session, SEED_CATALOGUE.read_bytes(), SEED_EFFECTIVE,
+                            version=SEED_CATALOGUE.stem)
