@@ -86,7 +86,7 @@ def merge(ctx: PkiContext, from_codes: list[str], into_code: str, actor: str, *,
             select(Certificate).where(
                 Certificate.commune_code.in_(from_codes), Certificate.status == "valid",
                 Certificate.not_after > now, Certificate.external.is_(False),
-            ).order_by(Certificate.id).with_for_update()
+            ).order_by(Certificate.id).with_for_update(of=Certificate)
         ).scalars().all()
         touched_cas = {}
         for index, old in enumerate(rows, start=1):

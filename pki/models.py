@@ -62,7 +62,7 @@ class Certificate(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     external: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
-    ca: Mapped[CertificateAuthority] = relationship(lazy="joined")
+    ca: Mapped[CertificateAuthority] = relationship(lazy="joined", innerjoin=True)
 
 
 class Credential(Base):

@@ -34,7 +34,7 @@ def list_cas(session: Session) -> list[CertificateAuthority]:
 def get_certificate(session: Session, serial: str, *, for_update: bool = False) -> Certificate:
     query = select(Certificate).where(Certificate.serial == normalize_serial(serial))
     if for_update:
-        query = query.with_for_update()
+        query = query.with_for_update(of=Certificate)
     rows = session.execute(query).scalars().all()
     if not rows:
         raise UnknownCertificate(f"no certificate with serial {serial}")

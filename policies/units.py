@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Date, Integer, String, UniqueConstraint, or_, select
+from sqlalchemy import Date, Integer, String, UniqueConstraint, insert, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core import audit
@@ -115,6 +115,7 @@ def import_catalogue(session: Session, raw: bytes, effective: dt.date, version: 
     report = ImportReport(version, effective)
     current = {u.code: u for u in session.execute(select(AdminUnit).where(AdminUnit.valid_to.is_(None))).scalars()}
     incoming = {row["code"]: row for row in rows}
+    new_rows: list[dict[str, Any]] = []
     for code, row in incoming.items():
         unit = current.get(code)
         if unit is not None and unit.same_content(row):
@@ -127,7 +128,10 @@ def import_catalogue(session: Session, raw: bytes, effective: dt.date, version: 
             report.changed.append(code)
         else:
             report.added.append(code)
-        session.add(AdminUnit(**row, valid_from=effective, valid_to=None, catalogue_version=version))
+        new_rows.append({**row, "valid_from": effective, "valid_to": None, "catalogue_version": version})
+    if new_rows:
+        session.flush()  # close old versions before their successors are inserted
+        session.execute(insert(AdminUnit), new_rows)
     for code, unit in current.items():
         if code not in incoming:
             unit.valid_to = effective

@@ -1,0 +1,34 @@
+# kyso — `make run` starts a demo PKI and server; `make test` runs every test. Both set up
+# everything they need on a fresh machine (Debian packages, virtual environment).
+VENV   ?= .venv
+PYTHON ?= python3
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.kyso-installed
+
+.PHONY: install run test bench clean help
+
+help:
+	@echo "make run    set up and start kyso with a demo PKI on http://127.0.0.1:8000"
+	@echo "make test   run the whole test suite (SQLite and PostgreSQL, openssl, pkilint)"
+	@echo "make bench  measure issuance, OCSP and CRL figures (writes docs/benchmarks.md)"
+
+$(STAMP): pyproject.toml scripts/install-system-deps.sh
+	./scripts/install-system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/kyso demo
+
+test: install
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python -m tests.bench.run
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

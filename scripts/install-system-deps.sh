@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kyso and its tests need, only those that are missing.
+# Called by `make install` (and so by `make run` and `make test`); safe to run again.
+set -euo pipefail
+packages=(openssl ca-certificates python3-venv)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "kyso: installing Debian packages: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,180 @@
+"""Shared fixtures: a fresh kyso (settings, database, keystore, demo hierarchy) per test.
+
+Database-touching tests run twice, on SQLite and on PostgreSQL (a private schema per test on
+the server at ``KYSO_TEST_POSTGRES_URL``, default 127.0.0.1:5432/test). In CI (``CI=true``)
+an unreachable PostgreSQL fails those tests; elsewhere they are skipped and the run says so.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from api.app import create_app
+from api.container import Container, build
+from api import tokens
+from core.db import transaction
+from core.settings import Settings
+from pki.authorities import CaSpec, init_hierarchy
+
+PG_URL = os.environ.get("KYSO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ROOT = CaSpec(name="test-root", common_name="kyso Test Root CA", organization="kyso thử nghiệm")
+ISSUING = CaSpec(name="test-issuing", common_name="kyso Test Issuing CA", organization="kyso thử nghiệm")
+_pg_skipped: list[str] = []
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        engine = create_engine(PG_URL)
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return str(exc).splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> bool:
+    problem = _postgres_reachable()
+    if problem is None:
+        return True
+    if IN_CI:
+        pytest.fail(f"PostgreSQL is required in CI but unreachable at {PG_URL}: {problem}")
+    _pg_skipped.append(problem)
+    return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'kyso.db'}"
+        return
+    if not postgres_available:
+        pytest.skip("PostgreSQL not reachable (set KYSO_TEST_POSTGRES_URL); ran on SQLite only")
+    schema = "t_" + secrets.token_hex(6)
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """For tests that exercise one process-level behaviour and need no second backend."""
+    return f"sqlite:///{tmp_path / 'kyso.db'}"
+
+
+def make_settings(home: Path, url: str, **extra: object) -> Settings:
+    return Settings(home=home, database_url=url, soft_master_key="test-master-key-" + "x" * 16,  # type: ignore[arg-type]
+                    **extra)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return make_settings(tmp_path / "home", db_url)
+
+
+@pytest.fixture
+def container(settings: Settings) -> Iterator[Container]:
+    c = build(settings)
+    yield c
+    c.engine.dispose()
+
+
+@pytest.fixture
+def pki(container: Container) -> Container:
+    """A container with the test hierarchy (root + issuing CA, each with an OCSP responder)."""
+    init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test")
+    return container
+
+
+def new_token(container: Container, role: tokens.Role, name: str | None = None) -> str:
+    with transaction(container.sessions) as session:
+        return tokens.create(session, name or f"{role.value}-{secrets.token_hex(3)}", role, "test")
+
+
+@pytest.fixture
+def client(pki: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(pki, scheduler=False), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def operator_headers(pki: Container) -> dict[str, str]:
+    return {"Authorization": f"Bearer {new_token(pki, tokens.Role.ca_operator)}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """A real `kyso serve` subprocess on a free loopback port, sharing the test's data folder."""
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        self.port, self.url = port, f"http://127.0.0.1:{port}"
+        env = {**os.environ, "KYSO_HOME": str(settings.home), "KYSO_DATABASE_URL": settings.resolved_database_url,
+               "KYSO_BASE_URL": self.url,
+               "KYSO_SOFT_MASTER_KEY": settings.soft_master_key.get_secret_value() if settings.soft_master_key else ""}
+        self.proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+            if self.proc.poll() is not None:
+                break
+        output = self.proc.stdout.read().decode() if self.proc.stdout and self.proc.poll() is not None else ""
+        self.stop()
+        raise RuntimeError(f"kyso serve did not start: {output}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+def live_pki(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[Container, LiveServer]]:
+    """The test hierarchy with KYSO_BASE_URL pointing at a running `kyso serve`."""
+    port = free_port()
+    settings = make_settings(tmp_path / "home", sqlite_url, base_url=f"http://127.0.0.1:{port}")
+    c = build(settings)
+    init_hierarchy(c.pki, root=ROOT, issuing=ISSUING, actor="test")
+    server = LiveServer(settings, port)
+    try:
+        yield c, server
+    finally:
+        server.stop()
+        c.engine.dispose()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
+    if _pg_skipped:
+        terminalreporter.write_sep("!", "PostgreSQL was NOT reachable: database tests ran on SQLite only", red=True)
+        terminalreporter.write_line(f"  {PG_URL}: {_pg_skipped[0]}")
