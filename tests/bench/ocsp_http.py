@@ -1,0 +1,130 @@
+"""Figure 2: OCSP responses per second, over HTTP from a local load generator and in process."""
+from __future__ import annotations
+
+import os
+import random
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp as xocsp
+
+from core.db import transaction
+from pki import ocsp
+from pki.issuance import IssueRequest, issue
+from pki.revocation import revoke
+from pki.reasons import Reason
+
+from . import raw
+from .common import Figure, Profiler, Results, interleaved_rates, issuing_ca, new_instance, say, workdir
+from .issuance import COMMUNE, PROFILE, csr_der, subject
+from .loadgen import run_load
+from .server import BenchServer, free_port
+
+
+def ocsp_request(cert: x509.Certificate, issuer: x509.Certificate, nonce: bytes | None = None) -> bytes:
+    builder = xocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1())
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def populate(inst, n_certs: int, revoked_share: float = 0.05):  # type: ignore[no-untyped-def]
+    """Issue ``n_certs`` certificates from CSRs (each with its pre-produced response); revoke a few."""
+    ctx = inst.container.pki
+    certs = []
+    for i in range(n_certs):
+        row = issue(ctx, IssueRequest(profile=PROFILE, subject=subject(i), commune_code=COMMUNE, csr=csr_der(i)),
+                    "bench").certificate
+        certs.append(x509.load_der_x509_certificate(row.der))
+        if (i + 1) % 250 == 0:
+            say(f"    issued {i + 1}/{n_certs}")
+    rng = random.Random(1)
+    for cert in rng.sample(certs, int(n_certs * revoked_share)):
+        revoke(ctx, format(cert.serial_number, "X"), Reason.affiliationChanged, "bench")
+    return certs
+
+
+def run(results: Results, *, n_certs: int, concurrency: int, warmup: float, duration: float, n_inproc: int,
+        n_raw: int, repeats: int, workers: int, profiler: Profiler) -> None:
+    say(f"[2] OCSP: populating a SQLite data folder with {n_certs} issued certificates")
+    with workdir("kyso-bench-ocsp-") as folder:
+        port = free_port()
+        inst = new_instance(folder, "sqlite", base_url=f"http://127.0.0.1:{port}")
+        try:
+            certs = populate(inst, n_certs)
+            ca_cert = x509.load_der_x509_certificate(issuing_ca(inst).cert_der)
+            plain = [ocsp_request(c, ca_cert) for c in certs]
+            with_nonce = [ocsp_request(c, ca_cert, os.urandom(16)) for c in certs for _ in range(4)]
+            random.Random(2).shuffle(with_nonce)
+            _in_process(results, inst, plain, with_nonce, n_inproc=n_inproc, n_raw=n_raw, repeats=repeats,
+                        profiler=profiler)
+        finally:
+            inst.close()  # the server opens its own connections
+        _over_http(results, inst, folder, port, plain, with_nonce, concurrency=concurrency, warmup=warmup,
+                   duration=duration, workers=workers)
+
+
+def _in_process(results: Results, inst, plain: list[bytes], with_nonce: list[bytes], *, n_inproc: int,  # type: ignore[no-untyped-def]
+                n_raw: int, repeats: int, profiler: Profiler) -> None:
+    ctx, sessions = inst.container.pki, inst.container.sessions
+
+    def answer(der: bytes) -> ocsp.OcspAnswer:
+        with transaction(sessions) as session:  # as api/routes/protocol.py calls it
+            return ocsp.answer(ctx, session, der)
+
+    for der in plain[:20]:
+        a = answer(der)
+        assert a.pre_produced and a.status in ("good", "revoked"), a
+    for der in with_nonce[:20]:
+        a = answer(der)
+        assert not a.pre_produced and a.status in ("good", "revoked"), a
+    say(f"[2] OCSP in process: {repeats} interleaved rounds of {n_inproc} ocsp.answer / {n_raw} raw")
+    with profiler.section("ocsp-answer"):
+        rates = interleaved_rates({
+            "raw": (raw.ocsp_signer(nonce=True), n_raw),
+            "pre": (lambda i: answer(plain[i % len(plain)]), n_inproc),
+            "demand": (lambda i: answer(with_nonce[i % len(with_nonce)]), n_inproc),
+        }, repeats)
+    section = "2. OCSP in process"
+    raw_name = "raw OCSPResponseBuilder build+sign+DER (P-256)"
+    results.add(Figure(section, "ocsp.answer, pre-produced (no nonce)", rates["pre"], "responses/s", raw_name,
+                       rates["raw"], note="transaction + ocsp.answer, as the route calls it"))
+    results.add(Figure(section, "ocsp.answer, signed on demand (nonce)", rates["demand"], "responses/s", raw_name,
+                       rates["raw"]))
+    results.params["inproc_pre_over_demand"] = rates["pre"] / rates["demand"]
+    results.params["raw_ocsp"] = rates["raw"]
+
+
+def _over_http(results: Results, inst, folder, port: int, plain: list[bytes], with_nonce: list[bytes], *,  # type: ignore[no-untyped-def]
+               concurrency: int, warmup: float, duration: float, workers: int) -> None:
+    say(f"[2] OCSP over HTTP: `kyso serve` ({workers} worker{'s' if workers > 1 else ''}) on port {port}, "
+        f"{concurrency} keep-alive connections, {warmup:.0f} s warm-up + {duration:.0f} s per mode")
+    server = BenchServer(inst.settings, port, folder / "server.log", workers=workers)
+    try:
+        for method, requests, pre in (("GET", plain, True), ("POST", plain, True),
+                                      ("POST", with_nonce, False), ("GET", with_nonce, False)):
+            run = run_load(server.url, method, requests, concurrency=concurrency, warmup=warmup, duration=duration,
+                           server_pid=server.pid, expect_pre_produced=pre)
+            results.http.append(run)
+            say(f"  {run.mode:>16} {method:4}: {run.rate:8,.0f} responses/s  p50 {run.p50_ms:6.1f} ms  "
+                f"p95 {run.p95_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  errors {run.errors}  "
+                f"server CPU {run.server_cpu:.2f} cores, load generator {run.client_cpu:.2f} cores")
+            for sample in run.error_samples:
+                say(f"      error: {sample}")
+        tracebacks = server.count_in_log("Traceback")
+        if tracebacks:
+            results.notes.append(f"the server log had {tracebacks} tracebacks during the HTTP runs:\n"
+                                 + server.log_tail(15))
+    finally:
+        server.stop()
+    by = {(r.mode, r.method): r for r in results.http}
+    results.params["http_pre_get"] = by[("pre-produced", "GET")].rate
+    results.params["http_pre_post"] = by[("pre-produced", "POST")].rate
+    results.params["http_demand_post"] = by[("signed on demand", "POST")].rate
+    results.params["http_demand_get"] = by[("signed on demand", "GET")].rate
+    raw_rate = results.params.get("raw_ocsp")
+    for run in results.http:
+        results.add(Figure("2. OCSP over HTTP", f"{run.mode}, {run.method}, {run.concurrency} connections", run.rate,
+                           "responses/s", "raw OCSPResponseBuilder build+sign+DER (P-256), in process", raw_rate,
+                           note=f"p50 {run.p50_ms:.1f} ms, p95 {run.p95_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, "
+                                f"{run.errors} errors"))

@@ -1,0 +1,160 @@
+"""Entry point of `make bench`: ``.venv/bin/python -m tests.bench.run [--quick]``.
+
+Measures, each beside the raw library in the same run:
+  1. certificates issued per second in process (soft-keystore key generation, and from a CSR);
+  2. OCSP responses per second over HTTP from a local load generator (pre-produced and signed on
+     demand) and in process;
+  3. the time to build a full CRL with 100,000 revoked entries;
+  4. OCSP lookup time with 1,000,000 revoked rows in SQLite, against the same lookups with 1,000.
+Prints a table and writes docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from .common import ROOT_DIR, Profiler, Results, machine_info, postgres_problem, postgres_version, say
+
+SECTIONS = ("issue", "ocsp", "crl", "scale")
+
+FULL = dict(issue_n=100, issue_raw=2000, issue_repeats=5,
+            ocsp_certs=1000, ocsp_inproc=1000, ocsp_raw=3000, ocsp_repeats=5, warmup=2.0, duration=8.0,
+            crl_entries=100_000, crl_repeats=3, scale_sizes=[1_000, 1_000_000], scale_samples=200)
+QUICK = dict(issue_n=30, issue_raw=600, issue_repeats=3,
+             ocsp_certs=200, ocsp_inproc=300, ocsp_raw=1000, ocsp_repeats=3, warmup=1.0, duration=3.0,
+             crl_entries=10_000, crl_repeats=3, scale_sizes=[1_000, 100_000], scale_samples=200)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs, for iteration")
+    ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    ap.add_argument("--no-postgres", action="store_true", help="SQLite only, even if PostgreSQL is reachable")
+    ap.add_argument("--concurrency", type=int, default=32, help="HTTP connections of the load generator (32)")
+    ap.add_argument("--duration", type=float, help="seconds measured per HTTP mode (8; quick 3)")
+    ap.add_argument("--workers", type=int, default=1, help="`kyso serve --workers` for the HTTP runs (1)")
+    ap.add_argument("--crl-entries", type=int, help="revoked entries in the CRL figure (100,000; quick 10,000)")
+    ap.add_argument("--scale-rows", type=int, help="revoked rows in the OCSP lookup figure (1,000,000; quick 100,000)")
+    ap.add_argument("--profile", type=Path, metavar="DIR", help="write cProfile .pstats of kyso's measured code to DIR")
+    ap.add_argument("--output", type=Path, default=ROOT_DIR / "docs" / "benchmarks.md", help="report file")
+    ap.add_argument("--no-write", action="store_true", help="print only; do not write the report file")
+    args = ap.parse_args(argv)
+    args.sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(args.sections) - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+    return args
+
+
+def method_notes(args: argparse.Namespace, sizes: dict, pg: str | None) -> list[str]:  # type: ignore[type-arg]
+    return [
+        "Single benchmark process; every kyso instance is fresh (temporary data folder, migrated database, "
+        "soft keystore, the test hierarchy of tests/conftest.py: root CA P-384, issuing CA and OCSP responders "
+        "P-256). Rates are medians of interleaved rounds (kyso and raw alternate, so background noise hits both).",
+        f"1. Issuance: `pki.issuance.issue` with profile `specialist` (commune 00004), {sizes['issue_n']} "
+        f"certificates per round × {sizes['issue_repeats']} rounds; server-side P-256 key generation in the soft "
+        "keystore, and from distinct P-256 CSRs made beforehand. Raw: `CertificateBuilder` with the same subject, "
+        "issuer and extensions as a kyso certificate, `sign` with an in-memory P-256 key, DER "
+        f"({sizes['issue_raw']} per round); a second raw variant also generates the subject key. "
+        + ("SQLite and PostgreSQL (private schema)." if pg else "SQLite only (PostgreSQL not measured)."),
+        f"2. OCSP: {sizes['ocsp_certs']:,} certificates issued from CSRs (5% then revoked) in a SQLite data "
+        "folder; `python -m api.cli serve --port P` as tests/conftest.py's LiveServer starts it (KYSO_HOME, "
+        f"KYSO_DATABASE_URL, KYSO_SOFT_MASTER_KEY, KYSO_BASE_URL), {args.workers} worker, its log to a file. "
+        f"Load: asyncio + httpx on uvloop, {args.concurrency} keep-alive connections, closed loop, "
+        f"{sizes['warmup']:.0f} s warm-up then {sizes['duration']:.0f} s measured per mode; every response is "
+        "parsed and checked (HTTP 200, OCSP successful, nonce echoed only when signed on demand, GET answers "
+        "cacheable only when pre-produced). Pre-produced = SHA-1 CertID, no nonce; on demand = a 16-byte "
+        "nonce. The load generator shares the 2 cores with the server: its CPU use is in the table, and the "
+        "HTTP figures are therefore a lower bound for a dedicated node. In process: a transaction + "
+        "`ocsp.answer` per request, as the route calls it. Raw: `OCSPResponseBuilder` (by hash, responder "
+        "certificate included, nonce) + `sign` with an in-memory P-256 key + DER.",
+        f"3. CRL: {sizes['crl_entries']:,} revoked rows bulk-inserted with SQLAlchemy Core (random 159-bit serials, "
+        "revocation dates in the past, a mix of reasons of which 10% unspecified, tiny placeholder DER), then "
+        "`crl.publish(delta=False)` timed in one transaction including commit. Raw: "
+        "`CertificateRevocationListBuilder` with the same number of entries, reasons and CRL extensions, "
+        "signed with an in-memory P-256 key, DER (entry objects built inside the timing, as any caller must).",
+        f"4. OCSP at scale: {', '.join(f'{n:,}' for n in sizes['scale_sizes'])} revoked rows bulk-inserted "
+        "into SQLite, each with a stored pre-produced response (a copy of a real signed one) except the "
+        f"on-demand sample; median of {sizes['scale_samples']} `ocsp.answer` calls (after 20 warm-up calls) for "
+        "(a) serials with a stored response and (b) revoked serials without one (signed on demand).",
+        "Targets come from /work/shared/PERFORMANCE.md. The machine may be shared with other work (another "
+        "test run, databases); the load averages above show how busy it was.",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.basicConfig(level=logging.WARNING)
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.duration:
+        sizes["duration"] = args.duration
+    if args.crl_entries:
+        sizes["crl_entries"] = args.crl_entries
+    if args.scale_rows:
+        sizes["scale_sizes"] = [1_000, args.scale_rows]
+    results = Results(quick=args.quick, started=dt.datetime.now().astimezone())
+    results.params["workers"] = args.workers
+    machine = machine_info()
+    results.mark_load("start")
+    say(f"kyso bench{' --quick' if args.quick else ''}: {machine['nproc']} CPUs ({machine['cpu']}), {machine['python']}")
+    load1 = os.getloadavg()[0]
+    if load1 > 0.5:
+        say(f"note: load average {load1:.2f} at start — other work is running; figures will be noisy")
+        results.notes.append(f"load average was {load1:.2f} at the start: other work shared the CPUs")
+    pg = None if args.no_postgres else postgres_problem()
+    backends = ["sqlite"]
+    if args.no_postgres:
+        say("PostgreSQL skipped (--no-postgres)")
+    elif pg is None:
+        backends.append("postgresql")
+        machine["postgres"] = postgres_version()
+    else:
+        say(f"PostgreSQL not reachable ({pg}); SQLite only")
+        results.notes.append(f"PostgreSQL was not reachable, SQLite only: {pg}")
+    profiler = Profiler(args.profile)
+    t0 = time.perf_counter()
+
+    if "issue" in args.sections:
+        from . import issuance
+
+        issuance.run(results, backends, n_kyso=sizes["issue_n"], n_raw=sizes["issue_raw"],
+                     repeats=sizes["issue_repeats"], profiler=profiler)
+        results.mark_load("after issuance")
+    if "ocsp" in args.sections:
+        from . import ocsp_http
+
+        ocsp_http.run(results, n_certs=sizes["ocsp_certs"], concurrency=args.concurrency, warmup=sizes["warmup"],
+                      duration=sizes["duration"], n_inproc=sizes["ocsp_inproc"], n_raw=sizes["ocsp_raw"],
+                      repeats=sizes["ocsp_repeats"], workers=args.workers, profiler=profiler)
+        results.mark_load("after OCSP")
+    if "crl" in args.sections:
+        from . import crl
+
+        crl.run(results, backends, n_entries=sizes["crl_entries"], repeats=sizes["crl_repeats"], profiler=profiler)
+        results.mark_load("after CRL")
+    if "scale" in args.sections:
+        from . import ocsp_scale
+
+        ocsp_scale.run(results, sizes["scale_sizes"], samples=sizes["scale_samples"], profiler=profiler)
+        results.mark_load("end")
+
+    say(f"done in {time.perf_counter() - t0:.0f} s")
+    from .report import print_table, write_markdown
+
+    print_table(results)
+    if not args.no_write:
+        write_markdown(results, machine, args.output, method_notes(args, sizes, None if pg else "pg"))
+        say(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

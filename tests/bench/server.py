@@ -1,0 +1,75 @@
+"""A real `kyso serve` subprocess, as tests/conftest.py's LiveServer starts it, but with its output
+going to a log file: uvicorn logs every request, and an unread pipe would stall the server under load."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .common import ROOT_DIR, python_env
+
+
+class BenchServer:
+    def __init__(self, settings, port: int, log_path: Path, workers: int = 1) -> None:  # type: ignore[no-untyped-def]
+        self.port, self.url, self.log_path = port, f"http://127.0.0.1:{port}", log_path
+        env = {**python_env(), "KYSO_HOME": str(settings.home), "KYSO_DATABASE_URL": settings.resolved_database_url,
+               "KYSO_BASE_URL": self.url,
+               "KYSO_SOFT_MASTER_KEY": settings.soft_master_key.get_secret_value() if settings.soft_master_key else ""}
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
+        if workers != 1:
+            cmd += ["--workers", str(workers)]
+        self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT_DIR, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+            if self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(f"kyso serve did not start:\n{self.log_tail()}")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def count_in_log(self, needle: str) -> int:
+        try:
+            return self.log_path.read_text(errors="replace").count(needle)
+        except OSError:
+            return 0
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if not self._log.closed:
+            self._log.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+__all__ = ["BenchServer", "free_port", "os"]
