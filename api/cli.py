@@ -20,7 +20,7 @@ from core.db import transaction, upgrade
 from core.errors import KysoError
 from core.settings import load_settings
 from hsm import KeyType
-from pki import authorities, crl, issuance, merger, revocation, store
+from pki import authorities, crl, issuance, merger, registration, revocation, store
 from pki.authorities import CaSpec
 from pki.names import SubjectInfo
 from pki.reasons import Ground, Reason, resolve_reason
@@ -32,7 +32,7 @@ from .container import Container, build
 app = typer.Typer(help=__doc__ + "\n\nStart with `kyso demo` (a demo PKI and a server), or `kyso ca init`.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 ca_app = typer.Typer(help="Certificate authorities: create the hierarchy, import a subordinate's certificate.", no_args_is_help=True)
-cert_app = typer.Typer(help="Certificates: issue, list, show, export, renew, revoke, release.", no_args_is_help=True)
+cert_app = typer.Typer(help="Certificates: issue, list, show, export, renew, revoke, release; RA mode: request, import, check.", no_args_is_help=True)
 token_app = typer.Typer(help="API bearer tokens (stored only as hashes).", no_args_is_help=True)
 units_app = typer.Typer(help="The catalogue of administrative units (provinces, communes, wards).", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
@@ -395,6 +395,57 @@ def cert_renew(serial: str, new_key: Annotated[bool, typer.Option("--new-key", h
         _print_json({"serial": result.certificate.serial, "credential_id": result.credential_id})
     else:
         out.print(f"renewed: new certificate [bold]{result.certificate.serial}[/]")
+
+
+@cert_app.command("request")
+def cert_request(
+    cn: Annotated[str, typer.Option("--cn", help="Full name")],
+    commune: Annotated[Optional[str], typer.Option(help="5-digit commune/ward code")] = None,
+    title: Optional[str] = None, id_number: Optional[str] = None, profile: str = "specialist",
+    key_type: Optional[KeyType] = None, keystore: Optional[str] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the CSR here (default: stdout)")] = None,
+) -> None:
+    """RA mode: generate a key in the keystore and a CSR for an external CA (e.g. the government CA)."""
+    try:
+        subject = SubjectInfo(common_name=cn, title=title, id_number=id_number)
+        pending = registration.request(_container().pki, subject, _actor(), profile=profile, commune_code=commune,
+                                       key_type=key_type, keystore=keystore)
+    except KysoError as exc:
+        _fail(exc)
+        return
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    err.print(f"credential {pending.credential_id} waits for its certificate: send the CSR to the CA, then "
+              f"`kyso cert import {pending.credential_id} CERT.pem`")
+    if out_file:
+        out_file.write_text(pending.csr_pem)
+    else:
+        sys.stdout.write(pending.csr_pem)
+
+
+@cert_app.command("import")
+def cert_import(credential_id: str, certificate: Annotated[Path, typer.Argument(help="PEM: the certificate, then its issuer")]) -> None:
+    """RA mode: bind the certificate an external CA issued to the key waiting in kyso."""
+    try:
+        row = registration.import_certificate(_container().pki, credential_id, certificate.read_bytes(), _actor())
+    except KysoError as exc:
+        _fail(exc)
+        return
+    out.print(f"imported {row.serial} for credential {credential_id}: {row.subject}")
+
+
+@cert_app.command("check")
+def cert_check(serial: str, as_json: JsonOpt = False) -> None:
+    """RA mode: ask the external CA's OCSP responder for a certificate's status and record a revocation."""
+    try:
+        check = registration.check_status(_container().pki, serial, _actor())
+    except KysoError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        _print_json(check.__dict__)
+    else:
+        out.print(f"{check.serial}: {check.status}{' (' + check.reason + ')' if check.reason else ''} from {check.source}")
 
 
 # -- mergers --------------------------------------------------------------------------------

@@ -163,3 +163,30 @@ class UnitOut(BaseModel):
     province_code: str | None
     valid_from: dt.date
     valid_to: dt.date | None
+
+
+class RegistrationIn(_In):
+    """RA mode: kyso generates the key and a CSR for an external CA."""
+
+    profile: str = "specialist"
+    subject: SubjectInfo
+    commune_code: str | None = Field(default=None, pattern=r"^\d{5}$")
+    key_type: KeyType | None = None
+    keystore: str | None = None
+
+
+class RegistrationOut(BaseModel):
+    credential_id: str
+    key_ref: str
+    csr: str = Field(description="PEM PKCS#10 request to send to the external CA")
+
+
+class ImportIn(_In):
+    pem: str = Field(max_length=100_000, description="The issued certificate followed by its issuer (PEM)")
+
+
+class StatusCheckOut(BaseModel):
+    serial: str
+    status: str
+    source: str
+    reason: str | None

@@ -195,6 +195,8 @@ def renew(ctx: PkiContext, serial: str, actor: str, *, new_key: bool = False, cs
         old = get_certificate(session, serial)
         if old.status != "valid":
             raise RevocationConflict(f"certificate {old.serial} is {old.status}; only a valid certificate can be renewed")
+        if old.external:
+            raise RevocationConflict(f"certificate {old.serial} comes from an external CA; request a new one there")
         profile = ctx.profiles.get(old.profile)
         old_cert = x509.load_der_x509_certificate(old.der)
         old_key_ref = old.key_ref

@@ -24,6 +24,9 @@ def revoke_row(ctx: PkiContext, session: Session, row: Certificate, reason: Reas
                now: dt.datetime, *, publish: bool = False) -> None:
     """Change one row's status inside ``session``; CRLs are published by the caller (once per batch)."""
     reason = Reason(reason)
+    if row.external:
+        raise RevocationConflict(f"certificate {row.serial} was issued by an external CA; revoke it there "
+                                 "(kyso records it at the next status check)")
     if row.status == "revoked":
         raise RevocationConflict(f"certificate {row.serial} is already revoked ({row.revocation_reason})")
     if row.status == "on_hold" and reason is Reason.certificateHold:

@@ -160,10 +160,11 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_pki(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[Container, LiveServer]]:
-    """The test hierarchy with KYSO_BASE_URL pointing at a running `kyso serve`."""
+def live_pki(tmp_path: Path) -> Iterator[tuple[Container, LiveServer]]:
+    """The test hierarchy with KYSO_BASE_URL pointing at a running `kyso serve` (its own data folder)."""
     port = free_port()
-    settings = make_settings(tmp_path / "home", sqlite_url, base_url=f"http://127.0.0.1:{port}")
+    home = tmp_path / "live"
+    settings = make_settings(home, f"sqlite:///{home / 'kyso.db'}", base_url=f"http://127.0.0.1:{port}")
     c = build(settings)
     init_hierarchy(c.pki, root=ROOT, issuing=ISSUING, actor="test")
     server = LiveServer(settings, port)

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Query, Response
 
 from core import audit, clock
-from pki import crl, issuance, merger, revocation, store
+from pki import crl, issuance, merger, registration, revocation, store
 from pki.authorities import chain_pem
 from pki.issuance import IssueRequest
 from pki.models import CertificateAuthority
@@ -17,7 +17,8 @@ from pki.reasons import Reason, resolve_reason
 
 from ..deps import ContainerDep, Operator, Reader, SessionDep
 from ..schemas import (
-    CaOut, CertificateList, CertificateOut, CrlOut, IssuedOut, IssueIn, MergerIn, MergerOut, RenewIn, RevokeIn,
+    CaOut, CertificateList, CertificateOut, CrlOut, ImportIn, IssuedOut, IssueIn, MergerIn, MergerOut, RegistrationIn,
+    RegistrationOut, RenewIn, RevokeIn, StatusCheckOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
@@ -138,3 +139,25 @@ def publish_crl(name: str, container: ContainerDep, session: SessionDep, princip
                  number=full.number, delta_number=delta.number)
     return [CrlOut(ca=ca.name, **{k: getattr(c, k) for k in ("number", "is_delta", "base_number", "this_update",
                                                              "next_update", "entries")}) for c in (full, delta)]
+
+
+@router.post("/registrations", response_model=RegistrationOut, status_code=201, tags=["registration authority"],
+             summary="RA mode: generate a key in the keystore and a CSR for an external CA")
+def register(body: RegistrationIn, container: ContainerDep, principal: Operator) -> RegistrationOut:
+    pending = registration.request(container.pki, body.subject, principal.actor, profile=body.profile,
+                                   commune_code=body.commune_code, key_type=body.key_type, keystore=body.keystore)
+    return RegistrationOut(credential_id=pending.credential_id, key_ref=pending.key_ref, csr=pending.csr_pem)
+
+
+@router.post("/registrations/{credential_id}/certificate", response_model=CertificateOut, tags=["registration authority"],
+             summary="RA mode: bind the certificate the external CA issued to the waiting key")
+def import_registration(credential_id: str, body: ImportIn, container: ContainerDep, principal: Operator) -> CertificateOut:
+    row = registration.import_certificate(container.pki, credential_id, body.pem.encode(), principal.actor)
+    return _reload(container, row.serial)
+
+
+@router.post("/certificates/{serial}/status-check", response_model=StatusCheckOut, tags=["registration authority"],
+             summary="RA mode: ask the external CA's OCSP responder and record a revocation")
+def status_check(serial: str, container: ContainerDep, principal: Operator) -> StatusCheckOut:
+    check = registration.check_status(container.pki, serial, principal.actor)
+    return StatusCheckOut(serial=check.serial, status=check.status, source=check.source, reason=check.reason)

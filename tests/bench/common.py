@@ -65,6 +65,7 @@ class HttpRun:
     server_cpu: float  # cores used by the server process tree during the window
     client_cpu: float  # cores used by the load generator
     error_samples: list[str] = field(default_factory=list)
+    client: str = "httpx"
 
 
 @dataclass

@@ -45,7 +45,7 @@ def populate(inst, n_certs: int, revoked_share: float = 0.05):  # type: ignore[n
 
 
 def run(results: Results, *, n_certs: int, concurrency: int, warmup: float, duration: float, n_inproc: int,
-        n_raw: int, repeats: int, workers: int, profiler: Profiler) -> None:
+        n_raw: int, repeats: int, workers: int, client: str, httpx_reference: bool, profiler: Profiler) -> None:
     say(f"[2] OCSP: populating a SQLite data folder with {n_certs} issued certificates")
     with workdir("kyso-bench-ocsp-") as folder:
         port = free_port()
@@ -61,7 +61,7 @@ def run(results: Results, *, n_certs: int, concurrency: int, warmup: float, dura
         finally:
             inst.close()  # the server opens its own connections
         _over_http(results, inst, folder, port, plain, with_nonce, concurrency=concurrency, warmup=warmup,
-                   duration=duration, workers=workers)
+                   duration=duration, workers=workers, client=client, httpx_reference=httpx_reference)
 
 
 def _in_process(results: Results, inst, plain: list[bytes], with_nonce: list[bytes], *, n_inproc: int,  # type: ignore[no-untyped-def]
@@ -96,17 +96,21 @@ def _in_process(results: Results, inst, plain: list[bytes], with_nonce: list[byt
 
 
 def _over_http(results: Results, inst, folder, port: int, plain: list[bytes], with_nonce: list[bytes], *,  # type: ignore[no-untyped-def]
-               concurrency: int, warmup: float, duration: float, workers: int) -> None:
+               concurrency: int, warmup: float, duration: float, workers: int, client: str,
+               httpx_reference: bool) -> None:
     say(f"[2] OCSP over HTTP: `kyso serve` ({workers} worker{'s' if workers > 1 else ''}) on port {port}, "
-        f"{concurrency} keep-alive connections, {warmup:.0f} s warm-up + {duration:.0f} s per mode")
+        f"{client} client, {concurrency} keep-alive connections, {warmup:.0f} s warm-up + {duration:.0f} s per mode")
     server = BenchServer(inst.settings, port, folder / "server.log", workers=workers)
+    plan = [(client, "GET", plain, True), (client, "POST", plain, True),
+            (client, "POST", with_nonce, False), (client, "GET", with_nonce, False)]
+    if httpx_reference and client != "httpx":
+        plan.append(("httpx", "GET", plain, True))
     try:
-        for method, requests, pre in (("GET", plain, True), ("POST", plain, True),
-                                      ("POST", with_nonce, False), ("GET", with_nonce, False)):
+        for kind, method, requests, pre in plan:
             run = run_load(server.url, method, requests, concurrency=concurrency, warmup=warmup, duration=duration,
-                           server_pid=server.pid, expect_pre_produced=pre)
+                           server_pid=server.pid, expect_pre_produced=pre, client=kind)
             results.http.append(run)
-            say(f"  {run.mode:>16} {method:4}: {run.rate:8,.0f} responses/s  p50 {run.p50_ms:6.1f} ms  "
+            say(f"  {run.mode:>16} {method:4} ({kind}): {run.rate:8,.0f} responses/s  p50 {run.p50_ms:6.1f} ms  "
                 f"p95 {run.p95_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  errors {run.errors}  "
                 f"server CPU {run.server_cpu:.2f} cores, load generator {run.client_cpu:.2f} cores")
             for sample in run.error_samples:
@@ -117,14 +121,15 @@ def _over_http(results: Results, inst, folder, port: int, plain: list[bytes], wi
                                  + server.log_tail(15))
     finally:
         server.stop()
-    by = {(r.mode, r.method): r for r in results.http}
+    by = {(r.mode, r.method): r for r in results.http if r.client == client}
     results.params["http_pre_get"] = by[("pre-produced", "GET")].rate
     results.params["http_pre_post"] = by[("pre-produced", "POST")].rate
     results.params["http_demand_post"] = by[("signed on demand", "POST")].rate
     results.params["http_demand_get"] = by[("signed on demand", "GET")].rate
     raw_rate = results.params.get("raw_ocsp")
     for run in results.http:
-        results.add(Figure("2. OCSP over HTTP", f"{run.mode}, {run.method}, {run.concurrency} connections", run.rate,
+        label = f"{run.mode}, {run.method}, {run.concurrency} conns" + (f" ({run.client} client)" if run.client != client else "")
+        results.add(Figure("2. OCSP over HTTP", label, run.rate,
                            "responses/s", "raw OCSPResponseBuilder build+sign+DER (P-256), in process", raw_rate,
                            note=f"p50 {run.p50_ms:.1f} ms, p95 {run.p95_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, "
                                 f"{run.errors} errors"))

@@ -60,10 +60,10 @@ def print_table(results: Results) -> None:
             print(f"  {'':<4}raw = {fig.raw_name}")
     if results.http:
         print("\nOCSP over HTTP (load generator and server share the machine's 2 cores)")
-        print(f"  {'mode':<18}{'method':<8}{'conns':>6}{'resp/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        print(f"  {'mode':<18}{'method':<8}{'client':<7}{'conns':>6}{'resp/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
               f"{'errors':>8}{'server CPU':>12}{'client CPU':>12}")
         for r in results.http:
-            print(f"  {r.mode:<18}{r.method:<8}{r.concurrency:>6}{r.rate:>10,.0f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}"
+            print(f"  {r.mode:<18}{r.method:<8}{r.client:<7}{r.concurrency:>6}{r.rate:>10,.0f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}"
                   f"{r.p99_ms:>9.1f}{r.errors:>8}{r.server_cpu:>11.2f}c{r.client_cpu:>11.2f}c")
     rows = targets(results)
     if rows:
@@ -112,14 +112,15 @@ def write_markdown(results: Results, machine: dict[str, str], path: Path, method
             "",
             "### OCSP over HTTP in detail",
             "",
-            "The load generator (asyncio + httpx, keep-alive, closed loop) runs on the **same 2 cores** as the",
-            "server; its CPU use is shown, and it takes capacity the server would otherwise have.",
+            "The load generator (asyncio, keep-alive, closed loop) runs on the **same 2 cores** as the server;",
+            "its CPU use is shown, and it takes capacity the server would otherwise have. CPU columns are cores",
+            "used during the measured window (1.00 = one core fully busy).",
             "",
-            "| mode | method | connections | responses/s | p50 ms | p95 ms | p99 ms | errors | server CPU (cores) | load generator CPU (cores) |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| mode | method | client | connections | responses/s | p50 ms | p95 ms | p99 ms | errors | server CPU (cores) | load generator CPU (cores) |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in results.http:
-            lines.append(f"| {r.mode} | {r.method} | {r.concurrency} | {r.rate:,.0f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} "
+            lines.append(f"| {r.mode} | {r.method} | {r.client} | {r.concurrency} | {r.rate:,.0f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} "
                          f"| {r.p99_ms:.1f} | {r.errors} | {r.server_cpu:.2f} | {r.client_cpu:.2f} |")
     rows = targets(results)
     if rows:

@@ -39,6 +39,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-postgres", action="store_true", help="SQLite only, even if PostgreSQL is reachable")
     ap.add_argument("--concurrency", type=int, default=32, help="HTTP connections of the load generator (32)")
     ap.add_argument("--duration", type=float, help="seconds measured per HTTP mode (8; quick 3)")
+    ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                    help="load generator: raw asyncio HTTP/1.1 (default, ~20x less CPU) or httpx.AsyncClient")
     ap.add_argument("--workers", type=int, default=1, help="`kyso serve --workers` for the HTTP runs (1)")
     ap.add_argument("--crl-entries", type=int, help="revoked entries in the CRL figure (100,000; quick 10,000)")
     ap.add_argument("--scale-rows", type=int, help="revoked rows in the OCSP lookup figure (1,000,000; quick 100,000)")
@@ -67,8 +69,13 @@ def method_notes(args: argparse.Namespace, sizes: dict, pg: str | None) -> list[
         f"2. OCSP: {sizes['ocsp_certs']:,} certificates issued from CSRs (5% then revoked) in a SQLite data "
         "folder; `python -m api.cli serve --port P` as tests/conftest.py's LiveServer starts it (KYSO_HOME, "
         f"KYSO_DATABASE_URL, KYSO_SOFT_MASTER_KEY, KYSO_BASE_URL), {args.workers} worker, its log to a file. "
-        f"Load: asyncio + httpx on uvloop, {args.concurrency} keep-alive connections, closed loop, "
-        f"{sizes['warmup']:.0f} s warm-up then {sizes['duration']:.0f} s measured per mode; every response is "
+        f"Load: {args.concurrency} asyncio tasks on uvloop, one keep-alive connection each, closed loop, "
+        f"{sizes['warmup']:.0f} s warm-up then {sizes['duration']:.0f} s measured per mode, "
+        + ("a minimal HTTP/1.1 client on asyncio streams (tests/bench/loadgen.py), because httpx.AsyncClient "
+           "itself needs ~0.6 of a core at 32 connections on this machine and starves the server it shares the "
+           "cores with; one httpx run is listed for reference. " if args.client == "raw" else
+           "httpx.AsyncClient (its own CPU use is large at high concurrency). ")
+        + "Every response is "
         "parsed and checked (HTTP 200, OCSP successful, nonce echoed only when signed on demand, GET answers "
         "cacheable only when pre-produced). Pre-produced = SHA-1 CertID, no nonce; on demand = a 16-byte "
         "nonce. The load generator shares the 2 cores with the server: its CPU use is in the table, and the "
@@ -133,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
 
         ocsp_http.run(results, n_certs=sizes["ocsp_certs"], concurrency=args.concurrency, warmup=sizes["warmup"],
                       duration=sizes["duration"], n_inproc=sizes["ocsp_inproc"], n_raw=sizes["ocsp_raw"],
-                      repeats=sizes["ocsp_repeats"], workers=args.workers, profiler=profiler)
+                      repeats=sizes["ocsp_repeats"], workers=args.workers, client=args.client,
+                      httpx_reference=not args.quick, profiler=profiler)
         results.mark_load("after OCSP")
     if "crl" in args.sections:
         from . import crl

@@ -12,12 +12,14 @@ import urllib.parse
 import pytest
 
 from api.container import Container
+from hsm import KeyType
 from pki import revocation
+from pki.names import SubjectInfo
 from pki.reasons import Reason
 from tests import factories
 from tests.interop.helpers import (
     ISSUING_CA, ROOT_CA, RelyingParty, ca_cert_der, crl_entries, crl_number, delta_base_number,
-    foreign_ca_and_leaf, issue, ocsp_nonces, openssl, openssl_serial, write_cert_pem,
+    foreign_ca_and_leaf, issue, ocsp_nonces, openssl, openssl_serial, responder_cert_der, write_cert_pem,
 )
 
 pytestmark = pytest.mark.interop
@@ -79,6 +81,29 @@ def test_crl_check_all_uses_the_root_crl_for_the_issuing_ca(rp: RelyingParty) ->
     assert "error 23 at 1 depth lookup" in chain.output, str(chain)  # depth 1: the issuing CA
 
 
+def test_every_end_entity_profile_validates_strictly_for_its_purpose(pki: Container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """openssl verify -x509_strict over root -> issuing -> each end-entity profile, with the
+    openssl purpose that matches the profile where openssl has one."""
+    root = write_cert_pem(tmp_path / "root.pem", ca_cert_der(pki, ROOT_CA))
+    issuing = write_cert_pem(tmp_path / "issuing.pem", ca_cert_der(pki, ISSUING_CA))
+    cases = {
+        "specialist": (issue(pki).der, "any"),
+        "specialist-rsa": (issue(pki, key_type=KeyType.RSA_2048).der, "any"),
+        "seal": (issue(pki, "seal", SubjectInfo(common_name="Ủy ban nhân dân Phường Ba Đình")).der, "any"),
+        "tsa": (issue(pki, "tsa", SubjectInfo(common_name="kyso TSA", organization="kyso"), None).der,
+                "timestampsign"),
+        "ocsp-responder": (responder_cert_der(pki, ISSUING_CA), "ocsphelper"),
+    }
+    for name, (der, purpose) in cases.items():
+        pem = write_cert_pem(tmp_path / f"{name}.pem", der)
+        result = openssl("verify", "-x509_strict", "-purpose", purpose, "-CAfile", root.name,
+                         "-untrusted", issuing.name, pem.name, cwd=tmp_path)
+        assert result.returncode == 0, f"{name}:\n{result}"
+        assert result.stdout.strip() == f"{name}.pem: OK", f"{name}:\n{result}"
+    ca = openssl("verify", "-x509_strict", "-purpose", "any", "-CAfile", root.name, issuing.name, cwd=tmp_path)
+    assert ca.returncode == 0 and ca.stdout.strip() == "issuing.pem: OK", str(ca)
+
+
 def openssl_x509_serial(rp: RelyingParty, pem_name: str) -> int:
     result = rp.openssl("x509", "-in", pem_name, "-noout", "-serial")
     assert result.returncode == 0, str(result)
@@ -136,12 +161,26 @@ def test_ocsp_certificate_hold_then_release(rp: RelyingParty, nonce: bool) -> No
     assert "Reason:" not in released.stdout, str(released)
 
 
+@pytest.mark.parametrize("nonce", [True, False], ids=["nonce", "no_nonce"])
+def test_ocsp_with_sha256_cert_id(rp: RelyingParty, nonce: bool) -> None:
+    """A CertID hashed with SHA-256 (not the RFC 5019 SHA-1) is answered with the same CertID."""
+    leaf = rp.issue()
+    result = rp.openssl("ocsp", "-issuer", rp.issuing_pem.name, "-sha256", "-cert", leaf.pem.name,
+                        "-url", rp.url + "/ocsp", "-CAfile", rp.root_pem.name,
+                        "-verify_other", rp.issuing_pem.name, "-req_text", "-resp_text",
+                        *(() if nonce else ("-no_nonce",)))
+    assert_ocsp_status(result, "leaf.pem", "good", nonce=nonce)
+    assert result.stdout.count("Hash Algorithm: sha256") == 2, str(result)  # request and response
+    assert "Hash Algorithm: sha1" not in result.stdout, str(result)
+
+
 def test_ocsp_over_get_is_cacheable_and_verifies(rp: RelyingParty) -> None:
     leaf = rp.issue()
     made = rp.openssl("ocsp", "-issuer", rp.issuing_pem.name, "-cert", leaf.pem.name, "-no_nonce",
                       "-reqout", "req.der")
     assert made.returncode == 0, str(made)
-    encoded = urllib.parse.quote(base64.b64encode((rp.dir / "req.der").read_bytes()).decode(), safe="")
+    raw = base64.b64encode((rp.dir / "req.der").read_bytes()).decode()
+    encoded = urllib.parse.quote(raw, safe="")
 
     response = rp.get(f"/ocsp/{encoded}")
     assert response.headers["content-type"] == "application/ocsp-response", response.headers
@@ -149,6 +188,8 @@ def test_ocsp_over_get_is_cacheable_and_verifies(rp: RelyingParty) -> None:
     max_age = re.search(r"max-age=(\d+)", cache_control)
     assert max_age and int(max_age.group(1)) > 0, response.headers
     (rp.dir / "resp.der").write_bytes(response.content)
+    # Clients that do not URL-encode the base64 (RFC 5019 4.1.1 allows both) get the same answer.
+    assert rp.get(f"/ocsp/{raw}").content == response.content
 
     parsed = rp.openssl("ocsp", "-respin", "resp.der", "-resp_text", "-CAfile", rp.root_pem.name,
                         "-verify_other", rp.issuing_pem.name, "-issuer", rp.issuing_pem.name,

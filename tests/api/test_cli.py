@@ -1,0 +1,85 @@
+"""The operator CLI, run as a real subprocess the way an operator runs it."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+def kyso(tmp_path: Path, db_url: str):
+    settings = make_settings(tmp_path / "home", db_url)
+    env = {**os.environ, "KYSO_HOME": str(settings.home), "KYSO_DATABASE_URL": db_url,
+           "KYSO_SOFT_MASTER_KEY": settings.soft_master_key.get_secret_value(), "COLUMNS": "200"}
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "api.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kyso {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    run.db_url = db_url  # type: ignore[attr-defined]
+    return run
+
+
+def test_help_teaches(kyso):
+    top = kyso("--help").stdout
+    for command in ("ca", "cert", "token", "units", "audit", "merge", "demo", "serve"):
+        assert command in top
+    assert "--dry-run" in kyso("merge", "--help").stdout
+    assert "officer_moved" in kyso("cert", "revoke", "--help").stdout
+
+
+def test_operator_flow_and_tamper_detection(kyso):
+    first = json.loads(kyso("ca", "init", "--org", "Sở KH&CN thử nghiệm", "--json").stdout)
+    assert sorted(first["created"]) == ["kyso-issuing", "kyso-root"]
+    again = json.loads(kyso("ca", "init", "--org", "Sở KH&CN thử nghiệm", "--json").stdout)
+    assert again["created"] == [] and sorted(again["existing"]) == ["kyso-issuing", "kyso-root"]
+    clash = kyso("ca", "init", "--org", "Another org", check=False)
+    assert clash.returncode == 2 and "never overwrites" in clash.stderr
+
+    token = kyso("token", "create", "--name", "hotich-ba-dinh", "--role", "client").stdout
+    assert token.startswith("kyso_") and token.count("\n") == 1  # the token alone on stdout
+
+    issued = json.loads(kyso("cert", "issue", "--cn", "Nguyễn Thị Hoa", "--commune", "00004",
+                             "--id-number", "001190000001", "--json").stdout)
+    assert issued["credential_id"].startswith("cred_")
+    listing = json.loads(kyso("cert", "list", "--commune", "00004", "--json").stdout)
+    assert listing["total"] == 1 and "Nguyễn Thị Hoa" in listing["items"][0]["subject"]
+    pem = kyso("cert", "export", issued["serial"]).stdout
+    assert pem.startswith("-----BEGIN CERTIFICATE-----")
+    revoked = json.loads(kyso("cert", "revoke", issued["serial"], "--ground", "officer_moved", "--json").stdout)
+    assert revoked["reason"] == "affiliationChanged"
+    unknown = kyso("cert", "show", "DEADBEEF", check=False)
+    assert unknown.returncode == 2 and "no certificate" in unknown.stderr
+
+    merge = json.loads(kyso("merge", "--from", "00004", "--into", "00025", "--dry-run", "--json").stdout)
+    assert merge["dry_run"] is True and merge["changes"] == []  # the only certificate there is revoked
+
+    assert "intact" in kyso("audit", "verify").stdout
+    engine = create_engine(kyso.db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 3"))
+    engine.dispose()
+    broken = kyso("audit", "verify", check=False)
+    assert broken.returncode == 1 and "entry 3" in broken.stderr
+    report = json.loads(kyso("audit", "verify", "--json", check=False).stdout)
+    assert report["ok"] is False and report["first_broken_seq"] == 3
+
+
+def test_ca_init_from_a_config_file(kyso, tmp_path):
+    config = tmp_path / "ca.toml"
+    config.write_text('[root]\nname = "hn-root"\ncommon_name = "Hà Nội Root"\nkey_type = "ec-p256"\n'
+                      '[issuing]\nname = "hn-issuing"\ncommon_name = "Hà Nội Issuing"\n', "utf-8")
+    result = json.loads(kyso("ca", "init", "--config", str(config), "--json").stdout)
+    assert sorted(result["created"]) == ["hn-issuing", "hn-root"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[root]\ncolour = "red"\n')
+    assert kyso("ca", "init", "--config", str(bad), check=False).returncode != 0

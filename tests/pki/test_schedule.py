@@ -1,0 +1,34 @@
+"""Scheduled republication: CRLs past half their life and OCSP responses near expiry are renewed."""
+import datetime as dt
+
+from cryptography import x509
+
+from api.scheduler import republish_once
+from core import clock
+from core.db import transaction
+from pki import crl, issuance, store
+from tests import factories
+
+
+def test_republish_when_due(pki):
+    row = issuance.issue(pki.pki, issuance.IssueRequest(profile="specialist", subject=factories.specialist(),
+                                                        commune_code="00004"), "test").certificate
+    assert republish_once(pki) == {"crls": 0, "ocsp": 0}  # everything fresh
+    later = clock.now() + dt.timedelta(hours=20)
+    clock.set_clock(lambda: later)
+    try:
+        result = republish_once(pki)
+    finally:
+        clock.set_clock(None)
+    assert result["crls"] == 4  # full + delta for both CAs
+    assert result["ocsp"] >= 1
+    with transaction(pki.sessions) as session:
+        current = crl.latest(session, store.get_ca(session, "test-issuing"), delta=False)
+        assert current.this_update == later
+        parsed = x509.load_der_x509_crl(current.der)
+        assert parsed.next_update_utc == later + dt.timedelta(hours=pki.settings.crl_validity_hours)
+        from pki.models import OcspResponse
+        from sqlalchemy import select
+
+        stored = session.execute(select(OcspResponse).where(OcspResponse.serial == row.serial)).scalar_one()
+        assert stored.this_update == later
