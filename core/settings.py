@@ -82,6 +82,9 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings; turn pydantic's validation error into kyso's configuration error."""
+    config_file = os.environ.get("KYSO_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigurationError(f"KYSO_CONFIG names {config_file}, which is not a readable file")
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValueError as exc:
