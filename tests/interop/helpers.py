@@ -211,6 +211,12 @@ class RelyingParty:
         row = issue(self.container, **kwargs)  # type: ignore[arg-type]
         return Leaf(row, write_cert_pem(self.dir / f"{name}.pem", row.der))
 
+    def serial_of(self, pem: Path) -> str:
+        """A certificate's serial as openssl reads it, in kyso's form (upper-case hex, no leading 0)."""
+        result = self.openssl("x509", "-in", pem.name, "-noout", "-serial")
+        assert result.returncode == 0, str(result)
+        return format(int(result.stdout.strip().removeprefix("serial="), 16), "X")
+
     def get(self, path_or_url: str) -> httpx.Response:
         url = path_or_url if path_or_url.startswith("http") else self.url + path_or_url
         response = httpx.get(url, timeout=30)

@@ -8,6 +8,7 @@ import re
 import secrets
 import unicodedata
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from pki.names import SubjectInfo
 from pki.reasons import Reason
 from tests import factories
 from tests.interop.helpers import (
-    ISSUING_CA, ROOT_CA, RelyingParty, ca_cert_der, crl_entries, crl_number, delta_base_number,
+    ISSUING_CA, ROOT_CA, RelyingParty, Run, ca_cert_der, crl_entries, crl_number, delta_base_number,
     foreign_ca_and_leaf, issue, ocsp_nonces, openssl, openssl_serial, responder_cert_der, write_cert_pem,
 )
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.interop
 
 
 @pytest.fixture
-def rp(live_pki, tmp_path) -> RelyingParty:  # type: ignore[no-untyped-def]
+def rp(live_pki, tmp_path: Path) -> RelyingParty:  # type: ignore[no-untyped-def]
     container, server = live_pki
     return RelyingParty(container, server.url, tmp_path / "relying-party")
 
@@ -67,7 +68,7 @@ def test_crl_check_all_uses_the_root_crl_for_the_issuing_ca(rp: RelyingParty) ->
     assert "unable to get certificate CRL" in missing.output, str(missing)
 
     # The root revokes the issuing CA: the leaf check alone still passes, the full chain does not.
-    issuing_serial = format(openssl_x509_serial(rp, rp.issuing_pem.name), "X")
+    issuing_serial = rp.serial_of(rp.issuing_pem)
     revoke(rp, issuing_serial, Reason.cACompromise)
     root_crl = rp.crl_pem(ROOT_CA, name="root-after")
     assert crl_entries(rp.crl_text(rp.dir / "root-after.crl").stdout) == {
@@ -81,7 +82,7 @@ def test_crl_check_all_uses_the_root_crl_for_the_issuing_ca(rp: RelyingParty) ->
     assert "error 23 at 1 depth lookup" in chain.output, str(chain)  # depth 1: the issuing CA
 
 
-def test_every_end_entity_profile_validates_strictly_for_its_purpose(pki: Container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_every_end_entity_profile_validates_strictly_for_its_purpose(pki: Container, tmp_path: Path) -> None:
     """openssl verify -x509_strict over root -> issuing -> each end-entity profile, with the
     openssl purpose that matches the profile where openssl has one."""
     root = write_cert_pem(tmp_path / "root.pem", ca_cert_der(pki, ROOT_CA))
@@ -104,15 +105,9 @@ def test_every_end_entity_profile_validates_strictly_for_its_purpose(pki: Contai
     assert ca.returncode == 0 and ca.stdout.strip() == "issuing.pem: OK", str(ca)
 
 
-def openssl_x509_serial(rp: RelyingParty, pem_name: str) -> int:
-    result = rp.openssl("x509", "-in", pem_name, "-noout", "-serial")
-    assert result.returncode == 0, str(result)
-    return int(result.stdout.strip().removeprefix("serial="), 16)
-
-
 # --- 2. openssl ocsp ---------------------------------------------------------------------------
 
-def assert_ocsp_status(result, name: str, status: str, *, nonce: bool) -> None:  # type: ignore[no-untyped-def]
+def assert_ocsp_status(result: Run, name: str, status: str, *, nonce: bool) -> None:
     assert result.returncode == 0, str(result)
     assert "Response verify OK" in result.output, str(result)
     assert f"{name}: {status}\n" in result.stdout, str(result)
@@ -207,6 +202,21 @@ def test_ocsp_over_get_is_cacheable_and_verifies(rp: RelyingParty) -> None:
                        "-cert", leaf.pem.name, "-no_nonce")
     assert after.returncode == 0, str(after)
     assert "leaf.pem: revoked\n" in after.stdout and "Reason: keyCompromise" in after.stdout, str(after)
+
+
+def test_ocsp_for_the_issuing_ca_at_the_root_responder(rp: RelyingParty) -> None:
+    """The root's own delegated responder answers for the issuing CA certificate."""
+    query = ("ocsp", "-issuer", rp.root_pem.name, "-cert", rp.issuing_pem.name, "-url", rp.url + "/ocsp",
+             "-CAfile", rp.root_pem.name)
+    good = rp.openssl(*query)
+    assert good.returncode == 0 and "Response verify OK" in good.output, str(good)
+    assert "issuing.pem: good\n" in good.stdout, str(good)
+
+    revoke(rp, rp.serial_of(rp.issuing_pem), Reason.cACompromise)
+    revoked = rp.openssl(*query)
+    assert revoked.returncode == 0 and "Response verify OK" in revoked.output, str(revoked)
+    assert "issuing.pem: revoked\n" in revoked.stdout, str(revoked)
+    assert "Reason: cACompromise\n" in revoked.stdout, str(revoked)
 
 
 def test_ocsp_unknown_serial_of_our_ca_is_unknown(rp: RelyingParty) -> None:
@@ -331,7 +341,7 @@ def test_leaf_urls_lead_a_relying_party_to_the_live_server(rp: RelyingParty) -> 
     assert verified.returncode == 0 and verified.stdout.strip() == "leaf.pem: OK", str(verified)
 
 
-def test_vietnamese_names_round_trip_exactly(pki: Container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_vietnamese_names_round_trip_exactly(pki: Container, tmp_path: Path) -> None:
     # typed decomposed (NFD), as some keyboards produce it; kyso stores and openssl shows NFC
     name = unicodedata.normalize("NFD", "Nguyễn Thị Hoa")
     row = issue(pki, subject=factories.specialist(name=name), commune_code="00004")

@@ -100,20 +100,22 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Artifacts]:
         revocation.revoke(container.pki, released.serial, Reason.certificateHold, "test")
         revocation.release(container.pki, released.serial, "test")
 
-        issuing_der = ders["issuing-ca"]
-        requests = {
-            "good-preproduced": _ocsp_request(ders["specialist-ec-p256"], issuing_der, nonce=False, algorithm=hashes.SHA1()),
-            "good-nonce": _ocsp_request(ders["specialist-ec-p256"], issuing_der, nonce=True, algorithm=hashes.SHA1()),
-            "good-sha256-certid": _ocsp_request(ders["specialist-rsa-2048"], issuing_der, nonce=False,
-                                                algorithm=hashes.SHA256()),
-            "revoked-preproduced": _ocsp_request(revoked.der, issuing_der, nonce=False, algorithm=hashes.SHA1()),
-            "revoked-nonce": _ocsp_request(revoked.der, issuing_der, nonce=True, algorithm=hashes.SHA1()),
-            "unknown": _ocsp_request(_stranger_cert_der(issuing_der), issuing_der, nonce=True, algorithm=hashes.SHA1()),
+        issuing_der, sha1, sha256 = ders["issuing-ca"], hashes.SHA1(), hashes.SHA256()
+        stranger = _stranger_cert_der(issuing_der)
+        requests = {  # label (its first word is the expected status) -> (certificate, nonce?, CertID hash)
+            "good-preproduced": (ders["specialist-ec-p256"], False, sha1),
+            "good-nonce": (ders["specialist-ec-p256"], True, sha1),
+            "good-sha256-certid": (ders["specialist-rsa-2048"], False, sha256),
+            "revoked-preproduced": (revoked.der, False, sha1),
+            "revoked-nonce": (revoked.der, True, sha1),
+            "unknown": (stranger, True, sha1),
         }
         with transaction(container.sessions) as session:
-            for label, request in requests.items():
+            for label, (cert_der, nonce, algorithm) in requests.items():
+                request = _ocsp_request(cert_der, issuing_der, nonce=nonce, algorithm=algorithm)
                 answer = ocsp.answer(container.pki, session, request)
                 assert answer.status == label.split("-")[0], (label, answer.status)
+                assert answer.pre_produced == label.endswith("-preproduced"), label
                 out.ocsp[label] = work / f"ocsp-{label}.der"
                 out.ocsp[label].write_bytes(answer.der)
             for ca_name in (ROOT_CA, ISSUING_CA):
