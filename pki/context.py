@@ -21,6 +21,7 @@ class PkiContext:
     profiles: ProfileSet
     _signers: dict[str, KeyStoreECKey | KeyStoreRSAKey] = field(default_factory=dict)
     _certs: dict[bytes, x509.Certificate] = field(default_factory=dict)
+    ocsp_index: dict[tuple[str, bytes, bytes], int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def signer(self, key_ref: str) -> KeyStoreECKey | KeyStoreRSAKey:

@@ -106,4 +106,5 @@ class OcspResponse(Base):
     serial: Mapped[str] = mapped_column(String(64), nullable=False)
     this_update: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     next_update: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    cert_status: Mapped[str] = mapped_column(String(16), nullable=False)  # good | revoked
     der: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)

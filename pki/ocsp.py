@@ -104,14 +104,15 @@ def preproduce(ctx: PkiContext, session: Session, ca: CertificateAuthority, row:
     if responder is None:
         return
     now = now or clock.now()
-    der, this_update, next_update, _ = sign_response(ctx, ca, responder, int(row.serial, 16), row, now)
+    der, this_update, next_update, label = sign_response(ctx, ca, responder, int(row.serial, 16), row, now)
     stored = session.execute(
         select(OcspResponse).where(OcspResponse.ca_id == ca.id, OcspResponse.serial == row.serial)
     ).scalar_one_or_none()
     if stored is None:
-        session.add(OcspResponse(ca_id=ca.id, serial=row.serial, der=der, this_update=this_update, next_update=next_update))
+        session.add(OcspResponse(ca_id=ca.id, serial=row.serial, der=der, this_update=this_update,
+                                 next_update=next_update, cert_status=label))
     else:
-        stored.der, stored.this_update, stored.next_update = der, this_update, next_update
+        stored.der, stored.this_update, stored.next_update, stored.cert_status = der, this_update, next_update, label
 
 
 def refresh_due(ctx: PkiContext, session: Session, limit: int = 5000) -> int:
@@ -135,13 +136,19 @@ def refresh_due(ctx: PkiContext, session: Session, limit: int = 5000) -> int:
 
 
 def _find_ca(ctx: PkiContext, session: Session, request: ocsp.OCSPRequest) -> CertificateAuthority | None:
-    for ca in session.execute(
-        select(CertificateAuthority).where(CertificateAuthority.cert_der.is_not(None), CertificateAuthority.key_ref.is_not(None))
-    ).scalars():
-        name_hash, key_hash = issuer_hashes(ctx.certificate(ca.cert_der or b""), request.hash_algorithm)
-        if key_hash == request.issuer_key_hash and name_hash == request.issuer_name_hash:
-            return ca
-    return None
+    """The CA a CertID names. Hashes are indexed per algorithm; a miss rebuilds the index once
+    (a CA created by another worker), so unknown issuers cost one query, not one per CA."""
+    key = (request.hash_algorithm.name, request.issuer_name_hash, request.issuer_key_hash)
+    ca_id = ctx.ocsp_index.get(key)
+    if ca_id is None:
+        for ca in session.execute(
+            select(CertificateAuthority).where(CertificateAuthority.cert_der.is_not(None),
+                                               CertificateAuthority.key_ref.is_not(None))
+        ).scalars():
+            name_hash, key_hash = issuer_hashes(ctx.certificate(ca.cert_der or b""), request.hash_algorithm)
+            ctx.ocsp_index[(request.hash_algorithm.name, name_hash, key_hash)] = ca.id
+        ca_id = ctx.ocsp_index.get(key)
+    return session.get(CertificateAuthority, ca_id) if ca_id is not None else None
 
 
 def answer(ctx: PkiContext, session: Session, request_der: bytes) -> OcspAnswer:
@@ -168,11 +175,7 @@ def answer(ctx: PkiContext, session: Session, request_der: bytes) -> OcspAnswer:
             select(OcspResponse).where(OcspResponse.ca_id == ca.id, OcspResponse.serial == serial_hex)
         ).scalar_one_or_none()
         if stored is not None and stored.next_update > now:
-            row_status = session.execute(
-                select(Certificate.status).where(Certificate.ca_id == ca.id, Certificate.serial == serial_hex)
-            ).scalar_one()
-            return OcspAnswer(stored.der, stored.this_update, stored.next_update,
-                              "good" if row_status == "valid" else "revoked", True)
+            return OcspAnswer(stored.der, stored.this_update, stored.next_update, stored.cert_status, True)
     responder = _responder(ctx, session, ca)
     if responder is None:
         return _unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER, "unauthorized")

@@ -146,6 +146,7 @@ def upgrade() -> None:
     sa.Column('serial', sa.String(length=64), nullable=False),
     sa.Column('this_update', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('next_update', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('cert_status', sa.String(length=16), nullable=False),
     sa.Column('der', sa.LargeBinary(), nullable=False),
     sa.ForeignKeyConstraint(['ca_id'], ['cas.id'], ),
     sa.PrimaryKeyConstraint('id'),
