@@ -493,12 +493,8 @@ def crl_publish(ca: Annotated[Optional[str], typer.Argument(help="CA name (defau
         if ca is None:
             out.print(republish_once(container))
             return
-        with transaction(container.sessions) as session:
-            row = store.get_ca(session, ca)
-            full, delta = crl.publish_both(container.pki, session, row)
-            audit_log.record(session, actor=_actor(), action="pki:crl:publish", subject=row.name, number=full.number,
-                             delta_number=delta.number)
-            out.print(f"published CRL #{full.number} ({full.entries} entries) and delta #{delta.number}")
+        full, delta = crl.publish_now(container.pki, ca, _actor())
+        out.print(f"published CRL #{full.number} ({full.entries} entries) and delta #{delta.number}")
     except KysoError as exc:
         _fail(exc)
 

@@ -14,12 +14,14 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import clock
+from core import audit, clock
+from core.db import transaction
 
 from .builder import Endpoints, signature_hash
 from .context import PkiContext
 from .errors import CANotReady
 from .models import Certificate, CertificateAuthority, Crl
+from .store import get_ca
 from .reasons import Reason
 
 
@@ -122,3 +124,13 @@ def due(session: Session, ca: CertificateAuthority, now: dt.datetime, validity_h
 
 
 __all__ = ["publish", "publish_both", "latest", "due"]
+
+
+def publish_now(ctx: PkiContext, ca_name: str, actor: str) -> tuple[Crl, Crl]:
+    """Operator-requested publication of a new full and delta CRL, audited."""
+    with transaction(ctx.sessions) as session:
+        ca = get_ca(session, ca_name)
+        full, delta = publish_both(ctx, session, ca)
+        audit.record(session, actor=actor, action="pki:crl:publish", subject=ca.name, number=full.number,
+                     delta_number=delta.number)
+    return full, delta

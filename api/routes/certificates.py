@@ -8,11 +8,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Query, Response
 
-from core import audit, clock
+from core import clock
 from pki import crl, issuance, merger, registration, revocation, store
 from pki.authorities import chain_pem
 from pki.issuance import IssueRequest
-from pki.models import CertificateAuthority
 from pki.reasons import Reason, resolve_reason
 
 from ..deps import ContainerDep, Operator, Reader, SessionDep
@@ -132,13 +131,10 @@ def merge(body: MergerIn, container: ContainerDep, principal: Operator) -> Merge
 
 
 @router.post("/cas/{name}/crl", response_model=list[CrlOut], summary="Publish a new full and delta CRL now")
-def publish_crl(name: str, container: ContainerDep, session: SessionDep, principal: Operator) -> list[CrlOut]:
-    ca: CertificateAuthority = store.get_ca(session, name)
-    full, delta = crl.publish_both(container.pki, session, ca)
-    audit.record(session, actor=principal.actor, action="pki:crl:publish", subject=ca.name,
-                 number=full.number, delta_number=delta.number)
-    return [CrlOut(ca=ca.name, **{k: getattr(c, k) for k in ("number", "is_delta", "base_number", "this_update",
-                                                             "next_update", "entries")}) for c in (full, delta)]
+def publish_crl(name: str, container: ContainerDep, principal: Operator) -> list[CrlOut]:
+    crls = crl.publish_now(container.pki, name, principal.actor)
+    return [CrlOut(ca=name, **{k: getattr(c, k) for k in ("number", "is_delta", "base_number", "this_update",
+                                                          "next_update", "entries")}) for c in crls]
 
 
 @router.post("/registrations", response_model=RegistrationOut, status_code=201, tags=["registration authority"],
