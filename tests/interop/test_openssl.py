@@ -183,7 +183,7 @@ def test_ocsp_over_get_is_cacheable_and_verifies(rp: RelyingParty) -> None:
     max_age = re.search(r"max-age=(\d+)", cache_control)
     assert max_age and int(max_age.group(1)) > 0, response.headers
     (rp.dir / "resp.der").write_bytes(response.content)
-    # Clients that do not URL-encode the base64 (RFC 5019 4.1.1 allows both) get the same answer.
+    # Some clients send the base64 without URL-encoding it; they get the same (cached) answer.
     assert rp.get(f"/ocsp/{raw}").content == response.content
 
     parsed = rp.openssl("ocsp", "-respin", "resp.der", "-resp_text", "-CAfile", rp.root_pem.name,
