@@ -25,7 +25,7 @@ run: install
 	$(BIN)/kyso demo
 
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadscope
 
 bench: install
 	$(BIN)/python -m tests.bench.run

@@ -57,11 +57,11 @@ def postgres_available() -> bool:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[str]:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'kyso.db'}"
         return
-    if not postgres_available:
+    if not request.getfixturevalue("postgres_available"):
         pytest.skip("PostgreSQL not reachable (set KYSO_TEST_POSTGRES_URL); ran on SQLite only")
     schema = "t_" + secrets.token_hex(6)
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
@@ -176,6 +176,8 @@ def live_pki(tmp_path: Path) -> Iterator[tuple[Container, LiveServer]]:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
-    if _pg_skipped:
+    """Say loudly when PostgreSQL was missing (checked here too: xdist workers keep their own state)."""
+    problem = _pg_skipped[0] if _pg_skipped else (None if IN_CI else _postgres_reachable())
+    if problem:
         terminalreporter.write_sep("!", "PostgreSQL was NOT reachable: database tests ran on SQLite only", red=True)
-        terminalreporter.write_line(f"  {PG_URL}: {_pg_skipped[0]}")
+        terminalreporter.write_line(f"  {PG_URL}: {problem}")
