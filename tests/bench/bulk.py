@@ -25,6 +25,33 @@ REASONS = (["affiliationChanged"] * 40 + ["cessationOfOperation"] * 20 + ["super
 PLACEHOLDER_DER = b"\x30\x03\x02\x01\x00"
 
 
+def _complete(table, row: dict) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    """Fail clearly if the schema gained a required column this module does not know about."""
+    missing = [c.name for c in table.columns if not c.nullable and c.default is None and c.server_default is None
+               and not c.primary_key and c.name not in row]
+    if missing:
+        raise RuntimeError(f"tests/bench/bulk.py does not fill {table.name}.{', '.join(missing)}; update it")
+    return row
+
+
+def _insert_many(conn, table, rows: list[dict]) -> None:  # type: ignore[no-untyped-def, type-arg]
+    """``insert(table)`` compiled once by SQLAlchemy, values converted by the columns' own bind
+    processors, then one DBAPI executemany: the same rows as ``conn.execute(insert(table), rows)``
+    at about twice the speed (SQLAlchemy's per-row parameter assembly is most of the cost)."""
+    keys = list(rows[0])
+    compiled = insert(table).compile(dialect=conn.dialect, column_keys=keys)
+    order = compiled.positiontup if compiled.positional else keys
+    if order is None or set(order) != set(keys):
+        conn.execute(insert(table), rows)
+        return
+    procs = [(k, table.c[k].type.bind_processor(conn.dialect)) for k in order]
+    if compiled.positional:
+        params = [tuple(p(row[k]) if p else row[k] for k, p in procs) for row in rows]
+    else:
+        params = [{k: (p(row[k]) if p else row[k]) for k, p in procs} for row in rows]
+    conn.exec_driver_sql(str(compiled), params)
+
+
 @dataclass
 class Inserted:
     count: int
@@ -41,6 +68,7 @@ def insert_revoked(engine, ca_id: int, n: int, *, now: dt.datetime, response_der
     rng = random.Random(seed)
     result = Inserted(n, 0.0)
     sample_every = max(1, n // max(1, sample)) if sample else 0
+    response_columns = set(OcspResponse.__table__.columns.keys())
     t0 = time.perf_counter()
     last_report = t0
     done = 0
@@ -68,12 +96,21 @@ def insert_revoked(engine, ca_id: int, n: int, *, now: dt.datetime, response_der
             elif sample_every and i % sample_every == sample_every // 2 and len(result.with_response) < sample:
                 result.with_response.append(serial)
             if response_der is not None and not on_demand:
-                responses.append({"ca_id": ca_id, "serial": serial, "der": response_der,
-                                  "this_update": now, "next_update": now + dt.timedelta(hours=24)})
-        with engine.begin() as conn:
-            conn.execute(insert(Certificate), certs)
+                response = {"ca_id": ca_id, "serial": serial, "der": response_der,
+                            "this_update": now, "next_update": now + dt.timedelta(hours=24)}
+                if "cert_status" in response_columns:  # the status the stored response says
+                    response["cert_status"] = "revoked"
+                responses.append(response)
+        certs.sort(key=lambda r: r["serial"])  # index locality: somewhat faster inserts, same content
+        responses.sort(key=lambda r: r["serial"])
+        if done == 0:
+            _complete(Certificate.__table__, certs[0])
             if responses:
-                conn.execute(insert(OcspResponse), responses)
+                _complete(OcspResponse.__table__, responses[0])
+        with engine.begin() as conn:
+            _insert_many(conn, Certificate.__table__, certs)
+            if responses:
+                _insert_many(conn, OcspResponse.__table__, responses)
         done += size
         if progress and (time.perf_counter() - last_report > 10 or done == n):
             last_report = time.perf_counter()

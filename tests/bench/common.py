@@ -66,6 +66,7 @@ class HttpRun:
     client_cpu: float  # cores used by the load generator
     error_samples: list[str] = field(default_factory=list)
     client: str = "httpx"
+    workers: int = 1
 
 
 @dataclass

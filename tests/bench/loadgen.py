@@ -25,8 +25,13 @@ def get_path(request_der: bytes) -> str:
 
 
 async def _drive(base_url: str, method: str, requests: list[bytes], concurrency: int, warmup: float,
-                 duration: float, server_pid: int, expect_pre_produced: bool, client_kind: str) -> HttpRun:
-    paths = [get_path(r) for r in requests] if method == "GET" else []
+                 duration: float, server_pid: int, expect_pre_produced: bool, client_kind: str,
+                 fixed_path: str | None) -> HttpRun:
+    if fixed_path:  # a reference route (no OCSP): only HTTP 200 is checked
+        requests = [b""]
+        paths = [fixed_path]
+    else:
+        paths = [get_path(r) for r in requests] if method == "GET" else []
     latencies: list[float] = []
     errors: list[str] = []
     counter = 0
@@ -66,7 +71,8 @@ async def _drive(base_url: str, method: str, requests: list[bytes], concurrency:
                     try:
                         resp = await send(conn, i)
                         t1 = clock()
-                        problem = _check(resp, expect_pre_produced)
+                        problem = (None if resp.status_code == 200 else f"HTTP {resp.status_code}") if fixed_path \
+                            else _check(resp, expect_pre_produced)
                     except (httpx.HTTPError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
                             ValueError) as exc:
                         t1, problem = clock(), f"{type(exc).__name__}: {exc}"
@@ -185,7 +191,8 @@ def _check(resp, expect_pre_produced: bool) -> str | None:  # type: ignore[no-un
 
 
 def run_load(base_url: str, method: str, requests: list[bytes], *, concurrency: int, warmup: float, duration: float,
-             server_pid: int, expect_pre_produced: bool, client: str = "httpx") -> HttpRun:
+             server_pid: int, expect_pre_produced: bool, client: str = "httpx",
+             fixed_path: str | None = None) -> HttpRun:
     try:
         import uvloop  # the same loop uvicorn uses; the client then costs less of the shared CPU
 
@@ -193,7 +200,7 @@ def run_load(base_url: str, method: str, requests: list[bytes], *, concurrency: 
     except ImportError:  # pragma: no cover
         runner = asyncio.run
     run = runner(_drive(base_url, method, requests, concurrency, warmup, duration, server_pid, expect_pre_produced,
-                        client))
+                        client, fixed_path))
     run.client = client
     return run
 

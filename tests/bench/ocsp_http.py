@@ -45,7 +45,8 @@ def populate(inst, n_certs: int, revoked_share: float = 0.05):  # type: ignore[n
 
 
 def run(results: Results, *, n_certs: int, concurrency: int, warmup: float, duration: float, n_inproc: int,
-        n_raw: int, repeats: int, workers: int, client: str, httpx_reference: bool, profiler: Profiler) -> None:
+        n_raw: int, repeats: int, workers: int, client: str, httpx_reference: bool, second_workers: int | None,
+        profiler: Profiler) -> None:
     say(f"[2] OCSP: populating a SQLite data folder with {n_certs} issued certificates")
     with workdir("kyso-bench-ocsp-") as folder:
         port = free_port()
@@ -61,7 +62,8 @@ def run(results: Results, *, n_certs: int, concurrency: int, warmup: float, dura
         finally:
             inst.close()  # the server opens its own connections
         _over_http(results, inst, folder, port, plain, with_nonce, concurrency=concurrency, warmup=warmup,
-                   duration=duration, workers=workers, client=client, httpx_reference=httpx_reference)
+                   duration=duration, workers=workers, client=client, httpx_reference=httpx_reference,
+                   second_workers=second_workers)
 
 
 def _in_process(results: Results, inst, plain: list[bytes], with_nonce: list[bytes], *, n_inproc: int,  # type: ignore[no-untyped-def]
@@ -97,18 +99,57 @@ def _in_process(results: Results, inst, plain: list[bytes], with_nonce: list[byt
 
 def _over_http(results: Results, inst, folder, port: int, plain: list[bytes], with_nonce: list[bytes], *,  # type: ignore[no-untyped-def]
                concurrency: int, warmup: float, duration: float, workers: int, client: str,
-               httpx_reference: bool) -> None:
-    say(f"[2] OCSP over HTTP: `kyso serve` ({workers} worker{'s' if workers > 1 else ''}) on port {port}, "
-        f"{client} client, {concurrency} keep-alive connections, {warmup:.0f} s warm-up + {duration:.0f} s per mode")
-    server = BenchServer(inst.settings, port, folder / "server.log", workers=workers)
-    plan = [(client, "GET", plain, True), (client, "POST", plain, True),
-            (client, "POST", with_nonce, False), (client, "GET", with_nonce, False)]
+               httpx_reference: bool, second_workers: int | None) -> None:
+    plan = [(client, "GET", plain, "pre"), (client, "POST", plain, "pre"),
+            (client, "POST", with_nonce, "demand"), (client, "GET", with_nonce, "demand"),
+            (client, "GET", [], "healthz")]
     if httpx_reference and client != "httpx":
-        plan.append(("httpx", "GET", plain, True))
+        plan.append(("httpx", "GET", plain, "pre"))
+    _serve(results, inst, folder, port, plan, concurrency=concurrency, warmup=warmup, duration=duration,
+           workers=workers)
+    if second_workers:
+        _serve(results, inst, folder, free_port(), [(client, "GET", plain, "pre"), (client, "POST", plain, "pre"),
+                                                    (client, "POST", with_nonce, "demand")],
+               concurrency=concurrency, warmup=warmup, duration=duration, workers=second_workers)
+    main = [r for r in results.http if r.client == client and r.workers == workers]
+    by = {(r.mode, r.method): r for r in main}
+    p = results.params
+    p["http_pre_get"], p["http_pre_post"] = by[("pre-produced", "GET")].rate, by[("pre-produced", "POST")].rate
+    p["http_demand_get"] = by[("signed on demand", "GET")].rate
+    p["http_demand_post"] = by[("signed on demand", "POST")].rate
+    p["http_floor"] = by[("framework floor: GET /healthz", "GET")].rate
+    if second_workers:
+        more = {(r.mode, r.method): r.rate for r in results.http if r.workers == second_workers}
+        p["second_workers"] = second_workers
+        p["http_pre_get_2"], p["http_pre_post_2"] = more[("pre-produced", "GET")], more[("pre-produced", "POST")]
+        p["http_demand_post_2"] = more[("signed on demand", "POST")]
+    raw_rate = p.get("raw_ocsp")
+    for run in results.http:
+        label = f"{run.mode}, {run.method}, {run.concurrency} conns"
+        if run.workers != 1:
+            label += f", {run.workers} workers"
+        if run.client != client:
+            label += f" ({run.client} client)"
+        results.add(Figure("2. OCSP over HTTP", label, run.rate, "responses/s",
+                           "raw OCSPResponseBuilder build+sign+DER (P-256), in process", raw_rate,
+                           note=f"p50 {run.p50_ms:.1f} ms, p95 {run.p95_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, "
+                                f"{run.errors} errors; server {run.server_cpu:.2f} cores, "
+                                f"load generator {run.client_cpu:.2f} cores"))
+
+
+def _serve(results: Results, inst, folder, port: int, plan, *, concurrency: int, warmup: float,  # type: ignore[no-untyped-def]
+           duration: float, workers: int) -> None:
+    say(f"[2] OCSP over HTTP: `kyso serve --workers {workers}` on port {port}, {concurrency} keep-alive "
+        f"connections, {warmup:.0f} s warm-up + {duration:.0f} s per mode")
+    server = BenchServer(inst.settings, port, folder / f"server-{port}.log", workers=workers)
     try:
-        for kind, method, requests, pre in plan:
+        for kind, method, requests, mode in plan:
             run = run_load(server.url, method, requests, concurrency=concurrency, warmup=warmup, duration=duration,
-                           server_pid=server.pid, expect_pre_produced=pre, client=kind)
+                           server_pid=server.pid, expect_pre_produced=mode == "pre", client=kind,
+                           fixed_path="/healthz" if mode == "healthz" else None)
+            if mode == "healthz":
+                run.mode = "framework floor: GET /healthz"
+            run.workers = workers
             results.http.append(run)
             say(f"  {run.mode:>16} {method:4} ({kind}): {run.rate:8,.0f} responses/s  p50 {run.p50_ms:6.1f} ms  "
                 f"p95 {run.p95_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  errors {run.errors}  "
@@ -121,15 +162,3 @@ def _over_http(results: Results, inst, folder, port: int, plain: list[bytes], wi
                                  + server.log_tail(15))
     finally:
         server.stop()
-    by = {(r.mode, r.method): r for r in results.http if r.client == client}
-    results.params["http_pre_get"] = by[("pre-produced", "GET")].rate
-    results.params["http_pre_post"] = by[("pre-produced", "POST")].rate
-    results.params["http_demand_post"] = by[("signed on demand", "POST")].rate
-    results.params["http_demand_get"] = by[("signed on demand", "GET")].rate
-    raw_rate = results.params.get("raw_ocsp")
-    for run in results.http:
-        label = f"{run.mode}, {run.method}, {run.concurrency} conns" + (f" ({run.client} client)" if run.client != client else "")
-        results.add(Figure("2. OCSP over HTTP", label, run.rate,
-                           "responses/s", "raw OCSPResponseBuilder build+sign+DER (P-256), in process", raw_rate,
-                           note=f"p50 {run.p50_ms:.1f} ms, p95 {run.p95_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, "
-                                f"{run.errors} errors"))

@@ -25,18 +25,20 @@ def targets(results: Results) -> list[tuple[str, str, str]]:
         get_ratio = p["http_pre_get"] / p["http_demand_get"]
         post_ratio = p["http_pre_post"] / p["http_demand_post"]
         worst = min(get_ratio, post_ratio)
-        rows.append((
-            f"pre-produced OCSP ≥ {TARGET_PRE_OVER_DEMAND:.0f}× the on-demand signing rate (over HTTP)",
-            f"GET {get_ratio:.2f}×, POST {post_ratio:.2f}× (in process: {p['inproc_pre_over_demand']:.2f}×)",
-            "met" if worst >= TARGET_PRE_OVER_DEMAND else "NOT met",
-        ))
-        worst_rate = min(p["http_pre_get"], p["http_pre_post"])
-        rows.append((
-            f"≥ {TARGET_HTTP_RATE:,.0f} OCSP responses/s per node over HTTP (pre-produced)",
-            f"GET {p['http_pre_get']:,.0f}/s, POST {p['http_pre_post']:,.0f}/s "
-            f"({p.get('workers', 1)} worker, load generator on the same 2 cores)",
-            "met" if worst_rate >= TARGET_HTTP_RATE else "NOT met",
-        ))
+        value = f"GET {get_ratio:.2f}×, POST {post_ratio:.2f}× (in process: {p['inproc_pre_over_demand']:.2f}×)"
+        if "second_workers" in p:
+            value += f"; {p['second_workers']} workers, POST {p['http_pre_post_2'] / p['http_demand_post_2']:.2f}×"
+        rows.append((f"pre-produced OCSP ≥ {TARGET_PRE_OVER_DEMAND:.0f}× the on-demand signing rate (over HTTP)",
+                     value, "met" if worst >= TARGET_PRE_OVER_DEMAND else "NOT met"))
+        configs = {p.get("workers", 1): (p["http_pre_get"], p["http_pre_post"])}
+        if "second_workers" in p:
+            configs[p["second_workers"]] = (p["http_pre_get_2"], p["http_pre_post_2"])
+        value = "; ".join(f"{w} worker{'s' if w > 1 else ''}: GET {g:,.0f}/s, POST {q:,.0f}/s"
+                          for w, (g, q) in configs.items())
+        value += f" (framework floor GET /healthz {p['http_floor']:,.0f}/s; load generator on the same 2 cores)"
+        best = max(min(g, q) for g, q in configs.values())
+        rows.append((f"≥ {TARGET_HTTP_RATE:,.0f} pre-produced OCSP responses/s per node over HTTP (GET and POST)",
+                     value, "met" if best >= TARGET_HTTP_RATE else "NOT met"))
     elif "inproc_pre_over_demand" in p:
         rows.append((f"pre-produced OCSP ≥ {TARGET_PRE_OVER_DEMAND:.0f}× on-demand",
                      f"in process only: {p['inproc_pre_over_demand']:.2f}×",
@@ -60,10 +62,10 @@ def print_table(results: Results) -> None:
             print(f"  {'':<4}raw = {fig.raw_name}")
     if results.http:
         print("\nOCSP over HTTP (load generator and server share the machine's 2 cores)")
-        print(f"  {'mode':<18}{'method':<8}{'client':<7}{'conns':>6}{'resp/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+        print(f"  {'mode':<30}{'method':<7}{'client':<7}{'workers':>8}{'conns':>6}{'resp/s':>10}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
               f"{'errors':>8}{'server CPU':>12}{'client CPU':>12}")
         for r in results.http:
-            print(f"  {r.mode:<18}{r.method:<8}{r.client:<7}{r.concurrency:>6}{r.rate:>10,.0f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}"
+            print(f"  {r.mode:<30}{r.method:<7}{r.client:<7}{r.workers:>8}{r.concurrency:>6}{r.rate:>10,.0f}{r.p50_ms:>9.1f}{r.p95_ms:>9.1f}"
                   f"{r.p99_ms:>9.1f}{r.errors:>8}{r.server_cpu:>11.2f}c{r.client_cpu:>11.2f}c")
     rows = targets(results)
     if rows:
@@ -116,11 +118,11 @@ def write_markdown(results: Results, machine: dict[str, str], path: Path, method
             "its CPU use is shown, and it takes capacity the server would otherwise have. CPU columns are cores",
             "used during the measured window (1.00 = one core fully busy).",
             "",
-            "| mode | method | client | connections | responses/s | p50 ms | p95 ms | p99 ms | errors | server CPU (cores) | load generator CPU (cores) |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| mode | method | client | workers | connections | responses/s | p50 ms | p95 ms | p99 ms | errors | server CPU (cores) | load generator CPU (cores) |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in results.http:
-            lines.append(f"| {r.mode} | {r.method} | {r.client} | {r.concurrency} | {r.rate:,.0f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} "
+            lines.append(f"| {r.mode} | {r.method} | {r.client} | {r.workers} | {r.concurrency} | {r.rate:,.0f} | {r.p50_ms:.1f} | {r.p95_ms:.1f} "
                          f"| {r.p99_ms:.1f} | {r.errors} | {r.server_cpu:.2f} | {r.client_cpu:.2f} |")
     rows = targets(results)
     if rows:

@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         ocsp_http.run(results, n_certs=sizes["ocsp_certs"], concurrency=args.concurrency, warmup=sizes["warmup"],
                       duration=sizes["duration"], n_inproc=sizes["ocsp_inproc"], n_raw=sizes["ocsp_raw"],
                       repeats=sizes["ocsp_repeats"], workers=args.workers, client=args.client,
-                      httpx_reference=not args.quick, profiler=profiler)
+                      httpx_reference=not args.quick,
+                      second_workers=None if args.quick or args.workers != 1 else 2, profiler=profiler)
         results.mark_load("after OCSP")
     if "crl" in args.sections:
         from . import crl
