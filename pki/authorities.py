@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy.orm import Session
@@ -251,7 +252,7 @@ def _check_chain(leaf: x509.Certificate, chain: list[x509.Certificate]) -> None:
                                       "import the certificate together with its full chain (PEM)")
         try:
             current.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, Exception) as exc:  # InvalidSignature is not a ValueError
+        except (ValueError, TypeError, InvalidSignature) as exc:
             raise CertificateMismatch(f"{current.subject.rfc4514_string()!r} is not signed by its issuer in the chain") from exc
         remaining.remove(parent)
         current = parent

@@ -5,12 +5,14 @@ import base64
 import binascii
 import hashlib
 from email.utils import format_datetime
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Request, Response
 
 from core import clock
 from core.db import transaction
 from pki import crl, ocsp, store
+from pki.errors import CANotReady
 
 from ..deps import ContainerDep
 from ..errors import RequestTooLarge, UnsupportedMediaType
@@ -52,8 +54,6 @@ def ocsp_get(encoded: str, container: ContainerDep) -> Response:
     if len(encoded) > MAX_OCSP_REQUEST:
         raise RequestTooLarge("the OCSP request in the URL is too long")
     try:
-        from urllib.parse import unquote
-
         raw = base64.b64decode(unquote(encoded), validate=False)
     except (binascii.Error, ValueError):
         raw = b""
@@ -71,8 +71,6 @@ def _crl(container: ContainerDep, name: str, *, delta: bool) -> Response:
         ca = store.get_ca(session, name)
         current = crl.latest(session, ca, delta=delta)
         if current is None:
-            from pki.errors import CANotReady
-
             raise CANotReady(f"CA {name!r} has not published a {'delta ' if delta else ''}CRL yet")
         max_age = max(0, min(3600, int((current.next_update - clock.now()).total_seconds())))
         return Response(current.der, media_type="application/pkix-crl", headers={
@@ -102,8 +100,6 @@ def ca_certificate(name: str, container: ContainerDep) -> Response:
     with transaction(container.sessions) as session:
         ca = store.get_ca(session, name)
         if ca.cert_der is None:
-            from pki.errors import CANotReady
-
             raise CANotReady(f"CA {name!r} has no certificate yet (pending import)")
         return Response(ca.cert_der, media_type="application/pkix-cert",
                         headers={"Cache-Control": "max-age=86400, public"})
