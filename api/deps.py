@@ -17,7 +17,7 @@ from .tokens import Principal, Role
 _bearer = HTTPBearer(auto_error=False, description="A token from `kyso token create --name N --role ROLE`")
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:  # async: no threadpool hop on hot paths
     return request.app.state.container
 
 

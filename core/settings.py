@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     delta_crl_validity_hours: int = Field(default=4, ge=1)
     ocsp_validity_hours: int = Field(default=24, ge=1)
     ocsp_refresh_before_hours: int = Field(default=6, ge=0)
+    ocsp_cache_check_seconds: float = Field(
+        default=0.5, ge=0, description="How often a worker checks for revocations made by other workers "
+        "before serving cached OCSP answers (0: before every answer)")
     republish_interval_seconds: int = Field(default=900, ge=10, description="Scheduled CRL/OCSP refresh")
 
     @field_validator("base_url")

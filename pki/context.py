@@ -22,6 +22,12 @@ class PkiContext:
     _signers: dict[str, KeyStoreECKey | KeyStoreRSAKey] = field(default_factory=dict)
     _certs: dict[bytes, x509.Certificate] = field(default_factory=dict)
     ocsp_index: dict[tuple[str, bytes, bytes], int] = field(default_factory=dict)
+    ocsp_cache: "AnswerCache" = field(init=False)
+
+    def __post_init__(self) -> None:
+        from .ocsp import AnswerCache
+
+        self.ocsp_cache = AnswerCache(self.settings.ocsp_cache_check_seconds)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def signer(self, key_ref: str) -> KeyStoreECKey | KeyStoreRSAKey:

@@ -14,7 +14,7 @@ from asn1crypto import keys
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import clock
@@ -32,6 +32,57 @@ class OcspAnswer:
     next_update: dt.datetime | None
     status: str  # good | revoked | unknown | unauthorized | malformed
     pre_produced: bool
+
+
+class AnswerCache:
+    """Pre-produced answers by the exact request bytes, in this process.
+
+    Only nonce-less requests repeat byte for byte, so only pre-produced answers are stored, each
+    until its nextUpdate. Every status change publishes CRLs, which bumps the CAs' CRL counters:
+    their sum is the *revocation epoch*. A status change in this process clears the cache at once;
+    a change made by another worker is noticed at the next epoch check, at most
+    ``check_seconds`` later (0: before every answer). Safe to lose: the database is the truth.
+    """
+
+    def __init__(self, check_seconds: float, max_entries: int = 100_000) -> None:
+        self.check_seconds, self.max_entries = check_seconds, max_entries
+        self._entries: dict[bytes, tuple[float, OcspAnswer]] = {}
+        self._epoch: int | None = None
+        self._checked_at = float("-inf")
+        self.hits = self.misses = 0
+
+    def needs_epoch_check(self, now: float) -> bool:
+        return now - self._checked_at >= self.check_seconds
+
+    def observe_epoch(self, epoch: int, now: float) -> None:
+        if epoch != self._epoch:
+            self._entries.clear()
+            self._epoch = epoch
+        self._checked_at = now
+
+    def get(self, request_der: bytes, now: float) -> OcspAnswer | None:
+        entry = self._entries.get(request_der)
+        if entry is None or entry[0] <= now:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry[1]
+
+    def put(self, request_der: bytes, answer: OcspAnswer) -> None:
+        if not answer.pre_produced or answer.next_update is None:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[request_der] = (answer.next_update.timestamp(), answer)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._checked_at = float("-inf")
+
+
+def revocation_epoch(session: Session) -> int:
+    """Changes whenever any certificate's status changes (each change publishes CRLs)."""
+    return int(session.execute(select(func.coalesce(func.sum(CertificateAuthority.next_crl_number), 0))).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -108,6 +159,7 @@ def preproduce(ctx: PkiContext, session: Session, ca: CertificateAuthority, row:
     stored = session.execute(
         select(OcspResponse).where(OcspResponse.ca_id == ca.id, OcspResponse.serial == row.serial)
     ).scalar_one_or_none()
+    ctx.ocsp_cache.clear()  # this process never serves an answer older than the change it made
     if stored is None:
         session.add(OcspResponse(ca_id=ca.id, serial=row.serial, der=der, this_update=this_update,
                                  next_update=next_update, cert_status=label))

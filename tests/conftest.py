@@ -134,6 +134,8 @@ class LiveServer:
         self.port, self.url = port, f"http://127.0.0.1:{port}"
         env = {**os.environ, "KYSO_HOME": str(settings.home), "KYSO_DATABASE_URL": settings.resolved_database_url,
                "KYSO_BASE_URL": self.url,
+               # tests change statuses from another process and ask at once: check before every answer
+               "KYSO_OCSP_CACHE_CHECK_SECONDS": os.environ.get("KYSO_OCSP_CACHE_CHECK_SECONDS", "0"),
                "KYSO_SOFT_MASTER_KEY": settings.soft_master_key.get_secret_value() if settings.soft_master_key else ""}
         self.proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

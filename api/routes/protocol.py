@@ -4,16 +4,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import time
 from email.utils import format_datetime
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from core import clock
 from core.db import transaction
 from pki import crl, ocsp, store
 from pki.errors import CANotReady
 
+from ..container import Container
 from ..deps import ContainerDep
 from ..errors import RequestTooLarge, UnsupportedMediaType
 
@@ -45,25 +48,42 @@ async def ocsp_post(request: Request, container: ContainerDep) -> Response:
     body = await request.body()
     if len(body) > MAX_OCSP_REQUEST:
         raise RequestTooLarge(f"an OCSP request is at most {MAX_OCSP_REQUEST} bytes")
-    return _answer(container, body, cacheable=False)
+    return await _answer(container, body, cacheable=False)
 
 
 @router.get("/ocsp/{encoded:path}", summary="OCSP over GET (RFC 6960 A.1, RFC 5019, cacheable)",
             response_class=Response, responses={200: {"content": {"application/ocsp-response": {}}}})
-def ocsp_get(encoded: str, container: ContainerDep) -> Response:
+async def ocsp_get(encoded: str, container: ContainerDep) -> Response:
     if len(encoded) > MAX_OCSP_REQUEST:
         raise RequestTooLarge("the OCSP request in the URL is too long")
     try:
         raw = base64.b64decode(unquote(encoded), validate=False)
     except (binascii.Error, ValueError):
         raw = b""
-    return _answer(container, raw, cacheable=True)
+    return await _answer(container, raw, cacheable=True)
 
 
-def _answer(container: ContainerDep, der: bytes, *, cacheable: bool) -> Response:
-    with transaction(container.sessions) as session:
-        answer = ocsp.answer(container.pki, session, der)
+async def _answer(container: Container, der: bytes, *, cacheable: bool) -> Response:
+    """Cached pre-produced answers are served on the event loop; anything else goes to a thread."""
+    cache = container.pki.ocsp_cache
+    now = time.time()
+    if cache.needs_epoch_check(now):
+        cache.observe_epoch(await run_in_threadpool(_epoch, container), now)
+    answer = cache.get(der, now)
+    if answer is None:
+        answer = await run_in_threadpool(_answer_from_db, container, der)
+        cache.put(der, answer)
     return _ocsp_response(answer, cacheable=cacheable and answer.pre_produced)
+
+
+def _epoch(container: Container) -> int:
+    with transaction(container.sessions) as session:
+        return ocsp.revocation_epoch(session)
+
+
+def _answer_from_db(container: Container, der: bytes) -> ocsp.OcspAnswer:
+    with transaction(container.sessions) as session:
+        return ocsp.answer(container.pki, session, der)
 
 
 def _crl(container: ContainerDep, name: str, *, delta: bool) -> Response:
