@@ -186,3 +186,22 @@ def test_crl_numbers_only_go_up(pki):
     with transaction(pki.sessions) as session:
         from pki.models import Crl
         assert session.execute(select(func.count()).select_from(Crl)).scalar_one() >= 6
+
+
+def test_revocation_that_cannot_be_published_does_not_happen(pki, monkeypatch):
+    """Fault injection: CRL signing fails; the status, OCSP answer and audit log stay as they were."""
+    row = _issue(pki)
+    with transaction(pki.sessions) as session:
+        entries = audit.verify(session).entries
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("keystore went away mid-revocation")
+
+    monkeypatch.setattr(crl, "publish_both", broken)
+    with pytest.raises(RuntimeError):
+        revocation.revoke(pki.pki, row.serial, Reason.keyCompromise, "test")
+    monkeypatch.undo()
+    with transaction(pki.sessions) as session:
+        assert store.get_certificate(session, row.serial).status == "valid"
+        assert audit.verify(session).entries == entries
+    assert _ocsp(pki, row)[1].certificate_status is x_ocsp.OCSPCertStatus.GOOD
