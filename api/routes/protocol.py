@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import binascii
 import hashlib
 import time
 from email.utils import format_datetime
+from functools import lru_cache
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Request, Response
@@ -25,15 +27,23 @@ OCSP_REQUEST = "application/ocsp-request"
 MAX_OCSP_REQUEST = 10_000
 
 
+@lru_cache(maxsize=8192)
+def _validity_headers(der: bytes, this_update: dt.datetime, next_update: dt.datetime) -> tuple[tuple[str, str], ...]:
+    """Headers that depend only on the response: computed once per pre-produced answer."""
+    return (
+        ("Last-Modified", format_datetime(this_update, usegmt=True)),
+        ("Expires", format_datetime(next_update, usegmt=True)),
+        ("ETag", '"' + hashlib.sha1(der).hexdigest() + '"'),  # noqa: S324 - RFC 5019 6.2 suggests it
+    )
+
+
 def _ocsp_response(answer: ocsp.OcspAnswer, *, cacheable: bool) -> Response:
-    headers = {}
+    headers: dict[str, str] = {}
     if answer.this_update and answer.next_update:
-        headers["Last-Modified"] = format_datetime(answer.this_update, usegmt=True)
-        headers["Expires"] = format_datetime(answer.next_update, usegmt=True)
         if cacheable:
-            max_age = max(0, int((answer.next_update - clock.now()).total_seconds()))
+            headers.update(_validity_headers(answer.der, answer.this_update, answer.next_update))
+            max_age = max(0, int(answer.next_update.timestamp() - time.time()))
             headers["Cache-Control"] = f"max-age={max_age}, public, no-transform, must-revalidate"
-            headers["ETag"] = '"' + hashlib.sha1(answer.der).hexdigest() + '"'  # noqa: S324 - RFC 5019 6.2 suggests it
         else:
             headers["Cache-Control"] = "no-store"
     return Response(answer.der, media_type="application/ocsp-response", headers=headers)
