@@ -7,6 +7,7 @@ import logging
 from core import audit, clock
 from core.db import transaction
 from pki import crl, ocsp, store
+from pki.authorities import renew_responder_if_due
 
 from .container import Container
 
@@ -20,6 +21,8 @@ def republish_once(container: Container) -> dict[str, int]:
     with transaction(ctx.sessions) as session:
         now = clock.now()
         for ca in store.list_cas(session):
+            if ca.status == "active" and renew_responder_if_due(ctx, session, ca, "system:scheduler", now):
+                done["responders"] = done.get("responders", 0) + 1
             if ca.status == "active" and ca.key_ref and crl.due(session, ca, now, ctx.settings.crl_validity_hours):
                 full, delta = crl.publish_both(ctx, session, ca, now)
                 audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,

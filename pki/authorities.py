@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit, clock
@@ -192,6 +193,24 @@ def _add_responder(ctx: PkiContext, session: Session, ca: CertificateAuthority, 
     for cert in session.query(Certificate).filter(Certificate.ca_id == ca.id):
         ocsp.preproduce(ctx, session, ca, cert, now)
     return row
+
+
+RESPONDER_RENEW_BEFORE = dt.timedelta(days=30)
+
+
+def renew_responder_if_due(ctx: PkiContext, session: Session, ca: CertificateAuthority, actor: str,
+                           now: dt.datetime) -> bool:
+    """A responder certificate close to expiry is replaced (new key) and every answer re-signed."""
+    if ca.ocsp_responder_serial is None or ca.key_ref is None:
+        return False
+    current = session.execute(select(Certificate).where(
+        Certificate.ca_id == ca.id, Certificate.serial == ca.ocsp_responder_serial)).scalar_one()
+    if current.not_after - now > RESPONDER_RENEW_BEFORE:
+        return False
+    key_type = ctx.profiles.get("ocsp-responder").default_key_type
+    with generated_key(ctx, (current.key_ref or ca.key_ref).split(":", 1)[0], key_type, f"ocsp:{ca.name}", actor) as ref:
+        _add_responder(ctx, session, ca, ref, actor, now)
+    return True
 
 
 def _org(ctx: PkiContext, ca: CertificateAuthority) -> str:

@@ -32,3 +32,28 @@ def test_republish_when_due(pki):
 
         stored = session.execute(select(OcspResponse).where(OcspResponse.serial == row.serial)).scalar_one()
         assert stored.this_update == later
+
+
+def test_responder_certificate_is_renewed_before_it_expires(pki):
+    row = issuance.issue(pki.pki, issuance.IssueRequest(profile="specialist", subject=factories.specialist(),
+                                                        commune_code="00004"), "test").certificate
+    with transaction(pki.sessions) as session:
+        old_serial = store.get_ca(session, "test-issuing").ocsp_responder_serial
+    later = clock.now() + dt.timedelta(days=340)
+    clock.set_clock(lambda: later)
+    try:
+        result = republish_once(pki)
+    finally:
+        clock.set_clock(None)
+    assert result["responders"] == 2
+    with transaction(pki.sessions) as session:
+        ca = store.get_ca(session, "test-issuing")
+        assert ca.ocsp_responder_serial != old_serial
+        responder = x509.load_der_x509_certificate(store.get_certificate(session, ca.ocsp_responder_serial).der)
+        assert responder.not_valid_after_utc > later + dt.timedelta(days=300)
+        from pki.models import OcspResponse
+        from sqlalchemy import select
+        from cryptography.x509 import ocsp as x_ocsp
+
+        stored = session.execute(select(OcspResponse).where(OcspResponse.serial == row.serial)).scalar_one()
+        assert x_ocsp.load_der_ocsp_response(stored.der).certificates[0] == responder
