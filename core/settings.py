@@ -29,7 +29,24 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in KYSO_HOME when unset")
     base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL used in AIA, CDP and QR codes")
 
-    keystore: Literal["soft"] = "soft"
+    keystore: Literal["soft", "pkcs11", "vault"] = Field(default="soft", description="Keystore that receives new keys")
+    # PKCS#11 (enabled when a module is configured); the PIN never comes from the command line
+    pkcs11_module: Path | None = Field(default=None, description="PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so")
+    pkcs11_token_label: str | None = None
+    pkcs11_pin: SecretStr | None = None
+    pkcs11_pin_file: Path | None = None
+    pkcs11_pool_size: int = Field(default=8, ge=1, le=64)
+    # Vault / OpenBao Transit (enabled when an address is configured)
+    vault_addr: str | None = Field(default=None, description="e.g. https://vault.example.vn:8200")
+    vault_mount: str = "transit"
+    vault_token: SecretStr | None = None
+    vault_token_file: Path | None = None
+    vault_role_id: str | None = None
+    vault_secret_id: SecretStr | None = None
+    vault_namespace: str | None = None
+    vault_ca_cert: Path | None = None
+    vault_tls_verify: bool = True
+    vault_timeout_seconds: float = Field(default=5, gt=0)
     soft_master_key: SecretStr | None = Field(default=None, description="Passphrase protecting the soft keystore")
     soft_master_key_file: Path | None = Field(default=None, description="File holding that passphrase")
 

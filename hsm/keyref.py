@@ -17,7 +17,16 @@ class KeyStoreRegistry:
     def from_settings(cls, settings) -> "KeyStoreRegistry":  # type: ignore[no-untyped-def]
         from .soft import SoftKeyStore
 
-        return cls({"soft": SoftKeyStore.from_settings(settings)}, settings.keystore)
+        stores: dict[str, KeyStore] = {"soft": SoftKeyStore.from_settings(settings)}
+        if settings.pkcs11_module is not None:
+            from .pkcs11 import Pkcs11KeyStore
+
+            stores["pkcs11"] = Pkcs11KeyStore.from_settings(settings)
+        if settings.vault_addr is not None:
+            from .vault import VaultKeyStore
+
+            stores["vault"] = VaultKeyStore.from_settings(settings)
+        return cls(stores, settings.keystore)
 
     def get(self, name: str | None = None) -> KeyStore:
         name = name or self.default

@@ -13,13 +13,6 @@ from hsm import KeyNotFound, KeyType, SignatureScheme, UnsupportedAlgorithm, key
 from hsm.soft import SoftKeyStore
 
 
-@pytest.fixture(params=["soft"])
-def keystore(request, tmp_path: Path):
-    if request.param == "soft":
-        return SoftKeyStore(tmp_path / "keystore", b"contract-test-master-key")
-    raise AssertionError(request.param)
-
-
 def _digest(data: bytes, algorithm: hashes.HashAlgorithm) -> bytes:
     h = hashes.Hash(algorithm)
     h.update(data)
