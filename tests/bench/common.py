@@ -68,6 +68,10 @@ class HttpRun:
     client: str = "httpx"
     workers: int = 1
 
+    @property
+    def server_ms_per_response(self) -> float:
+        return 1000 * self.server_cpu / self.rate if self.rate else float("nan")
+
 
 @dataclass
 class Results:
@@ -206,9 +210,10 @@ def machine_info() -> dict[str, str]:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT_DIR, capture_output=True, text=True,
                                 timeout=5).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT_DIR,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        if dirty:
-            commit += " (with uncommitted changes)"
+                               capture_output=True, text=True, timeout=5).stdout.split("\n")
+        changed = sorted(line[3:] for line in dirty if line.strip() and not line[3:].startswith("tests/"))
+        if changed:
+            commit += f" + uncommitted changes to {', '.join(changed[:12])}" + (" …" if len(changed) > 12 else "")
     return {
         "nproc": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
         "cpu": model,

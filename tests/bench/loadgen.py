@@ -26,7 +26,7 @@ def get_path(request_der: bytes) -> str:
 
 async def _drive(base_url: str, method: str, requests: list[bytes], concurrency: int, warmup: float,
                  duration: float, server_pid: int, expect_pre_produced: bool, client_kind: str,
-                 fixed_path: str | None) -> HttpRun:
+                 fixed_path: str | None, once: bool) -> HttpRun:
     if fixed_path:  # a reference route (no OCSP): only HTTP 200 is checked
         requests = [b""]
         paths = [fixed_path]
@@ -40,8 +40,14 @@ async def _drive(base_url: str, method: str, requests: list[bytes], concurrency:
     start = clock()
     window_start, window_end = start + warmup, start + warmup + duration
     marks: dict[str, float] = {}
+    order = iter(range(len(requests)))  # once: every request exactly once, from a shared queue
+    if once:
+        window_start, window_end = start, float("inf")
+        marks["cpu_server0"], marks["cpu_self0"] = process_tree_cpu(server_pid), self_cpu()
 
     async def marker() -> None:
+        if once:
+            return
         await asyncio.sleep(max(0.0, window_start - clock()))
         marks["cpu_server0"], marks["cpu_self0"] = process_tree_cpu(server_pid), self_cpu()
         await asyncio.sleep(max(0.0, window_end - clock()))
@@ -62,12 +68,20 @@ async def _drive(base_url: str, method: str, requests: list[bytes], concurrency:
             nonlocal counter
             conn = _Conn(split.hostname or "127.0.0.1", split.port or 80) if client_kind == "raw" else None
             i = offset
+            # Connections opened one by one while requests already flow, so that with several server
+            # workers an idle one gets the chance to accept (keep-alive pins each connection to one).
+            await asyncio.sleep(offset * min(0.01, warmup / (2 * concurrency)))
             try:
                 while True:
                     t0 = clock()
                     if t0 >= window_end:
                         return
-                    i = (i + concurrency) % len(requests)
+                    if once:
+                        i = next(order, -1)
+                        if i < 0:
+                            return
+                    else:
+                        i = (i + concurrency) % len(requests)
                     try:
                         resp = await send(conn, i)
                         t1 = clock()
@@ -89,6 +103,9 @@ async def _drive(base_url: str, method: str, requests: list[bytes], concurrency:
                     await conn.close()
 
         await asyncio.gather(marker(), *(worker(k) for k in range(concurrency)))
+    if once:
+        duration = clock() - start
+        marks["cpu_server1"], marks["cpu_self1"] = process_tree_cpu(server_pid), self_cpu()
     latencies.sort()
     return HttpRun(
         mode="pre-produced" if expect_pre_produced else "signed on demand", method=method, concurrency=concurrency,
@@ -192,7 +209,9 @@ def _check(resp, expect_pre_produced: bool) -> str | None:  # type: ignore[no-un
 
 def run_load(base_url: str, method: str, requests: list[bytes], *, concurrency: int, warmup: float, duration: float,
              server_pid: int, expect_pre_produced: bool, client: str = "httpx",
-             fixed_path: str | None = None) -> HttpRun:
+             fixed_path: str | None = None, once: bool = False) -> HttpRun:
+    """Closed-loop load for ``warmup`` + ``duration`` seconds (only the latter measured); with
+    ``once``, every request exactly once instead (no warm-up; the time is what it takes)."""
     try:
         import uvloop  # the same loop uvicorn uses; the client then costs less of the shared CPU
 
@@ -200,7 +219,7 @@ def run_load(base_url: str, method: str, requests: list[bytes], *, concurrency: 
     except ImportError:  # pragma: no cover
         runner = asyncio.run
     run = runner(_drive(base_url, method, requests, concurrency, warmup, duration, server_pid, expect_pre_produced,
-                        client, fixed_path))
+                        client, fixed_path, once))
     run.client = client
     return run
 

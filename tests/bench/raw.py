@@ -93,25 +93,42 @@ def crl_entries(n: int, seed: int = 7) -> list[tuple[int, dt.datetime, str]]:
             for _ in range(n)]
 
 
-def crl_builder(entries: list[tuple[int, dt.datetime, str]], issuer: x509.Certificate) -> Callable[[int], bytes]:
-    """A full CRL with these entries and kyso's CRL extensions, signed with an in-memory P-256 key."""
+def crl_builder(entries: list[tuple[int, dt.datetime, str]], issuer: x509.Certificate, *,
+                incremental: bool = False) -> Callable[[int], bytes]:
+    """A full CRL with these entries and kyso's CRL extensions, signed with an in-memory P-256 key.
+
+    The entry objects are built inside the timing, as any caller must. By default the list of entries
+    goes to the builder's constructor (linear); ``incremental`` uses the documented
+    ``add_revoked_certificate`` loop instead, which copies the list on every call (quadratic)."""
     key = p256()
     ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
 
     def one(_: int) -> bytes:
         now = dt.datetime.now(dt.timezone.utc)
-        builder = (x509.CertificateRevocationListBuilder().issuer_name(issuer.subject).last_update(now)
-                   .next_update(now + dt.timedelta(hours=24)).add_extension(x509.CRLNumber(1), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-                   .add_extension(x509.FreshestCRL([x509.DistributionPoint(
-                       [x509.UniformResourceIdentifier("http://127.0.0.1/crl/x-delta.crl")], None, None, None)]),
-                       critical=False))
+        revoked = []
         for serial, revoked_at, reason in entries:
             entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(revoked_at)
             flag = _FLAGS[reason]
             if flag is not None:
                 entry = entry.add_extension(x509.CRLReason(flag), critical=False)
-            builder = builder.add_revoked_certificate(entry.build())
+            revoked.append(entry.build())
+        extensions = [
+            x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(1)),
+            x509.Extension(x509.AuthorityKeyIdentifier.oid, False,
+                           x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)),
+            x509.Extension(x509.FreshestCRL.oid, False, x509.FreshestCRL([x509.DistributionPoint(
+                [x509.UniformResourceIdentifier("http://127.0.0.1/crl/x-delta.crl")], None, None, None)])),
+        ]
+        if incremental:
+            builder = x509.CertificateRevocationListBuilder(issuer_name=issuer.subject, last_update=now,
+                                                            next_update=now + dt.timedelta(hours=24),
+                                                            extensions=extensions)
+            for entry in revoked:
+                builder = builder.add_revoked_certificate(entry)
+        else:
+            builder = x509.CertificateRevocationListBuilder(issuer_name=issuer.subject, last_update=now,
+                                                            next_update=now + dt.timedelta(hours=24),
+                                                            extensions=extensions, revoked_certificates=revoked)
         return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     return one

@@ -55,50 +55,65 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def method_notes(args: argparse.Namespace, sizes: dict, pg: str | None) -> list[str]:  # type: ignore[type-arg]
-    return [
-        "Single benchmark process; every kyso instance is fresh (temporary data folder, migrated database, "
-        "soft keystore, the test hierarchy of tests/conftest.py: root CA P-384, issuing CA and OCSP responders "
-        "P-256). Rates are medians of interleaved rounds (kyso and raw alternate, so background noise hits both).",
-        f"1. Issuance: `pki.issuance.issue` with profile `specialist` (commune 00004), {sizes['issue_n']} "
+def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[str]:  # type: ignore[type-arg]
+    notes = {
+        "all": "One benchmark process; every kyso instance is fresh (temporary data folder, migrated database, soft "
+        "keystore, the test hierarchy of tests/conftest.py: root CA P-384, issuing CA and OCSP responders P-256). "
+        "Rates are medians of interleaved rounds (kyso and raw alternate, so background noise hits both).",
+        "issue": f"1. Issuance: `pki.issuance.issue` with profile `specialist` (commune 00004), {sizes['issue_n']} "
         f"certificates per round × {sizes['issue_repeats']} rounds; server-side P-256 key generation in the soft "
         "keystore, and from distinct P-256 CSRs made beforehand. Raw: `CertificateBuilder` with the same subject, "
         "issuer and extensions as a kyso certificate, `sign` with an in-memory P-256 key, DER "
         f"({sizes['issue_raw']} per round); a second raw variant also generates the subject key. "
-        + ("SQLite and PostgreSQL (private schema)." if pg else "SQLite only (PostgreSQL not measured)."),
-        f"2. OCSP: {sizes['ocsp_certs']:,} certificates issued from CSRs (5% then revoked) in a SQLite data "
-        "folder; `python -m api.cli serve --port P` as tests/conftest.py's LiveServer starts it (KYSO_HOME, "
-        f"KYSO_DATABASE_URL, KYSO_SOFT_MASTER_KEY, KYSO_BASE_URL), {args.workers} worker, its log to a file. "
+        + ("SQLite and PostgreSQL (private schema on the local server)." if postgres
+           else "SQLite only (PostgreSQL not measured)."),
+        "ocsp": f"2. OCSP: {sizes['ocsp_certs']:,} certificates issued from CSRs (5% then revoked) in a SQLite data "
+        "folder; `python -m api.cli serve --port P` started as tests/conftest.py's LiveServer does (KYSO_HOME, "
+        f"KYSO_DATABASE_URL, KYSO_SOFT_MASTER_KEY, KYSO_BASE_URL), {args.workers} worker"
+        + (", then again with `--workers 2`" if not args.quick and args.workers == 1 else "")
+        + "; its log goes to a file (uvicorn logs every request); other settings are kyso's defaults (e.g. "
+        "KYSO_OCSP_CACHE_CHECK_SECONDS, where the route has a per-worker answer cache). "
+        "First, every pre-produced request once on the fresh server (`cache cold`); then the steady-state runs"
+        + (" (before those, the 2-worker server gets two more passes on new connections, since keep-alive pins "
+           "a connection to one worker)" if not args.quick and args.workers == 1 else "") + ". "
         f"Load: {args.concurrency} asyncio tasks on uvloop, one keep-alive connection each, closed loop, "
-        f"{sizes['warmup']:.0f} s warm-up then {sizes['duration']:.0f} s measured per mode, "
-        + ("a minimal HTTP/1.1 client on asyncio streams (tests/bench/loadgen.py), because httpx.AsyncClient "
-           "itself needs ~0.6 of a core at 32 connections on this machine and starves the server it shares the "
-           "cores with; one httpx run is listed for reference. " if args.client == "raw" else
-           "httpx.AsyncClient (its own CPU use is large at high concurrency). ")
-        + "Every response is "
-        "parsed and checked (HTTP 200, OCSP successful, nonce echoed only when signed on demand, GET answers "
-        "cacheable only when pre-produced). Pre-produced = SHA-1 CertID, no nonce; on demand = a 16-byte "
-        "nonce. The load generator shares the 2 cores with the server: its CPU use is in the table, and the "
-        "HTTP figures are therefore a lower bound for a dedicated node. In process: a transaction + "
-        "`ocsp.answer` per request, as the route calls it. Raw: `OCSPResponseBuilder` (by hash, responder "
-        "certificate included, nonce) + `sign` with an in-memory P-256 key + DER.",
-        f"3. CRL: {sizes['crl_entries']:,} revoked rows bulk-inserted with SQLAlchemy Core (random 159-bit serials, "
-        "revocation dates in the past, a mix of reasons of which 10% unspecified, tiny placeholder DER), then "
-        "`crl.publish(delta=False)` timed in one transaction including commit. Raw: "
-        "`CertificateRevocationListBuilder` with the same number of entries, reasons and CRL extensions, "
-        "signed with an in-memory P-256 key, DER (entry objects built inside the timing, as any caller must).",
-        f"4. OCSP at scale: {', '.join(f'{n:,}' for n in sizes['scale_sizes'])} revoked rows bulk-inserted "
-        "into SQLite, each with a stored pre-produced response (a copy of a real signed one) except the "
-        f"on-demand sample; median of {sizes['scale_samples']} `ocsp.answer` calls (after 20 warm-up calls) for "
-        "(a) serials with a stored response and (b) revoked serials without one (signed on demand).",
-        "Targets come from /work/shared/PERFORMANCE.md. The machine may be shared with other work (another "
-        "test run, databases); the load averages above show how busy it was.",
-    ]
+        f"{sizes['warmup']:.0f} s warm-up then {sizes['duration']:.0f} s measured per mode (connections opened "
+        "one after another), "
+        + ("with a minimal HTTP/1.1 client on asyncio streams (tests/bench/loadgen.py): httpx.AsyncClient itself "
+           "needs about a core at 32 connections on this machine and starves the server it shares the cores "
+           "with (one httpx run is listed for reference). " if args.client == "raw" else
+           "with httpx.AsyncClient (its own CPU use is large at high concurrency). ")
+        + "Every response is parsed and checked (HTTP 200, OCSP successful, nonce echoed only when signed on "
+        "demand, GET answers cacheable only when pre-produced). Pre-produced = SHA-1 CertID, no nonce; on "
+        "demand = a 16-byte nonce. The load generator shares the 2 cores with the server (CPU columns), so the "
+        "HTTP figures are a lower bound for a dedicated node. `GET /healthz` (a route doing nothing, declared "
+        "with a plain `def`, so FastAPI runs it in its thread pool) is a reference for the framework's cost. "
+        "In process: a transaction + `ocsp.answer` per request (the database path; no answer cache). Raw: `OCSPResponseBuilder` (by hash, responder certificate included, "
+        "nonce) + `sign` with an in-memory P-256 key + DER.",
+        "crl": f"3. CRL: {sizes['crl_entries']:,} revoked rows bulk-inserted (an `insert(Certificate)` compiled by "
+        "SQLAlchemy, executemany; random 159-bit serials, revocation dates in the past, a mix of reasons of "
+        "which 10% unspecified, a tiny placeholder DER), then `crl.publish(delta=False)` timed in one "
+        "transaction including commit; " + ("SQLite and PostgreSQL. " if postgres else "SQLite. ")
+        + "Raw: the same number of `RevokedCertificateBuilder` entries (built inside the timing, as any caller "
+        "must) with the same reasons and CRL extensions, signed with an in-memory P-256 key, DER; the list "
+        "passed to the `CertificateRevocationListBuilder` constructor, and (measured once) the documented "
+        "`add_revoked_certificate` loop, which copies the list on every call.",
+        "scale": f"4. OCSP at scale: {', '.join(f'{n:,}' for n in sizes['scale_sizes'])} revoked rows "
+        "bulk-inserted into SQLite, each with a stored pre-produced response (a copy of a real signed one) "
+        f"except the on-demand sample; median of {sizes['scale_samples']} `ocsp.answer` calls (in a "
+        "transaction each, after 20 warm-up calls) for (a) serials with a stored response and (b) revoked "
+        "serials without one (signed on demand), the databases measured in 4 interleaved rounds. Baseline: the "
+        "same lookups with 1,000 rows.",
+        "end": "Targets come from /work/shared/PERFORMANCE.md. The machine may be shared with other work (other "
+        "test runs, databases): the load averages above show how busy it was.",
+    }
+    return [notes["all"]] + [notes[s] for s in SECTIONS if s in args.sections] + [notes["end"]]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*starlette.testclient.*")  # tests/conftest.py imports TestClient
     logging.basicConfig(level=logging.WARNING)
     sizes = dict(QUICK if args.quick else FULL)
     if args.duration:
@@ -160,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print_table(results)
     if not args.no_write:
-        write_markdown(results, machine, args.output, method_notes(args, sizes, None if pg else "pg"))
+        write_markdown(results, machine, args.output, method_notes(args, sizes, "postgresql" in backends))
         say(f"wrote {args.output}")
     return 0
 
