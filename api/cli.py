@@ -76,13 +76,15 @@ def _cert_dict(row: Any) -> dict[str, Any]:
 # -- server -------------------------------------------------------------------------------
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
-          workers: Annotated[int, typer.Option(help="Worker processes (share the database and keystore)")] = 1) -> None:
+          workers: Annotated[int, typer.Option(help="Worker processes (share the database and keystore)")] = 1,
+          access_log: Annotated[bool, typer.Option(help="Log every request (off gains ~20% on busy OCSP nodes)")] = True) -> None:
     """Serve the REST API, OCSP, CRLs and CA certificates over HTTP."""
     import uvicorn
 
     settings = load_settings()
     upgrade(settings.resolved_database_url)
-    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", proxy_headers=True)
+    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", proxy_headers=True,
+                access_log=access_log)
 
 
 @app.command()

@@ -247,4 +247,5 @@ def _renew_with(ctx: PkiContext, serial: str, actor: str, public_key: Certificat
                 session.add(new_cred)
                 credential_id = new_cred.id
             revoke_row(ctx, session, old, "superseded", actor, now)
+    ctx.ocsp_cache.clear()
     return IssueResult(row, credential_id, row.key_ref)

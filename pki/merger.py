@@ -117,4 +117,5 @@ def merge(ctx: PkiContext, from_codes: list[str], into_code: str, actor: str, *,
         audit.record(session, actor=actor, action="pki:merger:apply", subject=into_code, from_codes=from_codes,
                      effective=effective.isoformat(), reason=reason.value, reissued=len(report.changes),
                      serials=[(c.old_serial, c.new_serial) for c in report.changes])
+    ctx.ocsp_cache.clear()
     return report

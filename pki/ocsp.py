@@ -39,9 +39,11 @@ class AnswerCache:
 
     Only nonce-less requests repeat byte for byte, so only pre-produced answers are stored, each
     until its nextUpdate. Every status change publishes CRLs, which bumps the CAs' CRL counters:
-    their sum is the *revocation epoch*. A status change in this process clears the cache at once;
-    a change made by another worker is noticed at the next epoch check, at most
-    ``check_seconds`` later (0: before every answer). Safe to lose: the database is the truth.
+    their sum is the *revocation epoch*. A status change in this process clears the cache right
+    after its commit and forces an epoch check before the next answer; a change made by another
+    worker (or an answer a concurrent request cached while the change committed) is noticed at
+    the next epoch check, at most ``check_seconds`` later (0: before every answer). Safe to lose:
+    the database is the truth.
     """
 
     def __init__(self, check_seconds: float, max_entries: int = 100_000) -> None:
@@ -159,7 +161,6 @@ def preproduce(ctx: PkiContext, session: Session, ca: CertificateAuthority, row:
     stored = session.execute(
         select(OcspResponse).where(OcspResponse.ca_id == ca.id, OcspResponse.serial == row.serial)
     ).scalar_one_or_none()
-    ctx.ocsp_cache.clear()  # this process never serves an answer older than the change it made
     if stored is None:
         session.add(OcspResponse(ca_id=ca.id, serial=row.serial, der=der, this_update=this_update,
                                  next_update=next_update, cert_status=label))

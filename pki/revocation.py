@@ -51,6 +51,7 @@ def revoke(ctx: PkiContext, serial: str, reason: Reason, actor: str) -> Certific
     with transaction(ctx.sessions) as session:
         row = get_certificate(session, serial, for_update=True)
         revoke_row(ctx, session, row, reason, actor, clock.now(), publish=True)
+    ctx.ocsp_cache.clear()  # after the commit: this worker answers from the new state at once
     return row
 
 
@@ -66,4 +67,5 @@ def release(ctx: PkiContext, serial: str, actor: str) -> Certificate:
         audit.record(session, actor=actor, action="pki:certificate:release", subject=row.serial, ca=row.ca.name,
                      dn=row.subject)
         crl.publish_both(ctx, session, row.ca, now)
+    ctx.ocsp_cache.clear()
     return row

@@ -137,8 +137,12 @@ class LiveServer:
                # tests change statuses from another process and ask at once: check before every answer
                "KYSO_OCSP_CACHE_CHECK_SECONDS": os.environ.get("KYSO_OCSP_CACHE_CHECK_SECONDS", "0"),
                "KYSO_SOFT_MASTER_KEY": settings.soft_master_key.get_secret_value() if settings.soft_master_key else ""}
+        # the log goes to a file: a pipe nobody reads fills up under load and blocks the server
+        self.log_path = settings.home / f"serve-{port}.log"
+        settings.home.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                     stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -148,8 +152,8 @@ class LiveServer:
                 time.sleep(0.2)
             if self.proc.poll() is not None:
                 break
-        output = self.proc.stdout.read().decode() if self.proc.stdout and self.proc.poll() is not None else ""
         self.stop()
+        output = self.log_path.read_text(errors="replace")
         raise RuntimeError(f"kyso serve did not start: {output}")
 
     def stop(self) -> None:
@@ -159,6 +163,7 @@ class LiveServer:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        self._log.close()
 
 
 @pytest.fixture
