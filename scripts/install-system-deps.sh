@@ -2,7 +2,7 @@
 # Installs the Debian packages kyso and its tests need, only those that are missing.
 # Called by `make install` (and so by `make run` and `make test`); safe to run again.
 set -euo pipefail
-packages=(openssl ca-certificates)
+packages=(openssl ca-certificates softhsm2)
 # python3-venv only when the interpreter cannot make virtual environments by itself (Debian's python3)
 python3 -c "import ensurepip, venv" 2>/dev/null || packages+=(python3-venv)
 missing=()

@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 
 from hsm.soft import SoftKeyStore
+from tests.hsm.pkcs11_fixtures import pkcs11_keystore  # noqa: F401
+from tests.hsm.vault_fixtures import bao_server, vault_keystore, vault_mount  # noqa: F401
 
-BACKENDS = ["soft"]  # pkcs11 and vault join here when their fixture modules land
+BACKENDS = ["soft", "pkcs11", "vault"]
 
 
 @pytest.fixture
