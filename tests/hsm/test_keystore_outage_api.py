@@ -61,3 +61,30 @@ def test_vault_sealed_then_stopped(tmp_path):
         container.engine.dispose()
     finally:
         server.stop()
+
+
+def test_softhsm_token_removed(tmp_path, tmp_path_factory, monkeypatch):
+    from tests.hsm.pkcs11_fixtures import USER_PIN, softhsm
+
+    hsm = softhsm(tmp_path_factory)
+    label = hsm.new_token(monkeypatch)
+    settings = make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'kyso.db'}", pkcs11_module=hsm.module,
+                             pkcs11_token_label=label, pkcs11_pin=USER_PIN)
+    container = build(settings)
+    init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test", keystore="pkcs11")
+    headers = {"Authorization": f"Bearer {new_token(container, Role.ca_operator)}"}
+    with TestClient(create_app(container, scheduler=False), raise_server_exceptions=False) as client:
+        ok = client.post("/api/v1/certificates", json={**SPECIALIST, "keystore": "pkcs11"}, headers=headers)
+        assert ok.status_code == 201 and ok.json()["key_ref"].startswith("pkcs11:")
+        assert client.get("/readyz").json()["checks"]["keystore:pkcs11"] == "ok"
+        before = _count(container)
+        hsm.delete_token(label)
+        r = client.post("/api/v1/certificates", json={**SPECIALIST, "keystore": "pkcs11"}, headers=headers)
+        assert r.status_code == 503, r.text
+        assert f"PKCS#11 token '{label}'" in r.json()["error"]["message"]
+        assert USER_PIN not in r.text
+        assert _count(container) == before
+        assert client.get("/readyz").status_code == 503
+    with transaction(container.sessions) as session:
+        assert audit.verify(session).ok
+    container.engine.dispose()
