@@ -124,7 +124,7 @@ def issue_row(
     )
     session.add(row)
     session.flush()
-    ocsp.preproduce(ctx, session, ca, row, now)
+    ocsp.preproduce(ctx, session, ca, row, now, new=True)
     audit.record(session, actor=actor, action=action, subject=row.serial, ca=ca.name, profile=profile.name,
                  dn=row.subject, commune=commune_code, key_ref=key_ref, replaces=replaces,
                  not_after=row.not_after.isoformat())

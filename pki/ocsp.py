@@ -151,14 +151,16 @@ def sign_response(
 
 
 def preproduce(ctx: PkiContext, session: Session, ca: CertificateAuthority, row: Certificate,
-               now: dt.datetime | None = None) -> None:
-    """(Re)write the stored response for one certificate, in the caller's transaction."""
+               now: dt.datetime | None = None, *, new: bool = False) -> None:
+    """(Re)write the stored response for one certificate, in the caller's transaction.
+
+    ``new`` says the certificate was just issued, so there is no stored response to look up."""
     responder = _responder(ctx, session, ca)
     if responder is None:
         return
     now = now or clock.now()
     der, this_update, next_update, label = sign_response(ctx, ca, responder, int(row.serial, 16), row, now)
-    stored = session.execute(
+    stored = None if new else session.execute(
         select(OcspResponse).where(OcspResponse.ca_id == ca.id, OcspResponse.serial == row.serial)
     ).scalar_one_or_none()
     if stored is None:
