@@ -106,6 +106,10 @@ def print_table(results: Results) -> None:
             print(f"  {verdict:<8} {target}: {value}")
         for remark in target_remarks(results):
             print(f"  remark: {remark}")
+    if "keystores" in results.params:
+        from .keystores import print_table as print_keystores
+
+        print_keystores(results.params["keystores"])
     for note in results.notes:
         print(f"\nnote: {note}")
     print()
@@ -163,6 +167,9 @@ def write_markdown(results: Results, machine: dict[str, str], path: Path, method
         lines += ["", "## Targets (from PERFORMANCE.md)", "", "| target | this run | verdict |", "|---|---|---|"]
         lines += [f"| {t} | {v} | **{verdict}** |" for t, v, verdict in rows]
         lines += [""] + [f"{remark}" for remark in target_remarks(results)]
+    keystores = _keystore_block(results, machine, path)
+    if keystores:
+        lines += ["", keystores]
     lines += ["", "## Method", ""] + [f"- {n}" for n in method_notes]
     if results.notes:
         lines += ["", "## Notes from this run", ""]
@@ -170,3 +177,20 @@ def write_markdown(results: Results, machine: dict[str, str], path: Path, method
             lines.append("- " + note.replace("\n", "\n  "))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _keystore_block(results: Results, machine: dict[str, str], path: Path) -> str | None:
+    """This run's keystore block, else the one already in the report (it carries its own date)."""
+    from .keystores import existing_block, markdown_block
+
+    if "keystores" in results.params:
+        return markdown_block(results.params["keystores"], machine)
+    return existing_block(path.read_text("utf-8")) if path.exists() else None
+
+
+def splice_keystores(results: Results, machine: dict[str, str], path: Path) -> None:
+    """``--only keystores``: replace the keystore block of an existing report, leaving the rest as it is."""
+    from .keystores import markdown_block, splice
+
+    block = markdown_block(results.params["keystores"], machine)
+    path.write_text(splice(path.read_text("utf-8"), block), encoding="utf-8")

@@ -5,8 +5,12 @@ Measures, each beside the raw library in the same run:
   2. OCSP responses per second over HTTP from a local load generator (pre-produced and signed on
      demand) and in process;
   3. the time to build a full CRL with 100,000 revoked entries;
-  4. OCSP lookup time with 1,000,000 revoked rows in SQLite, against the same lookups with 1,000.
-Prints a table and writes docs/benchmarks.md.
+  4. OCSP lookup time with 1,000,000 revoked rows in SQLite, against the same lookups with 1,000;
+  5. signatures per second through hsm.KeyStore (soft, PKCS#11 on SoftHSM2, Vault on OpenBao).
+Prints a table and writes docs/benchmarks.md. The keystore figures are a block of their own in that
+file: `--only keystores` replaces only that block and keeps the rest of the file as it was; any
+other selection rewrites the file from the sections it ran (keeping the last keystore block when
+keystores were not run).
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from pathlib import Path
 
 from .common import ROOT_DIR, Profiler, Results, machine_info, postgres_problem, postgres_version, say
 
-SECTIONS = ("issue", "ocsp", "crl", "scale")
+SECTIONS = ("issue", "ocsp", "crl", "scale", "keystores")
 
 FULL = dict(issue_n=100, issue_raw=2000, issue_repeats=5,
             ocsp_certs=1000, ocsp_inproc=1000, ocsp_raw=3000, ocsp_repeats=5, warmup=2.0, duration=8.0,
@@ -104,6 +108,7 @@ def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[
         "transaction each, after 20 warm-up calls) for (a) serials with a stored response and (b) revoked "
         "serials without one (signed on demand), the databases measured in 4 interleaved rounds. Baseline: the "
         "same lookups with 1,000 rows.",
+        "keystores": "5. Keystores: see the Keystores section above (its own date, method and target verdicts).",
         "end": "Targets come from /work/shared/PERFORMANCE.md. The machine may be shared with other work (other "
         "test runs, databases): the load averages above show how busy it was.",
     }
@@ -169,12 +174,22 @@ def main(argv: list[str] | None = None) -> int:
 
         ocsp_scale.run(results, sizes["scale_sizes"], samples=sizes["scale_samples"], profiler=profiler)
         results.mark_load("end")
+    if "keystores" in args.sections:
+        from . import keystores
+
+        keystores.run(results, quick=args.quick, profiler=profiler)
+        results.mark_load("after keystores")
 
     say(f"done in {time.perf_counter() - t0:.0f} s")
-    from .report import print_table, write_markdown
+    from .report import print_table, splice_keystores, write_markdown
 
     print_table(results)
-    if not args.no_write:
+    if args.no_write:
+        pass
+    elif args.sections == ["keystores"] and args.output.exists():
+        splice_keystores(results, machine, args.output)
+        say(f"updated the keystore block of {args.output} (the rest of the file is unchanged)")
+    else:
         write_markdown(results, machine, args.output, method_notes(args, sizes, "postgresql" in backends))
         say(f"wrote {args.output}")
     return 0
