@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     soft_master_key: SecretStr | None = Field(default=None, description="Passphrase protecting the soft keystore")
     soft_master_key_file: Path | None = Field(default=None, description="File holding that passphrase")
 
+    migrate_on_start: bool = Field(default=True, description="Apply migrations and seed data when a process starts")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     crl_validity_hours: int = Field(default=24, ge=1)
     delta_crl_validity_hours: int = Field(default=4, ge=1)
@@ -107,5 +108,8 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigurationError(f"KYSO_CONFIG names {config_file}, which is not a readable file")
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise ConfigurationError(f"invalid settings: {exc}") from exc
+    except ValidationError as exc:
+        # name the setting and the problem, never the value: a mistyped key may hold a secret
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+                             for e in exc.errors(include_input=False, include_url=False))
+        raise ConfigurationError(f"invalid settings: {problems}") from None

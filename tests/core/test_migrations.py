@@ -19,3 +19,4 @@ def test_models_match_migrations(db_url):
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     engine.dispose()
     assert diff == [], f"models and migrations disagree; generate a migration: {diff}"
+
