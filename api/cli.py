@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -16,7 +17,7 @@ from rich.table import Table
 
 from core import audit as audit_log
 from core import clock
-from core.db import transaction, upgrade
+from core.db import transaction
 from core.errors import KysoError
 from core.settings import load_settings
 from hsm import KeyType
@@ -57,11 +58,6 @@ def _container() -> Container:
     return build(load_settings())
 
 
-def _fail(exc: KysoError) -> None:
-    err.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
-    raise typer.Exit(2)
-
-
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
@@ -81,8 +77,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     """Serve the REST API, OCSP, CRLs and CA certificates over HTTP."""
     import uvicorn
 
+    from .container import prepare_database
+
     settings = load_settings()
-    upgrade(settings.resolved_database_url)
+    prepare_database(settings)  # once, here: workers starting together must not race on migrations
+    os.environ["KYSO_MIGRATE_ON_START"] = "false"
     uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", proxy_headers=True,
                 access_log=access_log)
 
@@ -91,25 +90,21 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 def demo(host: str = "127.0.0.1", port: int = 8000,
          no_serve: Annotated[bool, typer.Option("--no-serve", help="Set up and print, but do not start the server")] = False) -> None:
     """Set up an embedded demo PKI (idempotent), print where everything is, then serve."""
-    try:
-        container = _container()
-        result = authorities.init_hierarchy(container.pki, root=_DEFAULT_ROOT, issuing=_DEFAULT_ISSUING, actor=_actor())
-        token_file = container.settings.home / "demo-operator.token"
-        token = token_file.read_text().strip() if token_file.exists() else None
-        with transaction(container.sessions) as session:
-            if token is not None:
-                try:
-                    tokens.authenticate(session, token)
-                except KysoError:
-                    token = None
-            if token is None:
-                name = f"demo-operator-{clock.now():%Y%m%d%H%M%S}"
-                token = tokens.create(session, name, tokens.Role.ca_operator, _actor())
-        token_file.write_text(token + "\n")
-        token_file.chmod(0o600)
-    except KysoError as exc:
-        _fail(exc)
-        return
+    container = _container()
+    result = authorities.init_hierarchy(container.pki, root=_DEFAULT_ROOT, issuing=_DEFAULT_ISSUING, actor=_actor())
+    token_file = container.settings.home / "demo-operator.token"
+    token = token_file.read_text().strip() if token_file.exists() else None
+    with transaction(container.sessions) as session:
+        if token is not None:
+            try:
+                tokens.authenticate(session, token)
+            except KysoError:
+                token = None
+        if token is None:
+            name = f"demo-operator-{clock.now():%Y%m%d%H%M%S}"
+            token = tokens.create(session, name, tokens.Role.ca_operator, _actor())
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
     base = f"http://{host}:{port}"
     created = ", ".join(result.created) or "none (already set up: " + ", ".join(result.existing) + ")"
     out.print(f"""
@@ -137,9 +132,10 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
 @app.command("db-upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (Alembic) up to the latest schema."""
-    settings = load_settings()
-    upgrade(settings.resolved_database_url)
-    out.print("database schema is up to date")
+    from .container import prepare_database
+
+    prepare_database(load_settings())
+    out.print("database schema is up to date, catalogue seeded")
 
 
 # -- CAs ------------------------------------------------------------------------------------
@@ -176,12 +172,8 @@ def ca_init(
         data = tomllib.loads(config.read_text("utf-8"))
         root = CaSpec(**{**root.__dict__, **_spec_fields(data.get("root", {}))})
         issuing = CaSpec(**{**issuing.__dict__, **_spec_fields(data.get("issuing", {}))})
-    try:
-        result = authorities.init_hierarchy(_container().pki, root=None if subordinate else root, issuing=issuing,
-                                            actor=_actor(), keystore=keystore, subordinate=subordinate)
-    except KysoError as exc:
-        _fail(exc)
-        return
+    result = authorities.init_hierarchy(_container().pki, root=None if subordinate else root, issuing=issuing,
+                                        actor=_actor(), keystore=keystore, subordinate=subordinate)
     if as_json:
         _print_json(result.__dict__)
         return
@@ -208,11 +200,7 @@ def _spec_fields(data: dict[str, Any]) -> dict[str, Any]:
 @ca_app.command("import")
 def ca_import(name: str, certificate: Annotated[Path, typer.Argument(help="PEM with the CA certificate and its chain")]) -> None:
     """Install the certificate an external root issued for a pending subordinate CA."""
-    try:
-        ca = authorities.import_certificate(_container().pki, name, certificate.read_bytes(), _actor())
-    except KysoError as exc:
-        _fail(exc)
-        return
+    ca = authorities.import_certificate(_container().pki, name, certificate.read_bytes(), _actor())
     out.print(f"CA [bold]{ca.name}[/] is active: {ca.subject}")
 
 
@@ -257,13 +245,9 @@ def cert_issue(
                               id_number=id_number, email=email)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    try:
-        result = issuance.issue(_container().pki, issuance.IssueRequest(
-            profile=profile, subject=subject, commune_code=commune, csr=csr.read_bytes() if csr else None,
-            key_type=key_type, keystore=keystore, validity_days=validity_days, ca=ca), _actor())
-    except KysoError as exc:
-        _fail(exc)
-        return
+    result = issuance.issue(_container().pki, issuance.IssueRequest(
+        profile=profile, subject=subject, commune_code=commune, csr=csr.read_bytes() if csr else None,
+        key_type=key_type, keystore=keystore, validity_days=validity_days, ca=ca), _actor())
     row = result.certificate
     if out_file:
         from cryptography import x509
@@ -291,15 +275,11 @@ def cert_list(
     container = _container()
     now = clock.now()
     expires = now + dt.timedelta(days=expires_within_days) if expires_within_days is not None else None
-    try:
-        with transaction(container.sessions) as session:
-            rows, total = store.list_certificates(session, store.CertificateFilter(
-                subject=subject, commune_code=commune, province_code=province, status=status, profile=profile,
-                ca=ca, expires_before=expires, limit=limit), now)
-            data = [_cert_dict(r) for r in rows]
-    except KysoError as exc:
-        _fail(exc)
-        return
+    with transaction(container.sessions) as session:
+        rows, total = store.list_certificates(session, store.CertificateFilter(
+            subject=subject, commune_code=commune, province_code=province, status=status, profile=profile,
+            ca=ca, expires_before=expires, limit=limit), now)
+        data = [_cert_dict(r) for r in rows]
     if as_json:
         _print_json({"total": total, "items": data})
         return
@@ -314,12 +294,8 @@ def cert_list(
 def cert_show(serial: str, as_json: JsonOpt = False) -> None:
     """Show one certificate."""
     container = _container()
-    try:
-        with transaction(container.sessions) as session:
-            data = _cert_dict(store.get_certificate(session, serial))
-    except KysoError as exc:
-        _fail(exc)
-        return
+    with transaction(container.sessions) as session:
+        data = _cert_dict(store.get_certificate(session, serial))
     if as_json:
         _print_json(data)
     else:
@@ -335,12 +311,8 @@ def cert_export(serial: str, format: Annotated[str, typer.Option(help="pem or de
     from cryptography.hazmat.primitives.serialization import Encoding
 
     container = _container()
-    try:
-        with transaction(container.sessions) as session:
-            der = store.get_certificate(session, serial).der
-    except KysoError as exc:
-        _fail(exc)
-        return
+    with transaction(container.sessions) as session:
+        der = store.get_certificate(session, serial).der
     data = der if format == "der" else x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
     if out_file:
         out_file.write_bytes(data)
@@ -360,12 +332,8 @@ def cert_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a certificate (CRL and OCSP are updated in the same transaction)."""
-    try:
-        resolved = resolve_reason(reason.value if reason else None, ground.value if ground else None)
-        row = revocation.revoke(_container().pki, serial, resolved, _actor())
-    except KysoError as exc:
-        _fail(exc)
-        return
+    resolved = resolve_reason(reason.value if reason else None, ground.value if ground else None)
+    row = revocation.revoke(_container().pki, serial, resolved, _actor())
     if as_json:
         _print_json({"serial": row.serial, "status": row.status, "reason": row.revocation_reason})
     else:
@@ -375,11 +343,7 @@ def cert_revoke(
 @cert_app.command("release")
 def cert_release(serial: str) -> None:
     """Release a certificate from certificateHold (the delta CRL says removeFromCRL)."""
-    try:
-        row = revocation.release(_container().pki, serial, _actor())
-    except KysoError as exc:
-        _fail(exc)
-        return
+    row = revocation.release(_container().pki, serial, _actor())
     out.print(f"{row.serial} is valid again")
 
 
@@ -387,12 +351,8 @@ def cert_release(serial: str) -> None:
 def cert_renew(serial: str, new_key: Annotated[bool, typer.Option("--new-key", help="Generate a new key (old certificate superseded)")] = False,
                csr: Optional[Path] = None, as_json: JsonOpt = False) -> None:
     """Renew a certificate with the same key, or a new one."""
-    try:
-        result = issuance.renew(_container().pki, serial, _actor(), new_key=new_key or csr is not None,
-                                csr=csr.read_bytes() if csr else None)
-    except KysoError as exc:
-        _fail(exc)
-        return
+    result = issuance.renew(_container().pki, serial, _actor(), new_key=new_key or csr is not None,
+                            csr=csr.read_bytes() if csr else None)
     if as_json:
         _print_json({"serial": result.certificate.serial, "credential_id": result.credential_id})
     else:
@@ -410,13 +370,10 @@ def cert_request(
     """RA mode: generate a key in the keystore and a CSR for an external CA (e.g. the government CA)."""
     try:
         subject = SubjectInfo(common_name=cn, title=title, id_number=id_number)
-        pending = registration.request(_container().pki, subject, _actor(), profile=profile, commune_code=commune,
-                                       key_type=key_type, keystore=keystore)
-    except KysoError as exc:
-        _fail(exc)
-        return
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    pending = registration.request(_container().pki, subject, _actor(), profile=profile, commune_code=commune,
+                                   key_type=key_type, keystore=keystore)
     err.print(f"credential {pending.credential_id} waits for its certificate: send the CSR to the CA, then "
               f"`kyso cert import {pending.credential_id} CERT.pem`")
     if out_file:
@@ -428,22 +385,14 @@ def cert_request(
 @cert_app.command("import")
 def cert_import(credential_id: str, certificate: Annotated[Path, typer.Argument(help="PEM: the certificate, then its issuer")]) -> None:
     """RA mode: bind the certificate an external CA issued to the key waiting in kyso."""
-    try:
-        row = registration.import_certificate(_container().pki, credential_id, certificate.read_bytes(), _actor())
-    except KysoError as exc:
-        _fail(exc)
-        return
+    row = registration.import_certificate(_container().pki, credential_id, certificate.read_bytes(), _actor())
     out.print(f"imported {row.serial} for credential {credential_id}: {row.subject}")
 
 
 @cert_app.command("check")
 def cert_check(serial: str, as_json: JsonOpt = False) -> None:
     """RA mode: ask the external CA's OCSP responder for a certificate's status and record a revocation."""
-    try:
-        check = registration.check_status(_container().pki, serial, _actor())
-    except KysoError as exc:
-        _fail(exc)
-        return
+    check = registration.check_status(_container().pki, serial, _actor())
     if as_json:
         _print_json(check.__dict__)
     else:
@@ -465,13 +414,9 @@ def merge(
     with Progress(TextColumn("re-issuing"), BarColumn(), MofNCompleteColumn(), console=err, transient=True,
                   disable=as_json) as progress:
         task = progress.add_task("merge", total=None)
-        try:
-            report = merger.merge(_container().pki, from_codes, into, _actor(), reason=reason,
-                                  effective=effective.date() if effective else None, dry_run=dry_run,
-                                  progress=lambda done, total: progress.update(task, completed=done, total=total))
-        except KysoError as exc:
-            _fail(exc)
-            return
+        report = merger.merge(_container().pki, from_codes, into, _actor(), reason=reason,
+                              effective=effective.date() if effective else None, dry_run=dry_run,
+                              progress=lambda done, total: progress.update(task, completed=done, total=total))
     if as_json:
         _print_json({**report.__dict__, "changes": [c.__dict__ for c in report.changes]})
         return
@@ -491,14 +436,11 @@ def crl_publish(ca: Annotated[Optional[str], typer.Argument(help="CA name (defau
     from .scheduler import republish_once
 
     container = _container()
-    try:
-        if ca is None:
-            out.print(republish_once(container))
-            return
-        full, delta = crl.publish_now(container.pki, ca, _actor())
-        out.print(f"published CRL #{full.number} ({full.entries} entries) and delta #{delta.number}")
-    except KysoError as exc:
-        _fail(exc)
+    if ca is None:
+        out.print(republish_once(container))
+        return
+    full, delta = crl.publish_now(container.pki, ca, _actor())
+    out.print(f"published CRL #{full.number} ({full.entries} entries) and delta #{delta.number}")
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -507,12 +449,8 @@ def token_create(name: Annotated[str, typer.Option(help="Who or what uses it, e.
                  role: Annotated[tokens.Role, typer.Option(help="ca-operator, auditor or client")]) -> None:
     """Create a token and print it alone on stdout (it is shown only this once)."""
     container = _container()
-    try:
-        with transaction(container.sessions) as session:
-            value = tokens.create(session, name, role, _actor())
-    except KysoError as exc:
-        _fail(exc)
-        return
+    with transaction(container.sessions) as session:
+        value = tokens.create(session, name, role, _actor())
     sys.stdout.write(value + "\n")
 
 
@@ -520,12 +458,8 @@ def token_create(name: Annotated[str, typer.Option(help="Who or what uses it, e.
 def token_revoke(name: str) -> None:
     """Revoke a token by name; it stops working at once."""
     container = _container()
-    try:
-        with transaction(container.sessions) as session:
-            tokens.revoke(session, name, _actor())
-    except KysoError as exc:
-        _fail(exc)
-        return
+    with transaction(container.sessions) as session:
+        tokens.revoke(session, name, _actor())
     out.print(f"token {name} revoked")
 
 
@@ -554,12 +488,8 @@ def units_import(file: Path, effective: Annotated[dt.datetime, typer.Option(form
                  as_json: JsonOpt = False) -> None:
     """Load a newer catalogue: changed units get a new version from the effective date."""
     container = _container()
-    try:
-        with transaction(container.sessions) as session:
-            report = units.import_catalogue(session, file.read_bytes(), effective.date(), version, actor=_actor())
-    except KysoError as exc:
-        _fail(exc)
-        return
+    with transaction(container.sessions) as session:
+        report = units.import_catalogue(session, file.read_bytes(), effective.date(), version, actor=_actor())
     data = report.as_dict()
     if as_json:
         _print_json(data)
@@ -573,12 +503,8 @@ def units_show(code: str, on: Annotated[Optional[dt.datetime], typer.Option(form
                as_json: JsonOpt = False) -> None:
     """Show the unit that had CODE on a date (default today)."""
     container = _container()
-    try:
-        with transaction(container.sessions) as session:
-            view = units.view(session, code, (on or clock.now()).date())
-    except KysoError as exc:
-        _fail(exc)
-        return
+    with transaction(container.sessions) as session:
+        view = units.view(session, code, (on or clock.now()).date())
     if as_json:
         _print_json(view.__dict__)
     else:
@@ -604,10 +530,11 @@ def audit_verify(as_json: JsonOpt = False) -> None:
 
 
 def main() -> None:
+    """Commands let domain errors rise; they are printed here once, in words, with exit status 2."""
     try:
         app()
-    except KysoError as exc:  # anything not caught by a command
-        err.print(f"error ({exc.code}): {exc.message}")
+    except KysoError as exc:
+        err.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
         sys.exit(2)
 
 

@@ -24,18 +24,25 @@ class Container:
         return self.pki.sessions
 
 
-def build(settings: Settings | None = None, *, migrate: bool = True) -> Container:
-    """Settings → database (migrated, catalogue seeded) → keystores → profiles → PKI context."""
+def prepare_database(settings: Settings) -> None:
+    """Migrate the schema and seed the unit catalogue (once per deployment step, not per worker)."""
+    upgrade(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            units.ensure_seeded(session)
+    finally:
+        engine.dispose()
+
+
+def build(settings: Settings | None = None) -> Container:
+    """Settings → database (migrated and seeded unless told not to) → keystores → profiles → PKI context."""
     settings = settings or load_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
-    url = settings.resolved_database_url
-    if migrate:
-        upgrade(url)
-    engine = make_engine(url)
+    if settings.migrate_on_start:
+        prepare_database(settings)
+    engine = make_engine(settings.resolved_database_url)
     sessions = make_session_factory(engine)
-    if migrate:
-        with transaction(sessions) as session:
-            units.ensure_seeded(session)
     pki = PkiContext(settings=settings, sessions=sessions, keystores=KeyStoreRegistry.from_settings(settings),
                      profiles=ProfileSet.load())
     return Container(settings, engine, pki)
