@@ -61,6 +61,21 @@ class Settings(BaseSettings):
         "before serving cached OCSP answers (0: before every answer)")
     republish_interval_seconds: int = Field(default=900, ge=10, description="Scheduled CRL/OCSP refresh")
 
+    # Signing and timestamping
+    max_pdf_bytes: int = Field(default=50 * 1_048_576, ge=1024, description="Largest PDF accepted for signing")
+    max_batch_items: int = Field(default=50, ge=1, le=1000, description="Most PDFs in one batch request")
+    tsa_url: str | None = Field(default=None, description="External RFC 3161 TSA; kyso's own TSA when unset")
+    tsa_username: str | None = None
+    tsa_password: SecretStr | None = None
+    tsa_timeout_seconds: float = Field(default=5, gt=0, description="Wait this long for a timestamp, then sign "
+                                       "B-B and upgrade the document in the background")
+    tsa_policy_oid: str = Field(default="0.4.0.2023.1.1", description="TSA policy (ETSI TS 119 421 best practice)")
+    upgrade_max_attempts: int = Field(default=8, ge=1, description="Background B-T/B-LT upgrade attempts")
+    upgrade_backoff_seconds: float = Field(default=30, gt=0, description="First retry delay; doubles each attempt")
+    stamp_font: Path = Field(default=Path("/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf"),
+                             description="Unicode TrueType font embedded in visible signatures")
+    stamp_font_bold: Path = Field(default=Path("/usr/share/fonts/truetype/liberation/LiberationSerif-Bold.ttf"))
+
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
