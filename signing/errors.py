@@ -1,0 +1,50 @@
+"""Signing errors; each says what was wrong with the document or request and what to do."""
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
+
+
+class UnreadablePdf(InvalidInput):
+    """Not a PDF, or damaged beyond what a reader can repair."""
+
+    code = "unreadable_pdf"
+
+
+class EncryptedPdf(InvalidInput):
+    """Encrypted PDFs are refused: the signer cannot see what it signs."""
+
+    code = "encrypted_pdf"
+
+
+class PdfTooLarge(InvalidInput):
+    code = "pdf_too_large"
+
+
+class BadAppearance(InvalidInput):
+    """Placement or appearance options that cannot be honoured (unknown field, page out of range…)."""
+
+    code = "bad_appearance"
+
+
+class UnknownDocumentType(InvalidInput):
+    code = "unknown_document_type"
+
+
+class SigningRefused(PermissionDenied):
+    """The signer may not sign this document (certificate revoked, wrong profile, order of signatures)."""
+
+    code = "signing_refused"
+
+
+class UnknownDocument(NotFound):
+    code = "unknown_document"
+
+
+class DocumentStateConflict(Conflict):
+    """E.g. withdrawing a document that is already withdrawn."""
+
+    code = "document_state_conflict"
+
+
+class TimestampUnavailable(Unavailable):
+    """The time-stamping authority did not answer in time."""
+
+    code = "timestamp_unavailable"
