@@ -17,3 +17,13 @@ class UnknownUnit(InvalidInput):
 
 class CatalogueInvalid(InvalidInput):
     code = "catalogue_invalid"
+
+
+class PolicyInvalid(ConfigurationError):
+    """A policy file that does not parse or validate; names the file and the reason."""
+
+    code = "policy_invalid"
+
+
+class UnknownDocumentType(InvalidInput):
+    code = "unknown_document_type"

@@ -24,10 +24,6 @@ class BadAppearance(InvalidInput):
     code = "bad_appearance"
 
 
-class UnknownDocumentType(InvalidInput):
-    code = "unknown_document_type"
-
-
 class SigningRefused(PermissionDenied):
     """The signer may not sign this document (certificate revoked, wrong profile, order of signatures)."""
 

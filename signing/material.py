@@ -1,0 +1,198 @@
+"""What a signature needs from the PKI, read once and kept warm: the signer's certificate and chain,
+and the revocation data (stored OCSP responses, CRLs) that B-LT embeds.
+
+Everything comes from kyso's own database, never the network: the responses are the pre-produced
+ones the OCSP responder serves. The cache is dropped when the revocation epoch moves (any
+revocation, release or CRL publication, in any worker), checked at most every
+``KYSO_OCSP_CACHE_CHECK_SECONDS``, and entries also expire after a few seconds so a renewal shows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass
+
+from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp, x509 as asn1_x509
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import clock
+from core.db import transaction
+from hsm import KeyType
+from pki import crl as pki_crl
+from pki.context import PkiContext
+from pki.encoding import key_type_of
+from pki.models import Certificate, CertificateAuthority, OcspResponse
+from pki.ocsp import revocation_epoch
+from pki.store import get_credential
+
+from .errors import SigningRefused
+
+SIGNING_PROFILES = {"specialist", "seal"}
+TTL_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class SignerMaterial:
+    credential_id: str
+    key_ref: str
+    key_type: KeyType
+    serial: str
+    profile: str
+    commune_code: str | None
+    certificate: asn1_x509.Certificate
+    chain: tuple[asn1_x509.Certificate, ...]  # issuing CA first, root last
+    common_name: str
+    title: str | None
+    organization: str | None
+    not_after: dt.datetime
+
+
+@dataclass(frozen=True)
+class RevocationData:
+    """OCSP responses and CRLs for a set of certificates, ready for a DSS."""
+
+    certs: tuple[asn1_x509.Certificate, ...]
+    ocsps: tuple[asn1_ocsp.OCSPResponse, ...]
+    crls: tuple[asn1_crl.CertificateList, ...]
+    complete: bool  # every non-root certificate has a stored OCSP response
+
+
+def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
+    values = name.get_attributes_for_oid(oid)
+    return str(values[0].value) if values else None
+
+
+class MaterialCache:
+    """Per-process cache; safe to lose (the database is the truth)."""
+
+    def __init__(self, ctx: PkiContext) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()
+        self._signers: dict[str, tuple[float, SignerMaterial]] = {}
+        self._revinfo: dict[tuple[str, ...], tuple[float, RevocationData]] = {}
+        self._epoch: int | None = None
+        self._checked = 0.0
+
+    def _check_epoch(self, session: Session) -> None:
+        now = time.monotonic()
+        if now - self._checked < self._ctx.settings.ocsp_cache_check_seconds and self._epoch is not None:
+            return
+        epoch = revocation_epoch(session)
+        with self._lock:
+            if epoch != self._epoch:
+                self._signers.clear()
+                self._revinfo.clear()
+                self._epoch = epoch
+            self._checked = now
+
+    def clear(self) -> None:
+        with self._lock:
+            self._signers.clear()
+            self._revinfo.clear()
+            self._epoch = None
+
+    # -- signer ----------------------------------------------------------------------------------
+    def signer(self, credential_id: str) -> SignerMaterial:
+        with transaction(self._ctx.sessions) as session:
+            self._check_epoch(session)
+            hit = self._signers.get(credential_id)
+            if hit and time.monotonic() - hit[0] < TTL_SECONDS:
+                material = hit[1]
+            else:
+                material = self._load_signer(session, credential_id)
+                with self._lock:
+                    self._signers[credential_id] = (time.monotonic(), material)
+        if material.not_after <= clock.now():
+            raise SigningRefused(f"the certificate of credential {credential_id} expired on "
+                                 f"{material.not_after:%Y-%m-%d}; renew it before signing")
+        return material
+
+    def _load_signer(self, session: Session, credential_id: str) -> SignerMaterial:
+        credential = get_credential(session, credential_id)
+        row = credential.certificate
+        if credential.status != "active" or row is None:
+            raise SigningRefused(f"credential {credential_id} is {credential.status}: it has no usable certificate yet")
+        if row.profile not in SIGNING_PROFILES:
+            raise SigningRefused(f"credential {credential_id} holds a {row.profile} certificate, "
+                                 "which may not sign documents (specialist or seal certificates only)")
+        if row.status != "valid":
+            raise SigningRefused(f"the certificate of credential {credential_id} is {row.status.replace('_', ' ')}"
+                                 f"{' (' + row.revocation_reason + ')' if row.revocation_reason else ''}; "
+                                 "it can no longer sign")
+        cert = self._ctx.certificate(row.der)
+        return SignerMaterial(
+            credential_id=credential.id, key_ref=credential.key_ref, key_type=key_type_of(cert.public_key()),
+            serial=row.serial, profile=row.profile, commune_code=row.commune_code,
+            certificate=asn1_x509.Certificate.load(row.der), chain=tuple(self._chain(session, row.ca)),
+            common_name=_attr(cert.subject, NameOID.COMMON_NAME) or row.common_name,
+            title=_attr(cert.subject, NameOID.TITLE), organization=_attr(cert.subject, NameOID.ORGANIZATION_NAME),
+            not_after=row.not_after,
+        )
+
+    @staticmethod
+    def _chain(session: Session, ca: CertificateAuthority | None) -> list[asn1_x509.Certificate]:
+        chain: list[asn1_x509.Certificate] = []
+        seen: set[int] = set()
+        while ca is not None and ca.id not in seen:
+            seen.add(ca.id)
+            if ca.cert_der:
+                chain.append(asn1_x509.Certificate.load(ca.cert_der))
+            if ca.chain_pem:
+                from cryptography.hazmat.primitives import serialization
+                for extra in x509.load_pem_x509_certificates(ca.chain_pem.encode()):
+                    chain.append(asn1_x509.Certificate.load(extra.public_bytes(serialization.Encoding.DER)))
+            ca = session.get(CertificateAuthority, ca.parent_id) if ca.parent_id else None
+        return chain
+
+    # -- revocation data -------------------------------------------------------------------------
+    def revocation_data(self, certs: list[asn1_x509.Certificate]) -> RevocationData:
+        """Stored OCSP responses for every kyso-issued certificate in ``certs``, plus the root CRLs."""
+        key = tuple(sorted({c.sha256.hex() for c in certs}))
+        with transaction(self._ctx.sessions) as session:
+            self._check_epoch(session)
+            hit = self._revinfo.get(key)
+            if hit and time.monotonic() - hit[0] < TTL_SECONDS:
+                return hit[1]
+            data = self._load_revinfo(session, certs)
+        with self._lock:
+            self._revinfo[key] = (time.monotonic(), data)
+        return data
+
+    def _load_revinfo(self, session: Session, certs: list[asn1_x509.Certificate]) -> RevocationData:
+        unique = {c.sha256: c for c in certs}
+        ocsps: list[asn1_ocsp.OCSPResponse] = []
+        crls: list[asn1_crl.CertificateList] = []
+        extra_certs: dict[bytes, asn1_x509.Certificate] = {}
+        complete = True
+        crl_cas: set[int] = set()
+        for cert in unique.values():
+            if cert.self_signed != "no":
+                continue
+            serial = format(cert.serial_number, "X")
+            row = session.execute(select(Certificate).where(Certificate.serial == serial,
+                                                            Certificate.sha256 == cert.sha256.hex())
+                                  ).scalar_one_or_none()
+            if row is None:
+                complete = False
+                continue
+            stored = session.execute(select(OcspResponse).where(
+                OcspResponse.ca_id == row.ca_id, OcspResponse.serial == serial)).scalar_one_or_none()
+            if stored is None:
+                complete = False
+            else:
+                response = asn1_ocsp.OCSPResponse.load(stored.der)
+                ocsps.append(response)
+                for responder in response.basic_ocsp_response["certs"]:
+                    extra_certs[responder.sha256] = responder
+            if row.ca.role == "root":
+                crl_cas.add(row.ca_id)
+        for ca_id in sorted(crl_cas):
+            latest = pki_crl.latest(session, session.get(CertificateAuthority, ca_id), delta=False)
+            if latest is not None:
+                crls.append(asn1_crl.CertificateList.load(latest.der))
+        all_certs = {**unique, **extra_certs}
+        return RevocationData(certs=tuple(all_certs.values()), ocsps=tuple(ocsps), crls=tuple(crls), complete=complete)

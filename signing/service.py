@@ -1,0 +1,347 @@
+"""Sign a PDF for a credential and record it: the one entry point the API and the CLI call.
+
+Order of work, so a failure leaves nothing behind: read and check the input → check the signer
+(material cache) → sign in memory (pyHanko, keystore) → add timestamp / validation data → one
+database transaction writes the registry record, the file version, the idempotency record and the
+audit entry. If the time-stamping authority does not answer in time the document is still
+signed (B-B), recorded as ``upgrade_status = pending``, and ``upgrade.py`` finishes it later.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core import audit, clock
+from core.db import transaction
+from core.errors import Conflict
+from hsm.interfaces import SignatureScheme
+from pki.context import PkiContext
+from policies import units
+from policies.documents import DocumentPolicy, DocumentType, Level, default_policy
+
+from . import pades
+from .errors import BadAppearance, PdfTooLarge, SigningRefused, TimestampUnavailable, UnknownDocument
+from .material import MaterialCache, SignerMaterial
+from .models import DocumentFile, IdempotencyRecord, SignedDocument, StampImage
+from .signer import KeyStoreSigner, default_digest, default_scheme
+
+log = logging.getLogger(__name__)
+ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # Crockford-like: no 0/O, 1/I confusion when read aloud
+ID_LENGTH = 12  # 60 bits: unguessable, short enough for a QR code and a phone call
+
+
+def new_document_id() -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+
+
+@dataclass(frozen=True)
+class AppearanceOptions:
+    visible: bool = True
+    kind: Literal["person", "seal", "copy"] | None = None  # default: from the document type / certificate
+    field_name: str | None = None
+    page: int | None = None
+    box: tuple[float, float, float, float] | None = None
+    title: str | None = None  # e.g. "KT. CHỦ TỊCH\nPHÓ CHỦ TỊCH"; default: the certificate's title
+    copy_form: str | None = None
+    document_number: str | None = None
+
+
+@dataclass(frozen=True)
+class SignRequest:
+    pdf: bytes
+    document_type: str
+    commune_code: str
+    credential_id: str
+    dossier_number: str | None = None
+    level: Level | None = None
+    appearance: AppearanceOptions = field(default_factory=AppearanceOptions)
+    certify: bool | None = None
+    rsa_padding: Literal["pss", "pkcs1v15"] | None = None
+    reason: str | None = None
+    location: str | None = None
+
+    def fingerprint(self) -> str:
+        """What makes two requests the same, for Idempotency-Key reuse checks."""
+        meta = {k: v for k, v in self.__dict__.items() if k not in ("pdf", "appearance")}
+        meta["appearance"] = self.appearance.__dict__
+        digest = hashlib.sha256(self.pdf)
+        digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class SignResult:
+    document_id: str
+    pdf: bytes
+    sha256: str
+    level: str
+    requested_level: str
+    pending_upgrade: bool
+    signer_serial: str
+    signed_at: dt.datetime
+    version: int
+    replayed: bool = False
+
+
+class SigningService:
+    """Holds what stays warm between signatures (material cache, TSA); built once per process."""
+
+    def __init__(self, ctx: PkiContext, policy: DocumentPolicy | None = None) -> None:
+        self.ctx = ctx
+        self.policy = policy or default_policy()
+        self.material = MaterialCache(ctx)
+
+    # -- the public operation --------------------------------------------------------------------
+    def sign(self, request: SignRequest, *, actor: str, idempotency_key: str | None = None) -> SignResult:
+        """Sign and register one PDF. Runs in a worker thread (blocking database and keystore calls)."""
+        settings = self.ctx.settings
+        if len(request.pdf) > settings.max_pdf_bytes:
+            raise PdfTooLarge(f"the PDF is {len(request.pdf):,} bytes; the limit is {settings.max_pdf_bytes:,}")
+        if idempotency_key:
+            replay = self.replay(actor, idempotency_key, request.fingerprint())
+            if replay is not None:
+                return replay[0]
+        doc_type = self.policy.get(request.document_type)
+        self._check_commune(request.commune_code)
+        material = self.material.signer(request.credential_id)
+        if material.commune_code and material.commune_code != request.commune_code and material.profile == "specialist":
+            # issue 6 widens this with province-wide reception; until then a specialist signs for their commune
+            raise SigningRefused(f"credential {request.credential_id} belongs to commune {material.commune_code}, "
+                                 f"not {request.commune_code}")
+        level = request.level or doc_type.level
+        signed_at = clock.now()
+        existing = self._registered(request.pdf)
+        document_id = existing.id if existing else new_document_id()
+        pdf, reached, = self._sign_bytes(request, doc_type, material, level, document_id, signed_at)
+        return self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
+                            actor, idempotency_key)
+
+    # -- steps -----------------------------------------------------------------------------------
+    def _check_commune(self, code: str) -> None:
+        with transaction(self.ctx.sessions) as session:
+            units.lookup(session, code, clock.now().date())
+
+    def _registered(self, pdf: bytes) -> SignedDocument | None:
+        """A PDF kyso already signed gets its next signature under the same document id."""
+        digest = hashlib.sha256(pdf).hexdigest()
+        with transaction(self.ctx.sessions) as session:
+            row = session.execute(select(SignedDocument).join(DocumentFile, DocumentFile.document_id == SignedDocument.id)
+                                  .where(DocumentFile.sha256 == digest).limit(1)).scalar_one_or_none()
+            if row is not None:
+                if row.sha256 != digest:
+                    raise SigningRefused(f"this is an older version of document {row.id}; sign its current "
+                                         f"version (GET /api/v1/documents/{row.id}/file)")
+                if row.status != "valid":
+                    raise SigningRefused(f"document {row.id} is {row.status}; it cannot be signed again")
+                session.expunge(row)
+            return row
+
+    def _sign_bytes(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, level: str,
+                    document_id: str, signed_at: dt.datetime) -> tuple[bytes, str]:
+        from .timestamping import timestamper_for
+
+        writer = pades.open_writer(request.pdf)
+        earlier = pades.existing_signatures(writer)
+        kind = request.appearance.kind or ("copy" if doc_type.appearance == "copy" else
+                                           "seal" if material.profile == "seal" else doc_type.appearance)
+        if kind == "seal" and earlier == 0:
+            raise SigningRefused("the agency seal is added after the competent person has signed "
+                                 "(Decree 30/2020 Art. 32): sign with the person's credential first")
+        job = self._job(writer, request, doc_type, material, kind, document_id, signed_at, earlier)
+        timestamper = timestamper_for(self.ctx) if pades.LEVEL_ORDER[level] >= 1 else None
+        try:
+            pdf = pades.run(pades.sign_once(writer, job, timestamper))
+            reached = "B-T" if timestamper else "B-B"
+        except TimestampUnavailable as exc:
+            log.warning("timestamp unavailable, signing B-B and upgrading later: %s", exc)
+            writer = pades.open_writer(request.pdf)
+            job = self._job(writer, request, doc_type, material, kind, document_id, signed_at, earlier)
+            return pades.run(pades.sign_once(writer, job, None)), "B-B"
+        if pades.LEVEL_ORDER[level] >= 2:
+            pdf = self.add_validation_data(pdf, material)
+            reached = "B-LT"
+        if pades.LEVEL_ORDER[level] >= 3:
+            try:
+                pdf = pades.run(pades.add_document_timestamp(pdf, timestamper, "sha256", self._ts_reserve()))
+                reached = "B-LTA"
+            except TimestampUnavailable as exc:
+                log.warning("archive timestamp unavailable, upgrading later: %s", exc)
+        return pdf, reached
+
+    def _job(self, writer, request: SignRequest, doc_type: DocumentType, material: SignerMaterial,  # type: ignore[no-untyped-def]
+             kind: str, document_id: str, signed_at: dt.datetime, earlier: int) -> pades.SignatureJob:
+        scheme = default_scheme(material.key_type, request.rsa_padding)
+        if scheme is SignatureScheme.RSA_PKCS1V15 and request.rsa_padding is None:
+            scheme = SignatureScheme.RSA_PSS
+        signer = KeyStoreSigner(keystore=self.ctx.keystores.for_ref(material.key_ref), key_ref=material.key_ref,
+                                key_type=material.key_type, certificate=material.certificate,
+                                chain=list(material.chain), scheme=scheme)
+        field_name, new_field, style, params = self._appearance(writer, request, doc_type, material, kind,
+                                                                 document_id, signed_at)
+        certs = sum(len(c.dump()) for c in (material.certificate, *material.chain))
+        reserve = certs + 2048 + (self._ts_reserve() if pades.LEVEL_ORDER[request.level or doc_type.level] >= 1 else 0)
+        certify = (doc_type.certify if request.certify is None else request.certify) and earlier == 0
+        return pades.SignatureJob(signer=signer, field_name=field_name, new_field=new_field, stamp_style=style,
+                                  text_params=params, md_algorithm=default_digest(material.key_type), certify=certify,
+                                  reason=request.reason, location=request.location, bytes_reserved=2 * reserve)  # hex digits
+
+    def _ts_reserve(self) -> int:
+        """Room for a timestamp token: the TSA's certificates plus the token itself, or 10 kB for an external TSA."""
+        if self.ctx.settings.tsa_url:
+            return 10_240
+        from .timestamping import authority_for
+
+        authority = authority_for(self.ctx)
+        return sum(len(c.public_bytes(Encoding.DER)) for c in (authority.certificate(), *authority.chain())) // 2 * 2 + 2048
+
+    def _appearance(self, writer, request: SignRequest, doc_type: DocumentType, material: SignerMaterial,  # type: ignore[no-untyped-def]
+                    kind: str, document_id: str, signed_at: dt.datetime):
+        from pyhanko.sign.fields import SigFieldSpec
+
+        options = request.appearance
+        if not options.visible:
+            name = options.field_name or _free_field_name(writer)
+            return name, (None if _field_exists(writer, name) else SigFieldSpec(name)), None, {}
+        from .appearance import Placement, StampFacts, plan_appearance
+
+        images = self.stamp_images(material.credential_id)
+        facts = StampFacts(
+            kind=kind,  # type: ignore[arg-type]
+            signer_name=material.common_name,
+            title=options.title or material.title,
+            agency=material.organization or "",
+            signing_time=signed_at,
+            verify_url=f"{self.ctx.settings.base_url}/v/{document_id}" if doc_type.qr else None,
+            signature_image=images.get("signature"),
+            seal_image=images.get("seal"),
+            copy_form=options.copy_form,
+            document_number=options.document_number,
+        )
+        planned = plan_appearance(writer, facts, Placement(field_name=options.field_name, page=options.page,
+                                                           box=options.box), self.ctx.settings)
+        return planned.field_name, planned.new_field, planned.stamp_style, planned.text_params
+
+    def add_validation_data(self, pdf: bytes, material: SignerMaterial) -> bytes:
+        from .timestamping import authority_for
+
+        certs = [material.certificate, *material.chain]
+        if not self.ctx.settings.tsa_url:
+            from asn1crypto import x509 as asn1_x509
+
+            authority = authority_for(self.ctx)
+            certs += [asn1_x509.Certificate.load(c.public_bytes(Encoding.DER)) for c in (authority.certificate(), *authority.chain())]
+        return pades.add_validation_data(pdf, self.material.revocation_data(certs))
+
+    def stamp_images(self, credential_id: str) -> dict[str, bytes]:
+        with transaction(self.ctx.sessions) as session:
+            rows = session.execute(select(StampImage).where(StampImage.credential_id == credential_id)).scalars()
+            return {row.kind: row.png for row in rows}
+
+    # -- registry --------------------------------------------------------------------------------
+    def _record(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, document_id: str,
+                existing: SignedDocument | None, pdf: bytes, reached: str, level: str, signed_at: dt.datetime,
+                actor: str, idempotency_key: str | None) -> SignResult:
+        digest = hashlib.sha256(pdf).hexdigest()
+        pending = pades.LEVEL_ORDER[reached] < pades.LEVEL_ORDER[level]
+        try:
+            with transaction(self.ctx.sessions) as session:
+                if existing is None:
+                    version = 1
+                    session.add(SignedDocument(
+                        id=document_id, document_type=doc_type.name, commune_code=request.commune_code,
+                        dossier_number=request.dossier_number, credential_id=material.credential_id,
+                        signer_serial=material.serial, signer_name=material.common_name, signed_at=signed_at,
+                        policy_version=self.policy.version, level=reached, requested_level=level,
+                        upgrade_status="pending" if pending else "none", upgrade_attempts=0,
+                        next_attempt_at=signed_at if pending else None, sha256=digest, version=1, signatures=1,
+                        status="valid", created_by=actor,
+                    ))
+                    session.flush()
+                else:
+                    row = session.get(SignedDocument, document_id, with_for_update=True)
+                    if row is None or row.sha256 != existing.sha256:
+                        raise Conflict(f"document {document_id} changed while it was being signed; retry")
+                    version = row.version + 1
+                    row.version, row.sha256, row.level, row.requested_level = version, digest, reached, level
+                    row.signatures += 1
+                    row.upgrade_status = "pending" if pending else "none"
+                    row.next_attempt_at = signed_at if pending else None
+                    row.upgrade_attempts = 0
+                session.add(DocumentFile(document_id=document_id, version=version, change="signature", level=reached,
+                                         signer_serial=material.serial, sha256=digest, size=len(pdf),
+                                         created_at=signed_at, pdf=pdf))
+                result = SignResult(document_id=document_id, pdf=pdf, sha256=digest, level=reached,
+                                    requested_level=level, pending_upgrade=pending, signer_serial=material.serial,
+                                    signed_at=signed_at, version=version)
+                if idempotency_key:
+                    session.add(IdempotencyRecord(client=actor, key=idempotency_key,
+                                                  request_sha256=request.fingerprint(),
+                                                  result=json.dumps({"document_id": document_id, "version": version}),
+                                                  created_at=signed_at))
+                    session.flush()
+                audit.record(session, actor=actor, action="signing:document:sign", subject=document_id,
+                             credential_id=material.credential_id, signer_serial=material.serial,
+                             document_type=doc_type.name, commune=request.commune_code,
+                             dossier=request.dossier_number, level=reached, requested_level=level, sha256=digest,
+                             input_sha256=hashlib.sha256(request.pdf).hexdigest(), version=version,
+                             policy_version=self.policy.version)
+        except IntegrityError:
+            if idempotency_key:
+                replay = self.replay(actor, idempotency_key, request.fingerprint())
+                if replay is not None:
+                    return replay[0]
+            raise
+        return result
+
+    def replay(self, client: str, key: str, fingerprint: str) -> tuple[SignResult] | None:
+        """The result an earlier request with this Idempotency-Key produced, or None."""
+        with transaction(self.ctx.sessions) as session:
+            record = session.execute(select(IdempotencyRecord).where(
+                IdempotencyRecord.client == client, IdempotencyRecord.key == key)).scalar_one_or_none()
+            if record is None:
+                return None
+            if record.request_sha256 != fingerprint:
+                raise Conflict("this Idempotency-Key was already used for a different request; "
+                               "use a new key for a new document", code="idempotency_key_reused")
+            saved = json.loads(record.result)
+            return (_result_of(session, saved["document_id"], saved["version"]),)
+
+
+def _result_of(session: Session, document_id: str, version: int) -> SignResult:
+    doc = session.get(SignedDocument, document_id)
+    file = session.execute(select(DocumentFile).where(DocumentFile.document_id == document_id,
+                                                      DocumentFile.version == version)).scalar_one_or_none()
+    if doc is None or file is None:
+        raise UnknownDocument(f"no document {document_id}")
+    return SignResult(document_id=doc.id, pdf=file.pdf, sha256=file.sha256, level=file.level,
+                      requested_level=doc.requested_level, pending_upgrade=doc.upgrade_status == "pending",
+                      signer_serial=file.signer_serial or doc.signer_serial, signed_at=file.created_at,
+                      version=file.version, replayed=True)
+
+
+def _field_exists(writer, name: str) -> bool:  # type: ignore[no-untyped-def]
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    return any(fname == name for fname, _, _ in enumerate_sig_fields(writer.prev, filled_status=None))
+
+
+def _free_field_name(writer) -> str:  # type: ignore[no-untyped-def]
+    from pyhanko.sign.fields import enumerate_sig_fields
+
+    taken = {fname for fname, _, _ in enumerate_sig_fields(writer.prev, filled_status=None)}
+    n = 1
+    while f"Signature{n}" in taken:
+        n += 1
+    return f"Signature{n}"
+
+__all__ = ["AppearanceOptions", "SignRequest", "SignResult", "SigningService", "BadAppearance"]
