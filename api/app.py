@@ -11,14 +11,15 @@ from fastapi import FastAPI
 from . import errors
 from .container import Container, build
 from .middleware import BodyLimit
-from .routes import certificates, ops, protocol
-from .scheduler import republish_loop
+from .routes import certificates, ops, protocol, signing
+from .scheduler import republish_loop, upgrade_loop
 
 log = logging.getLogger("kyso")
 
 DESCRIPTION = """
 kyso issues and revokes the certificates of commune specialists, publishes CRLs, answers OCSP,
-and (in later versions) signs and verifies PDF documents.
+and signs PDF documents (PAdES B-B to B-LTA) for the civil-registration and dossier software
+of communes, keeping a registry of everything it signed.
 
 Every `/api/v1` route needs `Authorization: Bearer <token>` (create one with
 `kyso token create --name NAME --role ca-operator|auditor|client`). Errors always have the shape
@@ -35,9 +36,10 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(republish_loop(container)) if scheduler else None
+        tasks = [asyncio.create_task(republish_loop(container)),
+                 asyncio.create_task(upgrade_loop(container))] if scheduler else []
         yield
-        if task:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -48,5 +50,10 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.include_router(ops.router)
     app.include_router(protocol.router)
     app.include_router(certificates.router)
-    app.add_middleware(BodyLimit, max_bytes=container.settings.max_body_bytes)
+    app.include_router(signing.router)
+    settings = container.settings
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, per_path={
+        "/api/v1/sign/batch": settings.max_pdf_bytes * 2 + 1_048_576,
+        "/api/v1/sign": settings.max_pdf_bytes + 1_048_576,
+    })
     return app

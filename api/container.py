@@ -11,6 +11,7 @@ from hsm import KeyStoreRegistry
 from pki.context import PkiContext
 from policies import units
 from policies.profiles import ProfileSet
+from signing.service import SigningService
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Container:
     settings: Settings
     engine: Engine
     pki: PkiContext
+    signing: SigningService
 
     @property
     def sessions(self):  # type: ignore[no-untyped-def]
@@ -45,4 +47,4 @@ def build(settings: Settings | None = None) -> Container:
     sessions = make_session_factory(engine)
     pki = PkiContext(settings=settings, sessions=sessions, keystores=KeyStoreRegistry.from_settings(settings),
                      profiles=ProfileSet.load())
-    return Container(settings, engine, pki)
+    return Container(settings, engine, pki, SigningService(pki))

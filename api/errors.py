@@ -38,7 +38,7 @@ class UnsupportedMediaType(InvalidInput):
 
 
 def status_for(exc: KysoError) -> int:
-    if isinstance(exc, RequestTooLarge):
+    if isinstance(exc, RequestTooLarge) or exc.code == "pdf_too_large":
         return 413
     if isinstance(exc, UnsupportedMediaType):
         return 415

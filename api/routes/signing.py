@@ -1,0 +1,168 @@
+"""REST v1: sign one PDF or a batch, and the registry of signed documents."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from core.errors import InvalidInput, KysoError
+from signing import registry
+from signing.errors import PdfTooLarge, UnreadablePdf
+
+from ..deps import ContainerDep, Operator, Reader, SessionDep, require
+from ..errors import UnsupportedMediaType, error_body, status_for
+from ..schemas_signing import (
+    BatchItemOut, BatchMetadata, BatchOut, DocumentList, DocumentOut, DocumentTypeOut, SignedOut, SignMetadata,
+    SupersedeIn, WithdrawIn,
+)
+from ..tokens import Principal, Role
+
+router = APIRouter(prefix="/api/v1", tags=["signing"])
+Signer = Annotated[Principal, Depends(require(Role.client, Role.ca_operator))]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                              description="Retry-safe: the same key returns the same result")]
+PDF = {200: {"content": {"application/pdf": {}, "application/json": {"schema": SignedOut.model_json_schema()}},
+             "description": "The signed PDF (or JSON with `Accept: application/json`); headers X-Document-Id, "
+                            "X-Signature-Level, X-Upgrade-Pending"}}
+
+
+def _metadata(raw: str, model: type) -> object:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'metadata'}: {e['msg']}" for e in exc.errors()[:5])
+        raise InvalidInput(f"the metadata part is not valid: {problems}", code="invalid_metadata") from None
+
+
+async def _read_pdf(upload: UploadFile, limit: int) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise PdfTooLarge(f"{upload.filename or 'the file'} is larger than the {limit:,}-byte limit")
+    if b"%PDF-" not in data[:1024]:
+        raise UnreadablePdf(f"{upload.filename or 'the file'} is not a PDF (no %PDF- header)")
+    return data
+
+
+@router.post("/sign", summary="Sign a PDF (multipart: `file` = the PDF, `metadata` = JSON)",
+             response_class=Response, responses=PDF)
+async def sign(request: Request, container: ContainerDep, principal: Signer,
+               file: Annotated[UploadFile, File(description="The PDF to sign")],
+               metadata: Annotated[str, Form(description="JSON: see the SignMetadata schema")],
+               idempotency_key: IdempotencyKey = None) -> Response:
+    meta = _metadata(metadata, SignMetadata)
+    pdf = await _read_pdf(file, container.settings.max_pdf_bytes)
+    result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=principal.actor,  # type: ignore[attr-defined]
+                                     idempotency_key=idempotency_key)
+    headers = {"X-Document-Id": result.document_id, "X-Signature-Level": result.level,
+               "X-Upgrade-Pending": "true" if result.pending_upgrade else "false",
+               "X-Verify-Url": f"{container.settings.base_url}/v/{result.document_id}"}
+    if "application/json" in request.headers.get("accept", ""):
+        body = SignedOut.of(result, container.settings.base_url, with_pdf=True)
+        return Response(body.model_dump_json(), media_type="application/json", headers=headers)
+    headers["Content-Disposition"] = f'attachment; filename="{result.document_id}.pdf"'
+    return Response(result.pdf, media_type="application/pdf", headers=headers)
+
+
+@router.post("/sign/batch", response_model=BatchOut, summary="Sign several PDFs at once; each succeeds or fails alone",
+             description="Multipart: repeated `files` parts and one `metadata` JSON part ({defaults, items}). With "
+                         "an Idempotency-Key, item i is recorded under key '<key>:<i>', so a retried batch returns "
+                         "the items already signed and signs only the rest.")
+async def sign_batch(container: ContainerDep, principal: Signer,
+                     files: Annotated[list[UploadFile], File(description="The PDFs")],
+                     metadata: Annotated[str, Form(description="JSON: {defaults: SignMetadata, items: [overrides]}")],
+                     idempotency_key: IdempotencyKey = None) -> BatchOut:
+    batch = _metadata(metadata, BatchMetadata)
+    limit = container.settings.max_batch_items
+    if len(files) > limit:
+        raise InvalidInput(f"a batch holds at most {limit} files; this one has {len(files)}", code="batch_too_large")
+    if batch.items and len(batch.items) != len(files):  # type: ignore[attr-defined]
+        raise InvalidInput(f"metadata.items has {len(batch.items)} entries for {len(files)} files")  # type: ignore[attr-defined]
+    items: list[BatchItemOut] = []
+    for index, upload in enumerate(files):
+        try:
+            overrides = batch.items[index] if batch.items else {}  # type: ignore[attr-defined]
+            merged = batch.defaults.model_dump() | overrides  # type: ignore[attr-defined]
+            meta = _metadata(json.dumps(merged, default=str), SignMetadata)
+            pdf = await _read_pdf(upload, container.settings.max_pdf_bytes)
+            key = f"{idempotency_key}:{index}" if idempotency_key else None
+            result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=principal.actor,  # type: ignore[attr-defined]
+                                             idempotency_key=key)
+            items.append(BatchItemOut(index=index, filename=upload.filename, ok=True,
+                                      result=SignedOut.of(result, container.settings.base_url, with_pdf=True)))
+        except KysoError as exc:
+            body = error_body(exc.code, exc.message, exc.details)["error"]
+            body["status"] = status_for(exc)  # type: ignore[index]
+            items.append(BatchItemOut(index=index, filename=upload.filename, ok=False, error=body))  # type: ignore[arg-type]
+    signed = sum(1 for item in items if item.ok)
+    return BatchOut(signed=signed, failed=len(items) - signed, items=items)
+
+
+@router.get("/document-types", response_model=list[DocumentTypeOut], summary="Document types and how they are signed")
+def document_types(container: ContainerDep, _: Reader) -> list[DocumentTypeOut]:
+    return [DocumentTypeOut(**t.model_dump()) for t in container.signing.policy.types.values()]
+
+
+@router.get("/documents", response_model=DocumentList, summary="Search the registry of signed documents")
+def list_documents(
+    container: ContainerDep, session: SessionDep, _: Reader,
+    dossier_number: str | None = None, commune_code: str | None = None, document_type: str | None = None,
+    signer_serial: str | None = None, credential_id: str | None = None,
+    signed_from: dt.datetime | None = Query(default=None, description="ISO 8601, inclusive"),
+    signed_to: dt.datetime | None = Query(default=None, description="ISO 8601, exclusive"),
+    status: str | None = Query(default=None, pattern="^(valid|withdrawn|superseded)$"),
+    level: str | None = Query(default=None, pattern="^B-(B|T|LT|LTA)$"),
+    upgrade_status: str | None = Query(default=None, pattern="^(none|pending|failed)$"),
+    limit: int = Query(default=50, ge=1, le=500), offset: int = Query(default=0, ge=0),
+) -> DocumentList:
+    rows, total = registry.list_documents(session, registry.DocumentFilter(
+        dossier_number=dossier_number, commune_code=commune_code, document_type=document_type,
+        signer_serial=signer_serial.upper() if signer_serial else None, credential_id=credential_id,
+        signed_from=signed_from, signed_to=signed_to, status=status, level=level, upgrade_status=upgrade_status,
+        limit=limit, offset=offset))
+    return DocumentList(total=total, items=[DocumentOut.of(r, container.settings.base_url) for r in rows])
+
+
+@router.get("/documents/{document_id}", response_model=DocumentOut, summary="One signed document's record")
+def get_document(document_id: str, container: ContainerDep, session: SessionDep, _: Reader) -> DocumentOut:
+    return DocumentOut.of(registry.get_document(session, document_id), container.settings.base_url)
+
+
+@router.get("/documents/{document_id}/file", summary="The signed PDF (current version, possibly upgraded)",
+            response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+def get_document_file(document_id: str, session: SessionDep, _: Reader,
+                      version: int | None = Query(default=None, ge=1)) -> Response:
+    row = registry.get_file(session, document_id, version)
+    return Response(row.pdf, media_type="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="{row.document_id}-v{row.version}.pdf"',
+        "X-Signature-Level": row.level, "X-Document-Version": str(row.version), "ETag": f'"{row.sha256}"'})
+
+
+@router.post("/documents/{document_id}/withdraw", response_model=DocumentOut, summary="Withdraw a signed document")
+def withdraw(document_id: str, body: WithdrawIn, container: ContainerDep, principal: Signer) -> DocumentOut:
+    doc = registry.withdraw(container.pki, document_id, body.reason, principal.actor)
+    return DocumentOut.of(doc, container.settings.base_url)
+
+
+@router.post("/documents/{document_id}/supersede", response_model=DocumentOut,
+             summary="Mark a document as replaced by another")
+def supersede(document_id: str, body: SupersedeIn, container: ContainerDep, principal: Signer) -> DocumentOut:
+    doc = registry.supersede(container.pki, document_id, body.by, body.reason, principal.actor)
+    return DocumentOut.of(doc, container.settings.base_url)
+
+
+@router.put("/credentials/{credential_id}/images/{kind}", status_code=204, response_class=Response,
+            summary="Enrol the handwritten-signature (kind=signature) or seal (kind=seal) image, a transparent PNG",
+            openapi_extra={"requestBody": {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+                                           "required": True}})
+async def enroll_image(credential_id: str, kind: str, request: Request, container: ContainerDep,
+                       principal: Operator) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "image/png":
+        raise UnsupportedMediaType(f"send the image as image/png, not {content_type or 'nothing'}")
+    png = await request.body()
+    await run_in_threadpool(registry.enroll_image, container.pki, credential_id, kind, png, principal.actor)
+    return Response(status_code=204)
