@@ -114,6 +114,10 @@ class MaterialCache:
     def _load_signer(self, session: Session, credential_id: str) -> SignerMaterial:
         credential = get_credential(session, credential_id)
         row = credential.certificate
+        if credential.status == "retired":
+            reason = f" ({row.status.replace('_', ' ')}: {row.revocation_reason})" if row and row.revocation_reason else ""
+            raise SigningRefused(f"credential {credential_id} is retired: its certificate was revoked or replaced"
+                                 f"{reason}; it can no longer sign")
         if credential.status != "active" or row is None:
             raise SigningRefused(f"credential {credential_id} is {credential.status}: it has no usable certificate yet")
         if row.profile not in SIGNING_PROFILES:

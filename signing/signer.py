@@ -72,6 +72,19 @@ class KeyStoreSigner(Signer):
         self._inline = keystore.scheme == "soft"
         self._max_signature = 8 + (key_type_size(key_type))
 
+    def get_signature_mechanism_for_digest(self, digest_algorithm: str | None) -> algos.SignedDigestAlgorithm:
+        """RSASSA-PSS with a salt as long as the hash, which is what every kyso keystore produces
+        (pyHanko would announce the maximum salt length, and the signature would not verify)."""
+        if self._scheme is not SignatureScheme.RSA_PSS or digest_algorithm is None:
+            return super().get_signature_mechanism_for_digest(digest_algorithm)
+        digest_algorithm = digest_algorithm.lower()
+        return algos.SignedDigestAlgorithm({"algorithm": "rsassa_pss", "parameters": algos.RSASSAPSSParams({
+            "hash_algorithm": algos.DigestAlgorithm({"algorithm": digest_algorithm}),
+            "mask_gen_algorithm": algos.MaskGenAlgorithm({
+                "algorithm": "mgf1", "parameters": algos.DigestAlgorithm({"algorithm": digest_algorithm})}),
+            "salt_length": HASHES[digest_algorithm].digest_size,
+        })})
+
     def _signed_attr_providers(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         """pyHanko's providers, with the per-certificate ESS attribute built once and reused."""
         for provider in super()._signed_attr_providers(*args, **kwargs):
@@ -126,4 +139,4 @@ def key_type_size(key_type: KeyType) -> int:
     return {KeyType.EC_P256: 72, KeyType.EC_P384: 104, KeyType.RSA_2048: 256, KeyType.RSA_3072: 384}[key_type]
 
 
-__all__ = ["KeyStoreSigner", "default_digest", "default_scheme", "HASHES", "algos", "cms"]
+__all__ = ["KeyStoreSigner", "default_digest", "default_scheme", "HASHES"]
