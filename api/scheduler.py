@@ -1,4 +1,5 @@
-"""Scheduled republication: CRLs before half their validity has passed, OCSP before expiry."""
+"""Scheduled republication: CRLs before half their validity has passed, OCSP before expiry;
+OCSP responder and TSA certificates renewed 30 days before they expire."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +8,9 @@ import logging
 from core import audit, clock
 from core.db import transaction
 from pki import crl, ocsp, store
-from pki.authorities import renew_responder_if_due
+from pki.authorities import renew_responder_if_due, renew_tsa_if_due
+
+from signing.upgrade import upgrade_due
 
 from .container import Container
 
@@ -23,6 +26,8 @@ def republish_once(container: Container) -> dict[str, int]:
         for ca in store.list_cas(session):
             if ca.status == "active" and renew_responder_if_due(ctx, session, ca, "system:scheduler", now):
                 done["responders"] = done.get("responders", 0) + 1
+            if ca.status == "active" and renew_tsa_if_due(ctx, session, ca, "system:scheduler", now):
+                done["tsa"] = done.get("tsa", 0) + 1
             if ca.status == "active" and ca.key_ref and crl.due(session, ca, now, ctx.settings.crl_validity_hours):
                 full, delta = crl.publish_both(ctx, session, ca, now)
                 audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,
@@ -41,4 +46,17 @@ async def republish_loop(container: Container) -> None:
                 log.info("republished %s", result)
         except Exception:  # noqa: BLE001 - the loop must survive a database outage
             log.exception("scheduled republication failed; retrying in %ss", interval)
+        await asyncio.sleep(interval)
+
+
+async def upgrade_loop(container: Container) -> None:
+    """Finish documents signed while the TSA was unreachable (B-B now, B-T/B-LT/B-LTA later)."""
+    interval = min(30.0, container.settings.upgrade_backoff_seconds)
+    while True:
+        try:
+            result = await asyncio.to_thread(upgrade_due, container.signing)
+            if any(result.values()):
+                log.info("document upgrades %s", result)
+        except Exception:  # noqa: BLE001 - the loop must survive a database or TSA outage
+            log.exception("document upgrade pass failed; retrying in %ss", interval)
         await asyncio.sleep(interval)

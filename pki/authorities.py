@@ -3,6 +3,8 @@
 ``init_hierarchy`` is idempotent: run twice with the same names it reports the existing CAs and
 changes nothing; a CA that exists with a different definition is refused, never overwritten.
 Each CA gets a delegated OCSP responder and a first full and delta CRL in the same transaction.
+The issuing CA of an own hierarchy also certifies kyso's RFC 3161 time-stamping authority (TSA);
+running ``init_hierarchy`` again on a complete hierarchy adds a TSA certificate if none is valid.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock
 from core.db import transaction
+from core.errors import Unavailable
 from hsm import KeyType
 
 from . import crl, ocsp
@@ -28,10 +31,10 @@ from .builder import build_certificate, signature_hash
 from .context import PkiContext
 from .encoding import load_certificates
 from .errors import CAExists, CANotReady, CertificateMismatch, SubjectInvalid
-from .issuance import generated_key, issue_row
+from .issuance import default_issuing_ca, generated_key, issue_row
 from .models import Certificate, CertificateAuthority
 from .names import build_name, common_name
-from .store import get_ca, list_cas
+from .store import current_tsa, get_ca, list_cas
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -59,6 +62,7 @@ class InitResult:
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
     csr_pem: str | None = None
+    tsa_serial: str | None = None  # set when this run issued the TSA certificate
 
 
 def _check_name(name: str) -> None:
@@ -93,6 +97,9 @@ def init_hierarchy(ctx: PkiContext, *, root: CaSpec | None, issuing: CaSpec, act
             pending = get_ca(session, issuing.name)
             if pending.status == "pending" and pending.csr_der:
                 result.csr_pem = x509.load_der_x509_csr(pending.csr_der).public_bytes(serialization.Encoding.PEM).decode()
+            own_active = not subordinate and pending.status == "active" and pending.mode == "own"
+        if own_active:  # deployments made before kyso had a TSA get one here
+            _ensure_tsa(ctx, actor, issuing.name, keystore, result)
         return result
     if result.existing and not (root and result.existing == [root.name]):
         raise CAExists(f"CA {result.existing[0]!r} exists but the rest of the hierarchy does not; name new CAs")
@@ -119,6 +126,8 @@ def init_hierarchy(ctx: PkiContext, *, root: CaSpec | None, issuing: CaSpec, act
                 root_ca = get_ca(session, root.name)
             issuing_ca = _create_issuing(ctx, session, issuing, issuing_ref, root_ca, actor, now)
             _add_responder(ctx, session, issuing_ca, new_key(issuing, "ocsp-responder", f"ocsp:{issuing.name}"), actor, now)
+            tsa = _add_tsa(ctx, session, issuing_ca, new_key(issuing, "tsa", f"tsa:{issuing.name}"), actor, now)
+            result.tsa_serial = tsa.serial
             crl.publish_both(ctx, session, issuing_ca, now)
             result.created.append(issuing.name)
     return result
@@ -213,6 +222,89 @@ def renew_responder_if_due(ctx: PkiContext, session: Session, ca: CertificateAut
     return True
 
 
+TSA_RENEW_BEFORE = dt.timedelta(days=30)
+
+
+def _add_tsa(ctx: PkiContext, session: Session, ca: CertificateAuthority, key_ref: str, actor: str,
+             now: dt.datetime, *, replaces: str | None = None) -> Certificate:
+    """Issue a time-stamping certificate (profile ``tsa``, critical EKU timeStamping) from ``ca``."""
+    profile = ctx.profiles.get("tsa")
+    name = build_name({"CN": f"TSA {common_name(ctx.certificate(ca.cert_der or b'').subject)}"[:64],
+                       "O": _org(ctx, ca), "C": "VN"}, profile)
+    return issue_row(ctx, session, ca=ca, profile=profile, name=name, public_key=ctx.signer(key_ref).public_key(),
+                     key_ref=key_ref, actor=actor, now=now, replaces=replaces,
+                     action="pki:tsa:renew" if replaces else "pki:tsa:issue")
+
+
+class _TsaPresent(Exception):
+    """Another process certified a TSA while our key was being generated: drop our key, keep theirs."""
+
+    def __init__(self, row: Certificate) -> None:
+        super().__init__(row.serial)
+        self.row = row
+
+
+def ensure_tsa(ctx: PkiContext, actor: str, *, ca_name: str | None = None, keystore: str | None = None) -> Certificate:
+    """The issuing CA's valid TSA certificate, issued now (key generated in the keystore) if it lacks one.
+
+    Idempotent: a valid, unexpired TSA certificate of that CA is returned unchanged. The key goes
+    to ``keystore``, by default the keystore holding the CA's own key.
+    """
+    return _ensure_tsa(ctx, actor, ca_name, keystore, None)
+
+
+def _ensure_tsa(ctx: PkiContext, actor: str, ca_name: str | None, keystore: str | None,
+                result: InitResult | None) -> Certificate:
+    with transaction(ctx.sessions) as session:
+        ca = default_issuing_ca(session, ca_name)
+        try:
+            return current_tsa(session, ca=ca)
+        except Unavailable:
+            pass
+        assert ca.key_ref is not None  # default_issuing_ca refuses a CA without a key
+        store_name = keystore or ca.key_ref.split(":", 1)[0]
+        ca_name = ca.name
+    try:
+        with generated_key(ctx, store_name, ctx.profiles.get("tsa").default_key_type, f"tsa:{ca_name}", actor) as ref:
+            with transaction(ctx.sessions) as session:
+                ca = default_issuing_ca(session, ca_name)
+                try:
+                    raise _TsaPresent(current_tsa(session, ca=ca))
+                except Unavailable:
+                    pass
+                row = _add_tsa(ctx, session, ca, ref, actor, clock.now())
+    except _TsaPresent as present:
+        return present.row
+    if result is not None:
+        result.tsa_serial = row.serial
+    return row
+
+
+def renew_tsa_if_due(ctx: PkiContext, session: Session, ca: CertificateAuthority, actor: str,
+                     now: dt.datetime) -> bool:
+    """The CA's newest TSA certificate, once within 30 days of expiry, is followed by a new one (new key).
+
+    The old certificate is not revoked: tokens it signed stay verifiable, and ``current_tsa``
+    picks the newest. A CA without a TSA certificate is left alone (``ensure_tsa`` adds one);
+    nothing is renewed when the CA's own certificate ends first (the new one could not outlive it).
+    """
+    if ca.key_ref is None or ca.cert_der is None:
+        return False
+    current = session.execute(
+        select(Certificate).where(Certificate.ca_id == ca.id, Certificate.profile == "tsa",
+                                  Certificate.status == "valid", Certificate.key_ref.is_not(None))
+        .order_by(Certificate.not_after.desc(), Certificate.id.desc()).limit(1)).scalar()
+    if current is None or current.not_after - now > TSA_RENEW_BEFORE:
+        return False
+    if current.not_after >= ctx.certificate(ca.cert_der).not_valid_after_utc:
+        return False
+    assert current.key_ref is not None
+    key_type = ctx.keystores.for_ref(current.key_ref).key_type(current.key_ref)
+    with generated_key(ctx, current.key_ref.split(":", 1)[0], key_type, f"tsa:{ca.name}", actor) as ref:
+        _add_tsa(ctx, session, ca, ref, actor, now, replaces=current.serial)
+    return True
+
+
 def _org(ctx: PkiContext, ca: CertificateAuthority) -> str:
     attrs = ctx.certificate(ca.cert_der or b"").subject.get_attributes_for_oid(x509.oid.NameOID.ORGANIZATION_NAME)
     return str(attrs[0].value) if attrs else "kyso"
@@ -289,4 +381,5 @@ def chain_pem(ctx: PkiContext, session: Session, ca: CertificateAuthority) -> st
     return "".join(parts)
 
 
-__all__ = ["CaSpec", "InitResult", "init_hierarchy", "import_certificate", "chain_pem"]
+__all__ = ["CaSpec", "InitResult", "init_hierarchy", "import_certificate", "chain_pem", "ensure_tsa",
+           "renew_responder_if_due", "renew_tsa_if_due"]

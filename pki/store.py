@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import clock
+from core.errors import Unavailable
+
 from .errors import UnknownCA, UnknownCertificate, UnknownCredential
 from .models import Certificate, CertificateAuthority, Credential
 
@@ -41,6 +44,27 @@ def get_certificate(session: Session, serial: str, *, for_update: bool = False) 
     if len(rows) > 1:
         raise UnknownCertificate(f"serial {serial} is ambiguous across CAs; name the CA")
     return rows[0]
+
+
+def current_tsa(session: Session, *, ca: CertificateAuthority | None = None,
+                now: dt.datetime | None = None) -> Certificate:
+    """The newest valid, unexpired time-stamping certificate whose key is in a keystore here.
+
+    Raises ``Unavailable`` (HTTP 503) when there is none: the TSA cannot answer until an operator
+    runs ``kyso ca init`` (which adds a missing TSA certificate).
+    """
+    now = now or clock.now()
+    query = select(Certificate).where(
+        Certificate.profile == "tsa", Certificate.status == "valid", Certificate.key_ref.is_not(None),
+        Certificate.not_before <= now, Certificate.not_after > now)
+    if ca is not None:
+        query = query.where(Certificate.ca_id == ca.id)
+    row = session.execute(query.order_by(Certificate.not_before.desc(), Certificate.id.desc()).limit(1)).scalar()
+    if row is None:
+        where = f" issued by CA {ca.name!r}" if ca is not None else ""
+        raise Unavailable(f"kyso has no valid time-stamping (TSA) certificate{where}; run `kyso ca init` to add one",
+                          code="tsa_not_ready")
+    return row
 
 
 def get_credential(session: Session, credential_id: str) -> Credential:

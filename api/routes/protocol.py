@@ -1,4 +1,5 @@
-"""Public protocol endpoints: OCSP (RFC 6960/5019), CRLs and CA certificates (RFC 5280 AIA/CDP)."""
+"""Public protocol endpoints: OCSP (RFC 6960/5019), time-stamping (RFC 3161/5816), CRLs and CA
+certificates (RFC 5280 AIA/CDP)."""
 from __future__ import annotations
 
 import base64
@@ -17,6 +18,7 @@ from core import clock
 from core.db import transaction
 from pki import crl, ocsp, store
 from pki.errors import CANotReady
+from signing.timestamping import authority_for
 
 from ..container import Container
 from ..deps import ContainerDep
@@ -25,6 +27,8 @@ from ..errors import RequestTooLarge, UnsupportedMediaType
 router = APIRouter(tags=["protocols"])
 OCSP_REQUEST = "application/ocsp-request"
 MAX_OCSP_REQUEST = 10_000
+TSA_QUERY, TSA_REPLY = "application/timestamp-query", "application/timestamp-reply"
+MAX_TSA_REQUEST = 10_000
 
 
 @lru_cache(maxsize=8192)
@@ -71,6 +75,35 @@ async def ocsp_get(encoded: str, container: ContainerDep) -> Response:
     except (binascii.Error, ValueError):
         raw = b""
     return await _answer(container, raw, cacheable=True)
+
+
+@router.post(
+    "/tsa", summary="Time-stamping (RFC 3161, ESSCertIDv2 per RFC 5816)", response_class=Response,
+    description="Send a DER TimeStampReq as `application/timestamp-query` (at most 10 kB); the answer is a DER "
+                "TimeStampResp. A request kyso cannot grant (unknown hash algorithm, policy or extension, "
+                "malformed DER) gets a TimeStampResp with status rejection and a failInfo, still with HTTP 200.",
+    openapi_extra={"requestBody": {"required": True, "content": {
+        TSA_QUERY: {"schema": {"type": "string", "format": "binary"}}}}},
+    responses={200: {"description": "TimeStampResp (granted or rejection)",
+                     "content": {TSA_REPLY: {"schema": {"type": "string", "format": "binary"}}}},
+               413: {"description": "request larger than 10 kB"},
+               415: {"description": f"content type is not {TSA_QUERY}"},
+               503: {"description": "no valid TSA certificate (run `kyso ca init`) or keystore unavailable"}},
+)
+async def tsa_post(request: Request, container: ContainerDep) -> Response:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != TSA_QUERY:
+        raise UnsupportedMediaType(f"time-stamp requests must be sent as {TSA_QUERY}, not {content_type or 'nothing'}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_TSA_REQUEST:
+        raise RequestTooLarge(f"a time-stamp request is at most {MAX_TSA_REQUEST} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_TSA_REQUEST:
+            raise RequestTooLarge(f"a time-stamp request is at most {MAX_TSA_REQUEST} bytes")
+    reply = await run_in_threadpool(authority_for(container.pki).respond, bytes(body))
+    return Response(reply, media_type=TSA_REPLY, headers={"Cache-Control": "no-store"})
 
 
 async def _answer(container: Container, der: bytes, *, cacheable: bool) -> Response:
