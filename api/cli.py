@@ -529,6 +529,9 @@ def audit_verify(as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+from . import cli_signing  # noqa: E402,F401 - registers `kyso sign` and `kyso doc`
+
+
 def main() -> None:
     """Commands let domain errors rise; they are printed here once, in words, with exit status 2."""
     try:

@@ -1,0 +1,197 @@
+"""``kyso sign`` and ``kyso doc …``: signing PDFs and managing the registry from the command line."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from core.db import transaction
+from core.errors import InvalidInput, KysoError
+from signing import registry, upgrade
+from signing.service import AppearanceOptions, SignRequest, SignResult
+
+from .cli import JsonOpt, _actor, _container, _print_json, app, err, out
+
+doc_app = typer.Typer(help="The registry of signed documents: list, show, fetch, withdraw, supersede, upgrade.",
+                      no_args_is_help=True)
+app.add_typer(doc_app, name="doc")
+
+LevelOpt = Annotated[Optional[str], typer.Option("--level", help="B-B, B-T, B-LT or B-LTA (default: the document type's)")]
+
+
+def _box(value: str | None) -> tuple[float, float, float, float] | None:
+    if not value:
+        return None
+    try:
+        x1, y1, x2, y2 = (float(v) for v in value.split(","))
+    except ValueError:
+        raise InvalidInput("--box takes four numbers in PDF points: x1,y1,x2,y2 (origin bottom left)") from None
+    return x1, y1, x2, y2
+
+
+def _result_dict(result: SignResult, source: str, target: str, base_url: str) -> dict[str, Any]:
+    return {"input": source, "output": target, "document_id": result.document_id, "level": result.level,
+            "requested_level": result.requested_level, "upgrade_pending": result.pending_upgrade,
+            "sha256": result.sha256, "verify_url": f"{base_url}/v/{result.document_id}"}
+
+
+@app.command()
+def sign(
+    files: Annotated[list[Path], typer.Argument(help="PDF(s) to sign; several are signed as a batch", exists=True,
+                                                 dir_okay=False, readable=True)],
+    credential: Annotated[str, typer.Option("--credential", "-c", help="The signer's credential id (cred_…)")],
+    commune: Annotated[str, typer.Option(help="Commune/ward code the document is issued for, e.g. 00004")],
+    document_type: Annotated[str, typer.Option("--type", help="Document type (see policies/documents/)")] = "dossier-result",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only)")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option(help="Folder for signed files (default: next to each input, "
+                                                         "with -signed added)")] = None,
+    dossier: Annotated[Optional[str], typer.Option(help="Dossier number, kept in the registry")] = None,
+    level: LevelOpt = None,
+    invisible: Annotated[bool, typer.Option("--invisible", help="No visible stamp")] = False,
+    kind: Annotated[Optional[str], typer.Option(help="Stamp: person, seal or copy (default: from the document type)")] = None,
+    field: Annotated[Optional[str], typer.Option(help="Sign this existing empty signature field")] = None,
+    page: Annotated[Optional[int], typer.Option(help="Page for the stamp (1-based, -1 = last)")] = None,
+    box: Annotated[Optional[str], typer.Option(help="Stamp box x1,y1,x2,y2 in PDF points")] = None,
+    title: Annotated[Optional[str], typer.Option(help="Title above the signature, e.g. 'KT. CHỦ TỊCH'")] = None,
+    copy_form: Annotated[Optional[str], typer.Option(help="SAO Y, SAO LỤC or TRÍCH SAO (copy stamps)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sign PDFs with a credential's key (which stays in its keystore) and register them.
+
+    Example: kyso sign ket-qua.pdf -o ket-qua-ky.pdf -c cred_… --commune 00004 --level B-LT
+    """
+    if output and len(files) > 1:
+        raise InvalidInput("-o names one output file; for several inputs use --out-dir")
+    container = _container()
+    appearance = AppearanceOptions(visible=not invisible, kind=kind, field_name=field, page=page, box=_box(box),  # type: ignore[arg-type]
+                                   title=title, copy_form=copy_form)
+    results: list[dict[str, Any]] = []
+    failures = 0
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  disable=as_json or len(files) == 1, console=err) as progress:
+        task = progress.add_task("signing", total=len(files))
+        for source in files:
+            target = output or (out_dir or source.parent) / f"{source.stem}-signed.pdf"
+            try:
+                result = container.signing.sign(SignRequest(
+                    pdf=source.read_bytes(), document_type=document_type, commune_code=commune,
+                    credential_id=credential, dossier_number=dossier, level=level, appearance=appearance,  # type: ignore[arg-type]
+                ), actor=_actor())
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(result.pdf)
+                results.append(_result_dict(result, str(source), str(target), container.settings.base_url))
+            except KysoError as exc:
+                if len(files) == 1:
+                    raise
+                failures += 1
+                results.append({"input": str(source), "error": {"code": exc.code, "message": exc.message}})
+            progress.advance(task)
+    if as_json:
+        _print_json(results if len(files) > 1 else results[0])
+    else:
+        for item in results:
+            if "error" in item:
+                err.print(f"[red]✗[/] {item['input']}: {item['error']['message']}")
+            else:
+                pending = " [yellow](timestamp pending; upgraded in the background)[/]" if item["upgrade_pending"] else ""
+                out.print(f"[green]✓[/] {item['output']}  {item['level']}{pending}  id {item['document_id']}  "
+                          f"{item['verify_url']}")
+    if failures:
+        raise typer.Exit(1)
+
+
+@doc_app.command("list")
+def doc_list(
+    dossier: Annotated[Optional[str], typer.Option(help="Dossier number")] = None,
+    commune: Annotated[Optional[str], typer.Option(help="Commune code")] = None,
+    status: Annotated[Optional[str], typer.Option(help="valid, withdrawn or superseded")] = None,
+    pending: Annotated[bool, typer.Option("--pending", help="Only documents waiting for a timestamp upgrade")] = False,
+    limit: int = 50, as_json: JsonOpt = False,
+) -> None:
+    """List signed documents, newest first."""
+    container = _container()
+    with transaction(container.sessions) as session:
+        rows, total = registry.list_documents(session, registry.DocumentFilter(
+            dossier_number=dossier, commune_code=commune, status=status,
+            upgrade_status="pending" if pending else None, limit=limit))
+        data = [_doc_dict(r) for r in rows]
+    if as_json:
+        _print_json({"total": total, "items": data})
+        return
+    table = Table("id", "type", "commune", "dossier", "signer", "signed", "level", "status")
+    for d in data:
+        level = d["level"] + ("→" + d["requested_level"] if d["upgrade_status"] != "none" else "")
+        table.add_row(d["document_id"], d["document_type"], d["commune_code"], d["dossier_number"] or "",
+                      d["signer_name"], d["signed_at"][:19], level, d["status"])
+    out.print(table)
+    out.print(f"{len(data)} of {total}")
+
+
+def _doc_dict(doc: Any) -> dict[str, Any]:
+    return {"document_id": doc.id, "document_type": doc.document_type, "commune_code": doc.commune_code,
+            "dossier_number": doc.dossier_number, "credential_id": doc.credential_id, "signer_serial": doc.signer_serial,
+            "signer_name": doc.signer_name, "signed_at": doc.signed_at.isoformat(), "level": doc.level,
+            "requested_level": doc.requested_level, "upgrade_status": doc.upgrade_status, "status": doc.status,
+            "superseded_by": doc.superseded_by, "status_reason": doc.status_reason, "sha256": doc.sha256,
+            "version": doc.version, "policy_version": doc.policy_version, "last_error": doc.last_error}
+
+
+@doc_app.command("show")
+def doc_show(document_id: str, as_json: JsonOpt = False) -> None:
+    """One document's registry record."""
+    container = _container()
+    with transaction(container.sessions) as session:
+        data = _doc_dict(registry.get_document(session, document_id))
+    if as_json:
+        _print_json(data)
+    else:
+        for key, value in data.items():
+            out.print(f"{key:16} {value if value is not None else ''}")
+
+
+@doc_app.command("get")
+def doc_get(document_id: str, output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the PDF")],
+            version: Annotated[Optional[int], typer.Option(help="A given version (default: current)")] = None) -> None:
+    """Write a signed document's current (possibly upgraded) PDF to a file."""
+    container = _container()
+    with transaction(container.sessions) as session:
+        row = registry.get_file(session, document_id, version)
+        output.write_bytes(row.pdf)
+        out.print(f"wrote {output} (version {row.version}, {row.level}, {row.size:,} bytes)")
+
+
+@doc_app.command("withdraw")
+def doc_withdraw(document_id: str, reason: Annotated[str, typer.Option(help="Shown to citizens who scan the QR")]) -> None:
+    """Withdraw a document (the citizen page will say so)."""
+    doc = registry.withdraw(_container().pki, document_id, reason, _actor())
+    out.print(f"{doc.id} withdrawn: {reason}")
+
+
+@doc_app.command("supersede")
+def doc_supersede(document_id: str, by: Annotated[str, typer.Option(help="Id of the replacing document")],
+                  reason: Annotated[str, typer.Option(help="Why it was replaced")]) -> None:
+    """Mark a document as replaced by another one."""
+    doc = registry.supersede(_container().pki, document_id, by, reason, _actor())
+    out.print(f"{doc.id} superseded by {doc.superseded_by}")
+
+
+@doc_app.command("upgrade")
+def doc_upgrade(as_json: JsonOpt = False) -> None:
+    """Run one pass of the background upgrade now (documents signed while the TSA was unreachable)."""
+    result = upgrade.upgrade_due(_container().signing, limit=10_000)
+    _print_json(result) if as_json else out.print(
+        f"upgraded {result['upgraded']}, to retry {result['retry']}, given up {result['failed']}")
+
+
+@doc_app.command("enroll-image")
+def doc_enroll_image(
+    credential: Annotated[str, typer.Argument(help="Credential id (cred_…)")],
+    image: Annotated[Path, typer.Argument(help="Transparent PNG", exists=True, dir_okay=False)],
+    kind: Annotated[str, typer.Option(help="signature (handwritten, blue) or seal (agency, red)")] = "signature",
+) -> None:
+    """Enrol the handwritten-signature or seal image a credential's visible signatures show."""
+    row = registry.enroll_image(_container().pki, credential, kind, image.read_bytes(), _actor())
+    out.print(f"{kind} image enrolled for {credential} (sha256 {row.sha256[:16]}…)")
