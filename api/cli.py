@@ -106,6 +106,9 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
     base = f"http://{host}:{port}"
+    from .cli_signing import prepare_signing_demo
+
+    demo_signing = prepare_signing_demo(container, _actor())
     created = ", ".join(result.created) or "none (already set up: " + ", ".join(result.existing) + ")"
     out.print(f"""
 [bold green]kyso is ready[/]
@@ -124,6 +127,16 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
   .venv/bin/kyso cert revoke SERIAL --ground officer_moved
   openssl crl -inform DER -noout -text -in <(curl -s {base}/crl/kyso-issuing.crl)
   .venv/bin/kyso audit verify
+
+[bold]Sign a PDF[/] (specialist credential {demo_signing["specialist"]}, seal credential {demo_signing["seal"]}):
+  curl -s -D - -o signed.pdf -H "Authorization: Bearer $(cat {demo_signing["token_file"]})" \\
+    -F file=@{demo_signing["sample"]} \\
+    -F 'metadata={{"document_type":"dossier-result","commune_code":"00004","credential_id":"{demo_signing["specialist"]}","dossier_number":"HS-1"}}' \\
+    {base}/api/v1/sign
+  (the X-Verify-Url header of the answer is the address its QR code carries)
+  .venv/bin/kyso sign {demo_signing["sample"]} -o signed.pdf -c {demo_signing["specialist"]} --commune 00004 --level B-LT
+  already signed example: {container.settings.home.resolve() / "sample-signed.pdf"}
+  its verification URL:   {container.settings.base_url}/v/{demo_signing["example"]}
 """)
     if not no_serve:
         serve(host=host, port=port, workers=1)

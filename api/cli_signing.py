@@ -195,3 +195,53 @@ def doc_enroll_image(
     """Enrol the handwritten-signature or seal image a credential's visible signatures show."""
     row = registry.enroll_image(_container().pki, credential, kind, image.read_bytes(), _actor())
     out.print(f"{kind} image enrolled for {credential} (sha256 {row.sha256[:16]}…)")
+
+
+ASSETS = Path(__file__).resolve().parent.parent / "signing" / "assets"
+
+
+def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
+    """Idempotent demo set-up: a specialist and a seal credential with sample images, a client token,
+    a sample PDF, and one signed example (ids kept in KYSO_HOME/demo-signing.json)."""
+    import json
+
+    from pki import issuance
+    from pki.names import SubjectInfo
+    from signing.sample import sample_document
+
+    from . import tokens
+
+    home = container.settings.home
+    state_file = home / "demo-signing.json"
+    state: dict[str, str] = json.loads(state_file.read_text()) if state_file.exists() else {}
+    if "specialist" not in state:
+        state["specialist"] = issuance.issue(container.pki, issuance.IssueRequest(
+            profile="specialist", commune_code="00004", subject=SubjectInfo(
+                common_name="Nguyễn Thị Hồng Nhung", title="Công chức Tư pháp - Hộ tịch", id_number="001190000001")),
+            actor).credential_id or ""
+        state["seal"] = issuance.issue(container.pki, issuance.IssueRequest(
+            profile="seal", commune_code="00004", subject=SubjectInfo(common_name="Ủy ban nhân dân phường Ba Đình")),
+            actor).credential_id or ""
+        for credential, kind, name in ((state["specialist"], "signature", "sample-signature.png"),
+                                       (state["seal"], "seal", "sample-seal.png")):
+            if (ASSETS / name).exists():
+                registry.enroll_image(container.pki, credential, kind, (ASSETS / name).read_bytes(), actor)
+    token_file = home / "demo-client.token"
+    if not token_file.exists():
+        with transaction(container.sessions) as session:
+            token_file.write_text(tokens.create(session, f"demo-client-{state['specialist'][-6:]}",
+                                                tokens.Role.client, actor) + "\n")
+        token_file.chmod(0o600)
+    sample = home / "sample.pdf"
+    if not sample.exists():
+        sample.write_bytes(sample_document(container.settings.stamp_font))
+    if "example" not in state:
+        result = container.signing.sign(SignRequest(
+            pdf=sample.read_bytes(), document_type="dossier-result", commune_code="00004",
+            credential_id=state["specialist"], dossier_number="HS-2026-000123"), actor=actor)
+        (home / "sample-signed.pdf").write_bytes(result.pdf)
+        state["example"] = result.document_id
+    state_file.write_text(json.dumps(state, indent=2))
+    state["token_file"] = str(token_file)
+    state["sample"] = str(sample)
+    return state

@@ -114,11 +114,16 @@ def _caused_by_timestamp(exc: BaseException) -> bool:
     return False
 
 
-def add_validation_data(pdf: bytes, revinfo: RevocationData) -> bytes:
-    """B-LT: a DSS (certificates, OCSP responses, CRLs) in a new incremental update."""
-    writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+def supply_validation_data(writer: IncrementalPdfFileWriter, revinfo: RevocationData) -> None:
+    """Put a DSS (certificates, OCSP responses, CRLs) into the revision being written."""
     DocumentSecurityStore.supply_dss_in_writer(writer, None, certs=list(revinfo.certs), ocsps=list(revinfo.ocsps),
                                                crls=list(revinfo.crls))
+
+
+def add_validation_data(pdf: bytes, revinfo: RevocationData) -> bytes:
+    """B-LT for a document already signed: the DSS in a new incremental update."""
+    writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+    supply_validation_data(writer, revinfo)
     out = BytesIO()
     writer.write(out)
     return out.getvalue()

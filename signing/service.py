@@ -13,9 +13,12 @@ import hashlib
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
+from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -31,12 +34,13 @@ from policies.documents import DocumentPolicy, DocumentType, Level, default_poli
 
 from . import pades
 from .errors import BadAppearance, PdfTooLarge, SigningRefused, TimestampUnavailable, UnknownDocument
-from .material import MaterialCache, SignerMaterial
+from .material import MaterialCache, RevocationData, SignerMaterial
 from .models import DocumentFile, IdempotencyRecord, SignedDocument, StampImage
 from .signer import KeyStoreSigner, default_digest, default_scheme
 
 log = logging.getLogger(__name__)
 ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # Crockford-like: no 0/O, 1/I confusion when read aloud
+COMMUNE_TTL = 60.0
 ID_LENGTH = 12  # 60 bits: unguessable, short enough for a QR code and a phone call
 
 
@@ -100,6 +104,8 @@ class SigningService:
         self.ctx = ctx
         self.policy = policy or default_policy()
         self.material = MaterialCache(ctx)
+        self._signers: dict[tuple[str, str, str], KeyStoreSigner] = {}  # (credential, serial, scheme)
+        self._communes: dict[tuple[str, dt.date], float] = {}
 
     # -- the public operation --------------------------------------------------------------------
     def sign(self, request: SignRequest, *, actor: str, idempotency_key: str | None = None) -> SignResult:
@@ -122,14 +128,34 @@ class SigningService:
         signed_at = clock.now()
         existing = self._registered(request.pdf)
         document_id = existing.id if existing else new_document_id()
-        pdf, reached, = self._sign_bytes(request, doc_type, material, level, document_id, signed_at)
+        pdf, reached = self._sign_bytes(request, doc_type, material, level, document_id, signed_at)
         return self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
                             actor, idempotency_key)
 
     # -- steps -----------------------------------------------------------------------------------
     def _check_commune(self, code: str) -> None:
+        """The commune must exist today; a confirmed code is remembered for a minute."""
+        key = (code, clock.now().date())
+        if time.monotonic() - self._communes.get(key, -COMMUNE_TTL) < COMMUNE_TTL:
+            return
         with transaction(self.ctx.sessions) as session:
-            units.lookup(session, code, clock.now().date())
+            units.lookup(session, code, key[1])
+        if len(self._communes) > 10_000:
+            self._communes.clear()
+        self._communes[key] = time.monotonic()
+
+    def _signer(self, material: SignerMaterial, scheme: SignatureScheme) -> KeyStoreSigner:
+        """One signer per certificate and scheme, so its DER templates are built once."""
+        key = (material.credential_id, material.serial, scheme.value)
+        signer = self._signers.get(key)
+        if signer is None:
+            signer = KeyStoreSigner(keystore=self.ctx.keystores.for_ref(material.key_ref), key_ref=material.key_ref,
+                                    key_type=material.key_type, certificate=material.certificate,
+                                    chain=list(material.chain), scheme=scheme)
+            if len(self._signers) > 10_000:
+                self._signers.clear()
+            self._signers[key] = signer
+        return signer
 
     def _registered(self, pdf: bytes) -> SignedDocument | None:
         """A PDF kyso already signed gets its next signature under the same document id."""
@@ -159,17 +185,20 @@ class SigningService:
                                  "(Decree 30/2020 Art. 32): sign with the person's credential first")
         job = self._job(writer, request, doc_type, material, kind, document_id, signed_at, earlier)
         timestamper = timestamper_for(self.ctx) if pades.LEVEL_ORDER[level] >= 1 else None
+        long_term = pades.LEVEL_ORDER[level] >= 2
+        if long_term:
+            # Everything B-LT needs is known before signing (the signer's chain and kyso's TSA, with
+            # kyso's own OCSP responses and CRLs), so the DSS goes into the signature's own revision
+            # and the document is written once.
+            pades.supply_validation_data(writer, self.validation_data(material))
         try:
             pdf = pades.run(pades.sign_once(writer, job, timestamper))
-            reached = "B-T" if timestamper else "B-B"
+            reached = "B-LT" if long_term else "B-T" if timestamper else "B-B"
         except TimestampUnavailable as exc:
             log.warning("timestamp unavailable, signing B-B and upgrading later: %s", exc)
             writer = pades.open_writer(request.pdf)
             job = self._job(writer, request, doc_type, material, kind, document_id, signed_at, earlier)
             return pades.run(pades.sign_once(writer, job, None)), "B-B"
-        if pades.LEVEL_ORDER[level] >= 2:
-            pdf = self.add_validation_data(pdf, material)
-            reached = "B-LT"
         if pades.LEVEL_ORDER[level] >= 3:
             try:
                 pdf = pades.run(pades.add_document_timestamp(pdf, timestamper, "sha256", self._ts_reserve()))
@@ -183,9 +212,7 @@ class SigningService:
         scheme = default_scheme(material.key_type, request.rsa_padding)
         if scheme is SignatureScheme.RSA_PKCS1V15 and request.rsa_padding is None:
             scheme = SignatureScheme.RSA_PSS
-        signer = KeyStoreSigner(keystore=self.ctx.keystores.for_ref(material.key_ref), key_ref=material.key_ref,
-                                key_type=material.key_type, certificate=material.certificate,
-                                chain=list(material.chain), scheme=scheme)
+        signer = self._signer(material, scheme)
         field_name, new_field, style, params = self._appearance(writer, request, doc_type, material, kind,
                                                                  document_id, signed_at)
         certs = sum(len(c.dump()) for c in (material.certificate, *material.chain))
@@ -231,16 +258,19 @@ class SigningService:
                                                            box=options.box), self.ctx.settings)
         return planned.field_name, planned.new_field, planned.stamp_style, planned.text_params
 
-    def add_validation_data(self, pdf: bytes, material: SignerMaterial) -> bytes:
+    def validation_data(self, material: SignerMaterial) -> RevocationData:
+        """Certificates, OCSP responses and CRLs for the signer's chain and kyso's TSA (an external
+        TSA's chain is not kyso's to vouch for: its validation data is left to that TSA)."""
         from .timestamping import authority_for
 
         certs = [material.certificate, *material.chain]
         if not self.ctx.settings.tsa_url:
-            from asn1crypto import x509 as asn1_x509
-
             authority = authority_for(self.ctx)
-            certs += [asn1_x509.Certificate.load(c.public_bytes(Encoding.DER)) for c in (authority.certificate(), *authority.chain())]
-        return pades.add_validation_data(pdf, self.material.revocation_data(certs))
+            certs += [_asn1_cert(c.public_bytes(Encoding.DER)) for c in (authority.certificate(), *authority.chain())]
+        return self.material.revocation_data(certs)
+
+    def add_validation_data(self, pdf: bytes, material: SignerMaterial) -> bytes:
+        return pades.add_validation_data(pdf, self.validation_data(material))
 
     def stamp_images(self, credential_id: str) -> dict[str, bytes]:
         with transaction(self.ctx.sessions) as session:
@@ -327,6 +357,11 @@ def _result_of(session: Session, document_id: str, version: int) -> SignResult:
                       requested_level=doc.requested_level, pending_upgrade=doc.upgrade_status == "pending",
                       signer_serial=file.signer_serial or doc.signer_serial, signed_at=file.created_at,
                       version=file.version, replayed=True)
+
+
+@lru_cache(maxsize=64)
+def _asn1_cert(der_bytes: bytes) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(der_bytes)
 
 
 def _field_exists(writer, name: str) -> bool:  # type: ignore[no-untyped-def]

@@ -20,7 +20,6 @@ level only.
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import logging
@@ -28,6 +27,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
@@ -44,6 +44,8 @@ from pki.builder import signature_hash
 from pki.context import PkiContext
 from pki.encoding import load_certificates
 from pki.store import current_tsa
+
+from . import der
 
 log = logging.getLogger(__name__)
 
@@ -127,58 +129,74 @@ class TimestampAuthority:
         """A DER TimeStampResp for a DER TimeStampReq: granted with a token, or a rejection."""
         try:
             request = _parse(request_der)
-            return self._grant(request).dump()
+            return self._grant(request)
         except _Rejection as rejection:
             log.debug("timestamp request rejected: %s (%s)", rejection.text, rejection.fail_info)
             return _rejection(rejection).dump()
 
-    def _grant(self, request: tsp.TimeStampReq) -> tsp.TimeStampResp:
+    def _grant(self, request: tsp.TimeStampReq) -> bytes:
+        """A granted TimeStampResp, assembled from DER parts (see ``signing/der.py`` for why)."""
         policy = self._ctx.settings.tsa_policy_oid
         wanted = request["req_policy"].native
         if wanted is not None and wanted != policy:
             raise _Rejection("unaccepted_policy", f"this TSA issues tokens under policy {policy} only, not {wanted}")
-        now = clock.now()
+        now = clock.now().replace(microsecond=0)
         material = self._material(now)
-        tst_info = _tst_info(request, material, policy, now)
-        tst_der = tst_info.dump()
-        signed_data = self._signed_data(material, tst_der, now, with_certs=bool(request["cert_req"].native))
-        token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
-        log.debug("timestamp token serial=%x genTime=%s imprint=%s:%s tsa=%s", tst_info["serial_number"].native,
-                  now.isoformat(), request["message_imprint"]["hash_algorithm"]["algorithm"].native,
+        serial = secrets.randbits(128) or 1
+        tst_der = _tst_info_der(request, material, policy, now, serial)
+        token = self._token(material, tst_der, now, with_certs=bool(request["cert_req"].native))
+        log.debug("timestamp token serial=%x genTime=%s imprint=%s:%s tsa=%s", serial, now.isoformat(),
+                  request["message_imprint"]["hash_algorithm"]["algorithm"].native,
                   request["message_imprint"]["hashed_message"].native.hex(), material.serial)
-        return tsp.TimeStampResp({"status": tsp.PKIStatusInfo({"status": "granted"}), "time_stamp_token": token})
+        return der.tlv(0x30, _GRANTED + token)
 
-    def _signed_data(self, material: _TsaMaterial, tst_der: bytes, now: dt.datetime, *,
-                     with_certs: bool) -> cms.SignedData:
+    def _token(self, material: _TsaMaterial, tst_der: bytes, now: dt.datetime, *, with_certs: bool) -> bytes:
+        """ContentInfo { signedData v3 { tstInfo, certificates?, one SignerInfo } }."""
         hash_algorithm = hashes.SHA384() if material.digest == "sha384" else hashes.SHA256()
         digest = hashes.Hash(hash_algorithm)
         digest.update(tst_der)
-        signed_attrs = cms.CMSAttributes([
-            simple_cms_attribute("content_type", "tst_info"),
-            simple_cms_attribute("message_digest", digest.finalize()),
-            simple_cms_attribute("signing_time", cms.Time({"utc_time": now})),
-            cms.CMSAttribute.load(material.ess_attribute_der),
+        signed_attrs = der.set_of([
+            der.attribute(der.CONTENT_TYPE, der.oid(der.TST_INFO)),
+            der.attribute(der.MESSAGE_DIGEST, der.tlv(0x04, digest.finalize())),
+            der.attribute(der.SIGNING_TIME, der.utc_time(now)),
+            material.ess_attribute_der,
         ])
-        signature = _sign(self._ctx, material.key_ref, signed_attrs.dump(), hash_algorithm)
-        digest_algorithm = algos.DigestAlgorithm({"algorithm": material.digest})
-        signer_info = cms.SignerInfo({
-            "version": "v1",
-            "sid": cms.SignerIdentifier.load(material.sid_der),
-            "digest_algorithm": digest_algorithm,
-            "signed_attrs": signed_attrs,
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": material.signature_algorithm}),
-            "signature": signature,
-        })
-        content: dict[str, object] = {
-            "version": "v3",
-            "digest_algorithms": [digest_algorithm],
-            "encap_content_info": {"content_type": "tst_info", "content": core.ParsableOctetString(tst_der)},
-            "signer_infos": [signer_info],
-        }
-        if with_certs:
-            content["certificates"] = [cms.CertificateChoices({"certificate": asn1_x509.Certificate.load(der)})
-                                       for der in (material.cert_der, *material.chain_der)]
-        return cms.SignedData(content)
+        signature = _sign(self._ctx, material.key_ref, signed_attrs, hash_algorithm)
+        digest_alg = _digest_algorithm_der(material.digest)
+        signer_info = der.tlv(0x30, der.integer(1) + material.sid_der + digest_alg + b"\xa0" + signed_attrs[1:]
+                              + _signature_algorithm_der(material.signature_algorithm) + der.tlv(0x04, signature))
+        certificates = (der.tlv(0xA0, b"".join(sorted((material.cert_der, *material.chain_der))))
+                        if with_certs else b"")
+        encap = der.tlv(0x30, der.oid(der.TST_INFO) + der.tlv(0xA0, der.tlv(0x04, tst_der)))
+        signed_data = der.tlv(0x30, der.integer(3) + der.tlv(0x31, digest_alg) + encap + certificates
+                              + der.tlv(0x31, signer_info))
+        return der.tlv(0x30, der.oid(der.SIGNED_DATA) + der.tlv(0xA0, signed_data))
+
+
+_GRANTED = der.tlv(0x30, der.integer(0))  # PKIStatusInfo { status granted }
+
+
+@lru_cache(maxsize=8)
+def _digest_algorithm_der(name: str) -> bytes:
+    return algos.DigestAlgorithm({"algorithm": name}).dump()
+
+
+@lru_cache(maxsize=8)
+def _signature_algorithm_der(name: str) -> bytes:
+    return algos.SignedDigestAlgorithm({"algorithm": name}).dump()
+
+
+def _tst_info_der(request: tsp.TimeStampReq, material: _TsaMaterial, policy: str, now: dt.datetime,
+                  serial: int) -> bytes:
+    """TSTInfo (RFC 3161 2.4.2); ``ordering`` is FALSE, its DEFAULT, so DER leaves it out."""
+    nonce = request["nonce"].native
+    return der.tlv(0x30, der.integer(1) + der.oid(policy) + request["message_imprint"].dump()
+                   + der.integer(serial) + der.generalized_time(now) + _ACCURACY_ONE_SECOND
+                   + (der.integer(nonce) if nonce is not None else b"")
+                   + der.tlv(0xA0, der.tlv(0xA4, material.tsa_name_der)))
+
+
+_ACCURACY_ONE_SECOND = der.tlv(0x30, der.integer(1))
 
 
 def _build_material(ctx: PkiContext, serial: str, cert_der: bytes, key_ref: str,
@@ -228,22 +246,6 @@ def _parse(request_der: bytes) -> tsp.TimeStampReq:
     if extensions:
         raise _Rejection("unaccepted_extensions", "this TSA accepts no request extensions")
     return request
-
-
-def _tst_info(request: tsp.TimeStampReq, material: _TsaMaterial, policy: str, now: dt.datetime) -> tsp.TSTInfo:
-    fields: dict[str, object] = {
-        "version": "v1",
-        "policy": policy,
-        "message_imprint": tsp.MessageImprint.load(request["message_imprint"].dump()),
-        "serial_number": secrets.randbits(128) or 1,
-        "gen_time": now,
-        "accuracy": {"seconds": 1},
-        # ordering is FALSE, its DEFAULT: DER leaves it out
-        "tsa": asn1_x509.GeneralName({"directory_name": asn1_x509.Name.load(material.tsa_name_der)}),
-    }
-    if request["nonce"].native is not None:
-        fields["nonce"] = request["nonce"].native
-    return tsp.TSTInfo(fields)
 
 
 def _sign(ctx: PkiContext, key_ref: str, data: bytes, hash_algorithm: hashes.HashAlgorithm) -> bytes:

@@ -1,0 +1,61 @@
+"""Tiny DER writers for the hot paths (CMS signatures, timestamp tokens).
+
+asn1crypto is used to parse and to build anything unusual; but building the same few structures
+as asn1crypto objects for every signature re-serialises certificates and names each time, which
+was measured as most of a signature's cost. These helpers concatenate DER parts prepared once.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+from asn1crypto import algos
+
+
+def length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def tlv(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + length(len(body)) + body
+
+
+def set_of(members: list[bytes]) -> bytes:
+    """DER SET OF: members in ascending order of their encodings."""
+    return tlv(0x31, b"".join(sorted(members)))
+
+
+def integer(value: int) -> bytes:
+    size = max(1, (value.bit_length() + 8) // 8)  # room for the sign bit
+    return tlv(0x02, value.to_bytes(size, "big", signed=True))
+
+
+@lru_cache(maxsize=256)
+def oid(dotted: str) -> bytes:
+    return algos.ObjectIdentifier(dotted).dump()
+
+
+def attribute(type_oid: str, *values_der: bytes) -> bytes:
+    """A CMS Attribute: SEQUENCE { type, SET OF values }."""
+    return tlv(0x30, oid(type_oid) + set_of(list(values_der)))
+
+
+def generalized_time(moment: dt.datetime) -> bytes:
+    return tlv(0x18, moment.astimezone(dt.timezone.utc).strftime("%Y%m%d%H%M%SZ").encode())
+
+
+def utc_time(moment: dt.datetime) -> bytes:
+    return tlv(0x17, moment.astimezone(dt.timezone.utc).strftime("%y%m%d%H%M%SZ").encode())
+
+
+CONTENT_TYPE = "1.2.840.113549.1.9.3"
+MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
+SIGNING_TIME = "1.2.840.113549.1.9.5"
+SIGNING_CERTIFICATE_V2 = "1.2.840.113549.1.9.16.2.47"
+SIGNATURE_TIME_STAMP_TOKEN = "1.2.840.113549.1.9.16.2.14"
+DATA = "1.2.840.113549.1.7.1"
+SIGNED_DATA = "1.2.840.113549.1.7.2"
+TST_INFO = "1.2.840.113549.1.9.16.1.4"
