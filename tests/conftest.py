@@ -188,3 +188,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
     if problem:
         terminalreporter.write_sep("!", "PostgreSQL was NOT reachable: database tests ran on SQLite only", red=True)
         terminalreporter.write_line(f"  {PG_URL}: {problem}")
+
+
+# signing fixtures (a specialist and a seal credential, a client token, a sample PDF) for every test folder
+from tests.signing.fixtures import client_headers, sample_pdf, seal, specialist  # noqa: E402,F401

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from api import tokens
 from api.container import Container
 from tests.conftest import new_token
-from tests.signing.conftest import COMMUNE, CORPUS, client_headers, root_pem, sample_pdf, specialist  # noqa: F401 - fixtures
+from tests.signing.fixtures import COMMUNE, CORPUS, root_pem
 from tests.signing.validation import validate_all
 
 
@@ -42,8 +42,8 @@ def test_sign_returns_pdf_with_headers(client: TestClient, pki: Container, speci
     assert record["dossier_number"] == "HS-1" and record["level"] == "B-LT" and record["status"] == "valid"
     file = client.get(f"/api/v1/documents/{document_id}/file", headers=client_headers)
     assert file.content == r.content and file.headers["x-document-version"] == "1"
-    assert client.get(f"/api/v1/documents?dossier_number=HS-1&level=B-LT", headers=client_headers).json()["total"] == 1
-    assert client.get(f"/api/v1/documents?dossier_number=HS-2", headers=client_headers).json()["total"] == 0
+    assert client.get("/api/v1/documents?dossier_number=HS-1&level=B-LT", headers=client_headers).json()["total"] == 1
+    assert client.get("/api/v1/documents?dossier_number=HS-2", headers=client_headers).json()["total"] == 0
 
 
 def test_json_variant(client: TestClient, specialist: str, client_headers: dict[str, str], sample_pdf: bytes) -> None:

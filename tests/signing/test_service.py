@@ -24,10 +24,10 @@ from pki.reasons import Reason
 from policies.errors import UnknownDocumentType
 from signing import registry, upgrade
 from signing.errors import EncryptedPdf, PdfTooLarge, SigningRefused, UnreadablePdf
-from signing.models import DocumentFile, SignedDocument
+from signing.models import SignedDocument
 from signing.service import AppearanceOptions, SigningService, SignRequest
 
-from .conftest import COMMUNE, CORPUS, issue_credential, root_pem
+from .fixtures import COMMUNE, CORPUS, issue_credential, root_pem
 from .validation import validate_all
 
 INVISIBLE = AppearanceOptions(visible=False)
