@@ -49,7 +49,8 @@ def test_specialist_extensions(pki):
     cert = x509.load_der_x509_certificate(_issue(pki).certificate.der)
     ku = cert.extensions.get_extension_for_class(x509.KeyUsage)
     assert ku.critical and ku.value.digital_signature and ku.value.content_commitment and not ku.value.key_cert_sign
-    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [DOCUMENT_SIGNING]
+    assert list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        DOCUMENT_SIGNING, x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION]
     aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     urls = {d.access_method: d.access_location.value for d in aia}
     base = pki.settings.base_url

@@ -17,7 +17,7 @@ def test_shipped_profiles_load():
     profiles = ProfileSet.load()
     assert set(profiles.names()) >= {"root-ca", "issuing-ca", "specialist", "seal", "ocsp-responder", "tsa"}
     specialist = profiles.get("specialist")
-    assert specialist.eku_oids == ["1.3.6.1.5.5.7.3.36"]
+    assert specialist.eku_oids == ["1.3.6.1.5.5.7.3.36", "1.3.6.1.5.5.7.3.4"]  # documentSigning, emailProtection
     assert set(specialist.key_usage) == {"digitalSignature", "nonRepudiation"}
     tsa = profiles.get("tsa")
     assert tsa.extended_key_usage_critical and tsa.eku_oids == ["1.3.6.1.5.5.7.3.8"]
@@ -26,7 +26,7 @@ def test_shipped_profiles_load():
 @pytest.mark.parametrize("mutation,words", [
     (lambda t: t + "colour: red\n", "colour"),
     (lambda t: t.replace("validity_days: 730", "validity_days: -1"), "validity_days"),
-    (lambda t: t.replace("[documentSigning]", "[madeUpUsage]"), "madeUpUsage"),
+    (lambda t: t.replace("[documentSigning, emailProtection]", "[madeUpUsage]"), "madeUpUsage"),
     (lambda t: t.replace("key_usage: [digitalSignature, nonRepudiation]", "key_usage: [keyCertSign]"), "end-entity"),
     (lambda t: t + "  - : [\n", "YAML"),
 ])
