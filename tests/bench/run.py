@@ -6,7 +6,8 @@ Measures, each beside the raw library in the same run:
      demand) and in process;
   3. the time to build a full CRL with 100,000 revoked entries;
   4. OCSP lookup time with 1,000,000 revoked rows in SQLite, against the same lookups with 1,000;
-  5. signatures per second through hsm.KeyStore (soft, PKCS#11 on SoftHSM2, Vault on OpenBao).
+  5. signatures per second through hsm.KeyStore (soft, PKCS#11 on SoftHSM2, Vault on OpenBao);
+  6. PDF documents signed per second (PAdES B-B / B-LT) in process and over HTTP, beside raw pyHanko.
 Prints a table and writes docs/benchmarks.md. The keystore figures are a block of their own in that
 file: `--only keystores` replaces only that block and keeps the rest of the file as it was; any
 other selection rewrites the file from the sections it ran (keeping the last keystore block when
@@ -25,14 +26,16 @@ from pathlib import Path
 
 from .common import ROOT_DIR, Profiler, Results, machine_info, postgres_problem, postgres_version, say
 
-SECTIONS = ("issue", "ocsp", "crl", "scale", "keystores")
+SECTIONS = ("issue", "ocsp", "crl", "scale", "keystores", "signing")
 
 FULL = dict(issue_n=100, issue_raw=2000, issue_repeats=5,
             ocsp_certs=1000, ocsp_inproc=1000, ocsp_raw=3000, ocsp_repeats=5, warmup=2.0, duration=8.0,
-            crl_entries=100_000, crl_repeats=3, scale_sizes=[1_000, 1_000_000], scale_samples=200)
+            crl_entries=100_000, crl_repeats=3, scale_sizes=[1_000, 1_000_000], scale_samples=200,
+            sign_n=40, sign_raw=20, sign_raw_lt=6, sign_repeats=5, sign_http_duration=8.0, sign_threads=4, sign_batch=10)
 QUICK = dict(issue_n=30, issue_raw=600, issue_repeats=3,
              ocsp_certs=200, ocsp_inproc=300, ocsp_raw=1000, ocsp_repeats=3, warmup=1.0, duration=3.0,
-             crl_entries=10_000, crl_repeats=3, scale_sizes=[1_000, 100_000], scale_samples=200)
+             crl_entries=10_000, crl_repeats=3, scale_sizes=[1_000, 100_000], scale_samples=200,
+             sign_n=15, sign_raw=8, sign_raw_lt=3, sign_repeats=3, sign_http_duration=3.0, sign_threads=4, sign_batch=10)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -109,6 +112,21 @@ def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[
         "serials without one (signed on demand), the databases measured in 4 interleaved rounds. Baseline: the "
         "same lookups with 1,000 rows.",
         "keystores": "5. Keystores: see the Keystores section above (its own date, method and target verdicts).",
+        "signing": f"6. Signing: a 1-page document (signing/sample.py, Vietnamese text, embedded Liberation Serif "
+        "subset) and a generated 50-page one (~1.5 MB of uncompressed text); credentials with keys in the soft "
+        "keystore (EC P-256, RSA-2048), document type dossier-result. kyso: `container.signing.sign` in process "
+        f"({sizes['sign_n']} signatures per round × {sizes['sign_repeats']} interleaved rounds; each one a registry "
+        "record, a file version and an audit entry), B-LT with kyso's in-process TSA and revocation data from its own "
+        "store. Raw: pyHanko `signers.sign_pdf` with `SimpleSigner.load` from PEM files (defaults; a key made with "
+        "cryptography, certified by the same kyso issuing CA from a CSR), `PdfSignatureMetadata(field_name='Sig1')`; "
+        "visible: a new field with a box and pyHanko's default stamp; B-LT: `embed_validation_info=True`, a fresh "
+        "`ValidationContext(trust_roots=[root], allow_fetching=True)` per signature fetching kyso's OCSP/CRL over "
+        f"loopback, timestamp from kyso's `POST /tsa` by `HTTPTimeStamper` ({sizes['sign_raw']} raw B-B, "
+        f"{sizes['sign_raw_lt']} raw B-LT signatures per round). HTTP: a `kyso serve` (1 worker) on loopback, "
+        f"{sizes['sign_threads']} client threads with one keep-alive `httpx.Client` each, closed loop for "
+        f"{sizes['sign_http_duration']:.0f} s after one warm-up request each; batch = {sizes['sign_batch']} files per "
+        "request; clients and server share the machine's cores. The B-LT ÷ B-B line divides kyso's own times. "
+        "When a target is missed, the run adds a cProfile of kyso B-B signatures to the notes.",
         "end": "Targets come from /work/shared/PERFORMANCE.md. The machine may be shared with other work (other "
         "test runs, databases): the load averages above show how busy it was.",
     }
@@ -179,6 +197,13 @@ def main(argv: list[str] | None = None) -> int:
 
         keystores.run(results, quick=args.quick, profiler=profiler)
         results.mark_load("after keystores")
+    if "signing" in args.sections:
+        from . import signing
+
+        signing.run(results, backends, n_kyso=sizes["sign_n"], n_raw=sizes["sign_raw"], n_raw_lt=sizes["sign_raw_lt"],
+                    repeats=sizes["sign_repeats"], http_duration=sizes["sign_http_duration"],
+                    http_threads=sizes["sign_threads"], batch=sizes["sign_batch"], quick=args.quick, profiler=profiler)
+        results.mark_load("after signing")
 
     say(f"done in {time.perf_counter() - t0:.0f} s")
     from .report import print_table, splice_keystores, write_markdown
