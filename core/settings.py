@@ -72,9 +72,9 @@ class Settings(BaseSettings):
     tsa_policy_oid: str = Field(default="0.4.0.2023.1.1", description="TSA policy (ETSI TS 119 421 best practice)")
     upgrade_max_attempts: int = Field(default=8, ge=1, description="Background B-T/B-LT upgrade attempts")
     upgrade_backoff_seconds: float = Field(default=30, gt=0, description="First retry delay; doubles each attempt")
-    stamp_font: Path = Field(default=Path("/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf"),
+    stamp_font: Path = Field(default=Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf"),
                              description="Unicode TrueType font embedded in visible signatures")
-    stamp_font_bold: Path = Field(default=Path("/usr/share/fonts/truetype/liberation/LiberationSerif-Bold.ttf"))
+    stamp_font_bold: Path = Field(default=Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf"))
 
     @field_validator("base_url")
     @classmethod

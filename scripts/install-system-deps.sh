@@ -2,11 +2,11 @@
 # Installs the Debian packages kyso and its tests need, only those that are missing.
 # Called by `make install` (and so by `make run` and `make test`); safe to run again.
 set -euo pipefail
-# openssl, softhsm2: PKI and keystore; fonts-liberation: Liberation Serif (metric-compatible with
-# Times New Roman) embedded in visible signatures; poppler-utils, qpdf, zbar-tools, libnss3-tools,
+# openssl, softhsm2: PKI and keystore; fonts-liberation2: Liberation Serif 2.x (metric-compatible with
+# Times New Roman, with every Vietnamese letter; 1.x lacks them) embedded in visible signatures; poppler-utils, qpdf, zbar-tools, libnss3-tools,
 # libnss3-dev, libnspr4-dev, gcc: the interop tests (pdfsig with its trust shim, qpdf --check,
 # pdftoppm + zbarimg for the QR code, pdftotext).
-packages=(openssl ca-certificates softhsm2 fonts-liberation poppler-utils qpdf zbar-tools
+packages=(openssl ca-certificates softhsm2 fonts-liberation2 poppler-utils qpdf zbar-tools
           libnss3-tools libnss3-dev libnspr4-dev gcc libc6-dev)
 # python3-venv only when the interpreter cannot make virtual environments by itself (Debian's python3)
 python3 -c "import ensurepip, venv" 2>/dev/null || packages+=(python3-venv)
