@@ -5,10 +5,10 @@ from io import BytesIO
 from pathlib import Path
 
 from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.content import RawContent
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
-from pyhanko.pdf_utils.text import TextBox, TextBoxStyle
+from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.writer import PdfFileWriter
+
+from .fonts import StampFontEngine, load_stamp_fonts
 
 LINES = (
     "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM",
@@ -26,17 +26,17 @@ LINES = (
 def sample_document(font: Path, lines: tuple[str, ...] = LINES) -> bytes:
     """An A4 page of text set in ``font`` (a Unicode TrueType font, embedded as a subset)."""
     writer = PdfFileWriter()
-    style = TextBoxStyle(font=GlyphAccumulatorFactory(str(font)), font_size=12, leading=18)
-    box = TextBox(style, writer=writer, box=None)
-    box.content = "\n".join(lines)
-    width, height = 595, 842
-    content = RawContent(b"q 1 0 0 1 72 620 cm " + box.render() + b" Q", resources=box.resources,
-                         box=None)
+    engine = StampFontEngine(writer, load_stamp_fonts(font, font).regular, 12)
+    ops = []
+    for number, line in enumerate(lines):
+        if line:
+            ops.append(b"BT /F1 12 Tf 72 %d Td %s ET" % (760 - 18 * number, engine.line(line)[0]))
     writer.insert_page(generic.DictionaryObject({
-        generic.pdf_name("/Type"): generic.pdf_name("/Page"),
-        generic.pdf_name("/MediaBox"): generic.ArrayObject(map(generic.NumberObject, (0, 0, width, height))),
-        generic.pdf_name("/Resources"): content.resources.as_pdf_object(),
-        generic.pdf_name("/Contents"): writer.add_object(generic.StreamObject(stream_data=content.render())),
+        pdf_name("/Type"): pdf_name("/Page"),
+        pdf_name("/MediaBox"): generic.ArrayObject(map(generic.NumberObject, (0, 0, 595, 842))),
+        pdf_name("/Resources"): generic.DictionaryObject({
+            pdf_name("/Font"): generic.DictionaryObject({pdf_name("/F1"): engine.as_resource()})}),
+        pdf_name("/Contents"): writer.add_object(generic.StreamObject(stream_data=b"\n".join(ops))),
     }))
     out = BytesIO()
     writer.write(out)

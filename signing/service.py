@@ -239,7 +239,7 @@ class SigningService:
         if not options.visible:
             name = options.field_name or _free_field_name(writer)
             return name, (None if _field_exists(writer, name) else SigFieldSpec(name)), None, {}
-        from .appearance import Placement, StampFacts, plan_appearance
+        from .visible import Placement, StampFacts, plan_appearance
 
         images = self.stamp_images(material.credential_id)
         facts = StampFacts(
