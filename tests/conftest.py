@@ -6,6 +6,7 @@ an unreachable PostgreSQL fails those tests; elsewhere they are skipped and the 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -56,10 +57,11 @@ def postgres_available() -> bool:
     return False
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def database_url(request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """SQLite in ``directory``, or a private PostgreSQL schema, by ``request.param`` (dropped afterwards)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'kyso.db'}"
+        yield f"sqlite:///{directory / 'kyso.db'}"
         return
     if not request.getfixturevalue("postgres_available"):
         pytest.skip("PostgreSQL not reachable (set KYSO_TEST_POSTGRES_URL); ran on SQLite only")
@@ -73,6 +75,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database_url(request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ presence is checked in pdfsig's output; pyHanko validates them (hard-fail, from 
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import secrets
@@ -24,7 +23,6 @@ from pathlib import Path
 import httpx
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
-from sqlalchemy import create_engine, text
 
 from api import tokens
 from api.container import Container, build
@@ -36,7 +34,7 @@ from pki.authorities import init_hierarchy
 from pki.reasons import Reason
 from signing.errors import EncryptedPdf
 from signing.service import AppearanceOptions, SignRequest, SignResult
-from tests.conftest import ISSUING, PG_URL, ROOT, LiveServer, free_port, make_settings, new_token
+from tests.conftest import ISSUING, ROOT, LiveServer, database_url, free_port, make_settings, new_token
 from tests.interop.pdf_tools import (
     REVOKED,
     TRUSTED,
@@ -123,24 +121,9 @@ def pdfsig_shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_shim(tmp_path_factory.mktemp("pdfsig-shim"))
 
 
-@contextlib.contextmanager
-def _database_url(request: pytest.FixtureRequest, home: Path) -> Iterator[str]:
-    """As tests/conftest.py's ``db_url``, for a module: SQLite, or a private PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{home / 'kyso.db'}"
-        return
-    if not request.getfixturevalue("postgres_available"):
-        pytest.skip("PostgreSQL not reachable (set KYSO_TEST_POSTGRES_URL); ran on SQLite only")
-    schema = "t_" + secrets.token_hex(6)
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+def _database_url(request: pytest.FixtureRequest, home: Path):  # type: ignore[no-untyped-def]
+    """As tests/conftest.py's ``db_url``, for a module."""
+    return database_url(request, home)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
