@@ -23,14 +23,14 @@ LINES = (
 )
 
 
-def sample_document(font: Path, lines: tuple[str, ...] = LINES) -> bytes:
+def sample_document(font: Path, lines: tuple[str, ...] = LINES, top: float = 760) -> bytes:
     """An A4 page of text set in ``font`` (a Unicode TrueType font, embedded as a subset)."""
     writer = PdfFileWriter()
     engine = StampFontEngine(writer, load_stamp_fonts(font, font).regular, 12)
     ops = []
     for number, line in enumerate(lines):
         if line:
-            ops.append(b"BT /F1 12 Tf 72 %d Td %s ET" % (760 - 18 * number, engine.line(line)[0]))
+            ops.append(b"BT /F1 12 Tf 72 %d Td %s ET" % (top - 18 * number, engine.line(line)[0]))
     writer.insert_page(generic.DictionaryObject({
         pdf_name("/Type"): pdf_name("/Page"),
         pdf_name("/MediaBox"): generic.ArrayObject(map(generic.NumberObject, (0, 0, 595, 842))),

@@ -255,7 +255,7 @@ class SigningService:
             document_number=options.document_number,
         )
         planned = plan_appearance(writer, facts, Placement(field_name=options.field_name, page=options.page,
-                                                           box=options.box), self.ctx.settings)
+                                                           box=options.box), self.ctx.settings, pdf=request.pdf)
         return planned.field_name, planned.new_field, planned.stamp_style, planned.text_params
 
     def validation_data(self, material: SignerMaterial) -> RevocationData:

@@ -279,7 +279,7 @@ def _seal_size(image: bytes | None) -> float:
 
 
 def plan_appearance(writer: IncrementalPdfFileWriter, facts: StampFacts, placement: Placement,
-                    settings: Settings) -> PlannedAppearance:
+                    settings: Settings, pdf: bytes | None = None) -> PlannedAppearance:
     """Choose the field and the stamp for one signature; raises ``BadAppearance`` for impossible requests."""
     fields = _existing_fields(writer)
     if placement.field_name and placement.field_name in fields:
@@ -303,12 +303,13 @@ def plan_appearance(writer: IncrementalPdfFileWriter, facts: StampFacts, placeme
                                 f"({px1:g},{py1:g},{px2:g},{py2:g})")
         box = (x1, y1, x2, y2)
     else:
-        index, box = _automatic(writer, facts, placement.page)
+        index, box = _automatic(writer, facts, placement.page, pdf)
     spec = SigFieldSpec(name, on_page=index, box=tuple(round(v) for v in box))  # type: ignore[arg-type]
     return PlannedAppearance(name, spec, style)
 
 
-def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | None) -> tuple[int, tuple[float, ...]]:
+def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | None,
+               pdf: bytes | None = None) -> tuple[int, tuple[float, ...]]:
     if facts.kind == "copy":
         index = _page_index(writer, page if page is not None else 1)
         px1, py1, px2, py2 = _page_box(writer, index)
@@ -333,7 +334,60 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
     px1, py1, px2, py2 = _page_box(writer, index)
     width, height = PERSON_SIZE if facts.verify_url else (PERSON_SIZE[0] - QR_SIZE - 6, PERSON_SIZE[1])
     width, height = min(width, px2 - px1 - 2 * MARGIN), min(height, py2 - py1 - 2 * MARGIN)
-    return index, (px2 - MARGIN - width, py1 + MARGIN, px2 - MARGIN, py1 + MARGIN + height)
+    default = (px2 - MARGIN - width, py1 + MARGIN, px2 - MARGIN, py1 + MARGIN + height)
+    occupied = _text_boxes(pdf, index) if pdf is not None else []
+    if not occupied:
+        return index, default
+    # bottom right first, then upwards along the right margin, then further left: the first spot
+    # that covers no text; if the page is full, the bottom-right corner as Decree 30 places it
+    for x1 in (default[0], px1 + (px2 - px1 - width) / 2, px1 + MARGIN):
+        y1 = py1 + MARGIN
+        while y1 + height <= py1 + (py2 - py1) * 0.6:
+            candidate = (x1, y1, x1 + width, y1 + height)
+            if not any(_intersects(candidate, box) for box in occupied):
+                return index, candidate
+            y1 += 12
+    return index, default
+
+
+def _intersects(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+MAX_SCANNED_PAGE_BYTES = 2_000_000
+
+
+def _text_boxes(pdf: bytes, index: int) -> list[tuple[float, float, float, float]]:
+    """Approximate boxes of the text printed on a page (position, font size, character count).
+
+    Bounded: pages whose content is larger than ``MAX_SCANNED_PAGE_BYTES`` are not scanned, and any
+    failure of the scan just means the default corner is used."""
+    import pypdf
+
+    boxes: list[tuple[float, float, float, float]] = []
+    try:
+        reader = pypdf.PdfReader(BytesIO(pdf), strict=False)
+        page = reader.pages[index]
+        contents = page.get_contents()
+        if contents is None or len(contents.get_data()) > MAX_SCANNED_PAGE_BYTES:
+            return []
+
+        def visit(text: str, cm: list[float], tm: list[float], font: Any, size: float) -> None:
+            stripped = text.strip()
+            if not stripped:
+                return
+            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+            scale = abs(tm[3] * cm[3]) or abs(tm[0] * cm[0]) or 1.0
+            height = (size or 10) * scale
+            longest = max(len(line) for line in stripped.splitlines())
+            lines = stripped.count("\n") + 1
+            boxes.append((x, y - height * (lines - 1) - height * 0.25, x + longest * height * 0.55, y + height))
+
+        page.extract_text(visitor_text=visit)
+    except Exception:  # noqa: BLE001 - placement is a courtesy; a page pypdf cannot read keeps the default
+        return []
+    return boxes
 
 
 __all__ = ["StampFacts", "Placement", "PlannedAppearance", "plan_appearance", "Decree30StampStyle"]

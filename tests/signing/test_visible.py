@@ -156,3 +156,19 @@ def test_signed_field_cannot_be_signed_again(pki: Container, person: str, agency
         sign(pki, first.pdf, agency_seal, field_name="Signature1")
     with pytest.raises(SigningRefused, match="Art. 32"):
         sign(pki, sample_pdf, agency_seal)
+
+
+def test_automatic_placement_avoids_text(pki: Container, person: str, tmp_path: Path) -> None:
+    """Text near the bottom of the page: the stamp moves up the right margin instead of covering it."""
+    from signing.sample import LINES, sample_document
+
+    pdf = sample_document(pki.settings.stamp_font, LINES, top=190)  # text from y≈40 to y≈200, x 72…≈430
+    result = sign(pki, pdf, person)
+    x1, y1, x2, y2 = widget_rects(result.pdf)["Signature1"]
+    (tmp_path / "doc.pdf").write_bytes(pdf)
+    words = run("pdftotext", "-bbox", tmp_path / "doc.pdf", "-")
+    for m in re.finditer(r'xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)"', words):
+        wx1, wy1, wx2, wy2 = (float(v) for v in m.groups())
+        top, bottom = 842 - wy1, 842 - wy2  # pdftotext measures from the top of the page
+        assert not (x1 < wx2 and wx1 < x2 and y1 < top and bottom < y2), ("stamp covers a word", m.group(0))
+    assert x2 > 400, "still on the right"
