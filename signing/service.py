@@ -20,20 +20,23 @@ from typing import Literal
 
 from asn1crypto import x509 as asn1_x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from pyhanko.pdf_utils.misc import PdfError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock
 from core.db import transaction
-from core.errors import Conflict
+from core.errors import Conflict, KysoError
 from hsm.interfaces import SignatureScheme
 from pki.context import PkiContext
 from policies import units
 from policies.documents import DocumentPolicy, DocumentType, Level, default_policy
 
 from . import pades
-from .errors import BadAppearance, PdfTooLarge, SigningRefused, TimestampUnavailable, UnknownDocument
+from .errors import (
+    BadAppearance, PdfTooLarge, SigningRefused, TimestampUnavailable, UnknownDocument, UnreadablePdf,
+)
 from .material import MaterialCache, RevocationData, SignerMaterial
 from .models import DocumentFile, IdempotencyRecord, SignedDocument, StampImage
 from .signer import KeyStoreSigner, default_digest, default_scheme
@@ -128,7 +131,15 @@ class SigningService:
         signed_at = clock.now()
         existing = self._registered(request.pdf)
         document_id = existing.id if existing else new_document_id()
-        pdf, reached = self._sign_bytes(request, doc_type, material, level, document_id, signed_at)
+        try:
+            pdf, reached = self._sign_bytes(request, doc_type, material, level, document_id, signed_at)
+        except KysoError:
+            raise
+        except (PdfError, KeyError, ValueError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+            # a structure pyHanko could open but not sign through (broken page tree, odd objects)
+            log.warning("could not sign a damaged PDF: %s: %s", type(exc).__name__, exc, exc_info=True)
+            raise UnreadablePdf(f"the PDF is damaged in a way kyso cannot sign through ({type(exc).__name__}: "
+                                f"{str(exc)[:160]}); re-export it from the producing software") from None
         return self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
                             actor, idempotency_key)
 

@@ -239,3 +239,25 @@ def test_der_of_signature_is_cms_signed_data(pki: Container, specialist: str, sa
     assert [a["type"].native for a in unsigned] == ["signature_time_stamp_token"]
     token = unsigned[0]["values"][0]
     assert token["content_type"].native == "signed_data"
+
+
+def test_mutated_pdfs_sign_or_fail_cleanly(pki: Container, specialist: str, sample_pdf: bytes) -> None:
+    """Truncated and bit-flipped copies of a real PDF: each signs, or raises a clear InvalidInput."""
+    import random
+
+    rng = random.Random(20261122)
+    outcomes = {"signed": 0, "refused": 0}
+    for _ in range(40):
+        data = bytearray(sample_pdf)
+        if rng.random() < 0.2:
+            del data[rng.randrange(len(data) // 2, len(data)):]
+        for _ in range(rng.randrange(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        try:
+            pki.signing.sign(request(bytes(data), specialist, "B-T", appearance=AppearanceOptions()), actor="fuzz")
+            outcomes["signed"] += 1
+        except InvalidInput as exc:
+            assert exc.message and exc.code in ("unreadable_pdf", "encrypted_pdf", "bad_appearance"), exc.code
+            outcomes["refused"] += 1
+    assert outcomes["signed"] + outcomes["refused"] == 40
+    assert documents(pki) == outcomes["signed"]
