@@ -1,9 +1,10 @@
 """Visible signatures as Decree 30/2020/NĐ-CP (Appendix I) lays them out for electronic documents.
 
 - person: title above (bold), the handwritten-signature image centred, full name below (bold);
-  the verification QR code at the left when the document type wants one.
-- seal: the agency's red seal image at its real size, overlapping about a third of the person's
-  signature on its left side; only after a person has signed (Art. 32).
+  the verification QR code on the right (the seal covers the left) when the document type wants one.
+- seal: the agency's red seal image at its real size, covering about a third of the person's
+  signature on its left side ("trùm lên khoảng 1/3 chữ ký về phía bên trái"); only after a person
+  has signed (Art. 32).
 - copy (SAO Y, SAO LỤC, TRÍCH SAO, attachments): a text block at the top right of page 1 — copy
   form or document number, agency, signing time in Vietnam time (ISO 8601) — serif 10 pt black.
 
@@ -209,7 +210,15 @@ def _page_box(writer: IncrementalPdfFileWriter, index: int) -> tuple[float, floa
         page_obj = writer.find_page_for_modification(index)[0].get_object()
     except Exception:  # noqa: BLE001
         page_obj = page
-    box = page_obj.get("/CropBox") or page_obj.get("/MediaBox") or [0, 0, 595, 842]
+    media = _normal(page_obj.get("/MediaBox") or [0, 0, 595, 842])
+    crop = _normal(page_obj.get("/CropBox") or media)
+    # what a reader shows is the crop box clipped to the media box
+    x1, y1 = max(media[0], crop[0]), max(media[1], crop[1])
+    x2, y2 = min(media[2], crop[2]), min(media[3], crop[3])
+    return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else media
+
+
+def _normal(box: Any) -> tuple[float, float, float, float]:
     x1, y1, x2, y2 = (float(v) for v in box)
     return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
 
@@ -324,8 +333,10 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
         index, (x1, y1, x2, y2) = last
         size = _seal_size(facts.seal_image)
         px1, py1, px2, py2 = _page_box(writer, index)
-        # the seal covers about a third of the person's signature, on its left
-        left = x1 - size * 2 / 3
+        # the seal covers about a third of the person's signature on its left; the signature part of a
+        # kyso person stamp is the stamp less the QR column on its right
+        signature_width = max(x2 - x1 - (QR_SIZE + 6 if x2 - x1 >= PERSON_SIZE[0] - 1 else 0), size / 3)
+        left = x1 + signature_width / 3 - size
         bottom = (y1 + y2) / 2 - size / 2
         left = min(max(left, px1), px2 - size)
         bottom = min(max(bottom, py1), py2 - size)
