@@ -555,4 +555,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m api.cli` runs this file as __main__; the signing commands attach themselves to the
+    # importable `api.cli`, so run that module's app
+    from api.cli import main as _main
+
+    _main()

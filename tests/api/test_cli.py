@@ -83,3 +83,28 @@ def test_ca_init_from_a_config_file(kyso, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('[root]\ncolour = "red"\n')
     assert kyso("ca", "init", "--config", str(bad), check=False).returncode != 0
+
+
+def test_sign_and_registry_commands(kyso, tmp_path):
+    corpus = Path(__file__).resolve().parents[1] / "corpus"
+    kyso("ca", "init", "--json")
+    credential = json.loads(kyso("cert", "issue", "--cn", "Nguyễn Thị Hoa", "--commune", "00004",
+                                 "--id-number", "001190000001", "--json").stdout)["credential_id"]
+    image = Path(__file__).resolve().parents[2] / "signing" / "assets" / "sample-signature.png"
+    assert "enrolled" in kyso("doc", "enroll-image", credential, str(image)).stdout
+    signed = json.loads(kyso("sign", str(corpus / "fourpages.pdf"), "-o", str(tmp_path / "out.pdf"), "-c", credential,
+                             "--commune", "00004", "--dossier", "HS-9", "--level", "B-LT", "--json").stdout)
+    assert signed["level"] == "B-LT" and (tmp_path / "out.pdf").read_bytes().startswith(b"%PDF")
+    listing = json.loads(kyso("doc", "list", "--dossier", "HS-9", "--json").stdout)
+    assert listing["total"] == 1 and listing["items"][0]["document_id"] == signed["document_id"]
+    shown = json.loads(kyso("doc", "show", signed["document_id"], "--json").stdout)
+    assert shown["verify_url"] == signed["verify_url"] and shown["status"] == "valid"
+    kyso("doc", "get", signed["document_id"], "-o", str(tmp_path / "copy.pdf"))
+    assert (tmp_path / "copy.pdf").read_bytes() == (tmp_path / "out.pdf").read_bytes()
+    assert "withdrawn" in kyso("doc", "withdraw", signed["document_id"], "--reason", "issued in error").stdout
+    batch = kyso("sign", str(corpus / "outlines.pdf"), str(corpus / "graph-encrypted.pdf"), "--out-dir",
+                 str(tmp_path / "batch"), "-c", credential, "--commune", "00004", "--json", check=False)
+    assert batch.returncode == 1, "one failed file makes the batch exit 1"
+    items = json.loads(batch.stdout)
+    assert "document_id" in items[0] and items[1]["error"]["code"] == "encrypted_pdf"
+    assert (tmp_path / "batch" / "outlines-signed.pdf").exists()
