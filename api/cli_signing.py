@@ -14,6 +14,7 @@ from signing import registry, upgrade
 from signing.service import AppearanceOptions, SignRequest, SignResult
 
 from .cli import JsonOpt, _actor, _container, _print_json, app, err, out
+from .schemas_signing import DocumentOut
 
 doc_app = typer.Typer(help="The registry of signed documents: list, show, fetch, withdraw, supersede, upgrade.",
                       no_args_is_help=True)
@@ -117,7 +118,7 @@ def doc_list(
         rows, total = registry.list_documents(session, registry.DocumentFilter(
             dossier_number=dossier, commune_code=commune, status=status,
             upgrade_status="pending" if pending else None, limit=limit))
-        data = [_doc_dict(r) for r in rows]
+        data = [_doc_dict(r, container.settings.base_url) for r in rows]
     if as_json:
         _print_json({"total": total, "items": data})
         return
@@ -130,13 +131,9 @@ def doc_list(
     out.print(f"{len(data)} of {total}")
 
 
-def _doc_dict(doc: Any) -> dict[str, Any]:
-    return {"document_id": doc.id, "document_type": doc.document_type, "commune_code": doc.commune_code,
-            "dossier_number": doc.dossier_number, "credential_id": doc.credential_id, "signer_serial": doc.signer_serial,
-            "signer_name": doc.signer_name, "signed_at": doc.signed_at.isoformat(), "level": doc.level,
-            "requested_level": doc.requested_level, "upgrade_status": doc.upgrade_status, "status": doc.status,
-            "superseded_by": doc.superseded_by, "status_reason": doc.status_reason, "sha256": doc.sha256,
-            "version": doc.version, "policy_version": doc.policy_version, "last_error": doc.last_error}
+def _doc_dict(doc: Any, base_url: str) -> dict[str, Any]:
+    """The same record the API returns (``GET /api/v1/documents/{id}``)."""
+    return DocumentOut.of(doc, base_url).model_dump(mode="json")
 
 
 @doc_app.command("show")
@@ -144,7 +141,7 @@ def doc_show(document_id: str, as_json: JsonOpt = False) -> None:
     """One document's registry record."""
     container = _container()
     with transaction(container.sessions) as session:
-        data = _doc_dict(registry.get_document(session, document_id))
+        data = _doc_dict(registry.get_document(session, document_id), container.settings.base_url)
     if as_json:
         _print_json(data)
     else:

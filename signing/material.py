@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp, x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -146,7 +147,6 @@ class MaterialCache:
             if ca.cert_der:
                 chain.append(asn1_x509.Certificate.load(ca.cert_der))
             if ca.chain_pem:
-                from cryptography.hazmat.primitives import serialization
                 for extra in x509.load_pem_x509_certificates(ca.chain_pem.encode()):
                     chain.append(asn1_x509.Certificate.load(extra.public_bytes(serialization.Encoding.DER)))
             ca = session.get(CertificateAuthority, ca.parent_id) if ca.parent_id else None

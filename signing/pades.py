@@ -17,7 +17,6 @@ from typing import Any, Coroutine, TypeVar
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
-from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
@@ -143,6 +142,3 @@ async def add_document_timestamp(pdf: bytes, timestamper: TimeStamper, md_algori
         raise
     return out.getvalue()
 
-
-def read_back(pdf: bytes) -> PdfFileReader:
-    return PdfFileReader(BytesIO(pdf), strict=False)

@@ -19,7 +19,6 @@ from functools import lru_cache
 from typing import Literal
 
 from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.pdf_utils.misc import PdfError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -116,8 +115,9 @@ class SigningService:
         settings = self.ctx.settings
         if len(request.pdf) > settings.max_pdf_bytes:
             raise PdfTooLarge(f"the PDF is {len(request.pdf):,} bytes; the limit is {settings.max_pdf_bytes:,}")
-        if idempotency_key:
-            replay = self.replay(actor, idempotency_key, request.fingerprint())
+        fingerprint = request.fingerprint() if idempotency_key else None
+        if idempotency_key and fingerprint:
+            replay = self.replay(actor, idempotency_key, fingerprint)
             if replay is not None:
                 return replay[0]
         doc_type = self.policy.get(request.document_type)
@@ -141,7 +141,7 @@ class SigningService:
             raise UnreadablePdf(f"the PDF is damaged in a way kyso cannot sign through ({type(exc).__name__}: "
                                 f"{str(exc)[:160]}); re-export it from the producing software") from None
         return self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
-                            actor, idempotency_key)
+                            actor, idempotency_key, fingerprint)
 
     # -- steps -----------------------------------------------------------------------------------
     def _check_commune(self, code: str) -> None:
@@ -194,7 +194,7 @@ class SigningService:
         if kind == "seal" and earlier == 0:
             raise SigningRefused("the agency seal is added after the competent person has signed "
                                  "(Decree 30/2020 Art. 32): sign with the person's credential first")
-        job = self._job(writer, request, doc_type, material, kind, document_id, signed_at, earlier)
+        job = self._job(writer, request, doc_type, material, kind, level, document_id, signed_at, earlier)
         timestamper = timestamper_for(self.ctx) if pades.LEVEL_ORDER[level] >= 1 else None
         long_term = pades.LEVEL_ORDER[level] >= 2
         if long_term:
@@ -208,51 +208,42 @@ class SigningService:
         except TimestampUnavailable as exc:
             log.warning("timestamp unavailable, signing B-B and upgrading later: %s", exc)
             writer = pades.open_writer(request.pdf)
-            job = self._job(writer, request, doc_type, material, kind, document_id, signed_at, earlier)
+            job = self._job(writer, request, doc_type, material, kind, level, document_id, signed_at, earlier)
             return pades.run(pades.sign_once(writer, job, None)), "B-B"
         if pades.LEVEL_ORDER[level] >= 3:
             try:
-                pdf = pades.run(pades.add_document_timestamp(pdf, timestamper, "sha256", self._ts_reserve()))
+                pdf = pades.run(pades.add_document_timestamp(pdf, timestamper, "sha256", self.ts_reserve()))
                 reached = "B-LTA"
             except TimestampUnavailable as exc:
                 log.warning("archive timestamp unavailable, upgrading later: %s", exc)
         return pdf, reached
 
     def _job(self, writer, request: SignRequest, doc_type: DocumentType, material: SignerMaterial,  # type: ignore[no-untyped-def]
-             kind: str, document_id: str, signed_at: dt.datetime, earlier: int) -> pades.SignatureJob:
-        scheme = default_scheme(material.key_type, request.rsa_padding)
-        if scheme is SignatureScheme.RSA_PKCS1V15 and request.rsa_padding is None:
-            scheme = SignatureScheme.RSA_PSS
-        signer = self._signer(material, scheme)
+             kind: str, level: str, document_id: str, signed_at: dt.datetime, earlier: int) -> pades.SignatureJob:
+        signer = self._signer(material, default_scheme(material.key_type, request.rsa_padding))
         field_name, new_field, style, params = self._appearance(writer, request, doc_type, material, kind,
                                                                  document_id, signed_at)
         certs = sum(len(c.dump()) for c in (material.certificate, *material.chain))
-        reserve = certs + 2048 + (self._ts_reserve() if pades.LEVEL_ORDER[request.level or doc_type.level] >= 1 else 0)
+        reserve = certs + 2048 + (self.ts_reserve() if pades.LEVEL_ORDER[level] >= 1 else 0)
         certify = (doc_type.certify if request.certify is None else request.certify) and earlier == 0
         return pades.SignatureJob(signer=signer, field_name=field_name, new_field=new_field, stamp_style=style,
                                   text_params=params, md_algorithm=default_digest(material.key_type), certify=certify,
                                   reason=request.reason, location=request.location, bytes_reserved=2 * reserve)  # hex digits
 
-    def _ts_reserve(self) -> int:
+    def ts_reserve(self) -> int:
         """Room for a timestamp token: the TSA's certificates plus the token itself, or 10 kB for an external TSA."""
         if self.ctx.settings.tsa_url:
             return 10_240
         from .timestamping import authority_for
 
-        authority = authority_for(self.ctx)
-        return sum(len(c.public_bytes(Encoding.DER)) for c in (authority.certificate(), *authority.chain())) // 2 * 2 + 2048
+        return sum(len(der) for der in authority_for(self.ctx).certificates_der()) + 2048
 
     def _appearance(self, writer, request: SignRequest, doc_type: DocumentType, material: SignerMaterial,  # type: ignore[no-untyped-def]
                     kind: str, document_id: str, signed_at: dt.datetime):
-        from pyhanko.sign.fields import SigFieldSpec
-
-        options = request.appearance
-        if not options.visible:
-            name = options.field_name or _free_field_name(writer)
-            return name, (None if _field_exists(writer, name) else SigFieldSpec(name)), None, {}
         from .visible import Placement, StampFacts, plan_appearance
 
-        images = self.stamp_images(material.credential_id)
+        options = request.appearance
+        images = self.stamp_images(material.credential_id) if options.visible else {}
         facts = StampFacts(
             kind=kind,  # type: ignore[arg-type]
             signer_name=material.common_name,
@@ -265,8 +256,9 @@ class SigningService:
             copy_form=options.copy_form,
             document_number=options.document_number,
         )
-        planned = plan_appearance(writer, facts, Placement(field_name=options.field_name, page=options.page,
-                                                           box=options.box), self.ctx.settings, pdf=request.pdf)
+        placement = Placement(field_name=options.field_name, page=options.page, box=options.box,
+                              invisible=not options.visible)
+        planned = plan_appearance(writer, facts, placement, self.ctx.settings, pdf=request.pdf)
         return planned.field_name, planned.new_field, planned.stamp_style, planned.text_params
 
     def validation_data(self, material: SignerMaterial) -> RevocationData:
@@ -277,7 +269,7 @@ class SigningService:
         certs = [material.certificate, *material.chain]
         if not self.ctx.settings.tsa_url:
             authority = authority_for(self.ctx)
-            certs += [_asn1_cert(c.public_bytes(Encoding.DER)) for c in (authority.certificate(), *authority.chain())]
+            certs += [_asn1_cert(der) for der in authority.certificates_der()]
         return self.material.revocation_data(certs)
 
     def add_validation_data(self, pdf: bytes, material: SignerMaterial) -> bytes:
@@ -291,7 +283,7 @@ class SigningService:
     # -- registry --------------------------------------------------------------------------------
     def _record(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, document_id: str,
                 existing: SignedDocument | None, pdf: bytes, reached: str, level: str, signed_at: dt.datetime,
-                actor: str, idempotency_key: str | None) -> SignResult:
+                actor: str, idempotency_key: str | None, fingerprint: str | None) -> SignResult:
         digest = hashlib.sha256(pdf).hexdigest()
         pending = pades.LEVEL_ORDER[reached] < pades.LEVEL_ORDER[level]
         try:
@@ -326,7 +318,7 @@ class SigningService:
                                     signed_at=signed_at, version=version)
                 if idempotency_key:
                     session.add(IdempotencyRecord(client=actor, key=idempotency_key,
-                                                  request_sha256=request.fingerprint(),
+                                                  request_sha256=fingerprint or "",
                                                   result=json.dumps({"document_id": document_id, "version": version}),
                                                   created_at=signed_at))
                     session.flush()
@@ -337,8 +329,8 @@ class SigningService:
                              input_sha256=hashlib.sha256(request.pdf).hexdigest(), version=version,
                              policy_version=self.policy.version)
         except IntegrityError:
-            if idempotency_key:
-                replay = self.replay(actor, idempotency_key, request.fingerprint())
+            if idempotency_key and fingerprint:
+                replay = self.replay(actor, idempotency_key, fingerprint)
                 if replay is not None:
                     return replay[0]
             raise
@@ -374,20 +366,5 @@ def _result_of(session: Session, document_id: str, version: int) -> SignResult:
 def _asn1_cert(der_bytes: bytes) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(der_bytes)
 
-
-def _field_exists(writer, name: str) -> bool:  # type: ignore[no-untyped-def]
-    from pyhanko.sign.fields import enumerate_sig_fields
-
-    return any(fname == name for fname, _, _ in enumerate_sig_fields(writer.prev, filled_status=None))
-
-
-def _free_field_name(writer) -> str:  # type: ignore[no-untyped-def]
-    from pyhanko.sign.fields import enumerate_sig_fields
-
-    taken = {fname for fname, _, _ in enumerate_sig_fields(writer.prev, filled_status=None)}
-    n = 1
-    while f"Signature{n}" in taken:
-        n += 1
-    return f"Signature{n}"
 
 __all__ = ["AppearanceOptions", "SignRequest", "SignResult", "SigningService", "BadAppearance"]

@@ -14,7 +14,6 @@ from functools import lru_cache
 
 from asn1crypto import algos, cms, x509 as asn1_x509
 from cryptography.hazmat.primitives import hashes
-from pyhanko.sign.attributes import SigningCertificateV2Provider
 from pyhanko.sign.general import as_signing_certificate_v2
 from pyhanko.sign.signers.pdf_cms import Signer
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -45,11 +44,6 @@ def default_scheme(key_type: KeyType, rsa_padding: str | None = None) -> Signatu
 def _signing_certificate_v2(cert_der: bytes) -> object:
     """The ESS signing-certificate-v2 value is identical for every signature of one certificate."""
     return as_signing_certificate_v2(asn1_x509.Certificate.load(cert_der))
-
-
-class _CachedSigningCertificateV2(SigningCertificateV2Provider):
-    async def build_attr_value(self, dry_run: bool = False):  # type: ignore[no-untyped-def]
-        return _signing_certificate_v2(self.signing_cert.dump())
 
 
 class KeyStoreSigner(Signer):
@@ -87,14 +81,6 @@ class KeyStoreSigner(Signer):
                 "algorithm": "mgf1", "parameters": algos.DigestAlgorithm({"algorithm": digest_algorithm})}),
             "salt_length": HASHES[digest_algorithm].digest_size,
         })})
-
-    def _signed_attr_providers(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        """pyHanko's providers, with the per-certificate ESS attribute built once and reused."""
-        for provider in super()._signed_attr_providers(*args, **kwargs):
-            if type(provider) is SigningCertificateV2Provider:
-                yield _CachedSigningCertificateV2(provider.signing_cert)
-            else:
-                yield provider
 
     async def async_sign(self, data_digest: bytes, digest_algorithm: str, dry_run: bool = False,  # type: ignore[override]
                          use_pades: bool = False, timestamper=None, signed_attr_settings=None,  # type: ignore[no-untyped-def]
@@ -148,18 +134,6 @@ class KeyStoreSigner(Signer):
             )
             self._templates[digest_algorithm] = template
         return template
-
-    async def unsigned_attrs(self, digest_algorithm, signature, signed_attrs, timestamper=None,  # type: ignore[no-untyped-def]
-                             dry_run=False):
-        """The signature timestamp, handed to asn1crypto as parsed DER.
-
-        pyHanko builds this set from Python objects; asn1crypto then re-serialises the token
-        recursively when it is re-tagged into the SignerInfo, which was measured at 10 ms to
-        over a second per signature. Parsed DER is copied by its bytes instead."""
-        if timestamper is None or dry_run:
-            return await super().unsigned_attrs(digest_algorithm, signature, signed_attrs, timestamper, dry_run)
-        token = await timestamper.async_timestamp(hashlib.new(digest_algorithm, signature).digest(), digest_algorithm)
-        return cms.CMSAttributes.load(der.set_of([der.attribute(der.SIGNATURE_TIME_STAMP_TOKEN, token.dump())]))
 
     async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
         if dry_run:

@@ -99,6 +99,11 @@ class TimestampAuthority:
         """The current TSA certificate's issuers, up to and not including the root."""
         return [x509.load_der_x509_certificate(der) for der in self._material(clock.now()).chain_der]
 
+    def certificates_der(self) -> tuple[bytes, ...]:
+        """The current TSA certificate and its issuers (not the root), as DER, with no parsing."""
+        material = self._material(clock.now())
+        return (material.cert_der, *material.chain_der)
+
     def refresh(self) -> None:
         """Forget which certificate is current; the next token reads it from the database again."""
         with self._lock:

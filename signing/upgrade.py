@@ -84,7 +84,7 @@ def _raise_level(service: SigningService, pdf: bytes, level: str, target: str, c
 
     timestamper = timestamper_for(service.ctx)
     order = pades.LEVEL_ORDER
-    reserve = service._ts_reserve()  # noqa: SLF001 - same estimate as signing
+    reserve = service.ts_reserve()
     if order[level] < order["B-T"]:
         pdf = pades.run(pades.add_document_timestamp(pdf, timestamper, "sha256", reserve))
         level = "B-T"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
@@ -30,9 +29,9 @@ PDF = {200: {"content": {"application/pdf": {}, "application/json": {"schema": S
                             "X-Signature-Level, X-Upgrade-Pending"}}
 
 
-def _metadata(raw: str, model: type) -> object:
+def _metadata(raw: str | dict, model: type) -> object:
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate(raw) if isinstance(raw, dict) else model.model_validate_json(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'metadata'}: {e['msg']}" for e in exc.errors()[:5])
         raise InvalidInput(f"the metadata part is not valid: {problems}", code="invalid_metadata") from None
@@ -86,7 +85,7 @@ async def sign_batch(container: ContainerDep, principal: Signer,
         try:
             overrides = batch.items[index] if batch.items else {}  # type: ignore[attr-defined]
             merged = batch.defaults.model_dump() | overrides  # type: ignore[attr-defined]
-            meta = _metadata(json.dumps(merged, default=str), SignMetadata)
+            meta = _metadata(merged, SignMetadata)
             pdf = await _read_pdf(upload, container.settings.max_pdf_bytes)
             key = f"{idempotency_key}:{index}" if idempotency_key else None
             result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=principal.actor,  # type: ignore[attr-defined]
