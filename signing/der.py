@@ -51,6 +51,27 @@ def utc_time(moment: dt.datetime) -> bytes:
     return tlv(0x17, moment.astimezone(dt.timezone.utc).strftime("%y%m%d%H%M%SZ").encode())
 
 
+def elements(body: bytes) -> list[bytes]:
+    """The encoded TLVs that make up a constructed value's contents, as they are (no re-encoding)."""
+    out, i = [], 0
+    while i < len(body):
+        start = i
+        i += 1  # tag (kyso reads only low-tag-number forms here)
+        first = body[i]
+        i += 1
+        if first & 0x80:
+            count = first & 0x7F
+            size = int.from_bytes(body[i:i + count], "big")
+            i += count
+        else:
+            size = first
+        i += size
+        if i > len(body):
+            raise ValueError("truncated DER")
+        out.append(body[start:i])
+    return out
+
+
 CONTENT_TYPE = "1.2.840.113549.1.9.3"
 MESSAGE_DIGEST = "1.2.840.113549.1.9.4"
 SIGNING_TIME = "1.2.840.113549.1.9.5"
