@@ -1,5 +1,5 @@
 """Scheduled republication: CRLs before half their validity has passed, OCSP before expiry;
-OCSP responder and TSA certificates renewed 30 days before they expire."""
+OCSP responder, TSA and offline QR seal certificates renewed 30 days before they expire."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +8,7 @@ import logging
 from core import audit, clock
 from core.db import transaction
 from pki import crl, ocsp, store
-from pki.authorities import renew_responder_if_due, renew_tsa_if_due
+from pki.authorities import renew_qr_seal_if_due, renew_responder_if_due, renew_tsa_if_due
 
 from signing.upgrade import upgrade_due
 
@@ -28,6 +28,8 @@ def republish_once(container: Container) -> dict[str, int]:
                 done["responders"] = done.get("responders", 0) + 1
             if ca.status == "active" and renew_tsa_if_due(ctx, session, ca, "system:scheduler", now):
                 done["tsa"] = done.get("tsa", 0) + 1
+            if ca.status == "active" and renew_qr_seal_if_due(ctx, session, ca, "system:scheduler", now):
+                done["qr_seal"] = done.get("qr_seal", 0) + 1
             if ca.status == "active" and ca.key_ref and crl.due(session, ca, now, ctx.settings.crl_validity_hours):
                 full, delta = crl.publish_both(ctx, session, ca, now)
                 audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,

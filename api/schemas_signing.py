@@ -39,6 +39,11 @@ class SignMetadata(_In):
     reason: str | None = Field(default=None, max_length=200)
     location: str | None = Field(default=None, max_length=200)
     appearance: AppearanceIn = Field(default_factory=AppearanceIn)
+    seal_fields: dict[str, str] = Field(
+        default_factory=dict, max_length=16,
+        description="Facts signed into the QR code's offline seal, by the names the document type lists "
+        "(GET /api/v1/document-types, `seal_fields`), e.g. {\"permit_no\": \"12/GPXD\", \"owner\": \"…\"}; "
+        "at most 80 characters each. Unknown names or a missing required one are refused (422).")
 
     def to_request(self, pdf: bytes) -> SignRequest:
         data = self.model_dump(exclude={"appearance"})
@@ -63,6 +68,7 @@ class SignedOut(BaseModel):
     signed_at: dt.datetime
     version: int
     replayed: bool
+    offline_seal: str | None = Field(default=None, description="The signed facts the QR code carries after '#'")
     pdf_base64: str | None = None
 
     @classmethod
@@ -72,7 +78,7 @@ class SignedOut(BaseModel):
         return cls(document_id=result.document_id, verify_url=f"{base_url}/v/{result.document_id}", level=result.level,
                    requested_level=result.requested_level, upgrade_pending=result.pending_upgrade,
                    sha256=result.sha256, signer_serial=result.signer_serial, signed_at=result.signed_at,
-                   version=result.version, replayed=result.replayed,
+                   version=result.version, replayed=result.replayed, offline_seal=result.offline_seal,
                    pdf_base64=base64.b64encode(result.pdf).decode() if with_pdf else None)
 
 
@@ -114,6 +120,7 @@ class DocumentOut(BaseModel):
     status_changed_by: str | None
     status_changed_at: dt.datetime | None
     verify_url: str
+    offline_seal: str | None = None
 
     @classmethod
     def of(cls, doc: SignedDocument, base_url: str) -> "DocumentOut":
@@ -124,7 +131,8 @@ class DocumentOut(BaseModel):
                    upgrade_attempts=doc.upgrade_attempts, last_error=doc.last_error, sha256=doc.sha256,
                    version=doc.version, signatures=doc.signatures, status=doc.status, superseded_by=doc.superseded_by,
                    status_reason=doc.status_reason, status_changed_by=doc.status_changed_by,
-                   status_changed_at=doc.status_changed_at, verify_url=f"{base_url}/v/{doc.id}")
+                   status_changed_at=doc.status_changed_at, verify_url=f"{base_url}/v/{doc.id}",
+                   offline_seal=doc.offline_seal)
 
 
 class DocumentList(BaseModel):
@@ -141,6 +149,14 @@ class SupersedeIn(_In):
     reason: str = Field(min_length=3, max_length=500)
 
 
+class SealFieldOut(BaseModel):
+    name: str
+    label_vi: str
+    label_en: str
+    required: bool
+    mask: bool
+
+
 class DocumentTypeOut(BaseModel):
     name: str
     title_vi: str
@@ -149,3 +165,4 @@ class DocumentTypeOut(BaseModel):
     qr: bool
     appearance: str
     certify: bool
+    seal_fields: list[SealFieldOut] = Field(default_factory=list, description="Facts the QR code's offline seal carries")

@@ -3,8 +3,9 @@
 ``init_hierarchy`` is idempotent: run twice with the same names it reports the existing CAs and
 changes nothing; a CA that exists with a different definition is refused, never overwritten.
 Each CA gets a delegated OCSP responder and a first full and delta CRL in the same transaction.
-The issuing CA of an own hierarchy also certifies kyso's RFC 3161 time-stamping authority (TSA);
-running ``init_hierarchy`` again on a complete hierarchy adds a TSA certificate if none is valid.
+The issuing CA of an own hierarchy also certifies kyso's RFC 3161 time-stamping authority (TSA)
+and the offline seal of verification QR codes (profile ``qr-seal``); running ``init_hierarchy``
+again on a complete hierarchy adds either certificate if none is valid.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import hashlib
 import re
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import Callable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -34,7 +36,7 @@ from .errors import CAExists, CANotReady, CertificateMismatch, SubjectInvalid
 from .issuance import default_issuing_ca, generated_key, issue_row
 from .models import Certificate, CertificateAuthority
 from .names import build_name, common_name
-from .store import current_tsa, get_ca, list_cas
+from .store import current_qr_seal, current_tsa, get_ca, list_cas
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -63,6 +65,7 @@ class InitResult:
     existing: list[str] = field(default_factory=list)
     csr_pem: str | None = None
     tsa_serial: str | None = None  # set when this run issued the TSA certificate
+    qr_seal_serial: str | None = None  # set when this run issued the offline-seal (QR) certificate
 
 
 def _check_name(name: str) -> None:
@@ -98,8 +101,9 @@ def init_hierarchy(ctx: PkiContext, *, root: CaSpec | None, issuing: CaSpec, act
             if pending.status == "pending" and pending.csr_der:
                 result.csr_pem = x509.load_der_x509_csr(pending.csr_der).public_bytes(serialization.Encoding.PEM).decode()
             own_active = not subordinate and pending.status == "active" and pending.mode == "own"
-        if own_active:  # deployments made before kyso had a TSA get one here
+        if own_active:  # deployments made before kyso had a TSA or an offline QR seal get them here
             _ensure_tsa(ctx, actor, issuing.name, keystore, result)
+            _ensure_qr_seal(ctx, actor, issuing.name, keystore, result)
         return result
     if result.existing and not (root and result.existing == [root.name]):
         raise CAExists(f"CA {result.existing[0]!r} exists but the rest of the hierarchy does not; name new CAs")
@@ -128,6 +132,10 @@ def init_hierarchy(ctx: PkiContext, *, root: CaSpec | None, issuing: CaSpec, act
             _add_responder(ctx, session, issuing_ca, new_key(issuing, "ocsp-responder", f"ocsp:{issuing.name}"), actor, now)
             tsa = _add_tsa(ctx, session, issuing_ca, new_key(issuing, "tsa", f"tsa:{issuing.name}"), actor, now)
             result.tsa_serial = tsa.serial
+            # the QR seal is EC P-256 whatever the CA's key type (WebCrypto ES256, 64-byte signatures)
+            qr_key = keys.enter_context(generated_key(ctx, keystore, ctx.profiles.get("qr-seal").default_key_type,
+                                                      f"qr-seal:{issuing.name}", actor))
+            result.qr_seal_serial = _add_qr_seal(ctx, session, issuing_ca, qr_key, actor, now).serial
             crl.publish_both(ctx, session, issuing_ca, now)
             result.created.append(issuing.name)
     return result
@@ -223,21 +231,46 @@ def renew_responder_if_due(ctx: PkiContext, session: Session, ca: CertificateAut
 
 
 TSA_RENEW_BEFORE = dt.timedelta(days=30)
+QR_SEAL_RENEW_BEFORE = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class _Service:
+    """A certificate the issuing CA gives one of kyso's own services (TSA, offline QR seal)."""
+
+    profile: str  # the certificate profile, also the keystore label prefix and the audit tag
+    cn_prefix: str  # CN = "<prefix> <issuing CA's CN>"
+    current: Callable[..., Certificate]  # pki.store lookup of the newest usable certificate
+
+
+_TSA = _Service("tsa", "TSA", current_tsa)
+_QR_SEAL = _Service("qr-seal", "QR seal", current_qr_seal)
+
+
+def _add_service(ctx: PkiContext, session: Session, service: _Service, ca: CertificateAuthority, key_ref: str,
+                 actor: str, now: dt.datetime, *, replaces: str | None = None) -> Certificate:
+    profile = ctx.profiles.get(service.profile)
+    name = build_name({"CN": f"{service.cn_prefix} {common_name(ctx.certificate(ca.cert_der or b'').subject)}"[:64],
+                       "O": _org(ctx, ca), "C": "VN"}, profile)
+    return issue_row(ctx, session, ca=ca, profile=profile, name=name, public_key=ctx.signer(key_ref).public_key(),
+                     key_ref=key_ref, actor=actor, now=now, replaces=replaces,
+                     action=f"pki:{service.profile}:{'renew' if replaces else 'issue'}")
 
 
 def _add_tsa(ctx: PkiContext, session: Session, ca: CertificateAuthority, key_ref: str, actor: str,
              now: dt.datetime, *, replaces: str | None = None) -> Certificate:
     """Issue a time-stamping certificate (profile ``tsa``, critical EKU timeStamping) from ``ca``."""
-    profile = ctx.profiles.get("tsa")
-    name = build_name({"CN": f"TSA {common_name(ctx.certificate(ca.cert_der or b'').subject)}"[:64],
-                       "O": _org(ctx, ca), "C": "VN"}, profile)
-    return issue_row(ctx, session, ca=ca, profile=profile, name=name, public_key=ctx.signer(key_ref).public_key(),
-                     key_ref=key_ref, actor=actor, now=now, replaces=replaces,
-                     action="pki:tsa:renew" if replaces else "pki:tsa:issue")
+    return _add_service(ctx, session, _TSA, ca, key_ref, actor, now, replaces=replaces)
 
 
-class _TsaPresent(Exception):
-    """Another process certified a TSA while our key was being generated: drop our key, keep theirs."""
+def _add_qr_seal(ctx: PkiContext, session: Session, ca: CertificateAuthority, key_ref: str, actor: str,
+                 now: dt.datetime, *, replaces: str | None = None) -> Certificate:
+    """Issue an offline-seal certificate (profile ``qr-seal``, EC P-256) for verification QR codes."""
+    return _add_service(ctx, session, _QR_SEAL, ca, key_ref, actor, now, replaces=replaces)
+
+
+class _ServicePresent(Exception):
+    """Another process certified the service while our key was being generated: drop our key, keep theirs."""
 
     def __init__(self, row: Certificate) -> None:
         super().__init__(row.serial)
@@ -253,31 +286,54 @@ def ensure_tsa(ctx: PkiContext, actor: str, *, ca_name: str | None = None, keyst
     return _ensure_tsa(ctx, actor, ca_name, keystore, None)
 
 
+def ensure_qr_seal(ctx: PkiContext, actor: str, *, ca_name: str | None = None,
+                   keystore: str | None = None) -> Certificate:
+    """The issuing CA's valid offline-seal certificate, issued now (EC P-256 key generated in the
+    keystore) if it lacks one. Idempotent, like ``ensure_tsa``."""
+    return _ensure_qr_seal(ctx, actor, ca_name, keystore, None)
+
+
 def _ensure_tsa(ctx: PkiContext, actor: str, ca_name: str | None, keystore: str | None,
                 result: InitResult | None) -> Certificate:
+    row, issued = _ensure_service(ctx, _TSA, actor, ca_name, keystore)
+    if result is not None and issued:
+        result.tsa_serial = row.serial
+    return row
+
+
+def _ensure_qr_seal(ctx: PkiContext, actor: str, ca_name: str | None, keystore: str | None,
+                    result: InitResult | None) -> Certificate:
+    row, issued = _ensure_service(ctx, _QR_SEAL, actor, ca_name, keystore)
+    if result is not None and issued:
+        result.qr_seal_serial = row.serial
+    return row
+
+
+def _ensure_service(ctx: PkiContext, service: _Service, actor: str, ca_name: str | None,
+                    keystore: str | None) -> tuple[Certificate, bool]:
+    """(the CA's usable certificate for ``service``, whether this call issued it)."""
     with transaction(ctx.sessions) as session:
         ca = default_issuing_ca(session, ca_name)
         try:
-            return current_tsa(session, ca=ca)
+            return service.current(session, ca=ca), False
         except Unavailable:
             pass
         assert ca.key_ref is not None  # default_issuing_ca refuses a CA without a key
         store_name = keystore or ca.key_ref.split(":", 1)[0]
         ca_name = ca.name
+    key_type = ctx.profiles.get(service.profile).default_key_type
     try:
-        with generated_key(ctx, store_name, ctx.profiles.get("tsa").default_key_type, f"tsa:{ca_name}", actor) as ref:
+        with generated_key(ctx, store_name, key_type, f"{service.profile}:{ca_name}", actor) as ref:
             with transaction(ctx.sessions) as session:
                 ca = default_issuing_ca(session, ca_name)
                 try:
-                    raise _TsaPresent(current_tsa(session, ca=ca))
+                    raise _ServicePresent(service.current(session, ca=ca))
                 except Unavailable:
                     pass
-                row = _add_tsa(ctx, session, ca, ref, actor, clock.now())
-    except _TsaPresent as present:
-        return present.row
-    if result is not None:
-        result.tsa_serial = row.serial
-    return row
+                row = _add_service(ctx, session, service, ca, ref, actor, clock.now())
+    except _ServicePresent as present:
+        return present.row, False
+    return row, True
 
 
 def renew_tsa_if_due(ctx: PkiContext, session: Session, ca: CertificateAuthority, actor: str,
@@ -288,20 +344,35 @@ def renew_tsa_if_due(ctx: PkiContext, session: Session, ca: CertificateAuthority
     picks the newest. A CA without a TSA certificate is left alone (``ensure_tsa`` adds one);
     nothing is renewed when the CA's own certificate ends first (the new one could not outlive it).
     """
+    return _renew_service_if_due(ctx, session, _TSA, ca, actor, now, TSA_RENEW_BEFORE)
+
+
+def renew_qr_seal_if_due(ctx: PkiContext, session: Session, ca: CertificateAuthority, actor: str,
+                         now: dt.datetime) -> bool:
+    """The CA's newest offline-seal certificate, once within 30 days of expiry, is followed by a new one.
+
+    The old certificate is never revoked by renewal: QR codes printed with its seal stay verifiable
+    (``offline_seal.public_keys`` keeps publishing it), and ``current_qr_seal`` picks the newest.
+    """
+    return _renew_service_if_due(ctx, session, _QR_SEAL, ca, actor, now, QR_SEAL_RENEW_BEFORE)
+
+
+def _renew_service_if_due(ctx: PkiContext, session: Session, service: _Service, ca: CertificateAuthority,
+                          actor: str, now: dt.datetime, before: dt.timedelta) -> bool:
     if ca.key_ref is None or ca.cert_der is None:
         return False
     current = session.execute(
-        select(Certificate).where(Certificate.ca_id == ca.id, Certificate.profile == "tsa",
+        select(Certificate).where(Certificate.ca_id == ca.id, Certificate.profile == service.profile,
                                   Certificate.status == "valid", Certificate.key_ref.is_not(None))
         .order_by(Certificate.not_after.desc(), Certificate.id.desc()).limit(1)).scalar()
-    if current is None or current.not_after - now > TSA_RENEW_BEFORE:
+    if current is None or current.not_after - now > before:
         return False
     if current.not_after >= ctx.certificate(ca.cert_der).not_valid_after_utc:
         return False
     assert current.key_ref is not None
     key_type = ctx.keystores.for_ref(current.key_ref).key_type(current.key_ref)
-    with generated_key(ctx, current.key_ref.split(":", 1)[0], key_type, f"tsa:{ca.name}", actor) as ref:
-        _add_tsa(ctx, session, ca, ref, actor, now, replaces=current.serial)
+    with generated_key(ctx, current.key_ref.split(":", 1)[0], key_type, f"{service.profile}:{ca.name}", actor) as ref:
+        _add_service(ctx, session, service, ca, ref, actor, now, replaces=current.serial)
     return True
 
 
@@ -382,4 +453,4 @@ def chain_pem(ctx: PkiContext, session: Session, ca: CertificateAuthority) -> st
 
 
 __all__ = ["CaSpec", "InitResult", "init_hierarchy", "import_certificate", "chain_pem", "ensure_tsa",
-           "renew_responder_if_due", "renew_tsa_if_due"]
+           "ensure_qr_seal", "renew_responder_if_due", "renew_tsa_if_due", "renew_qr_seal_if_due"]

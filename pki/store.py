@@ -13,6 +13,8 @@ from core.errors import Unavailable
 from .errors import UnknownCA, UnknownCertificate, UnknownCredential
 from .models import Certificate, CertificateAuthority, Credential
 
+QR_SEAL_PROFILE = "qr-seal"
+
 
 def normalize_serial(serial: str) -> str:
     """Serials are stored as upper-case hex without separators; accept 0x, colons and lower case."""
@@ -65,6 +67,33 @@ def current_tsa(session: Session, *, ca: CertificateAuthority | None = None,
         raise Unavailable(f"kyso has no valid time-stamping (TSA) certificate{where}; run `kyso ca init` to add one",
                           code="tsa_not_ready")
     return row
+
+
+def current_qr_seal(session: Session, *, ca: CertificateAuthority | None = None,
+                    now: dt.datetime | None = None) -> Certificate:
+    """The newest valid, unexpired offline-seal (``qr-seal``) certificate whose key is in a keystore here.
+
+    Raises ``Unavailable`` (HTTP 503) when there is none: documents with a verification QR code
+    cannot be signed until an operator runs ``kyso ca init`` (which adds a missing seal certificate).
+    """
+    now = now or clock.now()
+    query = select(Certificate).where(
+        Certificate.profile == QR_SEAL_PROFILE, Certificate.status == "valid", Certificate.key_ref.is_not(None),
+        Certificate.not_before <= now, Certificate.not_after > now)
+    if ca is not None:
+        query = query.where(Certificate.ca_id == ca.id)
+    row = session.execute(query.order_by(Certificate.not_before.desc(), Certificate.id.desc()).limit(1)).scalar()
+    if row is None:
+        where = f" issued by CA {ca.name!r}" if ca is not None else ""
+        raise Unavailable(f"kyso has no valid offline-seal (qr-seal) certificate{where} to sign verification QR "
+                          "codes; run `kyso ca init` to add one", code="qr_seal_not_ready")
+    return row
+
+
+def qr_seal_certificates(session: Session) -> list[Certificate]:
+    """Every offline-seal certificate kyso issued, current and past, oldest first (printed copies keep old seals)."""
+    query = select(Certificate).where(Certificate.profile == QR_SEAL_PROFILE)
+    return list(session.execute(query.order_by(Certificate.not_before, Certificate.id)).scalars())
 
 
 def get_credential(session: Session, credential_id: str) -> Credential:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import PolicyInvalid, UnknownDocumentType
 
@@ -25,6 +25,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SealField(_Strict):
+    """One fact of a document carried, signed, in its verification QR code (``signing/offline_seal.py``).
+
+    ``name`` is short because every character is printed in the QR code; ``mask`` marks personal
+    data (e.g. the holder's name) that the public page shows only partly masked.
+    """
+
+    name: str = Field(pattern=r"^[a-z_]{1,16}$")
+    label_vi: str = Field(min_length=1, max_length=80)
+    label_en: str = Field(min_length=1, max_length=80)
+    required: bool = False
+    mask: bool = False
+
+
 class DocumentType(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,60}$")
     title_vi: str
@@ -33,6 +47,17 @@ class DocumentType(_Strict):
     qr: bool = True
     appearance: Appearance = "person"
     certify: bool = False
+    seal_fields: tuple[SealField, ...] = ()
+
+    @model_validator(mode="after")
+    def _coherent_seal(self) -> "DocumentType":
+        names = [f.name for f in self.seal_fields]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"seal_fields named twice: {duplicates}")
+        if self.seal_fields and not self.qr:
+            raise ValueError("seal_fields are carried in kyso's QR code; a type with qr: false cannot have them")
+        return self
 
 
 class _File(_Strict):

@@ -44,3 +44,15 @@ class TimestampUnavailable(Unavailable):
     """The time-stamping authority did not answer in time."""
 
     code = "timestamp_unavailable"
+
+
+class SealFieldsInvalid(InvalidInput):
+    """Seal fields the document type does not list, a required one missing, or a value too long for the QR code."""
+
+    code = "seal_fields_invalid"
+
+
+class SealTokenInvalid(InvalidInput):
+    """A QR offline-seal token that does not parse; ``details["reason"]`` says how (malformed, unsupported_version)."""
+
+    code = "seal_token_invalid"

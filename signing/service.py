@@ -32,7 +32,7 @@ from pki.context import PkiContext
 from policies import units
 from policies.documents import DocumentPolicy, DocumentType, Level, default_policy
 
-from . import pades
+from . import offline_seal, pades
 from .errors import (
     BadAppearance, PdfTooLarge, SigningRefused, TimestampUnavailable, UnknownDocument, UnreadablePdf,
 )
@@ -75,6 +75,7 @@ class SignRequest:
     rsa_padding: Literal["pss", "pkcs1v15"] | None = None
     reason: str | None = None
     location: str | None = None
+    seal_fields: dict[str, str] = field(default_factory=dict)  # facts signed into the QR code (offline_seal.py)
 
     def fingerprint(self) -> str:
         """What makes two requests the same, for Idempotency-Key reuse checks."""
@@ -97,6 +98,7 @@ class SignResult:
     signed_at: dt.datetime
     version: int
     replayed: bool = False
+    offline_seal: str | None = None  # the token the document's QR code carries after '#'
 
 
 class SigningService:
@@ -108,6 +110,7 @@ class SigningService:
         self.material = MaterialCache(ctx)
         self._signers: dict[tuple[str, str, str], KeyStoreSigner] = {}  # (credential, serial, scheme)
         self._communes: dict[tuple[str, dt.date], float] = {}
+        self._seal_tokens: dict[tuple[str, dt.datetime], str] = {}  # made by _appearance, stored by _record
 
     # -- the public operation --------------------------------------------------------------------
     def sign(self, request: SignRequest, *, actor: str, idempotency_key: str | None = None) -> SignResult:
@@ -121,6 +124,7 @@ class SigningService:
             if replay is not None:
                 return replay[0]
         doc_type = self.policy.get(request.document_type)
+        offline_seal.checked_fields(doc_type, request.seal_fields, complete=False)  # required ones: _verify_url
         self._check_commune(request.commune_code)
         material = self.material.signer(request.credential_id)
         if material.commune_code and material.commune_code != request.commune_code and material.profile == "specialist":
@@ -250,7 +254,7 @@ class SigningService:
             title=options.title or material.title,
             agency=material.organization or "",
             signing_time=signed_at,
-            verify_url=f"{self.ctx.settings.base_url}/v/{document_id}" if doc_type.qr else None,
+            verify_url=self._verify_url(request, doc_type, kind, document_id, signed_at) if doc_type.qr else None,
             signature_image=images.get("signature"),
             seal_image=images.get("seal"),
             copy_form=options.copy_form,
@@ -260,6 +264,23 @@ class SigningService:
                               invisible=not options.visible)
         planned = plan_appearance(writer, facts, placement, self.ctx.settings, pdf=request.pdf)
         return planned.field_name, planned.new_field, planned.stamp_style, planned.text_params
+
+    def _verify_url(self, request: SignRequest, doc_type: DocumentType, kind: str, document_id: str,
+                    signed_at: dt.datetime) -> str:
+        """The QR code's text: the citizen page's URL, with the offline seal after '#' when a QR is drawn."""
+        url = f"{self.ctx.settings.base_url}/v/{document_id}"
+        if kind == "seal" or not request.appearance.visible:
+            return url  # no QR code on an agency seal or an invisible signature
+        key = (document_id, signed_at)
+        token = self._seal_tokens.get(key)
+        if token is None:  # once per signature, also when the signing is retried as B-B
+            facts = offline_seal.SealFacts.of(document_id, doc_type.name, request.commune_code, signed_at,
+                                              offline_seal.checked_fields(doc_type, request.seal_fields))
+            token = offline_seal.sign_seal(self.ctx, facts)
+            if len(self._seal_tokens) > 10_000:  # tokens of signatures that failed after the stamp was drawn
+                self._seal_tokens.clear()
+            self._seal_tokens[key] = token
+        return f"{url}#{token}"
 
     def validation_data(self, material: SignerMaterial) -> RevocationData:
         """Certificates, OCSP responses and CRLs for the signer's chain and kyso's TSA (an external
@@ -286,6 +307,7 @@ class SigningService:
                 actor: str, idempotency_key: str | None, fingerprint: str | None) -> SignResult:
         digest = hashlib.sha256(pdf).hexdigest()
         pending = pades.LEVEL_ORDER[reached] < pades.LEVEL_ORDER[level]
+        seal_token = self._seal_tokens.pop((document_id, signed_at), None)
         try:
             with transaction(self.ctx.sessions) as session:
                 if existing is None:
@@ -297,7 +319,7 @@ class SigningService:
                         policy_version=self.policy.version, level=reached, requested_level=level,
                         upgrade_status="pending" if pending else "none", upgrade_attempts=0,
                         next_attempt_at=signed_at if pending else None, sha256=digest, version=1, signatures=1,
-                        status="valid", created_by=actor,
+                        status="valid", created_by=actor, offline_seal=seal_token,
                     ))
                     session.flush()
                 else:
@@ -310,12 +332,13 @@ class SigningService:
                     row.upgrade_status = "pending" if pending else "none"
                     row.next_attempt_at = signed_at if pending else None
                     row.upgrade_attempts = 0
+                    row.offline_seal = seal_token = seal_token or row.offline_seal
                 session.add(DocumentFile(document_id=document_id, version=version, change="signature", level=reached,
                                          signer_serial=material.serial, sha256=digest, size=len(pdf),
                                          created_at=signed_at, pdf=pdf))
                 result = SignResult(document_id=document_id, pdf=pdf, sha256=digest, level=reached,
                                     requested_level=level, pending_upgrade=pending, signer_serial=material.serial,
-                                    signed_at=signed_at, version=version)
+                                    signed_at=signed_at, version=version, offline_seal=seal_token)
                 if idempotency_key:
                     session.add(IdempotencyRecord(client=actor, key=idempotency_key,
                                                   request_sha256=fingerprint or "",
@@ -359,7 +382,7 @@ def _result_of(session: Session, document_id: str, version: int) -> SignResult:
     return SignResult(document_id=doc.id, pdf=file.pdf, sha256=file.sha256, level=file.level,
                       requested_level=doc.requested_level, pending_upgrade=doc.upgrade_status == "pending",
                       signer_serial=file.signer_serial or doc.signer_serial, signed_at=file.created_at,
-                      version=file.version, replayed=True)
+                      version=file.version, replayed=True, offline_seal=doc.offline_seal)
 
 
 @lru_cache(maxsize=64)

@@ -10,6 +10,11 @@
 
 Text is set in an embedded TrueType subset (``signing/fonts.py``) so every diacritic renders and
 extracts. The QR code is drawn as vector rectangles. Images are parsed once per content hash.
+
+QR size: the code carries the citizen page's URL plus the offline seal (``offline_seal.py``), some
+300-350 characters, so it is printed 32 mm wide at error-correction level M: versions up to 15
+(77 modules) keep each module at 0.4 mm or more, which an ordinary phone camera reads on a printed
+A4 page; a longer seal drops to level L rather than to smaller modules (``_qr_code``).
 """
 from __future__ import annotations
 
@@ -38,8 +43,20 @@ from .fonts import StampFontEngine, StampFonts, load_stamp_fonts
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 MM = 72 / 25.4
 MARGIN = 36.0
-PERSON_SIZE = (230.0, 120.0)
-QR_SIZE = 20 * MM  # a phone reads 20 mm codes from arm's length
+# The QR code carries the citizen page's URL and the offline seal (``offline_seal.py``): about 300-350
+# characters in byte mode, QR version 13-15 (69-77 modules) at error-correction level M. Printed
+# 32 mm wide that is at least 0.41 mm per module, which an ordinary phone camera reads from a printed
+# A4 page (0.33 mm is the usual floor for phone scanning; 0.4 mm leaves room for cheap printers and
+# photocopies). Level M (15 % recovery) suits a code printed on paper next to a red seal; a longer
+# seal that would need modules under 0.4 mm at M is encoded at L instead (see ``_qr_path``). The
+# person stamp grew from 230 to 264 pt so the signature part beside the QR keeps its width.
+QR_MM = 32.0
+QR_SIZE = QR_MM * MM
+QR_MIN_MODULE_MM = 0.4
+QR_GAP = 6.0
+PERSON_SIZE = (264.0, 120.0)  # 93 × 42 mm; the signature part (the stamp less the QR column) is 167 pt
+LEGACY_PERSON_WIDTH, LEGACY_QR_SIZE = 230.0, 20 * MM  # stamps made before the offline seal (URL-only QR)
+COPY_WIDTH = 264.0
 DEFAULT_SEAL_MM = 36.0
 
 
@@ -87,13 +104,22 @@ def _load_image(data: bytes) -> Image.Image:
     return _image(hashlib.sha256(data).hexdigest(), data)
 
 
+def _qr_code(text: str) -> qrcode.QRCode:
+    """Level M, or L when M would print modules smaller than ``QR_MIN_MODULE_MM`` at ``QR_MM``."""
+    for level in (qrcode.constants.ERROR_CORRECT_M, qrcode.constants.ERROR_CORRECT_L):
+        # a fixed mask: any of the eight is valid, and scoring all eight costs ~20 ms per code
+        code = qrcode.QRCode(error_correction=level, border=0, mask_pattern=4)
+        code.add_data(text)
+        code.make(fit=True)
+        if QR_MM / (17 + 4 * code.version) >= QR_MIN_MODULE_MM:
+            break
+    return code
+
+
 @lru_cache(maxsize=256)
 def _qr_path(url: str) -> tuple[bytes, int]:
     """``re`` operators for the dark modules (one per horizontal run) and the module count."""
-    # a fixed mask: any of the eight is valid, and scoring all eight costs ~20 ms per code
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0, mask_pattern=4)
-    code.add_data(url)
-    code.make(fit=True)
+    code = _qr_code(url)
     matrix = code.get_matrix()
     size = len(matrix)
     parts = []
@@ -172,7 +198,7 @@ class Decree30Stamp(BaseStamp):
             if facts.verify_url:
                 qr = min(QR_SIZE, height)
                 ops.append(self._qr(facts.verify_url, 0, height - qr, qr))
-                text_left = qr + 6
+                text_left = qr + QR_GAP
             lines = [facts.copy_form or facts.document_number or "", facts.agency,
                      facts.signing_time.astimezone(VIETNAM).replace(microsecond=0).isoformat()]
             for index, line in enumerate(lines):
@@ -185,7 +211,7 @@ class Decree30Stamp(BaseStamp):
             if facts.verify_url:
                 qr = min(QR_SIZE, height)
                 ops.append(self._qr(facts.verify_url, width - qr, (height - qr) / 2, qr))
-                right = width - qr - 6
+                right = width - qr - QR_GAP
             center = right / 2
             title_lines = [t.strip().upper() for t in (facts.title or "").splitlines() if t.strip()]
             y = height - 12
@@ -322,7 +348,7 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
     if facts.kind == "copy":
         index = _page_index(writer, page if page is not None else 1)
         px1, py1, px2, py2 = _page_box(writer, index)
-        width = 230.0 if facts.verify_url else 170.0
+        width = COPY_WIDTH if facts.verify_url else 170.0
         height = max(36.0, QR_SIZE if facts.verify_url else 36.0)
         return index, (px2 - MARGIN / 2 - width, py2 - MARGIN / 2 - height, px2 - MARGIN / 2, py2 - MARGIN / 2)
     if facts.kind == "seal":
@@ -335,7 +361,7 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
         px1, py1, px2, py2 = _page_box(writer, index)
         # the seal covers about a third of the person's signature on its left; the signature part of a
         # kyso person stamp is the stamp less the QR column on its right
-        signature_width = max(x2 - x1 - (QR_SIZE + 6 if x2 - x1 >= PERSON_SIZE[0] - 1 else 0), size / 3)
+        signature_width = max(x2 - x1 - _qr_column(x2 - x1), size / 3)
         left = x1 + signature_width / 3 - size
         bottom = (y1 + y2) / 2 - size / 2
         left = min(max(left, px1), px2 - size)
@@ -343,7 +369,7 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
         return index, (left, bottom, left + size, bottom + size)
     index = _page_index(writer, page)
     px1, py1, px2, py2 = _page_box(writer, index)
-    width, height = PERSON_SIZE if facts.verify_url else (PERSON_SIZE[0] - QR_SIZE - 6, PERSON_SIZE[1])
+    width, height = PERSON_SIZE if facts.verify_url else (PERSON_SIZE[0] - QR_SIZE - QR_GAP, PERSON_SIZE[1])
     width, height = min(width, px2 - px1 - 2 * MARGIN), min(height, py2 - py1 - 2 * MARGIN)
     default = (px2 - MARGIN - width, py1 + MARGIN, px2 - MARGIN, py1 + MARGIN + height)
     occupied = _text_boxes(pdf, index) if pdf is not None else []
@@ -359,6 +385,15 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
                 return index, candidate
             y1 += 12
     return index, default
+
+
+def _qr_column(width: float) -> float:
+    """The width of the QR column on the right of a person stamp this wide (0: a stamp without QR)."""
+    if width >= PERSON_SIZE[0] - 1:
+        return QR_SIZE + QR_GAP
+    if width >= LEGACY_PERSON_WIDTH - 1:
+        return LEGACY_QR_SIZE + QR_GAP
+    return 0.0
 
 
 def _intersects(a: tuple[float, ...], b: tuple[float, ...]) -> bool:

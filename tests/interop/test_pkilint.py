@@ -39,6 +39,7 @@ CASES = {
     "ocsp-responder": ("ocsp-responder", ISSUING_CA),
     "ocsp-responder-of-root": ("ocsp-responder", ROOT_CA),
     "tsa": ("tsa", ISSUING_CA),
+    "qr-seal": ("qr-seal", ISSUING_CA),  # the offline seal of verification QR codes, made by `kyso ca init`
 }
 
 
@@ -71,6 +72,11 @@ def _stranger_cert_der(issuer_der: bytes) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
+def _current_qr_seal_der(container) -> bytes:  # type: ignore[no-untyped-def]
+    with transaction(container.sessions) as session:
+        return store.current_qr_seal(session).der
+
+
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Artifacts]:
     # Certificates do not depend on the database backend, so one SQLite hierarchy serves the module.
@@ -89,6 +95,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Artifacts]:
             "ocsp-responder-of-root": responder_cert_der(container, ROOT_CA),
             "tsa": issue(container, "tsa", SubjectInfo(common_name="kyso Dịch vụ cấp dấu thời gian",
                                                        organization="kyso thử nghiệm"), None).der,
+            "qr-seal": _current_qr_seal_der(container),
         }
         for case, der in ders.items():
             out.certs[case] = write_cert_pem(work / f"{case}.pem", der)

@@ -13,9 +13,12 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields
 
 from api.container import Container
+from core.db import transaction
 from signing import registry
 from signing.errors import BadAppearance, SigningRefused
+from signing import offline_seal
 from signing.service import AppearanceOptions, SignRequest
+from signing.visible import PERSON_SIZE, QR_GAP, QR_SIZE
 
 from .fixtures import COMMUNE, issue_credential
 from .validation import validate_all
@@ -50,6 +53,14 @@ def qr_codes(pdf: bytes, tmp_path: Path, page: int) -> list[str]:
     return result.stdout.decode().split()
 
 
+def seal_url(pki: Container, document_id: str) -> str:
+    """What the QR code carries: the citizen page's URL, then the offline seal after '#' (checked here)."""
+    with transaction(pki.sessions) as session:
+        token = registry.get_document(session, document_id).offline_seal
+    assert token and offline_seal.verify(token, document_id, offline_seal.public_keys(pki.pki)).ok
+    return f"{pki.settings.base_url}/v/{document_id}#{token}"
+
+
 def widget_rects(pdf: bytes) -> dict[str, tuple[float, float, float, float]]:
     reader = PdfFileReader(io.BytesIO(pdf))
     rects = {}
@@ -76,7 +87,7 @@ def agency_seal(pki: Container) -> str:
 def test_person_stamp_qr_text_and_font(pki: Container, person: str, sample_pdf: bytes, tmp_path: Path) -> None:
     result = sign(pki, sample_pdf, person)
     pages = int(re.search(r"Pages:\s+(\d+)", run("pdfinfo", "-", data=result.pdf)).group(1))  # type: ignore[union-attr]
-    assert qr_codes(result.pdf, tmp_path, pages) == [f"{pki.settings.base_url}/v/{result.document_id}"]
+    assert qr_codes(result.pdf, tmp_path, pages) == [seal_url(pki, result.document_id)]
     text = page_text(result.pdf, tmp_path, pages)
     assert NAME in text and "CÔNG CHỨC TƯ PHÁP - HỘ TỊCH" in text
     fonts = run("pdffonts", "-l", str(pages), tmp_path / "doc.pdf")
@@ -86,6 +97,7 @@ def test_person_stamp_qr_text_and_font(pki: Container, person: str, sample_pdf: 
     assert verdict.bottom_line
     x1, y1, x2, y2 = widget_rects(result.pdf)["Signature1"]
     assert x2 > 400 and y1 < 150, "automatic placement: last page, bottom right"
+    assert (round(x2 - x1), round(y2 - y1)) == PERSON_SIZE
 
 
 def test_no_qr_where_the_ministry_prints_its_own(pki: Container, person: str, sample_pdf: bytes,
@@ -104,10 +116,10 @@ def test_seal_overlaps_left_third_and_keeps_qr_readable(pki: Container, person: 
     sx1, sy1, sx2, sy2 = rects["Signature2"]
     assert abs((sx2 - sx1) - 36 * 72 / 25.4) < 2, "the seal is shown at its real size (36 mm at 300 dpi)"
     overlap = min(sx2, px2) - max(sx1, px1)
-    signature_width = (px2 - px1) - (20 * 72 / 25.4 + 6)  # the person stamp less its QR column
+    signature_width = (px2 - px1) - (QR_SIZE + QR_GAP)  # the person stamp less its QR column
     assert 0.28 * signature_width <= overlap <= 0.4 * signature_width, "about a third of the signature"
     assert sx1 < px1, "from the left side"
-    assert qr_codes(second.pdf, tmp_path, 4) == [f"{pki.settings.base_url}/v/{first.document_id}"]
+    assert qr_codes(second.pdf, tmp_path, 4) == [seal_url(pki, first.document_id)]
     assert all(v.intact and v.valid for v in validate_all(second.pdf, root_pem(pki), ltv=False))
 
 
@@ -122,7 +134,7 @@ def test_copy_block_top_right_of_page_one(pki: Container, person: str, sample_pd
     box = page.get("/MediaBox") or reader.root["/Pages"]["/MediaBox"]
     width, height = (float(v) for v in list(box)[2:])
     assert x2 > width * 0.7 and y2 > height * 0.85, "top right of page 1"
-    assert qr_codes(result.pdf, tmp_path, 1) == [f"{pki.settings.base_url}/v/{result.document_id}"]
+    assert qr_codes(result.pdf, tmp_path, 1) == [seal_url(pki, result.document_id)]
 
 
 def test_page_box_field_and_invisible(pki: Container, person: str, sample_pdf: bytes) -> None:
