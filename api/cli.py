@@ -109,6 +109,7 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     from .cli_signing import prepare_signing_demo
 
     demo_signing = prepare_signing_demo(container, _actor())
+    os.environ.setdefault("KYSO_REPORT_SEAL_CREDENTIAL", demo_signing["report_seal"])  # the server below reads it
     created = ", ".join(result.created) or "none (already set up: " + ", ".join(result.existing) + ")"
     out.print(f"""
 [bold green]kyso is ready[/]
@@ -134,6 +135,11 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     -F 'metadata={{"document_type":"dossier-result","commune_code":"00004","credential_id":"{demo_signing["specialist"]}","dossier_number":"HS-1"}}' \\
     {base}/api/v1/sign
   (the X-Verify-Url header of the answer is the address its QR code carries)
+
+[bold]Verify a PDF[/] (no token needed; the citizen page is the X-Verify-Url):
+  curl -s -F file=@signed.pdf {base}/api/v1/verify
+  curl -s -F file=@signed.pdf -H 'Accept: application/pdf' -o report.pdf {base}/api/v1/verify   (sealed report)
+  .venv/bin/kyso verify signed.pdf
   .venv/bin/kyso sign {demo_signing["sample"]} -o signed.pdf -c {demo_signing["specialist"]} --commune 00004 --level B-LT
   already signed example: {container.settings.home.resolve() / "sample-signed.pdf"}
   its verification URL:   {container.settings.base_url}/v/{demo_signing["example"]}
@@ -542,7 +548,7 @@ def audit_verify(as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-from . import cli_signing  # noqa: E402,F401 - registers `kyso sign` and `kyso doc`
+from . import cli_signing, cli_verify  # noqa: E402,F401 - registers `kyso sign`, `kyso doc`, `kyso verify`
 
 
 def main() -> None:

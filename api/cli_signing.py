@@ -33,10 +33,23 @@ def _box(value: str | None) -> tuple[float, float, float, float] | None:
     return x1, y1, x2, y2
 
 
+def _seal_fields(values: list[str] | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"--field takes name=value (a seal field of the document type), not {item!r}")
+        if name.strip() in fields:
+            raise InvalidInput(f"--field {name.strip()} is given twice")
+        fields[name.strip()] = value
+    return fields
+
+
 def _result_dict(result: SignResult, source: str, target: str, base_url: str) -> dict[str, Any]:
     return {"input": source, "output": target, "document_id": result.document_id, "level": result.level,
             "requested_level": result.requested_level, "upgrade_pending": result.pending_upgrade,
-            "sha256": result.sha256, "verify_url": f"{base_url}/v/{result.document_id}"}
+            "sha256": result.sha256, "verify_url": f"{base_url}/v/{result.document_id}",
+            "offline_seal": result.offline_seal}
 
 
 @app.command()
@@ -53,11 +66,15 @@ def sign(
     level: LevelOpt = None,
     invisible: Annotated[bool, typer.Option("--invisible", help="No visible stamp")] = False,
     kind: Annotated[Optional[str], typer.Option(help="Stamp: person, seal or copy (default: from the document type)")] = None,
-    field: Annotated[Optional[str], typer.Option(help="Sign this existing empty signature field")] = None,
+    field: Annotated[Optional[str], typer.Option("--signature-field",
+                                                 help="Sign this existing empty signature field")] = None,
     page: Annotated[Optional[int], typer.Option(help="Page for the stamp (1-based, -1 = last)")] = None,
     box: Annotated[Optional[str], typer.Option(help="Stamp box x1,y1,x2,y2 in PDF points")] = None,
     title: Annotated[Optional[str], typer.Option(help="Title above the signature, e.g. 'KT. CHỦ TỊCH'")] = None,
     copy_form: Annotated[Optional[str], typer.Option(help="SAO Y, SAO LỤC or TRÍCH SAO (copy stamps)")] = None,
+    seal_field: Annotated[Optional[list[str]], typer.Option(
+        "--field", "--seal-field", help="name=value, repeatable: a fact signed into the QR code's offline seal "
+                        "(the names the document type lists, e.g. --field permit_no=12/GPXD)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Sign PDFs with a credential's key (which stays in its keystore) and register them.
@@ -66,6 +83,7 @@ def sign(
     """
     if output and len(files) > 1:
         raise InvalidInput("-o names one output file; for several inputs use --out-dir")
+    fields = _seal_fields(seal_field)
     container = _container()
     appearance = AppearanceOptions(visible=not invisible, kind=kind, field_name=field, page=page, box=_box(box),  # type: ignore[arg-type]
                                    title=title, copy_form=copy_form)
@@ -80,6 +98,7 @@ def sign(
                 result = container.signing.sign(SignRequest(
                     pdf=source.read_bytes(), document_type=document_type, commune_code=commune,
                     credential_id=credential, dossier_number=dossier, level=level, appearance=appearance,  # type: ignore[arg-type]
+                    seal_fields=fields,
                 ), actor=_actor())
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(result.pdf)
@@ -223,6 +242,13 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
                                        (state["seal"], "seal", "sample-seal.png")):
             if (ASSETS / name).exists():
                 registry.enroll_image(container.pki, credential, kind, (ASSETS / name).read_bytes(), actor)
+    if "report_seal" not in state:
+        # kyso's organisation seal: signs the PDF verification reports (KYSO_REPORT_SEAL_CREDENTIAL)
+        state["report_seal"] = issuance.issue(container.pki, issuance.IssueRequest(
+            profile="seal", commune_code="00004", subject=SubjectInfo(common_name="kyso - Dịch vụ xác thực văn bản")),
+            actor).credential_id or ""
+    if not container.settings.report_seal_credential:
+        container.settings.report_seal_credential = state["report_seal"]
     token_file = home / "demo-client.token"
     if not token_file.exists():
         with transaction(container.sessions) as session:

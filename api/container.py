@@ -12,6 +12,7 @@ from pki.context import PkiContext
 from policies import units
 from policies.profiles import ProfileSet
 from signing.service import SigningService
+from signing.verification import Verifier
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Container:
     engine: Engine
     pki: PkiContext
     signing: SigningService
+    verifier: Verifier
 
     @property
     def sessions(self):  # type: ignore[no-untyped-def]
@@ -47,4 +49,5 @@ def build(settings: Settings | None = None) -> Container:
     sessions = make_session_factory(engine)
     pki = PkiContext(settings=settings, sessions=sessions, keystores=KeyStoreRegistry.from_settings(settings),
                      profiles=ProfileSet.load())
-    return Container(settings, engine, pki, SigningService(pki))
+    signing = SigningService(pki)
+    return Container(settings, engine, pki, signing, Verifier(pki, signing.material))

@@ -38,6 +38,8 @@ class UnsupportedMediaType(InvalidInput):
 
 
 def status_for(exc: KysoError) -> int:
+    if exc.code == "rate_limited":
+        return 429
     if isinstance(exc, RequestTooLarge) or exc.code == "pdf_too_large":
         return 413
     if isinstance(exc, UnsupportedMediaType):
@@ -57,6 +59,8 @@ def install(app: FastAPI) -> None:
     async def _kyso(_: Request, exc: KysoError) -> JSONResponse:
         status = status_for(exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else ({"Retry-After": "5"} if status == 503 else None)
+        if status == 429:
+            headers = {"Retry-After": str(max(1, round(getattr(exc, "retry_after", 1))))}
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -9,14 +9,18 @@ from .errors import error_body
 
 class BodyLimit:
     def __init__(self, app: Any, max_bytes: int, per_path: dict[str, int] | None = None) -> None:
-        """``per_path``: larger limits for exact paths that take documents (signing uploads)."""
-        self.app, self.max_bytes, self.per_path = app, max_bytes, per_path or {}
+        """``per_path``: larger limits for paths that take documents (signing and verification uploads);
+        a key ending in ``*`` is a prefix (``/v/*`` for the citizen page's uploads)."""
+        self.app, self.max_bytes = app, max_bytes
+        self.per_path = {k: v for k, v in (per_path or {}).items() if not k.endswith("*")}
+        self.prefixes = [(k[:-1], v) for k, v in (per_path or {}).items() if k.endswith("*")]
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.per_path.get(scope.get("path", ""), self.max_bytes)
+        path = scope.get("path", "")
+        limit = self.per_path.get(path) or next((v for p, v in self.prefixes if path.startswith(p)), self.max_bytes)
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):

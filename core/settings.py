@@ -76,6 +76,22 @@ class Settings(BaseSettings):
                              description="Unicode TrueType font embedded in visible signatures")
     stamp_font_bold: Path = Field(default=Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf"))
 
+    # Verification
+    trust_anchors: list[Path] = Field(default_factory=list, description="Extra trust anchors (PEM/DER files or "
+                                      "folders of them), e.g. another province's CA; kyso's own roots and Vietnam's "
+                                      "government and national roots are always trusted")
+    trust_vietnam_roots: bool = Field(default=True, description="Trust the bundled Vietnamese roots (policies/trust)")
+    verify_fetch_revocation: bool = Field(default=False, description="Fetch OCSP/CRL over the network for "
+                                          "certificates kyso did not issue when the file carries none (off: such "
+                                          "signatures are INDETERMINATE/TRY_LATER instead of waiting on a foreign CA)")
+    report_seal_credential: str | None = Field(default=None, description="Seal credential that signs PDF "
+                                               "verification reports (kyso's organisation seal)")
+    verify_rate_per_second: float = Field(default=5.0, gt=0, description="Open verification requests per second "
+                                          "per client address (average)")
+    verify_burst: int = Field(default=30, ge=1, description="Burst of verification requests allowed per address")
+    trusted_proxies: list[str] = Field(default_factory=list, description="Reverse proxies (addresses or networks) "
+                                       "whose X-Forwarded-For is believed for rate limits")
+
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

@@ -156,6 +156,11 @@ class MaterialCache:
     def revocation_data(self, certs: list[asn1_x509.Certificate]) -> RevocationData:
         """Stored OCSP responses for every kyso-issued certificate in ``certs``, plus the root CRLs."""
         key = tuple(sorted({c.sha256.hex() for c in certs}))
+        now = time.monotonic()
+        if self._epoch is not None and now - self._checked < self._ctx.settings.ocsp_cache_check_seconds:
+            hit = self._revinfo.get(key)  # epoch checked moments ago: no database round trip
+            if hit and now - hit[0] < TTL_SECONDS:
+                return hit[1]
         with transaction(self._ctx.sessions) as session:
             self._check_epoch(session)
             hit = self._revinfo.get(key)

@@ -194,3 +194,46 @@ def splice_keystores(results: Results, machine: dict[str, str], path: Path) -> N
 
     block = markdown_block(results.params["keystores"], machine)
     path.write_text(splice(path.read_text("utf-8"), block), encoding="utf-8")
+
+
+BLOCK_TITLES = {"signing": "6. Signing", "verify": "7. Verification"}
+
+
+def splice_section(results: Results, machine: dict[str, str], path: Path, name: str, method: list[str]) -> None:
+    """``--only signing`` / ``--only verify``: replace that section's block of an existing report (between
+    ``<!-- NAME-block -->`` and the next block marker or the end), leaving the rest as it is."""
+    finished = dt.datetime.now().astimezone()
+    lines = [
+        f"<!-- {name}-block -->", "",
+        f"## {BLOCK_TITLES[name]} (`make bench` section `{name}`, this block from `--only {name}`)", "",
+        f"- **Date**: {results.started:%Y-%m-%d %H:%M %Z} → {finished:%H:%M %Z}"
+        + (" — **quick run (reduced sizes)**" if results.quick else ""),
+        f"- **Machine**: {machine['nproc']} CPUs, {machine['cpu']}, {machine['memory']} RAM, Linux {machine['kernel']}",
+        f"- **Software**: {machine['python']}, SQLite {machine['sqlite']}; {machine['libraries']}",
+        f"- **kyso**: commit {machine['commit']}",
+        "- **Load average** (1/5/15 min): "
+        + "; ".join(f"{label} {a:.2f}/{b:.2f}/{c:.2f}" for label, (a, b, c) in results.loadavg),
+        "", "### Results", "",
+        "| figure | kyso | raw baseline (same run) | kyso / raw | notes |",
+        "|---|---:|---|---:|---|",
+    ]
+    section = None
+    for fig in results.figures:
+        if fig.section != section:
+            section = fig.section
+            lines.append(f"| **{section}** | | | | |")
+        raw = f"{fmt(fig.raw_value)} {fig.unit} — {fig.raw_name}" if fig.raw_value is not None else "—"
+        lines.append(f"| {fig.name} | {fmt(fig.value)} {fig.unit} | {raw} | {_ratio(fig)} | {fig.note} |")
+    lines += ["", "### Method", ""] + [f"- {n}" for n in method]
+    if results.notes:
+        lines += ["", "### Notes from this run", ""] + ["- " + n.replace("\n", "\n  ") for n in results.notes]
+    block = "\n".join(lines) + "\n"
+    text = path.read_text("utf-8")
+    marker = f"<!-- {name}-block -->"
+    start = text.find(marker)
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + block
+    else:
+        end = text.find("<!-- ", start + len(marker))
+        text = text[:start] + block + ("\n" + text[end:] if end >= 0 else "")
+    path.write_text(text, encoding="utf-8")

@@ -26,16 +26,18 @@ from pathlib import Path
 
 from .common import ROOT_DIR, Profiler, Results, machine_info, postgres_problem, postgres_version, say
 
-SECTIONS = ("issue", "ocsp", "crl", "scale", "keystores", "signing")
+SECTIONS = ("issue", "ocsp", "crl", "scale", "keystores", "signing", "verify")
 
 FULL = dict(issue_n=100, issue_raw=2000, issue_repeats=5,
             ocsp_certs=1000, ocsp_inproc=1000, ocsp_raw=3000, ocsp_repeats=5, warmup=2.0, duration=8.0,
             crl_entries=100_000, crl_repeats=3, scale_sizes=[1_000, 1_000_000], scale_samples=200,
-            sign_n=40, sign_raw=20, sign_raw_lt=6, sign_repeats=5, sign_http_duration=8.0, sign_threads=4, sign_batch=10)
+            sign_n=40, sign_raw=20, sign_raw_lt=6, sign_repeats=5, sign_http_duration=8.0, sign_threads=4, sign_batch=10,
+            verify_n=40, verify_repeats=5)
 QUICK = dict(issue_n=30, issue_raw=600, issue_repeats=3,
              ocsp_certs=200, ocsp_inproc=300, ocsp_raw=1000, ocsp_repeats=3, warmup=1.0, duration=3.0,
              crl_entries=10_000, crl_repeats=3, scale_sizes=[1_000, 100_000], scale_samples=200,
-             sign_n=15, sign_raw=8, sign_raw_lt=3, sign_repeats=3, sign_http_duration=3.0, sign_threads=4, sign_batch=10)
+             sign_n=15, sign_raw=8, sign_raw_lt=3, sign_repeats=3, sign_http_duration=3.0, sign_threads=4, sign_batch=10,
+             verify_n=15, verify_repeats=3)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -127,6 +129,15 @@ def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[
         f"{sizes['sign_http_duration']:.0f} s after one warm-up request each; batch = {sizes['sign_batch']} files per "
         "request; clients and server share the machine's cores. The B-LT ÷ B-B line divides kyso's own times. "
         "When a target is missed, the run adds a cProfile of kyso B-B signatures to the notes.",
+        "verify": f"7. Verification: {sizes['verify_n']} distinct documents per level (the 1-page sample signed "
+        "separately by one kyso specialist credential, EC P-256, invisible), B-B and B-LT, "
+        f"{sizes['verify_repeats']} interleaved rounds of raw, kyso warm and kyso cold. kyso: "
+        "`container.verifier.verify` (every signature: integrity, chain with revocation from kyso's own store, "
+        "timestamp, coverage and level; the registry lookup; the full report with Vietnamese and English "
+        "sentences). Warm: caches as a busy service has them; cold: every kyso cache emptied before each "
+        "document. Raw: pyHanko `validate_pdf_signature` with a fresh `ValidationContext` per file (B-B: the "
+        "kyso root, soft-fail, as the file has no revocation data; B-LT: the file's DSS, hard-fail, no fetching), "
+        "run with kyso's library speed-ups switched off (`signing.speedups.disabled`).",
         "end": "Targets come from /work/shared/PERFORMANCE.md. The machine may be shared with other work (other "
         "test runs, databases): the load averages above show how busy it was.",
     }
@@ -204,9 +215,14 @@ def main(argv: list[str] | None = None) -> int:
                     repeats=sizes["sign_repeats"], http_duration=sizes["sign_http_duration"],
                     http_threads=sizes["sign_threads"], batch=sizes["sign_batch"], quick=args.quick, profiler=profiler)
         results.mark_load("after signing")
+    if "verify" in args.sections:
+        from . import verification
+
+        verification.run(results, n_docs=sizes["verify_n"], repeats=sizes["verify_repeats"], profiler=profiler)
+        results.mark_load("after verification")
 
     say(f"done in {time.perf_counter() - t0:.0f} s")
-    from .report import print_table, splice_keystores, write_markdown
+    from .report import print_table, splice_keystores, splice_section, write_markdown
 
     print_table(results)
     if args.no_write:
@@ -214,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.sections == ["keystores"] and args.output.exists():
         splice_keystores(results, machine, args.output)
         say(f"updated the keystore block of {args.output} (the rest of the file is unchanged)")
+    elif len(args.sections) == 1 and args.sections[0] in ("signing", "verify") and args.output.exists():
+        splice_section(results, machine, args.output, args.sections[0],
+                       method_notes(args, sizes, "postgresql" in backends)[:-1])
+        say(f"updated the {args.sections[0]} block of {args.output} (the rest of the file is unchanged)")
     else:
         write_markdown(results, machine, args.output, method_notes(args, sizes, "postgresql" in backends))
         say(f"wrote {args.output}")

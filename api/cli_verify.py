@@ -1,0 +1,75 @@
+"""``kyso verify FILE``: the same report as ``POST /api/v1/verify``, on the operator's machine."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from core.errors import InvalidInput
+from signing import report_render
+from signing.report import VerificationReport
+
+from .cli import JsonOpt, _container, _print_json, app, out
+
+STYLE = {"TOTAL-PASSED": "bold green", "TOTAL-FAILED": "bold red", "INDETERMINATE": "bold yellow"}
+
+
+@app.command()
+def verify(
+    file: Annotated[Path, typer.Argument(help="The signed PDF to check", exists=True, dir_okay=False, readable=True)],
+    as_json: JsonOpt = False,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write the report as HTML to this file")] = None,
+    pdf: Annotated[Optional[Path], typer.Option("--pdf", help="Also write the report as a PDF sealed by kyso's "
+                                                               "organisation seal (KYSO_REPORT_SEAL_CREDENTIAL)")] = None,
+    lang: Annotated[str, typer.Option(help="vi (default) or en, for the sentences")] = "vi",
+) -> None:
+    """Check every signature in FILE: integrity, signer and chain, revocation at the signing time, timestamps,
+    PAdES level, changes after signing, and the registry record when kyso issued the document.
+
+    Exit status: 0 when the document is genuine (TOTAL-PASSED and not withdrawn), 1 otherwise, 2 on bad input.
+
+    Example: kyso verify giay-phep.pdf --lang en --html report.html
+    """
+    if lang not in ("vi", "en"):
+        raise InvalidInput("--lang is vi or en")
+    container = _container()
+    report = container.verifier.verify(file.read_bytes())
+    if html:
+        html.write_text(report_render.to_html(report, lang), encoding="utf-8")  # type: ignore[arg-type]
+    if pdf:
+        pdf.write_bytes(report_render.sealed_pdf(container.signing, report, lang, actor="cli:verify"))  # type: ignore[arg-type]
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        _print(report, lang)
+    if not report.genuine:
+        raise typer.Exit(1)
+
+
+def _print(report: VerificationReport, lang: str) -> None:
+    def t(vi: str, en: str) -> str:
+        return en if lang == "en" else vi
+
+    out.print(f"[{STYLE[report.indication]}]{report.indication}"
+              f"{' / ' + report.sub_indication if report.sub_indication else ''}[/]  {t(report.summary.vi, report.summary.en)}")
+    if report.registry:
+        reg = report.registry
+        out.print(t(f"Văn bản kyso {reg.document_id}: {reg.status}, phiên bản {reg.version}/{reg.current_version}",
+                    f"kyso document {reg.document_id}: {reg.status}, version {reg.version}/{reg.current_version}"))
+    for note in report.notes:
+        out.print(t(note.vi, note.en))
+    table = Table(show_lines=False)
+    for column in (t("chữ ký", "signature"), t("kết luận", "indication"), t("người ký", "signer"),
+                   t("thời điểm", "time"), t("mức", "level")):
+        table.add_column(column)
+    for sig in report.signatures:
+        when = sig.timestamp.time if sig.timestamp else sig.claimed_signing_time
+        table.add_row(sig.field_name, f"[{STYLE[sig.indication]}]{sig.indication}[/]"
+                      + (f"\n{sig.sub_indication}" if sig.sub_indication else ""),
+                      sig.signer.common_name if sig.signer and sig.signer.common_name else "?",
+                      when.isoformat() if when else "—", sig.level or "—")
+    out.print(table)
+    for sig in report.signatures:
+        out.print(f"• {sig.field_name}: {t(sig.summary.vi, sig.summary.en)}")

@@ -1,0 +1,69 @@
+"""Verification for systems: ``POST /api/v1/verify`` with a PDF returns a report per signature.
+
+Open to any caller (a citizen's upload goes through it too), so it is rate-limited per address
+instead of authenticated. The report comes as JSON (default), HTML (``Accept: text/html`` or
+``?format=html``) or a PDF sealed by kyso's organisation seal (``Accept: application/pdf`` or
+``?format=pdf``); ``?lang=en`` switches the human-readable parts to English.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from signing import report_render
+from signing.errors import PdfTooLarge, UnreadablePdf
+
+from ..deps import ContainerDep
+from ..ratelimit import limit_verification
+from signing.report import VerificationReport
+
+router = APIRouter(prefix="/api/v1", tags=["verification"])
+Format = Literal["json", "html", "pdf"]
+
+
+def _format(request: Request, explicit: Format | None) -> Format:
+    if explicit:
+        return explicit
+    accept = request.headers.get("accept", "")
+    if "application/pdf" in accept:
+        return "pdf"
+    if "text/html" in accept and "application/json" not in accept:
+        return "html"
+    return "json"
+
+
+async def read_upload(upload: UploadFile, limit: int) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise PdfTooLarge(f"{upload.filename or 'the file'} is larger than the {limit:,}-byte limit")
+    if not data:
+        raise UnreadablePdf("the uploaded file is empty")
+    return data
+
+
+@router.post(
+    "/verify", summary="Verify every signature in a PDF (multipart: `file`)",
+    dependencies=[Depends(limit_verification)], response_model=VerificationReport,
+    responses={200: {"content": {"application/json": {}, "text/html": {}, "application/pdf": {}},
+                     "description": "The report: JSON, HTML, or a sealed PDF"},
+               429: {"description": "Too many requests from this address; see Retry-After"}},
+)
+async def verify(request: Request, container: ContainerDep,
+                 file: Annotated[UploadFile, File(description="The PDF to check")],
+                 format: Annotated[Format | None, Query(description="json, html or pdf; default from Accept")] = None,
+                 lang: Annotated[Literal["vi", "en"], Query(description="Language of the sentences")] = "vi") -> Response:
+    pdf = await read_upload(file, container.settings.max_pdf_bytes)
+    report = await run_in_threadpool(container.verifier.verify, pdf)
+    chosen = _format(request, format)
+    if chosen == "html":
+        return HTMLResponse(report_render.to_html(report, lang))
+    if chosen == "pdf":
+        host = request.client.host if request.client else "unknown"
+        sealed = await run_in_threadpool(report_render.sealed_pdf, container.signing, report, lang,
+                                         actor=f"verify:{host}")
+        return Response(sealed, media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="verification-{report.sha256[:12]}.pdf"'})
+    return JSONResponse(report.as_dict())

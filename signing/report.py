@@ -1,0 +1,130 @@
+"""What a verification found, as frozen facts (ETSI EN 319 102-1 indications, TS 119 102-2 in spirit).
+
+One ``SignatureReport`` per signature or document timestamp, with separate facets (integrity,
+chain, revocation, timestamp, coverage) and a bottom line; one ``VerificationReport`` per file,
+with the registry record when the document is kyso's. Each report carries plain-language
+sentences in Vietnamese and English; nothing here decides anything.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Indication = Literal["TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE"]
+INDICATION_ORDER = {"TOTAL-PASSED": 0, "INDETERMINATE": 1, "TOTAL-FAILED": 2}
+
+
+@dataclass(frozen=True)
+class Text:
+    """A sentence in both languages; Vietnamese first."""
+
+    vi: str
+    en: str
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    subject: str
+    common_name: str | None
+    title: str | None
+    organization: str | None
+    serial: str
+    issuer: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RevocationInfo:
+    status: Literal["good", "revoked", "unknown", "not_checked"]
+    source: Literal["dss", "kyso", "none"]
+    revoked_at: dt.datetime | None = None
+    reason: str | None = None
+    revoked_after_signing: bool | None = None
+
+
+@dataclass(frozen=True)
+class TimestampInfo:
+    time: dt.datetime
+    tsa: str | None
+    intact: bool
+    trusted: bool
+
+
+@dataclass(frozen=True)
+class CoverageInfo:
+    covers: Literal["entire_file", "entire_revision", "partial"]
+    revision: int  # 1-based revision the signature was added in
+    later_revisions: int  # revisions appended after it
+    modification_level: str  # NONE, LTA_UPDATES, FORM_FILLING, ANNOTATIONS, OTHER
+    docmdp_permission: int | None  # 1, 2 or 3 from a certification signature
+    changes_allowed: bool
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    field_name: str
+    kind: Literal["signature", "document_timestamp"]
+    indication: str
+    sub_indication: str | None
+    intact: bool
+    signer: CertificateInfo | None
+    chain: tuple[CertificateInfo, ...]
+    trust_anchor: str | None
+    claimed_signing_time: dt.datetime | None
+    timestamp: TimestampInfo | None
+    revocation: RevocationInfo
+    coverage: CoverageInfo
+    level: str | None  # B-B, B-T, B-LT, B-LTA (None for a document timestamp)
+    digest_algorithm: str
+    signature_algorithm: str
+    summary: Text
+    notes: tuple[Text, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistryInfo:
+    document_id: str
+    status: str  # valid, withdrawn, superseded
+    document_type: str
+    commune_code: str
+    signed_at: dt.datetime
+    version: int  # the version this file is
+    current_version: int
+    is_current: bool
+    status_reason: str | None = None
+    superseded_by: str | None = None
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    indication: str
+    sub_indication: str | None
+    sha256: str
+    signatures: tuple[SignatureReport, ...]
+    registry: RegistryInfo | None
+    validated_at: dt.datetime
+    summary: Text
+    notes: tuple[Text, ...] = field(default_factory=tuple)
+    validation_policy: str = "ETSI EN 319 102-1 basic/LTV validation, kyso trust list"
+
+    @property
+    def genuine(self) -> bool:
+        """Every signature passed and, for a kyso document, the registry still says valid."""
+        return self.indication == "TOTAL-PASSED" and (self.registry is None or self.registry.status == "valid")
+
+    def as_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self)) | {"genuine": self.genuine}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return value

@@ -1,0 +1,148 @@
+"""A verification report as HTML (Jinja2) or as a PDF sealed by kyso's organisation seal.
+
+The PDF is laid out with fpdf2 in the stamp font (Liberation Serif, full Vietnamese coverage),
+then signed through the same keystore signer as every other kyso signature (B-T, certified so
+nothing can be added to it), and the seal lands in the audit log.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from fpdf import FPDF
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from core import audit
+from core.db import transaction
+from core.errors import ConfigurationError
+
+from . import pades
+from .report import VerificationReport
+from .report_text import when
+
+Lang = Literal["vi", "en"]
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+
+def to_html(report: VerificationReport, lang: Lang = "vi") -> str:
+    def t(vi: str, en: str) -> str:
+        return en if lang == "en" else vi
+
+    return _environment().get_template("verification-report.html").render(report=report, lang=lang, t=t, when=when)
+
+
+def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) -> bytes:
+    """The report's facts as a plain A4 document (unsigned)."""
+    def t(vi: str, en: str) -> str:
+        return en if lang == "en" else vi
+
+    doc = FPDF(format="A4")
+    doc.set_auto_page_break(True, margin=15)
+    doc.add_font("kyso", "", str(font))
+    doc.add_font("kyso", "B", str(font_bold))
+    doc.set_title(t("Báo cáo kiểm tra chữ ký số", "Signature verification report"))
+    doc.set_creator("kyso")
+    doc.add_page()
+    doc.set_font("kyso", "B", 16)
+    doc.multi_cell(0, 8, t("BÁO CÁO KIỂM TRA CHỮ KÝ SỐ", "SIGNATURE VERIFICATION REPORT"), align="C", new_x="LMARGIN", new_y="NEXT")
+    doc.ln(3)
+    doc.set_font("kyso", "B", 12)
+    doc.multi_cell(0, 6, t(report.summary.vi, report.summary.en), new_x="LMARGIN", new_y="NEXT")
+    doc.ln(2)
+    rows = [
+        (t("Kết luận", "Indication"), _indication(report.indication, report.sub_indication)),
+        ("SHA-256", report.sha256),
+        (t("Thời điểm kiểm tra", "Validated at"), when(report.validated_at)),
+    ]
+    if report.registry:
+        reg = report.registry
+        rows += [
+            (t("Mã văn bản", "Document id"), f"{reg.document_id} ({t('phiên bản', 'version')} {reg.version}/"
+                                             f"{reg.current_version})"),
+            (t("Trạng thái đăng ký", "Registry status"), reg.status + (f" ({reg.status_reason})" if reg.status_reason else "")),
+            (t("Loại văn bản, xã/phường", "Type, commune"), f"{reg.document_type}, {reg.commune_code}"),
+        ]
+    _table(doc, rows)
+    for note in report.notes:
+        doc.set_font("kyso", "", 10)
+        doc.multi_cell(0, 5, t(note.vi, note.en), new_x="LMARGIN", new_y="NEXT")
+    for index, sig in enumerate(report.signatures, 1):
+        doc.ln(3)
+        doc.set_font("kyso", "B", 12)
+        kind = t("Dấu thời gian lưu trữ", "Archive timestamp") if sig.kind == "document_timestamp" else t("Chữ ký", "Signature")
+        doc.multi_cell(0, 6, f"{index}. {kind} «{sig.field_name}»", new_x="LMARGIN", new_y="NEXT")
+        doc.set_font("kyso", "", 10)
+        doc.multi_cell(0, 5, t(sig.summary.vi, sig.summary.en), new_x="LMARGIN", new_y="NEXT")
+        signer = sig.signer
+        rows = [(t("Kết luận", "Indication"), _indication(sig.indication, sig.sub_indication))]
+        if signer:
+            rows.append((t("Người ký", "Signer"), ", ".join(x for x in (signer.common_name, signer.title,
+                                                                        signer.organization) if x)))
+            rows.append((t("Chứng thư số", "Certificate"), f"{signer.serial} ({when(signer.not_before)} – "
+                                                           f"{when(signer.not_after)})"))
+        rows.append((t("Toàn vẹn", "Integrity"), t("khớp", "intact") if sig.intact else t("KHÔNG khớp", "NOT intact")))
+        if sig.timestamp:
+            rows.append((t("Dấu thời gian", "Timestamp"), f"{when(sig.timestamp.time)} ({sig.timestamp.tsa})"))
+        rows.append((t("Tin cậy", "Trust anchor"), sig.trust_anchor or "—"))
+        rev = sig.revocation
+        rows.append((t("Thu hồi", "Revocation"), rev.status + (f" {when(rev.revoked_at)} ({rev.reason})" if rev.revoked_at else "")
+                     + f" [{rev.source}]"))
+        cov = sig.coverage
+        rows.append((t("Phạm vi", "Coverage"), f"{cov.covers}, {cov.later_revisions} "
+                     f"{t('cập nhật sau', 'later updates')} ({cov.modification_level})"))
+        if sig.level:
+            rows.append((t("Mức PAdES", "PAdES level"), sig.level))
+        _table(doc, rows)
+    return bytes(doc.output())
+
+
+def _indication(indication: str, sub: str | None) -> str:
+    return indication + (f" / {sub}" if sub else "")
+
+
+def _table(doc: FPDF, rows: list[tuple[str, str]]) -> None:
+    doc.set_font("kyso", "", 10)
+    for label, value in rows:
+        y = doc.get_y()
+        doc.multi_cell(50, 5, label, new_x="RIGHT", new_y="TOP")
+        doc.multi_cell(0, 5, value, new_x="LMARGIN", new_y="NEXT")
+        doc.set_y(max(doc.get_y(), y + 5))
+
+
+def sealed_pdf(service, report: VerificationReport, lang: Lang, *, actor: str) -> bytes:  # type: ignore[no-untyped-def]
+    """The PDF report signed (B-T, certified) with the credential named by ``KYSO_REPORT_SEAL_CREDENTIAL``."""
+    from pyhanko.sign.fields import SigFieldSpec
+
+    from .signer import default_digest, default_scheme
+    from .timestamping import timestamper_for
+
+    settings = service.ctx.settings
+    credential = settings.report_seal_credential
+    if not credential:
+        raise ConfigurationError("PDF reports are sealed by kyso's organisation seal, and none is configured: "
+                                 "issue a seal certificate (kyso cert issue --profile seal …) and set "
+                                 "KYSO_REPORT_SEAL_CREDENTIAL to its credential id; JSON and HTML reports work now",
+                                 code="report_seal_not_configured")
+    pdf = to_pdf(report, lang, settings.stamp_font, settings.stamp_font_bold)
+    material = service.material.signer(credential)
+    signer = service._signer(material, default_scheme(material.key_type, None))
+    reserve = sum(len(c.dump()) for c in (material.certificate, *material.chain)) + 2048 + service.ts_reserve()
+    job = pades.SignatureJob(
+        signer=signer, field_name="KysoVerificationReport", new_field=SigFieldSpec("KysoVerificationReport"),
+        stamp_style=None, text_params={}, md_algorithm=default_digest(material.key_type), certify=True,
+        reason="Báo cáo kiểm tra chữ ký số / signature verification report", location=None,
+        bytes_reserved=2 * reserve)
+    signed = pades.run(pades.sign_once(pades.open_writer(pdf), job, timestamper_for(service.ctx)))
+    with transaction(service.ctx.sessions) as session:
+        audit.record(session, actor=actor, action="signing:report:seal", subject=report.sha256,
+                     credential_id=credential, signer_serial=material.serial, indication=report.indication,
+                     document_id=report.registry.document_id if report.registry else None,
+                     at=dt.datetime.now(dt.timezone.utc).isoformat())
+    return signed

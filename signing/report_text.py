@@ -1,0 +1,157 @@
+"""Plain-language sentences for verification reports, Vietnamese first (Circular 15/2025/TT-BKHCN
+asks verification software to state signer, signing time, integrity and trust), English beside.
+
+Written for a commune clerk or a citizen, not a PKI engineer: what happened, and what to do.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from .report import CertificateInfo, Text
+
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+
+# RFC 5280 reasons, said the way an office says them
+REASONS: dict[str, Text] = {
+    "affiliation_changed": Text("người ký đã chuyển công tác hoặc thôi giữ chức vụ", "the officer moved post"),
+    "superseded": Text("chứng thư số đã được thay bằng chứng thư mới", "the certificate was replaced"),
+    "cessation_of_operation": Text("đơn vị đã sáp nhập hoặc giải thể", "the unit was merged or dissolved"),
+    "key_compromise": Text("khóa bí mật bị lộ hoặc bị mất", "the private key was lost or exposed"),
+    "ca_compromise": Text("tổ chức cấp chứng thư bị xâm phạm", "the issuing authority was compromised"),
+    "certificate_hold": Text("chứng thư số đang bị tạm dừng", "the certificate is suspended"),
+    "privilege_withdrawn": Text("người ký bị thu hồi thẩm quyền", "the officer's authority was withdrawn"),
+    "unspecified": Text("không nêu lý do", "no reason given"),
+}
+
+
+def when(moment: dt.datetime | None) -> str:
+    return moment.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M") if moment else "?"
+
+
+def who(signer: CertificateInfo | None) -> str:
+    if signer is None:
+        return "?"
+    parts = [signer.common_name or signer.subject]
+    if signer.title:
+        parts.append(signer.title)
+    if signer.organization:
+        parts.append(signer.organization)
+    return ", ".join(parts)
+
+
+def reason_text(reason: str | None) -> Text:
+    return REASONS.get((reason or "unspecified").replace("-", "_"), REASONS["unspecified"])
+
+
+def signature_summary(indication: str, sub: str | None, signer: CertificateInfo | None,
+                      signed_at: dt.datetime | None, *, revoked_later: tuple[dt.datetime, str | None] | None = None,
+                      revoked_at: dt.datetime | None = None, reason: str | None = None,
+                      timestamp_kind: bool = False) -> Text:
+    name, at = who(signer), when(signed_at)
+    if timestamp_kind:
+        if indication == "TOTAL-PASSED":
+            return Text(f"Dấu thời gian lưu trữ hợp lệ ({at}), do {name} cấp.",
+                        f"Valid archive timestamp ({at}) from {name}.")
+        return _failure(indication, sub, name, at, revoked_at, reason)
+    if indication == "TOTAL-PASSED":
+        if revoked_later:
+            revoked, why = revoked_later
+            r = reason_text(why)
+            return Text(f"Chữ ký hợp lệ tại thời điểm ký ({at}) của {name}; chứng thư số của người ký bị thu hồi "
+                        f"sau đó, ngày {when(revoked)}, vì {r.vi}. Văn bản đã ký trước đó vẫn có giá trị.",
+                        f"Valid when signed ({at}) by {name}; the signer's certificate was revoked later, on "
+                        f"{when(revoked)}, because {r.en}. Documents signed before that stay valid.")
+        return Text(f"Chữ ký hợp lệ: ký bởi {name} lúc {at}; nội dung không bị thay đổi sau khi ký.",
+                    f"Valid signature by {name} at {at}; the content was not changed after signing.")
+    return _failure(indication, sub, name, at, revoked_at, reason)
+
+
+def _failure(indication: str, sub: str | None, name: str, at: str, revoked_at: dt.datetime | None,
+             reason: str | None) -> Text:
+    r = reason_text(reason)
+    texts: dict[str | None, Text] = {
+        "HASH_FAILURE": Text("Văn bản đã bị sửa sau khi ký: nội dung không còn khớp với chữ ký. Không sử dụng bản này.",
+                             "The document was altered after signing: its content no longer matches the signature. "
+                             "Do not rely on this copy."),
+        "SIG_CRYPTO_FAILURE": Text("Chữ ký số không đúng về mặt mật mã: không thể xác nhận người ký.",
+                                   "The signature is cryptographically wrong: the signer cannot be confirmed."),
+        "FORMAT_FAILURE": Text("Chữ ký bị hỏng hoặc không đúng định dạng.",
+                               "The signature is damaged or not in a valid format."),
+        "REVOKED": Text(f"Chữ ký được tạo ({at}) sau khi chứng thư số của {name} đã bị thu hồi "
+                        f"({when(revoked_at)}, {r.vi}). Chữ ký không có giá trị.",
+                        f"The signature was made ({at}) after {name}'s certificate had been revoked "
+                        f"({when(revoked_at)}, {r.en}). It is not valid."),
+        "REVOKED_NO_POE": Text(f"Chứng thư số của {name} đã bị thu hồi ({when(revoked_at)}, {r.vi}) và văn bản "
+                               "không có dấu thời gian chứng minh đã ký trước đó: chưa thể khẳng định chữ ký hợp lệ.",
+                               f"{name}'s certificate was revoked ({when(revoked_at)}, {r.en}) and no timestamp "
+                               "proves the document was signed before that: the signature cannot be confirmed."),
+        "OUT_OF_BOUNDS_NO_POE": Text(f"Chứng thư số của {name} đã hết hạn và văn bản không có dấu thời gian chứng "
+                                     "minh đã ký khi chứng thư còn hiệu lực.",
+                                     f"{name}'s certificate has expired and no timestamp proves the document was "
+                                     "signed while it was valid."),
+        "OUT_OF_BOUNDS_NOT_REVOKED": Text(f"Chứng thư số của {name} đã hết hạn; không có dấu thời gian chứng minh "
+                                          "thời điểm ký.",
+                                          f"{name}'s certificate has expired; no timestamp proves when it was signed."),
+        "NO_CERTIFICATE_CHAIN_FOUND": Text("Chứng thư số của người ký không thuộc tổ chức chứng thực nào được tin cậy "
+                                           "(không phải của Chính phủ, của CA công cộng được cấp phép, hay của kyso).",
+                                           "The signer's certificate does not lead to any trusted authority "
+                                           "(government, licensed public CA, or kyso)."),
+        "TRY_LATER": Text("Chưa lấy được thông tin thu hồi của chứng thư số; hãy kiểm tra lại sau.",
+                          "The certificate's revocation status is not available yet; check again later."),
+        "SIG_CONSTRAINTS_FAILURE": Text("Văn bản đã bị thay đổi sau khi ký theo cách người ký không cho phép "
+                                        "(ví dụ thêm trang hoặc sửa nội dung).",
+                                        "The document was changed after signing in a way the signer did not allow "
+                                        "(for example a page added or content edited)."),
+        "CHAIN_CONSTRAINTS_FAILURE": Text("Chứng thư số không được phép dùng để ký văn bản.",
+                                          "The certificate is not allowed to sign documents."),
+    }
+    if sub in texts:
+        return texts[sub]
+    if indication == "TOTAL-FAILED":
+        return Text("Chữ ký không hợp lệ.", "The signature is not valid.")
+    return Text(f"Chưa thể khẳng định chữ ký của {name} ({sub or 'không rõ lý do'}).",
+                f"The signature by {name} cannot be confirmed ({sub or 'reason unknown'}).")
+
+
+def revision_only(revision: int, later: int) -> Text:
+    return Text(f"Chữ ký chỉ bảo đảm phiên bản {revision} của tệp (bản người ký đã ký); {later} lần cập nhật sau "
+                "đó đã thay đổi nội dung (ví dụ thêm trang) mà chữ ký này không bảo đảm.",
+                f"The signature vouches for revision {revision} of the file only (what the signer signed); {later} "
+                "later revision(s) changed the content (for example a page added), which it does not cover.")
+
+
+NO_SIGNATURE = Text("Tệp này không có chữ ký số nào.", "This file carries no digital signature.")
+UNCOVERED = Text("Có nội dung được thêm vào sau chữ ký cuối cùng mà không chữ ký nào bảo đảm.",
+                 "Content was added after the last signature that no signature covers.")
+
+
+CHANGED_AFTER_SIGNING = Text("Nội dung đã bị thay đổi sau một chữ ký (không chỉ thêm chữ ký, điền biểu mẫu hay "
+                             "dữ liệu xác thực).",
+                             "The content was changed after a signature (beyond adding signatures, filling in "
+                             "forms or validation data).")
+
+
+def file_summary(indication: str, signatures: int, registry_status: str | None, document_id: str | None,
+                 sub: str | None = None) -> Text:
+    if signatures == 0:
+        return NO_SIGNATURE
+    if registry_status == "withdrawn":
+        return Text(f"Văn bản {document_id} đã bị cơ quan ban hành thu hồi; không còn giá trị sử dụng.",
+                    f"Document {document_id} was withdrawn by the issuing office; it is no longer valid.")
+    if registry_status == "superseded":
+        return Text(f"Văn bản {document_id} đã được thay thế bằng văn bản khác; hãy dùng bản mới.",
+                    f"Document {document_id} was replaced by another document; use the new one.")
+    if indication == "TOTAL-PASSED":
+        return Text("Văn bản xác thực: mọi chữ ký đều hợp lệ và nội dung không bị thay đổi.",
+                    "Genuine: every signature is valid and the content was not changed.")
+    if indication == "INDETERMINATE" and sub == "SIG_CONSTRAINTS_FAILURE":
+        return Text("Tệp đã bị thay đổi sau khi ký (ví dụ thêm trang): chữ ký chỉ bảo đảm bản trước khi thay đổi. "
+                    "Hãy xin bản gốc từ cơ quan ban hành.",
+                    "The file was changed after signing (for example a page added): the signatures vouch only for "
+                    "the version before that change. Ask the issuing office for the original.")
+    if indication == "TOTAL-FAILED":
+        return Text("Văn bản KHÔNG hợp lệ: có chữ ký sai hoặc nội dung đã bị sửa.",
+                    "NOT valid: a signature is wrong or the content was altered.")
+    return Text("Chưa thể khẳng định văn bản là xác thực; xem chi tiết từng chữ ký.",
+                "The document cannot be confirmed as genuine yet; see each signature.")

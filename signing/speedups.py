@@ -1,0 +1,99 @@
+"""Two hot spots of signature validation in the libraries, made fast without changing results.
+
+1. PDF hex strings, installed into pyHanko's parser.
+
+A signature's ``/Contents`` is 10–30 kB of hex, and pyHanko reads hex strings one byte at a time
+through a generator (``read_non_whitespace`` per digit): PERFORMANCE.md's profile puts ~38% of a
+validation there. This reader scans the same bytes in chunks and decodes them with ``binascii``.
+It returns exactly what pyHanko's reader returns: anything unusual (a comment inside the string,
+a character that is not a hex digit or PDF whitespace, a string that never ends) is handed back to
+pyHanko's own reader from the same position, so its behaviour and its error messages are kept.
+
+2. X.509 name comparison (asn1crypto ``Name.__eq__``), which applies RFC 4518 string preparation to
+every attribute on every comparison; finding the signer's certificate and checking the ESS
+certificate id compare names dozens of times per signature (~26% of validation, PERFORMANCE.md).
+Names whose DER encodings are identical are equal without preparation; other pairs are compared
+by asn1crypto itself once and the answer is remembered by their DER encodings.
+"""
+from __future__ import annotations
+
+import binascii
+import contextlib
+import re
+from typing import Any, Iterator
+
+from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils import generic
+
+_original = generic.read_hex_string_from_stream
+_WHITESPACE = b" \n\r\t\f\x00"
+_NOT_HEX = re.compile(rb"[^0-9A-Fa-f]")
+CHUNK = 1 << 16
+
+
+def read_hex_string(stream: Any) -> Any:
+    start = stream.tell()
+    stream.read(1)  # '<'
+    parts: list[bytes] = []
+    while True:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            stream.seek(start)
+            return _original(stream)  # unterminated: pyHanko's error
+        end = chunk.find(b">")
+        if end >= 0:
+            parts.append(chunk[:end])
+            stream.seek(end + 1 - len(chunk), 1)
+            break
+        parts.append(chunk)
+    digits = b"".join(parts).translate(None, _WHITESPACE)
+    if _NOT_HEX.search(digits):
+        stream.seek(start)
+        return _original(stream)  # comment or stray character: pyHanko decides
+    if len(digits) % 2:
+        digits += b"0"
+    return generic.pdf_string(binascii.unhexlify(digits))
+
+
+_name_eq = asn1_x509.Name.__eq__
+_name_ne = asn1_x509.Name.__ne__
+
+
+_equal: dict[tuple[bytes, bytes], bool] = {}
+
+
+def name_eq(self: asn1_x509.Name, other: object) -> bool:
+    if not isinstance(other, asn1_x509.Name):
+        return False
+    a, b = self.chosen.dump(), other.chosen.dump()  # the RDN sequences, whatever tag wraps the names
+    if a == b:
+        return True
+    key = (a, b) if a < b else (b, a)
+    known = _equal.get(key)
+    if known is None:
+        known = bool(_name_eq(self, other))
+        if len(_equal) > 8192:
+            _equal.clear()
+        _equal[key] = known
+    return known
+
+
+def install() -> None:
+    """Idempotent; pyHanko's ``read_object`` looks the function up at call time."""
+    generic.read_hex_string_from_stream = read_hex_string  # type: ignore[assignment]
+    if asn1_x509.Name.__eq__ is not name_eq:
+        asn1_x509.Name.__eq__ = name_eq  # type: ignore[method-assign,assignment]
+        asn1_x509.Name.__ne__ = lambda self, other: not name_eq(self, other)  # type: ignore[method-assign,assignment]
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """pyHanko and asn1crypto as shipped, e.g. to measure the raw libraries in the same process."""
+    hex_reader, eq, ne = generic.read_hex_string_from_stream, asn1_x509.Name.__eq__, asn1_x509.Name.__ne__
+    generic.read_hex_string_from_stream = _original  # type: ignore[assignment]
+    asn1_x509.Name.__eq__, asn1_x509.Name.__ne__ = _name_eq, _name_ne  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        generic.read_hex_string_from_stream = hex_reader  # type: ignore[assignment]
+        asn1_x509.Name.__eq__, asn1_x509.Name.__ne__ = eq, ne  # type: ignore[method-assign]
