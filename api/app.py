@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from . import errors
 from .container import Container, build
 from .middleware import BodyLimit
-from .routes import certificates, ops, protocol, signing
+from .routes import certificates, citizen, ops, protocol, signing, verify
 from .scheduler import republish_loop, upgrade_loop
 
 log = logging.getLogger("kyso")
@@ -51,9 +51,13 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.include_router(protocol.router)
     app.include_router(certificates.router)
     app.include_router(signing.router)
+    app.include_router(verify.router)
+    app.include_router(citizen.router)
     settings = container.settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, per_path={
         "/api/v1/sign/batch": settings.max_pdf_bytes * 2 + 1_048_576,
         "/api/v1/sign": settings.max_pdf_bytes + 1_048_576,
+        "/api/v1/verify": settings.max_pdf_bytes + 1_048_576,
+        "/v/*": settings.max_pdf_bytes + 1_048_576,  # the citizen page's upload form
     })
     return app

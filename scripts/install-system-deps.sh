@@ -5,9 +5,10 @@ set -euo pipefail
 # openssl, softhsm2: PKI and keystore; fonts-liberation2: Liberation Serif 2.x (metric-compatible with
 # Times New Roman, with every Vietnamese letter; 1.x lacks them) embedded in visible signatures; poppler-utils, qpdf, zbar-tools, libnss3-tools,
 # libnss3-dev, libnspr4-dev, gcc: the interop tests (pdfsig with its trust shim, qpdf --check,
-# pdftoppm + zbarimg for the QR code, pdftotext).
+# pdftoppm + zbarimg for the QR code, pdftotext); chromium: the citizen page's browser tests (Playwright drives
+# Debian's Chromium, never a downloaded browser).
 packages=(openssl ca-certificates softhsm2 fonts-liberation2 poppler-utils qpdf zbar-tools
-          libnss3-tools libnss3-dev libnspr4-dev gcc libc6-dev)
+          libnss3-tools libnss3-dev libnspr4-dev gcc libc6-dev chromium)
 # python3-venv only when the interpreter cannot make virtual environments by itself (Debian's python3)
 python3 -c "import ensurepip, venv" 2>/dev/null || packages+=(python3-venv)
 missing=()

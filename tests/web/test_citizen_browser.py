@@ -1,0 +1,147 @@
+"""The citizen page in a real browser: headless Debian Chromium driven by Playwright, on a live kyso.
+
+A phone-sized context with an in-app-browser user agent opens the page, uploads the signed file and
+a tampered copy, opens QR addresses carrying the offline seal (intact, altered), and, after a first
+visit, opens another document's QR address with the connection cut. Screenshots go to artifacts/.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.web.conftest import APPLICANT, DOSSIER, Site, tamper_pdf, tamper_seal
+
+ZALO_UA = ("Mozilla/5.0 (Linux; Android 10; SM-A105F) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 "
+           "Chrome/120.0.0.0 Mobile Safari/537.36 Zalo android/12100 ZaloTheme/light ZaloLanguage/vi")
+SETTLED = "#seal-result:not([data-result='pending'])"
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context(viewport={"width": 360, "height": 740}, device_scale_factor=2, is_mobile=True,
+                              has_touch=True, user_agent=ZALO_UA, locale="vi-VN")
+    ctx.set_default_timeout(20_000)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def shot(page: Any, artifacts: Path, name: str) -> None:
+    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+
+
+def choose_and_check(page: Any, pdf: bytes) -> None:
+    page.set_input_files("#file", files=[{"name": "ban-nhan-duoc.pdf", "mimeType": "application/pdf", "buffer": pdf}])
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+
+
+def test_upload_genuine_then_tampered(site: Site, context: Any, artifacts: Path) -> None:
+    page = context.new_page()
+    page.goto(f"{site.url}/v/{site.genuine.document_id}")
+    assert page.inner_text("#status .badge") == "CÒN HIỆU LỰC"
+    assert "Nguyễn V** A*" in page.inner_text("#paper-facts")
+    shot(page, artifacts, "01-page")
+    choose_and_check(page, site.genuine.pdf)
+    assert page.get_attribute("#result", "data-result") == "genuine", page.inner_text("#result")
+    assert page.inner_text("#result .badge") == "HỢP LỆ"
+    shot(page, artifacts, "02-upload-genuine")
+    page.goto(f"{site.url}/v/{site.genuine.document_id}")
+    choose_and_check(page, tamper_pdf(site.genuine.pdf))
+    assert page.inner_text("#result .badge") == "KHÔNG HỢP LỆ"
+    assert page.get_attribute("#result", "data-result") in ("unregistered", "not_genuine")
+    shot(page, artifacts, "03-upload-tampered")
+
+
+def test_upload_works_without_javascript(site: Site, browser: Any, artifacts: Path) -> None:
+    ctx = browser.new_context(java_script_enabled=False, viewport={"width": 360, "height": 740})
+    try:
+        page = ctx.new_page()
+        page.goto(f"{site.url}/v/{site.genuine.document_id}?lang=en#{site.genuine.offline_seal}")
+        assert page.is_visible("noscript p") or "JavaScript is off" in page.content()
+        choose_and_check(page, site.genuine.pdf)
+        assert page.inner_text("#result .badge") == "GENUINE"
+        shot(page, artifacts, "04-no-javascript-upload")
+    finally:
+        ctx.close()
+
+
+def test_seal_verified_from_qr_address(site: Site, context: Any, artifacts: Path) -> None:
+    page = context.new_page()
+    page.goto(site.qr_url(site.genuine))
+    page.wait_for_selector(SETTLED)
+    assert page.get_attribute("#seal-result", "data-result") == "match"
+    assert page.inner_text("#seal-result .badge") == "CON DẤU ĐÚNG"
+    facts = page.inner_text("#seal-facts")
+    assert APPLICANT in facts and "Người nộp hồ sơ" in facts and DOSSIER in facts and "Phường Ba Đình" in facts
+    shot(page, artifacts, "05-seal-match")
+    page.click("#lang-switch")  # the English switch keeps the seal
+    page.wait_for_selector(SETTLED)
+    assert page.url.endswith(f"?lang=en#{site.genuine.offline_seal}")
+    assert page.inner_text("#seal-result .badge") == "SEAL MATCHES" and "Applicant" in page.inner_text("#seal-facts")
+
+
+def test_altered_seal_field_is_a_mismatch(site: Site, context: Any, artifacts: Path) -> None:
+    token = tamper_seal(site.genuine.offline_seal or "", "applicant", "Nguyễn Văn Ân")
+    page = context.new_page()
+    page.goto(f"{site.url}/v/{site.genuine.document_id}#{token}")
+    page.wait_for_selector(SETTLED)
+    assert page.get_attribute("#seal-result", "data-result") == "mismatch"
+    assert page.inner_text("#seal-result .badge") == "KHÔNG KHỚP"
+    assert "có thể đã bị sửa" in page.inner_text("#seal-result")
+    shot(page, artifacts, "06-seal-altered")
+
+
+def test_seal_of_another_document(site: Site, context: Any) -> None:
+    page = context.new_page()
+    page.goto(f"{site.url}/v/{site.genuine.document_id}#{site.other.offline_seal}")
+    page.wait_for_selector(SETTLED)
+    assert page.get_attribute("#seal-result", "data-result") == "other_document"
+
+
+def test_offline_seal_check_after_a_first_visit(site: Site, context: Any, artifacts: Path) -> None:
+    page = context.new_page()
+    page.goto(site.qr_url(site.genuine))
+    page.wait_for_selector(SETTLED)
+    assert page.evaluate("navigator.serviceWorker.ready.then(function () { return true; })")
+    context.set_offline(True)
+    try:
+        page.goto(site.qr_url(site.other))  # a document this phone never opened
+        page.wait_for_selector(SETTLED)
+        assert page.get_attribute("#main", "data-offline") == "true"
+        assert page.inner_text("#offline .badge") == "KHÔNG CÓ KẾT NỐI MẠNG"
+        assert page.get_attribute("#seal-result", "data-result") == "match"
+        assert "chưa kiểm tra sổ đăng ký" in page.inner_text("#seal-result .offline-note")
+        assert page.inner_text("#doc-id") == site.other.document_id
+        assert "Trần Thị Bình" in page.inner_text("#seal-facts")
+        assert "Phường Ba Đình, Hà Nội" in page.inner_text("#seal-facts")  # commune names cached too
+        shot(page, artifacts, "07-offline-seal")
+        page.goto(f"{site.url}/v/{site.other.document_id}?lang=en#"
+                  + tamper_seal(site.other.offline_seal or "", "dossier_no", "HS-2026-000778"))
+        page.wait_for_selector(SETTLED)
+        assert page.get_attribute("#seal-result", "data-result") == "mismatch"
+        assert "NO CONNECTION" in page.inner_text("#offline")
+        shot(page, artifacts, "08-offline-seal-altered-en")
+    finally:
+        context.set_offline(False)
+
+
+def test_without_webcrypto_the_page_says_so(site: Site, context: Any, artifacts: Path) -> None:
+    context.add_init_script("Object.defineProperty(Crypto.prototype, 'subtle', {get: function () { return undefined; }});")
+    page = context.new_page()
+    page.goto(site.qr_url(site.genuine))
+    page.wait_for_selector(SETTLED)
+    assert page.get_attribute("#seal-result", "data-result") == "nocrypto"
+    assert "không kiểm tra được con dấu số trên thiết bị này" in page.inner_text("#seal-result").lower()
+    shot(page, artifacts, "09-no-webcrypto")
+
+
+def test_unknown_document_page(site: Site, context: Any, artifacts: Path) -> None:
+    page = context.new_page()
+    response = page.goto(f"{site.url}/v/ABCDEFGHJKLM")
+    assert response.status == 404 and page.inner_text("#error .badge") == "KHÔNG TÌM THẤY"
+    shot(page, artifacts, "10-unknown")
