@@ -10,7 +10,7 @@ STAMP   = $(VENV)/.kyso-installed
 help:
 	@echo "make run    set up and start kyso with a demo PKI on http://127.0.0.1:8000"
 	@echo "make test   run the whole test suite (SQLite and PostgreSQL, openssl, pkilint)"
-	@echo "make bench  measure issuance, OCSP, CRL and keystore figures against the raw libraries (writes docs/benchmarks.md)"
+	@echo "make bench  measure issuance, OCSP, CRL, keystore, signing and verification figures against the raw libraries (writes docs/benchmarks.md)"
 
 $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	./scripts/install-system-deps.sh
