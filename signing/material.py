@@ -67,6 +67,31 @@ def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
     return str(values[0].value) if values else None
 
 
+class EpochWatch:
+    """Tells a per-process cache when to forget: the revocation epoch (any revocation, release or
+    CRL publication, in any worker) moved. The database is asked at most every
+    ``KYSO_OCSP_CACHE_CHECK_SECONDS``."""
+
+    def __init__(self, ctx: PkiContext) -> None:
+        self._ctx = ctx
+        self.epoch: int | None = None
+        self.checked = 0.0
+
+    def fresh(self) -> bool:
+        """Checked moments ago: a cache may answer without a database round trip."""
+        return self.epoch is not None and time.monotonic() - self.checked < self._ctx.settings.ocsp_cache_check_seconds
+
+    def moved(self, session: Session) -> bool:
+        if self.fresh():
+            return False
+        epoch = revocation_epoch(session)
+        moved, self.epoch, self.checked = epoch != self.epoch, epoch, time.monotonic()
+        return moved
+
+    def reset(self) -> None:
+        self.epoch = None
+
+
 class MaterialCache:
     """Per-process cache; safe to lose (the database is the truth)."""
 
@@ -75,26 +100,19 @@ class MaterialCache:
         self._lock = threading.Lock()
         self._signers: dict[str, tuple[float, SignerMaterial]] = {}
         self._revinfo: dict[tuple[str, ...], tuple[float, RevocationData]] = {}
-        self._epoch: int | None = None
-        self._checked = 0.0
+        self._watch = EpochWatch(ctx)
 
     def _check_epoch(self, session: Session) -> None:
-        now = time.monotonic()
-        if now - self._checked < self._ctx.settings.ocsp_cache_check_seconds and self._epoch is not None:
-            return
-        epoch = revocation_epoch(session)
-        with self._lock:
-            if epoch != self._epoch:
+        if self._watch.moved(session):
+            with self._lock:
                 self._signers.clear()
                 self._revinfo.clear()
-                self._epoch = epoch
-            self._checked = now
 
     def clear(self) -> None:
         with self._lock:
             self._signers.clear()
             self._revinfo.clear()
-            self._epoch = None
+            self._watch.reset()
 
     # -- signer ----------------------------------------------------------------------------------
     def signer(self, credential_id: str) -> SignerMaterial:
@@ -156,10 +174,9 @@ class MaterialCache:
     def revocation_data(self, certs: list[asn1_x509.Certificate]) -> RevocationData:
         """Stored OCSP responses for every kyso-issued certificate in ``certs``, plus the root CRLs."""
         key = tuple(sorted({c.sha256.hex() for c in certs}))
-        now = time.monotonic()
-        if self._epoch is not None and now - self._checked < self._ctx.settings.ocsp_cache_check_seconds:
+        if self._watch.fresh():
             hit = self._revinfo.get(key)  # epoch checked moments ago: no database round trip
-            if hit and now - hit[0] < TTL_SECONDS:
+            if hit and time.monotonic() - hit[0] < TTL_SECONDS:
                 return hit[1]
         with transaction(self._ctx.sessions) as session:
             self._check_epoch(session)

@@ -45,11 +45,11 @@ from core import clock
 from core.db import transaction
 from hsm import SignatureScheme
 from pki.context import PkiContext
-from pki.ocsp import revocation_epoch
 from pki.store import current_qr_seal, qr_seal_certificates
 from policies.documents import DocumentType
 
 from .errors import SealFieldsInvalid, SealTokenInvalid
+from .material import EpochWatch
 
 VERSION = "KS1"
 SEPARATOR = "\x1f"  # U+001F UNIT SEPARATOR: never in a cleaned value
@@ -342,24 +342,17 @@ class SealMaterialCache:
         self._ctx = ctx
         self._lock = threading.Lock()
         self._entry: tuple[float, SealMaterial] | None = None
-        self._epoch: int | None = None
-        self._checked = 0.0
+        self._watch = EpochWatch(ctx)
 
     def _check_epoch(self, session: Session) -> None:
-        now = time.monotonic()
-        if now - self._checked < self._ctx.settings.ocsp_cache_check_seconds and self._epoch is not None:
-            return
-        epoch = revocation_epoch(session)
-        with self._lock:
-            if epoch != self._epoch:
+        if self._watch.moved(session):
+            with self._lock:
                 self._entry = None
-                self._epoch = epoch
-            self._checked = now
 
     def clear(self) -> None:
         with self._lock:
             self._entry = None
-            self._epoch = None
+            self._watch.reset()
 
     def get(self) -> SealMaterial:
         with transaction(self._ctx.sessions) as session:

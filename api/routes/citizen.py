@@ -35,13 +35,14 @@ from pki.models import Certificate
 from policies import units
 from policies.documents import DocumentType
 from signing import offline_seal, registry
-from signing.errors import PdfTooLarge, UnknownDocument, UnreadablePdf
+from signing.errors import UnknownDocument
 from signing.models import SignedDocument
 from signing.report import VerificationReport
 
 from ..container import Container
 from ..deps import ContainerDep
 from ..errors import status_for
+from ..uploads import read_pdf
 from ..ratelimit import limit_verification
 
 log = logging.getLogger("kyso.citizen")
@@ -248,12 +249,7 @@ async def _read_upload(request: Request, limit: int) -> bytes:
     upload = form.get("file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise InvalidInput("no file was chosen", code="no_file")
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise PdfTooLarge(f"{upload.filename} is larger than the {limit:,}-byte limit")
-    if b"%PDF-" not in data[:1024]:
-        raise UnreadablePdf(f"{upload.filename} is not a PDF")
-    return data
+    return await read_pdf(upload, limit)
 
 
 # -- rendering -------------------------------------------------------------------------------------

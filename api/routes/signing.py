@@ -10,10 +10,10 @@ from starlette.concurrency import run_in_threadpool
 
 from core.errors import InvalidInput, KysoError
 from signing import registry
-from signing.errors import PdfTooLarge, UnreadablePdf
 
 from ..deps import ContainerDep, Operator, Reader, SessionDep, require
 from ..errors import UnsupportedMediaType, error_body, status_for
+from ..uploads import read_pdf
 from ..schemas_signing import (
     BatchItemOut, BatchMetadata, BatchOut, DocumentList, DocumentOut, DocumentTypeOut, SignedOut, SignMetadata,
     SupersedeIn, WithdrawIn,
@@ -37,15 +37,6 @@ def _metadata(raw: str | dict, model: type) -> object:
         raise InvalidInput(f"the metadata part is not valid: {problems}", code="invalid_metadata") from None
 
 
-async def _read_pdf(upload: UploadFile, limit: int) -> bytes:
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise PdfTooLarge(f"{upload.filename or 'the file'} is larger than the {limit:,}-byte limit")
-    if b"%PDF-" not in data[:1024]:
-        raise UnreadablePdf(f"{upload.filename or 'the file'} is not a PDF (no %PDF- header)")
-    return data
-
-
 @router.post("/sign", summary="Sign a PDF (multipart: `file` = the PDF, `metadata` = JSON)",
              response_class=Response, responses=PDF)
 async def sign(request: Request, container: ContainerDep, principal: Signer,
@@ -53,7 +44,7 @@ async def sign(request: Request, container: ContainerDep, principal: Signer,
                metadata: Annotated[str, Form(description="JSON: see the SignMetadata schema")],
                idempotency_key: IdempotencyKey = None) -> Response:
     meta = _metadata(metadata, SignMetadata)
-    pdf = await _read_pdf(file, container.settings.max_pdf_bytes)
+    pdf = await read_pdf(file, container.settings.max_pdf_bytes)
     result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=principal.actor,  # type: ignore[attr-defined]
                                      idempotency_key=idempotency_key)
     headers = {"X-Document-Id": result.document_id, "X-Signature-Level": result.level,
@@ -86,7 +77,7 @@ async def sign_batch(container: ContainerDep, principal: Signer,
             overrides = batch.items[index] if batch.items else {}  # type: ignore[attr-defined]
             merged = batch.defaults.model_dump() | overrides  # type: ignore[attr-defined]
             meta = _metadata(merged, SignMetadata)
-            pdf = await _read_pdf(upload, container.settings.max_pdf_bytes)
+            pdf = await read_pdf(upload, container.settings.max_pdf_bytes)
             key = f"{idempotency_key}:{index}" if idempotency_key else None
             result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=principal.actor,  # type: ignore[attr-defined]
                                              idempotency_key=key)

@@ -14,10 +14,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from signing import report_render
-from signing.errors import PdfTooLarge, UnreadablePdf
 
 from ..deps import ContainerDep
 from ..ratelimit import limit_verification
+from ..uploads import read_pdf
 from signing.report import VerificationReport
 
 router = APIRouter(prefix="/api/v1", tags=["verification"])
@@ -35,15 +35,6 @@ def _format(request: Request, explicit: Format | None) -> Format:
     return "json"
 
 
-async def read_upload(upload: UploadFile, limit: int) -> bytes:
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise PdfTooLarge(f"{upload.filename or 'the file'} is larger than the {limit:,}-byte limit")
-    if not data:
-        raise UnreadablePdf("the uploaded file is empty")
-    return data
-
-
 @router.post(
     "/verify", summary="Verify every signature in a PDF (multipart: `file`)",
     dependencies=[Depends(limit_verification)], response_model=VerificationReport,
@@ -55,7 +46,7 @@ async def verify(request: Request, container: ContainerDep,
                  file: Annotated[UploadFile, File(description="The PDF to check")],
                  format: Annotated[Format | None, Query(description="json, html or pdf; default from Accept")] = None,
                  lang: Annotated[Literal["vi", "en"], Query(description="Language of the sentences")] = "vi") -> Response:
-    pdf = await read_upload(file, container.settings.max_pdf_bytes)
+    pdf = await read_pdf(file, container.settings.max_pdf_bytes)
     report = await run_in_threadpool(container.verifier.verify, pdf)
     chosen = _format(request, format)
     if chosen == "html":

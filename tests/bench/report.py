@@ -115,6 +115,19 @@ def print_table(results: Results) -> None:
     print()
 
 
+def results_table(results: Results) -> list[str]:
+    """The figures as a markdown table, one bold row per section."""
+    lines = ["| figure | kyso | raw baseline (same run) | kyso / raw | notes |", "|---|---:|---|---:|---|"]
+    section = None
+    for fig in results.figures:
+        if fig.section != section:
+            section = fig.section
+            lines.append(f"| **{section}** | | | | |")
+        raw = f"{fmt(fig.raw_value)} {fig.unit} — {fig.raw_name}" if fig.raw_value is not None else "—"
+        lines.append(f"| {fig.name} | {fmt(fig.value)} {fig.unit} | {raw} | {_ratio(fig)} | {fig.note} |")
+    return lines
+
+
 def write_markdown(results: Results, machine: dict[str, str], path: Path, method_notes: list[str]) -> None:
     finished = dt.datetime.now().astimezone()
     lines = [
@@ -137,16 +150,8 @@ def write_markdown(results: Results, machine: dict[str, str], path: Path, method
         "",
         "## Results",
         "",
-        "| figure | kyso | raw baseline (same run) | kyso / raw | notes |",
-        "|---|---:|---|---:|---|",
     ]
-    section = None
-    for fig in results.figures:
-        if fig.section != section:
-            section = fig.section
-            lines.append(f"| **{section}** | | | | |")
-        raw = f"{fmt(fig.raw_value)} {fig.unit} — {fig.raw_name}" if fig.raw_value is not None else "—"
-        lines.append(f"| {fig.name} | {fmt(fig.value)} {fig.unit} | {raw} | {_ratio(fig)} | {fig.note} |")
+    lines += results_table(results)
     if results.http:
         lines += [
             "",
@@ -214,16 +219,8 @@ def splice_section(results: Results, machine: dict[str, str], path: Path, name: 
         "- **Load average** (1/5/15 min): "
         + "; ".join(f"{label} {a:.2f}/{b:.2f}/{c:.2f}" for label, (a, b, c) in results.loadavg),
         "", "### Results", "",
-        "| figure | kyso | raw baseline (same run) | kyso / raw | notes |",
-        "|---|---:|---|---:|---|",
     ]
-    section = None
-    for fig in results.figures:
-        if fig.section != section:
-            section = fig.section
-            lines.append(f"| **{section}** | | | | |")
-        raw = f"{fmt(fig.raw_value)} {fig.unit} — {fig.raw_name}" if fig.raw_value is not None else "—"
-        lines.append(f"| {fig.name} | {fmt(fig.value)} {fig.unit} | {raw} | {_ratio(fig)} | {fig.note} |")
+    lines += results_table(results)
     lines += ["", "### Method", ""] + [f"- {n}" for n in method]
     if results.notes:
         lines += ["", "### Notes from this run", ""] + ["- " + n.replace("\n", "\n  ") for n in results.notes]
