@@ -135,14 +135,14 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     -F 'metadata={{"document_type":"dossier-result","commune_code":"00004","credential_id":"{demo_signing["specialist"]}","dossier_number":"HS-1"}}' \\
     {base}/api/v1/sign
   (the X-Verify-Url header of the answer is the address its QR code carries)
+  .venv/bin/kyso sign {demo_signing["sample"]} -o signed.pdf -c {demo_signing["specialist"]} --commune 00004 --level B-LT
+  already signed example: {container.settings.home.resolve() / "sample-signed.pdf"}
+  its verification URL:   {container.settings.base_url}/v/{demo_signing["example"]}
 
 [bold]Verify a PDF[/] (no token needed; the citizen page is the X-Verify-Url):
   curl -s -F file=@signed.pdf {base}/api/v1/verify
   curl -s -F file=@signed.pdf -H 'Accept: application/pdf' -o report.pdf {base}/api/v1/verify   (sealed report)
   .venv/bin/kyso verify signed.pdf
-  .venv/bin/kyso sign {demo_signing["sample"]} -o signed.pdf -c {demo_signing["specialist"]} --commune 00004 --level B-LT
-  already signed example: {container.settings.home.resolve() / "sample-signed.pdf"}
-  its verification URL:   {container.settings.base_url}/v/{demo_signing["example"]}
 """)
     if not no_serve:
         serve(host=host, port=port, workers=1)

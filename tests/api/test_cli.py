@@ -108,3 +108,30 @@ def test_sign_and_registry_commands(kyso, tmp_path):
     items = json.loads(batch.stdout)
     assert "document_id" in items[0] and items[1]["error"]["code"] == "encrypted_pdf"
     assert (tmp_path / "batch" / "outlines-signed.pdf").exists()
+
+
+def test_verify_command(kyso, tmp_path):
+    """kyso verify: exit 0 only for a genuine document, 1 for anything else, 2 for input it cannot read."""
+    corpus = Path(__file__).resolve().parents[1] / "corpus"
+    kyso("ca", "init", "--json")
+    credential = json.loads(kyso("cert", "issue", "--cn", "Nguyễn Thị Hoa", "--commune", "00004",
+                                 "--id-number", "001190000001", "--json").stdout)["credential_id"]
+    signed = tmp_path / "signed.pdf"
+    document_id = json.loads(kyso("sign", str(corpus / "fourpages.pdf"), "-o", str(signed), "-c", credential,
+                                  "--commune", "00004", "--level", "B-LT", "--invisible", "--json").stdout)["document_id"]
+    report = json.loads(kyso("verify", str(signed), "--json", "--html", str(tmp_path / "r.html")).stdout)
+    assert report["indication"] == "TOTAL-PASSED" and report["registry"]["document_id"] == document_id
+    assert "Báo cáo kiểm tra chữ ký số" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Genuine" in kyso("verify", str(signed), "--lang", "en").stdout
+    data = bytearray(signed.read_bytes())
+    at = data.index(b"stream", 200) + 20  # inside page content, which the signature covers
+    data[at] = (data[at] + 1) % 256
+    tampered = tmp_path / "tampered.pdf"
+    tampered.write_bytes(bytes(data))
+    failed = kyso("verify", str(tampered), "--json", check=False)
+    assert failed.returncode == 1 and json.loads(failed.stdout)["indication"] != "TOTAL-PASSED"
+    sealed = kyso("verify", str(signed), "--pdf", str(tmp_path / "r.pdf"), check=False)
+    assert sealed.returncode == 2 and "KYSO_REPORT_SEAL_CREDENTIAL" in sealed.stderr
+    (tmp_path / "note.txt").write_text("not a pdf")
+    bad = kyso("verify", str(tmp_path / "note.txt"), check=False)
+    assert bad.returncode == 2 and "unreadable_pdf" in bad.stderr
