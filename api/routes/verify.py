@@ -14,8 +14,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from signing import report_render
+from signing.errors import PdfTooLarge, UnreadablePdf
 
 from ..deps import ContainerDep
+from ..errors import UnsupportedMediaType
 from ..ratelimit import limit_verification
 from ..uploads import read_pdf
 from signing.report import VerificationReport
@@ -36,17 +38,30 @@ def _format(request: Request, explicit: Format | None) -> Format:
 
 
 @router.post(
-    "/verify", summary="Verify every signature in a PDF (multipart: `file`)",
+    "/verify", summary="Verify every signature in a PDF (multipart `file`, or the PDF itself as application/pdf)",
     dependencies=[Depends(limit_verification)], response_model=VerificationReport,
     responses={200: {"content": {"application/json": {}, "text/html": {}, "application/pdf": {}},
                      "description": "The report: JSON, HTML, or a sealed PDF"},
                429: {"description": "Too many requests from this address; see Retry-After"}},
 )
 async def verify(request: Request, container: ContainerDep,
-                 file: Annotated[UploadFile, File(description="The PDF to check")],
+                 file: Annotated[UploadFile | None, File(description="The PDF to check (or send the PDF itself as "
+                                                                     "the body with Content-Type: application/pdf)")] = None,
                  format: Annotated[Format | None, Query(description="json, html or pdf; default from Accept")] = None,
                  lang: Annotated[Literal["vi", "en"], Query(description="Language of the sentences")] = "vi") -> Response:
-    pdf = await read_pdf(file, container.settings.max_pdf_bytes)
+    limit = container.settings.max_pdf_bytes
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if file is not None:
+        pdf = await read_pdf(file, limit)
+    elif content_type == "application/pdf":
+        pdf = await request.body()
+        if len(pdf) > limit:
+            raise PdfTooLarge(f"the PDF is larger than the {limit:,}-byte limit")
+        if b"%PDF-" not in pdf[:1024]:
+            raise UnreadablePdf("the body is not a PDF (no %PDF- header)" if pdf else "the body is empty")
+    else:
+        raise UnsupportedMediaType(f"send the PDF as multipart/form-data with a part named 'file', or as the body "
+                                   f"with Content-Type: application/pdf (this request was {content_type or 'empty'})")
     report = await run_in_threadpool(container.verifier.verify, pdf)
     chosen = _format(request, format)
     if chosen == "html":

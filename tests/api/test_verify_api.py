@@ -86,7 +86,17 @@ def test_unsigned_pdf_is_reported_not_refused(client: TestClient, sample_pdf: by
 
 def test_missing_file_part(client: TestClient) -> None:
     r = client.post("/api/v1/verify", data={"x": "y"})
-    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
+    assert "multipart/form-data" in r.json()["error"]["message"]
+    r = client.post("/api/v1/verify", json={"pdf": "..."})
+    assert r.status_code == 415 and "application/json" in r.json()["error"]["message"]
+
+
+def test_raw_pdf_body(client: TestClient, signed: tuple[str, bytes]) -> None:
+    r = client.post("/api/v1/verify", content=signed[1], headers={"Content-Type": "application/pdf"})
+    assert r.status_code == 200 and r.json()["registry"]["document_id"] == signed[0]
+    r = client.post("/api/v1/verify", content=b"not a pdf", headers={"Content-Type": "application/pdf"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "unreadable_pdf"
 
 
 def test_oversize_upload_is_413(pki: Container) -> None:
