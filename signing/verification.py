@@ -24,15 +24,11 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
-from io import BytesIO
 from typing import Any
 
-from asn1crypto import cms, x509 as asn1_x509
+from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.validation import DocumentSecurityStore
-from pyhanko.sign.validation.generic_cms import extract_certs_for_validation, validate_sig_integrity
+from pyhanko.sign.validation.generic_cms import extract_certs_for_validation
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy, RevocationCheckingRule
@@ -48,14 +44,17 @@ from pki.reasons import Reason
 
 from . import pades, report_text, speedups
 from .chain import SIGNER_USAGE, TSA_USAGE, ChainCache, ChainStatus, RevocationFacts, chain_status, context_for
-from .errors import EncryptedPdf, PdfTooLarge, UnreadablePdf
+from .errors import PdfTooLarge, UnreadablePdf
 from .material import MaterialCache
 from .models import DocumentFile, SignedDocument
 from .report import (
-    INDICATION_ORDER, CertificateInfo, CoverageInfo, RegistryInfo, RevocationInfo, SignatureReport, Text,
+    RegistryInfo, RevocationInfo, SignatureReport, Text,
     TimestampInfo, VerificationReport,
 )
 from .trust import TrustProvider, TrustStore
+from .pdf_facts import (
+    anchor_label, cert_info, common_name, coverage_of, covered_end, crypto_check, digest, dss_material, embedded_certificates, format_failure, has_later_content, level_of, locks_fields, open_pdf, signing_time_attr, timestamp_token, worst,
+)
 
 log = logging.getLogger(__name__)
 WEAK_DIGESTS = {"md5", "sha1"}
@@ -67,17 +66,6 @@ TIME_FAILURES = {"REVOKED_NO_POE", "OUT_OF_BOUNDS_NO_POE", "OUT_OF_BOUNDS_NOT_RE
                  "REVOKED_CA_NO_POE", "REVOCATION_OUT_OF_BOUNDS_NO_POE", "TRY_LATER"}
 NO_REVOCATION_CHECK = CertRevTrustPolicy(RevocationCheckingPolicy(
     ee_certificate_rule=RevocationCheckingRule.NO_CHECK, intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK))
-
-
-@dataclass
-class _Facts:
-    """What pyHanko found about one signature, before kyso's judgement."""
-
-    sig: EmbeddedPdfSignature
-    status: Any
-    chain: tuple[asn1_x509.Certificate, ...]
-    poe: dt.datetime | None
-    timestamp: TimestampInfo | None
 
 
 class Verifier:
@@ -94,7 +82,7 @@ class Verifier:
     def verify(self, pdf: bytes) -> VerificationReport:
         if len(pdf) > self.ctx.settings.max_pdf_bytes:
             raise PdfTooLarge(f"the PDF is {len(pdf):,} bytes; the limit is {self.ctx.settings.max_pdf_bytes:,}")
-        reader = _open(pdf)
+        reader = open_pdf(pdf)
         now = clock.now()
         trust = self.trust.store()
         try:
@@ -106,7 +94,7 @@ class Verifier:
             registry = self._registry(session, pdf, embedded)
         reports: list[SignatureReport] = []
         doc_timestamps = [s for s in embedded if s.sig_object_type == "/DocTimeStamp"]
-        dss_data = _dss_kwargs(reader) if "/DSS" in reader.root else {}
+        dss_data = dss_material(reader) if "/DSS" in reader.root else {}
         has_dss = bool(dss_data.get("ocsps") or dss_data.get("crls"))
         for sig in embedded:
             try:
@@ -117,13 +105,13 @@ class Verifier:
                                                              doc_timestamps, has_dss)))
             except Exception as exc:  # noqa: BLE001 - a malformed signature is reported, never a 500
                 log.warning("signature %s could not be validated: %s", sig.field_name, exc, exc_info=True)
-                reports.append(_format_failure(sig, exc))
+                reports.append(format_failure(sig, exc))
         notes: list[Text] = []
-        last_end = max((_covered_end(s) for s in embedded), default=0)
-        uncovered = bool(embedded) and last_end < len(pdf.rstrip()) - 2 and _has_later_content(pdf, last_end)
+        last_end = max((covered_end(s) for s in embedded), default=0)
+        uncovered = bool(embedded) and last_end < len(pdf.rstrip()) - 2 and has_later_content(pdf, last_end)
         if uncovered:
             notes.append(report_text.UNCOVERED)
-        indication, sub = _worst(reports)
+        indication, sub = worst(reports)
         if indication == "TOTAL-PASSED" and any(r.kind == "signature" and r.coverage.modification_level == "OTHER"
                                                 for r in reports):
             # every signature is sound for what it signed, but the file was changed after one of them
@@ -148,13 +136,13 @@ class Verifier:
     async def _signature(self, reader: PdfFileReader, sig: EmbeddedPdfSignature, trust: TrustStore,
                          now: dt.datetime, dss: dict[str, Any], doc_timestamps: list[EmbeddedPdfSignature],
                          has_dss: bool) -> SignatureReport:
-        certs = _certificates(sig)
+        certs = embedded_certificates(sig)
         kyso = self._kyso_chain(certs)
         facts = self._facts(certs, dss, kyso)
         sig.compute_integrity_info()
         integrity = sig.summarise_integrity_info()
         signer = sig.signer_cert
-        intact, valid = _crypto(sig.signer_info, signer, "data", sig.compute_digest())
+        intact, valid = crypto_check(sig.signer_info, signer, "data", sig.compute_digest())
         timestamp, poe = await self._signature_timestamp(sig, trust, now, facts, kyso)
         later_ts = [t for t in doc_timestamps if t.signed_revision > sig.signed_revision]
         if poe is None and later_ts:
@@ -169,10 +157,10 @@ class Verifier:
                  if intact and valid else ChainStatus(None, "NOT_CHECKED", None))
         indication, sub, revocation, revoked_later = await self._judge(
             intact, valid, md, chain, poe, signer, certs, trust, facts, kyso, now=now)
-        coverage = _coverage(sig, integrity, reader)
+        coverage = coverage_of(sig, integrity, reader)
         notes: tuple[Text, ...] = ()
         if indication != "TOTAL-FAILED" and not coverage.changes_allowed:
-            if coverage.covers == "partial" or sig.docmdp_level is not None or _field_locks(sig):
+            if coverage.covers == "partial" or sig.docmdp_level is not None or locks_fields(sig):
                 # a certification (DocMDP) or field lock that the later changes break, or a byte
                 # range that does not even cover its own revision
                 indication, sub = "INDETERMINATE", "SIG_CONSTRAINTS_FAILURE"
@@ -180,17 +168,17 @@ class Verifier:
                 # an approval signature forbids nothing: it stays valid for the revision it signed,
                 # and the file-level verdict (``verify``) says the file is more than what was signed
                 notes = (report_text.revision_only(coverage.revision, coverage.later_revisions),)
-        level = _level(timestamp is not None or bool(later_ts), has_dss, bool(later_ts) and has_dss)
-        signer_info = _cert_info(signer)
+        level = level_of(timestamp is not None or bool(later_ts), has_dss, bool(later_ts) and has_dss)
+        signer_info = cert_info(signer)
         path_certs = list(chain.path.iter_certs(include_root=True)) if chain.path else []
-        claimed = sig.self_reported_timestamp or _signing_time_attr(sig.signer_info)
+        claimed = sig.self_reported_timestamp or signing_time_attr(sig.signer_info)
         summary = report_text.signature_summary(
             indication, sub, signer_info, poe or claimed, revoked_later=revoked_later,
             revoked_at=revocation.revoked_at, reason=revocation.reason)
         return SignatureReport(
             field_name=sig.field_name, kind="signature", indication=indication, sub_indication=sub,
-            intact=intact, signer=signer_info, chain=tuple(_cert_info(c) for c in reversed(path_certs[:-1])),
-            trust_anchor=_anchor_label(chain.path.trust_anchor if chain.path else None, trust),
+            intact=intact, signer=signer_info, chain=tuple(cert_info(c) for c in reversed(path_certs[:-1])),
+            trust_anchor=anchor_label(chain.path.trust_anchor if chain.path else None, trust),
             claimed_signing_time=claimed, timestamp=timestamp, revocation=revocation, coverage=coverage, level=level,
             digest_algorithm=md, signature_algorithm=sig.signer_info["signature_algorithm"]["algorithm"].native,
             summary=summary, notes=notes,
@@ -199,17 +187,17 @@ class Verifier:
     async def _signature_timestamp(self, sig: EmbeddedPdfSignature, trust: TrustStore, now: dt.datetime,
                                    facts: RevocationFacts, kyso: bool) -> tuple[TimestampInfo | None, dt.datetime | None]:
         """The signature-timestamp token (B-T): its imprint must be the hash of the signature value."""
-        token = _timestamp_token(sig.signer_info)
+        token = timestamp_token(sig.signer_info)
         if token is None:
             return None, None
         signed_data = token["content"]
         tst_info = signed_data["encap_content_info"]["content"].parsed
         imprint = tst_info["message_imprint"]
-        expected = _digest(imprint["hash_algorithm"]["algorithm"].native, sig.signer_info["signature"].native)
+        expected = digest(imprint["hash_algorithm"]["algorithm"].native, sig.signer_info["signature"].native)
         tsa, intact, trusted = await self._token(signed_data, expected == imprint["hashed_message"].native,
                                                  trust, now, facts, kyso)
         time_ = tst_info["gen_time"].native
-        info = TimestampInfo(time=time_, tsa=_cn(tsa) if tsa else None, intact=intact, trusted=trusted)
+        info = TimestampInfo(time=time_, tsa=common_name(tsa) if tsa else None, intact=intact, trusted=trusted)
         return info, (time_ if intact and trusted else None)
 
     async def _token(self, signed_data: Any, imprint_ok: bool, trust: TrustStore, now: dt.datetime,
@@ -218,8 +206,8 @@ class Verifier:
         tsa = extract_certs_for_validation(signed_data).signer_cert
         signer_info = signed_data["signer_infos"][0]
         content = bytes(signed_data["encap_content_info"]["content"])
-        ok, valid = _crypto(signer_info, tsa, "tst_info",
-                            _digest(signer_info["digest_algorithm"]["algorithm"].native, content))
+        ok, valid = crypto_check(signer_info, tsa, "tst_info",
+                            digest(signer_info["digest_algorithm"]["algorithm"].native, content))
         if not (ok and valid and imprint_ok):
             return tsa, False, False
         certs = [c.chosen for c in signed_data["certificates"] if c.name == "certificate"]
@@ -318,7 +306,7 @@ class Verifier:
     # -- document timestamps ---------------------------------------------------------------------
     async def _timestamp(self, reader: PdfFileReader, sig: EmbeddedPdfSignature, trust: TrustStore,
                          now: dt.datetime, dss: dict[str, Any]) -> SignatureReport:
-        certs = _certificates(sig)
+        certs = embedded_certificates(sig)
         kyso = self._kyso_chain(certs)
         facts = self._facts(certs, dss, kyso)
         sig.compute_integrity_info()
@@ -334,13 +322,13 @@ class Verifier:
         else:
             chain = await self._chain(tsa, certs, TSA_USAGE, trust, now, facts, kyso)  # type: ignore[arg-type]
             indication, sub = "INDETERMINATE", chain.sub_indication or "CERTIFICATE_CHAIN_GENERAL_FAILURE"
-        info = _cert_info(tsa) if tsa is not None else None
+        info = cert_info(tsa) if tsa is not None else None
         return SignatureReport(
             field_name=sig.field_name, kind="document_timestamp", indication=indication, sub_indication=sub,
             intact=intact, signer=info, chain=(), trust_anchor=None, claimed_signing_time=time_,
             timestamp=TimestampInfo(time=time_, tsa=info.common_name if info else None, intact=intact, trusted=trusted),
             revocation=RevocationInfo("good" if trusted else "not_checked", "kyso" if kyso else "dss"),
-            coverage=_coverage(sig, integrity, reader), level=None, digest_algorithm=sig.md_algorithm,
+            coverage=coverage_of(sig, integrity, reader), level=None, digest_algorithm=sig.md_algorithm,
             signature_algorithm=sig.signer_info["signature_algorithm"]["algorithm"].native,
             summary=report_text.signature_summary(indication, sub, info, time_, timestamp_kind=True),
         )
@@ -401,22 +389,22 @@ class Verifier:
     def _registry(session: Session, pdf: bytes, embedded: list[EmbeddedPdfSignature]) -> RegistryInfo | None:
         """The registry record whose file is this one, or is this file before later additions."""
         candidates = [hashlib.sha256(pdf).hexdigest()]
-        for end in sorted({_covered_end(s) for s in embedded}, reverse=True):
+        for end in sorted({covered_end(s) for s in embedded}, reverse=True):
             if 0 < end < len(pdf):
                 candidates.append(hashlib.sha256(pdf[:end]).hexdigest())
         rows = session.execute(select(DocumentFile.sha256, DocumentFile.version, SignedDocument)
                                .join(SignedDocument, SignedDocument.id == DocumentFile.document_id)
                                .where(DocumentFile.sha256.in_(candidates))).all()
         found = {row.sha256: row for row in rows}
-        for digest in candidates:
-            row = found.get(digest)
+        for candidate in candidates:
+            row = found.get(candidate)
             if row is None:
                 continue
             doc = row.SignedDocument
             return RegistryInfo(
                 document_id=doc.id, status=doc.status, document_type=doc.document_type,
                 commune_code=doc.commune_code, signed_at=doc.signed_at, version=row.version,
-                current_version=doc.version, is_current=row.version == doc.version and digest == candidates[0],
+                current_version=doc.version, is_current=row.version == doc.version and candidate == candidates[0],
                 status_reason=doc.status_reason, superseded_by=doc.superseded_by,
             )
         return None
@@ -429,176 +417,4 @@ class Verifier:
             return row
 
 
-# -- helpers ---------------------------------------------------------------------------------------
-def _open(pdf: bytes) -> PdfFileReader:
-    if b"%PDF-" not in pdf[:1024]:
-        raise UnreadablePdf("this file is not a PDF (no %PDF- header)")
-    try:
-        reader = PdfFileReader(BytesIO(pdf), strict=False)
-        if reader.encrypted:
-            raise EncryptedPdf("the PDF is encrypted; kyso can only check unprotected files (ask the sender for "
-                               "the original signed file)")
-        reader.root  # noqa: B018
-    except (EncryptedPdf, UnreadablePdf):
-        raise
-    except Exception as exc:  # noqa: BLE001 - pyHanko raises plain errors on broken input
-        if "encrypt" in str(exc).lower():
-            raise EncryptedPdf("the PDF is encrypted; kyso can only check unprotected files") from None
-        raise UnreadablePdf(f"this file is not a readable PDF ({type(exc).__name__}: {str(exc)[:160]})") from None
-    return reader
-
-
-def _dss_kwargs(reader: PdfFileReader) -> dict[str, Any]:
-    """Certificates, OCSP responses and CRLs the file's DSS carries (parsed once per file)."""
-    from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp
-    from pyhanko.pdf_utils.decode_limits import DecodePurpose
-
-    try:
-        dss = DocumentSecurityStore.read_dss(reader)
-        return {
-            "other_certs": list(dss.load_certs()),
-            "ocsps": [asn1_ocsp.OCSPResponse.load(ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE))
-                      for ref in dss.ocsps],
-            "crls": [asn1_crl.CertificateList.load(ref.get_object().read_data(DecodePurpose.CRL)) for ref in dss.crls],
-        }
-    except Exception:  # noqa: BLE001 - no DSS (NoDSSFoundError) or an unreadable one: no embedded revinfo
-        return {}
-
-
-def _certificates(sig: EmbeddedPdfSignature) -> list[asn1_x509.Certificate]:
-    """Certificates in the signature and in its timestamp token (kyso embeds both chains)."""
-    certs = [c.chosen for c in sig.signed_data["certificates"] if c.name == "certificate"]
-    for attr in sig.signer_info["unsigned_attrs"] or ():
-        if attr["type"].native == "signature_time_stamp_token":
-            for token in attr["values"]:
-                certs += [c.chosen for c in token["content"]["certificates"] if c.name == "certificate"]
-    return certs
-
-
-def _covered_end(sig: EmbeddedPdfSignature) -> int:
-    br = [int(x) for x in sig.byte_range]
-    return br[2] + br[3] if len(br) == 4 else 0
-
-
-def _has_later_content(pdf: bytes, end: int) -> bool:
-    return bool(pdf[end:].strip(b"\r\n\t \x00"))
-
-
-def _coverage(sig: EmbeddedPdfSignature, integrity: dict[str, Any], reader: PdfFileReader) -> CoverageInfo:
-    diff = integrity.get("diff_result")
-    level = getattr(diff, "modification_level", None) if diff is not None else None
-    if diff is not None and level is None:
-        level = ModificationLevel.OTHER  # a suspicious modification
-    coverage = integrity.get("coverage")
-    docmdp = sig.docmdp_level
-    later = reader.xrefs.total_revisions - 1 - sig.signed_revision
-    covers = ("entire_file" if coverage is not None and coverage.name == "ENTIRE_FILE" else
-              "entire_revision" if coverage is not None and coverage.name == "ENTIRE_REVISION" else "partial")
-    mod = level.name if level is not None else ("NONE" if covers == "entire_file" else "OTHER")
-    allowed = covers != "partial" and mod != "OTHER" and (
-        docmdp is None or level is None or level.value <= docmdp.value or level == ModificationLevel.LTA_UPDATES)
-    return CoverageInfo(covers=covers, revision=sig.signed_revision + 1, later_revisions=max(0, later),
-                        modification_level=mod, docmdp_permission=int(docmdp.value) if docmdp else None,
-                        changes_allowed=allowed)
-
-
-def _field_locks(sig: EmbeddedPdfSignature) -> bool:
-    """Whether the signature locks form fields (/FieldMDP), which later changes may have broken."""
-    try:
-        return sig.fieldmdp is not None
-    except Exception:  # noqa: BLE001 - an unreadable lock dictionary is still a lock
-        return True
-
-
-def _level(timestamped: bool, has_dss: bool, archived: bool) -> str:
-    if not timestamped:
-        return "B-B"
-    if not has_dss:
-        return "B-T"
-    return "B-LTA" if archived else "B-LT"
-
-
-def _crypto(signer_info: Any, cert: asn1_x509.Certificate | None, content_type: str, digest: bytes) -> tuple[bool, bool]:
-    """(intact, valid): the signed digest matches, and the signature over the attributes verifies."""
-    if cert is None:
-        return False, False
-    return validate_sig_integrity(signer_info, cert, expected_content_type=content_type, actual_digest=digest)
-
-
-def _digest(algorithm: str, data: bytes) -> bytes:
-    return hashlib.new(algorithm.replace("_", "-") if algorithm.startswith("sha3") else algorithm, data).digest()
-
-
-def _timestamp_token(signer_info: Any) -> Any:
-    for attr in signer_info["unsigned_attrs"] or ():
-        if attr["type"].native == "signature_time_stamp_token":
-            return attr["values"][0]
-    return None
-
-
-def _signing_time_attr(signer_info: Any) -> dt.datetime | None:
-    for attr in signer_info["signed_attrs"] or ():
-        if attr["type"].native == "signing_time":
-            return attr["values"][0].native
-    return None
-
-
-def _cn(cert: asn1_x509.Certificate) -> str | None:
-    for rdn in cert.subject.chosen:
-        for attr in rdn:
-            if attr["type"].native == "common_name":
-                return str(attr["value"].native)
-    return None
-
-
-def _attr(cert: asn1_x509.Certificate, name: str) -> str | None:
-    value = cert.subject.native.get(name)
-    return str(value) if value is not None else None
-
-
-_CERT_INFO: dict[bytes, CertificateInfo] = {}
-
-
-def _cert_info(cert: asn1_x509.Certificate) -> CertificateInfo:
-    """Kept by fingerprint: the same signers appear on document after document."""
-    known = _CERT_INFO.get(cert.sha256)
-    if known is None:
-        known = CertificateInfo(
-            subject=cert.subject.human_friendly, common_name=_cn(cert), title=_attr(cert, "title"),
-            organization=_attr(cert, "organization_name"), serial=format(cert.serial_number, "X"),
-            issuer=cert.issuer.human_friendly, not_before=cert.not_valid_before, not_after=cert.not_valid_after,
-            sha256=cert.sha256.hex(),
-        )
-        if len(_CERT_INFO) > 4096:
-            _CERT_INFO.clear()
-        _CERT_INFO[cert.sha256] = known
-    return known
-
-
-def _anchor_label(anchor: Any, trust: TrustStore) -> str | None:
-    if anchor is None:
-        return None
-    cert = getattr(anchor, "certificate", None) or getattr(getattr(anchor, "authority", None), "certificate", None)
-    if isinstance(cert, asn1_x509.Certificate):
-        return trust.label(cert)
-    return str(getattr(anchor, "authority", anchor))
-
-
-def _worst(reports: list[SignatureReport]) -> tuple[str, str | None]:
-    worst = max(reports, key=lambda r: INDICATION_ORDER[r.indication], default=None)
-    return (worst.indication, worst.sub_indication) if worst else ("INDETERMINATE", None)
-
-
-def _format_failure(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
-    text = Text(f"Chữ ký {sig.field_name} bị hỏng hoặc không đúng định dạng ({type(exc).__name__}).",
-                f"Signature {sig.field_name} is damaged or malformed ({type(exc).__name__}: {str(exc)[:120]}).")
-    return SignatureReport(
-        field_name=str(sig.field_name), kind="signature", indication="TOTAL-FAILED", sub_indication="FORMAT_FAILURE",
-        intact=False, signer=None, chain=(), trust_anchor=None, claimed_signing_time=None, timestamp=None,
-        revocation=RevocationInfo("not_checked", "none"),
-        coverage=CoverageInfo("partial", sig.signed_revision + 1, 0, "OTHER", None, False), level=None,
-        digest_algorithm="?", signature_algorithm="?", summary=text,
-    )
-
-
-__all__ = ["Verifier", "cms"]
+__all__ = ["Verifier"]

@@ -1,0 +1,194 @@
+"""Facts read from a PDF and its signatures, without judgement: the certificates a signature
+carries, what its byte range covers, its timestamp token, its DocMDP and coverage facets, and the
+small records the report shows. ``verification.py`` decides what they mean."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from io import BytesIO
+from typing import Any
+
+from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.validation import DocumentSecurityStore
+from pyhanko.sign.validation.generic_cms import validate_sig_integrity
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+
+from .errors import EncryptedPdf, UnreadablePdf
+from .report import (
+    INDICATION_ORDER, CertificateInfo, CoverageInfo, RevocationInfo, SignatureReport, Text,
+)
+from .trust import TrustStore
+
+
+def open_pdf(pdf: bytes) -> PdfFileReader:
+    if b"%PDF-" not in pdf[:1024]:
+        raise UnreadablePdf("this file is not a PDF (no %PDF- header)")
+    try:
+        reader = PdfFileReader(BytesIO(pdf), strict=False)
+        if reader.encrypted:
+            raise EncryptedPdf("the PDF is encrypted; kyso can only check unprotected files (ask the sender for "
+                               "the original signed file)")
+        reader.root  # noqa: B018
+    except (EncryptedPdf, UnreadablePdf):
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyHanko raises plain errors on broken input
+        if "encrypt" in str(exc).lower():
+            raise EncryptedPdf("the PDF is encrypted; kyso can only check unprotected files") from None
+        raise UnreadablePdf(f"this file is not a readable PDF ({type(exc).__name__}: {str(exc)[:160]})") from None
+    return reader
+
+
+def dss_material(reader: PdfFileReader) -> dict[str, Any]:
+    """Certificates, OCSP responses and CRLs the file's DSS carries (parsed once per file)."""
+    from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp
+    from pyhanko.pdf_utils.decode_limits import DecodePurpose
+
+    try:
+        dss = DocumentSecurityStore.read_dss(reader)
+        return {
+            "other_certs": list(dss.load_certs()),
+            "ocsps": [asn1_ocsp.OCSPResponse.load(ref.get_object().read_data(DecodePurpose.OCSP_RESPONSE))
+                      for ref in dss.ocsps],
+            "crls": [asn1_crl.CertificateList.load(ref.get_object().read_data(DecodePurpose.CRL)) for ref in dss.crls],
+        }
+    except Exception:  # noqa: BLE001 - no DSS (NoDSSFoundError) or an unreadable one: no embedded revinfo
+        return {}
+
+
+def embedded_certificates(sig: EmbeddedPdfSignature) -> list[asn1_x509.Certificate]:
+    """Certificates in the signature and in its timestamp token (kyso embeds both chains)."""
+    certs = [c.chosen for c in sig.signed_data["certificates"] if c.name == "certificate"]
+    for attr in sig.signer_info["unsigned_attrs"] or ():
+        if attr["type"].native == "signature_time_stamp_token":
+            for token in attr["values"]:
+                certs += [c.chosen for c in token["content"]["certificates"] if c.name == "certificate"]
+    return certs
+
+
+def covered_end(sig: EmbeddedPdfSignature) -> int:
+    br = [int(x) for x in sig.byte_range]
+    return br[2] + br[3] if len(br) == 4 else 0
+
+
+def has_later_content(pdf: bytes, end: int) -> bool:
+    return bool(pdf[end:].strip(b"\r\n\t \x00"))
+
+
+def coverage_of(sig: EmbeddedPdfSignature, integrity: dict[str, Any], reader: PdfFileReader) -> CoverageInfo:
+    diff = integrity.get("diff_result")
+    level = getattr(diff, "modification_level", None) if diff is not None else None
+    if diff is not None and level is None:
+        level = ModificationLevel.OTHER  # a suspicious modification
+    coverage = integrity.get("coverage")
+    docmdp = sig.docmdp_level
+    later = reader.xrefs.total_revisions - 1 - sig.signed_revision
+    covers = ("entire_file" if coverage is not None and coverage.name == "ENTIRE_FILE" else
+              "entire_revision" if coverage is not None and coverage.name == "ENTIRE_REVISION" else "partial")
+    mod = level.name if level is not None else ("NONE" if covers == "entire_file" else "OTHER")
+    allowed = covers != "partial" and mod != "OTHER" and (
+        docmdp is None or level is None or level.value <= docmdp.value or level == ModificationLevel.LTA_UPDATES)
+    return CoverageInfo(covers=covers, revision=sig.signed_revision + 1, later_revisions=max(0, later),
+                        modification_level=mod, docmdp_permission=int(docmdp.value) if docmdp else None,
+                        changes_allowed=allowed)
+
+
+def locks_fields(sig: EmbeddedPdfSignature) -> bool:
+    """Whether the signature locks form fields (/FieldMDP), which later changes may have broken."""
+    try:
+        return sig.fieldmdp is not None
+    except Exception:  # noqa: BLE001 - an unreadable lock dictionary is still a lock
+        return True
+
+
+def level_of(timestamped: bool, has_dss: bool, archived: bool) -> str:
+    if not timestamped:
+        return "B-B"
+    if not has_dss:
+        return "B-T"
+    return "B-LTA" if archived else "B-LT"
+
+
+def crypto_check(signer_info: Any, cert: asn1_x509.Certificate | None, content_type: str, digest: bytes) -> tuple[bool, bool]:
+    """(intact, valid): the signed digest matches, and the signature over the attributes verifies."""
+    if cert is None:
+        return False, False
+    return validate_sig_integrity(signer_info, cert, expected_content_type=content_type, actual_digest=digest)
+
+
+def digest(algorithm: str, data: bytes) -> bytes:
+    return hashlib.new(algorithm.replace("_", "-") if algorithm.startswith("sha3") else algorithm, data).digest()
+
+
+def timestamp_token(signer_info: Any) -> Any:
+    for attr in signer_info["unsigned_attrs"] or ():
+        if attr["type"].native == "signature_time_stamp_token":
+            return attr["values"][0]
+    return None
+
+
+def signing_time_attr(signer_info: Any) -> dt.datetime | None:
+    for attr in signer_info["signed_attrs"] or ():
+        if attr["type"].native == "signing_time":
+            return attr["values"][0].native
+    return None
+
+
+def common_name(cert: asn1_x509.Certificate) -> str | None:
+    for rdn in cert.subject.chosen:
+        for attr in rdn:
+            if attr["type"].native == "common_name":
+                return str(attr["value"].native)
+    return None
+
+
+def subject_attr(cert: asn1_x509.Certificate, name: str) -> str | None:
+    value = cert.subject.native.get(name)
+    return str(value) if value is not None else None
+
+
+CERT_INFO: dict[bytes, CertificateInfo] = {}
+
+
+def cert_info(cert: asn1_x509.Certificate) -> CertificateInfo:
+    """Kept by fingerprint: the same signers appear on document after document."""
+    known = CERT_INFO.get(cert.sha256)
+    if known is None:
+        known = CertificateInfo(
+            subject=cert.subject.human_friendly, common_name=common_name(cert), title=subject_attr(cert, "title"),
+            organization=subject_attr(cert, "organization_name"), serial=format(cert.serial_number, "X"),
+            issuer=cert.issuer.human_friendly, not_before=cert.not_valid_before, not_after=cert.not_valid_after,
+            sha256=cert.sha256.hex(),
+        )
+        if len(CERT_INFO) > 4096:
+            CERT_INFO.clear()
+        CERT_INFO[cert.sha256] = known
+    return known
+
+
+def anchor_label(anchor: Any, trust: TrustStore) -> str | None:
+    if anchor is None:
+        return None
+    cert = getattr(anchor, "certificate", None) or getattr(getattr(anchor, "authority", None), "certificate", None)
+    if isinstance(cert, asn1_x509.Certificate):
+        return trust.label(cert)
+    return str(getattr(anchor, "authority", anchor))
+
+
+def worst(reports: list[SignatureReport]) -> tuple[str, str | None]:
+    worst = max(reports, key=lambda r: INDICATION_ORDER[r.indication], default=None)
+    return (worst.indication, worst.sub_indication) if worst else ("INDETERMINATE", None)
+
+
+def format_failure(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
+    text = Text(f"Chữ ký {sig.field_name} bị hỏng hoặc không đúng định dạng ({type(exc).__name__}).",
+                f"Signature {sig.field_name} is damaged or malformed ({type(exc).__name__}: {str(exc)[:120]}).")
+    return SignatureReport(
+        field_name=str(sig.field_name), kind="signature", indication="TOTAL-FAILED", sub_indication="FORMAT_FAILURE",
+        intact=False, signer=None, chain=(), trust_anchor=None, claimed_signing_time=None, timestamp=None,
+        revocation=RevocationInfo("not_checked", "none"),
+        coverage=CoverageInfo("partial", sig.signed_revision + 1, 0, "OTHER", None, False), level=None,
+        digest_algorithm="?", signature_algorithm="?", summary=text,
+    )
+
