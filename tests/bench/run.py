@@ -119,7 +119,7 @@ def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[
         "keystore (EC P-256, RSA-2048), document type dossier-result. kyso: `container.signing.sign` in process "
         f"({sizes['sign_n']} signatures per round × {sizes['sign_repeats']} interleaved rounds; each one a registry "
         "record, a file version and an audit entry), B-LT with kyso's in-process TSA and revocation data from its own "
-        "store. Raw: pyHanko `signers.sign_pdf` with `SimpleSigner.load` from PEM files (defaults; a key made with "
+        "store. Raw (with kyso's library speed-ups of signing/speedups.py switched off): pyHanko `signers.sign_pdf` with `SimpleSigner.load` from PEM files (defaults; a key made with "
         "cryptography, certified by the same kyso issuing CA from a CSR), `PdfSignatureMetadata(field_name='Sig1')`; "
         "visible: a new field with a box and pyHanko's default stamp; B-LT: `embed_validation_info=True`, a fresh "
         "`ValidationContext(trust_roots=[root], allow_fetching=True)` per signature fetching kyso's OCSP/CRL over "
