@@ -1,18 +1,26 @@
-"""FastAPI dependencies: the container, a database session, and the authenticated principal."""
+"""FastAPI dependencies: the container, a database session, the authenticated principal, and what it may do.
+
+Authorization happens here, in one place: the role (``require``), then for client tokens the scope
+(``authorize`` → ``Access``). Every refusal is written to the audit log as ``api:authz:deny`` in a
+transaction of its own (the request's own work is rolled back); allowed requests write nothing.
+"""
 from __future__ import annotations
 
-from typing import Annotated, Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Callable, Iterator, NoReturn
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.db import transaction
-from core.errors import PermissionDenied, Unauthenticated
+from core.errors import KysoError, PermissionDenied, Unauthenticated
+from signing.errors import UnknownDocument
 
 from . import tokens
 from .container import Container
-from .tokens import Principal, Role
+from .tokens import Operation, Principal, Role
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `kyso token create --name N --role ROLE`")
 
@@ -42,14 +50,99 @@ def current_principal(
         return tokens.authenticate(session, credentials.credentials)
 
 
+def _route(request: Request) -> str:
+    return f"{request.method} {request.url.path}"
+
+
+def record_denial(container: Container, principal: Principal, route: str, error: KysoError, *,
+                  reason: str | None = None, **details: object) -> None:
+    """Audit one refusal (``reason``: the true one when the caller is told something vaguer), committed
+    on its own so it survives the failed request."""
+    with transaction(container.sessions) as session:
+        audit.record(session, actor=principal.actor, action="api:authz:deny", subject=principal.name, route=route,
+                     role=principal.role.value, reason=reason or error.message, answered=error.code,
+                     **error.details, **details)
+
+
 def require(*roles: Role) -> Callable[..., Principal]:
     """A dependency that admits only the given roles (checked on every request)."""
 
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    def check(request: Request, container: ContainerDep,
+              principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if principal.role not in roles:
             allowed = ", ".join(r.value for r in roles)
-            raise PermissionDenied(f"role {principal.role.value!r} may not do this; it needs one of: {allowed}")
+            error = PermissionDenied(f"role {principal.role.value!r} may not do this; it needs one of: {allowed}")
+            record_denial(container, principal, _route(request), error)
+            raise error
         return principal
+
+    return check
+
+
+def _hidden(document_id: str) -> UnknownDocument:
+    # word for word what signing.registry says of an id that does not exist: a scoped client must not
+    # learn that another commune's document id is real (tests/api/test_token_scopes.py compares them)
+    return UnknownDocument(f"no signed document with id {document_id!r}; check the id printed under the QR code")
+
+
+@dataclass(frozen=True)
+class Access:
+    """An authorized request: the principal (role and operation already checked) and the scope checks
+    that need the request's data. Each check raises, audited, or returns quietly."""
+
+    principal: Principal
+    container: Container
+    route: str
+
+    @property
+    def scope(self) -> tokens.Scope:
+        return self.principal.scope
+
+    def _refuse(self, error: KysoError, *, reason: str | None = None, **details: object) -> NoReturn:
+        record_denial(self.container, self.principal, self.route, error, reason=reason, **details)
+        raise error
+
+    def check_sign(self, commune_code: str, document_type: str, **details: object) -> None:
+        """Signing ``document_type`` for ``commune_code`` is within scope, or 403 naming the scope that refused."""
+        if self.scope.unrestricted:
+            return
+        try:
+            self.scope.check_document_type(document_type)
+            if self.scope.units is not None:
+                with transaction(self.container.sessions) as session:
+                    covered = tokens.covered_communes(session, self.scope)
+                self.scope.check_commune(commune_code, covered)
+        except tokens.OutOfScope as exc:
+            self._refuse(exc, **details)
+
+    def visible(self, session: Session) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+        """The communes and document types whose documents this principal sees (``None``: all)."""
+        return tokens.covered_communes(session, self.scope), self.scope.document_types
+
+    def check_document(self, session: Session, document_id: str, commune_code: str, document_type: str) -> None:
+        """A document outside the scope is answered exactly like one that does not exist (404)."""
+        if self.scope.unrestricted:
+            return
+        communes, types = self.visible(session)
+        if (communes is None or commune_code in communes) and (types is None or document_type in types):
+            return
+        self._refuse(_hidden(document_id), document=document_id,
+                     reason=f"document {document_id} (commune {commune_code}, type {document_type}) is outside "
+                            f"the token's scope {self.scope.as_dict()}")
+
+
+def authorize(operation: Operation, *roles: Role) -> Callable[..., Access]:
+    """A dependency: one of ``roles``, and for scoped tokens ``operation`` in the scope (403 otherwise)."""
+    role_check = require(*roles)
+
+    # a default, not Annotated: with postponed annotations a closure's local cannot be resolved by name
+    def check(request: Request, container: ContainerDep, principal: Principal = Depends(role_check)) -> Access:
+        access = Access(principal, container, _route(request))
+        try:
+            principal.scope.check_operation(operation)
+        except tokens.OutOfScope as exc:
+            access._refuse(exc)
+        return access
 
     return check
 
@@ -58,3 +151,8 @@ READERS = (Role.ca_operator, Role.auditor, Role.client)
 Reader = Annotated[Principal, Depends(require(*READERS))]
 Operator = Annotated[Principal, Depends(require(Role.ca_operator))]
 Auditor = Annotated[Principal, Depends(require(Role.ca_operator, Role.auditor))]
+SIGNERS = (Role.client, Role.ca_operator)
+CanSign = Annotated[Access, Depends(authorize(Operation.sign, *SIGNERS))]
+CanRead = Annotated[Access, Depends(authorize(Operation.read, *READERS))]
+CanWithdraw = Annotated[Access, Depends(authorize(Operation.withdraw, *SIGNERS))]
+CanSupersede = Annotated[Access, Depends(authorize(Operation.supersede, *SIGNERS))]

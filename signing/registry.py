@@ -34,6 +34,9 @@ class DocumentFilter:
     status: str | None = None
     level: str | None = None
     upgrade_status: str | None = None
+    # the caller's scope (a client token's communes and document types); None = no restriction
+    commune_codes: frozenset[str] | None = None
+    document_types: frozenset[str] | None = None
     limit: int = 50
     offset: int = 0
 
@@ -48,6 +51,10 @@ def list_documents(session: Session, flt: DocumentFilter) -> tuple[list[SignedDo
     ):
         if value is not None:
             query = query.where(column == value)
+    if flt.commune_codes is not None:
+        query = query.where(SignedDocument.commune_code.in_(sorted(flt.commune_codes)))
+    if flt.document_types is not None:
+        query = query.where(SignedDocument.document_type.in_(sorted(flt.document_types)))
     if flt.signed_from is not None:
         query = query.where(SignedDocument.signed_at >= flt.signed_from)
     if flt.signed_to is not None:

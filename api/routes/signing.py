@@ -4,24 +4,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import InvalidInput, KysoError
 from signing import registry
 
-from ..deps import ContainerDep, Operator, Reader, SessionDep, require
+from ..deps import CanRead, CanSign, CanSupersede, CanWithdraw, ContainerDep, Operator, Reader, SessionDep
 from ..errors import UnsupportedMediaType, error_body, status_for
-from ..uploads import read_pdf
 from ..schemas_signing import (
     BatchItemOut, BatchMetadata, BatchOut, DocumentList, DocumentOut, DocumentTypeOut, SignedOut, SignMetadata,
     SupersedeIn, WithdrawIn,
 )
-from ..tokens import Principal, Role
+from ..uploads import read_pdf
 
 router = APIRouter(prefix="/api/v1", tags=["signing"])
-Signer = Annotated[Principal, Depends(require(Role.client, Role.ca_operator))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                               description="Retry-safe: the same key returns the same result")]
 PDF = {200: {"content": {"application/pdf": {}, "application/json": {"schema": SignedOut.model_json_schema()}},
@@ -39,13 +37,14 @@ def _metadata(raw: str | dict, model: type) -> object:
 
 @router.post("/sign", summary="Sign a PDF (multipart: `file` = the PDF, `metadata` = JSON)",
              response_class=Response, responses=PDF)
-async def sign(request: Request, container: ContainerDep, principal: Signer,
+async def sign(request: Request, container: ContainerDep, access: CanSign,
                file: Annotated[UploadFile, File(description="The PDF to sign")],
                metadata: Annotated[str, Form(description="JSON: see the SignMetadata schema")],
                idempotency_key: IdempotencyKey = None) -> Response:
     meta = _metadata(metadata, SignMetadata)
+    await run_in_threadpool(access.check_sign, meta.commune_code, meta.document_type)  # type: ignore[attr-defined]
     pdf = await read_pdf(file, container.settings.max_pdf_bytes)
-    result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=principal.actor,  # type: ignore[attr-defined]
+    result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=access.principal.actor,  # type: ignore[attr-defined]
                                      idempotency_key=idempotency_key)
     headers = {"X-Document-Id": result.document_id, "X-Signature-Level": result.level,
                "X-Upgrade-Pending": "true" if result.pending_upgrade else "false",
@@ -61,7 +60,7 @@ async def sign(request: Request, container: ContainerDep, principal: Signer,
              description="Multipart: repeated `files` parts and one `metadata` JSON part ({defaults, items}). With "
                          "an Idempotency-Key, item i is recorded under key '<key>:<i>', so a retried batch returns "
                          "the items already signed and signs only the rest.")
-async def sign_batch(container: ContainerDep, principal: Signer,
+async def sign_batch(container: ContainerDep, access: CanSign,
                      files: Annotated[list[UploadFile], File(description="The PDFs")],
                      metadata: Annotated[str, Form(description="JSON: {defaults: SignMetadata, items: [overrides]}")],
                      idempotency_key: IdempotencyKey = None) -> BatchOut:
@@ -77,9 +76,11 @@ async def sign_batch(container: ContainerDep, principal: Signer,
             overrides = batch.items[index] if batch.items else {}  # type: ignore[attr-defined]
             merged = batch.defaults.model_dump() | overrides  # type: ignore[attr-defined]
             meta = _metadata(merged, SignMetadata)
+            await run_in_threadpool(access.check_sign, meta.commune_code, meta.document_type,  # type: ignore[attr-defined]
+                                    item=index)
             pdf = await read_pdf(upload, container.settings.max_pdf_bytes)
             key = f"{idempotency_key}:{index}" if idempotency_key else None
-            result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=principal.actor,  # type: ignore[attr-defined]
+            result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=access.principal.actor,  # type: ignore[attr-defined]
                                              idempotency_key=key)
             items.append(BatchItemOut(index=index, filename=upload.filename, ok=True,
                                       result=SignedOut.of(result, container.settings.base_url, with_pdf=True)))
@@ -98,7 +99,7 @@ def document_types(container: ContainerDep, _: Reader) -> list[DocumentTypeOut]:
 
 @router.get("/documents", response_model=DocumentList, summary="Search the registry of signed documents")
 def list_documents(
-    container: ContainerDep, session: SessionDep, _: Reader,
+    container: ContainerDep, session: SessionDep, access: CanRead,
     dossier_number: str | None = None, commune_code: str | None = None, document_type: str | None = None,
     signer_serial: str | None = None, credential_id: str | None = None,
     signed_from: dt.datetime | None = Query(default=None, description="ISO 8601, inclusive"),
@@ -108,7 +109,9 @@ def list_documents(
     upgrade_status: str | None = Query(default=None, pattern="^(none|pending|failed)$"),
     limit: int = Query(default=50, ge=1, le=500), offset: int = Query(default=0, ge=0),
 ) -> DocumentList:
+    communes, types = access.visible(session)  # a scoped client sees only its communes' documents
     rows, total = registry.list_documents(session, registry.DocumentFilter(
+        commune_codes=communes, document_types=types,
         dossier_number=dossier_number, commune_code=commune_code, document_type=document_type,
         signer_serial=signer_serial.upper() if signer_serial else None, credential_id=credential_id,
         signed_from=signed_from, signed_to=signed_to, status=status, level=level, upgrade_status=upgrade_status,
@@ -117,14 +120,18 @@ def list_documents(
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, summary="One signed document's record")
-def get_document(document_id: str, container: ContainerDep, session: SessionDep, _: Reader) -> DocumentOut:
-    return DocumentOut.of(registry.get_document(session, document_id), container.settings.base_url)
+def get_document(document_id: str, container: ContainerDep, session: SessionDep, access: CanRead) -> DocumentOut:
+    doc = registry.get_document(session, document_id)
+    access.check_document(session, document_id, doc.commune_code, doc.document_type)
+    return DocumentOut.of(doc, container.settings.base_url)
 
 
 @router.get("/documents/{document_id}/file", summary="The signed PDF (current version, possibly upgraded)",
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
-def get_document_file(document_id: str, session: SessionDep, _: Reader,
+def get_document_file(document_id: str, session: SessionDep, access: CanRead,
                       version: int | None = Query(default=None, ge=1)) -> Response:
+    doc = registry.get_document(session, document_id)
+    access.check_document(session, document_id, doc.commune_code, doc.document_type)
     row = registry.get_file(session, document_id, version)
     return Response(row.pdf, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{row.document_id}-v{row.version}.pdf"',
@@ -132,15 +139,22 @@ def get_document_file(document_id: str, session: SessionDep, _: Reader,
 
 
 @router.post("/documents/{document_id}/withdraw", response_model=DocumentOut, summary="Withdraw a signed document")
-def withdraw(document_id: str, body: WithdrawIn, container: ContainerDep, principal: Signer) -> DocumentOut:
-    doc = registry.withdraw(container.pki, document_id, body.reason, principal.actor)
+def withdraw(document_id: str, body: WithdrawIn, container: ContainerDep, session: SessionDep,
+             access: CanWithdraw) -> DocumentOut:
+    current = registry.get_document(session, document_id)
+    access.check_document(session, document_id, current.commune_code, current.document_type)
+    doc = registry.withdraw(container.pki, document_id, body.reason, access.principal.actor)
     return DocumentOut.of(doc, container.settings.base_url)
 
 
 @router.post("/documents/{document_id}/supersede", response_model=DocumentOut,
              summary="Mark a document as replaced by another")
-def supersede(document_id: str, body: SupersedeIn, container: ContainerDep, principal: Signer) -> DocumentOut:
-    doc = registry.supersede(container.pki, document_id, body.by, body.reason, principal.actor)
+def supersede(document_id: str, body: SupersedeIn, container: ContainerDep, session: SessionDep,
+              access: CanSupersede) -> DocumentOut:
+    for named in (document_id, body.by):  # the replacement too: its id must not be confirmed either
+        current = registry.get_document(session, named)
+        access.check_document(session, named, current.commune_code, current.document_type)
+    doc = registry.supersede(container.pki, document_id, body.by, body.reason, access.principal.actor)
     return DocumentOut.of(doc, container.settings.base_url)
 
 
