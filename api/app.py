@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from . import errors
 from .container import Container, build
 from .middleware import BodyLimit
-from .routes import certificates, citizen, ops, protocol, signing, verify
+from .routes import certificates, citizen, ops, policies, protocol, signing, verify
+from .routes import tokens as token_routes
 from .scheduler import republish_loop, upgrade_loop
 
 log = logging.getLogger("kyso")
@@ -51,7 +52,9 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.include_router(protocol.router)
     app.include_router(certificates.router)
     app.include_router(signing.router)
+    app.include_router(token_routes.router)
     app.include_router(verify.router)
+    app.include_router(policies.router)
     app.include_router(citizen.router)
     settings = container.settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, per_path={

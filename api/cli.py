@@ -463,19 +463,72 @@ def crl_publish(ca: Annotated[Optional[str], typer.Argument(help="CA name (defau
 
 
 # -- tokens ---------------------------------------------------------------------------------
+CommuneOpt = Annotated[Optional[list[str]], typer.Option(
+    "--commune", help="Client scope: a 5-digit commune/ward code, a 2-digit province code (every commune of it) or "
+                      "'*' (every commune, the default). Repeat for several.")]
+OperationOpt = Annotated[Optional[list[tokens.Operation]], typer.Option(
+    "--operation", help="Client scope: what it may do. Repeat for several. Default: all four.")]
+DocTypeOpt = Annotated[Optional[list[str]], typer.Option(
+    "--doc-type", help="Client scope: a document type it may sign and see, e.g. dossier-result (the names in "
+                       "policies/documents/document-types.yaml, GET /api/v1/document-types). Repeat for several. "
+                       "Default: every type.")]
+ExpiresOpt = Annotated[Optional[int], typer.Option(
+    "--expires-in-days", min=1, help="The token stops working after N days (default: never).")]
+
+
+def _expiry(days: int | None) -> dt.datetime | None:
+    return clock.now() + dt.timedelta(days=days) if days is not None else None
+
+
 @token_app.command("create")
 def token_create(name: Annotated[str, typer.Option(help="Who or what uses it, e.g. hotich-phuong-ba-dinh")],
-                 role: Annotated[tokens.Role, typer.Option(help="ca-operator, auditor or client")]) -> None:
-    """Create a token and print it alone on stdout (it is shown only this once)."""
+                 role: Annotated[tokens.Role, typer.Option(help="ca-operator, auditor or client")],
+                 commune: CommuneOpt = None, operation: OperationOpt = None, doc_type: DocTypeOpt = None,
+                 expires_in_days: ExpiresOpt = None) -> None:
+    """Create a token and print it alone on stdout (it is shown only this once).
+
+    A client token (civil-registration or dossier software) can be narrowed to communes, operations
+    and document types; operator and auditor tokens are never scoped. For example, software of the
+    Ba Đình ward that signs dossier results and reads them back, for one year:
+
+        kyso token create --name hotich-ba-dinh --role client --commune 00004 \\
+            --operation sign --operation read --doc-type dossier-result --expires-in-days 365
+
+    A province code covers every commune of the province: --commune 01 is all of Hà Nội.
+    """
     container = _container()
     with transaction(container.sessions) as session:
-        value = tokens.create(session, name, role, _actor())
+        scope = tokens.build_scope(session, units=commune, operations=operation, document_types=doc_type)
+        value = tokens.create(session, name, role, _actor(), scope=scope, expires_at=_expiry(expires_in_days))
+    if role is tokens.Role.client and scope.units is None:
+        err.print("[yellow]note[/]: this client token may act for every commune; narrow it with --commune")
+    sys.stdout.write(value + "\n")
+
+
+@token_app.command("rotate")
+def token_rotate(name: str,
+                 grace_hours: Annotated[float, typer.Option(
+                     min=0, help="Hours the current secret keeps working, so the software can switch (0: stops at once)")] = 24,
+                 expires_in_days: Annotated[Optional[int], typer.Option(
+                     "--expires-in-days", min=1, help="New expiry, N days from now (default: keep the current one)")] = None,
+                 ) -> None:
+    """Issue a new secret for the same token (name, role and scope) and print it alone on stdout.
+
+    The old secret keeps working for --grace-hours (default 24), then stops; rotating again ends the
+    grace of the previous secret at once.
+    """
+    container = _container()
+    with transaction(container.sessions) as session:
+        value = tokens.rotate(session, name, _actor(), grace=dt.timedelta(hours=grace_hours),
+                              expires_at=_expiry(expires_in_days))
+    err.print(f"token {name} rotated; the old secret works "
+              + (f"until {clock.now() + dt.timedelta(hours=grace_hours):%Y-%m-%d %H:%M} UTC" if grace_hours else "no more"))
     sys.stdout.write(value + "\n")
 
 
 @token_app.command("revoke")
 def token_revoke(name: str) -> None:
-    """Revoke a token by name; it stops working at once."""
+    """Revoke a token by name; it (and a previous secret still in its grace period) stops working at once."""
     container = _container()
     with transaction(container.sessions) as session:
         tokens.revoke(session, name, _actor())
@@ -484,19 +537,20 @@ def token_revoke(name: str) -> None:
 
 @token_app.command("list")
 def token_list(as_json: JsonOpt = False) -> None:
-    """List tokens (names, roles, last use; never the token values)."""
+    """List tokens: role, scope, created, expires, last used, revoked, rotation (never the token values)."""
     container = _container()
     with transaction(container.sessions) as session:
-        rows = [{"name": t.name, "role": t.role, "created_at": t.created_at.isoformat(),
-                 "revoked": t.revoked_at is not None,
-                 "last_used_at": t.last_used_at.isoformat() if t.last_used_at else None}
-                for t in tokens.list_tokens(session)]
+        rows = [v.as_dict() for v in tokens.views(session)]
     if as_json:
         _print_json(rows)
         return
-    table = Table("name", "role", "created", "revoked", "last used")
+    table = Table("name", "role", "state", "communes", "operations", "doc types", "created", "expires", "last used",
+                  "old secret until")
     for r in rows:
-        table.add_row(r["name"], r["role"], r["created_at"][:19], "yes" if r["revoked"] else "", (r["last_used_at"] or "")[:19])
+        scope = r["scope"]
+        table.add_row(r["name"], r["role"], r["state"], " ".join(scope["communes"]), " ".join(scope["operations"]),
+                      " ".join(scope["document_types"]), r["created_at"][:10], (r["expires_at"] or "never")[:10],
+                      (r["last_used_at"] or "")[:19], (r["previous_secret_valid_until"] or "")[:16])
     out.print(table)
 
 
@@ -548,7 +602,7 @@ def audit_verify(as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-from . import cli_signing, cli_verify  # noqa: E402,F401 - registers `kyso sign`, `kyso doc`, `kyso verify`
+from . import cli_policy, cli_signing, cli_verify  # noqa: E402,F401 - registers `kyso sign`, `doc`, `verify`, `policy`
 
 
 def main() -> None:

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
                              description="Unicode TrueType font embedded in visible signatures")
     stamp_font_bold: Path = Field(default=Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf"))
 
+    policy_file: Path | None = Field(default=None, description="Signing policy (document types, who may sign, "
+                                     "jurisdiction); default: the bundled policies/documents/document-types.yaml. "
+                                     "Edited files are picked up within seconds; a bad one is refused and the old "
+                                     "policy stays in force")
     # Verification
     trust_anchors: list[Path] = Field(default_factory=list, description="Extra trust anchors (PEM/DER files or "
                                       "folders of them), e.g. another province's CA; kyso's own roots and Vietnam's "

@@ -49,6 +49,7 @@ class SignerMaterial:
     common_name: str
     title: str | None
     organization: str | None
+    unit: str | None  # organisationalUnitName, which signing policies may name
     not_after: dt.datetime
 
 
@@ -153,6 +154,7 @@ class MaterialCache:
             certificate=asn1_x509.Certificate.load(row.der), chain=tuple(self._chain(session, row.ca)),
             common_name=_attr(cert.subject, NameOID.COMMON_NAME) or row.common_name,
             title=_attr(cert.subject, NameOID.TITLE), organization=_attr(cert.subject, NameOID.ORGANIZATION_NAME),
+            unit=_attr(cert.subject, NameOID.ORGANIZATIONAL_UNIT_NAME),
             not_after=row.not_after,
         )
 

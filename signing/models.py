@@ -64,6 +64,11 @@ class DocumentFile(Base):
     size: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     pdf: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # for a signature: the signing policy version and the rule that allowed it; reception is
+    # own-commune, province-wide (reception independent of administrative boundaries) or unbound
+    policy_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    policy_rule: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    reception: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class StampImage(Base):

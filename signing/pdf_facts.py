@@ -159,7 +159,7 @@ def cert_info(cert: asn1_x509.Certificate) -> CertificateInfo:
             subject=cert.subject.human_friendly, common_name=common_name(cert), title=subject_attr(cert, "title"),
             organization=subject_attr(cert, "organization_name"), serial=format(cert.serial_number, "X"),
             issuer=cert.issuer.human_friendly, not_before=cert.not_valid_before, not_after=cert.not_valid_after,
-            sha256=cert.sha256.hex(),
+            sha256=cert.sha256.hex(), unit=subject_attr(cert, "organizational_unit_name"),
         )
         if len(CERT_INFO) > 4096:
             CERT_INFO.clear()

@@ -35,6 +35,7 @@ class CertificateInfo:
     not_before: dt.datetime
     not_after: dt.datetime
     sha256: str
+    unit: str | None = None  # organisationalUnitName
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,17 @@ class CoverageInfo:
 
 
 @dataclass(frozen=True)
+class Entitlement:
+    """Whether the signing policy version the signature was made under allowed this signer
+    (for signatures kyso made; ``allowed`` is None when that version is not on record)."""
+
+    allowed: bool | None
+    policy_version: str | None
+    rule: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
 class SignatureReport:
     field_name: str
     kind: Literal["signature", "document_timestamp"]
@@ -83,6 +95,7 @@ class SignatureReport:
     signature_algorithm: str
     summary: Text
     notes: tuple[Text, ...] = ()
+    entitlement: Entitlement | None = None
 
 
 @dataclass(frozen=True)
@@ -113,8 +126,11 @@ class VerificationReport:
 
     @property
     def genuine(self) -> bool:
-        """Every signature passed and, for a kyso document, the registry still says valid."""
-        return self.indication == "TOTAL-PASSED" and (self.registry is None or self.registry.status == "valid")
+        """Every signature passed, every signer kyso recorded was entitled by the signing policy, and,
+        for a kyso document, the registry still says valid."""
+        entitled = all(s.entitlement is None or s.entitlement.allowed is not False for s in self.signatures)
+        return (self.indication == "TOTAL-PASSED" and entitled
+                and (self.registry is None or self.registry.status == "valid"))
 
     def as_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self)) | {"genuine": self.genuine}

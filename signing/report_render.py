@@ -97,6 +97,10 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
         cov = sig.coverage
         rows.append((t("Phạm vi", "Coverage"), f"{cov.covers}, {cov.later_revisions} "
                      f"{t('cập nhật sau', 'later updates')} ({cov.modification_level})"))
+        if sig.entitlement:
+            ent = sig.entitlement
+            verdict = t("có", "yes") if ent.allowed else (t("KHÔNG", "NO") if ent.allowed is False else "?")
+            rows.append((t("Thẩm quyền ký", "Entitled"), f"{verdict} — {ent.policy_version} ({ent.rule})"))
         if sig.level:
             rows.append((t("Mức PAdES", "PAdES level"), sig.level))
         _table(doc, rows)

@@ -155,3 +155,10 @@ def file_summary(indication: str, signatures: int, registry_status: str | None, 
                     "NOT valid: a signature is wrong or the content was altered.")
     return Text("Chưa thể khẳng định văn bản là xác thực; xem chi tiết từng chữ ký.",
                 "The document cannot be confirmed as genuine yet; see each signature.")
+
+
+def not_entitled(field: str, version: str | None, reason: str) -> Text:
+    return Text(f"Chữ ký «{field}»: theo chính sách ký số phiên bản {version}, người ký không có thẩm quyền ký văn bản "
+                f"này ({reason}).",
+                f"Signature «{field}»: under signing policy {version} the signer was not entitled to sign this "
+                f"document ({reason}).")

@@ -30,7 +30,9 @@ from core.errors import Conflict, KysoError
 from hsm.interfaces import SignatureScheme
 from pki.context import PkiContext
 from policies import units
-from policies.documents import DocumentPolicy, DocumentType, Level, default_policy
+from policies.documents import DOCUMENTS_FILE, DocumentPolicy, DocumentType, Level
+from policies.engine import Decision, SignerFacts, Target, decide
+from policies.store import PolicyStore
 
 from . import offline_seal, pades
 from .errors import (
@@ -87,6 +89,14 @@ class SignRequest:
 
 
 @dataclass(frozen=True)
+class Granted:
+    """The policy version and decision that allowed a signature, recorded with it."""
+
+    policy_version: str
+    decision: Decision
+
+
+@dataclass(frozen=True)
 class SignResult:
     document_id: str
     pdf: bytes
@@ -104,13 +114,27 @@ class SignResult:
 class SigningService:
     """Holds what stays warm between signatures (material cache, TSA); built once per process."""
 
-    def __init__(self, ctx: PkiContext, policy: DocumentPolicy | None = None) -> None:
+    def __init__(self, ctx: PkiContext, policy: DocumentPolicy | None = None,
+                 policies: PolicyStore | None = None) -> None:
         self.ctx = ctx
-        self.policy = policy or default_policy()
+        self._fixed_policy = policy  # tests may pin one; otherwise the reloadable policy file
+        self.policies = policies or PolicyStore(ctx.settings.policy_file or DOCUMENTS_FILE,
+                                                on_load=self._remember_policy)
         self.material = MaterialCache(ctx)
         self._signers: dict[tuple[str, str, str], KeyStoreSigner] = {}  # (credential, serial, scheme)
-        self._communes: dict[tuple[str, dt.date], float] = {}
+        self._communes: dict[tuple[str, dt.date], tuple[float, str | None]] = {}
         self._seal_tokens: dict[tuple[str, dt.datetime], str] = {}  # made by _appearance, stored by _record
+
+    @property
+    def policy(self) -> DocumentPolicy:
+        return self._fixed_policy or self.policies.current
+
+    def _remember_policy(self, policy: DocumentPolicy) -> None:
+        """Every policy version ever in force is kept, so verification can judge a signature by the
+        version it was made under (``policies.history``)."""
+        from policies import history
+
+        history.remember(self.ctx.sessions, policy)
 
     # -- the public operation --------------------------------------------------------------------
     def sign(self, request: SignRequest, *, actor: str, idempotency_key: str | None = None) -> SignResult:
@@ -123,17 +147,16 @@ class SigningService:
             replay = self.replay(actor, idempotency_key, fingerprint)
             if replay is not None:
                 return replay[0]
-        doc_type = self.policy.get(request.document_type)
+        policy = self.policy  # one version decides and is recorded, even if the file is reloaded meanwhile
+        doc_type = policy.get(request.document_type)
         offline_seal.checked_fields(doc_type, request.seal_fields, complete=False)  # required ones: _verify_url
-        self._check_commune(request.commune_code)
+        province = self._province_of(request.commune_code)
         material = self.material.signer(request.credential_id)
-        if material.commune_code and material.commune_code != request.commune_code and material.profile == "specialist":
-            # issue 6 widens this with province-wide reception; until then a specialist signs for their commune
-            raise SigningRefused(f"credential {request.credential_id} belongs to commune {material.commune_code}, "
-                                 f"not {request.commune_code}")
+        existing = self._registered(request.pdf)
+        decision = self.authorize(policy, material, request, province, existing.signatures if existing else 0,
+                                  actor=actor)
         level = request.level or doc_type.level
         signed_at = clock.now()
-        existing = self._registered(request.pdf)
         document_id = existing.id if existing else new_document_id()
         try:
             pdf, reached = self._sign_bytes(request, doc_type, material, level, document_id, signed_at)
@@ -145,19 +168,46 @@ class SigningService:
             raise UnreadablePdf(f"the PDF is damaged in a way kyso cannot sign through ({type(exc).__name__}: "
                                 f"{str(exc)[:160]}); re-export it from the producing software") from None
         return self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
-                            actor, idempotency_key, fingerprint)
+                            actor, idempotency_key, fingerprint, Granted(policy.version, decision))
 
     # -- steps -----------------------------------------------------------------------------------
-    def _check_commune(self, code: str) -> None:
-        """The commune must exist today; a confirmed code is remembered for a minute."""
+    def _province_of(self, code: str) -> str | None:
+        """The commune must exist today; its province, remembered for a minute."""
         key = (code, clock.now().date())
-        if time.monotonic() - self._communes.get(key, -COMMUNE_TTL) < COMMUNE_TTL:
-            return
+        hit = self._communes.get(key)
+        if hit is not None and time.monotonic() - hit[0] < COMMUNE_TTL:
+            return hit[1]
         with transaction(self.ctx.sessions) as session:
-            units.lookup(session, code, key[1])
+            province = units.lookup(session, code, key[1]).province_code
         if len(self._communes) > 10_000:
             self._communes.clear()
-        self._communes[key] = time.monotonic()
+        self._communes[key] = (time.monotonic(), province)
+        return province
+
+    def explain(self, credential_id: str, document_type: str, commune_code: str, step: int = 0) -> Decision:
+        """The decision the policy in force would take (nothing signed, nothing audited)."""
+        policy = self.policy
+        material = self.material.signer(credential_id)
+        return decide(policy, self._signer_facts(material),
+                      Target(document_type, commune_code, self._province_of(commune_code), step))
+
+    def _signer_facts(self, material: SignerMaterial) -> SignerFacts:
+        return SignerFacts(profile=material.profile, commune_code=material.commune_code,
+                           province_code=self._province_of(material.commune_code) if material.commune_code else None,
+                           title=material.title, unit=material.unit)
+
+    def authorize(self, policy: DocumentPolicy, material: SignerMaterial, request: SignRequest,
+                  province: str | None, step: int, *, actor: str) -> Decision:
+        """The signing policy's decision; a refusal is audited and raised with the rule that decided."""
+        decision = decide(policy, self._signer_facts(material), Target(request.document_type, request.commune_code, province, step))
+        if not decision.allowed:
+            with transaction(self.ctx.sessions) as session:
+                audit.record(session, actor=actor, action="policy:signing:deny", subject=material.credential_id,
+                             rule=decision.rule, reason=decision.reason, document_type=request.document_type,
+                             commune=request.commune_code, policy_version=policy.version)
+            raise SigningRefused(f"the signing policy refuses this ({decision.rule}): {decision.reason}",
+                                 rule=decision.rule, policy_version=policy.version)
+        return decision
 
     def _signer(self, material: SignerMaterial, scheme: SignatureScheme) -> KeyStoreSigner:
         """One signer per certificate and scheme, so its DER templates are built once."""
@@ -304,7 +354,7 @@ class SigningService:
     # -- registry --------------------------------------------------------------------------------
     def _record(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, document_id: str,
                 existing: SignedDocument | None, pdf: bytes, reached: str, level: str, signed_at: dt.datetime,
-                actor: str, idempotency_key: str | None, fingerprint: str | None) -> SignResult:
+                actor: str, idempotency_key: str | None, fingerprint: str | None, granted: "Granted") -> SignResult:
         digest = hashlib.sha256(pdf).hexdigest()
         pending = pades.LEVEL_ORDER[reached] < pades.LEVEL_ORDER[level]
         seal_token = self._seal_tokens.pop((document_id, signed_at), None)
@@ -316,7 +366,7 @@ class SigningService:
                         id=document_id, document_type=doc_type.name, commune_code=request.commune_code,
                         dossier_number=request.dossier_number, credential_id=material.credential_id,
                         signer_serial=material.serial, signer_name=material.common_name, signed_at=signed_at,
-                        policy_version=self.policy.version, level=reached, requested_level=level,
+                        policy_version=granted.policy_version, level=reached, requested_level=level,
                         upgrade_status="pending" if pending else "none", upgrade_attempts=0,
                         next_attempt_at=signed_at if pending else None, sha256=digest, version=1, signatures=1,
                         status="valid", created_by=actor, offline_seal=seal_token,
@@ -335,7 +385,8 @@ class SigningService:
                     row.offline_seal = seal_token = seal_token or row.offline_seal
                 session.add(DocumentFile(document_id=document_id, version=version, change="signature", level=reached,
                                          signer_serial=material.serial, sha256=digest, size=len(pdf),
-                                         created_at=signed_at, pdf=pdf))
+                                         created_at=signed_at, pdf=pdf, policy_version=granted.policy_version,
+                                         policy_rule=granted.decision.rule, reception=granted.decision.reception))
                 result = SignResult(document_id=document_id, pdf=pdf, sha256=digest, level=reached,
                                     requested_level=level, pending_upgrade=pending, signer_serial=material.serial,
                                     signed_at=signed_at, version=version, offline_seal=seal_token)
@@ -350,7 +401,8 @@ class SigningService:
                              document_type=doc_type.name, commune=request.commune_code,
                              dossier=request.dossier_number, level=reached, requested_level=level, sha256=digest,
                              input_sha256=hashlib.sha256(request.pdf).hexdigest(), version=version,
-                             policy_version=self.policy.version)
+                             policy_version=granted.policy_version, policy_rule=granted.decision.rule,
+                             signer_rule=granted.decision.signer_rule, reception=granted.decision.reception)
         except IntegrityError:
             if idempotency_key and fingerprint:
                 replay = self.replay(actor, idempotency_key, fingerprint)

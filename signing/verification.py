@@ -42,7 +42,7 @@ from pki.models import Certificate
 from pki.ocsp import revocation_epoch
 from pki.reasons import Reason
 
-from . import pades, report_text, speedups
+from . import entitlement, pades, report_text, speedups
 from .chain import SIGNER_USAGE, TSA_USAGE, ChainCache, ChainStatus, RevocationFacts, chain_status, context_for
 from .errors import PdfTooLarge, UnreadablePdf
 from .material import MaterialCache
@@ -92,6 +92,7 @@ class Verifier:
         with transaction(self.ctx.sessions) as session:  # one round trip for both lookups
             self._sync_epoch(session)
             registry = self._registry(session, pdf, embedded)
+            records = entitlement.read(session, registry) if registry is not None else None
         reports: list[SignatureReport] = []
         doc_timestamps = [s for s in embedded if s.sig_object_type == "/DocTimeStamp"]
         dss_data = dss_material(reader) if "/DSS" in reader.root else {}
@@ -106,7 +107,13 @@ class Verifier:
             except Exception as exc:  # noqa: BLE001 - a malformed signature is reported, never a 500
                 log.warning("signature %s could not be validated: %s", sig.field_name, exc, exc_info=True)
                 reports.append(format_failure(sig, exc))
+        if records is not None:
+            reports = entitlement.judge(reports, records)
         notes: list[Text] = []
+        for report in reports:
+            if report.entitlement is not None and report.entitlement.allowed is False:
+                notes.append(report_text.not_entitled(report.field_name, report.entitlement.policy_version,
+                                                      report.entitlement.reason))
         last_end = max((covered_end(s) for s in embedded), default=0)
         uncovered = bool(embedded) and last_end < len(pdf.rstrip()) - 2 and has_later_content(pdf, last_end)
         if uncovered:

@@ -7,6 +7,7 @@ import core.audit  # noqa: F401
 import pki.models  # noqa: F401
 import signing.models  # noqa: F401
 import policies.units  # noqa: F401
+import policies.history  # noqa: F401
 from core.db import Base, upgrade
 
 

@@ -1,0 +1,50 @@
+"""The signing policy in force: what it is, reload it now, and ask it a question (explain a decision)."""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from core.errors import InvalidInput
+from policies.errors import PolicyInvalid
+
+from ..deps import Auditor, ContainerDep, Operator
+
+router = APIRouter(prefix="/api/v1/policies", tags=["policies"])
+
+
+def _status(container) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    status = container.signing.policies.status()
+    policy = container.signing.policy
+    return {"version": status.version, "file": status.path, "loaded_at": status.loaded_at.isoformat(),
+            "last_error": status.last_error,
+            "independent_reception_provinces": list(policy.jurisdiction.independent_reception_provinces),
+            "document_types": {name: {"signers": [r.model_dump() for r in t.signers],
+                                      "approval_chain": list(t.approval_chain), "level": t.level}
+                               for name, t in policy.types.items()}}
+
+
+@router.get("", summary="The signing policy in force (version, file, last reload error, rules)")
+def show(container: ContainerDep, _: Auditor) -> dict[str, Any]:
+    return _status(container)
+
+
+@router.post("/reload", summary="Read the policy file now; a bad file is refused with its line and the old policy stays")
+async def reload(container: ContainerDep, principal: Operator) -> dict[str, Any]:
+    try:
+        await run_in_threadpool(container.signing.policies.reload)
+    except PolicyInvalid as exc:
+        raise InvalidInput(f"the policy file was refused, the policy in force is unchanged: {exc.message}",
+                           code="policy_invalid") from None
+    return _status(container)
+
+
+@router.get("/decide", summary="Explain the decision for a credential, document type and commune")
+async def explain(container: ContainerDep, _: Auditor, credential_id: Annotated[str, Query()],
+                  document_type: Annotated[str, Query()], commune_code: Annotated[str, Query()],
+                  step: Annotated[int, Query(ge=0, le=20)] = 0) -> dict[str, Any]:
+    decision = await run_in_threadpool(container.signing.explain, credential_id, document_type, commune_code, step)
+    return {"allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason,
+            "signer_rule": decision.signer_rule, "reception": decision.reception,
+            "policy_version": container.signing.policy.version}
