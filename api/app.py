@@ -23,7 +23,9 @@ and signs PDF documents (PAdES B-B to B-LTA) for the civil-registration and doss
 of communes, keeping a registry of everything it signed.
 
 Every `/api/v1` route needs `Authorization: Bearer <token>` (create one with
-`kyso token create --name NAME --role ca-operator|auditor|client`). Errors always have the shape
+`kyso token create --name NAME --role ca-operator|policy-admin|auditor|read-only|client`; client tokens
+can be scoped to communes, operations and document types). `POST /api/v1/verify` is open to anyone.
+Errors always have the shape
 `{"error": {"code", "message", "details"}}`.
 
 Revocation reasons follow RFC 5280; the legal grounds map to them: officer moved or retired →

@@ -482,7 +482,7 @@ def _expiry(days: int | None) -> dt.datetime | None:
 
 @token_app.command("create")
 def token_create(name: Annotated[str, typer.Option(help="Who or what uses it, e.g. hotich-phuong-ba-dinh")],
-                 role: Annotated[tokens.Role, typer.Option(help="ca-operator, auditor or client")],
+                 role: Annotated[tokens.Role, typer.Option(help="ca-operator, policy-admin, auditor, read-only or client")],
                  commune: CommuneOpt = None, operation: OperationOpt = None, doc_type: DocTypeOpt = None,
                  expires_in_days: ExpiresOpt = None) -> None:
     """Create a token and print it alone on stdout (it is shown only this once).

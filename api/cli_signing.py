@@ -252,8 +252,9 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
     token_file = home / "demo-client.token"
     if not token_file.exists():
         with transaction(container.sessions) as session:
+            scope = tokens.build_scope(session, units=["00004"])  # the demo commune's software: its documents only
             token_file.write_text(tokens.create(session, f"demo-client-{state['specialist'][-6:]}",
-                                                tokens.Role.client, actor) + "\n")
+                                                tokens.Role.client, actor, scope=scope) + "\n")
         token_file.chmod(0o600)
     sample = home / "sample.pdf"
     if not sample.exists():

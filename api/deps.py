@@ -147,10 +147,12 @@ def authorize(operation: Operation, *roles: Role) -> Callable[..., Access]:
     return check
 
 
-READERS = (Role.ca_operator, Role.auditor, Role.client)
+READERS = (Role.ca_operator, Role.auditor, Role.read_only, Role.policy_admin, Role.client)
 Reader = Annotated[Principal, Depends(require(*READERS))]
 Operator = Annotated[Principal, Depends(require(Role.ca_operator))]
 Auditor = Annotated[Principal, Depends(require(Role.ca_operator, Role.auditor))]
+PolicyAdmin = Annotated[Principal, Depends(require(Role.policy_admin))]
+PolicyReader = Annotated[Principal, Depends(require(Role.ca_operator, Role.auditor, Role.policy_admin, Role.read_only))]
 SIGNERS = (Role.client, Role.ca_operator)
 CanSign = Annotated[Access, Depends(authorize(Operation.sign, *SIGNERS))]
 CanRead = Annotated[Access, Depends(authorize(Operation.read, *READERS))]

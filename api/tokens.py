@@ -35,8 +35,14 @@ DEFAULT_GRACE = dt.timedelta(hours=24)
 
 
 class Role(str, enum.Enum):
+    """ca-operator runs the PKI; policy-admin changes the signing policy (and nothing else); auditor reads
+    everything including the audit log; read-only reads certificates, documents and the policy; client is
+    civil-registration or dossier software (signing, its own communes' documents)."""
+
     ca_operator = "ca-operator"
+    policy_admin = "policy-admin"
     auditor = "auditor"
+    read_only = "read-only"
     client = "client"
 
 

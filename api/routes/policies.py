@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from core.errors import InvalidInput
 from policies.errors import PolicyInvalid
 
-from ..deps import Auditor, ContainerDep, Operator
+from ..deps import ContainerDep, PolicyAdmin, PolicyReader
 
 router = APIRouter(prefix="/api/v1/policies", tags=["policies"])
 
@@ -26,22 +26,32 @@ def _status(container) -> dict[str, Any]:  # type: ignore[no-untyped-def]
 
 
 @router.get("", summary="The signing policy in force (version, file, last reload error, rules)")
-def show(container: ContainerDep, _: Auditor) -> dict[str, Any]:
+def show(container: ContainerDep, _: PolicyReader) -> dict[str, Any]:
     return _status(container)
 
 
 @router.post("/reload", summary="Read the policy file now; a bad file is refused with its line and the old policy stays")
-async def reload(container: ContainerDep, principal: Operator) -> dict[str, Any]:
+async def reload(container: ContainerDep, principal: PolicyAdmin) -> dict[str, Any]:
     try:
-        await run_in_threadpool(container.signing.policies.reload)
+        policy = await run_in_threadpool(container.signing.policies.reload)
     except PolicyInvalid as exc:
+        await run_in_threadpool(_audit, container, principal.actor, "policy:reload:refuse", exc.message)
         raise InvalidInput(f"the policy file was refused, the policy in force is unchanged: {exc.message}",
                            code="policy_invalid") from None
+    await run_in_threadpool(_audit, container, principal.actor, "policy:reload:load", policy.version)
     return _status(container)
 
 
+def _audit(container, actor: str, action: str, detail: str) -> None:  # type: ignore[no-untyped-def]
+    from core import audit
+    from core.db import transaction
+
+    with transaction(container.sessions) as session:
+        audit.record(session, actor=actor, action=action, subject="signing-policy", detail=detail[:500])
+
+
 @router.get("/decide", summary="Explain the decision for a credential, document type and commune")
-async def explain(container: ContainerDep, _: Auditor, credential_id: Annotated[str, Query()],
+async def explain(container: ContainerDep, _: PolicyReader, credential_id: Annotated[str, Query()],
                   document_type: Annotated[str, Query()], commune_code: Annotated[str, Query()],
                   step: Annotated[int, Query(ge=0, le=20)] = 0) -> dict[str, Any]:
     decision = await run_in_threadpool(container.signing.explain, credential_id, document_type, commune_code, step)

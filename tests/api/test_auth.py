@@ -10,7 +10,8 @@ from core.db import transaction
 from api import tokens
 from tests.conftest import new_token
 
-READ_ONLY_FOR = {Role.auditor, Role.client}
+READ_ONLY_FOR = {Role.auditor, Role.client, Role.read_only, Role.policy_admin}
+POLICY_ADMIN_WRITES = {("POST", "/api/v1/policies/reload")}
 # what civil-registration software (a client token) may change: its own signing requests and records
 CLIENT_WRITES = {("POST", "/api/v1/sign"), ("POST", "/api/v1/sign/batch"),
                  ("POST", "/api/v1/documents/00004/withdraw"), ("POST", "/api/v1/documents/00004/supersede")}
@@ -68,6 +69,8 @@ def test_non_operators_cannot_change_anything(pki, client, role):
     for method, path in _v1_routes(client.app):
         if method == "GET" or (role is Role.client and (method, path) in CLIENT_WRITES):
             continue
+        if role is Role.policy_admin and (method, path) in POLICY_ADMIN_WRITES:
+            continue
         r = client.request(method, path, headers=headers, json={})
         assert r.status_code == 403, (role, method, path, r.status_code, r.text)
         assert r.json()["error"]["code"] == "permission_denied"
@@ -112,3 +115,14 @@ def test_clients_reach_the_signing_routes_only(pki, client):
     for method, path in sorted(CLIENT_WRITES):
         r = client.request(method, path, headers=headers, json={})
         assert r.status_code in (404, 422), (method, path, r.status_code, r.text)
+
+
+def test_only_the_policy_admin_reloads_the_policy(pki, client):
+    """Separation of duties: a CA operator runs the PKI but does not change who may sign."""
+    for role, status in ((Role.ca_operator, 403), (Role.auditor, 403), (Role.read_only, 403), (Role.policy_admin, 200)):
+        headers = {"Authorization": f"Bearer {new_token(pki, role)}"}
+        assert client.post("/api/v1/policies/reload", headers=headers).status_code == status, role
+    read_only = {"Authorization": f"Bearer {new_token(pki, Role.read_only)}"}
+    assert client.get("/api/v1/policies", headers=read_only).status_code == 200
+    assert client.get("/api/v1/certificates", headers=read_only).status_code == 200
+    assert client.get("/api/v1/audit/verify", headers=read_only).status_code == 403

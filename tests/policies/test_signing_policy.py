@@ -190,7 +190,7 @@ def test_verification_reports_a_signer_the_policy_did_not_entitle(strict: Contai
 
 def test_policy_routes(strict: Container) -> None:
     with TestClient(create_app(strict, scheduler=False)) as client:
-        operator = {"Authorization": f"Bearer {new_token(strict, tokens.Role.ca_operator)}"}
+        operator = {"Authorization": f"Bearer {new_token(strict, tokens.Role.policy_admin)}"}
         auditor = {"Authorization": f"Bearer {new_token(strict, tokens.Role.auditor)}"}
         shown = client.get("/api/v1/policies", headers=auditor).json()
         assert shown["version"].startswith("test-1") and shown["independent_reception_provinces"] == ["79"]
