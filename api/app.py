@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from . import errors
 from .container import Container, build
 from .middleware import BodyLimit
-from .routes import certificates, citizen, ops, policies, protocol, signing, verify
+from .routes import approvals, certificates, citizen, ops, policies, protocol, signing, verify
+from .routes import activation, csc
 from .routes import tokens as token_routes
 from .scheduler import republish_loop, upgrade_loop
 
@@ -57,7 +58,10 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.include_router(token_routes.router)
     app.include_router(verify.router)
     app.include_router(policies.router)
+    app.include_router(approvals.router)
     app.include_router(citizen.router)
+    app.include_router(csc.router)
+    app.include_router(activation.router)
     settings = container.settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, per_path={
         "/api/v1/sign/batch": settings.max_pdf_bytes * 2 + 1_048_576,

@@ -602,7 +602,7 @@ def audit_verify(as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
-from . import cli_policy, cli_signing, cli_verify  # noqa: E402,F401 - registers `kyso sign`, `doc`, `verify`, `policy`
+from . import cli_activation, cli_approvals, cli_policy, cli_signing, cli_verify  # noqa: E402,F401 - registers `kyso sign`, `doc`, `verify`, `policy`, `activation`
 
 
 def main() -> None:

@@ -1,0 +1,147 @@
+"""Four eyes on destructive operations: one operator asks, a different operator approves, then it runs.
+
+Destroying a private key cannot be undone, so it waits as a pending approval until a second
+operator approves it. The approval expires after ``APPROVAL_HOURS``. The requester can never approve
+their own request. Every step is audited: request, approval or rejection, and the operation itself.
+The operation runs in the approver's transaction, so a failure leaves the request pending and
+changes nothing.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from core import audit, clock
+from core.db import Base, UTCDateTime, transaction
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+
+from .context import PkiContext
+from .models import Credential
+from .store import get_credential
+
+APPROVAL_HOURS = 24
+
+
+class PendingApproval(Base):
+    __tablename__ = "approvals"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(32), nullable=False)
+    subject: Mapped[str] = mapped_column(String(100), nullable=False)
+    params: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending | approved | rejected
+    requested_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ApprovalRequired(Conflict):
+    code = "approval_required"
+
+
+@dataclass(frozen=True)
+class Operation:
+    check: Callable[[Session, str], None]  # refuses an impossible request before anyone is asked
+    run: Callable[[PkiContext, Session, str, str], dict]  # (ctx, session, subject, actor) → result
+
+
+def _check_destroy(session: Session, credential_id: str) -> None:
+    credential = get_credential(session, credential_id)
+    if credential.status == "destroyed":
+        raise Conflict(f"the key of credential {credential_id} is already destroyed")
+    cert = credential.certificate
+    if credential.status == "active" and cert is not None and cert.status == "valid":
+        raise InvalidInput(f"credential {credential_id} still has a valid certificate ({cert.serial}); revoke it first "
+                           "(kyso cert revoke), then destroy its key", code="key_in_use")
+
+
+def _destroy(ctx: PkiContext, session: Session, credential_id: str, actor: str) -> dict:
+    _check_destroy(session, credential_id)
+    credential = session.execute(select(Credential).where(Credential.id == credential_id)
+                                 .with_for_update(of=Credential)).unique().scalar_one()
+    ctx.keystores.for_ref(credential.key_ref).delete(credential.key_ref)
+    credential.status = "destroyed"
+    audit.record(session, actor=actor, action="hsm:key:destroy", subject=credential_id, key_ref=credential.key_ref)
+    return {"credential_id": credential_id, "status": "destroyed"}
+
+
+OPERATIONS: dict[str, Operation] = {"destroy-key": Operation(_check_destroy, _destroy)}
+
+
+def request(ctx: PkiContext, operation: str, subject: str, reason: str, actor: str) -> PendingApproval:
+    if operation not in OPERATIONS:
+        raise InvalidInput(f"unknown operation {operation!r}; known: {', '.join(OPERATIONS)}")
+    if not reason.strip():
+        raise InvalidInput("say why (the reason is shown to the approving operator and kept in the audit log)")
+    now = clock.now()
+    with transaction(ctx.sessions) as session:
+        OPERATIONS[operation].check(session, subject)
+        row = PendingApproval(id="apr_" + secrets.token_hex(8), operation=operation, subject=subject, params="{}",
+                              reason=reason.strip(), status="pending", requested_by=actor, requested_at=now,
+                              expires_at=now + dt.timedelta(hours=APPROVAL_HOURS))
+        session.add(row)
+        audit.record(session, actor=actor, action="pki:approval:request", subject=row.id, operation=operation,
+                     target=subject, reason=row.reason)
+        session.flush()
+        session.expunge(row)
+    return row
+
+
+def _pending(session: Session, approval_id: str) -> PendingApproval:
+    row = session.get(PendingApproval, approval_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"no approval request {approval_id}")
+    if row.status != "pending":
+        raise Conflict(f"approval request {approval_id} is already {row.status} (by {row.decided_by})")
+    if clock.aware(row.expires_at) <= clock.now():
+        raise Conflict(f"approval request {approval_id} expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; ask again")
+    return row
+
+
+def approve(ctx: PkiContext, approval_id: str, actor: str) -> dict:
+    with transaction(ctx.sessions) as session:
+        own = _pending(session, approval_id).requested_by == actor
+    if own:
+        with transaction(ctx.sessions) as session:  # its own transaction: the refusal must stay on record
+            audit.record(session, actor=actor, action="pki:approval:self-approval-refused", subject=approval_id)
+        raise PermissionDenied("a second operator must approve: the one who asked cannot approve their own request",
+                               code="four_eyes")
+    with transaction(ctx.sessions) as session:
+        row = _pending(session, approval_id)
+        if row.requested_by == actor:  # cannot change in between, but never run on a stale read
+            raise PermissionDenied("a second operator must approve", code="four_eyes")
+        result = OPERATIONS[row.operation].run(ctx, session, row.subject, actor)
+        row.status, row.decided_by, row.decided_at = "approved", actor, clock.now()
+        audit.record(session, actor=actor, action="pki:approval:approve", subject=approval_id, operation=row.operation,
+                     target=row.subject, requested_by=row.requested_by)
+    return {"approval_id": approval_id, "operation": row.operation, **result}
+
+
+def reject(ctx: PkiContext, approval_id: str, actor: str, reason: str) -> None:
+    with transaction(ctx.sessions) as session:
+        row = _pending(session, approval_id)
+        row.status, row.decided_by, row.decided_at = "rejected", actor, clock.now()
+        audit.record(session, actor=actor, action="pki:approval:reject", subject=approval_id, reason=reason)
+
+
+def listing(session: Session, *, pending_only: bool = True) -> list[PendingApproval]:
+    query = select(PendingApproval).order_by(PendingApproval.requested_at.desc())
+    if pending_only:
+        query = query.where(PendingApproval.status == "pending")
+    return list(session.execute(query).scalars())
+
+
+def as_dict(row: PendingApproval) -> dict:
+    return {"id": row.id, "operation": row.operation, "subject": row.subject, "reason": row.reason,
+            "status": row.status, "requested_by": row.requested_by, "requested_at": row.requested_at.isoformat(),
+            "expires_at": row.expires_at.isoformat(), "decided_by": row.decided_by,
+            "decided_at": row.decided_at.isoformat() if row.decided_at else None, **json.loads(row.params or "{}")}
