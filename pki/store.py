@@ -50,18 +50,12 @@ def get_certificate(session: Session, serial: str, *, for_update: bool = False) 
 
 def current_tsa(session: Session, *, ca: CertificateAuthority | None = None,
                 now: dt.datetime | None = None) -> Certificate:
-    """The newest valid, unexpired time-stamping certificate whose key is in a keystore here.
+    """The newest valid, unexpired TSA certificate whose key is in a keystore here (optionally of ``ca``).
 
     Raises ``Unavailable`` (HTTP 503) when there is none: the TSA cannot answer until an operator
     runs ``kyso ca init`` (which adds a missing TSA certificate).
     """
-    now = now or clock.now()
-    query = select(Certificate).where(
-        Certificate.profile == "tsa", Certificate.status == "valid", Certificate.key_ref.is_not(None),
-        Certificate.not_before <= now, Certificate.not_after > now)
-    if ca is not None:
-        query = query.where(Certificate.ca_id == ca.id)
-    row = session.execute(query.order_by(Certificate.not_before.desc(), Certificate.id.desc()).limit(1)).scalar()
+    row = _current_service(session, "tsa", ca, now)
     if row is None:
         where = f" issued by CA {ca.name!r}" if ca is not None else ""
         raise Unavailable(f"kyso has no valid time-stamping (TSA) certificate{where}; run `kyso ca init` to add one",
@@ -76,18 +70,24 @@ def current_qr_seal(session: Session, *, ca: CertificateAuthority | None = None,
     Raises ``Unavailable`` (HTTP 503) when there is none: documents with a verification QR code
     cannot be signed until an operator runs ``kyso ca init`` (which adds a missing seal certificate).
     """
-    now = now or clock.now()
-    query = select(Certificate).where(
-        Certificate.profile == QR_SEAL_PROFILE, Certificate.status == "valid", Certificate.key_ref.is_not(None),
-        Certificate.not_before <= now, Certificate.not_after > now)
-    if ca is not None:
-        query = query.where(Certificate.ca_id == ca.id)
-    row = session.execute(query.order_by(Certificate.not_before.desc(), Certificate.id.desc()).limit(1)).scalar()
+    row = _current_service(session, QR_SEAL_PROFILE, ca, now)
     if row is None:
         where = f" issued by CA {ca.name!r}" if ca is not None else ""
         raise Unavailable(f"kyso has no valid offline-seal (qr-seal) certificate{where} to sign verification QR "
                           "codes; run `kyso ca init` to add one", code="qr_seal_not_ready")
     return row
+
+
+def _current_service(session: Session, profile: str, ca: CertificateAuthority | None,
+                     now: dt.datetime | None) -> Certificate | None:
+    """The newest valid, unexpired certificate of a service profile (TSA, offline seal) with its key here."""
+    now = now or clock.now()
+    query = select(Certificate).where(
+        Certificate.profile == profile, Certificate.status == "valid", Certificate.key_ref.is_not(None),
+        Certificate.not_before <= now, Certificate.not_after > now)
+    if ca is not None:
+        query = query.where(Certificate.ca_id == ca.id)
+    return session.execute(query.order_by(Certificate.not_before.desc(), Certificate.id.desc()).limit(1)).scalar()
 
 
 def qr_seal_certificates(session: Session) -> list[Certificate]:
