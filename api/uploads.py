@@ -8,8 +8,11 @@ from signing.errors import PdfTooLarge, UnreadablePdf
 
 async def read_pdf(upload: UploadFile, limit: int) -> bytes:
     """At most ``limit`` bytes; a file without a ``%PDF-`` header in its first kilobyte is not read further."""
-    name = upload.filename or "the file"
-    data = await upload.read(limit + 1)
+    return checked_pdf(await upload.read(limit + 1), limit, upload.filename or "the file")
+
+
+def checked_pdf(data: bytes, limit: int, name: str) -> bytes:
+    """The same checks for a PDF sent as the request body itself (``Content-Type: application/pdf``)."""
     if len(data) > limit:
         raise PdfTooLarge(f"{name} is larger than the {limit:,}-byte limit")
     if b"%PDF-" not in data[:1024]:

@@ -14,12 +14,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from signing import report_render
-from signing.errors import PdfTooLarge, UnreadablePdf
 
 from ..deps import ContainerDep
 from ..errors import UnsupportedMediaType
 from ..ratelimit import limit_verification
-from ..uploads import read_pdf
+from ..uploads import checked_pdf, read_pdf
 from signing.report import VerificationReport
 
 router = APIRouter(prefix="/api/v1", tags=["verification"])
@@ -54,11 +53,7 @@ async def verify(request: Request, container: ContainerDep,
     if file is not None:
         pdf = await read_pdf(file, limit)
     elif content_type == "application/pdf":
-        pdf = await request.body()
-        if len(pdf) > limit:
-            raise PdfTooLarge(f"the PDF is larger than the {limit:,}-byte limit")
-        if b"%PDF-" not in pdf[:1024]:
-            raise UnreadablePdf("the body is not a PDF (no %PDF- header)" if pdf else "the body is empty")
+        pdf = checked_pdf(await request.body(), limit, "the body")
     else:
         raise UnsupportedMediaType(f"send the PDF as multipart/form-data with a part named 'file', or as the body "
                                    f"with Content-Type: application/pdf (this request was {content_type or 'empty'})")
