@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from functools import lru_cache
-
 from sqlalchemy import String, Text, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
@@ -36,11 +34,18 @@ def remember(sessions: sessionmaker[Session], policy: DocumentPolicy) -> None:
         pass  # another worker recorded it at the same moment
 
 
+_known: dict[str, DocumentPolicy] = {}  # a version's text never changes: read and parse it once per process
+
+
 def recorded(session: Session, version: str) -> DocumentPolicy | None:
-    row = session.execute(select(PolicyVersion.source).where(PolicyVersion.version == version)).scalar_one_or_none()
-    return None if row is None else _parsed(version, row)
-
-
-@lru_cache(maxsize=32)
-def _parsed(version: str, source: str) -> DocumentPolicy:  # noqa: ARG001 - the version is part of the key
-    return parse(source.encode(), f"policy {version}")
+    policy = _known.get(version)
+    if policy is None:
+        source = session.execute(select(PolicyVersion.source).where(PolicyVersion.version == version)
+                                 ).scalar_one_or_none()
+        if source is None:
+            return None  # not cached: a worker may record it a moment later
+        policy = parse(source.encode(), f"policy {version}")
+        if len(_known) > 64:
+            _known.clear()
+        _known[version] = policy
+    return policy

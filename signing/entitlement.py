@@ -9,6 +9,7 @@ that slipped past the policy (or a record altered since) is reported.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import threading
 from dataclasses import dataclass
 
@@ -82,13 +83,23 @@ def read(session: Session, registry: RegistryInfo) -> Records | None:
                    policies, signers)
 
 
-def _province(session: Session, code: str | None, on) -> str | None:  # type: ignore[no-untyped-def]
+_provinces: dict[tuple[str, dt.date], str | None] = {}  # the catalogue is versioned by date: stable per (code, day)
+
+
+def _province(session: Session, code: str | None, on: dt.date) -> str | None:
     if not code:
         return None
-    try:
-        return units.lookup(session, code, on).province_code
-    except UnknownUnit:
-        return None
+    key = (code, on)
+    if key not in _provinces:
+        try:
+            province = units.lookup(session, code, on).province_code
+        except UnknownUnit:
+            province = None
+        with _lock:
+            if len(_provinces) > 50_000:
+                _provinces.clear()
+            _provinces[key] = province
+    return _provinces[key]
 
 
 def judge(reports: list[SignatureReport], records: Records) -> list[SignatureReport]:
