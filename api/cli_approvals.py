@@ -1,11 +1,11 @@
-"""``kyso key destroy`` and ``kyso approval …``: four eyes on operations that cannot be undone.
+"""``kyso key destroy``, ``kyso ca revoke`` and ``kyso approval …``: four eyes on operations that cannot be undone.
 
 Each operator runs these commands under their own login: the operator recorded is the OS user
 (``cli:<user>``), and the one who asked can never approve their own request.
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -13,7 +13,7 @@ from rich.table import Table
 from core.db import transaction
 from pki import approvals
 
-from .cli import JsonOpt, _actor, _container, _print_json, app, out
+from .cli import JsonOpt, _actor, _container, _print_json, app, ca_app, out
 
 key_app = typer.Typer(help="Private keys in the keystores.", no_args_is_help=True)
 approval_app = typer.Typer(help="Requests waiting for a second operator (four eyes).", no_args_is_help=True)
@@ -36,6 +36,32 @@ def destroy(credential: Annotated[str, typer.Argument(help="Credential whose pri
     else:
         out.print(f"requested {row.id}: destroy the key of {credential}. A second operator must run\n"
                   f"  kyso approval approve {row.id}\nbefore {row.expires_at:%Y-%m-%d %H:%M} UTC.")
+
+
+@ca_app.command("revoke")
+def ca_revoke(name: Annotated[str, typer.Argument(help="Issuing CA to revoke (see kyso ca list)")],
+              reason: Annotated[str, typer.Option(help="RFC 5280 reason: cACompromise, affiliationChanged, "
+                                                   "superseded or cessationOfOperation (keyCompromise is "
+                                                   "recorded as cACompromise)")],
+              why: Annotated[Optional[str], typer.Option(help="Why, in words; shown to the approving operator")] = None,
+              as_json: JsonOpt = False) -> None:
+    """Ask to revoke an issuing CA (it happens when a second operator approves).
+
+    Nothing happens until a different operator runs `kyso approval approve ID` within 24 hours;
+    then the CA's serial goes on its parent's CRL and OCSP, and it can no longer issue or renew
+    certificates. A root CA cannot be revoked (no CRL can list it): remove it from the relying
+    parties' trust stores instead.
+
+    Example: kyso ca revoke kyso-issuing --reason cACompromise --why "HSM backup tape lost 2026-11-20"
+    """
+    row = approvals.request(_container().pki, "revoke-ca", name, why or f"revoke CA {name} ({reason})", _actor(),
+                            params={"revocation_reason": reason})
+    if as_json:
+        _print_json(approvals.as_dict(row))
+    else:
+        out.print(f"requested {row.id}: revoke CA {name} ({approvals.as_dict(row)['revocation_reason']}). "
+                  f"A second operator must run\n  kyso approval approve {row.id}\n"
+                  f"before {row.expires_at:%Y-%m-%d %H:%M} UTC.")
 
 
 @approval_app.command("list")

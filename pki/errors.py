@@ -40,6 +40,12 @@ class CANotReady(Conflict):
     code = "ca_not_ready"
 
 
+class CARevoked(Conflict):
+    """The CA's own certificate is revoked: it may no longer issue or renew anything."""
+
+    code = "ca_revoked"
+
+
 class CertificateMismatch(InvalidInput):
     code = "certificate_mismatch"
 

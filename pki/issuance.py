@@ -31,7 +31,7 @@ from . import ocsp
 from .builder import Endpoints, build_certificate
 from .context import PkiContext
 from .encoding import key_type_of, load_csr
-from .errors import CANotReady, RevocationConflict, SubjectInvalid, UnknownCA, WeakKey
+from .errors import CANotReady, CARevoked, RevocationConflict, SubjectInvalid, UnknownCA, WeakKey
 from .models import Certificate, CertificateAuthority, Credential
 from .names import SubjectInfo, build_name, common_name, name_attributes
 from .store import credential_for, get_ca, get_certificate
@@ -63,6 +63,22 @@ def new_credential_id() -> str:
     return "cred_" + secrets.token_hex(12)
 
 
+def refuse_if_revoked(ca: CertificateAuthority) -> None:
+    """A revoked CA's signatures are worthless to relying parties: never let it issue or renew."""
+    if ca.status == "revoked":
+        raise CARevoked(f"CA {ca.name!r} is revoked and can no longer issue or renew certificates; "
+                        "issue under another CA (kyso ca list)")
+
+
+def _refuse_all_revoked(session: Session) -> None:
+    """Say that the issuing CAs were revoked, rather than that none exists."""
+    revoked = session.execute(select(CertificateAuthority.name).where(
+        CertificateAuthority.role == "issuing", CertificateAuthority.status == "revoked")).scalars().all()
+    if revoked:
+        raise CARevoked(f"every issuing CA is revoked ({', '.join(revoked)}); create a new one under the root "
+                        "with `kyso ca init --issuing-name NEW-NAME`")
+
+
 def default_issuing_ca(session: Session, name: str | None) -> CertificateAuthority:
     if name:
         ca = get_ca(session, name)
@@ -74,10 +90,12 @@ def default_issuing_ca(session: Session, name: str | None) -> CertificateAuthori
             )
         ).scalars().all()
         if not candidates:
+            _refuse_all_revoked(session)
             raise UnknownCA("no active issuing CA; run `kyso ca init` first")
         if len(candidates) > 1:
             raise UnknownCA(f"several issuing CAs exist ({', '.join(c.name for c in candidates)}); name one with 'ca'")
         ca = candidates[0]
+    refuse_if_revoked(ca)
     if ca.status != "active" or ca.key_ref is None or ca.cert_der is None:
         raise CANotReady(f"CA {ca.name!r} cannot issue (status {ca.status}); import its certificate first")
     return ca
@@ -107,6 +125,7 @@ def issue_row(
     validity_days: int | None = None, action: str = "pki:certificate:issue",
 ) -> Certificate:
     """Sign, store, pre-produce OCSP and audit one certificate inside ``session``."""
+    refuse_if_revoked(ca)
     if ca.cert_der is None or ca.key_ref is None:
         raise CANotReady(f"CA {ca.name!r} has no certificate or key here")
     cert = build_certificate(
@@ -197,6 +216,7 @@ def renew(ctx: PkiContext, serial: str, actor: str, *, new_key: bool = False, cs
             raise RevocationConflict(f"certificate {old.serial} is {old.status}; only a valid certificate can be renewed")
         if old.external:
             raise RevocationConflict(f"certificate {old.serial} comes from an external CA; request a new one there")
+        refuse_if_revoked(old.ca)  # before a new key is generated for nothing
         profile = ctx.profiles.get(old.profile)
         old_cert = x509.load_der_x509_certificate(old.der)
         old_key_ref = old.key_ref

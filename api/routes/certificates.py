@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 
 from core import clock
-from pki import crl, issuance, merger, registration, revocation, store
+from pki import approvals, crl, issuance, merger, registration, revocation, store
 from pki.authorities import chain_pem
 from pki.issuance import IssueRequest
 from pki.reasons import Reason, resolve_reason
@@ -35,6 +35,23 @@ def list_cas(container: ContainerDep, session: SessionDep, _: Reader) -> list[Ca
 def ca_chain(name: str, container: ContainerDep, session: SessionDep, _: Reader) -> Response:
     ca = store.get_ca(session, name)
     return Response(chain_pem(container.pki, session, ca), media_type="application/pem-certificate-chain")
+
+
+CaReason = Annotated[str, Body(min_length=1, max_length=40, examples=["cessationOfOperation"], description=(
+    "RFC 5280 reason: cACompromise, affiliationChanged, superseded or cessationOfOperation "
+    "(keyCompromise is recorded as cACompromise)"))]
+Why = Annotated[str | None, Body(max_length=1000, description="Why, in words (shown to the approving operator)")]
+
+
+@router.post("/cas/{name}/revoke", status_code=202,
+             summary="Ask to revoke an issuing CA (runs only when a second operator approves it)")
+def revoke_ca(name: str, reason: CaReason, container: ContainerDep, principal: Operator,
+              why: Why = None) -> dict[str, Any]:
+    """Files a pending ``revoke-ca`` approval; `POST /api/v1/approvals/{id}/approve` by another operator
+    revokes the CA: its serial goes on the parent's CRL and OCSP, and it can no longer issue."""
+    row = approvals.request(container.pki, "revoke-ca", name, why or f"revoke CA {name} ({reason})", principal.actor,
+                            params={"revocation_reason": reason})
+    return approvals.as_dict(row)
 
 
 @router.post("/certificates", response_model=IssuedOut, status_code=201,
