@@ -27,14 +27,14 @@ from pki.names import SubjectInfo
 from pki.reasons import Ground, Reason, resolve_reason
 from policies import units
 
-from . import tokens
+from . import mtls, tokens
 from .container import Container, build
 
 app = typer.Typer(help=__doc__ + "\n\nStart with `kyso demo` (a demo PKI and a server), or `kyso ca init`.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-ca_app = typer.Typer(help="Certificate authorities: create the hierarchy, import a subordinate's certificate.", no_args_is_help=True)
+ca_app = typer.Typer(help="Certificate authorities: create the hierarchy, import a subordinate's certificate, revoke (four eyes).", no_args_is_help=True)
 cert_app = typer.Typer(help="Certificates: issue, list, show, export, renew, revoke, release; RA mode: request, import, check.", no_args_is_help=True)
-token_app = typer.Typer(help="API bearer tokens (stored only as hashes).", no_args_is_help=True)
+token_app = typer.Typer(help="API bearer tokens (stored only as hashes) and client certificates for mTLS.", no_args_is_help=True)
 units_app = typer.Typer(help="The catalogue of administrative units (provinces, communes, wards).", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 crl_app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
@@ -552,6 +552,41 @@ def token_list(as_json: JsonOpt = False) -> None:
                       " ".join(scope["document_types"]), r["created_at"][:10], (r["expires_at"] or "never")[:10],
                       (r["last_used_at"] or "")[:19], (r["previous_secret_valid_until"] or "")[:16])
     out.print(table)
+
+
+@token_app.command("cert")
+def token_cert(name: Annotated[str, typer.Argument(help="The client token the certificate stands for")],
+               csr: Annotated[Path, typer.Option("--csr", help="PKCS#10 request (PEM or DER) made by the client: "
+                                                 "its key never leaves the client; only the public key is used")],
+               out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the certificate (PEM) here "
+                                                                "instead of stdout")] = None,
+               validity_days: Annotated[Optional[int], typer.Option(min=1, help="Default: the api-client "
+                                                                    "profile's (365)")] = None,
+               ca: Annotated[Optional[str], typer.Option(help="Issuing CA (default: the only active one)")] = None,
+               as_json: JsonOpt = False) -> None:
+    """Issue a TLS client certificate (profile api-client) for a client token, for mTLS instead of its secret.
+
+    The client makes the key and the CSR, e.g.
+
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=x \\
+            -keyout client.key -out client.csr
+
+    The certificate's subject is CN=NAME, O=kyso (the CSR's subject is ignored). A request with it,
+    through a proxy in KYSO_TRUSTED_PROXIES, acts with the token's role and scope. `kyso cert revoke
+    SERIAL` or `kyso token revoke NAME` ends its use.
+    """
+    issued = mtls.issue_certificate(_container().pki, name, csr.read_bytes(), _actor(), ca=ca,
+                                    validity_days=validity_days)
+    if out_file:
+        out_file.write_text(issued.pem)
+    if as_json:
+        _print_json(issued.as_dict())
+    elif out_file:
+        out.print(f"issued [bold]{issued.serial}[/] for token {name}, valid until {issued.not_after:%Y-%m-%d}; "
+                  f"written to {out_file}")
+    else:
+        err.print(f"issued {issued.serial} for token {name}, valid until {issued.not_after:%Y-%m-%d}")
+        sys.stdout.write(issued.pem)
 
 
 # -- units ----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from core.db import transaction
 from core.errors import KysoError, PermissionDenied, Unauthenticated
 from signing.errors import UnknownDocument
 
-from . import tokens
+from . import mtls, tokens
 from .container import Container
 from .tokens import Operation, Principal, Role
 
@@ -41,10 +41,14 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 
 def current_principal(
+    request: Request,
     container: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
+        # no bearer token: a client certificate forwarded by a trusted TLS proxy, if any (a bearer always wins)
+        if (principal := mtls.authenticate_request(container, request)) is not None:
+            return principal
         raise Unauthenticated("this endpoint needs 'Authorization: Bearer <token>'; create one with `kyso token create`")
     with transaction(container.sessions) as session:
         return tokens.authenticate(session, credentials.credentials)

@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Integer, String, Text, or_, select
+from sqlalchemy import ForeignKey, Integer, String, Text, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core import audit, clock
@@ -75,6 +75,22 @@ class ApiToken(Base):
     rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     previous_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, nullable=True)
     previous_valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TokenCertificate(Base):
+    """A TLS client certificate (profile ``api-client``, issued by kyso from the client's CSR) bound to a
+    client token: presented through a trusted proxy, it authenticates as that token (``api/mtls.py``).
+    The token's scope, expiry and revocation apply; so do the certificate's own status and validity."""
+
+    __tablename__ = "token_certificates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), nullable=False, index=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), unique=True, nullable=False)
+    serial: Mapped[str] = mapped_column(String(64), nullable=False)  # upper-case hex, as in certificates
+    sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)  # of the DER: the lookup key
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(200), nullable=False)
 
 
 class OutOfScope(PermissionDenied):

@@ -1,6 +1,7 @@
 """Typed settings, read once at start from ``KYSO_*`` variables and an optional TOML file."""
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import cached_property
 from pathlib import Path
@@ -94,7 +95,12 @@ class Settings(BaseSettings):
                                           "per client address (average)")
     verify_burst: int = Field(default=30, ge=1, description="Burst of verification requests allowed per address")
     trusted_proxies: list[str] = Field(default_factory=list, description="Reverse proxies (addresses or networks) "
-                                       "whose X-Forwarded-For is believed for rate limits")
+                                       "whose X-Forwarded-For is believed for rate limits, and whose client "
+                                       "certificate header (KYSO_CLIENT_CERT_HEADER) is believed for mTLS")
+    client_cert_header: str = Field(default="X-Client-Cert", pattern=r"^[A-Za-z0-9-]{1,64}$",
+                                    description="Request header in which a trusted proxy forwards the TLS client "
+                                    "certificate it verified: URL-encoded PEM (nginx: $ssl_client_escaped_cert). "
+                                    "From any other address the header is ignored")
 
     @field_validator("base_url")
     @classmethod
@@ -102,6 +108,16 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("KYSO_BASE_URL must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:  # refused at start, not when the first forwarded request arrives
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} in KYSO_TRUSTED_PROXIES is not an IP address or network") from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> "Settings":

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import NameOID
 
+from api import mtls, tokens
 from api.container import build
 from core.db import transaction
 from hsm import KeyType
@@ -40,6 +41,7 @@ CASES = {
     "ocsp-responder-of-root": ("ocsp-responder", ROOT_CA),
     "tsa": ("tsa", ISSUING_CA),
     "qr-seal": ("qr-seal", ISSUING_CA),  # the offline seal of verification QR codes, made by `kyso ca init`
+    "api-client": ("api-client", ISSUING_CA),  # mTLS client certificate of a client token, `kyso token cert`
 }
 
 
@@ -72,6 +74,17 @@ def _stranger_cert_der(issuer_der: bytes) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
+def _api_client_der(container) -> bytes:  # type: ignore[no-untyped-def]
+    """The way `kyso token cert` issues it: a client token, and a CSR whose key stays with the client."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ignored")])).sign(key, hashes.SHA256()))
+    with transaction(container.sessions) as session:
+        tokens.create(session, "hotich-phuong-ba-dinh", tokens.Role.client, "test")
+    return mtls.issue_certificate(container.pki, "hotich-phuong-ba-dinh",
+                                  csr.public_bytes(serialization.Encoding.PEM), "test").der
+
+
 def _current_qr_seal_der(container) -> bytes:  # type: ignore[no-untyped-def]
     with transaction(container.sessions) as session:
         return store.current_qr_seal(session).der
@@ -96,6 +109,7 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Artifacts]:
             "tsa": issue(container, "tsa", SubjectInfo(common_name="kyso Dịch vụ cấp dấu thời gian",
                                                        organization="kyso thử nghiệm"), None).der,
             "qr-seal": _current_qr_seal_der(container),
+            "api-client": _api_client_der(container),
         }
         for case, der in ders.items():
             out.certs[case] = write_cert_pem(work / f"{case}.pem", der)
