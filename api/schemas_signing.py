@@ -44,9 +44,16 @@ class SignMetadata(_In):
         description="Facts signed into the QR code's offline seal, by the names the document type lists "
         "(GET /api/v1/document-types, `seal_fields`), e.g. {\"permit_no\": \"12/GPXD\", \"owner\": \"…\"}; "
         "at most 80 characters each. Unknown names or a missing required one are refused (422).")
+    sad: str | None = Field(
+        default=None, max_length=200,
+        description="Signature Activation Data from POST /csc/v2/credentials/authorize, bound to the base64 SHA-256 "
+        "of this exact PDF (in a batch: of every PDF signed under it). Required with a specialist's credential; "
+        "not needed with an organisation seal. Single use, valid 5 minutes.")
 
     def to_request(self, pdf: bytes) -> SignRequest:
-        data = self.model_dump(exclude={"appearance"})
+        # the SAD is not part of the request's identity: a retry with the same Idempotency-Key and a
+        # new (or no) SAD is the same request and returns the first result
+        data = self.model_dump(exclude={"appearance", "sad"})
         return SignRequest(pdf=pdf, appearance=AppearanceOptions(**self.appearance.model_dump()), **data)
 
 

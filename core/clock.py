@@ -19,6 +19,11 @@ def set_clock(func: Callable[[], dt.datetime] | None) -> None:
     _now = func or (lambda: dt.datetime.now(UTC))
 
 
+def get_clock() -> Callable[[], dt.datetime]:
+    """The clock in force, so a test that moves time for one call can put it back."""
+    return _now
+
+
 def aware(value: dt.datetime) -> dt.datetime:
     """Databases (SQLite) may hand back naive datetimes; kyso stores UTC, so tag them."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)

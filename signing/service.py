@@ -41,6 +41,7 @@ from .errors import (
 from .material import MaterialCache, RevocationData, SignerMaterial
 from .models import DocumentFile, IdempotencyRecord, SignedDocument, StampImage
 from .signer import KeyStoreSigner, default_digest, default_scheme
+from .sole_control import Activation
 
 log = logging.getLogger(__name__)
 ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # Crockford-like: no 0/O, 1/I confusion when read aloud
@@ -137,8 +138,14 @@ class SigningService:
         history.remember(self.ctx.sessions, policy)
 
     # -- the public operation --------------------------------------------------------------------
-    def sign(self, request: SignRequest, *, actor: str, idempotency_key: str | None = None) -> SignResult:
-        """Sign and register one PDF. Runs in a worker thread (blocking database and keystore calls)."""
+    def sign(self, request: SignRequest, *, actor: str, idempotency_key: str | None = None,
+             activation: Activation | None = None) -> SignResult:
+        """Sign and register one PDF. Runs in a worker thread (blocking database and keystore calls).
+
+        Remote callers must pass ``activation`` (``sole_control``): a specialist's key then signs only
+        with that specialist's SAD for these exact bytes. It is spent after every other check passed
+        (the PDF opened, the policy allowed it) and after an idempotent replay returned, so a retry with
+        the same key needs no new SAD and a damaged file burns none."""
         settings = self.ctx.settings
         if len(request.pdf) > settings.max_pdf_bytes:
             raise PdfTooLarge(f"the PDF is {len(request.pdf):,} bytes; the limit is {settings.max_pdf_bytes:,}")
@@ -159,7 +166,7 @@ class SigningService:
         signed_at = clock.now()
         document_id = existing.id if existing else new_document_id()
         try:
-            pdf, reached = self._sign_bytes(request, doc_type, material, level, document_id, signed_at)
+            pdf, reached = self._sign_bytes(request, doc_type, material, level, document_id, signed_at, activation)
         except KysoError:
             raise
         except (PdfError, KeyError, ValueError, TypeError, AttributeError, IndexError, RecursionError) as exc:
@@ -238,7 +245,7 @@ class SigningService:
             return row
 
     def _sign_bytes(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, level: str,
-                    document_id: str, signed_at: dt.datetime) -> tuple[bytes, str]:
+                    document_id: str, signed_at: dt.datetime, activation: Activation | None = None) -> tuple[bytes, str]:
         from .timestamping import timestamper_for
 
         writer = pades.open_writer(request.pdf)
@@ -249,6 +256,8 @@ class SigningService:
             raise SigningRefused("the agency seal is added after the competent person has signed "
                                  "(Decree 30/2020 Art. 32): sign with the person's credential first")
         job = self._job(writer, request, doc_type, material, kind, level, document_id, signed_at, earlier)
+        if activation is not None:  # the PDF opened and the stamp is laid out: a damaged file burns no SAD
+            activation.spend(material, request.pdf)
         timestamper = timestamper_for(self.ctx) if pades.LEVEL_ORDER[level] >= 1 else None
         long_term = pades.LEVEL_ORDER[level] >= 2
         if long_term:

@@ -199,4 +199,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
 
 
 # signing fixtures (a specialist and a seal credential, a client token, a sample PDF) for every test folder
-from tests.signing.fixtures import client_headers, sample_pdf, seal, specialist  # noqa: E402,F401
+from tests.signing.fixtures import client_headers, phone, sample_pdf, seal, specialist  # noqa: E402,F401

@@ -10,8 +10,10 @@ from starlette.concurrency import run_in_threadpool
 
 from core.errors import InvalidInput, KysoError
 from signing import registry
+from signing.sole_control import Activation, Required, SADActivation, document_hash
 
-from ..deps import CanRead, CanSign, CanSupersede, CanWithdraw, ContainerDep, Operator, Reader, SessionDep
+from ..container import Container
+from ..deps import CanRead, CanSign, CanSupersede, CanWithdraw, ContainerDep, Operator, ReaderAccess, SessionDep
 from ..errors import UnsupportedMediaType, error_body, status_for
 from ..schemas_signing import (
     BatchItemOut, BatchMetadata, BatchOut, DocumentList, DocumentOut, DocumentTypeOut, SignedOut, SignMetadata,
@@ -44,8 +46,12 @@ async def sign(request: Request, container: ContainerDep, access: CanSign,
     meta = _metadata(metadata, SignMetadata)
     await run_in_threadpool(access.check_sign, meta.commune_code, meta.document_type)  # type: ignore[attr-defined]
     pdf = await read_pdf(file, container.settings.max_pdf_bytes)
-    result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=access.principal.actor,  # type: ignore[attr-defined]
-                                     idempotency_key=idempotency_key)
+    actor = access.principal.actor
+    sad = meta.sad  # type: ignore[attr-defined]
+    activation = (SADActivation(container.pki, meta.credential_id, sad, [document_hash(pdf)], actor)  # type: ignore[attr-defined]
+                  if sad else Required(container.pki, actor))
+    result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=actor,  # type: ignore[attr-defined]
+                                     idempotency_key=idempotency_key, activation=activation)
     headers = {"X-Document-Id": result.document_id, "X-Signature-Level": result.level,
                "X-Upgrade-Pending": "true" if result.pending_upgrade else "false",
                "X-Verify-Url": f"{container.settings.base_url}/v/{result.document_id}"}
@@ -70,18 +76,27 @@ async def sign_batch(container: ContainerDep, access: CanSign,
         raise InvalidInput(f"a batch holds at most {limit} files; this one has {len(files)}", code="batch_too_large")
     if batch.items and len(batch.items) != len(files):  # type: ignore[attr-defined]
         raise InvalidInput(f"metadata.items has {len(batch.items)} entries for {len(files)} files")  # type: ignore[attr-defined]
-    items: list[BatchItemOut] = []
+    actor = access.principal.actor
+    prepared: list[tuple[SignMetadata, bytes] | KysoError] = []
     for index, upload in enumerate(files):
         try:
             overrides = batch.items[index] if batch.items else {}  # type: ignore[attr-defined]
-            merged = batch.defaults.model_dump() | overrides  # type: ignore[attr-defined]
-            meta = _metadata(merged, SignMetadata)
+            meta = _metadata(batch.defaults.model_dump() | overrides, SignMetadata)  # type: ignore[attr-defined]
             await run_in_threadpool(access.check_sign, meta.commune_code, meta.document_type,  # type: ignore[attr-defined]
                                     item=index)
-            pdf = await read_pdf(upload, container.settings.max_pdf_bytes)
+            prepared.append((meta, await read_pdf(upload, container.settings.max_pdf_bytes)))  # type: ignore[arg-type]
+        except KysoError as exc:
+            prepared.append(exc)
+    activations = await run_in_threadpool(_batch_activations, container, prepared, actor, idempotency_key)
+    items: list[BatchItemOut] = []
+    for index, (upload, entry) in enumerate(zip(files, prepared)):
+        try:
+            if isinstance(entry, KysoError):
+                raise entry
+            meta, pdf = entry
             key = f"{idempotency_key}:{index}" if idempotency_key else None
-            result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=access.principal.actor,  # type: ignore[attr-defined]
-                                             idempotency_key=key)
+            result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=actor,
+                                             idempotency_key=key, activation=activations[index])
             items.append(BatchItemOut(index=index, filename=upload.filename, ok=True,
                                       result=SignedOut.of(result, container.settings.base_url, with_pdf=True)))
         except KysoError as exc:
@@ -92,9 +107,39 @@ async def sign_batch(container: ContainerDep, access: CanSign,
     return BatchOut(signed=signed, failed=len(items) - signed, items=items)
 
 
+def _batch_activations(container: Container, prepared: list[tuple[SignMetadata, bytes] | KysoError], actor: str,
+                       idempotency_key: str | None) -> list[Activation | None]:
+    """One ``SADActivation`` per (credential, SAD) in the batch, covering the hashes of its documents that
+    still need signing: items an earlier try with this Idempotency-Key already signed are replays and
+    spend nothing, so a retried batch goes through with a fresh SAD for only the rest."""
+    groups: dict[tuple[str, str], SADActivation] = {}
+    chosen: list[Activation | None] = []
+    for index, entry in enumerate(prepared):
+        if isinstance(entry, KysoError):
+            chosen.append(None)
+            continue
+        meta, pdf = entry
+        if not meta.sad:
+            chosen.append(Required(container.pki, actor))
+            continue
+        group = groups.setdefault((meta.credential_id, meta.sad),
+                                  SADActivation(container.pki, meta.credential_id, meta.sad, [], actor))
+        chosen.append(group)
+        try:
+            replayed = idempotency_key is not None and container.signing.replay(
+                actor, f"{idempotency_key}:{index}", meta.to_request(pdf).fingerprint()) is not None
+        except KysoError:
+            replayed = False  # the item fails on its own in sign(); its hash does not matter
+        if not replayed:
+            group.hashes.append(document_hash(pdf))
+    return chosen
+
+
 @router.get("/document-types", response_model=list[DocumentTypeOut], summary="Document types and how they are signed")
-def document_types(container: ContainerDep, _: Reader) -> list[DocumentTypeOut]:
-    return [DocumentTypeOut(**t.model_dump()) for t in container.signing.policy.types.values()]
+def document_types(container: ContainerDep, access: ReaderAccess) -> list[DocumentTypeOut]:
+    wanted = access.scope.document_types  # a type-scoped client sees only its types
+    return [DocumentTypeOut(**t.model_dump()) for name, t in container.signing.policy.types.items()
+            if wanted is None or name in wanted]
 
 
 @router.get("/documents", response_model=DocumentList, summary="Search the registry of signed documents")

@@ -33,7 +33,7 @@ from tests import factories
 from tests.api.test_token_scopes import OTHER_COMMUNE, bearer, meta, other_specialist, scoped, sign  # noqa: F401
 from tests.conftest import ISSUING, ROOT, make_settings, new_token
 from tests.interop.helpers import openssl
-from tests.signing.fixtures import COMMUNE
+from tests.signing.fixtures import COMMUNE, SpecialistPhone
 
 PROXY = "10.20.30.40"  # the TLS proxy's address, inside KYSO_TRUSTED_PROXIES
 HEADER = "X-Client-Cert"
@@ -183,12 +183,12 @@ def test_token_cert_refusals(pki: Container, kyso, tmp_path: Path) -> None:
 # -- authentication ------------------------------------------------------------------------------------
 def test_forwarded_certificate_acts_with_the_tokens_scope(
         pki: Container, via_proxy: TestClient, tmp_path: Path, specialist: str, other_specialist: str,
-        sample_pdf: bytes) -> None:
+        sample_pdf: bytes, phone: SpecialistPhone) -> None:
     scoped(pki, "hotich-a", communes=[COMMUNE])
     cert = issue_for(pki, tmp_path, "hotich-a")
     headers = escaped(cert)
 
-    signed = sign(via_proxy, headers, sample_pdf, meta(specialist))
+    signed = sign(via_proxy, headers, sample_pdf, meta(specialist), phone)  # the SAD too is asked for over mTLS
     assert signed.status_code == 200, signed.text
     # commune B is outside the token's scope, through mTLS as through its bearer secret
     other = sign(via_proxy, headers, sample_pdf, meta(other_specialist, OTHER_COMMUNE))

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from api import tokens
 from api.container import Container
 from tests.conftest import new_token
-from tests.signing.fixtures import COMMUNE, CORPUS, root_pem
+from tests.signing.fixtures import COMMUNE, CORPUS, SpecialistPhone, root_pem
 from tests.signing.validation import validate_all
 
 
@@ -19,7 +19,11 @@ def meta(credential: str, **extra: object) -> dict[str, object]:
             "dossier_number": "HS-1", "appearance": {"visible": False}, **extra}
 
 
-def sign(client: TestClient, headers: dict[str, str], pdf: bytes, metadata: dict, **kw: object):  # type: ignore[no-untyped-def]
+def sign(client: TestClient, headers: dict[str, str], pdf: bytes, metadata: dict,  # type: ignore[no-untyped-def]
+         phone: SpecialistPhone | None = None, **kw: object):
+    """POST /api/v1/sign; with ``phone``, the specialist first authorizes exactly this PDF (a SAD)."""
+    if phone is not None and "sad" not in metadata:
+        metadata = {**metadata, "sad": phone.authorize(client, headers, pdf)}
     return client.post("/api/v1/sign", files={"file": ("in.pdf", pdf, "application/pdf")},
                        data={"metadata": json.dumps(metadata)}, headers=headers, **kw)
 
@@ -29,8 +33,8 @@ def count(client: TestClient, headers: dict[str, str]) -> int:
 
 
 def test_sign_returns_pdf_with_headers(client: TestClient, pki: Container, specialist: str,
-                                       client_headers: dict[str, str], sample_pdf: bytes) -> None:
-    r = sign(client, client_headers, sample_pdf, meta(specialist, level="B-LT"))
+                                       client_headers: dict[str, str], sample_pdf: bytes, phone: SpecialistPhone) -> None:
+    r = sign(client, client_headers, sample_pdf, meta(specialist, level="B-LT"), phone)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/pdf"
     assert r.headers["x-signature-level"] == "B-LT" and r.headers["x-upgrade-pending"] == "false"
@@ -46,8 +50,9 @@ def test_sign_returns_pdf_with_headers(client: TestClient, pki: Container, speci
     assert client.get("/api/v1/documents?dossier_number=HS-2", headers=client_headers).json()["total"] == 0
 
 
-def test_json_variant(client: TestClient, specialist: str, client_headers: dict[str, str], sample_pdf: bytes) -> None:
-    r = sign(client, {**client_headers, "Accept": "application/json"}, sample_pdf, meta(specialist))
+def test_json_variant(client: TestClient, specialist: str, client_headers: dict[str, str], sample_pdf: bytes,
+                      phone: SpecialistPhone) -> None:
+    r = sign(client, {**client_headers, "Accept": "application/json"}, sample_pdf, meta(specialist), phone)
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     body = r.json()
     assert base64.b64decode(body["pdf_base64"]).startswith(sample_pdf)
@@ -55,10 +60,10 @@ def test_json_variant(client: TestClient, specialist: str, client_headers: dict[
 
 
 def test_idempotency_over_http(client: TestClient, specialist: str, client_headers: dict[str, str],
-                               sample_pdf: bytes) -> None:
+                               sample_pdf: bytes, phone: SpecialistPhone) -> None:
     headers = {**client_headers, "Idempotency-Key": "dossier-42-attempt"}
-    first = sign(client, headers, sample_pdf, meta(specialist))
-    second = sign(client, headers, sample_pdf, meta(specialist))
+    first = sign(client, headers, sample_pdf, meta(specialist), phone)
+    second = sign(client, headers, sample_pdf, meta(specialist))  # a retry returns the first result: no new SAD
     assert first.status_code == second.status_code == 200
     assert first.headers["x-document-id"] == second.headers["x-document-id"] and first.content == second.content
     assert count(client, client_headers) == 1
@@ -67,13 +72,14 @@ def test_idempotency_over_http(client: TestClient, specialist: str, client_heade
 
 
 def test_batch_items_succeed_or_fail_alone(client: TestClient, specialist: str, client_headers: dict[str, str],
-                                           sample_pdf: bytes) -> None:
+                                           sample_pdf: bytes, phone: SpecialistPhone) -> None:
     files = [("files", (f"{i}.pdf", sample_pdf, "application/pdf")) for i in range(3)]
     files.insert(1, ("files", ("bad.pdf", b"not a pdf at all", "application/pdf")))
     files.append(("files", ("locked.pdf", (CORPUS / "graph-encrypted.pdf").read_bytes(), "application/pdf")))
     items = [{"dossier_number": f"HS-{i}"} for i in range(5)]
     headers = {**client_headers, "Idempotency-Key": "batch-1"}
-    body = {"defaults": meta(specialist), "items": items}
+    sad = phone.authorize(client, client_headers, *(f[1][1] for f in files if f[1][0] != "bad.pdf"))
+    body = {"defaults": meta(specialist, sad=sad), "items": items}
     r = client.post("/api/v1/sign/batch", files=files, data={"metadata": json.dumps(body)}, headers=headers)
     assert r.status_code == 200, r.text
     out = r.json()
@@ -119,8 +125,8 @@ def test_bad_metadata(client: TestClient, client_headers: dict[str, str], sample
 
 @pytest.mark.parametrize("name", ["graph-encrypted.pdf", "fuzz-378014596.pdf"])
 def test_hostile_pdfs_are_4xx_and_leave_nothing(client: TestClient, specialist: str, client_headers: dict[str, str],
-                                                name: str) -> None:
-    r = sign(client, client_headers, (CORPUS / name).read_bytes(), meta(specialist))
+                                                name: str, phone: SpecialistPhone) -> None:
+    r = sign(client, client_headers, (CORPUS / name).read_bytes(), meta(specialist), phone)
     assert r.status_code in (200, 422), r.text  # a repairable file may sign; never a 500
     if r.status_code == 422:
         assert r.json()["error"]["code"] in ("encrypted_pdf", "unreadable_pdf")
@@ -148,7 +154,7 @@ def test_oversize_upload_is_413(pki: Container, specialist: str, client_headers:
 
 
 def test_authorization(client: TestClient, pki: Container, specialist: str, client_headers: dict[str, str],
-                       sample_pdf: bytes) -> None:
+                       sample_pdf: bytes, phone: SpecialistPhone) -> None:
     auditor = {"Authorization": f"Bearer {new_token(pki, tokens.Role.auditor)}"}
     assert sign(client, {}, sample_pdf, meta(specialist)).status_code == 401
     assert sign(client, {"Authorization": "Bearer kyso_forged"}, sample_pdf, meta(specialist)).status_code == 401
@@ -157,15 +163,15 @@ def test_authorization(client: TestClient, pki: Container, specialist: str, clie
     r = client.put(f"/api/v1/credentials/{specialist}/images/signature", content=b"\x89PNG", headers={
         **client_headers, "Content-Type": "image/png"})
     assert r.status_code == 403, "clients may not enrol images"
-    signed = sign(client, client_headers, sample_pdf, meta(specialist))
+    signed = sign(client, client_headers, sample_pdf, meta(specialist), phone)
     doc = signed.headers["x-document-id"]
     assert client.post(f"/api/v1/documents/{doc}/withdraw", json={"reason": "error"}, headers=auditor).status_code == 403
 
 
 def test_withdraw_supersede_and_unknown(client: TestClient, specialist: str, client_headers: dict[str, str],
-                                        sample_pdf: bytes) -> None:
-    a = sign(client, client_headers, sample_pdf, meta(specialist)).headers["x-document-id"]
-    b = sign(client, client_headers, sample_pdf, meta(specialist)).headers["x-document-id"]
+                                        sample_pdf: bytes, phone: SpecialistPhone) -> None:
+    a = sign(client, client_headers, sample_pdf, meta(specialist), phone).headers["x-document-id"]
+    b = sign(client, client_headers, sample_pdf, meta(specialist), phone).headers["x-document-id"]
     r = client.post(f"/api/v1/documents/{a}/supersede", json={"by": b, "reason": "corrected"}, headers=client_headers)
     assert r.status_code == 200 and r.json()["status"] == "superseded" and r.json()["superseded_by"] == b
     r = client.post(f"/api/v1/documents/{a}/withdraw", json={"reason": "again"}, headers=client_headers)

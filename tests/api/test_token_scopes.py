@@ -20,7 +20,7 @@ from core import audit, clock
 from core.db import make_engine, make_session_factory, transaction, upgrade
 from core.errors import Conflict, InvalidInput, Unauthenticated
 from tests.conftest import make_settings, new_token
-from tests.signing.fixtures import COMMUNE, issue_credential
+from tests.signing.fixtures import COMMUNE, SpecialistPhone, issue_credential
 
 OTHER_COMMUNE = "00008"  # Phường Ba Đình's neighbour in Hà Nội (province 01)
 OTHER_PROVINCE_COMMUNE = "01273"  # in Cao Bằng (province 04)
@@ -44,7 +44,11 @@ def meta(credential: str, commune: str = COMMUNE, **extra: object) -> dict[str, 
             "dossier_number": "HS-1", "level": "B-B", "appearance": {"visible": False}, **extra}
 
 
-def sign(client: TestClient, headers: dict[str, str], pdf: bytes, metadata: dict):  # type: ignore[no-untyped-def]
+def sign(client: TestClient, headers: dict[str, str], pdf: bytes, metadata: dict,  # type: ignore[no-untyped-def]
+         phone: SpecialistPhone | None = None):
+    """POST /api/v1/sign; with ``phone``, the specialist authorizes this PDF first (needed to succeed)."""
+    if phone is not None:
+        metadata = {**metadata, "sad": phone.authorize(client, headers, pdf)}
     return client.post("/api/v1/sign", files={"file": ("in.pdf", pdf, "application/pdf")},
                        data={"metadata": json.dumps(metadata)}, headers=headers)
 
@@ -63,17 +67,23 @@ def other_specialist(pki: Container) -> str:
 
 
 @pytest.fixture
+def other_phone(pki: Container, other_specialist: str) -> SpecialistPhone:
+    return SpecialistPhone(pki, other_specialist)
+
+
+@pytest.fixture
 def auditor(pki: Container) -> dict[str, str]:
     return bearer(new_token(pki, tokens.Role.auditor))
 
 
 @pytest.fixture
 def two_documents(client: TestClient, pki: Container, specialist: str, other_specialist: str,
-                  sample_pdf: bytes, operator_headers: dict[str, str]) -> dict[str, str]:
+                  sample_pdf: bytes, operator_headers: dict[str, str], phone: SpecialistPhone,
+                  other_phone: SpecialistPhone) -> dict[str, str]:
     """One document of commune A (00004) and one of commune B (00008), signed by an unscoped operator."""
     ids = {}
-    for commune, credential in ((COMMUNE, specialist), (OTHER_COMMUNE, other_specialist)):
-        r = sign(client, operator_headers, sample_pdf, meta(credential, commune))
+    for commune, credential, device in ((COMMUNE, specialist, phone), (OTHER_COMMUNE, other_specialist, other_phone)):
+        r = sign(client, operator_headers, sample_pdf, meta(credential, commune), device)
         assert r.status_code == 200, r.text
         ids[commune] = r.headers["x-document-id"]
     return ids
@@ -82,7 +92,7 @@ def two_documents(client: TestClient, pki: Container, specialist: str, other_spe
 # -- signing ---------------------------------------------------------------------------------------
 def test_commune_scope_refuses_another_commune_and_registers_nothing(
         client: TestClient, pki: Container, specialist: str, other_specialist: str, sample_pdf: bytes,
-        auditor: dict[str, str]) -> None:
+        auditor: dict[str, str], phone: SpecialistPhone) -> None:
     headers = scoped(pki, "hotich-a", communes=[COMMUNE])
     r = sign(client, headers, sample_pdf, meta(other_specialist, OTHER_COMMUNE))
     assert r.status_code == 403, r.text
@@ -92,7 +102,7 @@ def test_commune_scope_refuses_another_commune_and_registers_nothing(
     assert error["details"] == {"scope": "communes", "wanted": OTHER_COMMUNE}
     assert client.get("/api/v1/documents", headers=auditor).json()["total"] == 0
     # its own commune is fine
-    assert sign(client, headers, sample_pdf, meta(specialist)).status_code == 200
+    assert sign(client, headers, sample_pdf, meta(specialist), phone).status_code == 200
     [denial] = denials(pki, "hotich-a")
     assert denial["actor"] == "token:hotich-a" and denial["route"] == "POST /api/v1/sign"
     assert "00008" in denial["reason"] and denial["scope"] == "communes"
@@ -128,10 +138,10 @@ def test_read_only_client_can_neither_sign_nor_withdraw(client: TestClient, pki:
 
 
 def test_batch_item_out_of_scope_fails_alone(client: TestClient, pki: Container, specialist: str,
-                                             other_specialist: str, sample_pdf: bytes) -> None:
+                                             other_specialist: str, sample_pdf: bytes, phone: SpecialistPhone) -> None:
     headers = scoped(pki, "batcher", communes=[COMMUNE])
     files = [("files", (f"{i}.pdf", sample_pdf, "application/pdf")) for i in range(2)]
-    body = {"defaults": meta(specialist),
+    body = {"defaults": meta(specialist, sad=phone.authorize(client, headers, sample_pdf)),
             "items": [{}, {"commune_code": OTHER_COMMUNE, "credential_id": other_specialist}]}
     r = client.post("/api/v1/sign/batch", files=files, data={"metadata": json.dumps(body)}, headers=headers)
     assert r.status_code == 200, r.text
@@ -144,10 +154,11 @@ def test_batch_item_out_of_scope_fails_alone(client: TestClient, pki: Container,
 
 
 def test_province_scope_covers_its_communes_only(client: TestClient, pki: Container, specialist: str,
-                                                 other_specialist: str, sample_pdf: bytes) -> None:
+                                                 other_specialist: str, sample_pdf: bytes, phone: SpecialistPhone,
+                                                 other_phone: SpecialistPhone) -> None:
     headers = scoped(pki, "ha-noi", communes=["01"])
-    assert sign(client, headers, sample_pdf, meta(specialist)).status_code == 200
-    assert sign(client, headers, sample_pdf, meta(other_specialist, OTHER_COMMUNE)).status_code == 200
+    assert sign(client, headers, sample_pdf, meta(specialist), phone).status_code == 200
+    assert sign(client, headers, sample_pdf, meta(other_specialist, OTHER_COMMUNE), other_phone).status_code == 200
     r = sign(client, headers, sample_pdf, meta(specialist, OTHER_PROVINCE_COMMUNE))
     assert r.status_code == 403 and "commune scope (01)" in r.json()["error"]["message"]
     assert client.get("/api/v1/documents", headers=headers).json()["total"] == 2

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.container import Container
 from tests.api.test_signing_api import meta, sign
+from tests.signing.fixtures import SpecialistPhone
 from tests.signing.fixtures import CORPUS, issue_credential
 
 
@@ -17,8 +18,9 @@ def upload(client: TestClient, pdf: bytes, **kw: object):  # type: ignore[no-unt
 
 
 @pytest.fixture
-def signed(client: TestClient, specialist: str, client_headers: dict[str, str], sample_pdf: bytes) -> tuple[str, bytes]:
-    r = sign(client, client_headers, sample_pdf, meta(specialist, level="B-LT"))
+def signed(client: TestClient, specialist: str, client_headers: dict[str, str], sample_pdf: bytes,
+           phone: SpecialistPhone) -> tuple[str, bytes]:
+    r = sign(client, client_headers, sample_pdf, meta(specialist, level="B-LT"), phone)
     assert r.status_code == 200, r.text
     return r.headers["x-document-id"], r.content
 

@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from tests.signing.fixtures import SpecialistPhone
+
 from .common import Figure, Profiler, Results, interleaved_rates, new_instance, say, workdir
 from .server import BenchServer, free_port
 
@@ -176,8 +178,10 @@ def _check(fn: Callable[[int], bytes], what: str) -> str | None:
 
 # -- HTTP ------------------------------------------------------------------------------------------
 def http_rate(url: str, token: str, pdf: bytes, credential: str, *, level: str, threads: int, duration: float,
-              batch: int = 0) -> tuple[float, int, list[str]]:
-    """Documents signed per second by ``threads`` closed-loop clients (one keep-alive httpx.Client each)."""
+              batch: int = 0, authorize: Callable[..., str]) -> tuple[float, int, list[str]]:
+    """Documents signed per second by ``threads`` closed-loop clients (one keep-alive httpx.Client each).
+    Each request carries a fresh SAD from ``authorize`` (the specialist's PIN + code, one per request or
+    batch, as a specialist's credential requires), so the figure includes that step."""
     import json
 
     meta = {"document_type": DOC_TYPE, "commune_code": COMMUNE, "credential_id": credential, "level": level,
@@ -191,12 +195,12 @@ def http_rate(url: str, token: str, pdf: bytes, credential: str, *, level: str, 
         if batch:
             response = client.post("/api/v1/sign/batch", headers=headers,
                                    files=[("files", (f"d{i}.pdf", pdf, "application/pdf")) for i in range(batch)],
-                                   data={"metadata": json.dumps({"defaults": meta})})
+                                   data={"metadata": json.dumps({"defaults": {**meta, "sad": authorize(pdf)}})})
             if response.status_code != 200 or response.json()["signed"] != batch:
                 raise RuntimeError(f"batch: HTTP {response.status_code} {response.text[:200]}")
             return batch
         response = client.post("/api/v1/sign", headers=headers, files={"file": ("d.pdf", pdf, "application/pdf")},
-                               data={"metadata": json.dumps(meta)})
+                               data={"metadata": json.dumps({**meta, "sad": authorize(pdf)})})
         if response.status_code != 200 or not response.content.startswith(b"%PDF"):
             raise RuntimeError(f"sign: HTTP {response.status_code} {response.text[:200]}")
         return 1
@@ -356,6 +360,12 @@ def _measure(results: Results, inst, folder: Path, server: BenchServer, *, n_kys
     # -- over HTTP ---------------------------------------------------------------------------------
     with transaction(inst.container.sessions) as session:
         token = tokens.create(session, "bench-signing-client", tokens.Role.client, "bench")
+    phone = SpecialistPhone(inst.container, creds["ec"])
+    phone_lock = threading.Lock()  # the phone moves the process clock for each authorization
+
+    def authorize(pdf: bytes) -> str:
+        with phone_lock:
+            return phone.authorize_for("token:bench-signing-client", pdf)
     pdf = docs["1 page"]
     baseline = interleaved_rates({"raw B-B": (raw_sign(raws["ec"], pdf, visible=False), n_raw),
                                   "raw B-LT": (raw_sign(raws["ec"], pdf, visible=False, lt_url=server.url), n_raw_lt)},
@@ -370,7 +380,7 @@ def _measure(results: Results, inst, folder: Path, server: BenchServer, *, n_kys
     ):
         cpu0 = _server_cpu(server)
         rate, count, errors = http_rate(server.url, token, pdf, creds["ec"], level=level, threads=http_threads,
-                                        duration=http_duration, batch=n_batch)
+                                        duration=http_duration, batch=n_batch, authorize=authorize)
         cpu = (_server_cpu(server) - cpu0)
         if errors:
             failures.append(f"{label}: {errors[0]}")

@@ -48,6 +48,7 @@ from tests.interop.pdf_tools import (
     qpdf_check,
 )
 from tests.signing.conftest import COMMUNE, CORPUS, issue_credential, root_pem
+from tests.signing.fixtures import SpecialistPhone
 
 pytestmark = pytest.mark.interop
 
@@ -72,6 +73,8 @@ class LivePki:
     headers: dict[str, str]
     specialist: str
     seal: str
+    phone: SpecialistPhone
+    client_actor: str
     _by_key_type: dict[KeyType, str] = field(default_factory=dict)
 
     def credential(self, key_type: KeyType) -> str:
@@ -100,7 +103,7 @@ class LivePki:
     # -- over HTTP, as a client application -------------------------------------------------------
     def post_sign(self, pdf: bytes, filename: str, **metadata: object) -> httpx.Response:
         meta = {"document_type": "dossier-result", "commune_code": COMMUNE, "credential_id": self.specialist,
-                "level": "B-LT", **metadata}
+                "level": "B-LT", "sad": self.phone.authorize_for(self.client_actor, pdf), **metadata}
         return httpx.post(f"{self.server.url}/api/v1/sign", headers=self.headers, timeout=60,
                           files={"file": (filename, pdf, "application/pdf")}, data={"metadata": json.dumps(meta)})
 
@@ -149,8 +152,9 @@ def _live(url: str, home: Path, base: Path, pdfsig_shim: Path) -> Iterator[LiveP
         server = LiveServer(settings, port)
         yield LivePki(container=container, server=server, dir=base, root_pem=root,
                       pdfsig=PdfSig(pdfsig_shim, base / "nss", root),
-                      headers={"Authorization": f"Bearer {new_token(container, tokens.Role.client)}"},
-                      specialist=specialist, seal=seal)
+                      headers={"Authorization": f"Bearer {new_token(container, tokens.Role.client, 'hotich')}"},
+                      specialist=specialist, seal=seal, phone=SpecialistPhone(container, specialist),
+                      client_actor="token:hotich")
     finally:
         if server is not None:
             server.stop()

@@ -1,13 +1,20 @@
 """Fixtures for signing tests (registered in tests/conftest.py): credentials, a client token, sample PDFs."""
 from __future__ import annotations
 
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from cryptography.hazmat.primitives import serialization
 
 from api import tokens
 from api.container import Container
+from core import clock
 from core.db import transaction
 from hsm import KeyType
 from pki import issuance, store
@@ -55,3 +62,66 @@ def root_pem(container: Container) -> bytes:
         from cryptography import x509
 
         return x509.load_der_x509_certificate(root.cert_der).public_bytes(serialization.Encoding.PEM)
+
+
+PIN = "271828"
+
+
+class SpecialistPhone:
+    """A specialist enrolled with a PIN and an authenticator app, authorizing exact PDFs the way their
+    software does: CSC ``credentials/authorize`` over HTTP with PIN + a fresh one-time code.
+
+    A TOTP code is accepted once per 30-second step, and tests authorize faster than that: each
+    authorization moves ``core.clock`` to the next unused step for the duration of that one call
+    (the SAD it returns stays valid for real time), then puts the clock back."""
+
+    def __init__(self, container: Container, credential_id: str, pin: str = PIN) -> None:
+        from signing import activation
+        from signing import activation_secrets as sec
+
+        self.container, self.credential_id, self.pin = container, credential_id, pin
+        self._sec = sec
+        self._last_step = sec.step_at(clock.now()) - 1
+        start = activation.enroll(container.pki, credential_id, pin, "token:operator")
+        self.secret = sec.secret_from_uri(start.uri)
+        with self._next_step() as code:
+            activation.confirm(container.pki, credential_id, code)
+
+    @contextlib.contextmanager
+    def _next_step(self) -> Iterator[str]:
+        """The code of the next unused time step, with the service clock inside that step meanwhile."""
+        step = max(self._sec.step_at(clock.now()), self._last_step + 1)
+        self._last_step = step
+        when = dt.datetime.fromtimestamp(step * self._sec.TOTP_PERIOD + 1, dt.UTC)
+        previous = clock.get_clock()
+        clock.set_clock(lambda: when)
+        try:
+            yield self._sec.totp(self.secret, step)
+        finally:
+            clock.set_clock(previous)
+
+    def authorize(self, client: TestClient, headers: dict[str, str], *pdfs: bytes,
+                  credential_id: str | None = None) -> str:
+        """A SAD for exactly these PDFs (their SHA-256), issued to the client ``headers`` name."""
+        hashes = [base64.b64encode(hashlib.sha256(pdf).digest()).decode() for pdf in pdfs]
+        with self._next_step() as code:
+            r = client.post("/csc/v2/credentials/authorize", headers=headers, json={
+                "credentialID": credential_id or self.credential_id, "numSignatures": len(hashes), "hashes": hashes,
+                "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1",
+                "authData": [{"id": "PIN", "value": self.pin}, {"id": "OTP", "value": code}]})
+        assert r.status_code == 200, r.text
+        return r.json()["SAD"]
+
+    def authorize_for(self, actor: str, *pdfs: bytes) -> str:
+        """The same, in process, for a server that runs elsewhere (its clock cannot be moved from here)."""
+        from signing import activation
+
+        hashes = [hashlib.sha256(pdf).digest() for pdf in pdfs]
+        with self._next_step() as code:
+            return activation.authorize(self.container.pki, self.credential_id, self.pin, code, hashes, "sha256",
+                                        len(hashes), actor).token
+
+
+@pytest.fixture
+def phone(pki: Container, specialist: str) -> SpecialistPhone:
+    return SpecialistPhone(pki, specialist)

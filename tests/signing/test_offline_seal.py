@@ -331,10 +331,10 @@ def test_shipped_policy_seal_fields() -> None:
 
 # -- the doors: REST and CLI -----------------------------------------------------------------------------
 def test_rest_api_takes_seal_fields(client, pki: Container, specialist: str,  # type: ignore[no-untyped-def]
-                                    client_headers: dict[str, str], sample_pdf: bytes) -> None:
+                                    client_headers: dict[str, str], sample_pdf: bytes, phone) -> None:
     def post(fields: dict[str, str]):  # type: ignore[no-untyped-def]
         metadata = {"document_type": "construction-permit", "commune_code": COMMUNE, "credential_id": specialist,
-                    "level": "B-B", "seal_fields": fields}
+                    "level": "B-B", "seal_fields": fields, "sad": phone.authorize(client, client_headers, sample_pdf)}
         return client.post("/api/v1/sign", files={"file": ("in.pdf", sample_pdf, "application/pdf")},
                            data={"metadata": json.dumps(metadata)},
                            headers={**client_headers, "Accept": "application/json"})
