@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.db import transaction
 from core.errors import KysoError, PermissionDenied, Unauthenticated
+from pki.errors import UnknownCertificate
 from signing.errors import UnknownDocument
 
 from . import mtls, tokens
@@ -89,6 +90,11 @@ def _hidden(document_id: str) -> UnknownDocument:
     return UnknownDocument(f"no signed document with id {document_id!r}; check the id printed under the QR code")
 
 
+def _hidden_certificate(serial: str) -> UnknownCertificate:
+    # word for word what pki.store.get_certificate says of a serial that does not exist
+    return UnknownCertificate(f"no certificate with serial {serial}")
+
+
 @dataclass(frozen=True)
 class Access:
     """An authorized request: the principal (role and operation already checked) and the scope checks
@@ -134,6 +140,23 @@ class Access:
                      reason=f"document {document_id} (commune {commune_code}, type {document_type}) is outside "
                             f"the token's scope {self.scope.as_dict()}")
 
+    def visible_communes(self, session: Session) -> frozenset[str] | None:
+        """The communes whose certificates this principal sees (``None``: all); certificates of no
+        commune (the CAs' OCSP responder, TSA and QR-seal certificates) are public trust material."""
+        return tokens.covered_communes(session, self.scope)
+
+    def check_certificate(self, session: Session, serial: str, commune_code: str | None) -> None:
+        """Another commune's certificate is answered exactly like an unknown serial (404): a scoped client
+        must not learn which officials other communes have."""
+        if commune_code is None:
+            return
+        communes = self.visible_communes(session)
+        if communes is None or commune_code in communes:
+            return
+        self._refuse(_hidden_certificate(serial), certificate=serial,
+                     reason=f"certificate {serial} (commune {commune_code}) is outside the token's scope "
+                            f"{self.scope.as_dict()}")
+
 
 def authorize(operation: Operation, *roles: Role) -> Callable[..., Access]:
     """A dependency: one of ``roles``, and for scoped tokens ``operation`` in the scope (403 otherwise)."""
@@ -162,3 +185,17 @@ CanSign = Annotated[Access, Depends(authorize(Operation.sign, *SIGNERS))]
 CanRead = Annotated[Access, Depends(authorize(Operation.read, *READERS))]
 CanWithdraw = Annotated[Access, Depends(authorize(Operation.withdraw, *SIGNERS))]
 CanSupersede = Annotated[Access, Depends(authorize(Operation.supersede, *SIGNERS))]
+
+
+def access_for(*roles: Role) -> Callable[..., Access]:
+    """A dependency: one of ``roles`` (no operation check), as an ``Access`` for the scope checks on data
+    that is not a document (certificates, document types), which every reader of its scope may see."""
+    role_check = require(*roles)
+
+    def build(request: Request, container: ContainerDep, principal: Principal = Depends(role_check)) -> Access:
+        return Access(principal, container, _route(request))
+
+    return build
+
+
+ReaderAccess = Annotated[Access, Depends(access_for(*READERS))]

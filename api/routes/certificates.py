@@ -1,4 +1,10 @@
-"""REST v1: CAs, certificates, revocation, renewal, mergers, CRL publication."""
+"""REST v1: CAs, certificates, revocation, renewal, mergers, CRL publication.
+
+A scoped client token reads only the certificates of the communes it covers, plus those of no commune
+(the CAs' OCSP responder, TSA and QR-seal certificates: public trust material, already published in
+signatures and AIA). Another commune's certificate is answered like an unknown serial. The CA list and
+chains are public for every reader.
+"""
 from __future__ import annotations
 
 import datetime as dt
@@ -7,14 +13,17 @@ from typing import Annotated, Any, Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Body, Query, Response
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
 
 from core import clock
 from pki import approvals, crl, issuance, merger, registration, revocation, store
 from pki.authorities import chain_pem
 from pki.issuance import IssueRequest
+from pki.models import Certificate
 from pki.reasons import Reason, resolve_reason
 
-from ..deps import ContainerDep, Operator, Reader, SessionDep
+from ..deps import ContainerDep, Operator, Reader, ReaderAccess, SessionDep
 from ..schemas import (
     CaOut, CertificateList, CertificateOut, CrlOut, ImportIn, IssuedOut, IssueIn, MergerIn, MergerOut, RegistrationIn,
     RegistrationOut, RenewIn, RevokeIn, StatusCheckOut,
@@ -23,6 +32,7 @@ from ..schemas import (
 router = APIRouter(prefix="/api/v1", tags=["certificates"])
 
 
+# CAs and their chains are public trust material: every reader, scoped or not, sees them all
 @router.get("/cas", response_model=list[CaOut], summary="List certificate authorities")
 def list_cas(container: ContainerDep, session: SessionDep, _: Reader) -> list[CaOut]:
     cas = store.list_cas(session)
@@ -74,7 +84,7 @@ def _issued(container: ContainerDep, result: issuance.IssueResult) -> IssuedOut:
 
 @router.get("/certificates", response_model=CertificateList, summary="List and filter certificates")
 def list_certificates(
-    session: SessionDep, _: Reader,
+    session: SessionDep, access: ReaderAccess,
     subject: Annotated[str | None, Query(max_length=200, description="Substring of the subject DN")] = None,
     commune: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
     province: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
@@ -85,22 +95,61 @@ def list_certificates(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CertificateList:
+    """A scoped client sees its communes' certificates and those of no commune; filtering by a commune
+    or province it does not cover finds nothing (an empty list, not an error)."""
     if expires_before is not None and expires_before.tzinfo is None:
         expires_before = expires_before.replace(tzinfo=dt.timezone.utc)
     now = clock.now()
-    rows, total = store.list_certificates(session, store.CertificateFilter(
-        subject=subject, commune_code=commune, province_code=province, status=status, profile=profile, ca=ca,
-        expires_before=expires_before, limit=limit, offset=offset), now)
+    flt = store.CertificateFilter(subject=subject, commune_code=commune, province_code=province, status=status,
+                                  profile=profile, ca=ca, expires_before=expires_before, limit=limit, offset=offset)
+    communes = access.visible_communes(session)
+    if communes is None:
+        rows, total = store.list_certificates(session, flt, now)
+    else:
+        rows, total = _list_visible(session, flt, now, communes)
     return CertificateList(total=total, items=[CertificateOut.of(r, now) for r in rows])
+
+
+def _list_visible(session: Session, flt: store.CertificateFilter, now: dt.datetime,
+                  communes: frozenset[str]) -> tuple[list[Certificate], int]:
+    """``store.list_certificates`` restricted to ``communes`` and certificates of no commune.
+
+    The filters repeat the store's (it has no commune-set filter yet, unlike ``registry.DocumentFilter``);
+    tests/api/test_scope_reads.py checks that both agree on the certificates a scoped client sees.
+    """
+    query = select(Certificate).where(or_(Certificate.commune_code.in_(sorted(communes)),
+                                          Certificate.commune_code.is_(None)))
+    if flt.subject:
+        query = query.where(Certificate.subject.ilike(f"%{flt.subject}%"))
+    if flt.commune_code:
+        query = query.where(Certificate.commune_code == flt.commune_code)
+    if flt.province_code:
+        query = query.where(Certificate.province_code == flt.province_code)
+    if flt.status == "expired":
+        query = query.where(Certificate.not_after <= now)
+    elif flt.status == "valid":
+        query = query.where(Certificate.status == "valid", Certificate.not_after > now)
+    elif flt.status:
+        query = query.where(Certificate.status == flt.status)
+    if flt.profile:
+        query = query.where(Certificate.profile == flt.profile)
+    if flt.ca:
+        query = query.where(Certificate.ca_id == store.get_ca(session, flt.ca).id)
+    if flt.expires_before:
+        query = query.where(Certificate.not_after < flt.expires_before)
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    rows = session.execute(query.order_by(Certificate.id.desc()).limit(flt.limit).offset(flt.offset)).scalars().all()
+    return list(rows), total
 
 
 @router.get("/certificates/{serial}", response_model=CertificateOut, summary="Show one certificate",
             responses={200: {"content": {"application/pkix-cert": {}, "application/x-pem-file": {}}}})
 def show_certificate(
-    serial: str, session: SessionDep, _: Reader,
+    serial: str, session: SessionDep, access: ReaderAccess,
     format: Annotated[Literal["json", "pem", "der"], Query(description="json (default), pem or der")] = "json",
 ) -> CertificateOut | Response:
     row = store.get_certificate(session, serial)
+    access.check_certificate(session, serial, row.commune_code)  # another commune's: 404 like an unknown serial
     if format == "der":
         return Response(row.der, media_type="application/pkix-cert",
                         headers={"Content-Disposition": f'attachment; filename="{row.serial}.cer"'})

@@ -46,6 +46,7 @@ def audit_verify(session: SessionDep, _: Auditor) -> AuditVerifyOut:
                           problem=report.problem)
 
 
+# the administrative-unit catalogue is public data: every reader, scoped or not, sees all of it
 @router.get("/api/v1/units", response_model=list[UnitOut], tags=["administrative units"],
             summary="Search administrative units valid on a date")
 def list_units(

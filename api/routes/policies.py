@@ -1,4 +1,8 @@
-"""The signing policy in force: what it is, reload it now, and ask it a question (explain a decision)."""
+"""The signing policy in force: what it is, reload it now, and ask it a question (explain a decision).
+
+Policy roles only (``PolicyReader``: operators, auditors, policy admins, read-only): a client token,
+whatever its document-type scope, cannot read the whole policy here, so nothing needs filtering by scope.
+"""
 from __future__ import annotations
 
 from typing import Annotated, Any
