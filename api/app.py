@@ -12,7 +12,7 @@ from . import errors
 from .container import Container, build
 from .middleware import BodyLimit
 from .routes import approvals, certificates, citizen, ops, policies, protocol, signing, verify
-from .routes import activation, csc
+from .routes import activation, csc, sign_requests, specialist
 from .routes import tokens as token_routes
 from .scheduler import republish_loop, upgrade_loop
 
@@ -55,6 +55,8 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.include_router(protocol.router)
     app.include_router(certificates.router)
     app.include_router(signing.router)
+    app.include_router(sign_requests.router)
+    app.include_router(specialist.router)
     app.include_router(token_routes.router)
     app.include_router(verify.router)
     app.include_router(policies.router)

@@ -371,6 +371,57 @@ def change_pin(ctx: PkiContext, credential_id: str, old: str, new: str, *, actor
         _refuse(ctx, "activation:pin:deny", credential_id, actor, error)
 
 
+def sign_in(ctx: PkiContext, credential_id: str, pin: str, otp: str | None) -> ActivationStatus:
+    """The specialist's own page: PIN and a current code (the PIN alone while the enrolment awaits its
+    first code, so the page can show the QR code to scan). Failures count toward the same lockout as
+    ``authorize``; every attempt is audited. Which of credential, PIN or code was wrong is not said."""
+    actor = f"specialist:{credential_id}"
+    keys = sec.ActivationKeys.from_settings(ctx.settings)
+    now = clock.now()
+    error: KysoError | None = None
+    reason: str | None = None
+    with transaction(ctx.sessions) as session:
+        try:
+            _usable_credential(session, credential_id)
+            row = _row(session, credential_id, lock=True)
+        except KysoError:
+            row = None
+        if row is None:
+            error, reason = InvalidActivationData("the credential id, PIN or code is wrong"), "no_enrolment"
+        elif row.locked_at is not None:
+            error, reason = CredentialLocked(_locked_message(credential_id)), "locked"
+        else:
+            reason = _check_factors(session, row, pin, otp if row.state == "active" else None, keys, now)
+            if row.state == "active" and not otp:
+                reason = reason or "otp_missing"
+            if reason is not None:
+                count = _fail(session, credential_id, now)
+                error = _wrong(credential_id, count)
+                _audit_lock(session, credential_id, actor, count)
+            else:
+                row.failed_attempts = 0
+                audit.record(session, actor=actor, action="activation:signin:grant", subject=credential_id,
+                             state=row.state)
+                result = _status(credential_id, row)
+    if error is not None:
+        _refuse(ctx, "activation:signin:deny", credential_id, actor, error, why=reason or error.code)
+    return result
+
+
+def enrollment_qr(ctx: PkiContext, credential_id: str) -> EnrollmentStart:
+    """The pending enrolment's QR code again, for the specialist signed in with their PIN: the operator
+    set the enrolment up, the specialist scans it on their own page. Refused once confirmed."""
+    keys = sec.ActivationKeys.from_settings(ctx.settings)
+    with transaction(ctx.sessions) as session:
+        row = _row(session, credential_id)
+        if row is None or row.state != "pending":
+            raise AlreadyEnrolled(f"credential {credential_id} has no enrolment waiting for its first code")
+        credential = get_credential(session, credential_id)
+        account = f"{credential.certificate.common_name} ({credential_id})" if credential.certificate else credential_id
+        uri = sec.otpauth_uri(sec.unseal(row.totp_secret, credential_id, keys), account)
+    return EnrollmentStart(uri=uri, png=sec.png_qr(uri))
+
+
 def unlock(ctx: PkiContext, credential_id: str, actor: str) -> None:
     """An operator lifts a lockout (after checking it is the specialist asking)."""
     with transaction(ctx.sessions) as session:
@@ -562,8 +613,10 @@ __all__ = [
     "confirm",
     "consume",
     "enroll",
+    "enrollment_qr",
     "extend",
     "status",
+    "sign_in",
     "status_in",
     "unlock",
 ]

@@ -13,7 +13,7 @@ from tests.conftest import new_token
 READ_ONLY_FOR = {Role.auditor, Role.client, Role.read_only, Role.policy_admin}
 POLICY_ADMIN_WRITES = {("POST", "/api/v1/policies/reload")}
 # what civil-registration software (a client token) may change: its own signing requests and records
-CLIENT_WRITES = {("POST", "/api/v1/sign"), ("POST", "/api/v1/sign/batch"),
+CLIENT_WRITES = {("POST", "/api/v1/sign"), ("POST", "/api/v1/sign/batch"), ("POST", "/api/v1/sign/requests"),
                  ("POST", "/api/v1/documents/00004/withdraw"), ("POST", "/api/v1/documents/00004/supersede")}
 
 

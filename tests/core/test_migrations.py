@@ -10,6 +10,7 @@ import signing.models  # noqa: F401
 import policies.units  # noqa: F401
 import policies.history  # noqa: F401
 import signing.activation  # noqa: F401
+import signing.requests  # noqa: F401
 from core.db import Base, upgrade
 
 

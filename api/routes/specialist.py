@@ -1,0 +1,217 @@
+"""The specialist's own page ``/me``: sign in with PIN + code, scan the authenticator's QR code,
+change the PIN, see the certificate and every document signed with it, and approve or reject the
+signing requests their civil-registration software submitted.
+
+Server-rendered (Jinja2), no JavaScript, Vietnamese first (``?lang=en``). Presentation only: the
+factors are checked by ``signing.activation``, approvals carried out by ``sign_requests.approve``.
+Every form posts a CSRF token; the session cookie is described in ``api.specialist_session``.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import jinja2
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from core import clock
+from core.db import transaction
+from core.errors import KysoError
+from pki.store import get_credential
+from signing import activation, registry, requests
+
+from .. import specialist_session as sessions
+from ..container import Container
+from ..deps import ContainerDep
+from ..errors import status_for
+from . import sign_requests
+from .citizen import HEADERS, TEMPLATES as CITIZEN_TEMPLATES, VN
+
+router = APIRouter(prefix="/me", tags=["specialist"], include_in_schema=False)
+HERE = Path(__file__).resolve().parent.parent / "templates" / "specialist"
+_env = jinja2.Environment(loader=jinja2.FileSystemLoader([HERE, CITIZEN_TEMPLATES]), autoescape=True,
+                          trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+_strings: dict[str, dict[str, str]] = json.loads((HERE / "strings.json").read_text("utf-8"))
+PAGE_HEADERS = {**HEADERS, "Cache-Control": "no-store"}
+Lang = Annotated[str, Query(pattern="^(vi|en)$")]
+MESSAGES = {"enrolled", "pin_changed", "rejected", "approved"}
+
+
+def _when(value: dt.datetime | None) -> str:
+    if value is None:
+        return ""
+    return clock.aware(value).astimezone(VN).strftime("%H:%M %d/%m/%Y")
+
+
+def _render(template: str, lang: str, status: int = 200, *, message: str | None = None, tone: str = "bad",
+            **values: Any) -> HTMLResponse:
+    other = "en" if lang == "vi" else "vi"
+    html = _env.get_template(template).render(lang=lang, t=_strings[lang], switch_href=f"/me?lang={other}",
+                                          message=message, message_tone=tone, **values)
+    return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
+
+
+def _error_text(lang: str, exc: KysoError) -> str:
+    t = _strings[lang]
+    if isinstance(exc, activation.CredentialLocked):
+        return t["e_locked"]
+    if isinstance(exc, activation.InvalidActivationData):
+        left = exc.details.get("attempts_left")
+        return t["e_login"] + (" " + t["e_left"].format(left=left) if left is not None else "")
+    return t["e_generic"].format(message=exc.message)
+
+
+def _signed_in(request: Request, container: Container) -> str | None:
+    return sessions.read(container.settings, request.cookies.get(sessions.COOKIE))
+
+
+def _home_values(container: Container, credential_id: str, lang: str) -> dict[str, Any]:
+    t = _strings[lang]
+    with transaction(container.sessions) as session:
+        credential = get_credential(session, credential_id)
+        cert = credential.certificate
+        state = activation.status_in(session, credential_id).state
+        certificate = None
+        if cert is not None:
+            expired = clock.aware(cert.not_after) <= clock.now()
+            certificate = {"serial": cert.serial, "not_before": _when(cert.not_before), "not_after": _when(cert.not_after),
+                           "unit": cert.commune_code or "", "status_text": t["cert_expired"] if expired and
+                           cert.status == "valid" else t.get(f"cert_{cert.status}", cert.status)}
+        pending = []
+        for row in requests.pending_for(session, credential_id):
+            items = []
+            for item in requests.items(session, row.id):
+                meta = json.loads(item.metadata_json)
+                items.append({"index": item.position, "filename": item.filename or "", "sha256": item.sha256[:16] + "…",
+                              "document_type": meta.get("document_type", ""), "dossier": meta.get("dossier_number") or "",
+                              "commune": meta.get("commune_code", "")})
+            pending.append({"id": row.id, "client": row.client.removeprefix("token:"), "created": _when(row.created_at),
+                            "note": row.note, "items": items})
+        docs, total = registry.list_documents(session, registry.DocumentFilter(credential_id=credential_id, limit=50))
+        documents = [{"id": d.id, "document_type": d.document_type, "dossier": d.dossier_number or "",
+                      "signed_at": _when(d.signed_at), "status": d.status} for d in docs]
+        name = cert.common_name if cert else credential_id
+    enrol_qr = None
+    if state == "pending":
+        enrol_qr = base64.b64encode(activation.enrollment_qr(container.pki, credential_id).png).decode()
+    return {"name": name, "credential_id": credential_id, "certificate": certificate, "pending": pending,
+            "documents": documents, "total": total, "enrol_qr": enrol_qr, "can_change_pin": state == "active",
+            "activation_text": t.get(f"act_{state}", state)}
+
+
+def _home(container: Container, request: Request, credential_id: str, lang: str, status: int = 200,
+          message: str | None = None, tone: str = "bad") -> HTMLResponse:
+    cookie = request.cookies.get(sessions.COOKIE) or ""
+    values = _home_values(container, credential_id, lang)
+    return _render("home.html", lang, status, message=message, tone=tone,
+                   csrf=sessions.csrf_token(container.settings, cookie), **values)
+
+
+def _back(lang: str, message: str, **extra: int) -> RedirectResponse:
+    query = "&".join([f"lang={lang}", f"m={message}", *(f"{k}={v}" for k, v in extra.items())])
+    return RedirectResponse(f"/me?{query}", status_code=303, headers=PAGE_HEADERS)
+
+
+@router.get("", response_class=HTMLResponse)
+def page(request: Request, container: ContainerDep, lang: Lang = "vi", m: str | None = None,
+         signed: int = Query(default=0, ge=0, le=1000), failed: int = Query(default=0, ge=0, le=1000)) -> Response:
+    credential_id = _signed_in(request, container)
+    if credential_id is None:
+        return _render("login.html", lang, credential_id="")
+    message = _strings[lang][m].format(signed=signed, failed=failed) if m in MESSAGES else None
+    return _home(container, request, credential_id, lang, message=message, tone="ok")
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(container: ContainerDep, credential_id: Annotated[str, Form(max_length=40)],
+                pin: Annotated[str, Form(max_length=64)], otp: Annotated[str, Form(max_length=10)] = "",
+                lang: Lang = "vi") -> Response:
+    credential_id = credential_id.strip()
+    try:
+        await run_in_threadpool(activation.sign_in, container.pki, credential_id, pin, otp.strip() or None)
+    except KysoError as exc:
+        return _render("login.html", lang, status_for(exc) if status_for(exc) < 500 else 400,
+                       message=_error_text(lang, exc), credential_id=credential_id)
+    response = RedirectResponse(f"/me?lang={lang}", status_code=303, headers=PAGE_HEADERS)
+    response.set_cookie(sessions.COOKIE, sessions.issue(container.settings, credential_id), max_age=sessions.LIFETIME,
+                        httponly=True, samesite="strict", path="/me",
+                        secure=container.settings.base_url.startswith("https://"))
+    return response
+
+
+def _guard(request: Request, container: Container, csrf: str | None) -> str | None:
+    """The signed-in credential when the cookie and the form's CSRF token are good, else None."""
+    cookie = request.cookies.get(sessions.COOKIE)
+    credential_id = sessions.read(container.settings, cookie)
+    if credential_id is None or not sessions.csrf_ok(container.settings, cookie, csrf):
+        return None
+    return credential_id
+
+
+def _expired(lang: str) -> HTMLResponse:
+    return _render("login.html", lang, 401, message=_strings[lang]["e_session"], credential_id="")
+
+
+@router.post("/logout")
+def logout(request: Request, container: ContainerDep, csrf: Annotated[str, Form(max_length=100)] = "",
+           lang: Lang = "vi") -> Response:
+    response = RedirectResponse(f"/me?lang={lang}", status_code=303, headers=PAGE_HEADERS)
+    if _guard(request, container, csrf) is not None:
+        response.delete_cookie(sessions.COOKIE, path="/me")
+    return response
+
+
+async def _act(request: Request, container: Container, csrf: str, lang: str, action: Any, success: str,
+               **counts: Any) -> Response:
+    credential_id = _guard(request, container, csrf)
+    if credential_id is None:
+        return _expired(lang)
+    try:
+        result = await run_in_threadpool(action, credential_id)
+    except KysoError as exc:
+        status = status_for(exc)
+        return await run_in_threadpool(_home, container, request, credential_id, lang, status if status < 500 else 400,
+                                       _error_text(lang, exc))
+    extra = counts.get("of", lambda _: {})(result)
+    return _back(lang, success, **extra)
+
+
+@router.post("/enroll")
+async def confirm_enrolment(request: Request, container: ContainerDep, code: Annotated[str, Form(max_length=10)],
+                            csrf: Annotated[str, Form(max_length=100)] = "", lang: Lang = "vi") -> Response:
+    return await _act(request, container, csrf, lang,
+                      lambda cred: activation.confirm(container.pki, cred, code.strip()), "enrolled")
+
+
+@router.post("/pin")
+async def change_pin(request: Request, container: ContainerDep, old: Annotated[str, Form(max_length=64)],
+                     new: Annotated[str, Form(max_length=64)], csrf: Annotated[str, Form(max_length=100)] = "",
+                     lang: Lang = "vi") -> Response:
+    return await _act(request, container, csrf, lang,
+                      lambda cred: activation.change_pin(container.pki, cred, old, new), "pin_changed")
+
+
+@router.post("/requests/{request_id}/approve")
+async def approve(request: Request, container: ContainerDep, request_id: str,
+                  pin: Annotated[str, Form(max_length=64)], otp: Annotated[str, Form(max_length=10)],
+                  csrf: Annotated[str, Form(max_length=100)] = "", lang: Lang = "vi") -> Response:
+    def counts(out: sign_requests.SigningRequestOut) -> dict[str, int]:
+        signed = sum(1 for i in out.items if i.status == "signed")
+        return {"signed": signed, "failed": len(out.items) - signed}
+
+    return await _act(request, container, csrf, lang,
+                      lambda cred: sign_requests.approve(container, request_id, cred, pin, otp.strip()), "approved",
+                      of=counts)
+
+
+@router.post("/requests/{request_id}/reject")
+async def reject(request: Request, container: ContainerDep, request_id: str,
+                 reason: Annotated[str, Form(max_length=500)] = "", csrf: Annotated[str, Form(max_length=100)] = "",
+                 lang: Lang = "vi") -> Response:
+    return await _act(request, container, csrf, lang,
+                      lambda cred: sign_requests.reject(container, request_id, cred, reason.strip() or None), "rejected")
