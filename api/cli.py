@@ -130,11 +130,14 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
   .venv/bin/kyso audit verify
 
 [bold]Sign a PDF[/] (specialist credential {demo_signing["specialist"]}, seal credential {demo_signing["seal"]}):
-  curl -s -D - -o signed.pdf -H "Authorization: Bearer $(cat {demo_signing["token_file"]})" \\
-    -F file=@{demo_signing["sample"]} \\
-    -F 'metadata={{"document_type":"dossier-result","commune_code":"00004","credential_id":"{demo_signing["specialist"]}","dossier_number":"HS-1"}}' \\
-    {base}/api/v1/sign
-  (the X-Verify-Url header of the answer is the address its QR code carries)
+  A specialist's key signs only what the specialist approves. Submit the sample for approval:
+  curl -s -H "Authorization: Bearer $(cat {demo_signing["token_file"]})" \\
+    -F files=@{demo_signing["sample"]} \\
+    -F 'metadata={{"defaults":{{"document_type":"dossier-result","commune_code":"00004","credential_id":"{demo_signing["specialist"]}","dossier_number":"HS-1"}}}}' \\
+    {base}/api/v1/sign/requests
+  then open {base}/me as the specialist: credential {demo_signing["specialist"]}, PIN {demo_signing["pin"]} (demo);
+  scan the QR code with an authenticator app, type its code, and approve with the PIN and the next code.
+  The software polls GET /api/v1/sign/requests/ID; or sign in process as the operator:
   .venv/bin/kyso sign {demo_signing["sample"]} -o signed.pdf -c {demo_signing["specialist"]} --commune 00004 --level B-LT
   already signed example: {container.settings.home.resolve() / "sample-signed.pdf"}
   its verification URL:   {container.settings.base_url}/v/{demo_signing["example"]}

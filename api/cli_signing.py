@@ -20,6 +20,7 @@ doc_app = typer.Typer(help="The registry of signed documents: list, show, fetch,
                       no_args_is_help=True)
 app.add_typer(doc_app, name="doc")
 
+DEMO_PIN = "246813"
 LevelOpt = Annotated[Optional[str], typer.Option("--level", help="B-B, B-T, B-LT or B-LTA (default: the document type's)")]
 
 
@@ -242,6 +243,15 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
                                        (state["seal"], "seal", "sample-seal.png")):
             if (ASSETS / name).exists():
                 registry.enroll_image(container.pki, credential, kind, (ASSETS / name).read_bytes(), actor)
+    if "pin" not in state:
+        # the demo specialist's PIN, set up as an operator would: they sign in to /me with it, scan the
+        # QR code with an authenticator app and then approve signing requests (demo only: a real PIN is
+        # chosen by the specialist, never printed)
+        from signing import activation
+
+        if activation.status(container.pki, state["specialist"]).state == "none":
+            activation.enroll(container.pki, state["specialist"], DEMO_PIN, actor)
+        state["pin"] = DEMO_PIN
     if "report_seal" not in state:
         # kyso's organisation seal: signs the PDF verification reports (KYSO_REPORT_SEAL_CREDENTIAL)
         state["report_seal"] = issuance.issue(container.pki, issuance.IssueRequest(
