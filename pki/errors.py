@@ -1,5 +1,5 @@
 """PKI errors; each names what went wrong and what the caller can do about it."""
-from core.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 
 class UnknownCA(NotFound):
@@ -52,3 +52,9 @@ class CertificateMismatch(InvalidInput):
 
 class RevocationConflict(Conflict):
     code = "revocation_conflict"
+
+
+class FourEyesRequired(PermissionDenied):
+    """A destructive CA operation asked for through a path without a second operator's approval."""
+
+    code = "four_eyes_required"

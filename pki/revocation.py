@@ -14,7 +14,7 @@ from core.db import transaction
 
 from . import crl, ocsp
 from .context import PkiContext
-from .errors import RevocationConflict
+from .errors import FourEyesRequired, RevocationConflict
 from .models import Certificate
 from .reasons import Reason
 from .store import credential_for, get_certificate
@@ -47,10 +47,26 @@ def revoke_row(ctx: PkiContext, session: Session, row: Certificate, reason: Reas
         crl.publish_both(ctx, session, row.ca, now)
 
 
+CA_PROFILES = ("root-ca", "issuing-ca")
+
+
 def revoke(ctx: PkiContext, serial: str, reason: Reason, actor: str) -> Certificate:
+    """Revoke (or hold) one end-entity certificate. A CA's own certificate is refused here: revoking a
+    CA takes a second operator's approval (``pki.ca_revocation``, ``kyso ca revoke``)."""
     with transaction(ctx.sessions) as session:
         row = get_certificate(session, serial, for_update=True)
-        revoke_row(ctx, session, row, reason, actor, clock.now(), publish=True)
+        ca_certificate = row.profile in CA_PROFILES
+        if not ca_certificate:
+            revoke_row(ctx, session, row, reason, actor, clock.now(), publish=True)
+    if ca_certificate:
+        error = FourEyesRequired(
+            f"certificate {row.serial} is a CA's own certificate ({row.common_name}); revoking a CA needs a "
+            "second operator's approval: `kyso ca revoke NAME --reason R` or POST /api/v1/cas/{name}/revoke, "
+            "then another operator approves it", serial=row.serial)
+        with transaction(ctx.sessions) as session:
+            audit.record(session, actor=actor, action="pki:certificate:revoke:deny", subject=row.serial,
+                         reason=error.message, answered=error.code)
+        raise error
     ctx.ocsp_cache.clear()  # after the commit: this worker answers from the new state at once
     return row
 

@@ -14,7 +14,7 @@ import pytest
 
 from api.container import Container
 from hsm import KeyType
-from pki import revocation
+from pki import approvals, revocation
 from pki.names import SubjectInfo
 from pki.reasons import Reason
 from tests import factories
@@ -34,6 +34,13 @@ def rp(live_pki, tmp_path: Path) -> RelyingParty:  # type: ignore[no-untyped-def
 
 def revoke(rp: RelyingParty, serial: str, reason: Reason) -> None:
     revocation.revoke(rp.container.pki, serial, reason, "test")
+
+
+def revoke_issuing_ca(rp: RelyingParty, reason: Reason) -> None:
+    """Four eyes: one operator asks, another approves (revocation.revoke refuses a CA's certificate)."""
+    asked = approvals.request(rp.container.pki, "revoke-ca", ISSUING_CA, "test", "cli:alice",
+                              params={"revocation_reason": reason.value})
+    approvals.approve(rp.container.pki, asked.id, "cli:bob")
 
 
 # --- 1. openssl verify with CRLs ---------------------------------------------------------------
@@ -69,7 +76,7 @@ def test_crl_check_all_uses_the_root_crl_for_the_issuing_ca(rp: RelyingParty) ->
 
     # The root revokes the issuing CA: the leaf check alone still passes, the full chain does not.
     issuing_serial = rp.serial_of(rp.issuing_pem)
-    revoke(rp, issuing_serial, Reason.cACompromise)
+    revoke_issuing_ca(rp, Reason.cACompromise)
     root_crl = rp.crl_pem(ROOT_CA, name="root-after")
     assert crl_entries(rp.crl_text(rp.dir / "root-after.crl").stdout) == {
         openssl_serial(issuing_serial): "CA Compromise"}
@@ -212,7 +219,7 @@ def test_ocsp_for_the_issuing_ca_at_the_root_responder(rp: RelyingParty) -> None
     assert good.returncode == 0 and "Response verify OK" in good.output, str(good)
     assert "issuing.pem: good\n" in good.stdout, str(good)
 
-    revoke(rp, rp.serial_of(rp.issuing_pem), Reason.cACompromise)
+    revoke_issuing_ca(rp, Reason.cACompromise)
     revoked = rp.openssl(*query)
     assert revoked.returncode == 0 and "Response verify OK" in revoked.output, str(revoked)
     assert "issuing.pem: revoked\n" in revoked.stdout, str(revoked)

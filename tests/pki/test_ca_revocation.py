@@ -210,3 +210,24 @@ def test_cli_files_the_request_and_a_second_operator_approves(pki: Container) ->
     assert ca_status(pki, ISSUING_CA) == "revoked"
     root = kyso("bob", "ca", "revoke", ROOT_CA, "--reason", "superseded")
     assert root.returncode == 2 and "trust stores" in root.stderr, root.stderr
+
+
+def test_revoking_a_ca_certificate_as_a_certificate_is_refused(pki: Container, client: TestClient,
+                                                               operator_headers: dict[str, str]) -> None:
+    """The end-entity path (kyso cert revoke, POST /certificates/{serial}/revoke) is no way around four eyes."""
+    from pki import revocation
+    from pki.errors import FourEyesRequired
+    from pki.reasons import Reason
+
+    serial = issuing_serial(pki)
+    with pytest.raises(FourEyesRequired, match="second operator"):
+        revocation.revoke(pki.pki, serial, Reason.cACompromise, "cli:mallory")
+    answer = client.post(f"/api/v1/certificates/{serial}/revoke", json={"reason": "cACompromise"},
+                         headers=operator_headers)
+    assert answer.status_code == 403 and answer.json()["error"]["code"] == "four_eyes_required", answer.text
+    assert ca_status(pki, ISSUING_CA) == "active"
+    with transaction(pki.sessions) as session:
+        assert store.get_certificate(session, serial).status == "valid"
+        denials = session.execute(select(audit.AuditEntry).where(
+            audit.AuditEntry.action == "pki:certificate:revoke:deny")).scalars().all()
+    assert [d.actor for d in denials][0] == "cli:mallory" and len(denials) == 2
