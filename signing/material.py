@@ -143,6 +143,10 @@ class MaterialCache:
         if row.profile not in SIGNING_PROFILES:
             raise SigningRefused(f"credential {credential_id} holds a {row.profile} certificate, "
                                  "which may not sign documents (specialist or seal certificates only)")
+        if row.ca.status == "revoked":
+            raise SigningRefused(f"the CA that issued the certificate of credential {credential_id} ({row.ca.name}) "
+                                 "is revoked, so nothing it certified can sign; issue a new certificate under the "
+                                 "CA that replaces it")
         if row.status != "valid":
             raise SigningRefused(f"the certificate of credential {credential_id} is {row.status.replace('_', ' ')}"
                                  f"{' (' + row.revocation_reason + ')' if row.revocation_reason else ''}; "

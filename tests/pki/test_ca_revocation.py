@@ -231,3 +231,18 @@ def test_revoking_a_ca_certificate_as_a_certificate_is_refused(pki: Container, c
         denials = session.execute(select(audit.AuditEntry).where(
             audit.AuditEntry.action == "pki:certificate:revoke:deny")).scalars().all()
     assert [d.actor for d in denials][0] == "cli:mallory" and len(denials) == 2
+
+
+def test_nothing_signs_under_a_revoked_ca(pki: Container) -> None:
+    from signing.errors import SigningRefused
+    from signing.service import SignRequest
+    from tests.signing.fixtures import COMMUNE, CORPUS, issue_credential
+
+    credential = issue_credential(pki)
+    asked = approvals.request(pki.pki, "revoke-ca", ISSUING_CA, "key exposed", "cli:alice",
+                              params={"revocation_reason": "cACompromise"})
+    approvals.approve(pki.pki, asked.id, "cli:bob")
+    pki.signing.material.clear()
+    with pytest.raises(SigningRefused, match="is revoked"):
+        pki.signing.sign(SignRequest(pdf=(CORPUS / "fourpages.pdf").read_bytes(), document_type="dossier-result",
+                                     commune_code=COMMUNE, credential_id=credential), actor="test")
