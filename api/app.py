@@ -25,7 +25,15 @@ of communes, keeping a registry of everything it signed.
 
 Every `/api/v1` route needs `Authorization: Bearer <token>` (create one with
 `kyso token create --name NAME --role ca-operator|policy-admin|auditor|read-only|client`; client tokens
-can be scoped to communes, operations and document types). `POST /api/v1/verify` is open to anyone.
+can be scoped to communes, operations and document types), or a TLS client certificate kyso issued
+for a client token (`kyso token cert`), forwarded by the TLS-terminating proxy. `POST /api/v1/verify`
+is open to anyone.
+
+A specialist's key signs only with the specialist's authorization: `POST /api/v1/sign` with a
+specialist's credential takes a SAD from `POST /csc/v2/credentials/authorize` (PIN + one-time code
+over the SHA-256 of the exact PDF), or the software submits a signing request
+(`POST /api/v1/sign/requests`) that the specialist approves on their page `/me`.
+
 Errors always have the shape
 `{"error": {"code", "message", "details"}}`.
 
