@@ -77,6 +77,8 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
         "/api/v1/sign/batch": settings.max_pdf_bytes * 2 + 1_048_576,
         "/api/v1/sign": settings.max_pdf_bytes + 1_048_576,
         "/api/v1/verify": settings.max_pdf_bytes + 1_048_576,
+        # JSON with base64 PDFs: the same total as a multipart batch, in base64
+        "/csc/v2/signatures/signDoc": (settings.max_pdf_bytes * 2 + 2) // 3 * 4 + 1_048_576,
         "/v/*": settings.max_pdf_bytes + 1_048_576,  # the citizen page's upload form
     })
     return app

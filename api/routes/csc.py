@@ -3,45 +3,69 @@
 A machine client (a kyso ``client`` or ``ca-operator`` bearer token with the ``sign`` operation)
 calls these; the *specialist* authorizes each batch of hashes with their PIN and a one-time code
 in ``credentials/authorize`` and gets a SAD bound to exactly those hashes, which
-``signatures/signHash`` spends once. ``info`` is public, as the specification says. Errors use the
-CSC shape ``{"error": "...", "error_description": "..."}`` with the HTTP status kyso gives
-the same domain error elsewhere (a malformed request is 400, as CSC asks).
+``signatures/signHash`` spends once, or ``signatures/signDoc`` spends once for whole PDFs that kyso
+signs (PAdES) and registers. ``auth/revoke`` revokes the caller's own token, for good. ``info`` is
+public, as the specification says. Errors use the CSC shape ``{"error": "...", "error_description":
+"..."}`` with the HTTP status kyso gives the same domain error elsewhere (a malformed request is 400,
+as CSC asks).
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
+from asn1crypto import algos
 from cryptography.x509.oid import NameOID
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from core import clock
 from core.db import transaction
-from core.errors import InvalidInput, KysoError
-from hsm import KeyType
+from core.errors import InvalidInput, KysoError, PermissionDenied
+from hsm import KeyType, SignatureScheme
 from pki.encoding import key_type_of
 from signing import activation, remote
+from signing.errors import PdfTooLarge
 from signing.remote import CredentialDescription
+from signing.service import SignRequest
+from signing.signer import default_digest
+from signing.sole_control import Required, SADActivation, document_hash
 
 from .. import tokens
+from ..container import Container
 from ..deps import Access, CanSign, record_denial
 from ..errors import status_for
+from ..schemas_signing import AppearanceIn, SignMetadata
+from ..uploads import checked_pdf
 
 SPECS = "2.0.0.2"
-METHODS = ["auth/login", "credentials/list", "credentials/info", "credentials/authorize",
-           "credentials/extendTransaction", "signatures/signHash"]
+METHODS = ["auth/login", "auth/revoke", "credentials/list", "credentials/info", "credentials/authorize",
+           "credentials/extendTransaction", "signatures/signHash", "signatures/signDoc"]
 CSC_ERRORS = {"unauthenticated": "invalid_token", "invalid_request": "invalid_request",
               "permission_denied": "access_denied"}
 
 
 def csc_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": error, "error_description": description}, status_code=status, headers=headers)
+
+
+def csc_error_of(exc: KysoError, description: str | None = None, **extra: Any) -> JSONResponse:
+    """A kyso domain error in the CSC shape, with the status kyso gives it elsewhere (422 becomes 400, as CSC asks);
+    ``extra`` adds kyso's own members (signDoc's ``kyso``) beside ``error`` and ``error_description``."""
+    status = status_for(exc)
+    status = 400 if status == 422 else status
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = {"error": CSC_ERRORS.get(exc.code, exc.code), "error_description": description or exc.message, **extra}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class CscRoute(APIRoute):
@@ -54,10 +78,7 @@ class CscRoute(APIRoute):
             try:
                 return await handler(request)
             except KysoError as exc:
-                status = status_for(exc)
-                status = 400 if status == 422 else status  # CSC answers a malformed request with 400
-                headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-                return csc_error(status, CSC_ERRORS.get(exc.code, exc.code), exc.message, headers)
+                return csc_error_of(exc)
             except RequestValidationError as exc:
                 problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
                                      for e in exc.errors()[:5])
@@ -123,7 +144,9 @@ def _info(request: Request) -> dict[str, Any]:
             "description": "kyso remote signing for commune specialists: PIN and one-time code authorize each batch "
                            "of hashes (SCAL 2)",
             "authType": ["external"], "methods": METHODS, "signAlgorithms": {"algos": sorted({
-                *remote.supported_algorithms(KeyType.EC_P256), *remote.supported_algorithms(KeyType.RSA_2048)})}}
+                *remote.supported_algorithms(KeyType.EC_P256), *remote.supported_algorithms(KeyType.RSA_2048)})},
+            "signature_formats": {"formats": ["P"], "envelope_properties": [["Certification", "Revision"]]},
+            "conformance_levels": ["Ades-B-B", "Ades-B-T", "Ades-B-LT", "Ades-B-LTA"]}
 
 
 @router.get("/info", summary="CSC info: the service and the methods it offers (public)")
@@ -140,10 +163,67 @@ class LoginIn(CscIn):
     rememberMe: bool | None = None
 
 
-@router.post("/auth/login", summary="CSC auth/login: kyso bearer tokens are the access tokens; echoes the one sent")
-def login(request: Request, access: CanSign, body: Annotated[LoginIn | None, Body()] = None) -> dict[str, Any]:
-    token = request.headers.get("authorization", "").split(" ", 1)[-1].strip()
-    return {"access_token": token, "token_type": "Bearer"}
+def _bearer(request: Request) -> str:
+    """The bearer token this request authenticated with ('' when it came in by client certificate)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _expires_in(container: Container, name: str, bearer: str) -> int | None:
+    """Seconds until this secret stops working: the token's expiry, or a rotated-out secret's grace end;
+    ``None`` when it never expires."""
+    with transaction(container.sessions) as session:
+        row = session.execute(select(tokens.ApiToken).where(tokens.ApiToken.name == name)).scalar_one_or_none()
+        if row is None:
+            return None
+        ends = [row.expires_at]
+        if bearer and hashlib.sha256(bearer.encode()).hexdigest() != row.token_hash:
+            ends.append(row.previous_valid_until)  # the previous secret, still in its grace period
+    known = [end for end in ends if end is not None]
+    return max(0, int((min(known) - clock.now()).total_seconds())) if known else None
+
+
+@router.post("/auth/login", summary="CSC auth/login: kyso bearer tokens are the access tokens; echoes the one sent",
+             description="Answers the bearer token itself (`access_token`) and `expires_in`, the seconds until it "
+                         "stops working (its expiry, or for a rotated-out secret the end of its grace period). "
+                         "`expires_in` is absent for a token that never expires: a CSC client then assumes 3600 s "
+                         "and logs in again, getting the same token.")
+async def login(request: Request, access: CanSign, body: Annotated[LoginIn | None, Body()] = None) -> dict[str, Any]:
+    token = _bearer(request)
+    out: dict[str, Any] = {"access_token": token, "token_type": "Bearer"}
+    expires_in = await run_in_threadpool(_expires_in, access.container, access.principal.name, token)
+    if expires_in is not None:
+        out["expires_in"] = expires_in
+    return out
+
+
+class RevokeIn(CscIn):
+    token: str = Field(min_length=1, max_length=200, description="The bearer token this request authenticates with")
+    token_type_hint: Literal["access_token"] | None = Field(
+        default=None, description="kyso issues no refresh tokens: only access_token (or nothing)")
+
+
+@router.post("/auth/revoke", status_code=204, response_class=Response,
+             summary="CSC auth/revoke: revoke the token this request is made with (for good), and only that one",
+             description="kyso tokens are long-lived credentials an operator issues (`kyso token create`), not session "
+                         "tokens: this revokes the caller's own token permanently, audited as `api:token:revoke` by "
+                         "that token, and a new one must be asked of an operator. `token` must be the very bearer "
+                         "token of the request; any other token is refused (403, audited) without being looked up. "
+                         "Operators revoke other tokens with `kyso token revoke NAME`.")
+async def revoke(request: Request, body: RevokeIn, access: CanSign) -> Response:
+    bearer = _bearer(request)
+    if not bearer or not hmac.compare_digest(body.token.encode(), bearer.encode()):
+        error = PermissionDenied("a client may revoke only the bearer token it calls with; an operator revokes "
+                                 "other tokens (`kyso token revoke NAME`)")
+        await run_in_threadpool(record_denial, access.container, access.principal, access.route, error)
+        raise error
+
+    def revoke_own() -> None:
+        with transaction(access.container.sessions) as session:
+            tokens.revoke(session, access.principal.name, access.principal.actor)
+
+    await run_in_threadpool(revoke_own)
+    return Response(status_code=204)
 
 
 # -- credentials -----------------------------------------------------------------------------------
@@ -321,3 +401,162 @@ async def sign_hash(body: SignHashIn, access: CanSign) -> dict[str, Any]:
         hash_algo=_one(body.hashAlgo, body.hashAlgorithmOID, "hashAlgo", "hashAlgorithmOID"),
         sign_algo_params=params, actor=access.principal.actor)
     return {"signatures": [base64.b64encode(s).decode() for s in signatures]}
+
+
+# -- signDoc: whole PDFs, signed by kyso (PAdES) ---------------------------------------------------
+CONFORMANCE_LEVELS = {"ades-b-b": "B-B", "ades-b-t": "B-T", "ades-b-lt": "B-LT", "ades-b-lta": "B-LTA"}
+ENVELOPES = {"certification": True, "revision": False, "approval": False}
+
+
+class KysoIn(BaseModel):
+    """kyso's own fields for a document, which CSC has no place for (see signDoc's description)."""
+
+    model_config = ConfigDict(extra="forbid")
+    document_type: str | None = Field(default=None, description="A type from GET /api/v1/document-types (required)")
+    commune_code: str | None = Field(default=None, description="The 5-digit commune the document is for (required)")
+    dossier_number: str | None = None
+    reason: str | None = None
+    location: str | None = None
+    appearance: AppearanceIn | None = Field(default=None, description="As in POST /api/v1/sign; default: visible")
+    seal_fields: dict[str, str] | None = Field(default=None, description="As in POST /api/v1/sign")
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    document: str = Field(min_length=1, description="The PDF, base64")
+    signature_format: str = Field(description="P (PAdES): the only format kyso signs")
+    conformance_level: str | None = Field(
+        default=None, description="Ades-B-B, Ades-B-T, Ades-B-LT or Ades-B-LTA (any case); default: the document "
+                                  "type's level in kyso's policy (not CSC's Ades-B-B)")
+    signAlgo: str | None = Field(default=None, max_length=100,
+                                 description="Optional: one of the key's algorithms (credentials/info key.algo) with "
+                                             "the hash kyso signs PDFs with for that key (SHA-384 for P-384, else SHA-256)")
+    signAlgoParams: str | None = Field(default=None, max_length=1000)
+    signed_props: list[Any] | None = Field(default=None, description="Not supported: must be absent or empty")
+    signed_envelope_property: str | None = Field(
+        default=None, description="Certification (DocMDP, first signature only) or Revision/Approval; default: policy")
+    kyso: KysoIn | None = Field(default=None, description="This document's kyso fields, over the top-level ones")
+
+
+class SignDocIn(CscIn):
+    credentialID: str = Field(min_length=1, max_length=40)
+    SAD: str | None = Field(default=None, min_length=1, max_length=200,
+                            description="From credentials/authorize over the SHA-256 of every document's exact bytes; "
+                                        "required for a specialist's credential, not for an organisation seal")
+    documents: list[DocumentIn] | None = Field(default=None, max_length=activation.MAX_HASHES_PER_SAD)
+    documentDigests: list[Any] | None = Field(default=None, description="Not here: hashes go to signatures/signHash")
+    operationMode: Literal["S"] | None = Field(default=None, description="Only synchronous signing (S)")
+    returnValidationInfo: bool | None = Field(default=None, description="Not offered: B-LT/B-LTA embed it in the PDF")
+    kyso: KysoIn | None = Field(default=None, description="kyso fields for every document (a document's own win)")
+
+
+def _invalid(message: str) -> InvalidInput:
+    return InvalidInput(message, code="invalid_request")
+
+
+def _rsa_padding(key_type: KeyType, sign_algo: str | None, params: str | None, where: str) -> str | None:
+    """The RSA padding a CSC ``signAlgo`` asks for (``None``: kyso's default); refused when it names another
+    key type or a hash other than the one kyso signs this key's PDFs with."""
+    if sign_algo is None:
+        return None
+    digest = default_digest(key_type)
+    if sign_algo == remote.RSASSA_PSS and params is None and key_type.is_rsa:
+        return "pss"  # kyso's PSS: MGF1 over the same hash, salt as long as the hash
+    raw = _b64([params], f"{where}.signAlgoParams")[0] if params else None
+    try:
+        mechanism = remote.resolve(key_type, sign_algo, algos.DigestAlgorithmId.unmap(digest), raw)
+    except remote.UnsupportedMechanism as exc:
+        raise remote.UnsupportedMechanism(f"{where}.signAlgo: {exc.message}; kyso signs PDFs for this "
+                                          f"{key_type.value} key with {digest} (or omit signAlgo)") from None
+    return {SignatureScheme.RSA_PSS: "pss", SignatureScheme.RSA_PKCS1V15: "pkcs1v15"}.get(mechanism.scheme)
+
+
+def _prepared(access: Access, body: SignDocIn, key_type: KeyType) -> list[SignRequest]:
+    """Every document decoded, checked and in scope before the first is signed, so a malformed or
+    out-of-scope document never leaves the others half done."""
+    settings = access.container.settings
+    documents = body.documents or []
+    if len(documents) > settings.max_batch_items:
+        raise _invalid(f"at most {settings.max_batch_items} documents per call; this one has {len(documents)}")
+    policy = access.container.signing.policy
+    requests = []
+    for index, doc in enumerate(documents):
+        where = f"documents[{index}]"
+        if doc.signature_format.upper() != "P":
+            raise _invalid(f"{where}.signature_format is {doc.signature_format!r}: kyso signs PDFs in PAdES only "
+                           "(\"P\"); CAdES (C), XAdES (X) and JAdES (J) are not offered")
+        level = None
+        if doc.conformance_level is not None:
+            level = CONFORMANCE_LEVELS.get(doc.conformance_level.lower())
+            if level is None:
+                raise _invalid(f"{where}.conformance_level {doc.conformance_level!r} is not offered; kyso signs "
+                               "baseline levels: Ades-B-B, Ades-B-T, Ades-B-LT or Ades-B-LTA")
+        certify = None
+        if doc.signed_envelope_property is not None:
+            certify = ENVELOPES.get(doc.signed_envelope_property.lower())
+            if certify is None:
+                raise _invalid(f"{where}.signed_envelope_property {doc.signed_envelope_property!r} does not apply to "
+                               "PAdES; use Certification or Revision (Approval)")
+        if doc.signed_props:
+            raise _invalid(f"{where}.signed_props: kyso adds no signed attributes chosen by the client")
+        if len(doc.document) > (settings.max_pdf_bytes + 2) // 3 * 4:
+            raise PdfTooLarge(f"{where} is larger than the {settings.max_pdf_bytes:,}-byte limit")
+        pdf = checked_pdf(_b64([doc.document], f"{where}.document")[0], settings.max_pdf_bytes, where)
+        fields = {**(body.kyso.model_dump(exclude_none=True) if body.kyso else {}),
+                  **(doc.kyso.model_dump(exclude_none=True) if doc.kyso else {})}
+        try:
+            meta = SignMetadata.model_validate({**fields, "credential_id": body.credentialID, "level": level,
+                                                "certify": certify, "sad": body.SAD,
+                                                "rsa_padding": _rsa_padding(key_type, doc.signAlgo,
+                                                                            doc.signAlgoParams, where)})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            raise _invalid(f"{where}.kyso (with the top-level kyso) is not valid: {problems}") from None
+        policy.get(meta.document_type)  # an unknown type is refused before anything is signed
+        access.check_sign(meta.commune_code, meta.document_type, item=index)
+        requests.append(meta.to_request(pdf))
+    return requests
+
+
+@router.post(
+    "/signatures/signDoc", summary="CSC signatures/signDoc: kyso signs whole PDFs (PAdES) under one SAD",
+    description="CSC v2 `documents` only (`signature_format` P); `documentDigests` belongs to signatures/signHash. "
+                "kyso's policy needs facts CSC has no fields for, so each document takes a `kyso` object "
+                "(`document_type` and `commune_code` required, `dossier_number`, `reason`, `location`, `appearance`, "
+                "`seal_fields` as in POST /api/v1/sign); a top-level `kyso` object gives defaults for every document, "
+                "a document's own fields win. For a specialist's credential `SAD` must come from "
+                "credentials/authorize over the base64 SHA-256 of every document's exact bytes: one SAD for the "
+                "whole call, spent once. Every document is decoded, checked and scope-checked first; then they are "
+                "signed in order. Should one still fail (the signing policy, a damaged PDF), the answer is that "
+                "document's CSC error, and its `kyso.signed` lists the documents signed before it (registered, SAD "
+                "spent): sign the rest under a new SAD. The answer's `kyso` lists each document's registry id, "
+                "verification URL and level.")
+async def sign_doc(body: SignDocIn, access: CanSign) -> Any:
+    if body.documentDigests is not None:
+        raise _invalid("documentDigests: kyso signs hashes through signatures/signHash; signDoc takes whole PDFs "
+                       "(documents)")
+    if not body.documents:
+        raise _invalid("send the PDFs to sign in documents (base64, signature_format P)")
+    if body.returnValidationInfo:
+        raise _invalid("returnValidationInfo is not offered: at Ades-B-LT and Ades-B-LTA the validation data is in "
+                       "the signed PDF itself")
+    credential = await _credential(access, body.credentialID)
+    requests = await run_in_threadpool(_prepared, access, body, key_type_of(credential.certificate.public_key()))
+    container, actor = access.container, access.principal.actor
+    hashes = [document_hash(r.pdf) for r in requests]
+    spend = (SADActivation(container.pki, body.credentialID, body.SAD, hashes, actor) if body.SAD
+             else Required(container.pki, actor))
+    base = container.settings.base_url
+    signed: list[dict[str, Any]] = []
+    pdfs: list[str] = []
+    for index, request in enumerate(requests):
+        try:
+            result = await run_in_threadpool(container.signing.sign, request, actor=actor, activation=spend)
+        except KysoError as exc:
+            return csc_error_of(exc, f"documents[{index}]: {exc.message}",
+                                kyso={"failed_document": index, "signed": signed})
+        signed.append({"document_id": result.document_id, "verify_url": f"{base}/v/{result.document_id}",
+                       "level": result.level, "requested_level": result.requested_level,
+                       "upgrade_pending": result.pending_upgrade})
+        pdfs.append(base64.b64encode(result.pdf).decode())
+    return {"DocumentWithSignature": pdfs, "SignatureObject": [], "kyso": signed}
