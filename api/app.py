@@ -8,9 +8,12 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
+from core import metrics
+
 from . import errors
 from .container import Container, build
 from .middleware import BodyLimit
+from .observability import RequestContext
 from .routes import approvals, certificates, citizen, ops, policies, protocol, signing, verify
 from .routes import activation, csc, sign_requests, specialist
 from .routes import tokens as token_routes
@@ -55,6 +58,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        metrics.process_exited()
 
     app = FastAPI(title="kyso", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.container = container
@@ -81,4 +85,6 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
         "/csc/v2/signatures/signDoc": (settings.max_pdf_bytes * 2 + 2) // 3 * 4 + 1_048_576,
         "/v/*": settings.max_pdf_bytes + 1_048_576,  # the citizen page's upload form
     })
+    # outermost (added last): refusals by BodyLimit get a request id, a log line and a count too
+    app.add_middleware(RequestContext, access_log_enabled=settings.access_log)
     return app

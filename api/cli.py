@@ -73,17 +73,40 @@ def _cert_dict(row: Any) -> dict[str, Any]:
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(help="Worker processes (share the database and keystore)")] = 1,
-          access_log: Annotated[bool, typer.Option(help="Log every request (off gains ~20% on busy OCSP nodes)")] = True) -> None:
-    """Serve the REST API, OCSP, CRLs and CA certificates over HTTP."""
+          access_log: Annotated[Optional[bool], typer.Option(
+              help="Log every request (default KYSO_ACCESS_LOG, on; off gains ~20% on busy OCSP nodes)")] = None,
+          log_format: Annotated[Optional[str], typer.Option(
+              help="json (one object per line) or text; default KYSO_LOG_FORMAT, json")] = None) -> None:
+    """Serve the REST API, OCSP, CRLs and CA certificates over HTTP (metrics at /metrics)."""
+    import shutil
+    import tempfile
+
     import uvicorn
 
+    from core import metrics
+
     from .container import prepare_database
+    from .observability import log_config
 
     settings = load_settings()
+    fmt = log_format or settings.log_format
+    if fmt not in ("json", "text"):
+        raise typer.BadParameter(f"--log-format is json or text, not {fmt!r}")
     prepare_database(settings)  # once, here: workers starting together must not race on migrations
     os.environ["KYSO_MIGRATE_ON_START"] = "false"
-    uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", proxy_headers=True,
-                access_log=access_log)
+    if access_log is not None:  # the workers read it from their settings
+        os.environ["KYSO_ACCESS_LOG"] = "true" if access_log else "false"
+    metrics_dir = None
+    if workers > 1 and not metrics.multiprocess_dir():
+        # each worker writes its counters here and /metrics adds them up; fresh, so a restart starts at zero
+        metrics_dir = tempfile.mkdtemp(prefix="kyso-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", proxy_headers=True,
+                    access_log=False, log_config=log_config(fmt))  # RequestContext writes the access log
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()
@@ -148,7 +171,8 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
   .venv/bin/kyso verify signed.pdf
 """)
     if not no_serve:
-        serve(host=host, port=port, workers=1)
+        # a person watches the demo: plain text logs unless KYSO_LOG_FORMAT says otherwise
+        serve(host=host, port=port, workers=1, log_format=os.environ.get("KYSO_LOG_FORMAT", "text"))
 
 
 @app.command("db-upgrade")

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from . import clock
+from . import clock, metrics
 from .db import Base, UTCDateTime
 
 GENESIS = "0" * 64
@@ -72,6 +72,7 @@ def record(session: Session, *, actor: str, action: str, subject: str, **details
     session.add(entry)
     head.seq, head.hash = seq, entry.hash
     session.flush()
+    metrics.AUDIT_ENTRIES.labels(action).inc()
     return entry
 
 

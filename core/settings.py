@@ -101,6 +101,13 @@ class Settings(BaseSettings):
                                     description="Request header in which a trusted proxy forwards the TLS client "
                                     "certificate it verified: URL-encoded PEM (nginx: $ssl_client_escaped_cert). "
                                     "From any other address the header is ignored")
+    # Operations
+    log_format: Literal["json", "text"] = Field(default="json", description="`kyso serve` logs: one JSON object "
+                                                "per line (request id, route, status, duration) or plain text")
+    access_log: bool = Field(default=True, description="One log line per HTTP request (method, path without the "
+                             "query, status, duration, request id)")
+    metrics_public: bool = Field(default=False, description="Serve /metrics without a token (only behind a proxy "
+                                 "that keeps it internal); otherwise it needs an auditor or read-only token")
 
     @field_validator("base_url")
     @classmethod

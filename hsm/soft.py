@@ -20,11 +20,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
+from core import metrics
+
 from .errors import KeyNotFound, KeystoreMisconfigured, KeystoreUnavailable, UnsupportedAlgorithm
 from .interfaces import KeyInfo, KeyStore, KeyType, SignatureScheme
 
 log = logging.getLogger(__name__)
 _ID = re.compile(r"^[0-9a-f]{32}$")
+_counted = metrics.counts_errors("soft", KeystoreUnavailable, KeystoreMisconfigured)  # disk, master key
 
 
 def generate_private_key(key_type: KeyType) -> PrivateKeyTypes:
@@ -97,6 +100,7 @@ class SoftKeyStore(KeyStore):
     def _paths(self, key_id: str) -> tuple[Path, Path]:
         return self._dir / f"{key_id}.p8", self._dir / f"{key_id}.json"
 
+    @_counted
     def _meta(self, ref: str) -> dict[str, str]:
         _, meta_path = self._paths(self._id(ref))
         try:
@@ -107,6 +111,7 @@ class SoftKeyStore(KeyStore):
             raise KeystoreUnavailable(f"soft keystore at {self._dir} cannot be read: {exc.strerror}") from exc
 
     # -- KeyStore -----------------------------------------------------------------------
+    @_counted
     def generate(self, key_type: KeyType, label: str) -> str:
         key = generate_private_key(key_type)
         key_id = secrets.token_hex(16)
@@ -135,6 +140,7 @@ class SoftKeyStore(KeyStore):
     def key_type(self, ref: str) -> KeyType:
         return KeyType(self._meta(ref)["key_type"])
 
+    @_counted
     def _private(self, ref: str) -> PrivateKeyTypes:
         key = self._cache.get(ref[5:]) if ref.startswith("soft:") else None  # hot path: no regex
         if key is not None:
@@ -177,6 +183,7 @@ class SoftKeyStore(KeyStore):
             infos.append(KeyInfo(f"soft:{meta_path.stem}", KeyType(meta["key_type"]), meta["label"]))
         return infos
 
+    @_counted
     def health(self) -> str:
         if self._dir.exists() and not os.access(self._dir, os.R_OK | os.W_OK):
             raise KeystoreUnavailable(f"soft keystore at {self._dir} is not readable and writable")

@@ -40,6 +40,8 @@ from hvac.adapters import JSONAdapter  # type: ignore[import-untyped]
 from hvac.api.auth_methods import AppRole  # type: ignore[import-untyped]
 from requests.adapters import HTTPAdapter
 
+from core import metrics
+
 from .errors import KeyNotFound, KeystoreError, KeystoreMisconfigured, KeystoreUnavailable, UnsupportedAlgorithm
 from .interfaces import KeyInfo, KeyStore, KeyType, SignatureScheme
 
@@ -180,6 +182,7 @@ class VaultKeyStore(KeyStore):
         return True
 
     # -- one call, with retries and error mapping ------------------------------------------
+    @metrics.counts_errors("vault", KeystoreError, KeystoreUnavailable, KeystoreMisconfigured)
     def _call(self, fn: Callable[[], T], *, missing: str, action: str) -> T:
         deadline = time.monotonic() + self._timeout
         reauthenticated = renew = False

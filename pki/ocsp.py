@@ -17,12 +17,15 @@ from cryptography.x509 import ocsp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import clock
+from core import clock, metrics
 
 from .builder import signature_hash
 from .context import PkiContext
 from .models import Certificate, CertificateAuthority, OcspResponse
 from .reasons import Reason
+
+
+_CACHE = metrics.CacheCounter("ocsp_answers")
 
 
 @dataclass(frozen=True)
@@ -66,8 +69,10 @@ class AnswerCache:
         entry = self._entries.get(request_der)
         if entry is None or entry[0] <= now:
             self.misses += 1
+            _CACHE.miss()
             return None
         self.hits += 1
+        _CACHE.hit()
         return entry[1]
 
     def put(self, request_der: bytes, answer: OcspAnswer) -> None:

@@ -26,11 +26,14 @@ from pyhanko.sign.validation.status import RevocationDetails
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.path import ValidationPath
 
+from core import metrics
+
 from .trust import TrustStore
 
 SIGNER_USAGE = KeyUsageConstraints(key_usage={"non_repudiation", "digital_signature"}, match_all_key_usages=False)
 TSA_USAGE = KeyUsageConstraints(key_usage=set(), extd_key_usage={"time_stamping"})
 MAX_ENTRIES = 4096
+_CACHE = metrics.CacheCounter("verification_chains")
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,9 @@ class ChainCache:
         self._results: dict[tuple, ChainStatus] = {}
 
     def get(self, key: tuple) -> ChainStatus | None:
-        return self._results.get(key)
+        status = self._results.get(key)
+        _CACHE.count(status is not None)
+        return status
 
     def put(self, key: tuple, status: ChainStatus) -> None:
         with self._lock:

@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import clock
+from core import clock, metrics
 from core.db import transaction
 from hsm import KeyType
 from pki import crl as pki_crl
@@ -34,6 +34,8 @@ from .errors import SigningRefused
 
 SIGNING_PROFILES = {"specialist", "seal"}
 TTL_SECONDS = 5.0
+_SIGNER_CACHE = metrics.CacheCounter("signer_material")
+_REVINFO_CACHE = metrics.CacheCounter("revocation_data")
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,9 @@ class MaterialCache:
         with transaction(self._ctx.sessions) as session:
             self._check_epoch(session)
             hit = self._signers.get(credential_id)
-            if hit and time.monotonic() - hit[0] < TTL_SECONDS:
+            fresh = bool(hit and time.monotonic() - hit[0] < TTL_SECONDS)
+            _SIGNER_CACHE.count(fresh)
+            if hit and fresh:
                 material = hit[1]
             else:
                 material = self._load_signer(session, credential_id)
@@ -183,12 +187,15 @@ class MaterialCache:
         if self._watch.fresh():
             hit = self._revinfo.get(key)  # epoch checked moments ago: no database round trip
             if hit and time.monotonic() - hit[0] < TTL_SECONDS:
+                _REVINFO_CACHE.hit()
                 return hit[1]
         with transaction(self._ctx.sessions) as session:
             self._check_epoch(session)
             hit = self._revinfo.get(key)
             if hit and time.monotonic() - hit[0] < TTL_SECONDS:
+                _REVINFO_CACHE.hit()
                 return hit[1]
+            _REVINFO_CACHE.miss()
             data = self._load_revinfo(session, certs)
         with self._lock:
             self._revinfo[key] = (time.monotonic(), data)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import audit, clock
+from core import audit, clock, metrics
 from core.db import transaction
 from core.errors import Conflict, KysoError
 from hsm.interfaces import SignatureScheme
@@ -138,6 +138,7 @@ class SigningService:
         history.remember(self.ctx.sessions, policy)
 
     # -- the public operation --------------------------------------------------------------------
+    @metrics.counted_signature
     def sign(self, request: SignRequest, *, actor: str, idempotency_key: str | None = None,
              activation: Activation | None = None) -> SignResult:
         """Sign and register one PDF. Runs in a worker thread (blocking database and keystore calls).

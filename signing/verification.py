@@ -35,7 +35,7 @@ from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationChec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import clock
+from core import clock, metrics
 from core.db import transaction
 from pki.context import PkiContext
 from pki.models import Certificate
@@ -79,6 +79,7 @@ class Verifier:
         self._epoch: tuple[float, int] | None = None
 
     # -- the public operation --------------------------------------------------------------------
+    @metrics.counted_verification
     def verify(self, pdf: bytes) -> VerificationReport:
         if len(pdf) > self.ctx.settings.max_pdf_bytes:
             raise PdfTooLarge(f"the PDF is {len(pdf):,} bytes; the limit is {self.ctx.settings.max_pdf_bytes:,}")

@@ -1,19 +1,29 @@
-"""Health, readiness, the audit log check and the administrative-unit catalogue."""
+"""Health, readiness, metrics, the audit log check and the administrative-unit catalogue."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import socket
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query
+from asn1crypto import tsp
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import text
 
-from core import audit, clock
+from core import audit, clock, metrics
 from core.db import transaction
+from core.errors import KysoError
 from policies import units
+from signing.timestamping import TimeStampResp, authority_for
 
-from ..deps import Auditor, ContainerDep, Reader, SessionDep
+from ..container import Container
+from ..deps import Auditor, ContainerDep, Reader, SessionDep, current_principal, require
 from ..schemas import AuditVerifyOut, UnitOut
+from ..tokens import Role
 
 router = APIRouter()
 
@@ -23,7 +33,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["operations"], summary="Readiness: database and keystores")
+@router.get("/readyz", tags=["operations"], summary="Readiness: database, keystores and the time-stamping authority")
 def readyz(container: ContainerDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
@@ -34,8 +44,57 @@ def readyz(container: ContainerDep) -> JSONResponse:
         checks["database"] = f"unavailable: {type(exc).__name__}"
     for name, state in container.pki.keystores.health().items():
         checks[f"keystore:{name}"] = state
+    checks["tsa"] = _tsa_state(container)
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+
+
+# a fixed imprint: the probe's token is thrown away, it only proves the TSA can sign now
+_PROBE = tsp.TimeStampReq({"version": "v1", "message_imprint": {
+    "hash_algorithm": {"algorithm": "sha256"}, "hashed_message": hashlib.sha256(b"kyso readiness").digest()},
+    "cert_req": False}).dump()
+
+
+def _tsa_state(container: Container) -> str:
+    """An external TSA (``KYSO_TSA_URL``) must accept a TCP connection within 2 s; kyso's own TSA must
+    grant a real token (current certificate in the database, key usable in its keystore)."""
+    settings = container.settings
+    if settings.tsa_url:
+        url = urlsplit(settings.tsa_url)
+        try:
+            port = url.port or (443 if url.scheme == "https" else 80)
+            socket.create_connection((url.hostname or "", port), timeout=min(2.0, settings.tsa_timeout_seconds)).close()
+            return "ok"
+        except (OSError, ValueError) as exc:
+            return f"unreachable: {url.hostname}: {type(exc).__name__}"
+    try:
+        status = TimeStampResp.load(authority_for(container.pki).respond(_PROBE))["status"]
+    except KysoError as exc:
+        return f"unavailable: {exc.message}"
+    except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
+        return f"unavailable: {type(exc).__name__}"
+    return "ok" if status["status"].native == "granted" else f"refusing: {status['status_string'].native}"
+
+
+_metrics_role = require(Role.ca_operator, Role.auditor, Role.read_only)
+
+
+def _metrics_reader(request: Request, container: ContainerDep) -> None:
+    """An operator, auditor or read-only token (or mTLS client certificate), unless KYSO_METRICS_PUBLIC."""
+    if container.settings.metrics_public:
+        return
+    scheme, value = get_authorization_scheme_param(request.headers.get("Authorization"))
+    credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=value) if scheme and value else None
+    _metrics_role(request, container, current_principal(request, container, credentials))
+
+
+@router.get("/metrics", tags=["operations"], response_class=Response,
+            summary="Prometheus metrics (ca-operator, auditor or read-only token unless KYSO_METRICS_PUBLIC=true)",
+            responses={200: {"content": {"text/plain": {}}}})
+def prometheus_metrics(request: Request, container: ContainerDep) -> Response:
+    _metrics_reader(request, container)
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/api/v1/audit/verify", response_model=AuditVerifyOut, tags=["audit"],
