@@ -10,8 +10,11 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core.db import is_unreachable, unavailable
 from core.errors import (
     ConfigurationError, Conflict, InvalidInput, KysoError, NotFound, PermissionDenied, Unauthenticated, Unavailable,
 )
@@ -78,6 +81,18 @@ def install(app: FastAPI) -> None:
         messages = {404: "no such endpoint; see /docs", 405: "this method is not allowed here; see /docs"}
         return JSONResponse(error_body(f"http_{exc.status_code}", messages.get(exc.status_code, str(exc.detail))),
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        """A database error that escaped ``core.db.transaction`` (a raw session, a streaming body): an
+        unreachable database is a 503 to retry, never a 500; any other database error stays a 500."""
+        if not is_unreachable(exc):
+            return await _unexpected(request, exc)
+        log.warning("database unreachable on %s %s: %s", request.method, request.url.path,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return await _kyso(request, unavailable())
+
+    app.add_exception_handler(DBAPIError, _database)
+    app.add_exception_handler(PoolTimeout, _database)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

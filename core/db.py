@@ -10,14 +10,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import DateTime, Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import DateTime, Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from .errors import Unavailable
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+CONNECT_TIMEOUT_SECONDS = 10
+DATABASE_UNAVAILABLE = "the database cannot be reached; retry in a few seconds"
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True for the errors of a database that is down, restarting or out of connections, as opposed to
+    a bad statement or a broken constraint: the request may be retried as it is."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def unavailable() -> Unavailable:
+    """What a request that met an unreachable database answers (HTTP 503 with Retry-After)."""
+    return Unavailable(DATABASE_UNAVAILABLE, code="database_unavailable")
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -57,7 +73,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # pre-ping: a connection the server dropped (restart, failover) is replaced at checkout, so service
+    # resumes by itself; a bounded connect, so requests answer 503 instead of hanging on a dead host
+    connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -68,20 +87,32 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll everything back on any error.
 
-    A database that cannot be reached surfaces as ``Unavailable`` (HTTP 503), never a 500.
+    A database that cannot be reached surfaces as ``Unavailable`` (HTTP 503), never a 500. Work cut
+    off with its connection is not half-written: PostgreSQL drops an uncommitted transaction when the
+    connection goes (only a COMMIT cut off in flight may have landed; an Idempotency-Key retry tells).
     """
     session = factory()
     try:
         yield session
         session.commit()
-    except OperationalError as exc:
-        session.rollback()
-        raise Unavailable("the database cannot be reached; try again shortly", code="database_unavailable") from exc
-    except BaseException:
-        session.rollback()
+    except BaseException as exc:
+        _rollback(session)
+        if is_unreachable(exc):
+            raise unavailable() from exc
         raise
     finally:
-        session.close()
+        try:
+            session.close()
+        except DBAPIError:  # the connection died with the server: nothing is left to close
+            pass
+
+
+def _rollback(session: Session) -> None:
+    """Roll back; on a connection that died with the server the transaction is already gone there."""
+    try:
+        session.rollback()
+    except DBAPIError:
+        pass
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]

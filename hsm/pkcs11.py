@@ -29,6 +29,8 @@ from pkcs11 import KeyType as P11KeyType
 from pkcs11 import exceptions as p11e
 from pydantic import SecretStr
 
+from core import metrics
+
 from .errors import KeyNotFound, KeystoreError, KeystoreMisconfigured, KeystoreUnavailable, UnsupportedAlgorithm
 from .interfaces import KeyInfo, KeyStore, KeyType, SignatureScheme
 
@@ -193,8 +195,20 @@ class _InitArgs(ctypes.Structure):
 
 _MODULES: dict[str, bool] = {}  # module path: initialized with OS locking (else its calls are serialized)
 _MODULES_LOCK = threading.Lock()
+_RESCANNED: dict[str, float] = {}  # module path: when its slots were last rescanned for a missing token
+_RESCAN_SECONDS = 2.0
 _SERIAL = threading.RLock()
 _WRITES = threading.Lock()  # SoftHSM2 2.6 fails (GeneralError, TemplateInconsistent) creating objects concurrently
+
+
+def _rescan_due(path: str) -> bool:
+    """True at most once every ``_RESCAN_SECONDS`` per module, so a missing token is not a C_Initialize storm."""
+    with _MODULES_LOCK:
+        now = time.monotonic()
+        if now - _RESCANNED.get(path, -_RESCAN_SECONDS) < _RESCAN_SECONDS:
+            return False
+        _RESCANNED[path] = now
+        return True
 
 
 def load_module(path: str, *, reload: bool = False) -> Any:
@@ -240,9 +254,23 @@ class Pkcs11KeyStore(KeyStore):
 
     # -- sessions and errors ------------------------------------------------------------
     def _connect(self) -> Any:
-        """Load the module and find the token by label, skipping slots whose token vanished."""
+        """Find the token by label, skipping slots whose token vanished. Not found, the module rescans
+        its slots (at most every ``_RESCAN_SECONDS``): SoftHSM2, like some HSM modules, sees a token
+        put back or re-initialised only at C_Initialize, and kyso must recover without a restart.
+        The rescan ends the module's other sessions in this process too; their pools recover."""
+        token = self._find_token(reload=False)
+        if token is None and _rescan_due(self._module):
+            log.warning("%s not found; rescanning the slots of %s", self._name, self._module)
+            token = self._find_token(reload=True)
+        if token is not None:
+            return token
+        raise KeystoreUnavailable(f"{self._name} is not present in {self._module}; insert it or initialise it "
+                                  f"(softhsm2-util --init-token --free --label {self._label}), or fix "
+                                  "KYSO_PKCS11_TOKEN_LABEL")
+
+    def _find_token(self, *, reload: bool) -> Any:
         try:
-            lib = load_module(self._module)
+            lib = load_module(self._module, reload=reload)
             slots = lib.get_slots(token_present=True)
         except p11e.PKCS11Error as exc:
             raise KeystoreUnavailable(f"{self._name}: the module {self._module} cannot be used ({exc}); install it "
@@ -254,9 +282,7 @@ class Pkcs11KeyStore(KeyStore):
                 continue
             if token.label == self._label:
                 return token
-        raise KeystoreUnavailable(f"{self._name} is not present in {self._module}; insert it or initialise it "
-                                  f"(softhsm2-util --init-token --free --label {self._label}), or fix "
-                                  "KYSO_PKCS11_TOKEN_LABEL")
+        return None
 
     def _translate(self, exc: p11e.PKCS11Error) -> Exception:
         kind = type(exc).__name__
@@ -270,6 +296,7 @@ class Pkcs11KeyStore(KeyStore):
             return UnsupportedAlgorithm(f"{self._name} refuses this key or mechanism ({kind})")
         return KeystoreError(f"{self._name} failed: {kind}")
 
+    @metrics.counts_errors("pkcs11", KeystoreError, KeystoreUnavailable, KeystoreMisconfigured)
     def _run(self, op: Callable[[_Session], T]) -> T:
         """Run ``op`` on a pooled session; a broken session is replaced and the call retried, boundedly."""
         last: Exception | None = None
