@@ -80,6 +80,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, per_path={
         "/api/v1/sign/batch": settings.max_pdf_bytes * 2 + 1_048_576,
         "/api/v1/sign": settings.max_pdf_bytes + 1_048_576,
+        "/api/v1/sign/requests": settings.max_pdf_bytes * 2 + 1_048_576,  # a batch waiting for the specialist
         "/api/v1/verify": settings.max_pdf_bytes + 1_048_576,
         # JSON with base64 PDFs: the same total as a multipart batch, in base64
         "/csc/v2/signatures/signDoc": (settings.max_pdf_bytes * 2 + 2) // 3 * 4 + 1_048_576,

@@ -102,7 +102,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         metrics_dir = tempfile.mkdtemp(prefix="kyso-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
-        uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", proxy_headers=True,
+        # proxy_headers off: kyso reads X-Forwarded-For itself, only from KYSO_TRUSTED_PROXIES; uvicorn's own
+        # rewriting would replace a same-host proxy's address with the citizen's, and mTLS would refuse the proxy
+        uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", proxy_headers=False,
                     access_log=False, log_config=log_config(fmt))  # RequestContext writes the access log
     finally:
         if metrics_dir is not None:

@@ -143,3 +143,14 @@ def test_openapi_documents_the_api(client):
     spec = client.get("/openapi.json").json()
     assert "/api/v1/certificates" in spec["paths"] and "/ocsp" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_document_routes_take_pdf_sized_bodies(client):
+    """Routes that carry PDFs get the PDF limit, not the 1 MiB JSON one: a 2 MB body reaches the route
+    (which then refuses the missing token) instead of being cut off as too large."""
+    two_mb = b"%PDF-1.7\n" + b"0" * 2_000_000
+    for path in ("/api/v1/sign", "/api/v1/sign/batch", "/api/v1/sign/requests", "/api/v1/verify"):
+        r = client.post(path, content=two_mb, headers={"Content-Type": "application/pdf"})
+        assert r.status_code != 413, (path, r.text)
+    _error(client.post("/api/v1/certificates", content=two_mb, headers={"Content-Type": "application/json"}),
+           413, "request_too_large")
