@@ -1,4 +1,4 @@
-"""Scheduled republication: CRLs before half their validity has passed, OCSP before expiry;
+"""Scheduled republication: full and delta CRLs before half their validity has passed, OCSP before expiry;
 OCSP responder, TSA and offline QR seal certificates renewed 30 days before they expire."""
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def republish_once(container: Container) -> dict[str, int]:
                 audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,
                              number=full.number, delta_number=delta.number)
                 done["crls"] += 2
+            elif ca.status == "active" and ca.key_ref and crl.due(session, ca, now, ctx.settings.delta_crl_validity_hours,
+                                                                  delta=True):
+                delta = crl.publish(ctx, session, ca, delta=True, now=now)  # on top of the current full CRL
+                audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,
+                             delta_number=delta.number)
+                done["crls"] += 1
         done["ocsp"] = ocsp.refresh_due(ctx, session)
     return done
 

@@ -115,9 +115,13 @@ def publish_both(ctx: PkiContext, session: Session, ca: CertificateAuthority, no
     return full, publish(ctx, session, ca, delta=True, now=now)
 
 
-def due(session: Session, ca: CertificateAuthority, now: dt.datetime, validity_hours: int) -> bool:
-    """True when the latest full CRL is missing or past half its validity (scheduled refresh)."""
-    current = latest(session, ca, delta=False)
+def due(session: Session, ca: CertificateAuthority, now: dt.datetime, validity_hours: int, *,
+        delta: bool = False) -> bool:
+    """True when the latest full (or delta) CRL is missing or past half its validity (scheduled refresh).
+
+    Deltas live shorter than full CRLs (4 h against 24 h by default), so they need their own check:
+    a delta refreshed only with the full CRL would lapse between revocations."""
+    current = latest(session, ca, delta=delta)
     return current is None or current.next_update - now < dt.timedelta(hours=validity_hours) / 2
 
 

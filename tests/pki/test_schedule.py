@@ -57,3 +57,26 @@ def test_responder_certificate_is_renewed_before_it_expires(pki):
 
         stored = session.execute(select(OcspResponse).where(OcspResponse.serial == row.serial)).scalar_one()
         assert x_ocsp.load_der_ocsp_response(stored.der).certificates[0] == responder
+
+
+def test_delta_crls_are_refreshed_between_full_crls(pki):
+    """A delta (4 h) must not lapse while its full CRL (24 h) is still fresh: the scheduler publishes a new
+    delta on top of the current full CRL once the delta is past half its life."""
+    with transaction(pki.sessions) as session:
+        ca = store.get_ca(session, "test-issuing")
+        full_before = crl.latest(session, ca, delta=False).number
+    later = clock.now() + dt.timedelta(hours=pki.settings.delta_crl_validity_hours * 0.75)
+    clock.set_clock(lambda: later)
+    try:
+        assert republish_once(pki)["crls"] == 2  # one delta per CA, no full CRL
+        assert republish_once(pki)["crls"] == 0  # now fresh
+    finally:
+        clock.set_clock(None)
+    with transaction(pki.sessions) as session:
+        ca = store.get_ca(session, "test-issuing")
+        full, delta = crl.latest(session, ca, delta=False), crl.latest(session, ca, delta=True)
+        assert full.number == full_before
+        assert delta.this_update == later and delta.base_number == full.number and delta.number > full.number
+        parsed = x509.load_der_x509_crl(delta.der)
+        assert parsed.next_update_utc == later + dt.timedelta(hours=pki.settings.delta_crl_validity_hours)
+        assert parsed.extensions.get_extension_for_class(x509.DeltaCRLIndicator).value.crl_number == full.number
