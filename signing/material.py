@@ -31,6 +31,7 @@ from pki.ocsp import revocation_epoch
 from pki.store import get_credential
 
 from .errors import SigningRefused
+from .shared_asn1 import shareable
 
 SIGNING_PROFILES = {"specialist", "seal"}
 TTL_SECONDS = 5.0
@@ -159,7 +160,7 @@ class MaterialCache:
         return SignerMaterial(
             credential_id=credential.id, key_ref=credential.key_ref, key_type=key_type_of(cert.public_key()),
             serial=row.serial, profile=row.profile, commune_code=row.commune_code,
-            certificate=asn1_x509.Certificate.load(row.der), chain=tuple(self._chain(session, row.ca)),
+            certificate=shareable(asn1_x509.Certificate.load(row.der)), chain=tuple(self._chain(session, row.ca)),
             common_name=_attr(cert.subject, NameOID.COMMON_NAME) or row.common_name,
             title=_attr(cert.subject, NameOID.TITLE), organization=_attr(cert.subject, NameOID.ORGANIZATION_NAME),
             unit=_attr(cert.subject, NameOID.ORGANIZATIONAL_UNIT_NAME),
@@ -173,10 +174,10 @@ class MaterialCache:
         while ca is not None and ca.id not in seen:
             seen.add(ca.id)
             if ca.cert_der:
-                chain.append(asn1_x509.Certificate.load(ca.cert_der))
+                chain.append(shareable(asn1_x509.Certificate.load(ca.cert_der)))
             if ca.chain_pem:
                 for extra in x509.load_pem_x509_certificates(ca.chain_pem.encode()):
-                    chain.append(asn1_x509.Certificate.load(extra.public_bytes(serialization.Encoding.DER)))
+                    chain.append(shareable(asn1_x509.Certificate.load(extra.public_bytes(serialization.Encoding.DER))))
             ca = session.get(CertificateAuthority, ca.parent_id) if ca.parent_id else None
         return chain
 
@@ -223,7 +224,7 @@ class MaterialCache:
             if stored is None:
                 complete = False
             else:
-                response = asn1_ocsp.OCSPResponse.load(stored.der)
+                response = shareable(asn1_ocsp.OCSPResponse.load(stored.der))
                 ocsps.append(response)
                 for responder in response.basic_ocsp_response["certs"]:
                     extra_certs[responder.sha256] = responder
@@ -232,6 +233,6 @@ class MaterialCache:
         for ca_id in sorted(crl_cas):
             latest = pki_crl.latest(session, session.get(CertificateAuthority, ca_id), delta=False)
             if latest is not None:
-                crls.append(asn1_crl.CertificateList.load(latest.der))
-        all_certs = {**unique, **extra_certs}
+                crls.append(shareable(asn1_crl.CertificateList.load(latest.der)))
+        all_certs = {sha: shareable(c) for sha, c in {**unique, **extra_certs}.items()}  # cached: shared
         return RevocationData(certs=tuple(all_certs.values()), ocsps=tuple(ocsps), crls=tuple(crls), complete=complete)

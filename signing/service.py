@@ -42,6 +42,7 @@ from .material import MaterialCache, RevocationData, SignerMaterial
 from .models import DocumentFile, IdempotencyRecord, SignedDocument, StampImage
 from .signer import KeyStoreSigner, default_digest, default_scheme
 from .sole_control import Activation
+from .shared_asn1 import shareable
 
 log = logging.getLogger(__name__)
 ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # Crockford-like: no 0/O, 1/I confusion when read aloud
@@ -449,7 +450,7 @@ def _result_of(session: Session, document_id: str, version: int) -> SignResult:
 
 @lru_cache(maxsize=64)
 def _asn1_cert(der_bytes: bytes) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(der_bytes)
+    return shareable(asn1_x509.Certificate.load(der_bytes))
 
 
 __all__ = ["AppearanceOptions", "SignRequest", "SignResult", "SigningService", "BadAppearance"]

@@ -46,6 +46,7 @@ from pki.encoding import load_certificates
 from pki.store import current_tsa
 
 from . import der
+from .shared_asn1 import shareable
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ _ACCURACY_ONE_SECOND = der.tlv(0x30, der.integer(1))
 def _build_material(ctx: PkiContext, serial: str, cert_der: bytes, key_ref: str,
                     chain: list[x509.Certificate]) -> _TsaMaterial:
     certificate = x509.load_der_x509_certificate(cert_der)
-    asn1_cert = asn1_x509.Certificate.load(cert_der)
+    asn1_cert = shareable(asn1_x509.Certificate.load(cert_der))
     key = ctx.signer(key_ref)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         digest = signature_hash(key).name  # SHA-384 for P-384, SHA-256 for P-256

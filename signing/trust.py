@@ -24,6 +24,8 @@ from core.errors import ConfigurationError
 from pki.context import PkiContext
 from pki.models import CertificateAuthority
 
+from .shared_asn1 import shareable
+
 TRUST_DIR = Path(__file__).resolve().parent.parent / "policies" / "trust"
 TTL_SECONDS = 60.0  # a new kyso root (rare) is trusted within a minute in every worker
 
@@ -42,8 +44,8 @@ class TrustStore:
 def read_certificates(data: bytes) -> list[asn1_x509.Certificate]:
     """Every certificate in a PEM bundle or a single DER certificate."""
     if pem.detect(data):
-        return [asn1_x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
-    return [asn1_x509.Certificate.load(data)]
+        return [shareable(asn1_x509.Certificate.load(der)) for _, _, der in pem.unarmor(data, multiple=True)]
+    return [shareable(asn1_x509.Certificate.load(data))]
 
 
 def _bundled() -> tuple[list[tuple[asn1_x509.Certificate, str]], list[asn1_x509.Certificate]]:
@@ -68,8 +70,6 @@ def _configured(paths: list[Path]) -> tuple[list[asn1_x509.Certificate], list[as
         for file in files:
             try:
                 certs = read_certificates(file.read_bytes())
-                for cert in certs:
-                    cert.native  # noqa: B018 - parse fully now, not in the middle of a verification
             except (OSError, ValueError, TypeError) as exc:
                 raise ConfigurationError(f"KYSO_TRUST_ANCHORS: {file} is not a readable certificate ({exc})") from None
             for cert in certs:
@@ -82,7 +82,7 @@ def _kyso_roots(ctx: PkiContext) -> tuple[list[asn1_x509.Certificate], list[asn1
     with transaction(ctx.sessions) as session:
         for ca in session.execute(select(CertificateAuthority)).scalars():
             if ca.cert_der:
-                cert = asn1_x509.Certificate.load(ca.cert_der)
+                cert = shareable(asn1_x509.Certificate.load(ca.cert_der))
                 (anchors if cert.self_signed != "no" else intermediates).append(cert)
             if ca.chain_pem:
                 for cert in read_certificates(ca.chain_pem.encode()):

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from core import clock, metrics
 from core.db import transaction
+from core.errors import Unavailable
 from pki.context import PkiContext
 from pki.models import Certificate
 from pki.ocsp import revocation_epoch
@@ -105,6 +106,8 @@ class Verifier:
                 else:
                     reports.append(pades.run(self._signature(reader, sig, trust, now, dss_data,
                                                              doc_timestamps, has_dss)))
+            except Unavailable:
+                raise  # the database or a keystore is down: 503 and retry, never "damaged" for a sound file
             except Exception as exc:  # noqa: BLE001 - a malformed signature is reported, never a 500
                 log.warning("signature %s could not be validated: %s", sig.field_name, exc, exc_info=True)
                 reports.append(format_failure(sig, exc))

@@ -32,3 +32,26 @@ def test_revocation_between_two_verifications_is_seen_at_once(pki: Container, sp
     [s] = report.signatures
     assert s.revocation.status == "revoked"
     assert (report.indication, report.sub_indication) == ("INDETERMINATE", "REVOKED_NO_POE")
+
+
+def test_an_outage_during_verification_is_unavailable_not_damaged(pki: Container, specialist: str,
+                                                                  sample_pdf: bytes, monkeypatch) -> None:
+    """A database that goes away between the registry lookup and the revocation data must answer 503
+    (retry), never report a sound signature as damaged (found under `make load`)."""
+    import pytest
+
+    from core.db import unavailable
+    from core.errors import Unavailable
+
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test")
+    verifier = pki.verifier
+    verifier.material._revinfo.clear()
+
+    def gone(*args, **kwargs):
+        raise unavailable()
+
+    monkeypatch.setattr(verifier.material, "_load_revinfo", gone)  # the query that would meet the outage
+    with pytest.raises(Unavailable):
+        verifier.verify(signed.pdf)
+    monkeypatch.undo()
+    assert verifier.verify(signed.pdf).indication == "TOTAL-PASSED"
