@@ -70,6 +70,32 @@ def _cert_dict(row: Any) -> dict[str, Any]:
 
 
 # -- server -------------------------------------------------------------------------------
+def _warn_connection_budget(settings, workers: int) -> None:  # type: ignore[no-untyped-def]
+    """Warn when the workers could open more PostgreSQL connections than the server allows: at a peak the
+    extra requests would wait for a connection and then answer 503."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        return
+    from sqlalchemy import text
+
+    from core.db import make_engine
+
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            allowed = int(conn.execute(text("SHOW max_connections")).scalar_one())
+    except Exception:  # noqa: BLE001 - only a warning; serving reports the database itself
+        return
+    finally:
+        engine.dispose()
+    wanted = workers * (settings.database_pool_size + settings.database_max_overflow)
+    if wanted > allowed:
+        typer.secho(f"warning: {workers} workers × ({settings.database_pool_size} + {settings.database_max_overflow}) "
+                    f"database connections = {wanted}, more than PostgreSQL's max_connections ({allowed}); lower "
+                    "KYSO_DATABASE_POOL_SIZE / KYSO_DATABASE_MAX_OVERFLOW or raise max_connections "
+                    "(or put PgBouncer in front)", fg="yellow", err=True)
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(help="Worker processes (share the database and keystore)")] = 1,
@@ -93,6 +119,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     if fmt not in ("json", "text"):
         raise typer.BadParameter(f"--log-format is json or text, not {fmt!r}")
     prepare_database(settings)  # once, here: workers starting together must not race on migrations
+    _warn_connection_budget(settings, workers)
     os.environ["KYSO_MIGRATE_ON_START"] = "false"
     if access_log is not None:  # the workers read it from their settings
         os.environ["KYSO_ACCESS_LOG"] = "true" if access_log else "false"
@@ -105,7 +132,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         # proxy_headers off: kyso reads X-Forwarded-For itself, only from KYSO_TRUSTED_PROXIES; uvicorn's own
         # rewriting would replace a same-host proxy's address with the citizen's, and mTLS would refuse the proxy
         uvicorn.run("api.asgi:app", host=host, port=port, workers=workers, log_level="info", proxy_headers=False,
-                    access_log=False, log_config=log_config(fmt))  # RequestContext writes the access log
+                    access_log=False, log_config=log_config(fmt),  # RequestContext writes the access log
+                    timeout_worker_healthcheck=30)  # a worker busy signing a batch is not dead
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

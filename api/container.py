@@ -45,7 +45,8 @@ def build(settings: Settings | None = None) -> Container:
     settings.home.mkdir(parents=True, exist_ok=True)
     if settings.migrate_on_start:
         prepare_database(settings)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.database_pool_size,
+                         max_overflow=settings.database_max_overflow)
     sessions = make_session_factory(engine)
     pki = PkiContext(settings=settings, sessions=sessions, keystores=KeyStoreRegistry.from_settings(settings),
                      profiles=ProfileSet.load())

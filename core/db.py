@@ -59,8 +59,10 @@ class Base(DeclarativeBase):
     """Declarative base of every kyso table."""
 
 
-def make_engine(url: str) -> Engine:
-    """An engine tuned per backend: SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Engine:
+    """An engine tuned per backend: SQLite gets WAL, foreign keys and a busy timeout; a server database gets a
+    pool of ``pool_size`` (+ ``max_overflow`` at peaks) connections per process, so workers × that must fit
+    the server's ``max_connections``."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -76,7 +78,8 @@ def make_engine(url: str) -> Engine:
     # pre-ping: a connection the server dropped (restart, failover) is replaced at checkout, so service
     # resumes by itself; a bounded connect, so requests answer 503 instead of hanging on a dead host
     connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow,
+                         connect_args=connect_args)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -14,3 +14,22 @@ def test_settings_errors_never_echo_values(tmp_path, monkeypatch):
         load_settings()
     assert "vault_tokn" in info.value.message and "vault_timeout_seconds" in info.value.message
     assert "TOPSECRET" not in info.value.message and "soon" not in info.value.message
+
+
+def test_database_pool_follows_the_settings(capsys) -> None:
+    """Workers × (pool + overflow) must fit PostgreSQL's max_connections: both numbers are settings, and
+    `kyso serve` warns when the product does not fit."""
+    from api.cli import _warn_connection_budget
+    from core.db import make_engine
+    from core.settings import Settings
+    from tests.conftest import PG_URL
+
+    settings = Settings(database_url=PG_URL, database_pool_size=3, database_max_overflow=1)
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.database_pool_size,
+                         max_overflow=settings.database_max_overflow)
+    assert (engine.pool.size(), engine.pool._max_overflow) == (3, 1)
+    engine.dispose()
+    _warn_connection_budget(settings, 2)
+    assert capsys.readouterr().err == ""
+    _warn_connection_budget(Settings(database_url=PG_URL, database_pool_size=500, database_max_overflow=500), 4)
+    assert "max_connections" in capsys.readouterr().err
