@@ -5,12 +5,13 @@ PYTHON ?= python3
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.kyso-installed
 
-.PHONY: install run test bench clean help
+.PHONY: install run test bench load clean help
 
 help:
 	@echo "make run    set up and start kyso with a demo PKI on http://127.0.0.1:8000"
 	@echo "make test   run the whole test suite (SQLite and PostgreSQL, openssl, pkilint)"
 	@echo "make bench  measure issuance, OCSP, CRL, keystore, signing and verification figures against the raw libraries (writes docs/benchmarks.md)"
+	@echo "make load   load-test kyso serve --workers 2 on PostgreSQL with 200 clients for 60 s (writes docs/benchmarks-load.md; LOAD_ARGS='--clients N --duration S --workers W')"
 
 $(STAMP): pyproject.toml scripts/install-system-deps.sh
 	./scripts/install-system-deps.sh
@@ -29,6 +30,9 @@ test: install
 
 bench: install
 	$(BIN)/python -m tests.bench.run
+
+load: install
+	$(BIN)/python -m tests.bench.load $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

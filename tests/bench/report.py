@@ -138,6 +138,9 @@ def write_markdown(results: Results, machine: dict[str, str], path: Path, method
         "Every kyso figure stands beside the raw library doing comparable work **in the same run**, as a ratio",
         "(absolute numbers drift between machines and with load; see `/work/shared/PERFORMANCE.md`).",
         "",
+        "Under load (many endpoints at once, hundreds of clients, several workers on PostgreSQL): see "
+        "[benchmarks-load.md](benchmarks-load.md), written by `make load`.",
+        "",
         f"- **Date**: {results.started:%Y-%m-%d %H:%M %Z} → {finished:%H:%M %Z}"
         + (" — **quick run (reduced sizes)**" if results.quick else ""),
         f"- **Machine**: {machine['nproc']} CPUs, {machine['cpu']}, {machine['memory']} RAM, Linux {machine['kernel']}",
