@@ -52,7 +52,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(republish_loop(container)),
-                 asyncio.create_task(upgrade_loop(container))] if scheduler else []
+                 asyncio.create_task(upgrade_loop(container))] if scheduler and container.settings.run_scheduler else []
         yield
         for task in tasks:
             task.cancel()

@@ -118,7 +118,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     fmt = log_format or settings.log_format
     if fmt not in ("json", "text"):
         raise typer.BadParameter(f"--log-format is json or text, not {fmt!r}")
-    prepare_database(settings)  # once, here: workers starting together must not race on migrations
+    if settings.migrate_on_start:  # once, here: workers starting together must not race on migrations
+        prepare_database(settings)
     _warn_connection_budget(settings, workers)
     os.environ["KYSO_MIGRATE_ON_START"] = "false"
     if access_log is not None:  # the workers read it from their settings

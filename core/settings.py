@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     soft_master_key_file: Path | None = Field(default=None, description="File holding that passphrase")
 
     migrate_on_start: bool = Field(default=True, description="Apply migrations and seed data when a process starts")
+    run_scheduler: bool = Field(default=True, description="Republish CRLs/OCSP, renew service certificates and upgrade "
+                                "pending documents in the background; off on a restored copy or a read-only node")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     crl_validity_hours: int = Field(default=24, ge=1)
     delta_crl_validity_hours: int = Field(default=4, ge=1)

@@ -1,6 +1,6 @@
 """Alembic environment. Migrations are explicit files; no model import is needed to run them."""
 from alembic import context
-from sqlalchemy import engine_from_config, pool
+from sqlalchemy import engine_from_config, pool, text
 
 config = context.config
 target_metadata = config.attributes.get("target_metadata")
@@ -21,6 +21,9 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(connection=connection, target_metadata=target_metadata,
                       render_as_batch=connection.dialect.name == "sqlite")
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # several nodes starting at once: one migrates, the others wait and then find nothing to do
+            connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('kyso-migrations:' || current_schema()))"))
         context.run_migrations()
 
 

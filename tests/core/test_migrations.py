@@ -25,3 +25,29 @@ def test_models_match_migrations(db_url):
     engine.dispose()
     assert diff == [], f"models and migrations disagree; generate a migration: {diff}"
 
+
+
+def test_nodes_starting_together_migrate_once(db_url):
+    """Several nodes (or `kyso serve` on several hosts) may start at the same moment: on PostgreSQL an
+    advisory lock lets one migrate while the others wait, and every one of them ends at head."""
+    import subprocess
+    import sys
+
+    from alembic.runtime.migration import MigrationContext as Context
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine
+
+    from core.db import alembic_config
+
+    if not db_url.startswith("postgresql"):
+        return  # SQLite: one file, one process starts it (kyso serve migrates before forking workers)
+    code = "import sys; from core.db import upgrade; upgrade(sys.argv[1])"
+    nodes = [subprocess.Popen([sys.executable, "-c", code, db_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+             for _ in range(3)]  # processes: Alembic's context is process-global
+    outputs = [node.communicate(timeout=120)[0].decode() for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0, 0], outputs
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        current = Context.configure(conn).get_current_revision()
+    engine.dispose()
+    assert current == ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
