@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -16,6 +16,57 @@ from pki.reasons import Ground, Reason
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable machine code, e.g. unknown_certificate, invalid_request")
+    message: str = Field(description="What is wrong and what to do, in words a person can act on")
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorOut(BaseModel):
+    """The one shape of every kyso error (api/errors.py)."""
+
+    error: ErrorDetail
+
+
+class CscErrorOut(BaseModel):
+    """The CSC API v2 error shape (signDoc adds kyso's own ``kyso`` member)."""
+
+    model_config = ConfigDict(extra="allow")
+    error: str
+    error_description: str
+
+
+ERROR_MEANINGS = {
+    400: "The request cannot be used (malformed data, or refused by a rule it names)",
+    401: "No token, or one that is unknown, expired or revoked (see WWW-Authenticate)",
+    403: "The token's role or scope does not allow this (the refusal is audited)",
+    404: "No such thing (or one outside the token's scope, answered the same way)",
+    409: "The request contradicts the current state (already revoked, already exists, ...)",
+    413: "The request body is larger than the limit for this endpoint",
+    415: "The body is not sent with the content type this endpoint takes",
+    422: "The request is not valid: `details.problems` lists each field and what is wrong",
+    429: "Too many requests from this address; see Retry-After",
+    503: "A dependency (keystore, CA, database) cannot serve now; see Retry-After",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for kyso's error shape at ``statuses`` (declared on routers and routes, so that a
+    client generator and schemathesis know every answer an operation can give)."""
+    return {status: {"model": ErrorOut, "description": ERROR_MEANINGS[status]} for status in statuses}
+
+
+# every authenticated REST v1 router; routes add 415/429 where they read bodies by content type or rate-limit
+API_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 503)
+# CSC answers every client error in its own shape, 400 for a malformed request (never 422)
+CSC_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": CscErrorOut, "description": "CSC error: invalid_request (400), invalid_token (401), "
+                                                 "access_denied (403), not found (404), ..."},
+    413: {"model": ErrorOut, "description": ERROR_MEANINGS[413] + " (refused before CSC sees it: kyso's shape)"},
+    503: {"model": CscErrorOut, "description": ERROR_MEANINGS[503]},
+}
 
 
 class IssueIn(_In):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
 from signing.models import SignedDocument
 from signing.service import AppearanceOptions, SignRequest, SignResult
@@ -22,7 +22,8 @@ class AppearanceIn(_In):
         "top right of page 1 (SAO Y, SAO LỤC, TRÍCH SAO, attachments). Default: from the document type")
     field_name: str | None = Field(default=None, max_length=100, description="Sign this existing empty field")
     page: int | None = Field(default=None, description="1-based page; -1 is the last page")
-    box: tuple[float, float, float, float] | None = Field(default=None, description="x1, y1, x2, y2 in PDF points")
+    box: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = Field(  # NaN was "the PDF is damaged"
+        default=None, description="x1, y1, x2, y2 in PDF points")
     title: str | None = Field(default=None, max_length=200, description="e.g. 'KT. CHỦ TỊCH\\nPHÓ CHỦ TỊCH'")
     copy_form: str | None = Field(default=None, max_length=40, description="SAO Y, SAO LỤC or TRÍCH SAO")
     document_number: str | None = Field(default=None, max_length=100)

@@ -26,6 +26,7 @@ from .reasons import Reason
 
 
 _CACHE = metrics.CacheCounter("ocsp_answers")
+MAX_CACHED_REQUEST = 512  # bytes; an RFC 5019 request (one SHA-1 CertID, no extensions) is about 80
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,10 @@ class AnswerCache:
 
     def put(self, request_der: bytes, answer: OcspAnswer) -> None:
         if not answer.pre_produced or answer.next_update is None:
+            return
+        if len(request_der) > MAX_CACHED_REQUEST:
+            # a client adding padding (an unknown extension, a requestor name) makes every request unique:
+            # kept, 100,000 of them of 10 kB each would hold a gigabyte for one certificate's answer
             return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()

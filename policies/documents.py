@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from . import safe_yaml
 from .errors import PolicyInvalid, UnknownDocumentType
 
 DOCUMENTS_FILE = Path(__file__).parent / "documents" / "document-types.yaml"
@@ -134,7 +135,7 @@ def parse(raw: bytes, name: str = "policy") -> DocumentPolicy:
     """A policy from the file's bytes; errors name the line and the reason."""
     try:
         text = raw.decode("utf-8")
-        data = _File.model_validate(yaml.safe_load(text))
+        data = _File.model_validate(safe_yaml.safe_load(text))
         types = {}
         for type_name, spec in data.document_types.items():
             try:
@@ -145,6 +146,11 @@ def parse(raw: bytes, name: str = "policy") -> DocumentPolicy:
                 raise PolicyInvalid(f"{name}, line {_line(text, ('document_types', type_name))}: {exc}") from None
     except UnicodeDecodeError:
         raise PolicyInvalid(f"{name}: not UTF-8 text") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (a control character, ...)
+        line = text.count("\n", 0, exc.position) + 1
+        character = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        raise PolicyInvalid(f"{name}, line {line}: not valid YAML (character {character} is not allowed in "
+                            f"YAML text)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f", line {mark.line + 1}" if mark is not None else ""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hsm.interfaces import KeyType
 
+from . import safe_yaml
 from .errors import ProfileInvalid, UnknownProfile
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
@@ -116,7 +117,9 @@ class ProfileSet:
 
 def load_profile_file(path: Path) -> Profile:
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        data = safe_yaml.safe_load(path.read_text("utf-8"))
+    except UnicodeDecodeError:
+        raise ProfileInvalid(f"{path.name}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise ProfileInvalid(f"{path.name}: not valid YAML: {exc}") from exc
     try:

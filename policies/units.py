@@ -80,6 +80,8 @@ def parse_catalogue(raw: bytes) -> list[dict[str, Any]]:
         provinces = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CatalogueInvalid(f"the catalogue is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise CatalogueInvalid("the catalogue is not valid JSON: it nests lists or objects too deeply") from None
     if not isinstance(provinces, list) or not provinces:
         raise CatalogueInvalid("the catalogue must be a non-empty JSON list of provinces")
     rows: list[dict[str, Any]] = []

@@ -17,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from signing import activation
 
 from ..deps import ContainerDep, Operator, Reader
+from ..schemas import API_ERRORS
 
-router = APIRouter(prefix="/api/v1/credentials/{credential_id}/activation", tags=["activation"])
+router = APIRouter(prefix="/api/v1/credentials/{credential_id}/activation", tags=["activation"], responses=API_ERRORS)
 
 
 class _In(BaseModel):

@@ -9,8 +9,9 @@ from starlette.concurrency import run_in_threadpool
 from pki import approvals
 
 from ..deps import Auditor, ContainerDep, Operator, SessionDep
+from ..schemas import API_ERRORS
 
-router = APIRouter(prefix="/api/v1", tags=["approvals"])
+router = APIRouter(prefix="/api/v1", tags=["approvals"], responses=API_ERRORS)
 Reason = Annotated[str, Body(embed=True, min_length=1, max_length=1000, description="Why (shown to the approver)")]
 
 

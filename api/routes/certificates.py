@@ -17,6 +17,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.errors import InvalidInput
 from pki import approvals, crl, issuance, merger, registration, revocation, store
 from pki.authorities import chain_pem
 from pki.issuance import IssueRequest
@@ -25,11 +26,11 @@ from pki.reasons import Reason, resolve_reason
 
 from ..deps import ContainerDep, Operator, Reader, ReaderAccess, SessionDep
 from ..schemas import (
-    CaOut, CertificateList, CertificateOut, CrlOut, ImportIn, IssuedOut, IssueIn, MergerIn, MergerOut, RegistrationIn,
+    API_ERRORS, CaOut, CertificateList, CertificateOut, CrlOut, ImportIn, IssuedOut, IssueIn, MergerIn, MergerOut, RegistrationIn,
     RegistrationOut, RenewIn, RevokeIn, StatusCheckOut,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["certificates"])
+router = APIRouter(prefix="/api/v1", tags=["certificates"], responses=API_ERRORS)
 
 
 # CAs and their chains are public trust material: every reader, scoped or not, sees them all
@@ -67,12 +68,22 @@ def revoke_ca(name: str, reason: CaReason, container: ContainerDep, principal: O
 @router.post("/certificates", response_model=IssuedOut, status_code=201,
              summary="Issue a certificate from a CSR, or with a key generated in the keystore")
 def issue(body: IssueIn, container: ContainerDep, principal: Operator) -> IssuedOut:
+    _known_keystore(container, body.keystore)
     result = issuance.issue(container.pki, IssueRequest(
         profile=body.profile, subject=body.subject, commune_code=body.commune_code,
         csr=body.csr.encode() if body.csr else None, key_type=body.key_type, keystore=body.keystore,
         validity_days=body.validity_days, ca=body.ca,
     ), principal.actor)
     return _issued(container, result)
+
+
+def _known_keystore(container: ContainerDep, name: str | None) -> None:
+    """A keystore the caller names must be one configured here: the caller's mistake (422), not the
+    server's (the keystore registry says 503 for a misconfigured default)."""
+    names = container.pki.keystores.names()
+    if name is not None and name not in names:
+        raise InvalidInput(f"keystore {name!r} is not configured here; choose one of: {', '.join(names)} "
+                           "(or leave it out for the default)", code="unknown_keystore")
 
 
 def _issued(container: ContainerDep, result: issuance.IssueResult) -> IssuedOut:
@@ -93,7 +104,7 @@ def list_certificates(
     ca: str | None = None,
     expires_before: dt.datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,  # bounded: a huge one overflowed the database's integer
 ) -> CertificateList:
     """A scoped client sees its communes' certificates and those of no commune; filtering by a commune
     or province it does not cover finds nothing (an empty list, not an error)."""
@@ -206,6 +217,7 @@ def publish_crl(name: str, container: ContainerDep, principal: Operator) -> list
 @router.post("/registrations", response_model=RegistrationOut, status_code=201, tags=["registration authority"],
              summary="RA mode: generate a key in the keystore and a CSR for an external CA")
 def register(body: RegistrationIn, container: ContainerDep, principal: Operator) -> RegistrationOut:
+    _known_keystore(container, body.keystore)
     pending = registration.request(container.pki, body.subject, principal.actor, profile=body.profile,
                                    commune_code=body.commune_code, key_type=body.key_type, keystore=body.keystore)
     return RegistrationOut(credential_id=pending.credential_id, key_ref=pending.key_ref, csr=pending.csr_pem)

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
@@ -44,6 +45,7 @@ from .. import tokens
 from ..container import Container
 from ..deps import Access, CanSign, record_denial
 from ..errors import status_for
+from ..schemas import CSC_ERROR_RESPONSES
 from ..schemas_signing import AppearanceIn, SignMetadata
 from ..uploads import checked_pdf
 
@@ -83,11 +85,14 @@ class CscRoute(APIRoute):
                 problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
                                      for e in exc.errors()[:5])
                 return csc_error(400, "invalid_request", f"the request is not valid: {problems}")
+            except StarletteHTTPException as exc:  # FastAPI's own refusals, e.g. a body it cannot decode
+                error = "invalid_request" if exc.status_code in (400, 413, 415, 422) else f"http_{exc.status_code}"
+                return csc_error(exc.status_code, error, str(exc.detail), headers=getattr(exc, "headers", None))
 
         return route
 
 
-router = APIRouter(prefix="/csc/v2", tags=["csc"], route_class=CscRoute)
+router = APIRouter(prefix="/csc/v2", tags=["csc"], route_class=CscRoute, responses=CSC_ERROR_RESPONSES)
 
 
 class CscIn(BaseModel):

@@ -22,10 +22,10 @@ from signing.timestamping import TimeStampResp, authority_for
 
 from ..container import Container
 from ..deps import Auditor, ContainerDep, Reader, SessionDep, current_principal, require
-from ..schemas import AuditVerifyOut, UnitOut
+from ..schemas import API_ERRORS, AuditVerifyOut, UnitOut
 from ..tokens import Role
 
-router = APIRouter()
+router = APIRouter(responses=API_ERRORS)
 
 
 @router.get("/healthz", tags=["operations"], summary="Liveness: the process answers")

@@ -14,8 +14,9 @@ from core.errors import InvalidInput
 from policies.errors import PolicyInvalid
 
 from ..deps import ContainerDep, PolicyAdmin, PolicyReader
+from ..schemas import API_ERRORS
 
-router = APIRouter(prefix="/api/v1/policies", tags=["policies"])
+router = APIRouter(prefix="/api/v1/policies", tags=["policies"], responses=API_ERRORS)
 
 
 def _status(container) -> dict[str, Any]:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from core import clock
+from core import clock, metrics
 from core.db import transaction
 from pki import crl, ocsp, store
 from pki.errors import CANotReady
@@ -22,9 +22,10 @@ from signing.timestamping import authority_for
 
 from ..container import Container
 from ..deps import ContainerDep
+from ..schemas import ErrorOut, error_responses
 from ..errors import RequestTooLarge, UnsupportedMediaType
 
-router = APIRouter(tags=["protocols"])
+router = APIRouter(tags=["protocols"], responses=error_responses(400, 404, 413, 415, 422, 503))
 OCSP_REQUEST = "application/ocsp-request"
 MAX_OCSP_REQUEST = 10_000
 TSA_QUERY, TSA_REPLY = "application/timestamp-query", "application/timestamp-reply"
@@ -54,6 +55,10 @@ def _ocsp_response(answer: ocsp.OcspAnswer, *, cacheable: bool) -> Response:
 
 
 @router.post("/ocsp", summary="OCSP over POST (RFC 6960 A.1)", response_class=Response,
+             description="Send a DER OCSPRequest as `application/ocsp-request` (at most 10 kB). A request kyso "
+                         "cannot parse gets an OCSPResponse with status malformedRequest, still with HTTP 200.",
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 OCSP_REQUEST: {"schema": {"type": "string", "format": "binary"}}}}},
              responses={200: {"content": {"application/ocsp-response": {}}}})
 async def ocsp_post(request: Request, container: ContainerDep) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -86,9 +91,10 @@ async def ocsp_get(encoded: str, container: ContainerDep) -> Response:
         TSA_QUERY: {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"description": "TimeStampResp (granted or rejection)",
                      "content": {TSA_REPLY: {"schema": {"type": "string", "format": "binary"}}}},
-               413: {"description": "request larger than 10 kB"},
-               415: {"description": f"content type is not {TSA_QUERY}"},
-               503: {"description": "no valid TSA certificate (run `kyso ca init`) or keystore unavailable"}},
+               413: {"model": ErrorOut, "description": "request larger than 10 kB"},
+               415: {"model": ErrorOut, "description": f"content type is not {TSA_QUERY}"},
+               503: {"model": ErrorOut, "description": "no valid TSA certificate (run `kyso ca init`) or keystore "
+                                                       "unavailable"}},
 )
 async def tsa_post(request: Request, container: ContainerDep) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -116,6 +122,7 @@ async def _answer(container: Container, der: bytes, *, cacheable: bool) -> Respo
     if answer is None:
         answer = await run_in_threadpool(_answer_from_db, container, der)
         cache.put(der, answer)
+    metrics.OCSP_RESPONSES.labels(answer.status).inc()
     return _ocsp_response(answer, cacheable=cacheable and answer.pre_produced)
 
 

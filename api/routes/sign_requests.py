@@ -23,11 +23,12 @@ from signing.sole_control import SADActivation, document_hash, needs_activation
 
 from ..container import Container
 from ..deps import CanRead, CanSign, ContainerDep
+from ..schemas import API_ERRORS
 from ..errors import status_for
 from ..schemas_signing import BatchMetadata, SignMetadata
 from ..uploads import read_pdf
 
-router = APIRouter(prefix="/api/v1/sign/requests", tags=["signing"])
+router = APIRouter(prefix="/api/v1/sign/requests", tags=["signing"], responses=API_ERRORS)
 
 
 class RequestItemOut(BaseModel):

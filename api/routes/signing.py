@@ -15,13 +15,14 @@ from signing.sole_control import Activation, Required, SADActivation, document_h
 from ..container import Container
 from ..deps import CanRead, CanSign, CanSupersede, CanWithdraw, ContainerDep, Operator, ReaderAccess, SessionDep
 from ..errors import UnsupportedMediaType, error_body, status_for
+from ..schemas import API_ERRORS, error_responses
 from ..schemas_signing import (
     BatchItemOut, BatchMetadata, BatchOut, DocumentList, DocumentOut, DocumentTypeOut, SignedOut, SignMetadata,
     SupersedeIn, WithdrawIn,
 )
-from ..uploads import read_pdf
+from ..uploads import check_png_dimensions, read_pdf
 
-router = APIRouter(prefix="/api/v1", tags=["signing"])
+router = APIRouter(prefix="/api/v1", tags=["signing"], responses=API_ERRORS)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                               description="Retry-safe: the same key returns the same result")]
 PDF = {200: {"content": {"application/pdf": {}, "application/json": {"schema": SignedOut.model_json_schema()}},
@@ -152,7 +153,8 @@ def list_documents(
     status: str | None = Query(default=None, pattern="^(valid|withdrawn|superseded)$"),
     level: str | None = Query(default=None, pattern="^B-(B|T|LT|LTA)$"),
     upgrade_status: str | None = Query(default=None, pattern="^(none|pending|failed)$"),
-    limit: int = Query(default=50, ge=1, le=500), offset: int = Query(default=0, ge=0),
+    limit: int = Query(default=50, ge=1, le=500),
+    offset: int = Query(default=0, ge=0, le=1_000_000_000),  # bounded: a huge one overflowed the database's integer
 ) -> DocumentList:
     communes, types = access.visible(session)  # a scoped client sees only its communes' documents
     rows, total = registry.list_documents(session, registry.DocumentFilter(
@@ -174,7 +176,7 @@ def get_document(document_id: str, container: ContainerDep, session: SessionDep,
 @router.get("/documents/{document_id}/file", summary="The signed PDF (current version, possibly upgraded)",
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
 def get_document_file(document_id: str, session: SessionDep, access: CanRead,
-                      version: int | None = Query(default=None, ge=1)) -> Response:
+                      version: int | None = Query(default=None, ge=1, le=1_000_000)) -> Response:
     doc = registry.get_document(session, document_id)
     access.check_document(session, document_id, doc.commune_code, doc.document_type)
     row = registry.get_file(session, document_id, version)
@@ -204,6 +206,7 @@ def supersede(document_id: str, body: SupersedeIn, container: ContainerDep, sess
 
 
 @router.put("/credentials/{credential_id}/images/{kind}", status_code=204, response_class=Response,
+            responses=error_responses(415),
             summary="Enrol the handwritten-signature (kind=signature) or seal (kind=seal) image, a transparent PNG",
             openapi_extra={"requestBody": {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
                                            "required": True}})
@@ -213,5 +216,6 @@ async def enroll_image(credential_id: str, kind: str, request: Request, containe
     if content_type != "image/png":
         raise UnsupportedMediaType(f"send the image as image/png, not {content_type or 'nothing'}")
     png = await request.body()
+    check_png_dimensions(png)
     await run_in_threadpool(registry.enroll_image, container.pki, credential_id, kind, png, principal.actor)
     return Response(status_code=204)

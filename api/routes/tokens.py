@@ -8,8 +8,9 @@ from pydantic import BaseModel, Field
 
 from .. import tokens
 from ..deps import Auditor, SessionDep
+from ..schemas import API_ERRORS
 
-router = APIRouter(prefix="/api/v1", tags=["tokens"])
+router = APIRouter(prefix="/api/v1", tags=["tokens"], responses=API_ERRORS)
 
 
 class ScopeOut(BaseModel):

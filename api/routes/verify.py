@@ -16,12 +16,13 @@ from starlette.concurrency import run_in_threadpool
 from signing import report_render
 
 from ..deps import ContainerDep
+from ..schemas import error_responses
 from ..errors import UnsupportedMediaType
 from ..ratelimit import limit_verification
 from ..uploads import checked_pdf, read_pdf
 from signing.report import VerificationReport
 
-router = APIRouter(prefix="/api/v1", tags=["verification"])
+router = APIRouter(prefix="/api/v1", tags=["verification"], responses=error_responses(400, 413, 415, 422, 429, 503))
 Format = Literal["json", "html", "pdf"]
 
 
@@ -39,9 +40,9 @@ def _format(request: Request, explicit: Format | None) -> Format:
 @router.post(
     "/verify", summary="Verify every signature in a PDF (multipart `file`, or the PDF itself as application/pdf)",
     dependencies=[Depends(limit_verification)], response_model=VerificationReport,
+    openapi_extra={"requestBody": {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}},
     responses={200: {"content": {"application/json": {}, "text/html": {}, "application/pdf": {}},
-                     "description": "The report: JSON, HTML, or a sealed PDF"},
-               429: {"description": "Too many requests from this address; see Retry-After"}},
+                     "description": "The report: JSON, HTML, or a sealed PDF"}},
 )
 async def verify(request: Request, container: ContainerDep,
                  file: Annotated[UploadFile | None, File(description="The PDF to check (or send the PDF itself as "
@@ -53,7 +54,7 @@ async def verify(request: Request, container: ContainerDep,
     if file is not None:
         pdf = await read_pdf(file, limit)
     elif content_type == "application/pdf":
-        pdf = checked_pdf(await request.body(), limit, "the body")
+        pdf = await run_in_threadpool(checked_pdf, await request.body(), limit, "the body")
     else:
         raise UnsupportedMediaType(f"send the PDF as multipart/form-data with a part named 'file', or as the body "
                                    f"with Content-Type: application/pdf (this request was {content_type or 'empty'})")
