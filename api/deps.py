@@ -49,10 +49,13 @@ def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         # no bearer token: a client certificate forwarded by a trusted TLS proxy, if any (a bearer always wins)
         if (principal := mtls.authenticate_request(container, request)) is not None:
+            request.state.actor = principal.actor  # the access log names who called
             return principal
         raise Unauthenticated("this endpoint needs 'Authorization: Bearer <token>'; create one with `kyso token create`")
     with transaction(container.sessions) as session:
-        return tokens.authenticate(session, credentials.credentials)
+        principal = tokens.authenticate(session, credentials.credentials)
+    request.state.actor = principal.actor  # the access log names who called
+    return principal
 
 
 def _route(request: Request) -> str:

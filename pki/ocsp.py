@@ -253,6 +253,11 @@ def answer(ctx: PkiContext, session: Session, request_der: bytes) -> OcspAnswer:
     return OcspAnswer(der, this_update, next_update, label, False)
 
 
+def try_later() -> OcspAnswer:
+    """RFC 6960 tryLater: what a responder answers while its database cannot be reached."""
+    return _unsuccessful(ocsp.OCSPResponseStatus.TRY_LATER, "try_later")
+
+
 def _unsuccessful(status: ocsp.OCSPResponseStatus, label: str) -> OcspAnswer:
     der = ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
     return OcspAnswer(der, None, None, label, False)

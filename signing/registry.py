@@ -160,5 +160,7 @@ def _check_png(png: bytes) -> None:
             if image.width * image.height > 25_000_000:
                 raise InvalidInput("the image is too large (more than 25 megapixels)")
             image.verify()
+    except Image.DecompressionBombError:
+        raise InvalidInput("the image is too large (its header declares far more than 25 megapixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InvalidInput(f"the PNG could not be read ({exc})") from None

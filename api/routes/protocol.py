@@ -7,6 +7,7 @@ import datetime as dt
 import binascii
 import hashlib
 import time
+from typing import Any
 from email.utils import format_datetime
 from functools import lru_cache
 from urllib.parse import unquote
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core import clock, metrics
 from core.db import transaction
+from core.errors import Unavailable
 from pki import crl, ocsp, store
 from pki.errors import CANotReady
 from signing.timestamping import authority_for
@@ -42,6 +44,14 @@ def _validity_headers(der: bytes, this_update: dt.datetime, next_update: dt.date
     )
 
 
+OCSP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "OCSPResponse (successful, or malformedRequest/unauthorized)",
+          "content": {"application/ocsp-response": {"schema": {"type": "string", "format": "binary"}}}},
+    503: {"description": "OCSPResponse with status tryLater: the database cannot be reached; retry (Retry-After)",
+          "content": {"application/ocsp-response": {"schema": {"type": "string", "format": "binary"}}}},
+}
+
+
 def _ocsp_response(answer: ocsp.OcspAnswer, *, cacheable: bool) -> Response:
     headers: dict[str, str] = {}
     if answer.this_update and answer.next_update:
@@ -59,7 +69,7 @@ def _ocsp_response(answer: ocsp.OcspAnswer, *, cacheable: bool) -> Response:
                          "cannot parse gets an OCSPResponse with status malformedRequest, still with HTTP 200.",
              openapi_extra={"requestBody": {"required": True, "content": {
                  OCSP_REQUEST: {"schema": {"type": "string", "format": "binary"}}}}},
-             responses={200: {"content": {"application/ocsp-response": {}}}})
+             responses=OCSP_RESPONSES)
 async def ocsp_post(request: Request, container: ContainerDep) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != OCSP_REQUEST:
@@ -71,7 +81,7 @@ async def ocsp_post(request: Request, container: ContainerDep) -> Response:
 
 
 @router.get("/ocsp/{encoded:path}", summary="OCSP over GET (RFC 6960 A.1, RFC 5019, cacheable)",
-            response_class=Response, responses={200: {"content": {"application/ocsp-response": {}}}})
+            response_class=Response, responses=OCSP_RESPONSES)
 async def ocsp_get(encoded: str, container: ContainerDep) -> Response:
     if len(encoded) > MAX_OCSP_REQUEST:
         raise RequestTooLarge("the OCSP request in the URL is too long")
@@ -116,12 +126,19 @@ async def _answer(container: Container, der: bytes, *, cacheable: bool) -> Respo
     """Cached pre-produced answers are served on the event loop; anything else goes to a thread."""
     cache = container.pki.ocsp_cache
     now = time.time()
-    if cache.needs_epoch_check(now):
-        cache.observe_epoch(await run_in_threadpool(_epoch, container), now)
-    answer = cache.get(der, now)
-    if answer is None:
-        answer = await run_in_threadpool(_answer_from_db, container, der)
-        cache.put(der, answer)
+    try:
+        if cache.needs_epoch_check(now):
+            cache.observe_epoch(await run_in_threadpool(_epoch, container), now)
+        answer = cache.get(der, now)
+        if answer is None:
+            answer = await run_in_threadpool(_answer_from_db, container, der)
+            cache.put(der, answer)
+    except Unavailable:
+        # an OCSP client understands tryLater (RFC 6960), not kyso's JSON; no cached "good" is served while
+        # this worker cannot see revocations other workers may be committing
+        metrics.OCSP_RESPONSES.labels("try_later").inc()
+        return Response(ocsp.try_later().der, status_code=503, media_type="application/ocsp-response",
+                        headers={"Retry-After": "5", "Cache-Control": "no-store"})
     metrics.OCSP_RESPONSES.labels(answer.status).inc()
     return _ocsp_response(answer, cacheable=cacheable and answer.pre_produced)
 

@@ -55,6 +55,15 @@ class Outcome:
     error: str | None = None
 
 
+def _error_code(r: httpx.Response) -> str | None:
+    """kyso's JSON error code, or for an OCSP answer its RFC 6960 status."""
+    content_type = r.headers.get("content-type", "")
+    if content_type == "application/ocsp-response":
+        status = x_ocsp.load_der_ocsp_response(r.content).response_status
+        return "try_later" if status == x_ocsp.OCSPResponseStatus.TRY_LATER else status.name.lower()
+    return r.json()["error"]["code"] if "json" in content_type else None
+
+
 class Load:
     """A few client threads issuing certificates, signing PDFs and asking OCSP, recording every answer."""
 
@@ -78,7 +87,7 @@ class Load:
                     outcome = Outcome(kind, n, started, time.monotonic(), None, error=f"{type(exc).__name__}: {exc}")
                 else:
                     ok = r.status_code in (200, 201)
-                    code = None if ok or "json" not in r.headers.get("content-type", "") else r.json()["error"]["code"]
+                    code = None if ok else _error_code(r)
                     outcome = Outcome(kind, n, started, time.monotonic(), r.status_code, code, r.headers.get("retry-after"),
                                       self.made[kind](r) if ok and kind in self.made else None,
                                       None if ok else r.text[:300])
@@ -153,7 +162,8 @@ def test_postgres_restart_under_load(tmp_path: Path, private_pg: PrivatePostgres
     assert {o.status for o in outcomes} <= {200, 201, 503}, [o for o in outcomes if o.status not in (200, 201, 503)][:5]
     for o in outcomes:
         if o.status == 503:
-            assert o.code == "database_unavailable" and o.retry_after, o
+            # OCSP clients get RFC 6960 tryLater (DER), everyone else kyso's JSON error
+            assert o.code == ("try_later" if o.kind == "ocsp" else "database_unavailable") and o.retry_after, o
     during = [o for o in outcomes if o.started > down and o.ended < starting]
     for kind in ("issue", "sign"):  # OCSP may answer from its cache of pre-produced responses meanwhile
         seen = [o for o in during if o.kind == kind]
@@ -208,6 +218,11 @@ def test_database_errors_anywhere_answer_503_and_recover(tmp_path: Path, private
             assert r.json()["error"] == {"code": "database_unavailable", "details": {},
                                          "message": "the database cannot be reached; retry in a few seconds"}
             assert r.headers["Retry-After"]
+        ocsp_request = x_ocsp.OCSPRequestBuilder().add_certificate_by_hash(
+            b"\x01" * 20, b"\x02" * 20, 0x1234, hashes.SHA1()).build().public_bytes(serialization.Encoding.DER)
+        r = client.post("/ocsp", content=ocsp_request, headers={"Content-Type": "application/ocsp-request"})
+        assert r.status_code == 503 and r.headers["Retry-After"] and r.headers["content-type"] == "application/ocsp-response"
+        assert x_ocsp.load_der_ocsp_response(r.content).response_status == x_ocsp.OCSPResponseStatus.TRY_LATER
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("unavailable")
         assert client.get("/healthz").status_code == 200

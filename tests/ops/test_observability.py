@@ -104,7 +104,7 @@ def test_request_id_is_echoed_when_sane_and_generated_otherwise(lite: Container)
 
 
 def test_access_log_is_json_with_request_id_route_and_status_and_no_secret(lite: Container) -> None:
-    token = new_token(lite, tokens.Role.read_only)
+    token = new_token(lite, tokens.Role.read_only, name="so-tu-phap-reader")
     app = create_app(lite, scheduler=False)
 
     @app.get("/test-log/{thing}")
@@ -124,6 +124,7 @@ def test_access_log_is_json_with_request_id_route_and_status_and_no_secret(lite:
     assert access["path"] == "/api/v1/units" and access["route"] == "/api/v1/units"
     assert access["status"] == 200 and access["method"] == "GET" and access["duration_ms"] >= 0
     assert access["level"] == "info" and access["ts"].endswith("+00:00") and access["pid"] == os.getpid()
+    assert "so-tu-phap-reader" in access["actor"], "the access log names who called (never their secret)"
     [inner] = [e for e in lines if e["logger"] == "kyso.test"]
     assert inner["request_id"] == "inner-1", "a log from the handler's thread carries the request id"
     assert inner["pin"] == "[redacted]" and inner["thing"] == "abc"
