@@ -15,7 +15,7 @@ from asn1crypto import x509 as asn1_x509
 from signing.shared_asn1 import shareable
 from signing.trust import read_certificates
 
-TRUST = Path(__file__).resolve().parents[3] / "shared" / "trust"
+TRUST = Path(__file__).resolve().parents[2] / "policies" / "trust"  # the bundled trust list
 
 
 def _race(objects: list, touch, threads: int = 4) -> list[BaseException]:
