@@ -4,11 +4,18 @@ A key generated for a certificate is created in the keystore before the database
 starts (keystores are not transactional); if the transaction then fails, the key is destroyed
 again, and if even that fails an audit entry records the orphan. A certificate row, its
 pre-produced OCSP response and its audit entry are committed together or not at all.
+
+With an Idempotency-Key, the record of what the key produced is committed in that same transaction:
+a retry after a dropped connection finds it before generating anything and gets the same certificate
+back (marked replayed). Two requests racing with one key both generate; the loser's record insert hits
+the unique (client, key) constraint, its transaction rolls back, its key is destroyed, and it answers
+with the winner's certificate.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -19,9 +26,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock
+from core.errors import Conflict
 from core.db import transaction
 from hsm import KeyType
 from policies import units
@@ -32,9 +41,9 @@ from .builder import Endpoints, build_certificate
 from .context import PkiContext
 from .encoding import key_type_of, load_csr
 from .errors import CANotReady, CARevoked, RevocationConflict, SubjectInvalid, UnknownCA, WeakKey
-from .models import Certificate, CertificateAuthority, Credential
+from .models import Certificate, CertificateAuthority, Credential, IssuanceIdempotency
 from .names import SubjectInfo, build_name, common_name, name_attributes
-from .store import credential_for, get_ca, get_certificate
+from .store import credential_for, get_ca, get_certificate, normalize_serial
 
 log = logging.getLogger(__name__)
 CA_PROFILES = {"root-ca", "issuing-ca"}
@@ -51,12 +60,25 @@ class IssueRequest:
     validity_days: int | None = None
     ca: str | None = None
 
+    def fingerprint(self) -> str:
+        """What makes two requests the same, for Idempotency-Key reuse checks (canonical JSON, SHA-256)."""
+        fields = {
+            "profile": self.profile, "subject": self.subject.model_dump(mode="json"),
+            "commune_code": self.commune_code,
+            "csr": hashlib.sha256(self.csr).hexdigest() if self.csr is not None else None,
+            "key_type": self.key_type.value if self.key_type is not None else None,
+            "keystore": self.keystore, "validity_days": self.validity_days, "ca": self.ca,
+        }
+        canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
 
 @dataclass(frozen=True)
 class IssueResult:
     certificate: Certificate
     credential_id: str | None
     key_ref: str | None
+    replayed: bool = False
 
 
 def new_credential_id() -> str:
@@ -168,8 +190,62 @@ def generated_key(ctx: PkiContext, keystore: str | None, key_type: KeyType, labe
         raise
 
 
-def issue(ctx: PkiContext, request: IssueRequest, actor: str) -> IssueResult:
-    """Issue from a CSR, or with a key generated inside the keystore (a new credential)."""
+def issue(ctx: PkiContext, request: IssueRequest, actor: str, *,
+          idempotency_key: str | None = None) -> IssueResult:
+    """Issue from a CSR, or with a key generated inside the keystore (a new credential).
+
+    With ``idempotency_key``, a request ``actor`` already sent with that key returns the certificate it
+    produced (``replayed=True``) without generating a key or issuing; the same key with a different
+    request is refused with ``idempotency_key_reused``.
+    """
+    if idempotency_key is None:
+        return _issue(ctx, request, actor, None, None)
+    fingerprint = request.fingerprint()
+    earlier = replay(ctx, actor, idempotency_key, fingerprint)
+    if earlier is not None:
+        return earlier
+    try:
+        return _issue(ctx, request, actor, idempotency_key, fingerprint)
+    except IntegrityError:
+        # a concurrent request with this key committed first: ours rolled back (and its key was destroyed)
+        earlier = replay(ctx, actor, idempotency_key, fingerprint)
+        if earlier is not None:
+            return earlier
+        raise
+
+
+def replay(ctx: PkiContext, client: str, key: str, fingerprint: str) -> IssueResult | None:
+    """The certificate an earlier request with this Idempotency-Key produced, or None.
+
+    A replay is audited as ``pki:certificate:issue:replay`` (no new issuance entry): the chain then says
+    who was handed the certificate, and its credential, a second time.
+    """
+    with transaction(ctx.sessions) as session:
+        record = session.execute(select(IssuanceIdempotency).where(
+            IssuanceIdempotency.client == client, IssuanceIdempotency.key == key)).scalar_one_or_none()
+        if record is None:
+            return None
+        if record.request_sha256 != fingerprint:
+            raise Conflict("this Idempotency-Key was used for a different request; use a new key for a new "
+                           "certificate", code="idempotency_key_reused")
+        row = get_certificate(session, record.serial)
+        audit.record(session, actor=client, action="pki:certificate:issue:replay", subject=row.serial,
+                     idempotency_key=key, credential_id=record.credential_id)
+        return IssueResult(row, record.credential_id, row.key_ref, replayed=True)
+
+
+def _remember(session: Session, actor: str, idempotency_key: str | None, fingerprint: str | None,
+              row: Certificate, credential_id: str | None) -> None:
+    """The Idempotency-Key record, in the certificate's transaction; a concurrent winner makes this raise."""
+    if idempotency_key is None:
+        return
+    session.add(IssuanceIdempotency(client=actor, key=idempotency_key, request_sha256=fingerprint or "",
+                                    serial=row.serial, credential_id=credential_id, created_at=row.issued_at))
+    session.flush()
+
+
+def _issue(ctx: PkiContext, request: IssueRequest, actor: str, idempotency_key: str | None,
+           fingerprint: str | None) -> IssueResult:
     profile = ctx.profiles.get(request.profile)
     if profile.name in CA_PROFILES or profile.is_ca:
         raise SubjectInvalid(f"profile {profile.name!r} is for CAs; use `kyso ca init`")
@@ -181,6 +257,7 @@ def issue(ctx: PkiContext, request: IssueRequest, actor: str) -> IssueResult:
         key_type_of(public_key)
         with transaction(ctx.sessions) as session:
             row = _issue_new(ctx, session, request, profile, public_key, None, actor)
+            _remember(session, actor, idempotency_key, fingerprint, row, None)
         return IssueResult(row, None, None)
     key_type = request.key_type or profile.default_key_type
     if key_type not in profile.key_types:
@@ -192,6 +269,7 @@ def issue(ctx: PkiContext, request: IssueRequest, actor: str) -> IssueResult:
             credential = Credential(id=new_credential_id(), key_ref=ref, certificate_id=row.id, status="active",
                                     created_at=row.issued_at)
             session.add(credential)
+            _remember(session, actor, idempotency_key, fingerprint, row, credential.id)
             audit.record(session, actor=actor, action="pki:credential:create", subject=credential.id,
                          key_ref=ref, serial=row.serial)
     return IssueResult(row, credential.id, ref)
@@ -208,8 +286,42 @@ def _issue_new(ctx: PkiContext, session: Session, request: IssueRequest, profile
 
 
 def renew(ctx: PkiContext, serial: str, actor: str, *, new_key: bool = False, csr: bytes | None = None,
-          key_type: KeyType | None = None) -> IssueResult:
-    """A new certificate for the same subject: same key, or a new one (the old is then superseded)."""
+          key_type: KeyType | None = None, idempotency_key: str | None = None) -> IssueResult:
+    """A new certificate for the same subject: same key, or a new one (the old is then superseded).
+
+    ``idempotency_key`` works as for :func:`issue`; a retry of a renewal that superseded the old
+    certificate returns the renewal instead of refusing to renew a revoked certificate.
+    """
+    if idempotency_key is None:
+        return _renew(ctx, serial, actor, new_key=new_key, csr=csr, key_type=key_type)
+    fingerprint = renewal_fingerprint(serial, new_key=new_key, csr=csr, key_type=key_type)
+    earlier = replay(ctx, actor, idempotency_key, fingerprint)
+    if earlier is not None:
+        return earlier
+    try:
+        return _renew(ctx, serial, actor, new_key=new_key, csr=csr, key_type=key_type,
+                      idempotency_key=idempotency_key, fingerprint=fingerprint)
+    except (IntegrityError, RevocationConflict):
+        # a concurrent renewal with this key won: our record insert failed, or the old certificate is
+        # already superseded by the winner's
+        earlier = replay(ctx, actor, idempotency_key, fingerprint)
+        if earlier is not None:
+            return earlier
+        raise
+
+
+def renewal_fingerprint(serial: str, *, new_key: bool, csr: bytes | None, key_type: KeyType | None) -> str:
+    fields = {"renew": normalize_serial(serial), "new_key": new_key,
+              "csr": hashlib.sha256(csr).hexdigest() if csr is not None else None,
+              "key_type": key_type.value if key_type is not None else None}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _renew(ctx: PkiContext, serial: str, actor: str, *, new_key: bool, csr: bytes | None,
+           key_type: KeyType | None, idempotency_key: str | None = None,
+           fingerprint: str | None = None) -> IssueResult:
+    remember = (idempotency_key, fingerprint)
     with transaction(ctx.sessions) as session:
         old = get_certificate(session, serial)
         if old.status != "valid":
@@ -223,21 +335,24 @@ def renew(ctx: PkiContext, serial: str, actor: str, *, new_key: bool = False, cs
     if not new_key:
         if csr is not None:
             raise SubjectInvalid("a CSR means a new key; set new_key=true")
-        return _renew_with(ctx, serial, actor, old_cert.public_key(), old_key_ref, keep_credential=True)
+        return _renew_with(ctx, serial, actor, old_cert.public_key(), old_key_ref, keep_credential=True,
+                           remember=remember)
     if csr is not None:
         public_key = load_csr(csr).public_key()
         key_type_of(public_key)
-        return _renew_with(ctx, serial, actor, public_key, None, keep_credential=False)
+        return _renew_with(ctx, serial, actor, public_key, None, keep_credential=False, remember=remember)
     if old_key_ref is None:
         raise SubjectInvalid("this certificate's key is not in kyso's keystore; send a CSR for the new key")
     key_type = key_type or ctx.keystores.for_ref(old_key_ref).key_type(old_key_ref)
     keystore = old_key_ref.split(":", 1)[0]
     with generated_key(ctx, keystore, key_type, f"{profile.name}:{old.common_name}", actor) as ref:
-        return _renew_with(ctx, serial, actor, ctx.keystores.for_ref(ref).public_key(ref), ref, keep_credential=False)
+        return _renew_with(ctx, serial, actor, ctx.keystores.for_ref(ref).public_key(ref), ref, keep_credential=False,
+                           remember=remember)
 
 
 def _renew_with(ctx: PkiContext, serial: str, actor: str, public_key: CertificatePublicKeyTypes,
-                key_ref: str | None, *, keep_credential: bool) -> IssueResult:
+                key_ref: str | None, *, keep_credential: bool,
+                remember: tuple[str | None, str | None] = (None, None)) -> IssueResult:
     from .revocation import revoke_row  # renewal with a new key supersedes the old certificate
 
     with transaction(ctx.sessions) as session:
@@ -267,5 +382,6 @@ def _renew_with(ctx: PkiContext, serial: str, actor: str, public_key: Certificat
                 session.add(new_cred)
                 credential_id = new_cred.id
             revoke_row(ctx, session, old, "superseded", actor, now)
+        _remember(session, actor, remember[0], remember[1], row, credential_id)
     ctx.ocsp_cache.clear()
     return IssueResult(row, credential_id, row.key_ref)

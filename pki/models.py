@@ -108,3 +108,18 @@ class OcspResponse(Base):
     next_update: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     cert_status: Mapped[str] = mapped_column(String(16), nullable=False)  # good | revoked
     der: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+
+
+class IssuanceIdempotency(Base):
+    """What a client's ``Idempotency-Key`` on certificate issuance produced, committed with the certificate."""
+
+    __tablename__ = "issuance_idempotency"
+    __table_args__ = (UniqueConstraint("client", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client: Mapped[str] = mapped_column(String(200), nullable=False)  # the actor that sent the key
+    key: Mapped[str] = mapped_column(String(200), nullable=False)
+    request_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    serial: Mapped[str] = mapped_column(String(64), nullable=False)  # the certificate issued
+    credential_id: Mapped[str | None] = mapped_column(String(40), nullable=True)  # with a generated key
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)

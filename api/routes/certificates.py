@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -65,16 +65,29 @@ def revoke_ca(name: str, reason: CaReason, container: ContainerDep, principal: O
     return approvals.as_dict(row)
 
 
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                              description="Retry-safe: the same key returns the same certificate")]
+REPLAYED: dict[int | str, dict[str, Any]] = {200: {
+    "model": IssuedOut, "description": "A replay of an earlier request with this Idempotency-Key: the same body",
+    "headers": {"Idempotent-Replayed": {"description": "true", "schema": {"type": "string", "enum": ["true"]}}}}}
+
+
 @router.post("/certificates", response_model=IssuedOut, status_code=201,
-             summary="Issue a certificate from a CSR, or with a key generated in the keystore")
-def issue(body: IssueIn, container: ContainerDep, principal: Operator) -> IssuedOut:
+             summary="Issue a certificate from a CSR, or with a key generated in the keystore",
+             description="With an `Idempotency-Key` header, a retry (say after a dropped connection) returns the "
+                         "certificate, credential and key the first request produced instead of issuing another: "
+                         "200 with `Idempotent-Replayed: true` and the same body. The key is per client (token); "
+                         "reusing it for a different request is refused with 409 `idempotency_key_reused`.",
+             responses=REPLAYED)
+def issue(body: IssueIn, container: ContainerDep, principal: Operator, response: Response,
+          idempotency_key: IdempotencyKey = None) -> IssuedOut:
     _known_keystore(container, body.keystore)
     result = issuance.issue(container.pki, IssueRequest(
         profile=body.profile, subject=body.subject, commune_code=body.commune_code,
         csr=body.csr.encode() if body.csr else None, key_type=body.key_type, keystore=body.keystore,
         validity_days=body.validity_days, ca=body.ca,
-    ), principal.actor)
-    return _issued(container, result)
+    ), principal.actor, idempotency_key=idempotency_key)
+    return _issued(container, result, response)
 
 
 def _known_keystore(container: ContainerDep, name: str | None) -> None:
@@ -86,7 +99,10 @@ def _known_keystore(container: ContainerDep, name: str | None) -> None:
                            "(or leave it out for the default)", code="unknown_keystore")
 
 
-def _issued(container: ContainerDep, result: issuance.IssueResult) -> IssuedOut:
+def _issued(container: ContainerDep, result: issuance.IssueResult, response: Response | None = None) -> IssuedOut:
+    if result.replayed and response is not None:  # a retry with the same Idempotency-Key: nothing new was created
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     with container.sessions() as session:
         row = store.get_certificate(session, result.certificate.serial)
         return IssuedOut(certificate=CertificateOut.of(row, clock.now()), credential_id=result.credential_id,
@@ -187,11 +203,17 @@ def release(serial: str, container: ContainerDep, principal: Operator) -> Certif
 
 
 @router.post("/certificates/{serial}/renew", response_model=IssuedOut, status_code=201,
-             summary="Renew with the same key, or a new one (the old certificate is then superseded)")
-def renew(serial: str, body: RenewIn, container: ContainerDep, principal: Operator) -> IssuedOut:
+             summary="Renew with the same key, or a new one (the old certificate is then superseded)",
+             description="`Idempotency-Key` works as for `POST /api/v1/certificates`: a retried renewal returns "
+                         "the renewed certificate (200, `Idempotent-Replayed: true`) instead of a second one, or "
+                         "a 409 for the certificate the first try superseded.",
+             responses=REPLAYED)
+def renew(serial: str, body: RenewIn, container: ContainerDep, principal: Operator, response: Response,
+          idempotency_key: IdempotencyKey = None) -> IssuedOut:
     result = issuance.renew(container.pki, serial, principal.actor, new_key=body.new_key,
-                            csr=body.csr.encode() if body.csr else None, key_type=body.key_type)
-    return _issued(container, result)
+                            csr=body.csr.encode() if body.csr else None, key_type=body.key_type,
+                            idempotency_key=idempotency_key)
+    return _issued(container, result, response)
 
 
 def _reload(container: ContainerDep, serial: str) -> CertificateOut:
