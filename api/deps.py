@@ -23,7 +23,7 @@ from . import mtls, tokens
 from .container import Container
 from .tokens import Operation, Principal, Role
 
-_bearer = HTTPBearer(auto_error=False, description="A token from `kyso token create --name N --role ROLE`")
+bearer = HTTPBearer(auto_error=False, description="A token from `kyso token create --name N --role ROLE`")
 
 
 async def get_container(request: Request) -> Container:  # async: no threadpool hop on hot paths
@@ -44,7 +44,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 def current_principal(
     request: Request,
     container: ContainerDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         # no bearer token: a client certificate forwarded by a trusted TLS proxy, if any (a bearer always wins)

@@ -20,7 +20,6 @@ Both checks are CPU work proportional to the file: callers on the event loop run
 from __future__ import annotations
 
 import re
-import struct
 import zlib
 from collections.abc import Iterable, Iterator
 
@@ -56,19 +55,6 @@ class HostilePdf(UnreadablePdf):
     """A PDF built to exhaust a reader (decompression bomb, absurd nesting): refused before it is opened."""
 
     code = "hostile_pdf"
-
-
-MAX_PNG_PIXELS = 25_000_000  # what signing.registry accepts for a signature or seal image
-
-
-def check_png_dimensions(png: bytes) -> None:
-    """Refuse a PNG whose header announces more than ``MAX_PNG_PIXELS``, from the header alone: Pillow
-    raises its own ``DecompressionBombError`` (not an error kyso knows) for such files when it opens them."""
-    if png.startswith(b"\x89PNG\r\n\x1a\n") and png[12:16] == b"IHDR" and len(png) >= 24:
-        width, height = struct.unpack(">II", png[16:24])
-        if width * height > MAX_PNG_PIXELS:
-            raise InvalidInput(f"the image is {width:,} x {height:,} pixels; at most {MAX_PNG_PIXELS:,} pixels "
-                               "(a signature or seal image needs far fewer)")
 
 
 async def read_pdf(upload: UploadFile, limit: int) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import warnings
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -156,11 +157,14 @@ def _check_png(png: bytes) -> None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(BytesIO(png)) as image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refused below, not just logged
+            image = Image.open(BytesIO(png))
+        with image:
             if image.width * image.height > 25_000_000:
                 raise InvalidInput("the image is too large (more than 25 megapixels)")
             image.verify()
-    except Image.DecompressionBombError:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidInput("the image is too large (its header declares far more than 25 megapixels)") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InvalidInput(f"the PNG could not be read ({exc})") from None

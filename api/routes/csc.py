@@ -459,6 +459,16 @@ def _invalid(message: str) -> InvalidInput:
     return InvalidInput(message, code="invalid_request")
 
 
+def _choice(table: dict[str, Any], value: str | None, problem: str) -> Any:
+    """``table``'s entry for ``value`` (any case), ``None`` when absent; an unknown value is refused with
+    ``problem`` (which names it through ``{!r}``)."""
+    if value is None:
+        return None
+    if value.lower() not in table:
+        raise _invalid(problem.format(value))
+    return table[value.lower()]
+
+
 def _rsa_padding(key_type: KeyType, sign_algo: str | None, params: str | None, where: str) -> str | None:
     """The RSA padding a CSC ``signAlgo`` asks for (``None``: kyso's default); refused when it names another
     key type or a hash other than the one kyso signs this key's PDFs with."""
@@ -490,18 +500,10 @@ def _prepared(access: Access, body: SignDocIn, key_type: KeyType) -> list[SignRe
         if doc.signature_format.upper() != "P":
             raise _invalid(f"{where}.signature_format is {doc.signature_format!r}: kyso signs PDFs in PAdES only "
                            "(\"P\"); CAdES (C), XAdES (X) and JAdES (J) are not offered")
-        level = None
-        if doc.conformance_level is not None:
-            level = CONFORMANCE_LEVELS.get(doc.conformance_level.lower())
-            if level is None:
-                raise _invalid(f"{where}.conformance_level {doc.conformance_level!r} is not offered; kyso signs "
-                               "baseline levels: Ades-B-B, Ades-B-T, Ades-B-LT or Ades-B-LTA")
-        certify = None
-        if doc.signed_envelope_property is not None:
-            certify = ENVELOPES.get(doc.signed_envelope_property.lower())
-            if certify is None:
-                raise _invalid(f"{where}.signed_envelope_property {doc.signed_envelope_property!r} does not apply to "
-                               "PAdES; use Certification or Revision (Approval)")
+        level = _choice(CONFORMANCE_LEVELS, doc.conformance_level, f"{where}.conformance_level {{!r}} is not "
+                        "offered; kyso signs baseline levels: Ades-B-B, Ades-B-T, Ades-B-LT or Ades-B-LTA")
+        certify = _choice(ENVELOPES, doc.signed_envelope_property, f"{where}.signed_envelope_property {{!r}} does "
+                          "not apply to PAdES; use Certification or Revision (Approval)")
         if doc.signed_props:
             raise _invalid(f"{where}.signed_props: kyso adds no signed attributes chosen by the client")
         if len(doc.document) > (settings.max_pdf_bytes + 2) // 3 * 4:

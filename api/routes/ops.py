@@ -8,10 +8,9 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from asn1crypto import tsp
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
-from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy import text
 
 from core import audit, clock, metrics
@@ -21,7 +20,7 @@ from policies import units
 from signing.timestamping import TimeStampResp, authority_for
 
 from ..container import Container
-from ..deps import Auditor, ContainerDep, Reader, SessionDep, current_principal, require
+from ..deps import Auditor, ContainerDep, Reader, SessionDep, bearer, current_principal, require
 from ..schemas import API_ERRORS, AuditVerifyOut, UnitOut
 from ..tokens import Role
 
@@ -79,20 +78,17 @@ def _tsa_state(container: Container) -> str:
 _metrics_role = require(Role.ca_operator, Role.auditor, Role.read_only)
 
 
-def _metrics_reader(request: Request, container: ContainerDep) -> None:
+def _metrics_reader(request: Request, container: ContainerDep,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
     """An operator, auditor or read-only token (or mTLS client certificate), unless KYSO_METRICS_PUBLIC."""
-    if container.settings.metrics_public:
-        return
-    scheme, value = get_authorization_scheme_param(request.headers.get("Authorization"))
-    credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=value) if scheme and value else None
-    _metrics_role(request, container, current_principal(request, container, credentials))
+    if not container.settings.metrics_public:
+        _metrics_role(request, container, current_principal(request, container, credentials))
 
 
 @router.get("/metrics", tags=["operations"], response_class=Response,
             summary="Prometheus metrics (ca-operator, auditor or read-only token unless KYSO_METRICS_PUBLIC=true)",
             responses={200: {"content": {"text/plain": {}}}})
-def prometheus_metrics(request: Request, container: ContainerDep) -> Response:
-    _metrics_reader(request, container)
+def prometheus_metrics(_: Annotated[None, Depends(_metrics_reader)]) -> Response:
     body, content_type = metrics.render()
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
 
