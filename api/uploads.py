@@ -26,7 +26,6 @@ from collections.abc import Iterable, Iterator
 from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from core.errors import InvalidInput
 from signing.errors import PdfTooLarge, UnreadablePdf
 
 MiB = 1 << 20

@@ -65,6 +65,13 @@ def database_url(request: pytest.FixtureRequest, directory: Path) -> Iterator[st
         return
     if not request.getfixturevalue("postgres_available"):
         pytest.skip("PostgreSQL not reachable (set KYSO_TEST_POSTGRES_URL); ran on SQLite only")
+    with private_schema() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def private_schema() -> Iterator[str]:
+    """A fresh schema on the shared PostgreSQL, its URL (search_path set), dropped afterwards."""
     schema = "t_" + secrets.token_hex(6)
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

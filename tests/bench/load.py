@@ -44,7 +44,7 @@ from .common import (
     process_tree_cpu, say, self_cpu, workdir,
 )
 from .loadgen import _check as check_ocsp
-from .loadgen import _Response, get_path
+from .loadgen import _Response, get_path, read_response
 
 DOCS = ROOT_DIR / "docs"
 BENCHMARKS_MD = DOCS / "benchmarks.md"
@@ -113,33 +113,12 @@ class Conn:
             head += f"Content-Length: {len(body)}\r\n"
         self.writer.write(head.encode() + b"\r\n" + (body or b""))
         assert self.reader is not None
-        status_line = await self.reader.readline()
-        if not status_line:
+        try:
+            status, resp_headers, content, closing = await read_response(self.reader)
+        except ConnectionError:
             await self.close()
-            raise ConnectionError("server closed the connection")
-        status = int(status_line.split(b" ", 2)[1])
-        resp_headers: dict[str, str] = {}
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            resp_headers[name.strip().lower()] = value.strip()
-        if "content-length" in resp_headers:
-            content = await self.reader.readexactly(int(resp_headers["content-length"]))
-        elif resp_headers.get("transfer-encoding", "").lower() == "chunked":
-            parts = []
-            while True:
-                size = int((await self.reader.readline()).split(b";")[0], 16)
-                chunk = await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-                parts.append(chunk[:-2])
-            content = b"".join(parts)
-        else:
-            content = await self.reader.read()
-            await self.close()
-        if resp_headers.get("connection", "").lower() == "close":
+            raise
+        if closing:
             await self.close()
         self.last_used = time.monotonic()
         return _Response(status, resp_headers, content, method)

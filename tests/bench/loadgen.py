@@ -118,6 +118,37 @@ async def _drive(base_url: str, method: str, requests: list[bytes], concurrency:
     )
 
 
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes, bool]:
+    """One HTTP/1.1 answer: status, lower-cased headers, body (Content-Length, chunked, or up to EOF), and
+    whether the connection must be closed after it."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("server closed the connection")
+    status = int(status_line.split(b" ", 2)[1])
+    headers: dict[str, str] = {}
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b"\n", b""):
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    closing = headers.get("connection", "").lower() == "close"
+    if "content-length" in headers:
+        content = await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        parts = []
+        while True:
+            size = int((await reader.readline()).split(b";")[0], 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            parts.append(chunk[:-2])
+        content = b"".join(parts)
+    else:
+        content, closing = await reader.read(), True  # the body ends with the connection
+    return status, headers, content, closing
+
+
 class _Conn:
     """A minimal HTTP/1.1 keep-alive client connection (asyncio streams): a few microseconds of CPU
     per request, so that the load generator takes as little as possible of the shared cores."""
@@ -135,31 +166,12 @@ class _Conn:
             head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
         self.writer.write(head.encode() + b"\r\n" + (body or b""))
         assert self.reader is not None
-        status_line = await self.reader.readline()
-        if not status_line:
+        try:
+            status, headers, content, closing = await read_response(self.reader)
+        except ConnectionError:
             await self.close()
-            raise ConnectionError("server closed the connection")
-        status = int(status_line.split(b" ", 2)[1])
-        headers: dict[str, str] = {}
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if "content-length" in headers:
-            content = await self.reader.readexactly(int(headers["content-length"]))
-        elif headers.get("transfer-encoding", "").lower() == "chunked":
-            content = b""
-            while True:
-                size = int((await self.reader.readline()).split(b";")[0], 16)
-                chunk = await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-                content += chunk[:-2]
-        else:
-            content = await self.reader.read()
-        if headers.get("connection", "").lower() == "close":
+            raise
+        if closing:
             await self.close()
         return _Response(status, headers, content, method)
 

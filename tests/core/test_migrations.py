@@ -1,4 +1,5 @@
 """The Alembic migrations create exactly the tables the models describe, on both databases."""
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -27,6 +28,7 @@ def test_models_match_migrations(db_url):
 
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite: kyso serve migrates before forking
 def test_nodes_starting_together_migrate_once(db_url):
     """Several nodes (or `kyso serve` on several hosts) may start at the same moment: on PostgreSQL an
     advisory lock lets one migrate while the others wait, and every one of them ends at head."""
@@ -39,8 +41,6 @@ def test_nodes_starting_together_migrate_once(db_url):
 
     from core.db import alembic_config
 
-    if not db_url.startswith("postgresql"):
-        return  # SQLite: one file, one process starts it (kyso serve migrates before forking workers)
     code = "import sys; from core.db import upgrade; upgrade(sys.argv[1])"
     nodes = [subprocess.Popen([sys.executable, "-c", code, db_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
              for _ in range(3)]  # processes: Alembic's context is process-global

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import secrets
 import shutil
 import signal
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from api import tokens
 from api.container import Container, build
@@ -35,7 +34,7 @@ from core.settings import Settings
 from pki.authorities import init_hierarchy
 from pki.models import Certificate
 from signing.models import DocumentFile, SignedDocument
-from tests.conftest import IN_CI, ISSUING, PG_URL, ROOT, free_port, make_settings, new_token
+from tests.conftest import IN_CI, ISSUING, ROOT, free_port, make_settings, new_token, private_schema
 
 PG_BIN = Path(os.environ.get("KYSO_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REPO = Path(__file__).resolve().parents[2]
@@ -123,16 +122,8 @@ def pg_schema_url(postgres_available: bool) -> Iterator[str]:
     """A private schema on the shared PostgreSQL (for faults that leave the database running)."""
     if not postgres_available:
         pytest.skip("PostgreSQL not reachable (set KYSO_TEST_POSTGRES_URL)")
-    schema = "t_" + secrets.token_hex(6)
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}&connect_timeout=5"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with private_schema() as url:
+        yield f"{url}&connect_timeout=5"
 
 
 class KysoServer:
