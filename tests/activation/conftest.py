@@ -21,7 +21,10 @@ class Clock:
     """``core.clock`` frozen at a time the test moves by hand (restored afterwards)."""
 
     def __init__(self) -> None:
-        self.now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        now = int(dt.datetime.now(dt.UTC).timestamp())
+        # at the start of a TOTP step, so moving a few seconds stays in the same step (else a test that
+        # expects "same code" fails whenever it starts in a step's last seconds)
+        self.now = dt.datetime.fromtimestamp(now - now % sec.TOTP_PERIOD, dt.UTC)
 
     def advance(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
