@@ -113,6 +113,42 @@ class RegistryInfo:
 
 
 @dataclass(frozen=True)
+class Modification:
+    """One change made after a signature that nothing accounts for (not a DSS update, not a trusted
+    document timestamp, not a further valid signature with its own field and appearance)."""
+
+    revision: int  # 1-based revision (incremental update) that made the change; 0: bytes outside any revision
+    after_signature: str  # the field name of the signature the change follows
+    category: str  # annotation, widget, form_value, visibility, appearance, page, content, catalog, trailing_bytes, object
+    object: str | None  # e.g. "12 0 R"
+    page: int | None  # 1-based, when the change is on a page
+    text: Text
+
+
+@dataclass(frozen=True)
+class VisualDifference:
+    """Where the rendered final file differs from the rendered signed revision (EU DSS's visual and
+    annotation-overlap checks, in spirit)."""
+
+    page: int  # 1-based
+    box: tuple[float, float, float, float] | None  # PDF user space of that page: x0, y0, x1, y1
+    kind: str  # pixels, page_count, page_size, annotation_overlap
+    text: Text
+
+
+@dataclass(frozen=True)
+class SignedRevision:
+    """Where the relying party gets what was signed: a registered version, or the byte prefix the
+    signature covers (every incremental update is a readable PDF on its own)."""
+
+    field_name: str
+    revision: int
+    length: int  # the first ``length`` bytes of the file are that revision
+    document_id: str | None = None
+    version: int | None = None
+
+
+@dataclass(frozen=True)
 class VerificationReport:
     indication: str
     sub_indication: str | None
@@ -122,6 +158,9 @@ class VerificationReport:
     validated_at: dt.datetime
     summary: Text
     notes: tuple[Text, ...] = field(default_factory=tuple)
+    modifications: tuple[Modification, ...] = field(default_factory=tuple)
+    visual_differences: tuple[VisualDifference, ...] = field(default_factory=tuple)
+    signed_revision: SignedRevision | None = None
     validation_policy: str = "ETSI EN 319 102-1 basic/LTV validation, kyso trust list"
 
     @property
