@@ -20,6 +20,7 @@ from .errors import Unavailable
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 CONNECT_TIMEOUT_SECONDS = 10
+SQLITE_BUSY_SECONDS = 30  # how long a SQLite transaction waits for the write lock before "database is locked"
 DATABASE_UNAVAILABLE = "the database cannot be reached; retry in a few seconds"
 
 
@@ -64,22 +65,43 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Eng
     pool of ``pool_size`` (+ ``max_overflow`` at peaks) connections per process, so workers × that must fit
     the server's ``max_connections``."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS})
+        _serialize_sqlite_writers(engine)
         return engine
     # pre-ping: a connection the server dropped (restart, failover) is replaced at checkout, so service
     # resumes by itself; a bounded connect, so requests answer 503 instead of hanging on a dead host
     connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow,
                          connect_args=connect_args)
+
+
+def _serialize_sqlite_writers(engine: Engine) -> None:
+    """Every SQLite transaction starts with ``BEGIN IMMEDIATE``: it takes the database's write lock up front
+    (waiting up to ``SQLITE_BUSY_SECONDS`` for it), across threads and worker processes alike.
+
+    Why: SQLite has no row locks, so ``SELECT … FOR UPDATE`` (the audit head, counters) locks nothing, and
+    Python's sqlite3 driver only opens a transaction at the first write, after the reads it depends on.
+    Two appenders then read the same audit head and the second fails on a duplicate ``seq``; a deferred
+    transaction that read first and writes later cannot even wait for the lock (``SQLITE_BUSY_SNAPSHOT``
+    under WAL). Taking the lock at ``BEGIN`` makes read-then-write units behave as they do on PostgreSQL
+    under ``FOR UPDATE``. Readers still see a consistent snapshot; under WAL the lock costs them only
+    the wait behind a writer's (short) transaction. This is SQLAlchemy's documented pysqlite recipe:
+    the driver's own transaction handling is switched off and SQLAlchemy's ``begin`` emits the BEGIN.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # the driver never BEGINs by itself; the "begin" hook below does
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn):  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

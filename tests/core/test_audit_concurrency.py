@@ -1,0 +1,136 @@
+"""The audit chain stays whole when many writers append at once: threads of one process on SQLite and
+PostgreSQL, and several processes sharing one SQLite file (``kyso serve --workers N``).
+
+On SQLite ``SELECT … FOR UPDATE`` locks nothing, so two appenders used to read the same head and the second
+failed on ``UNIQUE constraint failed: audit_log.seq`` (a 500, and the refusal it was auditing lost).
+"""
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from api.container import Container
+from core import audit
+from core.db import make_engine, make_session_factory, transaction
+from signing import activation
+from signing.activation import CredentialLocked, InvalidActivationData
+from tests.activation.conftest import PIN, Clock, Phone, frozen  # noqa: F401 - frozen is a fixture
+from signing import activation_secrets as sec
+
+THREADS, PER_THREAD = 4, 40
+
+
+def _hammer(threads: int, per_thread: int, work: Callable[[int, int], str]) -> Counter[str]:
+    """Run ``work(thread, i)`` ``per_thread`` times in each of ``threads`` threads started together."""
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+    barrier = threading.Barrier(threads)
+
+    def run(t: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            try:
+                outcome = work(t, i)
+            except Exception as exc:  # noqa: BLE001 - any other error is what this test exists to catch
+                outcome = f"{type(exc).__name__}: {str(exc)[:120]}"
+            with lock:
+                outcomes[outcome] += 1
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return outcomes
+
+
+def _entries(container: Container, action: str | None = None) -> int:
+    with transaction(container.sessions) as session:
+        query = select(func.count()).select_from(audit.AuditEntry)
+        if action:
+            query = query.where(audit.AuditEntry.action == action)
+        return session.execute(query).scalar_one()
+
+
+def _chain(container: Container) -> audit.ChainReport:
+    with transaction(container.sessions) as session:
+        return audit.verify(session)
+
+
+def test_threads_appending_keep_one_chain(container: Container) -> None:
+    before = _entries(container)
+
+    def append(t: int, i: int) -> str:
+        with transaction(container.sessions) as session:
+            audit.record(session, actor="test", action="test:entry:add", subject=f"t{t}-{i}")
+        return "recorded"
+
+    outcomes = _hammer(THREADS, PER_THREAD, append)
+    assert outcomes == {"recorded": THREADS * PER_THREAD}
+    assert _entries(container) == before + THREADS * PER_THREAD
+    report = _chain(container)
+    assert report.ok, report
+
+
+def test_concurrent_refused_confirmations_are_each_refused_and_audited(pki: Container, specialist: str,
+                                                                        frozen: Clock) -> None:
+    """The attack of the issue: 4 threads × 40 wrong first codes. Each one is a clean refusal (wrong code,
+    then locked), never a database error, and each refusal is in the chain exactly once."""
+    start = activation.enroll(pki.pki, specialist, PIN, "token:operator")
+    right = Phone(sec.secret_from_uri(start.uri), frozen).code()  # the clock is frozen: it stays the right one
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+
+    def refuse(t: int, i: int) -> str:
+        try:
+            activation.confirm(pki.pki, specialist, wrong)
+        except (InvalidActivationData, CredentialLocked):
+            return "refused"
+        return "accepted"
+
+    outcomes = _hammer(THREADS, PER_THREAD, refuse)
+    assert outcomes == {"refused": THREADS * PER_THREAD}, outcomes
+    assert _entries(pki, "activation:enroll:deny") == THREADS * PER_THREAD
+    report = _chain(pki)
+    assert report.ok, report
+
+
+def _append_in_process(url: str, worker: int, count: int, start: multiprocessing.synchronize.Event) -> None:
+    """One worker process: its own engine on the shared file, ``count`` audited transactions."""
+    engine = make_engine(url)
+    sessions = make_session_factory(engine)
+    start.wait()
+    try:
+        for i in range(count):
+            with transaction(sessions) as session:
+                audit.record(session, actor=f"worker:{worker}", action="test:entry:add", subject=f"w{worker}-{i}")
+    finally:
+        engine.dispose()
+
+
+def test_worker_processes_sharing_one_sqlite_file_keep_one_chain(tmp_path: Path) -> None:
+    from core.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'kyso.db'}"
+    upgrade(url)
+    ctx = multiprocessing.get_context("spawn")  # like uvicorn's workers: fresh interpreters, no shared engine
+    start = ctx.Event()
+    workers = [ctx.Process(target=_append_in_process, args=(url, w, PER_THREAD, start)) for w in range(THREADS)]
+    for p in workers:
+        p.start()
+    start.set()
+    for p in workers:
+        p.join(120)
+    assert [p.exitcode for p in workers] == [0] * THREADS
+    engine = make_engine(url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            report = audit.verify(session)
+    finally:
+        engine.dispose()
+    assert report.ok, report
+    assert report.entries == THREADS * PER_THREAD
