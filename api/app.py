@@ -18,6 +18,7 @@ from .routes import approvals, certificates, citizen, ops, policies, protocol, s
 from .routes import activation, csc, sign_requests, specialist
 from .routes import tokens as token_routes
 from .scheduler import republish_loop, upgrade_loop
+from .verify_gate import VerifyGate
 
 log = logging.getLogger("kyso")
 
@@ -62,6 +63,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
 
     app = FastAPI(title="kyso", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.container = container
+    app.state.verify_gate = VerifyGate.from_settings(container.settings)  # bounds public verifications
     errors.install(app)
     app.include_router(ops.router)
     app.include_router(protocol.router)

@@ -6,6 +6,7 @@ Every error body has the same shape: ``{"error": {"code", "message", "details"}}
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -53,6 +54,12 @@ def status_for(exc: KysoError) -> int:
     return 400
 
 
+def retry_after(exc: KysoError) -> str:
+    """Retry-After for a 429 or 503: the error's own estimate when it has one (rate limit, busy verifier),
+    else 5 seconds (a database or keystore coming back)."""
+    return str(max(1, math.ceil(getattr(exc, "retry_after", 5))))
+
+
 def error_body(code: str, message: str, details: object = None) -> dict[str, object]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -61,9 +68,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(KysoError)
     async def _kyso(_: Request, exc: KysoError) -> JSONResponse:
         status = status_for(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else ({"Retry-After": "5"} if status == 503 else None)
-        if status == 429:
-            headers = {"Retry-After": str(max(1, round(getattr(exc, "retry_after", 1))))}
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status in (429, 503):
+            headers = {"Retry-After": retry_after(exc)}
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

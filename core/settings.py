@@ -96,6 +96,17 @@ class Settings(BaseSettings):
                                           "signatures are INDETERMINATE/TRY_LATER instead of waiting on a foreign CA)")
     report_seal_credential: str | None = Field(default=None, description="Seal credential that signs PDF "
                                                "verification reports (kyso's organisation seal)")
+    verify_max_signatures: int = Field(default=20, ge=1, le=1000, description="Most signatures (document "
+                                       "timestamps included) a file may carry to be verified; more is refused (422)")
+    verify_max_revisions: int = Field(default=50, ge=1, le=10_000, description="Most revisions (incremental "
+                                      "updates) a file may carry to be verified; more is refused (422)")
+    verify_time_budget_seconds: float = Field(default=10, gt=0, description="Longest one verification may run "
+                                              "before it stops and reports what it could not finish")
+    verify_max_concurrent: int = Field(default_factory=lambda: max(2, 2 * (os.cpu_count() or 1)), ge=1,
+                                       description="Public verifications running at once in each worker "
+                                       "process (default: twice the CPU count, at least 2)")
+    verify_queue_wait_seconds: float = Field(default=2, ge=0, description="How long a public verification "
+                                             "waits for a free slot before it is answered 503 with Retry-After")
     verify_rate_per_second: float = Field(default=5.0, gt=0, description="Open verification requests per second "
                                           "per client address (average)")
     verify_burst: int = Field(default=30, ge=1, description="Burst of verification requests allowed per address")

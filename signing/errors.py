@@ -56,3 +56,22 @@ class SealTokenInvalid(InvalidInput):
     """A QR offline-seal token that does not parse; ``details["reason"]`` says how (malformed, unsupported_version)."""
 
     code = "seal_token_invalid"
+
+
+class TooComplex(InvalidInput):
+    """The PDF carries more signatures or revisions than kyso verifies (``verify_max_signatures``,
+    ``verify_max_revisions``): refused before the costly work, so one hostile file cannot stall the verifier.
+    ``details`` names what was counted and the limit."""
+
+    code = "too_complex"
+
+
+class VerificationBusy(Unavailable):
+    """Every public verification slot stayed busy for the whole queue wait; ``retry_after`` (seconds) is
+    when trying again is worth it (HTTP 503 + Retry-After)."""
+
+    code = "verification_busy"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retry_after_seconds=round(retry_after, 1))
+        self.retry_after = retry_after

@@ -41,9 +41,10 @@ from signing.report import VerificationReport
 
 from ..container import Container
 from ..deps import ContainerDep
-from ..errors import status_for
+from ..errors import retry_after, status_for
 from ..uploads import read_pdf
 from ..ratelimit import limit_verification
+from ..verify_gate import verify_gate
 
 log = logging.getLogger("kyso.citizen")
 router = APIRouter(tags=["citizen"], include_in_schema=False)
@@ -265,12 +266,13 @@ def _error_page(exc: KysoError, lang: str, path: str, document_id: str | None = 
     status = status or status_for(exc)
     key = {"unknown_document": "e_unknown", "malformed_document_id": "e_malformed", "rate_limited": "e_rate",
            "pdf_too_large": "e_too_large", "encrypted_pdf": "e_encrypted", "unreadable_pdf": "e_unreadable",
-           "no_file": "e_no_file", "request_too_large": "e_too_large"}.get(exc.code, "e_other" if status < 500 else "e_busy")
+           "too_complex": "e_too_complex", "no_file": "e_no_file",
+           "request_too_large": "e_too_large"}.get(exc.code, "e_other" if status < 500 else "e_busy")
     response = _render("error.html", status, lang, path, code=exc.code, key=key, document_id=document_id,
                        headline=_t(lang, key + "_head"), sentence=_t(lang, key, id=document_id or ""),
                        todo=_t(lang, key + "_todo"))
-    if status == 429:
-        response.headers["Retry-After"] = str(max(1, round(getattr(exc, "retry_after", 1))))
+    if status in (429, 503):
+        response.headers["Retry-After"] = retry_after(exc)
     return response
 
 
@@ -355,7 +357,7 @@ async def upload(document_id: str, request: Request, container: ContainerDep,
         limit_verification(request)  # before the body is read
         page = await run_in_threadpool(document_page, container, canonical, code)
         pdf = await _read_upload(request, container.settings.max_pdf_bytes)
-        report = await run_in_threadpool(container.verifier.verify, pdf)
+        report = await verify_gate(request).run(container.verifier.verify, pdf)
     except KysoError as exc:
         return _error_page(exc, code, path, document_id[:40])
     except Exception:  # noqa: BLE001 - a citizen gets a page, the log gets the trace

@@ -20,6 +20,7 @@ from ..schemas import error_responses
 from ..errors import UnsupportedMediaType
 from ..ratelimit import limit_verification
 from ..uploads import checked_pdf, read_pdf
+from ..verify_gate import verify_gate
 from signing.report import VerificationReport
 
 router = APIRouter(prefix="/api/v1", tags=["verification"], responses=error_responses(400, 413, 415, 422, 429, 503))
@@ -58,7 +59,7 @@ async def verify(request: Request, container: ContainerDep,
     else:
         raise UnsupportedMediaType(f"send the PDF as multipart/form-data with a part named 'file', or as the body "
                                    f"with Content-Type: application/pdf (this request was {content_type or 'empty'})")
-    report = await run_in_threadpool(container.verifier.verify, pdf)
+    report = await verify_gate(request).run(container.verifier.verify, pdf)
     chosen = _format(request, format)
     if chosen == "html":
         return HTMLResponse(report_render.to_html(report, lang))
