@@ -67,9 +67,28 @@ def embedded_certificates(sig: EmbeddedPdfSignature) -> list[asn1_x509.Certifica
     return certs
 
 
+def byte_range(sig: EmbeddedPdfSignature) -> tuple[int, int, int, int] | None:
+    """The signature's /ByteRange as ``(start, length, start, length)``, or None when it is anything else.
+
+    The value comes from the file, so an attacker chooses it: null, strings, a dictionary, reals, negative
+    numbers, the wrong count, or a second range that starts inside the first. None of those describes bytes a
+    signature covers, and each once escaped as a 500 from ``int(...)``.
+    """
+    raw = sig.byte_range
+    if not isinstance(raw, list) or len(raw) != 4:
+        return None
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in raw):  # NumberObject is an int; reals are not
+        return None
+    a, b, c, d = (int(x) for x in raw)
+    if min(a, b, c, d) < 0 or c < a + b:
+        return None
+    return a, b, c, d
+
+
 def covered_end(sig: EmbeddedPdfSignature) -> int:
-    br = [int(x) for x in sig.byte_range]
-    return br[2] + br[3] if len(br) == 4 else 0
+    """Where the bytes a signature covers end (0 for a malformed /ByteRange: it covers nothing)."""
+    br = byte_range(sig)
+    return br[2] + br[3] if br is not None else 0
 
 
 def has_later_content(pdf: bytes, end: int) -> bool:
