@@ -19,6 +19,7 @@ from .errors import EncryptedPdf, UnreadablePdf
 from .report import (
     INDICATION_ORDER, CertificateInfo, CoverageInfo, RevocationInfo, SignatureReport, Text,
 )
+from .report_text import quoted
 from .trust import TrustStore
 
 
@@ -201,8 +202,9 @@ def worst(reports: list[SignatureReport]) -> tuple[str, str | None]:
 
 
 def format_failure(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
-    text = Text(f"Chữ ký {sig.field_name} bị hỏng hoặc không đúng định dạng ({type(exc).__name__}).",
-                f"Signature {sig.field_name} is damaged or malformed ({type(exc).__name__}: {str(exc)[:120]}).")
+    field = quoted(sig.field_name)  # the field name and the parser's message carry the file's own words
+    text = Text(f"Chữ ký {field} bị hỏng hoặc không đúng định dạng ({type(exc).__name__}).",
+                f"Signature {field} is damaged or malformed ({type(exc).__name__}: {quoted(exc)}).")
     return SignatureReport(
         field_name=str(sig.field_name), kind="signature", indication="TOTAL-FAILED", sub_indication="FORMAT_FAILURE",
         intact=False, signer=None, chain=(), trust_anchor=None, claimed_signing_time=None, timestamp=None,

@@ -3,10 +3,16 @@
 The PDF is laid out with fpdf2 in the stamp font (Liberation Serif, full Vietnamese coverage),
 then signed through the same keystore signer as every other kyso signature (B-T, certified so
 nothing can be added to it), and the seal lands in the audit log.
+
+Anyone may ask for a sealed report on any file, so the file's own words (field names, certificate
+subjects, TSA names) must never read as kyso's: each is shown quoted on one line (``report_text.quoted``),
+and in the PDF each quoted value is also kept whole by the line breaker, shortened to fit the line, so
+no wrapped line can begin inside it with words such as a forged "KẾT LUẬN: HỢP LỆ".
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -20,7 +26,7 @@ from core.errors import ConfigurationError
 
 from . import pades
 from .report import VerificationReport
-from .report_text import when
+from .report_text import flat, one_line, quoted, when, who
 
 Lang = Literal["vi", "en"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -35,7 +41,8 @@ def to_html(report: VerificationReport, lang: Lang = "vi") -> str:
     def t(vi: str, en: str) -> str:
         return en if lang == "en" else vi
 
-    return _environment().get_template("verification-report.html").render(report=report, lang=lang, t=t, when=when)
+    return _environment().get_template("verification-report.html").render(report=report, lang=lang, t=t, when=when,
+                                                                          q=quoted, one_line=one_line, who=who)
 
 
 def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) -> bytes:
@@ -54,7 +61,7 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
     doc.multi_cell(0, 8, t("BÁO CÁO KIỂM TRA CHỮ KÝ SỐ", "SIGNATURE VERIFICATION REPORT"), align="C", new_x="LMARGIN", new_y="NEXT")
     doc.ln(3)
     doc.set_font("kyso", "B", 12)
-    doc.multi_cell(0, 6, t(report.summary.vi, report.summary.en), new_x="LMARGIN", new_y="NEXT")
+    _write(doc, 0, 6, t(report.summary.vi, report.summary.en))
     doc.ln(2)
     rows = [
         (t("Kết luận", "Indication"), _indication(report.indication, report.sub_indication)),
@@ -72,24 +79,23 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
     _table(doc, rows)
     for note in report.notes:
         doc.set_font("kyso", "", 10)
-        doc.multi_cell(0, 5, t(note.vi, note.en), new_x="LMARGIN", new_y="NEXT")
+        _write(doc, 0, 5, t(note.vi, note.en))
     for index, sig in enumerate(report.signatures, 1):
         doc.ln(3)
         doc.set_font("kyso", "B", 12)
         kind = t("Dấu thời gian lưu trữ", "Archive timestamp") if sig.kind == "document_timestamp" else t("Chữ ký", "Signature")
-        doc.multi_cell(0, 6, f"{index}. {kind} «{sig.field_name}»", new_x="LMARGIN", new_y="NEXT")
+        _write(doc, 0, 6, f"{index}. {kind} {quoted(sig.field_name)}")
         doc.set_font("kyso", "", 10)
-        doc.multi_cell(0, 5, t(sig.summary.vi, sig.summary.en), new_x="LMARGIN", new_y="NEXT")
+        _write(doc, 0, 5, t(sig.summary.vi, sig.summary.en))
         signer = sig.signer
         rows = [(t("Kết luận", "Indication"), _indication(sig.indication, sig.sub_indication))]
         if signer:
-            rows.append((t("Người ký", "Signer"), ", ".join(x for x in (signer.common_name, signer.title,
-                                                                        signer.organization) if x)))
+            rows.append((t("Người ký", "Signer"), who(signer)))
             rows.append((t("Chứng thư số", "Certificate"), f"{signer.serial} ({when(signer.not_before)} – "
                                                            f"{when(signer.not_after)})"))
         rows.append((t("Toàn vẹn", "Integrity"), t("khớp", "intact") if sig.intact else t("KHÔNG khớp", "NOT intact")))
         if sig.timestamp:
-            rows.append((t("Dấu thời gian", "Timestamp"), f"{when(sig.timestamp.time)} ({sig.timestamp.tsa})"))
+            rows.append((t("Dấu thời gian", "Timestamp"), f"{when(sig.timestamp.time)} ({quoted(sig.timestamp.tsa)})"))
         rows.append((t("Tin cậy", "Trust anchor"), sig.trust_anchor or "—"))
         rev = sig.revocation
         rows.append((t("Thu hồi", "Revocation"), rev.status + (f" {when(rev.revoked_at)} ({rev.reason})" if rev.revoked_at else "")
@@ -115,9 +121,31 @@ def _table(doc: FPDF, rows: list[tuple[str, str]]) -> None:
     doc.set_font("kyso", "", 10)
     for label, value in rows:
         y = doc.get_y()
-        doc.multi_cell(50, 5, label, new_x="RIGHT", new_y="TOP")
-        doc.multi_cell(0, 5, value, new_x="LMARGIN", new_y="NEXT")
+        _write(doc, 50, 5, label, new_x="RIGHT", new_y="TOP")
+        _write(doc, 0, 5, value)
         doc.set_y(max(doc.get_y(), y + 5))
+
+
+QUOTED = re.compile(r"«[^«»]*»")  # one_line turns « » inside a value into ‹ ›: these are whole values
+NBSP = "\u00a0"  # fpdf2 never breaks a line at it (and prints a plain space)
+
+
+def _write(doc: FPDF, w: float, h: float, text: str, **where: str) -> None:
+    """``multi_cell`` for report text: on one logical line (``flat``), and each quoted value unbreakable and
+    short enough for the cell, so a wrap falls before a value's opening « or not at all inside it."""
+    width = (w or doc.w - doc.r_margin - doc.get_x()) - 2 * doc.c_margin - 0.5
+
+    def whole(match: re.Match[str]) -> str:
+        value = match.group(0)
+        if doc.get_string_width(value) > width:
+            inner = value[1:-1].rstrip("…")
+            while inner and doc.get_string_width(f"«{inner}…»") > width:
+                inner = inner[:-1]
+            value = f"«{inner.rstrip()}…»"
+        return value.replace(" ", NBSP)
+
+    doc.multi_cell(w, h, QUOTED.sub(whole, flat(text)), new_x=where.get("new_x", "LMARGIN"),
+                   new_y=where.get("new_y", "NEXT"))
 
 
 def sealed_pdf(service, report: VerificationReport, lang: Lang, *, actor: str) -> bytes:  # type: ignore[no-untyped-def]

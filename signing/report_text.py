@@ -6,6 +6,8 @@ Written for a commune clerk or a citizen, not a PKI engineer: what happened, and
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from zoneinfo import ZoneInfo
 
 from .report import CertificateInfo, Text
@@ -25,11 +27,43 @@ REASONS: dict[str, Text] = {
 }
 
 
+QUOTE_LIMIT = 120  # characters of one value taken from a verified file
+_SPACES = re.compile(r"\s+")
+
+
+def flat(text: str) -> str:
+    """``text`` on one line: line breaks, other control characters and Unicode line or paragraph separators
+    become spaces, invisible format characters (bidirectional overrides, zero-width joiners) are dropped, and
+    runs of spaces collapse. No sentence of a report needs more; a value that tried gets no line of its own."""
+    out = []
+    for ch in unicodedata.normalize("NFC", text):
+        kind = unicodedata.category(ch)
+        if kind == "Cf":
+            continue
+        out.append(" " if kind in ("Cc", "Cs", "Co", "Cn", "Zl", "Zp", "Zs") else ch)
+    return _SPACES.sub(" ", "".join(out)).strip()
+
+
+def one_line(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """A value taken from a verified file (field name, certificate subject, TSA name, a parser's message) as
+    data: ``flat``, its own « » turned into ‹ › so it cannot close the quotes around it, and cut to ``limit``
+    characters with an ellipsis."""
+    text = flat(str(value)).replace("«", "‹").replace("»", "›")
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``one_line(value)`` between « »: every string a report takes from the file it judges is shown this way,
+    so a file cannot put words of its own (a forged conclusion) where kyso's words go."""
+    return f"«{one_line(value, limit)}»"
+
+
 def when(moment: dt.datetime | None) -> str:
     return moment.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M") if moment else "?"
 
 
 def who(signer: CertificateInfo | None) -> str:
+    """The signer as the certificate names them, quoted: these words come from the verified file."""
     if signer is None:
         return "?"
     parts = [signer.common_name or signer.subject]
@@ -37,7 +71,7 @@ def who(signer: CertificateInfo | None) -> str:
         parts.append(signer.title)
     if signer.organization:
         parts.append(signer.organization)
-    return ", ".join(parts)
+    return "«" + ", ".join(one_line(part) for part in parts) + "»"
 
 
 def reason_text(reason: str | None) -> Text:
@@ -158,7 +192,8 @@ def file_summary(indication: str, signatures: int, registry_status: str | None, 
 
 
 def not_entitled(field: str, version: str | None, reason: str) -> Text:
-    return Text(f"Chữ ký «{field}»: theo chính sách ký số phiên bản {version}, người ký không có thẩm quyền ký văn bản "
+    field, reason = quoted(field), flat(reason)
+    return Text(f"Chữ ký {field}: theo chính sách ký số phiên bản {version}, người ký không có thẩm quyền ký văn bản "
                 f"này ({reason}).",
-                f"Signature «{field}»: under signing policy {version} the signer was not entitled to sign this "
+                f"Signature {field}: under signing policy {version} the signer was not entitled to sign this "
                 f"document ({reason}).")

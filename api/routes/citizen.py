@@ -38,6 +38,7 @@ from signing import offline_seal, registry
 from signing.errors import UnknownDocument
 from signing.models import SignedDocument
 from signing.report import VerificationReport
+from signing.report_text import quoted
 
 from ..container import Container
 from ..deps import ContainerDep
@@ -221,8 +222,9 @@ def _result(report: VerificationReport, document_id: str, lang: str) -> dict[str
     reg = report.registry
     summary = getattr(report.summary, lang)
     signatures = [{
-        "who": (s.signer.common_name if s.signer else None) or _t(lang, "timestamp_sig"),
-        "title": s.signer.title if s.signer else None,
+        # the certificate's words, shown as quoted data (a forged subject cannot read as the page's own text)
+        "who": quoted(s.signer.common_name) if s.signer and s.signer.common_name else _t(lang, "timestamp_sig"),
+        "title": quoted(s.signer.title) if s.signer and s.signer.title else None,
         "when": _when(s.timestamp.time if s.timestamp else s.claimed_signing_time, lang)
         if (s.timestamp or s.claimed_signing_time) else None,
         "ok": s.indication == "TOTAL-PASSED", "summary": getattr(s.summary, lang),
