@@ -78,11 +78,14 @@ class VerifyGate:
 
     def release(self) -> None:
         with self._lock:
-            if self._line:
+            while self._line:
                 waiter = self._line.popleft()
                 waiter.granted = True  # the slot passes straight to it: never free in between
-                waiter.grant()
-                return
+                try:
+                    waiter.grant()
+                    return
+                except RuntimeError:  # its event loop is gone (shut down): the next in line gets the slot
+                    waiter.granted = False
             if self._free >= self.slots:
                 raise RuntimeError("verification gate released more often than taken")
             self._free += 1
