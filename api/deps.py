@@ -34,7 +34,10 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 
 
 def get_session(container: ContainerDep) -> Iterator[Session]:
-    with transaction(container.sessions) as session:
+    """The request's reading session. Read-only: it stays open for the whole request while the domain
+    functions the route calls write in units of their own (and refusals are audited in theirs); on SQLite
+    a writing session here would hold the database's write lock and make those wait for it."""
+    with transaction(container.sessions, read_only=True) as session:
         yield session
 
 

@@ -20,6 +20,7 @@ from .errors import Unavailable
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 CONNECT_TIMEOUT_SECONDS = 10
+READ_ONLY = "kyso_read_only"  # connection execution option: begin a SQLite transaction without the write lock
 SQLITE_BUSY_SECONDS = 30  # how long a SQLite transaction waits for the write lock before "database is locked"
 DATABASE_UNAVAILABLE = "the database cannot be reached; retry in a few seconds"
 
@@ -84,8 +85,9 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
     Two appenders then read the same audit head and the second fails on a duplicate ``seq``; a deferred
     transaction that read first and writes later cannot even wait for the lock (``SQLITE_BUSY_SNAPSHOT``
     under WAL). Taking the lock at ``BEGIN`` makes read-then-write units behave as they do on PostgreSQL
-    under ``FOR UPDATE``. Readers still see a consistent snapshot; under WAL the lock costs them only
-    the wait behind a writer's (short) transaction. This is SQLAlchemy's documented pysqlite recipe:
+    under ``FOR UPDATE``. A unit that only reads can say so (``transaction(read_only=True)``): it begins
+    without the lock, and under WAL it reads its snapshot while others write. This is SQLAlchemy's
+    documented pysqlite recipe:
     the driver's own transaction handling is switched off and SQLAlchemy's ``begin`` emits the BEGIN.
     """
 
@@ -101,7 +103,7 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -109,15 +111,22 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+def transaction(factory: sessionmaker[Session], *, read_only: bool = False) -> Iterator[Session]:
     """One unit of work: commit on success, roll everything back on any error.
 
     A database that cannot be reached surfaces as ``Unavailable`` (HTTP 503), never a 500. Work cut
     off with its connection is not half-written: PostgreSQL drops an uncommitted transaction when the
     connection goes (only a COMMIT cut off in flight may have landed; an Idempotency-Key retry tells).
+
+    ``read_only``: the unit only reads, and may stay open while other units write (an HTTP route's request
+    session, while the domain functions it calls commit their own units, or a refusal is audited). On
+    SQLite it begins without the write lock every other unit takes at BEGIN, so those units never wait for
+    it; a write in it would still work, but without the up-front lock, so don't.
     """
     session = factory()
     try:
+        if read_only:
+            session.connection(execution_options={READ_ONLY: True})
         yield session
         session.commit()
     except BaseException as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -134,3 +135,15 @@ def test_worker_processes_sharing_one_sqlite_file_keep_one_chain(tmp_path: Path)
         engine.dispose()
     assert report.ok, report
     assert report.entries == THREADS * PER_THREAD
+
+
+def test_a_reading_unit_never_makes_a_writer_wait(container: Container) -> None:
+    """A request's reading session stays open while the domain writes in units of its own (a withdrawal, an
+    audited refusal): it must not hold SQLite's write lock, or the writer would wait for it until timeout."""
+    with transaction(container.sessions, read_only=True) as reading:
+        before = reading.execute(select(func.count()).select_from(audit.AuditEntry)).scalar_one()
+        started = time.monotonic()
+        with transaction(container.sessions) as writing:
+            audit.record(writing, actor="test", action="test:entry:add", subject="while a request reads")
+        assert time.monotonic() - started < 5
+    assert _entries(container) == before + 1
