@@ -87,8 +87,8 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
     under WAL). Taking the lock at ``BEGIN`` makes read-then-write units behave as they do on PostgreSQL
     under ``FOR UPDATE``. A unit that only reads can say so (``transaction(read_only=True)``): it begins
     without the lock, and under WAL it reads its snapshot while others write. This is SQLAlchemy's
-    documented pysqlite recipe:
-    the driver's own transaction handling is switched off and SQLAlchemy's ``begin`` emits the BEGIN.
+    documented pysqlite recipe: the driver's own transaction handling is switched off and SQLAlchemy's
+    ``begin`` emits the BEGIN.
     """
 
     @event.listens_for(engine, "connect")
