@@ -56,3 +56,10 @@ class SealTokenInvalid(InvalidInput):
     """A QR offline-seal token that does not parse; ``details["reason"]`` says how (malformed, unsupported_version)."""
 
     code = "seal_token_invalid"
+
+
+class TooComplex(InvalidInput):
+    """More signatures, revisions or work than kyso verifies for one file: refused with 422, so one
+    hostile file cannot hold the public verifier."""
+
+    code = "too_complex"

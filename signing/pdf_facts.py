@@ -6,11 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import DocumentSecurityStore
 from pyhanko.sign.validation.generic_cms import validate_sig_integrity
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
@@ -20,6 +19,9 @@ from .report import (
     INDICATION_ORDER, CertificateInfo, CoverageInfo, RevocationInfo, SignatureReport, Text,
 )
 from .trust import TrustStore
+
+if TYPE_CHECKING:
+    from .changes import ChangeReview
 
 
 def open_pdf(pdf: bytes) -> PdfFileReader:
@@ -72,23 +74,17 @@ def covered_end(sig: EmbeddedPdfSignature) -> int:
     return br[2] + br[3] if len(br) == 4 else 0
 
 
-def has_later_content(pdf: bytes, end: int) -> bool:
-    return bool(pdf[end:].strip(b"\r\n\t \x00"))
-
-
-def coverage_of(sig: EmbeddedPdfSignature, integrity: dict[str, Any], reader: PdfFileReader) -> CoverageInfo:
-    diff = integrity.get("diff_result")
-    level = getattr(diff, "modification_level", None) if diff is not None else None
-    if diff is not None and level is None:
-        level = ModificationLevel.OTHER  # a suspicious modification
+def coverage_of(sig: EmbeddedPdfSignature, integrity: dict[str, Any], reader: PdfFileReader,
+                changes: "ChangeReview") -> CoverageInfo:
+    """What the signature covers and whether everything after it is accountable (``changes``)."""
     coverage = integrity.get("coverage")
     docmdp = sig.docmdp_level
     later = reader.xrefs.total_revisions - 1 - sig.signed_revision
     covers = ("entire_file" if coverage is not None and coverage.name == "ENTIRE_FILE" else
               "entire_revision" if coverage is not None and coverage.name == "ENTIRE_REVISION" else "partial")
-    mod = level.name if level is not None else ("NONE" if covers == "entire_file" else "OTHER")
-    allowed = covers != "partial" and mod != "OTHER" and (
-        docmdp is None or level is None or level.value <= docmdp.value or level == ModificationLevel.LTA_UPDATES)
+    level = changes.level_after(sig.signed_revision)
+    mod = level.name if later > 0 or changes.trailing else "NONE"
+    allowed = covers != "partial" and not changes.after(sig.signed_revision)
     return CoverageInfo(covers=covers, revision=sig.signed_revision + 1, later_revisions=max(0, later),
                         modification_level=mod, docmdp_permission=int(docmdp.value) if docmdp else None,
                         changes_allowed=allowed)

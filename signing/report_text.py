@@ -122,20 +122,25 @@ def revision_only(revision: int, later: int) -> Text:
 
 
 NO_SIGNATURE = Text("Tệp này không có chữ ký số nào.", "This file carries no digital signature.")
-UNCOVERED = Text("Có nội dung được thêm vào sau chữ ký cuối cùng mà không chữ ký nào bảo đảm.",
-                 "Content was added after the last signature that no signature covers.")
+TIMESTAMP_ONLY = Text("Tệp chỉ có dấu thời gian, không có chữ ký của người hay cơ quan nào: dấu thời gian chỉ "
+                      "chứng minh tệp đã tồn tại vào lúc đó, không chứng minh ai đã ký nó.",
+                      "The file carries only a timestamp, no person's or office's signature: a timestamp proves the "
+                      "file existed at that time, not that anyone signed it.")
 
 
-CHANGED_AFTER_SIGNING = Text("Nội dung đã bị thay đổi sau một chữ ký (không chỉ thêm chữ ký, điền biểu mẫu hay "
-                             "dữ liệu xác thực).",
-                             "The content was changed after a signature (beyond adding signatures, filling in "
-                             "forms or validation data).")
+CHANGED_AFTER_SIGNING = Text("Tệp đã bị thay đổi sau khi ký bằng những thay đổi không phải chữ ký, dấu thời gian "
+                             "hay dữ liệu xác thực: nội dung đang thấy có thể không phải nội dung đã ký.",
+                             "The file was changed after signing by something that is not a signature, a timestamp "
+                             "or validation data: what it shows may not be what was signed.")
 
 
 def file_summary(indication: str, signatures: int, registry_status: str | None, document_id: str | None,
-                 sub: str | None = None) -> Text:
+                 sub: str | None = None, *, signed: bool = True, modified: bool = False) -> Text:
     if signatures == 0:
         return NO_SIGNATURE
+    if not signed:
+        return Text("Tệp chỉ được đóng dấu thời gian, KHÔNG được ký: không thể xác nhận văn bản là xác thực.",
+                    "Timestamped, NOT signed: the document cannot be confirmed as genuine.")
     if registry_status == "withdrawn":
         return Text(f"Văn bản {document_id} đã bị cơ quan ban hành thu hồi; không còn giá trị sử dụng.",
                     f"Document {document_id} was withdrawn by the issuing office; it is no longer valid.")
@@ -145,6 +150,12 @@ def file_summary(indication: str, signatures: int, registry_status: str | None, 
     if indication == "TOTAL-PASSED":
         return Text("Văn bản xác thực: mọi chữ ký đều hợp lệ và nội dung không bị thay đổi.",
                     "Genuine: every signature is valid and the content was not changed.")
+    if modified and indication != "TOTAL-FAILED":
+        return Text("Tệp đã bị thay đổi sau khi ký: nội dung đang thấy có thể không phải nội dung đã ký. Chữ ký chỉ "
+                    "bảo đảm bản trước khi thay đổi; hãy dùng bản đã ký hoặc xin bản gốc từ cơ quan ban hành.",
+                    "The file was changed after signing: what it shows may not be what was signed. The signatures "
+                    "vouch only for the version before the change; use the signed version or ask the issuing office "
+                    "for the original.")
     if indication == "INDETERMINATE" and sub == "SIG_CONSTRAINTS_FAILURE":
         return Text("Tệp đã bị thay đổi sau khi ký (ví dụ thêm trang): chữ ký chỉ bảo đảm bản trước khi thay đổi. "
                     "Hãy xin bản gốc từ cơ quan ban hành.",

@@ -45,16 +45,17 @@ from pki.reasons import Reason
 
 from . import entitlement, pades, report_text, speedups
 from .chain import SIGNER_USAGE, TSA_USAGE, ChainCache, ChainStatus, RevocationFacts, chain_status, context_for
-from .errors import PdfTooLarge, UnreadablePdf
+from .changes import ChangeReview, review
+from .errors import PdfTooLarge, TooComplex, UnreadablePdf
 from .material import MaterialCache
 from .models import DocumentFile, SignedDocument
 from .report import (
-    RegistryInfo, RevocationInfo, SignatureReport, Text,
+    RegistryInfo, RevocationInfo, SignatureReport, SignedRevision, Text,
     TimestampInfo, VerificationReport,
 )
 from .trust import TrustProvider, TrustStore
 from .pdf_facts import (
-    anchor_label, cert_info, common_name, coverage_of, covered_end, crypto_check, digest, dss_material, embedded_certificates, format_failure, has_later_content, level_of, locks_fields, open_pdf, signing_time_attr, timestamp_token, worst,
+    anchor_label, cert_info, common_name, coverage_of, covered_end, crypto_check, digest, dss_material, embedded_certificates, format_failure, level_of, locks_fields, open_pdf, signing_time_attr, timestamp_token, worst,
 )
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,10 @@ class Verifier:
     # -- the public operation --------------------------------------------------------------------
     @metrics.counted_verification
     def verify(self, pdf: bytes) -> VerificationReport:
-        if len(pdf) > self.ctx.settings.max_pdf_bytes:
-            raise PdfTooLarge(f"the PDF is {len(pdf):,} bytes; the limit is {self.ctx.settings.max_pdf_bytes:,}")
+        settings = self.ctx.settings
+        if len(pdf) > settings.max_pdf_bytes:
+            raise PdfTooLarge(f"the PDF is {len(pdf):,} bytes; the limit is {settings.max_pdf_bytes:,}")
+        deadline = time.monotonic() + float(getattr(settings, "verify_time_budget_seconds", 10.0))
         reader = open_pdf(pdf)
         now = clock.now()
         trust = self.trust.store()
@@ -91,6 +94,8 @@ class Verifier:
             embedded = list(reader.embedded_signatures)
         except Exception as exc:  # noqa: BLE001 - a broken AcroForm is the file's fault
             raise UnreadablePdf(f"the PDF's signature fields cannot be read ({type(exc).__name__})") from None
+        self._within_limits(reader, embedded)
+        changes = review(reader, pdf, embedded, deadline=deadline)
         with transaction(self.ctx.sessions) as session:  # one round trip for both lookups
             self._sync_epoch(session)
             registry = self._registry(session, pdf, embedded)
@@ -100,13 +105,15 @@ class Verifier:
         dss_data = dss_material(reader) if "/DSS" in reader.root else {}
         has_dss = bool(dss_data.get("ocsps") or dss_data.get("crls"))
         for sig in embedded:
+            if time.monotonic() > deadline:
+                raise TooComplex("verifying this PDF takes longer than kyso allows for one file")
             try:
                 if sig.sig_object_type == "/DocTimeStamp":
-                    reports.append(pades.run(self._timestamp(reader, sig, trust, now, dss_data)))
+                    reports.append(pades.run(self._timestamp(reader, sig, trust, now, dss_data, changes)))
                 else:
                     reports.append(pades.run(self._signature(reader, sig, trust, now, dss_data,
-                                                             doc_timestamps, has_dss)))
-            except Unavailable:
+                                                             doc_timestamps, has_dss, changes)))
+            except (Unavailable, TooComplex):
                 raise  # the database or a keystore is down: 503 and retry, never "damaged" for a sound file
             except Exception as exc:  # noqa: BLE001 - a malformed signature is reported, never a 500
                 log.warning("signature %s could not be validated: %s", sig.field_name, exc, exc_info=True)
@@ -118,39 +125,65 @@ class Verifier:
             if report.entitlement is not None and report.entitlement.allowed is False:
                 notes.append(report_text.not_entitled(report.field_name, report.entitlement.policy_version,
                                                       report.entitlement.reason))
-        last_end = max((covered_end(s) for s in embedded), default=0)
-        uncovered = bool(embedded) and last_end < len(pdf.rstrip()) - 2 and has_later_content(pdf, last_end)
-        if uncovered:
-            notes.append(report_text.UNCOVERED)
+        modifications = changes.modifications
         indication, sub = worst(reports)
-        if indication == "TOTAL-PASSED" and any(r.kind == "signature" and r.coverage.modification_level == "OTHER"
-                                                for r in reports):
+        if indication == "TOTAL-PASSED" and modifications:
             # every signature is sound for what it signed, but the file was changed after one of them
-            # beyond signing, form filling or validation data (a page added): not what was signed
+            # by something no signature, timestamp or validation data accounts for: not what was signed
             indication, sub = "INDETERMINATE", "SIG_CONSTRAINTS_FAILURE"
-            if not uncovered:
-                notes.append(report_text.CHANGED_AFTER_SIGNING)
+        if modifications:
+            notes.append(report_text.CHANGED_AFTER_SIGNING)
         if not reports:
             indication, sub = "INDETERMINATE", "NO_SIGNATURE_FOUND"
+        elif not any(r.kind == "signature" for r in reports):
+            notes.append(report_text.TIMESTAMP_ONLY)
         if registry is not None and not registry.is_current:
             notes.append(Text(f"Đây là phiên bản {registry.version} của văn bản {registry.document_id}; phiên bản "
                               f"hiện hành là {registry.current_version}.",
                               f"This is version {registry.version} of document {registry.document_id}; the current "
                               f"version is {registry.current_version}."))
+        signed_revision = self._signed_revision(embedded, registry) if modifications else None
         summary = report_text.file_summary(indication, len(reports), registry.status if registry else None,
-                                           registry.document_id if registry else None, sub=sub)
+                                           registry.document_id if registry else None, sub=sub,
+                                           signed=any(r.kind == "signature" for r in reports),
+                                           modified=bool(modifications))
         return VerificationReport(indication=indication, sub_indication=sub, sha256=hashlib.sha256(pdf).hexdigest(),
                                   signatures=tuple(reports), registry=registry, validated_at=now, summary=summary,
-                                  notes=tuple(notes))
+                                  notes=tuple(notes), modifications=modifications, signed_revision=signed_revision)
+
+    def _within_limits(self, reader: PdfFileReader, embedded: list[EmbeddedPdfSignature]) -> None:
+        """A public verifier must not be held by one file: refuse more than a person's workflow makes."""
+        settings = self.ctx.settings
+        most_signatures = int(getattr(settings, "verify_max_signatures", 20))
+        most_revisions = int(getattr(settings, "verify_max_revisions", 50))
+        if len(embedded) > most_signatures:
+            raise TooComplex(f"the PDF carries {len(embedded)} signatures; kyso verifies files with at most "
+                             f"{most_signatures}")
+        revisions = reader.xrefs.total_revisions
+        if revisions > most_revisions:
+            raise TooComplex(f"the PDF was saved {revisions} times (incremental updates); kyso verifies files with "
+                             f"at most {most_revisions}")
+
+    @staticmethod
+    def _signed_revision(embedded: list[EmbeddedPdfSignature], registry: RegistryInfo | None) -> SignedRevision | None:
+        """What the first signer signed: the registered version, or the byte prefix that is that revision."""
+        regular = [s for s in embedded if s.sig_object_type != "/DocTimeStamp"] or embedded
+        if not regular:
+            return None
+        first = min(regular, key=lambda s: s.signed_revision)
+        return SignedRevision(field_name=str(first.field_name), revision=first.signed_revision + 1,
+                              length=covered_end(first),
+                              document_id=registry.document_id if registry else None,
+                              version=registry.version if registry else None)
 
     # -- one signature ---------------------------------------------------------------------------
     async def _signature(self, reader: PdfFileReader, sig: EmbeddedPdfSignature, trust: TrustStore,
                          now: dt.datetime, dss: dict[str, Any], doc_timestamps: list[EmbeddedPdfSignature],
-                         has_dss: bool) -> SignatureReport:
+                         has_dss: bool, changes: ChangeReview) -> SignatureReport:
         certs = embedded_certificates(sig)
         kyso = self._kyso_chain(certs)
         facts = self._facts(certs, dss, kyso)
-        sig.compute_integrity_info()
+        sig.compute_integrity_info(skip_diff=True)  # changes.review did it, once per revision
         integrity = sig.summarise_integrity_info()
         signer = sig.signer_cert
         intact, valid = crypto_check(sig.signer_info, signer, "data", sig.compute_digest())
@@ -159,7 +192,7 @@ class Verifier:
         if poe is None and later_ts:
             # a document timestamp over this signature is also proof that it existed by then
             for ts_sig in later_ts:
-                ts_report = await self._timestamp(reader, ts_sig, trust, now, dss)
+                ts_report = await self._timestamp(reader, ts_sig, trust, now, dss, changes)
                 if ts_report.indication == "TOTAL-PASSED" and ts_report.timestamp:
                     poe = ts_report.timestamp.time
                     break
@@ -168,7 +201,7 @@ class Verifier:
                  if intact and valid else ChainStatus(None, "NOT_CHECKED", None))
         indication, sub, revocation, revoked_later = await self._judge(
             intact, valid, md, chain, poe, signer, certs, trust, facts, kyso, now=now)
-        coverage = coverage_of(sig, integrity, reader)
+        coverage = coverage_of(sig, integrity, reader, changes)
         notes: tuple[Text, ...] = ()
         if indication != "TOTAL-FAILED" and not coverage.changes_allowed:
             if coverage.covers == "partial" or sig.docmdp_level is not None or locks_fields(sig):
@@ -316,11 +349,11 @@ class Verifier:
 
     # -- document timestamps ---------------------------------------------------------------------
     async def _timestamp(self, reader: PdfFileReader, sig: EmbeddedPdfSignature, trust: TrustStore,
-                         now: dt.datetime, dss: dict[str, Any]) -> SignatureReport:
+                         now: dt.datetime, dss: dict[str, Any], changes: ChangeReview) -> SignatureReport:
         certs = embedded_certificates(sig)
         kyso = self._kyso_chain(certs)
         facts = self._facts(certs, dss, kyso)
-        sig.compute_integrity_info()
+        sig.compute_integrity_info(skip_diff=True)
         integrity = sig.summarise_integrity_info()
         tst_info = sig.signed_data["encap_content_info"]["content"].parsed
         imprint_ok = sig.compute_digest() == tst_info["message_imprint"]["hashed_message"].native
@@ -339,7 +372,7 @@ class Verifier:
             intact=intact, signer=info, chain=(), trust_anchor=None, claimed_signing_time=time_,
             timestamp=TimestampInfo(time=time_, tsa=info.common_name if info else None, intact=intact, trusted=trusted),
             revocation=RevocationInfo("good" if trusted else "not_checked", "kyso" if kyso else "dss"),
-            coverage=coverage_of(sig, integrity, reader), level=None, digest_algorithm=sig.md_algorithm,
+            coverage=coverage_of(sig, integrity, reader, changes), level=None, digest_algorithm=sig.md_algorithm,
             signature_algorithm=sig.signer_info["signature_algorithm"]["algorithm"].native,
             summary=report_text.signature_summary(indication, sub, info, time_, timestamp_kind=True),
         )
