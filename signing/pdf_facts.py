@@ -188,3 +188,24 @@ def format_failure(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport
         digest_algorithm="?", signature_algorithm="?", summary=text,
     )
 
+
+
+def signed_revision(pdf: bytes) -> tuple[bytes, str, int]:
+    """What the first signer signed: the byte prefix of the file that is the revision their signature
+    covers (every incremental update ends a complete PDF), its field name and 1-based revision.
+
+    A relying party shown "changed after signing" opens this to see what was really signed; no
+    registry is needed, so it works for foreign documents as for kyso's own."""
+    reader = open_pdf(pdf)
+    try:
+        embedded = [s for s in reader.embedded_signatures if s.sig_object_type != "/DocTimeStamp"]
+    except Exception as exc:  # noqa: BLE001 - a broken AcroForm is the file's fault
+        raise UnreadablePdf(f"the PDF's signature fields cannot be read ({type(exc).__name__})") from None
+    for sig in sorted(embedded, key=lambda s: s.signed_revision):
+        try:
+            end = covered_end(sig)
+        except (TypeError, ValueError):
+            continue
+        if 0 < end <= len(pdf):
+            return pdf[:end], str(sig.field_name), sig.signed_revision + 1
+    raise UnreadablePdf("this PDF has no signature whose signed part can be extracted", code="no_signature")

@@ -73,6 +73,14 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
     for note in report.notes:
         doc.set_font("kyso", "", 10)
         doc.multi_cell(0, 5, t(note.vi, note.en), new_x="LMARGIN", new_y="NEXT")
+    changes = [*report.modifications, *report.visual_differences]
+    if changes:
+        doc.ln(2)
+        doc.set_font("kyso", "B", 11)
+        doc.multi_cell(0, 6, t("Những thay đổi sau khi ký", "Changes after signing"), new_x="LMARGIN", new_y="NEXT")
+        doc.set_font("kyso", "", 10)
+        for change in changes[:30]:
+            doc.multi_cell(0, 5, "– " + t(change.text.vi, change.text.en), new_x="LMARGIN", new_y="NEXT")
     for index, sig in enumerate(report.signatures, 1):
         doc.ln(3)
         doc.set_font("kyso", "B", 12)
