@@ -61,10 +61,10 @@ def upgrade_one(service: SigningService, document_id: str) -> str:
         pdf, level, target, sha, credential_id = current.pdf, doc.level, doc.requested_level, doc.sha256, doc.credential_id
     try:
         new_pdf, reached = _raise_level(service, pdf, level, target, credential_id)
+        timestamps = signature_records.signature_values(new_pdf, after=len(pdf))  # the document timestamps added
     except Exception as exc:  # noqa: BLE001 - recorded on the document, retried with backoff
         return _record_failure(service, document_id, sha, exc)
     digest = hashlib.sha256(new_pdf).hexdigest()
-    timestamps = signature_records.signature_values(new_pdf, after=len(pdf))  # the document timestamps added
     with transaction(service.ctx.sessions) as session:
         doc = session.get(SignedDocument, document_id, with_for_update=True)
         if doc is None or doc.sha256 != sha:
