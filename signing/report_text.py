@@ -168,6 +168,13 @@ def file_summary(indication: str, signatures: int, registry_status: str | None, 
                 "The document cannot be confirmed as genuine yet; see each signature.")
 
 
+def unrecorded(field: str) -> Text:
+    return Text(f"Chữ ký «{field}» dùng chứng thư số do kyso cấp nhưng kyso không có bản ghi nào về việc đã tạo chữ ký "
+                "này: không được coi là văn bản do cơ quan ban hành.",
+                f"Signature «{field}» uses a certificate kyso issued, but kyso has no record of making it: the file "
+                "is not treated as a document the office issued.")
+
+
 def not_entitled(field: str, version: str | None, reason: str) -> Text:
     return Text(f"Chữ ký «{field}»: theo chính sách ký số phiên bản {version}, người ký không có thẩm quyền ký văn bản "
                 f"này ({reason}).",

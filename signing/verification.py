@@ -49,8 +49,9 @@ from .changes import ChangeReview, review
 from .errors import PdfTooLarge, TooComplex, UnreadablePdf
 from .material import MaterialCache
 from .models import DocumentFile, SignedDocument
+from .signature_records import SignatureRecordRow, find_by_signatures
 from .report import (
-    RegistryInfo, RevocationInfo, SignatureReport, SignedRevision, Text,
+    Modification, RegistryInfo, RevocationInfo, SignatureReport, SignedRevision, Text,
     TimestampInfo, VerificationReport,
 )
 from .trust import TrustProvider, TrustStore
@@ -98,7 +99,7 @@ class Verifier:
         changes = review(reader, pdf, embedded, deadline=deadline)
         with transaction(self.ctx.sessions) as session:  # one round trip for both lookups
             self._sync_epoch(session)
-            registry = self._registry(session, pdf, embedded)
+            registry, recorded, differs = self._registry(session, pdf, embedded)
             records = entitlement.read(session, registry) if registry is not None else None
         reports: list[SignatureReport] = []
         doc_timestamps = [s for s in embedded if s.sig_object_type == "/DocTimeStamp"]
@@ -112,7 +113,7 @@ class Verifier:
                     reports.append(pades.run(self._timestamp(reader, sig, trust, now, dss_data, changes)))
                 else:
                     reports.append(pades.run(self._signature(reader, sig, trust, now, dss_data,
-                                                             doc_timestamps, has_dss, changes)))
+                                                             doc_timestamps, has_dss, changes, recorded)))
             except (Unavailable, TooComplex):
                 raise  # the database or a keystore is down: 503 and retry, never "damaged" for a sound file
             except Exception as exc:  # noqa: BLE001 - a malformed signature is reported, never a 500
@@ -125,7 +126,10 @@ class Verifier:
             if report.entitlement is not None and report.entitlement.allowed is False:
                 notes.append(report_text.not_entitled(report.field_name, report.entitlement.policy_version,
                                                       report.entitlement.reason))
-        modifications = changes.modifications
+        modifications = (*changes.modifications, *((differs,) if differs else ()))
+        for report in reports:
+            if report.registered is False:
+                notes.append(report_text.unrecorded(report.field_name))
         indication, sub = worst(reports)
         if indication == "TOTAL-PASSED" and modifications:
             # every signature is sound for what it signed, but the file was changed after one of them
@@ -179,7 +183,8 @@ class Verifier:
     # -- one signature ---------------------------------------------------------------------------
     async def _signature(self, reader: PdfFileReader, sig: EmbeddedPdfSignature, trust: TrustStore,
                          now: dt.datetime, dss: dict[str, Any], doc_timestamps: list[EmbeddedPdfSignature],
-                         has_dss: bool, changes: ChangeReview) -> SignatureReport:
+                         has_dss: bool, changes: ChangeReview,
+                         recorded: dict[bytes, SignatureRecordRow]) -> SignatureReport:
         certs = embedded_certificates(sig)
         kyso = self._kyso_chain(certs)
         facts = self._facts(certs, dss, kyso)
@@ -226,6 +231,8 @@ class Verifier:
             claimed_signing_time=claimed, timestamp=timestamp, revocation=revocation, coverage=coverage, level=level,
             digest_algorithm=md, signature_algorithm=sig.signer_info["signature_algorithm"]["algorithm"].native,
             summary=summary, notes=notes,
+            # a signature made with a kyso certificate counts only if kyso recorded making it
+            registered=(_signature_value(sig) in recorded) if kyso else None,
         )
 
     async def _signature_timestamp(self, sig: EmbeddedPdfSignature, trust: TrustStore, now: dt.datetime,
@@ -430,28 +437,40 @@ class Verifier:
 
     # -- registry --------------------------------------------------------------------------------
     @staticmethod
-    def _registry(session: Session, pdf: bytes, embedded: list[EmbeddedPdfSignature]) -> RegistryInfo | None:
-        """The registry record whose file is this one, or is this file before later additions."""
-        candidates = [hashlib.sha256(pdf).hexdigest()]
-        for end in sorted({covered_end(s) for s in embedded}, reverse=True):
-            if 0 < end < len(pdf):
-                candidates.append(hashlib.sha256(pdf[:end]).hexdigest())
-        rows = session.execute(select(DocumentFile.sha256, DocumentFile.version, SignedDocument)
-                               .join(SignedDocument, SignedDocument.id == DocumentFile.document_id)
-                               .where(DocumentFile.sha256.in_(candidates))).all()
-        found = {row.sha256: row for row in rows}
-        for candidate in candidates:
-            row = found.get(candidate)
-            if row is None:
-                continue
-            doc = row.SignedDocument
-            return RegistryInfo(
-                document_id=doc.id, status=doc.status, document_type=doc.document_type,
-                commune_code=doc.commune_code, signed_at=doc.signed_at, version=row.version,
-                current_version=doc.version, is_current=row.version == doc.version and candidate == candidates[0],
-                status_reason=doc.status_reason, superseded_by=doc.superseded_by,
-            )
-        return None
+    def _registry(session: Session, pdf: bytes, embedded: list[EmbeddedPdfSignature]
+                  ) -> tuple[RegistryInfo | None, dict[bytes, SignatureRecordRow], Modification | None]:
+        """The registry record found by the file's signature values (not by the file's hash: bytes
+        around a signature can change without touching it), the records of every value kyso made, and
+        a modification when the file differs from the registered version outside the signed ranges
+        (e.g. a changed ``/Contents`` padding byte) in a way no later revision accounts for."""
+        values = [v for v in (_signature_value(s) for s in embedded) if v is not None]
+        records = find_by_signatures(session, values)
+        newest = next((records[v] for v in reversed(values) if v in records and records[v].document_id), None)
+        if newest is None or newest.version is None:
+            return None, records, None
+        doc = session.get(SignedDocument, newest.document_id)
+        if doc is None:
+            return None, records, None
+        stored = session.execute(select(DocumentFile.sha256, DocumentFile.size).where(
+            DocumentFile.document_id == doc.id, DocumentFile.version == newest.version)).first()
+        exact = stored is not None and hashlib.sha256(pdf).hexdigest() == stored.sha256
+        prefix = (not exact and stored is not None and stored.size < len(pdf)
+                  and hashlib.sha256(pdf[:stored.size]).hexdigest() == stored.sha256)
+        differs = None
+        if stored is not None and not exact and not prefix:
+            differs = Modification(
+                revision=0, after_signature="", category="unsigned_bytes", object=None, page=None,
+                text=Text(f"Tệp khác với phiên bản {newest.version} đã đăng ký của văn bản {doc.id} ở những byte chữ ký "
+                          "không bảo vệ (ví dụ phần đệm của chữ ký): đây không phải tệp đã được cấp.",
+                          f"The file differs from registered version {newest.version} of document {doc.id} in bytes the "
+                          "signatures do not protect (e.g. a signature's padding): it is not the file that was issued."))
+        info = RegistryInfo(
+            document_id=doc.id, status=doc.status, document_type=doc.document_type,
+            commune_code=doc.commune_code, signed_at=doc.signed_at, version=newest.version,
+            current_version=doc.version, is_current=newest.version == doc.version and exact,
+            status_reason=doc.status_reason, superseded_by=doc.superseded_by,
+        )
+        return info, records, differs
 
     def revocation_of(self, cert: asn1_x509.Certificate) -> Certificate | None:
         with transaction(self.ctx.sessions) as session:
@@ -459,6 +478,14 @@ class Verifier:
             if row is not None:
                 session.expunge(row)
             return row
+
+
+def _signature_value(sig: EmbeddedPdfSignature) -> bytes | None:
+    """The raw signature value (inside the signed CMS, so no byte around it can change it)."""
+    try:
+        return bytes(sig.signer_info["signature"].native)
+    except Exception:  # noqa: BLE001 - a malformed CMS is judged by its own report
+        return None
 
 
 __all__ = ["Verifier"]

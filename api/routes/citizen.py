@@ -244,7 +244,7 @@ def _result(report: VerificationReport, document_id: str, lang: str) -> dict[str
         key, tone, sentence = "withdrawn", "bad", _t(lang, "r_withdrawn", id=document_id)
     elif not report.genuine:
         key, tone, sentence = "not_genuine", "bad", _t(lang, "r_not_genuine")
-    elif not reg.is_current:
+    elif reg.version != reg.current_version:  # (the current version plus accountable additions is genuine)
         key, tone = "earlier_version", "warn"
         sentence = _t(lang, "r_earlier", version=reg.version, current=reg.current_version)
     else:
