@@ -274,12 +274,15 @@ def _mod(revision: int, after: str, category: str, name: str, page: int | None, 
 def _new_visible_annotations(old: HistoricalResolver, new: HistoricalResolver, revision: int, after: str,
                              signed: frozenset[str]) -> Iterator[Modification]:
     """A visible annotation newly attached to a page must be the widget of a signature made here."""
+    written = {(r.idnum, r.generation) for r in new.explicit_refs_in_revision()}
     old_pages = _pages(old)
     new_pages = _pages(new)
     for index, page_ref in enumerate(new_pages):
-        before = set(_annot_refs(old, old_pages[index])) if index < len(old_pages) else set()
+        if not _touched(new, page_ref, written):
+            continue  # neither the page nor its /Annots array was written: no annotation was attached
+        before = {_key(r) for r in _annot_refs(old, old_pages[index])} if index < len(old_pages) else set()
         for ref in _annot_refs(new, page_ref):
-            if ref in before:
+            if _key(ref) in before:
                 continue
             annot = ref.get_object() if isinstance(ref, generic.IndirectObject) else None
             if not isinstance(annot, generic.DictionaryObject) or not _visible(annot):
@@ -291,6 +294,21 @@ def _new_visible_annotations(old: HistoricalResolver, new: HistoricalResolver, r
                 continue
             yield _mod(revision, after, "annotation", f"{ref.idnum} {ref.generation} R", index + 1, False,
                        str(annot.get("/Subtype") or ""))
+
+
+def _key(value: Any) -> tuple[int, int] | int:
+    """An annotation's identity across revisions (references of two revisions never compare equal)."""
+    return (value.idnum, value.generation) if isinstance(value, generic.IndirectObject) else id(value)
+
+
+def _touched(resolver: HistoricalResolver, page_ref: generic.Reference, written: set[tuple[int, int]]) -> bool:
+    if (page_ref.idnum, page_ref.generation) in written:
+        return True
+    try:
+        annots = resolver(page_ref).raw_get("/Annots")
+    except Exception:  # noqa: BLE001 - no /Annots
+        return False
+    return isinstance(annots, generic.IndirectObject) and (annots.idnum, annots.generation) in written
 
 
 def _visible(annot: generic.DictionaryObject) -> bool:

@@ -16,6 +16,7 @@ from pyhanko.sign import fields, signers
 
 from api.container import Container
 from signing import pades, registry
+from signing.service import AppearanceOptions
 from signing.errors import TooComplex
 from signing.timestamping import timestamper_for
 from tests.signing.test_service import request
@@ -183,3 +184,15 @@ def test_too_many_signatures_is_a_clear_refusal(pki: Container, sample_pdf: byte
         pdf = _timestamp_only(pki, pdf)
     with pytest.raises(TooComplex, match="at most 2"):
         pki.verifier.verify(pdf)
+
+
+def test_visible_stamps_signed_one_after_another_stay_genuine(pki: Container, specialist: str, seal: str,
+                                                              sample_pdf: bytes) -> None:
+    """The seal's widget joins the specialist's on page 1: an existing annotation is not a new one."""
+    visible = AppearanceOptions()
+    first = pki.signing.sign(request(sample_pdf, specialist, "B-T", appearance=visible), actor="test").pdf
+    sealed = pki.signing.sign(request(first, seal, "B-LT", appearance=visible), actor="test").pdf
+
+    report = pki.verifier.verify(sealed)
+
+    assert report.genuine is True, (report.modifications, report.notes)
