@@ -191,7 +191,7 @@ class _Document:
                 self._failed = True
                 raise _Unreadable() from exc
             if self.mode == "seen":
-                pdf.init_forms()  # widgets (signature stamps, form fields) are drawn by the form layer only
+                _init_forms(pdf)
             self._pdf = pdf
         return self._pdf
 
@@ -199,6 +199,21 @@ class _Document:
         if self._pdf is not None:
             self._pdf.close()
             self._pdf = None
+
+
+def _init_forms(pdf: pdfium.PdfDocument) -> None:
+    """PDFium draws widgets (signature stamps, form fields) only through a form environment, and
+    pypdfium2 sets one up only when the catalog has an /AcroForm. Other viewers draw a widget's
+    appearance without one, so a widget added with no /AcroForm would be invisible to this check
+    alone: the environment is made for every document."""
+    if pdf.get_formtype() != pdfium_c.FORMTYPE_NONE:
+        pdf.init_forms()
+        return
+    config = pdfium_c.FPDF_FORMFILLINFO(version=2)
+    raw = pdfium_c.FPDFDOC_InitFormFillEnvironment(pdf, config)
+    if not raw:
+        raise _Unreadable()
+    pdf.formenv = pdfium.PdfFormEnv(raw, config)
 
 
 class _Renderer:

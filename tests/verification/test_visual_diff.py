@@ -63,8 +63,10 @@ def add_annotation(pdf: bytes, box: tuple[float, float, float, float], subtype: 
     return _update(pdf, change)
 
 
-def add_widget(pdf: bytes, box: tuple[float, float, float, float], *, flags: int = 4, name: str = "Later") -> bytes:
-    """A signature field whose widget paints a dark box (what a later visible signature adds)."""
+def add_widget(pdf: bytes, box: tuple[float, float, float, float], *, flags: int = 4, name: str = "Later",
+               in_form: bool = True) -> bytes:
+    """A signature field whose widget paints a dark box (what a later visible signature adds);
+    ``in_form=False``: the widget only in the page's /Annots, the catalog left without /AcroForm."""
     def change(writer: IncrementalPdfFileWriter) -> None:
         width, height = box[2] - box[0], box[3] - box[1]
         ap = _appearance(writer, width, height, b"0.2 g 0 0 %.2f %.2f re f" % (width, height))
@@ -76,6 +78,8 @@ def add_widget(pdf: bytes, box: tuple[float, float, float, float], *, flags: int
             pdf_name("/AP"): generic.DictionaryObject({pdf_name("/N"): ap}),
         }))
         writer.register_annotation(page_ref, field)
+        if not in_form:
+            return
         root = writer.root
         if "/AcroForm" not in root:
             root[pdf_name("/AcroForm")] = generic.DictionaryObject({pdf_name("/Fields"): generic.ArrayObject()})
@@ -196,11 +200,51 @@ def test_a_later_widget_is_excluded_only_where_ignore_says(sample_pdf: bytes) ->
     assert len(rest) == 1 and _close(rest[0].box, (72, 300, 172, 320))
 
 
+def test_a_widget_outside_any_form_is_seen_as_other_viewers_show_it(sample_pdf: bytes) -> None:
+    """PDFium draws widgets only through a form environment; poppler and others draw this one."""
+    box = (100.0, 100.0, 300.0, 200.0)
+    found = compare(sample_pdf, add_widget(sample_pdf, box, in_form=False))
+    assert [d.kind for d in found] == ["pixels"] and _close(found[0].box, box)
+
+
 def test_shadow_hide_and_reveal_is_seen(sample_pdf: bytes) -> None:
     box = (300.0, 300.0, 500.0, 380.0)
     signed = add_widget(sample_pdf, box, flags=2)  # hidden when signed
     found = compare(signed, set_widget_flags(signed, 4))
     assert [d.kind for d in found] == ["pixels"] and _close(found[0].box, box)
+
+
+def hidden_layer(pdf: bytes, ops: bytes) -> bytes:
+    """``ops`` drawn in an optional content group that the default configuration turns off."""
+    def change(writer: IncrementalPdfFileWriter) -> None:
+        ocg = writer.add_object(generic.DictionaryObject({
+            pdf_name("/Type"): pdf_name("/OCG"), pdf_name("/Name"): generic.TextStringObject("Lớp ẩn")}))
+        writer.root[pdf_name("/OCProperties")] = generic.DictionaryObject({
+            pdf_name("/OCGs"): generic.ArrayObject([ocg]),
+            pdf_name("/D"): generic.DictionaryObject({pdf_name("/OFF"): generic.ArrayObject([ocg])})})
+        writer.update_root()
+        resources = generic.DictionaryObject({
+            pdf_name("/Properties"): generic.DictionaryObject({pdf_name("/L1"): ocg})})
+        writer.add_stream_to_page(0, writer.add_object(generic.StreamObject(stream_data=b"q")), prepend=True)
+        writer.add_stream_to_page(0, writer.add_object(generic.StreamObject(
+            stream_data=b"Q /OC /L1 BDC " + ops + b" EMC")), resources=resources)
+    return _update(pdf, change)
+
+
+def show_layers(pdf: bytes) -> bytes:
+    def change(writer: IncrementalPdfFileWriter) -> None:
+        properties = writer.root["/OCProperties"]
+        properties["/D"] = generic.DictionaryObject({pdf_name("/OFF"): generic.ArrayObject()})
+        writer.update_container(properties)
+        writer.update_root()
+    return _update(pdf, change)
+
+
+def test_a_hidden_layer_switched_on_is_seen(sample_pdf: bytes) -> None:
+    signed = hidden_layer(sample_pdf, b"0 g 100 100 200 50 re f")
+    assert compare(sample_pdf, signed) == ()  # the layer is off: nothing to see
+    found = compare(signed, show_layers(signed))
+    assert [d.kind for d in found] == ["pixels"] and _close(found[0].box, (100, 100, 300, 150))
 
 
 def test_content_appended_is_boxed_where_it_was_drawn(sample_pdf: bytes) -> None:
