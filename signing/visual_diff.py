@@ -274,6 +274,8 @@ class _Renderer:
             raise _Unreadable() from exc
         try:
             rendering = _render_page(page, self.dpi, doc.mode, self.deadline)
+        except pdfium.PdfiumError as exc:
+            raise _Unreadable() from exc
         finally:
             page.close()
         if doc.cache is not None:

@@ -15,8 +15,12 @@ from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.writer import PdfFileWriter
 
+from core.settings import Settings
 from signing import visual_diff
+from signing.sample import LINES, sample_document
 from signing.visual_diff import RenderCache, annotation_overlaps, compare
+
+from tests.signing.fixtures import CORPUS
 
 from .helpers import append_page
 
@@ -160,6 +164,32 @@ def test_identical_files_and_invisible_updates_differ_nowhere(sample_pdf: bytes)
     assert compare(sample_pdf, add_widget(sample_pdf, (300, 300, 500, 380), flags=2)) == ()
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.glob("*.pdf") if p.name != "pdfa-multipage.pdf"))
+def test_pdfs_from_other_producers_look_the_same_after_an_invisible_update(name: str) -> None:
+    """Forms, JBIG2 and JPEG 2000 scans, CJK fonts: renderings repeat to the pixel. A file PDFium
+    cannot open (encrypted, fuzzed) is named as not compared, never raised."""
+    pdf = (CORPUS / name).read_bytes()
+    found = compare(pdf, pdf + b"\n")
+    assert all(d.kind == "not_compared" for d in found)
+    assert bool(found) == (name in ("graph-encrypted.pdf", "fuzz-378014596.pdf"))
+
+
+def test_a_form_value_changed_after_signing_is_seen() -> None:
+    """The shadow attack's replace variant on a real form: a text field given a value later (it has
+    no appearance of its own, so viewers draw the value)."""
+    form = (CORPUS / "form.pdf").read_bytes()
+
+    def fill(writer: IncrementalPdfFileWriter) -> None:
+        page_ref, _ = writer.find_page_for_modification(0)
+        field = page_ref.get_object()["/Annots"].raw_get(0)
+        field.get_object()[pdf_name("/V")] = generic.TextStringObject("12345")
+        writer.mark_update(field)
+
+    found = compare(form, _update(form, fill))
+    assert [d.kind for d in found] == ["pixels"]
+    assert _contains((5.78, 45.44, 65.78, 67.44), found[0].box, slack=0)  # inside the field's /Rect
+
+
 def test_annotation_over_the_text_is_a_pixel_difference_and_an_overlap(sample_pdf: bytes) -> None:
     rect = (60.0, 700.0, 200.0, 745.0)
     forged = add_annotation(sample_pdf, rect)
@@ -179,6 +209,19 @@ def test_stamp_annotation_on_a_kyso_sample_names_page_and_box(sample_pdf: bytes)
     found = compare(sample_pdf, add_annotation(sample_pdf, rect, "/Stamp", page=1))
     assert [(d.page, d.kind) for d in found] == [(2, "pixels")]
     assert _close(found[0].box, rect)
+
+
+def test_one_character_changed_in_kyso_sample_text_is_found() -> None:
+    """The resolution is chosen to catch this: a full stop for a comma, one digit of a file number."""
+    font = Settings.model_fields["stamp_font"].default
+    signed = sample_document(font)
+    for old, new in (("quy định.", "quy định,"), ("HS-2026-000123", "HS-2026-000128")):
+        forged = sample_document(font, tuple(line.replace(old, new) for line in LINES))
+        found = compare(signed, forged)
+        assert [(d.page, d.kind) for d in found] == [(1, "pixels")], old
+        line = next(i for i, text in enumerate(LINES) if old in text)
+        baseline = 760 - 18 * line  # signing/sample.py sets line i at y = 760 - 18 i, 12 pt
+        assert baseline - 5 <= found[0].box[1] and found[0].box[3] <= baseline + 12, found[0].box
 
 
 def test_a_page_appended_is_a_page_count_difference(sample_pdf: bytes) -> None:
