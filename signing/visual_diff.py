@@ -60,7 +60,7 @@ MAX_PIXELS = 2_000_000  # per page: A4 at 100 dpi is 0.97 million, A3 1.9; a 144
 TOLERANCE = 32  # grey levels (of 255) a pixel may differ by and still count as the same
 MIN_PIXELS = 2  # differing pixels a region needs before it is reported (a comma for a full stop: 10)
 CELL = 8  # pixels per grid cell when grouping differences (5.8 pt at 100 dpi)
-GAP = 2  # cells between two regions that still merge into one box
+GAP = 2  # cells between two regions that still merge into one box (doubled while there are many)
 MAX_BOXES = 5  # per page
 INK = 255 - TOLERANCE  # darker than this is content, for the overlap check
 
@@ -367,14 +367,18 @@ def compare(signed: bytes, final: bytes, *, ignore: Mapping[int, Sequence[Box]] 
             if n_before != n_after:
                 found.append(_page_count(n_before, n_after))
             same_file = before.sha256 == after.sha256
-            for index in range(min(n_before, n_after) if not same_file else 0):
+            common = min(n_before, n_after) if not same_file else 0
+            unreadable: list[int] = []
+            for index in range(common):
                 try:
+                    if time.monotonic() >= deadline:  # cached pages too: comparing costs time as well
+                        raise _OutOfTime()
                     a, b = renderer.render(before, index), renderer.render(after, index)
                 except _OutOfTime:
-                    found.append(_not_compared(index + 1, min(n_before, n_after)))
+                    found.append(_not_compared(index + 1, common))
                     break
                 except _Unreadable:
-                    found.append(_not_compared(index + 1, index + 1, unreadable=True))
+                    unreadable.append(index + 1)
                     continue
                 renderer.release()  # the comparison itself needs no PDFium
                 if a.size != b.size or a.rotation != b.rotation:
@@ -383,7 +387,19 @@ def compare(signed: bytes, final: bytes, *, ignore: Mapping[int, Sequence[Box]] 
                 found.extend(_pixel_differences(index + 1, a, b, ignore.get(index, ())))
         finally:
             renderer.close(before, after)
+    found.extend(_not_compared(first, last, unreadable=True) for first, last in _runs(unreadable))
     return tuple(found)
+
+
+def _runs(pages: list[int]) -> list[tuple[int, int]]:
+    """[1, 2, 3, 7] -> [(1, 3), (7, 7)]: one sentence per run of unreadable pages, not per page."""
+    runs: list[tuple[int, int]] = []
+    for page in pages:
+        if runs and runs[-1][1] == page - 1:
+            runs[-1] = (runs[-1][0], page)
+        else:
+            runs.append((page, page))
+    return runs
 
 
 def _pixel_differences(page: int, a: Rendering, b: Rendering, ignore: Sequence[Box]) -> list[VisualDifference]:
@@ -403,21 +419,34 @@ def _pixel_differences(page: int, a: Rendering, b: Rendering, ignore: Sequence[B
 
 def _regions(mask: Image.Image) -> list[tuple[int, int, int, int]]:
     """Pixel boxes of the differing regions of ``mask`` (255 = differs): connected regions on a
-    coarse grid, near ones merged, at most ``MAX_BOXES``, each tightened to its pixels."""
+    coarse grid, near ones merged (farther apart each round while there are many), at most
+    ``MAX_BOXES``, each tightened to its pixels. The cost stays bounded on a page changed all over."""
     cols, rows = math.ceil(mask.width / CELL), math.ceil(mask.height / CELL)
     padded = Image.new("L", (cols * CELL, rows * CELL), 0)
     padded.paste(mask, (0, 0))
     counts = padded.reduce(CELL)  # mean of each cell: 255 * differing pixels / CELL²
     occupied = counts.point(lambda v: 255 if v else 0)
-    joined = occupied.filter(ImageFilter.MaxFilter(2 * GAP + 1)) if GAP else occupied
+    boxes: list[tuple[int, int, int, int]] = []
+    for gap in (GAP, 2 * GAP, 4 * GAP, 8 * GAP):
+        joined = occupied.filter(ImageFilter.MaxFilter(2 * gap + 1))
+        boxes = _grouped(mask, counts, joined)
+        if len(boxes) <= 3 * MAX_BOXES:
+            break
+    return _merge(boxes)
+
+
+def _grouped(mask: Image.Image, counts: Image.Image, joined: Image.Image) -> list[tuple[int, int, int, int]]:
     grid, near = counts.load(), joined.load()
+    area = joined.getbbox()
+    if area is None:
+        return []
     seen: set[tuple[int, int]] = set()
     boxes: list[tuple[int, int, int, int]] = []
-    for cy in range(rows):
-        for cx in range(cols):
+    for cy in range(area[1], area[3]):
+        for cx in range(area[0], area[2]):
             if not near[cx, cy] or (cx, cy) in seen:
                 continue
-            cells = _component(near, cx, cy, cols, rows, seen)
+            cells = _component(near, cx, cy, joined.width, joined.height, seen)
             weight = sum(grid[x, y] for x, y in cells) * CELL * CELL / 255
             hits = [(x, y) for x, y in cells if grid[x, y]]
             if not hits or weight < MIN_PIXELS:
@@ -428,7 +457,7 @@ def _regions(mask: Image.Image) -> list[tuple[int, int, int, int]]:
             tight = mask.crop((x0, y0, x1, y1)).getbbox()
             if tight is not None:
                 boxes.append((x0 + tight[0], y0 + tight[1], x0 + tight[2], y0 + tight[3]))
-    return _merge(boxes)
+    return boxes
 
 
 def _component(near, cx: int, cy: int, cols: int, rows: int,  # type: ignore[no-untyped-def]
@@ -447,7 +476,7 @@ def _component(near, cx: int, cy: int, cols: int, rows: int,  # type: ignore[no-
 
 def _merge(boxes: list[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
     """Merge the two boxes whose union grows least until at most ``MAX_BOXES`` remain."""
-    if len(boxes) > 64:  # a page changed all over: one box says it best
+    if len(boxes) > 3 * MAX_BOXES:  # a page changed all over: one box says it best
         return [_union(boxes)]
     while len(boxes) > MAX_BOXES:
         best = None
@@ -481,29 +510,40 @@ def annotation_overlaps(pdf: bytes, annotations: Sequence[tuple[int, Box]], *, a
                         budget_seconds: float = 2.0, cache: RenderCache | None = None,
                         dpi: int = DPI) -> tuple[VisualDifference, ...]:
     """Which of ``annotations`` (0-based page index, ``/Rect`` in user space) — annotations or
-    widgets added after a signature — cover page content: content as rendered without any annotation
-    or widget, from ``against`` (e.g. the signed revision) where it has that page, else from ``pdf``.
-    A rectangle over blank paper is not reported (a signature stamp in the space left for it)."""
+    widgets added after a signature — cover what the page showed before them.
+
+    That page is ``against`` (the signed revision) as a viewer shows it, its own signed stamps and
+    annotations included, when given and when it has the page; otherwise ``pdf``'s page rendered
+    without any annotation or widget. A rectangle over blank paper is not reported (a signature
+    stamp in the space left for it); the rectangle's outermost pixel is not looked at, so content
+    that merely touches it is not an overlap. Results are ordered by page; when time runs out, one
+    ``not_compared`` difference names the pages whose annotations were not checked."""
     deadline = time.monotonic() + budget_seconds
-    docs = [_Document(against, "content", cache)] if against is not None else []
+    docs = [_Document(against, "seen", cache)] if against is not None else []
     docs.append(_Document(pdf, "content", cache))
+    ordered = sorted(((index, _normal(rect)) for index, rect in annotations), key=lambda item: (item[0], item[1]))
     found: list[VisualDifference] = []
+    unreadable: list[int] = []
+    pages: dict[int, Rendering | None] = {}
     with _Renderer(deadline, dpi) as renderer:
         try:
-            for index, rect in annotations:
-                box = _normal(rect)
-                try:
-                    rendering = _content_of(renderer, docs, index)
-                except _OutOfTime:
-                    found.append(_not_compared(index + 1, index + 1))
-                    continue
-                except _Unreadable:
-                    found.append(_not_compared(index + 1, index + 1, unreadable=True))
-                    continue
-                renderer.release()
+            for position, (index, box) in enumerate(ordered):
+                if index not in pages:
+                    try:
+                        if time.monotonic() >= deadline:
+                            raise _OutOfTime()
+                        pages[index] = _content_of(renderer, docs, index)
+                    except _OutOfTime:
+                        found.append(_not_compared(index + 1, ordered[-1][0] + 1, annotations=True))
+                        break
+                    except _Unreadable:
+                        pages[index] = None
+                        unreadable.append(index + 1)
+                    renderer.release()
+                rendering = pages[index]
                 if rendering is None:
-                    continue  # no such page: the page-count check speaks for it
-                pixels = rendering.pixel_box(box)
+                    continue  # no such page (the page-count check speaks for it), or unreadable
+                pixels = rendering.pixel_box(box, pad=-1)
                 if pixels is None:
                     continue
                 histogram = rendering.image.crop(pixels).histogram()
@@ -512,13 +552,14 @@ def annotation_overlaps(pdf: bytes, annotations: Sequence[tuple[int, Box]], *, a
                                                   text=_overlap_text(index + 1, box)))
         finally:
             renderer.close(*docs)
+    found.extend(_not_compared(first, last, unreadable=True) for first, last in _runs(unreadable))
     return tuple(found)
 
 
 def _content_of(renderer: _Renderer, docs: list[_Document], index: int) -> Rendering | None:
+    if index < 0:
+        return None
     for doc in docs:
-        if index < 0:
-            return None
         if index < renderer.page_count(doc):
             return renderer.render(doc, index)
     return None
@@ -568,14 +609,20 @@ def _page_size(page: int, a: Rendering, b: Rendering) -> VisualDifference:
         en=f"Page {page} has a different size or rotation from the signed version ({shape(b)}; signed: {shape(a)})."))
 
 
-def _not_compared(first: int, last: int | None, *, unreadable: bool = False) -> VisualDifference:
+def _not_compared(first: int, last: int | None, *, unreadable: bool = False,
+                  annotations: bool = False) -> VisualDifference:
     if last is None:
         pages_vi, pages_en = "Các trang", "The pages"
     elif last == first:
         pages_vi, pages_en = f"Trang {first}", f"Page {first}"
     else:
         pages_vi, pages_en = f"Các trang {first}–{last}", f"Pages {first}–{last}"
-    if unreadable:
+    if annotations:
+        text = Text(vi=f"Chú thích thêm sau khi ký trên {pages_vi.lower()} chưa được kiểm tra có che nội dung hay "
+                       f"không: hết thời gian dành cho việc so sánh.",
+                    en=f"Annotations added after signing on {pages_en.lower()} were not checked for covering the "
+                       f"content: the time for comparing ran out.")
+    elif unreadable:
         text = Text(vi=f"{pages_vi} không hiển thị được để so sánh với bản đã ký.",
                     en=f"{pages_en} could not be rendered to compare with the signed version.")
     else:

@@ -203,6 +203,17 @@ def test_annotation_over_the_text_is_a_pixel_difference_and_an_overlap(sample_pd
     assert [(d.page, d.kind, d.box) for d in overlaps] == [(1, "annotation_overlap", rect)]
 
 
+def test_an_annotation_over_a_signed_stamp_covers_signed_content(sample_pdf: bytes) -> None:
+    stamp = (300.0, 80.0, 520.0, 160.0)
+    signed = add_widget(sample_pdf, stamp, name="Specialist")
+    cover = (320.0, 90.0, 500.0, 150.0)
+    forged = add_annotation(signed, cover)
+    assert [d.box for d in annotation_overlaps(forged, [(0, cover)], against=signed)] == [cover]
+    # a rectangle that only touches the stamp's edge covers nothing
+    beside = (520.0, 80.0, 580.0, 160.0)
+    assert annotation_overlaps(add_annotation(signed, beside), [(0, beside)], against=signed) == ()
+
+
 def test_stamp_annotation_on_a_kyso_sample_names_page_and_box(sample_pdf: bytes) -> None:
     """A Stamp on the second page of four: only page 2 differs, and there only."""
     rect = (100.0, 400.0, 250.0, 460.0)
@@ -348,6 +359,14 @@ def test_several_changes_on_a_page_give_a_few_boxes(sample_pdf: bytes) -> None:
     found = compare(sample_pdf, append_content(sample_pdf, ops))
     assert 1 <= len(found) <= visual_diff.MAX_BOXES
     assert _contains(_union(d.box for d in found), (60, 100, 490, 670))
+
+
+def test_a_page_changed_all_over_is_one_box_quickly(sample_pdf: bytes) -> None:
+    ops = b"0 g " + b"".join(b"%d %d 2 2 re f " % (20 + (i * 37) % 570, 20 + (i * 53) % 750) for i in range(4000))
+    started = time.monotonic()
+    found = compare(sample_pdf, append_content(sample_pdf, ops))
+    assert time.monotonic() - started < 1.0
+    assert len(found) == 1 and _contains(found[0].box, (25, 25, 585, 765), slack=10)
 
 
 def _union(boxes) -> tuple[float, float, float, float]:  # type: ignore[no-untyped-def]
