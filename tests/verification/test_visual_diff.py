@@ -53,8 +53,8 @@ def add_annotation(pdf: bytes, box: tuple[float, float, float, float], subtype: 
     """An annotation whose appearance fills its rectangle grey with a black frame."""
     def change(writer: IncrementalPdfFileWriter) -> None:
         width, height = box[2] - box[0], box[3] - box[1]
-        ap = _appearance(writer, width, height,
-                         b"0.5 g 0 0 %.2f %.2f re f 0 G 1 w 0.5 0.5 %.2f %.2f re S" % (width, height, width - 1, height - 1))
+        ops = b"0.5 g 0 0 %.2f %.2f re f 0 G 1 w 0.5 0.5 %.2f %.2f re S" % (width, height, width - 1, height - 1)
+        ap = _appearance(writer, width, height, ops)
         annot = writer.add_object(generic.DictionaryObject({
             pdf_name("/Type"): pdf_name("/Annot"), pdf_name("/Subtype"): pdf_name(subtype),
             pdf_name("/Rect"): _rect(box), pdf_name("/F"): generic.NumberObject(4),
