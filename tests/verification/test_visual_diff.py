@@ -5,11 +5,14 @@ appended with pyHanko's writer to real PDFs (the corpus's four-page document, ky
 renderer is real PDFium; boxes are checked against where the test drew, in PDF points."""
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from io import BytesIO
+from pathlib import Path
 
 import pytest
+from PIL import Image, ImageChops
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.generic import pdf_name
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -20,6 +23,7 @@ from signing import visual_diff
 from signing.sample import LINES, sample_document
 from signing.visual_diff import RenderCache, annotation_overlaps, compare
 
+from tests.interop.pdf_tools import tool
 from tests.signing.fixtures import CORPUS
 
 from .helpers import append_page
@@ -233,6 +237,27 @@ def test_one_character_changed_in_kyso_sample_text_is_found() -> None:
         line = next(i for i, text in enumerate(LINES) if old in text)
         baseline = 760 - 18 * line  # signing/sample.py sets line i at y = 760 - 18 i, 12 pt
         assert baseline - 5 <= found[0].box[1] and found[0].box[3] <= baseline + 12, found[0].box
+
+
+def _poppler(pdf: bytes, tmp_path: Path, name: str) -> Image.Image:
+    (tmp_path / f"{name}.pdf").write_bytes(pdf)
+    subprocess.run([tool("pdftoppm", "poppler-utils"), "-gray", "-r", "72", "-f", "1", "-l", "1", "-singlefile",
+                    tmp_path / f"{name}.pdf", tmp_path / name], check=True, capture_output=True)
+    return Image.open(tmp_path / f"{name}.pgm")
+
+
+@pytest.mark.parametrize("change", ["annotation", "content", "widget outside any form"])
+def test_poppler_sees_the_difference_where_the_report_names_it(sample_pdf: bytes, tmp_path: Path,
+                                                               change: str) -> None:
+    """Another renderer, nobody's code here: pdftoppm's pixels differ in the box compare() names
+    (72 dpi, so a poppler pixel is a point; y counted from the top of the 792 pt page)."""
+    forged = {"annotation": lambda: add_annotation(sample_pdf, (60, 700, 200, 745)),
+              "content": lambda: append_content(sample_pdf, b"0 g 100 100 200 50 re f"),
+              "widget outside any form": lambda: add_widget(sample_pdf, (300, 80, 520, 160), in_form=False)}[change]()
+    [found] = compare(sample_pdf, forged)
+    ink = ImageChops.difference(_poppler(sample_pdf, tmp_path, "signed"), _poppler(forged, tmp_path, "final"))
+    x0, top, x1, bottom = ink.point(lambda v: 255 if v > 32 else 0).getbbox()
+    assert _close(found.box, (x0, 792 - bottom, x1, 792 - top), within=2)
 
 
 def test_a_page_appended_is_a_page_count_difference(sample_pdf: bytes) -> None:
