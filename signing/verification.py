@@ -45,13 +45,14 @@ from pki.reasons import Reason
 
 from . import entitlement, pades, report_text, speedups
 from .chain import SIGNER_USAGE, TSA_USAGE, ChainCache, ChainStatus, RevocationFacts, chain_status, context_for
+from . import visual_diff
 from .changes import ChangeReview, review
 from .errors import PdfTooLarge, TooComplex, UnreadablePdf
 from .material import MaterialCache
 from .models import DocumentFile, SignedDocument
 from .signature_records import SignatureRecordRow, find_by_signatures
 from .report import (
-    Modification, RegistryInfo, RevocationInfo, SignatureReport, SignedRevision, Text,
+    Modification, RegistryInfo, RevocationInfo, SignatureReport, SignedRevision, Text, VisualDifference,
     TimestampInfo, VerificationReport,
 )
 from .trust import TrustProvider, TrustStore
@@ -61,6 +62,8 @@ from .pdf_facts import (
 
 log = logging.getLogger(__name__)
 WEAK_DIGESTS = {"md5", "sha1"}
+VISIBLE_CHANGES = {"pixels", "page_count", "page_size"}  # what a person would see that was not signed
+VISUAL_BUDGET_SECONDS = 2.0
 speedups.install()
 # current-time failures that a proof of existence may resolve (EN 319 102-1 5.6.2.4 past signature
 # validation; TRY_LATER too, as pyHanko's AdES past validation does: revocation data that is stale
@@ -79,6 +82,7 @@ class Verifier:
         self.material = material
         self.trust = TrustProvider(ctx)
         self.chains = ChainCache()
+        self.renderings = visual_diff.RenderCache()  # registered versions are rendered once, not per upload
         self._epoch: tuple[float, int] | None = None
 
     # -- the public operation --------------------------------------------------------------------
@@ -127,15 +131,17 @@ class Verifier:
                 notes.append(report_text.not_entitled(report.field_name, report.entitlement.policy_version,
                                                       report.entitlement.reason))
         modifications = (*changes.modifications, *((differs,) if differs else ()))
+        visual = self._look(pdf, embedded, changes, deadline)
         for report in reports:
             if report.registered is False:
                 notes.append(report_text.unrecorded(report.field_name))
         indication, sub = worst(reports)
-        if indication == "TOTAL-PASSED" and modifications:
+        seen_changed = any(v.kind in VISIBLE_CHANGES for v in visual)
+        if indication == "TOTAL-PASSED" and (modifications or seen_changed):
             # every signature is sound for what it signed, but the file was changed after one of them
             # by something no signature, timestamp or validation data accounts for: not what was signed
             indication, sub = "INDETERMINATE", "SIG_CONSTRAINTS_FAILURE"
-        if modifications:
+        if modifications or seen_changed:
             notes.append(report_text.CHANGED_AFTER_SIGNING)
         if not reports:
             indication, sub = "INDETERMINATE", "NO_SIGNATURE_FOUND"
@@ -146,14 +152,37 @@ class Verifier:
                               f"hiện hành là {registry.current_version}.",
                               f"This is version {registry.version} of document {registry.document_id}; the current "
                               f"version is {registry.current_version}."))
-        signed_revision = self._signed_revision(embedded, registry) if modifications else None
+        signed_revision = self._signed_revision(embedded, registry) if modifications or seen_changed else None
         summary = report_text.file_summary(indication, len(reports), registry.status if registry else None,
                                            registry.document_id if registry else None, sub=sub,
                                            signed=any(r.kind == "signature" for r in reports),
-                                           modified=bool(modifications))
+                                           modified=bool(modifications) or seen_changed)
         return VerificationReport(indication=indication, sub_indication=sub, sha256=hashlib.sha256(pdf).hexdigest(),
                                   signatures=tuple(reports), registry=registry, validated_at=now, summary=summary,
-                                  notes=tuple(notes), modifications=modifications, signed_revision=signed_revision)
+                                  notes=tuple(notes), modifications=modifications, visual_differences=visual,
+                                  signed_revision=signed_revision)
+
+    def _look(self, pdf: bytes, embedded: list[EmbeddedPdfSignature], changes: ChangeReview,
+              deadline: float) -> tuple[VisualDifference, ...]:
+        """Render what the first signature covers and the file as it is, and compare them, as a person
+        would: the check that does not depend on how a reader interprets the objects (the parser
+        differentials the shadow and incremental-saving attacks exploit). Later signatures' own
+        widgets are left out and, where they cover what was signed, reported as overlaps."""
+        if not embedded:
+            return ()
+        first = min(embedded, key=lambda s: s.signed_revision)
+        end = covered_end(first)
+        if not 0 < end < len(pdf) or not pdf[end:].strip(b"\r\n\t \x00\x0c"):
+            return ()  # the signature covers the whole file: nothing was added to look at
+        budget = min(VISUAL_BUDGET_SECONDS, max(0.05, deadline - time.monotonic()))
+        signed = pdf[:end]
+        found = visual_diff.compare(signed, pdf, ignore=changes.widget_boxes, budget_seconds=budget,
+                                    cache=self.renderings)
+        widgets = [(page, box) for page, boxes in changes.widget_boxes.items() for box in boxes]
+        if widgets and not any(v.kind == "not_compared" for v in found):
+            found += visual_diff.annotation_overlaps(pdf, widgets, against=signed, budget_seconds=budget,
+                                                     cache=self.renderings)
+        return found
 
     def _within_limits(self, reader: PdfFileReader, embedded: list[EmbeddedPdfSignature]) -> None:
         """A public verifier must not be held by one file: refuse more than a person's workflow makes."""
