@@ -47,7 +47,7 @@ def reason_text(reason: str | None) -> Text:
 def signature_summary(indication: str, sub: str | None, signer: CertificateInfo | None,
                       signed_at: dt.datetime | None, *, revoked_later: tuple[dt.datetime, str | None] | None = None,
                       revoked_at: dt.datetime | None = None, reason: str | None = None,
-                      timestamp_kind: bool = False) -> Text:
+                      timestamp_kind: bool = False, changed_after: bool = False) -> Text:
     name, at = who(signer), when(signed_at)
     if timestamp_kind:
         if indication == "TOTAL-PASSED":
@@ -62,6 +62,10 @@ def signature_summary(indication: str, sub: str | None, signer: CertificateInfo 
                         f"sau đó, ngày {when(revoked)}, vì {r.vi}. Văn bản đã ký trước đó vẫn có giá trị.",
                         f"Valid when signed ({at}) by {name}; the signer's certificate was revoked later, on "
                         f"{when(revoked)}, because {r.en}. Documents signed before that stay valid.")
+        if changed_after:  # sound for what it signed, and the file is more than that: never "unaltered"
+            return Text(f"Chữ ký của {name} lúc {at} đúng với bản đã ký, nhưng tệp đã bị thay đổi sau khi ký.",
+                        f"The signature by {name} at {at} matches what was signed, but the file was changed after "
+                        "signing.")
         return Text(f"Chữ ký hợp lệ: ký bởi {name} lúc {at}; nội dung không bị thay đổi sau khi ký.",
                     f"Valid signature by {name} at {at}; the content was not changed after signing.")
     return _failure(indication, sub, name, at, revoked_at, reason)

@@ -252,7 +252,7 @@ class Verifier:
         claimed = sig.self_reported_timestamp or signing_time_attr(sig.signer_info)
         summary = report_text.signature_summary(
             indication, sub, signer_info, poe or claimed, revoked_later=revoked_later,
-            revoked_at=revocation.revoked_at, reason=revocation.reason)
+            revoked_at=revocation.revoked_at, reason=revocation.reason, changed_after=not coverage.changes_allowed)
         return SignatureReport(
             field_name=sig.field_name, kind="signature", indication=indication, sub_indication=sub,
             intact=intact, signer=signer_info, chain=tuple(cert_info(c) for c in reversed(path_certs[:-1])),
