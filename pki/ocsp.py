@@ -3,7 +3,8 @@
 Each CA has a delegated responder certificate (id-pkix-ocsp-nocheck). For every certificate a
 signed "good" or "revoked" response is pre-produced when the status changes and refreshed on a
 schedule; a request without a nonce is answered from that store without any signing. A request
-with a nonce (echoed, RFC 8954) or with non-SHA-1 CertID hashes is signed on demand.
+with a nonce (echoed, RFC 8954: 1-32 octets, anything else is malformedRequest) or with non-SHA-1
+CertID hashes is signed on demand.
 """
 from __future__ import annotations
 
@@ -216,6 +217,19 @@ def _find_ca(ctx: PkiContext, session: Session, request: ocsp.OCSPRequest) -> Ce
     return session.get(CertificateAuthority, ca_id) if ca_id is not None else None
 
 
+NONCE_OCTETS = range(1, 33)
+
+
+def nonce_acceptable(nonce: bytes) -> bool:
+    """RFC 8954 section 2.1 (replacing RFC 6960 4.4.1): ``Nonce ::= OCTET STRING(SIZE(1..32))``, and "a
+    server MUST reject any OCSP request that has a nonce in the Nonce extension with a length of
+    either 0 octets or more than 32 octets with the malformedRequest OCSPResponseStatus". So such a
+    nonce is neither echoed nor signed: the whole request is answered malformedRequest (unsigned),
+    which also stops a caller from having kyso's responder sign kilobytes of data of its choosing.
+    Nonces of 1-15 octets, which RFC 8954 lets a responder ignore, are still echoed (older clients)."""
+    return len(nonce) in NONCE_OCTETS
+
+
 def answer(ctx: PkiContext, session: Session, request_der: bytes) -> OcspAnswer:
     """Answer one DER OCSPRequest. Never raises for bad input: OCSP has its own error statuses."""
     try:
@@ -229,6 +243,8 @@ def answer(ctx: PkiContext, session: Session, request_der: bytes) -> OcspAnswer:
     except x509.ExtensionNotFound:
         nonce = None
     except Exception:  # noqa: BLE001
+        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, "malformed")
+    if nonce is not None and not nonce_acceptable(nonce):
         return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, "malformed")
     ca = _find_ca(ctx, session, request)
     if ca is None:
