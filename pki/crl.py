@@ -45,7 +45,7 @@ from .reasons import Reason
 
 
 _ENTRY_COLUMNS = (Certificate.serial, Certificate.status, Certificate.revoked_at, Certificate.status_changed_at,
-                  Certificate.revocation_reason, Certificate.released_at)
+                  Certificate.revocation_reason, Certificate.released_at, Certificate.invalidity_date)
 
 
 def _entry(row: Row, *, released: bool = False) -> x509.RevokedCertificate:
@@ -58,6 +58,9 @@ def _entry(row: Row, *, released: bool = False) -> x509.RevokedCertificate:
         reason = Reason(row.revocation_reason or "unspecified")
         if reason is not Reason.unspecified:  # RFC 5280 5.3.1: omit rather than say "unspecified"
             extensions.append(x509.Extension(x509.oid.CRLEntryExtensionOID.CRL_REASON, False, x509.CRLReason(reason.flag)))
+        if row.invalidity_date is not None:  # RFC 5280 5.3.2, non-critical
+            extensions.append(x509.Extension(x509.oid.CRLEntryExtensionOID.INVALIDITY_DATE, False,
+                                             x509.InvalidityDate(clock.aware(row.invalidity_date).replace(tzinfo=None))))
     return x509.RevokedCertificateBuilder(
         serial_number=int(row.serial, 16), revocation_date=row.revoked_at or row.status_changed_at,
         extensions=extensions,

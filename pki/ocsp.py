@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from asn1crypto import keys
+from asn1crypto import core, keys, ocsp as asn1_ocsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509 import ocsp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -158,7 +160,37 @@ def sign_response(
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     key = ctx.signer(responder.key_ref)
     response = builder.sign(key, signature_hash(key))
-    return response.public_bytes(serialization.Encoding.DER), now, next_update, label
+    der = response.public_bytes(serialization.Encoding.DER)
+    if row is not None and row.status == "revoked" and row.invalidity_date is not None:
+        der = _with_invalidity_date(der, key, clock.aware(row.invalidity_date))
+    return der, now, next_update, label
+
+
+def _with_invalidity_date(der: bytes, key: CertificateIssuerPrivateKeyTypes, when: dt.datetime) -> bytes:
+    """The response with an invalidityDate singleExtension (RFC 6960 4.4: the CRL entry extensions of
+    RFC 5280 5.3 may be used as singleExtensions; 5.3.2 invalidityDate), signed again by the same key
+    with the same algorithm. pyca/cryptography's builder cannot add single extensions, so the
+    tbsResponseData it produced is amended with asn1crypto and re-signed here."""
+    response = asn1_ocsp.OCSPResponse.load(der)
+    basic = response["response_bytes"]["response"].parsed
+    tbs = basic["tbs_response_data"]
+    single = tbs["responses"][0]
+    single["single_extensions"] = asn1_ocsp.SingleResponseExtensions([{
+        "extn_id": "invalidity_date", "critical": False, "extn_value": core.GeneralizedTime(when)}])
+    tbs["responses"] = asn1_ocsp.Responses([single])
+    tbs_der = tbs.dump(force=True)
+    hash_algorithm = signature_hash(key)
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(tbs_der, padding.PKCS1v15(), hash_algorithm)
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(tbs_der, ec.ECDSA(hash_algorithm))
+    else:  # pragma: no cover - responder keys are RSA or EC (policies/profiles/ocsp-responder.yaml)
+        raise TypeError(f"unsupported OCSP responder key {type(key).__name__}")
+    amended = asn1_ocsp.BasicOCSPResponse({
+        "tbs_response_data": asn1_ocsp.ResponseData.load(tbs_der), "signature_algorithm": basic["signature_algorithm"],
+        "signature": signature, "certs": basic["certs"]})
+    return asn1_ocsp.OCSPResponse({"response_status": "successful", "response_bytes": {
+        "response_type": "basic_ocsp_response", "response": amended}}).dump()
 
 
 def preproduce(ctx: PkiContext, session: Session, ca: CertificateAuthority, row: Certificate,
