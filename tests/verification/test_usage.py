@@ -9,46 +9,41 @@ keyUsage allows nonRepudiation (the Vietnamese CA end-entity profiles).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
+from io import BytesIO
 from pathlib import Path
 
 import pytest
+from asn1crypto import keys as asn1_keys, x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import ExtendedKeyUsageOID
-from sqlalchemy import select
-
-from asn1crypto import keys as asn1_keys
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from io import BytesIO
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko_certvalidator.registry import SimpleCertificateStore
+from sqlalchemy import select
 
 from api import mtls, tokens
 from api.container import Container
-from signing import pades
-from signing.timestamping import timestamper_for
 from core.db import transaction
-from pki.models import Certificate
-from signing.material import MaterialCache, SignerMaterial
-from tests.signing.fixtures import CORPUS
 from pki.encoding import key_type_of
+from pki.models import Certificate
+from signing import pades
+from signing.material import MaterialCache, SignerMaterial
+from signing.timestamping import timestamper_for
+from tests.signing.fixtures import CORPUS
 
 from .helpers import ForeignCA, FrozenClock, sign_directly
 from .test_foreign import trusting
 
 
 def material_of(pki: Container, row_filter) -> SignerMaterial:  # type: ignore[no-untyped-def]
-    """Signer material for any kyso certificate with a kyso-held key, whatever its profile (the
-    signing service refuses non-signing profiles, so this goes around it)."""
+    """Signer material for any kyso certificate, whatever its profile (the signing service refuses
+    non-signing profiles, so this goes around it); ``key_ref`` is empty when kyso never held the key."""
     with transaction(pki.sessions) as session:
         row = session.execute(select(Certificate).where(row_filter, Certificate.status == "valid")
                               .order_by(Certificate.id.desc()).limit(1)).scalar_one()
         cert = pki.pki.certificate(row.der)
-        from asn1crypto import x509 as asn1_x509
         return SignerMaterial(
             credential_id="-", key_ref=row.key_ref or "", key_type=key_type_of(cert.public_key()), serial=row.serial,
             profile=row.profile, commune_code=None, certificate=asn1_x509.Certificate.load(row.der),
