@@ -341,7 +341,7 @@ def _trailer_entries(pdf: bytes) -> dict[str, str]:
         info = trailer.raw_get("/Info")
         out["/Info"] = f"{info.idnum} {info.generation} R"
     if "/ID" in trailer:
-        out["/ID"] = "[" + " ".join(f"<{bytes(v).hex()}>" for v in trailer["/ID"]) + "]"
+        out["/ID"] = "[" + " ".join(f"<{bytes(v.original_bytes).hex()}>" for v in trailer["/ID"]) + "]"
     out["/Size"] = str(int(trailer["/Size"]))
     return out
 
