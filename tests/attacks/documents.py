@@ -121,5 +121,5 @@ def many_self_signed(pdf: bytes, count: int = 40) -> bytes:
     159 KB file that kept a verifier busy for ~45 s of CPU (cost grows with revisions × signatures)."""
     signer = self_signed_signer()
     for number in range(1, count + 1):
-        pdf = _sign_with(signer, pdf, f"Sig{number}", reserve=1_200)
+        pdf = _sign_with(signer, pdf, f"Sig{number}", reserve=2_400)
     return pdf
