@@ -25,8 +25,9 @@ from core.db import transaction
 from pki import store
 from signing import pades
 from signing.timestamping import timestamper_for
+from signing.service import AppearanceOptions, SignRequest
 from tests.conftest import new_token
-from tests.signing.test_service import request
+from tests.signing.fixtures import COMMUNE
 
 from . import forge
 
@@ -40,6 +41,15 @@ class Signed:
 
     pdf: bytes
     document_id: str
+
+
+def request(pdf: bytes, credential: str, level: str = "B-T", *, certify: bool = False,
+            visible: bool = False) -> SignRequest:
+    """A signing request for a dossier result of the test commune (invisible signature unless ``visible``:
+    the attacks do not need kyso's stamp, and it costs rendering time)."""
+    return SignRequest(pdf=pdf, document_type="dossier-result", commune_code=COMMUNE, credential_id=credential,
+                       level=level, dossier_number="HS-2026-0015", certify=certify,  # type: ignore[arg-type]
+                       appearance=AppearanceOptions(visible=visible))
 
 
 def sign(pki: Container, credential: str, pdf: bytes, kind: Kind, level: str = "B-T") -> Signed:

@@ -12,6 +12,7 @@ from api.container import Container
 from tests.conftest import database_url
 
 from . import documents, doors, forge
+from .workflows import specialist_then_seal
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -30,8 +31,6 @@ def test_overlay_on_approval_is_not_genuine(pki: Container, client: TestClient, 
 
 def test_specialist_then_seal_is_genuine(pki: Container, client: TestClient, specialist: str, seal: str,
                                          sample_pdf: bytes, tmp_path: Path) -> None:
-    from .test_honest import specialist_then_seal
-
     signed = specialist_then_seal(pki, sample_pdf, specialist, seal)
 
     doors.assert_genuine_everywhere(pki, client, signed.pdf, signed.document_id, tmp_path)
