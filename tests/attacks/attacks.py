@@ -35,13 +35,15 @@ MODIFICATIONS = [
     Attack("signature_wrapping", "plain", forge.signature_wrapping, None, modifies=False),
 ]
 
-USF = [
+# the signature dictionary or the xref broken: a failure report or a clear 4xx refusal both do
+MALFORMED = [
     *(Attack(f"usf_byterange_{v}", "plain", lambda pdf, v=v: forge.usf_byte_range(pdf, v), None, modifies=False)
       for v in forge.USF_BYTERANGE),
     *(Attack(f"usf_contents_{v}", "plain", lambda pdf, v=v: forge.usf_contents(pdf, v), None, modifies=False)
       for v in forge.USF_CONTENTS),
     Attack("overlay_signature_field_bogus_value", "plain",
            lambda pdf: forge.overlay_signature_field(pdf, bogus_value=True), 1, modifies=False),
+    Attack("isa_broken_startxref", "plain", forge.broken_startxref, None, modifies=False, visual=True),
 ]
 
-BY_NAME = {a.name: a for a in [*MODIFICATIONS, *USF]}
+BY_NAME = {a.name: a for a in [*MODIFICATIONS, *MALFORMED]}

@@ -322,6 +322,13 @@ def append_objects_without_xref(signed_pdf: bytes, *, text: str = FORGED_TEXT) -
     return signed_pdf + b"\n" + _stream_bytes(ref.idnum, ref.generation, _forged_page_content(text))
 
 
+def broken_startxref(signed_pdf: bytes, *, text: str = FORGED_TEXT) -> bytes:
+    """ISA that viewers fall for: the no-xref append above, ended by a ``startxref`` that points nowhere.
+    Poppler and PDFium then rebuild the cross-reference table by scanning, the later definition of page
+    1's content wins, and the forged text is what a person sees."""
+    return append_objects_without_xref(signed_pdf, text=text) + b"startxref\n0\n%%EOF\n"
+
+
 def stale_startxref(signed_pdf: bytes, *, text: str = FORGED_TEXT) -> bytes:
     """ISA with a stale ``startxref``: a complete incremental update (page 1's content appended to), but
     its ``startxref`` points back to the signed revision's xref, so a validator that follows it sees

@@ -16,6 +16,7 @@ from .attacks import BY_NAME
 
 REPRESENTATIVES = ["overlay_signature_field", "unhide_hidden_widget", "replace_field_value_and_appearance",
                    "freetext_annotation", "page_added", "content_appended", "isa_no_xref", "isa_stale_startxref",
+                   "isa_broken_startxref",
                    "signature_wrapping", "usf_byterange_null", "usf_byterange_dictionary", "usf_contents_removed"]
 
 

@@ -12,7 +12,7 @@ from core.errors import KysoError
 from signing.report import VerificationReport
 
 from . import documents, doors
-from .attacks import MODIFICATIONS, USF, Attack
+from .attacks import MALFORMED, MODIFICATIONS, Attack
 
 
 def _forged(pki: Container, specialist: str, sample_pdf: bytes, attack: Attack, kind: str) -> tuple[bytes, bytes]:
@@ -43,11 +43,12 @@ def test_modification_is_not_genuine(pki: Container, specialist: str, sample_pdf
 
 
 @pytest.mark.parametrize("kind", ["approval", "certified"])
-@pytest.mark.parametrize("attack", USF, ids=lambda a: a.name)
+@pytest.mark.parametrize("attack", MALFORMED, ids=lambda a: a.name)
 def test_malformed_signature_is_refused_or_not_genuine(pki: Container, specialist: str, sample_pdf: bytes,
                                                        attack: Attack, kind: str) -> None:
-    """USF: a broken signature dictionary is a failure report or a clear 4xx refusal, never an exception
-    that becomes a 500. (No trailing timestamp here: the signature itself is already broken.)"""
+    """USF, and an ISA whose ``startxref`` points nowhere (viewers rebuild the xref and show the forged
+    page): a failure report or a clear 4xx refusal, never an exception that becomes a 500. (No trailing
+    timestamp here: the signature or the file structure is already broken.)"""
     _, forged = _forged(pki, specialist, sample_pdf, attack, kind)
 
     report = doors.verify(pki, forged)

@@ -14,6 +14,13 @@ VISUAL = ["overlay_signature_field", "unhide_hidden_widget", "replace_field_valu
           "overwrite_appearance_in_place", "freetext_annotation", "content_appended"]
 
 
+def test_broken_startxref_shows_the_forgery_to_viewers(sample_pdf: bytes) -> None:
+    """Why the ISA with a dangling ``startxref`` matters although kyso refuses to read it: poppler
+    repairs the file and shows the forged page 1 (PDFium does the same)."""
+    seen = render.difference_box(render.render(sample_pdf), render.render(forge.broken_startxref(sample_pdf)))
+    assert seen is not None and render.intersects(seen, forge.NAME_BOX)
+
+
 @pytest.mark.parametrize("name", VISUAL)
 def test_rendering_shows_the_difference_the_report_names(pki: Container, specialist: str, sample_pdf: bytes,
                                                          name: str) -> None:
