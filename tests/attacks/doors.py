@@ -21,7 +21,8 @@ from signing.report import VerificationReport
 
 # what the citizen page says only of a file it believes: the green box, its headline, "unaltered"
 GREEN_KEYS = {"genuine", "earlier_version"}
-CONTENT_UNALTERED = ("không bị sửa đổi", "nội dung không thay đổi", "unaltered")
+CONTENT_UNALTERED = ("không bị sửa đổi", "không bị thay đổi", "nội dung không thay đổi", "unaltered",
+                     "was not changed")
 
 
 @dataclass(frozen=True)
@@ -124,8 +125,11 @@ def _citizen_problem(page: CitizenAnswer) -> str | None:
         return f"the citizen page answered {page.status}"
     if page.status == 200 and (page.key in GREEN_KEYS or page.tone != "bad"):
         return f"the citizen page showed {page.key!r} ({page.tone})"
-    if any(words in page.result_text for words in CONTENT_UNALTERED):
-        return "the citizen page says the content is unaltered"
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.result_text))
+    for words in CONTENT_UNALTERED:
+        if words in text:
+            at = text.index(words)
+            return f"the citizen page says the content is unaltered: …{text[max(0, at - 80):at + 40]}…"
     return None
 
 
