@@ -125,11 +125,6 @@ def _widget(writer: IncrementalPdfFileWriter, box: Box, text: str, **entries: ge
     return widget
 
 
-def _fields(pdf: bytes) -> list[generic.DictionaryObject]:
-    reader = PdfFileReader(BytesIO(pdf), strict=False)
-    return [f.get_object() for f in reader.root["/AcroForm"]["/Fields"]]
-
-
 def _field_named(writer: IncrementalPdfFileWriter, name: str) -> tuple[generic.IndirectObject, generic.DictionaryObject]:
     for ref in writer.root["/AcroForm"]["/Fields"]:
         field = ref.get_object()
