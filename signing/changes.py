@@ -81,6 +81,7 @@ class ChangeReview:
     revisions: tuple[RevisionReview, ...] = ()
     trailing: tuple[Modification, ...] = ()
     widget_boxes: dict[int, list[Box]] = field(default_factory=dict)  # page index → later signatures' widgets
+    widgets: tuple[tuple[str, int, Box], ...] = ()  # (signature field, page index, box) of those widgets
 
     def after(self, revision: int) -> tuple[Modification, ...]:
         """Unaccountable changes made after the signature signed in ``revision``."""
@@ -111,6 +112,7 @@ def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignat
     certified = _strictest_docmdp(signatures)
     reviews: list[RevisionReview] = []
     boxes: dict[int, list[Box]] = {}
+    widgets: list[tuple[str, int, Box]] = []
     for revision in range(first + 1, total):
         if deadline is not None and time.monotonic() > deadline:
             raise TooComplex("checking every change in this PDF takes longer than kyso allows for one file")
@@ -123,8 +125,10 @@ def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignat
             for sig in made:
                 for page, box in _widget_boxes(reader, sig):
                     boxes.setdefault(page, []).append(box)
-    trailing = _trailing_bytes(reader, pdf, total - 1, _after_name(signatures))
-    return ChangeReview(tuple(reviews), trailing, boxes)
+                    widgets.append((str(sig.field_name), page, box))
+    trailing = (*_gaps(reader, pdf, first, total, signatures), *_trailing_bytes(reader, pdf, total - 1,
+                                                                               _after_name(signatures)))
+    return ChangeReview(tuple(reviews), tuple(trailing), boxes, tuple(widgets))
 
 
 def _strictest_docmdp(signatures: list[EmbeddedPdfSignature]):  # type: ignore[no-untyped-def]
@@ -158,7 +162,8 @@ def _review_revision(reader: PdfFileReader, revision: int, made: list[EmbeddedPd
     problems: list[Modification] = []
     for name in sorted(result.changed_form_fields - names):
         problems.append(Modification(
-            revision=revision + 1, after_signature=after, category="widget", object=None, page=None,
+            revision=revision + 1, after_signature=after, category="widget", object=None,
+            page=_field_page(new, name),
             text=Text(f"Trường chữ ký «{_quote(name)}» được tạo hoặc sửa sau khi ký mà không có chữ ký nào.",
                       f"Signature field «{_quote(name)}» was created or changed after signing without a signature.")))
     level = result.modification_level
@@ -311,6 +316,25 @@ def _touched(resolver: HistoricalResolver, page_ref: generic.Reference, written:
     return isinstance(annots, generic.IndirectObject) and (annots.idnum, annots.generation) in written
 
 
+def _field_page(resolver: HistoricalResolver, name: str) -> int | None:
+    """The 1-based page showing a field's widget (by the field's /T, or its parent's)."""
+    for index, page_ref in enumerate(_pages(resolver)):
+        for ref in _annot_refs(resolver, page_ref):
+            try:
+                annot = ref.get_object()
+            except Exception:  # noqa: BLE001
+                continue
+            if not isinstance(annot, generic.DictionaryObject):
+                continue
+            parent = annot.get("/Parent")
+            titles = {str(annot.get("/T"))}
+            if isinstance(parent, generic.DictionaryObject):
+                titles.add(str(parent.get("/T")))
+            if name in titles or name.rsplit(".", 1)[-1] in titles:
+                return index + 1
+    return None
+
+
 def _visible(annot: generic.DictionaryObject) -> bool:
     try:
         flags = int(annot.get("/F", 0))
@@ -426,7 +450,36 @@ def _widget_boxes(reader: PdfFileReader, sig: EmbeddedPdfSignature) -> Iterable[
     return ()
 
 
-# -- bytes after the last revision -----------------------------------------------------------------
+# -- bytes outside every revision ------------------------------------------------------------------
+def _gaps(reader: PdfFileReader, pdf: bytes, first: int, total: int,
+          signatures: list[EmbeddedPdfSignature]) -> Iterator[Modification]:
+    """Bytes between the ``%%EOF`` of one revision and the first object of the next, after the first
+    signature: objects written there belong to no cross-reference section (ISA's "no xref" update,
+    then covered by a later timestamp or signature to look accounted for). A reader that rebuilds
+    the file may show them; no revision's analysis ever sees them."""
+    for revision in range(first + 1, total):
+        try:
+            before = reader.xrefs.get_xref_container_info(revision - 1)
+            section = reader.xrefs._xref_sections[revision]  # noqa: SLF001 - object offsets of one revision
+            offsets = [offset for _gen, offset in section.xref_data.standard_xrefs.values()]
+            start = min([*offsets, section.meta_info.start_location])
+        except Exception:  # noqa: BLE001 - an xref pyHanko could not map is judged by the revision review
+            continue
+        eof = _EOF.search(pdf, max(before.end_location, before.start_location))
+        if eof is None or eof.end() >= start:
+            continue
+        gap = pdf[eof.end():start].strip(b"\r\n\t \x00\x0c")
+        if gap:
+            after = _after_name([s for s in signatures if s.signed_revision < revision])
+            yield Modification(
+                revision=revision + 1, after_signature=after, category="trailing_bytes", object=None, page=None,
+                text=Text(f"Giữa hai lần cập nhật có {len(gap):,} byte không thuộc lần cập nhật nào (trình xem PDF có "
+                          "thể hiển thị chúng).",
+                          f"{len(gap):,} bytes between two updates belong to no update (a PDF viewer may show "
+                          "them)."))
+
+
+
 def _trailing_bytes(reader: PdfFileReader, pdf: bytes, last: int, after: str) -> tuple[Modification, ...]:
     """Anything but whitespace after the ``%%EOF`` that ends the last revision the reader followed:
     objects appended with no cross-reference section, or behind a stale ``startxref`` (a viewer that

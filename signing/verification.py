@@ -117,7 +117,8 @@ class Verifier:
                     reports.append(pades.run(self._timestamp(reader, sig, trust, now, dss_data, changes)))
                 else:
                     reports.append(pades.run(self._signature(reader, sig, trust, now, dss_data,
-                                                             doc_timestamps, has_dss, changes, recorded)))
+                                                             doc_timestamps, has_dss, changes, recorded,
+                                                             unsigned_changed=differs is not None)))
             except (Unavailable, TooComplex):
                 raise  # the database or a keystore is down: 503 and retry, never "damaged" for a sound file
             except Exception as exc:  # noqa: BLE001 - a malformed signature is reported, never a 500
@@ -131,7 +132,7 @@ class Verifier:
                 notes.append(report_text.not_entitled(report.field_name, report.entitlement.policy_version,
                                                       report.entitlement.reason))
         modifications = (*changes.modifications, *((differs,) if differs else ()))
-        visual = self._look(pdf, embedded, changes, deadline)
+        visual = self._look(pdf, embedded, changes, recorded, deadline)
         for report in reports:
             if report.registered is False:
                 notes.append(report_text.unrecorded(report.field_name))
@@ -163,7 +164,7 @@ class Verifier:
                                   signed_revision=signed_revision)
 
     def _look(self, pdf: bytes, embedded: list[EmbeddedPdfSignature], changes: ChangeReview,
-              deadline: float) -> tuple[VisualDifference, ...]:
+              recorded: dict[bytes, SignatureRecordRow], deadline: float) -> tuple[VisualDifference, ...]:
         """Render what the first signature covers and the file as it is, and compare them, as a person
         would: the check that does not depend on how a reader interprets the objects (the parser
         differentials the shadow and incremental-saving attacks exploit). Later signatures' own
@@ -178,7 +179,10 @@ class Verifier:
         signed = pdf[:end]
         found = visual_diff.compare(signed, pdf, ignore=changes.widget_boxes, budget_seconds=budget,
                                     cache=self.renderings)
-        widgets = [(page, box) for page, boxes in changes.widget_boxes.items() for box in boxes]
+        # kyso placed its own registered stamps; a foreign later signature's widget over what was
+        # signed is worth a line in the report
+        values = {str(s.field_name): _signature_value(s) for s in embedded}
+        widgets = [(page, box) for name, page, box in changes.widgets if values.get(name) not in recorded]
         if widgets and not any(v.kind == "not_compared" for v in found):
             found += visual_diff.annotation_overlaps(pdf, widgets, against=signed, budget_seconds=budget,
                                                      cache=self.renderings)
@@ -213,7 +217,8 @@ class Verifier:
     async def _signature(self, reader: PdfFileReader, sig: EmbeddedPdfSignature, trust: TrustStore,
                          now: dt.datetime, dss: dict[str, Any], doc_timestamps: list[EmbeddedPdfSignature],
                          has_dss: bool, changes: ChangeReview,
-                         recorded: dict[bytes, SignatureRecordRow]) -> SignatureReport:
+                         recorded: dict[bytes, SignatureRecordRow], *, unsigned_changed: bool = False
+                         ) -> SignatureReport:
         certs = embedded_certificates(sig)
         kyso = self._kyso_chain(certs)
         facts = self._facts(certs, dss, kyso)
@@ -252,7 +257,8 @@ class Verifier:
         claimed = sig.self_reported_timestamp or signing_time_attr(sig.signer_info)
         summary = report_text.signature_summary(
             indication, sub, signer_info, poe or claimed, revoked_later=revoked_later,
-            revoked_at=revocation.revoked_at, reason=revocation.reason, changed_after=not coverage.changes_allowed)
+            revoked_at=revocation.revoked_at, reason=revocation.reason,
+            changed_after=unsigned_changed or not coverage.changes_allowed)
         return SignatureReport(
             field_name=sig.field_name, kind="signature", indication=indication, sub_indication=sub,
             intact=intact, signer=signer_info, chain=tuple(cert_info(c) for c in reversed(path_certs[:-1])),
