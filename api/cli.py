@@ -406,13 +406,18 @@ def cert_revoke(
     ground: Annotated[Optional[Ground], typer.Option(help="Legal ground: officer_moved → affiliationChanged, "
                                                      "unit_merged → cessationOfOperation, key_replaced → superseded, "
                                                      "key_lost → keyCompromise, suspended → certificateHold")] = None,
+    invalidity_date: Annotated[Optional[dt.datetime], typer.Option(
+        "--invalidity-date", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+        help="Since when the key is known or suspected compromised (RFC 5280 invalidityDate), e.g. "
+             "2026-11-30T08:00:00+07:00; UTC if no offset. Goes on the CRL entry and the OCSP answer.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a certificate (CRL and OCSP are updated in the same transaction)."""
     resolved = resolve_reason(reason.value if reason else None, ground.value if ground else None)
-    row = revocation.revoke(_container().pki, serial, resolved, _actor())
+    row = revocation.revoke(_container().pki, serial, resolved, _actor(), invalidity_date=invalidity_date)
     if as_json:
-        _print_json({"serial": row.serial, "status": row.status, "reason": row.revocation_reason})
+        _print_json({"serial": row.serial, "status": row.status, "reason": row.revocation_reason,
+                     "invalidity_date": row.invalidity_date.isoformat() if row.invalidity_date else None})
     else:
         out.print(f"{row.serial} is now [bold]{row.status}[/] ({row.revocation_reason})")
 

@@ -5,10 +5,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from core.errors import InvalidInput
-from signing import report_render
+from signing import pdf_facts, report_render
 from signing.report import VerificationReport
 
 from .cli import JsonOpt, _container, _print_json, app, out
@@ -24,18 +25,25 @@ def verify(
     pdf: Annotated[Optional[Path], typer.Option("--pdf", help="Also write the report as a PDF sealed by kyso's "
                                                                "organisation seal (KYSO_REPORT_SEAL_CREDENTIAL)")] = None,
     lang: Annotated[str, typer.Option(help="vi (default) or en, for the sentences")] = "vi",
+    signed_revision: Annotated[Optional[Path], typer.Option(
+        "--signed-revision", help="Also write what the first signer signed (the part of FILE their signature "
+                                  "covers, before any later change) to this file")] = None,
 ) -> None:
     """Check every signature in FILE: integrity, signer and chain, revocation at the signing time, timestamps,
     PAdES level, changes after signing, and the registry record when kyso issued the document.
 
-    Exit status: 0 when the document is genuine (TOTAL-PASSED and not withdrawn), 1 otherwise, 2 on bad input.
+    Exit status: 0 when the document is genuine (signed, every signature TOTAL-PASSED, nothing changed after
+    signing but signatures, timestamps and validation data, and not withdrawn), 1 otherwise, 2 on bad input.
 
     Example: kyso verify giay-phep.pdf --lang en --html report.html
     """
     if lang not in ("vi", "en"):
         raise InvalidInput("--lang is vi or en")
     container = _container()
-    report = container.verifier.verify(file.read_bytes())
+    data = file.read_bytes()
+    report = container.verifier.verify(data)
+    if signed_revision:
+        signed_revision.write_bytes(pdf_facts.signed_revision(data)[0])
     if html:
         html.write_text(report_render.to_html(report, lang), encoding="utf-8")  # type: ignore[arg-type]
     if pdf:
@@ -60,6 +68,10 @@ def _print(report: VerificationReport, lang: str) -> None:
                     f"kyso document {reg.document_id}: {reg.status}, version {reg.version}/{reg.current_version}"))
     for note in report.notes:
         out.print(t(note.vi, note.en))
+    for mod in report.modifications:
+        out.print(f"[bold red]✗[/] {escape(t(mod.text.vi, mod.text.en))}", highlight=False)
+    for diff in report.visual_differences:
+        out.print(f"[bold red]✗[/] {escape(t(diff.text.vi, diff.text.en))}", highlight=False)
     table = Table(show_lines=False)
     for column in (t("chữ ký", "signature"), t("kết luận", "indication"), t("người ký", "signer"),
                    t("thời điểm", "time"), t("mức", "level")):

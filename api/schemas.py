@@ -87,6 +87,10 @@ class RevokeIn(_In):
 
     reason: Reason | None = None
     ground: Ground | None = None
+    invalidity_date: dt.datetime | None = Field(
+        default=None, description="RFC 5280 5.3.2: since when the key is known or suspected compromised (typically "
+        "with keyCompromise); ISO 8601, UTC if no offset. Not in the future, not before the certificate's "
+        "notBefore. Put on the CRL entry and the OCSP answer.")
 
 
 class RenewIn(_In):
@@ -116,6 +120,7 @@ class CertificateOut(BaseModel):
     status: Literal["valid", "revoked", "on_hold", "expired"]
     revoked_at: dt.datetime | None
     revocation_reason: str | None
+    invalidity_date: dt.datetime | None = None
     sha256: str
     key_ref: str | None
     replaces_serial: str | None
@@ -129,7 +134,8 @@ class CertificateOut(BaseModel):
                    common_name=row.common_name, commune_code=row.commune_code, province_code=row.province_code,
                    not_before=row.not_before, not_after=row.not_after, status=status,  # type: ignore[arg-type]
                    revoked_at=row.revoked_at if row.status != "valid" else None,
-                   revocation_reason=row.revocation_reason, sha256=row.sha256, key_ref=row.key_ref,
+                   revocation_reason=row.revocation_reason,
+                   invalidity_date=row.invalidity_date if row.status == "revoked" else None, sha256=row.sha256, key_ref=row.key_ref,
                    replaces_serial=row.replaces_serial, pem=pem)
 
 

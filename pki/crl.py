@@ -1,9 +1,28 @@
 """CRLs (RFC 5280 section 5): full and delta, numbered from one monotonic counter per CA.
 
 The counter lives on the CA row and is incremented under a row lock, so two workers can never
-publish the same number. A full CRL points at its delta with Freshest CRL; a delta names its
-base with Delta CRL Indicator and lists what changed since the base, including certificates
-released from hold (reason removeFromCRL).
+publish the same number. A delta names its base with Delta CRL Indicator and lists what changed
+since the base, including certificates released from hold (reason removeFromCRL); it is served at
+``/crl/<ca>-delta.crl`` for clients that ask for it.
+
+Full CRLs do NOT carry Freshest CRL (RFC 5280 5.2.6), on purpose (issue 15, item 9). Measured with
+a specialist certificate, CRLs only, hard-fail, before and after a revocation
+(tests/interop/test_crl_only.py):
+
+- pyhanko-certvalidator, given the full CRLs: a full CRL with Freshest CRL makes it demand the
+  matching delta ("Delta CRL matching Freshest CRL extension not available") and fail; when it may
+  fetch, it finds deltas only through the *certificate's* Freshest CRL, so every certificate
+  already issued (CA certificates included, valid for 10-20 years) would keep failing;
+- ``openssl verify -crl_check_all`` ignores deltas unless ``-use_deltas``, and passes either way;
+- NSS (``crlutil``/``vfychain``) does not implement delta CRLs at all: it refuses to import one
+  (SEC_ERROR_CRL_UNKNOWN_CRITICAL_EXTENSION) and validates with the full CRL alone.
+
+And a delta never knows more than its base here: every status change (revocation, hold, release,
+merger, CA revocation) publishes a new full CRL and a delta together (``publish_both``); scheduled
+deltas only renew a shorter nextUpdate. So the pointer cost every certvalidator-based relying party
+(and every PAdES validator reading the full CRLs kyso embeds in a DSS) its answer and bought
+nothing. Putting Freshest CRL in certificates too would have fixed only certificates issued from
+now on, and only for fetching clients.
 """
 from __future__ import annotations
 
@@ -17,7 +36,7 @@ from sqlalchemy.orm import Session
 from core import audit, clock
 from core.db import transaction
 
-from .builder import Endpoints, signature_hash
+from .builder import signature_hash
 from .context import PkiContext
 from .errors import CANotReady
 from .models import Certificate, CertificateAuthority, Crl
@@ -26,7 +45,7 @@ from .reasons import Reason
 
 
 _ENTRY_COLUMNS = (Certificate.serial, Certificate.status, Certificate.revoked_at, Certificate.status_changed_at,
-                  Certificate.revocation_reason, Certificate.released_at)
+                  Certificate.revocation_reason, Certificate.released_at, Certificate.invalidity_date)
 
 
 def _entry(row: Row, *, released: bool = False) -> x509.RevokedCertificate:
@@ -39,6 +58,9 @@ def _entry(row: Row, *, released: bool = False) -> x509.RevokedCertificate:
         reason = Reason(row.revocation_reason or "unspecified")
         if reason is not Reason.unspecified:  # RFC 5280 5.3.1: omit rather than say "unspecified"
             extensions.append(x509.Extension(x509.oid.CRLEntryExtensionOID.CRL_REASON, False, x509.CRLReason(reason.flag)))
+        if row.invalidity_date is not None:  # RFC 5280 5.3.2, non-critical
+            extensions.append(x509.Extension(x509.oid.CRLEntryExtensionOID.INVALIDITY_DATE, False,
+                                             x509.InvalidityDate(clock.aware(row.invalidity_date).replace(tzinfo=None))))
     return x509.RevokedCertificateBuilder(
         serial_number=int(row.serial, 16), revocation_date=row.revoked_at or row.status_changed_at,
         extensions=extensions,
@@ -63,7 +85,6 @@ def publish(ctx: PkiContext, session: Session, ca: CertificateAuthority, *, delt
     number = locked.next_crl_number
     locked.next_crl_number = number + 1
     ca_cert = ctx.certificate(ca.cert_der)
-    endpoints = Endpoints(ctx.settings.base_url, ca.name)
     hours = ctx.settings.delta_crl_validity_hours if delta else ctx.settings.crl_validity_hours
     next_update = now + dt.timedelta(hours=hours)
     extensions = [
@@ -85,9 +106,7 @@ def publish(ctx: PkiContext, session: Session, ca: CertificateAuthority, *, delt
         )
         entries = [_entry(row) if row.status in ("revoked", "on_hold") else _entry(row, released=True)
                    for row in rows if row.status in ("revoked", "on_hold") or row.released_at is not None]
-    else:
-        extensions.append(x509.Extension(x509.oid.ExtensionOID.FRESHEST_CRL, False, x509.FreshestCRL([
-            x509.DistributionPoint([x509.UniformResourceIdentifier(endpoints.delta_crl)], None, None, None)])))
+    else:  # no Freshest CRL: see the module docstring
         rows = session.execute(
             select(*_ENTRY_COLUMNS).where(
                 Certificate.ca_id == ca.id, Certificate.status.in_(("revoked", "on_hold")),

@@ -54,6 +54,9 @@ class Certificate(Base):
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
     released_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # RFC 5280 5.3.2: when the key is known or suspected to have been compromised (or the certificate
+    # otherwise became invalid), at or before revoked_at; on CRL entries and OCSP singleExtensions.
+    invalidity_date: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     der: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
     key_ref: Mapped[str | None] = mapped_column(String(300), nullable=True)

@@ -3,16 +3,19 @@
 Each CA has a delegated responder certificate (id-pkix-ocsp-nocheck). For every certificate a
 signed "good" or "revoked" response is pre-produced when the status changes and refreshed on a
 schedule; a request without a nonce is answered from that store without any signing. A request
-with a nonce (echoed, RFC 8954) or with non-SHA-1 CertID hashes is signed on demand.
+with a nonce (echoed, RFC 8954: 1-32 octets, anything else is malformedRequest) or with non-SHA-1
+CertID hashes is signed on demand.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from asn1crypto import keys
+from asn1crypto import core, keys, ocsp as asn1_ocsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509 import ocsp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -157,7 +160,37 @@ def sign_response(
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
     key = ctx.signer(responder.key_ref)
     response = builder.sign(key, signature_hash(key))
-    return response.public_bytes(serialization.Encoding.DER), now, next_update, label
+    der = response.public_bytes(serialization.Encoding.DER)
+    if row is not None and row.status == "revoked" and row.invalidity_date is not None:
+        der = _with_invalidity_date(der, key, clock.aware(row.invalidity_date))
+    return der, now, next_update, label
+
+
+def _with_invalidity_date(der: bytes, key: CertificateIssuerPrivateKeyTypes, when: dt.datetime) -> bytes:
+    """The response with an invalidityDate singleExtension (RFC 6960 4.4: the CRL entry extensions of
+    RFC 5280 5.3 may be used as singleExtensions; 5.3.2 invalidityDate), signed again by the same key
+    with the same algorithm. pyca/cryptography's builder cannot add single extensions, so the
+    tbsResponseData it produced is amended with asn1crypto and re-signed here."""
+    response = asn1_ocsp.OCSPResponse.load(der)
+    basic = response["response_bytes"]["response"].parsed
+    tbs = basic["tbs_response_data"]
+    single = tbs["responses"][0]
+    single["single_extensions"] = asn1_ocsp.SingleResponseExtensions([{
+        "extn_id": "invalidity_date", "critical": False, "extn_value": core.GeneralizedTime(when)}])
+    tbs["responses"] = asn1_ocsp.Responses([single])
+    tbs_der = tbs.dump(force=True)
+    hash_algorithm = signature_hash(key)
+    if isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(tbs_der, padding.PKCS1v15(), hash_algorithm)
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(tbs_der, ec.ECDSA(hash_algorithm))
+    else:  # pragma: no cover - responder keys are RSA or EC (policies/profiles/ocsp-responder.yaml)
+        raise TypeError(f"unsupported OCSP responder key {type(key).__name__}")
+    amended = asn1_ocsp.BasicOCSPResponse({
+        "tbs_response_data": asn1_ocsp.ResponseData.load(tbs_der), "signature_algorithm": basic["signature_algorithm"],
+        "signature": signature, "certs": basic["certs"]})
+    return asn1_ocsp.OCSPResponse({"response_status": "successful", "response_bytes": {
+        "response_type": "basic_ocsp_response", "response": amended}}).dump()
 
 
 def preproduce(ctx: PkiContext, session: Session, ca: CertificateAuthority, row: Certificate,
@@ -216,6 +249,19 @@ def _find_ca(ctx: PkiContext, session: Session, request: ocsp.OCSPRequest) -> Ce
     return session.get(CertificateAuthority, ca_id) if ca_id is not None else None
 
 
+NONCE_OCTETS = range(1, 33)
+
+
+def nonce_acceptable(nonce: bytes) -> bool:
+    """RFC 8954 section 2.1 (replacing RFC 6960 4.4.1): ``Nonce ::= OCTET STRING(SIZE(1..32))``, and "a
+    server MUST reject any OCSP request that has a nonce in the Nonce extension with a length of
+    either 0 octets or more than 32 octets with the malformedRequest OCSPResponseStatus". So such a
+    nonce is neither echoed nor signed: the whole request is answered malformedRequest (unsigned),
+    which also stops a caller from having kyso's responder sign kilobytes of data of its choosing.
+    Nonces of 1-15 octets, which RFC 8954 lets a responder ignore, are still echoed (older clients)."""
+    return len(nonce) in NONCE_OCTETS
+
+
 def answer(ctx: PkiContext, session: Session, request_der: bytes) -> OcspAnswer:
     """Answer one DER OCSPRequest. Never raises for bad input: OCSP has its own error statuses."""
     try:
@@ -229,6 +275,8 @@ def answer(ctx: PkiContext, session: Session, request_der: bytes) -> OcspAnswer:
     except x509.ExtensionNotFound:
         nonce = None
     except Exception:  # noqa: BLE001
+        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, "malformed")
+    if nonce is not None and not nonce_acceptable(nonce):
         return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST, "malformed")
     ca = _find_ca(ctx, session, request)
     if ca is None:

@@ -9,7 +9,8 @@ how stale "now" can get. Chains kyso did not issue depend on the file's own DSS 
 afresh for every file.
 
 pyHanko's own pieces do the work: its path builder, ``validate_cert_usage`` (key usage and the
-mapping of certvalidator's errors onto AdES sub-indications).
+mapping of certvalidator's errors onto AdES sub-indications). A signer whose key or extended key
+usage does not allow document signing comes out INDETERMINATE/CHAIN_CONSTRAINTS_FAILURE.
 """
 from __future__ import annotations
 
@@ -24,13 +25,45 @@ from pyhanko.sign.validation.generic_cms import validate_cert_usage
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import RevocationDetails
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import InvalidCertificateError
 from pyhanko_certvalidator.path import ValidationPath
 
 from core import metrics
 
 from .trust import TrustStore
 
-SIGNER_USAGE = KeyUsageConstraints(key_usage={"non_repudiation", "digital_signature"}, match_all_key_usages=False)
+DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"  # id-kp-documentSigning, RFC 9336 (asn1crypto has no name for it)
+DOCUMENT_EKUS = frozenset({DOCUMENT_SIGNING, "email_protection"})
+
+
+@dataclass(frozen=True)
+class DocumentSignerUsage(KeyUsageConstraints):
+    """What a document signer's certificate must allow (issue 15, item 5).
+
+    keyUsage: nonRepudiation (contentCommitment) or digitalSignature, as before.
+    extendedKeyUsage: when the extension is present it must name documentSigning (RFC 9336) or
+    emailProtection (NSS-family readers want it for PDF signers); kyso's api-client (clientAuth),
+    OCSP responder (OCSPSigning) and TSA (timeStamping) certificates fail here. A certificate with no
+    EKU extension passes on keyUsage alone: Vietnamese CA end-entity profiles (VGCA, VNPT, ...) carry
+    none, and RFC 5280 4.2.1.12 leaves such a certificate unrestricted.
+
+    anyExtendedKeyUsage alone is refused (RFC 5280 4.2.1.12 lets applications that need a specific
+    purpose do so): no Vietnamese signing profile we know of uses it, and a certificate that names a
+    purpose set has told us it was not meant for documents unless it names one of ours. pyHanko's
+    ``explicit_extd_key_usage_required=False`` would accept it, hence this small override.
+    """
+
+    def validate_asserted_extended_key_usage(self, asserted_key_usages: set[str]) -> None:
+        if not asserted_key_usages:
+            return  # no EKU extension: keyUsage decides
+        if not asserted_key_usages & set(self.extd_key_usage or ()):
+            raise InvalidCertificateError(
+                "The certificate's extended key usages (" + ", ".join(sorted(asserted_key_usages)) + ") do not "
+                "include document signing (1.3.6.1.5.5.7.3.36) or email protection: it may not sign documents.")
+
+
+SIGNER_USAGE = DocumentSignerUsage(key_usage={"non_repudiation", "digital_signature"}, match_all_key_usages=False,
+                                   extd_key_usage=DOCUMENT_EKUS, explicit_extd_key_usage_required=False)
 TSA_USAGE = KeyUsageConstraints(key_usage=set(), extd_key_usage={"time_stamping"})
 MAX_ENTRIES = 4096
 _CACHE = metrics.CacheCounter("verification_chains")

@@ -59,9 +59,8 @@ class SealTokenInvalid(InvalidInput):
 
 
 class TooComplex(InvalidInput):
-    """The PDF carries more signatures or revisions than kyso verifies (``verify_max_signatures``,
-    ``verify_max_revisions``): refused before the costly work, so one hostile file cannot stall the verifier.
-    ``details`` names what was counted and the limit."""
+    """More signatures, revisions or work than kyso verifies for one file: refused with 422, so one
+    hostile file cannot hold the public verifier."""
 
     code = "too_complex"
 

@@ -34,6 +34,7 @@ from .errors import SigningRefused
 from .shared_asn1 import shareable
 
 SIGNING_PROFILES = {"specialist", "seal"}
+DOCUMENT_SIGNING_EKUS = frozenset({x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36"), x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION})
 TTL_SECONDS = 5.0
 _SIGNER_CACHE = metrics.CacheCounter("signer_material")
 _REVINFO_CACHE = metrics.CacheCounter("revocation_data")
@@ -64,6 +65,21 @@ class RevocationData:
     ocsps: tuple[asn1_ocsp.OCSPResponse, ...]
     crls: tuple[asn1_crl.CertificateList, ...]
     complete: bool  # every non-root certificate has a stored OCSP response
+
+
+def refuse_unless_document_signer(cert: x509.Certificate, credential_id: str, profile: str) -> None:
+    """The certificate itself must name documentSigning (RFC 9336) or emailProtection: the profile
+    name alone is not enough (a profile file edited to drop its EKU, or a certificate issued under
+    an older one), and verification would call the signature CHAIN_CONSTRAINTS_FAILURE anyway
+    (``signing.chain.SIGNER_USAGE``). kyso's own signing profiles always carry one of the two."""
+    try:
+        purposes = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    except x509.ExtensionNotFound:
+        purposes = set()
+    if not purposes & DOCUMENT_SIGNING_EKUS:
+        named = ", ".join(sorted(p._name if p._name != "Unknown OID" else p.dotted_string for p in purposes)) or "none"
+        raise SigningRefused(f"credential {credential_id} holds a {profile} certificate whose extended key usage "
+                             f"({named}) names neither documentSigning nor emailProtection; it may not sign documents")
 
 
 def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
@@ -157,6 +173,7 @@ class MaterialCache:
                                  f"{' (' + row.revocation_reason + ')' if row.revocation_reason else ''}; "
                                  "it can no longer sign")
         cert = self._ctx.certificate(row.der)
+        refuse_unless_document_signer(cert, credential_id, row.profile)
         return SignerMaterial(
             credential_id=credential.id, key_ref=credential.key_ref, key_type=key_type_of(cert.public_key()),
             serial=row.serial, profile=row.profile, commune_code=row.commune_code,

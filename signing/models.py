@@ -98,3 +98,23 @@ class IdempotencyRecord(Base):
     request_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     result: Mapped[str] = mapped_column(Text, nullable=False)  # JSON: document ids and per-item errors
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class SignatureRecord(Base):
+    """One CMS signature value kyso's keys (or kyso's time-stamping) produced, so a file's registry record
+    is found by the signatures in it rather than by the whole file's hash (``signature_records.py``).
+
+    ``sha256`` hashes the SignerInfo's ``signature`` OCTET STRING (the raw signature bytes), which
+    no byte outside the signed CMS can change. ``document_id`` and ``version`` are the version the
+    value first appeared in; both are empty for CSC signHash, which signs a hash with no document."""
+
+    __tablename__ = "signature_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    document_id: Mapped[str | None] = mapped_column(ForeignKey("documents.id"), nullable=True, index=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source: Mapped[str] = mapped_column(String(16), nullable=False)  # sign | timestamp | signhash
+    signer_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)  # upper-case hex
+    credential_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)

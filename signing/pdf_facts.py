@@ -6,11 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from io import BytesIO
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import DocumentSecurityStore
 from pyhanko.sign.validation.generic_cms import validate_sig_integrity
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
@@ -21,6 +20,9 @@ from .report import (
 )
 from .report_text import quoted
 from .trust import TrustStore
+
+if TYPE_CHECKING:
+    from .changes import ChangeReview
 
 
 def open_pdf(pdf: bytes) -> PdfFileReader:
@@ -92,23 +94,17 @@ def covered_end(sig: EmbeddedPdfSignature) -> int:
     return br[2] + br[3] if br is not None else 0
 
 
-def has_later_content(pdf: bytes, end: int) -> bool:
-    return bool(pdf[end:].strip(b"\r\n\t \x00"))
-
-
-def coverage_of(sig: EmbeddedPdfSignature, integrity: dict[str, Any], reader: PdfFileReader) -> CoverageInfo:
-    diff = integrity.get("diff_result")
-    level = getattr(diff, "modification_level", None) if diff is not None else None
-    if diff is not None and level is None:
-        level = ModificationLevel.OTHER  # a suspicious modification
+def coverage_of(sig: EmbeddedPdfSignature, integrity: dict[str, Any], reader: PdfFileReader,
+                changes: "ChangeReview") -> CoverageInfo:
+    """What the signature covers and whether everything after it is accountable (``changes``)."""
     coverage = integrity.get("coverage")
     docmdp = sig.docmdp_level
     later = reader.xrefs.total_revisions - 1 - sig.signed_revision
     covers = ("entire_file" if coverage is not None and coverage.name == "ENTIRE_FILE" else
               "entire_revision" if coverage is not None and coverage.name == "ENTIRE_REVISION" else "partial")
-    mod = level.name if level is not None else ("NONE" if covers == "entire_file" else "OTHER")
-    allowed = covers != "partial" and mod != "OTHER" and (
-        docmdp is None or level is None or level.value <= docmdp.value or level == ModificationLevel.LTA_UPDATES)
+    level = changes.level_after(sig.signed_revision)
+    mod = level.name if later > 0 or changes.trailing else "NONE"
+    allowed = covers != "partial" and not changes.after(sig.signed_revision)
     return CoverageInfo(covers=covers, revision=sig.signed_revision + 1, later_revisions=max(0, later),
                         modification_level=mod, docmdp_permission=int(docmdp.value) if docmdp else None,
                         changes_allowed=allowed)
@@ -213,3 +209,24 @@ def format_failure(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport
         digest_algorithm="?", signature_algorithm="?", summary=text,
     )
 
+
+
+def signed_revision(pdf: bytes) -> tuple[bytes, str, int]:
+    """What the first signer signed: the byte prefix of the file that is the revision their signature
+    covers (every incremental update ends a complete PDF), its field name and 1-based revision.
+
+    A relying party shown "changed after signing" opens this to see what was really signed; no
+    registry is needed, so it works for foreign documents as for kyso's own."""
+    reader = open_pdf(pdf)
+    try:
+        embedded = [s for s in reader.embedded_signatures if s.sig_object_type != "/DocTimeStamp"]
+    except Exception as exc:  # noqa: BLE001 - a broken AcroForm is the file's fault
+        raise UnreadablePdf(f"the PDF's signature fields cannot be read ({type(exc).__name__})") from None
+    for sig in sorted(embedded, key=lambda s: s.signed_revision):
+        try:
+            end = covered_end(sig)
+        except (TypeError, ValueError):
+            continue
+        if 0 < end <= len(pdf):
+            return pdf[:end], str(sig.field_name), sig.signed_revision + 1
+    raise UnreadablePdf("this PDF has no signature whose signed part can be extracted", code="no_signature")

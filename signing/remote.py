@@ -26,7 +26,7 @@ from pki.context import PkiContext
 from pki.models import Certificate, CertificateAuthority, Credential
 from pki.store import get_credential
 
-from . import activation
+from . import activation, signature_records
 from .material import SIGNING_PROFILES, MaterialCache
 from .signer import HASHES
 
@@ -137,7 +137,16 @@ async def sign_hashes(ctx: PkiContext, material: MaterialCache, credential_id: s
     def sign_all() -> list[bytes]:
         return [store.sign_digest(signer.key_ref, h, hash_cls(), mechanism.scheme) for h in hashes]
 
-    return sign_all() if store.scheme == "soft" else await asyncio.to_thread(sign_all)
+    signatures = sign_all() if store.scheme == "soft" else await asyncio.to_thread(sign_all)
+    # recorded before they are handed out, so a CMS a client builds around one is found by the verifier
+    await asyncio.to_thread(_record_signatures, ctx, credential_id, signer.serial, signatures)
+    return signatures
+
+
+def _record_signatures(ctx: PkiContext, credential_id: str, serial: str, signatures: list[bytes]) -> None:
+    values = [signature_records.SignatureValue(value=s, source="signhash", signer_serial=serial) for s in signatures]
+    with transaction(ctx.sessions) as session:
+        signature_records.record(session, values, created_at=clock.now(), credential_id=credential_id)
 
 
 # -- what remote-signing clients see -----------------------------------------------------------------

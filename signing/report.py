@@ -96,6 +96,7 @@ class SignatureReport:
     summary: Text
     notes: tuple[Text, ...] = ()
     entitlement: Entitlement | None = None
+    registered: bool | None = None  # for a kyso certificate: whether kyso recorded making this signature
 
 
 @dataclass(frozen=True)
@@ -165,10 +166,14 @@ class VerificationReport:
 
     @property
     def genuine(self) -> bool:
-        """Every signature passed, every signer kyso recorded was entitled by the signing policy, and,
-        for a kyso document, the registry still says valid."""
+        """At least one signature (a timestamp alone signs nothing), every signature passed, nothing
+        changed after signing that is not accountable, every signer kyso recorded was entitled by the
+        signing policy, and, for a kyso document, the registry still says valid."""
         entitled = all(s.entitlement is None or s.entitlement.allowed is not False for s in self.signatures)
-        return (self.indication == "TOTAL-PASSED" and entitled
+        signed = any(s.kind == "signature" for s in self.signatures)
+        recorded = all(s.registered is not False for s in self.signatures)
+        return (self.indication == "TOTAL-PASSED" and signed and entitled and recorded and not self.modifications
+                and not any(v.kind in ("pixels", "page_count", "page_size") for v in self.visual_differences)
                 and (self.registry is None or self.registry.status == "valid"))
 
     def as_dict(self) -> dict[str, Any]:

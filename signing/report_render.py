@@ -80,6 +80,14 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
     for note in report.notes:
         doc.set_font("kyso", "", 10)
         _write(doc, 0, 5, t(note.vi, note.en))
+    changes = [*report.modifications, *report.visual_differences]
+    if changes:
+        doc.ln(2)
+        doc.set_font("kyso", "B", 11)
+        _write(doc, 0, 6, t("Những thay đổi sau khi ký", "Changes after signing"))
+        doc.set_font("kyso", "", 10)
+        for change in changes[:30]:
+            _write(doc, 0, 5, "– " + t(change.text.vi, change.text.en))
     for index, sig in enumerate(report.signatures, 1):
         doc.ln(3)
         doc.set_font("kyso", "B", 12)

@@ -81,7 +81,7 @@ def reason_text(reason: str | None) -> Text:
 def signature_summary(indication: str, sub: str | None, signer: CertificateInfo | None,
                       signed_at: dt.datetime | None, *, revoked_later: tuple[dt.datetime, str | None] | None = None,
                       revoked_at: dt.datetime | None = None, reason: str | None = None,
-                      timestamp_kind: bool = False) -> Text:
+                      timestamp_kind: bool = False, changed_after: bool = False) -> Text:
     name, at = who(signer), when(signed_at)
     if timestamp_kind:
         if indication == "TOTAL-PASSED":
@@ -96,6 +96,10 @@ def signature_summary(indication: str, sub: str | None, signer: CertificateInfo 
                         f"sau đó, ngày {when(revoked)}, vì {r.vi}. Văn bản đã ký trước đó vẫn có giá trị.",
                         f"Valid when signed ({at}) by {name}; the signer's certificate was revoked later, on "
                         f"{when(revoked)}, because {r.en}. Documents signed before that stay valid.")
+        if changed_after:  # sound for what it signed, and the file is more than that: never "unaltered"
+            return Text(f"Chữ ký của {name} lúc {at} đúng với bản đã ký, nhưng tệp đã bị thay đổi sau khi ký.",
+                        f"The signature by {name} at {at} matches what was signed, but the file was changed after "
+                        "signing.")
         return Text(f"Chữ ký hợp lệ: ký bởi {name} lúc {at}; nội dung không bị thay đổi sau khi ký.",
                     f"Valid signature by {name} at {at}; the content was not changed after signing.")
     return _failure(indication, sub, name, at, revoked_at, reason)
@@ -156,20 +160,25 @@ def revision_only(revision: int, later: int) -> Text:
 
 
 NO_SIGNATURE = Text("Tệp này không có chữ ký số nào.", "This file carries no digital signature.")
-UNCOVERED = Text("Có nội dung được thêm vào sau chữ ký cuối cùng mà không chữ ký nào bảo đảm.",
-                 "Content was added after the last signature that no signature covers.")
+TIMESTAMP_ONLY = Text("Tệp chỉ có dấu thời gian, không có chữ ký của người hay cơ quan nào: dấu thời gian chỉ "
+                      "chứng minh tệp đã tồn tại vào lúc đó, không chứng minh ai đã ký nó.",
+                      "The file carries only a timestamp, no person's or office's signature: a timestamp proves the "
+                      "file existed at that time, not that anyone signed it.")
 
 
-CHANGED_AFTER_SIGNING = Text("Nội dung đã bị thay đổi sau một chữ ký (không chỉ thêm chữ ký, điền biểu mẫu hay "
-                             "dữ liệu xác thực).",
-                             "The content was changed after a signature (beyond adding signatures, filling in "
-                             "forms or validation data).")
+CHANGED_AFTER_SIGNING = Text("Tệp đã bị thay đổi sau khi ký bằng những thay đổi không phải chữ ký, dấu thời gian "
+                             "hay dữ liệu xác thực: nội dung đang thấy có thể không phải nội dung đã ký.",
+                             "The file was changed after signing by something that is not a signature, a timestamp "
+                             "or validation data: what it shows may not be what was signed.")
 
 
 def file_summary(indication: str, signatures: int, registry_status: str | None, document_id: str | None,
-                 sub: str | None = None) -> Text:
+                 sub: str | None = None, *, signed: bool = True, modified: bool = False) -> Text:
     if signatures == 0:
         return NO_SIGNATURE
+    if not signed:
+        return Text("Tệp chỉ được đóng dấu thời gian, KHÔNG được ký: không thể xác nhận văn bản là xác thực.",
+                    "Timestamped, NOT signed: the document cannot be confirmed as genuine.")
     if registry_status == "withdrawn":
         return Text(f"Văn bản {document_id} đã bị cơ quan ban hành thu hồi; không còn giá trị sử dụng.",
                     f"Document {document_id} was withdrawn by the issuing office; it is no longer valid.")
@@ -179,6 +188,12 @@ def file_summary(indication: str, signatures: int, registry_status: str | None, 
     if indication == "TOTAL-PASSED":
         return Text("Văn bản xác thực: mọi chữ ký đều hợp lệ và nội dung không bị thay đổi.",
                     "Genuine: every signature is valid and the content was not changed.")
+    if modified and indication != "TOTAL-FAILED":
+        return Text("Tệp đã bị thay đổi sau khi ký: nội dung đang thấy có thể không phải nội dung đã ký. Chữ ký chỉ "
+                    "bảo đảm bản trước khi thay đổi; hãy dùng bản đã ký hoặc xin bản gốc từ cơ quan ban hành.",
+                    "The file was changed after signing: what it shows may not be what was signed. The signatures "
+                    "vouch only for the version before the change; use the signed version or ask the issuing office "
+                    "for the original.")
     if indication == "INDETERMINATE" and sub == "SIG_CONSTRAINTS_FAILURE":
         return Text("Tệp đã bị thay đổi sau khi ký (ví dụ thêm trang): chữ ký chỉ bảo đảm bản trước khi thay đổi. "
                     "Hãy xin bản gốc từ cơ quan ban hành.",
@@ -189,6 +204,13 @@ def file_summary(indication: str, signatures: int, registry_status: str | None, 
                     "NOT valid: a signature is wrong or the content was altered.")
     return Text("Chưa thể khẳng định văn bản là xác thực; xem chi tiết từng chữ ký.",
                 "The document cannot be confirmed as genuine yet; see each signature.")
+
+
+def unrecorded(field: str) -> Text:
+    return Text(f"Chữ ký «{field}» dùng chứng thư số do kyso cấp nhưng kyso không có bản ghi nào về việc đã tạo chữ ký "
+                "này: không được coi là văn bản do cơ quan ban hành.",
+                f"Signature «{field}» uses a certificate kyso issued, but kyso has no record of making it: the file "
+                "is not treated as a document the office issued.")
 
 
 def not_entitled(field: str, version: str | None, reason: str) -> Text:

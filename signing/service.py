@@ -34,7 +34,7 @@ from policies.documents import DOCUMENTS_FILE, DocumentPolicy, DocumentType, Lev
 from policies.engine import Decision, SignerFacts, Target, decide
 from policies.store import PolicyStore
 
-from . import offline_seal, pades
+from . import offline_seal, pades, signature_records
 from .errors import (
     BadAppearance, PdfTooLarge, SigningRefused, TimestampUnavailable, UnknownDocument, UnreadablePdf,
 )
@@ -368,6 +368,9 @@ class SigningService:
                 actor: str, idempotency_key: str | None, fingerprint: str | None, granted: "Granted") -> SignResult:
         digest = hashlib.sha256(pdf).hexdigest()
         pending = pades.LEVEL_ORDER[reached] < pades.LEVEL_ORDER[level]
+        produced = signature_records.signature_values(pdf, after=len(request.pdf))  # ours, not the input's
+        if not any(v.source == "sign" for v in produced):
+            raise RuntimeError(f"kyso's signature is not where it was written in document {document_id}'s output")
         seal_token = self._seal_tokens.pop((document_id, signed_at), None)
         try:
             with transaction(self.ctx.sessions) as session:
@@ -398,6 +401,8 @@ class SigningService:
                                          signer_serial=material.serial, sha256=digest, size=len(pdf),
                                          created_at=signed_at, pdf=pdf, policy_version=granted.policy_version,
                                          policy_rule=granted.decision.rule, reception=granted.decision.reception))
+                signature_records.record(session, produced, created_at=signed_at, document_id=document_id,
+                                         version=version, credential_id=material.credential_id)
                 result = SignResult(document_id=document_id, pdf=pdf, sha256=digest, level=reached,
                                     requested_level=level, pending_upgrade=pending, signer_serial=material.serial,
                                     signed_at=signed_at, version=version, offline_seal=seal_token)

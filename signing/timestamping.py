@@ -50,8 +50,11 @@ from .shared_asn1 import shareable
 
 log = logging.getLogger(__name__)
 
-#: messageImprint hash algorithms accepted, with their digest lengths in bytes
-ACCEPTED_HASHES: dict[str, int] = {"sha256": 32, "sha384": 48, "sha512": 64, "sha1": 20}
+#: messageImprint hash algorithms accepted, with their digest lengths in bytes. SHA-1 and MD5 are
+#: refused (rejection, failInfo badAlg): collisions for both can be made at will, so a token over a
+#: SHA-1 imprint would date whichever of two colliding documents the requester later shows
+#: (ETSI TS 119 312 lists neither for new time-stamps).
+ACCEPTED_HASHES: dict[str, int] = {"sha256": 32, "sha384": 48, "sha512": 64}
 _MATERIALS_KEPT = 8
 
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from core import audit, clock
 from core.db import transaction
 
-from . import pades
+from . import pades, signature_records
 from .errors import TimestampUnavailable
 from .models import DocumentFile, SignedDocument
 from .service import SigningService
@@ -61,6 +61,7 @@ def upgrade_one(service: SigningService, document_id: str) -> str:
         pdf, level, target, sha, credential_id = current.pdf, doc.level, doc.requested_level, doc.sha256, doc.credential_id
     try:
         new_pdf, reached = _raise_level(service, pdf, level, target, credential_id)
+        timestamps = signature_records.signature_values(new_pdf, after=len(pdf))  # the document timestamps added
     except Exception as exc:  # noqa: BLE001 - recorded on the document, retried with backoff
         return _record_failure(service, document_id, sha, exc)
     digest = hashlib.sha256(new_pdf).hexdigest()
@@ -74,6 +75,7 @@ def upgrade_one(service: SigningService, document_id: str) -> str:
         doc.upgrade_status, doc.next_attempt_at, doc.last_error = "none", None, None
         session.add(DocumentFile(document_id=doc.id, version=doc.version, change="upgrade", level=reached,
                                  signer_serial=None, sha256=digest, size=len(new_pdf), created_at=now, pdf=new_pdf))
+        signature_records.record(session, timestamps, created_at=now, document_id=doc.id, version=doc.version)
         audit.record(session, actor="system:upgrader", action="signing:document:upgrade", subject=doc.id,
                      level_from=level, level=reached, sha256=digest, version=doc.version)
     return "upgraded"

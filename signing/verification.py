@@ -45,20 +45,25 @@ from pki.reasons import Reason
 
 from . import entitlement, pades, report_text, speedups
 from .chain import SIGNER_USAGE, TSA_USAGE, ChainCache, ChainStatus, RevocationFacts, chain_status, context_for
-from .errors import PdfTooLarge, UnreadablePdf
+from . import visual_diff
+from .changes import ChangeReview, review
+from .errors import PdfTooLarge, TooComplex, UnreadablePdf
 from .material import MaterialCache
 from .models import DocumentFile, SignedDocument
+from .signature_records import SignatureRecordRow, find_by_signatures
 from .report import (
-    RegistryInfo, RevocationInfo, SignatureReport, Text,
+    Modification, RegistryInfo, RevocationInfo, SignatureReport, SignedRevision, Text, VisualDifference,
     TimestampInfo, VerificationReport,
 )
 from .trust import TrustProvider, TrustStore
 from .pdf_facts import (
-    anchor_label, cert_info, common_name, coverage_of, covered_end, crypto_check, digest, dss_material, embedded_certificates, format_failure, has_later_content, level_of, locks_fields, open_pdf, signing_time_attr, timestamp_token, worst,
+    anchor_label, cert_info, common_name, coverage_of, covered_end, crypto_check, digest, dss_material, embedded_certificates, format_failure, level_of, locks_fields, open_pdf, signing_time_attr, timestamp_token, worst,
 )
 
 log = logging.getLogger(__name__)
 WEAK_DIGESTS = {"md5", "sha1"}
+VISIBLE_CHANGES = {"pixels", "page_count", "page_size"}  # what a person would see that was not signed
+VISUAL_BUDGET_SECONDS = 2.0
 speedups.install()
 # current-time failures that a proof of existence may resolve (EN 319 102-1 5.6.2.4 past signature
 # validation; TRY_LATER too, as pyHanko's AdES past validation does: revocation data that is stale
@@ -77,13 +82,16 @@ class Verifier:
         self.material = material
         self.trust = TrustProvider(ctx)
         self.chains = ChainCache()
+        self.renderings = visual_diff.RenderCache()  # registered versions are rendered once, not per upload
         self._epoch: tuple[float, int] | None = None
 
     # -- the public operation --------------------------------------------------------------------
     @metrics.counted_verification
     def verify(self, pdf: bytes) -> VerificationReport:
-        if len(pdf) > self.ctx.settings.max_pdf_bytes:
-            raise PdfTooLarge(f"the PDF is {len(pdf):,} bytes; the limit is {self.ctx.settings.max_pdf_bytes:,}")
+        settings = self.ctx.settings
+        if len(pdf) > settings.max_pdf_bytes:
+            raise PdfTooLarge(f"the PDF is {len(pdf):,} bytes; the limit is {settings.max_pdf_bytes:,}")
+        deadline = time.monotonic() + float(getattr(settings, "verify_time_budget_seconds", 10.0))
         reader = open_pdf(pdf)
         now = clock.now()
         trust = self.trust.store()
@@ -91,22 +99,27 @@ class Verifier:
             embedded = list(reader.embedded_signatures)
         except Exception as exc:  # noqa: BLE001 - a broken AcroForm is the file's fault
             raise UnreadablePdf(f"the PDF's signature fields cannot be read ({type(exc).__name__})") from None
+        self._within_limits(reader, embedded)
+        changes = review(reader, pdf, embedded, deadline=deadline)
         with transaction(self.ctx.sessions) as session:  # one round trip for both lookups
             self._sync_epoch(session)
-            registry = self._registry(session, pdf, embedded)
+            registry, recorded, differs = self._registry(session, pdf, embedded)
             records = entitlement.read(session, registry) if registry is not None else None
         reports: list[SignatureReport] = []
         doc_timestamps = [s for s in embedded if s.sig_object_type == "/DocTimeStamp"]
         dss_data = dss_material(reader) if "/DSS" in reader.root else {}
         has_dss = bool(dss_data.get("ocsps") or dss_data.get("crls"))
         for sig in embedded:
+            if time.monotonic() > deadline:
+                raise TooComplex("verifying this PDF takes longer than kyso allows for one file")
             try:
                 if sig.sig_object_type == "/DocTimeStamp":
-                    reports.append(pades.run(self._timestamp(reader, sig, trust, now, dss_data)))
+                    reports.append(pades.run(self._timestamp(reader, sig, trust, now, dss_data, changes)))
                 else:
                     reports.append(pades.run(self._signature(reader, sig, trust, now, dss_data,
-                                                             doc_timestamps, has_dss)))
-            except Unavailable:
+                                                             doc_timestamps, has_dss, changes, recorded,
+                                                             unsigned_changed=differs is not None)))
+            except (Unavailable, TooComplex):
                 raise  # the database or a keystore is down: 503 and retry, never "damaged" for a sound file
             except Exception as exc:  # noqa: BLE001 - a malformed signature is reported, never a 500
                 log.warning("signature %s could not be validated: %s", sig.field_name, exc, exc_info=True)
@@ -118,39 +131,98 @@ class Verifier:
             if report.entitlement is not None and report.entitlement.allowed is False:
                 notes.append(report_text.not_entitled(report.field_name, report.entitlement.policy_version,
                                                       report.entitlement.reason))
-        last_end = max((covered_end(s) for s in embedded), default=0)
-        uncovered = bool(embedded) and last_end < len(pdf.rstrip()) - 2 and has_later_content(pdf, last_end)
-        if uncovered:
-            notes.append(report_text.UNCOVERED)
+        modifications = (*changes.modifications, *((differs,) if differs else ()))
+        visual = self._look(pdf, embedded, changes, recorded, deadline)
+        for report in reports:
+            if report.registered is False:
+                notes.append(report_text.unrecorded(report.field_name))
         indication, sub = worst(reports)
-        if indication == "TOTAL-PASSED" and any(r.kind == "signature" and r.coverage.modification_level == "OTHER"
-                                                for r in reports):
+        seen_changed = any(v.kind in VISIBLE_CHANGES for v in visual)
+        if indication == "TOTAL-PASSED" and (modifications or seen_changed):
             # every signature is sound for what it signed, but the file was changed after one of them
-            # beyond signing, form filling or validation data (a page added): not what was signed
+            # by something no signature, timestamp or validation data accounts for: not what was signed
             indication, sub = "INDETERMINATE", "SIG_CONSTRAINTS_FAILURE"
-            if not uncovered:
-                notes.append(report_text.CHANGED_AFTER_SIGNING)
+        if modifications or seen_changed:
+            notes.append(report_text.CHANGED_AFTER_SIGNING)
         if not reports:
             indication, sub = "INDETERMINATE", "NO_SIGNATURE_FOUND"
+        elif not any(r.kind == "signature" for r in reports):
+            notes.append(report_text.TIMESTAMP_ONLY)
         if registry is not None and not registry.is_current:
             notes.append(Text(f"Đây là phiên bản {registry.version} của văn bản {registry.document_id}; phiên bản "
                               f"hiện hành là {registry.current_version}.",
                               f"This is version {registry.version} of document {registry.document_id}; the current "
                               f"version is {registry.current_version}."))
+        signed_revision = self._signed_revision(embedded, registry) if modifications or seen_changed else None
         summary = report_text.file_summary(indication, len(reports), registry.status if registry else None,
-                                           registry.document_id if registry else None, sub=sub)
+                                           registry.document_id if registry else None, sub=sub,
+                                           signed=any(r.kind == "signature" for r in reports),
+                                           modified=bool(modifications) or seen_changed)
         return VerificationReport(indication=indication, sub_indication=sub, sha256=hashlib.sha256(pdf).hexdigest(),
                                   signatures=tuple(reports), registry=registry, validated_at=now, summary=summary,
-                                  notes=tuple(notes))
+                                  notes=tuple(notes), modifications=modifications, visual_differences=visual,
+                                  signed_revision=signed_revision)
+
+    def _look(self, pdf: bytes, embedded: list[EmbeddedPdfSignature], changes: ChangeReview,
+              recorded: dict[bytes, SignatureRecordRow], deadline: float) -> tuple[VisualDifference, ...]:
+        """Render what the first signature covers and the file as it is, and compare them, as a person
+        would: the check that does not depend on how a reader interprets the objects (the parser
+        differentials the shadow and incremental-saving attacks exploit). Later signatures' own
+        widgets are left out and, where they cover what was signed, reported as overlaps."""
+        if not embedded:
+            return ()
+        first = min(embedded, key=lambda s: s.signed_revision)
+        end = covered_end(first)
+        if not 0 < end < len(pdf) or not pdf[end:].strip(b"\r\n\t \x00\x0c"):
+            return ()  # the signature covers the whole file: nothing was added to look at
+        budget = min(VISUAL_BUDGET_SECONDS, max(0.05, deadline - time.monotonic()))
+        signed = pdf[:end]
+        found = visual_diff.compare(signed, pdf, ignore=changes.widget_boxes, budget_seconds=budget,
+                                    cache=self.renderings)
+        # kyso placed its own registered stamps; a foreign later signature's widget over what was
+        # signed is worth a line in the report
+        values = {str(s.field_name): _signature_value(s) for s in embedded}
+        widgets = [(page, box) for name, page, box in changes.widgets if values.get(name) not in recorded]
+        if widgets and not any(v.kind == "not_compared" for v in found):
+            found += visual_diff.annotation_overlaps(pdf, widgets, against=signed, budget_seconds=budget,
+                                                     cache=self.renderings)
+        return found
+
+    def _within_limits(self, reader: PdfFileReader, embedded: list[EmbeddedPdfSignature]) -> None:
+        """A public verifier must not be held by one file: refuse more than a person's workflow makes."""
+        settings = self.ctx.settings
+        most_signatures = int(getattr(settings, "verify_max_signatures", 20))
+        most_revisions = int(getattr(settings, "verify_max_revisions", 50))
+        if len(embedded) > most_signatures:
+            raise TooComplex(f"the PDF carries {len(embedded)} signatures; kyso verifies files with at most "
+                             f"{most_signatures}")
+        revisions = reader.xrefs.total_revisions
+        if revisions > most_revisions:
+            raise TooComplex(f"the PDF was saved {revisions} times (incremental updates); kyso verifies files with "
+                             f"at most {most_revisions}")
+
+    @staticmethod
+    def _signed_revision(embedded: list[EmbeddedPdfSignature], registry: RegistryInfo | None) -> SignedRevision | None:
+        """What the first signer signed: the registered version, or the byte prefix that is that revision."""
+        regular = [s for s in embedded if s.sig_object_type != "/DocTimeStamp"] or embedded
+        if not regular:
+            return None
+        first = min(regular, key=lambda s: s.signed_revision)
+        return SignedRevision(field_name=str(first.field_name), revision=first.signed_revision + 1,
+                              length=covered_end(first),
+                              document_id=registry.document_id if registry else None,
+                              version=registry.version if registry else None)
 
     # -- one signature ---------------------------------------------------------------------------
     async def _signature(self, reader: PdfFileReader, sig: EmbeddedPdfSignature, trust: TrustStore,
                          now: dt.datetime, dss: dict[str, Any], doc_timestamps: list[EmbeddedPdfSignature],
-                         has_dss: bool) -> SignatureReport:
+                         has_dss: bool, changes: ChangeReview,
+                         recorded: dict[bytes, SignatureRecordRow], *, unsigned_changed: bool = False
+                         ) -> SignatureReport:
         certs = embedded_certificates(sig)
         kyso = self._kyso_chain(certs)
         facts = self._facts(certs, dss, kyso)
-        sig.compute_integrity_info()
+        sig.compute_integrity_info(skip_diff=True)  # changes.review did it, once per revision
         integrity = sig.summarise_integrity_info()
         signer = sig.signer_cert
         intact, valid = crypto_check(sig.signer_info, signer, "data", sig.compute_digest())
@@ -159,7 +231,7 @@ class Verifier:
         if poe is None and later_ts:
             # a document timestamp over this signature is also proof that it existed by then
             for ts_sig in later_ts:
-                ts_report = await self._timestamp(reader, ts_sig, trust, now, dss)
+                ts_report = await self._timestamp(reader, ts_sig, trust, now, dss, changes)
                 if ts_report.indication == "TOTAL-PASSED" and ts_report.timestamp:
                     poe = ts_report.timestamp.time
                     break
@@ -168,7 +240,7 @@ class Verifier:
                  if intact and valid else ChainStatus(None, "NOT_CHECKED", None))
         indication, sub, revocation, revoked_later = await self._judge(
             intact, valid, md, chain, poe, signer, certs, trust, facts, kyso, now=now)
-        coverage = coverage_of(sig, integrity, reader)
+        coverage = coverage_of(sig, integrity, reader, changes)
         notes: tuple[Text, ...] = ()
         if indication != "TOTAL-FAILED" and not coverage.changes_allowed:
             if coverage.covers == "partial" or sig.docmdp_level is not None or locks_fields(sig):
@@ -185,7 +257,8 @@ class Verifier:
         claimed = sig.self_reported_timestamp or signing_time_attr(sig.signer_info)
         summary = report_text.signature_summary(
             indication, sub, signer_info, poe or claimed, revoked_later=revoked_later,
-            revoked_at=revocation.revoked_at, reason=revocation.reason)
+            revoked_at=revocation.revoked_at, reason=revocation.reason,
+            changed_after=unsigned_changed or not coverage.changes_allowed)
         return SignatureReport(
             field_name=sig.field_name, kind="signature", indication=indication, sub_indication=sub,
             intact=intact, signer=signer_info, chain=tuple(cert_info(c) for c in reversed(path_certs[:-1])),
@@ -193,6 +266,8 @@ class Verifier:
             claimed_signing_time=claimed, timestamp=timestamp, revocation=revocation, coverage=coverage, level=level,
             digest_algorithm=md, signature_algorithm=sig.signer_info["signature_algorithm"]["algorithm"].native,
             summary=summary, notes=notes,
+            # a signature made with a kyso certificate counts only if kyso recorded making it
+            registered=(_signature_value(sig) in recorded) if kyso else None,
         )
 
     async def _signature_timestamp(self, sig: EmbeddedPdfSignature, trust: TrustStore, now: dt.datetime,
@@ -316,11 +391,11 @@ class Verifier:
 
     # -- document timestamps ---------------------------------------------------------------------
     async def _timestamp(self, reader: PdfFileReader, sig: EmbeddedPdfSignature, trust: TrustStore,
-                         now: dt.datetime, dss: dict[str, Any]) -> SignatureReport:
+                         now: dt.datetime, dss: dict[str, Any], changes: ChangeReview) -> SignatureReport:
         certs = embedded_certificates(sig)
         kyso = self._kyso_chain(certs)
         facts = self._facts(certs, dss, kyso)
-        sig.compute_integrity_info()
+        sig.compute_integrity_info(skip_diff=True)
         integrity = sig.summarise_integrity_info()
         tst_info = sig.signed_data["encap_content_info"]["content"].parsed
         imprint_ok = sig.compute_digest() == tst_info["message_imprint"]["hashed_message"].native
@@ -339,7 +414,7 @@ class Verifier:
             intact=intact, signer=info, chain=(), trust_anchor=None, claimed_signing_time=time_,
             timestamp=TimestampInfo(time=time_, tsa=info.common_name if info else None, intact=intact, trusted=trusted),
             revocation=RevocationInfo("good" if trusted else "not_checked", "kyso" if kyso else "dss"),
-            coverage=coverage_of(sig, integrity, reader), level=None, digest_algorithm=sig.md_algorithm,
+            coverage=coverage_of(sig, integrity, reader, changes), level=None, digest_algorithm=sig.md_algorithm,
             signature_algorithm=sig.signer_info["signature_algorithm"]["algorithm"].native,
             summary=report_text.signature_summary(indication, sub, info, time_, timestamp_kind=True),
         )
@@ -397,28 +472,40 @@ class Verifier:
 
     # -- registry --------------------------------------------------------------------------------
     @staticmethod
-    def _registry(session: Session, pdf: bytes, embedded: list[EmbeddedPdfSignature]) -> RegistryInfo | None:
-        """The registry record whose file is this one, or is this file before later additions."""
-        candidates = [hashlib.sha256(pdf).hexdigest()]
-        for end in sorted({covered_end(s) for s in embedded}, reverse=True):
-            if 0 < end < len(pdf):
-                candidates.append(hashlib.sha256(pdf[:end]).hexdigest())
-        rows = session.execute(select(DocumentFile.sha256, DocumentFile.version, SignedDocument)
-                               .join(SignedDocument, SignedDocument.id == DocumentFile.document_id)
-                               .where(DocumentFile.sha256.in_(candidates))).all()
-        found = {row.sha256: row for row in rows}
-        for candidate in candidates:
-            row = found.get(candidate)
-            if row is None:
-                continue
-            doc = row.SignedDocument
-            return RegistryInfo(
-                document_id=doc.id, status=doc.status, document_type=doc.document_type,
-                commune_code=doc.commune_code, signed_at=doc.signed_at, version=row.version,
-                current_version=doc.version, is_current=row.version == doc.version and candidate == candidates[0],
-                status_reason=doc.status_reason, superseded_by=doc.superseded_by,
-            )
-        return None
+    def _registry(session: Session, pdf: bytes, embedded: list[EmbeddedPdfSignature]
+                  ) -> tuple[RegistryInfo | None, dict[bytes, SignatureRecordRow], Modification | None]:
+        """The registry record found by the file's signature values (not by the file's hash: bytes
+        around a signature can change without touching it), the records of every value kyso made, and
+        a modification when the file differs from the registered version outside the signed ranges
+        (e.g. a changed ``/Contents`` padding byte) in a way no later revision accounts for."""
+        values = [v for v in (_signature_value(s) for s in embedded) if v is not None]
+        records = find_by_signatures(session, values)
+        newest = next((records[v] for v in reversed(values) if v in records and records[v].document_id), None)
+        if newest is None or newest.version is None:
+            return None, records, None
+        doc = session.get(SignedDocument, newest.document_id)
+        if doc is None:
+            return None, records, None
+        stored = session.execute(select(DocumentFile.sha256, DocumentFile.size).where(
+            DocumentFile.document_id == doc.id, DocumentFile.version == newest.version)).first()
+        exact = stored is not None and hashlib.sha256(pdf).hexdigest() == stored.sha256
+        prefix = (not exact and stored is not None and stored.size < len(pdf)
+                  and hashlib.sha256(pdf[:stored.size]).hexdigest() == stored.sha256)
+        differs = None
+        if stored is not None and not exact and not prefix:
+            differs = Modification(
+                revision=0, after_signature="", category="unsigned_bytes", object=None, page=None,
+                text=Text(f"Tệp khác với phiên bản {newest.version} đã đăng ký của văn bản {doc.id} ở những byte chữ ký "
+                          "không bảo vệ (ví dụ phần đệm của chữ ký): đây không phải tệp đã được cấp.",
+                          f"The file differs from registered version {newest.version} of document {doc.id} in bytes the "
+                          "signatures do not protect (e.g. a signature's padding): it is not the file that was issued."))
+        info = RegistryInfo(
+            document_id=doc.id, status=doc.status, document_type=doc.document_type,
+            commune_code=doc.commune_code, signed_at=doc.signed_at, version=newest.version,
+            current_version=doc.version, is_current=newest.version == doc.version and exact,
+            status_reason=doc.status_reason, superseded_by=doc.superseded_by,
+        )
+        return info, records, differs
 
     def revocation_of(self, cert: asn1_x509.Certificate) -> Certificate | None:
         with transaction(self.ctx.sessions) as session:
@@ -426,6 +513,14 @@ class Verifier:
             if row is not None:
                 session.expunge(row)
             return row
+
+
+def _signature_value(sig: EmbeddedPdfSignature) -> bytes | None:
+    """The raw signature value (inside the signed CMS, so no byte around it can change it)."""
+    try:
+        return bytes(sig.signer_info["signature"].native)
+    except Exception:  # noqa: BLE001 - a malformed CMS is judged by its own report
+        return None
 
 
 __all__ = ["Verifier"]

@@ -191,7 +191,7 @@ def show_certificate(
              summary="Revoke (or hold) a certificate with an RFC 5280 reason or a legal ground")
 def revoke(serial: str, body: RevokeIn, container: ContainerDep, principal: Operator) -> CertificateOut:
     reason = resolve_reason(body.reason.value if body.reason else None, body.ground.value if body.ground else None)
-    row = revocation.revoke(container.pki, serial, reason, principal.actor)
+    row = revocation.revoke(container.pki, serial, reason, principal.actor, invalidity_date=body.invalidity_date)
     return _reload(container, row.serial)
 
 

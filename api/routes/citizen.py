@@ -34,7 +34,7 @@ from pki import store
 from pki.models import Certificate
 from policies import units
 from policies.documents import DocumentType
-from signing import offline_seal, registry
+from signing import offline_seal, pdf_facts, registry
 from signing.errors import UnknownDocument
 from signing.models import SignedDocument
 from signing.report import VerificationReport
@@ -229,22 +229,40 @@ def _result(report: VerificationReport, document_id: str, lang: str) -> dict[str
         if (s.timestamp or s.claimed_signing_time) else None,
         "ok": s.indication == "TOTAL-PASSED", "summary": getattr(s.summary, lang),
     } for s in report.signatures]
-    base = {"summary": summary, "indication": report.indication, "signatures": signatures, "link": None}
-    if reg is None:
+    base = {"summary": summary, "indication": report.indication, "signatures": signatures, "link": None,
+            "extract": bool(report.modifications or report.visual_differences)}
+    signed = any(s.kind == "signature" for s in report.signatures)
+    if report.signatures and not signed:
+        key, tone, sentence = "timestamp_only", "bad", _t(lang, "r_timestamp_only")
+    elif report.modifications or any(v.kind in ("pixels", "page_count", "page_size")
+                                     for v in report.visual_differences):
+        key, tone, sentence = "modified", "bad", _t(lang, "r_modified", what=_what_changed(report, lang))
+    elif reg is None:
         key, tone, sentence = "unregistered", "bad", _t(lang, "r_unregistered", id=document_id)
     elif reg.document_id != document_id:
         key, tone = "other_document", "bad"
         sentence = _t(lang, "r_other", other=reg.document_id, id=document_id)
         base["link"] = f"/v/{reg.document_id}"
+    elif reg.status != "valid":
+        key, tone, sentence = "withdrawn", "bad", _t(lang, "r_withdrawn", id=document_id)
     elif not report.genuine:
         key, tone, sentence = "not_genuine", "bad", _t(lang, "r_not_genuine")
-    elif not reg.is_current:
+    elif reg.version != reg.current_version:  # (the current version plus accountable additions is genuine)
         key, tone = "earlier_version", "warn"
         sentence = _t(lang, "r_earlier", version=reg.version, current=reg.current_version)
     else:
         key, tone, sentence = "genuine", "ok", _t(lang, "r_genuine", id=document_id)
     headline = _t(lang, {"ok": "r_ok_head", "warn": "r_warn_head", "bad": "r_bad_head"}[tone])
     return base | {"key": key, "tone": tone, "headline": headline, "sentence": sentence}
+
+
+def _what_changed(report: VerificationReport, lang: str) -> str:
+    """The first change the report names, in the citizen's words, and how many more there are."""
+    texts = [getattr(m.text, lang) for m in report.modifications] or \
+            [getattr(v.text, lang) for v in report.visual_differences if v.kind != "annotation_overlap"]
+    first = texts[0].rstrip(".") if texts else ""
+    more = len(texts) - 1
+    return f"{first} {_t(lang, 'r_more', n=more)}" if more > 0 else first
 
 
 async def _read_upload(request: Request, limit: int) -> bytes:
@@ -366,3 +384,21 @@ async def upload(document_id: str, request: Request, container: ContainerDep,
         log.exception("verification of an upload for %s failed unexpectedly", document_id[:40])
         return _error_page(KysoError("unexpected", code="internal_error"), code, path, document_id[:40], status=500)
     return _render("document.html", 200, code, path, page=page, result=_result(report, canonical, code))
+
+
+@router.post("/v/{document_id}/signed-revision")
+async def signed_revision(document_id: str, request: Request, container: ContainerDep,
+                          lang: str | None = Query(default=None)) -> Response:
+    """The part of the citizen's own file that the signer signed (nothing is read from the registry,
+    so no one gets a document they do not already hold)."""
+    code = _lang(lang)
+    path = f"/v/{document_id}"
+    try:
+        normalize_id(document_id)
+        limit_verification(request)
+        pdf = await _read_upload(request, container.settings.max_pdf_bytes)
+        prefix, _field, revision = await run_in_threadpool(pdf_facts.signed_revision, pdf)
+    except KysoError as exc:
+        return _error_page(exc, code, path, document_id[:40])
+    return Response(prefix, media_type="application/pdf",
+                    headers={**HEADERS, "Content-Disposition": f'attachment; filename="ban-da-ky-{revision}.pdf"'})

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from signing import report_render
+from signing import pdf_facts, report_render
 
 from ..deps import ContainerDep
 from ..schemas import error_responses
@@ -50,15 +50,7 @@ async def verify(request: Request, container: ContainerDep,
                                                                      "the body with Content-Type: application/pdf)")] = None,
                  format: Annotated[Format | None, Query(description="json, html or pdf; default from Accept")] = None,
                  lang: Annotated[Literal["vi", "en"], Query(description="Language of the sentences")] = "vi") -> Response:
-    limit = container.settings.max_pdf_bytes
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if file is not None:
-        pdf = await read_pdf(file, limit)
-    elif content_type == "application/pdf":
-        pdf = await run_in_threadpool(checked_pdf, await request.body(), limit, "the body")
-    else:
-        raise UnsupportedMediaType(f"send the PDF as multipart/form-data with a part named 'file', or as the body "
-                                   f"with Content-Type: application/pdf (this request was {content_type or 'empty'})")
+    pdf = await _uploaded(request, container.settings.max_pdf_bytes, file)
     report = await verify_gate(request).run(container.verifier.verify, pdf)
     chosen = _format(request, format)
     if chosen == "html":
@@ -70,3 +62,37 @@ async def verify(request: Request, container: ContainerDep,
         return Response(sealed, media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="verification-{report.sha256[:12]}.pdf"'})
     return JSONResponse(report.as_dict())
+
+
+async def _uploaded(request: Request, limit: int, file: UploadFile | None) -> bytes:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if file is not None:
+        return await read_pdf(file, limit)
+    if content_type == "application/pdf":
+        return await run_in_threadpool(checked_pdf, await request.body(), limit, "the body")
+    raise UnsupportedMediaType(f"send the PDF as multipart/form-data with a part named 'file', or as the body "
+                               f"with Content-Type: application/pdf (this request was {content_type or 'empty'})")
+
+
+@router.post(
+    "/verify/signed-revision",
+    summary="The part of a PDF its first signature covers: what the signer signed, before any later change",
+    dependencies=[Depends(limit_verification)],
+    openapi_extra={"requestBody": {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}},
+    responses={200: {"content": {"application/pdf": {}}, "description": "The signed revision, a complete PDF"}},
+)
+async def signed_revision(request: Request, container: ContainerDep,
+                          file: Annotated[UploadFile | None, File(description="The signed PDF")] = None) -> Response:
+    """When a report says the file was changed after signing, this returns what was signed (the byte
+    prefix that is the signed revision), for any signed PDF; a registered kyso document's versions are
+    also at ``GET /api/v1/documents/{id}/file?version=N``."""
+    pdf = await _uploaded(request, container.settings.max_pdf_bytes, file)
+    prefix, field, revision = await run_in_threadpool(pdf_facts.signed_revision, pdf)
+    return Response(prefix, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="signed-revision-{revision}.pdf"',
+                             "X-Signature-Field": _header_safe(field), "X-Signed-Revision": str(revision)})
+
+
+def _header_safe(value: str) -> str:
+    """A field name from the file, as one short ASCII line (it is the file's text, not kyso's)."""
+    return "".join(c if 32 <= ord(c) < 127 else "?" for c in value)[:80]

@@ -100,6 +100,10 @@ class SpecialistPhone:
         finally:
             clock.set_clock(previous)
 
+    def fresh_code(self) -> contextlib.AbstractContextManager[str]:
+        """A one-time code for an in-process approval, the clock inside its step while the block runs."""
+        return self._next_step()
+
     def authorize(self, client: TestClient, headers: dict[str, str], *pdfs: bytes,
                   credential_id: str | None = None) -> str:
         """A SAD for exactly these PDFs (their SHA-256), issued to the client ``headers`` name."""

@@ -55,7 +55,10 @@ def test_page_appended_to_certified_document(pki: Container, specialist: str, sa
     assert s.coverage.docmdp_permission == 2 and s.coverage.later_revisions == 1
     assert s.coverage.modification_level == "OTHER" and not s.coverage.changes_allowed
     assert "did not allow" in s.summary.en
-    assert any("no signature covers" in n.en for n in report.notes)
+    assert any("changed after signing" in n.en for n in report.notes)
+    # the report names what changed: the new last page, in the revision after the signature
+    assert any(m.category == "page" and m.page == page_count(extended) and m.revision == 3
+               for m in report.modifications), report.modifications
     # the signed part is the registered version 1; the file as a whole is not
     assert report.registry is not None and report.registry.version == 1 and not report.registry.is_current
 
@@ -101,5 +104,8 @@ def test_page_appended_to_approval_only_document(pki: Container, specialist: str
     assert any("later revision" in n.en for n in s.notes)
     assert (report.indication, report.sub_indication, report.genuine) == (
         "INDETERMINATE", "SIG_CONSTRAINTS_FAILURE", False)
-    assert any("no signature covers" in n.en for n in report.notes)
+    assert any("changed after signing" in n.en for n in report.notes)
+    # the report names what changed: the new last page, in the revision after the signature
+    assert any(m.category == "page" and m.page == page_count(extended) and m.revision == 3
+               for m in report.modifications), report.modifications
     assert report.registry is not None and not report.registry.is_current
