@@ -38,6 +38,7 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
 from .errors import TooComplex
 from .report import Modification, Text
+from .report_text import one_line
 
 Box = tuple[float, float, float, float]
 
@@ -164,8 +165,8 @@ def _review_revision(reader: PdfFileReader, revision: int, made: list[EmbeddedPd
         problems.append(Modification(
             revision=revision + 1, after_signature=after, category="widget", object=None,
             page=_field_page(new, name),
-            text=Text(f"Trường chữ ký «{_quote(name)}» được tạo hoặc sửa sau khi ký mà không có chữ ký nào.",
-                      f"Signature field «{_quote(name)}» was created or changed after signing without a signature.")))
+            text=Text(f"Trường chữ ký «{one_line(name, 80)}» được tạo hoặc sửa sau khi ký mà không có chữ ký nào.",
+                      f"Signature field «{one_line(name, 80)}» was created or changed after signing without a signature.")))
     level = result.modification_level
     if docmdp == MDPPerm.NO_CHANGES and level > ModificationLevel.LTA_UPDATES:
         problems.append(Modification(
@@ -200,7 +201,7 @@ def _explain(old: HistoricalResolver, new: HistoricalResolver, revision: int, af
 
 
 def _generic(revision: int, after: str, message: str) -> Modification:
-    short = _quote(message.splitlines()[0] if message else "", 160)
+    short = one_line(message.splitlines()[0] if message else "", 160)
     return Modification(revision=revision + 1, after_signature=after, category="object", object=None, page=None,
                         text=Text(f"Lần cập nhật thứ {revision + 1} thay đổi tệp theo cách không được phép sau khi ký "
                                   f"({short}).",
@@ -268,8 +269,8 @@ def _mod(revision: int, after: str, category: str, name: str, page: int | None, 
         "widget": ("Một ô biểu mẫu", "A form widget"),
         "visibility": ("Cờ ẩn/hiện của một ô biểu mẫu", "The hidden/visible flag of a form widget"),
         "form_value": ("Giá trị của một ô biểu mẫu", "The value of a form field"),
-        "annotation": (f"Một chú thích {ANNOTATION_WORDS.get(detail, detail.lstrip('/'))}".rstrip(),
-                       f"An annotation {detail.lstrip('/')}".rstrip()),
+        "annotation": (f"Một chú thích {ANNOTATION_WORDS.get(detail) or one_line(detail.lstrip('/'), 40)}".rstrip(),
+                       f"An annotation {one_line(detail.lstrip('/'), 40)}".rstrip()),
     }[category]
     return Modification(revision=revision + 1, after_signature=after, category=category, object=name, page=page,
                         text=Text(f"{what_vi}{where_vi} {verb_vi} sau khi ký (đối tượng {name}).",
@@ -502,12 +503,6 @@ def _trailing_bytes(reader: PdfFileReader, pdf: bytes, last: int, after: str) ->
                   f"(trình xem PDF có thể hiển thị chúng).",
                   f"{count:,} bytes follow the end of the signed file outside any valid update (a PDF viewer may "
                   f"show them).")),)
-
-
-def _quote(text: str, limit: int = 80) -> str:
-    """Text from the file as one short line of data, never as kyso's own words."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 __all__ = ["ChangeReview", "RevisionReview", "STRICT_POLICY", "review"]

@@ -56,6 +56,7 @@ from .report import (
     TimestampInfo, VerificationReport,
 )
 from .trust import TrustProvider, TrustStore
+from .verify_limits import check_limits
 from .pdf_facts import (
     anchor_label, cert_info, common_name, coverage_of, covered_end, crypto_check, digest, dss_material, embedded_certificates, format_failure, level_of, locks_fields, open_pdf, signing_time_attr, timestamp_token, worst,
 )
@@ -91,15 +92,17 @@ class Verifier:
         settings = self.ctx.settings
         if len(pdf) > settings.max_pdf_bytes:
             raise PdfTooLarge(f"the PDF is {len(pdf):,} bytes; the limit is {settings.max_pdf_bytes:,}")
-        deadline = time.monotonic() + float(getattr(settings, "verify_time_budget_seconds", 10.0))
+        deadline = time.monotonic() + settings.verify_time_budget_seconds
         reader = open_pdf(pdf)
+        # a public verifier must not be held by one file: counted before any signature is parsed
+        check_limits(reader, max_signatures=settings.verify_max_signatures,
+                     max_revisions=settings.verify_max_revisions)
         now = clock.now()
         trust = self.trust.store()
         try:
             embedded = list(reader.embedded_signatures)
         except Exception as exc:  # noqa: BLE001 - a broken AcroForm is the file's fault
             raise UnreadablePdf(f"the PDF's signature fields cannot be read ({type(exc).__name__})") from None
-        self._within_limits(reader, embedded)
         changes = review(reader, pdf, embedded, deadline=deadline)
         with transaction(self.ctx.sessions) as session:  # one round trip for both lookups
             self._sync_epoch(session)
@@ -187,19 +190,6 @@ class Verifier:
             found += visual_diff.annotation_overlaps(pdf, widgets, against=signed, budget_seconds=budget,
                                                      cache=self.renderings)
         return found
-
-    def _within_limits(self, reader: PdfFileReader, embedded: list[EmbeddedPdfSignature]) -> None:
-        """A public verifier must not be held by one file: refuse more than a person's workflow makes."""
-        settings = self.ctx.settings
-        most_signatures = int(getattr(settings, "verify_max_signatures", 20))
-        most_revisions = int(getattr(settings, "verify_max_revisions", 50))
-        if len(embedded) > most_signatures:
-            raise TooComplex(f"the PDF carries {len(embedded)} signatures; kyso verifies files with at most "
-                             f"{most_signatures}")
-        revisions = reader.xrefs.total_revisions
-        if revisions > most_revisions:
-            raise TooComplex(f"the PDF was saved {revisions} times (incremental updates); kyso verifies files with "
-                             f"at most {most_revisions}")
 
     @staticmethod
     def _signed_revision(embedded: list[EmbeddedPdfSignature], registry: RegistryInfo | None) -> SignedRevision | None:

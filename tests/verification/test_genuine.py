@@ -178,7 +178,7 @@ def test_citizen_page_names_the_change_and_offers_the_signed_version(
 
 @pytest.mark.parametrize("count", [3])
 def test_too_many_signatures_is_a_clear_refusal(pki: Container, sample_pdf: bytes, count: int) -> None:
-    pki.settings.__dict__["verify_max_signatures"] = count - 1  # (a setting; lowered for a small file)
+    pki.settings.verify_max_signatures = count - 1  # lowered, for a small file
     pdf = sample_pdf
     for n in range(count):
         pdf = _timestamp_only(pki, pdf)

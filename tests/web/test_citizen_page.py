@@ -131,7 +131,7 @@ def test_upload_of_another_document(site: Site) -> None:
 
 def test_upload_of_withdrawn_document_is_not_genuine(site: Site) -> None:
     r = upload(site, site.withdrawn.document_id, site.withdrawn.pdf)
-    assert r.status_code == 200 and 'data-result="not_genuine"' in r.text
+    assert r.status_code == 200 and 'data-result="withdrawn"' in r.text and 'class="box bad"' in r.text
 
 
 @pytest.mark.parametrize("content,name,status,code", [
