@@ -101,8 +101,13 @@ class ChangeReview:
 
 
 def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignature], *,
-           deadline: float | None = None) -> ChangeReview:
-    """Review every revision after the earliest signature (nothing to do without one)."""
+           deadline: float | None = None, own: frozenset[str] = frozenset()) -> ChangeReview:
+    """Review every revision after the earliest signature (nothing to do without one).
+
+    ``own``: fields of signatures and timestamps kyso recorded making. A revision that ends exactly
+    where such a signature's byte range ends was written by kyso as a whole (the signature's digest
+    covers it, and kyso only appends its signature, stamp and validation data), so it needs no
+    object-by-object review; the visual comparison still looks at it."""
     if not signatures:
         return ChangeReview()
     total = reader.xrefs.total_revisions
@@ -120,7 +125,12 @@ def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignat
         made = by_revision.get(revision, [])
         docmdp = certified(revision)
         before = [s for s in signatures if s.signed_revision < revision]
-        one = _review_revision(reader, revision, made, docmdp, _after_name(before))
+        if any(str(s.field_name) in own and _ends_revision(reader, pdf, s) for s in made) and docmdp is None:
+            regular = any(s.sig_object_type != "/DocTimeStamp" for s in made)
+            one = RevisionReview(revision, frozenset(str(s.field_name) for s in made),
+                                 ModificationLevel.FORM_FILLING if regular else ModificationLevel.LTA_UPDATES, ())
+        else:
+            one = _review_revision(reader, revision, made, docmdp, _after_name(before))
         reviews.append(one)
         if not one.problems:
             for sig in made:
@@ -130,6 +140,20 @@ def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignat
     trailing = (*_gaps(reader, pdf, first, total, signatures), *_trailing_bytes(reader, pdf, total - 1,
                                                                                _after_name(signatures)))
     return ChangeReview(tuple(reviews), tuple(trailing), boxes, tuple(widgets))
+
+
+def _ends_revision(reader: PdfFileReader, pdf: bytes, sig: EmbeddedPdfSignature) -> bool:
+    """Whether the signature's byte range ends with its own revision's ``%%EOF`` (it covers all of it)."""
+    try:
+        info = reader.xrefs.get_xref_container_info(sig.signed_revision)
+        br = [int(x) for x in sig.byte_range]
+    except Exception:  # noqa: BLE001 - a malformed byte range covers nothing
+        return False
+    eof = _EOF.search(pdf, max(info.end_location, info.start_location))
+    if eof is None or len(br) != 4:
+        return False
+    end = br[2] + br[3]
+    return eof.end() <= end and not pdf[eof.end():end].strip(b"\r\n\t \x00\x0c")
 
 
 def _strictest_docmdp(signatures: list[EmbeddedPdfSignature]):  # type: ignore[no-untyped-def]

@@ -103,11 +103,12 @@ class Verifier:
             embedded = list(reader.embedded_signatures)
         except Exception as exc:  # noqa: BLE001 - a broken AcroForm is the file's fault
             raise UnreadablePdf(f"the PDF's signature fields cannot be read ({type(exc).__name__})") from None
-        changes = review(reader, pdf, embedded, deadline=deadline)
-        with transaction(self.ctx.sessions) as session:  # one round trip for both lookups
+        with transaction(self.ctx.sessions, read_only=True) as session:  # one round trip for the lookups
             self._sync_epoch(session)
             registry, recorded, differs = self._registry(session, pdf, embedded)
             records = entitlement.read(session, registry) if registry is not None else None
+        own = frozenset(str(s.field_name) for s in embedded if _signature_value(s) in recorded)
+        changes = review(reader, pdf, embedded, deadline=deadline, own=own)
         reports: list[SignatureReport] = []
         doc_timestamps = [s for s in embedded if s.sig_object_type == "/DocTimeStamp"]
         dss_data = dss_material(reader) if "/DSS" in reader.root else {}
@@ -429,7 +430,7 @@ class Verifier:
         and the material cache's revocation data (throttled and kept a few seconds on its own) are
         dropped, so the chain is validated again with the new OCSP responses and CRLs."""
         if session is None:
-            with transaction(self.ctx.sessions) as own:
+            with transaction(self.ctx.sessions, read_only=True) as own:
                 epoch = revocation_epoch(own)
         else:
             epoch = revocation_epoch(session)
@@ -498,7 +499,7 @@ class Verifier:
         return info, records, differs
 
     def revocation_of(self, cert: asn1_x509.Certificate) -> Certificate | None:
-        with transaction(self.ctx.sessions) as session:
+        with transaction(self.ctx.sessions, read_only=True) as session:
             row = session.execute(select(Certificate).where(Certificate.sha256 == cert.sha256.hex())).scalar_one_or_none()
             if row is not None:
                 session.expunge(row)
