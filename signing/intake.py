@@ -101,23 +101,25 @@ def check(pdf: bytes) -> PdfFileReader:
 
 
 def qpdf_pages(pdf: bytes) -> tuple[int, str | None]:
-    """The number of pages qpdf finds, and its first complaint while opening the file and walking its page
-    tree (a rebuilt xref, a kid that is not a page, a wrong /Count…), or None when it had none.
+    """The number of pages qpdf finds, and its first complaint while opening the file, walking its page tree
+    and resolving every object (a rebuilt xref, a kid that is not a page, an object that does not parse…),
+    or None when it had none: what ``qpdf --check`` reports about structure, content streams aside.
 
-    qpdf walks a page tree in C++ about seven times faster than pyHanko parses one (measured: 10 ms
-    against 74 ms for 500 pages, 0.1 ms against 0.7 ms for four), so the sound files of the hot path
-    pay qpdf's price and only damaged ones pyHanko's."""
+    qpdf does this in C++ several times faster than pyHanko parses a page tree (measured: 17 ms against
+    74 ms for 500 pages, 0.26 ms against 0.7 ms for four), so the sound files of the hot path pay
+    qpdf's price and only damaged ones pyHanko's."""
     import pikepdf
 
     try:
         with pikepdf.open(BytesIO(pdf)) as document:
             count = len(document.pages)
+            len(document.objects)  # resolves every object: one qpdf cannot parse where the xref says is a warning
             warnings = document.get_warnings()
     except pikepdf.PasswordError:
         raise EncryptedPdf("the PDF is encrypted; send the unprotected file (kyso must see what it signs)") from None
     except Exception as exc:  # noqa: BLE001 - qpdf raises on a page tree it cannot walk at all
-        return 0, f"qpdf cannot read the page tree: {_plain(str(exc))}"
-    return count, (_plain(warnings[0]) if warnings else None)
+        return 0, f"qpdf cannot read the page tree: {plain(str(exc))}"
+    return count, (plain(warnings[0]) if warnings else None)
 
 
 def _declared_count(reader: PdfFileReader) -> object:
@@ -127,7 +129,7 @@ def _declared_count(reader: PdfFileReader) -> object:
         return None
 
 
-def _plain(message: str) -> str:
+def plain(message: str) -> str:
     """A qpdf message without the name of the in-memory stream it read from."""
     return re.sub(r"^stream <[^>]*>:?\s*", "", message)[:160]
 

@@ -32,6 +32,7 @@ from typing import Any
 from asn1crypto import cms, x509 as asn1_x509
 
 from .errors import SelfCheckFailed
+from .intake import plain
 from .pdf_facts import crypto_check, digest, timestamp_token
 
 _BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
@@ -99,7 +100,7 @@ def _qpdf_view(signed: bytes) -> list[tuple[int, int, int, int]]:
         warnings = document.get_warnings()
         if warnings or pages == 0:
             raise SelfCheckFailed(f"qpdf finds kyso's signed output unsound ({pages} pages; "
-                                  f"{warnings[0][-160:] if warnings else 'no warning'})", check="structure")
+                                  f"{plain(warnings[0]) if warnings else 'no warning'})", check="structure")
         ranges: list[tuple[int, int, int, int]] = []
         form = document.Root.get("/AcroForm")
         stack = list(form.get("/Fields", [])) if form is not None else []
