@@ -17,7 +17,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.db import is_unreachable, unavailable
 from core.errors import (
-    ConfigurationError, Conflict, InvalidInput, KysoError, NotFound, PermissionDenied, Unauthenticated, Unavailable,
+    ConfigurationError, Conflict, Internal, InvalidInput, KysoError, NotFound, PermissionDenied, Unauthenticated,
+    Unavailable,
 )
 
 log = logging.getLogger("kyso.api")
@@ -30,6 +31,7 @@ STATUS_BY_ERROR: list[tuple[type[KysoError], int]] = [
     (InvalidInput, 422),
     (Unavailable, 503),
     (ConfigurationError, 503),
+    (Internal, 500),
 ]
 
 

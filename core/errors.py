@@ -61,3 +61,10 @@ class ConfigurationError(KysoError):
     """Settings or declarative files are wrong; kyso refuses to start or to act."""
 
     code = "configuration_error"
+
+
+class Internal(KysoError):
+    """kyso caught a fault of its own before it could do harm, e.g. an output that fails kyso's own check
+    (HTTP 500). Raised on purpose, with a code, so it is audited and counted rather than a bare crash."""
+
+    code = "internal_error"

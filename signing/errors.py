@@ -1,5 +1,5 @@
 """Signing errors; each says what was wrong with the document or request and what to do."""
-from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unavailable
+from core.errors import Conflict, Internal, InvalidInput, NotFound, PermissionDenied, Unavailable
 
 
 class UnreadablePdf(InvalidInput):
@@ -74,3 +74,28 @@ class VerificationBusy(Unavailable):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message, retry_after_seconds=round(retry_after, 1))
         self.retry_after = retry_after
+
+
+class PdfNoPages(UnreadablePdf):
+    """The page tree is missing, null or empty: there is nothing to sign and nothing to repair."""
+
+    code = "pdf_no_pages"
+
+
+class PdfPageTreeBroken(UnreadablePdf):
+    """The page tree holds objects that are not pages, or loops: a repair would invent pages."""
+
+    code = "pdf_page_tree_broken"
+
+
+class SignedPdfDamaged(UnreadablePdf):
+    """A PDF that carries signatures and needs repair: repairing it would break those signatures."""
+
+    code = "signed_pdf_damaged"
+
+
+class SelfCheckFailed(Internal):
+    """kyso's own signed output failed kyso's own check: a bug in kyso, never the caller's fault (HTTP 500).
+    Nothing was registered; the audit log names the document and the check that failed."""
+
+    code = "signing_self_check_failed"

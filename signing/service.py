@@ -8,6 +8,7 @@ signed (B-B), recorded as ``upgrade_status = pending``, and ``upgrade.py`` finis
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -29,14 +30,15 @@ from core.db import transaction
 from core.errors import Conflict, KysoError
 from hsm.interfaces import SignatureScheme
 from pki.context import PkiContext
+from pki.models import Certificate
 from policies import units
 from policies.documents import DOCUMENTS_FILE, DocumentPolicy, DocumentType, Level
 from policies.engine import Decision, SignerFacts, Target, decide
 from policies.store import PolicyStore
 
-from . import offline_seal, pades, signature_records
+from . import intake, offline_seal, pades, selfcheck, signature_records
 from .errors import (
-    BadAppearance, PdfTooLarge, SigningRefused, TimestampUnavailable, UnknownDocument, UnreadablePdf,
+    BadAppearance, PdfTooLarge, SelfCheckFailed, SigningRefused, TimestampUnavailable, UnknownDocument, UnreadablePdf,
 )
 from .material import MaterialCache, RevocationData, SignerMaterial
 from .models import DocumentFile, IdempotencyRecord, SignedDocument, StampImage
@@ -164,11 +166,17 @@ class SigningService:
         existing = self._registered(request.pdf)
         decision = self.authorize(policy, material, request, province, existing.signatures if existing else 0,
                                   actor=actor)
+        if self._kind(request, doc_type, material) == "seal":
+            self._person_signed_first(existing)
+        source = intake.prepare(request.pdf)  # sound, or repaired when unsigned, or a clear 4xx
+        signable = dataclasses.replace(request, pdf=source.pdf) if source.was_repaired else request
         level = request.level or doc_type.level
         signed_at = clock.now()
         document_id = existing.id if existing else new_document_id()
         try:
-            pdf, reached = self._sign_bytes(request, doc_type, material, level, document_id, signed_at, activation)
+            pdf, reached = self._sign_bytes(signable, doc_type, material, level, document_id, signed_at, activation,
+                                            authorized=request.pdf)
+            self._check_own_output(pdf, source.pdf, material, document_id, actor)
         except KysoError:
             raise
         except (PdfError, KeyError, ValueError, TypeError, AttributeError, IndexError, RecursionError) as exc:
@@ -176,8 +184,21 @@ class SigningService:
             log.warning("could not sign a damaged PDF: %s: %s", type(exc).__name__, exc, exc_info=True)
             raise UnreadablePdf(f"the PDF is damaged in a way kyso cannot sign through ({type(exc).__name__}: "
                                 f"{str(exc)[:160]}); re-export it from the producing software") from None
-        return self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
-                            actor, idempotency_key, fingerprint, Granted(policy.version, decision))
+        result = self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
+                              actor, idempotency_key, fingerprint, Granted(policy.version, decision))
+        if source.was_repaired and not result.replayed:
+            self._audit_repair(request, source, result, actor)
+        return result
+
+    def check_input(self, pdf: bytes) -> intake.Intake:
+        """What ``sign`` would refuse about the file alone (size, an older or withdrawn registered version, an
+        unreadable, encrypted, page-less or unrepairable PDF), for callers that accept a document now and sign
+        it later (signing requests). Nothing is signed or recorded."""
+        limit = self.ctx.settings.max_pdf_bytes
+        if len(pdf) > limit:
+            raise PdfTooLarge(f"the PDF is {len(pdf):,} bytes; the limit is {limit:,}")
+        self._registered(pdf)
+        return intake.prepare(pdf)
 
     # -- steps -----------------------------------------------------------------------------------
     def _province_of(self, code: str) -> str | None:
@@ -246,20 +267,70 @@ class SigningService:
                 session.expunge(row)
             return row
 
+    @staticmethod
+    def _kind(request: SignRequest, doc_type: DocumentType, material: SignerMaterial) -> str:
+        """The appearance this signature takes: person, seal or copy."""
+        return request.appearance.kind or ("copy" if doc_type.appearance == "copy" else
+                                           "seal" if material.profile == "seal" else doc_type.appearance)
+
+    def _person_signed_first(self, existing: SignedDocument | None) -> None:
+        """The agency seal follows the competent person's signature (Decree 30/2020 Art. 32): the input must be
+        the current version of a valid document kyso registered with a signature by a person's (non-seal)
+        certificate. Any embedded signature is not enough: a document timestamp from the public /tsa or a
+        self-signed signature would let a client seal what no specialist signed. ``_registered`` already
+        refused older versions and withdrawn or superseded documents."""
+        person = None
+        if existing is not None and existing.status == "valid":
+            with transaction(self.ctx.sessions) as session:
+                person = session.execute(
+                    select(DocumentFile.version)
+                    .join(Certificate, Certificate.serial == DocumentFile.signer_serial)
+                    .where(DocumentFile.document_id == existing.id, DocumentFile.change == "signature",
+                           Certificate.profile != "seal", Certificate.external.is_(False))
+                    .limit(1)).first()
+        if person is None:
+            raise SigningRefused(
+                "Con dấu của cơ quan chỉ được đóng sau chữ ký của người có thẩm quyền, trên bản mới nhất của văn bản "
+                "kyso đã ký (Nghị định 30/2020, Điều 32) — the agency seal is added after the competent person has "
+                "signed (Decree 30/2020 Art. 32): seal the current version of a document a specialist signed "
+                "through kyso (GET /api/v1/documents/{id}/file); a timestamp or a signature kyso did not register "
+                "does not count", rule="seal_after_person")
+
+    def _check_own_output(self, pdf: bytes, source: bytes, material: SignerMaterial, document_id: str,
+                          actor: str) -> None:
+        """Nothing kyso cannot verify leaves kyso: a failed self-check is audited, and nothing is registered."""
+        try:
+            selfcheck.check_output(pdf, source, material.certificate)
+        except SelfCheckFailed as exc:
+            log.error("kyso's own signed output failed its self-check (document %s): %s", document_id, exc.message)
+            with transaction(self.ctx.sessions) as session:
+                audit.record(session, actor=actor, action="signing:document:self_check_failed", subject=document_id,
+                             credential_id=material.credential_id, signer_serial=material.serial,
+                             check=exc.details.get("check"), reason=exc.message[:500],
+                             input_sha256=hashlib.sha256(source).hexdigest())
+            raise
+
+    def _audit_repair(self, request: SignRequest, source: intake.Intake, result: SignResult, actor: str) -> None:
+        """A repaired input is signed as qpdf rebuilt it: the registry's first version does not start with the
+        bytes received, so the audit log says why."""
+        with transaction(self.ctx.sessions) as session:
+            audit.record(session, actor=actor, action="signing:document:repair", subject=result.document_id,
+                         input_sha256=hashlib.sha256(request.pdf).hexdigest(),
+                         repaired_sha256=hashlib.sha256(source.pdf).hexdigest(), repaired=list(source.repaired))
+
     def _sign_bytes(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, level: str,
-                    document_id: str, signed_at: dt.datetime, activation: Activation | None = None) -> tuple[bytes, str]:
+                    document_id: str, signed_at: dt.datetime, activation: Activation | None = None, *,
+                    authorized: bytes | None = None) -> tuple[bytes, str]:
+        """Sign ``request.pdf`` (the intake's sound or repaired bytes); the SAD is spent for ``authorized``,
+        the bytes the specialist approved (the input as received)."""
         from .timestamping import timestamper_for
 
         writer = pades.open_writer(request.pdf)
         earlier = pades.existing_signatures(writer)
-        kind = request.appearance.kind or ("copy" if doc_type.appearance == "copy" else
-                                           "seal" if material.profile == "seal" else doc_type.appearance)
-        if kind == "seal" and earlier == 0:
-            raise SigningRefused("the agency seal is added after the competent person has signed "
-                                 "(Decree 30/2020 Art. 32): sign with the person's credential first")
+        kind = self._kind(request, doc_type, material)
         job = self._job(writer, request, doc_type, material, kind, level, document_id, signed_at, earlier)
         if activation is not None:  # the PDF opened and the stamp is laid out: a damaged file burns no SAD
-            activation.spend(material, request.pdf)
+            activation.spend(material, request.pdf if authorized is None else authorized)
         timestamper = timestamper_for(self.ctx) if pades.LEVEL_ORDER[level] >= 1 else None
         long_term = pades.LEVEL_ORDER[level] >= 2
         if long_term:

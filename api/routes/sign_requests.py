@@ -101,8 +101,9 @@ async def submit(container: ContainerDep, access: CanSign,
         credential = meta.credential_id
         await run_in_threadpool(access.check_sign, meta.commune_code, meta.document_type, item=index)
         await run_in_threadpool(_check_now, container, meta, index)
-        new.append(requests.NewItem(upload.filename, meta.model_dump(exclude={"sad"}),
-                                    await read_pdf(upload, container.settings.max_pdf_bytes)))
+        pdf = await read_pdf(upload, container.settings.max_pdf_bytes)
+        await run_in_threadpool(_check_pdf, container, pdf, index)
+        new.append(requests.NewItem(upload.filename, meta.model_dump(exclude={"sad"}), pdf))
     if credential is None:
         raise InvalidInput("send at least one file", code="invalid_request")
 
@@ -125,6 +126,17 @@ def _check_now(container: Container, meta: SignMetadata, index: int) -> None:
     if not decision.allowed:
         raise SigningRefused(f"item {index}: the signing policy refuses this ({decision.rule}): {decision.reason}",
                              rule=decision.rule)
+
+
+def _check_pdf(container: Container, pdf: bytes, index: int) -> None:
+    """The file itself, as /sign would judge it (readable, unencrypted, pages, repairable, not a withdrawn or older
+    version), so a specialist never approves a document that cannot be signed; the same error, naming the item."""
+    try:
+        container.signing.check_input(pdf)
+    except KysoError as exc:
+        exc.message = f"item {index}: {exc.message}"
+        exc.args = (exc.message,)
+        raise
 
 
 @router.get("/{request_id}", response_model=SigningRequestOut, summary="A signing request's status and results")

@@ -129,7 +129,7 @@ def test_hostile_pdfs_are_4xx_and_leave_nothing(client: TestClient, specialist: 
     r = sign(client, client_headers, (CORPUS / name).read_bytes(), meta(specialist), phone)
     assert r.status_code in (200, 422), r.text  # a repairable file may sign; never a 500
     if r.status_code == 422:
-        assert r.json()["error"]["code"] in ("encrypted_pdf", "unreadable_pdf")
+        assert r.json()["error"]["code"] in ("encrypted_pdf", "unreadable_pdf", "pdf_no_pages")
         assert count(client, client_headers) == 0
 
 

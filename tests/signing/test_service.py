@@ -257,7 +257,8 @@ def test_mutated_pdfs_sign_or_fail_cleanly(pki: Container, specialist: str, samp
             pki.signing.sign(request(bytes(data), specialist, "B-T", appearance=AppearanceOptions()), actor="fuzz")
             outcomes["signed"] += 1
         except InvalidInput as exc:
-            assert exc.message and exc.code in ("unreadable_pdf", "encrypted_pdf", "bad_appearance"), exc.code
+            assert exc.message and exc.code in ("unreadable_pdf", "encrypted_pdf", "bad_appearance", "pdf_no_pages",
+                                                "pdf_page_tree_broken"), exc.code
             outcomes["refused"] += 1
     assert outcomes["signed"] + outcomes["refused"] == 40
     assert documents(pki) == outcomes["signed"]
