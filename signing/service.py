@@ -185,7 +185,8 @@ class SigningService:
             raise UnreadablePdf(f"the PDF is damaged in a way kyso cannot sign through ({type(exc).__name__}: "
                                 f"{str(exc)[:160]}); re-export it from the producing software") from None
         result = self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
-                              actor, idempotency_key, fingerprint, Granted(policy.version, decision))
+                              actor, idempotency_key, fingerprint, Granted(policy.version, decision),
+                              signed_over=len(source.pdf))
         if source.was_repaired and not result.replayed:
             self._audit_repair(request, source, result, actor)
         return result
@@ -436,10 +437,12 @@ class SigningService:
     # -- registry --------------------------------------------------------------------------------
     def _record(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, document_id: str,
                 existing: SignedDocument | None, pdf: bytes, reached: str, level: str, signed_at: dt.datetime,
-                actor: str, idempotency_key: str | None, fingerprint: str | None, granted: "Granted") -> SignResult:
+                actor: str, idempotency_key: str | None, fingerprint: str | None, granted: "Granted", *,
+                signed_over: int) -> SignResult:
         digest = hashlib.sha256(pdf).hexdigest()
         pending = pades.LEVEL_ORDER[reached] < pades.LEVEL_ORDER[level]
-        produced = signature_records.signature_values(pdf, after=len(request.pdf))  # ours, not the input's
+        # ours, not the input's: kyso appended to the ``signed_over`` bytes it signed (repaired or as received)
+        produced = signature_records.signature_values(pdf, after=signed_over)
         if not any(v.source == "sign" for v in produced):
             raise RuntimeError(f"kyso's signature is not where it was written in document {document_id}'s output")
         seal_token = self._seal_tokens.pop((document_id, signed_at), None)

@@ -191,7 +191,7 @@ def _english(name_en: str, kind: str) -> str:
 
 def document_page(container: Container, document_id: str, lang: str) -> DocumentPage:
     """Everything the page shows about one registered document (runs in a worker thread)."""
-    with transaction(container.sessions) as session:
+    with transaction(container.sessions, read_only=True) as session:
         doc = registry.get_document(session, document_id)
         doc_type = container.signing.policy.types.get(doc.document_type)
         local_day = doc.signed_at.astimezone(VN).date() if doc.signed_at.tzinfo else doc.signed_at.date()
