@@ -313,11 +313,14 @@ class Verifier:
                 reason = details.revocation_reason.native if details.revocation_reason else None
             else:  # kyso's own record, when its published data could not be used now (e.g. stale)
                 revoked_at, reason = recorded  # type: ignore[misc]
+            # a key compromised before it was revoked (RFC 5280 invalidityDate) is untrustworthy from then on
+            compromised = self._invalid_from(signer) if kyso else None
+            invalid_from = min(revoked_at, compromised) if compromised else revoked_at
             info = RevocationInfo("revoked", source, revoked_at=revoked_at, reason=reason,
-                                  revoked_after_signing=None if poe is None else poe < revoked_at)
+                                  revoked_after_signing=None if poe is None else poe < invalid_from)
             if poe is None:
                 return "INDETERMINATE", chain.sub_indication or "REVOKED_NO_POE", info, None
-            if poe >= revoked_at:
+            if poe >= invalid_from:
                 return "TOTAL-FAILED", "REVOKED", info, None
             past = await self._past(signer, certs, trust, poe, facts, kyso)
             if past.trusted:
@@ -364,10 +367,19 @@ class Verifier:
             row = self.revocation_of(cert)
             if row is None:
                 return ChainStatus(status.path, "CERTIFICATE_CHAIN_GENERAL_FAILURE", None)
-            if row.status in ("revoked", "on_hold") and row.revoked_at is not None and clock.aware(row.revoked_at) <= poe:
+            invalid_from = row.invalidity_date if row.invalidity_date is not None else row.revoked_at
+            if row.status in ("revoked", "on_hold") and invalid_from is not None and clock.aware(invalid_from) <= poe:
                 return ChainStatus(status.path, "REVOKED_NO_POE" if cert.sha256 == signer.sha256 else "REVOKED_CA_NO_POE",
                                    None)
         return status
+
+    def _invalid_from(self, cert: asn1_x509.Certificate) -> dt.datetime | None:
+        """The invalidity date kyso recorded for a revoked certificate (when the key is known or suspected
+        to have been compromised), or None."""
+        row = self.revocation_of(cert)
+        if row is None or row.status != "revoked" or row.invalidity_date is None:
+            return None
+        return clock.aware(row.invalidity_date)
 
     def _recorded_revocation(self, cert: asn1_x509.Certificate) -> tuple[dt.datetime, str | None] | None:
         """(revoked_at, RFC 5280 reason name) from kyso's database, for a revoked or held kyso certificate."""

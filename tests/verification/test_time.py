@@ -148,3 +148,50 @@ def test_pyhanko_agrees_on_revoked_after_signing(pki: Container, specialist: str
     revoke(pki, specialist)
     [verdict] = validate_all(signed.pdf, root_pem(pki), ltv=True)
     assert verdict.intact and verdict.valid
+
+
+def test_invalidity_date_before_the_signature_voids_it(pki: Container, specialist: str, sample_pdf: bytes,
+                                                       frozen: FrozenClock) -> None:
+    """keyCompromise with an invalidity date (RFC 5280 5.3.2): the key was in the wrong hands before the
+    document was signed, so the timestamp no longer saves the signature ("valid when signed" is false)."""
+    from pki import revocation
+    from pki.reasons import Reason
+
+    from .helpers import serial_of
+
+    suspected_from = frozen.moment
+    frozen.advance(days=2)
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test")
+    frozen.advance(days=30)
+    revocation.revoke(pki.pki, serial_of(pki, specialist), Reason.keyCompromise, "test",
+                      invalidity_date=suspected_from)
+    frozen.advance(days=1)
+    republish_once(pki)
+
+    report = pki.verifier.verify(signed.pdf)
+
+    [s] = report.signatures
+    assert (s.indication, s.sub_indication) == ("TOTAL-FAILED", "REVOKED")
+    assert s.revocation.revoked_after_signing is False and report.genuine is False
+
+
+def test_invalidity_date_after_the_signature_keeps_it(pki: Container, specialist: str, sample_pdf: bytes,
+                                                      frozen: FrozenClock) -> None:
+    from pki import revocation
+    from pki.reasons import Reason
+
+    from .helpers import serial_of
+
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test")
+    frozen.advance(days=10)
+    suspected_from = frozen.moment
+    frozen.advance(days=20)
+    revocation.revoke(pki.pki, serial_of(pki, specialist), Reason.keyCompromise, "test",
+                      invalidity_date=suspected_from)
+    frozen.advance(days=1)
+    republish_once(pki)
+
+    report = pki.verifier.verify(signed.pdf)
+
+    [s] = report.signatures
+    assert s.indication == "TOTAL-PASSED" and s.revocation.revoked_after_signing is True
