@@ -18,7 +18,7 @@ CLIENT_WRITES = {("POST", "/api/v1/sign"), ("POST", "/api/v1/sign/batch"), ("POS
 
 
 # open on purpose: anyone (a citizen's browser included) may ask whether a PDF is genuine; rate-limited instead
-PUBLIC_V1 = {("POST", "/api/v1/verify")}
+PUBLIC_V1 = {("POST", "/api/v1/verify"), ("POST", "/api/v1/verify/signed-revision")}
 
 
 def _v1_routes(app, *, include_public: bool = False):

@@ -176,11 +176,11 @@ def test_verification_reports_a_signer_the_policy_did_not_entitle(strict: Contai
     """A record whose rule no longer holds under its own version (e.g. an altered registry) is reported."""
     specialist = issue_credential(strict, title="Công chức")
     signed = sign(strict, specialist)
+    strict_policy = parse(POLICY.replace("- {name: specialist, profile: specialist}",
+                                         "- {name: specialist, profile: specialist, titles: [Nobody]}").encode())
+    history.remember(strict.sessions, strict_policy)  # its own transaction: SQLite writers do not nest
     with transaction(strict.sessions) as session:
         row = session.execute(select(DocumentFile).where(DocumentFile.document_id == signed.document_id)).scalar_one()
-        strict_policy = parse(POLICY.replace("- {name: specialist, profile: specialist}",
-                                             "- {name: specialist, profile: specialist, titles: [Nobody]}").encode())
-        history.remember(strict.sessions, strict_policy)
         row.policy_version = strict_policy.version
     report = strict.verifier.verify(signed.pdf)
     [sig] = report.signatures

@@ -124,11 +124,12 @@ def test_sign_hash_values_are_recorded_once(client: TestClient, pki: Container, 
         assert r.status_code == 200, r.text
         answers.append(base64.b64decode(r.json()["signatures"][0]))
     assert answers[0] == answers[1]
+    serial = serial_of(pki, credential)  # its own transaction: SQLite writers do not nest
     with transaction(pki.sessions) as session:
         [row] = session.execute(select(SignatureRecord)).scalars()
         assert (row.sha256, row.source, row.credential_id, row.document_id) == (
             signature_digest(answers[0]), "signhash", credential, None)
-        assert row.signer_serial == serial_of(pki, credential)
+        assert row.signer_serial == serial
         record(session, [SignatureValue(answers[0], "signhash", None)], created_at=clock.now())  # again: kept once
     assert record_count(pki) == 1
 
