@@ -34,6 +34,7 @@ from asn1crypto import cms, x509 as asn1_x509
 from .errors import SelfCheckFailed
 from .intake import plain
 from .pdf_facts import crypto_check, digest, timestamp_token
+from .signature_records import SignatureValue
 
 _BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
 _EOF_END = re.compile(rb"%%EOF[\r\n]*\Z")
@@ -53,11 +54,12 @@ class _Signed:
         return self.byte_range[2] + self.byte_range[3]
 
 
-def check_output(signed: bytes, source: bytes, certificate: asn1_x509.Certificate) -> None:
+def check_output(signed: bytes, source: bytes, certificate: asn1_x509.Certificate) -> list[SignatureValue]:
     """Raise ``SelfCheckFailed`` unless ``signed`` is ``source`` plus one sound signature by ``certificate``
-    (and, for B-LTA, a sound document timestamp after it)."""
+    (and, for B-LTA, a sound document timestamp after it). Returns the signature values kyso added, in
+    signing order, for the registry (``signature_records``): read here once, not parsed again."""
     try:
-        _check(signed, source, certificate)
+        return _check(signed, source, certificate)
     except SelfCheckFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - whatever breaks while reading kyso's own output is kyso's fault
@@ -65,7 +67,7 @@ def check_output(signed: bytes, source: bytes, certificate: asn1_x509.Certificat
                               check="exception") from exc
 
 
-def _check(signed: bytes, source: bytes, certificate: asn1_x509.Certificate) -> None:
+def _check(signed: bytes, source: bytes, certificate: asn1_x509.Certificate) -> list[SignatureValue]:
     if not signed.startswith(source):
         raise SelfCheckFailed("kyso's signed output does not start with the bytes it was asked to sign",
                               check="prefix")
@@ -81,12 +83,19 @@ def _check(signed: bytes, source: bytes, certificate: asn1_x509.Certificate) -> 
         raise SelfCheckFailed(f"kyso's signed output holds {kinds.count('data')} new signatures and "
                               f"{len(kinds) - kinds.count('data')} new timestamps; expected one signature (and at "
                               "most one archive timestamp)", check="count")
+    values = []
     for position, (sig, kind) in enumerate(zip(new, kinds)):
         _coverage(signed, sig, whole_file=position == len(new) - 1)
         if kind == "data":
             _signature(signed, sig, certificate)
         else:
             _document_timestamp(signed, sig)
+        signed_data = sig.content["content"]
+        signer = certificate if kind == "data" else _signer_of(signed_data)
+        values.append(SignatureValue(value=signed_data["signer_infos"][0]["signature"].native,
+                                     source="sign" if kind == "data" else "timestamp",
+                                     signer_serial=format(signer.serial_number, "X") if signer is not None else None))
+    return values
 
 
 def _qpdf_view(signed: bytes) -> list[tuple[int, int, int, int]]:

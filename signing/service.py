@@ -176,7 +176,7 @@ class SigningService:
         try:
             pdf, reached = self._sign_bytes(signable, doc_type, material, level, document_id, signed_at, activation,
                                             authorized=request.pdf)
-            self._check_own_output(pdf, source.pdf, material, document_id, actor)
+            produced = self._check_own_output(pdf, source.pdf, material, document_id, actor)
         except KysoError:
             raise
         except (PdfError, KeyError, ValueError, TypeError, AttributeError, IndexError, RecursionError) as exc:
@@ -186,7 +186,7 @@ class SigningService:
                                 f"{str(exc)[:160]}); re-export it from the producing software") from None
         result = self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
                               actor, idempotency_key, fingerprint, Granted(policy.version, decision),
-                              signed_over=len(source.pdf))
+                              produced=produced)
         if source.was_repaired and not result.replayed:
             self._audit_repair(request, source, result, actor)
         return result
@@ -298,10 +298,10 @@ class SigningService:
                 "does not count", rule="seal_after_person")
 
     def _check_own_output(self, pdf: bytes, source: bytes, material: SignerMaterial, document_id: str,
-                          actor: str) -> None:
+                          actor: str) -> list[signature_records.SignatureValue]:
         """Nothing kyso cannot verify leaves kyso: a failed self-check is audited, and nothing is registered."""
         try:
-            selfcheck.check_output(pdf, source, material.certificate)
+            return selfcheck.check_output(pdf, source, material.certificate)
         except SelfCheckFailed as exc:
             log.error("kyso's own signed output failed its self-check (document %s): %s", document_id, exc.message)
             with transaction(self.ctx.sessions) as session:
@@ -438,11 +438,10 @@ class SigningService:
     def _record(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, document_id: str,
                 existing: SignedDocument | None, pdf: bytes, reached: str, level: str, signed_at: dt.datetime,
                 actor: str, idempotency_key: str | None, fingerprint: str | None, granted: "Granted", *,
-                signed_over: int) -> SignResult:
+                produced: list[signature_records.SignatureValue]) -> SignResult:
+        """``produced``: the signature values kyso appended (read by the self-check), never the input's."""
         digest = hashlib.sha256(pdf).hexdigest()
         pending = pades.LEVEL_ORDER[reached] < pades.LEVEL_ORDER[level]
-        # ours, not the input's: kyso appended to the ``signed_over`` bytes it signed (repaired or as received)
-        produced = signature_records.signature_values(pdf, after=signed_over)
         if not any(v.source == "sign" for v in produced):
             raise RuntimeError(f"kyso's signature is not where it was written in document {document_id}'s output")
         seal_token = self._seal_tokens.pop((document_id, signed_at), None)
