@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
 from .errors import TooComplex
 from .report import Modification, Text
+from .pdf_facts import covered_end
 from .report_text import one_line
 
 Box = tuple[float, float, float, float]
@@ -63,6 +64,7 @@ MAX_PAGES_WALKED = 10_000
 ANNOTATION_WORDS = {"/FreeText": "chú thích văn bản (FreeText)", "/Stamp": "con dấu chú thích (Stamp)",
                     "/Link": "liên kết (Link)", "/Square": "hình vuông (Square)", "/Text": "ghi chú (Text)"}
 _EOF = re.compile(rb"%%EOF")
+_BLANK = b"\r\n\t \x00\x0c"  # what may stand between revisions without being content
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,7 @@ class ChangeReview:
 
     revisions: tuple[RevisionReview, ...] = ()
     trailing: tuple[Modification, ...] = ()
-    widget_boxes: dict[int, list[Box]] = field(default_factory=dict)  # page index → later signatures' widgets
-    widgets: tuple[tuple[str, int, Box], ...] = ()  # (signature field, page index, box) of those widgets
+    widgets: tuple[tuple[str, int, Box], ...] = ()  # (signature field, page index, box) of later signatures' widgets
 
     def after(self, revision: int) -> tuple[Modification, ...]:
         """Unaccountable changes made after the signature signed in ``revision``."""
@@ -96,15 +97,24 @@ class ChangeReview:
         return max((r.level or ModificationLevel.OTHER for r in later), default=ModificationLevel.NONE)
 
     @property
+    def widget_boxes(self) -> dict[int, list[Box]]:
+        """Page index → the later signatures' widget boxes (areas the visual comparison leaves out)."""
+        boxes: dict[int, list[Box]] = {}
+        for _name, page, box in self.widgets:
+            boxes.setdefault(page, []).append(box)
+        return boxes
+
+    @property
     def modifications(self) -> tuple[Modification, ...]:
         return (*(m for r in self.revisions for m in r.problems), *self.trailing)
 
 
 def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignature], *,
-           deadline: float | None = None, own: frozenset[str] = frozenset()) -> ChangeReview:
+           deadline: float | None = None, own: frozenset[int] = frozenset()) -> ChangeReview:
     """Review every revision after the earliest signature (nothing to do without one).
 
-    ``own``: fields of signatures and timestamps kyso recorded making. A revision that ends exactly
+    ``own``: the signatures and timestamps (``id()`` of the objects in ``signatures``) kyso's service
+    recorded making — by identity, since a crafted file may give another signature the same field name. A revision that ends exactly
     where such a signature's byte range ends was written by kyso as a whole (the signature's digest
     covers it, and kyso only appends its signature, stamp and validation data), so it needs no
     object-by-object review; the visual comparison still looks at it."""
@@ -117,15 +127,16 @@ def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignat
     first = min(by_revision)
     certified = _strictest_docmdp(signatures)
     reviews: list[RevisionReview] = []
-    boxes: dict[int, list[Box]] = {}
     widgets: list[tuple[str, int, Box]] = []
+    final = reader.get_historical_resolver(total - 1)
+    final_pages: list[generic.Reference] | None = None  # walked once, when a later signature has a widget
     for revision in range(first + 1, total):
         if deadline is not None and time.monotonic() > deadline:
             raise TooComplex("checking every change in this PDF takes longer than kyso allows for one file")
         made = by_revision.get(revision, [])
         docmdp = certified(revision)
         before = [s for s in signatures if s.signed_revision < revision]
-        if any(str(s.field_name) in own and _ends_revision(reader, pdf, s) for s in made) and docmdp is None:
+        if any(id(s) in own and _ends_revision(reader, pdf, s) for s in made) and docmdp is None:
             regular = any(s.sig_object_type != "/DocTimeStamp" for s in made)
             one = RevisionReview(revision, frozenset(str(s.field_name) for s in made),
                                  ModificationLevel.FORM_FILLING if regular else ModificationLevel.LTA_UPDATES, ())
@@ -134,26 +145,32 @@ def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignat
         reviews.append(one)
         if not one.problems:
             for sig in made:
-                for page, box in _widget_boxes(reader, sig):
-                    boxes.setdefault(page, []).append(box)
+                box = _widget_box(sig)
+                if box is None:
+                    continue
+                final_pages = _pages(final) if final_pages is None else final_pages
+                page = _widget_page(final, final_pages, sig.sig_field)
+                if page is not None:
                     widgets.append((str(sig.field_name), page, box))
     trailing = (*_gaps(reader, pdf, first, total, signatures), *_trailing_bytes(reader, pdf, total - 1,
                                                                                _after_name(signatures)))
-    return ChangeReview(tuple(reviews), tuple(trailing), boxes, tuple(widgets))
+    return ChangeReview(tuple(reviews), tuple(trailing), tuple(widgets))
+
+
+def _revision_end(reader: PdfFileReader, pdf: bytes, revision: int) -> int | None:
+    """The offset just after the ``%%EOF`` that closes ``revision`` (None if the reader cannot say)."""
+    try:
+        info = reader.xrefs.get_xref_container_info(revision)
+    except Exception:  # noqa: BLE001 - an xref pyHanko could not map is judged by the revision review
+        return None
+    eof = _EOF.search(pdf, max(info.end_location, info.start_location))
+    return eof.end() if eof is not None else None
 
 
 def _ends_revision(reader: PdfFileReader, pdf: bytes, sig: EmbeddedPdfSignature) -> bool:
     """Whether the signature's byte range ends with its own revision's ``%%EOF`` (it covers all of it)."""
-    try:
-        info = reader.xrefs.get_xref_container_info(sig.signed_revision)
-        br = [int(x) for x in sig.byte_range]
-    except Exception:  # noqa: BLE001 - a malformed byte range covers nothing
-        return False
-    eof = _EOF.search(pdf, max(info.end_location, info.start_location))
-    if eof is None or len(br) != 4:
-        return False
-    end = br[2] + br[3]
-    return eof.end() <= end and not pdf[eof.end():end].strip(b"\r\n\t \x00\x0c")
+    end, covered = _revision_end(reader, pdf, sig.signed_revision), covered_end(sig)
+    return end is not None and end <= covered and not pdf[end:covered].strip(_BLANK)
 
 
 def _strictest_docmdp(signatures: list[EmbeddedPdfSignature]):  # type: ignore[no-untyped-def]
@@ -215,10 +232,11 @@ def _explain(old: HistoricalResolver, new: HistoricalResolver, revision: int, af
     message when none is (e.g. a freed object)."""
     pages = _pages(new)
     uses = _page_uses(new, pages)
+    page_numbers = {(p.idnum, p.generation): index + 1 for index, p in enumerate(pages)}
     found: list[Modification] = []
     refs = sorted(new.explicit_refs_in_revision(), key=lambda r: r.idnum)
     for ref in refs[:200]:
-        mod = _classify(old, new, ref, revision, after, pages, uses)
+        mod = _classify(old, new, ref, revision, after, page_numbers, uses)
         if mod is not None:
             found.append(mod)
     return tuple(found[:50]) or (_generic(revision, after, message),)
@@ -233,7 +251,7 @@ def _generic(revision: int, after: str, message: str) -> Modification:
 
 
 def _classify(old: HistoricalResolver, new: HistoricalResolver, ref: generic.Reference, revision: int, after: str,
-              pages: list[generic.Reference], uses: dict[tuple[int, int], tuple[str, int]]
+              page_numbers: dict[tuple[int, int], int], uses: dict[tuple[int, int], tuple[str, int]]
               ) -> Modification | None:
     try:
         obj = new(ref)
@@ -257,9 +275,8 @@ def _classify(old: HistoricalResolver, new: HistoricalResolver, ref: generic.Ref
     if not isinstance(obj, generic.DictionaryObject):
         return None
     kind, subtype = obj.get("/Type"), obj.get("/Subtype")
-    page_keys = [(p.idnum, p.generation) for p in pages]
-    if key in page_keys:
-        return _mod(revision, after, "page", name, page_keys.index(key) + 1, existed)
+    if key in page_numbers:
+        return _mod(revision, after, "page", name, page_numbers[key], existed)
     if kind == "/Page":
         return _mod(revision, after, "page", name, page, existed)
     if kind == "/Pages":
@@ -453,26 +470,27 @@ def _page_uses(resolver: HistoricalResolver, pages: list[generic.Reference]) -> 
     return uses
 
 
-def _widget_boxes(reader: PdfFileReader, sig: EmbeddedPdfSignature) -> Iterable[tuple[int, Box]]:
-    """The page and rectangle of a signature's visible widget (areas the visual check leaves out)."""
+def _widget_box(sig: EmbeddedPdfSignature) -> Box | None:
+    """A signature's visible widget rectangle (areas the visual check leaves out), or None if invisible."""
     try:
-        widget = sig.sig_field
-        rect = [float(v) for v in widget["/Rect"]]
-        page_ref = widget.raw_get("/P") if "/P" in widget else None
+        rect = [float(v) for v in sig.sig_field["/Rect"]]
     except Exception:  # noqa: BLE001
-        return ()
+        return None
     box = (min(rect[0], rect[2]), min(rect[1], rect[3]), max(rect[0], rect[2]), max(rect[1], rect[3]))
-    if box[2] - box[0] <= 0 or box[3] - box[1] <= 0:
-        return ()
-    refs = _pages(reader.get_historical_resolver(reader.xrefs.total_revisions - 1))
-    for index, ref in enumerate(refs):
-        if page_ref is not None and isinstance(page_ref, generic.IndirectObject) and \
-                (ref.idnum, ref.generation) == (page_ref.idnum, page_ref.generation):
-            return ((index, box),)
-        annots = _annot_refs(reader.get_historical_resolver(reader.xrefs.total_revisions - 1), ref)
-        if any(isinstance(a, generic.IndirectObject) and a.get_object() is widget for a in annots):
-            return ((index, box),)
-    return ()
+    return box if box[2] > box[0] and box[3] > box[1] else None
+
+
+def _widget_page(resolver: HistoricalResolver, pages: list[generic.Reference],
+                 widget: generic.DictionaryObject) -> int | None:
+    """The 0-based page a widget sits on: its /P, or the page whose /Annots lists it."""
+    page_ref = widget.raw_get("/P") if "/P" in widget else None
+    wanted = _key(page_ref) if isinstance(page_ref, generic.IndirectObject) else None
+    for index, ref in enumerate(pages):
+        if wanted == (ref.idnum, ref.generation):
+            return index
+        if any(isinstance(a, generic.IndirectObject) and a.get_object() is widget for a in _annot_refs(resolver, ref)):
+            return index
+    return None
 
 
 # -- bytes outside every revision ------------------------------------------------------------------
@@ -483,17 +501,16 @@ def _gaps(reader: PdfFileReader, pdf: bytes, first: int, total: int,
     then covered by a later timestamp or signature to look accounted for). A reader that rebuilds
     the file may show them; no revision's analysis ever sees them."""
     for revision in range(first + 1, total):
+        end = _revision_end(reader, pdf, revision - 1)
         try:
-            before = reader.xrefs.get_xref_container_info(revision - 1)
             section = reader.xrefs._xref_sections[revision]  # noqa: SLF001 - object offsets of one revision
             offsets = [offset for _gen, offset in section.xref_data.standard_xrefs.values()]
             start = min([*offsets, section.meta_info.start_location])
         except Exception:  # noqa: BLE001 - an xref pyHanko could not map is judged by the revision review
             continue
-        eof = _EOF.search(pdf, max(before.end_location, before.start_location))
-        if eof is None or eof.end() >= start:
+        if end is None or end >= start:
             continue
-        gap = pdf[eof.end():start].strip(b"\r\n\t \x00\x0c")
+        gap = pdf[end:start].strip(_BLANK)
         if gap:
             after = _after_name([s for s in signatures if s.signed_revision < revision])
             yield Modification(
@@ -509,18 +526,10 @@ def _trailing_bytes(reader: PdfFileReader, pdf: bytes, last: int, after: str) ->
     """Anything but whitespace after the ``%%EOF`` that ends the last revision the reader followed:
     objects appended with no cross-reference section, or behind a stale ``startxref`` (a viewer that
     reconstructs the file may show them; the signature analysis never sees them)."""
-    try:
-        info = reader.xrefs.get_xref_container_info(last)
-        end_of_xref = max(info.end_location, info.start_location)
-    except Exception:  # noqa: BLE001
+    end = _revision_end(reader, pdf, last)
+    count = len(pdf[end:].strip(_BLANK)) if end is not None else 0
+    if not count:
         return ()
-    found = _EOF.search(pdf, end_of_xref)
-    if found is None:
-        return ()
-    rest = pdf[found.end():]
-    if not rest.strip(b"\r\n\t \x00\x0c"):
-        return ()
-    count = len(rest.strip(b"\r\n\t \x00\x0c"))
     return (Modification(
         revision=0, after_signature=after, category="trailing_bytes", object=None, page=None,
         text=Text(f"Sau phần cuối của tệp đã ký có thêm {count:,} byte không thuộc lần cập nhật hợp lệ nào "

@@ -210,6 +210,11 @@ def format_failure(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport
     )
 
 
+def first_signature(embedded: list[EmbeddedPdfSignature]) -> EmbeddedPdfSignature | None:
+    """The earliest signature a person or office made (a document timestamp only when there is none)."""
+    regular = [s for s in embedded if s.sig_object_type != "/DocTimeStamp"] or embedded
+    return min(regular, key=lambda s: s.signed_revision, default=None)
+
 
 def signed_revision(pdf: bytes) -> tuple[bytes, str, int]:
     """What the first signer signed: the byte prefix of the file that is the revision their signature
@@ -223,10 +228,7 @@ def signed_revision(pdf: bytes) -> tuple[bytes, str, int]:
     except Exception as exc:  # noqa: BLE001 - a broken AcroForm is the file's fault
         raise UnreadablePdf(f"the PDF's signature fields cannot be read ({type(exc).__name__})") from None
     for sig in sorted(embedded, key=lambda s: s.signed_revision):
-        try:
-            end = covered_end(sig)
-        except (TypeError, ValueError):
-            continue
+        end = covered_end(sig)  # 0 for a malformed /ByteRange: that signature covers nothing
         if 0 < end <= len(pdf):
             return pdf[:end], str(sig.field_name), sig.signed_revision + 1
     raise UnreadablePdf("this PDF has no signature whose signed part can be extracted", code="no_signature")

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 Indication = Literal["TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE"]
 INDICATION_ORDER = {"TOTAL-PASSED": 0, "INDETERMINATE": 1, "TOTAL-FAILED": 2}
+# visual differences a person would see that were not signed (overlaps and "not compared" are facts, not verdicts)
+VISIBLE_CHANGES = frozenset({"pixels", "page_count", "page_size"})
 
 
 @dataclass(frozen=True)
@@ -173,8 +175,13 @@ class VerificationReport:
         signed = any(s.kind == "signature" for s in self.signatures)
         recorded = all(s.registered is not False for s in self.signatures)
         return (self.indication == "TOTAL-PASSED" and signed and entitled and recorded and not self.modifications
-                and not any(v.kind in ("pixels", "page_count", "page_size") for v in self.visual_differences)
+                and not self.seen_changed
                 and (self.registry is None or self.registry.status == "valid"))
+
+    @property
+    def seen_changed(self) -> bool:
+        """Whether the file as rendered differs from what was signed outside later signatures' widgets."""
+        return any(v.kind in VISIBLE_CHANGES for v in self.visual_differences)
 
     def as_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self)) | {"genuine": self.genuine}

@@ -52,18 +52,18 @@ from .material import MaterialCache
 from .models import DocumentFile, SignedDocument
 from .signature_records import SignatureRecordRow, find_by_signatures
 from .report import (
-    Modification, RegistryInfo, RevocationInfo, SignatureReport, SignedRevision, Text, VisualDifference,
+    VISIBLE_CHANGES, Modification, RegistryInfo, RevocationInfo, SignatureReport, SignedRevision, Text,
+    VisualDifference,
     TimestampInfo, VerificationReport,
 )
 from .trust import TrustProvider, TrustStore
 from .verify_limits import check_limits
 from .pdf_facts import (
-    anchor_label, cert_info, common_name, coverage_of, covered_end, crypto_check, digest, dss_material, embedded_certificates, format_failure, level_of, locks_fields, open_pdf, signing_time_attr, timestamp_token, worst,
+    anchor_label, cert_info, common_name, coverage_of, covered_end, crypto_check, digest, dss_material, embedded_certificates, first_signature, format_failure, level_of, locks_fields, open_pdf, signing_time_attr, timestamp_token, worst,
 )
 
 log = logging.getLogger(__name__)
 WEAK_DIGESTS = {"md5", "sha1"}
-VISIBLE_CHANGES = {"pixels", "page_count", "page_size"}  # what a person would see that was not signed
 VISUAL_BUDGET_SECONDS = 2.0
 speedups.install()
 # current-time failures that a proof of existence may resolve (EN 319 102-1 5.6.2.4 past signature
@@ -103,11 +103,15 @@ class Verifier:
             embedded = list(reader.embedded_signatures)
         except Exception as exc:  # noqa: BLE001 - a broken AcroForm is the file's fault
             raise UnreadablePdf(f"the PDF's signature fields cannot be read ({type(exc).__name__})") from None
+        values = [_signature_value(s) for s in embedded]  # read once, in the file's order, for every lookup
         with transaction(self.ctx.sessions, read_only=True) as session:  # one round trip for the lookups
             self._sync_epoch(session)
-            registry, recorded, differs = self._registry(session, pdf, embedded)
+            registry, recorded, differs = self._registry(session, pdf, values)
             records = entitlement.read(session, registry) if registry is not None else None
-        own = frozenset(str(s.field_name) for s in embedded if _signature_value(s) in recorded)
+        # by the signature itself, never by its field name (a file may repeat a name)
+        known = {id(s): recorded[v] for s, v in zip(embedded, values) if v is not None and v in recorded}
+        # revisions kyso's own service wrote (not a signHash value: the client's software wrote that revision)
+        own = frozenset(key for key, row in known.items() if row.source != "signhash")
         changes = review(reader, pdf, embedded, deadline=deadline, own=own)
         reports: list[SignatureReport] = []
         doc_timestamps = [s for s in embedded if s.sig_object_type == "/DocTimeStamp"]
@@ -121,7 +125,8 @@ class Verifier:
                     reports.append(pades.run(self._timestamp(reader, sig, trust, now, dss_data, changes)))
                 else:
                     reports.append(pades.run(self._signature(reader, sig, trust, now, dss_data,
-                                                             doc_timestamps, has_dss, changes, recorded,
+                                                             doc_timestamps, has_dss, changes,
+                                                             recorded=id(sig) in known,
                                                              unsigned_changed=differs is not None)))
             except (Unavailable, TooComplex):
                 raise  # the database or a keystore is down: 503 and retry, never "damaged" for a sound file
@@ -136,7 +141,7 @@ class Verifier:
                 notes.append(report_text.not_entitled(report.field_name, report.entitlement.policy_version,
                                                       report.entitlement.reason))
         modifications = (*changes.modifications, *((differs,) if differs else ()))
-        visual = self._look(pdf, embedded, changes, recorded, deadline)
+        visual = self._look(pdf, embedded, changes, known, deadline)
         for report in reports:
             if report.registered is False:
                 notes.append(report_text.unrecorded(report.field_name))
@@ -168,7 +173,7 @@ class Verifier:
                                   signed_revision=signed_revision)
 
     def _look(self, pdf: bytes, embedded: list[EmbeddedPdfSignature], changes: ChangeReview,
-              recorded: dict[bytes, SignatureRecordRow], deadline: float) -> tuple[VisualDifference, ...]:
+              known: dict[int, SignatureRecordRow], deadline: float) -> tuple[VisualDifference, ...]:
         """Render what the first signature covers and the file as it is, and compare them, as a person
         would: the check that does not depend on how a reader interprets the objects (the parser
         differentials the shadow and incremental-saving attacks exploit). Later signatures' own
@@ -185,8 +190,8 @@ class Verifier:
                                     cache=self.renderings)
         # kyso placed its own registered stamps; a foreign later signature's widget over what was
         # signed is worth a line in the report
-        values = {str(s.field_name): _signature_value(s) for s in embedded}
-        widgets = [(page, box) for name, page, box in changes.widgets if values.get(name) not in recorded]
+        kyso_fields = {str(s.field_name) for s in embedded if id(s) in known}
+        widgets = [(page, box) for name, page, box in changes.widgets if name not in kyso_fields]
         if widgets and not any(v.kind == "not_compared" for v in found):
             found += visual_diff.annotation_overlaps(pdf, widgets, against=signed, budget_seconds=budget,
                                                      cache=self.renderings)
@@ -195,10 +200,9 @@ class Verifier:
     @staticmethod
     def _signed_revision(embedded: list[EmbeddedPdfSignature], registry: RegistryInfo | None) -> SignedRevision | None:
         """What the first signer signed: the registered version, or the byte prefix that is that revision."""
-        regular = [s for s in embedded if s.sig_object_type != "/DocTimeStamp"] or embedded
-        if not regular:
+        first = first_signature(embedded)
+        if first is None:
             return None
-        first = min(regular, key=lambda s: s.signed_revision)
         return SignedRevision(field_name=str(first.field_name), revision=first.signed_revision + 1,
                               length=covered_end(first),
                               document_id=registry.document_id if registry else None,
@@ -207,9 +211,8 @@ class Verifier:
     # -- one signature ---------------------------------------------------------------------------
     async def _signature(self, reader: PdfFileReader, sig: EmbeddedPdfSignature, trust: TrustStore,
                          now: dt.datetime, dss: dict[str, Any], doc_timestamps: list[EmbeddedPdfSignature],
-                         has_dss: bool, changes: ChangeReview,
-                         recorded: dict[bytes, SignatureRecordRow], *, unsigned_changed: bool = False
-                         ) -> SignatureReport:
+                         has_dss: bool, changes: ChangeReview, *, recorded: bool = False,
+                         unsigned_changed: bool = False) -> SignatureReport:
         certs = embedded_certificates(sig)
         kyso = self._kyso_chain(certs)
         facts = self._facts(certs, dss, kyso)
@@ -258,7 +261,7 @@ class Verifier:
             digest_algorithm=md, signature_algorithm=sig.signer_info["signature_algorithm"]["algorithm"].native,
             summary=summary, notes=notes,
             # a signature made with a kyso certificate counts only if kyso recorded making it
-            registered=(_signature_value(sig) in recorded) if kyso else None,
+            registered=recorded if kyso else None,
         )
 
     async def _signature_timestamp(self, sig: EmbeddedPdfSignature, trust: TrustStore, now: dt.datetime,
@@ -475,13 +478,13 @@ class Verifier:
 
     # -- registry --------------------------------------------------------------------------------
     @staticmethod
-    def _registry(session: Session, pdf: bytes, embedded: list[EmbeddedPdfSignature]
+    def _registry(session: Session, pdf: bytes, file_values: list[bytes | None]
                   ) -> tuple[RegistryInfo | None, dict[bytes, SignatureRecordRow], Modification | None]:
         """The registry record found by the file's signature values (not by the file's hash: bytes
         around a signature can change without touching it), the records of every value kyso made, and
         a modification when the file differs from the registered version outside the signed ranges
         (e.g. a changed ``/Contents`` padding byte) in a way no later revision accounts for."""
-        values = [v for v in (_signature_value(s) for s in embedded) if v is not None]
+        values = [v for v in file_values if v is not None]
         records = find_by_signatures(session, values)
         newest = next((records[v] for v in reversed(values) if v in records and records[v].document_id), None)
         if newest is None or newest.version is None:

@@ -234,8 +234,7 @@ def _result(report: VerificationReport, document_id: str, lang: str) -> dict[str
     signed = any(s.kind == "signature" for s in report.signatures)
     if report.signatures and not signed:
         key, tone, sentence = "timestamp_only", "bad", _t(lang, "r_timestamp_only")
-    elif report.modifications or any(v.kind in ("pixels", "page_count", "page_size")
-                                     for v in report.visual_differences):
+    elif report.modifications or report.seen_changed:
         key, tone, sentence = "modified", "bad", _t(lang, "r_modified", what=_what_changed(report, lang))
     elif reg is None:
         key, tone, sentence = "unregistered", "bad", _t(lang, "r_unregistered", id=document_id)
