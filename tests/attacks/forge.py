@@ -24,6 +24,7 @@ from pyhanko.pdf_utils.generic import pdf_name, pdf_string
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.writer import PageObject
+from pyhanko.sign import signers
 
 Box = tuple[float, float, float, float]
 NAME_BOX: Box = (60.0, 705.0, 370.0, 745.0)  # over "First page" on page 1 (text at x 72-134, y 717-730)
@@ -153,10 +154,14 @@ def overlay_signature_field(signed_pdf: bytes, *, box: Box = NAME_BOX, text: str
     return _finish(writer)
 
 
-def add_annotation(signed_pdf: bytes, subtype: str, *, box: Box = NAME_BOX, text: str = FORGED_TEXT) -> bytes:
+def add_annotation(signed_pdf: bytes, subtype: str, *, box: Box = NAME_BOX, text: str = FORGED_TEXT,
+                   signer: signers.Signer | None = None) -> bytes:
     """A ``/FreeText``, ``/Stamp`` or ``/Link`` annotation added in an incremental update, its appearance
     covering page 1's text (PDF-Insecurity's annotation attacks; EU DSS's annotation overlap).
-    DocMDP P=3 allows annotations, P=2 does not, approval signatures forbid nothing."""
+    DocMDP P=3 allows annotations, P=2 does not, approval signatures forbid nothing.
+
+    With ``signer``, the same update also carries a new signature by it, so the annotation hides inside
+    a signed revision (a signature is accountable; what rides along with it is not)."""
     writer = _writer(signed_pdf)
     annotation = generic.DictionaryObject({
         pdf_name("/Type"): pdf_name("/Annot"), pdf_name("/Subtype"): pdf_name("/" + subtype),
@@ -173,7 +178,11 @@ def add_annotation(signed_pdf: bytes, subtype: str, *, box: Box = NAME_BOX, text
         annotation[pdf_name("/A")] = generic.DictionaryObject({
             pdf_name("/S"): pdf_name("/URI"), pdf_name("/URI"): pdf_string("https://example.invalid/pay")})
     _add_annotation(writer, 0, annotation)
-    return _finish(writer)
+    if signer is None:
+        return _finish(writer)
+    out = BytesIO()
+    signers.PdfSigner(signers.PdfSignatureMetadata(field_name="Riding"), signer).sign_pdf(writer, output=out)
+    return out.getvalue()
 
 
 # -- shadow attacks: prepared before signing, revealed after -----------------------------------------

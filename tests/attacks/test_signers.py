@@ -5,13 +5,18 @@ signatures sent to stall the public verifier."""
 from __future__ import annotations
 
 import time
+from io import BytesIO
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from api.container import Container
-from signing import registry
+from core import clock
+from core.db import transaction
+from signing import registry, signature_records
+from signing.signature_records import SignatureValue
 from signing.report import VerificationReport
 
 from . import documents, doors, forge
@@ -92,3 +97,22 @@ def test_forty_self_signed_signatures_are_answered(pki: Container, client: TestC
     print(f"\n40-signature file ({len(hostile) // 1024} KiB): HTTP {answer.status}, {spent:.2f} s of CPU")
     assert answer.status == 422 or (answer.status == 200 and answer.genuine is False), (
         f"{answer.status}: {answer.body}")
+
+
+def test_a_signhash_signature_does_not_vouch_for_what_rides_along(pki: Container, specialist: str,
+                                                                    sample_pdf: bytes) -> None:
+    """kyso records raw CSC signHash values, but the client's software wrote the revision around such a
+    value: a revision kyso's own service wrote may skip the object review, this one must not. The
+    forged revision adds a FreeText over the signed text and a signature whose value is on record as a
+    signHash (recorded here directly, as signHash would)."""
+    signed = documents.sign(pki, specialist, sample_pdf, "approval")
+    forged = forge.add_annotation(signed.pdf, "FreeText", signer=documents.self_signed_signer())
+    riding = PdfFileReader(BytesIO(forged)).embedded_signatures[-1]
+    with transaction(pki.sessions) as session:
+        signature_records.record(session, [SignatureValue(riding.signer_info["signature"].native, "signhash", None)],
+                                 created_at=clock.now())
+
+    report = doors.verify(pki, forged)
+
+    assert isinstance(report, VerificationReport) and not report.genuine, doors.describe(report)
+    assert any(m.category == "annotation" and m.page == 1 for m in report.modifications), doors.describe(report)
