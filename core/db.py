@@ -98,12 +98,19 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(conn):  # type: ignore[no-untyped-def]
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_writes_when_read_only(session: Session, _context, _instances) -> None:  # type: ignore[no-untyped-def]
+    """``read_only`` is a promise; a unit that breaks it fails loudly here (in tests), not as a SQLite
+    "database is locked" that surfaces as 503 under load."""
+    if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise RuntimeError("a read-only database unit tried to write; open it without read_only=True")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -126,6 +133,7 @@ def transaction(factory: sessionmaker[Session], *, read_only: bool = False) -> I
     session = factory()
     try:
         if read_only:
+            session.info[READ_ONLY] = True  # checked at flush: a write here would lack SQLite's up-front lock
             session.connection(execution_options={READ_ONLY: True})
         yield session
         session.commit()

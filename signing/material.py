@@ -207,7 +207,7 @@ class MaterialCache:
             if hit and time.monotonic() - hit[0] < TTL_SECONDS:
                 _REVINFO_CACHE.hit()
                 return hit[1]
-        with transaction(self._ctx.sessions) as session:
+        with transaction(self._ctx.sessions, read_only=True) as session:
             self._check_epoch(session)
             hit = self._revinfo.get(key)
             if hit and time.monotonic() - hit[0] < TTL_SECONDS:

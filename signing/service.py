@@ -208,7 +208,7 @@ class SigningService:
         hit = self._communes.get(key)
         if hit is not None and time.monotonic() - hit[0] < COMMUNE_TTL:
             return hit[1]
-        with transaction(self.ctx.sessions) as session:
+        with transaction(self.ctx.sessions, read_only=True) as session:
             province = units.lookup(session, code, key[1]).province_code
         if len(self._communes) > 10_000:
             self._communes.clear()
@@ -256,7 +256,7 @@ class SigningService:
     def _registered(self, pdf: bytes) -> SignedDocument | None:
         """A PDF kyso already signed gets its next signature under the same document id."""
         digest = hashlib.sha256(pdf).hexdigest()
-        with transaction(self.ctx.sessions) as session:
+        with transaction(self.ctx.sessions, read_only=True) as session:
             row = session.execute(select(SignedDocument).join(DocumentFile, DocumentFile.document_id == SignedDocument.id)
                                   .where(DocumentFile.sha256 == digest).limit(1)).scalar_one_or_none()
             if row is not None:

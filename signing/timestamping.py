@@ -118,7 +118,7 @@ class TimestampAuthority:
         if (current is not None and mono - self._checked_at < self._ctx.settings.ocsp_cache_check_seconds
                 and now < current.not_after):
             return current
-        with transaction(self._ctx.sessions) as session:
+        with transaction(self._ctx.sessions, read_only=True) as session:
             row = current_tsa(session, now=now)
             material = self._materials.get(row.serial)
             if material is None:

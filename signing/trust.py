@@ -79,7 +79,7 @@ def _configured(paths: list[Path]) -> tuple[list[asn1_x509.Certificate], list[as
 
 def _kyso_roots(ctx: PkiContext) -> tuple[list[asn1_x509.Certificate], list[asn1_x509.Certificate]]:
     anchors, intermediates = [], []
-    with transaction(ctx.sessions) as session:
+    with transaction(ctx.sessions, read_only=True) as session:
         for ca in session.execute(select(CertificateAuthority)).scalars():
             if ca.cert_der:
                 cert = shareable(asn1_x509.Certificate.load(ca.cert_der))

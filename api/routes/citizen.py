@@ -337,7 +337,7 @@ def units_json(container: ContainerDep) -> JSONResponse:
     """Commune names by province (today's catalogue), so the offline page can name the issuer:
     ``{province code: [province name, {commune code: commune full name}]}``."""
     today = dt.datetime.now(VN).date()
-    with transaction(container.sessions) as session:
+    with transaction(container.sessions, read_only=True) as session:
         rows = units.search(session, today, limit=100_000)
     body: dict[str, list[Any]] = {u.code: [u.name, {}] for u in rows if u.level == "province"}
     for unit in rows:

@@ -36,7 +36,7 @@ def healthz() -> dict[str, str]:
 def readyz(container: ContainerDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
-        with transaction(container.sessions) as session:
+        with transaction(container.sessions, read_only=True) as session:
             session.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - readiness reports, never raises

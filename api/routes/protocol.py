@@ -144,17 +144,17 @@ async def _answer(container: Container, der: bytes, *, cacheable: bool) -> Respo
 
 
 def _epoch(container: Container) -> int:
-    with transaction(container.sessions) as session:
+    with transaction(container.sessions, read_only=True) as session:
         return ocsp.revocation_epoch(session)
 
 
 def _answer_from_db(container: Container, der: bytes) -> ocsp.OcspAnswer:
-    with transaction(container.sessions) as session:
+    with transaction(container.sessions, read_only=True) as session:
         return ocsp.answer(container.pki, session, der)
 
 
 def _crl(container: ContainerDep, name: str, *, delta: bool) -> Response:
-    with transaction(container.sessions) as session:
+    with transaction(container.sessions, read_only=True) as session:
         ca = store.get_ca(session, name)
         current = crl.latest(session, ca, delta=delta)
         if current is None:
@@ -184,7 +184,7 @@ def full_crl(name: str, container: ContainerDep) -> Response:
 @router.get("/ca/{name}.crt", summary="CA certificate (DER), as named in caIssuers", response_class=Response,
             responses={200: {"content": {"application/pkix-cert": {}}}})
 def ca_certificate(name: str, container: ContainerDep) -> Response:
-    with transaction(container.sessions) as session:
+    with transaction(container.sessions, read_only=True) as session:
         ca = store.get_ca(session, name)
         if ca.cert_der is None:
             raise CANotReady(f"CA {name!r} has no certificate yet (pending import)")
