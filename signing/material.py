@@ -30,11 +30,12 @@ from pki.models import Certificate, CertificateAuthority, OcspResponse
 from pki.ocsp import revocation_epoch
 from pki.store import get_credential
 
+from .chain import DOCUMENT_SIGNING
 from .errors import SigningRefused
 from .shared_asn1 import shareable
 
 SIGNING_PROFILES = {"specialist", "seal"}
-DOCUMENT_SIGNING_EKUS = frozenset({x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36"), x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION})
+DOCUMENT_SIGNING_EKUS = frozenset({x509.ObjectIdentifier(DOCUMENT_SIGNING), x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION})
 TTL_SECONDS = 5.0
 _SIGNER_CACHE = metrics.CacheCounter("signer_material")
 _REVINFO_CACHE = metrics.CacheCounter("revocation_data")
@@ -70,8 +71,8 @@ class RevocationData:
 def refuse_unless_document_signer(cert: x509.Certificate, credential_id: str, profile: str) -> None:
     """The certificate itself must name documentSigning (RFC 9336) or emailProtection: the profile
     name alone is not enough (a profile file edited to drop its EKU, or a certificate issued under
-    an older one), and verification would call the signature CHAIN_CONSTRAINTS_FAILURE anyway
-    (``signing.chain.SIGNER_USAGE``). kyso's own signing profiles always carry one of the two."""
+    an older one). Stricter than verification (``signing.chain.SIGNER_USAGE`` accepts a foreign
+    certificate with no EKU at all): kyso's own signing profiles always carry one of the two."""
     try:
         purposes = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:

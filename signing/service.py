@@ -186,9 +186,7 @@ class SigningService:
                                 f"{str(exc)[:160]}); re-export it from the producing software") from None
         result = self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
                               actor, idempotency_key, fingerprint, Granted(policy.version, decision),
-                              produced=produced)
-        if source.was_repaired and not result.replayed:
-            self._audit_repair(request, source, result, actor)
+                              produced=produced, source=source)
         return result
 
     def check_input(self, pdf: bytes) -> intake.Intake:
@@ -281,8 +279,8 @@ class SigningService:
         self-signed signature would let a client seal what no specialist signed. ``_registered`` already
         refused older versions and withdrawn or superseded documents."""
         person = None
-        if existing is not None and existing.status == "valid":
-            with transaction(self.ctx.sessions) as session:
+        if existing is not None:  # (``_registered`` refused anything not valid)
+            with transaction(self.ctx.sessions, read_only=True) as session:
                 person = session.execute(
                     select(DocumentFile.version)
                     .join(Certificate, Certificate.serial == DocumentFile.signer_serial)
@@ -311,17 +309,9 @@ class SigningService:
                              input_sha256=hashlib.sha256(source).hexdigest())
             raise
 
-    def _audit_repair(self, request: SignRequest, source: intake.Intake, result: SignResult, actor: str) -> None:
-        """A repaired input is signed as qpdf rebuilt it: the registry's first version does not start with the
-        bytes received, so the audit log says why."""
-        with transaction(self.ctx.sessions) as session:
-            audit.record(session, actor=actor, action="signing:document:repair", subject=result.document_id,
-                         input_sha256=hashlib.sha256(request.pdf).hexdigest(),
-                         repaired_sha256=hashlib.sha256(source.pdf).hexdigest(), repaired=list(source.repaired))
-
     def _sign_bytes(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, level: str,
-                    document_id: str, signed_at: dt.datetime, activation: Activation | None = None, *,
-                    authorized: bytes | None = None) -> tuple[bytes, str]:
+                    document_id: str, signed_at: dt.datetime, activation: Activation | None, *,
+                    authorized: bytes) -> tuple[bytes, str]:
         """Sign ``request.pdf`` (the intake's sound or repaired bytes); the SAD is spent for ``authorized``,
         the bytes the specialist approved (the input as received)."""
         from .timestamping import timestamper_for
@@ -331,7 +321,7 @@ class SigningService:
         kind = self._kind(request, doc_type, material)
         job = self._job(writer, request, doc_type, material, kind, level, document_id, signed_at, earlier)
         if activation is not None:  # the PDF opened and the stamp is laid out: a damaged file burns no SAD
-            activation.spend(material, request.pdf if authorized is None else authorized)
+            activation.spend(material, authorized)
         timestamper = timestamper_for(self.ctx) if pades.LEVEL_ORDER[level] >= 1 else None
         long_term = pades.LEVEL_ORDER[level] >= 2
         if long_term:
@@ -438,12 +428,11 @@ class SigningService:
     def _record(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, document_id: str,
                 existing: SignedDocument | None, pdf: bytes, reached: str, level: str, signed_at: dt.datetime,
                 actor: str, idempotency_key: str | None, fingerprint: str | None, granted: "Granted", *,
-                produced: list[signature_records.SignatureValue]) -> SignResult:
-        """``produced``: the signature values kyso appended (read by the self-check), never the input's."""
+                produced: list[signature_records.SignatureValue], source: intake.Intake) -> SignResult:
+        """``produced``: the signature values kyso appended (read by the self-check), never the input's.
+        ``source``: what kyso signed; a repaired input is audited with the signature, in its transaction."""
         digest = hashlib.sha256(pdf).hexdigest()
         pending = pades.LEVEL_ORDER[reached] < pades.LEVEL_ORDER[level]
-        if not any(v.source == "sign" for v in produced):
-            raise RuntimeError(f"kyso's signature is not where it was written in document {document_id}'s output")
         seal_token = self._seal_tokens.pop((document_id, signed_at), None)
         try:
             with transaction(self.ctx.sessions) as session:
@@ -492,6 +481,11 @@ class SigningService:
                              input_sha256=hashlib.sha256(request.pdf).hexdigest(), version=version,
                              policy_version=granted.policy_version, policy_rule=granted.decision.rule,
                              signer_rule=granted.decision.signer_rule, reception=granted.decision.reception)
+                if source.was_repaired:  # the first version does not start with the bytes received: say why
+                    audit.record(session, actor=actor, action="signing:document:repair", subject=document_id,
+                                 input_sha256=hashlib.sha256(request.pdf).hexdigest(),
+                                 repaired_sha256=hashlib.sha256(source.pdf).hexdigest(),
+                                 repaired=list(source.repaired))
         except IntegrityError:
             if idempotency_key and fingerprint:
                 replay = self.replay(actor, idempotency_key, fingerprint)

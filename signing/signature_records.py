@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from .models import SignatureRecord, SignedDocument
+from .pdf_facts import byte_range
 
 Source = Literal["sign", "timestamp", "signhash"]
 _LOOKUP_CHUNK = 500  # values per IN (...) query
@@ -53,7 +54,8 @@ def signature_values(pdf: bytes, after: int = 0) -> list[SignatureValue]:
     reader = PdfFileReader(BytesIO(pdf), strict=False)
     found = []
     for sig in reader.embedded_signatures:
-        if int(sig.byte_range[1]) < after:
+        br = byte_range(sig)
+        if br is None or br[1] < after:
             continue
         timestamp = sig.sig_object_type == "/DocTimeStamp"
         found.append(SignatureValue(value=sig.signer_info["signature"].native,
