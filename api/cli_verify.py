@@ -43,7 +43,9 @@ def verify(
     data = file.read_bytes()
     report = container.verifier.verify(data)
     if signed_revision:
-        signed_revision.write_bytes(pdf_facts.signed_revision(data)[0])
+        settings = container.settings
+        signed_revision.write_bytes(pdf_facts.signed_revision(data, max_signatures=settings.verify_max_signatures,
+                                                              max_revisions=settings.verify_max_revisions)[0])
     if html:
         html.write_text(report_render.to_html(report, lang), encoding="utf-8")  # type: ignore[arg-type]
     if pdf:

@@ -13,6 +13,7 @@ releasing thread resolves. Threads (tests, a CLI) can hold slots too, through ``
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from core.settings import Settings
+from signing import pdf_facts
 from signing.errors import VerificationBusy
 
 T = TypeVar("T")
@@ -140,3 +142,10 @@ class VerifyGate:
 def verify_gate(request: Request) -> VerifyGate:
     """The app's gate (one per worker process, made by ``create_app`` from the settings)."""
     return request.app.state.verify_gate
+
+
+def extract_signed_revision(settings: Settings) -> Callable[[bytes], tuple[bytes, str, int]]:
+    """``pdf_facts.signed_revision`` under the verifier's limits (public callers choose the file; run it
+    through the gate like a verification)."""
+    return functools.partial(pdf_facts.signed_revision, max_signatures=settings.verify_max_signatures,
+                             max_revisions=settings.verify_max_revisions)

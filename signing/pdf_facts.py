@@ -216,13 +216,17 @@ def first_signature(embedded: list[EmbeddedPdfSignature]) -> EmbeddedPdfSignatur
     return min(regular, key=lambda s: s.signed_revision, default=None)
 
 
-def signed_revision(pdf: bytes) -> tuple[bytes, str, int]:
+def signed_revision(pdf: bytes, *, max_signatures: int, max_revisions: int) -> tuple[bytes, str, int]:
     """What the first signer signed: the byte prefix of the file that is the revision their signature
     covers (every incremental update ends a complete PDF), its field name and 1-based revision.
 
     A relying party shown "changed after signing" opens this to see what was really signed; no
-    registry is needed, so it works for foreign documents as for kyso's own."""
+    registry is needed, so it works for foreign documents as for kyso's own. The same limits as
+    verification bound the work a public caller can ask for."""
+    from .verify_limits import check_limits
+
     reader = open_pdf(pdf)
+    check_limits(reader, max_signatures=max_signatures, max_revisions=max_revisions)
     try:
         embedded = [s for s in reader.embedded_signatures if s.sig_object_type != "/DocTimeStamp"]
     except Exception as exc:  # noqa: BLE001 - a broken AcroForm is the file's fault

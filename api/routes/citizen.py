@@ -45,7 +45,7 @@ from ..deps import ContainerDep
 from ..errors import retry_after, status_for
 from ..uploads import read_pdf
 from ..ratelimit import limit_verification
-from ..verify_gate import verify_gate
+from ..verify_gate import extract_signed_revision, verify_gate
 
 log = logging.getLogger("kyso.citizen")
 router = APIRouter(tags=["citizen"], include_in_schema=False)
@@ -396,8 +396,11 @@ async def signed_revision(document_id: str, request: Request, container: Contain
         normalize_id(document_id)
         limit_verification(request)
         pdf = await _read_upload(request, container.settings.max_pdf_bytes)
-        prefix, _field, revision = await run_in_threadpool(pdf_facts.signed_revision, pdf)
+        prefix, _field, revision = await verify_gate(request).run(extract_signed_revision(container.settings), pdf)
     except KysoError as exc:
         return _error_page(exc, code, path, document_id[:40])
+    except Exception:  # noqa: BLE001 - a citizen gets a page, the log gets the trace
+        log.exception("extracting the signed revision of an upload for %s failed unexpectedly", document_id[:40])
+        return _error_page(KysoError("unexpected", code="internal_error"), code, path, document_id[:40], status=500)
     return Response(prefix, media_type="application/pdf",
                     headers={**HEADERS, "Content-Disposition": f'attachment; filename="ban-da-ky-{revision}.pdf"'})

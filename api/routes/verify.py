@@ -20,7 +20,7 @@ from ..schemas import error_responses
 from ..errors import UnsupportedMediaType
 from ..ratelimit import limit_verification
 from ..uploads import checked_pdf, read_pdf
-from ..verify_gate import verify_gate
+from ..verify_gate import extract_signed_revision, verify_gate
 from signing.report import VerificationReport
 
 router = APIRouter(prefix="/api/v1", tags=["verification"], responses=error_responses(400, 413, 415, 422, 429, 503))
@@ -87,7 +87,7 @@ async def signed_revision(request: Request, container: ContainerDep,
     prefix that is the signed revision), for any signed PDF; a registered kyso document's versions are
     also at ``GET /api/v1/documents/{id}/file?version=N``."""
     pdf = await _uploaded(request, container.settings.max_pdf_bytes, file)
-    prefix, field, revision = await run_in_threadpool(pdf_facts.signed_revision, pdf)
+    prefix, field, revision = await verify_gate(request).run(extract_signed_revision(container.settings), pdf)
     return Response(prefix, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="signed-revision-{revision}.pdf"',
                              "X-Signature-Field": _header_safe(field), "X-Signed-Revision": str(revision)})

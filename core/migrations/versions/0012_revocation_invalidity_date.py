@@ -1,7 +1,7 @@
 """revocation_invalidity_date: certificates.invalidity_date (RFC 5280 5.3.2), for CRL entries and OCSP
 
 Revision ID: 0012
-Revises: 0010 (the lead chains it after 0011 when merging)
+Revises: 0011
 Create Date: 2026-12-05 01:30:00.000000
 """
 from alembic import op
