@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -142,8 +141,7 @@ def test_a_reading_unit_never_makes_a_writer_wait(container: Container) -> None:
     audited refusal): it must not hold SQLite's write lock, or the writer would wait for it until timeout."""
     with transaction(container.sessions, read_only=True) as reading:
         before = reading.execute(select(func.count()).select_from(audit.AuditEntry)).scalar_one()
-        started = time.monotonic()
+        # a held write lock would make this wait the busy timeout and fail ("database is locked")
         with transaction(container.sessions) as writing:
             audit.record(writing, actor="test", action="test:entry:add", subject="while a request reads")
-        assert time.monotonic() - started < 5
     assert _entries(container) == before + 1

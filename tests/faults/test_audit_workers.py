@@ -52,6 +52,7 @@ def test_refusals_from_two_worker_processes_are_each_audited_once(tmp_path: Path
     assert sum(answers.values()) == CLIENTS * EACH
     # wrong code, then (after five) locked; "000000" may even be today's code once: then only one is accepted
     assert set(answers) <= {(403, "invalid_activation_data"), (403, "credential_locked"), (200, "accepted")}, answers
+    assert answers[(200, "accepted")] <= 1, answers  # a code is accepted once at most, never replayed
     with transaction(dep.container.sessions) as session:
         denied = session.execute(select(func.count()).select_from(audit.AuditEntry)
                                  .where(audit.AuditEntry.action == "activation:enroll:deny")).scalar_one()

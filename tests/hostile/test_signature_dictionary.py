@@ -127,6 +127,7 @@ def test_the_citizen_upload_of_a_malformed_signature_is_never_a_500(kyso: Kyso, 
     document_id, pdf = signed_document
     r = kyso.client.post(f"/v/{document_id}", files={"file": ("forged.pdf", CASES[case](pdf), "application/pdf")})  # type: ignore[operator]
     assert r.status_code < 500, (case, r.status_code, r.text[:300])
+    assert 'class="box ok"' not in r.text and 'data-result="genuine"' not in r.text, case  # never green
 
 
 def test_the_untouched_file_is_genuine(kyso: Kyso, signed: bytes) -> None:

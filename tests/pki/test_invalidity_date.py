@@ -164,10 +164,11 @@ def test_cli_takes_the_invalidity_date(tmp_path: Path, sqlite_url: str) -> None:
     assert kyso("ca", "init", "--org", "Sở KH&CN thử nghiệm", "--json").returncode == 0
     issued = json.loads(kyso("cert", "issue", "--cn", "Nguyễn Thị Hoa", "--commune", "00004",
                              "--id-number", "001190000001", "--json").stdout)
+    # a future date is refused for what it is, on a certificate that could still be revoked
+    refused = kyso("cert", "revoke", issued["serial"], "--reason", "keyCompromise", "--invalidity-date", "2999-01-01")
+    assert refused.returncode != 0 and "future" in refused.stderr + refused.stdout, refused.stderr
     since = (dt.datetime.now(UTC) - dt.timedelta(minutes=2)).replace(microsecond=0)
     local = since.astimezone(dt.timezone(dt.timedelta(hours=7))).strftime("%Y-%m-%dT%H:%M:%S%z")
     done = kyso("cert", "revoke", issued["serial"], "--reason", "keyCompromise", "--invalidity-date", local, "--json")
     assert done.returncode == 0, done.stderr
     assert dt.datetime.fromisoformat(json.loads(done.stdout)["invalidity_date"]) == since
-    refused = kyso("cert", "revoke", issued["serial"], "--reason", "keyCompromise", "--invalidity-date", "2999-01-01")
-    assert refused.returncode != 0
