@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from core.errors import InvalidInput
-from signing import activation
+from signing.activation import factors
 
 from .cli import JsonOpt, _actor, _container, _print_json, app, err, out
 
@@ -49,7 +49,7 @@ def enroll(
 
     Example: kyso activation enroll cred_… --png enrol.png
     """
-    start = activation.enroll(_container().pki, credential, _new_pin(), _actor(), replace=replace)
+    start = factors.enroll(_container().pki, credential, _new_pin(), _actor(), replace=replace)
     if png:
         png.write_bytes(start.png)
         png.chmod(0o600)
@@ -62,7 +62,7 @@ def enroll(
 def confirm(credential: CredArg) -> None:
     """Finish an enrolment with the first code of the authenticator app."""
     code = typer.prompt("Code shown by the authenticator app", hide_input=False)
-    activation.confirm(_container().pki, credential, code.strip(), actor=_actor())
+    factors.confirm(_container().pki, credential, code.strip(), actor=_actor())
     out.print(f"credential {credential}: activation confirmed")
 
 
@@ -70,27 +70,27 @@ def confirm(credential: CredArg) -> None:
 def change_pin(credential: CredArg) -> None:
     """Replace the PIN; the current PIN is required (a wrong one counts toward the lockout)."""
     old = typer.prompt("Current PIN", hide_input=True)
-    activation.change_pin(_container().pki, credential, old, _new_pin(), actor=_actor())
+    factors.change_pin(_container().pki, credential, old, _new_pin(), actor=_actor())
     out.print(f"credential {credential}: PIN changed")
 
 
 @activation_app.command("unlock")
 def unlock(credential: CredArg) -> None:
     """Lift the lockout that five failed attempts set (check first that it is the specialist asking)."""
-    activation.unlock(_container().pki, credential, _actor())
+    factors.unlock(_container().pki, credential, _actor())
     out.print(f"credential {credential}: unlocked")
 
 
 @activation_app.command("status")
 def status(credential: CredArg, as_json: JsonOpt = False) -> None:
     """none, pending (not confirmed), active or locked; failed attempts since the last success."""
-    view = activation.status(_container().pki, credential)
+    view = factors.status(_container().pki, credential)
     if as_json:
         _print_json(view.as_dict())
         return
     style = {"active": "green", "locked": "bold red", "pending": "yellow"}.get(view.state, "")
     out.print(f"{credential}: [{style}]{view.state}[/]" if style else f"{credential}: {view.state}")
     if view.state != "none":
-        out.print(f"failed attempts: {view.failed_attempts}/{activation.MAX_FAILED_ATTEMPTS}")
+        out.print(f"failed attempts: {view.failed_attempts}/{factors.MAX_FAILED_ATTEMPTS}")
     if view.locked_at:
         err.print(f"locked since {view.locked_at:%Y-%m-%d %H:%M} UTC; unlock with `kyso activation unlock {credential}`")

@@ -10,8 +10,9 @@ from rich.table import Table
 
 from core.db import transaction
 from core.errors import InvalidInput, KysoError
-from signing import registry, upgrade
-from signing.service import AppearanceOptions, SignRequest, SignResult
+from signing.registry import lifecycle
+from signing.create import upgrade
+from signing.create.service import AppearanceOptions, SignRequest, SignResult
 
 from .cli import JsonOpt, _actor, _container, _print_json, app, err, out
 from .schemas_signing import DocumentOut
@@ -135,7 +136,7 @@ def doc_list(
     """List signed documents, newest first."""
     container = _container()
     with transaction(container.sessions) as session:
-        rows, total = registry.list_documents(session, registry.DocumentFilter(
+        rows, total = lifecycle.list_documents(session, lifecycle.DocumentFilter(
             dossier_number=dossier, commune_code=commune, status=status,
             upgrade_status="pending" if pending else None, limit=limit))
         data = [_doc_dict(r, container.settings.base_url) for r in rows]
@@ -161,7 +162,7 @@ def doc_show(document_id: str, as_json: JsonOpt = False) -> None:
     """One document's registry record."""
     container = _container()
     with transaction(container.sessions) as session:
-        data = _doc_dict(registry.get_document(session, document_id), container.settings.base_url)
+        data = _doc_dict(lifecycle.get_document(session, document_id), container.settings.base_url)
     if as_json:
         _print_json(data)
     else:
@@ -175,7 +176,7 @@ def doc_get(document_id: str, output: Annotated[Path, typer.Option("-o", "--outp
     """Write a signed document's current (possibly upgraded) PDF to a file."""
     container = _container()
     with transaction(container.sessions) as session:
-        row = registry.get_file(session, document_id, version)
+        row = lifecycle.get_file(session, document_id, version)
         output.write_bytes(row.pdf)
         out.print(f"wrote {output} (version {row.version}, {row.level}, {row.size:,} bytes)")
 
@@ -183,7 +184,7 @@ def doc_get(document_id: str, output: Annotated[Path, typer.Option("-o", "--outp
 @doc_app.command("withdraw")
 def doc_withdraw(document_id: str, reason: Annotated[str, typer.Option(help="Shown to citizens who scan the QR")]) -> None:
     """Withdraw a document (the citizen page will say so)."""
-    doc = registry.withdraw(_container().pki, document_id, reason, _actor())
+    doc = lifecycle.withdraw(_container().pki, document_id, reason, _actor())
     out.print(f"{doc.id} withdrawn: {reason}")
 
 
@@ -191,7 +192,7 @@ def doc_withdraw(document_id: str, reason: Annotated[str, typer.Option(help="Sho
 def doc_supersede(document_id: str, by: Annotated[str, typer.Option(help="Id of the replacing document")],
                   reason: Annotated[str, typer.Option(help="Why it was replaced")]) -> None:
     """Mark a document as replaced by another one."""
-    doc = registry.supersede(_container().pki, document_id, by, reason, _actor())
+    doc = lifecycle.supersede(_container().pki, document_id, by, reason, _actor())
     out.print(f"{doc.id} superseded by {doc.superseded_by}")
 
 
@@ -210,11 +211,11 @@ def doc_enroll_image(
     kind: Annotated[str, typer.Option(help="signature (handwritten, blue) or seal (agency, red)")] = "signature",
 ) -> None:
     """Enrol the handwritten-signature or seal image a credential's visible signatures show."""
-    row = registry.enroll_image(_container().pki, credential, kind, image.read_bytes(), _actor())
+    row = lifecycle.enroll_image(_container().pki, credential, kind, image.read_bytes(), _actor())
     out.print(f"{kind} image enrolled for {credential} (sha256 {row.sha256[:16]}…)")
 
 
-ASSETS = Path(__file__).resolve().parent.parent / "signing" / "assets"
+ASSETS = Path(__file__).resolve().parent.parent / "signing" / "create" / "assets"
 
 
 def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
@@ -224,7 +225,7 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
 
     from pki import issuance
     from pki.names import SubjectInfo
-    from signing.sample import sample_document
+    from signing.create.sample import sample_document
 
     from . import tokens
 
@@ -242,15 +243,15 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
         for credential, kind, name in ((state["specialist"], "signature", "sample-signature.png"),
                                        (state["seal"], "seal", "sample-seal.png")):
             if (ASSETS / name).exists():
-                registry.enroll_image(container.pki, credential, kind, (ASSETS / name).read_bytes(), actor)
+                lifecycle.enroll_image(container.pki, credential, kind, (ASSETS / name).read_bytes(), actor)
     if "pin" not in state:
         # the demo specialist's PIN, set up as an operator would: they sign in to /me with it, scan the
         # QR code with an authenticator app and then approve signing requests (demo only: a real PIN is
         # chosen by the specialist, never printed)
-        from signing import activation
+        from signing.activation import factors
 
-        if activation.status(container.pki, state["specialist"]).state == "none":
-            activation.enroll(container.pki, state["specialist"], DEMO_PIN, actor)
+        if factors.status(container.pki, state["specialist"]).state == "none":
+            factors.enroll(container.pki, state["specialist"], DEMO_PIN, actor)
         state["pin"] = DEMO_PIN
     if "report_seal" not in state:
         # kyso's organisation seal: signs the PDF verification reports (KYSO_REPORT_SEAL_CREDENTIAL)

@@ -9,8 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from core.errors import InvalidInput
-from signing import pdf_facts, report_render
-from signing.report import VerificationReport
+from signing.verify import pdf_facts
+from signing.create import report_pdf
+from signing.verify.report import VerificationReport
 
 from .cli import JsonOpt, _container, _print_json, app, out
 
@@ -47,9 +48,9 @@ def verify(
         signed_revision.write_bytes(pdf_facts.signed_revision(data, max_signatures=settings.verify_max_signatures,
                                                               max_revisions=settings.verify_max_revisions)[0])
     if html:
-        html.write_text(report_render.to_html(report, lang), encoding="utf-8")  # type: ignore[arg-type]
+        html.write_text(report_pdf.to_html(report, lang), encoding="utf-8")  # type: ignore[arg-type]
     if pdf:
-        pdf.write_bytes(report_render.sealed_pdf(container.signing, report, lang, actor="cli:verify"))  # type: ignore[arg-type]
+        pdf.write_bytes(report_pdf.sealed_pdf(container.signing, report, lang, actor="cli:verify"))  # type: ignore[arg-type]
     if as_json:
         _print_json(report.as_dict())
     else:

@@ -11,8 +11,8 @@ from hsm import KeyStoreRegistry
 from pki.context import PkiContext
 from policies import units
 from policies.profiles import ProfileSet
-from signing.service import SigningService
-from signing.verification import Verifier
+from signing.create.service import SigningService
+from signing.verify.verifier import Verifier
 
 
 @dataclass

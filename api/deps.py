@@ -91,7 +91,7 @@ def require(*roles: Role) -> Callable[..., Principal]:
 
 
 def _hidden(document_id: str) -> UnknownDocument:
-    # word for word what signing.registry says of an id that does not exist: a scoped client must not
+    # word for word what signing.registry.lifecycle says of an id that does not exist: a scoped client must not
     # learn that another commune's document id is real (tests/api/test_token_scopes.py compares them)
     return UnknownDocument(f"no signed document with id {document_id!r}; check the id printed under the QR code")
 

@@ -41,7 +41,8 @@ from pki.models import Certificate, CertificateAuthority
 from pki.names import build_name
 
 from .container import Container
-from .tokens import ApiToken, Principal, Role, TokenCertificate, scope_of
+from .models import ApiToken, TokenCertificate
+from .tokens import Principal, Role, scope_of
 
 PROFILE = "api-client"
 ORGANIZATION = "kyso"

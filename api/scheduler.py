@@ -10,7 +10,7 @@ from core.db import transaction
 from pki import crl, ocsp, store
 from pki.authorities import renew_qr_seal_if_due, renew_responder_if_due, renew_tsa_if_due
 
-from signing.upgrade import upgrade_due
+from signing.create.upgrade import upgrade_due
 
 from .container import Container
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
-from signing.models import SignedDocument
-from signing.service import AppearanceOptions, SignRequest, SignResult
+from signing.registry.models import SignedDocument
+from signing.create.service import AppearanceOptions, SignRequest, SignResult
 
 
 class _In(BaseModel):

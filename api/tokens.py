@@ -20,14 +20,15 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import ForeignKey, Integer, String, Text, or_, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from core import audit, clock
-from core.db import Base, UTCDateTime
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from policies.documents import default_policy
 from policies.units import AdminUnit
+
+from .models import ApiToken
 
 PREFIX = "kyso_"
 ALL = "*"
@@ -55,42 +56,6 @@ class Operation(str, enum.Enum):
     supersede = "supersede"
 
 
-class ApiToken(Base):
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
-    role: Mapped[str] = mapped_column(String(20), nullable=False)
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    created_by: Mapped[str] = mapped_column(String(200), nullable=False)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # scope: JSON lists, NULL = every value (rows from before scopes existed have NULL everywhere)
-    scope_units: Mapped[str | None] = mapped_column(Text, nullable=True)
-    scope_operations: Mapped[str | None] = mapped_column(Text, nullable=True)
-    scope_document_types: Mapped[str | None] = mapped_column(Text, nullable=True)
-    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    # rotation: the secret before the last rotation, accepted until previous_valid_until
-    rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    previous_hash: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, nullable=True)
-    previous_valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-
-
-class TokenCertificate(Base):
-    """A TLS client certificate (profile ``api-client``, issued by kyso from the client's CSR) bound to a
-    client token: presented through a trusted proxy, it authenticates as that token (``api/mtls.py``).
-    The token's scope, expiry and revocation apply; so do the certificate's own status and validity."""
-
-    __tablename__ = "token_certificates"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), nullable=False, index=True)
-    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"), unique=True, nullable=False)
-    serial: Mapped[str] = mapped_column(String(64), nullable=False)  # upper-case hex, as in certificates
-    sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)  # of the DER: the lookup key
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    created_by: Mapped[str] = mapped_column(String(200), nullable=False)
 
 
 class OutOfScope(PermissionDenied):

@@ -24,7 +24,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from core.settings import Settings
-from signing import pdf_facts
+from signing.verify import pdf_facts
 from signing.errors import VerificationBusy
 
 T = TypeVar("T")

@@ -30,11 +30,11 @@ from pki.models import Certificate, CertificateAuthority, OcspResponse
 from pki.ocsp import revocation_epoch
 from pki.store import get_credential
 
-from .chain import DOCUMENT_SIGNING
-from .errors import SigningRefused
-from .shared_asn1 import shareable
+from signing.errors import SigningRefused
+from signing.shared_asn1 import shareable
 
 SIGNING_PROFILES = {"specialist", "seal"}
+DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"  # id-kp-documentSigning, RFC 9336 (asn1crypto has no name for it)
 DOCUMENT_SIGNING_EKUS = frozenset({x509.ObjectIdentifier(DOCUMENT_SIGNING), x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION})
 TTL_SECONDS = 5.0
 _SIGNER_CACHE = metrics.CacheCounter("signer_material")
@@ -71,7 +71,7 @@ class RevocationData:
 def refuse_unless_document_signer(cert: x509.Certificate, credential_id: str, profile: str) -> None:
     """The certificate itself must name documentSigning (RFC 9336) or emailProtection: the profile
     name alone is not enough (a profile file edited to drop its EKU, or a certificate issued under
-    an older one). Stricter than verification (``signing.chain.SIGNER_USAGE`` accepts a foreign
+    an older one). Stricter than verification (``signing.verify.chain.SIGNER_USAGE`` accepts a foreign
     certificate with no EKU at all): kyso's own signing profiles always carry one of the two."""
     try:
         purposes = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)

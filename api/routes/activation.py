@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from signing import activation
+from signing.activation import factors
 
 from ..deps import ContainerDep, Operator, Reader
 from ..schemas import API_ERRORS
@@ -47,30 +47,30 @@ class PinIn(_In):
 
 @router.get("", summary="Activation state: none, pending (not confirmed), active or locked; failed attempts")
 def show(credential_id: str, container: ContainerDep, _: Reader) -> dict[str, Any]:
-    return activation.status(container.pki, credential_id).as_dict()
+    return factors.status(container.pki, credential_id).as_dict()
 
 
 @router.post("", response_model=EnrollOut, summary="Enrol a PIN and a TOTP secret (returned once, as URI and QR)")
 async def enroll(credential_id: str, body: EnrollIn, container: ContainerDep, principal: Operator) -> EnrollOut:
-    start = await run_in_threadpool(activation.enroll, container.pki, credential_id, body.pin, principal.actor,
+    start = await run_in_threadpool(factors.enroll, container.pki, credential_id, body.pin, principal.actor,
                                     replace=body.replace)
     return EnrollOut(otpauth_uri=start.uri, qr_png_base64=base64.b64encode(start.png).decode())
 
 
 @router.post("/confirm", summary="Confirm the enrolment with the first code from the authenticator app")
 async def confirm(credential_id: str, body: ConfirmIn, container: ContainerDep, principal: Operator) -> dict[str, Any]:
-    await run_in_threadpool(activation.confirm, container.pki, credential_id, body.code, actor=principal.actor)
-    return activation.status(container.pki, credential_id).as_dict()
+    await run_in_threadpool(factors.confirm, container.pki, credential_id, body.code, actor=principal.actor)
+    return factors.status(container.pki, credential_id).as_dict()
 
 
 @router.post("/pin", summary="Change the PIN (the old one is required; a wrong one counts toward the lockout)")
 async def change_pin(credential_id: str, body: PinIn, container: ContainerDep, principal: Operator) -> dict[str, Any]:
-    await run_in_threadpool(activation.change_pin, container.pki, credential_id, body.old_pin, body.new_pin,
+    await run_in_threadpool(factors.change_pin, container.pki, credential_id, body.old_pin, body.new_pin,
                             actor=principal.actor)
-    return activation.status(container.pki, credential_id).as_dict()
+    return factors.status(container.pki, credential_id).as_dict()
 
 
 @router.post("/unlock", summary="Lift the lockout after five failed attempts (operator)")
 async def unlock(credential_id: str, container: ContainerDep, principal: Operator) -> dict[str, Any]:
-    await run_in_threadpool(activation.unlock, container.pki, credential_id, principal.actor)
-    return activation.status(container.pki, credential_id).as_dict()
+    await run_in_threadpool(factors.unlock, container.pki, credential_id, principal.actor)
+    return factors.status(container.pki, credential_id).as_dict()

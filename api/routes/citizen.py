@@ -34,11 +34,12 @@ from pki import store
 from pki.models import Certificate
 from policies import units
 from policies.documents import DocumentType
-from signing import offline_seal, pdf_facts, registry
+from signing.create import offline_seal
+from signing.registry import lifecycle
 from signing.errors import UnknownDocument
-from signing.models import SignedDocument
-from signing.report import VerificationReport
-from signing.report_text import quoted
+from signing.registry.models import SignedDocument
+from signing.verify.report import VerificationReport
+from signing.verify.report_text import quoted
 
 from ..container import Container
 from ..deps import ContainerDep
@@ -192,7 +193,7 @@ def _english(name_en: str, kind: str) -> str:
 def document_page(container: Container, document_id: str, lang: str) -> DocumentPage:
     """Everything the page shows about one registered document (runs in a worker thread)."""
     with transaction(container.sessions, read_only=True) as session:
-        doc = registry.get_document(session, document_id)
+        doc = lifecycle.get_document(session, document_id)
         doc_type = container.signing.policy.types.get(doc.document_type)
         local_day = doc.signed_at.astimezone(VN).date() if doc.signed_at.tzinfo else doc.signed_at.date()
         try:
@@ -218,7 +219,7 @@ def document_page(container: Container, document_id: str, lang: str) -> Document
 
 # -- upload results --------------------------------------------------------------------------------
 def _result(report: VerificationReport, document_id: str, lang: str) -> dict[str, Any]:
-    """Plain words for a ``signing.report.VerificationReport`` against the page's document."""
+    """Plain words for a ``signing.verify.report.VerificationReport`` against the page's document."""
     reg = report.registry
     summary = getattr(report.summary, lang)
     signatures = [{

@@ -34,14 +34,16 @@ from core.db import transaction
 from core.errors import InvalidInput, KysoError, PermissionDenied
 from hsm import KeyType, SignatureScheme
 from pki.encoding import key_type_of
-from signing import activation, remote
+from signing.activation import factors
+from signing.activation import remote
 from signing.errors import PdfTooLarge
-from signing.remote import CredentialDescription
-from signing.service import SignRequest
-from signing.signer import default_digest
-from signing.sole_control import Required, SADActivation, document_hash
+from signing.activation.remote import CredentialDescription
+from signing.create.service import SignRequest
+from signing.create.signer import default_digest
+from signing.activation.sole_control import Required, SADActivation, document_hash
 
 from .. import tokens
+from ..models import ApiToken
 from ..container import Container
 from ..deps import Access, CanSign, record_denial
 from ..errors import status_for
@@ -178,7 +180,7 @@ def _expires_in(container: Container, name: str, bearer: str) -> int | None:
     """Seconds until this secret stops working: the token's expiry, or a rotated-out secret's grace end;
     ``None`` when it never expires."""
     with transaction(container.sessions) as session:
-        row = session.execute(select(tokens.ApiToken).where(tokens.ApiToken.name == name)).scalar_one_or_none()
+        row = session.execute(select(ApiToken).where(ApiToken.name == name)).scalar_one_or_none()
         if row is None:
             return None
         ends = [row.expires_at]
@@ -301,7 +303,7 @@ def _describe(cred: CredentialDescription, certificates: str, cert_info: bool, a
         key["curve"] = curve
     names = cred.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     out: dict[str, Any] = {"description": f"{names[0].value if names else cred.credential_id}", "key": key,
-                           "cert": cert, "authMode": "explicit", "SCAL": "2", "multisign": activation.MAX_HASHES_PER_SAD,
+                           "cert": cert, "authMode": "explicit", "SCAL": "2", "multisign": factors.MAX_HASHES_PER_SAD,
                            "lang": "vi-VN"}
     if auth_info:
         pin_text = "The specialist's PIN (6-12 digits)"
@@ -331,9 +333,9 @@ class AuthDataItem(BaseModel):
 
 class AuthorizeIn(CscIn):
     credentialID: str = Field(min_length=1, max_length=40)
-    numSignatures: int = Field(ge=1, le=activation.MAX_HASHES_PER_SAD)
-    hash: list[str] | None = Field(default=None, max_length=activation.MAX_HASHES_PER_SAD, description="v1 name")
-    hashes: list[str] | None = Field(default=None, max_length=activation.MAX_HASHES_PER_SAD)
+    numSignatures: int = Field(ge=1, le=factors.MAX_HASHES_PER_SAD)
+    hash: list[str] | None = Field(default=None, max_length=factors.MAX_HASHES_PER_SAD, description="v1 name")
+    hashes: list[str] | None = Field(default=None, max_length=factors.MAX_HASHES_PER_SAD)
     hashAlgorithmOID: str | None = None
     hashAlgo: str | None = Field(default=None, description="v1-style name of hashAlgorithmOID")
     PIN: str | None = Field(default=None, max_length=64, description="v1")
@@ -358,7 +360,7 @@ async def credentials_authorize(body: AuthorizeIn, access: CanSign) -> dict[str,
     if not hashes:
         raise InvalidInput("kyso binds every SAD to its hashes (SCAL 2): send hashes", code="invalid_request")
     hash_algo = remote.digest_name(_one(body.hashAlgo, body.hashAlgorithmOID, "hashAlgo", "hashAlgorithmOID"))
-    sad = await run_in_threadpool(activation.authorize, access.container.pki, body.credentialID, _factor(body, "PIN"),
+    sad = await run_in_threadpool(factors.authorize, access.container.pki, body.credentialID, _factor(body, "PIN"),
                                   _factor(body, "OTP"), hashes, hash_algo, body.numSignatures, access.principal.actor)
     return {"SAD": sad.token, "expiresIn": sad.expires_in()}
 
@@ -366,8 +368,8 @@ async def credentials_authorize(body: AuthorizeIn, access: CanSign) -> dict[str,
 class ExtendIn(CscIn):
     credentialID: str = Field(min_length=1, max_length=40)
     SAD: str = Field(min_length=1, max_length=200)
-    hash: list[str] | None = Field(default=None, max_length=activation.MAX_HASHES_PER_SAD)
-    hashes: list[str] | None = Field(default=None, max_length=activation.MAX_HASHES_PER_SAD)
+    hash: list[str] | None = Field(default=None, max_length=factors.MAX_HASHES_PER_SAD)
+    hashes: list[str] | None = Field(default=None, max_length=factors.MAX_HASHES_PER_SAD)
     hashAlgorithmOID: str | None = None
 
 
@@ -375,7 +377,7 @@ class ExtendIn(CscIn):
 async def credentials_extend(body: ExtendIn, access: CanSign) -> dict[str, Any]:
     await _credential(access, body.credentialID)
     hashes = _b64(_one(body.hash, body.hashes, "hash", "hashes"), "hashes") or None
-    sad = await run_in_threadpool(activation.extend, access.container.pki, body.credentialID, body.SAD, hashes,
+    sad = await run_in_threadpool(factors.extend, access.container.pki, body.credentialID, body.SAD, hashes,
                                   actor=access.principal.actor)
     return {"SAD": sad.token, "expiresIn": sad.expires_in()}
 
@@ -384,8 +386,8 @@ async def credentials_extend(body: ExtendIn, access: CanSign) -> dict[str, Any]:
 class SignHashIn(CscIn):
     credentialID: str = Field(min_length=1, max_length=40)
     SAD: str = Field(min_length=1, max_length=200)
-    hash: list[str] | None = Field(default=None, max_length=activation.MAX_HASHES_PER_SAD, description="v1 name")
-    hashes: list[str] | None = Field(default=None, max_length=activation.MAX_HASHES_PER_SAD)
+    hash: list[str] | None = Field(default=None, max_length=factors.MAX_HASHES_PER_SAD, description="v1 name")
+    hashes: list[str] | None = Field(default=None, max_length=factors.MAX_HASHES_PER_SAD)
     hashAlgo: str | None = Field(default=None, description="v1 name")
     hashAlgorithmOID: str | None = None
     signAlgo: str = Field(min_length=1, max_length=100)
@@ -448,7 +450,7 @@ class SignDocIn(CscIn):
     SAD: str | None = Field(default=None, min_length=1, max_length=200,
                             description="From credentials/authorize over the SHA-256 of every document's exact bytes; "
                                         "required for a specialist's credential, not for an organisation seal")
-    documents: list[DocumentIn] | None = Field(default=None, max_length=activation.MAX_HASHES_PER_SAD)
+    documents: list[DocumentIn] | None = Field(default=None, max_length=factors.MAX_HASHES_PER_SAD)
     documentDigests: list[Any] | None = Field(default=None, description="Not here: hashes go to signatures/signHash")
     operationMode: Literal["S"] | None = Field(default=None, description="Only synchronous signing (S)")
     returnValidationInfo: bool | None = Field(default=None, description="Not offered: B-LT/B-LTA embed it in the PDF")

@@ -17,7 +17,7 @@ from core import audit, clock, metrics
 from core.db import transaction
 from core.errors import KysoError
 from policies import units
-from signing.timestamping import TimeStampResp, authority_for
+from signing.create.timestamping import TimeStampResp, authority_for
 
 from ..container import Container
 from ..deps import Auditor, ContainerDep, Reader, SessionDep, bearer, current_principal, require

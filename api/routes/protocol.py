@@ -20,7 +20,7 @@ from core.db import transaction
 from core.errors import Unavailable
 from pki import crl, ocsp, store
 from pki.errors import CANotReady
-from signing.timestamping import authority_for
+from signing.create.timestamping import authority_for
 
 from ..container import Container
 from ..deps import ContainerDep

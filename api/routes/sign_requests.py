@@ -17,9 +17,10 @@ from starlette.concurrency import run_in_threadpool
 
 from core.db import transaction
 from core.errors import InvalidInput, KysoError
-from signing import activation, requests
+from signing.activation import factors
+from signing.activation import requests
 from signing.errors import SigningRefused
-from signing.sole_control import SADActivation, document_hash, needs_activation
+from signing.activation.sole_control import SADActivation, document_hash, needs_activation
 
 from ..container import Container
 from ..deps import CanRead, CanSign, ContainerDep
@@ -81,7 +82,7 @@ async def submit(container: ContainerDep, access: CanSign,
     from .signing import _metadata  # one parser of metadata parts for every signing route
 
     batch = _metadata(metadata, BatchMetadata)
-    limit = min(container.settings.max_batch_items, activation.MAX_HASHES_PER_SAD)
+    limit = min(container.settings.max_batch_items, factors.MAX_HASHES_PER_SAD)
     if len(files) > limit:
         raise InvalidInput(f"a signing request holds at most {limit} files; this one has {len(files)}",
                            code="batch_too_large")
@@ -155,7 +156,7 @@ def approve(container: Container, request_id: str, credential_id: str, pin: str,
         client = row.client
         stored = [(i.position, i.metadata_json, i.pdf) for i in requests.items(session, request_id)]
     hashes = [document_hash(pdf) for _, _, pdf in stored]
-    sad = activation.authorize(container.pki, credential_id, pin, otp, hashes, "sha256", len(hashes), client)
+    sad = factors.authorize(container.pki, credential_id, pin, otp, hashes, "sha256", len(hashes), client)
     with transaction(container.sessions) as session:
         requests.claim(session, request_id, credential_id)
     group = SADActivation(container.pki, credential_id, sad.token, hashes, client)

@@ -9,8 +9,9 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import InvalidInput, KysoError
-from signing import registry
-from signing.sole_control import Activation, Required, SADActivation, document_hash
+from signing.registry import lifecycle
+from signing.activation.sole_control import Required, SADActivation, document_hash
+from signing.create.consent import Activation
 
 from ..container import Container
 from ..deps import CanRead, CanSign, CanSupersede, CanWithdraw, ContainerDep, Operator, ReaderAccess, SessionDep
@@ -157,7 +158,7 @@ def list_documents(
     offset: int = Query(default=0, ge=0, le=1_000_000_000),  # bounded: a huge one overflowed the database's integer
 ) -> DocumentList:
     communes, types = access.visible(session)  # a scoped client sees only its communes' documents
-    rows, total = registry.list_documents(session, registry.DocumentFilter(
+    rows, total = lifecycle.list_documents(session, lifecycle.DocumentFilter(
         commune_codes=communes, document_types=types,
         dossier_number=dossier_number, commune_code=commune_code, document_type=document_type,
         signer_serial=signer_serial.upper() if signer_serial else None, credential_id=credential_id,
@@ -168,7 +169,7 @@ def list_documents(
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, summary="One signed document's record")
 def get_document(document_id: str, container: ContainerDep, session: SessionDep, access: CanRead) -> DocumentOut:
-    doc = registry.get_document(session, document_id)
+    doc = lifecycle.get_document(session, document_id)
     access.check_document(session, document_id, doc.commune_code, doc.document_type)
     return DocumentOut.of(doc, container.settings.base_url)
 
@@ -177,9 +178,9 @@ def get_document(document_id: str, container: ContainerDep, session: SessionDep,
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
 def get_document_file(document_id: str, session: SessionDep, access: CanRead,
                       version: int | None = Query(default=None, ge=1, le=1_000_000)) -> Response:
-    doc = registry.get_document(session, document_id)
+    doc = lifecycle.get_document(session, document_id)
     access.check_document(session, document_id, doc.commune_code, doc.document_type)
-    row = registry.get_file(session, document_id, version)
+    row = lifecycle.get_file(session, document_id, version)
     return Response(row.pdf, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{row.document_id}-v{row.version}.pdf"',
         "X-Signature-Level": row.level, "X-Document-Version": str(row.version), "ETag": f'"{row.sha256}"'})
@@ -188,9 +189,9 @@ def get_document_file(document_id: str, session: SessionDep, access: CanRead,
 @router.post("/documents/{document_id}/withdraw", response_model=DocumentOut, summary="Withdraw a signed document")
 def withdraw(document_id: str, body: WithdrawIn, container: ContainerDep, session: SessionDep,
              access: CanWithdraw) -> DocumentOut:
-    current = registry.get_document(session, document_id)
+    current = lifecycle.get_document(session, document_id)
     access.check_document(session, document_id, current.commune_code, current.document_type)
-    doc = registry.withdraw(container.pki, document_id, body.reason, access.principal.actor)
+    doc = lifecycle.withdraw(container.pki, document_id, body.reason, access.principal.actor)
     return DocumentOut.of(doc, container.settings.base_url)
 
 
@@ -199,9 +200,9 @@ def withdraw(document_id: str, body: WithdrawIn, container: ContainerDep, sessio
 def supersede(document_id: str, body: SupersedeIn, container: ContainerDep, session: SessionDep,
               access: CanSupersede) -> DocumentOut:
     for named in (document_id, body.by):  # the replacement too: its id must not be confirmed either
-        current = registry.get_document(session, named)
+        current = lifecycle.get_document(session, named)
         access.check_document(session, named, current.commune_code, current.document_type)
-    doc = registry.supersede(container.pki, document_id, body.by, body.reason, access.principal.actor)
+    doc = lifecycle.supersede(container.pki, document_id, body.by, body.reason, access.principal.actor)
     return DocumentOut.of(doc, container.settings.base_url)
 
 
@@ -216,5 +217,5 @@ async def enroll_image(credential_id: str, kind: str, request: Request, containe
     if content_type != "image/png":
         raise UnsupportedMediaType(f"send the image as image/png, not {content_type or 'nothing'}")
     png = await request.body()
-    await run_in_threadpool(registry.enroll_image, container.pki, credential_id, kind, png, principal.actor)
+    await run_in_threadpool(lifecycle.enroll_image, container.pki, credential_id, kind, png, principal.actor)
     return Response(status_code=204)

@@ -3,7 +3,7 @@ change the PIN, see the certificate and every document signed with it, and appro
 signing requests their civil-registration software submitted.
 
 Server-rendered (Jinja2), no JavaScript, Vietnamese first (``?lang=en``). Presentation only: the
-factors are checked by ``signing.activation``, approvals carried out by ``sign_requests.approve``.
+factors are checked by ``signing.activation.factors``, approvals carried out by ``sign_requests.approve``.
 Every form posts a CSRF token; the session cookie is described in ``api.specialist_session``.
 """
 from __future__ import annotations
@@ -23,7 +23,9 @@ from core import clock
 from core.db import transaction
 from core.errors import KysoError
 from pki.store import get_credential
-from signing import activation, registry, requests
+from signing.activation import factors
+from signing.registry import lifecycle
+from signing.activation import requests
 
 from .. import specialist_session as sessions
 from ..container import Container
@@ -58,9 +60,9 @@ def _render(template: str, lang: str, status: int = 200, *, message: str | None 
 
 def _error_text(lang: str, exc: KysoError) -> str:
     t = _strings[lang]
-    if isinstance(exc, activation.CredentialLocked):
+    if isinstance(exc, factors.CredentialLocked):
         return t["e_locked"]
-    if isinstance(exc, activation.InvalidActivationData):
+    if isinstance(exc, factors.InvalidActivationData):
         left = exc.details.get("attempts_left")
         return t["e_login"] + (" " + t["e_left"].format(left=left) if left is not None else "")
     return t["e_generic"].format(message=exc.message)
@@ -75,7 +77,7 @@ def _home_values(container: Container, credential_id: str, lang: str) -> dict[st
     with transaction(container.sessions) as session:
         credential = get_credential(session, credential_id)
         cert = credential.certificate
-        state = activation.status_in(session, credential_id).state
+        state = factors.status_in(session, credential_id).state
         certificate = None
         if cert is not None:
             expired = clock.aware(cert.not_after) <= clock.now()
@@ -92,13 +94,13 @@ def _home_values(container: Container, credential_id: str, lang: str) -> dict[st
                               "commune": meta.get("commune_code", "")})
             pending.append({"id": row.id, "client": row.client.removeprefix("token:"), "created": _when(row.created_at),
                             "note": row.note, "items": items})
-        docs, total = registry.list_documents(session, registry.DocumentFilter(credential_id=credential_id, limit=50))
+        docs, total = lifecycle.list_documents(session, lifecycle.DocumentFilter(credential_id=credential_id, limit=50))
         documents = [{"id": d.id, "document_type": d.document_type, "dossier": d.dossier_number or "",
                       "signed_at": _when(d.signed_at), "status": d.status} for d in docs]
         name = cert.common_name if cert else credential_id
     enrol_qr = None
     if state == "pending":
-        enrol_qr = base64.b64encode(activation.enrollment_qr(container.pki, credential_id).png).decode()
+        enrol_qr = base64.b64encode(factors.enrollment_qr(container.pki, credential_id).png).decode()
     return {"name": name, "credential_id": credential_id, "certificate": certificate, "pending": pending,
             "documents": documents, "total": total, "enrol_qr": enrol_qr, "can_change_pin": state == "active",
             "activation_text": t.get(f"act_{state}", state)}
@@ -133,7 +135,7 @@ async def login(container: ContainerDep, credential_id: Annotated[str, Form(max_
                 lang: Lang = "vi") -> Response:
     credential_id = credential_id.strip()
     try:
-        await run_in_threadpool(activation.sign_in, container.pki, credential_id, pin, otp.strip() or None)
+        await run_in_threadpool(factors.sign_in, container.pki, credential_id, pin, otp.strip() or None)
     except KysoError as exc:
         return _render("login.html", lang, status_for(exc) if status_for(exc) < 500 else 400,
                        message=_error_text(lang, exc), credential_id=credential_id)
@@ -185,7 +187,7 @@ async def _act(request: Request, container: Container, csrf: str, lang: str, act
 async def confirm_enrolment(request: Request, container: ContainerDep, code: Annotated[str, Form(max_length=10)],
                             csrf: Annotated[str, Form(max_length=100)] = "", lang: Lang = "vi") -> Response:
     return await _act(request, container, csrf, lang,
-                      lambda cred: activation.confirm(container.pki, cred, code.strip()), "enrolled")
+                      lambda cred: factors.confirm(container.pki, cred, code.strip()), "enrolled")
 
 
 @router.post("/pin")
@@ -193,7 +195,7 @@ async def change_pin(request: Request, container: ContainerDep, old: Annotated[s
                      new: Annotated[str, Form(max_length=64)], csrf: Annotated[str, Form(max_length=100)] = "",
                      lang: Lang = "vi") -> Response:
     return await _act(request, container, csrf, lang,
-                      lambda cred: activation.change_pin(container.pki, cred, old, new), "pin_changed")
+                      lambda cred: factors.change_pin(container.pki, cred, old, new), "pin_changed")
 
 
 @router.post("/requests/{request_id}/approve")

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from signing import pdf_facts, report_render
+
+from signing.create import report_pdf
 
 from ..deps import ContainerDep
 from ..schemas import error_responses
@@ -21,7 +22,7 @@ from ..errors import UnsupportedMediaType
 from ..ratelimit import limit_verification
 from ..uploads import checked_pdf, read_pdf
 from ..verify_gate import extract_signed_revision, verify_gate
-from signing.report import VerificationReport
+from signing.verify.report import VerificationReport
 
 router = APIRouter(prefix="/api/v1", tags=["verification"], responses=error_responses(400, 413, 415, 422, 429, 503))
 Format = Literal["json", "html", "pdf"]
@@ -54,10 +55,10 @@ async def verify(request: Request, container: ContainerDep,
     report = await verify_gate(request).run(container.verifier.verify, pdf)
     chosen = _format(request, format)
     if chosen == "html":
-        return HTMLResponse(report_render.to_html(report, lang))
+        return HTMLResponse(report_pdf.to_html(report, lang))
     if chosen == "pdf":
         host = request.client.host if request.client else "unknown"
-        sealed = await run_in_threadpool(report_render.sealed_pdf, container.signing, report, lang,
+        sealed = await run_in_threadpool(report_pdf.sealed_pdf, container.signing, report, lang,
                                          actor=f"verify:{host}")
         return Response(sealed, media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="verification-{report.sha256[:12]}.pdf"'})

@@ -90,7 +90,7 @@ def test_sign_and_registry_commands(kyso, tmp_path):
     kyso("ca", "init", "--json")
     credential = json.loads(kyso("cert", "issue", "--cn", "Nguyễn Thị Hoa", "--commune", "00004",
                                  "--id-number", "001190000001", "--json").stdout)["credential_id"]
-    image = Path(__file__).resolve().parents[2] / "signing" / "assets" / "sample-signature.png"
+    image = Path(__file__).resolve().parents[2] / "signing" / "create" / "assets" / "sample-signature.png"
     assert "enrolled" in kyso("doc", "enroll-image", credential, str(image)).stdout
     signed = json.loads(kyso("sign", str(corpus / "fourpages.pdf"), "-o", str(tmp_path / "out.pdf"), "-c", credential,
                              "--commune", "00004", "--dossier", "HS-9", "--level", "B-LT", "--json").stdout)

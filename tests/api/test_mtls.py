@@ -19,6 +19,7 @@ from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
 from api import cli, mtls, tokens
+from api.models import TokenCertificate
 from api.app import create_app
 from api.container import Container
 from core import audit, clock
@@ -176,7 +177,7 @@ def test_token_cert_refusals(pki: Container, kyso, tmp_path: Path) -> None:
     failed = kyso("token", "cert", "client-a", "--csr", str(forged_file))
     assert failed.exit_code != 0 and isinstance(failed.exception, BadCSR)
     with transaction(pki.sessions) as session:
-        assert session.execute(select(tokens.TokenCertificate)).first() is None
+        assert session.execute(select(TokenCertificate)).first() is None
         assert session.execute(select(Certificate).where(Certificate.profile == "api-client")).first() is None
 
 
@@ -286,7 +287,7 @@ def unbound_certificate(pki: Container, tmp_path: Path) -> bytes:
     profile allows no C, which `kyso cert issue` always sets)."""
     cert = issue_for(pki, tmp_path, "hotich-a")
     with transaction(pki.sessions) as session:
-        session.execute(delete(tokens.TokenCertificate))
+        session.execute(delete(TokenCertificate))
     return _pem(cert)
 
 

@@ -187,7 +187,7 @@ def test_withdraw_supersede_and_unknown(client: TestClient, specialist: str, cli
 def test_enroll_images(client: TestClient, pki: Container, specialist: str, operator_headers: dict[str, str]) -> None:
     from pathlib import Path
 
-    png = (Path(__file__).resolve().parents[2] / "signing" / "assets").glob("*.png")
+    png = (Path(__file__).resolve().parents[2] / "signing" / "create" / "assets").glob("*.png")
     image = next(iter(sorted(png))).read_bytes()
     url = f"/api/v1/credentials/{specialist}/images/signature"
     assert client.put(url, content=image, headers={**operator_headers, "Content-Type": "image/png"}).status_code == 204

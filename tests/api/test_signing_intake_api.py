@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from api.container import Container
 from core.audit import AuditEntry
 from core.db import transaction
-from signing.requests import SigningRequest
+from signing.activation.models import SigningRequest
 from tests.signing import damaged
 from tests.signing.fixtures import SpecialistPhone
 

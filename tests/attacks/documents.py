@@ -23,9 +23,10 @@ from api.container import Container
 from core import clock
 from core.db import transaction
 from pki import store
-from signing import pades
-from signing.timestamping import timestamper_for
-from signing.service import AppearanceOptions, SignRequest
+from signing import loop
+from signing.create import pades
+from signing.create.timestamping import timestamper_for
+from signing.create.service import AppearanceOptions, SignRequest
 from tests.conftest import new_token
 from tests.signing.fixtures import COMMUNE
 
@@ -66,7 +67,7 @@ def bait(pdf: bytes, kind: Bait) -> bytes:
 
 def timestamp(pki: Container, pdf: bytes) -> bytes:
     """A document timestamp from kyso's own TSA appended (what ``POST /tsa`` gives anyone)."""
-    return pades.run(pades.add_document_timestamp(pdf, timestamper_for(pki.pki), "sha256", pki.signing.ts_reserve()))
+    return loop.run(pades.add_document_timestamp(pdf, timestamper_for(pki.pki), "sha256", pki.signing.ts_reserve()))
 
 
 # -- signatures an attacker makes ---------------------------------------------------------------------
@@ -87,7 +88,7 @@ def _sign_with(signer: signers.Signer, pdf: bytes, field_name: str, *, timestamp
                                         subfilter=fields.SigSeedSubFilter.PADES)
     out = BytesIO()
     writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
-    pades.run(signers.PdfSigner(meta, signer, timestamper=timestamper).async_sign_pdf(
+    loop.run(signers.PdfSigner(meta, signer, timestamper=timestamper).async_sign_pdf(
         writer, bytes_reserved=reserve, output=out))
     return out.getvalue()
 

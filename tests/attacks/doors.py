@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from api import cli
 from api.container import Container
 from core.errors import KysoError
-from signing.report import VerificationReport
+from signing.verify.report import VerificationReport
 
 # what the citizen page says only of a file it believes: the green box, its headline, "unaltered"
 GREEN_KEYS = {"genuine", "earlier_version"}

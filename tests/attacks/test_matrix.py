@@ -9,7 +9,7 @@ import pytest
 from api.container import Container
 from api.errors import status_for
 from core.errors import KysoError
-from signing.report import VerificationReport
+from signing.verify.report import VerificationReport
 
 from . import documents, doors
 from .attacks import MALFORMED, MODIFICATIONS, Attack

@@ -15,9 +15,10 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from api.container import Container
 from core import clock
 from core.db import transaction
-from signing import registry, signature_records
-from signing.signature_records import SignatureValue
-from signing.report import VerificationReport
+from signing.registry import lifecycle
+from signing.registry import records
+from signing.registry.records import SignatureValue
+from signing.verify.report import VerificationReport
 
 from . import documents, doors, forge
 
@@ -68,7 +69,7 @@ def test_withdrawn_document_with_padding_changed_stays_withdrawn(pki: Container,
     """Issue 15 §3: the registry is found by the signature, not the file hash, so one changed hex digit
     in the unsigned ``/Contents`` padding does not turn a withdrawn document into an unregistered one."""
     signed = documents.sign(pki, specialist, sample_pdf, "approval")
-    registry.withdraw(pki.pki, signed.document_id, "cấp nhầm người / issued to the wrong person", "test")
+    lifecycle.withdraw(pki.pki, signed.document_id, "cấp nhầm người / issued to the wrong person", "test")
     as_withdrawn = doors.verify(pki, signed.pdf)
     assert isinstance(as_withdrawn, VerificationReport) and not as_withdrawn.genuine
     assert as_withdrawn.registry is not None and as_withdrawn.registry.status == "withdrawn"
@@ -109,7 +110,7 @@ def test_a_signhash_signature_does_not_vouch_for_what_rides_along(pki: Container
     forged = forge.add_annotation(signed.pdf, "FreeText", signer=documents.self_signed_signer())
     riding = PdfFileReader(BytesIO(forged)).embedded_signatures[-1]
     with transaction(pki.sessions) as session:
-        signature_records.record(session, [SignatureValue(riding.signer_info["signature"].native, "signhash", None)],
+        records.record(session, [SignatureValue(riding.signer_info["signature"].native, "signhash", None)],
                                  created_at=clock.now())
 
     report = doors.verify(pki, forged)

@@ -6,9 +6,10 @@ import dataclasses
 
 from api.container import Container
 from core.db import transaction
-from signing import registry, upgrade
-from signing.models import SignedDocument
-from signing.service import SigningService
+from signing.registry import lifecycle
+from signing.create import upgrade
+from signing.registry.models import SignedDocument
+from signing.create.service import SigningService
 from tests.signing.fixtures import issue_credential
 
 from .documents import Signed, request
@@ -55,9 +56,9 @@ def b_b_upgraded_later(pki: Container, pdf: bytes, specialist: str, seal: str) -
                         .values(next_attempt_at=SignedDocument.signed_at))
     assert upgrade.upgrade_due(pki.signing)["upgraded"] == 1
     with transaction(pki.sessions) as session:
-        doc = registry.get_document(session, first.document_id)
+        doc = lifecycle.get_document(session, first.document_id)
         assert doc.level == "B-LT"
-        return Signed(registry.get_file(session, doc.id).pdf, doc.id)
+        return Signed(lifecycle.get_file(session, doc.id).pdf, doc.id)
 
 
 def approval_alone(pki: Container, pdf: bytes, specialist: str, seal: str) -> Signed:

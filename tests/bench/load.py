@@ -162,7 +162,7 @@ def setup(folder: Path, port: int, n_certs: int, batch: int, prefill: int):  # t
     from api import tokens
     from api.cli_signing import prepare_signing_demo
     from core.db import transaction
-    from signing.service import SignRequest
+    from signing.create.service import SignRequest
     import tests.conftest  # noqa: F401 - first: it imports tests.signing.fixtures, which imports it back
     from tests.signing.fixtures import CORPUS, SpecialistPhone
 
@@ -193,7 +193,7 @@ def setup(folder: Path, port: int, n_certs: int, batch: int, prefill: int):  # t
         with_nonce = [ocsp_request(c, ca_cert, os.urandom(16)) for c in certs for _ in range(3)]
         random.Random(2).shuffle(with_nonce)
 
-        from signing.sample import sample_document
+        from signing.create.sample import sample_document
 
         candidates = [sample_document(container.settings.stamp_font), (CORPUS / "fourpages.pdf").read_bytes(),
                       (CORPUS / "pdfa-fpdf2_cjk.pdf").read_bytes()]

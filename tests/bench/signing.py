@@ -42,7 +42,7 @@ BOX = (360, 60, 560, 140)  # raw pyHanko's visible field: bottom right of page 1
 
 # -- documents -----------------------------------------------------------------------------------
 def one_page(font: Path) -> bytes:
-    from signing.sample import sample_document
+    from signing.create.sample import sample_document
 
     return sample_document(font)
 
@@ -152,7 +152,7 @@ def raw_sign(raw: RawSigner, pdf: bytes, *, visible: bool, lt_url: str | None = 
 
 # -- kyso ------------------------------------------------------------------------------------------
 def kyso_sign(inst, credential: str, pdf: bytes, *, level: str, visible: bool) -> Callable[[int], bytes]:  # type: ignore[no-untyped-def]
-    from signing.service import AppearanceOptions, SignRequest
+    from signing.create.service import AppearanceOptions, SignRequest
 
     request = SignRequest(pdf=pdf, document_type=DOC_TYPE, commune_code=COMMUNE, credential_id=credential,
                           level=level, appearance=AppearanceOptions(visible=visible))  # type: ignore[arg-type]

@@ -39,8 +39,8 @@ def _documents(inst, n: int) -> tuple[dict[str, list[bytes]], asn1_x509.Certific
     from pki.issuance import IssueRequest, issue
     from pki.names import SubjectInfo
     from pki.store import get_ca
-    from signing.sample import sample_document
-    from signing.service import AppearanceOptions, SignRequest
+    from signing.create.sample import sample_document
+    from signing.create.service import AppearanceOptions, SignRequest
     from tests.conftest import ROOT
 
     container = inst.container
@@ -82,7 +82,8 @@ def raw_validate(level: str, root: asn1_x509.Certificate) -> Callable[[bytes], A
 
 
 def _cold(container) -> None:  # type: ignore[no-untyped-def]
-    from signing import pdf_facts, speedups
+    from signing.verify import pdf_facts
+    from signing import speedups
 
     container.signing.material.clear()
     container.verifier.chains.clear()
@@ -138,11 +139,11 @@ def measure_checks(results: Results, container, docs: dict[str, list[bytes]]) ->
     import time
 
     from core.errors import KysoError
-    from signing import visual_diff
-    from signing.pdf_facts import covered_end
+    from signing.verify import visual_diff
+    from signing.verify.pdf_facts import covered_end
     from pyhanko.pdf_utils.reader import PdfFileReader
 
-    from signing.sample import sample_document
+    from signing.create.sample import sample_document
 
     base = sample_document(container.settings.stamp_font)
     lta = docs["B-LTA"][0]

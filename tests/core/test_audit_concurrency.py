@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from api.container import Container
 from core import audit
 from core.db import make_engine, make_session_factory, transaction
-from signing import activation
-from signing.activation import CredentialLocked, InvalidActivationData
-from tests.activation.conftest import PIN, Clock, Phone, frozen  # noqa: F401 - frozen is a fixture
-from signing import activation_secrets as sec
+from signing.activation import factors
+from signing.activation.factors import CredentialLocked, InvalidActivationData
+from tests.signing.activation.conftest import PIN, Clock, Phone, frozen  # noqa: F401 - frozen is a fixture
+from signing.activation import crypto as sec
 
 THREADS, PER_THREAD = 4, 40
 
@@ -81,13 +81,13 @@ def test_concurrent_refused_confirmations_are_each_refused_and_audited(pki: Cont
                                                                         frozen: Clock) -> None:
     """The attack of the issue: 4 threads × 40 wrong first codes. Each one is a clean refusal (wrong code,
     then locked), never a database error, and each refusal is in the chain exactly once."""
-    start = activation.enroll(pki.pki, specialist, PIN, "token:operator")
+    start = factors.enroll(pki.pki, specialist, PIN, "token:operator")
     right = Phone(sec.secret_from_uri(start.uri), frozen).code()  # the clock is frozen: it stays the right one
     wrong = f"{(int(right) + 1) % 1_000_000:06d}"
 
     def refuse(t: int, i: int) -> str:
         try:
-            activation.confirm(pki.pki, specialist, wrong)
+            factors.confirm(pki.pki, specialist, wrong)
         except (InvalidActivationData, CredentialLocked):
             return "refused"
         return "accepted"

@@ -3,15 +3,14 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import api.tokens  # noqa: F401 - register every table on Base.metadata
+import api.models  # noqa: F401 - register every table on Base.metadata
 import core.audit  # noqa: F401
 import pki.models  # noqa: F401
 import pki.approvals  # noqa: F401
-import signing.models  # noqa: F401
+import signing.registry.models  # noqa: F401
 import policies.units  # noqa: F401
 import policies.history  # noqa: F401
-import signing.activation  # noqa: F401
-import signing.requests  # noqa: F401
+import signing.activation.models  # noqa: F401
 from core.db import Base, upgrade
 
 

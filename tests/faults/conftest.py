@@ -33,7 +33,7 @@ from core.db import transaction
 from core.settings import Settings
 from pki.authorities import init_hierarchy
 from pki.models import Certificate
-from signing.models import DocumentFile, SignedDocument
+from signing.registry.models import DocumentFile, SignedDocument
 from tests.conftest import IN_CI, ISSUING, ROOT, free_port, make_settings, new_token, private_schema
 
 PG_BIN = Path(os.environ.get("KYSO_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -228,7 +228,7 @@ def seal_metadata(credential: str, dossier: str, **extra: object) -> dict[str, o
 
 def sample_pdfs(settings: Settings, count: int, tag: str) -> list[bytes]:
     """``count`` distinct one-page PDFs."""
-    from signing.sample import sample_document
+    from signing.create.sample import sample_document
 
     return [sample_document(settings.stamp_font, (f"Bản sao {tag}-{i}", "Tài liệu thử nghiệm")) for i in range(count)]
 

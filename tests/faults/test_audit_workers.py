@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from core import audit
 from core.db import transaction
-from signing import activation
+from signing.activation import factors
 from tests.conftest import free_port
 from tests.signing.fixtures import issue_credential
 
@@ -25,7 +25,7 @@ CLIENTS, EACH = 4, 40
 def test_refusals_from_two_worker_processes_are_each_audited_once(tmp_path: Path) -> None:
     dep = deploy(tmp_path / "home", f"sqlite:///{tmp_path / 'kyso.db'}")
     credential = issue_credential(dep.container)
-    activation.enroll(dep.container.pki, credential, "271828", "token:operator")
+    factors.enroll(dep.container.pki, credential, "271828", "token:operator")
     server = KysoServer(dep.container.settings, free_port(), workers=2)
     answers: Counter[tuple[int, str]] = Counter()
     lock = threading.Lock()

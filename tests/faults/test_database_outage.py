@@ -23,7 +23,7 @@ from sqlalchemy import select
 from core.db import transaction
 from pki import store
 from pki.models import Certificate
-from signing.models import DocumentFile, SignedDocument
+from signing.registry.models import DocumentFile, SignedDocument
 from tests.conftest import free_port
 
 from .conftest import KysoServer, PrivatePostgres, assert_consistent, deploy, sample_pdfs, seal_metadata

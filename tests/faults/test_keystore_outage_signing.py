@@ -18,7 +18,7 @@ from api.app import create_app
 from core.db import transaction
 from pki import issuance
 from pki.names import SubjectInfo
-from signing.models import SignedDocument
+from signing.registry.models import SignedDocument
 from tests.hsm.vault_fixtures import BaoServer, start_bao
 
 from .conftest import COMMUNE, Deployment, assert_consistent, deploy, sample_pdfs, seal_metadata

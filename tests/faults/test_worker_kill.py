@@ -19,7 +19,7 @@ from sqlalchemy import Connection, create_engine, func, select, text
 
 from core import audit
 from core.db import transaction
-from signing.models import DocumentFile, IdempotencyRecord, SignedDocument
+from signing.registry.models import DocumentFile, IdempotencyRecord, SignedDocument
 from tests.conftest import free_port
 
 from .conftest import KysoServer, assert_consistent, deploy, sample_pdfs, seal_metadata

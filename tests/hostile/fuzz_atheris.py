@@ -17,7 +17,7 @@ import atheris
 
 # coverage feedback from kyso's own code and the pure-Python parsers it feeds hostile bytes to; instrumenting
 # everything (pyHanko, SQLAlchemy, FastAPI...) costs half a minute of start-up per run
-with atheris.instrument_imports(include=["api.uploads", "pki.encoding", "policies", "signing.timestamping", "yaml",
+with atheris.instrument_imports(include=["api.uploads", "pki.encoding", "policies", "signing.create.timestamping", "yaml",
                                          "asn1crypto.tsp", "asn1crypto.core"]):
     from cryptography.x509 import ocsp
 
@@ -25,8 +25,8 @@ with atheris.instrument_imports(include=["api.uploads", "pki.encoding", "policie
     from core.errors import KysoError
     from pki.encoding import load_csr
     from policies import documents
-    from signing import timestamping
-    from signing.pdf_facts import open_pdf
+    from signing.create import timestamping
+    from signing.verify.pdf_facts import open_pdf
 
 
 def pdf(data: bytes) -> None:

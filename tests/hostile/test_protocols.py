@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from core.db import transaction
 from pki import store
-from signing.timestamping import TimeStampResp
+from signing.create.timestamping import TimeStampResp
 
 from .conftest import Kyso, assert_refused_clearly
 from .strategies import hostile_bytes, mutated, ocsp_requests, tsa_queries

@@ -14,7 +14,7 @@ from core.db import transaction
 from hsm import KeyType
 from pki import store
 from pki.names import SubjectInfo
-from signing.timestamping import TimeStampResp, authority_for
+from signing.create.timestamping import TimeStampResp, authority_for
 from tests.interop.helpers import (
     ISSUING_CA, ROOT_CA, Run, assert_lint_clean, ca_cert_der, issue, openssl, pkilint, write_cert_pem,
 )

@@ -33,7 +33,7 @@ from pki import revocation, store
 from pki.authorities import init_hierarchy
 from pki.reasons import Reason
 from signing.errors import EncryptedPdf
-from signing.service import AppearanceOptions, SignRequest, SignResult
+from signing.create.service import AppearanceOptions, SignRequest, SignResult
 from tests.conftest import ISSUING, ROOT, LiveServer, database_url, free_port, make_settings, new_token
 from tests.interop.pdf_tools import (
     REVOKED,

@@ -36,7 +36,7 @@ from hsm.interfaces import SignatureScheme
 from hsm.soft import SoftKeyStore
 from pki import store
 from pki.authorities import init_hierarchy
-from signing.service import AppearanceOptions, SignRequest
+from signing.create.service import AppearanceOptions, SignRequest
 from tests.conftest import ISSUING, ROOT, free_port, make_settings, new_token
 from tests.signing.fixtures import COMMUNE
 

@@ -235,7 +235,7 @@ def test_revoking_a_ca_certificate_as_a_certificate_is_refused(pki: Container, c
 
 def test_nothing_signs_under_a_revoked_ca(pki: Container) -> None:
     from signing.errors import SigningRefused
-    from signing.service import SignRequest
+    from signing.create.service import SignRequest
     from tests.signing.fixtures import COMMUNE, CORPUS, issue_credential
 
     credential = issue_credential(pki)

@@ -20,8 +20,8 @@ from policies.documents import DOCUMENTS_FILE, parse
 from policies.engine import SignerFacts, Target, decide
 from policies.errors import PolicyInvalid
 from signing.errors import SigningRefused
-from signing.models import DocumentFile
-from signing.service import AppearanceOptions, SigningService, SignRequest
+from signing.registry.models import DocumentFile
+from signing.create.service import AppearanceOptions, SigningService, SignRequest
 from tests.conftest import new_token
 from tests.signing.fixtures import COMMUNE, issue_credential
 

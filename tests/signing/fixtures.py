@@ -76,16 +76,16 @@ class SpecialistPhone:
     (the SAD it returns stays valid for real time), then puts the clock back."""
 
     def __init__(self, container: Container, credential_id: str, pin: str = PIN) -> None:
-        from signing import activation
-        from signing import activation_secrets as sec
+        from signing.activation import factors
+        from signing.activation import crypto as sec
 
         self.container, self.credential_id, self.pin = container, credential_id, pin
         self._sec = sec
         self._last_step = sec.step_at(clock.now()) - 1
-        start = activation.enroll(container.pki, credential_id, pin, "token:operator")
+        start = factors.enroll(container.pki, credential_id, pin, "token:operator")
         self.secret = sec.secret_from_uri(start.uri)
         with self._next_step() as code:
-            activation.confirm(container.pki, credential_id, code)
+            factors.confirm(container.pki, credential_id, code)
 
     @contextlib.contextmanager
     def _next_step(self) -> Iterator[str]:
@@ -118,11 +118,11 @@ class SpecialistPhone:
 
     def authorize_for(self, actor: str, *pdfs: bytes) -> str:
         """The same, in process, for a server that runs elsewhere (its clock cannot be moved from here)."""
-        from signing import activation
+        from signing.activation import factors
 
         hashes = [hashlib.sha256(pdf).digest() for pdf in pdfs]
         with self._next_step() as code:
-            return activation.authorize(self.container.pki, self.credential_id, self.pin, code, hashes, "sha256",
+            return factors.authorize(self.container.pki, self.credential_id, self.pin, code, hashes, "sha256",
                                         len(hashes), actor).token
 
 

@@ -13,7 +13,7 @@ from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 
 from signing.shared_asn1 import shareable
-from signing.trust import read_certificates
+from signing.verify.trust import read_certificates
 
 TRUST = Path(__file__).resolve().parents[2] / "policies" / "trust"  # the bundled trust list
 

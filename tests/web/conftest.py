@@ -19,8 +19,8 @@ from api.container import Container, build
 from pki import revocation
 from pki.authorities import init_hierarchy
 from pki.reasons import Reason
-from signing import registry
-from signing.service import SignRequest, SignResult
+from signing.registry import lifecycle
+from signing.create.service import SignRequest, SignResult
 from tests.conftest import IN_CI, ISSUING, ROOT, LiveServer, free_port, make_settings
 from tests.signing.fixtures import COMMUNE, CORPUS, issue_credential
 
@@ -87,8 +87,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     other = sign(container, specialist, dossier_no="HS-2026-000777", applicant="Trần Thị Bình")
     withdrawn = sign(container, specialist, dossier_no="HS-2026-000200")
     superseded = sign(container, specialist, dossier_no="HS-2026-000300")
-    registry.withdraw(container.pki, withdrawn.document_id, "issued by mistake", "test")
-    registry.supersede(container.pki, superseded.document_id, other.document_id, "corrected", "test")
+    lifecycle.withdraw(container.pki, withdrawn.document_id, "issued by mistake", "test")
+    lifecycle.supersede(container.pki, superseded.document_id, other.document_id, "corrected", "test")
     leaked = issue_credential(container, name="Lê Văn Cường", id_number="001190000002")
     revoked = sign(container, leaked, dossier_no="HS-2026-000400")
     revocation.revoke(container.pki, revoked.signer_serial, Reason.keyCompromise, "test")

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from api.routes.citizen import mask
-from signing import offline_seal
+from signing.create import offline_seal
 from tests.signing.fixtures import CORPUS
 from tests.web.conftest import APPLICANT, DOSSIER, Site, tamper_pdf
 

@@ -1,0 +1,590 @@
+"""Signature activation: the specialist's sole control of their signing key (PIN + TOTP → SAD).
+
+A credential is *enrolled* with a PIN the specialist chooses and a TOTP secret their phone's
+authenticator app scans (an ``otpauth://`` QR code); the enrolment counts once a first code from
+the app is confirmed. To sign, the specialist's PIN and a current code *authorize* a list of exact
+hashes and receive Signature Activation Data (SAD): a random token, stored as its SHA-256 only,
+bound to the credential, the client token that asked for it, the hash algorithm and the SHA-256 of
+every hash, valid 5 minutes and usable once (``consume``). Secrets at rest: see
+``activation_secrets``.
+
+Lockout: five consecutive failed attempts (wrong PIN, wrong OTP or a replayed OTP, in
+``authorize`` or ``change_pin``; one counter for both factors, and the caller is never told which
+one failed) lock the credential until an operator ``unlock``s it; a success resets the counter.
+A TOTP code is accepted once: the last used time step is stored and only later steps pass.
+
+Every decision, granted or refused, is written to the audit log (``activation:*:grant|deny``…),
+never with a PIN, code or secret. Each function runs its own transactions, so a refusal's
+counter and audit entry are committed even though the caller gets an error.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+import secrets
+from dataclasses import dataclass
+from typing import NoReturn
+
+from sqlalchemy import (
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from core import audit, clock
+from core.db import transaction
+from core.errors import Conflict, InvalidInput, KysoError, PermissionDenied
+from pki.context import PkiContext
+from pki.models import Credential
+from pki.store import get_credential
+from signing.activation import crypto as sec
+from signing.activation.models import ActivationData, SignatureActivation
+from signing.material import SIGNING_PROFILES
+
+MAX_FAILED_ATTEMPTS = 5
+SAD_LIFETIME = dt.timedelta(minutes=5)
+MAX_TRANSACTION = dt.timedelta(minutes=30)  # extendTransaction never takes a SAD past this, from the authorization
+MAX_HASHES_PER_SAD = 100
+HASH_SIZES = {"sha256": 32, "sha384": 48, "sha512": 64}
+SAD_PREFIX = "kyso_sad_"
+
+
+# -- errors ------------------------------------------------------------------------------------------
+class NotEnrolled(Conflict):
+    """The credential has no confirmed activation data (PIN + TOTP) yet."""
+
+    code = "activation_not_enrolled"
+
+
+class AlreadyEnrolled(Conflict):
+    code = "activation_already_enrolled"
+
+
+class InvalidActivationData(PermissionDenied):
+    """The PIN or the OTP is wrong (or the OTP was already used); which one is not said."""
+
+    code = "invalid_activation_data"
+
+
+class CredentialLocked(PermissionDenied):
+    code = "credential_locked"
+
+
+class ActivationRefused(PermissionDenied):
+    """The credential cannot be activated at all (retired, revoked, not a signing credential)."""
+
+    code = "activation_refused"
+
+
+class InvalidSAD(PermissionDenied):
+    """SAD unknown, expired, already used, for another credential or client, or not covering a hash."""
+
+    code = "invalid_sad"
+
+
+class WeakPin(InvalidInput):
+    code = "invalid_pin_format"
+
+
+
+
+
+# -- results -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EnrollmentStart:
+    """Shown once to the specialist: the otpauth:// URI and the same as a QR code PNG."""
+
+    uri: str
+    png: bytes
+
+
+@dataclass(frozen=True)
+class SAD:
+    token: str
+    expires_at: dt.datetime
+
+    def expires_in(self, now: dt.datetime | None = None) -> int:
+        return max(0, int((self.expires_at - (now or clock.now())).total_seconds()))
+
+
+@dataclass(frozen=True)
+class ActivationStatus:
+    credential_id: str
+    state: str  # none | pending | active | locked
+    failed_attempts: int
+    enrolled_at: dt.datetime | None
+    confirmed_at: dt.datetime | None
+    locked_at: dt.datetime | None
+
+    @property
+    def usable(self) -> bool:
+        return self.state == "active"
+
+    def as_dict(self) -> dict[str, object]:
+        iso = lambda v: v.isoformat() if v else None
+        return {"credential_id": self.credential_id, "state": self.state, "failed_attempts": self.failed_attempts,
+                "attempts_left": max(0, MAX_FAILED_ATTEMPTS - self.failed_attempts) if self.state != "none" else None,
+                "enrolled_at": iso(self.enrolled_at), "confirmed_at": iso(self.confirmed_at),
+                "locked_at": iso(self.locked_at)}
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def _digest(value: bytes) -> str:
+    return hashlib.sha256(value).hexdigest()
+
+
+def _token_id(token: str) -> str:
+    return _digest(token.encode())
+
+
+def check_pin_format(pin: str) -> None:
+    """6-12 digits, not one digit repeated, not a run (123456, 987654)."""
+    if not (isinstance(pin, str) and pin.isascii() and pin.isdigit() and 6 <= len(pin) <= 12):
+        raise WeakPin("the PIN must be 6 to 12 digits")
+    steps = {int(b) - int(a) for a, b in itertools.pairwise(pin)}
+    if len(set(pin)) == 1 or steps in ({1}, {-1}):
+        raise WeakPin("the PIN must not be one digit repeated or a run like 123456; choose another")
+
+
+def hash_algo_of(hashes: list[bytes], hash_algo: str | None) -> str:
+    """The hash algorithm's name (sha256/384/512), checked against every hash's length; inferred when absent."""
+    if not hashes:
+        raise InvalidInput("give at least one hash to sign")
+    if hash_algo is None:
+        by_size = {size: name for name, size in HASH_SIZES.items()}
+        names = {by_size.get(len(h)) for h in hashes}
+        if len(names) != 1 or None in names:
+            raise InvalidInput("the hashes are not all SHA-256, SHA-384 or SHA-512 values of one algorithm; "
+                               "name the hash algorithm")
+        return names.pop()  # type: ignore[return-value]
+    name = hash_algo.lower().replace("-", "")
+    if name not in HASH_SIZES:
+        raise InvalidInput(f"hash algorithm {hash_algo!r} is not accepted (sha256, sha384 or sha512)")
+    for h in hashes:
+        if len(h) != HASH_SIZES[name]:
+            raise InvalidInput(f"a {name} hash is {HASH_SIZES[name]} bytes; one of the hashes is {len(h)}")
+    return name
+
+
+def _row(session: Session, credential_id: str, *, lock: bool = False) -> ActivationData | None:
+    query = select(ActivationData).where(ActivationData.credential_id == credential_id)
+    if lock:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def _status(credential_id: str, row: ActivationData | None) -> ActivationStatus:
+    if row is None:
+        return ActivationStatus(credential_id, "none", 0, None, None, None)
+    state = "locked" if row.locked_at is not None else row.state
+    return ActivationStatus(credential_id, state, row.failed_attempts, row.enrolled_at, row.confirmed_at, row.locked_at)
+
+
+def _usable_credential(session: Session, credential_id: str) -> Credential:
+    credential = get_credential(session, credential_id)
+    cert = credential.certificate
+    if credential.status != "active" or cert is None:
+        raise ActivationRefused(f"credential {credential_id} is {credential.status}; it cannot be activated")
+    if cert.profile not in SIGNING_PROFILES:
+        raise ActivationRefused(f"credential {credential_id} holds a {cert.profile} certificate, which does not sign "
+                                "documents; only specialist and seal credentials take activation data")
+    return credential
+
+
+def _refuse(ctx: PkiContext, action: str, credential_id: str, actor: str, error: KysoError, **details: object) -> NoReturn:
+    """Audit a refusal in a transaction of its own (it survives the failed request), then raise it."""
+    with transaction(ctx.sessions) as session:
+        audit.record(session, actor=actor, action=action, subject=credential_id, reason=error.message,
+                     answered=error.code, **details)
+    raise error
+
+
+def _burn_step(session: Session, credential_id: str, step: int) -> bool:
+    """Record ``step`` as used unless it (or a later one) already was: atomic, so two concurrent uses
+    of one code cannot both pass."""
+    result = session.execute(
+        update(ActivationData)
+        .where(ActivationData.credential_id == credential_id,
+               or_(ActivationData.last_otp_step.is_(None), ActivationData.last_otp_step < step))
+        .values(last_otp_step=step).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def _fail(session: Session, credential_id: str, now: dt.datetime) -> int:
+    """Count one failed attempt (atomic increment); lock at the limit. Returns the new count."""
+    session.execute(update(ActivationData).where(ActivationData.credential_id == credential_id)
+                    .values(failed_attempts=ActivationData.failed_attempts + 1)
+                    .execution_options(synchronize_session=False))
+    count = session.execute(select(ActivationData.failed_attempts)
+                            .where(ActivationData.credential_id == credential_id)).scalar_one()
+    if count >= MAX_FAILED_ATTEMPTS:
+        session.execute(update(ActivationData).where(ActivationData.credential_id == credential_id,
+                                                     ActivationData.locked_at.is_(None))
+                        .values(locked_at=now).execution_options(synchronize_session=False))
+    return count
+
+
+def _check_factors(session: Session, row: ActivationData, pin: str, otp: str | None,
+                   keys: sec.ActivationKeys, now: dt.datetime) -> str | None:
+    """``None`` when the PIN (and the OTP, unless ``otp`` is None) are right, else the true reason
+    (for the audit log only). A valid OTP is burnt even when the PIN is wrong."""
+    pin_ok = sec.pin_matches(pin if isinstance(pin, str) else "", row.pin_salt, row.pin_hash, keys)
+    if otp is None:
+        return None if pin_ok else "wrong_pin"
+    step = sec.matching_step(sec.unseal(row.totp_secret, row.credential_id, keys),
+                             otp if isinstance(otp, str) else "", now)
+    otp_reason = None
+    if step is None:
+        otp_reason = "wrong_otp"
+    elif not _burn_step(session, row.credential_id, step):
+        otp_reason = "otp_replayed"
+    if not pin_ok:
+        return f"wrong_pin+{otp_reason}" if otp_reason else "wrong_pin"
+    return otp_reason
+
+
+# -- enrolment ---------------------------------------------------------------------------------------
+def enroll(ctx: PkiContext, credential_id: str, pin: str, actor: str, *, replace: bool = False) -> EnrollmentStart:
+    """Start (or restart) an enrolment: set the PIN, make a TOTP secret, return it once as a URI and QR code.
+
+    An active enrolment is replaced only with ``replace=True`` (a lost phone); until the new one is
+    confirmed the credential cannot be activated.
+    """
+    try:
+        check_pin_format(pin)
+    except WeakPin as exc:
+        _refuse(ctx, "activation:enroll:deny", credential_id, actor, exc)
+    keys = sec.ActivationKeys.from_settings(ctx.settings)
+    secret = sec.new_totp_secret()
+    salt = sec.new_salt()
+    pin_hash = sec.hash_pin(pin, salt, keys)
+    now = clock.now()
+    try:
+        with transaction(ctx.sessions) as session:
+            credential = _usable_credential(session, credential_id)
+            row = _row(session, credential_id, lock=True)
+            if row is not None and row.state == "active" and not replace:
+                raise AlreadyEnrolled(f"credential {credential_id} is already enrolled; re-enrol only to replace a lost "
+                                      "phone or a forgotten PIN (--replace), which stops the old one at once")
+            replaced = row is not None
+            if row is None:
+                row = ActivationData(credential_id=credential_id)
+                session.add(row)
+            row.state, row.pin_kdf, row.pin_salt, row.pin_hash = "pending", sec.PIN_KDF, salt, pin_hash
+            row.totp_secret = sec.seal(secret, credential_id, keys)
+            row.last_otp_step, row.failed_attempts, row.locked_at = None, 0, None
+            row.enrolled_at, row.enrolled_by, row.confirmed_at, row.pin_changed_at = now, actor, None, None
+            audit.record(session, actor=actor, action="activation:enroll:start", subject=credential_id,
+                         replaced=replaced)
+            account = f"{credential.certificate.common_name} ({credential_id})" if credential.certificate else credential_id
+    except (AlreadyEnrolled, ActivationRefused) as exc:
+        _refuse(ctx, "activation:enroll:deny", credential_id, actor, exc)
+    uri = sec.otpauth_uri(secret, account)
+    return EnrollmentStart(uri=uri, png=sec.png_qr(uri))
+
+
+def confirm(ctx: PkiContext, credential_id: str, code: str, *, actor: str | None = None) -> None:
+    """Finish an enrolment with a first code from the authenticator app (proof the phone has the secret)."""
+    actor = actor or f"specialist:{credential_id}"
+    keys = sec.ActivationKeys.from_settings(ctx.settings)
+    error: KysoError | None = None
+    with transaction(ctx.sessions) as session:
+        row = _row(session, credential_id, lock=True)
+        if row is None:
+            error = NotEnrolled(f"credential {credential_id} has no enrolment to confirm; start one with "
+                                "`kyso activation enroll`")
+        elif row.state == "active":
+            error = AlreadyEnrolled(f"the enrolment of credential {credential_id} is already confirmed")
+        else:
+            step = sec.matching_step(sec.unseal(row.totp_secret, credential_id, keys), code or "", clock.now())
+            if step is None or not _burn_step(session, credential_id, step):
+                error = InvalidActivationData("that code is not the current one; check the phone's clock and type "
+                                              "the code the app shows now")
+            else:
+                row.state, row.confirmed_at = "active", clock.now()
+                audit.record(session, actor=actor, action="activation:enroll:confirm", subject=credential_id)
+    if error is not None:
+        _refuse(ctx, "activation:enroll:deny", credential_id, actor, error)
+
+
+def change_pin(ctx: PkiContext, credential_id: str, old: str, new: str, *, actor: str | None = None) -> None:
+    """The specialist replaces their PIN; a wrong old PIN counts toward the lockout."""
+    actor = actor or f"specialist:{credential_id}"
+    try:
+        check_pin_format(new)
+    except WeakPin as exc:
+        _refuse(ctx, "activation:pin:deny", credential_id, actor, exc)
+    keys = sec.ActivationKeys.from_settings(ctx.settings)
+    now = clock.now()
+    error: KysoError | None = None
+    with transaction(ctx.sessions) as session:
+        row = _row(session, credential_id, lock=True)
+        if row is None or row.state != "active":
+            error = NotEnrolled(f"credential {credential_id} has no confirmed enrolment")
+        elif row.locked_at is not None:
+            error = CredentialLocked(_locked_message(credential_id))
+        elif _check_factors(session, row, old, None, keys, now) is not None:
+            count = _fail(session, credential_id, now)
+            error = _wrong(credential_id, count)
+            _audit_lock(session, credential_id, actor, count)
+        else:
+            salt = sec.new_salt()
+            row.pin_salt, row.pin_hash, row.pin_kdf, row.pin_changed_at = salt, sec.hash_pin(new, salt, keys), sec.PIN_KDF, now
+            row.failed_attempts = 0
+            audit.record(session, actor=actor, action="activation:pin:change", subject=credential_id)
+    if error is not None:
+        _refuse(ctx, "activation:pin:deny", credential_id, actor, error)
+
+
+def sign_in(ctx: PkiContext, credential_id: str, pin: str, otp: str | None) -> ActivationStatus:
+    """The specialist's own page: PIN and a current code (the PIN alone while the enrolment awaits its
+    first code, so the page can show the QR code to scan). Failures count toward the same lockout as
+    ``authorize``; every attempt is audited. Which of credential, PIN or code was wrong is not said."""
+    actor = f"specialist:{credential_id}"
+    keys = sec.ActivationKeys.from_settings(ctx.settings)
+    now = clock.now()
+    error: KysoError | None = None
+    reason: str | None = None
+    with transaction(ctx.sessions) as session:
+        try:
+            _usable_credential(session, credential_id)
+            row = _row(session, credential_id, lock=True)
+        except KysoError:
+            row = None
+        if row is None:
+            error, reason = InvalidActivationData("the credential id, PIN or code is wrong"), "no_enrolment"
+        elif row.locked_at is not None:
+            error, reason = CredentialLocked(_locked_message(credential_id)), "locked"
+        else:
+            reason = _check_factors(session, row, pin, otp if row.state == "active" else None, keys, now)
+            if row.state == "active" and not otp:
+                reason = reason or "otp_missing"
+            if reason is not None:
+                count = _fail(session, credential_id, now)
+                error = _wrong(credential_id, count)
+                _audit_lock(session, credential_id, actor, count)
+            else:
+                row.failed_attempts = 0
+                audit.record(session, actor=actor, action="activation:signin:grant", subject=credential_id,
+                             state=row.state)
+                result = _status(credential_id, row)
+    if error is not None:
+        _refuse(ctx, "activation:signin:deny", credential_id, actor, error, why=reason or error.code)
+    return result
+
+
+def enrollment_qr(ctx: PkiContext, credential_id: str) -> EnrollmentStart:
+    """The pending enrolment's QR code again, for the specialist signed in with their PIN: the operator
+    set the enrolment up, the specialist scans it on their own page. Refused once confirmed."""
+    keys = sec.ActivationKeys.from_settings(ctx.settings)
+    with transaction(ctx.sessions) as session:
+        row = _row(session, credential_id)
+        if row is None or row.state != "pending":
+            raise AlreadyEnrolled(f"credential {credential_id} has no enrolment waiting for its first code")
+        credential = get_credential(session, credential_id)
+        account = f"{credential.certificate.common_name} ({credential_id})" if credential.certificate else credential_id
+        uri = sec.otpauth_uri(sec.unseal(row.totp_secret, credential_id, keys), account)
+    return EnrollmentStart(uri=uri, png=sec.png_qr(uri))
+
+
+def unlock(ctx: PkiContext, credential_id: str, actor: str) -> None:
+    """An operator lifts a lockout (after checking it is the specialist asking)."""
+    with transaction(ctx.sessions) as session:
+        row = _row(session, credential_id, lock=True)
+        if row is None:
+            raise NotEnrolled(f"credential {credential_id} has no activation data to unlock")
+        audit.record(session, actor=actor, action="activation:credential:unlock", subject=credential_id,
+                     was_locked=row.locked_at is not None, failed_attempts=row.failed_attempts)
+        row.locked_at, row.failed_attempts = None, 0
+
+
+def status(ctx: PkiContext, credential_id: str) -> ActivationStatus:
+    with transaction(ctx.sessions) as session:
+        get_credential(session, credential_id)
+        return status_in(session, credential_id)
+
+
+def status_in(session: Session, credential_id: str) -> ActivationStatus:
+    """``status`` inside the caller's transaction."""
+    return _status(credential_id, _row(session, credential_id))
+
+
+def _locked_message(credential_id: str) -> str:
+    return (f"credential {credential_id} is locked after {MAX_FAILED_ATTEMPTS} failed attempts; an operator must "
+            f"unlock it (`kyso activation unlock {credential_id}`)")
+
+
+def _wrong(credential_id: str, count: int) -> KysoError:
+    left = MAX_FAILED_ATTEMPTS - count
+    if left <= 0:
+        return CredentialLocked(_locked_message(credential_id), attempts_left=0)
+    return InvalidActivationData(f"the PIN or the one-time code is wrong; {left} attempt(s) left before the "
+                                 "credential locks", attempts_left=left)
+
+
+def _audit_lock(session: Session, credential_id: str, actor: str, count: int) -> None:
+    if count == MAX_FAILED_ATTEMPTS:
+        audit.record(session, actor=actor, action="activation:credential:lock", subject=credential_id,
+                     failed_attempts=count)
+
+
+# -- authorization and SAD ---------------------------------------------------------------------------
+def authorize(ctx: PkiContext, credential_id: str, pin: str, otp: str, hashes: list[bytes], hash_algo: str | None,
+              num_signatures: int, actor: str, *, lifetime: dt.timedelta = SAD_LIFETIME) -> SAD:
+    """PIN + current OTP → SAD bound to exactly ``hashes`` (single use, ``lifetime``, this ``actor`` only)."""
+    try:
+        algo = hash_algo_of(hashes, hash_algo)
+        if len(hashes) > MAX_HASHES_PER_SAD:
+            raise InvalidInput(f"at most {MAX_HASHES_PER_SAD} hashes per authorization")
+        if num_signatures != len(hashes):
+            raise InvalidInput(f"numSignatures is {num_signatures} but {len(hashes)} hash(es) were given; they must match")
+    except InvalidInput as exc:
+        _refuse(ctx, "activation:authorize:deny", credential_id, actor, exc)
+    keys = sec.ActivationKeys.from_settings(ctx.settings)
+    now = clock.now()
+    error: KysoError | None = None
+    reason: str | None = None
+    token = SAD_PREFIX + secrets.token_urlsafe(32)
+    bound = sorted({_digest(h) for h in hashes})
+    with transaction(ctx.sessions) as session:
+        try:
+            _usable_credential(session, credential_id)
+        except KysoError as exc:
+            error = exc
+        row = _row(session, credential_id, lock=True) if error is None else None
+        if error is not None:
+            pass
+        elif row is None or row.state != "active":
+            error = NotEnrolled(f"credential {credential_id} has no confirmed PIN and one-time-code enrolment; "
+                                "an operator enrols it with `kyso activation enroll`")
+        elif row.locked_at is not None:
+            error, reason = CredentialLocked(_locked_message(credential_id)), "locked"
+        else:
+            reason = _check_factors(session, row, pin, otp, keys, now)
+            if reason is not None:
+                count = _fail(session, credential_id, now)
+                error = _wrong(credential_id, count)
+                _audit_lock(session, credential_id, actor, count)
+            else:
+                row.failed_attempts = 0
+                expires = now + lifetime
+                session.add(SignatureActivation(
+                    id=_token_id(token), credential_id=credential_id, principal=actor, hash_algo=algo,
+                    num_signatures=num_signatures, hashes=json.dumps(bound), authorized_at=now, created_at=now,
+                    expires_at=expires))
+                audit.record(session, actor=actor, action="activation:authorize:grant", subject=credential_id,
+                             hash_algo=algo, num_signatures=num_signatures, hashes=bound,
+                             expires_at=expires.isoformat())
+    if error is not None:
+        _refuse(ctx, "activation:authorize:deny", credential_id, actor, error, why=reason or error.code,
+                num_signatures=num_signatures)
+    return SAD(token=token, expires_at=now + lifetime)
+
+
+def _check_sad(session: Session, credential_id: str, sad: str, actor: str, now: dt.datetime,
+               hashes: list[bytes] | None, hash_algo: str | None) -> tuple[SignatureActivation | None, str | None]:
+    """The SAD row and ``None``, or ``None`` and why it is refused (said to the caller: it names no secret)."""
+    row = session.get(SignatureActivation, _token_id(sad)) if isinstance(sad, str) and sad else None
+    if row is None or row.credential_id != credential_id:
+        return None, "unknown SAD, or not one issued for this credential"
+    if row.principal != actor:
+        return None, "this SAD was issued to another client"
+    if row.used_at is not None:
+        return None, "this SAD was already used; authorize again"
+    if row.expires_at <= now:
+        return None, "this SAD expired; authorize again"
+    if hash_algo is not None and hash_algo != row.hash_algo:
+        return None, f"this SAD was authorized for {row.hash_algo} hashes, not {hash_algo}"
+    if hashes is not None:
+        bound = set(json.loads(row.hashes))
+        if not hashes or any(_digest(h) not in bound for h in hashes):
+            return None, "a hash is not one this SAD was authorized for"
+    activation = _row(session, credential_id)
+    if activation is None or activation.state != "active" or activation.locked_at is not None:
+        return None, "the credential's activation data changed or is locked since this SAD was issued"
+    return row, None
+
+
+def _mark_used(session: Session, row: SignatureActivation, now: dt.datetime, used_for: str) -> bool:
+    """Conditional update: exactly one of two concurrent uses of a SAD can succeed."""
+    result = session.execute(update(SignatureActivation)
+                             .where(SignatureActivation.id == row.id, SignatureActivation.used_at.is_(None),
+                                    SignatureActivation.expires_at > now)
+                             .values(used_at=now, used_for=used_for).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def consume(ctx: PkiContext, credential_id: str, sad: str, hashes: list[bytes], *, actor: str,
+            hash_algo: str | None = None) -> None:
+    """Spend a SAD on ``hashes`` (each one it was bound to), or raise ``InvalidSAD``; atomic and audited."""
+    now = clock.now()
+    problem: str | None = None
+    digests = [_digest(h) for h in hashes]
+    with transaction(ctx.sessions) as session:
+        row, problem = _check_sad(session, credential_id, sad, actor, now, hashes, hash_algo)
+        if row is not None and not _mark_used(session, row, now, "signed"):
+            problem = "this SAD was already used; authorize again"
+        if problem is None:
+            audit.record(session, actor=actor, action="activation:sad:consume", subject=credential_id,
+                         hashes=digests, count=len(hashes))
+    if problem is not None:
+        _refuse(ctx, "activation:sad:deny", credential_id, actor, InvalidSAD(problem), count=len(hashes))
+
+
+def extend(ctx: PkiContext, credential_id: str, sad: str, hashes: list[bytes] | None, *, actor: str,
+           lifetime: dt.timedelta = SAD_LIFETIME) -> SAD:
+    """CSC ``extendTransaction``: a fresh SAD for the same hashes (or the given subset), the old one spent.
+    Never beyond ``MAX_TRANSACTION`` after the PIN and OTP were given."""
+    now = clock.now()
+    token = SAD_PREFIX + secrets.token_urlsafe(32)
+    with transaction(ctx.sessions) as session:
+        row, problem = _check_sad(session, credential_id, sad, actor, now, hashes, None)
+        expires = None
+        if row is not None:
+            expires = min(now + lifetime, row.authorized_at + MAX_TRANSACTION)
+            if expires <= now:
+                problem = "this signing transaction is too old to extend; authorize again with the PIN and code"
+            elif not _mark_used(session, row, now, "extended"):
+                problem = "this SAD was already used; authorize again"
+        if problem is None and row is not None and expires is not None:
+            bound = sorted({_digest(h) for h in hashes}) if hashes else json.loads(row.hashes)
+            session.add(SignatureActivation(
+                id=_token_id(token), credential_id=credential_id, principal=actor, hash_algo=row.hash_algo,
+                num_signatures=len(bound), hashes=json.dumps(bound), authorized_at=row.authorized_at,
+                created_at=now, expires_at=expires))
+            audit.record(session, actor=actor, action="activation:sad:extend", subject=credential_id,
+                         hashes=bound, expires_at=expires.isoformat())
+    if problem is not None or expires is None:
+        _refuse(ctx, "activation:sad:deny", credential_id, actor, InvalidSAD(problem or "cannot extend"))
+    return SAD(token=token, expires_at=expires)
+
+
+__all__ = [
+    "MAX_FAILED_ATTEMPTS",
+    "SAD",
+    "ActivationData",
+    "ActivationRefused",
+    "ActivationStatus",
+    "AlreadyEnrolled",
+    "CredentialLocked",
+    "EnrollmentStart",
+    "InvalidActivationData",
+    "InvalidSAD",
+    "NotEnrolled",
+    "SignatureActivation",
+    "WeakPin",
+    "authorize",
+    "change_pin",
+    "confirm",
+    "consume",
+    "enroll",
+    "enrollment_qr",
+    "extend",
+    "status",
+    "sign_in",
+    "status_in",
+    "unlock",
+]

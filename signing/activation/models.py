@@ -1,0 +1,77 @@
+"""Tables of signature activation: a credential's factors (PIN hash, sealed TOTP secret, lockout),
+the SADs issued against them, and signing requests waiting for a specialist."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, UTCDateTime
+
+
+class ActivationData(Base):
+    """A credential's PIN hash and sealed TOTP secret, and its lockout state."""
+
+    __tablename__ = "activation_data"
+
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # pending (not confirmed) | active
+    pin_kdf: Mapped[str] = mapped_column(String(40), nullable=False)
+    pin_salt: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    pin_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    totp_secret: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # AES-GCM sealed
+    last_otp_step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    locked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    enrolled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    enrolled_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    pin_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SignatureActivation(Base):
+    """One SAD: its SHA-256, what it may sign, for whom, until when, and whether it was used."""
+
+    __tablename__ = "signature_activations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 (hex) of the SAD token
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), nullable=False, index=True)
+    principal: Mapped[str] = mapped_column(String(200), nullable=False)  # the client token's actor
+    hash_algo: Mapped[str] = mapped_column(String(16), nullable=False)
+    num_signatures: Mapped[int] = mapped_column(Integer, nullable=False)
+    hashes: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list: SHA-256 (hex) of each bound hash
+    authorized_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)  # kept across extensions
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    used_for: Mapped[str | None] = mapped_column(String(16), nullable=True)  # signed | extended
+
+
+class SigningRequest(Base):
+    __tablename__ = "signing_requests"
+    __table_args__ = (Index("ix_signing_requests_credential_status", "credential_id", "status"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), nullable=False)
+    client: Mapped[str] = mapped_column(String(200), nullable=False, index=True)  # the submitting token's actor
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    note: Mapped[str | None] = mapped_column(String(500), nullable=True)  # shown to the specialist
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)  # why rejected
+
+
+class SigningRequestItem(Base):
+    __tablename__ = "signing_request_items"
+
+    request_id: Mapped[str] = mapped_column(ForeignKey("signing_requests.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    metadata_json: Mapped[str] = mapped_column(Text, nullable=False)  # SignMetadata, without any SAD
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending | signed | failed
+    document_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON {code, message, status}

@@ -1,0 +1,189 @@
+"""A verification report as HTML (Jinja2) or as a PDF sealed by kyso's organisation seal.
+
+The PDF is laid out with fpdf2 in the stamp font (Liberation Serif, full Vietnamese coverage),
+then signed through the same keystore signer as every other kyso signature (B-T, certified so
+nothing can be added to it), and the seal lands in the audit log.
+
+Anyone may ask for a sealed report on any file, so the file's own words (field names, certificate
+subjects, TSA names) must never read as kyso's: each is shown quoted on one line (``report_text.quoted``),
+and in the PDF each quoted value is also kept whole by the line breaker, shortened to fit the line, so
+no wrapped line can begin inside it with words such as a forged "KẾT LUẬN: HỢP LỆ".
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from fpdf import FPDF
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from core import audit
+from core.db import transaction
+from core.errors import ConfigurationError
+
+from signing import loop
+from signing.create import pades
+from signing.verify.report import VerificationReport
+from signing.verify.report_text import flat, one_line, quoted, when, who
+
+Lang = Literal["vi", "en"]
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+
+def to_html(report: VerificationReport, lang: Lang = "vi") -> str:
+    def t(vi: str, en: str) -> str:
+        return en if lang == "en" else vi
+
+    return _environment().get_template("verification-report.html").render(report=report, lang=lang, t=t, when=when,
+                                                                          q=quoted, one_line=one_line, who=who)
+
+
+def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) -> bytes:
+    """The report's facts as a plain A4 document (unsigned)."""
+    def t(vi: str, en: str) -> str:
+        return en if lang == "en" else vi
+
+    doc = FPDF(format="A4")
+    doc.set_auto_page_break(True, margin=15)
+    doc.add_font("kyso", "", str(font))
+    doc.add_font("kyso", "B", str(font_bold))
+    doc.set_title(t("Báo cáo kiểm tra chữ ký số", "Signature verification report"))
+    doc.set_creator("kyso")
+    doc.add_page()
+    doc.set_font("kyso", "B", 16)
+    doc.multi_cell(0, 8, t("BÁO CÁO KIỂM TRA CHỮ KÝ SỐ", "SIGNATURE VERIFICATION REPORT"), align="C", new_x="LMARGIN", new_y="NEXT")
+    doc.ln(3)
+    doc.set_font("kyso", "B", 12)
+    _write(doc, 0, 6, t(report.summary.vi, report.summary.en))
+    doc.ln(2)
+    rows = [
+        (t("Kết luận", "Indication"), _indication(report.indication, report.sub_indication)),
+        ("SHA-256", report.sha256),
+        (t("Thời điểm kiểm tra", "Validated at"), when(report.validated_at)),
+    ]
+    if report.registry:
+        reg = report.registry
+        rows += [
+            (t("Mã văn bản", "Document id"), f"{reg.document_id} ({t('phiên bản', 'version')} {reg.version}/"
+                                             f"{reg.current_version})"),
+            (t("Trạng thái đăng ký", "Registry status"), reg.status + (f" ({reg.status_reason})" if reg.status_reason else "")),
+            (t("Loại văn bản, xã/phường", "Type, commune"), f"{reg.document_type}, {reg.commune_code}"),
+        ]
+    _table(doc, rows)
+    for note in report.notes:
+        doc.set_font("kyso", "", 10)
+        _write(doc, 0, 5, t(note.vi, note.en))
+    changes = [*report.modifications, *report.visual_differences]
+    if changes:
+        doc.ln(2)
+        doc.set_font("kyso", "B", 11)
+        _write(doc, 0, 6, t("Những thay đổi sau khi ký", "Changes after signing"))
+        doc.set_font("kyso", "", 10)
+        for change in changes[:30]:
+            _write(doc, 0, 5, "– " + t(change.text.vi, change.text.en))
+    for index, sig in enumerate(report.signatures, 1):
+        doc.ln(3)
+        doc.set_font("kyso", "B", 12)
+        kind = t("Dấu thời gian lưu trữ", "Archive timestamp") if sig.kind == "document_timestamp" else t("Chữ ký", "Signature")
+        _write(doc, 0, 6, f"{index}. {kind} {quoted(sig.field_name)}")
+        doc.set_font("kyso", "", 10)
+        _write(doc, 0, 5, t(sig.summary.vi, sig.summary.en))
+        signer = sig.signer
+        rows = [(t("Kết luận", "Indication"), _indication(sig.indication, sig.sub_indication))]
+        if signer:
+            rows.append((t("Người ký", "Signer"), who(signer)))
+            rows.append((t("Chứng thư số", "Certificate"), f"{signer.serial} ({when(signer.not_before)} – "
+                                                           f"{when(signer.not_after)})"))
+        rows.append((t("Toàn vẹn", "Integrity"), t("khớp", "intact") if sig.intact else t("KHÔNG khớp", "NOT intact")))
+        if sig.timestamp:
+            rows.append((t("Dấu thời gian", "Timestamp"), f"{when(sig.timestamp.time)} ({quoted(sig.timestamp.tsa)})"))
+        rows.append((t("Tin cậy", "Trust anchor"), sig.trust_anchor or "—"))
+        rev = sig.revocation
+        rows.append((t("Thu hồi", "Revocation"), rev.status + (f" {when(rev.revoked_at)} ({rev.reason})" if rev.revoked_at else "")
+                     + f" [{rev.source}]"))
+        cov = sig.coverage
+        rows.append((t("Phạm vi", "Coverage"), f"{cov.covers}, {cov.later_revisions} "
+                     f"{t('cập nhật sau', 'later updates')} ({cov.modification_level})"))
+        if sig.entitlement:
+            ent = sig.entitlement
+            verdict = t("có", "yes") if ent.allowed else (t("KHÔNG", "NO") if ent.allowed is False else "?")
+            rows.append((t("Thẩm quyền ký", "Entitled"), f"{verdict} — {ent.policy_version} ({ent.rule})"))
+        if sig.level:
+            rows.append((t("Mức PAdES", "PAdES level"), sig.level))
+        _table(doc, rows)
+    return bytes(doc.output())
+
+
+def _indication(indication: str, sub: str | None) -> str:
+    return indication + (f" / {sub}" if sub else "")
+
+
+def _table(doc: FPDF, rows: list[tuple[str, str]]) -> None:
+    doc.set_font("kyso", "", 10)
+    for label, value in rows:
+        y = doc.get_y()
+        _write(doc, 50, 5, label, new_x="RIGHT", new_y="TOP")
+        _write(doc, 0, 5, value)
+        doc.set_y(max(doc.get_y(), y + 5))
+
+
+QUOTED = re.compile(r"«[^«»]*»")  # one_line turns « » inside a value into ‹ ›: these are whole values
+NBSP = "\u00a0"  # fpdf2 never breaks a line at it (and prints a plain space)
+
+
+def _write(doc: FPDF, w: float, h: float, text: str, **where: str) -> None:
+    """``multi_cell`` for report text: on one logical line (``flat``), and each quoted value unbreakable and
+    short enough for the cell, so a wrap falls before a value's opening « or not at all inside it."""
+    width = (w or doc.w - doc.r_margin - doc.get_x()) - 2 * doc.c_margin - 0.5
+
+    def whole(match: re.Match[str]) -> str:
+        value = match.group(0)
+        if doc.get_string_width(value) > width:
+            inner = value[1:-1].rstrip("…")
+            while inner and doc.get_string_width(f"«{inner}…»") > width:
+                inner = inner[:-1]
+            value = f"«{inner.rstrip()}…»"
+        return value.replace(" ", NBSP)
+
+    doc.multi_cell(w, h, QUOTED.sub(whole, flat(text)), new_x=where.get("new_x", "LMARGIN"),
+                   new_y=where.get("new_y", "NEXT"))
+
+
+def sealed_pdf(service, report: VerificationReport, lang: Lang, *, actor: str) -> bytes:  # type: ignore[no-untyped-def]
+    """The PDF report signed (B-T, certified) with the credential named by ``KYSO_REPORT_SEAL_CREDENTIAL``."""
+    from pyhanko.sign.fields import SigFieldSpec
+
+    from signing.create.signer import default_digest, default_scheme
+    from signing.create.timestamping import timestamper_for
+
+    settings = service.ctx.settings
+    credential = settings.report_seal_credential
+    if not credential:
+        raise ConfigurationError("PDF reports are sealed by kyso's organisation seal, and none is configured: "
+                                 "issue a seal certificate (kyso cert issue --profile seal …) and set "
+                                 "KYSO_REPORT_SEAL_CREDENTIAL to its credential id; JSON and HTML reports work now",
+                                 code="report_seal_not_configured")
+    pdf = to_pdf(report, lang, settings.stamp_font, settings.stamp_font_bold)
+    material = service.material.signer(credential)
+    signer = service._signer(material, default_scheme(material.key_type, None))
+    reserve = sum(len(c.dump()) for c in (material.certificate, *material.chain)) + 2048 + service.ts_reserve()
+    job = pades.SignatureJob(
+        signer=signer, field_name="KysoVerificationReport", new_field=SigFieldSpec("KysoVerificationReport"),
+        stamp_style=None, text_params={}, md_algorithm=default_digest(material.key_type), certify=True,
+        reason="Báo cáo kiểm tra chữ ký số / signature verification report", location=None,
+        bytes_reserved=2 * reserve)
+    signed = loop.run(pades.sign_once(pades.open_writer(pdf), job, timestamper_for(service.ctx)))
+    with transaction(service.ctx.sessions) as session:
+        audit.record(session, actor=actor, action="signing:report:seal", subject=report.sha256,
+                     credential_id=credential, signer_serial=material.serial, indication=report.indication,
+                     document_id=report.registry.document_id if report.registry else None,
+                     at=dt.datetime.now(dt.timezone.utc).isoformat())
+    return signed

@@ -1,0 +1,537 @@
+"""Sign a PDF for a credential and record it: the one entry point the API and the CLI call.
+
+Order of work, so a failure leaves nothing behind: read and check the input → check the signer
+(material cache) → sign in memory (pyHanko, keystore) → add timestamp / validation data → one
+database transaction writes the registry record, the file version, the idempotency record and the
+audit entry. If the time-stamping authority does not answer in time the document is still
+signed (B-B), recorded as ``upgrade_status = pending``, and ``upgrade.py`` finishes it later.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Literal
+
+from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils.misc import PdfError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core import audit, clock, metrics
+from core.db import transaction
+from core.errors import Conflict, KysoError
+from hsm.interfaces import SignatureScheme
+from pki.context import PkiContext
+from pki.models import Certificate
+from policies import units
+from policies.documents import DOCUMENTS_FILE, DocumentPolicy, DocumentType, Level
+from policies.engine import Decision, SignerFacts, Target, decide
+from policies.store import PolicyStore
+
+from signing import loop
+from signing.create import intake
+
+from signing.create import offline_seal
+
+from signing.create import pades
+
+from signing.create import selfcheck
+
+from signing.registry import records
+from signing.errors import (
+    BadAppearance, PdfTooLarge, SelfCheckFailed, SigningRefused, TimestampUnavailable, UnknownDocument, UnreadablePdf,
+)
+from signing.material import MaterialCache, RevocationData, SignerMaterial
+from signing.registry.models import DocumentFile, IdempotencyRecord, SignedDocument, StampImage
+from signing.create.signer import KeyStoreSigner, default_digest, default_scheme
+from signing.create.consent import Activation
+from signing.shared_asn1 import shareable
+
+log = logging.getLogger(__name__)
+ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # Crockford-like: no 0/O, 1/I confusion when read aloud
+COMMUNE_TTL = 60.0
+ID_LENGTH = 12  # 60 bits: unguessable, short enough for a QR code and a phone call
+
+
+def new_document_id() -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+
+
+@dataclass(frozen=True)
+class AppearanceOptions:
+    visible: bool = True
+    kind: Literal["person", "seal", "copy"] | None = None  # default: from the document type / certificate
+    field_name: str | None = None
+    page: int | None = None
+    box: tuple[float, float, float, float] | None = None
+    title: str | None = None  # e.g. "KT. CHỦ TỊCH\nPHÓ CHỦ TỊCH"; default: the certificate's title
+    copy_form: str | None = None
+    document_number: str | None = None
+
+
+@dataclass(frozen=True)
+class SignRequest:
+    pdf: bytes
+    document_type: str
+    commune_code: str
+    credential_id: str
+    dossier_number: str | None = None
+    level: Level | None = None
+    appearance: AppearanceOptions = field(default_factory=AppearanceOptions)
+    certify: bool | None = None
+    rsa_padding: Literal["pss", "pkcs1v15"] | None = None
+    reason: str | None = None
+    location: str | None = None
+    seal_fields: dict[str, str] = field(default_factory=dict)  # facts signed into the QR code (offline_seal.py)
+
+    def fingerprint(self) -> str:
+        """What makes two requests the same, for Idempotency-Key reuse checks."""
+        meta = {k: v for k, v in self.__dict__.items() if k not in ("pdf", "appearance")}
+        meta["appearance"] = self.appearance.__dict__
+        digest = hashlib.sha256(self.pdf)
+        digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Granted:
+    """The policy version and decision that allowed a signature, recorded with it."""
+
+    policy_version: str
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class SignResult:
+    document_id: str
+    pdf: bytes
+    sha256: str
+    level: str
+    requested_level: str
+    pending_upgrade: bool
+    signer_serial: str
+    signed_at: dt.datetime
+    version: int
+    replayed: bool = False
+    offline_seal: str | None = None  # the token the document's QR code carries after '#'
+
+
+class SigningService:
+    """Holds what stays warm between signatures (material cache, TSA); built once per process."""
+
+    def __init__(self, ctx: PkiContext, policy: DocumentPolicy | None = None,
+                 policies: PolicyStore | None = None) -> None:
+        self.ctx = ctx
+        self._fixed_policy = policy  # tests may pin one; otherwise the reloadable policy file
+        self.policies = policies or PolicyStore(ctx.settings.policy_file or DOCUMENTS_FILE,
+                                                on_load=self._remember_policy)
+        self.material = MaterialCache(ctx)
+        self._signers: dict[tuple[str, str, str], KeyStoreSigner] = {}  # (credential, serial, scheme)
+        self._communes: dict[tuple[str, dt.date], tuple[float, str | None]] = {}
+        self._seal_tokens: dict[tuple[str, dt.datetime], str] = {}  # made by _appearance, stored by _record
+
+    @property
+    def policy(self) -> DocumentPolicy:
+        return self._fixed_policy or self.policies.current
+
+    def _remember_policy(self, policy: DocumentPolicy) -> None:
+        """Every policy version ever in force is kept, so verification can judge a signature by the
+        version it was made under (``policies.history``)."""
+        from policies import history
+
+        history.remember(self.ctx.sessions, policy)
+
+    # -- the public operation --------------------------------------------------------------------
+    @metrics.counted_signature
+    def sign(self, request: SignRequest, *, actor: str, idempotency_key: str | None = None,
+             activation: Activation | None = None) -> SignResult:
+        """Sign and register one PDF. Runs in a worker thread (blocking database and keystore calls).
+
+        Remote callers must pass ``activation`` (``sole_control``): a specialist's key then signs only
+        with that specialist's SAD for these exact bytes. It is spent after every other check passed
+        (the PDF opened, the policy allowed it) and after an idempotent replay returned, so a retry with
+        the same key needs no new SAD and a damaged file burns none."""
+        settings = self.ctx.settings
+        if len(request.pdf) > settings.max_pdf_bytes:
+            raise PdfTooLarge(f"the PDF is {len(request.pdf):,} bytes; the limit is {settings.max_pdf_bytes:,}")
+        fingerprint = request.fingerprint() if idempotency_key else None
+        if idempotency_key and fingerprint:
+            replay = self.replay(actor, idempotency_key, fingerprint)
+            if replay is not None:
+                return replay[0]
+        policy = self.policy  # one version decides and is recorded, even if the file is reloaded meanwhile
+        doc_type = policy.get(request.document_type)
+        offline_seal.checked_fields(doc_type, request.seal_fields, complete=False)  # required ones: _verify_url
+        province = self._province_of(request.commune_code)
+        material = self.material.signer(request.credential_id)
+        existing = self._registered(request.pdf)
+        decision = self.authorize(policy, material, request, province, existing.signatures if existing else 0,
+                                  actor=actor)
+        if self._kind(request, doc_type, material) == "seal":
+            self._person_signed_first(existing)
+        source = intake.prepare(request.pdf)  # sound, or repaired when unsigned, or a clear 4xx
+        signable = dataclasses.replace(request, pdf=source.pdf) if source.was_repaired else request
+        level = request.level or doc_type.level
+        signed_at = clock.now()
+        document_id = existing.id if existing else new_document_id()
+        try:
+            pdf, reached = self._sign_bytes(signable, doc_type, material, level, document_id, signed_at, activation,
+                                            authorized=request.pdf)
+            produced = self._check_own_output(pdf, source.pdf, material, document_id, actor)
+        except KysoError:
+            raise
+        except (PdfError, KeyError, ValueError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+            # a structure pyHanko could open but not sign through (broken page tree, odd objects)
+            log.warning("could not sign a damaged PDF: %s: %s", type(exc).__name__, exc, exc_info=True)
+            raise UnreadablePdf(f"the PDF is damaged in a way kyso cannot sign through ({type(exc).__name__}: "
+                                f"{str(exc)[:160]}); re-export it from the producing software") from None
+        result = self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
+                              actor, idempotency_key, fingerprint, Granted(policy.version, decision),
+                              produced=produced, source=source)
+        return result
+
+    def check_input(self, pdf: bytes) -> intake.Intake:
+        """What ``sign`` would refuse about the file alone (size, an older or withdrawn registered version, an
+        unreadable, encrypted, page-less or unrepairable PDF), for callers that accept a document now and sign
+        it later (signing requests). Nothing is signed or recorded."""
+        limit = self.ctx.settings.max_pdf_bytes
+        if len(pdf) > limit:
+            raise PdfTooLarge(f"the PDF is {len(pdf):,} bytes; the limit is {limit:,}")
+        self._registered(pdf)
+        return intake.prepare(pdf)
+
+    # -- steps -----------------------------------------------------------------------------------
+    def _province_of(self, code: str) -> str | None:
+        """The commune must exist today; its province, remembered for a minute."""
+        key = (code, clock.now().date())
+        hit = self._communes.get(key)
+        if hit is not None and time.monotonic() - hit[0] < COMMUNE_TTL:
+            return hit[1]
+        with transaction(self.ctx.sessions, read_only=True) as session:
+            province = units.lookup(session, code, key[1]).province_code
+        if len(self._communes) > 10_000:
+            self._communes.clear()
+        self._communes[key] = (time.monotonic(), province)
+        return province
+
+    def explain(self, credential_id: str, document_type: str, commune_code: str, step: int = 0) -> Decision:
+        """The decision the policy in force would take (nothing signed, nothing audited)."""
+        policy = self.policy
+        material = self.material.signer(credential_id)
+        return decide(policy, self._signer_facts(material),
+                      Target(document_type, commune_code, self._province_of(commune_code), step))
+
+    def _signer_facts(self, material: SignerMaterial) -> SignerFacts:
+        return SignerFacts(profile=material.profile, commune_code=material.commune_code,
+                           province_code=self._province_of(material.commune_code) if material.commune_code else None,
+                           title=material.title, unit=material.unit)
+
+    def authorize(self, policy: DocumentPolicy, material: SignerMaterial, request: SignRequest,
+                  province: str | None, step: int, *, actor: str) -> Decision:
+        """The signing policy's decision; a refusal is audited and raised with the rule that decided."""
+        decision = decide(policy, self._signer_facts(material), Target(request.document_type, request.commune_code, province, step))
+        if not decision.allowed:
+            with transaction(self.ctx.sessions) as session:
+                audit.record(session, actor=actor, action="policy:signing:deny", subject=material.credential_id,
+                             rule=decision.rule, reason=decision.reason, document_type=request.document_type,
+                             commune=request.commune_code, policy_version=policy.version)
+            raise SigningRefused(f"the signing policy refuses this ({decision.rule}): {decision.reason}",
+                                 rule=decision.rule, policy_version=policy.version)
+        return decision
+
+    def _signer(self, material: SignerMaterial, scheme: SignatureScheme) -> KeyStoreSigner:
+        """One signer per certificate and scheme, so its DER templates are built once."""
+        key = (material.credential_id, material.serial, scheme.value)
+        signer = self._signers.get(key)
+        if signer is None:
+            signer = KeyStoreSigner(keystore=self.ctx.keystores.for_ref(material.key_ref), key_ref=material.key_ref,
+                                    key_type=material.key_type, certificate=material.certificate,
+                                    chain=list(material.chain), scheme=scheme)
+            if len(self._signers) > 10_000:
+                self._signers.clear()
+            self._signers[key] = signer
+        return signer
+
+    def _registered(self, pdf: bytes) -> SignedDocument | None:
+        """A PDF kyso already signed gets its next signature under the same document id."""
+        digest = hashlib.sha256(pdf).hexdigest()
+        with transaction(self.ctx.sessions, read_only=True) as session:
+            row = session.execute(select(SignedDocument).join(DocumentFile, DocumentFile.document_id == SignedDocument.id)
+                                  .where(DocumentFile.sha256 == digest).limit(1)).scalar_one_or_none()
+            if row is not None:
+                if row.sha256 != digest:
+                    raise SigningRefused(f"this is an older version of document {row.id}; sign its current "
+                                         f"version (GET /api/v1/documents/{row.id}/file)")
+                if row.status != "valid":
+                    raise SigningRefused(f"document {row.id} is {row.status}; it cannot be signed again")
+                session.expunge(row)
+            return row
+
+    @staticmethod
+    def _kind(request: SignRequest, doc_type: DocumentType, material: SignerMaterial) -> str:
+        """The appearance this signature takes: person, seal or copy."""
+        return request.appearance.kind or ("copy" if doc_type.appearance == "copy" else
+                                           "seal" if material.profile == "seal" else doc_type.appearance)
+
+    def _person_signed_first(self, existing: SignedDocument | None) -> None:
+        """The agency seal follows the competent person's signature (Decree 30/2020 Art. 32): the input must be
+        the current version of a valid document kyso registered with a signature by a person's (non-seal)
+        certificate. Any embedded signature is not enough: a document timestamp from the public /tsa or a
+        self-signed signature would let a client seal what no specialist signed. ``_registered`` already
+        refused older versions and withdrawn or superseded documents."""
+        person = None
+        if existing is not None:  # (``_registered`` refused anything not valid)
+            with transaction(self.ctx.sessions, read_only=True) as session:
+                person = session.execute(
+                    select(DocumentFile.version)
+                    .join(Certificate, Certificate.serial == DocumentFile.signer_serial)
+                    .where(DocumentFile.document_id == existing.id, DocumentFile.change == "signature",
+                           Certificate.profile != "seal", Certificate.external.is_(False))
+                    .limit(1)).first()
+        if person is None:
+            raise SigningRefused(
+                "Con dấu của cơ quan chỉ được đóng sau chữ ký của người có thẩm quyền, trên bản mới nhất của văn bản "
+                "kyso đã ký (Nghị định 30/2020, Điều 32) — the agency seal is added after the competent person has "
+                "signed (Decree 30/2020 Art. 32): seal the current version of a document a specialist signed "
+                "through kyso (GET /api/v1/documents/{id}/file); a timestamp or a signature kyso did not register "
+                "does not count", rule="seal_after_person")
+
+    def _check_own_output(self, pdf: bytes, source: bytes, material: SignerMaterial, document_id: str,
+                          actor: str) -> list[records.SignatureValue]:
+        """Nothing kyso cannot verify leaves kyso: a failed self-check is audited, and nothing is registered."""
+        try:
+            return selfcheck.check_output(pdf, source, material.certificate)
+        except SelfCheckFailed as exc:
+            log.error("kyso's own signed output failed its self-check (document %s): %s", document_id, exc.message)
+            with transaction(self.ctx.sessions) as session:
+                audit.record(session, actor=actor, action="signing:document:self_check_failed", subject=document_id,
+                             credential_id=material.credential_id, signer_serial=material.serial,
+                             check=exc.details.get("check"), reason=exc.message[:500],
+                             input_sha256=hashlib.sha256(source).hexdigest())
+            raise
+
+    def _sign_bytes(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, level: str,
+                    document_id: str, signed_at: dt.datetime, activation: Activation | None, *,
+                    authorized: bytes) -> tuple[bytes, str]:
+        """Sign ``request.pdf`` (the intake's sound or repaired bytes); the SAD is spent for ``authorized``,
+        the bytes the specialist approved (the input as received)."""
+        from signing.create.timestamping import timestamper_for
+
+        writer = pades.open_writer(request.pdf)
+        earlier = pades.existing_signatures(writer)
+        kind = self._kind(request, doc_type, material)
+        job = self._job(writer, request, doc_type, material, kind, level, document_id, signed_at, earlier)
+        if activation is not None:  # the PDF opened and the stamp is laid out: a damaged file burns no SAD
+            activation.spend(material, authorized)
+        timestamper = timestamper_for(self.ctx) if pades.LEVEL_ORDER[level] >= 1 else None
+        long_term = pades.LEVEL_ORDER[level] >= 2
+        if long_term:
+            # Everything B-LT needs is known before signing (the signer's chain and kyso's TSA, with
+            # kyso's own OCSP responses and CRLs), so the DSS goes into the signature's own revision
+            # and the document is written once.
+            pades.supply_validation_data(writer, self.validation_data(material))
+        try:
+            pdf = loop.run(pades.sign_once(writer, job, timestamper))
+            reached = "B-LT" if long_term else "B-T" if timestamper else "B-B"
+        except TimestampUnavailable as exc:
+            log.warning("timestamp unavailable, signing B-B and upgrading later: %s", exc)
+            writer = pades.open_writer(request.pdf)
+            job = self._job(writer, request, doc_type, material, kind, level, document_id, signed_at, earlier)
+            return loop.run(pades.sign_once(writer, job, None)), "B-B"
+        if pades.LEVEL_ORDER[level] >= 3:
+            try:
+                pdf = loop.run(pades.add_document_timestamp(pdf, timestamper, "sha256", self.ts_reserve()))
+                reached = "B-LTA"
+            except TimestampUnavailable as exc:
+                log.warning("archive timestamp unavailable, upgrading later: %s", exc)
+        return pdf, reached
+
+    def _job(self, writer, request: SignRequest, doc_type: DocumentType, material: SignerMaterial,  # type: ignore[no-untyped-def]
+             kind: str, level: str, document_id: str, signed_at: dt.datetime, earlier: int) -> pades.SignatureJob:
+        signer = self._signer(material, default_scheme(material.key_type, request.rsa_padding))
+        field_name, new_field, style, params = self._appearance(writer, request, doc_type, material, kind,
+                                                                 document_id, signed_at)
+        certs = sum(len(c.dump()) for c in (material.certificate, *material.chain))
+        reserve = certs + 2048 + (self.ts_reserve() if pades.LEVEL_ORDER[level] >= 1 else 0)
+        certify = (doc_type.certify if request.certify is None else request.certify) and earlier == 0
+        return pades.SignatureJob(signer=signer, field_name=field_name, new_field=new_field, stamp_style=style,
+                                  text_params=params, md_algorithm=default_digest(material.key_type), certify=certify,
+                                  reason=request.reason, location=request.location, bytes_reserved=2 * reserve)  # hex digits
+
+    def ts_reserve(self) -> int:
+        """Room for a timestamp token: the TSA's certificates plus the token itself, or 10 kB for an external TSA."""
+        if self.ctx.settings.tsa_url:
+            return 10_240
+        from signing.create.timestamping import authority_for
+
+        return sum(len(der) for der in authority_for(self.ctx).certificates_der()) + 2048
+
+    def _appearance(self, writer, request: SignRequest, doc_type: DocumentType, material: SignerMaterial,  # type: ignore[no-untyped-def]
+                    kind: str, document_id: str, signed_at: dt.datetime):
+        from signing.create.visible import Placement, StampFacts, plan_appearance
+
+        options = request.appearance
+        images = self.stamp_images(material.credential_id) if options.visible else {}
+        facts = StampFacts(
+            kind=kind,  # type: ignore[arg-type]
+            signer_name=material.common_name,
+            title=options.title or material.title,
+            agency=material.organization or "",
+            signing_time=signed_at,
+            verify_url=self._verify_url(request, doc_type, kind, document_id, signed_at) if doc_type.qr else None,
+            signature_image=images.get("signature"),
+            seal_image=images.get("seal"),
+            copy_form=options.copy_form,
+            document_number=options.document_number,
+        )
+        placement = Placement(field_name=options.field_name, page=options.page, box=options.box,
+                              invisible=not options.visible)
+        planned = plan_appearance(writer, facts, placement, self.ctx.settings, pdf=request.pdf)
+        return planned.field_name, planned.new_field, planned.stamp_style, planned.text_params
+
+    def _verify_url(self, request: SignRequest, doc_type: DocumentType, kind: str, document_id: str,
+                    signed_at: dt.datetime) -> str:
+        """The QR code's text: the citizen page's URL, with the offline seal after '#' when a QR is drawn."""
+        url = f"{self.ctx.settings.base_url}/v/{document_id}"
+        if kind == "seal" or not request.appearance.visible:
+            return url  # no QR code on an agency seal or an invisible signature
+        key = (document_id, signed_at)
+        token = self._seal_tokens.get(key)
+        if token is None:  # once per signature, also when the signing is retried as B-B
+            facts = offline_seal.SealFacts.of(document_id, doc_type.name, request.commune_code, signed_at,
+                                              offline_seal.checked_fields(doc_type, request.seal_fields))
+            token = offline_seal.sign_seal(self.ctx, facts)
+            if len(self._seal_tokens) > 10_000:  # tokens of signatures that failed after the stamp was drawn
+                self._seal_tokens.clear()
+            self._seal_tokens[key] = token
+        return f"{url}#{token}"
+
+    def validation_data(self, material: SignerMaterial) -> RevocationData:
+        """Certificates, OCSP responses and CRLs for the signer's chain and kyso's TSA (an external
+        TSA's chain is not kyso's to vouch for: its validation data is left to that TSA)."""
+        from signing.create.timestamping import authority_for
+
+        certs = [material.certificate, *material.chain]
+        if not self.ctx.settings.tsa_url:
+            authority = authority_for(self.ctx)
+            certs += [_asn1_cert(der) for der in authority.certificates_der()]
+        return self.material.revocation_data(certs)
+
+    def add_validation_data(self, pdf: bytes, material: SignerMaterial) -> bytes:
+        return pades.add_validation_data(pdf, self.validation_data(material))
+
+    def stamp_images(self, credential_id: str) -> dict[str, bytes]:
+        with transaction(self.ctx.sessions) as session:
+            rows = session.execute(select(StampImage).where(StampImage.credential_id == credential_id)).scalars()
+            return {row.kind: row.png for row in rows}
+
+    # -- registry --------------------------------------------------------------------------------
+    def _record(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, document_id: str,
+                existing: SignedDocument | None, pdf: bytes, reached: str, level: str, signed_at: dt.datetime,
+                actor: str, idempotency_key: str | None, fingerprint: str | None, granted: "Granted", *,
+                produced: list[records.SignatureValue], source: intake.Intake) -> SignResult:
+        """``produced``: the signature values kyso appended (read by the self-check), never the input's.
+        ``source``: what kyso signed; a repaired input is audited with the signature, in its transaction."""
+        digest = hashlib.sha256(pdf).hexdigest()
+        pending = pades.LEVEL_ORDER[reached] < pades.LEVEL_ORDER[level]
+        seal_token = self._seal_tokens.pop((document_id, signed_at), None)
+        try:
+            with transaction(self.ctx.sessions) as session:
+                if existing is None:
+                    version = 1
+                    session.add(SignedDocument(
+                        id=document_id, document_type=doc_type.name, commune_code=request.commune_code,
+                        dossier_number=request.dossier_number, credential_id=material.credential_id,
+                        signer_serial=material.serial, signer_name=material.common_name, signed_at=signed_at,
+                        policy_version=granted.policy_version, level=reached, requested_level=level,
+                        upgrade_status="pending" if pending else "none", upgrade_attempts=0,
+                        next_attempt_at=signed_at if pending else None, sha256=digest, version=1, signatures=1,
+                        status="valid", created_by=actor, offline_seal=seal_token,
+                    ))
+                    session.flush()
+                else:
+                    row = session.get(SignedDocument, document_id, with_for_update=True)
+                    if row is None or row.sha256 != existing.sha256:
+                        raise Conflict(f"document {document_id} changed while it was being signed; retry")
+                    version = row.version + 1
+                    row.version, row.sha256, row.level, row.requested_level = version, digest, reached, level
+                    row.signatures += 1
+                    row.upgrade_status = "pending" if pending else "none"
+                    row.next_attempt_at = signed_at if pending else None
+                    row.upgrade_attempts = 0
+                    row.offline_seal = seal_token = seal_token or row.offline_seal
+                session.add(DocumentFile(document_id=document_id, version=version, change="signature", level=reached,
+                                         signer_serial=material.serial, sha256=digest, size=len(pdf),
+                                         created_at=signed_at, pdf=pdf, policy_version=granted.policy_version,
+                                         policy_rule=granted.decision.rule, reception=granted.decision.reception))
+                records.record(session, produced, created_at=signed_at, document_id=document_id,
+                                         version=version, credential_id=material.credential_id)
+                result = SignResult(document_id=document_id, pdf=pdf, sha256=digest, level=reached,
+                                    requested_level=level, pending_upgrade=pending, signer_serial=material.serial,
+                                    signed_at=signed_at, version=version, offline_seal=seal_token)
+                if idempotency_key:
+                    session.add(IdempotencyRecord(client=actor, key=idempotency_key,
+                                                  request_sha256=fingerprint or "",
+                                                  result=json.dumps({"document_id": document_id, "version": version}),
+                                                  created_at=signed_at))
+                    session.flush()
+                audit.record(session, actor=actor, action="signing:document:sign", subject=document_id,
+                             credential_id=material.credential_id, signer_serial=material.serial,
+                             document_type=doc_type.name, commune=request.commune_code,
+                             dossier=request.dossier_number, level=reached, requested_level=level, sha256=digest,
+                             input_sha256=hashlib.sha256(request.pdf).hexdigest(), version=version,
+                             policy_version=granted.policy_version, policy_rule=granted.decision.rule,
+                             signer_rule=granted.decision.signer_rule, reception=granted.decision.reception)
+                if source.was_repaired:  # the first version does not start with the bytes received: say why
+                    audit.record(session, actor=actor, action="signing:document:repair", subject=document_id,
+                                 input_sha256=hashlib.sha256(request.pdf).hexdigest(),
+                                 repaired_sha256=hashlib.sha256(source.pdf).hexdigest(),
+                                 repaired=list(source.repaired))
+        except IntegrityError:
+            if idempotency_key and fingerprint:
+                replay = self.replay(actor, idempotency_key, fingerprint)
+                if replay is not None:
+                    return replay[0]
+            raise
+        return result
+
+    def replay(self, client: str, key: str, fingerprint: str) -> tuple[SignResult] | None:
+        """The result an earlier request with this Idempotency-Key produced, or None."""
+        with transaction(self.ctx.sessions) as session:
+            record = session.execute(select(IdempotencyRecord).where(
+                IdempotencyRecord.client == client, IdempotencyRecord.key == key)).scalar_one_or_none()
+            if record is None:
+                return None
+            if record.request_sha256 != fingerprint:
+                raise Conflict("this Idempotency-Key was already used for a different request; "
+                               "use a new key for a new document", code="idempotency_key_reused")
+            saved = json.loads(record.result)
+            return (_result_of(session, saved["document_id"], saved["version"]),)
+
+
+def _result_of(session: Session, document_id: str, version: int) -> SignResult:
+    doc = session.get(SignedDocument, document_id)
+    file = session.execute(select(DocumentFile).where(DocumentFile.document_id == document_id,
+                                                      DocumentFile.version == version)).scalar_one_or_none()
+    if doc is None or file is None:
+        raise UnknownDocument(f"no document {document_id}")
+    return SignResult(document_id=doc.id, pdf=file.pdf, sha256=file.sha256, level=file.level,
+                      requested_level=doc.requested_level, pending_upgrade=doc.upgrade_status == "pending",
+                      signer_serial=file.signer_serial or doc.signer_serial, signed_at=file.created_at,
+                      version=file.version, replayed=True, offline_seal=doc.offline_seal)
+
+
+@lru_cache(maxsize=64)
+def _asn1_cert(der_bytes: bytes) -> asn1_x509.Certificate:
+    return shareable(asn1_x509.Certificate.load(der_bytes))
+
+
+__all__ = ["AppearanceOptions", "SignRequest", "SignResult", "SigningService", "BadAppearance"]

@@ -1,0 +1,199 @@
+"""The specialist's page /me and signing requests: software submits, the specialist approves with PIN +
+a fresh code on their own page, the software collects the result. Each test tries a way around it."""
+from __future__ import annotations
+
+import json
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api import tokens
+from api.container import Container
+from core import audit
+from core.db import transaction
+from signing.activation import factors
+from tests.signing.activation.conftest import PIN, Clock, Phone, enroll
+from tests.conftest import new_token
+from tests.signing.fixtures import COMMUNE, issue_credential, root_pem
+from tests.signing.validation import validate_all
+
+
+def meta(credential: str, **extra: object) -> dict[str, object]:
+    return {"document_type": "dossier-result", "commune_code": COMMUNE, "credential_id": credential,
+            "level": "B-T", "appearance": {"visible": False}, **extra}
+
+
+def submit(client: TestClient, headers: dict[str, str], pdfs: list[bytes], defaults: dict,
+           items: list[dict] | None = None, note: str | None = None):  # type: ignore[no-untyped-def]
+    files = [("files", (f"hs-{i}.pdf", pdf, "application/pdf")) for i, pdf in enumerate(pdfs)]
+    data = {"metadata": json.dumps({"defaults": defaults, "items": items or []})}
+    if note:
+        data["note"] = note
+    return client.post("/api/v1/sign/requests", files=files, data=data, headers=headers)
+
+
+def variants(pdf: bytes, n: int) -> list[bytes]:
+    return [pdf + f"\n% dossier {i}\n".encode() for i in range(n)]
+
+
+def login(client: TestClient, credential: str, otp: str | None, pin: str = PIN):  # type: ignore[no-untyped-def]
+    return client.post("/me/login", data={"credential_id": credential, "pin": pin, "otp": otp or ""},
+                       follow_redirects=False)
+
+
+def csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "the page carries a CSRF token in its forms"
+    return found.group(1)
+
+
+def test_first_sign_in_shows_the_qr_code_and_confirms_the_app(client: TestClient, pki: Container, specialist: str,
+                                                              frozen: Clock) -> None:
+    from signing.activation import crypto as sec
+
+    start = factors.enroll(pki.pki, specialist, PIN, "token:operator")  # the operator sets it up
+    assert client.get("/me").text.count('name="pin"') == 1, "signed out: the sign-in form"
+    r = login(client, specialist, None)
+    assert r.status_code == 303 and "kyso_me" in r.headers["set-cookie"]
+    assert "HttpOnly" in r.headers["set-cookie"] and "SameSite=strict" in r.headers["set-cookie"]
+    page = client.get("/me").text
+    assert "Cài ứng dụng xác thực" in page and "data:image/png;base64," in page
+    phone = Phone(sec.secret_from_uri(start.uri), frozen)
+    done = client.post("/me/enroll", data={"code": phone.code(), "csrf": csrf(page)}, follow_redirects=False)
+    assert done.status_code == 303
+    after = client.get(done.headers["location"]).text
+    assert "Đã cài xong ứng dụng xác thực" in after and "data:image/png" not in after
+    assert factors.status(pki.pki, specialist).state == "active"
+    # from now on the PIN alone no longer signs in
+    client.cookies.clear()
+    frozen.next_step()
+    assert login(client, specialist, None).status_code == 403
+
+
+def test_request_approved_on_the_page_is_signed_for_the_client(client: TestClient, pki: Container, specialist: str,
+                                                              client_headers: dict[str, str], sample_pdf: bytes,
+                                                              frozen: Clock) -> None:
+    phone = enroll(pki, specialist, frozen)
+    pdfs = variants(sample_pdf, 3)
+    r = submit(client, client_headers, pdfs, meta(specialist), [{"dossier_number": f"HS-{i}"} for i in range(3)],
+               note="Hồ sơ khai sinh sáng thứ Hai")
+    assert r.status_code == 202, r.text
+    request_id = r.json()["id"]
+    assert r.json()["status"] == "pending" and r.json()["approve_url"].endswith("/me")
+    assert client.get("/api/v1/documents", headers=client_headers).json()["total"] == 0, "nothing signed yet"
+
+    assert login(client, specialist, phone.code()).status_code == 303
+    page = client.get("/me").text
+    assert request_id in page and "Hồ sơ khai sinh sáng thứ Hai" in page and "HS-2" in page
+    # the code used to sign in cannot approve; a wrong PIN counts toward the lockout
+    stale = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(),
+                                                                   "csrf": csrf(page)})
+    assert stale.status_code == 403 and "Còn 4 lần thử" in stale.text
+    frozen.next_step()
+    wrong = client.post(f"/me/requests/{request_id}/approve", data={"pin": "192837", "otp": phone.code(),
+                                                                   "csrf": csrf(page)})
+    assert wrong.status_code == 403 and "Còn 3 lần thử" in wrong.text
+    assert client.get(f"/api/v1/sign/requests/{request_id}", headers=client_headers).json()["status"] == "pending"
+    frozen.next_step()
+    ok = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(), "csrf": csrf(page)},
+                     follow_redirects=False)
+    assert ok.status_code == 303, ok.text
+    assert "Đã ký 3 văn bản, 0 văn bản không ký được" in client.get(ok.headers["location"]).text
+
+    out = client.get(f"/api/v1/sign/requests/{request_id}", headers=client_headers).json()
+    assert out["status"] == "signed" and [i["status"] for i in out["items"]] == ["signed"] * 3
+    first = out["items"][0]["document_id"]
+    record = client.get(f"/api/v1/documents/{first}", headers=client_headers).json()
+    assert record["dossier_number"] == "HS-0" and record["credential_id"] == specialist
+    signed = client.get(f"/api/v1/documents/{first}/file", headers=client_headers).content
+    [verdict] = validate_all(signed, root_pem(pki), ltv=False)
+    assert verdict.bottom_line
+    page = client.get("/me").text
+    assert first in page and "Không có văn bản nào đang chờ" in page
+    # approving again is refused: the request is closed
+    frozen.next_step()
+    again = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(),
+                                                                    "csrf": csrf(page)})
+    assert again.status_code == 409
+    with transaction(pki.sessions) as session:
+        actions = [a for (a,) in session.execute(select(audit.AuditEntry.action)
+                                                 .where(audit.AuditEntry.subject == request_id))]
+    assert actions == ["signing:request:submit", "signing:request:approve"]
+
+
+def test_others_cannot_see_or_approve_a_request(client: TestClient, pki: Container, specialist: str,
+                                                client_headers: dict[str, str], sample_pdf: bytes,
+                                                frozen: Clock) -> None:
+    request_id = submit(client, client_headers, [sample_pdf], meta(specialist)).json()["id"]
+    other_client = {"Authorization": f"Bearer {new_token(pki, tokens.Role.client)}"}
+    hidden = client.get(f"/api/v1/sign/requests/{request_id}", headers=other_client)
+    assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "unknown_signing_request"
+    assert client.get(f"/api/v1/sign/requests/{request_id}").status_code == 401
+    # another specialist, signed in on their own page, does not see it and cannot approve it
+    colleague = issue_credential(pki, name="Trần Văn Bình", id_number="001190000009")
+    phone = enroll(pki, colleague, frozen)
+    assert login(client, colleague, phone.code()).status_code == 303
+    page = client.get("/me").text
+    assert request_id not in page
+    frozen.next_step()
+    r = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(), "csrf": csrf(page)})
+    assert r.status_code == 404
+    # without the session's CSRF token nothing happens, and without a session neither
+    r = client.post(f"/me/requests/{request_id}/reject", data={"reason": "x"})
+    assert r.status_code == 401 and "Phiên làm việc đã hết hạn" in r.text
+    client.cookies.clear()
+    r = client.post(f"/me/requests/{request_id}/reject", data={"reason": "x", "csrf": csrf(page)})
+    assert r.status_code == 401
+    client.cookies.set("kyso_me", f"{specialist}.9999999999.forged.AAAA", path="/me")
+    assert 'name="pin"' in client.get("/me").text, "a forged cookie is no session"
+    assert client.get(f"/api/v1/sign/requests/{request_id}", headers=client_headers).json()["status"] == "pending"
+
+
+def test_reject_and_what_a_request_refuses_at_submission(client: TestClient, pki: Container, specialist: str,
+                                                         seal: str, client_headers: dict[str, str],
+                                                         sample_pdf: bytes, frozen: Clock) -> None:
+    sealed = submit(client, client_headers, [sample_pdf], meta(seal))
+    assert sealed.status_code == 422 and "organisation seal" in sealed.json()["error"]["message"]
+    with_sad = submit(client, client_headers, [sample_pdf], meta(specialist, sad="kyso_sad_x"))
+    assert with_sad.status_code == 422
+    mixed = submit(client, client_headers, [sample_pdf] * 2, meta(specialist), [{}, {"credential_id": seal}])
+    assert mixed.status_code == 422 and "same credential" in mixed.json()["error"]["message"]
+    not_pdf = submit(client, client_headers, [b"GIF89a"], meta(specialist))
+    assert not_pdf.status_code == 422
+    other_commune = submit(client, client_headers, [sample_pdf], meta(specialist, commune_code="00008"))
+    assert other_commune.status_code == 403 and other_commune.json()["error"]["code"] == "signing_refused"
+    with transaction(pki.sessions) as session:
+        assert session.execute(select(audit.AuditEntry).where(
+            audit.AuditEntry.action == "signing:request:submit")).first() is None, "nothing stored"
+
+    phone = enroll(pki, specialist, frozen)
+    request_id = submit(client, client_headers, [sample_pdf], meta(specialist)).json()["id"]
+    login(client, specialist, phone.code())
+    page = client.get("/me").text
+    r = client.post(f"/me/requests/{request_id}/reject", data={"reason": "Sai họ tên", "csrf": csrf(page)},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    out = client.get(f"/api/v1/sign/requests/{request_id}", headers=client_headers).json()
+    assert out["status"] == "rejected" and out["reason"] == "Sai họ tên"
+    assert client.get("/api/v1/documents", headers=client_headers).json()["total"] == 0
+
+
+def test_change_pin_and_lockout_on_the_page(client: TestClient, pki: Container, specialist: str,
+                                            frozen: Clock) -> None:
+    phone = enroll(pki, specialist, frozen)
+    login(client, specialist, phone.code())
+    page = client.get("/me?lang=en").text
+    assert "Change the PIN" in page and "Documents signed with your certificate" in page
+    weak = client.post("/me/pin?lang=en", data={"old": PIN, "new": "111111", "csrf": csrf(page)})
+    assert weak.status_code == 422 and "one digit repeated" in weak.text
+    ok = client.post("/me/pin", data={"old": PIN, "new": "502914", "csrf": csrf(page)}, follow_redirects=False)
+    assert ok.status_code == 303
+    client.cookies.clear()
+    for attempt in range(5):
+        frozen.next_step()
+        r = login(client, specialist, phone.code(), pin=PIN)  # the old PIN
+        assert r.status_code == 403 and "kyso_me" not in r.headers.get("set-cookie", "")
+    assert "khóa" in r.text and factors.status(pki.pki, specialist).state == "locked"
+    frozen.next_step()
+    assert login(client, specialist, phone.code(), pin="502914").status_code == 403, "locked even with the right PIN"

@@ -1,0 +1,369 @@
+"""The offline seal in the verification QR code: read back with pdftoppm + zbarimg (tools nobody here
+wrote), verified with ``cryptography`` against the published keys, and refused when anything was changed."""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import subprocess
+import unicodedata
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import func, select
+
+from api.container import Container
+from api.scheduler import republish_once
+from core import clock
+from core.audit import AuditEntry
+from core.db import transaction
+from pki import revocation, store
+from pki.authorities import ensure_qr_seal, init_hierarchy
+from pki.reasons import Reason
+from policies.documents import load as load_policy
+from policies.errors import PolicyInvalid
+from signing.create import offline_seal
+from signing.errors import SealFieldsInvalid
+from signing.registry.models import SignedDocument
+from signing.create.offline_seal import SealFacts
+from signing.create.service import AppearanceOptions, SignRequest
+from signing.create.visible import LEGACY_QR_SIZE, PERSON_SIZE, QR_GAP, QR_SIZE, _qr_code, _qr_column
+from tests.conftest import ISSUING, ROOT
+from tests.interop.pdf_tools import tool
+
+from tests.signing.fixtures import COMMUNE, issue_credential
+
+OWNER = "Nguyễn Thị Hồng Nhung"
+PERMIT = {"permit_no": "125/GPXD-UBND", "owner": OWNER, "site": "Số 12 phố Kim Mã, phường Ba Đình"}
+
+
+def permit(pdf: bytes, credential: str, fields: dict[str, str], **extra: object) -> SignRequest:
+    return SignRequest(pdf=pdf, document_type="construction-permit", commune_code=COMMUNE, credential_id=credential,
+                       level="B-T", seal_fields=fields, **extra)  # type: ignore[arg-type]
+
+
+def qr_text(pdf: bytes, tmp_path: Path, page: int) -> list[str]:
+    (tmp_path / "doc.pdf").write_bytes(pdf)
+    subprocess.run([tool("pdftoppm", "poppler-utils"), "-r", "150", "-png", "-f", str(page), "-l", str(page),
+                    "-singlefile", str(tmp_path / "doc.pdf"), str(tmp_path / "page")], check=True, timeout=60)
+    result = subprocess.run([tool("zbarimg", "zbar-tools"), "-q", "--raw", str(tmp_path / "page.png")],
+                            capture_output=True, check=False, timeout=60)
+    return result.stdout.decode().split()
+
+
+def documents(container: Container) -> int:
+    with transaction(container.sessions) as session:
+        return session.execute(select(func.count()).select_from(SignedDocument)).scalar_one()
+
+
+def seal_rows(container: Container):  # type: ignore[no-untyped-def]
+    with transaction(container.sessions) as session:
+        return store.qr_seal_certificates(session)
+
+
+def forged(token: str, **changes: object) -> str:
+    """The same signature over a payload re-encoded with ``changes`` (facts fields or ``kid``)."""
+    parsed = offline_seal.parse(token)
+    kid = str(changes.pop("kid", parsed.kid))
+    facts = dataclasses.replace(parsed.facts, **changes)  # type: ignore[arg-type]
+    return offline_seal.b64url(offline_seal.encode(facts, kid)) + "." + offline_seal.b64url(parsed.signature)
+
+
+# -- end to end: sign, print, scan, verify --------------------------------------------------------------
+def test_permit_qr_carries_a_seal_that_verifies_and_detects_changes(pki: Container, specialist: str,
+                                                                   sample_pdf: bytes, tmp_path: Path) -> None:
+    result = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test")
+    [scanned] = qr_text(result.pdf, tmp_path, 4)
+    url, _, token = scanned.partition("#")
+    assert url == f"{pki.settings.base_url}/v/{result.document_id}"
+    assert token == result.offline_seal
+    with transaction(pki.sessions) as session:
+        assert session.get(SignedDocument, result.document_id).offline_seal == token  # type: ignore[union-attr]
+
+    keys = offline_seal.public_keys(pki.pki)
+    check = offline_seal.verify(token, result.document_id, keys)
+    assert (check.ok, check.reason) == (True, "ok"), check
+    assert check.facts == SealFacts(result.document_id, "construction-permit", COMMUNE,
+                                    result.signed_at.astimezone(offline_seal.VIETNAM).date(),
+                                    (("permit_no", "125/GPXD-UBND"), ("owner", OWNER),
+                                     ("site", "Số 12 phố Kim Mã, phường Ba Đình")))
+    [key] = keys
+    assert check.kid == key["kid"] and key["alg"] == "ES256" and key["status"] == "valid"
+
+    # the browser's view of the same check: the JWK, the P1363 signature and the payload bytes
+    numbers = ec.EllipticCurvePublicNumbers(int.from_bytes(offline_seal.b64url_decode(key["jwk"]["x"]), "big"),
+                                            int.from_bytes(offline_seal.b64url_decode(key["jwk"]["y"]), "big"),
+                                            ec.SECP256R1())
+    with transaction(pki.sessions) as session:
+        cert = x509.load_der_x509_certificate(store.current_qr_seal(session).der)
+    spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert numbers.public_key() == cert.public_key()
+    assert key["kid"] == offline_seal.b64url(hashlib.sha256(spki).digest()[:6]) and len(key["kid"]) == 8
+
+    altered = forged(token, fields=(("permit_no", "125/GPXD-UBND"), ("owner", "Trần Văn Bình"),
+                                    ("site", "Số 12 phố Kim Mã, phường Ba Đình")))
+    assert offline_seal.verify(altered, result.document_id, keys).reason == "bad_signature"
+    other_day = forged(token, date=check.facts.date + dt.timedelta(days=1))  # type: ignore[union-attr]
+    assert offline_seal.verify(other_day, result.document_id, keys).reason == "bad_signature"
+    assert offline_seal.verify(token, "ABCDEFGHJKLM", keys).reason == "wrong_document"
+    moved = forged(token, document_id="ABCDEFGHJKLM")
+    assert offline_seal.verify(moved, "ABCDEFGHJKLM", keys).reason == "bad_signature"
+    stranger = forged(token, kid="AAAAAAAA")
+    assert offline_seal.verify(stranger, result.document_id, keys).reason == "unknown_kid"
+    assert offline_seal.verify(token, result.document_id, []).reason == "unknown_kid"
+    assert offline_seal.verify(scanned, result.document_id, keys).ok, "the whole QR text is accepted too"
+
+
+def test_wrong_seal_fields_are_refused_before_signing(pki: Container, specialist: str, sample_pdf: bytes) -> None:
+    cases = [
+        ({"permit_no": "1/GPXD"}, "'owner'.*required"),
+        ({**PERMIT, "colour": "red"}, "unknown seal field.*'colour'.*allowed: permit_no, owner, site"),
+        ({**PERMIT, "owner": "x" * 81}, "81 characters.*at most 80"),
+        ({**PERMIT, "owner": " \t\n"}, "'owner'.*required"),
+    ]
+    for fields, words in cases:
+        with pytest.raises(SealFieldsInvalid, match=words) as info:
+            pki.signing.sign(permit(sample_pdf, specialist, fields), actor="test")
+        assert info.value.code == "seal_fields_invalid"
+    with pytest.raises(SealFieldsInvalid, match="civil-status-extract-birth.*allowed: none"):
+        pki.signing.sign(SignRequest(pdf=sample_pdf, document_type="civil-status-extract-birth", commune_code=COMMUNE,
+                                     credential_id=specialist, level="B-B", seal_fields={"holder": "A"}), actor="test")
+    assert documents(pki) == 0, "nothing registered"
+    ok = pki.signing.sign(permit(sample_pdf, specialist, {**PERMIT, "owner": "x" * 80}), actor="test")
+    assert offline_seal.parse(ok.offline_seal or "").facts.field("owner") == "x" * 80
+
+
+def test_no_token_without_a_printed_qr(pki: Container, specialist: str, seal: str, sample_pdf: bytes) -> None:
+    hidden = pki.signing.sign(permit(sample_pdf, specialist, PERMIT, appearance=AppearanceOptions(visible=False)),
+                              actor="test")
+    assert hidden.offline_seal is None
+    no_qr = pki.signing.sign(SignRequest(pdf=sample_pdf, document_type="civil-status-extract-birth",
+                                         commune_code=COMMUNE, credential_id=specialist, level="B-B"), actor="test")
+    assert no_qr.offline_seal is None
+    first = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test")
+    sealed = pki.signing.sign(permit(first.pdf, seal, {}), actor="test")  # the agency seal draws no QR
+    assert sealed.document_id == first.document_id and sealed.offline_seal == first.offline_seal
+    replay_key = "seal-replay"
+    once = pki.signing.sign(permit(sample_pdf, specialist, {**PERMIT, "site": "khác"}), actor="test",
+                            idempotency_key=replay_key)
+    again = pki.signing.sign(permit(sample_pdf, specialist, {**PERMIT, "site": "khác"}), actor="test",
+                             idempotency_key=replay_key)
+    assert again.replayed and again.offline_seal == once.offline_seal
+
+
+# -- the format ----------------------------------------------------------------------------------------
+def test_payload_layout_and_cleaning() -> None:
+    facts = SealFacts("ABCDEFGHJKLM", "marital-status-certificate", "00004", dt.date(2026, 1, 2),
+                      (("holder", unicodedata.normalize("NFD", "Lê Thị\u001fCúc\n")), ("reg_no", "12=3")))
+    payload = offline_seal.encode(facts, "AbCd-_12")
+    assert payload == "\x1f".join(["KS1", "AbCd-_12", "ABCDEFGHJKLM", "marital-status-certificate", "00004",
+                                   "20260102", "holder=Lê ThịCúc", "reg_no=12=3"]).encode()
+    assert unicodedata.is_normalized("NFC", payload.decode())
+    token = offline_seal.b64url(payload) + "." + offline_seal.b64url(bytes(64))
+    parsed = offline_seal.parse(token)
+    assert parsed.kid == "AbCd-_12" and parsed.facts.field("reg_no") == "12=3" and parsed.signature == bytes(64)
+    assert "=" not in token and "+" not in token and "/" not in token
+    # the date is the Vietnam calendar day: 17:30 UTC on 1 January is already 2 January in Hà Nội
+    late = SealFacts.of("ABCDEFGHJKLM", "dossier-result", "00004", dt.datetime(2026, 1, 1, 17, 30, tzinfo=dt.timezone.utc))
+    assert late.date == dt.date(2026, 1, 2)
+
+
+@pytest.mark.parametrize("token,reason", [
+    ("", "malformed"),
+    ("abc", "malformed"),
+    ("a.b.c", "malformed"),
+    ("S1MxH0FBQUFBQUFB.AAAA", "malformed"),  # a 3-byte signature
+    ("!!!!." + "A" * 86, "malformed"),
+    (offline_seal.b64url(b"KS2\x1fAAAAAAAA\x1fX\x1fY\x1f00004\x1f20260102") + "." + "A" * 86, "unsupported_version"),
+    (offline_seal.b64url(b"KS1\x1fAAAAAAAA\x1fX\x1fY\x1f00004\x1f2026-1-2") + "." + "A" * 86, "malformed"),
+    (offline_seal.b64url(b"KS1\x1fAAAAAAAA\x1fX\x1fY\x1f00004\x1f20260102\x1fnovalue") + "." + "A" * 86, "malformed"),
+    (offline_seal.b64url(b"KS1\x1f\xff") + "." + "A" * 86, "malformed"),
+])
+def test_malformed_tokens_are_named(token: str, reason: str) -> None:
+    check = offline_seal.verify(token, "X", [])
+    assert (check.ok, check.reason) == (False, reason)
+
+
+def test_qr_is_level_m_with_modules_of_at_least_0_4_mm() -> None:
+    """A realistic permit (long public URL, three fields) stays at level M with modules ≥ 0.4 mm."""
+    fields = (("permit_no", "125/GPXD-UBND"), ("owner", OWNER), ("site", "Số 12 phố Kim Mã, phường Ba Đình, Hà Nội"))
+    payload = offline_seal.encode(SealFacts("ABCDEFGHJKLM", "construction-permit", "00004", dt.date(2026, 1, 2),
+                                            fields), "AbCd-_12")
+    url = "https://kyso.phuongbadinh.hanoi.gov.vn/v/ABCDEFGHJKLM#" + offline_seal.b64url(payload) + "." + "A" * 86
+    assert len(url) > 350
+    code = _qr_code(url)
+    assert code.error_correction == 0  # qrcode's ERROR_CORRECT_M
+    assert 32.0 / (17 + 4 * code.version) >= 0.4 and QR_SIZE == pytest.approx(32 * 72 / 25.4)
+    longest = url + "x" * 150  # several 80-character Vietnamese values: level L keeps the modules readable
+    assert 32.0 / (17 + 4 * _qr_code(longest).version) >= 0.4
+
+
+def test_seal_overlap_knows_old_and_new_stamps() -> None:
+    assert _qr_column(PERSON_SIZE[0]) == QR_SIZE + QR_GAP
+    assert _qr_column(230.0) == LEGACY_QR_SIZE + QR_GAP, "documents stamped before the offline seal"
+    assert _qr_column(PERSON_SIZE[0] - QR_SIZE - QR_GAP) == 0
+
+
+# -- the seal certificate ------------------------------------------------------------------------------
+def test_seal_certificate_profile(pki: Container) -> None:
+    with transaction(pki.sessions) as session:
+        row = store.current_qr_seal(session)
+    cert = x509.load_der_x509_certificate(row.der)
+    assert row.key_ref and row.ca.name == "test-issuing" and row.profile == "qr-seal"
+    assert cert.subject.rfc4514_string() == "CN=QR seal kyso Test Issuing CA,O=kyso thử nghiệm,C=VN"
+    key = cert.public_key()
+    assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage.critical and usage.value.digital_signature and not usage.value.content_commitment
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [x509.ObjectIdentifier("1.3.6.1.5.5.7.3.36")]  # RFC 9336 documentSigning
+
+
+def test_ca_init_adds_a_seal_to_an_existing_deployment_and_revocation_counts(pki: Container, specialist: str,
+                                                                            sample_pdf: bytes) -> None:
+    first = seal_rows(pki)[0]
+    assert ensure_qr_seal(pki.pki, "test").serial == first.serial, "idempotent"
+    signed = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test")
+    revocation.revoke(pki.pki, first.serial, Reason.keyCompromise, "test")  # "an old deployment" / a lost key
+    again = init_hierarchy(pki.pki, root=ROOT, issuing=ISSUING, actor="test")
+    assert again.created == [] and again.qr_seal_serial and again.qr_seal_serial != first.serial
+    keys = offline_seal.public_keys(pki.pki)
+    assert [k["status"] for k in keys] == ["revoked", "valid"]
+    assert offline_seal.verify(signed.offline_seal or "", signed.document_id, keys).reason == "key_revoked"
+    offline_seal.material_cache(pki.pki).clear()
+    later = pki.signing.sign(permit(sample_pdf, specialist, {**PERMIT, "site": "mới"}), actor="test")
+    check = offline_seal.verify(later.offline_seal or "", later.document_id, keys)
+    assert check.ok and check.kid == keys[1]["kid"]
+
+
+def test_missing_seal_certificate_refuses_qr_documents_with_503(pki: Container, specialist: str,
+                                                              sample_pdf: bytes) -> None:
+    from core.errors import Unavailable
+
+    revocation.revoke(pki.pki, seal_rows(pki)[0].serial, Reason.cessationOfOperation, "test")
+    offline_seal.material_cache(pki.pki).clear()
+    with pytest.raises(Unavailable, match="kyso ca init") as info:
+        pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test")
+    assert info.value.code == "qr_seal_not_ready"
+    assert documents(pki) == 0
+
+
+def test_seal_certificate_is_renewed_30_days_before_expiry_and_old_seals_still_verify(
+        pki: Container, specialist: str, sample_pdf: bytes) -> None:
+    old = seal_rows(pki)[0]
+    before = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test")
+    assert "qr_seal" not in republish_once(pki)
+    later = old.not_after - dt.timedelta(days=20)
+    clock.set_clock(lambda: later)
+    try:
+        assert republish_once(pki)["qr_seal"] == 1
+        assert "qr_seal" not in republish_once(pki)
+        rows = seal_rows(pki)
+        assert [r.status for r in rows] == ["valid", "valid"], "renewal never revokes: printed seals stay valid"
+        assert rows[1].replaces_serial == old.serial and rows[1].key_ref != old.key_ref
+        offline_seal.material_cache(pki.pki).clear()
+        newcomer = issue_credential(pki, name="Trần Văn Bình", id_number="001190000009")  # the first one expired
+        after = pki.signing.sign(permit(sample_pdf, newcomer, {**PERMIT, "site": "sau"}), actor="test")
+        keys = offline_seal.public_keys(pki.pki)
+        first, second = (offline_seal.verify(r.offline_seal or "", r.document_id, keys) for r in (before, after))
+        assert first.ok and second.ok and first.kid != second.kid
+        assert [k["kid"] for k in keys] == [first.kid, second.kid]
+    finally:
+        clock.set_clock(None)
+    with transaction(pki.sessions) as session:
+        renewals = session.execute(select(func.count()).select_from(AuditEntry)
+                                   .where(AuditEntry.action == "pki:qr-seal:renew")).scalar_one()
+    assert renewals == 1
+
+
+def test_public_keys_is_json_and_marks_expired_keys(pki: Container) -> None:
+    [key] = offline_seal.public_keys(pki.pki)
+    assert set(key) == {"kid", "alg", "jwk", "subject", "not_before", "not_after", "status"}
+    assert set(key["jwk"]) == {"kty", "crv", "x", "y"} and len(key["jwk"]["x"]) == len(key["jwk"]["y"]) == 43
+    json.dumps(key)
+    row = seal_rows(pki)[0]
+    clock.set_clock(lambda: row.not_after + dt.timedelta(days=1))
+    try:
+        [expired] = offline_seal.public_keys(pki.pki)
+    finally:
+        clock.set_clock(None)
+    assert expired["status"] == "expired" and expired["kid"] == key["kid"]
+
+
+# -- the policy ----------------------------------------------------------------------------------------
+def _policy_with(tmp_path: Path, name: str, spec: dict) -> Path:
+    from policies.documents import DOCUMENTS_FILE
+
+    data = yaml.safe_load(DOCUMENTS_FILE.read_text("utf-8"))
+    data["document_types"][name].update(spec)
+    path = tmp_path / "document-types.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name,spec,words", [
+    ("civil-status-extract-birth", {"seal_fields": [{"name": "holder", "label_vi": "A", "label_en": "A"}]}, "qr: false"),
+    ("dossier-result", {"seal_fields": [{"name": "Holder", "label_vi": "A", "label_en": "A"}]}, "name"),
+    ("dossier-result", {"seal_fields": [{"name": "a", "label_vi": "A", "label_en": "A"}] * 2}, "named twice"),
+    ("dossier-result", {"seal_fields": [{"name": "a", "label_vi": "A", "label_en": "A", "hidden": True}]}, "hidden"),
+])
+def test_bad_seal_fields_in_the_policy_are_refused(tmp_path: Path, name: str, spec: dict, words: str) -> None:
+    with pytest.raises(PolicyInvalid, match=words):
+        load_policy(_policy_with(tmp_path, name, spec))
+
+
+def test_shipped_policy_seal_fields() -> None:
+    policy = load_policy()
+    permit_type = policy.get("construction-permit")
+    assert [(f.name, f.required, f.mask) for f in permit_type.seal_fields] == [
+        ("permit_no", True, False), ("owner", True, True), ("site", False, False)]
+    assert [f.name for f in policy.get("marital-status-certificate").seal_fields] == ["holder", "reg_no"]
+    for doc_type in policy.types.values():
+        assert doc_type.qr or not doc_type.seal_fields
+        for spec in doc_type.seal_fields:
+            assert spec.label_vi and spec.label_en
+
+
+# -- the doors: REST and CLI -----------------------------------------------------------------------------
+def test_rest_api_takes_seal_fields(client, pki: Container, specialist: str,  # type: ignore[no-untyped-def]
+                                    client_headers: dict[str, str], sample_pdf: bytes, phone) -> None:
+    def post(fields: dict[str, str]):  # type: ignore[no-untyped-def]
+        metadata = {"document_type": "construction-permit", "commune_code": COMMUNE, "credential_id": specialist,
+                    "level": "B-B", "seal_fields": fields, "sad": phone.authorize(client, client_headers, sample_pdf)}
+        return client.post("/api/v1/sign", files={"file": ("in.pdf", sample_pdf, "application/pdf")},
+                           data={"metadata": json.dumps(metadata)},
+                           headers={**client_headers, "Accept": "application/json"})
+
+    ok = post(PERMIT)
+    assert ok.status_code == 200, ok.text
+    body = ok.json()
+    check = offline_seal.verify(body["offline_seal"], body["document_id"], offline_seal.public_keys(pki.pki))
+    assert check.ok and check.facts and check.facts.field("owner") == OWNER
+    record = client.get(f"/api/v1/documents/{body['document_id']}", headers=client_headers).json()
+    assert record["offline_seal"] == body["offline_seal"]
+    refused = post({"permit_no": "1/GPXD", "colour": "red"})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "seal_fields_invalid", refused.text
+    types = {t["name"]: t for t in client.get("/api/v1/document-types", headers=client_headers).json()}
+    assert types["construction-permit"]["seal_fields"][1] == {
+        "name": "owner", "label_vi": "Chủ đầu tư", "label_en": "Owner", "required": True, "mask": True}
+
+
+def test_cli_field_option() -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from api.cli_signing import _seal_fields
+    from core.errors import InvalidInput
+
+    assert _seal_fields(["permit_no=12/GPXD", "owner=Lê Thị Cúc", "site=a=b"]) == {
+        "permit_no": "12/GPXD", "owner": "Lê Thị Cúc", "site": "a=b"}
+    for bad in (["owner"], ["=x"], ["owner=a", "owner=b"]):
+        with pytest.raises(InvalidInput):
+            _seal_fields(bad)
+    usage = CliRunner().invoke(app, ["sign", "--help"], env={"COLUMNS": "200"}).output
+    assert "--field" in usage and "--signature-field" in usage

@@ -1,0 +1,70 @@
+"""The count before the costly work: too many signatures or revisions is a clear ``TooComplex`` (422)."""
+from __future__ import annotations
+
+from io import BytesIO
+
+import pytest
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers
+
+from core.settings import Settings
+from signing import loop
+from signing.errors import TooComplex
+from signing.verify.limits import check_limits
+from tests.signing.fixtures import CORPUS
+
+from .helpers import ForeignCA, FrozenClock
+
+
+def _signed(ca: ForeignCA, pdf: bytes, count: int) -> bytes:
+    """``count`` signatures of a CA kyso does not know, one revision each (cheap RSA, no network)."""
+    signer = ca.signer_for_pyhanko(pss=False)
+    for n in range(count):
+        meta = signers.PdfSignatureMetadata(field_name=f"Sig{n}", md_algorithm="sha256",
+                                            subfilter=fields.SigSeedSubFilter.PADES)
+        out = BytesIO()
+        loop.run(signers.PdfSigner(meta, signer).async_sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf), strict=False),
+                                                                 output=out))
+        pdf = out.getvalue()
+    return pdf
+
+
+def _revisions(pdf: bytes, count: int) -> bytes:
+    """``count`` incremental updates that each rewrite the document information dictionary."""
+    for n in range(count):
+        writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+        writer.set_info(None)  # a fresh /Info: a harmless object change, one more xref section
+        out = BytesIO()
+        writer.write(out)
+        pdf = out.getvalue()
+    return pdf
+
+
+def _reader(pdf: bytes) -> PdfFileReader:
+    return PdfFileReader(BytesIO(pdf), strict=False)
+
+
+def test_signatures_over_the_limit_are_refused_before_validation(frozen: FrozenClock) -> None:
+    pdf = _signed(ForeignCA.create(frozen.moment), (CORPUS / "fourpages.pdf").read_bytes(), 3)
+    check_limits(_reader(pdf), max_signatures=3, max_revisions=50)
+    with pytest.raises(TooComplex) as refused:
+        check_limits(_reader(pdf), max_signatures=2, max_revisions=50)
+    assert refused.value.code == "too_complex" and refused.value.details["counted"] == "signatures"
+    assert "at most 2" in refused.value.message
+
+
+def test_revisions_over_the_limit_are_refused() -> None:
+    pdf = _revisions((CORPUS / "fourpages.pdf").read_bytes(), 4)
+    revisions = _reader(pdf).xrefs.total_revisions
+    check_limits(_reader(pdf), max_signatures=20, max_revisions=revisions)
+    with pytest.raises(TooComplex) as refused:
+        check_limits(_reader(pdf), max_signatures=20, max_revisions=revisions - 1)
+    assert refused.value.details == {"counted": "revisions", "found": revisions, "limit": revisions - 1}
+
+
+def test_settings_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = Settings(home=tmp_path)
+    assert (settings.verify_max_signatures, settings.verify_max_revisions) == (20, 50)
+    assert settings.verify_time_budget_seconds == 10 and settings.verify_queue_wait_seconds == 2
+    assert settings.verify_max_concurrent >= 2
