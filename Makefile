@@ -29,10 +29,10 @@ test: install
 	$(BIN)/pytest -q -n auto --dist loadscope
 
 bench: install
-	$(BIN)/python -m tests.bench.run
+	$(BIN)/python -m bench.run
 
 load: install
-	$(BIN)/python -m tests.bench.load $(LOAD_ARGS)
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

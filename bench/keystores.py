@@ -486,7 +486,7 @@ def markdown_block(out: KeystoreResults, machine: dict[str, str]) -> str:
         BLOCK_BEGIN,
         "## Keystores: signatures through `hsm.KeyStore` beside the raw backend",
         "",
-        "Written by the `keystores` section of `make bench` (`.venv/bin/python -m tests.bench.run --only keystores"
+        "Written by the `keystores` section of `make bench` (`.venv/bin/python -m bench.run --only keystores"
         + (" --quick" if out.quick else "") + "` rewrites only this part of the file).",
         "",
         f"- **Date**: {out.started:%Y-%m-%d %H:%M %Z} → {out.finished or out.started:%H:%M %Z}"

@@ -16,7 +16,7 @@ Reports requests, throughput and p50/p95/p99 latency and errors per endpoint (ri
 writes docs/benchmarks-load.md beside the single-process figures of docs/benchmarks.md, tears
 everything down (server, schema, folder) even on Ctrl-C, and exits 1 if any request failed.
 
-    .venv/bin/python -m tests.bench.load [--clients 200] [--duration 60] [--workers 2] [--json FILE|-]
+    .venv/bin/python -m bench.load [--clients 200] [--duration 60] [--workers 2] [--json FILE|-]
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ class Stats:
 
 # -- HTTP client ---------------------------------------------------------------------------------
 class Conn:
-    """One keep-alive HTTP/1.1 connection (asyncio streams), as tests/bench/loadgen.py's, with extra
+    """One keep-alive HTTP/1.1 connection (asyncio streams), as bench/loadgen.py's, with extra
     headers: a few microseconds of CPU per request, so the generator leaves the shared cores to kyso."""
 
     def __init__(self, host: str, port: int, forwarded_for: str) -> None:
@@ -710,11 +710,11 @@ def markdown(summary: dict[str, Any], machine: dict[str, str], pg_version: str, 
               f"{1000 * summary['server_cpu_cores'] / t['rate']:.2f} |" if t["rate"] else "| server CPU per request | — |"]
     lines += ["", "## Method", "",
               "- Set-up (not measured): a private PostgreSQL schema and a temporary data folder "
-              "(tests/bench/common.py `new_instance`: the test hierarchy, soft keystore), the demo's signing set-up "
+              "(bench/common.py `new_instance`: the test hierarchy, soft keystore), the demo's signing set-up "
               "(api/cli_signing.py `prepare_signing_demo`: a specialist, an agency seal, kyso's report seal, the "
               "sample PDF), a client token scoped to commune 00004, the specialist enrolled with PIN + TOTP "
               "(tests/signing/fixtures.py `SpecialistPhone`), certificates issued from CSRs with their pre-produced "
-              "OCSP responses (5% revoked; tests/bench/ocsp_http.py `populate`), and a few documents signed in "
+              "OCSP responses (5% revoked; bench/ocsp_http.py `populate`), and a few documents signed in "
               "process (the sample and corpus PDFs; by the seal as a certified copy and by the specialist as a "
               "dossier result) for verification and the citizen page.",
               f"- Server: `kyso serve --workers {p['workers']}` (uvicorn, access log on, as in production) on a free "
@@ -722,7 +722,7 @@ def markdown(summary: dict[str, Any], machine: dict[str, str], pg_version: str, 
               "`X-Forwarded-For` address, as behind a reverse proxy, so the per-address verification rate limit "
               "applies per client and is not tripped by the test itself.",
               "- Clients: one asyncio process (uvloop), each virtual client on its own keep-alive HTTP/1.1 connection "
-              "(a minimal client as tests/bench/loadgen.py's, request bodies encoded once by httpx), connections "
+              "(a minimal client as bench/loadgen.py's, request bodies encoded once by httpx), connections "
               "opened one by one during the warm-up, closed loop: the next request leaves when the answer arrived. "
               "Each request picks an action by weight (table above). Checks: OCSP answers parsed (successful, a "
               "nonce echoed only on demand, GET answers cacheable only when pre-produced); the verification "
@@ -771,7 +771,7 @@ def parse_mix(spec: str | None) -> list[Action]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench.load", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=200, help="concurrent virtual clients (default 200)")
     parser.add_argument("--duration", type=float, default=60, help="measured seconds (default 60)")
     parser.add_argument("--warmup", type=float, default=10, help="seconds before measuring (default 10)")
@@ -817,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
     for i, a in enumerate(given):  # a note's text is in the report already
         shown.append("'…'" if i and given[i - 1] == "--note" else a.split("=", 1)[0] + "='…'"
                      if a.startswith("--note=") else a)
-    command = " ".join([".venv/bin/python -m tests.bench.load", *(a if a.startswith("-") else repr(a) if " " in a
+    command = " ".join([".venv/bin/python -m bench.load", *(a if a.startswith("-") else repr(a) if " " in a
                                                                   else a for a in shown)])
     machine, pg_version = machine_info(), postgres_version()
     say(f"load: {args.clients} clients, {args.workers} workers, {args.warmup:.0f} s warm-up + {args.duration:.0f} s; "

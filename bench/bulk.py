@@ -30,7 +30,7 @@ def _complete(table, row: dict) -> dict:  # type: ignore[no-untyped-def, type-ar
     missing = [c.name for c in table.columns if not c.nullable and c.default is None and c.server_default is None
                and not c.primary_key and c.name not in row]
     if missing:
-        raise RuntimeError(f"tests/bench/bulk.py does not fill {table.name}.{', '.join(missing)}; update it")
+        raise RuntimeError(f"bench/bulk.py does not fill {table.name}.{', '.join(missing)}; update it")
     return row
 
 

@@ -1,4 +1,4 @@
-"""Entry point of `make bench`: ``.venv/bin/python -m tests.bench.run [--quick]``.
+"""Entry point of `make bench`: ``.venv/bin/python -m bench.run [--quick]``.
 
 Measures, each beside the raw library in the same run:
   1. certificates issued per second in process (soft-keystore key generation, and from a CSR);
@@ -41,7 +41,7 @@ QUICK = dict(issue_n=30, issue_raw=600, issue_repeats=3,
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes and shorter runs, for iteration")
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
@@ -88,7 +88,7 @@ def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[
         f"Load: {args.concurrency} asyncio tasks on uvloop, one keep-alive connection each, closed loop, "
         f"{sizes['warmup']:.0f} s warm-up then {sizes['duration']:.0f} s measured per mode (connections opened "
         "one after another), "
-        + ("with a minimal HTTP/1.1 client on asyncio streams (tests/bench/loadgen.py): httpx.AsyncClient itself "
+        + ("with a minimal HTTP/1.1 client on asyncio streams (bench/loadgen.py): httpx.AsyncClient itself "
            "needs about a core at 32 connections on this machine and starves the server it shares the cores "
            "with (one httpx run is listed for reference). " if args.client == "raw" else
            "with httpx.AsyncClient (its own CPU use is large at high concurrency). ")
@@ -138,7 +138,7 @@ def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[
         "document. Raw: pyHanko `validate_pdf_signature` with a fresh `ValidationContext` per file (B-B: the "
         "kyso root, soft-fail, as the file has no revocation data; B-LT: the file's DSS, hard-fail, no fetching), "
         "run with kyso's library speed-ups switched off (`signing.speedups.disabled`).",
-        "end": "Targets come from /work/shared/PERFORMANCE.md. The machine may be shared with other work (other "
+        "end": "Targets come from the team's performance brief (PERFORMANCE.md, outside this repository; its figures are quoted in the targets section). The machine may be shared with other work (other "
         "test runs, databases): the load averages above show how busy it was.",
     }
     return [notes["all"]] + [notes[s] for s in SECTIONS if s in args.sections] + [notes["end"]]
