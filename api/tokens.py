@@ -338,6 +338,19 @@ def views(session: Session) -> list[TokenView]:
     ) for t in list_tokens(session)]
 
 
+def secret_ends(session: Session, name: str, token: str) -> dt.datetime | None:
+    """When the secret ``token`` of token ``name`` stops working: the token's expiry, or for a
+    rotated-out secret the earlier end of its grace period; ``None`` when it never expires."""
+    row = session.execute(select(ApiToken).where(ApiToken.name == name)).scalar_one_or_none()
+    if row is None:
+        return None
+    ends = [row.expires_at]
+    if token and not hmac.compare_digest(_hash(token), row.token_hash):
+        ends.append(row.previous_valid_until)  # the previous secret, still in its grace period
+    known = [end for end in ends if end is not None]
+    return min(known) if known else None
+
+
 def authenticate(session: Session, token: str) -> Principal:
     """The principal of a live token; every failure (unknown, revoked, expired, old secret past its
     grace) looks the same to the caller."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core import clock
@@ -118,10 +118,13 @@ class CertificateFilter:
     expires_before: dt.datetime | None = None
     limit: int = 100
     offset: int = 0
+    communes: frozenset[str] | None = None  # a scoped reader: these communes' certificates and those of none
 
 
 def list_certificates(session: Session, flt: CertificateFilter, now: dt.datetime) -> tuple[list[Certificate], int]:
     query = select(Certificate)
+    if flt.communes is not None:
+        query = query.where(or_(Certificate.commune_code.in_(sorted(flt.communes)), Certificate.commune_code.is_(None)))
     if flt.subject:
         query = query.where(Certificate.subject.ilike(f"%{flt.subject}%"))
     if flt.commune_code:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -26,7 +25,6 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from core import clock
@@ -43,7 +41,6 @@ from signing.create.signer import default_digest
 from signing.activation.sole_control import Required, SADActivation, document_hash
 
 from .. import tokens
-from ..models import ApiToken
 from ..container import Container
 from ..deps import Access, CanSign, record_denial
 from ..errors import status_for
@@ -177,17 +174,10 @@ def _bearer(request: Request) -> str:
 
 
 def _expires_in(container: Container, name: str, bearer: str) -> int | None:
-    """Seconds until this secret stops working: the token's expiry, or a rotated-out secret's grace end;
-    ``None`` when it never expires."""
-    with transaction(container.sessions) as session:
-        row = session.execute(select(ApiToken).where(ApiToken.name == name)).scalar_one_or_none()
-        if row is None:
-            return None
-        ends = [row.expires_at]
-        if bearer and hashlib.sha256(bearer.encode()).hexdigest() != row.token_hash:
-            ends.append(row.previous_valid_until)  # the previous secret, still in its grace period
-    known = [end for end in ends if end is not None]
-    return max(0, int((min(known) - clock.now()).total_seconds())) if known else None
+    """Seconds until this secret stops working (``None``: never)."""
+    with transaction(container.sessions, read_only=True) as session:
+        ends = tokens.secret_ends(session, name, bearer)
+    return None if ends is None else max(0, int((ends - clock.now()).total_seconds()))
 
 
 @router.post("/auth/login", summary="CSC auth/login: kyso bearer tokens are the access tokens; echoes the one sent",
