@@ -1,0 +1,33 @@
+"""The code gates: ruff, mypy and import-linter, configured in pyproject.toml, run as part of the suite.
+
+Each runs as a subprocess from the virtual environment running the tests (the tools are pinned in the
+``test`` extra) at the repository's root, and a finding fails the test with the tool's own output.
+``make lint`` runs the same three.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(tool: str, *args: str) -> None:
+    exe = BIN / tool
+    assert exe.exists(), f"{exe} is missing: install the test extra (pip install -e '.[test]')"
+    done = subprocess.run([str(exe), *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{tool} {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+
+
+def test_ruff() -> None:
+    _run("ruff", "check", "--no-cache", "--output-format", "concise")
+
+
+def test_mypy() -> None:
+    _run("mypy")
+
+
+def test_import_contracts() -> None:
+    _run("lint-imports", "--no-cache")
