@@ -8,12 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from .errors import ConfigurationError
 
@@ -143,7 +138,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_placeholders(self) -> "Settings":
+    def _refuse_placeholders(self) -> Settings:
         secret = self.soft_master_key.get_secret_value() if self.soft_master_key else None
         if self.environment == "production" and secret is not None and (
             secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16

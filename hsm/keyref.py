@@ -14,7 +14,7 @@ class KeyStoreRegistry:
         self._stores, self.default = stores, default
 
     @classmethod
-    def from_settings(cls, settings) -> "KeyStoreRegistry":  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings) -> KeyStoreRegistry:  # type: ignore[no-untyped-def]
         from .soft import SoftKeyStore
 
         stores: dict[str, KeyStore] = {"soft": SoftKeyStore.from_settings(settings)}

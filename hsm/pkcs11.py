@@ -8,6 +8,7 @@ sessions, opened without it, share that login. Closing the anchor logs every ses
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import secrets
@@ -24,9 +25,7 @@ from asn1crypto.core import OctetString
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from pkcs11 import MGF, Attribute, Mechanism, MechanismFlag, ObjectClass
-from pkcs11 import KeyType as P11KeyType
-from pkcs11 import exceptions as p11e
+from pkcs11 import MGF, Attribute, KeyType as P11KeyType, Mechanism, MechanismFlag, ObjectClass, exceptions as p11e
 from pydantic import SecretStr
 
 from core import metrics
@@ -68,7 +67,7 @@ class Pkcs11Uri:
     type: str | None = None
 
     @classmethod
-    def parse(cls, uri: str) -> "Pkcs11Uri":
+    def parse(cls, uri: str) -> Pkcs11Uri:
         if not uri.startswith("pkcs11:"):
             raise ValueError("not a pkcs11: URI")
         attrs: dict[str, bytes] = {}
@@ -93,7 +92,7 @@ class Pkcs11Uri:
 class _Session:
     """A pooled session and the key objects found through it (handles are only valid per login)."""
 
-    __slots__ = ("raw", "generation", "keys")
+    __slots__ = ("generation", "keys", "raw")
 
     def __init__(self, raw: Any, generation: int) -> None:
         self.raw, self.generation, self.keys = raw, generation, {}
@@ -182,10 +181,8 @@ def _alive(anchor: Any) -> bool:
 
 
 def _close(raw: Any) -> None:
-    try:
+    with contextlib.suppress(p11e.PKCS11Error):  # already gone with its token
         raw.close()
-    except p11e.PKCS11Error:
-        pass  # already gone with its token
 
 
 class _InitArgs(ctypes.Structure):
@@ -247,7 +244,7 @@ class Pkcs11KeyStore(KeyStore):
         return f"Pkcs11KeyStore(module={self._module!r}, token={self._label!r})"
 
     @classmethod
-    def from_settings(cls, settings) -> "Pkcs11KeyStore":  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings) -> Pkcs11KeyStore:  # type: ignore[no-untyped-def]
         label = settings.pkcs11_token_label or "kyso"
         return cls(settings.pkcs11_module, label, read_pin(settings, f"PKCS#11 token {label!r}"),
                    pool_size=settings.pkcs11_pool_size)

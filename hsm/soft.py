@@ -86,7 +86,7 @@ class SoftKeyStore(KeyStore):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings) -> "SoftKeyStore":  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings) -> SoftKeyStore:  # type: ignore[no-untyped-def]
         return cls(settings.keystore_dir, master_passphrase(settings),
                    production=settings.environment == "production")
 

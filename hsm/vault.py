@@ -131,7 +131,7 @@ class VaultKeyStore(KeyStore):
         self._public_cache: dict[VaultRef, PublicKeyTypes] = {}
 
     @classmethod
-    def from_settings(cls, settings) -> "VaultKeyStore":  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings) -> VaultKeyStore:  # type: ignore[no-untyped-def]
         def secret(value: Any) -> str | None:
             return value.get_secret_value() if value is not None else None
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from core import metrics
 
-
 _CACHE = metrics.CacheCounter("ocsp_answers")
 MAX_CACHED_REQUEST = 512  # bytes; an RFC 5019 request (one SHA-1 CertID, no extensions) is about 80
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Callable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -323,14 +323,14 @@ def _ensure_service(ctx: PkiContext, service: _Service, actor: str, ca_name: str
         ca_name = ca.name
     key_type = ctx.profiles.get(service.profile).default_key_type
     try:
-        with generated_key(ctx, store_name, key_type, f"{service.profile}:{ca_name}", actor) as ref:
-            with transaction(ctx.sessions) as session:
-                ca = default_issuing_ca(session, ca_name)
-                try:
-                    raise _ServicePresent(service.current(session, ca=ca))
-                except Unavailable:
-                    pass
-                row = _add_service(ctx, session, service, ca, ref, actor, clock.now())
+        with (generated_key(ctx, store_name, key_type, f"{service.profile}:{ca_name}", actor) as ref,
+              transaction(ctx.sessions) as session):
+            ca = default_issuing_ca(session, ca_name)
+            try:
+                raise _ServicePresent(service.current(session, ca=ca))
+            except Unavailable:
+                pass
+            row = _add_service(ctx, session, service, ca, ref, actor, clock.now())
     except _ServicePresent as present:
         return present.row, False
     return row, True
@@ -452,5 +452,5 @@ def chain_pem(ctx: PkiContext, session: Session, ca: CertificateAuthority) -> st
     return "".join(parts)
 
 
-__all__ = ["CaSpec", "InitResult", "init_hierarchy", "import_certificate", "chain_pem", "ensure_tsa",
-           "ensure_qr_seal", "renew_responder_if_due", "renew_tsa_if_due", "renew_qr_seal_if_due"]
+__all__ = ["CaSpec", "InitResult", "chain_pem", "ensure_qr_seal", "ensure_tsa", "import_certificate", "init_hierarchy",
+           "renew_qr_seal_if_due", "renew_responder_if_due", "renew_tsa_if_due"]

@@ -16,8 +16,8 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ObjectIdentifie
 
 from policies.profiles import Profile
 
-from .errors import WeakKey
 from .encoding import key_type_of
+from .errors import WeakKey
 
 BACKDATE = dt.timedelta(minutes=5)  # tolerate relying parties whose clocks run a little slow
 

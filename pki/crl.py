@@ -40,9 +40,8 @@ from .builder import signature_hash
 from .context import PkiContext
 from .errors import CANotReady
 from .models import Certificate, CertificateAuthority, Crl
-from .store import get_ca
 from .reasons import Reason
-
+from .store import get_ca
 
 _ENTRY_COLUMNS = (Certificate.serial, Certificate.status, Certificate.revoked_at, Certificate.status_changed_at,
                   Certificate.revocation_reason, Certificate.released_at, Certificate.invalidity_date)
@@ -144,7 +143,7 @@ def due(session: Session, ca: CertificateAuthority, now: dt.datetime, validity_h
     return current is None or current.next_update - now < dt.timedelta(hours=validity_hours) / 2
 
 
-__all__ = ["publish", "publish_both", "latest", "due"]
+__all__ = ["due", "latest", "publish", "publish_both"]
 
 
 def publish_now(ctx: PkiContext, ca_name: str, actor: str) -> tuple[Crl, Crl]:

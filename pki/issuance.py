@@ -18,10 +18,10 @@ import hashlib
 import json
 import logging
 import secrets
-from dataclasses import dataclass
-from typing import Iterator
-
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
@@ -30,8 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock
-from core.errors import Conflict
 from core.db import transaction
+from core.errors import Conflict
 from hsm import KeyType
 from policies import units
 from policies.profiles import Profile

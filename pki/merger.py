@@ -8,8 +8,8 @@ nothing.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from cryptography import x509
 from sqlalchemy import select

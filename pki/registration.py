@@ -50,19 +50,19 @@ def request(ctx: PkiContext, subject: SubjectInfo, actor: str, *, profile: str =
             keystore: str | None = None) -> PendingRequest:
     prof = ctx.profiles.get(profile)
     key_type = key_type or prof.default_key_type
-    with generated_key(ctx, keystore, key_type, f"ra:{subject.common_name}", actor) as ref:
-        with transaction(ctx.sessions) as session:
-            now = clock.now()
-            attrs, commune, _ = subject_attributes(session, prof, subject, commune_code, now.date())
-            key = ctx.signer(ref)
-            csr = (x509.CertificateSigningRequestBuilder().subject_name(build_name(attrs, prof))
-                   .sign(key, signature_hash(key), rsa_padding=padding.PKCS1v15() if isinstance(key, rsa.RSAPrivateKey) else None))
-            csr_der = csr.public_bytes(serialization.Encoding.DER)
-            cred = Credential(id=new_credential_id(), key_ref=ref, certificate_id=None, status="pending",
-                              csr_der=csr_der, created_at=now)
-            session.add(cred)
-            audit.record(session, actor=actor, action="pki:credential:request", subject=cred.id, key_ref=ref,
-                         dn=csr.subject.rfc4514_string(), commune=commune, profile=profile)
+    with (generated_key(ctx, keystore, key_type, f"ra:{subject.common_name}", actor) as ref,
+          transaction(ctx.sessions) as session):
+        now = clock.now()
+        attrs, commune, _ = subject_attributes(session, prof, subject, commune_code, now.date())
+        key = ctx.signer(ref)
+        csr = (x509.CertificateSigningRequestBuilder().subject_name(build_name(attrs, prof))
+               .sign(key, signature_hash(key), rsa_padding=padding.PKCS1v15() if isinstance(key, rsa.RSAPrivateKey) else None))
+        csr_der = csr.public_bytes(serialization.Encoding.DER)
+        cred = Credential(id=new_credential_id(), key_ref=ref, certificate_id=None, status="pending",
+                          csr_der=csr_der, created_at=now)
+        session.add(cred)
+        audit.record(session, actor=actor, action="pki:credential:request", subject=cred.id, key_ref=ref,
+                     dn=csr.subject.rfc4514_string(), commune=commune, profile=profile)
     return PendingRequest(cred.id, ref, csr.public_bytes(serialization.Encoding.PEM).decode())
 
 

@@ -29,7 +29,7 @@ def check_invalidity_date(row: Certificate, reason: Reason, when: dt.datetime | 
     with it then). A hold says nothing has been found invalid yet, so it takes none."""
     if when is None:
         return None
-    when = clock.aware(when).astimezone(dt.timezone.utc).replace(microsecond=0)
+    when = clock.aware(when).astimezone(dt.UTC).replace(microsecond=0)
     if reason is Reason.certificateHold:
         raise InvalidInput("a certificate hold takes no invalidity date (it suspends, it does not say since when "
                            "the certificate is invalid); give the date when revoking it for good")

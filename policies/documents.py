@@ -67,7 +67,7 @@ class DocumentType(_Strict):
     approval_chain: tuple[str, ...] = ()  # signer rule names, in signing order; empty: any order
 
     @model_validator(mode="after")
-    def _coherent_signers(self) -> "DocumentType":
+    def _coherent_signers(self) -> DocumentType:
         names = [rule.name for rule in self.signers]
         if len(set(names)) != len(names):
             raise ValueError(f"signer rules named twice: {sorted({n for n in names if names.count(n) > 1})}")
@@ -77,7 +77,7 @@ class DocumentType(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _coherent_seal(self) -> "DocumentType":
+    def _coherent_seal(self) -> DocumentType:
         names = [f.name for f in self.seal_fields]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -95,7 +95,7 @@ class Jurisdiction(_Strict):
     independent_reception_provinces: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _codes(self) -> "Jurisdiction":
+    def _codes(self) -> Jurisdiction:
         bad = [code for code in self.independent_reception_provinces if not (len(code) == 2 and code.isdigit())]
         if bad:
             raise ValueError(f"province codes are 2 digits, not {bad}")

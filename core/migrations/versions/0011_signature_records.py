@@ -18,11 +18,10 @@ import hashlib
 import logging
 from io import BytesIO
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-
 
 revision = '0011'
 down_revision = '0010'
@@ -72,8 +71,8 @@ def downgrade() -> None:
 
 def _backfill(conn: sa.Connection) -> None:
     # kyso's certificates by the SHA-256 of their DER, with the credential holding the key
-    kyso = {sha: credential for sha, credential in conn.execute(sa.text(
-        "SELECT c.sha256, cr.id FROM certificates c LEFT JOIN credentials cr ON cr.key_ref = c.key_ref"))}
+    kyso = dict(conn.execute(sa.text(
+        "SELECT c.sha256, cr.id FROM certificates c LEFT JOIN credentials cr ON cr.key_ref = c.key_ref")))
     last, files, recorded = 0, 0, 0
     while True:
         page = conn.execute(sa.select(_files.c.id, _files.c.document_id, _files.c.version, _files.c.created_at,
@@ -115,7 +114,7 @@ def _rows_of(pdf: bytes, kyso: dict[str, str | None], document_id: str, version:
                         document_id, version, exc)
             continue
         fingerprint = hashlib.sha256(cert.dump()).hexdigest()
-        if not timestamp and fingerprint not in kyso or timestamp and not rows:
+        if (not timestamp and fingerprint not in kyso) or (timestamp and not rows):
             continue  # a foreign signature, or a timestamp the input already carried
         rows.append({'sha256': hashlib.sha256(value).hexdigest(), 'document_id': document_id, 'version': version,
                      'source': 'timestamp' if timestamp else 'sign', 'signer_serial': format(cert.serial_number, 'X'),
