@@ -123,8 +123,9 @@ def _with_invalidity_date(der: bytes, key: CertificateIssuerPrivateKeyTypes, whe
     amended = asn1_ocsp.BasicOCSPResponse({
         "tbs_response_data": asn1_ocsp.ResponseData.load(tbs_der), "signature_algorithm": basic["signature_algorithm"],
         "signature": signature, "certs": basic["certs"]})
-    return asn1_ocsp.OCSPResponse({"response_status": "successful", "response_bytes": {
+    amended_der: bytes = asn1_ocsp.OCSPResponse({"response_status": "successful", "response_bytes": {
         "response_type": "basic_ocsp_response", "response": amended}}).dump()
+    return amended_der
 
 
 def preproduce(ctx: PkiContext, session: Session, ca: CertificateAuthority, row: Certificate,

@@ -21,7 +21,8 @@ from .reasons import Reason
 from .store import credential_for, get_certificate
 
 
-def check_invalidity_date(row: Certificate, reason: Reason, when: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+def check_invalidity_date(row: Certificate, reason: Reason, when: dt.datetime | None,
+                          now: dt.datetime) -> dt.datetime | None:
     """RFC 5280 5.3.2 invalidityDate: "the date on which it is known or suspected that the private key
     was compromised or that the certificate otherwise became invalid". It may be earlier than the
     revocation (that is its point: signatures made between it and the revocation are not to be
@@ -105,7 +106,8 @@ def release(ctx: PkiContext, serial: str, actor: str) -> Certificate:
     with transaction(ctx.sessions) as session:
         row = get_certificate(session, serial, for_update=True)
         if row.status != "on_hold":
-            raise RevocationConflict(f"certificate {row.serial} is {row.status}, not on hold; only a hold can be released")
+            raise RevocationConflict(
+                f"certificate {row.serial} is {row.status}, not on hold; only a hold can be released")
         now = clock.now()
         row.status, row.revocation_reason, row.released_at, row.status_changed_at = "valid", None, now, now
         row.invalidity_date = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -105,7 +105,7 @@ class Jurisdiction(_Strict):
 class _File(_Strict):
     version: str
     jurisdiction: Jurisdiction = Jurisdiction()
-    document_types: dict[str, dict]
+    document_types: dict[str, dict[Any, Any]]
 
 
 class DocumentPolicy(_Strict):
@@ -169,7 +169,7 @@ class _Located(Exception):
         self.error, self.prefix = error, prefix
 
 
-def _describe(exc: ValidationError, text: str, name: str, prefix: tuple) -> str:
+def _describe(exc: ValidationError, text: str, name: str, prefix: tuple[str | int, ...]) -> str:
     problems = []
     for err in exc.errors(include_url=False, include_input=False)[:3]:
         loc = (*prefix, *err["loc"])
@@ -177,7 +177,7 @@ def _describe(exc: ValidationError, text: str, name: str, prefix: tuple) -> str:
     return f"{name}: " + "; ".join(problems)
 
 
-def _line(text: str, loc: tuple) -> int:
+def _line(text: str, loc: tuple[str | int, ...]) -> int:
     """The 1-based line of the deepest YAML node along ``loc`` (validation errors name paths, not lines)."""
     try:
         node = yaml.compose(text)

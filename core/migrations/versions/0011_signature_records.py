@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import logging
 from io import BytesIO
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -71,7 +72,7 @@ def downgrade() -> None:
 
 def _backfill(conn: sa.Connection) -> None:
     # kyso's certificates by the SHA-256 of their DER, with the credential holding the key
-    kyso = dict(conn.execute(sa.text(
+    kyso: dict[str, str | None] = dict(conn.execute(sa.text(
         "SELECT c.sha256, cr.id FROM certificates c LEFT JOIN credentials cr ON cr.key_ref = c.key_ref")))
     last, files, recorded = 0, 0, 0
     while True:
@@ -94,7 +95,7 @@ def _backfill(conn: sa.Connection) -> None:
 
 
 def _rows_of(pdf: bytes, kyso: dict[str, str | None], document_id: str, version: int,
-             created_at: dt.datetime) -> list[dict]:
+             created_at: dt.datetime) -> list[dict[str, Any]]:
     """The kyso signatures and the document timestamps after the first of them in one stored file."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
@@ -103,7 +104,7 @@ def _rows_of(pdf: bytes, kyso: dict[str, str | None], document_id: str, version:
     except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the upgrade
         log.warning("signature_records: document %s version %s unreadable (%s)", document_id, version, exc)
         return []
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     for sig in signatures:
         try:
             value = sig.signer_info['signature'].native
