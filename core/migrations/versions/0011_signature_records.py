@@ -72,8 +72,9 @@ def downgrade() -> None:
 
 def _backfill(conn: sa.Connection) -> None:
     # kyso's certificates by the SHA-256 of their DER, with the credential holding the key
-    kyso: dict[str, str | None] = dict(conn.execute(sa.text(
-        "SELECT c.sha256, cr.id FROM certificates c LEFT JOIN credentials cr ON cr.key_ref = c.key_ref")))
+    # a comprehension, not dict(): a result has .keys() (its column names), so dict() would take it for a mapping
+    kyso: dict[str, str | None] = {sha: credential for sha, credential in conn.execute(sa.text(  # noqa: C416
+        "SELECT c.sha256, cr.id FROM certificates c LEFT JOIN credentials cr ON cr.key_ref = c.key_ref"))}
     last, files, recorded = 0, 0, 0
     while True:
         page = conn.execute(sa.select(_files.c.id, _files.c.document_id, _files.c.version, _files.c.created_at,
