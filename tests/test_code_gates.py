@@ -10,15 +10,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
 def _run(tool: str, *args: str) -> None:
     exe = BIN / tool
-    assert exe.exists(), f"{exe} is missing: install the test extra (pip install -e '.[test]')"
+    if not exe.exists():
+        pytest.fail(f"{exe} is missing: install the test extra (pip install -e '.[test]')", pytrace=False)
     done = subprocess.run([str(exe), *args], cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{tool} {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    if done.returncode != 0:
+        pytest.fail(f"{' '.join((tool, *args))} exited {done.returncode}:\n{done.stdout}{done.stderr}", pytrace=False)
 
 
 def test_ruff() -> None:
