@@ -2,10 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
-UTC = dt.timezone.utc
-_now: Callable[[], dt.datetime] = lambda: dt.datetime.now(UTC)
+UTC = dt.UTC
+
+
+def _system_now() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+_now: Callable[[], dt.datetime] = _system_now
 
 
 def now() -> dt.datetime:
@@ -16,7 +22,7 @@ def now() -> dt.datetime:
 def set_clock(func: Callable[[], dt.datetime] | None) -> None:
     """Replace the clock (tests); ``None`` restores the system clock."""
     global _now
-    _now = func or (lambda: dt.datetime.now(UTC))
+    _now = func or _system_now
 
 
 def get_clock() -> Callable[[], dt.datetime]:

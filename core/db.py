@@ -6,13 +6,12 @@ No engine is created at import time: callers build one from ``Settings``.
 from __future__ import annotations
 
 import datetime as dt
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
 
 from sqlalchemy import DateTime, Engine, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -49,12 +48,12 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database; kyso stores UTC only")
-        return value.astimezone(dt.timezone.utc)
+        return value.astimezone(dt.UTC)
 
     def process_result_value(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -143,18 +142,14 @@ def transaction(factory: sessionmaker[Session], *, read_only: bool = False) -> I
             raise unavailable() from exc
         raise
     finally:
-        try:
+        with suppress(DBAPIError):  # the connection died with the server: nothing is left to close
             session.close()
-        except DBAPIError:  # the connection died with the server: nothing is left to close
-            pass
 
 
 def _rollback(session: Session) -> None:
     """Roll back; on a connection that died with the server the transaction is already gone there."""
-    try:
+    with suppress(DBAPIError):
         session.rollback()
-    except DBAPIError:
-        pass
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]

@@ -8,12 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from .errors import ConfigurationError
 
@@ -28,14 +23,17 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     home: Path = Field(default=Path("./var"), description="Data folder (database, soft keystore, published files)")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in KYSO_HOME when unset")
-    database_pool_size: int = Field(default=10, ge=1, le=500, description="Database connections each worker process keeps")
-    database_max_overflow: int = Field(default=20, ge=0, le=500, description="Extra connections a worker may open at peaks; "
+    database_pool_size: int = Field(default=10, ge=1, le=500,
+                                    description="Database connections each worker process keeps")
+    database_max_overflow: int = Field(default=20, ge=0, le=500,
+                                       description="Extra connections a worker may open at peaks; "
                                        "workers × (pool size + overflow) must fit the server's max_connections")
     base_url: str = Field(default="http://127.0.0.1:8000", description="Public URL used in AIA, CDP and QR codes")
 
     keystore: Literal["soft", "pkcs11", "vault"] = Field(default="soft", description="Keystore that receives new keys")
     # PKCS#11 (enabled when a module is configured); the PIN never comes from the command line
-    pkcs11_module: Path | None = Field(default=None, description="PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so")
+    pkcs11_module: Path | None = Field(default=None,
+                                       description="PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so")
     pkcs11_token_label: str | None = None
     pkcs11_pin: SecretStr | None = None
     pkcs11_pin_file: Path | None = None
@@ -143,7 +141,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_placeholders(self) -> "Settings":
+    def _refuse_placeholders(self) -> Settings:
         secret = self.soft_master_key.get_secret_value() if self.soft_master_key else None
         if self.environment == "production" and secret is not None and (
             secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16

@@ -9,6 +9,6 @@ from .keyref import KeyStoreRegistry
 from .private_key import keystore_private_key
 
 __all__ = [
-    "KeyInfo", "KeyStore", "KeyType", "SignatureScheme", "KeyStoreRegistry", "keystore_private_key",
-    "KeyNotFound", "KeystoreError", "KeystoreUnavailable", "UnsupportedAlgorithm",
+    "KeyInfo", "KeyNotFound", "KeyStore", "KeyStoreRegistry", "KeyType", "KeystoreError", "KeystoreUnavailable",
+    "SignatureScheme", "UnsupportedAlgorithm", "keystore_private_key",
 ]

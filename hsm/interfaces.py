@@ -58,7 +58,8 @@ class KeyStore(abc.ABC):
         """The type of an existing key."""
 
     @abc.abstractmethod
-    def sign_digest(self, ref: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm, scheme: SignatureScheme) -> bytes:
+    def sign_digest(self, ref: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm,
+                    scheme: SignatureScheme) -> bytes:
         """Sign a digest computed with ``hash_algorithm``."""
 
     @abc.abstractmethod

@@ -1,6 +1,8 @@
 """Routes a key reference to the backend that holds it, by its scheme prefix."""
 from __future__ import annotations
 
+from core.settings import Settings
+
 from .errors import KeyNotFound, KeystoreMisconfigured
 from .interfaces import KeyStore
 
@@ -14,7 +16,7 @@ class KeyStoreRegistry:
         self._stores, self.default = stores, default
 
     @classmethod
-    def from_settings(cls, settings) -> "KeyStoreRegistry":  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings: Settings) -> KeyStoreRegistry:
         from .soft import SoftKeyStore
 
         stores: dict[str, KeyStore] = {"soft": SoftKeyStore.from_settings(settings)}

@@ -8,6 +8,7 @@ sessions, opened without it, share that login. Closing the anchor logs every ses
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import secrets
@@ -24,12 +25,11 @@ from asn1crypto.core import OctetString
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from pkcs11 import MGF, Attribute, Mechanism, MechanismFlag, ObjectClass
-from pkcs11 import KeyType as P11KeyType
-from pkcs11 import exceptions as p11e
+from pkcs11 import MGF, Attribute, KeyType as P11KeyType, Mechanism, MechanismFlag, ObjectClass, exceptions as p11e
 from pydantic import SecretStr
 
 from core import metrics
+from core.settings import Settings
 
 from .errors import KeyNotFound, KeystoreError, KeystoreMisconfigured, KeystoreUnavailable, UnsupportedAlgorithm
 from .interfaces import KeyInfo, KeyStore, KeyType, SignatureScheme
@@ -68,7 +68,7 @@ class Pkcs11Uri:
     type: str | None = None
 
     @classmethod
-    def parse(cls, uri: str) -> "Pkcs11Uri":
+    def parse(cls, uri: str) -> Pkcs11Uri:
         if not uri.startswith("pkcs11:"):
             raise ValueError("not a pkcs11: URI")
         attrs: dict[str, bytes] = {}
@@ -93,10 +93,11 @@ class Pkcs11Uri:
 class _Session:
     """A pooled session and the key objects found through it (handles are only valid per login)."""
 
-    __slots__ = ("raw", "generation", "keys")
+    __slots__ = ("generation", "keys", "raw")
 
     def __init__(self, raw: Any, generation: int) -> None:
-        self.raw, self.generation, self.keys = raw, generation, {}
+        self.raw, self.generation = raw, generation
+        self.keys: dict[str, Any] = {}  # key reference: private key object
 
 
 class _SessionPool:
@@ -182,15 +183,13 @@ def _alive(anchor: Any) -> bool:
 
 
 def _close(raw: Any) -> None:
-    try:
+    with contextlib.suppress(p11e.PKCS11Error):  # already gone with its token
         raw.close()
-    except p11e.PKCS11Error:
-        pass  # already gone with its token
 
 
 class _InitArgs(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_void_p) for name in ("create", "destroy", "lock", "unlock")] + [
-        ("flags", ctypes.c_ulong), ("reserved", ctypes.c_void_p)]
+    _fields_ = [("create", ctypes.c_void_p), ("destroy", ctypes.c_void_p), ("lock", ctypes.c_void_p),
+                ("unlock", ctypes.c_void_p), ("flags", ctypes.c_ulong), ("reserved", ctypes.c_void_p)]
 
 
 _MODULES: dict[str, bool] = {}  # module path: initialized with OS locking (else its calls are serialized)
@@ -247,7 +246,7 @@ class Pkcs11KeyStore(KeyStore):
         return f"Pkcs11KeyStore(module={self._module!r}, token={self._label!r})"
 
     @classmethod
-    def from_settings(cls, settings) -> "Pkcs11KeyStore":  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings) -> Pkcs11KeyStore:  # type: ignore[no-untyped-def]
         label = settings.pkcs11_token_label or "kyso"
         return cls(settings.pkcs11_module, label, read_pin(settings, f"PKCS#11 token {label!r}"),
                    pool_size=settings.pkcs11_pool_size)
@@ -289,7 +288,8 @@ class Pkcs11KeyStore(KeyStore):
         if isinstance(exc, (p11e.PinIncorrect, p11e.PinInvalid, p11e.PinLenRange)):
             self._pin_refused = True  # never try a refused PIN again: the token would lock
             return KeystoreMisconfigured(f"{self._name} refused the PIN; set the right one in KYSO_PKCS11_PIN or "
-                                         "KYSO_PKCS11_PIN_FILE and restart (it is not retried, so the token does not lock)")
+                                         "KYSO_PKCS11_PIN_FILE and restart (it is not retried, so the token does not "
+                                         "lock)")
         if isinstance(exc, (p11e.PinLocked, p11e.PinExpired, p11e.UserPinNotInitialized)):
             return KeystoreUnavailable(f"{self._name}: user PIN unusable ({kind}); reset it with the SO PIN")
         if isinstance(exc, _UNSUPPORTED):
@@ -419,7 +419,8 @@ class Pkcs11KeyStore(KeyStore):
             self._types[ref] = key_type
         return key_type
 
-    def sign_digest(self, ref: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm, scheme: SignatureScheme) -> bytes:
+    def sign_digest(self, ref: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm,
+                    scheme: SignatureScheme) -> bytes:
         key_type = self._types.get(ref) or self.key_type(ref)
         mechanism, param, data = _sign_request(key_type, digest, hash_algorithm, scheme)
         signature: bytes = self._run(lambda s: self._with_private(
@@ -468,7 +469,8 @@ def _sign_request(key_type: KeyType, digest: bytes, hash_algorithm: hashes.HashA
                   scheme: SignatureScheme) -> tuple[Mechanism, Any, bytes]:
     """The raw mechanism, its parameter and the bytes to hand the token, or why not."""
     if len(digest) != hash_algorithm.digest_size:
-        raise UnsupportedAlgorithm(f"digest is {len(digest)} bytes, {hash_algorithm.name} needs {hash_algorithm.digest_size}")
+        raise UnsupportedAlgorithm(f"digest is {len(digest)} bytes, "
+                                   f"{hash_algorithm.name} needs {hash_algorithm.digest_size}")
     if not key_type.is_rsa:
         if scheme is not SignatureScheme.ECDSA:
             raise UnsupportedAlgorithm(f"an EC key cannot sign with {scheme.value}")
@@ -515,7 +517,7 @@ def _public_of(obj: Any) -> PublicKeyTypes:
     return ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
 
 
-def read_pin(settings, name: str) -> SecretStr:  # type: ignore[no-untyped-def]
+def read_pin(settings: Settings, name: str) -> SecretStr:
     """The user PIN from KYSO_PKCS11_PIN or KYSO_PKCS11_PIN_FILE; never from the command line."""
     if settings.pkcs11_pin is not None:
         return settings.pkcs11_pin

@@ -10,14 +10,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.utils import Buffer
 
 from .errors import UnsupportedAlgorithm
 from .interfaces import KeyStore, SignatureScheme
 
 
-def _digest(data: bytes, algorithm: Any) -> tuple[bytes, hashes.HashAlgorithm]:
+def _digest(data: Buffer, algorithm: Any) -> tuple[bytes, hashes.HashAlgorithm]:
     if isinstance(algorithm, utils.Prehashed):
-        return data, algorithm._algorithm  # noqa: SLF001 - cryptography exposes no public getter
+        return bytes(data), algorithm._algorithm  # noqa: SLF001 - cryptography exposes no public getter
     h = hashes.Hash(algorithm)
     h.update(data)
     return h.finalize(), algorithm
@@ -43,7 +44,7 @@ class KeyStoreECKey(_Unexportable, ec.EllipticCurvePrivateKey):
     def __init__(self, store: KeyStore, ref: str, public: ec.EllipticCurvePublicKey) -> None:
         self._store, self._ref, self._public = store, ref, public
 
-    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise UnsupportedAlgorithm("EC keystore keys sign with ECDSA only")
         digest, algorithm = _digest(data, signature_algorithm.algorithm)

@@ -15,12 +15,14 @@ import re
 import secrets
 import threading
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from core import metrics
+from core.settings import Settings
 
 from .errors import KeyNotFound, KeystoreMisconfigured, KeystoreUnavailable, UnsupportedAlgorithm
 from .interfaces import KeyInfo, KeyStore, KeyType, SignatureScheme
@@ -38,10 +40,10 @@ def generate_private_key(key_type: KeyType) -> PrivateKeyTypes:
     return rsa.generate_private_key(65537, 2048 if key_type is KeyType.RSA_2048 else 3072)
 
 
-_PARAMS: dict[tuple[str, SignatureScheme], tuple] = {}
+_PARAMS: dict[tuple[str, SignatureScheme], tuple[Any, ...]] = {}
 
 
-def _params(hash_algorithm: hashes.HashAlgorithm, scheme: SignatureScheme) -> tuple:
+def _params(hash_algorithm: hashes.HashAlgorithm, scheme: SignatureScheme) -> tuple[Any, ...]:
     """The algorithm/padding objects for a hash and scheme, built once (they cost ~20% of an ECDSA)."""
     key = (hash_algorithm.name, scheme)
     params = _PARAMS.get(key)
@@ -57,10 +59,12 @@ def _params(hash_algorithm: hashes.HashAlgorithm, scheme: SignatureScheme) -> tu
     return params
 
 
-def sign_digest_with(key: PrivateKeyTypes, digest: bytes, hash_algorithm: hashes.HashAlgorithm, scheme: SignatureScheme) -> bytes:
+def sign_digest_with(key: PrivateKeyTypes, digest: bytes, hash_algorithm: hashes.HashAlgorithm,
+                     scheme: SignatureScheme) -> bytes:
     """Sign a pre-computed digest with an in-memory key (shared by soft keystore and tests)."""
     if len(digest) != hash_algorithm.digest_size:
-        raise UnsupportedAlgorithm(f"digest is {len(digest)} bytes, {hash_algorithm.name} needs {hash_algorithm.digest_size}")
+        raise UnsupportedAlgorithm(f"digest is {len(digest)} bytes, "
+                                   f"{hash_algorithm.name} needs {hash_algorithm.digest_size}")
     if isinstance(key, ec.EllipticCurvePrivateKey):
         if scheme is not SignatureScheme.ECDSA:
             raise UnsupportedAlgorithm(f"an EC key cannot sign with {scheme.value}")
@@ -86,7 +90,7 @@ class SoftKeyStore(KeyStore):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings) -> "SoftKeyStore":  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings: Settings) -> SoftKeyStore:
         return cls(settings.keystore_dir, master_passphrase(settings),
                    production=settings.environment == "production")
 
@@ -104,7 +108,8 @@ class SoftKeyStore(KeyStore):
     def _meta(self, ref: str) -> dict[str, str]:
         _, meta_path = self._paths(self._id(ref))
         try:
-            return json.loads(meta_path.read_text("utf-8"))
+            meta: dict[str, str] = json.loads(meta_path.read_text("utf-8"))
+            return meta
         except FileNotFoundError:
             raise KeyNotFound(f"no key {ref} in the soft keystore") from None
         except OSError as exc:
@@ -161,7 +166,8 @@ class SoftKeyStore(KeyStore):
             self._cache[key_id] = key
         return key
 
-    def sign_digest(self, ref: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm, scheme: SignatureScheme) -> bytes:
+    def sign_digest(self, ref: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm,
+                    scheme: SignatureScheme) -> bytes:
         return sign_digest_with(self._private(ref), digest, hash_algorithm, scheme)
 
     def delete(self, ref: str) -> None:
@@ -202,7 +208,7 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def master_passphrase(settings) -> bytes:  # type: ignore[no-untyped-def]
+def master_passphrase(settings: Settings) -> bytes:
     """The passphrase from settings, else from a key file (created on first use in development)."""
     if settings.soft_master_key is not None:
         return settings.soft_master_key.get_secret_value().encode()

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import hvac  # type: ignore[import-untyped]
+import hvac
 import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from hvac import exceptions as hv  # type: ignore[import-untyped]
-from hvac.adapters import JSONAdapter  # type: ignore[import-untyped]
-from hvac.api.auth_methods import AppRole  # type: ignore[import-untyped]
+from hvac import exceptions as hv
+from hvac.adapters import JSONAdapter
+from hvac.api.auth_methods import AppRole
 from requests.adapters import HTTPAdapter
 
 from core import metrics
@@ -131,7 +131,7 @@ class VaultKeyStore(KeyStore):
         self._public_cache: dict[VaultRef, PublicKeyTypes] = {}
 
     @classmethod
-    def from_settings(cls, settings) -> "VaultKeyStore":  # type: ignore[no-untyped-def]
+    def from_settings(cls, settings) -> VaultKeyStore:  # type: ignore[no-untyped-def]
         def secret(value: Any) -> str | None:
             return value.get_secret_value() if value is not None else None
 
@@ -165,7 +165,8 @@ class VaultKeyStore(KeyStore):
             try:
                 token = self._token_file.read_text("utf-8").strip()
             except OSError as exc:
-                raise KeystoreUnavailable(f"vault token file {self._token_file} cannot be read: {exc.strerror}") from None
+                raise KeystoreUnavailable(
+                    f"vault token file {self._token_file} cannot be read: {exc.strerror}") from None
             self._token_expiry = float("inf")
         else:
             token, self._token_expiry = self._token or "", float("inf")
@@ -300,13 +301,15 @@ class VaultKeyStore(KeyStore):
     def key_type(self, ref: str) -> KeyType:
         return self._meta(parse_ref(ref)).key_type
 
-    def sign_digest(self, ref: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm, scheme: SignatureScheme) -> bytes:
+    def sign_digest(self, ref: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm,
+                    scheme: SignatureScheme) -> bytes:
         r = parse_ref(ref)
         vault_hash = _HASHES.get(hash_algorithm.name)
         if vault_hash is None:
             raise UnsupportedAlgorithm(f"Vault Transit signs sha256/384/512 digests, not {hash_algorithm.name}")
         if len(digest) != hash_algorithm.digest_size:
-            raise UnsupportedAlgorithm(f"digest is {len(digest)} bytes, {hash_algorithm.name} needs {hash_algorithm.digest_size}")
+            raise UnsupportedAlgorithm(f"digest is {len(digest)} bytes, "
+                                       f"{hash_algorithm.name} needs {hash_algorithm.digest_size}")
         key_type = self._meta(r).key_type
         params: dict[str, Any] = {"hash_algorithm": vault_hash, "prehashed": True, "key_version": r.version}
         if not key_type.is_rsa:
@@ -346,7 +349,8 @@ class VaultKeyStore(KeyStore):
         """One entry per version of every ``kyso-`` key on the configured mount (one read per key)."""
         def names() -> list[str]:
             try:
-                return self._client.secrets.transit.list_keys(mount_point=self.mount)["data"]["keys"]
+                keys: list[str] = self._client.secrets.transit.list_keys(mount_point=self.mount)["data"]["keys"]
+                return keys
             except hv.InvalidPath as exc:
                 if exc.errors:  # no such mount; an empty mount answers 404 without errors
                     raise
@@ -363,7 +367,8 @@ class VaultKeyStore(KeyStore):
             except (KeyNotFound, UnsupportedAlgorithm):
                 continue  # deleted meanwhile, or not a signing key
             label = _NAME.match(name)["label"] or ""  # type: ignore[index]
-            infos += [KeyInfo(str(VaultRef(self.mount, name, v)), meta.key_type, label) for v in sorted(meta.public_pems)]
+            infos += [KeyInfo(str(VaultRef(self.mount, name, v)), meta.key_type, label)
+                      for v in sorted(meta.public_pems)]
         return infos
 
     def health(self) -> str:

@@ -13,6 +13,7 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -62,7 +63,8 @@ def _no_params(params: Mapping[str, str]) -> Params:
 @dataclass(frozen=True)
 class Operation:
     check: Callable[[Session, str, Params], None]  # refuses an impossible request before anyone is asked
-    run: Callable[[PkiContext, Session, str, Params, str], dict]  # (ctx, session, subject, params, actor) → result
+    # (ctx, session, subject, params, actor) → result
+    run: Callable[[PkiContext, Session, str, Params, str], dict[str, Any]]
     params: Callable[[Mapping[str, str]], Params] = field(default=_no_params)  # validated, normalized, stored
 
 
@@ -76,7 +78,7 @@ def _check_destroy(session: Session, credential_id: str, params: Params) -> None
                            "(kyso cert revoke), then destroy its key", code="key_in_use")
 
 
-def _destroy(ctx: PkiContext, session: Session, credential_id: str, params: Params, actor: str) -> dict:
+def _destroy(ctx: PkiContext, session: Session, credential_id: str, params: Params, actor: str) -> dict[str, Any]:
     _check_destroy(session, credential_id, params)
     credential = session.execute(select(Credential).where(Credential.id == credential_id)
                                  .with_for_update(of=Credential)).unique().scalar_one()
@@ -98,7 +100,7 @@ def _check_revoke_ca(session: Session, name: str, params: Params) -> None:
     ca_revocation.check_revocable(session, name)
 
 
-def _revoke_ca(ctx: PkiContext, session: Session, name: str, params: Params, actor: str) -> dict:
+def _revoke_ca(ctx: PkiContext, session: Session, name: str, params: Params, actor: str) -> dict[str, Any]:
     reason = ca_revocation.ca_reason(params["revocation_reason"])
     return ca_revocation.revoke_ca(ctx, session, name, reason, actor, clock.now())
 
@@ -143,7 +145,7 @@ def _pending(session: Session, approval_id: str) -> PendingApproval:
     return row
 
 
-def approve(ctx: PkiContext, approval_id: str, actor: str) -> dict:
+def approve(ctx: PkiContext, approval_id: str, actor: str) -> dict[str, Any]:
     with transaction(ctx.sessions) as session:
         own = _pending(session, approval_id).requested_by == actor
     if own:
@@ -177,7 +179,7 @@ def listing(session: Session, *, pending_only: bool = True) -> list[PendingAppro
     return list(session.execute(query).scalars())
 
 
-def as_dict(row: PendingApproval) -> dict:
+def as_dict(row: PendingApproval) -> dict[str, Any]:
     return {"id": row.id, "operation": row.operation, "subject": row.subject, "reason": row.reason,
             "status": row.status, "requested_by": row.requested_by, "requested_at": row.requested_at.isoformat(),
             "expires_at": row.expires_at.isoformat(), "decided_by": row.decided_by,

@@ -12,9 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Callable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -99,7 +99,8 @@ def init_hierarchy(ctx: PkiContext, *, root: CaSpec | None, issuing: CaSpec, act
         with transaction(ctx.sessions) as session:
             pending = get_ca(session, issuing.name)
             if pending.status == "pending" and pending.csr_der:
-                result.csr_pem = x509.load_der_x509_csr(pending.csr_der).public_bytes(serialization.Encoding.PEM).decode()
+                csr = x509.load_der_x509_csr(pending.csr_der)
+                result.csr_pem = csr.public_bytes(serialization.Encoding.PEM).decode()
             own_active = not subordinate and pending.status == "active" and pending.mode == "own"
         if own_active:  # deployments made before kyso had a TSA or an offline QR seal get them here
             _ensure_tsa(ctx, actor, issuing.name, keystore, result)
@@ -129,7 +130,8 @@ def init_hierarchy(ctx: PkiContext, *, root: CaSpec | None, issuing: CaSpec, act
             else:
                 root_ca = get_ca(session, root.name)
             issuing_ca = _create_issuing(ctx, session, issuing, issuing_ref, root_ca, actor, now)
-            _add_responder(ctx, session, issuing_ca, new_key(issuing, "ocsp-responder", f"ocsp:{issuing.name}"), actor, now)
+            _add_responder(ctx, session, issuing_ca, new_key(issuing, "ocsp-responder", f"ocsp:{issuing.name}"), actor,
+                           now)
             tsa = _add_tsa(ctx, session, issuing_ca, new_key(issuing, "tsa", f"tsa:{issuing.name}"), actor, now)
             result.tsa_serial = tsa.serial
             # the QR seal is EC P-256 whatever the CA's key type (WebCrypto ES256, 64-byte signatures)
@@ -149,11 +151,13 @@ def _ca_row(ctx: PkiContext, spec: CaSpec, profile: str, role: str, mode: str, s
     )
 
 
-def _create_root(ctx: PkiContext, session: Session, spec: CaSpec, key_ref: str, actor: str, now: dt.datetime) -> CertificateAuthority:
+def _create_root(ctx: PkiContext, session: Session, spec: CaSpec, key_ref: str, actor: str,
+                 now: dt.datetime) -> CertificateAuthority:
     profile = ctx.profiles.get("root-ca")
     key = ctx.signer(key_ref)
-    cert = build_certificate(profile=profile, subject=build_name(spec.attributes(), profile), public_key=key.public_key(),
-                             serial=x509.random_serial_number(), now=now, issuer_key=key, issuer_cert=None,
+    cert = build_certificate(profile=profile, subject=build_name(spec.attributes(), profile),
+                             public_key=key.public_key(), serial=x509.random_serial_number(), now=now, issuer_key=key,
+                             issuer_cert=None,
                              endpoints=None, validity_days=spec.validity_days)
     ca = _ca_row(ctx, spec, "root-ca", "root", "own", "active", key_ref, now, None)
     ca.cert_der = cert.public_bytes(serialization.Encoding.DER)
@@ -225,7 +229,8 @@ def renew_responder_if_due(ctx: PkiContext, session: Session, ca: CertificateAut
     if current.not_after - now > RESPONDER_RENEW_BEFORE:
         return False
     key_type = ctx.profiles.get("ocsp-responder").default_key_type
-    with generated_key(ctx, (current.key_ref or ca.key_ref).split(":", 1)[0], key_type, f"ocsp:{ca.name}", actor) as ref:
+    store_name = (current.key_ref or ca.key_ref).split(":", 1)[0]
+    with generated_key(ctx, store_name, key_type, f"ocsp:{ca.name}", actor) as ref:
         _add_responder(ctx, session, ca, ref, actor, now)
     return True
 
@@ -323,14 +328,14 @@ def _ensure_service(ctx: PkiContext, service: _Service, actor: str, ca_name: str
         ca_name = ca.name
     key_type = ctx.profiles.get(service.profile).default_key_type
     try:
-        with generated_key(ctx, store_name, key_type, f"{service.profile}:{ca_name}", actor) as ref:
-            with transaction(ctx.sessions) as session:
-                ca = default_issuing_ca(session, ca_name)
-                try:
-                    raise _ServicePresent(service.current(session, ca=ca))
-                except Unavailable:
-                    pass
-                row = _add_service(ctx, session, service, ca, ref, actor, clock.now())
+        with (generated_key(ctx, store_name, key_type, f"{service.profile}:{ca_name}", actor) as ref,
+              transaction(ctx.sessions) as session):
+            ca = default_issuing_ca(session, ca_name)
+            try:
+                raise _ServicePresent(service.current(session, ca=ca))
+            except Unavailable:
+                pass
+            row = _add_service(ctx, session, service, ca, ref, actor, clock.now())
     except _ServicePresent as present:
         return present.row, False
     return row, True
@@ -435,7 +440,8 @@ def _check_chain(leaf: x509.Certificate, chain: list[x509.Certificate]) -> None:
         try:
             current.verify_directly_issued_by(parent)
         except (ValueError, TypeError, InvalidSignature) as exc:
-            raise CertificateMismatch(f"{current.subject.rfc4514_string()!r} is not signed by its issuer in the chain") from exc
+            raise CertificateMismatch(
+                f"{current.subject.rfc4514_string()!r} is not signed by its issuer in the chain") from exc
         remaining.remove(parent)
         current = parent
 
@@ -452,5 +458,5 @@ def chain_pem(ctx: PkiContext, session: Session, ca: CertificateAuthority) -> st
     return "".join(parts)
 
 
-__all__ = ["CaSpec", "InitResult", "init_hierarchy", "import_certificate", "chain_pem", "ensure_tsa",
-           "ensure_qr_seal", "renew_responder_if_due", "renew_tsa_if_due", "renew_qr_seal_if_due"]
+__all__ = ["CaSpec", "InitResult", "chain_pem", "ensure_qr_seal", "ensure_tsa", "import_certificate", "init_hierarchy",
+           "renew_qr_seal_if_due", "renew_responder_if_due", "renew_tsa_if_due"]

@@ -16,8 +16,8 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ObjectIdentifie
 
 from policies.profiles import Profile
 
-from .errors import WeakKey
 from .encoding import key_type_of
+from .errors import WeakKey
 
 BACKDATE = dt.timedelta(minutes=5)  # tolerate relying parties whose clocks run a little slow
 
@@ -46,7 +46,7 @@ class Endpoints:
         return f"{self.base_url}/ocsp"
 
 
-def signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.HashAlgorithm:
+def signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | hashes.SHA384:
     """SHA-384 for P-384 issuers, SHA-256 otherwise (matching strength, widest support)."""
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
         return hashes.SHA384()
@@ -99,7 +99,9 @@ def build_certificate(
         .serial_number(serial)
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=profile.is_ca, path_length=profile.path_length if profile.is_ca else None), critical=True)
+        .add_extension(
+            x509.BasicConstraints(ca=profile.is_ca, path_length=profile.path_length if profile.is_ca else None),
+            critical=True)
         .add_extension(_key_usage(profile.key_usage), critical=True)
         .add_extension(ski, critical=False)
     )
@@ -109,7 +111,8 @@ def build_certificate(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
         )
     else:
-        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+                                        critical=False)
     if profile.eku_oids:
         builder = builder.add_extension(
             x509.ExtendedKeyUsage([ObjectIdentifier(oid) for oid in profile.eku_oids]),
@@ -119,14 +122,17 @@ def build_certificate(
         builder = builder.add_extension(x509.OCSPNoCheck(), critical=False)
     if profile.certificate_policies:
         builder = builder.add_extension(
-            x509.CertificatePolicies([x509.PolicyInformation(ObjectIdentifier(p), None) for p in profile.certificate_policies]),
+            x509.CertificatePolicies([x509.PolicyInformation(ObjectIdentifier(p), None)
+                                      for p in profile.certificate_policies]),
             critical=False,
         )
     if endpoints is not None and issuer_cert is not None:
         if profile.authority_info_access:
             builder = builder.add_extension(x509.AuthorityInformationAccess([
-                x509.AccessDescription(AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(endpoints.ocsp)),
-                x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(endpoints.ca_issuers)),
+                x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
+                                       x509.UniformResourceIdentifier(endpoints.ocsp)),
+                x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
+                                       x509.UniformResourceIdentifier(endpoints.ca_issuers)),
             ]), critical=False)
         if profile.crl_distribution_points:
             builder = builder.add_extension(x509.CRLDistributionPoints([

@@ -12,6 +12,8 @@ from hsm import KeyStoreRegistry, keystore_private_key
 from hsm.private_key import KeyStoreECKey, KeyStoreRSAKey
 from policies.profiles import ProfileSet
 
+from .answer_cache import AnswerCache
+
 
 @dataclass
 class PkiContext:
@@ -22,13 +24,11 @@ class PkiContext:
     _signers: dict[str, KeyStoreECKey | KeyStoreRSAKey] = field(default_factory=dict)
     _certs: dict[bytes, x509.Certificate] = field(default_factory=dict)
     ocsp_index: dict[tuple[str, bytes, bytes], int] = field(default_factory=dict)
-    ocsp_cache: "AnswerCache" = field(init=False)
+    ocsp_cache: AnswerCache = field(init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        from .ocsp import AnswerCache
-
         self.ocsp_cache = AnswerCache(self.settings.ocsp_cache_check_seconds)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def signer(self, key_ref: str) -> KeyStoreECKey | KeyStoreRSAKey:
         """A cached ``cryptography`` key adapter for a keystore key (its public half is read once)."""

@@ -27,6 +27,7 @@ now on, and only for fetching clients.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -40,24 +41,24 @@ from .builder import signature_hash
 from .context import PkiContext
 from .errors import CANotReady
 from .models import Certificate, CertificateAuthority, Crl
-from .store import get_ca
 from .reasons import Reason
-
+from .store import get_ca
 
 _ENTRY_COLUMNS = (Certificate.serial, Certificate.status, Certificate.revoked_at, Certificate.status_changed_at,
                   Certificate.revocation_reason, Certificate.released_at, Certificate.invalidity_date)
 
 
-def _entry(row: Row, *, released: bool = False) -> x509.RevokedCertificate:
+def _entry(row: Row[*tuple[Any, ...]], *, released: bool = False) -> x509.RevokedCertificate:
     """One CRL entry from the few columns it needs (100,000 of these must be cheap)."""
-    extensions = []
+    extensions: list[x509.Extension[x509.ExtensionType]] = []
     if released:
         extensions.append(x509.Extension(x509.oid.CRLEntryExtensionOID.CRL_REASON, False,
                                           x509.CRLReason(x509.ReasonFlags.remove_from_crl)))
     else:
         reason = Reason(row.revocation_reason or "unspecified")
         if reason is not Reason.unspecified:  # RFC 5280 5.3.1: omit rather than say "unspecified"
-            extensions.append(x509.Extension(x509.oid.CRLEntryExtensionOID.CRL_REASON, False, x509.CRLReason(reason.flag)))
+            extensions.append(x509.Extension(x509.oid.CRLEntryExtensionOID.CRL_REASON, False,
+                                             x509.CRLReason(reason.flag)))
         if row.invalidity_date is not None:  # RFC 5280 5.3.2, non-critical
             extensions.append(x509.Extension(x509.oid.CRLEntryExtensionOID.INVALIDITY_DATE, False,
                                              x509.InvalidityDate(clock.aware(row.invalidity_date).replace(tzinfo=None))))
@@ -128,7 +129,8 @@ def publish(ctx: PkiContext, session: Session, ca: CertificateAuthority, *, delt
     return stored
 
 
-def publish_both(ctx: PkiContext, session: Session, ca: CertificateAuthority, now: dt.datetime | None = None) -> tuple[Crl, Crl]:
+def publish_both(ctx: PkiContext, session: Session, ca: CertificateAuthority,
+                 now: dt.datetime | None = None) -> tuple[Crl, Crl]:
     """A new full CRL, then a delta on top of it (the state after every revocation)."""
     full = publish(ctx, session, ca, delta=False, now=now)
     return full, publish(ctx, session, ca, delta=True, now=now)
@@ -144,7 +146,7 @@ def due(session: Session, ca: CertificateAuthority, now: dt.datetime, validity_h
     return current is None or current.next_update - now < dt.timedelta(hours=validity_hours) / 2
 
 
-__all__ = ["publish", "publish_both", "latest", "due"]
+__all__ = ["due", "latest", "publish", "publish_both"]
 
 
 def publish_now(ctx: PkiContext, ca_name: str, actor: str) -> tuple[Crl, Crl]:

@@ -35,7 +35,7 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
         raise BadCSR(f"not a PEM or DER PKCS#10 certificate request: {exc}") from exc
     try:
         valid = csr.is_signature_valid
-    except Exception as exc:  # noqa: BLE001 - unsupported algorithms surface here
+    except Exception as exc:  # unsupported algorithms surface here
         raise BadCSR(f"the request's signature cannot be checked: {exc}") from exc
     if not valid:
         raise BadCSR("the request's self-signature is invalid: it was altered or signed with another key")

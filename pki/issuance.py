@@ -18,10 +18,11 @@ import hashlib
 import json
 import logging
 import secrets
-from dataclasses import dataclass
-from typing import Iterator
-
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import cast
+
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
@@ -30,8 +31,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock
-from core.errors import Conflict
 from core.db import transaction
+from core.errors import Conflict
 from hsm import KeyType
 from policies import units
 from policies.profiles import Profile
@@ -157,8 +158,9 @@ def issue_row(
     )
     der = cert.public_bytes(serialization.Encoding.DER)
     row = Certificate(
-        serial=format(cert.serial_number, "X"), ca_id=ca.id, profile=profile.name, subject=cert.subject.rfc4514_string(),
-        common_name=common_name(cert.subject), commune_code=commune_code, province_code=province_code,
+        serial=format(cert.serial_number, "X"), ca_id=ca.id, profile=profile.name,
+        subject=cert.subject.rfc4514_string(), common_name=common_name(cert.subject), commune_code=commune_code,
+        province_code=province_code,
         not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, status="valid",
         status_changed_at=now, der=der, sha256=hashlib.sha256(der).hexdigest(), key_ref=key_ref,
         replaces_serial=replaces, issued_by=actor, issued_at=now, external=False,
@@ -261,9 +263,10 @@ def _issue(ctx: PkiContext, request: IssueRequest, actor: str, idempotency_key: 
         return IssueResult(row, None, None)
     key_type = request.key_type or profile.default_key_type
     if key_type not in profile.key_types:
-        raise WeakKey(f"profile {profile.name!r} accepts keys {[k.value for k in profile.key_types]}, not {key_type.value}")
+        raise WeakKey(f"profile {profile.name!r} accepts keys {[k.value for k in profile.key_types]}, "
+                      f"not {key_type.value}")
     with generated_key(ctx, request.keystore, key_type, f"{profile.name}:{request.subject.common_name}", actor) as ref:
-        public_key = ctx.keystores.for_ref(ref).public_key(ref)
+        public_key = _keystore_public_key(ctx, ref)
         with transaction(ctx.sessions) as session:
             row = _issue_new(ctx, session, request, profile, public_key, ref, actor)
             credential = Credential(id=new_credential_id(), key_ref=ref, certificate_id=row.id, status="active",
@@ -325,7 +328,8 @@ def _renew(ctx: PkiContext, serial: str, actor: str, *, new_key: bool, csr: byte
     with transaction(ctx.sessions) as session:
         old = get_certificate(session, serial)
         if old.status != "valid":
-            raise RevocationConflict(f"certificate {old.serial} is {old.status}; only a valid certificate can be renewed")
+            raise RevocationConflict(
+                f"certificate {old.serial} is {old.status}; only a valid certificate can be renewed")
         if old.external:
             raise RevocationConflict(f"certificate {old.serial} comes from an external CA; request a new one there")
         refuse_if_revoked(old.ca)  # before a new key is generated for nothing
@@ -346,8 +350,13 @@ def _renew(ctx: PkiContext, serial: str, actor: str, *, new_key: bool, csr: byte
     key_type = key_type or ctx.keystores.for_ref(old_key_ref).key_type(old_key_ref)
     keystore = old_key_ref.split(":", 1)[0]
     with generated_key(ctx, keystore, key_type, f"{profile.name}:{old.common_name}", actor) as ref:
-        return _renew_with(ctx, serial, actor, ctx.keystores.for_ref(ref).public_key(ref), ref, keep_credential=False,
+        return _renew_with(ctx, serial, actor, _keystore_public_key(ctx, ref), ref, keep_credential=False,
                            remember=remember)
+
+
+def _keystore_public_key(ctx: PkiContext, ref: str) -> CertificatePublicKeyTypes:
+    """A keystore key's public half as a certificate's subject key (keystores hold EC and RSA keys only)."""
+    return cast(CertificatePublicKeyTypes, ctx.keystores.for_ref(ref).public_key(ref))
 
 
 def _renew_with(ctx: PkiContext, serial: str, actor: str, public_key: CertificatePublicKeyTypes,
@@ -358,7 +367,8 @@ def _renew_with(ctx: PkiContext, serial: str, actor: str, public_key: Certificat
     with transaction(ctx.sessions) as session:
         old = get_certificate(session, serial, for_update=True)
         if old.status != "valid":
-            raise RevocationConflict(f"certificate {old.serial} is {old.status}; only a valid certificate can be renewed")
+            raise RevocationConflict(
+                f"certificate {old.serial} is {old.status}; only a valid certificate can be renewed")
         now = clock.now()
         profile = ctx.profiles.get(old.profile)
         attrs = name_attributes(x509.load_der_x509_certificate(old.der).subject)

@@ -8,8 +8,8 @@ nothing.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from cryptography import x509
 from sqlalchemy import select
@@ -63,8 +63,8 @@ def _new_attributes(old: dict[str, str], old_unit: units.UnitView, new_unit: uni
     return attrs
 
 
-def merge(ctx: PkiContext, from_codes: list[str], into_code: str, actor: str, *, reason: Reason = Reason.affiliationChanged,
-          effective: dt.date | None = None, dry_run: bool = False,
+def merge(ctx: PkiContext, from_codes: list[str], into_code: str, actor: str, *,
+          reason: Reason = Reason.affiliationChanged, effective: dt.date | None = None, dry_run: bool = False,
           progress: Callable[[int, int], None] | None = None) -> MergerReport:
     if reason not in MERGER_REASONS:
         raise InvalidInput(f"a merger revokes as one of {sorted(r.value for r in MERGER_REASONS)}, not {reason.value}")
@@ -99,14 +99,16 @@ def merge(ctx: PkiContext, from_codes: list[str], into_code: str, actor: str, *,
             if not dry_run:
                 new = issue_row(ctx, session, ca=old.ca, profile=profile, name=name, public_key=old_cert.public_key(),
                                 key_ref=old.key_ref, actor=actor, now=now, commune_code=new_unit.code,
-                                province_code=new_unit.province_code, replaces=old.serial, action="pki:certificate:reissue")
+                                province_code=new_unit.province_code, replaces=old.serial,
+                                action="pki:certificate:reissue")
                 revoke_row(ctx, session, old, reason, actor, now)
                 if credential is not None:
                     credential.certificate_id, credential.status = new.id, "active"
                 new_serial = new.serial
                 touched_cas[old.ca.id] = old.ca
             report.changes.append(MergerChange(old.serial, new_serial, old.common_name, old.commune_code or "",
-                                               old.subject, name.rfc4514_string(), credential.id if credential else None))
+                                               old.subject, name.rfc4514_string(),
+                                               credential.id if credential else None))
             if progress:
                 progress(index, len(rows))
         if dry_run:

@@ -30,7 +30,8 @@ class SubjectInfo(BaseModel):
 
     common_name: str = Field(min_length=1, max_length=64, description="Full name, e.g. Nguyễn Thị Hoa")
     title: str | None = Field(default=None, max_length=64, description="Position, e.g. Công chức Tư pháp - Hộ tịch")
-    organization: str | None = Field(default=None, max_length=64, description="Defaults to the commune People's Committee")
+    organization: str | None = Field(default=None, max_length=64,
+                                     description="Defaults to the commune People's Committee")
     organizational_unit: str | None = Field(default=None, max_length=64)
     locality: str | None = Field(default=None, max_length=128)
     province: str | None = Field(default=None, max_length=128)

@@ -18,9 +18,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509 import ocsp as x_ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core import audit, clock
 from core.db import transaction
@@ -50,27 +52,29 @@ def request(ctx: PkiContext, subject: SubjectInfo, actor: str, *, profile: str =
             keystore: str | None = None) -> PendingRequest:
     prof = ctx.profiles.get(profile)
     key_type = key_type or prof.default_key_type
-    with generated_key(ctx, keystore, key_type, f"ra:{subject.common_name}", actor) as ref:
-        with transaction(ctx.sessions) as session:
-            now = clock.now()
-            attrs, commune, _ = subject_attributes(session, prof, subject, commune_code, now.date())
-            key = ctx.signer(ref)
-            csr = (x509.CertificateSigningRequestBuilder().subject_name(build_name(attrs, prof))
-                   .sign(key, signature_hash(key), rsa_padding=padding.PKCS1v15() if isinstance(key, rsa.RSAPrivateKey) else None))
-            csr_der = csr.public_bytes(serialization.Encoding.DER)
-            cred = Credential(id=new_credential_id(), key_ref=ref, certificate_id=None, status="pending",
-                              csr_der=csr_der, created_at=now)
-            session.add(cred)
-            audit.record(session, actor=actor, action="pki:credential:request", subject=cred.id, key_ref=ref,
-                         dn=csr.subject.rfc4514_string(), commune=commune, profile=profile)
+    with (generated_key(ctx, keystore, key_type, f"ra:{subject.common_name}", actor) as ref,
+          transaction(ctx.sessions) as session):
+        now = clock.now()
+        attrs, commune, _ = subject_attributes(session, prof, subject, commune_code, now.date())
+        key = ctx.signer(ref)
+        rsa_padding = padding.PKCS1v15() if isinstance(key, rsa.RSAPrivateKey) else None
+        csr = (x509.CertificateSigningRequestBuilder().subject_name(build_name(attrs, prof))
+               .sign(key, signature_hash(key), rsa_padding=rsa_padding))
+        csr_der = csr.public_bytes(serialization.Encoding.DER)
+        cred = Credential(id=new_credential_id(), key_ref=ref, certificate_id=None, status="pending",
+                          csr_der=csr_der, created_at=now)
+        session.add(cred)
+        audit.record(session, actor=actor, action="pki:credential:request", subject=cred.id, key_ref=ref,
+                     dn=csr.subject.rfc4514_string(), commune=commune, profile=profile)
     return PendingRequest(cred.id, ref, csr.public_bytes(serialization.Encoding.PEM).decode())
 
 
-def _spki(public_key) -> bytes:  # type: ignore[no-untyped-def]
+def _spki(public_key: PublicKeyTypes) -> bytes:
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _external_ca(session, issuer: x509.Certificate, chain: list[x509.Certificate], now: dt.datetime) -> CertificateAuthority:  # type: ignore[no-untyped-def]
+def _external_ca(session: Session, issuer: x509.Certificate, chain: list[x509.Certificate],
+                 now: dt.datetime) -> CertificateAuthority:
     der = issuer.public_bytes(serialization.Encoding.DER)
     name = "ext-" + hashlib.sha256(der).hexdigest()[:16]
     ca = session.execute(select(CertificateAuthority).where(CertificateAuthority.name == name)).scalar_one_or_none()
@@ -90,7 +94,8 @@ def import_certificate(ctx: PkiContext, credential_id: str, data: bytes, actor: 
     with transaction(ctx.sessions) as session:
         cred = get_credential(session, credential_id)
         if cred.status != "pending":
-            raise RevocationConflict(f"credential {credential_id} is {cred.status}; only a pending request takes a certificate")
+            raise RevocationConflict(
+                f"credential {credential_id} is {cred.status}; only a pending request takes a certificate")
         ours = _spki(ctx.keystores.for_ref(cred.key_ref).public_key(cred.key_ref))
         leaf = next((c for c in certs if _spki(c.public_key()) == ours), None)
         if leaf is None:
@@ -132,7 +137,8 @@ class StatusCheck:
     reason: str | None
 
 
-def _ocsp_status(leaf: x509.Certificate, issuer: x509.Certificate, url: str, client: httpx.Client) -> tuple[str, dt.datetime | None, str | None]:
+def _ocsp_status(leaf: x509.Certificate, issuer: x509.Certificate, url: str,
+                 client: httpx.Client) -> tuple[str, dt.datetime | None, str | None]:
     req = x_ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()
     resp = client.post(url, content=req.public_bytes(serialization.Encoding.DER),
                        headers={"Content-Type": "application/ocsp-request"})
@@ -148,11 +154,13 @@ def _ocsp_status(leaf: x509.Certificate, issuer: x509.Certificate, url: str, cli
             raise Unavailable("the external OCSP responder's certificate is not authorized for OCSP signing")
         delegated.verify_directly_issued_by(issuer)
         signer = delegated
-    key = signer.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        key.verify(answer.signature, answer.tbs_response_bytes, ec.ECDSA(answer.signature_hash_algorithm))
-    else:
-        key.verify(answer.signature, answer.tbs_response_bytes, padding.PKCS1v15(), answer.signature_hash_algorithm)  # type: ignore[union-attr]
+    key, algorithm = signer.public_key(), answer.signature_hash_algorithm
+    if isinstance(key, ec.EllipticCurvePublicKey) and algorithm is not None:
+        key.verify(answer.signature, answer.tbs_response_bytes, ec.ECDSA(algorithm))
+    elif isinstance(key, rsa.RSAPublicKey) and algorithm is not None:
+        key.verify(answer.signature, answer.tbs_response_bytes, padding.PKCS1v15(), algorithm)
+    else:  # EC and RSA responders always name a hash; other keys are not supported (a TypeError, as before)
+        raise TypeError(f"unsupported OCSP responder key {type(key).__name__}")
     if answer.serial_number != leaf.serial_number:
         raise Unavailable("the external OCSP responder answered for another certificate")
     if answer.certificate_status is x_ocsp.OCSPCertStatus.REVOKED:
@@ -191,7 +199,8 @@ def check_status(ctx: PkiContext, serial: str, actor: str, *, timeout: float = 1
         row = get_certificate(session, serial, for_update=True)
         if status == "revoked" and row.status != "revoked":
             now = clock.now()
-            row.status, row.revoked_at, row.revocation_reason, row.status_changed_at = "revoked", revoked_at or now, reason, now
+            row.status, row.revoked_at = "revoked", revoked_at or now
+            row.revocation_reason, row.status_changed_at = reason, now
             cred = session.execute(select(Credential).where(Credential.certificate_id == row.id)).scalar_one_or_none()
             if cred is not None:
                 cred.status = "retired"

@@ -21,7 +21,8 @@ from .reasons import Reason
 from .store import credential_for, get_certificate
 
 
-def check_invalidity_date(row: Certificate, reason: Reason, when: dt.datetime | None, now: dt.datetime) -> dt.datetime | None:
+def check_invalidity_date(row: Certificate, reason: Reason, when: dt.datetime | None,
+                          now: dt.datetime) -> dt.datetime | None:
     """RFC 5280 5.3.2 invalidityDate: "the date on which it is known or suspected that the private key
     was compromised or that the certificate otherwise became invalid". It may be earlier than the
     revocation (that is its point: signatures made between it and the revocation are not to be
@@ -29,7 +30,7 @@ def check_invalidity_date(row: Certificate, reason: Reason, when: dt.datetime | 
     with it then). A hold says nothing has been found invalid yet, so it takes none."""
     if when is None:
         return None
-    when = clock.aware(when).astimezone(dt.timezone.utc).replace(microsecond=0)
+    when = clock.aware(when).astimezone(dt.UTC).replace(microsecond=0)
     if reason is Reason.certificateHold:
         raise InvalidInput("a certificate hold takes no invalidity date (it suspends, it does not say since when "
                            "the certificate is invalid); give the date when revoking it for good")
@@ -105,7 +106,8 @@ def release(ctx: PkiContext, serial: str, actor: str) -> Certificate:
     with transaction(ctx.sessions) as session:
         row = get_certificate(session, serial, for_update=True)
         if row.status != "on_hold":
-            raise RevocationConflict(f"certificate {row.serial} is {row.status}, not on hold; only a hold can be released")
+            raise RevocationConflict(
+                f"certificate {row.serial} is {row.status}, not on hold; only a hold can be released")
         now = clock.now()
         row.status, row.revocation_reason, row.released_at, row.status_changed_at = "valid", None, now, now
         row.invalidity_date = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -67,7 +67,7 @@ class DocumentType(_Strict):
     approval_chain: tuple[str, ...] = ()  # signer rule names, in signing order; empty: any order
 
     @model_validator(mode="after")
-    def _coherent_signers(self) -> "DocumentType":
+    def _coherent_signers(self) -> DocumentType:
         names = [rule.name for rule in self.signers]
         if len(set(names)) != len(names):
             raise ValueError(f"signer rules named twice: {sorted({n for n in names if names.count(n) > 1})}")
@@ -77,7 +77,7 @@ class DocumentType(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _coherent_seal(self) -> "DocumentType":
+    def _coherent_seal(self) -> DocumentType:
         names = [f.name for f in self.seal_fields]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -95,7 +95,7 @@ class Jurisdiction(_Strict):
     independent_reception_provinces: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _codes(self) -> "Jurisdiction":
+    def _codes(self) -> Jurisdiction:
         bad = [code for code in self.independent_reception_provinces if not (len(code) == 2 and code.isdigit())]
         if bad:
             raise ValueError(f"province codes are 2 digits, not {bad}")
@@ -105,7 +105,7 @@ class Jurisdiction(_Strict):
 class _File(_Strict):
     version: str
     jurisdiction: Jurisdiction = Jurisdiction()
-    document_types: dict[str, dict]
+    document_types: dict[str, dict[Any, Any]]
 
 
 class DocumentPolicy(_Strict):
@@ -169,7 +169,7 @@ class _Located(Exception):
         self.error, self.prefix = error, prefix
 
 
-def _describe(exc: ValidationError, text: str, name: str, prefix: tuple) -> str:
+def _describe(exc: ValidationError, text: str, name: str, prefix: tuple[str | int, ...]) -> str:
     problems = []
     for err in exc.errors(include_url=False, include_input=False)[:3]:
         loc = (*prefix, *err["loc"])
@@ -177,7 +177,7 @@ def _describe(exc: ValidationError, text: str, name: str, prefix: tuple) -> str:
     return f"{name}: " + "; ".join(problems)
 
 
-def _line(text: str, loc: tuple) -> int:
+def _line(text: str, loc: tuple[str | int, ...]) -> int:
     """The 1-based line of the deepest YAML node along ``loc`` (validation errors name paths, not lines)."""
     try:
         node = yaml.compose(text)

@@ -76,7 +76,8 @@ def decide(policy: DocumentPolicy, signer: SignerFacts, target: Target) -> Decis
         expected = doc_type.approval_chain[target.step]
         chosen = next((r for r in candidates if r.name == expected), None)
         if chosen is None:
-            return Decision(False, f"{prefix}.approval_chain", f"signature {target.step + 1} of {doc_type.name} must be "
+            return Decision(False, f"{prefix}.approval_chain",
+                            f"signature {target.step + 1} of {doc_type.name} must be "
                             f"by {expected!r} ({' → '.join(doc_type.approval_chain)}); this signer is "
                             f"{', '.join(r.name for r in candidates)}")
         rule = chosen

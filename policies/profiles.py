@@ -42,7 +42,7 @@ class SubjectRules(_Strict):
     allowed: tuple[SubjectAttr, ...]
 
     @model_validator(mode="after")
-    def _required_are_allowed(self) -> "SubjectRules":
+    def _required_are_allowed(self) -> SubjectRules:
         missing = set(self.required) - set(self.allowed)
         if missing:
             raise ValueError(f"required attributes not in allowed: {sorted(missing)}")
@@ -68,7 +68,7 @@ class Profile(_Strict):
     certificate_policies: tuple[str, ...] = ()
 
     @model_validator(mode="after")
-    def _coherent(self) -> "Profile":
+    def _coherent(self) -> Profile:
         if self.default_key_type not in self.key_types:
             raise ValueError("default_key_type must be one of key_types")
         if self.is_ca and "keyCertSign" not in self.key_usage:
@@ -92,7 +92,7 @@ class ProfileSet:
         self._profiles = profiles
 
     @classmethod
-    def load(cls, directory: Path = PROFILES_DIR) -> "ProfileSet":
+    def load(cls, directory: Path = PROFILES_DIR) -> ProfileSet:
         profiles: dict[str, Profile] = {}
         for path in sorted(directory.glob("*.yaml")):
             profile = load_profile_file(path)

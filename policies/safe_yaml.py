@@ -13,7 +13,7 @@ import yaml
 MAX_DEPTH = 64  # kyso's files nest four or five levels
 
 
-class TooDeep(yaml.MarkedYAMLError):
+class TooDeep(yaml.MarkedYAMLError):  # type: ignore[misc]  # PyYAML ships no types: its classes are Any
     def __init__(self, mark: yaml.Mark) -> None:
         super().__init__(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=mark)
 

@@ -39,7 +39,7 @@ class PolicyStore:
         self._policy = load(path)  # at start a bad file is fatal: there is no older policy to keep
         self._mtime = self._stat()
         self._checked = time.monotonic()
-        self._loaded_at = dt.datetime.now(dt.timezone.utc)
+        self._loaded_at = dt.datetime.now(dt.UTC)
         self._last_error: str | None = None
         if on_load:
             on_load(self._policy)
@@ -77,7 +77,7 @@ class PolicyStore:
             changed = policy.version != self._policy.version
             self._policy, self._mtime, self._last_error = policy, mtime, None
             if changed:
-                self._loaded_at = dt.datetime.now(dt.timezone.utc)
+                self._loaded_at = dt.datetime.now(dt.UTC)
                 log.warning("policy %s now in force", policy.version)
             return policy
 

@@ -91,9 +91,9 @@ def parse_catalogue(raw: bytes) -> list[dict[str, Any]]:
             pcode = str(prov["Code"])
             if len(pcode) != 2 or not pcode.isdigit():
                 raise CatalogueInvalid(f"province code {pcode!r} is not 2 digits")
-            rows.append(dict(code=pcode, level="province", kind=prov["AdministrativeUnitShortName"],
-                             name=prov["Name"], full_name=prov["FullName"], name_en=prov["NameEn"],
-                             province_code=None))
+            rows.append({"code": pcode, "level": "province", "kind": prov["AdministrativeUnitShortName"],
+                         "name": prov["Name"], "full_name": prov["FullName"], "name_en": prov["NameEn"],
+                         "province_code": None})
             for ward in prov["Wards"]:
                 wcode = str(ward["Code"])
                 if len(wcode) != 5 or not wcode.isdigit():
@@ -101,9 +101,9 @@ def parse_catalogue(raw: bytes) -> list[dict[str, Any]]:
                 if wcode in seen:
                     raise CatalogueInvalid(f"commune code {wcode} appears twice")
                 seen.add(wcode)
-                rows.append(dict(code=wcode, level="commune", kind=ward["AdministrativeUnitShortName"],
-                                 name=ward["Name"], full_name=ward["FullName"], name_en=ward["NameEn"],
-                                 province_code=pcode))
+                rows.append({"code": wcode, "level": "commune", "kind": ward["AdministrativeUnitShortName"],
+                             "name": ward["Name"], "full_name": ward["FullName"], "name_en": ward["NameEn"],
+                             "province_code": pcode})
     except (KeyError, TypeError) as exc:
         raise CatalogueInvalid(f"the catalogue lacks a field the format requires: {exc}") from exc
     return rows

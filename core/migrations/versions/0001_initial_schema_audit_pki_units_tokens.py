@@ -1,13 +1,13 @@
 """initial schema: audit, pki, units, tokens
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 00:56:35.988905
 """
-from alembic import op
 import sqlalchemy as sa
-import core.db
+from alembic import op
 
+import core.db
 
 revision = '0001'
 down_revision = None

@@ -7,10 +7,10 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-06 09:00:00.000000
 """
-from alembic import op
 import sqlalchemy as sa
-import core.db
+from alembic import op
 
+import core.db
 
 revision = '0004'
 down_revision = '0003'

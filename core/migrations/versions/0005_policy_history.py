@@ -5,11 +5,10 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-22 08:00:00.000000
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-
 
 revision = '0005'
 down_revision = '0004'

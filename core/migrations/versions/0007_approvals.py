@@ -4,11 +4,10 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-22 08:20:00.000000
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-
 
 revision = '0007'
 down_revision = '0006'

@@ -4,11 +4,10 @@ Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-10 09:00:00.000000
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-
 
 revision = '0008'
 down_revision = '0007'

@@ -4,11 +4,10 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-04 10:40:00.000000
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-
 
 revision = '0009'
 down_revision = '0008'

@@ -4,11 +4,10 @@ Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-04 15:00:00.000000
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-
 
 revision = '0010'
 down_revision = '0009'

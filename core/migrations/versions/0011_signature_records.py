@@ -17,12 +17,12 @@ import datetime as dt
 import hashlib
 import logging
 from io import BytesIO
+from typing import Any
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-
 
 revision = '0011'
 down_revision = '0010'
@@ -72,7 +72,8 @@ def downgrade() -> None:
 
 def _backfill(conn: sa.Connection) -> None:
     # kyso's certificates by the SHA-256 of their DER, with the credential holding the key
-    kyso = {sha: credential for sha, credential in conn.execute(sa.text(
+    # a comprehension, not dict(): a result has .keys() (its column names), so dict() would take it for a mapping
+    kyso: dict[str, str | None] = {sha: credential for sha, credential in conn.execute(sa.text(  # noqa: C416
         "SELECT c.sha256, cr.id FROM certificates c LEFT JOIN credentials cr ON cr.key_ref = c.key_ref"))}
     last, files, recorded = 0, 0, 0
     while True:
@@ -95,7 +96,7 @@ def _backfill(conn: sa.Connection) -> None:
 
 
 def _rows_of(pdf: bytes, kyso: dict[str, str | None], document_id: str, version: int,
-             created_at: dt.datetime) -> list[dict]:
+             created_at: dt.datetime) -> list[dict[str, Any]]:
     """The kyso signatures and the document timestamps after the first of them in one stored file."""
     from pyhanko.pdf_utils.reader import PdfFileReader
 
@@ -104,7 +105,7 @@ def _rows_of(pdf: bytes, kyso: dict[str, str | None], document_id: str, version:
     except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the upgrade
         log.warning("signature_records: document %s version %s unreadable (%s)", document_id, version, exc)
         return []
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     for sig in signatures:
         try:
             value = sig.signer_info['signature'].native
@@ -115,7 +116,7 @@ def _rows_of(pdf: bytes, kyso: dict[str, str | None], document_id: str, version:
                         document_id, version, exc)
             continue
         fingerprint = hashlib.sha256(cert.dump()).hexdigest()
-        if not timestamp and fingerprint not in kyso or timestamp and not rows:
+        if (not timestamp and fingerprint not in kyso) or (timestamp and not rows):
             continue  # a foreign signature, or a timestamp the input already carried
         rows.append({'sha256': hashlib.sha256(value).hexdigest(), 'document_id': document_id, 'version': version,
                      'source': 'timestamp' if timestamp else 'sign', 'signer_serial': format(cert.serial_number, 'X'),

@@ -4,11 +4,10 @@ Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-05 01:30:00.000000
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-
 
 revision = '0012'
 down_revision = '0011'
