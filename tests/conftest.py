@@ -1,15 +1,25 @@
 """Shared fixtures: a fresh kyso (settings, database, keystore, demo hierarchy) per test.
 
-Database-touching tests run twice, on SQLite and on PostgreSQL (a private schema per test on
-the server at ``KYSO_TEST_POSTGRES_URL``, default 127.0.0.1:5432/test). In CI (``CI=true``)
-an unreachable PostgreSQL fails those tests; elsewhere they are skipped and the run says so.
+Database-touching tests run twice, on SQLite and on PostgreSQL (the server at
+``KYSO_TEST_POSTGRES_URL``, default 127.0.0.1:5432/test). In CI (``CI=true``) an unreachable
+PostgreSQL fails those tests; elsewhere they are skipped and the run says so.
+
+Migrating is the slow part of a fresh database (about a second), so each session (each xdist
+worker) migrates and seeds one template per backend, and a test built through the ``container``
+fixture gets a copy of it: the SQLite template file copied to the test's own path, or on
+PostgreSQL a database of its own made with ``CREATE DATABASE … TEMPLATE`` (dropped afterwards).
+The copy is what ``build()`` would have made of an empty database, so ``build()`` is told not to
+migrate it again. A test that asks for ``db_url`` without ``container`` (the migration tests, the
+CLI) still gets an empty database: a fresh SQLite path, or a private PostgreSQL schema.
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,10 +29,11 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import OperationalError
 
 from api.app import create_app
-from api.container import Container, build
+from api.container import Container, build, prepare_database
 from api import tokens
 from core.db import transaction
 from core.settings import Settings
@@ -59,12 +70,19 @@ def postgres_available() -> bool:
 
 @contextlib.contextmanager
 def database_url(request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
-    """SQLite in ``directory``, or a private PostgreSQL schema, by ``request.param`` (dropped afterwards)."""
+    """SQLite in ``directory``, or PostgreSQL, by ``request.param`` (dropped afterwards).
+
+    On PostgreSQL, a test built through the ``container`` fixture gets a copy of the session's migrated
+    template (a database of its own); any other gets an empty private schema."""
     if request.param == "sqlite":
         yield f"sqlite:///{directory / 'kyso.db'}"
         return
     if not request.getfixturevalue("postgres_available"):
         pytest.skip("PostgreSQL not reachable (set KYSO_TEST_POSTGRES_URL); ran on SQLite only")
+    if "container" in request.fixturenames:
+        with postgres_copy(request.getfixturevalue("postgres_template")) as url:
+            yield url
+        return
     with private_schema() as url:
         yield url
 
@@ -82,6 +100,102 @@ def private_schema() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+# -- templates: migrate once per session, copy per test -------------------------------------------
+_from_template: set[str] = set()  # URLs of the live PostgreSQL copies: migrated and seeded already
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This session's SQLite database, migrated and seeded; tests get byte copies of the file."""
+    path = tmp_path_factory.mktemp("kyso-template") / "kyso.db"
+    prepare_database(make_settings(path.parent / "home", f"sqlite:///{path}"))
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # everything in the main file, nothing left in -wal
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
+
+
+def _pg_url(database: str) -> str:
+    return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_available: bool, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """This session's PostgreSQL template database (per xdist worker, and per run: several runs may share
+    the server), migrated and seeded; its name. Dropped at the end of the session."""
+    name = f"kyso_tmpl_{_worker()}_{secrets.token_hex(4)}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        prepare_database(make_settings(tmp_path_factory.mktemp("kyso-template-pg"), _pg_url(name)))
+        vacuum = create_engine(_pg_url(name), isolation_level="AUTOCOMMIT")
+        with vacuum.connect() as conn:  # leaves autovacuum nothing to do there (its connection would block copies)
+            conn.execute(text("VACUUM ANALYZE"))
+        vacuum.dispose()
+        yield name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def postgres_copy(template: str) -> Iterator[str]:
+    """A database of its own on the shared PostgreSQL, copied from ``template``; its URL. Dropped afterwards."""
+    name = "t_" + secrets.token_hex(6)
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        for attempt in range(50):
+            try:
+                with admin.connect() as conn:
+                    conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+                break
+            except OperationalError as exc:  # "source database is being accessed by other users" (autovacuum)
+                if "being accessed by other users" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.1)
+        url = _pg_url(name)
+        _from_template.add(url)
+        try:
+            yield url
+        finally:
+            _from_template.discard(url)
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def build_for_test(request: pytest.FixtureRequest, settings: Settings) -> Container:
+    """``build(settings)``, starting from the session's template when the database is still empty: a SQLite
+    file that does not exist yet gets a copy of the template; a PostgreSQL copy is already one. Either way
+    the database is what ``build()`` would have made of it, so it is not migrated again."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists() and not Path(f"{path}-wal").exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+            return _build_migrated(settings)
+    elif url in _from_template:
+        return _build_migrated(settings)
+    return build(settings)
+
+
+def _build_migrated(settings: Settings) -> Container:
+    """``build`` on a database that is migrated and seeded already (the same ``settings`` object, as given)."""
+    migrate = settings.migrate_on_start
+    settings.migrate_on_start = False
+    try:
+        return build(settings)
+    finally:
+        settings.migrate_on_start = migrate
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -107,8 +221,8 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 
 @pytest.fixture
-def container(settings: Settings) -> Iterator[Container]:
-    c = build(settings)
+def container(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Container]:
+    c = build_for_test(request, settings)
     yield c
     c.engine.dispose()
 
@@ -182,12 +296,12 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_pki(tmp_path: Path) -> Iterator[tuple[Container, LiveServer]]:
+def live_pki(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Container, LiveServer]]:
     """The test hierarchy with KYSO_BASE_URL pointing at a running `kyso serve` (its own data folder)."""
     port = free_port()
     home = tmp_path / "live"
     settings = make_settings(home, f"sqlite:///{home / 'kyso.db'}", base_url=f"http://127.0.0.1:{port}")
-    c = build(settings)
+    c = build_for_test(request, settings)
     init_hierarchy(c.pki, root=ROOT, issuing=ISSUING, actor="test")
     server = LiveServer(settings, port)
     try:
