@@ -277,10 +277,10 @@ def workdir(prefix: str) -> Iterator[Path]:
 
 
 def new_instance(folder: Path, backend: str = "sqlite", *, base_url: str | None = None) -> Instance:
-    """Settings as tests/conftest.py builds them, migrated database, root + issuing CA."""
+    """Settings as tests/helpers/db.py builds them, migrated database, root + issuing CA."""
     from api.container import build
     from pki.authorities import init_hierarchy
-    from tests.conftest import ISSUING, ROOT, make_settings
+    from tests.helpers.db import ISSUING, ROOT, make_settings
 
     cleanup: list[Callable[[], None]] = []
     if backend == "sqlite":
@@ -308,7 +308,7 @@ def new_instance(folder: Path, backend: str = "sqlite", *, base_url: str | None 
 def issuing_ca(instance: Instance):  # type: ignore[no-untyped-def]
     from core.db import transaction
     from pki.store import get_ca
-    from tests.conftest import ISSUING
+    from tests.helpers.db import ISSUING
 
     with transaction(instance.container.sessions) as session:
         ca = get_ca(session, ISSUING.name)

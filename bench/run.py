@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[str]:  # type: ignore[type-arg]
     notes = {
         "all": "One benchmark process; every kyso instance is fresh (temporary data folder, migrated database, soft "
-        "keystore, the test hierarchy of tests/conftest.py: root CA P-384, issuing CA and OCSP responders P-256). "
+        "keystore, the test hierarchy of tests/helpers/db.py: root CA P-384, issuing CA and OCSP responders P-256). "
         "Rates are medians of interleaved rounds (kyso and raw alternate, so background noise hits both).",
         "issue": f"1. Issuance: `pki.issuance.issue` with profile `specialist` (commune 00004), {sizes['issue_n']} "
         f"certificates per round × {sizes['issue_repeats']} rounds; server-side P-256 key generation in the soft "
@@ -77,7 +77,7 @@ def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[
         + ("SQLite and PostgreSQL (private schema on the local server)." if postgres
            else "SQLite only (PostgreSQL not measured)."),
         "ocsp": f"2. OCSP: {sizes['ocsp_certs']:,} certificates issued from CSRs (5% then revoked) in a SQLite data "
-        "folder; `python -m api.cli serve --port P` started as tests/conftest.py's LiveServer does (KYSO_HOME, "
+        "folder; `python -m api.cli serve --port P` started as tests/helpers/servers.py's LiveServer does (KYSO_HOME, "
         f"KYSO_DATABASE_URL, KYSO_SOFT_MASTER_KEY, KYSO_BASE_URL), {args.workers} worker"
         + (", then again with `--workers 2`" if not args.quick and args.workers == 1 else "")
         + "; its log goes to a file (uvicorn logs every request); other settings are kyso's defaults (e.g. "
@@ -147,7 +147,7 @@ def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", message=".*starlette.testclient.*")  # tests/conftest.py imports TestClient
+    warnings.filterwarnings("ignore", message=".*starlette.testclient.*")  # tests/helpers/api.py imports TestClient
     logging.basicConfig(level=logging.WARNING)
     sizes = dict(QUICK if args.quick else FULL)
     if args.duration:

@@ -1,4 +1,4 @@
-"""A real `kyso serve` subprocess, as tests/conftest.py's LiveServer starts it, but with its output
+"""A real `kyso serve` subprocess, as tests/helpers/servers.py's LiveServer starts it, but with its output
 going to a log file: uvicorn logs every request, and an unread pipe would stall the server under load."""
 from __future__ import annotations
 

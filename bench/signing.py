@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.signing.fixtures import SpecialistPhone
+from tests.helpers.signing import SpecialistPhone
 
 from .common import Figure, Profiler, Results, interleaved_rates, new_instance, say, workdir
 from .server import BenchServer, free_port
@@ -89,9 +89,9 @@ class RawSigner:
 def raw_signer(inst, folder: Path, key_type: str) -> RawSigner:  # type: ignore[no-untyped-def]
     from pyhanko.sign import signers
 
+    from bench.common import issuing_ca
     from pki.issuance import IssueRequest, issue
     from pki.names import SubjectInfo
-    from bench.common import issuing_ca
 
     key = ec.generate_private_key(ec.SECP256R1()) if key_type == "ec" else rsa.generate_private_key(65537, 2048)
     csr = (x509.CertificateSigningRequestBuilder()

@@ -41,7 +41,7 @@ def _documents(inst, n: int) -> tuple[dict[str, list[bytes]], asn1_x509.Certific
     from pki.store import get_ca
     from signing.create.sample import sample_document
     from signing.create.service import AppearanceOptions, SignRequest
-    from tests.conftest import ROOT
+    from tests.helpers.db import ROOT
 
     container = inst.container
     subject = SubjectInfo(common_name="Nguyễn Thị Hoa", title="Công chức Tư pháp - Hộ tịch", id_number="001190000077")
@@ -82,8 +82,8 @@ def raw_validate(level: str, root: asn1_x509.Certificate) -> Callable[[bytes], A
 
 
 def _cold(container) -> None:  # type: ignore[no-untyped-def]
-    from signing.verify import pdf_facts
     from signing import speedups
+    from signing.verify import pdf_facts
 
     container.signing.material.clear()
     container.verifier.chains.clear()
@@ -138,12 +138,12 @@ def measure_checks(results: Results, container, docs: dict[str, list[bytes]]) ->
     import threading
     import time
 
-    from core.errors import KysoError
-    from signing.verify import visual_diff
-    from signing.verify.pdf_facts import covered_end
     from pyhanko.pdf_utils.reader import PdfFileReader
 
+    from core.errors import KysoError
     from signing.create.sample import sample_document
+    from signing.verify import visual_diff
+    from signing.verify.pdf_facts import covered_end
 
     base = sample_document(container.settings.stamp_font)
     lta = docs["B-LTA"][0]

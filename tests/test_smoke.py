@@ -1,5 +1,3 @@
-from tests.conftest import new_token
-from api.tokens import Role
 
 
 def test_issue_over_api(client, operator_headers):

@@ -5,10 +5,10 @@ import re
 
 import pytest
 
+from api import tokens
 from api.tokens import Role
 from core.db import transaction
-from api import tokens
-from tests.conftest import new_token
+from tests.helpers.api import new_token
 
 READ_ONLY_FOR = {Role.auditor, Role.client, Role.read_only, Role.policy_admin}
 POLICY_ADMIN_WRITES = {("POST", "/api/v1/policies/reload")}
@@ -100,8 +100,9 @@ def test_tokens_are_stored_only_as_hashes(pki):
 
 
 def test_token_creation_is_audited(pki):
-    from core import audit
     from sqlalchemy import select
+
+    from core import audit
 
     new_token(pki, Role.auditor, "audited")
     with transaction(pki.sessions) as session:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import make_settings
+from tests.helpers.db import make_settings
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
 from api import cli, mtls, tokens
-from api.models import TokenCertificate
 from api.app import create_app
 from api.container import Container
+from api.models import TokenCertificate
 from core import audit, clock
 from core.db import transaction
 from core.errors import Conflict, InvalidInput, NotFound
@@ -31,10 +31,10 @@ from pki.errors import BadCSR
 from pki.models import Certificate
 from pki.reasons import Reason
 from tests import factories
-from tests.api.test_token_scopes import OTHER_COMMUNE, bearer, meta, other_specialist, scoped, sign  # noqa: F401
-from tests.conftest import ISSUING, ROOT, make_settings, new_token
+from tests.helpers.api import OTHER_COMMUNE, bearer, commune_meta, new_token, scoped, sign
+from tests.helpers.db import ISSUING, ROOT, make_settings
+from tests.helpers.signing import COMMUNE, SpecialistPhone
 from tests.interop.helpers import openssl
-from tests.signing.fixtures import COMMUNE, SpecialistPhone
 
 PROXY = "10.20.30.40"  # the TLS proxy's address, inside KYSO_TRUSTED_PROXIES
 HEADER = "X-Client-Cert"
@@ -189,10 +189,10 @@ def test_forwarded_certificate_acts_with_the_tokens_scope(
     cert = issue_for(pki, tmp_path, "hotich-a")
     headers = escaped(cert)
 
-    signed = sign(via_proxy, headers, sample_pdf, meta(specialist), phone)  # the SAD too is asked for over mTLS
+    signed = sign(via_proxy, headers, sample_pdf, commune_meta(specialist), phone)  # the SAD too is asked for over mTLS
     assert signed.status_code == 200, signed.text
     # commune B is outside the token's scope, through mTLS as through its bearer secret
-    other = sign(via_proxy, headers, sample_pdf, meta(other_specialist, OTHER_COMMUNE))
+    other = sign(via_proxy, headers, sample_pdf, commune_meta(other_specialist, OTHER_COMMUNE))
     assert other.status_code == 403, other.text
     error = other.json()["error"]
     assert "commune scope (00004)" in error["message"] and error["details"] == {"scope": "communes",

@@ -16,7 +16,7 @@ from core.db import transaction
 from pki import issuance, revocation, store
 from pki.reasons import Reason
 from tests import factories
-from tests.conftest import make_settings
+from tests.helpers.db import make_settings
 
 
 def _status(client: TestClient, path: str) -> x_ocsp.OCSPCertStatus:

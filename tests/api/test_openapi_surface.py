@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api import tokens
-from tests.conftest import new_token
+from tests.helpers.api import new_token
 
 # open by design: protocol endpoints (RFC 5280/6960/3161), operations, verification for anyone
 PUBLIC = re.compile(r"^/(healthz|readyz|ocsp|tsa|crl/|ca/|api/v1/verify(/signed-revision)?$|csc/v2/info$)")

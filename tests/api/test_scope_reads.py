@@ -15,8 +15,8 @@ from api.container import Container
 from core import audit
 from core.db import transaction
 from pki import store
-from tests.conftest import new_token
-from tests.signing.fixtures import COMMUNE, issue_credential
+from tests.helpers.api import new_token
+from tests.helpers.signing import COMMUNE, issue_credential
 
 OTHER_COMMUNE = "00008"  # Hà Nội (province 01), like COMMUNE
 OTHER_PROVINCE_COMMUNE = "01273"  # Cao Bằng (province 04)

@@ -9,27 +9,9 @@ from fastapi.testclient import TestClient
 
 from api import tokens
 from api.container import Container
-from tests.conftest import new_token
-from tests.signing.fixtures import COMMUNE, CORPUS, SpecialistPhone, root_pem
-from tests.signing.validation import validate_all
-
-
-def meta(credential: str, **extra: object) -> dict[str, object]:
-    return {"document_type": "dossier-result", "commune_code": COMMUNE, "credential_id": credential,
-            "dossier_number": "HS-1", "appearance": {"visible": False}, **extra}
-
-
-def sign(client: TestClient, headers: dict[str, str], pdf: bytes, metadata: dict,  # type: ignore[no-untyped-def]
-         phone: SpecialistPhone | None = None, **kw: object):
-    """POST /api/v1/sign; with ``phone``, the specialist first authorizes exactly this PDF (a SAD)."""
-    if phone is not None and "sad" not in metadata:
-        metadata = {**metadata, "sad": phone.authorize(client, headers, pdf)}
-    return client.post("/api/v1/sign", files={"file": ("in.pdf", pdf, "application/pdf")},
-                       data={"metadata": json.dumps(metadata)}, headers=headers, **kw)
-
-
-def count(client: TestClient, headers: dict[str, str]) -> int:
-    return client.get("/api/v1/documents", headers=headers).json()["total"]
+from tests.helpers.api import count, meta, new_token, sign
+from tests.helpers.signing import CORPUS, SpecialistPhone, root_pem
+from tests.helpers.validation import validate_all
 
 
 def test_sign_returns_pdf_with_headers(client: TestClient, pki: Container, specialist: str,

@@ -11,10 +11,9 @@ from api.container import Container
 from core.audit import AuditEntry
 from core.db import transaction
 from signing.activation.models import SigningRequest
-from tests.signing import damaged
-from tests.signing.fixtures import SpecialistPhone
-
-from .test_signing_api import count, meta, sign
+from tests.helpers import damaged
+from tests.helpers.api import count, meta, sign
+from tests.helpers.signing import SpecialistPhone
 
 
 def signed_audits(container: Container) -> int:

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,38 +19,9 @@ from api.container import Container, build
 from core import audit, clock
 from core.db import make_engine, make_session_factory, transaction, upgrade
 from core.errors import Conflict, InvalidInput, Unauthenticated
-from tests.conftest import make_settings, new_token
-from tests.signing.fixtures import COMMUNE, SpecialistPhone, issue_credential
-
-OTHER_COMMUNE = "00008"  # Phường Ba Đình's neighbour in Hà Nội (province 01)
-OTHER_PROVINCE_COMMUNE = "01273"  # in Cao Bằng (province 04)
-
-
-def scoped(container: Container, name: str, *, communes: Iterable[str] | None = None,
-           operations: Iterable[str] | None = None, document_types: Iterable[str] | None = None,
-           expires_at: dt.datetime | None = None) -> dict[str, str]:
-    with transaction(container.sessions) as session:
-        scope = tokens.build_scope(session, units=communes, operations=operations, document_types=document_types)
-        token = tokens.create(session, name, tokens.Role.client, "test", scope=scope, expires_at=expires_at)
-    return bearer(token)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def meta(credential: str, commune: str = COMMUNE, **extra: object) -> dict[str, object]:
-    return {"document_type": "dossier-result", "commune_code": commune, "credential_id": credential,
-            "dossier_number": "HS-1", "level": "B-B", "appearance": {"visible": False}, **extra}
-
-
-def sign(client: TestClient, headers: dict[str, str], pdf: bytes, metadata: dict,  # type: ignore[no-untyped-def]
-         phone: SpecialistPhone | None = None):
-    """POST /api/v1/sign; with ``phone``, the specialist authorizes this PDF first (needed to succeed)."""
-    if phone is not None:
-        metadata = {**metadata, "sad": phone.authorize(client, headers, pdf)}
-    return client.post("/api/v1/sign", files={"file": ("in.pdf", pdf, "application/pdf")},
-                       data={"metadata": json.dumps(metadata)}, headers=headers)
+from tests.helpers.api import OTHER_COMMUNE, OTHER_PROVINCE_COMMUNE, bearer, commune_meta, new_token, scoped, sign
+from tests.helpers.db import make_settings
+from tests.helpers.signing import COMMUNE, SpecialistPhone
 
 
 def denials(container: Container, name: str) -> list[dict]:
@@ -59,11 +30,6 @@ def denials(container: Container, name: str) -> list[dict]:
                                                               audit.AuditEntry.subject == name)
                                .order_by(audit.AuditEntry.seq)).scalars().all()
         return [json.loads(r.details) | {"actor": r.actor} for r in rows]
-
-
-@pytest.fixture
-def other_specialist(pki: Container) -> str:
-    return issue_credential(pki, name="Trần Văn Bình", commune=OTHER_COMMUNE, id_number="001190000002")
 
 
 @pytest.fixture
@@ -83,7 +49,7 @@ def two_documents(client: TestClient, pki: Container, specialist: str, other_spe
     """One document of commune A (00004) and one of commune B (00008), signed by an unscoped operator."""
     ids = {}
     for commune, credential, device in ((COMMUNE, specialist, phone), (OTHER_COMMUNE, other_specialist, other_phone)):
-        r = sign(client, operator_headers, sample_pdf, meta(credential, commune), device)
+        r = sign(client, operator_headers, sample_pdf, commune_meta(credential, commune), device)
         assert r.status_code == 200, r.text
         ids[commune] = r.headers["x-document-id"]
     return ids
@@ -94,7 +60,7 @@ def test_commune_scope_refuses_another_commune_and_registers_nothing(
         client: TestClient, pki: Container, specialist: str, other_specialist: str, sample_pdf: bytes,
         auditor: dict[str, str], phone: SpecialistPhone) -> None:
     headers = scoped(pki, "hotich-a", communes=[COMMUNE])
-    r = sign(client, headers, sample_pdf, meta(other_specialist, OTHER_COMMUNE))
+    r = sign(client, headers, sample_pdf, commune_meta(other_specialist, OTHER_COMMUNE))
     assert r.status_code == 403, r.text
     error = r.json()["error"]
     assert error["code"] == "permission_denied"
@@ -102,7 +68,7 @@ def test_commune_scope_refuses_another_commune_and_registers_nothing(
     assert error["details"] == {"scope": "communes", "wanted": OTHER_COMMUNE}
     assert client.get("/api/v1/documents", headers=auditor).json()["total"] == 0
     # its own commune is fine
-    assert sign(client, headers, sample_pdf, meta(specialist), phone).status_code == 200
+    assert sign(client, headers, sample_pdf, commune_meta(specialist), phone).status_code == 200
     [denial] = denials(pki, "hotich-a")
     assert denial["actor"] == "token:hotich-a" and denial["route"] == "POST /api/v1/sign"
     assert "00008" in denial["reason"] and denial["scope"] == "communes"
@@ -111,7 +77,7 @@ def test_commune_scope_refuses_another_commune_and_registers_nothing(
 def test_document_type_scope(client: TestClient, pki: Container, specialist: str, sample_pdf: bytes,
                              auditor: dict[str, str]) -> None:
     headers = scoped(pki, "dossier-only", communes=[COMMUNE], document_types=["dossier-result"])
-    r = sign(client, headers, sample_pdf, meta(specialist, document_type="civil-status-extract-birth"))
+    r = sign(client, headers, sample_pdf, commune_meta(specialist, document_type="civil-status-extract-birth"))
     assert r.status_code == 403
     assert "document types (dossier-result)" in r.json()["error"]["message"]
     assert r.json()["error"]["details"]["scope"] == "document_types"
@@ -121,14 +87,14 @@ def test_document_type_scope(client: TestClient, pki: Container, specialist: str
 def test_read_only_client_can_neither_sign_nor_withdraw(client: TestClient, pki: Container, specialist: str,
                                                         sample_pdf: bytes, two_documents: dict[str, str]) -> None:
     headers = scoped(pki, "reader", communes=[COMMUNE], operations=["read"])
-    r = sign(client, headers, sample_pdf, meta(specialist))
+    r = sign(client, headers, sample_pdf, commune_meta(specialist))
     assert r.status_code == 403 and "operations (read)" in r.json()["error"]["message"]
     own = two_documents[COMMUNE]
     for verb, body in (("withdraw", {"reason": "sai sót"}), ("supersede", {"by": own, "reason": "x"})):
         r = client.post(f"/api/v1/documents/{own}/{verb}", json=body, headers=headers)
         assert r.status_code == 403 and repr(verb) in r.json()["error"]["message"], r.text
     batch = client.post("/api/v1/sign/batch", files=[("files", ("a.pdf", sample_pdf, "application/pdf"))],
-                        data={"metadata": json.dumps({"defaults": meta(specialist)})}, headers=headers)
+                        data={"metadata": json.dumps({"defaults": commune_meta(specialist)})}, headers=headers)
     assert batch.status_code == 403
     # what it may do, it does
     assert client.get(f"/api/v1/documents/{own}", headers=headers).json()["status"] == "valid"
@@ -141,7 +107,7 @@ def test_batch_item_out_of_scope_fails_alone(client: TestClient, pki: Container,
                                              other_specialist: str, sample_pdf: bytes, phone: SpecialistPhone) -> None:
     headers = scoped(pki, "batcher", communes=[COMMUNE])
     files = [("files", (f"{i}.pdf", sample_pdf, "application/pdf")) for i in range(2)]
-    body = {"defaults": meta(specialist, sad=phone.authorize(client, headers, sample_pdf)),
+    body = {"defaults": commune_meta(specialist, sad=phone.authorize(client, headers, sample_pdf)),
             "items": [{}, {"commune_code": OTHER_COMMUNE, "credential_id": other_specialist}]}
     r = client.post("/api/v1/sign/batch", files=files, data={"metadata": json.dumps(body)}, headers=headers)
     assert r.status_code == 200, r.text
@@ -157,9 +123,9 @@ def test_province_scope_covers_its_communes_only(client: TestClient, pki: Contai
                                                  other_specialist: str, sample_pdf: bytes, phone: SpecialistPhone,
                                                  other_phone: SpecialistPhone) -> None:
     headers = scoped(pki, "ha-noi", communes=["01"])
-    assert sign(client, headers, sample_pdf, meta(specialist), phone).status_code == 200
-    assert sign(client, headers, sample_pdf, meta(other_specialist, OTHER_COMMUNE), other_phone).status_code == 200
-    r = sign(client, headers, sample_pdf, meta(specialist, OTHER_PROVINCE_COMMUNE))
+    assert sign(client, headers, sample_pdf, commune_meta(specialist), phone).status_code == 200
+    assert sign(client, headers, sample_pdf, commune_meta(other_specialist, OTHER_COMMUNE), other_phone).status_code == 200
+    r = sign(client, headers, sample_pdf, commune_meta(specialist, OTHER_PROVINCE_COMMUNE))
     assert r.status_code == 403 and "commune scope (01)" in r.json()["error"]["message"]
     assert client.get("/api/v1/documents", headers=headers).json()["total"] == 2
 
@@ -225,8 +191,8 @@ def test_role_refusals_are_audited_too(client: TestClient, pki: Container) -> No
 
 # -- expiry, rotation, old tokens ----------------------------------------------------------------
 @pytest.fixture
-def frozen() -> Iterator[list[dt.datetime]]:
-    """clock.now() returns frozen[0]; move time by assigning it."""
+def moment() -> Iterator[list[dt.datetime]]:
+    """clock.now() returns moment[0]; move time by assigning it."""
     moment = [dt.datetime.now(dt.UTC).replace(microsecond=0)]
     clock.set_clock(lambda: moment[0])
     try:
@@ -236,10 +202,10 @@ def frozen() -> Iterator[list[dt.datetime]]:
 
 
 def test_expired_token_is_refused_like_an_unknown_one(client: TestClient, pki: Container,
-                                                      frozen: list[dt.datetime]) -> None:
-    headers = scoped(pki, "short-lived", communes=[COMMUNE], expires_at=frozen[0] + dt.timedelta(days=1))
+                                                      moment: list[dt.datetime]) -> None:
+    headers = scoped(pki, "short-lived", communes=[COMMUNE], expires_at=moment[0] + dt.timedelta(days=1))
     assert client.get("/api/v1/documents", headers=headers).status_code == 200
-    frozen[0] += dt.timedelta(days=1, seconds=1)
+    moment[0] += dt.timedelta(days=1, seconds=1)
     expired = client.get("/api/v1/documents", headers=headers)
     unknown = client.get("/api/v1/documents", headers=bearer("kyso_" + "A" * 43))
     assert expired.status_code == unknown.status_code == 401
@@ -248,11 +214,11 @@ def test_expired_token_is_refused_like_an_unknown_one(client: TestClient, pki: C
         [view] = [v for v in tokens.views(session) if v.name == "short-lived"]
         assert view.expired and view.state == "expired"
         with pytest.raises(InvalidInput):
-            tokens.create(session, "born-dead", tokens.Role.client, "test", expires_at=frozen[0])
+            tokens.create(session, "born-dead", tokens.Role.client, "test", expires_at=moment[0])
 
 
 def test_rotation_keeps_the_old_secret_for_the_grace_period_only(client: TestClient, pki: Container,
-                                                                 frozen: list[dt.datetime]) -> None:
+                                                                 moment: list[dt.datetime]) -> None:
     old = scoped(pki, "rotating", communes=[COMMUNE], operations=["read"])
     with transaction(pki.sessions) as session:
         new = bearer(tokens.rotate(session, "rotating", "test", grace=dt.timedelta(hours=24)))
@@ -263,8 +229,8 @@ def test_rotation_keeps_the_old_secret_for_the_grace_period_only(client: TestCli
         assert principal.scope.units == frozenset({COMMUNE})  # same name, same scope
         assert principal.scope.operations == frozenset({tokens.Operation.read})
         [view] = [v for v in tokens.views(session) if v.name == "rotating"]
-        assert view.state == "rotating" and view.previous_secret_valid_until == frozen[0] + dt.timedelta(hours=24)
-    frozen[0] += dt.timedelta(hours=24)
+        assert view.state == "rotating" and view.previous_secret_valid_until == moment[0] + dt.timedelta(hours=24)
+    moment[0] += dt.timedelta(hours=24)
     assert client.get("/api/v1/documents", headers=old).status_code == 401
     assert client.get("/api/v1/documents", headers=new).status_code == 200
     # no grace: the secret being replaced stops at once; and a revoked token cannot be rotated back to life

@@ -8,9 +8,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.container import Container
-from tests.api.test_signing_api import meta, sign
-from tests.signing.fixtures import SpecialistPhone
-from tests.signing.fixtures import CORPUS, issue_credential
+from tests.helpers.api import meta, sign
+from tests.helpers.signing import CORPUS, SpecialistPhone, issue_credential
 
 
 def upload(client: TestClient, pdf: bytes, **kw: object):  # type: ignore[no-untyped-def]

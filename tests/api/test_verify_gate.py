@@ -15,8 +15,8 @@ from api.app import create_app
 from api.container import Container
 from api.verify_gate import VerifyGate
 from signing.errors import VerificationBusy
-from tests.api.test_signing_api import meta, sign
-from tests.signing.fixtures import SpecialistPhone
+from tests.helpers.api import meta, sign
+from tests.helpers.signing import SpecialistPhone
 
 SLOTS, WAIT = 2, 0.5
 

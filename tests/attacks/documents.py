@@ -25,10 +25,10 @@ from core.db import transaction
 from pki import store
 from signing import loop
 from signing.create import pades
-from signing.create.timestamping import timestamper_for
 from signing.create.service import AppearanceOptions, SignRequest
-from tests.conftest import new_token
-from tests.signing.fixtures import COMMUNE
+from signing.create.timestamping import timestamper_for
+from tests.helpers.api import new_token
+from tests.helpers.signing import COMMUNE
 
 from . import forge
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.container import Container
-from tests.conftest import database_url
+from tests.helpers.db import database_url
 
 from . import documents, doors, forge
 from .workflows import specialist_then_seal

@@ -6,11 +6,11 @@ import dataclasses
 
 from api.container import Container
 from core.db import transaction
-from signing.registry import lifecycle
 from signing.create import upgrade
-from signing.registry.models import SignedDocument
 from signing.create.service import SigningService
-from tests.signing.fixtures import issue_credential
+from signing.registry import lifecycle
+from signing.registry.models import SignedDocument
+from tests.helpers.signing import issue_credential
 
 from .documents import Signed, request
 

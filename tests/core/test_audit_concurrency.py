@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from api.container import Container
 from core import audit
 from core.db import make_engine, make_session_factory, transaction
-from signing.activation import factors
+from signing.activation import crypto as sec, factors
 from signing.activation.factors import CredentialLocked, InvalidActivationData
-from tests.signing.activation.conftest import PIN, Clock, Phone, frozen  # noqa: F401 - frozen is a fixture
-from signing.activation import crypto as sec
+from tests.helpers.activation import PIN, Phone
+from tests.helpers.clock import FrozenClock
 
 THREADS, PER_THREAD = 4, 40
 
@@ -78,7 +78,7 @@ def test_threads_appending_keep_one_chain(container: Container) -> None:
 
 
 def test_concurrent_refused_confirmations_are_each_refused_and_audited(pki: Container, specialist: str,
-                                                                        frozen: Clock) -> None:
+                                                                        frozen: FrozenClock) -> None:
     """The attack of the issue: 4 threads × 40 wrong first codes. Each one is a clean refusal (wrong code,
     then locked), never a database error, and each refusal is in the chain exactly once."""
     start = factors.enroll(pki.pki, specialist, PIN, "token:operator")

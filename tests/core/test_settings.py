@@ -22,7 +22,7 @@ def test_database_pool_follows_the_settings(capsys) -> None:
     from api.cli import _warn_connection_budget
     from core.db import make_engine
     from core.settings import Settings
-    from tests.conftest import PG_URL
+    from tests.helpers.db import PG_URL
 
     settings = Settings(database_url=PG_URL, database_pool_size=3, database_max_overflow=1)
     engine = make_engine(settings.resolved_database_url, pool_size=settings.database_pool_size,

@@ -14,10 +14,9 @@ from sqlalchemy import func, select
 from core import audit
 from core.db import transaction
 from signing.activation import factors
-from tests.conftest import free_port
-from tests.signing.fixtures import issue_credential
-
-from .conftest import KysoServer, deploy
+from tests.helpers.faults import KysoServer, deploy
+from tests.helpers.servers import free_port
+from tests.helpers.signing import issue_credential
 
 CLIENTS, EACH = 4, 40
 

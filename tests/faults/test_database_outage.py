@@ -24,9 +24,8 @@ from core.db import transaction
 from pki import store
 from pki.models import Certificate
 from signing.registry.models import DocumentFile, SignedDocument
-from tests.conftest import free_port
-
-from .conftest import KysoServer, PrivatePostgres, assert_consistent, deploy, sample_pdfs, seal_metadata
+from tests.helpers.faults import KysoServer, PrivatePostgres, assert_consistent, deploy, sample_pdfs, seal_metadata
+from tests.helpers.servers import free_port
 
 REQUEST_TIMEOUT = 20.0  # a hang fails the test instead of stalling it
 

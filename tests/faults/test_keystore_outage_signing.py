@@ -19,9 +19,8 @@ from core.db import transaction
 from pki import issuance
 from pki.names import SubjectInfo
 from signing.registry.models import SignedDocument
+from tests.helpers.faults import COMMUNE, Deployment, assert_consistent, deploy, sample_pdfs, seal_metadata
 from tests.hsm.vault_fixtures import BaoServer, start_bao
-
-from .conftest import COMMUNE, Deployment, assert_consistent, deploy, sample_pdfs, seal_metadata
 
 
 def _seal_in(dep: Deployment, keystore: str) -> str:

@@ -20,9 +20,8 @@ from sqlalchemy import Connection, create_engine, func, select, text
 from core import audit
 from core.db import transaction
 from signing.registry.models import DocumentFile, IdempotencyRecord, SignedDocument
-from tests.conftest import free_port
-
-from .conftest import KysoServer, assert_consistent, deploy, sample_pdfs, seal_metadata
+from tests.helpers.faults import KysoServer, assert_consistent, deploy, sample_pdfs, seal_metadata
+from tests.helpers.servers import free_port
 
 ITEMS = 10
 KEY = "batch-kill-1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import Kyso, assert_refused_clearly
+from tests.helpers.hostile import Kyso, assert_refused_clearly
 
 
 @pytest.mark.parametrize("content_type", ["application/json; charset=bogus-x", "application/json; charset=utf-99"])
@@ -55,7 +55,7 @@ def test_huge_integers_in_queries_are_refused_not_sent_to_the_database(kyso: Kys
 def test_a_stamp_box_that_is_not_a_number_is_a_metadata_error(kyso: Kyso) -> None:
     """Was 422 "the PDF is damaged in a way kyso cannot sign through (ValueError: cannot convert float NaN
     to integer)": right status, wrong culprit. NaN and infinity come through Python's JSON parser."""
-    from tests.signing.fixtures import CORPUS
+    from tests.helpers.signing import CORPUS
 
     pdf = (CORPUS / "fourpages.pdf").read_bytes()
     response = kyso.sign(pdf, visible=True, authorize=False, appearance={"visible": True, "box": [float("nan"), 0, 100, 100]})

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
-from .conftest import Kyso, assert_refused_clearly
+from tests.helpers.hostile import Kyso, assert_refused_clearly
+
 from .strategies import png, pngs
 
 

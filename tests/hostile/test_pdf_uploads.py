@@ -12,8 +12,9 @@ import tracemalloc
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 
+from tests.helpers.hostile import Kyso, assert_refused_clearly, corpus_pdfs
+
 from . import bombs
-from .conftest import Kyso, assert_refused_clearly, corpus_pdfs
 from .strategies import hostile_bytes
 
 EXAMPLES = int(os.environ.get("KYSO_HOSTILE_EXAMPLES", "40"))  # more for a deeper local run
@@ -109,7 +110,7 @@ def test_hostile_pdf_is_refused_quickly_in_bounded_memory(kyso: Kyso, name: str,
 def test_real_documents_pass_the_structure_check() -> None:
     """No false alarm on the corpus (a 9000 x 9000 RGB image that inflates to 243 MB at 540:1 included)."""
     from api.uploads import check_structure
-    from tests.signing.fixtures import CORPUS
+    from tests.helpers.signing import CORPUS
 
     for path in sorted(CORPUS.glob("*.pdf")):
         check_structure(path.read_bytes(), path.name)

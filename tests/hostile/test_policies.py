@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, Phase, event, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, event, given, settings, strategies as st
 
 from policies import documents, units
 from policies.documents import DOCUMENTS_FILE
 from policies.errors import CatalogueInvalid, PolicyInvalid, ProfileInvalid
 from policies.profiles import PROFILES_DIR, load_profile_file
+from tests.helpers.hostile import Kyso, assert_refused_clearly
 
-from .conftest import Kyso, assert_refused_clearly
 from .strategies import mutated
 
 EXAMPLES = int(os.environ.get("KYSO_HOSTILE_EXAMPLES", "50"))

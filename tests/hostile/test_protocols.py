@@ -20,14 +20,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
-from hypothesis import HealthCheck, Phase, event, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, event, given, settings, strategies as st
 
 from core.db import transaction
 from pki import store
 from signing.create.timestamping import TimeStampResp
+from tests.helpers.hostile import Kyso, assert_refused_clearly
 
-from .conftest import Kyso, assert_refused_clearly
 from .strategies import hostile_bytes, mutated, ocsp_requests, tsa_queries
 
 EXAMPLES = int(os.environ.get("KYSO_HOSTILE_EXAMPLES", "50"))
@@ -170,7 +169,7 @@ def test_a_valid_csr_is_issued(kyso: Kyso) -> None:
 
 
 def _csr_with(key) -> str:  # type: ignore[no-untyped-def]
-    from cryptography.hazmat.primitives.asymmetric import ed25519, ed448
+    from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 
     algorithm = None if isinstance(key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey)) else hashes.SHA256()
     csr = (x509.CertificateSigningRequestBuilder()

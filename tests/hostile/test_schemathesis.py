@@ -18,16 +18,18 @@ import time
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance, response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
 )
 
-from .conftest import Kyso, corpus_pdfs
+from tests.helpers.hostile import Kyso, corpus_pdfs
+
 from .strategies import ocsp_requests, pngs, tsa_queries
 
 EXAMPLES = int(os.environ.get("KYSO_HOSTILE_EXAMPLES", "10"))

@@ -7,12 +7,10 @@ from __future__ import annotations
 import json
 import os
 
-from hypothesis import HealthCheck, Phase, event, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, Phase, event, given, settings, strategies as st
 
-from tests.signing.fixtures import CORPUS
-
-from .conftest import Kyso, assert_refused_clearly
+from tests.helpers.hostile import Kyso, assert_refused_clearly
+from tests.helpers.signing import CORPUS
 
 EXAMPLES = int(os.environ.get("KYSO_HOSTILE_EXAMPLES", "30"))
 PDF = (CORPUS / "fourpages.pdf").read_bytes()

@@ -14,9 +14,8 @@ import pytest
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
-from tests.signing.fixtures import CORPUS
-
-from .conftest import Kyso, assert_refused_clearly
+from tests.helpers.hostile import Kyso, assert_refused_clearly
+from tests.helpers.signing import CORPUS
 
 BYTE_RANGE = re.compile(rb"/ByteRange\s*\[([^\]]*)\][ ]*")  # with the padding pyHanko leaves after it
 CONTENTS = re.compile(rb"/Contents\s*<([0-9A-Fa-f\s]*)>")

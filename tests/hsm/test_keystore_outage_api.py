@@ -12,7 +12,8 @@ from core.db import transaction
 from pki.authorities import init_hierarchy
 from pki.models import Certificate
 from tests import factories
-from tests.conftest import ISSUING, ROOT, make_settings, new_token
+from tests.helpers.api import new_token
+from tests.helpers.db import ISSUING, ROOT, make_settings
 from tests.hsm.vault_fixtures import start_bao
 
 SPECIALIST = {"profile": "specialist", "commune_code": "00004",

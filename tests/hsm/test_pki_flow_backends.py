@@ -12,7 +12,7 @@ from pki import crl, issuance, ocsp, revocation, store
 from pki.authorities import init_hierarchy
 from pki.reasons import Reason
 from tests import factories
-from tests.conftest import ISSUING, ROOT, make_settings
+from tests.helpers.db import ISSUING, ROOT, make_settings
 
 
 def test_ca_init_issue_revoke_ocsp(keystore, tmp_path):

@@ -19,13 +19,12 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from asn1crypto import pem
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import pem, x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import DocumentSecurityStore, validate_pdf_timestamp
 
+from tests.helpers.validation import Verdict, validate_all
 from tests.interop.helpers import TOOL_TIMEOUT, Run, run
-from tests.signing.validation import Verdict, validate_all
 
 SHIM_DIR = Path(__file__).resolve().parent / "pdfsig_shim"
 VALID = "Signature is Valid."

@@ -32,9 +32,12 @@ from hsm import KeyType
 from pki import revocation, store
 from pki.authorities import init_hierarchy
 from pki.reasons import Reason
-from signing.errors import EncryptedPdf
 from signing.create.service import AppearanceOptions, SignRequest, SignResult
-from tests.conftest import ISSUING, ROOT, LiveServer, database_url, free_port, make_settings, new_token
+from signing.errors import EncryptedPdf
+from tests.helpers.api import new_token
+from tests.helpers.db import ISSUING, ROOT, database_url, make_settings
+from tests.helpers.servers import LiveServer, free_port
+from tests.helpers.signing import COMMUNE, CORPUS, SpecialistPhone, issue_credential, root_pem
 from tests.interop.pdf_tools import (
     REVOKED,
     TRUSTED,
@@ -47,8 +50,6 @@ from tests.interop.pdf_tools import (
     build_shim,
     qpdf_check,
 )
-from tests.signing.conftest import COMMUNE, CORPUS, issue_credential, root_pem
-from tests.signing.fixtures import SpecialistPhone
 
 pytestmark = pytest.mark.interop
 
@@ -125,7 +126,7 @@ def pdfsig_shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _database_url(request: pytest.FixtureRequest, home: Path):  # type: ignore[no-untyped-def]
-    """As tests/conftest.py's ``db_url``, for a module."""
+    """As tests/helpers/db.py's ``db_url``, for a module."""
     return database_url(request, home)
 
 

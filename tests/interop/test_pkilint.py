@@ -23,9 +23,16 @@ from pki.authorities import init_hierarchy
 from pki.names import SubjectInfo
 from pki.reasons import Reason
 from tests import factories
-from tests.conftest import ISSUING, ROOT, make_settings
+from tests.helpers.db import ISSUING, ROOT, make_settings
 from tests.interop.helpers import (
-    ISSUING_CA, ROOT_CA, assert_lint_clean, ca_cert_der, issue, pkilint, responder_cert_der, write_cert_pem,
+    ISSUING_CA,
+    ROOT_CA,
+    assert_lint_clean,
+    ca_cert_der,
+    issue,
+    pkilint,
+    responder_cert_der,
+    write_cert_pem,
 )
 
 pytestmark = pytest.mark.interop

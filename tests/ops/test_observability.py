@@ -37,8 +37,10 @@ from hsm.soft import SoftKeyStore
 from pki import store
 from pki.authorities import init_hierarchy
 from signing.create.service import AppearanceOptions, SignRequest
-from tests.conftest import ISSUING, ROOT, free_port, make_settings, new_token
-from tests.signing.fixtures import COMMUNE
+from tests.helpers.api import new_token
+from tests.helpers.db import ISSUING, ROOT, make_settings
+from tests.helpers.servers import free_port
+from tests.helpers.signing import COMMUNE
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from pki import approvals, revocation
 from pki.models import Credential
 from pki.reasons import Reason
 from pki.store import get_credential
-from tests.conftest import new_token
-from tests.signing.fixtures import issue_credential
+from tests.helpers.api import new_token
+from tests.helpers.signing import issue_credential
 
 
 def revoked_credential(pki: Container) -> tuple[str, str]:

@@ -25,10 +25,8 @@ from core.errors import InvalidInput, PermissionDenied
 from pki import approvals, crl, issuance, ocsp, store
 from pki.errors import CARevoked, RevocationConflict
 from tests import factories
-from tests.conftest import new_token
-from tests.interop.helpers import (
-    ISSUING_CA, ROOT_CA, crl_entries, issue, openssl, openssl_serial, write_cert_pem,
-)
+from tests.helpers.api import new_token
+from tests.interop.helpers import ISSUING_CA, ROOT_CA, crl_entries, issue, openssl, openssl_serial, write_cert_pem
 
 
 def bearer(pki: Container, role: tokens.Role, name: str) -> dict[str, str]:
@@ -234,9 +232,9 @@ def test_revoking_a_ca_certificate_as_a_certificate_is_refused(pki: Container, c
 
 
 def test_nothing_signs_under_a_revoked_ca(pki: Container) -> None:
-    from signing.errors import SigningRefused
     from signing.create.service import SignRequest
-    from tests.signing.fixtures import COMMUNE, CORPUS, issue_credential
+    from signing.errors import SigningRefused
+    from tests.helpers.signing import COMMUNE, CORPUS, issue_credential
 
     credential = issue_credential(pki)
     asked = approvals.request(pki.pki, "revoke-ca", ISSUING_CA, "key exposed", "cli:alice",

@@ -14,7 +14,7 @@ from pki import issuance, store
 from pki.authorities import CaSpec, import_certificate, init_hierarchy
 from pki.errors import CAExists, CANotReady, CertificateMismatch
 from tests import factories
-from tests.conftest import ISSUING, ROOT
+from tests.helpers.db import ISSUING, ROOT
 
 
 def test_init_is_idempotent(pki):

@@ -27,8 +27,7 @@ from core.db import transaction
 from core.errors import InvalidInput
 from pki import crl, ocsp as pki_ocsp, revocation, store
 from pki.reasons import Reason
-from tests import factories
-from tests.conftest import make_settings
+from tests.helpers.db import make_settings
 from tests.interop.helpers import ISSUING_CA, ca_cert_der, issue, openssl, responder_cert_der, write_cert_pem
 
 UTC = dt.timezone.utc

@@ -14,7 +14,7 @@ from api import tokens
 from core.audit import AuditEntry
 from core.db import transaction
 from pki.models import Certificate, Credential, IssuanceIdempotency
-from tests.conftest import new_token
+from tests.helpers.api import new_token
 
 SPECIALIST = {"profile": "specialist", "commune_code": "00004",
               "subject": {"common_name": "Nguyễn Thị Hoa", "title": "Công chức Tư pháp - Hộ tịch",

@@ -19,11 +19,11 @@ from policies import history, store
 from policies.documents import DOCUMENTS_FILE, parse
 from policies.engine import SignerFacts, Target, decide
 from policies.errors import PolicyInvalid
+from signing.create.service import AppearanceOptions, SigningService, SignRequest
 from signing.errors import SigningRefused
 from signing.registry.models import DocumentFile
-from signing.create.service import AppearanceOptions, SigningService, SignRequest
-from tests.conftest import new_token
-from tests.signing.fixtures import COMMUNE, issue_credential
+from tests.helpers.api import new_token
+from tests.helpers.signing import COMMUNE, issue_credential
 
 POLICY = """
 version: "test-1"
@@ -136,7 +136,7 @@ def strict(pki: Container, tmp_path: Path) -> Container:
 
 
 def sign(c: Container, credential: str, commune: str = COMMUNE, pdf: bytes | None = None, **kw: object):  # type: ignore[no-untyped-def]
-    from tests.signing.fixtures import CORPUS
+    from tests.helpers.signing import CORPUS
 
     return c.signing.sign(SignRequest(pdf=pdf or (CORPUS / "fourpages.pdf").read_bytes(),
                                       document_type="construction-permit", commune_code=commune,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.conftest import APPLICANT, DOSSIER, Site, tamper_pdf, tamper_seal
+from tests.helpers.web import APPLICANT, DOSSIER, Site, tamper_pdf, tamper_seal
 
 ZALO_UA = ("Mozilla/5.0 (Linux; Android 10; SM-A105F) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 "
            "Chrome/120.0.0.0 Mobile Safari/537.36 Zalo android/12100 ZaloTheme/light ZaloLanguage/vi")

@@ -8,8 +8,8 @@ import pytest
 
 from api.routes.citizen import mask
 from signing.create import offline_seal
-from tests.signing.fixtures import CORPUS
-from tests.web.conftest import APPLICANT, DOSSIER, Site, tamper_pdf
+from tests.helpers.signing import CORPUS
+from tests.helpers.web import APPLICANT, DOSSIER, Site, tamper_pdf
 
 PAGE_LIMIT = 30 * 1024
 

@@ -10,8 +10,7 @@ from sqlalchemy import select
 from api.container import Container
 from core import audit
 from core.db import transaction
-from signing.activation import factors
-from signing.activation import crypto as sec
+from signing.activation import crypto as sec, factors
 from signing.activation.factors import (
     ActivationData,
     AlreadyEnrolled,
@@ -21,7 +20,8 @@ from signing.activation.factors import (
     NotEnrolled,
     WeakPin,
 )
-from tests.signing.activation.conftest import PIN, Clock, Phone, some_hashes
+from tests.helpers.activation import PIN, Phone, some_hashes
+from tests.helpers.clock import FrozenClock
 
 CLIENT = "token:dossier-software"
 
@@ -32,7 +32,7 @@ def _audit(container: Container, prefix: str = "activation:") -> list[audit.Audi
                 if e.action.startswith(prefix)]
 
 
-def test_enrol_then_confirm_with_the_first_code(pki: Container, specialist: str, frozen: Clock) -> None:
+def test_enrol_then_confirm_with_the_first_code(pki: Container, specialist: str, frozen: FrozenClock) -> None:
     start = factors.enroll(pki.pki, specialist, PIN, "token:operator")
     assert start.uri.startswith("otpauth://totp/kyso:") and start.png.startswith(b"\x89PNG")
     assert factors.status(pki.pki, specialist).state == "pending"
@@ -65,7 +65,7 @@ def test_weak_or_malformed_pins_are_refused(pki: Container, specialist: str, pin
 
 
 def test_authorize_gives_a_sad_that_signs_its_hashes_once(pki: Container, enrolled: tuple[str, Phone],
-                                                          frozen: Clock) -> None:
+                                                          frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(3)
     sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 3, CLIENT)
@@ -87,7 +87,7 @@ def test_authorize_gives_a_sad_that_signs_its_hashes_once(pki: Container, enroll
     assert json.loads(grant.details)["num_signatures"] == 3 and grant.actor == CLIENT
 
 
-def test_expired_sad_is_refused(pki: Container, enrolled: tuple[str, Phone], frozen: Clock) -> None:
+def test_expired_sad_is_refused(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(1)
     sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, None, 1, CLIENT)
@@ -96,8 +96,8 @@ def test_expired_sad_is_refused(pki: Container, enrolled: tuple[str, Phone], fro
         factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT)
 
 
-def test_sad_of_another_credential_is_refused(pki: Container, enrolled: tuple[str, Phone], frozen: Clock) -> None:
-    from tests.signing.fixtures import issue_credential
+def test_sad_of_another_credential_is_refused(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
+    from tests.helpers.signing import issue_credential
 
     credential, phone = enrolled
     other = issue_credential(pki, name="Trần Văn Bình", id_number="001190000002")
@@ -107,7 +107,7 @@ def test_sad_of_another_credential_is_refused(pki: Container, enrolled: tuple[st
         factors.consume(pki.pki, other, sad.token, hashes, actor=CLIENT)
 
 
-def test_a_totp_code_is_accepted_once(pki: Container, enrolled: tuple[str, Phone], frozen: Clock) -> None:
+def test_a_totp_code_is_accepted_once(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     code = phone.code()
     factors.authorize(pki.pki, credential, PIN, code, some_hashes(1), "sha256", 1, CLIENT)
@@ -123,7 +123,7 @@ def test_a_totp_code_is_accepted_once(pki: Container, enrolled: tuple[str, Phone
 
 
 def test_five_wrong_pins_lock_until_an_operator_unlocks(pki: Container, enrolled: tuple[str, Phone],
-                                                        frozen: Clock) -> None:
+                                                        frozen: FrozenClock) -> None:
     credential, phone = enrolled
     for attempt in range(1, 6):
         frozen.next_step()
@@ -144,7 +144,7 @@ def test_five_wrong_pins_lock_until_an_operator_unlocks(pki: Container, enrolled
     assert actions.count("activation:credential:lock") == 1 and "activation:credential:unlock" in actions
 
 
-def test_wrong_otps_count_toward_the_same_lockout(pki: Container, enrolled: tuple[str, Phone], frozen: Clock) -> None:
+def test_wrong_otps_count_toward_the_same_lockout(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     wrong = "000000" if phone.code() != "000000" else "111111"
     for _ in range(3):
@@ -156,7 +156,7 @@ def test_wrong_otps_count_toward_the_same_lockout(pki: Container, enrolled: tupl
         factors.authorize(pki.pki, credential, "999999", phone.code(), some_hashes(1), "sha256", 1, CLIENT)
 
 
-def test_a_success_resets_the_count(pki: Container, enrolled: tuple[str, Phone], frozen: Clock) -> None:
+def test_a_success_resets_the_count(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     for _ in range(4):
         frozen.next_step()
@@ -167,7 +167,7 @@ def test_a_success_resets_the_count(pki: Container, enrolled: tuple[str, Phone],
     assert factors.status(pki.pki, credential).failed_attempts == 0
 
 
-def test_change_pin(pki: Container, enrolled: tuple[str, Phone], frozen: Clock) -> None:
+def test_change_pin(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     factors.change_pin(pki.pki, credential, PIN, "314159")
     with pytest.raises(InvalidActivationData):
@@ -177,7 +177,7 @@ def test_change_pin(pki: Container, enrolled: tuple[str, Phone], frozen: Clock) 
 
 
 def test_re_enrolment_replaces_the_phone_and_voids_outstanding_sads(pki: Container, enrolled: tuple[str, Phone],
-                                                                     frozen: Clock) -> None:
+                                                                     frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(1)
     sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 1, CLIENT)
@@ -186,7 +186,7 @@ def test_re_enrolment_replaces_the_phone_and_voids_outstanding_sads(pki: Contain
         factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT)
 
 
-def test_extend_transaction_spends_the_old_sad(pki: Container, enrolled: tuple[str, Phone], frozen: Clock) -> None:
+def test_extend_transaction_spends_the_old_sad(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(2)
     first = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 2, CLIENT)
@@ -233,7 +233,7 @@ def _race(pki: Container, credential: str, token: str, hashes: list[bytes], thre
 
 
 def test_two_concurrent_uses_of_one_sad_cannot_both_pass(pki: Container, enrolled: tuple[str, Phone],
-                                                         frozen: Clock) -> None:
+                                                         frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(1)
     for _ in range(3):

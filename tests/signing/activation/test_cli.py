@@ -10,9 +10,8 @@ from pathlib import Path
 
 from api.container import Container
 from core.settings import Settings
-from signing.activation import factors
-from signing.activation import crypto as sec
-from tests.signing.activation.conftest import PIN, Phone
+from signing.activation import crypto as sec, factors
+from tests.helpers.activation import PIN, Phone
 
 
 def test_enrol_confirm_status_unlock(pki: Container, settings: Settings, specialist: str, tmp_path: Path) -> None:

@@ -14,9 +14,10 @@ from fastapi.testclient import TestClient
 from api import tokens
 from api.container import Container
 from hsm import KeyType
-from tests.signing.activation.conftest import PIN, Clock, Phone, enroll, some_hashes
-from tests.conftest import new_token
-from tests.signing.fixtures import issue_credential
+from tests.helpers.activation import PIN, Phone, enroll, some_hashes
+from tests.helpers.api import new_token
+from tests.helpers.clock import FrozenClock
+from tests.helpers.signing import issue_credential
 
 SHA256 = "2.16.840.1.101.3.4.2.1"
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
@@ -109,7 +110,7 @@ def test_login_list_and_info(client: TestClient, pki: Container, client_auth: di
 
 
 def test_sign_hash_once_then_refused(client: TestClient, client_auth: dict[str, str],
-                                     enrolled: tuple[str, Phone], frozen: Clock) -> None:
+                                     enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(1)
     sad = authorize(client, client_auth, credential, phone, hashes, v2=False)
@@ -124,7 +125,7 @@ def test_sign_hash_once_then_refused(client: TestClient, client_auth: dict[str, 
 
 
 def test_expired_and_mismatched_sads_are_refused(client: TestClient, client_auth: dict[str, str],
-                                                 enrolled: tuple[str, Phone], frozen: Clock) -> None:
+                                                 enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(1)
     sad = authorize(client, client_auth, credential, phone, hashes)
@@ -151,7 +152,7 @@ def test_a_batch_sad_signs_ten_hashes_in_one_call(client: TestClient, client_aut
 
 
 def test_wrong_pin_over_http_and_lockout(client: TestClient, pki: Container, client_auth: dict[str, str],
-                                         enrolled: tuple[str, Phone], frozen: Clock) -> None:
+                                         enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     body = lambda pin: {"credentialID": credential, "numSignatures": 1, "hash": b64(some_hashes(1)),
                         "PIN": pin, "OTP": phone.code()}
@@ -181,7 +182,7 @@ def test_sad_is_bound_to_the_client_that_asked(client: TestClient, pki: Containe
 
 
 def test_extend_transaction(client: TestClient, client_auth: dict[str, str], enrolled: tuple[str, Phone],
-                            frozen: Clock) -> None:
+                            frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(2)
     sad = authorize(client, client_auth, credential, phone, hashes)
@@ -233,7 +234,7 @@ def test_malformed_requests_are_400_never_500(client: TestClient, client_auth: d
 
 @pytest.mark.parametrize("scheme", ["pkcs1v15", "pss"])
 def test_rsa_credentials_sign_pkcs1v15_and_pss(client: TestClient, pki: Container, client_auth: dict[str, str],
-                                               frozen: Clock, scheme: str) -> None:
+                                               frozen: FrozenClock, scheme: str) -> None:
     credential = issue_credential(pki, key_type=KeyType.RSA_2048, name="Lê Văn Cường", id_number="001190000003")
     phone = enroll(pki, credential, frozen)
     hashes = some_hashes(2)
@@ -256,7 +257,7 @@ def test_rsa_credentials_sign_pkcs1v15_and_pss(client: TestClient, pki: Containe
         key.verify(base64.b64decode(signature), digest, pad, utils.Prehashed(chashes.SHA256()))  # type: ignore[call-arg]
 
 
-def test_enrolment_over_rest(client: TestClient, pki: Container, specialist: str, frozen: Clock) -> None:
+def test_enrolment_over_rest(client: TestClient, pki: Container, specialist: str, frozen: FrozenClock) -> None:
     from signing.activation import crypto as sec
 
     operator = {"Authorization": f"Bearer {new_token(pki, tokens.Role.ca_operator)}"}

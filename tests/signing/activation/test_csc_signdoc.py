@@ -12,10 +12,10 @@ from api import tokens
 from api.container import Container
 from core import audit, clock
 from core.db import transaction
-from tests.conftest import new_token
 from hsm import KeyType
-from tests.signing.fixtures import COMMUNE, CORPUS, SpecialistPhone, issue_credential, root_pem
-from tests.signing.validation import validate_all
+from tests.helpers.api import new_token
+from tests.helpers.signing import COMMUNE, CORPUS, SpecialistPhone, issue_credential, root_pem
+from tests.helpers.validation import validate_all
 
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
 ECDSA_SHA384 = "1.2.840.10045.4.3.3"

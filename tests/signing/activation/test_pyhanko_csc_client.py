@@ -29,10 +29,12 @@ from api import tokens
 from api.container import Container
 from core import audit, clock
 from core.db import transaction
-from tests.signing.activation.conftest import PIN, Clock, enroll
-from tests.conftest import LiveServer, new_token
-from tests.signing.fixtures import issue_credential, root_pem
-from tests.signing.validation import validate_all
+from tests.helpers.activation import PIN, enroll
+from tests.helpers.api import new_token
+from tests.helpers.clock import FrozenClock
+from tests.helpers.servers import LiveServer
+from tests.helpers.signing import issue_credential, root_pem
+from tests.helpers.validation import validate_all
 
 
 class SpecialistAuthorization(CSCAuthorizationManager):
@@ -76,7 +78,7 @@ def test_pyhanko_csc_signer_signs_a_pdf_through_kyso(live_pki: tuple[Container, 
     container, server = live_pki
     credential = issue_credential(container)
     # enrolled and confirmed two minutes ago (as at the operator's desk), so "now" is a fresh TOTP step
-    past = Clock()
+    past = FrozenClock()
     past.advance(-120)
     clock.set_clock(lambda: past.now)
     try:

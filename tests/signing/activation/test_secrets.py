@@ -9,7 +9,7 @@ import pytest
 
 from core.errors import ConfigurationError
 from signing.activation import crypto as sec
-from tests.conftest import make_settings
+from tests.helpers.db import make_settings
 
 RFC6238_SHA1_SECRET = b"12345678901234567890"
 RFC6238_SHA1 = [(59, "94287082"), (1111111109, "07081804"), (1111111111, "14050471"),

@@ -12,8 +12,8 @@ from api import tokens
 from api.container import Container
 from core import audit, clock
 from core.db import transaction
-from tests.conftest import new_token
-from tests.signing.fixtures import COMMUNE, SpecialistPhone
+from tests.helpers.api import new_token
+from tests.helpers.signing import COMMUNE, SpecialistPhone
 
 
 def meta(credential: str, **extra: object) -> dict[str, object]:

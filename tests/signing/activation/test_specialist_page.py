@@ -13,10 +13,11 @@ from api.container import Container
 from core import audit
 from core.db import transaction
 from signing.activation import factors
-from tests.signing.activation.conftest import PIN, Clock, Phone, enroll
-from tests.conftest import new_token
-from tests.signing.fixtures import COMMUNE, issue_credential, root_pem
-from tests.signing.validation import validate_all
+from tests.helpers.activation import PIN, Phone, enroll
+from tests.helpers.api import new_token
+from tests.helpers.clock import FrozenClock
+from tests.helpers.signing import COMMUNE, issue_credential, root_pem
+from tests.helpers.validation import validate_all
 
 
 def meta(credential: str, **extra: object) -> dict[str, object]:
@@ -49,7 +50,7 @@ def csrf(page: str) -> str:
 
 
 def test_first_sign_in_shows_the_qr_code_and_confirms_the_app(client: TestClient, pki: Container, specialist: str,
-                                                              frozen: Clock) -> None:
+                                                              frozen: FrozenClock) -> None:
     from signing.activation import crypto as sec
 
     start = factors.enroll(pki.pki, specialist, PIN, "token:operator")  # the operator sets it up
@@ -73,7 +74,7 @@ def test_first_sign_in_shows_the_qr_code_and_confirms_the_app(client: TestClient
 
 def test_request_approved_on_the_page_is_signed_for_the_client(client: TestClient, pki: Container, specialist: str,
                                                               client_headers: dict[str, str], sample_pdf: bytes,
-                                                              frozen: Clock) -> None:
+                                                              frozen: FrozenClock) -> None:
     phone = enroll(pki, specialist, frozen)
     pdfs = variants(sample_pdf, 3)
     r = submit(client, client_headers, pdfs, meta(specialist), [{"dossier_number": f"HS-{i}"} for i in range(3)],
@@ -124,7 +125,7 @@ def test_request_approved_on_the_page_is_signed_for_the_client(client: TestClien
 
 def test_others_cannot_see_or_approve_a_request(client: TestClient, pki: Container, specialist: str,
                                                 client_headers: dict[str, str], sample_pdf: bytes,
-                                                frozen: Clock) -> None:
+                                                frozen: FrozenClock) -> None:
     request_id = submit(client, client_headers, [sample_pdf], meta(specialist)).json()["id"]
     other_client = {"Authorization": f"Bearer {new_token(pki, tokens.Role.client)}"}
     hidden = client.get(f"/api/v1/sign/requests/{request_id}", headers=other_client)
@@ -152,7 +153,7 @@ def test_others_cannot_see_or_approve_a_request(client: TestClient, pki: Contain
 
 def test_reject_and_what_a_request_refuses_at_submission(client: TestClient, pki: Container, specialist: str,
                                                          seal: str, client_headers: dict[str, str],
-                                                         sample_pdf: bytes, frozen: Clock) -> None:
+                                                         sample_pdf: bytes, frozen: FrozenClock) -> None:
     sealed = submit(client, client_headers, [sample_pdf], meta(seal))
     assert sealed.status_code == 422 and "organisation seal" in sealed.json()["error"]["message"]
     with_sad = submit(client, client_headers, [sample_pdf], meta(specialist, sad="kyso_sad_x"))
@@ -180,7 +181,7 @@ def test_reject_and_what_a_request_refuses_at_submission(client: TestClient, pki
 
 
 def test_change_pin_and_lockout_on_the_page(client: TestClient, pki: Container, specialist: str,
-                                            frozen: Clock) -> None:
+                                            frozen: FrozenClock) -> None:
     phone = enroll(pki, specialist, frozen)
     login(client, specialist, phone.code())
     page = client.get("/me?lang=en").text

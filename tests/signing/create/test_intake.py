@@ -15,14 +15,11 @@ from api.container import Container
 from core.audit import AuditEntry
 from core.db import transaction
 from core.errors import InvalidInput
-from signing.create import intake
-from signing.create import selfcheck
-from signing.errors import PdfNoPages, PdfPageTreeBroken, SelfCheckFailed, SignedPdfDamaged
+from signing.create import intake, selfcheck
 from signing.create.service import SigningService
-
-from tests.signing import damaged
-from tests.signing.fixtures import CORPUS, issue_credential
-from .test_service import documents, request
+from signing.errors import PdfNoPages, PdfPageTreeBroken, SelfCheckFailed, SignedPdfDamaged
+from tests.helpers import damaged
+from tests.helpers.signing import CORPUS, documents, issue_credential, request
 
 SHARED_CORPUS = Path("/work/shared/corpus/pdfs")
 

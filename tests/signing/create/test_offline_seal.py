@@ -28,15 +28,14 @@ from pki.reasons import Reason
 from policies.documents import load as load_policy
 from policies.errors import PolicyInvalid
 from signing.create import offline_seal
-from signing.errors import SealFieldsInvalid
-from signing.registry.models import SignedDocument
 from signing.create.offline_seal import SealFacts
 from signing.create.service import AppearanceOptions, SignRequest
 from signing.create.visible import LEGACY_QR_SIZE, PERSON_SIZE, QR_GAP, QR_SIZE, _qr_code, _qr_column
-from tests.conftest import ISSUING, ROOT
+from signing.errors import SealFieldsInvalid
+from signing.registry.models import SignedDocument
+from tests.helpers.db import ISSUING, ROOT
+from tests.helpers.signing import COMMUNE, issue_credential
 from tests.interop.pdf_tools import tool
-
-from tests.signing.fixtures import COMMUNE, issue_credential
 
 OWNER = "Nguyễn Thị Hồng Nhung"
 PERMIT = {"permit_no": "125/GPXD-UBND", "owner": OWNER, "site": "Số 12 phố Kim Mã, phường Ba Đình"}

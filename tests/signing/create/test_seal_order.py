@@ -20,11 +20,10 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from api.container import Container
 from signing import loop
 from signing.create import pades
-from signing.registry import lifecycle
-from signing.errors import SigningRefused
 from signing.create.timestamping import timestamper_for
-
-from .test_service import documents, request
+from signing.errors import SigningRefused
+from signing.registry import lifecycle
+from tests.helpers.signing import documents, request
 
 
 def timestamped_only(pki: Container, pdf: bytes) -> bytes:

@@ -11,7 +11,7 @@ import io
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from api.container import Container
 from core import audit
@@ -22,27 +22,13 @@ from hsm import KeyType
 from pki import revocation, store
 from pki.reasons import Reason
 from policies.errors import UnknownDocumentType
-from signing.registry import lifecycle
 from signing.create import upgrade
+from signing.create.service import AppearanceOptions, SigningService
 from signing.errors import EncryptedPdf, PdfTooLarge, SigningRefused, UnreadablePdf
+from signing.registry import lifecycle
 from signing.registry.models import SignedDocument
-from signing.create.service import AppearanceOptions, SigningService, SignRequest
-
-from tests.signing.fixtures import COMMUNE, CORPUS, issue_credential, root_pem
-from tests.signing.validation import validate_all
-
-INVISIBLE = AppearanceOptions(visible=False)
-
-
-def request(pdf: bytes, credential: str, level: str = "B-B", **extra: object) -> SignRequest:
-    extra.setdefault("appearance", INVISIBLE)
-    return SignRequest(pdf=pdf, document_type="dossier-result", commune_code=COMMUNE, credential_id=credential,
-                       level=level, dossier_number="HS-2026-0001", **extra)  # type: ignore[arg-type]
-
-
-def documents(container: Container) -> int:
-    with transaction(container.sessions) as session:
-        return session.execute(select(func.count()).select_from(SignedDocument)).scalar_one()
+from tests.helpers.signing import COMMUNE, CORPUS, documents, issue_credential, request, root_pem
+from tests.helpers.validation import validate_all
 
 
 @pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])

@@ -12,9 +12,7 @@ import pytest
 from api.container import Container
 from policies.profiles import ProfileSet
 from signing.errors import SigningRefused
-
-from tests.signing.fixtures import issue_credential
-from .test_service import documents, request
+from tests.helpers.signing import documents, issue_credential, request
 
 
 @pytest.mark.parametrize("eku", [(), ("clientAuth",)], ids=["no-eku", "client-auth"])

@@ -8,8 +8,7 @@ import datetime as dt
 import hashlib
 
 import pytest
-from asn1crypto import cms, crl as asn1_crl, tsp
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import cms, crl as asn1_crl, tsp, x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -28,9 +27,13 @@ from pki.authorities import ensure_tsa, init_hierarchy
 from pki.models import Certificate
 from pki.reasons import Reason
 from signing.create.timestamping import (
-    LocalTimeStamper, TimeStampResp, TimestampAuthority, authority_for, timestamper_for,
+    LocalTimeStamper,
+    TimestampAuthority,
+    TimeStampResp,
+    authority_for,
+    timestamper_for,
 )
-from tests.conftest import ISSUING, ROOT
+from tests.helpers.db import ISSUING, ROOT
 
 DATA = "Giấy khai sinh số 123/2025".encode()
 ID_CT_TST_INFO = "1.2.840.113549.1.9.16.1.4"

@@ -14,15 +14,13 @@ from pyhanko.sign import fields
 
 from api.container import Container
 from core.db import transaction
-from signing.registry import lifecycle
-from signing.errors import BadAppearance, SigningRefused
 from signing.create import offline_seal
 from signing.create.service import AppearanceOptions, SignRequest
 from signing.create.visible import PERSON_SIZE, QR_GAP, QR_SIZE
-
-from tests.signing.fixtures import COMMUNE, issue_credential
-from tests.signing.validation import validate_all
-from tests.signing.fixtures import root_pem
+from signing.errors import BadAppearance, SigningRefused
+from signing.registry import lifecycle
+from tests.helpers.signing import COMMUNE, issue_credential, root_pem
+from tests.helpers.validation import validate_all
 
 ASSETS = Path(__file__).resolve().parents[3] / "signing" / "create" / "assets"
 NAME = "Nguyễn Thị Hồng Nhung"

@@ -19,17 +19,15 @@ from api.routes import sign_requests
 from core import clock
 from core.db import alembic_config, transaction
 from hsm import KeyType
-from signing.registry import lifecycle
 from signing.create import upgrade
-from signing.registry.models import DocumentFile, SignatureRecord
 from signing.create.service import AppearanceOptions, SigningService, SignRequest
-from signing.registry.records import (
-    SignatureValue, find_by_signatures, newest_record, record, signature_digest,
-)
+from signing.registry import lifecycle
+from signing.registry.models import DocumentFile, SignatureRecord
+from signing.registry.records import SignatureValue, find_by_signatures, newest_record, record, signature_digest
 from signing.verify.pdf_facts import signature_values
-from tests.signing.verify.helpers import ForeignCA, serial_of
-
-from tests.signing.fixtures import COMMUNE, PIN, SpecialistPhone, issue_credential
+from tests.helpers.activation import PIN
+from tests.helpers.pdfs import ForeignCA, serial_of
+from tests.helpers.signing import COMMUNE, SpecialistPhone, issue_credential
 
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
 RSA_SHA256 = "1.2.840.113549.1.1.11"

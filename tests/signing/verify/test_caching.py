@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from api.container import Container
-from tests.signing.create.test_service import request
-
-from .helpers import FrozenClock, revoke
+from tests.helpers.clock import FrozenClock
+from tests.helpers.pdfs import revoke
+from tests.helpers.signing import request
 
 
 def test_second_document_of_a_signer_reuses_the_chain_validation(pki: Container, specialist: str, sample_pdf: bytes,

@@ -6,30 +6,23 @@ revocation status must come from the file's DSS.
 """
 from __future__ import annotations
 
-import dataclasses
 import io
 from pathlib import Path
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import DocumentSecurityStore, validate_pdf_signature
-from api.container import Container
-from signing.verify.verifier import Verifier
-from tests.signing.fixtures import CORPUS
-from tests.signing.validation import _root
 
-from .helpers import ForeignCA, FrozenClock
+from api.container import Container
+from tests.helpers.clock import FrozenClock
+from tests.helpers.pdfs import ForeignCA, trusting
+from tests.helpers.signing import CORPUS
+from tests.helpers.validation import _root
 
 
 @pytest.fixture
 def foreign(frozen: FrozenClock) -> ForeignCA:
     return ForeignCA.create(frozen.moment)
-
-
-def trusting(pki: Container, anchors: list[Path]) -> Verifier:
-    """A verifier whose settings list ``anchors`` in KYSO_TRUST_ANCHORS (Settings.trust_anchors)."""
-    settings = pki.settings.model_copy(update={"trust_anchors": anchors, "verify_fetch_revocation": False})
-    return Verifier(dataclasses.replace(pki.pki, settings=settings), pki.signing.material)
 
 
 @pytest.mark.parametrize("pss", [False, True], ids=["pkcs1v15", "pss"])

@@ -16,13 +16,12 @@ from pyhanko.sign import fields, signers
 
 from api.container import Container
 from signing import loop
-from signing.registry import lifecycle
 from signing.create.service import AppearanceOptions
-from signing.errors import TooComplex
 from signing.create.timestamping import timestamper_for
-from tests.signing.create.test_service import request
-
-from .helpers import append_page, sign_directly
+from signing.errors import TooComplex
+from signing.registry import lifecycle
+from tests.helpers.pdfs import append_page, sign_directly
+from tests.helpers.signing import request
 
 
 def _timestamp_only(pki: Container, pdf: bytes) -> bytes:

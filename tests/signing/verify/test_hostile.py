@@ -13,8 +13,7 @@ from core.errors import InvalidInput
 from signing.errors import EncryptedPdf, PdfTooLarge, UnreadablePdf
 from signing.verify.report import VerificationReport
 from signing.verify.verifier import Verifier
-from tests.signing.fixtures import CORPUS
-from tests.signing.create.test_service import request
+from tests.helpers.signing import CORPUS, request
 
 
 @pytest.mark.parametrize("data", [b"", b"hello, not a pdf", b"\x89PNG\r\n\x1a\n" + bytes(200),

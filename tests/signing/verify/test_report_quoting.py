@@ -30,9 +30,9 @@ from signing import loop
 from signing.create import report_pdf
 from signing.verify.report import VerificationReport
 from signing.verify.report_text import QUOTE_LIMIT, one_line, quoted
-from tests.signing.fixtures import CORPUS, issue_credential
-
-from .helpers import ForeignCA, FrozenClock
+from tests.helpers.clock import FrozenClock
+from tests.helpers.pdfs import ForeignCA
+from tests.helpers.signing import CORPUS, issue_credential
 
 FORGED = "KẾT LUẬN: HỢP LỆ"
 PAYLOAD = f"\n{FORGED}\n"

@@ -9,11 +9,9 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
 from api.container import Container
-from tests.signing.fixtures import root_pem
-from tests.signing.create.test_service import request
-from tests.signing.validation import _root, validate_all
-
-from .helpers import append_page, flip_content_byte, page_count
+from tests.helpers.pdfs import append_page, flip_content_byte, page_count
+from tests.helpers.signing import request, root_pem
+from tests.helpers.validation import _root, validate_all
 
 
 @pytest.mark.parametrize("level", ["B-B", "B-LT"])

@@ -12,14 +12,12 @@ import pytest
 
 from api.container import Container
 from api.scheduler import republish_once
-from tests.signing.fixtures import root_pem
-from tests.signing.create.test_service import request
-from tests.signing.validation import validate_all
-
 from pki import revocation
 from pki.reasons import Reason
-
-from .helpers import FrozenClock, not_after_of, revoke, serial_of, sign_directly
+from tests.helpers.clock import FrozenClock
+from tests.helpers.pdfs import not_after_of, revoke, serial_of, sign_directly
+from tests.helpers.signing import request, root_pem
+from tests.helpers.validation import validate_all
 
 
 @pytest.mark.parametrize("timestamp", [True, False], ids=["with-timestamp", "no-timestamp"])
@@ -59,7 +57,7 @@ def test_signed_after_revocation(pki: Container, specialist: str, sample_pdf: by
     from pyhanko.sign.validation import validate_pdf_signature
     from pyhanko_certvalidator import ValidationContext
 
-    from tests.signing.validation import _root
+    from tests.helpers.validation import _root
 
     sig = PdfFileReader(io.BytesIO(pdf)).embedded_regular_signatures[0]
     revinfo = pki.signing.material.revocation_data(list(sig.other_embedded_certs) + [sig.signer_cert])

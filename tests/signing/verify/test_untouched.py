@@ -5,9 +5,8 @@ import pytest
 
 from api.container import Container
 from signing.registry import lifecycle
-from tests.signing.fixtures import root_pem
-from tests.signing.create.test_service import request
-from tests.signing.validation import validate_all
+from tests.helpers.signing import request, root_pem
+from tests.helpers.validation import validate_all
 
 
 @pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])

@@ -29,12 +29,11 @@ from core.db import transaction
 from pki.encoding import key_type_of
 from pki.models import Certificate
 from signing import loop
-from signing.material import MaterialCache, SignerMaterial
 from signing.create.timestamping import timestamper_for
-from tests.signing.fixtures import CORPUS
-
-from .helpers import ForeignCA, FrozenClock, sign_directly
-from .test_foreign import trusting
+from signing.material import MaterialCache, SignerMaterial
+from tests.helpers.clock import FrozenClock
+from tests.helpers.pdfs import ForeignCA, sign_directly, trusting
+from tests.helpers.signing import CORPUS
 
 
 def material_of(pki: Container, row_filter) -> SignerMaterial:  # type: ignore[no-untyped-def]

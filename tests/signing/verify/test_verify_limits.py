@@ -12,9 +12,9 @@ from core.settings import Settings
 from signing import loop
 from signing.errors import TooComplex
 from signing.verify.limits import check_limits
-from tests.signing.fixtures import CORPUS
-
-from .helpers import ForeignCA, FrozenClock
+from tests.helpers.clock import FrozenClock
+from tests.helpers.pdfs import ForeignCA
+from tests.helpers.signing import CORPUS
 
 
 def _signed(ca: ForeignCA, pdf: bytes, count: int) -> bytes:

@@ -19,14 +19,12 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.writer import PdfFileWriter
 
 from core.settings import Settings
-from signing.verify import visual_diff
 from signing.create.sample import LINES, sample_document
+from signing.verify import visual_diff
 from signing.verify.visual_diff import RenderCache, annotation_overlaps, compare
-
+from tests.helpers.pdfs import append_page
+from tests.helpers.signing import CORPUS
 from tests.interop.pdf_tools import tool
-from tests.signing.fixtures import CORPUS
-
-from .helpers import append_page
 
 TEXT_LINE = (73.0, 716.0, 134.0, 731.0)  # the ink of "Page 1"-like text on fourpages.pdf's first page
 NEAR = 1.5  # points: a pixel at 100 dpi is 0.72 pt, anti-aliasing adds one

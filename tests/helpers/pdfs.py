@@ -31,26 +31,12 @@ from core.db import transaction
 from pki import revocation, store
 from pki.reasons import Reason
 from signing import loop
-from signing.material import SignerMaterial
 from signing.create.signer import KeyStoreSigner, default_digest, default_scheme
 from signing.create.timestamping import timestamper_for
+from signing.material import SignerMaterial
+from signing.verify.verifier import Verifier
 
 UTC = dt.timezone.utc
-
-
-class FrozenClock:
-    """``core.clock`` held at one moment; the tests move it explicitly (never the wall clock)."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self.moment = start.replace(microsecond=0)
-        clock.set_clock(lambda: self.moment)
-
-    def set(self, moment: dt.datetime) -> dt.datetime:
-        self.moment = moment.replace(microsecond=0)
-        return self.moment
-
-    def advance(self, **delta: float) -> dt.datetime:
-        return self.set(self.moment + dt.timedelta(**delta))
 
 
 # -- kyso documents --------------------------------------------------------------------------------
@@ -234,3 +220,9 @@ class ForeignCA:
 
 def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+
+def trusting(pki: Container, anchors: list[Path]) -> Verifier:
+    """A verifier whose settings list ``anchors`` in KYSO_TRUST_ANCHORS (Settings.trust_anchors)."""
+    settings = pki.settings.model_copy(update={"trust_anchors": anchors, "verify_fetch_revocation": False})
+    return Verifier(dataclasses.replace(pki.pki, settings=settings), pki.signing.material)

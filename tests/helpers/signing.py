@@ -1,4 +1,4 @@
-"""Fixtures for signing tests (registered in tests/conftest.py): credentials, a client token, sample PDFs."""
+"""Signing in tests: credentials, the specialist's phone, sample PDFs, sign requests (fixtures registered for every test)."""
 from __future__ import annotations
 
 import base64
@@ -9,19 +9,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from cryptography.hazmat.primitives import serialization
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
-from api import tokens
 from api.container import Container
 from core import clock
 from core.db import transaction
 from hsm import KeyType
 from pki import issuance, store
 from pki.names import SubjectInfo
-from tests.conftest import new_token
+from signing.create.service import AppearanceOptions, SignRequest
+from signing.registry.models import SignedDocument
+from tests.helpers.activation import PIN
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+INVISIBLE = AppearanceOptions(visible=False)
 COMMUNE = "00004"  # Phường Ba Đình, Hà Nội
 
 
@@ -47,13 +50,21 @@ def seal(pki: Container) -> str:
 
 
 @pytest.fixture
-def client_headers(pki: Container) -> dict[str, str]:
-    return {"Authorization": f"Bearer {new_token(pki, tokens.Role.client)}"}
-
-
-@pytest.fixture
 def sample_pdf() -> bytes:
     return (CORPUS / "fourpages.pdf").read_bytes()
+
+
+def request(pdf: bytes, credential: str, level: str = "B-B", **extra: object) -> SignRequest:
+    """A SigningService request for ``pdf`` in COMMUNE, invisible unless ``appearance`` says otherwise."""
+    extra.setdefault("appearance", INVISIBLE)
+    return SignRequest(pdf=pdf, document_type="dossier-result", commune_code=COMMUNE, credential_id=credential,
+                       level=level, dossier_number="HS-2026-0001", **extra)  # type: ignore[arg-type]
+
+
+def documents(container: Container) -> int:
+    """How many documents the registry holds."""
+    with transaction(container.sessions) as session:
+        return session.execute(select(func.count()).select_from(SignedDocument)).scalar_one()
 
 
 def root_pem(container: Container) -> bytes:
@@ -62,9 +73,6 @@ def root_pem(container: Container) -> bytes:
         from cryptography import x509
 
         return x509.load_der_x509_certificate(root.cert_der).public_bytes(serialization.Encoding.PEM)
-
-
-PIN = "271828"
 
 
 class SpecialistPhone:
@@ -76,8 +84,7 @@ class SpecialistPhone:
     (the SAD it returns stays valid for real time), then puts the clock back."""
 
     def __init__(self, container: Container, credential_id: str, pin: str = PIN) -> None:
-        from signing.activation import factors
-        from signing.activation import crypto as sec
+        from signing.activation import crypto as sec, factors
 
         self.container, self.credential_id, self.pin = container, credential_id, pin
         self._sec = sec

@@ -1,0 +1,65 @@
+"""A live kyso with signed documents for the citizen page, and headless Debian Chromium for the browser tests.
+
+One ``kyso serve`` per test module (the page is presentation over the registry: SQLite is enough).
+Documents are signed in this process into the server's database. With ``CI=true`` a missing
+browser or Playwright fails the run instead of skipping it.
+"""
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+
+from api.container import Container
+from signing.create.service import SignRequest, SignResult
+from tests.helpers.servers import LiveServer
+from tests.helpers.signing import COMMUNE, CORPUS
+
+CHROMIUM = os.environ.get("KYSO_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+APPLICANT = "Nguyễn Văn An"
+DOSSIER = "HS-2026-000123"
+
+
+@dataclass
+class Site:
+    container: Container
+    server: LiveServer
+    genuine: SignResult  # valid, visible stamp with a QR code and an offline seal
+    other: SignResult  # valid, never opened before the offline test
+    withdrawn: SignResult
+    superseded: SignResult
+    revoked: SignResult  # signer's key compromised after signing
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def qr_url(self, doc: SignResult) -> str:
+        assert doc.offline_seal, "signed without an offline seal"
+        return f"{self.url}/v/{doc.document_id}#{doc.offline_seal}"
+
+
+def sign(container: Container, credential: str, **seal: str) -> SignResult:
+    request = SignRequest(pdf=(CORPUS / "fourpages.pdf").read_bytes(), document_type="dossier-result",
+                          commune_code=COMMUNE, credential_id=credential, dossier_number=seal.get("dossier_no"),
+                          seal_fields=seal)
+    return container.signing.sign(request, actor="test")
+
+
+def tamper_seal(token: str, name: str, value: str) -> str:
+    """The same signature over a payload with one field changed (what an altered paper would carry)."""
+    payload, signature = token.split(".")
+    raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+    items = [f"{name}={value}" if item.startswith(name + "=") else item for item in raw.split("\x1f")]
+    assert items != raw.split("\x1f"), f"the seal has no field {name}"
+    changed = base64.urlsafe_b64encode("\x1f".join(items).encode()).rstrip(b"=").decode()
+    return f"{changed}.{signature}"
+
+
+def tamper_pdf(pdf: bytes) -> bytes:
+    """One byte changed inside the first signed range (the binary comment on the header's second line)."""
+    index = pdf.index(b"%", 5) + 1
+    assert index < 64 and pdf[index] >= 0x80
+    return pdf[:index] + bytes([pdf[index] ^ 0x01]) + pdf[index + 1:]
