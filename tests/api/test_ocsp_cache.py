@@ -11,12 +11,11 @@ from cryptography.x509 import ocsp as x_ocsp
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.container import build
 from core.db import transaction
 from pki import issuance, revocation, store
 from pki.reasons import Reason
 from tests import factories
-from tests.helpers.db import make_settings
+from tests.helpers.db import build_migrated, make_settings
 
 
 def _status(client: TestClient, path: str) -> x_ocsp.OCSPCertStatus:
@@ -35,7 +34,7 @@ def test_revocation_by_another_worker(pki, tmp_path, check_seconds, stale_expect
     path = "/ocsp/" + base64.b64encode(request.public_bytes(serialization.Encoding.DER)).decode()
 
     settings = make_settings(pki.settings.home, pki.settings.resolved_database_url, ocsp_cache_check_seconds=check_seconds)
-    worker_a = build(settings)  # another process's view of the same database
+    worker_a = build_migrated(settings)  # another process's view of the same database
     with TestClient(create_app(worker_a, scheduler=False)) as client:
         assert _status(client, path) is x_ocsp.OCSPCertStatus.GOOD
         assert _status(client, path) is x_ocsp.OCSPCertStatus.GOOD
@@ -52,7 +51,7 @@ def test_revocation_in_the_same_worker_is_seen_at_once(pki):
     row = issuance.issue(pki.pki, issuance.IssueRequest(profile="specialist", subject=factories.specialist(),
                                                         commune_code="00004"), "test").certificate
     settings = make_settings(pki.settings.home, pki.settings.resolved_database_url, ocsp_cache_check_seconds=3600)
-    worker = build(settings)
+    worker = build_migrated(settings)
     with transaction(worker.sessions) as session:
         issuer = x509.load_der_x509_certificate(store.get_ca(session, "test-issuing").cert_der)
     request = x_ocsp.OCSPRequestBuilder().add_certificate(x509.load_der_x509_certificate(row.der), issuer, hashes.SHA1()).build()

@@ -20,7 +20,7 @@ from core import audit, clock
 from core.db import make_engine, make_session_factory, transaction, upgrade
 from core.errors import Conflict, InvalidInput, Unauthenticated
 from tests.helpers.api import OTHER_COMMUNE, OTHER_PROVINCE_COMMUNE, bearer, commune_meta, new_token, scoped, sign
-from tests.helpers.db import make_settings
+from tests.helpers.db import build_for_test, make_settings
 from tests.helpers.signing import COMMUNE, SpecialistPhone
 
 
@@ -321,8 +321,9 @@ def test_rest_token_list_for_operators_and_auditors(client: TestClient, pki: Con
 
 
 @pytest.fixture
-def kyso(tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
+def kyso(request: pytest.FixtureRequest, tmp_path: Path, db_url: str):  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path / "home", db_url)
+    build_for_test(request, settings).engine.dispose()  # the CLI finds the database migrated already
     env = {**os.environ, "KYSO_HOME": str(settings.home), "KYSO_DATABASE_URL": db_url,
            "KYSO_SOFT_MASTER_KEY": settings.soft_master_key.get_secret_value(), "COLUMNS": "200"}
 

@@ -63,17 +63,20 @@ def postgres_available() -> bool:
 
 
 @contextlib.contextmanager
-def database_url(request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, directory: Path, *, from_template: bool | None = None) -> Iterator[str]:
     """SQLite in ``directory``, or PostgreSQL, by ``request.param`` (dropped afterwards).
 
-    On PostgreSQL, a test built through the ``container`` fixture gets a copy of the session's migrated
-    template (a database of its own); any other gets an empty private schema."""
+    On PostgreSQL, a test built through the ``container`` fixture (or any caller that says ``from_template``
+    and builds with ``build_for_test``) gets a copy of the session's migrated template (a database of its
+    own); any other gets an empty private schema. On SQLite ``build_for_test`` copies the template itself."""
     if request.param == "sqlite":
         yield f"sqlite:///{directory / 'kyso.db'}"
         return
     if not request.getfixturevalue("postgres_available"):
         pytest.skip("PostgreSQL not reachable (set KYSO_TEST_POSTGRES_URL); ran on SQLite only")
-    if "container" in request.fixturenames:
+    if from_template is None:
+        from_template = "container" in request.fixturenames
+    if from_template:
         with postgres_copy(request.getfixturevalue("postgres_template")) as url:
             yield url
         return
@@ -176,14 +179,15 @@ def build_for_test(request: pytest.FixtureRequest, settings: Settings) -> Contai
         if not path.exists() and not Path(f"{path}-wal").exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-            return _build_migrated(settings)
+            return build_migrated(settings)
     elif url in _from_template:
-        return _build_migrated(settings)
+        return build_migrated(settings)
     return build(settings)
 
 
-def _build_migrated(settings: Settings) -> Container:
-    """``build`` on a database that is migrated and seeded already (the same ``settings`` object, as given)."""
+def build_migrated(settings: Settings) -> Container:
+    """``build`` on a database that is migrated and seeded already (a template copy, or another container's
+    database: a second worker's view of it); the same ``settings`` object, as given."""
     migrate = settings.migrate_on_start
     settings.migrate_on_start = False
     try:

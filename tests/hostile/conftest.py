@@ -14,23 +14,22 @@ from fastapi.testclient import TestClient
 
 from api import tokens
 from api.app import create_app
-from api.container import build
 from core.db import transaction
 from pki.authorities import init_hierarchy
 from policies.documents import DOCUMENTS_FILE
 from tests.helpers.api import new_token
-from tests.helpers.db import ISSUING, ROOT, make_settings
+from tests.helpers.db import ISSUING, ROOT, build_for_test, make_settings
 from tests.helpers.hostile import Kyso
 from tests.helpers.signing import SpecialistPhone, issue_credential
 
 
 @pytest.fixture(scope="module")
-def kyso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kyso]:
+def kyso(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kyso]:
     home = tmp_path_factory.mktemp("hostile")
     # the open routes' per-address rate limit would answer most generated requests with 429 (tested elsewhere)
     policy_file = home / "document-types.yaml"  # a copy the policy tests may break and restore
     policy_file.write_bytes(DOCUMENTS_FILE.read_bytes())
-    container = build(make_settings(home / "home", f"sqlite:///{home / 'kyso.db'}", verify_rate_per_second=10_000.0,
+    container = build_for_test(request, make_settings(home / "home", f"sqlite:///{home / 'kyso.db'}", verify_rate_per_second=10_000.0,
                                     verify_burst=100_000, policy_file=policy_file))
     init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test")
     specialist = issue_credential(container)

@@ -5,7 +5,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.app import create_app
-from api.container import build
 from api.tokens import Role
 from core import audit
 from core.db import transaction
@@ -13,7 +12,7 @@ from pki.authorities import init_hierarchy
 from pki.models import Certificate
 from tests import factories
 from tests.helpers.api import new_token
-from tests.helpers.db import ISSUING, ROOT, make_settings
+from tests.helpers.db import ISSUING, ROOT, build_for_test, make_settings
 from tests.hsm.vault_fixtures import start_bao
 
 SPECIALIST = {"profile": "specialist", "commune_code": "00004",
@@ -25,13 +24,13 @@ def _count(container) -> int:
         return session.execute(select(func.count()).select_from(Certificate)).scalar_one()
 
 
-def test_vault_sealed_then_stopped(tmp_path):
+def test_vault_sealed_then_stopped(request, tmp_path):
     server = start_bao(tmp_path / "bao")
     try:
         server.client().sys.enable_secrets_engine("transit", path="transit")
         settings = make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'kyso.db'}", vault_addr=server.addr,
                                  vault_token=server.root_token, vault_timeout_seconds=2)
-        container = build(settings)
+        container = build_for_test(request, settings)
         init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test", keystore="vault")
         headers = {"Authorization": f"Bearer {new_token(container, Role.ca_operator)}"}
         with TestClient(create_app(container, scheduler=False), raise_server_exceptions=False) as client:
@@ -64,14 +63,14 @@ def test_vault_sealed_then_stopped(tmp_path):
         server.stop()
 
 
-def test_softhsm_token_removed(tmp_path, tmp_path_factory, monkeypatch):
+def test_softhsm_token_removed(request, tmp_path, tmp_path_factory, monkeypatch):
     from tests.hsm.pkcs11_fixtures import USER_PIN, softhsm
 
     hsm = softhsm(tmp_path_factory)
     label = hsm.new_token(monkeypatch)
     settings = make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'kyso.db'}", pkcs11_module=hsm.module,
                              pkcs11_token_label=label, pkcs11_pin=USER_PIN)
-    container = build(settings)
+    container = build_for_test(request, settings)
     init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test", keystore="pkcs11")
     headers = {"Authorization": f"Bearer {new_token(container, Role.ca_operator)}"}
     with TestClient(create_app(container, scheduler=False), raise_server_exceptions=False) as client:

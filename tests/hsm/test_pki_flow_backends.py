@@ -5,18 +5,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp as x_ocsp
 
-from api.container import build
 from core.db import transaction
 from hsm import KeyStoreRegistry
 from pki import crl, issuance, ocsp, revocation, store
 from pki.authorities import init_hierarchy
 from pki.reasons import Reason
 from tests import factories
-from tests.helpers.db import ISSUING, ROOT, make_settings
+from tests.helpers.db import ISSUING, ROOT, build_for_test, make_settings
 
 
-def test_ca_init_issue_revoke_ocsp(keystore, tmp_path):
-    container = build(make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'kyso.db'}"))
+def test_ca_init_issue_revoke_ocsp(request, keystore, tmp_path):
+    container = build_for_test(request, make_settings(tmp_path / "home", f"sqlite:///{tmp_path / 'kyso.db'}"))
     soft = container.pki.keystores.get("soft")
     container.pki.keystores = KeyStoreRegistry({"soft": soft, keystore.scheme: keystore}, keystore.scheme)
     init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test")

@@ -25,7 +25,7 @@ import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from api import tokens
-from api.container import Container, build
+from api.container import Container
 from core.db import transaction
 from core.errors import InvalidInput
 from hsm import KeyType
@@ -35,7 +35,7 @@ from pki.reasons import Reason
 from signing.create.service import AppearanceOptions, SignRequest, SignResult
 from signing.errors import EncryptedPdf
 from tests.helpers.api import new_token
-from tests.helpers.db import ISSUING, ROOT, database_url, make_settings
+from tests.helpers.db import ISSUING, ROOT, build_for_test, database_url, make_settings
 from tests.helpers.servers import LiveServer, free_port
 from tests.helpers.signing import COMMUNE, CORPUS, SpecialistPhone, issue_credential, root_pem
 from tests.interop.pdf_tools import (
@@ -127,7 +127,7 @@ def pdfsig_shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _database_url(request: pytest.FixtureRequest, home: Path):  # type: ignore[no-untyped-def]
     """As tests/helpers/db.py's ``db_url``, for a module."""
-    return database_url(request, home)
+    return database_url(request, home, from_template=True)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -137,13 +137,13 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     home = base / "home"
     home.mkdir()
     with _database_url(request, home) as url:
-        yield from _live(url, home, base, pdfsig_shim)
+        yield from _live(request, url, home, base, pdfsig_shim)
 
 
-def _live(url: str, home: Path, base: Path, pdfsig_shim: Path) -> Iterator[LivePki]:
+def _live(request: pytest.FixtureRequest, url: str, home: Path, base: Path, pdfsig_shim: Path) -> Iterator[LivePki]:
     port = free_port()
     settings = make_settings(home, url, base_url=f"http://127.0.0.1:{port}")
-    container = build(settings)
+    container = build_for_test(request, settings)
     server = None
     try:
         init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test")

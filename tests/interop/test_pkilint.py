@@ -15,7 +15,6 @@ from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import NameOID
 
 from api import mtls, tokens
-from api.container import build
 from core.db import transaction
 from hsm import KeyType
 from pki import crl, ocsp, revocation, store
@@ -23,7 +22,7 @@ from pki.authorities import init_hierarchy
 from pki.names import SubjectInfo
 from pki.reasons import Reason
 from tests import factories
-from tests.helpers.db import ISSUING, ROOT, make_settings
+from tests.helpers.db import ISSUING, ROOT, build_for_test, make_settings
 from tests.interop.helpers import (
     ISSUING_CA,
     ROOT_CA,
@@ -98,10 +97,10 @@ def _current_qr_seal_der(container) -> bytes:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Artifacts]:
+def artifacts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Artifacts]:
     # Certificates do not depend on the database backend, so one SQLite hierarchy serves the module.
     work = tmp_path_factory.mktemp("pkilint")
-    container = build(make_settings(work / "home", f"sqlite:///{work / 'kyso.db'}"))
+    container = build_for_test(request, make_settings(work / "home", f"sqlite:///{work / 'kyso.db'}"))
     try:
         init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test")
         out = Artifacts(work)

@@ -38,15 +38,15 @@ from pki import store
 from pki.authorities import init_hierarchy
 from signing.create.service import AppearanceOptions, SignRequest
 from tests.helpers.api import new_token
-from tests.helpers.db import ISSUING, ROOT, make_settings
+from tests.helpers.db import ISSUING, ROOT, build_for_test, make_settings
 from tests.helpers.servers import free_port
 from tests.helpers.signing import COMMUNE
 
 
 @pytest.fixture
-def lite(sqlite_url: str, tmp_path: Path) -> Iterator[Container]:
+def lite(request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path) -> Iterator[Container]:
     """SQLite and the test hierarchy: for the HTTP layer's behaviour, which does not depend on the database."""
-    c = build(make_settings(tmp_path / "home", sqlite_url))
+    c = build_for_test(request, make_settings(tmp_path / "home", sqlite_url))
     init_hierarchy(c.pki, root=ROOT, issuing=ISSUING, actor="test")
     yield c
     c.engine.dispose()
@@ -248,8 +248,8 @@ def test_readiness_checks_that_the_tsa_can_sign(pki: Container) -> None:
         assert r.status_code == 200 and r.json()["checks"]["tsa"] == "ok", r.json()
 
 
-def test_readiness_fails_without_a_tsa_certificate(sqlite_url: str, tmp_path: Path) -> None:
-    bare = build(make_settings(tmp_path / "home", sqlite_url))  # no `kyso ca init`: no TSA certificate
+def test_readiness_fails_without_a_tsa_certificate(request: pytest.FixtureRequest, sqlite_url: str, tmp_path: Path) -> None:
+    bare = build_for_test(request, make_settings(tmp_path / "home", sqlite_url))  # no `kyso ca init`: no TSA certificate
     with TestClient(create_app(bare, scheduler=False)) as client:
         r = client.get("/readyz")
     assert r.status_code == 503 and r.json()["checks"]["tsa"].startswith("unavailable: ")
@@ -274,8 +274,8 @@ def test_readiness_checks_that_an_external_tsa_is_reachable(lite: Container) -> 
 
 # -- kyso serve --workers 2 ----------------------------------------------------------------------
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_serve_with_two_workers_adds_up_their_metrics(settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    container = build(settings)
+def test_serve_with_two_workers_adds_up_their_metrics(request, settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    container = build_for_test(request, settings)
     init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test")
     headers = auditor(container)
     port = free_port()

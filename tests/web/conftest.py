@@ -12,23 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from api.container import build
 from pki import revocation
 from pki.authorities import init_hierarchy
 from pki.reasons import Reason
 from signing.registry import lifecycle
-from tests.helpers.db import IN_CI, ISSUING, ROOT, make_settings
+from tests.helpers.db import IN_CI, ISSUING, ROOT, build_for_test, make_settings
 from tests.helpers.servers import LiveServer, free_port
 from tests.helpers.signing import issue_credential
 from tests.helpers.web import APPLICANT, CHROMIUM, CHROMIUM_ARGS, DOSSIER, Site, sign
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     home = tmp_path_factory.mktemp("citizen") / "live"
     port = free_port()
     settings = make_settings(home, f"sqlite:///{home / 'kyso.db'}", base_url=f"http://127.0.0.1:{port}")
-    container = build(settings)
+    container = build_for_test(request, settings)
     init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test")
     specialist = issue_credential(container)
     genuine = sign(container, specialist, dossier_no=DOSSIER, applicant=APPLICANT)
