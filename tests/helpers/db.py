@@ -63,7 +63,8 @@ def postgres_available() -> bool:
 
 
 @contextlib.contextmanager
-def database_url(request: pytest.FixtureRequest, directory: Path, *, from_template: bool | None = None) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, directory: Path, *,
+                 from_template: bool | None = None) -> Iterator[str]:
     """SQLite in ``directory``, or PostgreSQL, by ``request.param`` (dropped afterwards).
 
     On PostgreSQL, a test built through the ``container`` fixture (or any caller that says ``from_template``

@@ -1,5 +1,5 @@
-"""Fault-injection fixtures: a private PostgreSQL server to stop and start, a real multi-process
-`kyso serve`, and the consistency checks every fault test ends with.
+"""Fault injection: a private PostgreSQL server to stop and start, a real multi-process `kyso serve`,
+a deployment, and the consistency checks every fault test ends with (the fixtures are in tests/faults/conftest.py).
 
 The system PostgreSQL (127.0.0.1:5432) is shared with tests running in parallel and is never
 stopped: a test that needs an outage starts its own server from Debian's binaries (initdb refuses

@@ -1,5 +1,6 @@
-"""One kyso per test module for hostile-input tests: SQLite, the test hierarchy, a token per role, a
-specialist and a seal credential. Module-scoped because hypothesis and schemathesis run many examples
+"""Hostile-input tests' kyso (the ``kyso`` fixture in tests/hostile/conftest.py makes one per module:
+SQLite, the test hierarchy, a token per role, a specialist and a seal credential) and how they judge
+refusals. Module-scoped because hypothesis and schemathesis run many examples
 against one app, and rebuilding a PKI per example would cost seconds each.
 
 Hostile input is about parsing, not storage: these tests run on SQLite only (the PostgreSQL half of

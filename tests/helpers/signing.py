@@ -1,4 +1,6 @@
-"""Signing in tests: credentials, the specialist's phone, sample PDFs, sign requests (fixtures registered for every test)."""
+"""Signing in tests: credentials, the specialist's phone, sample PDFs, sign requests.
+
+The fixtures here (``specialist``, ``seal``, ``phone``, ``sample_pdf``) are registered for every test."""
 from __future__ import annotations
 
 import base64

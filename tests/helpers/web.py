@@ -1,4 +1,5 @@
-"""A live kyso with signed documents for the citizen page, and headless Debian Chromium for the browser tests.
+"""The citizen page's live site (made by the ``site`` fixture in tests/web/conftest.py) and ways to tamper with
+what it serves; headless Debian Chromium is the ``browser`` fixture there.
 
 One ``kyso serve`` per test module (the page is presentation over the registry: SQLite is enough).
 Documents are signed in this process into the server's database. With ``CI=true`` a missing

@@ -29,8 +29,9 @@ def kyso(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     # the open routes' per-address rate limit would answer most generated requests with 429 (tested elsewhere)
     policy_file = home / "document-types.yaml"  # a copy the policy tests may break and restore
     policy_file.write_bytes(DOCUMENTS_FILE.read_bytes())
-    container = build_for_test(request, make_settings(home / "home", f"sqlite:///{home / 'kyso.db'}", verify_rate_per_second=10_000.0,
-                                    verify_burst=100_000, policy_file=policy_file))
+    container = build_for_test(request, make_settings(home / "home", f"sqlite:///{home / 'kyso.db'}",
+                                                      verify_rate_per_second=10_000.0, verify_burst=100_000,
+                                                      policy_file=policy_file))
     init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test")
     specialist = issue_credential(container)
     seal = issue_credential(container, "seal", name="Ủy ban nhân dân Phường Ba Đình")
