@@ -11,6 +11,7 @@ from hsm import KeyStoreRegistry
 from pki.context import PkiContext
 from policies import units
 from policies.profiles import ProfileSet
+from signing import speedups
 from signing.create.service import SigningService
 from signing.material import MaterialCache, revocation_watch
 from signing.verify.verifier import Verifier
@@ -45,7 +46,8 @@ def build(settings: Settings | None = None) -> Container:
 
     Per-process state is made here (or by the object that owns it) and passed in: one revocation-epoch
     watch shared by every cache a revocation invalidates, the material cache shared by signing and
-    verification."""
+    verification, and the library speed-ups (``signing.speedups``, idempotent) installed once."""
+    speedups.install()
     settings = settings or load_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     if settings.migrate_on_start:

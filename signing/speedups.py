@@ -80,8 +80,15 @@ def name_eq(self: asn1_x509.Name, other: object) -> bool:
     return known
 
 
+def installed() -> bool:
+    return generic.read_hex_string_from_stream is read_hex_string and asn1_x509.Name.__eq__ is name_eq
+
+
 def install() -> None:
-    """Idempotent; pyHanko's ``read_object`` looks the function up at call time."""
+    """Patch pyHanko and asn1crypto for this process. Called once at start-up by the container
+    (``api.container.build``) and by ``Verifier()`` for a verifier built by hand; never on import.
+    Idempotent; pyHanko's ``read_object`` looks the function up at call time. The patches are meant
+    to go upstream (``docs/upstream/``)."""
     generic.read_hex_string_from_stream = read_hex_string  # type: ignore[assignment]
     if asn1_x509.Name.__eq__ is not name_eq:
         asn1_x509.Name.__eq__ = name_eq  # type: ignore[method-assign,assignment]

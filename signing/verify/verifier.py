@@ -73,7 +73,6 @@ from signing.verify.pdf_facts import (
 log = logging.getLogger(__name__)
 WEAK_DIGESTS = {"md5", "sha1"}
 VISUAL_BUDGET_SECONDS = 2.0
-speedups.install()
 # current-time failures that a proof of existence may resolve (EN 319 102-1 5.6.2.4 past signature
 # validation; TRY_LATER too, as pyHanko's AdES past validation does: revocation data that is stale
 # now may well have been fresh at the POE)
@@ -87,6 +86,7 @@ class Verifier:
     """One per process; ``verify`` runs in a worker thread (blocking database access, pyHanko)."""
 
     def __init__(self, ctx: PkiContext, material: MaterialCache) -> None:
+        speedups.install()  # idempotent: the container installs them at start-up; a verifier built by hand too
         self.ctx = ctx
         self.material = material
         self.watch = material.watch  # the revocation epoch: one reading clears chains and material together
