@@ -296,12 +296,12 @@ def _error_page(exc: KysoError, lang: str, path: str, document_id: str | None = 
     return response
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=None)  # kept: packaged static files; bounded by the files present (a miss raises, not cached)
 def _asset(name: str) -> bytes:
     return (STATIC / name).read_bytes()
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=1)  # kept: a digest of the packaged static files and templates, computed once
 def _assets_version() -> str:
     digest = hashlib.sha256()
     for path in sorted([*STATIC.iterdir(), *TEMPLATES.iterdir()]):

@@ -14,18 +14,19 @@ import hashlib
 import json
 import logging
 import secrets
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.sign.timestamps import TimeStamper
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock, metrics
+from core.cache import Cache
 from core.db import transaction
 from core.errors import Conflict, KysoError
 from hsm.interfaces import SignatureScheme
@@ -58,6 +59,7 @@ from signing.shared_asn1 import shareable
 log = logging.getLogger(__name__)
 ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # Crockford-like: no 0/O, 1/I confusion when read aloud
 COMMUNE_TTL = 60.0
+_MISSING = object()
 ID_LENGTH = 12  # 60 bits: unguessable, short enough for a QR code and a phone call
 
 
@@ -128,15 +130,28 @@ class SigningService:
     """Holds what stays warm between signatures (material cache, TSA); built once per process."""
 
     def __init__(self, ctx: PkiContext, policy: DocumentPolicy | None = None,
-                 policies: PolicyStore | None = None) -> None:
+                 policies: PolicyStore | None = None, *, material: MaterialCache | None = None) -> None:
+        from signing.create.timestamping import TimestampAuthority
+
         self.ctx = ctx
         self._fixed_policy = policy  # tests may pin one; otherwise the reloadable policy file
         self.policies = policies or PolicyStore(ctx.settings.policy_file or DOCUMENTS_FILE,
                                                 on_load=self._remember_policy)
-        self.material = MaterialCache(ctx)
-        self._signers: dict[tuple[str, str, str], KeyStoreSigner] = {}  # (credential, serial, scheme)
-        self._communes: dict[tuple[str, dt.date], tuple[float, str | None]] = {}
-        self._seal_tokens: dict[tuple[str, dt.datetime], str] = {}  # made by _appearance, stored by _record
+        self.material = material or MaterialCache(ctx)  # the container's, shared with verification
+        self.seal_material = offline_seal.SealMaterialCache(ctx, self.material.watch)
+        self.tsa = TimestampAuthority(ctx)  # kyso's own TSA (also answers /tsa): one per process
+        # (credential, serial, scheme) → signer
+        self._signers: Cache[tuple[str, str, str], KeyStoreSigner] = Cache("keystore_signers", max_entries=10_000)
+        self._communes: Cache[tuple[str, dt.date], str | None] = Cache("commune_provinces", max_entries=10_000,
+                                                                       ttl=COMMUNE_TTL)
+        # made by _appearance, stored by _record; bounded for tokens of signatures that failed after the stamp was drawn
+        self._seal_tokens: Cache[tuple[str, dt.datetime], str] = Cache("seal_tokens", max_entries=10_000)
+
+    def timestamper(self) -> TimeStamper:
+        """The external TSA when ``settings.tsa_url`` is set, else kyso's own (``self.tsa``)."""
+        from signing.create.timestamping import timestamper_for
+
+        return timestamper_for(self.ctx, self.tsa)
 
     @property
     def policy(self) -> DocumentPolicy:
@@ -212,14 +227,12 @@ class SigningService:
     def _province_of(self, code: str) -> str | None:
         """The commune must exist today; its province, remembered for a minute."""
         key = (code, clock.now().date())
-        hit = self._communes.get(key)
-        if hit is not None and time.monotonic() - hit[0] < COMMUNE_TTL:
-            return hit[1]
+        province = self._communes.get(key, _MISSING)
+        if province is not _MISSING:
+            return province  # type: ignore[no-any-return]
         with transaction(self.ctx.sessions, read_only=True) as session:
             province = units.lookup(session, code, key[1]).province_code
-        if len(self._communes) > 10_000:
-            self._communes.clear()
-        self._communes[key] = (time.monotonic(), province)
+        self._communes.put(key, province)
         return province
 
     def explain(self, credential_id: str, document_type: str, commune_code: str, step: int = 0) -> Decision:
@@ -255,9 +268,7 @@ class SigningService:
             signer = KeyStoreSigner(keystore=self.ctx.keystores.for_ref(material.key_ref), key_ref=material.key_ref,
                                     key_type=material.key_type, certificate=material.certificate,
                                     chain=list(material.chain), scheme=scheme)
-            if len(self._signers) > 10_000:
-                self._signers.clear()
-            self._signers[key] = signer
+            self._signers.put(key, signer)
         return signer
 
     def _registered(self, pdf: bytes) -> SignedDocument | None:
@@ -323,15 +334,13 @@ class SigningService:
                     authorized: bytes) -> tuple[bytes, str]:
         """Sign ``request.pdf`` (the intake's sound or repaired bytes); the SAD is spent for ``authorized``,
         the bytes the specialist approved (the input as received)."""
-        from signing.create.timestamping import timestamper_for
-
         writer = pades.open_writer(request.pdf)
         earlier = pades.existing_signatures(writer)
         kind = self._kind(request, doc_type, material)
         job = self._job(writer, request, doc_type, material, kind, level, document_id, signed_at, earlier)
         if activation is not None:  # the PDF opened and the stamp is laid out: a damaged file burns no SAD
             activation.spend(material, authorized)
-        timestamper = timestamper_for(self.ctx) if pades.LEVEL_ORDER[level] >= 1 else None
+        timestamper = self.timestamper() if pades.LEVEL_ORDER[level] >= 1 else None
         long_term = pades.LEVEL_ORDER[level] >= 2
         if long_term:
             # Everything B-LT needs is known before signing (the signer's chain and kyso's TSA, with
@@ -370,9 +379,7 @@ class SigningService:
         """Room for a timestamp token: the TSA's certificates plus the token itself, or 10 kB for an external TSA."""
         if self.ctx.settings.tsa_url:
             return 10_240
-        from signing.create.timestamping import authority_for
-
-        return sum(len(der) for der in authority_for(self.ctx).certificates_der()) + 2048
+        return sum(len(der) for der in self.tsa.certificates_der()) + 2048
 
     def _appearance(self, writer, request: SignRequest, doc_type: DocumentType, material: SignerMaterial,  # type: ignore[no-untyped-def]
                     kind: str, document_id: str, signed_at: dt.datetime):
@@ -408,21 +415,16 @@ class SigningService:
         if token is None:  # once per signature, also when the signing is retried as B-B
             facts = offline_seal.SealFacts.of(document_id, doc_type.name, request.commune_code, signed_at,
                                               offline_seal.checked_fields(doc_type, request.seal_fields))
-            token = offline_seal.sign_seal(self.ctx, facts)
-            if len(self._seal_tokens) > 10_000:  # tokens of signatures that failed after the stamp was drawn
-                self._seal_tokens.clear()
-            self._seal_tokens[key] = token
+            token = offline_seal.sign_seal(self.ctx, facts, self.seal_material)
+            self._seal_tokens.put(key, token)
         return f"{url}#{token}"
 
     def validation_data(self, material: SignerMaterial) -> RevocationData:
         """Certificates, OCSP responses and CRLs for the signer's chain and kyso's TSA (an external
         TSA's chain is not kyso's to vouch for: its validation data is left to that TSA)."""
-        from signing.create.timestamping import authority_for
-
         certs = [material.certificate, *material.chain]
         if not self.ctx.settings.tsa_url:
-            authority = authority_for(self.ctx)
-            certs += [_asn1_cert(der) for der in authority.certificates_der()]
+            certs += [_asn1_cert(der) for der in self.tsa.certificates_der()]
         return self.material.revocation_data(certs)
 
     def add_validation_data(self, pdf: bytes, material: SignerMaterial) -> bytes:
@@ -529,7 +531,7 @@ def _result_of(session: Session, document_id: str, version: int) -> SignResult:
                       version=file.version, replayed=True, offline_seal=doc.offline_seal)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=64)  # kept: pure (DER bytes → a shared parsed certificate), bounded
 def _asn1_cert(der_bytes: bytes) -> asn1_x509.Certificate:
     return shareable(asn1_x509.Certificate.load(der_bytes))
 

@@ -86,9 +86,7 @@ def upgrade_one(service: SigningService, document_id: str) -> str:
 
 
 def _raise_level(service: SigningService, pdf: bytes, level: str, target: str, credential_id: str) -> tuple[bytes, str]:
-    from signing.create.timestamping import timestamper_for
-
-    timestamper = timestamper_for(service.ctx)
+    timestamper = service.timestamper()
     order = pades.LEVEL_ORDER
     reserve = service.ts_reserve()
     if order[level] < order["B-T"]:

@@ -14,6 +14,8 @@ from pyhanko.sign.validation import DocumentSecurityStore
 from pyhanko.sign.validation.generic_cms import validate_sig_integrity
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
+from core.cache import Cache
+
 from signing.errors import EncryptedPdf, UnreadablePdf
 from signing.registry.records import SignatureValue
 from signing.verify.report import (
@@ -165,12 +167,9 @@ def subject_attr(cert: asn1_x509.Certificate, name: str) -> str | None:
     return str(value) if value is not None else None
 
 
-CERT_INFO: dict[bytes, CertificateInfo] = {}
-
-
-def cert_info(cert: asn1_x509.Certificate) -> CertificateInfo:
-    """Kept by fingerprint: the same signers appear on document after document."""
-    known = CERT_INFO.get(cert.sha256)
+def cert_info(cert: asn1_x509.Certificate, cache: Cache[bytes, CertificateInfo] | None = None) -> CertificateInfo:
+    """Kept by fingerprint in ``cache`` (the verifier's): the same signers appear on document after document."""
+    known = cache.get(cert.sha256) if cache is not None else None
     if known is None:
         known = CertificateInfo(
             subject=cert.subject.human_friendly, common_name=common_name(cert), title=subject_attr(cert, "title"),
@@ -178,9 +177,8 @@ def cert_info(cert: asn1_x509.Certificate) -> CertificateInfo:
             issuer=cert.issuer.human_friendly, not_before=cert.not_valid_before, not_after=cert.not_valid_after,
             sha256=cert.sha256.hex(), unit=subject_attr(cert, "organizational_unit_name"),
         )
-        if len(CERT_INFO) > 4096:
-            CERT_INFO.clear()
-        CERT_INFO[cert.sha256] = known
+        if cache is not None:
+            cache.put(cert.sha256, known)
     return known
 
 

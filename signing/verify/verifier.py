@@ -36,6 +36,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock, metrics
+from core.cache import Cache
 from core.db import transaction
 from core.errors import Unavailable
 from pki.context import PkiContext
@@ -50,7 +51,7 @@ from signing.verify import entitlement
 from signing.verify import report_text
 
 from signing import speedups
-from signing.verify.chain import SIGNER_USAGE, TSA_USAGE, ChainCache, ChainStatus, RevocationFacts, chain_status, context_for
+from signing.verify.chain import SIGNER_USAGE, TSA_USAGE, ChainStatus, RevocationFacts, chain_cache, chain_status, context_for
 from signing.verify import visual_diff
 from signing.verify.changes import ChangeReview, review
 from signing.errors import PdfTooLarge, TooComplex, UnreadablePdf
@@ -62,6 +63,7 @@ from signing.verify.report import (
     VisualDifference,
     TimestampInfo, VerificationReport,
 )
+from signing.verify.report import CertificateInfo
 from signing.verify.trust import TrustProvider, TrustStore
 from signing.verify.limits import check_limits
 from signing.verify.pdf_facts import (
@@ -71,7 +73,6 @@ from signing.verify.pdf_facts import (
 log = logging.getLogger(__name__)
 WEAK_DIGESTS = {"md5", "sha1"}
 VISUAL_BUDGET_SECONDS = 2.0
-speedups.install()
 # current-time failures that a proof of existence may resolve (EN 319 102-1 5.6.2.4 past signature
 # validation; TRY_LATER too, as pyHanko's AdES past validation does: revocation data that is stale
 # now may well have been fresh at the POE)
@@ -85,12 +86,15 @@ class Verifier:
     """One per process; ``verify`` runs in a worker thread (blocking database access, pyHanko)."""
 
     def __init__(self, ctx: PkiContext, material: MaterialCache) -> None:
+        speedups.install()  # idempotent: the container installs them at start-up; a verifier built by hand too
         self.ctx = ctx
         self.material = material
+        self.watch = material.watch  # the revocation epoch: one reading clears chains and material together
         self.trust = TrustProvider(ctx)
-        self.chains = ChainCache()
+        self.chains = chain_cache(self.watch)
         self.renderings = visual_diff.RenderCache()  # registered versions are rendered once, not per upload
-        self._epoch: tuple[float, int] | None = None
+        self.cert_infos: Cache[bytes, CertificateInfo] = Cache("certificate_info", max_entries=4096)
+        self.lookups = entitlement.Lookups()
 
     # -- the public operation --------------------------------------------------------------------
     @metrics.counted_verification
@@ -113,7 +117,7 @@ class Verifier:
         with transaction(self.ctx.sessions, read_only=True) as session:  # one round trip for the lookups
             self._sync_epoch(session)
             registry, recorded, differs = self._registry(session, pdf, values)
-            records = entitlement.read(session, registry) if registry is not None else None
+            records = entitlement.read(session, registry, self.lookups) if registry is not None else None
         # by the signature itself, never by its field name (a file may repeat a name)
         known = {id(s): recorded[v] for s, v in zip(embedded, values) if v is not None and v in recorded}
         # revisions kyso's own service wrote (not a signHash value: the client's software wrote that revision)
@@ -252,7 +256,7 @@ class Verifier:
                 # and the file-level verdict (``verify``) says the file is more than what was signed
                 notes = (report_text.revision_only(coverage.revision, coverage.later_revisions),)
         level = level_of(timestamp is not None or bool(later_ts), has_dss, bool(later_ts) and has_dss)
-        signer_info = cert_info(signer)
+        signer_info = cert_info(signer, self.cert_infos)
         path_certs = list(chain.path.iter_certs(include_root=True)) if chain.path else []
         claimed = sig.self_reported_timestamp or signing_time_attr(sig.signer_info)
         summary = report_text.signature_summary(
@@ -261,7 +265,7 @@ class Verifier:
             changed_after=unsigned_changed or not coverage.changes_allowed)
         return SignatureReport(
             field_name=sig.field_name, kind="signature", indication=indication, sub_indication=sub,
-            intact=intact, signer=signer_info, chain=tuple(cert_info(c) for c in reversed(path_certs[:-1])),
+            intact=intact, signer=signer_info, chain=tuple(cert_info(c, self.cert_infos) for c in reversed(path_certs[:-1])),
             trust_anchor=anchor_label(chain.path.trust_anchor if chain.path else None, trust),
             claimed_signing_time=claimed, timestamp=timestamp, revocation=revocation, coverage=coverage, level=level,
             digest_algorithm=md, signature_algorithm=sig.signer_info["signature_algorithm"]["algorithm"].native,
@@ -420,7 +424,7 @@ class Verifier:
         else:
             chain = await self._chain(tsa, certs, TSA_USAGE, trust, now, facts, kyso)  # type: ignore[arg-type]
             indication, sub = "INDETERMINATE", chain.sub_indication or "CERTIFICATE_CHAIN_GENERAL_FAILURE"
-        info = cert_info(tsa) if tsa is not None else None
+        info = cert_info(tsa, self.cert_infos) if tsa is not None else None
         return SignatureReport(
             field_name=sig.field_name, kind="document_timestamp", indication=indication, sub_indication=sub,
             intact=intact, signer=info, chain=(), trust_anchor=None, claimed_signing_time=time_,
@@ -443,29 +447,25 @@ class Verifier:
         return RevocationFacts(certs=tuple(dss.get("other_certs", ())), ocsps=tuple(dss.get("ocsps", ())),
                                crls=tuple(dss.get("crls", ())))
 
-    def _sync_epoch(self, session: Session | None = None) -> None:
+    def _sync_epoch(self, session: Session | None = None) -> int:
         """Read the revocation epoch (one small query) at the start of every verification.
 
         Not throttled like the OCSP answer cache: a revocation made a moment ago, in this worker or
         another, must show in the very next verification. When it moved, the cached chain results
         and the material cache's revocation data (throttled and kept a few seconds on its own) are
-        dropped, so the chain is validated again with the new OCSP responses and CRLs."""
+        dropped (they watch the same epoch, ``self.watch``), so the chain is validated again with the
+        new OCSP responses and CRLs."""
         if session is None:
             with transaction(self.ctx.sessions, read_only=True) as own:
                 epoch = revocation_epoch(own)
         else:
             epoch = revocation_epoch(session)
-        cached = self._epoch
-        if cached is None or cached[1] != epoch:
-            self.chains.clear()
-            self.material.clear()  # shared with signing, which may have read it before the change
-        self._epoch = (time.monotonic(), epoch)
+        self.watch.observe(epoch)
+        return epoch
 
     def _current_epoch(self) -> int:
-        if self._epoch is None:
-            self._sync_epoch()
-        assert self._epoch is not None
-        return self._epoch[1]
+        epoch = self.watch.epoch
+        return self._sync_epoch() if epoch is None else epoch
 
     async def _chain(self, cert: asn1_x509.Certificate, certs: list[asn1_x509.Certificate], usage: Any,
                      trust: TrustStore, moment: dt.datetime, facts: RevocationFacts, kyso: bool, *,

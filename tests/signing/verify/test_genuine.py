@@ -19,7 +19,6 @@ from signing import loop
 from signing.registry import lifecycle
 from signing.create.service import AppearanceOptions
 from signing.errors import TooComplex
-from signing.create.timestamping import timestamper_for
 from tests.signing.create.test_service import request
 
 from .helpers import append_page, sign_directly
@@ -27,7 +26,7 @@ from .helpers import append_page, sign_directly
 
 def _timestamp_only(pki: Container, pdf: bytes) -> bytes:
     out = io.BytesIO()
-    stamper = signers.PdfTimeStamper(timestamper_for(pki.pki))
+    stamper = signers.PdfTimeStamper(pki.signing.timestamper())
     loop.run(stamper.async_timestamp_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False), "sha256",
                                           output=out))
     return out.getvalue()
