@@ -124,11 +124,10 @@ async def tsa_post(request: Request, container: ContainerDep) -> Response:
 async def _answer(container: Container, der: bytes, *, cacheable: bool) -> Response:
     """Cached pre-produced answers are served on the event loop; anything else goes to a thread."""
     cache = container.pki.ocsp_cache
-    now = time.time()
     try:
-        if cache.needs_epoch_check(now):
-            cache.observe_epoch(await run_in_threadpool(_epoch, container), now)
-        answer = cache.get(der, now)
+        if cache.needs_epoch_check():
+            cache.observe_epoch(await run_in_threadpool(_epoch, container))
+        answer = cache.get(der, clock.now())
         if answer is None:
             answer = await run_in_threadpool(_answer_from_db, container, der)
             cache.put(der, answer)
