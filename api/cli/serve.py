@@ -181,7 +181,6 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
     from pki.names import SubjectInfo
     from signing.create.sample import sample_document
 
-
     home = container.settings.home
     state_file = home / "demo-signing.json"
     state: dict[str, str] = json.loads(state_file.read_text()) if state_file.exists() else {}
