@@ -160,7 +160,7 @@ def _sign_meta(credential: str, doc_type: str, **extra: Any) -> dict[str, Any]:
 def setup(folder: Path, port: int, n_certs: int, batch: int, prefill: int):  # type: ignore[no-untyped-def]
     """The instance (schema + folder), the demo signing set-up and everything the clients send."""
     from api import tokens
-    from api.cli_signing import prepare_signing_demo
+    from api.cli.serve import prepare_signing_demo
     from core.db import transaction
     from signing.create.service import SignRequest
     import tests.conftest  # noqa: F401 - first: it imports tests.signing.fixtures, which imports it back
@@ -711,7 +711,7 @@ def markdown(summary: dict[str, Any], machine: dict[str, str], pg_version: str, 
     lines += ["", "## Method", "",
               "- Set-up (not measured): a private PostgreSQL schema and a temporary data folder "
               "(bench/common.py `new_instance`: the test hierarchy, soft keystore), the demo's signing set-up "
-              "(api/cli_signing.py `prepare_signing_demo`: a specialist, an agency seal, kyso's report seal, the "
+              "(api/cli/serve.py `prepare_signing_demo`: a specialist, an agency seal, kyso's report seal, the "
               "sample PDF), a client token scoped to commune 00004, the specialist enrolled with PIN + TOTP "
               "(tests/signing/fixtures.py `SpecialistPhone`), certificates issued from CSRs with their pre-produced "
               "OCSP responses (5% revoked; bench/ocsp_http.py `populate`), and a few documents signed in "

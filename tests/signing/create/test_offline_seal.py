@@ -357,7 +357,7 @@ def test_cli_field_option() -> None:
     from typer.testing import CliRunner
 
     from api.cli import app
-    from api.cli_signing import _seal_fields
+    from api.cli.sign import _seal_fields
     from core.errors import InvalidInput
 
     assert _seal_fields(["permit_no=12/GPXD", "owner=Lê Thị Cúc", "site=a=b"]) == {
