@@ -39,7 +39,7 @@ from core.db import transaction
 from .builder import signature_hash
 from .context import PkiContext
 from .errors import CANotReady
-from .models import Certificate, CertificateAuthority, Crl
+from .models import Certificate, CertificateAuthority, CertificateStatus, Crl
 from .store import get_ca
 from .reasons import Reason
 
@@ -104,8 +104,8 @@ def publish(ctx: PkiContext, session: Session, ca: CertificateAuthority, *, delt
         rows = session.execute(
             select(*_ENTRY_COLUMNS).where(Certificate.ca_id == ca.id, Certificate.status_changed_at >= base.this_update)
         )
-        entries = [_entry(row) if row.status in ("revoked", "on_hold") else _entry(row, released=True)
-                   for row in rows if row.status in ("revoked", "on_hold") or row.released_at is not None]
+        entries = [_entry(row) if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) else _entry(row, released=True)
+                   for row in rows if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) or row.released_at is not None]
     else:  # no Freshest CRL: see the module docstring
         rows = session.execute(
             select(*_ENTRY_COLUMNS).where(

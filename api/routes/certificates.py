@@ -21,7 +21,7 @@ from core.errors import InvalidInput
 from pki import approvals, crl, issuance, merger, registration, revocation, store
 from pki.authorities import chain_pem
 from pki.issuance import IssueRequest
-from pki.models import Certificate
+from pki.models import Certificate, CertificateStatus
 from pki.reasons import Reason, resolve_reason
 
 from ..deps import ContainerDep, Operator, Reader, ReaderAccess, SessionDep
@@ -155,7 +155,7 @@ def _list_visible(session: Session, flt: store.CertificateFilter, now: dt.dateti
     if flt.status == "expired":
         query = query.where(Certificate.not_after <= now)
     elif flt.status == "valid":
-        query = query.where(Certificate.status == "valid", Certificate.not_after > now)
+        query = query.where(Certificate.status == CertificateStatus.VALID, Certificate.not_after > now)
     elif flt.status:
         query = query.where(Certificate.status == flt.status)
     if flt.profile:
