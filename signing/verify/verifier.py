@@ -25,7 +25,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -320,7 +320,7 @@ class Verifier:
                      facts: RevocationFacts, kyso: bool, *, now: dt.datetime
                      ) -> Judgement:
         """EN 319 102-1 basic validation, then validation with time using the POE."""
-        source = "kyso" if kyso else ("dss" if facts.ocsps or facts.crls else "none")
+        source: Literal["kyso", "dss", "none"] = "kyso" if kyso else ("dss" if facts.ocsps or facts.crls else "none")
         if not intact:
             return Judgement(FAILED, SubIndication.HASH_FAILURE, RevocationInfo("not_checked", "none"))
         if not valid:
@@ -362,8 +362,8 @@ class Verifier:
             past = await self._past(signer, certs, trust, poe, facts, kyso)
             if past.trusted:
                 return Judgement(PASSED, None, RevocationInfo("good", source))
-        status = ("unknown" if sub in (SubIndication.TRY_LATER, SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE)
-                  else "not_checked")
+        status: Literal["unknown", "not_checked"] = (
+            "unknown" if sub in (SubIndication.TRY_LATER, SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE) else "not_checked")
         return Judgement(INDETERMINATE, sub, RevocationInfo(status, source))
 
     async def _without_revocation(self, signer: asn1_x509.Certificate, certs: list[asn1_x509.Certificate],
