@@ -155,7 +155,7 @@ def _create_root(ctx: PkiContext, session: Session, spec: CaSpec, key_ref: str, 
     cert = build_certificate(profile=profile, subject=build_name(spec.attributes(), profile), public_key=key.public_key(),
                              serial=x509.random_serial_number(), now=now, issuer_key=key, issuer_cert=None,
                              endpoints=None, validity_days=spec.validity_days)
-    ca = _ca_row(ctx, spec, "root-ca", "root", "own", "active", key_ref, now, None)
+    ca = _ca_row(ctx, spec, "root-ca", "root", "own", CaStatus.ACTIVE, key_ref, now, None)
     ca.cert_der = cert.public_bytes(serialization.Encoding.DER)
     session.add(ca)
     session.flush()
@@ -171,7 +171,7 @@ def _create_issuing(ctx: PkiContext, session: Session, spec: CaSpec, key_ref: st
     row = issue_row(ctx, session, ca=parent, profile=profile, name=build_name(spec.attributes(), profile),
                     public_key=ctx.signer(key_ref).public_key(), key_ref=key_ref, actor=actor, now=now,
                     validity_days=spec.validity_days, action="pki:ca:certify")
-    ca = _ca_row(ctx, spec, "issuing-ca", "issuing", "own", "active", key_ref, now, parent)
+    ca = _ca_row(ctx, spec, "issuing-ca", "issuing", "own", CaStatus.ACTIVE, key_ref, now, parent)
     ca.cert_der = row.der
     session.add(ca)
     session.flush()
@@ -189,7 +189,7 @@ def _create_pending(ctx: PkiContext, session: Session, spec: CaSpec, key_ref: st
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(key, signature_hash(key), rsa_padding=padding.PKCS1v15() if isinstance(key, rsa.RSAPrivateKey) else None)
     )
-    ca = _ca_row(ctx, spec, "issuing-ca", "issuing", "subordinate", "pending", key_ref, now, None)
+    ca = _ca_row(ctx, spec, "issuing-ca", "issuing", "subordinate", CaStatus.PENDING, key_ref, now, None)
     ca.csr_der = csr.public_bytes(serialization.Encoding.DER)
     session.add(ca)
     session.flush()

@@ -109,7 +109,7 @@ def publish(ctx: PkiContext, session: Session, ca: CertificateAuthority, *, delt
     else:  # no Freshest CRL: see the module docstring
         rows = session.execute(
             select(*_ENTRY_COLUMNS).where(
-                Certificate.ca_id == ca.id, Certificate.status.in_(("revoked", "on_hold")),
+                Certificate.ca_id == ca.id, Certificate.status.in_((CertificateStatus.REVOKED, CertificateStatus.ON_HOLD)),
                 Certificate.not_after > now,  # expired certificates may leave the CRL (RFC 5280 3.3)
             )
         )

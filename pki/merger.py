@@ -22,7 +22,7 @@ from policies import units
 from . import crl
 from .context import PkiContext
 from .issuance import issue_row
-from .models import Certificate, CertificateStatus
+from .models import Certificate, CertificateStatus, CredentialStatus
 from .names import build_name, name_attributes
 from .reasons import Reason
 from .revocation import revoke_row
@@ -102,7 +102,7 @@ def merge(ctx: PkiContext, from_codes: list[str], into_code: str, actor: str, *,
                                 province_code=new_unit.province_code, replaces=old.serial, action="pki:certificate:reissue")
                 revoke_row(ctx, session, old, reason, actor, now)
                 if credential is not None:
-                    credential.certificate_id, credential.status = new.id, "active"
+                    credential.certificate_id, credential.status = new.id, CredentialStatus.ACTIVE
                 new_serial = new.serial
                 touched_cas[old.ca.id] = old.ca
             report.changes.append(MergerChange(old.serial, new_serial, old.common_name, old.commune_code or "",

@@ -125,7 +125,7 @@ def import_certificate(ctx: PkiContext, credential_id: str, data: bytes, actor: 
         )
         session.add(row)
         session.flush()
-        cred.certificate_id, cred.status, cred.csr_der = row.id, "active", None
+        cred.certificate_id, cred.status, cred.csr_der = row.id, CredentialStatus.ACTIVE, None
         audit.record(session, actor=actor, action="pki:certificate:import", subject=serial, credential=credential_id,
                      issuer=issuer.subject.rfc4514_string(), dn=row.subject)
     return row
@@ -196,9 +196,9 @@ def check_status(ctx: PkiContext, serial: str, actor: str, *, timeout: float = 1
         raise Unavailable(f"the external CA's OCSP responder at {urls[0]} could not be used: {exc}") from exc
     with transaction(ctx.sessions) as session:
         row = get_certificate(session, serial, for_update=True)
-        if status == CertificateStatus.REVOKED and row.status != CertificateStatus.REVOKED:
+        if status == "revoked" and row.status != CertificateStatus.REVOKED:  # status: the external OCSP answer
             now = clock.now()
-            row.status, row.revoked_at, row.revocation_reason, row.status_changed_at = "revoked", revoked_at or now, reason, now
+            row.status, row.revoked_at, row.revocation_reason, row.status_changed_at = CertificateStatus.REVOKED, revoked_at or now, reason, now
             cred = session.execute(select(Credential).where(Credential.certificate_id == row.id)).scalar_one_or_none()
             if cred is not None:
                 cred.status = CredentialStatus.RETIRED

@@ -107,7 +107,7 @@ def release(ctx: PkiContext, serial: str, actor: str) -> Certificate:
         if row.status != CertificateStatus.ON_HOLD:
             raise RevocationConflict(f"certificate {row.serial} is {row.status}, not on hold; only a hold can be released")
         now = clock.now()
-        row.status, row.revocation_reason, row.released_at, row.status_changed_at = "valid", None, now, now
+        row.status, row.revocation_reason, row.released_at, row.status_changed_at = CertificateStatus.VALID, None, now, now
         row.invalidity_date = None
         ocsp.preproduce(ctx, session, row.ca, row, now)
         audit.record(session, actor=actor, action="pki:certificate:release", subject=row.serial, ca=row.ca.name,

@@ -34,7 +34,8 @@ from signing.activation.models import (
 )
 
 REQUEST_TTL = dt.timedelta(hours=24)  # a dossier submitted in the morning is approved the same day
-FINAL = (RequestStatus.SIGNED, RequestStatus.PARTLY_SIGNED, RequestStatus.FAILED, RequestStatus.REJECTED, RequestStatus.EXPIRED)
+FINAL = (RequestStatus.SIGNED, RequestStatus.PARTLY_SIGNED, RequestStatus.FAILED, RequestStatus.REJECTED,
+         RequestStatus.EXPIRED)
 
 
 class UnknownSigningRequest(NotFound):
