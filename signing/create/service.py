@@ -192,7 +192,7 @@ class SigningService:
                 return replay[0]
         policy = self.policy  # one version decides and is recorded, even if the file is reloaded meanwhile
         doc_type = policy.get(request.document_type)
-        offline_seal.checked_fields(doc_type, request.seal_fields, complete=False)  # required ones: _verify_url
+        offline_seal.checked_fields(doc_type, request.seal_fields, complete=False)  # required ones: _offline_seal
         province = self._province_of(request.commune_code)
         material = self.material.signer(request.credential_id)
         existing = self._registered(request.pdf)
