@@ -31,6 +31,7 @@ from core.cache import Cache, EpochWatch
 
 from signing.material import DOCUMENT_SIGNING
 from signing.verify.trust import TrustStore
+from signing.verify.indications import SubIndication
 
 DOCUMENT_EKUS = frozenset({DOCUMENT_SIGNING, "email_protection"})
 
@@ -70,7 +71,7 @@ MAX_ENTRIES = 4096
 @dataclass(frozen=True)
 class ChainStatus:
     path: ValidationPath | None
-    sub_indication: str | None  # None: trusted
+    sub_indication: SubIndication | None  # None: trusted (or, without a path, not checked)
     revocation: RevocationDetails | None
 
     @property
@@ -104,8 +105,8 @@ async def chain_status(cert: asn1_x509.Certificate, certs: list[asn1_x509.Certif
         paths = context.path_builder.async_build_paths_lazy(cert)
         result = await validate_cert_usage(cert, context, key_usage_settings=usage, paths=paths)
     except ValueError:
-        return ChainStatus(None, AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE.name, None)
-    sub = result.error_subindic.name if result.error_subindic is not None else None
+        return ChainStatus(None, SubIndication.of(AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE), None)
+    sub = SubIndication.of(result.error_subindic) if result.error_subindic is not None else None
     return ChainStatus(result.success_result or result.error_path, sub, result.revo_details)
 
 

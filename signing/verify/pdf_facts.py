@@ -18,6 +18,7 @@ from core.cache import Cache
 
 from signing.errors import EncryptedPdf, UnreadablePdf
 from signing.registry.records import SignatureValue
+from signing.verify.indications import Indication, SubIndication
 from signing.verify.report import (
     INDICATION_ORDER, CertificateInfo, CoverageInfo, RevocationInfo, SignatureReport, Text,
 )
@@ -191,9 +192,9 @@ def anchor_label(anchor: Any, trust: TrustStore) -> str | None:
     return str(getattr(anchor, "authority", anchor))
 
 
-def worst(reports: list[SignatureReport]) -> tuple[str, str | None]:
+def worst(reports: list[SignatureReport]) -> tuple[Indication, SubIndication | None]:
     worst = max(reports, key=lambda r: INDICATION_ORDER[r.indication], default=None)
-    return (worst.indication, worst.sub_indication) if worst else ("INDETERMINATE", None)
+    return (worst.indication, worst.sub_indication) if worst else (Indication.INDETERMINATE, None)
 
 
 def format_failure(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
@@ -201,7 +202,8 @@ def format_failure(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport
     text = Text(f"Chữ ký {field} bị hỏng hoặc không đúng định dạng ({type(exc).__name__}).",
                 f"Signature {field} is damaged or malformed ({type(exc).__name__}: {quoted(exc)}).")
     return SignatureReport(
-        field_name=str(sig.field_name), kind="signature", indication="TOTAL-FAILED", sub_indication="FORMAT_FAILURE",
+        field_name=str(sig.field_name), kind="signature", indication=Indication.TOTAL_FAILED,
+        sub_indication=SubIndication.FORMAT_FAILURE,
         intact=False, signer=None, chain=(), trust_anchor=None, claimed_signing_time=None, timestamp=None,
         revocation=RevocationInfo("not_checked", "none"),
         coverage=CoverageInfo("partial", sig.signed_revision + 1, 0, "OTHER", None, False), level=None,
