@@ -14,43 +14,22 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from enum import StrEnum
 
-from sqlalchemy import String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core import audit, clock
-from core.db import Base, UTCDateTime, transaction
+from core.db import transaction
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 from . import ca_revocation
 from .context import PkiContext
-from .models import CertificateStatus, Credential, CredentialStatus
+from .models import ApprovalStatus, CertificateStatus, Credential, CredentialStatus, PendingApproval
 from .store import get_credential
 
 APPROVAL_HOURS = 24
 
 
-class ApprovalStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-
-
-class PendingApproval(Base):
-    __tablename__ = "approvals"
-
-    id: Mapped[str] = mapped_column(String(24), primary_key=True)
-    operation: Mapped[str] = mapped_column(String(32), nullable=False)
-    subject: Mapped[str] = mapped_column(String(100), nullable=False)
-    params: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # ApprovalStatus
-    requested_by: Mapped[str] = mapped_column(String(200), nullable=False)
-    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ApprovalRequired(Conflict):

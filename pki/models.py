@@ -145,3 +145,25 @@ class IssuanceIdempotency(Base):
     serial: Mapped[str] = mapped_column(String(64), nullable=False)  # the certificate issued
     credential_id: Mapped[str | None] = mapped_column(String(40), nullable=True)  # with a generated key
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class PendingApproval(Base):
+    __tablename__ = "approvals"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(32), nullable=False)
+    subject: Mapped[str] = mapped_column(String(100), nullable=False)
+    params: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # ApprovalStatus
+    requested_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
