@@ -11,7 +11,9 @@ from hsm import KeyStoreRegistry
 from pki.context import PkiContext
 from policies import units
 from policies.profiles import ProfileSet
+from signing import speedups
 from signing.create.service import SigningService
+from signing.material import MaterialCache, revocation_watch
 from signing.verify.verifier import Verifier
 
 
@@ -40,7 +42,12 @@ def prepare_database(settings: Settings) -> None:
 
 
 def build(settings: Settings | None = None) -> Container:
-    """Settings → database (migrated and seeded unless told not to) → keystores → profiles → PKI context."""
+    """Settings → database (migrated and seeded unless told not to) → keystores → profiles → PKI context.
+
+    Per-process state is made here (or by the object that owns it) and passed in: one revocation-epoch
+    watch shared by every cache a revocation invalidates, the material cache shared by signing and
+    verification, and the library speed-ups (``signing.speedups``, idempotent) installed once."""
+    speedups.install()
     settings = settings or load_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     if settings.migrate_on_start:
@@ -50,5 +57,6 @@ def build(settings: Settings | None = None) -> Container:
     sessions = make_session_factory(engine)
     pki = PkiContext(settings=settings, sessions=sessions, keystores=KeyStoreRegistry.from_settings(settings),
                      profiles=ProfileSet.load())
-    signing = SigningService(pki)
-    return Container(settings, engine, pki, signing, Verifier(pki, signing.material))
+    material = MaterialCache(pki, revocation_watch(pki))
+    signing = SigningService(pki, material=material)
+    return Container(settings, engine, pki, signing, Verifier(pki, material))

@@ -37,7 +37,7 @@ from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from pki import issuance
 from pki.context import PkiContext
 from pki.encoding import key_type_of, load_csr
-from pki.models import Certificate, CertificateAuthority
+from pki.models import CaStatus, Certificate, CertificateAuthority, CertificateStatus
 from pki.names import build_name
 
 from .container import Container
@@ -163,7 +163,7 @@ def _check(session: Session, ctx: PkiContext, cert: x509.Certificate, sha256: st
                                                     Certificate.ca_id == ca.id)).scalar_one_or_none()
     if row is None or row.external:
         raise refuse("issuer", f"CA {ca.name} signed it but kyso has no record of issuing it")
-    if ca.status != "active":
+    if ca.status != CaStatus.ACTIVE:
         raise refuse("issuer", f"CA {ca.name}, which issued certificate {row.serial}, is {ca.status}")
     if row.profile != PROFILE:
         raise refuse("profile", f"certificate {row.serial} has profile {row.profile!r}, not {PROFILE!r}; get one "
@@ -172,7 +172,7 @@ def _check(session: Session, ctx: PkiContext, cert: x509.Certificate, sha256: st
     if not row.not_before <= now <= row.not_after:
         raise refuse("validity", f"certificate {row.serial} is valid from {row.not_before:%Y-%m-%d %H:%M} to "
                                  f"{row.not_after:%Y-%m-%d %H:%M} UTC")
-    if row.status != "valid":
+    if row.status != CertificateStatus.VALID:
         raise refuse("revocation", f"certificate {row.serial} is {row.status}"
                                    + (f" ({row.revocation_reason})" if row.revocation_reason else ""))
     binding = session.execute(select(TokenCertificate).where(TokenCertificate.sha256 == sha256)).scalar_one_or_none()

@@ -11,6 +11,7 @@ from pki import crl, ocsp, store
 from pki.authorities import renew_qr_seal_if_due, renew_responder_if_due, renew_tsa_if_due
 
 from signing.create.upgrade import upgrade_due
+from pki.models import CaStatus
 
 from .container import Container
 
@@ -24,18 +25,18 @@ def republish_once(container: Container) -> dict[str, int]:
     with transaction(ctx.sessions) as session:
         now = clock.now()
         for ca in store.list_cas(session):
-            if ca.status == "active" and renew_responder_if_due(ctx, session, ca, "system:scheduler", now):
+            if ca.status == CaStatus.ACTIVE and renew_responder_if_due(ctx, session, ca, "system:scheduler", now):
                 done["responders"] = done.get("responders", 0) + 1
-            if ca.status == "active" and renew_tsa_if_due(ctx, session, ca, "system:scheduler", now):
+            if ca.status == CaStatus.ACTIVE and renew_tsa_if_due(ctx, session, ca, "system:scheduler", now):
                 done["tsa"] = done.get("tsa", 0) + 1
-            if ca.status == "active" and renew_qr_seal_if_due(ctx, session, ca, "system:scheduler", now):
+            if ca.status == CaStatus.ACTIVE and renew_qr_seal_if_due(ctx, session, ca, "system:scheduler", now):
                 done["qr_seal"] = done.get("qr_seal", 0) + 1
-            if ca.status == "active" and ca.key_ref and crl.due(session, ca, now, ctx.settings.crl_validity_hours):
+            if ca.status == CaStatus.ACTIVE and ca.key_ref and crl.due(session, ca, now, ctx.settings.crl_validity_hours):
                 full, delta = crl.publish_both(ctx, session, ca, now)
                 audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,
                              number=full.number, delta_number=delta.number)
                 done["crls"] += 2
-            elif ca.status == "active" and ca.key_ref and crl.due(session, ca, now, ctx.settings.delta_crl_validity_hours,
+            elif ca.status == CaStatus.ACTIVE and ca.key_ref and crl.due(session, ca, now, ctx.settings.delta_crl_validity_hours,
                                                                   delta=True):
                 delta = crl.publish(ctx, session, ca, delta=True, now=now)  # on top of the current full CRL
                 audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,

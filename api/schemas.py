@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import BaseModel, ConfigDict, Field
 
 from hsm import KeyType
-from pki.models import Certificate, CertificateAuthority
+from pki.models import Certificate, CertificateAuthority, CertificateStatus
 from pki.names import SubjectInfo
 from pki.reasons import Ground, Reason
 
@@ -128,14 +128,14 @@ class CertificateOut(BaseModel):
 
     @classmethod
     def of(cls, row: Certificate, now: dt.datetime) -> "CertificateOut":
-        status = "expired" if row.status == "valid" and row.not_after <= now else row.status
+        status = "expired" if row.status == CertificateStatus.VALID and row.not_after <= now else row.status
         pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
         return cls(serial=row.serial, ca=row.ca.name, profile=row.profile, subject=row.subject,
                    common_name=row.common_name, commune_code=row.commune_code, province_code=row.province_code,
                    not_before=row.not_before, not_after=row.not_after, status=status,  # type: ignore[arg-type]
-                   revoked_at=row.revoked_at if row.status != "valid" else None,
+                   revoked_at=row.revoked_at if row.status != CertificateStatus.VALID else None,
                    revocation_reason=row.revocation_reason,
-                   invalidity_date=row.invalidity_date if row.status == "revoked" else None, sha256=row.sha256, key_ref=row.key_ref,
+                   invalidity_date=row.invalidity_date if row.status == CertificateStatus.REVOKED else None, sha256=row.sha256, key_ref=row.key_ref,
                    replaces_serial=row.replaces_serial, pem=pem)
 
 

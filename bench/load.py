@@ -40,20 +40,11 @@ from typing import Any, Callable
 import httpx
 
 from .common import (
-    PG_URL,
-    ROOT_DIR,
-    fmt,
-    machine_info,
-    new_instance,
-    percentile,
-    postgres_problem,
-    postgres_version,
-    process_tree_cpu,
-    say,
-    self_cpu,
-    workdir,
+    PG_URL, ROOT_DIR, fmt, machine_info, new_instance, percentile, postgres_problem, postgres_version,
+    process_tree_cpu, say, self_cpu, workdir,
 )
-from .loadgen import _check as check_ocsp, _Response, get_path, read_response
+from .loadgen import _check as check_ocsp
+from .loadgen import _Response, get_path, read_response
 
 DOCS = ROOT_DIR / "docs"
 BENCHMARKS_MD = DOCS / "benchmarks.md"
@@ -168,16 +159,15 @@ def _sign_meta(credential: str, doc_type: str, **extra: Any) -> dict[str, Any]:
 
 def setup(folder: Path, port: int, n_certs: int, batch: int, prefill: int):  # type: ignore[no-untyped-def]
     """The instance (schema + folder), the demo signing set-up and everything the clients send."""
-    from cryptography import x509
-
     from api import tokens
-    from api.cli_signing import prepare_signing_demo
+    from api.cli.serve import prepare_signing_demo
     from core.db import transaction
     from signing.create.service import SignRequest
     from tests.helpers.signing import CORPUS, SpecialistPhone
 
     from .common import issuing_ca
     from .ocsp_http import ocsp_request, populate
+    from cryptography import x509
 
     url = f"http://127.0.0.1:{port}"
     inst = new_instance(folder, "postgresql", base_url=url)
@@ -720,7 +710,7 @@ def markdown(summary: dict[str, Any], machine: dict[str, str], pg_version: str, 
     lines += ["", "## Method", "",
               "- Set-up (not measured): a private PostgreSQL schema and a temporary data folder "
               "(bench/common.py `new_instance`: the test hierarchy, soft keystore), the demo's signing set-up "
-              "(api/cli_signing.py `prepare_signing_demo`: a specialist, an agency seal, kyso's report seal, the "
+              "(api/cli/serve.py `prepare_signing_demo`: a specialist, an agency seal, kyso's report seal, the "
               "sample PDF), a client token scoped to commune 00004, the specialist enrolled with PIN + TOTP "
               "(tests/helpers/signing.py `SpecialistPhone`), certificates issued from CSRs with their pre-produced "
               "OCSP responses (5% revoked; bench/ocsp_http.py `populate`), and a few documents signed in "

@@ -83,13 +83,12 @@ def raw_validate(level: str, root: asn1_x509.Certificate) -> Callable[[bytes], A
 
 def _cold(container) -> None:  # type: ignore[no-untyped-def]
     from signing import speedups
-    from signing.verify import pdf_facts
 
     container.signing.material.clear()
     container.verifier.chains.clear()
     container.verifier.trust.clear()
     speedups._equal.clear()
-    pdf_facts.CERT_INFO.clear()
+    container.verifier.cert_infos.clear()
 
 
 def _measure(results: Results, inst, n: int, repeats: int, profiler: Profiler) -> None:  # type: ignore[no-untyped-def]
@@ -138,12 +137,12 @@ def measure_checks(results: Results, container, docs: dict[str, list[bytes]]) ->
     import threading
     import time
 
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
     from core.errors import KysoError
-    from signing.create.sample import sample_document
     from signing.verify import visual_diff
     from signing.verify.pdf_facts import covered_end
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    from signing.create.sample import sample_document
 
     base = sample_document(container.settings.stamp_font)
     lta = docs["B-LTA"][0]

@@ -50,6 +50,8 @@ OCSP_RESPONSES = Counter("kyso_ocsp_responses", "OCSP answers served, by certifi
                          "unknown) or error status (malformed, unauthorized)", ["cert_status"])
 CACHE_LOOKUPS = Counter("kyso_cache_lookups", "Lookups in kyso's in-process caches (hit rate: "
                         "rate(result=hit) / rate(all))", ["cache", "result"])
+CACHE_EVICTIONS = Counter("kyso_cache_evictions", "Entries dropped from kyso's in-process caches to stay within "
+                          "their bounds (not expiries, not clears)", ["cache"])
 KEYSTORE_ERRORS = Counter("kyso_keystore_errors", "Keystore failures (unavailable, refused) by backend",
                           ["backend"])
 AUDIT_ENTRIES = Counter("kyso_audit_entries", "Audit log entries written (in the caller's transaction: one "
@@ -57,11 +59,12 @@ AUDIT_ENTRIES = Counter("kyso_audit_entries", "Audit log entries written (in the
 
 
 class CacheCounter:
-    """Hit and miss counters of one cache, bound once: the OCSP hot path pays no label lookup."""
+    """Hit, miss and eviction counters of one cache, bound once: the OCSP hot path pays no label lookup."""
 
     def __init__(self, cache: str) -> None:
         self._hit = CACHE_LOOKUPS.labels(cache, "hit")
         self._miss = CACHE_LOOKUPS.labels(cache, "miss")
+        self._evicted = CACHE_EVICTIONS.labels(cache)
 
     def hit(self) -> None:
         self._hit.inc()
@@ -71,6 +74,9 @@ class CacheCounter:
 
     def count(self, found: bool) -> None:
         (self._hit if found else self._miss).inc()
+
+    def evicted(self, n: int = 1) -> None:
+        self._evicted.inc(n)
 
 
 def counts_errors(backend: str, *kinds: type[BaseException]) -> Callable[[Callable[P, T]], Callable[P, T]]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from core import metrics
+from core.cache import Cache, EpochWatch
 
-_CACHE = metrics.CacheCounter("ocsp_answers")
 MAX_CACHED_REQUEST = 512  # bytes; an RFC 5019 request (one SHA-1 CertID, no extensions) is about 80
 
 
@@ -36,30 +36,25 @@ class AnswerCache:
     """
 
     def __init__(self, check_seconds: float, max_entries: int = 100_000) -> None:
-        self.check_seconds, self.max_entries = check_seconds, max_entries
-        self._entries: dict[bytes, tuple[float, OcspAnswer]] = {}
-        self._epoch: int | None = None
-        self._checked_at = float("-inf")
-        self.hits = self.misses = 0
+        self.watch = EpochWatch(_unused_reader, check_seconds)
+        self._entries: Cache[bytes, OcspAnswer] = Cache("ocsp_answers", max_entries=max_entries, watch=self.watch)
 
-    def needs_epoch_check(self, now: float) -> bool:
-        return now - self._checked_at >= self.check_seconds
+    @property
+    def hits(self) -> int:
+        return self._entries.hits
 
-    def observe_epoch(self, epoch: int, now: float) -> None:
-        if epoch != self._epoch:
-            self._entries.clear()
-            self._epoch = epoch
-        self._checked_at = now
+    def needs_epoch_check(self) -> bool:
+        return not self.watch.fresh()
 
-    def get(self, request_der: bytes, now: float) -> OcspAnswer | None:
-        entry = self._entries.get(request_der)
-        if entry is None or entry[0] <= now:
-            self.misses += 1
-            _CACHE.miss()
+    def observe_epoch(self, epoch: int) -> None:
+        self.watch.observe(epoch)
+
+    def get(self, request_der: bytes, now: dt.datetime) -> OcspAnswer | None:
+        """The stored answer for these request bytes while ``now`` is before its nextUpdate."""
+        answer = self._entries.get(request_der)
+        if answer is None or answer.next_update is None or answer.next_update <= now:
             return None
-        self.hits += 1
-        _CACHE.hit()
-        return entry[1]
+        return answer
 
     def put(self, request_der: bytes, answer: OcspAnswer) -> None:
         if not answer.pre_produced or answer.next_update is None:
@@ -68,10 +63,13 @@ class AnswerCache:
             # a client adding padding (an unknown extension, a requestor name) makes every request unique:
             # kept, 100,000 of them of 10 kB each would hold a gigabyte for one certificate's answer
             return
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[request_der] = (answer.next_update.timestamp(), answer)
+        self._entries.put(request_der, answer)
 
     def clear(self) -> None:
+        """After this process changed a status: empty now, and read the epoch before the next answer."""
         self._entries.clear()
-        self._checked_at = float("-inf")
+        self.watch.reset()
+
+
+def _unused_reader(session: Any) -> int:
+    raise AssertionError("the OCSP route reads the revocation epoch itself and hands it to observe_epoch")

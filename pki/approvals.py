@@ -15,35 +15,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core import audit, clock
-from core.db import Base, UTCDateTime, transaction
+from core.db import transaction
 from core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 from . import ca_revocation
 from .context import PkiContext
-from .models import Credential
+from .models import ApprovalStatus, CertificateStatus, Credential, CredentialStatus, PendingApproval
 from .store import get_credential
 
 APPROVAL_HOURS = 24
 
 
-class PendingApproval(Base):
-    __tablename__ = "approvals"
-
-    id: Mapped[str] = mapped_column(String(24), primary_key=True)
-    operation: Mapped[str] = mapped_column(String(32), nullable=False)
-    subject: Mapped[str] = mapped_column(String(100), nullable=False)
-    params: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending | approved | rejected
-    requested_by: Mapped[str] = mapped_column(String(200), nullable=False)
-    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ApprovalRequired(Conflict):
@@ -70,10 +56,10 @@ class Operation:
 
 def _check_destroy(session: Session, credential_id: str, params: Params) -> None:
     credential = get_credential(session, credential_id)
-    if credential.status == "destroyed":
+    if credential.status == CredentialStatus.DESTROYED:
         raise Conflict(f"the key of credential {credential_id} is already destroyed")
     cert = credential.certificate
-    if credential.status == "active" and cert is not None and cert.status == "valid":
+    if credential.status == CredentialStatus.ACTIVE and cert is not None and cert.status == CertificateStatus.VALID:
         raise InvalidInput(f"credential {credential_id} still has a valid certificate ({cert.serial}); revoke it first "
                            "(kyso cert revoke), then destroy its key", code="key_in_use")
 
@@ -83,9 +69,9 @@ def _destroy(ctx: PkiContext, session: Session, credential_id: str, params: Para
     credential = session.execute(select(Credential).where(Credential.id == credential_id)
                                  .with_for_update(of=Credential)).unique().scalar_one()
     ctx.keystores.for_ref(credential.key_ref).delete(credential.key_ref)
-    credential.status = "destroyed"
+    credential.status = CredentialStatus.DESTROYED
     audit.record(session, actor=actor, action="hsm:key:destroy", subject=credential_id, key_ref=credential.key_ref)
-    return {"credential_id": credential_id, "status": "destroyed"}
+    return {"credential_id": credential_id, "status": CredentialStatus.DESTROYED}
 
 
 def _revoke_ca_params(params: Mapping[str, str]) -> Params:
@@ -124,7 +110,7 @@ def request(ctx: PkiContext, operation: str, subject: str, reason: str, actor: s
         OPERATIONS[operation].check(session, subject, stored)
         row = PendingApproval(id="apr_" + secrets.token_hex(8), operation=operation, subject=subject,
                               params=json.dumps(stored, sort_keys=True),
-                              reason=reason.strip(), status="pending", requested_by=actor, requested_at=now,
+                              reason=reason.strip(), status=ApprovalStatus.PENDING, requested_by=actor, requested_at=now,
                               expires_at=now + dt.timedelta(hours=APPROVAL_HOURS))
         session.add(row)
         audit.record(session, actor=actor, action="pki:approval:request", subject=row.id, operation=operation,
@@ -138,7 +124,7 @@ def _pending(session: Session, approval_id: str) -> PendingApproval:
     row = session.get(PendingApproval, approval_id, with_for_update=True)
     if row is None:
         raise NotFound(f"no approval request {approval_id}")
-    if row.status != "pending":
+    if row.status != ApprovalStatus.PENDING:
         raise Conflict(f"approval request {approval_id} is already {row.status} (by {row.decided_by})")
     if clock.aware(row.expires_at) <= clock.now():
         raise Conflict(f"approval request {approval_id} expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; ask again")
@@ -158,7 +144,7 @@ def approve(ctx: PkiContext, approval_id: str, actor: str) -> dict[str, Any]:
         if row.requested_by == actor:  # cannot change in between, but never run on a stale read
             raise PermissionDenied("a second operator must approve", code="four_eyes")
         result = OPERATIONS[row.operation].run(ctx, session, row.subject, json.loads(row.params or "{}"), actor)
-        row.status, row.decided_by, row.decided_at = "approved", actor, clock.now()
+        row.status, row.decided_by, row.decided_at = ApprovalStatus.APPROVED, actor, clock.now()
         audit.record(session, actor=actor, action="pki:approval:approve", subject=approval_id, operation=row.operation,
                      target=row.subject, requested_by=row.requested_by)
     ctx.ocsp_cache.clear()  # after the commit: a revocation shows in this worker's OCSP answers at once
@@ -168,14 +154,14 @@ def approve(ctx: PkiContext, approval_id: str, actor: str) -> dict[str, Any]:
 def reject(ctx: PkiContext, approval_id: str, actor: str, reason: str) -> None:
     with transaction(ctx.sessions) as session:
         row = _pending(session, approval_id)
-        row.status, row.decided_by, row.decided_at = "rejected", actor, clock.now()
+        row.status, row.decided_by, row.decided_at = ApprovalStatus.REJECTED, actor, clock.now()
         audit.record(session, actor=actor, action="pki:approval:reject", subject=approval_id, reason=reason)
 
 
 def listing(session: Session, *, pending_only: bool = True) -> list[PendingApproval]:
     query = select(PendingApproval).order_by(PendingApproval.requested_at.desc())
     if pending_only:
-        query = query.where(PendingApproval.status == "pending")
+        query = query.where(PendingApproval.status == ApprovalStatus.PENDING)
     return list(session.execute(query).scalars())
 
 

@@ -34,7 +34,7 @@ from .context import PkiContext
 from .encoding import load_certificates
 from .errors import CAExists, CANotReady, CertificateMismatch, SubjectInvalid
 from .issuance import default_issuing_ca, generated_key, issue_row
-from .models import Certificate, CertificateAuthority
+from .models import CaStatus, Certificate, CertificateAuthority, CertificateStatus
 from .names import build_name, common_name
 from .store import current_qr_seal, current_tsa, get_ca, list_cas
 
@@ -98,10 +98,10 @@ def init_hierarchy(ctx: PkiContext, *, root: CaSpec | None, issuing: CaSpec, act
     if len(result.existing) == len(wanted):
         with transaction(ctx.sessions) as session:
             pending = get_ca(session, issuing.name)
-            if pending.status == "pending" and pending.csr_der:
+            if pending.status == CaStatus.PENDING and pending.csr_der:
                 csr = x509.load_der_x509_csr(pending.csr_der)
                 result.csr_pem = csr.public_bytes(serialization.Encoding.PEM).decode()
-            own_active = not subordinate and pending.status == "active" and pending.mode == "own"
+            own_active = not subordinate and pending.status == CaStatus.ACTIVE and pending.mode == "own"
         if own_active:  # deployments made before kyso had a TSA or an offline QR seal get them here
             _ensure_tsa(ctx, actor, issuing.name, keystore, result)
             _ensure_qr_seal(ctx, actor, issuing.name, keystore, result)
@@ -159,7 +159,7 @@ def _create_root(ctx: PkiContext, session: Session, spec: CaSpec, key_ref: str, 
                              public_key=key.public_key(), serial=x509.random_serial_number(), now=now, issuer_key=key,
                              issuer_cert=None,
                              endpoints=None, validity_days=spec.validity_days)
-    ca = _ca_row(ctx, spec, "root-ca", "root", "own", "active", key_ref, now, None)
+    ca = _ca_row(ctx, spec, "root-ca", "root", "own", CaStatus.ACTIVE, key_ref, now, None)
     ca.cert_der = cert.public_bytes(serialization.Encoding.DER)
     session.add(ca)
     session.flush()
@@ -175,7 +175,7 @@ def _create_issuing(ctx: PkiContext, session: Session, spec: CaSpec, key_ref: st
     row = issue_row(ctx, session, ca=parent, profile=profile, name=build_name(spec.attributes(), profile),
                     public_key=ctx.signer(key_ref).public_key(), key_ref=key_ref, actor=actor, now=now,
                     validity_days=spec.validity_days, action="pki:ca:certify")
-    ca = _ca_row(ctx, spec, "issuing-ca", "issuing", "own", "active", key_ref, now, parent)
+    ca = _ca_row(ctx, spec, "issuing-ca", "issuing", "own", CaStatus.ACTIVE, key_ref, now, parent)
     ca.cert_der = row.der
     session.add(ca)
     session.flush()
@@ -193,7 +193,7 @@ def _create_pending(ctx: PkiContext, session: Session, spec: CaSpec, key_ref: st
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(key, signature_hash(key), rsa_padding=padding.PKCS1v15() if isinstance(key, rsa.RSAPrivateKey) else None)
     )
-    ca = _ca_row(ctx, spec, "issuing-ca", "issuing", "subordinate", "pending", key_ref, now, None)
+    ca = _ca_row(ctx, spec, "issuing-ca", "issuing", "subordinate", CaStatus.PENDING, key_ref, now, None)
     ca.csr_der = csr.public_bytes(serialization.Encoding.DER)
     session.add(ca)
     session.flush()
@@ -368,7 +368,7 @@ def _renew_service_if_due(ctx: PkiContext, session: Session, service: _Service, 
         return False
     current = session.execute(
         select(Certificate).where(Certificate.ca_id == ca.id, Certificate.profile == service.profile,
-                                  Certificate.status == "valid", Certificate.key_ref.is_not(None))
+                                  Certificate.status == CertificateStatus.VALID, Certificate.key_ref.is_not(None))
         .order_by(Certificate.not_after.desc(), Certificate.id.desc()).limit(1)).scalar()
     if current is None or current.not_after - now > before:
         return False
@@ -395,7 +395,7 @@ def import_certificate(ctx: PkiContext, name: str, data: bytes, actor: str) -> C
     certs = load_certificates(data)
     with transaction(ctx.sessions) as session:
         ca = get_ca(session, name)
-        if ca.status != "pending" or ca.key_ref is None:
+        if ca.status != CaStatus.PENDING or ca.key_ref is None:
             raise CANotReady(f"CA {name!r} is {ca.status}; only a pending subordinate CA takes an imported certificate")
         ours = ctx.signer(ca.key_ref).public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -417,7 +417,7 @@ def import_certificate(ctx: PkiContext, name: str, data: bytes, actor: str) -> C
         ca.cert_der = leaf.public_bytes(serialization.Encoding.DER)
         ca.chain_pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in chain) or None
         ca.subject = leaf.subject.rfc4514_string()
-        ca.status = "active"
+        ca.status = CaStatus.ACTIVE
         session.flush()
         audit.record(session, actor=actor, action="pki:ca:import", subject=ca.name,
                      serial=format(leaf.serial_number, "X"), issuer=leaf.issuer.rfc4514_string(),

@@ -25,7 +25,7 @@ from core.errors import InvalidInput
 from . import crl
 from .context import PkiContext
 from .errors import CANotReady, RevocationConflict
-from .models import Certificate, CertificateAuthority
+from .models import CaStatus, Certificate, CertificateAuthority
 from .reasons import Reason
 from .revocation import revoke_row
 from .store import get_ca
@@ -51,9 +51,9 @@ def check_revocable(session: Session, name: str) -> CertificateAuthority:
         raise InvalidInput(f"CA {name!r} is a root CA: no CRL can list it, since nothing above it signs one. "
                            "Remove its certificate from the relying parties' trust stores instead "
                            "(and revoke its issuing CAs here)", code="root_ca_not_revocable")
-    if ca.status == "revoked":
+    if ca.status == CaStatus.REVOKED:
         raise RevocationConflict(f"CA {name!r} is already revoked")
-    if ca.cert_der is None or ca.status != "active":
+    if ca.cert_der is None or ca.status != CaStatus.ACTIVE:
         raise CANotReady(f"CA {name!r} is {ca.status} and has no certificate yet; there is nothing to revoke")
     if ca.parent_id is None:
         issuer = x509.load_der_x509_certificate(ca.cert_der).issuer.rfc4514_string()
@@ -80,12 +80,12 @@ def revoke_ca(ctx: PkiContext, session: Session, name: str, reason: Reason, acto
     check_revocable(session, name)
     ca = session.execute(select(CertificateAuthority).where(CertificateAuthority.name == name)
                          .with_for_update()).scalar_one()
-    if ca.status == "revoked":  # re-read under the lock: a concurrent approval may have won
+    if ca.status == CaStatus.REVOKED:  # re-read under the lock: a concurrent approval may have won
         raise RevocationConflict(f"CA {name!r} is already revoked")
     row = _certificate_row(session, ca)
     parent = row.ca
     revoke_row(ctx, session, row, reason, actor, now)  # also re-signs the parent's OCSP answer for it
-    ca.status = "revoked"
+    ca.status = CaStatus.REVOKED
     full, delta = crl.publish_both(ctx, session, parent, now)
     audit.record(session, actor=actor, action="pki:ca:revoke", subject=ca.name, serial=row.serial,
                  parent=parent.name, reason=reason.value, dn=ca.subject, crl_number=full.number,

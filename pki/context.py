@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.cache import Cache
 from core.settings import Settings
 from hsm import KeyStoreRegistry, keystore_private_key
 from hsm.private_key import KeyStoreECKey, KeyStoreRSAKey
@@ -22,7 +23,8 @@ class PkiContext:
     keystores: KeyStoreRegistry
     profiles: ProfileSet
     _signers: dict[str, KeyStoreECKey | KeyStoreRSAKey] = field(default_factory=dict)
-    _certs: dict[bytes, x509.Certificate] = field(default_factory=dict)
+    _certs: Cache[bytes, x509.Certificate] = field(
+        default_factory=lambda: Cache("parsed_certificates", max_entries=10_000))
     ocsp_index: dict[tuple[str, bytes, bytes], int] = field(default_factory=dict)
     ocsp_cache: AnswerCache = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -45,11 +47,4 @@ class PkiContext:
 
     def certificate(self, der: bytes) -> x509.Certificate:
         """Parsed certificates by their DER bytes; CA and responder certificates are parsed once."""
-        cert = self._certs.get(der)
-        if cert is None:
-            cert = x509.load_der_x509_certificate(der)
-            with self._lock:
-                if len(self._certs) > 10_000:
-                    self._certs.clear()
-                self._certs[der] = cert
-        return cert
+        return self._certs.get_or_load(der, lambda: x509.load_der_x509_certificate(der))

@@ -40,9 +40,9 @@ from core.db import transaction
 from .builder import signature_hash
 from .context import PkiContext
 from .errors import CANotReady
-from .models import Certificate, CertificateAuthority, Crl
-from .reasons import Reason
+from .models import Certificate, CertificateAuthority, CertificateStatus, Crl
 from .store import get_ca
+from .reasons import Reason
 
 _ENTRY_COLUMNS = (Certificate.serial, Certificate.status, Certificate.revoked_at, Certificate.status_changed_at,
                   Certificate.revocation_reason, Certificate.released_at, Certificate.invalidity_date)
@@ -105,12 +105,12 @@ def publish(ctx: PkiContext, session: Session, ca: CertificateAuthority, *, delt
         rows = session.execute(
             select(*_ENTRY_COLUMNS).where(Certificate.ca_id == ca.id, Certificate.status_changed_at >= base.this_update)
         )
-        entries = [_entry(row) if row.status in ("revoked", "on_hold") else _entry(row, released=True)
-                   for row in rows if row.status in ("revoked", "on_hold") or row.released_at is not None]
+        entries = [_entry(row) if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) else _entry(row, released=True)
+                   for row in rows if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) or row.released_at is not None]
     else:  # no Freshest CRL: see the module docstring
         rows = session.execute(
             select(*_ENTRY_COLUMNS).where(
-                Certificate.ca_id == ca.id, Certificate.status.in_(("revoked", "on_hold")),
+                Certificate.ca_id == ca.id, Certificate.status.in_((CertificateStatus.REVOKED, CertificateStatus.ON_HOLD)),
                 Certificate.not_after > now,  # expired certificates may leave the CRL (RFC 5280 3.3)
             )
         )

@@ -42,7 +42,7 @@ from .builder import Endpoints, build_certificate
 from .context import PkiContext
 from .encoding import key_type_of, load_csr
 from .errors import CANotReady, CARevoked, RevocationConflict, SubjectInvalid, UnknownCA, WeakKey
-from .models import Certificate, CertificateAuthority, Credential, IssuanceIdempotency
+from .models import CaStatus, Certificate, CertificateAuthority, CertificateStatus, Credential, CredentialStatus, IssuanceIdempotency
 from .names import SubjectInfo, build_name, common_name, name_attributes
 from .store import credential_for, get_ca, get_certificate, normalize_serial
 
@@ -88,7 +88,7 @@ def new_credential_id() -> str:
 
 def refuse_if_revoked(ca: CertificateAuthority) -> None:
     """A revoked CA's signatures are worthless to relying parties: never let it issue or renew."""
-    if ca.status == "revoked":
+    if ca.status == CaStatus.REVOKED:
         raise CARevoked(f"CA {ca.name!r} is revoked and can no longer issue or renew certificates; "
                         "issue under another CA (kyso ca list)")
 
@@ -96,7 +96,7 @@ def refuse_if_revoked(ca: CertificateAuthority) -> None:
 def _refuse_all_revoked(session: Session) -> None:
     """Say that the issuing CAs were revoked, rather than that none exists."""
     revoked = session.execute(select(CertificateAuthority.name).where(
-        CertificateAuthority.role == "issuing", CertificateAuthority.status == "revoked")).scalars().all()
+        CertificateAuthority.role == "issuing", CertificateAuthority.status == CaStatus.REVOKED)).scalars().all()
     if revoked:
         raise CARevoked(f"every issuing CA is revoked ({', '.join(revoked)}); create a new one under the root "
                         "with `kyso ca init --issuing-name NEW-NAME`")
@@ -108,7 +108,7 @@ def default_issuing_ca(session: Session, name: str | None) -> CertificateAuthori
     else:
         candidates = session.execute(
             select(CertificateAuthority).where(
-                CertificateAuthority.role == "issuing", CertificateAuthority.status == "active",
+                CertificateAuthority.role == "issuing", CertificateAuthority.status == CaStatus.ACTIVE,
                 CertificateAuthority.key_ref.is_not(None),
             )
         ).scalars().all()
@@ -119,7 +119,7 @@ def default_issuing_ca(session: Session, name: str | None) -> CertificateAuthori
             raise UnknownCA(f"several issuing CAs exist ({', '.join(c.name for c in candidates)}); name one with 'ca'")
         ca = candidates[0]
     refuse_if_revoked(ca)
-    if ca.status != "active" or ca.key_ref is None or ca.cert_der is None:
+    if ca.status != CaStatus.ACTIVE or ca.key_ref is None or ca.cert_der is None:
         raise CANotReady(f"CA {ca.name!r} cannot issue (status {ca.status}); import its certificate first")
     return ca
 
@@ -161,7 +161,7 @@ def issue_row(
         serial=format(cert.serial_number, "X"), ca_id=ca.id, profile=profile.name,
         subject=cert.subject.rfc4514_string(), common_name=common_name(cert.subject), commune_code=commune_code,
         province_code=province_code,
-        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, status="valid",
+        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, status=CertificateStatus.VALID,
         status_changed_at=now, der=der, sha256=hashlib.sha256(der).hexdigest(), key_ref=key_ref,
         replaces_serial=replaces, issued_by=actor, issued_at=now, external=False,
     )
@@ -269,7 +269,7 @@ def _issue(ctx: PkiContext, request: IssueRequest, actor: str, idempotency_key: 
         public_key = _keystore_public_key(ctx, ref)
         with transaction(ctx.sessions) as session:
             row = _issue_new(ctx, session, request, profile, public_key, ref, actor)
-            credential = Credential(id=new_credential_id(), key_ref=ref, certificate_id=row.id, status="active",
+            credential = Credential(id=new_credential_id(), key_ref=ref, certificate_id=row.id, status=CredentialStatus.ACTIVE,
                                     created_at=row.issued_at)
             session.add(credential)
             _remember(session, actor, idempotency_key, fingerprint, row, credential.id)
@@ -327,7 +327,7 @@ def _renew(ctx: PkiContext, serial: str, actor: str, *, new_key: bool, csr: byte
     remember = (idempotency_key, fingerprint)
     with transaction(ctx.sessions) as session:
         old = get_certificate(session, serial)
-        if old.status != "valid":
+        if old.status != CertificateStatus.VALID:
             raise RevocationConflict(
                 f"certificate {old.serial} is {old.status}; only a valid certificate can be renewed")
         if old.external:
@@ -366,7 +366,7 @@ def _renew_with(ctx: PkiContext, serial: str, actor: str, public_key: Certificat
 
     with transaction(ctx.sessions) as session:
         old = get_certificate(session, serial, for_update=True)
-        if old.status != "valid":
+        if old.status != CertificateStatus.VALID:
             raise RevocationConflict(
                 f"certificate {old.serial} is {old.status}; only a valid certificate can be renewed")
         now = clock.now()
@@ -385,10 +385,10 @@ def _renew_with(ctx: PkiContext, serial: str, actor: str, public_key: Certificat
             credential_id = credential.id
         elif not keep_credential:
             if credential is not None:
-                credential.status = "retired"
+                credential.status = CredentialStatus.RETIRED
             if key_ref is not None:
                 new_cred = Credential(id=new_credential_id(), key_ref=key_ref, certificate_id=row.id,
-                                      status="active", created_at=now)
+                                      status=CredentialStatus.ACTIVE, created_at=now)
                 session.add(new_cred)
                 credential_id = new_cred.id
             revoke_row(ctx, session, old, "superseded", actor, now)

@@ -22,7 +22,7 @@ from policies import units
 from . import crl
 from .context import PkiContext
 from .issuance import issue_row
-from .models import Certificate
+from .models import Certificate, CertificateStatus, CredentialStatus
 from .names import build_name, name_attributes
 from .reasons import Reason
 from .revocation import revoke_row
@@ -84,7 +84,7 @@ def merge(ctx: PkiContext, from_codes: list[str], into_code: str, actor: str, *,
         report = MergerReport(from_codes, into_code, new_unit.full_name, effective, reason.value, dry_run)
         rows = session.execute(
             select(Certificate).where(
-                Certificate.commune_code.in_(from_codes), Certificate.status == "valid",
+                Certificate.commune_code.in_(from_codes), Certificate.status == CertificateStatus.VALID,
                 Certificate.not_after > now, Certificate.external.is_(False),
             ).order_by(Certificate.id).with_for_update(of=Certificate)
         ).scalars().all()
@@ -103,7 +103,7 @@ def merge(ctx: PkiContext, from_codes: list[str], into_code: str, actor: str, *,
                                 action="pki:certificate:reissue")
                 revoke_row(ctx, session, old, reason, actor, now)
                 if credential is not None:
-                    credential.certificate_id, credential.status = new.id, "active"
+                    credential.certificate_id, credential.status = new.id, CredentialStatus.ACTIVE
                 new_serial = new.serial
                 touched_cas[old.ca.id] = old.ca
             report.changes.append(MergerChange(old.serial, new_serial, old.common_name, old.commune_code or "",

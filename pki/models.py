@@ -2,11 +2,32 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, UTCDateTime
+
+
+# closed sets of strings the ``String`` columns below hold (a StrEnum member is stored as, and equals, its value)
+class CaStatus(StrEnum):
+    ACTIVE = "active"
+    PENDING = "pending"  # awaiting its certificate (a subordinate CA's CSR)
+    REVOKED = "revoked"
+
+
+class CertificateStatus(StrEnum):
+    VALID = "valid"
+    REVOKED = "revoked"
+    ON_HOLD = "on_hold"
+
+
+class CredentialStatus(StrEnum):
+    ACTIVE = "active"
+    PENDING = "pending"  # RA mode: awaiting the external CA's certificate
+    RETIRED = "retired"
+    DESTROYED = "destroyed"
 
 
 class CertificateAuthority(Base):
@@ -16,7 +37,7 @@ class CertificateAuthority(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)  # root | issuing
     mode: Mapped[str] = mapped_column(String(16), nullable=False)  # own | subordinate | external
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # active | pending
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # CaStatus
     profile: Mapped[str] = mapped_column(String(40), nullable=False)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("cas.id"), nullable=True)
     subject: Mapped[str] = mapped_column(Text, nullable=False)
@@ -47,7 +68,7 @@ class Certificate(Base):
     province_code: Mapped[str | None] = mapped_column(String(2), nullable=True)
     not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     not_after: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # valid | revoked | on_hold
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # CertificateStatus
     status_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revocation_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -74,7 +95,7 @@ class Credential(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     key_ref: Mapped[str] = mapped_column(String(300), nullable=False, unique=True)
     certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"), nullable=True)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # active | pending | retired
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # CredentialStatus
     csr_der: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # RA mode: awaiting the external CA
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
@@ -124,3 +145,25 @@ class IssuanceIdempotency(Base):
     serial: Mapped[str] = mapped_column(String(64), nullable=False)  # the certificate issued
     credential_id: Mapped[str | None] = mapped_column(String(40), nullable=True)  # with a generated key
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ApprovalStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class PendingApproval(Base):
+    __tablename__ = "approvals"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(32), nullable=False)
+    subject: Mapped[str] = mapped_column(String(100), nullable=False)
+    params: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # ApprovalStatus
+    requested_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    decided_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -25,7 +25,7 @@ from core import clock
 from .answer_cache import OcspAnswer as OcspAnswer  # re-exported: the routes name it ocsp.OcspAnswer
 from .builder import signature_hash
 from .context import PkiContext
-from .models import Certificate, CertificateAuthority, OcspResponse
+from .models import Certificate, CertificateAuthority, CertificateStatus, OcspResponse
 from .reasons import Reason
 
 
@@ -64,7 +64,7 @@ def _responder(ctx: PkiContext, session: Session, ca: CertificateAuthority) -> _
 def _status_of(row: Certificate | None) -> tuple[ocsp.OCSPCertStatus, dt.datetime | None, x509.ReasonFlags | None, str]:
     if row is None:
         return ocsp.OCSPCertStatus.UNKNOWN, None, None, "unknown"
-    if row.status in ("revoked", "on_hold"):
+    if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD):
         reason = Reason(row.revocation_reason or "unspecified")
         flag = None if reason is Reason.unspecified else reason.flag
         return ocsp.OCSPCertStatus.REVOKED, row.revoked_at, flag, "revoked"
@@ -95,7 +95,7 @@ def sign_response(
     key = ctx.signer(responder.key_ref)
     response = builder.sign(key, signature_hash(key))
     der = response.public_bytes(serialization.Encoding.DER)
-    if row is not None and row.status == "revoked" and row.invalidity_date is not None:
+    if row is not None and row.status == CertificateStatus.REVOKED and row.invalidity_date is not None:
         der = _with_invalidity_date(der, key, clock.aware(row.invalidity_date))
     return der, now, next_update, label
 

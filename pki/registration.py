@@ -34,7 +34,14 @@ from .context import PkiContext
 from .encoding import load_certificates
 from .errors import CertificateMismatch, RevocationConflict, SubjectInvalid
 from .issuance import generated_key, new_credential_id, subject_attributes
-from .models import Certificate, CertificateAuthority, Credential
+from .models import (
+    CaStatus,
+    Certificate,
+    CertificateAuthority,
+    CertificateStatus,
+    Credential,
+    CredentialStatus,
+)
 from .names import SubjectInfo, build_name, common_name
 from .reasons import Reason
 from .store import get_certificate, get_credential
@@ -61,7 +68,7 @@ def request(ctx: PkiContext, subject: SubjectInfo, actor: str, *, profile: str =
         csr = (x509.CertificateSigningRequestBuilder().subject_name(build_name(attrs, prof))
                .sign(key, signature_hash(key), rsa_padding=rsa_padding))
         csr_der = csr.public_bytes(serialization.Encoding.DER)
-        cred = Credential(id=new_credential_id(), key_ref=ref, certificate_id=None, status="pending",
+        cred = Credential(id=new_credential_id(), key_ref=ref, certificate_id=None, status=CredentialStatus.PENDING,
                           csr_der=csr_der, created_at=now)
         session.add(cred)
         audit.record(session, actor=actor, action="pki:credential:request", subject=cred.id, key_ref=ref,
@@ -80,7 +87,7 @@ def _external_ca(session: Session, issuer: x509.Certificate, chain: list[x509.Ce
     ca = session.execute(select(CertificateAuthority).where(CertificateAuthority.name == name)).scalar_one_or_none()
     if ca is None:
         ca = CertificateAuthority(
-            name=name, role="issuing", mode="external", status="active", profile="external", parent_id=None,
+            name=name, role="issuing", mode="external", status=CaStatus.ACTIVE, profile="external", parent_id=None,
             subject=issuer.subject.rfc4514_string(), key_ref=None, cert_der=der, next_crl_number=1, created_at=now,
             chain_pem="".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in chain) or None,
         )
@@ -93,7 +100,7 @@ def import_certificate(ctx: PkiContext, credential_id: str, data: bytes, actor: 
     certs = load_certificates(data)
     with transaction(ctx.sessions) as session:
         cred = get_credential(session, credential_id)
-        if cred.status != "pending":
+        if cred.status != CredentialStatus.PENDING:
             raise RevocationConflict(
                 f"credential {credential_id} is {cred.status}; only a pending request takes a certificate")
         ours = _spki(ctx.keystores.for_ref(cred.key_ref).public_key(cred.key_ref))
@@ -116,14 +123,14 @@ def import_certificate(ctx: PkiContext, credential_id: str, data: bytes, actor: 
         row = Certificate(
             serial=serial, ca_id=ca.id, profile="external", subject=leaf.subject.rfc4514_string(),
             common_name=common_name(leaf.subject), commune_code=None, province_code=None,
-            not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc, status="valid",
+            not_before=leaf.not_valid_before_utc, not_after=leaf.not_valid_after_utc, status=CertificateStatus.VALID,
             status_changed_at=now, der=der, sha256=hashlib.sha256(der).hexdigest(), key_ref=cred.key_ref,
             replaces_serial=None, issued_by=f"external:{issuer.subject.rfc4514_string()}"[:200], issued_at=now,
             external=True,
         )
         session.add(row)
         session.flush()
-        cred.certificate_id, cred.status, cred.csr_der = row.id, "active", None
+        cred.certificate_id, cred.status, cred.csr_der = row.id, CredentialStatus.ACTIVE, None
         audit.record(session, actor=actor, action="pki:certificate:import", subject=serial, credential=credential_id,
                      issuer=issuer.subject.rfc4514_string(), dn=row.subject)
     return row
@@ -197,13 +204,13 @@ def check_status(ctx: PkiContext, serial: str, actor: str, *, timeout: float = 1
         raise Unavailable(f"the external CA's OCSP responder at {urls[0]} could not be used: {exc}") from exc
     with transaction(ctx.sessions) as session:
         row = get_certificate(session, serial, for_update=True)
-        if status == "revoked" and row.status != "revoked":
+        if status == "revoked" and row.status != CertificateStatus.REVOKED:  # status: the external OCSP answer
             now = clock.now()
-            row.status, row.revoked_at = "revoked", revoked_at or now
+            row.status, row.revoked_at = CertificateStatus.REVOKED, revoked_at or now
             row.revocation_reason, row.status_changed_at = reason, now
             cred = session.execute(select(Credential).where(Credential.certificate_id == row.id)).scalar_one_or_none()
             if cred is not None:
-                cred.status = "retired"
+                cred.status = CredentialStatus.RETIRED
             audit.record(session, actor=actor, action="pki:certificate:external-revocation", subject=row.serial,
                          reason=reason, source=urls[0])
     return StatusCheck(row.serial, status, urls[0], reason)

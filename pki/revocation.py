@@ -16,7 +16,7 @@ from core.errors import InvalidInput
 from . import crl, ocsp
 from .context import PkiContext
 from .errors import FourEyesRequired, RevocationConflict
-from .models import Certificate
+from .models import Certificate, CertificateStatus, CredentialStatus
 from .reasons import Reason
 from .store import credential_for, get_certificate
 
@@ -51,22 +51,22 @@ def revoke_row(ctx: PkiContext, session: Session, row: Certificate, reason: Reas
     if row.external:
         raise RevocationConflict(f"certificate {row.serial} was issued by an external CA; revoke it there "
                                  "(kyso records it at the next status check)")
-    if row.status == "revoked":
+    if row.status == CertificateStatus.REVOKED:
         raise RevocationConflict(f"certificate {row.serial} is already revoked ({row.revocation_reason})")
-    if row.status == "on_hold" and reason is Reason.certificateHold:
+    if row.status == CertificateStatus.ON_HOLD and reason is Reason.certificateHold:
         raise RevocationConflict(f"certificate {row.serial} is already on hold")
-    if row.status == "valid":  # a held certificate revoked for good keeps the date of its hold
+    if row.status == CertificateStatus.VALID:  # a held certificate revoked for good keeps the date of its hold
         row.revoked_at = now
-    row.status = "on_hold" if reason is Reason.certificateHold else "revoked"
+    row.status = CertificateStatus.ON_HOLD if reason is Reason.certificateHold else CertificateStatus.REVOKED
     row.revocation_reason = reason.value
     row.status_changed_at = now
     row.released_at = None
     row.invalidity_date = invalidity_date
     credential = credential_for(session, row)
-    if credential is not None and row.status == "revoked":
-        credential.status = "retired"
+    if credential is not None and row.status == CertificateStatus.REVOKED:
+        credential.status = CredentialStatus.RETIRED
     ocsp.preproduce(ctx, session, row.ca, row, now)
-    audit.record(session, actor=actor, action="pki:certificate:" + ("hold" if row.status == "on_hold" else "revoke"),
+    audit.record(session, actor=actor, action="pki:certificate:" + ("hold" if row.status == CertificateStatus.ON_HOLD else "revoke"),
                  subject=row.serial, ca=row.ca.name, reason=reason.value, dn=row.subject,
                  **({"invalidity_date": invalidity_date.isoformat()} if invalidity_date else {}))
     if publish:
@@ -105,11 +105,11 @@ def release(ctx: PkiContext, serial: str, actor: str) -> Certificate:
     """Lift a certificateHold: the certificate is good again and the next delta says removeFromCRL."""
     with transaction(ctx.sessions) as session:
         row = get_certificate(session, serial, for_update=True)
-        if row.status != "on_hold":
+        if row.status != CertificateStatus.ON_HOLD:
             raise RevocationConflict(
                 f"certificate {row.serial} is {row.status}, not on hold; only a hold can be released")
         now = clock.now()
-        row.status, row.revocation_reason, row.released_at, row.status_changed_at = "valid", None, now, now
+        row.status, row.revocation_reason, row.released_at, row.status_changed_at = CertificateStatus.VALID, None, now, now
         row.invalidity_date = None
         ocsp.preproduce(ctx, session, row.ca, row, now)
         audit.record(session, actor=actor, action="pki:certificate:release", subject=row.serial, ca=row.ca.name,

@@ -11,7 +11,7 @@ from core import clock
 from core.errors import Unavailable
 
 from .errors import UnknownCA, UnknownCertificate, UnknownCredential
-from .models import Certificate, CertificateAuthority, Credential
+from .models import Certificate, CertificateAuthority, CertificateStatus, Credential
 
 QR_SEAL_PROFILE = "qr-seal"
 
@@ -83,7 +83,7 @@ def _current_service(session: Session, profile: str, ca: CertificateAuthority | 
     """The newest valid, unexpired certificate of a service profile (TSA, offline seal) with its key here."""
     now = now or clock.now()
     query = select(Certificate).where(
-        Certificate.profile == profile, Certificate.status == "valid", Certificate.key_ref.is_not(None),
+        Certificate.profile == profile, Certificate.status == CertificateStatus.VALID, Certificate.key_ref.is_not(None),
         Certificate.not_before <= now, Certificate.not_after > now)
     if ca is not None:
         query = query.where(Certificate.ca_id == ca.id)
@@ -134,7 +134,7 @@ def list_certificates(session: Session, flt: CertificateFilter, now: dt.datetime
     if flt.status == "expired":
         query = query.where(Certificate.not_after <= now)
     elif flt.status == "valid":
-        query = query.where(Certificate.status == "valid", Certificate.not_after > now)
+        query = query.where(Certificate.status == CertificateStatus.VALID, Certificate.not_after > now)
     elif flt.status:
         query = query.where(Certificate.status == flt.status)
     if flt.profile:

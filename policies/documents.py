@@ -198,6 +198,6 @@ def _line(text: str, loc: tuple[str | int, ...]) -> int:
     return line
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=1)  # kept: the packaged default policy file (not the reloadable one), parsed once
 def default_policy() -> DocumentPolicy:
     return load()

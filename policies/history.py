@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from core import clock
+from core.cache import Cache
 from core.db import Base, UTCDateTime, transaction
 
 from .documents import DocumentPolicy, parse
@@ -35,18 +36,16 @@ def remember(sessions: sessionmaker[Session], policy: DocumentPolicy) -> None:
         pass  # another worker recorded it at the same moment
 
 
-_known: dict[str, DocumentPolicy] = {}  # a version's text never changes: read and parse it once per process
-
-
-def recorded(session: Session, version: str) -> DocumentPolicy | None:
-    policy = _known.get(version)
+def recorded(session: Session, version: str, known: Cache[str, DocumentPolicy] | None = None) -> DocumentPolicy | None:
+    """A recorded version's rules. A version's text never changes: with ``known`` (a cache its caller
+    owns, e.g. the verifier's) it is read and parsed once per process."""
+    policy = known.get(version) if known is not None else None
     if policy is None:
         source = session.execute(select(PolicyVersion.source).where(PolicyVersion.version == version)
                                  ).scalar_one_or_none()
         if source is None:
             return None  # not cached: a worker may record it a moment later
         policy = parse(source.encode(), f"policy {version}")
-        if len(_known) > 64:
-            _known.clear()
-        _known[version] = policy
+        if known is not None:
+            known.put(version, policy)
     return policy

@@ -2,15 +2,13 @@
 and the revocation data (stored OCSP responses, CRLs) that B-LT embeds.
 
 Everything comes from kyso's own database, never the network: the responses are the pre-produced
-ones the OCSP responder serves. The cache is dropped when the revocation epoch moves (any
-revocation, release or CRL publication, in any worker), checked at most every
+ones the OCSP responder serves. The cache (``core.cache``) is dropped when the revocation
+epoch moves (any revocation, release or CRL publication, in any worker), checked at most every
 ``KYSO_OCSP_CACHE_CHECK_SECONDS``, and entries also expire after a few seconds so a renewal shows.
 """
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 from dataclasses import dataclass
 
 from asn1crypto import crl as asn1_crl, ocsp as asn1_ocsp, x509 as asn1_x509
@@ -20,7 +18,8 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import clock, metrics
+from core import clock
+from core.cache import Cache, EpochWatch
 from core.db import transaction
 from hsm import KeyType
 from pki import crl as pki_crl
@@ -37,8 +36,7 @@ SIGNING_PROFILES = {"specialist", "seal"}
 DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"  # id-kp-documentSigning, RFC 9336 (asn1crypto has no name for it)
 DOCUMENT_SIGNING_EKUS = frozenset({x509.ObjectIdentifier(DOCUMENT_SIGNING), x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION})
 TTL_SECONDS = 5.0
-_SIGNER_CACHE = metrics.CacheCounter("signer_material")
-_REVINFO_CACHE = metrics.CacheCounter("revocation_data")
+MAX_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -88,66 +86,38 @@ def _attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
     return str(values[0].value) if values else None
 
 
-class EpochWatch:
-    """Tells a per-process cache when to forget: the revocation epoch (any revocation, release or
-    CRL publication, in any worker) moved. The database is asked at most every
-    ``KYSO_OCSP_CACHE_CHECK_SECONDS``."""
-
-    def __init__(self, ctx: PkiContext) -> None:
-        self._ctx = ctx
-        self.epoch: int | None = None
-        self.checked = 0.0
-
-    def fresh(self) -> bool:
-        """Checked moments ago: a cache may answer without a database round trip."""
-        return self.epoch is not None and time.monotonic() - self.checked < self._ctx.settings.ocsp_cache_check_seconds
-
-    def moved(self, session: Session) -> bool:
-        if self.fresh():
-            return False
-        epoch = revocation_epoch(session)
-        moved, self.epoch, self.checked = epoch != self.epoch, epoch, time.monotonic()
-        return moved
-
-    def reset(self) -> None:
-        self.epoch = None
+def revocation_watch(ctx: PkiContext) -> EpochWatch:
+    """The revocation epoch (any revocation, release or CRL publication, in any worker), read at most
+    every ``KYSO_OCSP_CACHE_CHECK_SECONDS``: one per process, built by the container and shared by
+    every cache a revocation invalidates (signer material, revocation data, chains, the seal key)."""
+    return EpochWatch(revocation_epoch, lambda: ctx.settings.ocsp_cache_check_seconds)
 
 
 class MaterialCache:
-    """Per-process cache; safe to lose (the database is the truth)."""
+    """Per-process cache; safe to lose (the database is the truth). Entries expire after
+    ``TTL_SECONDS`` and go at once when ``watch`` sees the revocation epoch move."""
 
-    def __init__(self, ctx: PkiContext) -> None:
+    def __init__(self, ctx: PkiContext, watch: EpochWatch | None = None) -> None:
         self._ctx = ctx
-        self._lock = threading.Lock()
-        self._signers: dict[str, tuple[float, SignerMaterial]] = {}
-        self._revinfo: dict[tuple[str, ...], tuple[float, RevocationData]] = {}
-        self._watch = EpochWatch(ctx)
-
-    def _check_epoch(self, session: Session) -> None:
-        if self._watch.moved(session):
-            with self._lock:
-                self._signers.clear()
-                self._revinfo.clear()
+        self.watch = watch or revocation_watch(ctx)
+        self._signers: Cache[str, SignerMaterial] = Cache("signer_material", max_entries=MAX_ENTRIES,
+                                                         ttl=TTL_SECONDS, watch=self.watch)
+        self._revinfo: Cache[tuple[str, ...], RevocationData] = Cache("revocation_data", max_entries=MAX_ENTRIES,
+                                                                      ttl=TTL_SECONDS, watch=self.watch)
 
     def clear(self) -> None:
-        with self._lock:
-            self._signers.clear()
-            self._revinfo.clear()
-            self._watch.reset()
+        self._signers.clear()
+        self._revinfo.clear()
+        self.watch.reset()
 
     # -- signer ----------------------------------------------------------------------------------
     def signer(self, credential_id: str) -> SignerMaterial:
         with transaction(self._ctx.sessions) as session:
-            self._check_epoch(session)
-            hit = self._signers.get(credential_id)
-            fresh = bool(hit and time.monotonic() - hit[0] < TTL_SECONDS)
-            _SIGNER_CACHE.count(fresh)
-            if hit and fresh:
-                material = hit[1]
-            else:
+            self.watch.moved(session)
+            material = self._signers.get(credential_id)
+            if material is None:
                 material = self._load_signer(session, credential_id)
-                with self._lock:
-                    self._signers[credential_id] = (time.monotonic(), material)
+                self._signers.put(credential_id, material)
         if material.not_after <= clock.now():
             raise SigningRefused(f"the certificate of credential {credential_id} expired on "
                                  f"{material.not_after:%Y-%m-%d}; renew it before signing")
@@ -203,21 +173,19 @@ class MaterialCache:
     def revocation_data(self, certs: list[asn1_x509.Certificate]) -> RevocationData:
         """Stored OCSP responses for every kyso-issued certificate in ``certs``, plus the root CRLs."""
         key = tuple(sorted({c.sha256.hex() for c in certs}))
-        if self._watch.fresh():
-            hit = self._revinfo.get(key)  # epoch checked moments ago: no database round trip
-            if hit and time.monotonic() - hit[0] < TTL_SECONDS:
-                _REVINFO_CACHE.hit()
-                return hit[1]
-        with transaction(self._ctx.sessions, read_only=True) as session:
-            self._check_epoch(session)
+        looked = self.watch.fresh()
+        if looked:  # epoch checked moments ago: no database round trip
             hit = self._revinfo.get(key)
-            if hit and time.monotonic() - hit[0] < TTL_SECONDS:
-                _REVINFO_CACHE.hit()
-                return hit[1]
-            _REVINFO_CACHE.miss()
+            if hit is not None:
+                return hit
+        with transaction(self._ctx.sessions, read_only=True) as session:
+            self.watch.moved(session)
+            if not looked:  # one lookup counted per call
+                hit = self._revinfo.get(key)
+                if hit is not None:
+                    return hit
             data = self._load_revinfo(session, certs)
-        with self._lock:
-            self._revinfo[key] = (time.monotonic(), data)
+        self._revinfo.put(key, data)
         return data
 
     def _load_revinfo(self, session: Session, certs: list[asn1_x509.Certificate]) -> RevocationData:

@@ -25,6 +25,8 @@ from typing import Any, Iterator
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils import generic
 
+from core.cache import Cache
+
 _original = generic.read_hex_string_from_stream
 _WHITESPACE = b" \n\r\t\f\x00"
 _NOT_HEX = re.compile(rb"[^0-9A-Fa-f]")
@@ -59,7 +61,9 @@ _name_eq = asn1_x509.Name.__eq__
 _name_ne = asn1_x509.Name.__ne__
 
 
-_equal: dict[tuple[bytes, bytes], bool] = {}
+# Module-level on purpose: the patched ``Name.__eq__`` is process-wide by nature (asn1crypto's class) and
+# the answer is a pure function of two DER encodings, so there is nothing per container to separate.
+_equal: Cache[tuple[bytes, bytes], bool] = Cache("name_equality", max_entries=8192)
 
 
 def name_eq(self: asn1_x509.Name, other: object) -> bool:
@@ -72,14 +76,19 @@ def name_eq(self: asn1_x509.Name, other: object) -> bool:
     known = _equal.get(key)
     if known is None:
         known = bool(_name_eq(self, other))
-        if len(_equal) > 8192:
-            _equal.clear()
-        _equal[key] = known
+        _equal.put(key, known)
     return known
 
 
+def installed() -> bool:
+    return generic.read_hex_string_from_stream is read_hex_string and asn1_x509.Name.__eq__ is name_eq
+
+
 def install() -> None:
-    """Idempotent; pyHanko's ``read_object`` looks the function up at call time."""
+    """Patch pyHanko and asn1crypto for this process. Called once at start-up by the container
+    (``api.container.build``) and by ``Verifier()`` for a verifier built by hand; never on import.
+    Idempotent; pyHanko's ``read_object`` looks the function up at call time. The patches are meant
+    to go upstream (``docs/upstream/``)."""
     generic.read_hex_string_from_stream = read_hex_string  # type: ignore[assignment]
     if asn1_x509.Name.__eq__ is not name_eq:
         asn1_x509.Name.__eq__ = name_eq  # type: ignore[method-assign,assignment]

@@ -31,13 +31,14 @@ from starlette.datastructures import UploadFile
 from core.db import transaction
 from core.errors import InvalidInput, KysoError, NotFound
 from pki import store
-from pki.models import Certificate
+from pki.models import Certificate, CertificateStatus
 from policies import units
 from policies.documents import DocumentType
 from signing.create import offline_seal
 from signing.registry import lifecycle
 from signing.errors import UnknownDocument
-from signing.registry.models import SignedDocument
+from signing.registry.models import DocumentStatus, SignedDocument
+from signing.verify.indications import Indication
 from signing.verify.report import VerificationReport
 from signing.verify.report_text import quoted
 
@@ -162,18 +163,18 @@ def _signer(session: Session, serial: str) -> tuple[str | None, Certificate | No
 
 def _status(doc: SignedDocument, cert_row: Certificate | None, commune: str, lang: str) -> Verdict:
     changed = _when(doc.status_changed_at, lang, time=False) if doc.status_changed_at else "?"
-    if doc.status == "withdrawn":
+    if doc.status == DocumentStatus.WITHDRAWN:
         return Verdict("bad", "withdrawn", _t(lang, "withdrawn_head"), _t(lang, "withdrawn", date=changed),
                        _t(lang, "withdrawn_todo", commune=commune))
-    if doc.status == "superseded":
+    if doc.status == DocumentStatus.SUPERSEDED:
         return Verdict("bad", "superseded", _t(lang, "superseded_head"), _t(lang, "superseded", date=changed),
                        _t(lang, "superseded_todo", commune=commune, new=doc.superseded_by or "?"),
                        link=f"/v/{doc.superseded_by}" if doc.superseded_by else None,
                        link_text=_t(lang, "superseded_link", new=doc.superseded_by or ""))
-    if doc.status != "valid":
+    if doc.status != DocumentStatus.VALID:
         return Verdict("bad", "unknown", _t(lang, "unknown_head"), _t(lang, "unknown_status"),
                        _t(lang, "contact", commune=commune))
-    if cert_row is not None and cert_row.status == "revoked" and cert_row.revoked_at is not None:
+    if cert_row is not None and cert_row.status == CertificateStatus.REVOKED and cert_row.revoked_at is not None:
         signed_at, revoked_at = doc.signed_at, cert_row.revoked_at
         if revoked_at.tzinfo is None:
             revoked_at = revoked_at.replace(tzinfo=dt.timezone.utc)
@@ -228,7 +229,7 @@ def _result(report: VerificationReport, document_id: str, lang: str) -> dict[str
         "title": quoted(s.signer.title) if s.signer and s.signer.title else None,
         "when": _when(s.timestamp.time if s.timestamp else s.claimed_signing_time, lang)
         if (s.timestamp or s.claimed_signing_time) else None,
-        "ok": s.indication == "TOTAL-PASSED", "summary": getattr(s.summary, lang),
+        "ok": s.indication == Indication.TOTAL_PASSED, "summary": getattr(s.summary, lang),
     } for s in report.signatures]
     base = {"summary": summary, "indication": report.indication, "signatures": signatures, "link": None,
             "extract": bool(report.modifications or report.visual_differences)}
@@ -243,7 +244,7 @@ def _result(report: VerificationReport, document_id: str, lang: str) -> dict[str
         key, tone = "other_document", "bad"
         sentence = _t(lang, "r_other", other=reg.document_id, id=document_id)
         base["link"] = f"/v/{reg.document_id}"
-    elif reg.status != "valid":
+    elif reg.status != DocumentStatus.VALID:
         key, tone, sentence = "withdrawn", "bad", _t(lang, "r_withdrawn", id=document_id)
     elif not report.genuine:
         key, tone, sentence = "not_genuine", "bad", _t(lang, "r_not_genuine")
@@ -296,12 +297,12 @@ def _error_page(exc: KysoError, lang: str, path: str, document_id: str | None = 
     return response
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=None)  # kept: packaged static files; bounded by the files present (a miss raises, not cached)
 def _asset(name: str) -> bytes:
     return (STATIC / name).read_bytes()
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=1)  # kept: a digest of the packaged static files and templates, computed once
 def _assets_version() -> str:
     digest = hashlib.sha256()
     for path in sorted([*STATIC.iterdir(), *TEMPLATES.iterdir()]):

@@ -39,6 +39,7 @@ from signing.activation.remote import CredentialDescription
 from signing.create.service import SignRequest
 from signing.create.signer import default_digest
 from signing.activation.sole_control import Required, SADActivation, document_hash
+from pki.models import CertificateStatus
 
 from .. import tokens
 from ..container import Container
@@ -278,7 +279,7 @@ def _describe(cred: CredentialDescription, certificates: str, cert_info: bool, a
     public = cred.certificate.public_key()
     key_type = key_type_of(public)
     length, curve = remote.key_description(public)
-    usable = cred.activation.usable and cred.certificate_status == "valid"
+    usable = cred.activation.usable and cred.certificate_status == CertificateStatus.VALID
     certs = {"none": [], "single": [cred.certificate], "chain": [cred.certificate, *cred.chain]}[certificates]
     cert: dict[str, Any] = {"status": cred.certificate_status,
                             "certificates": [base64.b64encode(remote.der(c)).decode() for c in certs]}

@@ -17,7 +17,7 @@ from core import audit, clock, metrics
 from core.db import transaction
 from core.errors import KysoError
 from policies import units
-from signing.create.timestamping import TimeStampResp, authority_for
+from signing.create.timestamping import TimeStampResp
 
 from ..container import Container
 from ..deps import Auditor, ContainerDep, Reader, SessionDep, bearer, current_principal, require
@@ -67,7 +67,7 @@ def _tsa_state(container: Container) -> str:
         except (OSError, ValueError) as exc:
             return f"unreachable: {url.hostname}: {type(exc).__name__}"
     try:
-        status = TimeStampResp.load(authority_for(container.pki).respond(_PROBE))["status"]
+        status = TimeStampResp.load(container.signing.tsa.respond(_PROBE))["status"]
     except KysoError as exc:
         return f"unavailable: {exc.message}"
     except Exception as exc:  # noqa: BLE001 - readiness reports, never raises

@@ -20,7 +20,6 @@ from core.db import transaction
 from core.errors import Unavailable
 from pki import crl, ocsp, store
 from pki.errors import CANotReady
-from signing.create.timestamping import authority_for
 
 from ..container import Container
 from ..deps import ContainerDep
@@ -34,7 +33,7 @@ TSA_QUERY, TSA_REPLY = "application/timestamp-query", "application/timestamp-rep
 MAX_TSA_REQUEST = 10_000
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=8192)  # kept: pure (a response's bytes and times → its HTTP headers), bounded
 def _validity_headers(der: bytes, this_update: dt.datetime, next_update: dt.datetime) -> tuple[tuple[str, str], ...]:
     """Headers that depend only on the response: computed once per pre-produced answer."""
     return (
@@ -118,18 +117,17 @@ async def tsa_post(request: Request, container: ContainerDep) -> Response:
         body += chunk
         if len(body) > MAX_TSA_REQUEST:
             raise RequestTooLarge(f"a time-stamp request is at most {MAX_TSA_REQUEST} bytes")
-    reply = await run_in_threadpool(authority_for(container.pki).respond, bytes(body))
+    reply = await run_in_threadpool(container.signing.tsa.respond, bytes(body))
     return Response(reply, media_type=TSA_REPLY, headers={"Cache-Control": "no-store"})
 
 
 async def _answer(container: Container, der: bytes, *, cacheable: bool) -> Response:
     """Cached pre-produced answers are served on the event loop; anything else goes to a thread."""
     cache = container.pki.ocsp_cache
-    now = time.time()
     try:
-        if cache.needs_epoch_check(now):
-            cache.observe_epoch(await run_in_threadpool(_epoch, container), now)
-        answer = cache.get(der, now)
+        if cache.needs_epoch_check():
+            cache.observe_epoch(await run_in_threadpool(_epoch, container))
+        answer = cache.get(der, clock.now())
         if answer is None:
             answer = await run_in_threadpool(_answer_from_db, container, der)
             cache.put(der, answer)

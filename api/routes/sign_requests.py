@@ -21,6 +21,7 @@ from signing.activation import factors
 from signing.activation import requests
 from signing.errors import SigningRefused
 from signing.activation.sole_control import SADActivation, document_hash, needs_activation
+from signing.activation.models import RequestStatus
 
 from ..container import Container
 from ..deps import CanRead, CanSign, ContainerDep
@@ -151,7 +152,7 @@ def approve(container: Container, request_id: str, credential_id: str, pin: str,
     claimed once, and each document is signed for the submitting client (idempotent per item)."""
     with transaction(container.sessions) as session:
         row = requests.get(session, request_id, credential_id=credential_id)
-        if row.status != "pending":
+        if row.status != RequestStatus.PENDING:
             raise requests.SigningRequestClosed(f"signing request {request_id} is {row.status}, not waiting")
         client = row.client
         stored = [(i.position, i.metadata_json, i.pdf) for i in requests.items(session, request_id)]

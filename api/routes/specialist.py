@@ -26,6 +26,8 @@ from pki.store import get_credential
 from signing.activation import factors
 from signing.registry import lifecycle
 from signing.activation import requests
+from pki.models import CertificateStatus
+from signing.activation.models import ActivationState
 
 from .. import specialist_session as sessions
 from ..container import Container
@@ -83,7 +85,7 @@ def _home_values(container: Container, credential_id: str, lang: str) -> dict[st
             expired = clock.aware(cert.not_after) <= clock.now()
             certificate = {"serial": cert.serial, "not_before": _when(cert.not_before), "not_after": _when(cert.not_after),
                            "unit": cert.commune_code or "", "status_text": t["cert_expired"] if expired and
-                           cert.status == "valid" else t.get(f"cert_{cert.status}", cert.status)}
+                           cert.status == CertificateStatus.VALID else t.get(f"cert_{cert.status}", cert.status)}
         pending = []
         for row in requests.pending_for(session, credential_id):
             items = []
@@ -99,10 +101,10 @@ def _home_values(container: Container, credential_id: str, lang: str) -> dict[st
                       "signed_at": _when(d.signed_at), "status": d.status} for d in docs]
         name = cert.common_name if cert else credential_id
     enrol_qr = None
-    if state == "pending":
+    if state == ActivationState.PENDING:
         enrol_qr = base64.b64encode(factors.enrollment_qr(container.pki, credential_id).png).decode()
     return {"name": name, "credential_id": credential_id, "certificate": certificate, "pending": pending,
-            "documents": documents, "total": total, "enrol_qr": enrol_qr, "can_change_pin": state == "active",
+            "documents": documents, "total": total, "enrol_qr": enrol_qr, "can_change_pin": state == ActivationState.ACTIVE,
             "activation_text": t.get(f"act_{state}", state)}
 
 

@@ -38,10 +38,14 @@ from core import audit, clock
 from core.db import transaction
 from core.errors import Conflict, InvalidInput, KysoError, PermissionDenied
 from pki.context import PkiContext
-from pki.models import Credential
+from pki.models import Credential, CredentialStatus
 from pki.store import get_credential
 from signing.activation import crypto as sec
-from signing.activation.models import ActivationData, SignatureActivation
+from signing.activation.models import (
+    ActivationData,
+    ActivationState,
+    SignatureActivation,
+)
 from signing.material import SIGNING_PROFILES
 
 MAX_FAILED_ATTEMPTS = 5
@@ -121,12 +125,12 @@ class ActivationStatus:
 
     @property
     def usable(self) -> bool:
-        return self.state == "active"
+        return self.state == ActivationState.ACTIVE
 
     def as_dict(self) -> dict[str, object]:
         iso = lambda v: v.isoformat() if v else None
         return {"credential_id": self.credential_id, "state": self.state, "failed_attempts": self.failed_attempts,
-                "attempts_left": max(0, MAX_FAILED_ATTEMPTS - self.failed_attempts) if self.state != "none" else None,
+                "attempts_left": max(0, MAX_FAILED_ATTEMPTS - self.failed_attempts) if self.state != ActivationState.NONE else None,
                 "enrolled_at": iso(self.enrolled_at), "confirmed_at": iso(self.confirmed_at),
                 "locked_at": iso(self.locked_at)}
 
@@ -178,15 +182,15 @@ def _row(session: Session, credential_id: str, *, lock: bool = False) -> Activat
 
 def _status(credential_id: str, row: ActivationData | None) -> ActivationStatus:
     if row is None:
-        return ActivationStatus(credential_id, "none", 0, None, None, None)
-    state = "locked" if row.locked_at is not None else row.state
+        return ActivationStatus(credential_id, ActivationState.NONE, 0, None, None, None)
+    state = ActivationState.LOCKED if row.locked_at is not None else row.state
     return ActivationStatus(credential_id, state, row.failed_attempts, row.enrolled_at, row.confirmed_at, row.locked_at)
 
 
 def _usable_credential(session: Session, credential_id: str) -> Credential:
     credential = get_credential(session, credential_id)
     cert = credential.certificate
-    if credential.status != "active" or cert is None:
+    if credential.status != CredentialStatus.ACTIVE or cert is None:
         raise ActivationRefused(f"credential {credential_id} is {credential.status}; it cannot be activated")
     if cert.profile not in SIGNING_PROFILES:
         raise ActivationRefused(f"credential {credential_id} holds a {cert.profile} certificate, which does not sign "
@@ -266,14 +270,14 @@ def enroll(ctx: PkiContext, credential_id: str, pin: str, actor: str, *, replace
         with transaction(ctx.sessions) as session:
             credential = _usable_credential(session, credential_id)
             row = _row(session, credential_id, lock=True)
-            if row is not None and row.state == "active" and not replace:
+            if row is not None and row.state == ActivationState.ACTIVE and not replace:
                 raise AlreadyEnrolled(f"credential {credential_id} is already enrolled; re-enrol only to replace a lost "
                                       "phone or a forgotten PIN (--replace), which stops the old one at once")
             replaced = row is not None
             if row is None:
                 row = ActivationData(credential_id=credential_id)
                 session.add(row)
-            row.state, row.pin_kdf, row.pin_salt, row.pin_hash = "pending", sec.PIN_KDF, salt, pin_hash
+            row.state, row.pin_kdf, row.pin_salt, row.pin_hash = ActivationState.PENDING, sec.PIN_KDF, salt, pin_hash
             row.totp_secret = sec.seal(secret, credential_id, keys)
             row.last_otp_step, row.failed_attempts, row.locked_at = None, 0, None
             row.enrolled_at, row.enrolled_by, row.confirmed_at, row.pin_changed_at = now, actor, None, None
@@ -296,7 +300,7 @@ def confirm(ctx: PkiContext, credential_id: str, code: str, *, actor: str | None
         if row is None:
             error = NotEnrolled(f"credential {credential_id} has no enrolment to confirm; start one with "
                                 "`kyso activation enroll`")
-        elif row.state == "active":
+        elif row.state == ActivationState.ACTIVE:
             error = AlreadyEnrolled(f"the enrolment of credential {credential_id} is already confirmed")
         else:
             step = sec.matching_step(sec.unseal(row.totp_secret, credential_id, keys), code or "", clock.now())
@@ -304,7 +308,7 @@ def confirm(ctx: PkiContext, credential_id: str, code: str, *, actor: str | None
                 error = InvalidActivationData("that code is not the current one; check the phone's clock and type "
                                               "the code the app shows now")
             else:
-                row.state, row.confirmed_at = "active", clock.now()
+                row.state, row.confirmed_at = ActivationState.ACTIVE, clock.now()
                 audit.record(session, actor=actor, action="activation:enroll:confirm", subject=credential_id)
     if error is not None:
         _refuse(ctx, "activation:enroll:deny", credential_id, actor, error)
@@ -322,7 +326,7 @@ def change_pin(ctx: PkiContext, credential_id: str, old: str, new: str, *, actor
     error: KysoError | None = None
     with transaction(ctx.sessions) as session:
         row = _row(session, credential_id, lock=True)
-        if row is None or row.state != "active":
+        if row is None or row.state != ActivationState.ACTIVE:
             error = NotEnrolled(f"credential {credential_id} has no confirmed enrolment")
         elif row.locked_at is not None:
             error = CredentialLocked(_locked_message(credential_id))
@@ -359,8 +363,8 @@ def sign_in(ctx: PkiContext, credential_id: str, pin: str, otp: str | None) -> A
         elif row.locked_at is not None:
             error, reason = CredentialLocked(_locked_message(credential_id)), "locked"
         else:
-            reason = _check_factors(session, row, pin, otp if row.state == "active" else None, keys, now)
-            if row.state == "active" and not otp:
+            reason = _check_factors(session, row, pin, otp if row.state == ActivationState.ACTIVE else None, keys, now)
+            if row.state == ActivationState.ACTIVE and not otp:
                 reason = reason or "otp_missing"
             if reason is not None:
                 count = _fail(session, credential_id, now)
@@ -382,7 +386,7 @@ def enrollment_qr(ctx: PkiContext, credential_id: str) -> EnrollmentStart:
     keys = sec.ActivationKeys.from_settings(ctx.settings)
     with transaction(ctx.sessions) as session:
         row = _row(session, credential_id)
-        if row is None or row.state != "pending":
+        if row is None or row.state != ActivationState.PENDING:
             raise AlreadyEnrolled(f"credential {credential_id} has no enrolment waiting for its first code")
         credential = get_credential(session, credential_id)
         account = f"{credential.certificate.common_name} ({credential_id})" if credential.certificate else credential_id
@@ -457,7 +461,7 @@ def authorize(ctx: PkiContext, credential_id: str, pin: str, otp: str, hashes: l
         row = _row(session, credential_id, lock=True) if error is None else None
         if error is not None:
             pass
-        elif row is None or row.state != "active":
+        elif row is None or row.state != ActivationState.ACTIVE:
             error = NotEnrolled(f"credential {credential_id} has no confirmed PIN and one-time-code enrolment; "
                                 "an operator enrols it with `kyso activation enroll`")
         elif row.locked_at is not None:
@@ -503,7 +507,7 @@ def _check_sad(session: Session, credential_id: str, sad: str, actor: str, now: 
         if not hashes or any(_digest(h) not in bound for h in hashes):
             return None, "a hash is not one this SAD was authorized for"
     activation = _row(session, credential_id)
-    if activation is None or activation.state != "active" or activation.locked_at is not None:
+    if activation is None or activation.state != ActivationState.ACTIVE or activation.locked_at is not None:
         return None, "the credential's activation data changed or is locked since this SAD was issued"
     return row, None
 

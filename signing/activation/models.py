@@ -3,11 +3,41 @@ the SADs issued against them, and signing requests waiting for a specialist."""
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime
+
+
+# closed sets of strings the ``String`` columns below hold (a StrEnum member is stored as, and equals, its value)
+class ActivationState(StrEnum):
+    """A credential's factors: the column holds PENDING or ACTIVE; the status shown also says NONE (no
+    factors enrolled) and LOCKED (too many wrong attempts)."""
+
+    NONE = "none"
+    PENDING = "pending"
+    ACTIVE = "active"
+    LOCKED = "locked"
+
+
+class RequestStatus(StrEnum):
+    """A signing request: PENDING until the specialist decides or it expires; then its items' outcome."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    SIGNED = "signed"
+    PARTLY_SIGNED = "partly_signed"
+    FAILED = "failed"
+
+
+class ItemStatus(StrEnum):
+    PENDING = "pending"
+    SIGNED = "signed"
+    FAILED = "failed"
 
 
 class ActivationData(Base):
@@ -16,7 +46,7 @@ class ActivationData(Base):
     __tablename__ = "activation_data"
 
     credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), primary_key=True)
-    state: Mapped[str] = mapped_column(String(16), nullable=False)  # pending (not confirmed) | active
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # ActivationState.PENDING (not confirmed) | ACTIVE
     pin_kdf: Mapped[str] = mapped_column(String(40), nullable=False)
     pin_salt: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     pin_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
@@ -55,7 +85,7 @@ class SigningRequest(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), nullable=False)
     client: Mapped[str] = mapped_column(String(200), nullable=False, index=True)  # the submitting token's actor
-    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # RequestStatus
     note: Mapped[str | None] = mapped_column(String(500), nullable=True)  # shown to the specialist
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
@@ -72,6 +102,6 @@ class SigningRequestItem(Base):
     metadata_json: Mapped[str] = mapped_column(Text, nullable=False)  # SignMetadata, without any SAD
     pdf: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # pending | signed | failed
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # ItemStatus
     document_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON {code, message, status}

@@ -23,9 +23,16 @@ from core.db import transaction
 from core.errors import InvalidInput, KysoError
 from hsm import KeyType, SignatureScheme
 from pki.context import PkiContext
-from pki.models import Certificate, CertificateAuthority, Credential
+from pki.models import (
+    Certificate,
+    CertificateAuthority,
+    CertificateStatus,
+    Credential,
+    CredentialStatus,
+)
 from pki.store import get_credential
 from signing.activation import factors
+from signing.activation.models import ActivationState
 from signing.create.signer import HASHES
 from signing.material import SIGNING_PROFILES, MaterialCache
 from signing.registry import records
@@ -169,8 +176,8 @@ def enrolled_credentials(ctx: PkiContext, *, communes: frozenset[str] | None, af
     now = clock.now()
     query = (select(Credential.id).join(factors.ActivationData, factors.ActivationData.credential_id == Credential.id)
              .join(Certificate, Certificate.id == Credential.certificate_id)
-             .where(Credential.status == "active", factors.ActivationData.state == "active", factors.ActivationData.locked_at.is_(None),
-                    Certificate.status == "valid", Certificate.not_after > now,
+             .where(Credential.status == CredentialStatus.ACTIVE, factors.ActivationData.state == ActivationState.ACTIVE, factors.ActivationData.locked_at.is_(None),
+                    Certificate.status == CertificateStatus.VALID, Certificate.not_after > now,
                     Certificate.profile.in_(sorted(SIGNING_PROFILES))))
     if communes is not None:
         query = query.where(Certificate.commune_code.in_(sorted(communes)))

@@ -26,10 +26,16 @@ from sqlalchemy.orm import Session
 
 from core import audit, clock
 from core.errors import Conflict, NotFound
-from signing.activation.models import SigningRequest, SigningRequestItem
+from signing.activation.models import (
+    ItemStatus,
+    RequestStatus,
+    SigningRequest,
+    SigningRequestItem,
+)
 
 REQUEST_TTL = dt.timedelta(hours=24)  # a dossier submitted in the morning is approved the same day
-FINAL = ("signed", "partly_signed", "failed", "rejected", "expired")
+FINAL = (RequestStatus.SIGNED, RequestStatus.PARTLY_SIGNED, RequestStatus.FAILED, RequestStatus.REJECTED,
+         RequestStatus.EXPIRED)
 
 
 class UnknownSigningRequest(NotFound):
@@ -58,13 +64,13 @@ def new_id() -> str:
 def submit(session: Session, credential_id: str, client: str, items: list[NewItem], note: str | None) -> SigningRequest:
     """Store a pending request (the caller validated every item and checked the client's scope)."""
     now = clock.now()
-    row = SigningRequest(id=new_id(), credential_id=credential_id, client=client, status="pending", note=note,
+    row = SigningRequest(id=new_id(), credential_id=credential_id, client=client, status=RequestStatus.PENDING, note=note,
                          created_at=now, expires_at=now + REQUEST_TTL)
     session.add(row)
     for position, item in enumerate(items):
         session.add(SigningRequestItem(request_id=row.id, position=position, filename=item.filename,
                                        metadata_json=json.dumps(item.metadata, ensure_ascii=False), pdf=item.pdf,
-                                       sha256=hashlib.sha256(item.pdf).hexdigest(), status="pending"))
+                                       sha256=hashlib.sha256(item.pdf).hexdigest(), status=ItemStatus.PENDING))
     audit.record(session, actor=client, action="signing:request:submit", subject=row.id, credential=credential_id,
                  documents=[hashlib.sha256(i.pdf).hexdigest() for i in items])
     return row
@@ -72,8 +78,8 @@ def submit(session: Session, credential_id: str, client: str, items: list[NewIte
 
 def _expire(session: Session, row: SigningRequest) -> SigningRequest:
     """A pending request past its time reads (and is stored) as expired."""
-    if row.status == "pending" and clock.aware(row.expires_at) <= clock.now():
-        row.status, row.decided_at = "expired", clock.now()
+    if row.status == RequestStatus.PENDING and clock.aware(row.expires_at) <= clock.now():
+        row.status, row.decided_at = RequestStatus.EXPIRED, clock.now()
     return row
 
 
@@ -95,9 +101,9 @@ def items(session: Session, request_id: str) -> list[SigningRequestItem]:
 
 def pending_for(session: Session, credential_id: str) -> list[SigningRequest]:
     rows = session.execute(select(SigningRequest).where(SigningRequest.credential_id == credential_id,
-                                                        SigningRequest.status == "pending")
+                                                        SigningRequest.status == RequestStatus.PENDING)
                            .order_by(SigningRequest.created_at)).scalars().all()
-    return [r for r in rows if _expire(session, r).status == "pending"]
+    return [r for r in rows if _expire(session, r).status == RequestStatus.PENDING]
 
 
 def claim(session: Session, request_id: str, credential_id: str) -> None:
@@ -105,8 +111,8 @@ def claim(session: Session, request_id: str, credential_id: str) -> None:
     now = clock.now()
     result = session.execute(update(SigningRequest).where(
         SigningRequest.id == request_id, SigningRequest.credential_id == credential_id,
-        SigningRequest.status == "pending", SigningRequest.expires_at > now)
-        .values(status="approved", decided_at=now).execution_options(synchronize_session=False))
+        SigningRequest.status == RequestStatus.PENDING, SigningRequest.expires_at > now)
+        .values(status=RequestStatus.APPROVED, decided_at=now).execution_options(synchronize_session=False))
     if result.rowcount != 1:
         raise SigningRequestClosed(f"signing request {request_id} is no longer waiting for approval")
     audit.record(session, actor=f"specialist:{credential_id}", action="signing:request:approve", subject=request_id)
@@ -116,7 +122,7 @@ def reject(session: Session, request_id: str, credential_id: str, reason: str | 
     now = clock.now()
     result = session.execute(update(SigningRequest).where(
         SigningRequest.id == request_id, SigningRequest.credential_id == credential_id,
-        SigningRequest.status == "pending").values(status="rejected", decided_at=now, reason=reason)
+        SigningRequest.status == RequestStatus.PENDING).values(status=RequestStatus.REJECTED, decided_at=now, reason=reason)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:
         raise SigningRequestClosed(f"signing request {request_id} is no longer waiting for approval")
@@ -129,7 +135,7 @@ def record_item(session: Session, request_id: str, position: int, *, document_id
     item = session.get(SigningRequestItem, (request_id, position))
     if item is None:
         raise UnknownSigningRequest(f"signing request {request_id} has no item {position}")
-    item.status = "signed" if document_id else "failed"
+    item.status = ItemStatus.SIGNED if document_id else ItemStatus.FAILED
     item.document_id, item.error = document_id, json.dumps(error, ensure_ascii=False) if error else None
 
 
@@ -138,5 +144,6 @@ def finish(session: Session, request_id: str) -> SigningRequest:
     if row is None:
         raise UnknownSigningRequest(f"no signing request {request_id!r}")
     states = {i.status for i in items(session, request_id)}
-    row.status = "signed" if states == {"signed"} else "failed" if "signed" not in states else "partly_signed"
+    row.status = (RequestStatus.SIGNED if states == {ItemStatus.SIGNED} else RequestStatus.FAILED
+                  if ItemStatus.SIGNED not in states else RequestStatus.PARTLY_SIGNED)
     return row

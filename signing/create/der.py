@@ -33,7 +33,7 @@ def integer(value: int) -> bytes:
     return tlv(0x02, value.to_bytes(size, "big", signed=True))
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=256)  # kept: pure (a dotted OID → its DER), bounded
 def oid(dotted: str) -> bytes:
     return algos.ObjectIdentifier(dotted).dump()
 

@@ -276,7 +276,7 @@ class StampFonts:
     bold: FontProgram
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=8)  # kept: a font file (packaged or configured, read-only) parsed once, bounded
 def _load_program(path: Path) -> FontProgram:
     return FontProgram(path)
 

@@ -26,10 +26,7 @@ import binascii
 import datetime as dt
 import hashlib
 import re
-import threading
-import time
 import unicodedata
-import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,9 +36,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
-from sqlalchemy.orm import Session
 
 from core import clock
+from core.cache import Cache, EpochWatch
 from core.db import transaction
 from hsm import SignatureScheme
 from pki.context import PkiContext
@@ -49,7 +46,7 @@ from pki.store import current_qr_seal, qr_seal_certificates
 from policies.documents import DocumentType
 
 from signing.errors import SealFieldsInvalid, SealTokenInvalid
-from signing.material import EpochWatch
+from signing.material import revocation_watch
 
 VERSION = "KS1"
 SEPARATOR = "\x1f"  # U+001F UNIT SEPARATOR: never in a cleaned value
@@ -334,64 +331,42 @@ class SealMaterial:
 
 
 class SealMaterialCache:
-    """The current seal certificate's kid and key reference, per process; dropped when the
-    revocation epoch moves (checked at most every ``KYSO_OCSP_CACHE_CHECK_SECONDS``) and after a
-    few seconds anyway, so a renewal or a revocation shows (as ``signing/material.py`` does)."""
+    """The current seal certificate's kid and key reference, per process, owned by the signing
+    service; dropped when the revocation epoch moves (``watch``, checked at most every
+    ``KYSO_OCSP_CACHE_CHECK_SECONDS``) and after a few seconds anyway, so a renewal or a revocation
+    shows (as ``signing/material.py`` does)."""
 
-    def __init__(self, ctx: PkiContext) -> None:
+    def __init__(self, ctx: PkiContext, watch: EpochWatch | None = None) -> None:
         self._ctx = ctx
-        self._lock = threading.Lock()
-        self._entry: tuple[float, SealMaterial] | None = None
-        self._watch = EpochWatch(ctx)
-
-    def _check_epoch(self, session: Session) -> None:
-        if self._watch.moved(session):
-            with self._lock:
-                self._entry = None
+        self._watch = watch or revocation_watch(ctx)
+        self._entry: Cache[str, SealMaterial] = Cache("seal_material", max_entries=1, ttl=TTL_SECONDS,
+                                                      watch=self._watch)
 
     def clear(self) -> None:
-        with self._lock:
-            self._entry = None
-            self._watch.reset()
+        self._entry.clear()
+        self._watch.reset()
 
     def get(self) -> SealMaterial:
         with transaction(self._ctx.sessions) as session:
-            self._check_epoch(session)
-            entry = self._entry
-            if entry and time.monotonic() - entry[0] < TTL_SECONDS and entry[1].not_after > clock.now():
-                return entry[1]
+            self._watch.moved(session)
+            material = self._entry.get("current")
+            if material is not None and material.not_after > clock.now():
+                return material
             row = current_qr_seal(session)
             assert row.key_ref is not None  # current_qr_seal only returns rows with a key here
             spki, _ = _spki(self._ctx, row.der)
             material = SealMaterial(kid=kid_of(spki), key_ref=row.key_ref, serial=row.serial, not_after=row.not_after)
-        with self._lock:
-            self._entry = (time.monotonic(), material)
+        self._entry.put("current", material)
         return material
 
 
-_caches: dict[int, SealMaterialCache] = {}
-_caches_lock = threading.Lock()
-
-
-def material_cache(ctx: PkiContext) -> SealMaterialCache:
-    """The seal material cache of this process's ``ctx`` (forgotten with the context)."""
-    key = id(ctx)
-    cache = _caches.get(key)
-    if cache is None:
-        with _caches_lock:
-            cache = _caches.get(key)
-            if cache is None:
-                cache = _caches[key] = SealMaterialCache(ctx)
-                weakref.finalize(ctx, _caches.pop, key, None)
-    return cache
-
-
-def sign_seal(ctx: PkiContext, facts: SealFacts) -> str:
-    """The token for ``facts``, signed by the current ``qr-seal`` key inside its keystore.
+def sign_seal(ctx: PkiContext, facts: SealFacts, materials: SealMaterialCache) -> str:
+    """The token for ``facts``, signed by the current ``qr-seal`` key inside its keystore
+    (``materials``: the signing service's ``SealMaterialCache``).
 
     Raises ``Unavailable`` (503, ``qr_seal_not_ready``) when kyso has no valid seal certificate.
     """
-    material = material_cache(ctx).get()
+    material = materials.get()
     payload = encode(facts, material.kid)
     digest = hashlib.sha256(payload).digest()
     der = ctx.keystores.for_ref(material.key_ref).sign_digest(material.key_ref, digest, hashes.SHA256(),

@@ -33,7 +33,7 @@ Lang = Literal["vi", "en"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=1)  # kept: the Jinja environment over the packaged templates; one, immutable
 def _environment() -> Environment:
     return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
 
@@ -162,7 +162,6 @@ def sealed_pdf(service, report: VerificationReport, lang: Lang, *, actor: str) -
     from pyhanko.sign.fields import SigFieldSpec
 
     from signing.create.signer import default_digest, default_scheme
-    from signing.create.timestamping import timestamper_for
 
     settings = service.ctx.settings
     credential = settings.report_seal_credential
@@ -180,7 +179,7 @@ def sealed_pdf(service, report: VerificationReport, lang: Lang, *, actor: str) -
         stamp_style=None, text_params={}, md_algorithm=default_digest(material.key_type), certify=True,
         reason="Báo cáo kiểm tra chữ ký số / signature verification report", location=None,
         bytes_reserved=2 * reserve)
-    signed = loop.run(pades.sign_once(pades.open_writer(pdf), job, timestamper_for(service.ctx)))
+    signed = loop.run(pades.sign_once(pades.open_writer(pdf), job, service.timestamper()))
     with transaction(service.ctx.sessions) as session:
         audit.record(session, actor=actor, action="signing:report:seal", subject=report.sha256,
                      credential_id=credential, signer_serial=material.serial, indication=report.indication,

@@ -14,18 +14,19 @@ import hashlib
 import json
 import logging
 import secrets
-import time
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.sign.timestamps import TimeStamper
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import audit, clock, metrics
+from core.cache import Cache
 from core.db import transaction
 from core.errors import Conflict, KysoError
 from hsm.interfaces import SignatureScheme
@@ -50,14 +51,18 @@ from signing.errors import (
     BadAppearance, PdfTooLarge, SelfCheckFailed, SigningRefused, TimestampUnavailable, UnknownDocument, UnreadablePdf,
 )
 from signing.material import MaterialCache, RevocationData, SignerMaterial
-from signing.registry.models import DocumentFile, IdempotencyRecord, SignedDocument, StampImage
+from signing.registry.models import DocumentFile, DocumentStatus, IdempotencyRecord, SignedDocument, StampImage, UpgradeStatus
 from signing.create.signer import KeyStoreSigner, default_digest, default_scheme
 from signing.create.consent import Activation
 from signing.shared_asn1 import shareable
 
+if TYPE_CHECKING:
+    from signing.create.visible import PlannedAppearance
+
 log = logging.getLogger(__name__)
 ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # Crockford-like: no 0/O, 1/I confusion when read aloud
 COMMUNE_TTL = 60.0
+_MISSING = object()
 ID_LENGTH = 12  # 60 bits: unguessable, short enough for a QR code and a phone call
 
 
@@ -110,6 +115,27 @@ class Granted:
 
 
 @dataclass(frozen=True)
+class SigningJob:
+    """One signature in the making: what ``sign`` settled before signing, carried explicitly through
+    ``_sign_bytes``, ``_appearance`` and ``_record`` (nothing is left on the service between them)."""
+
+    request: SignRequest  # as received: the bytes the specialist approved and the audit entry names
+    source: intake.Intake  # what kyso signs: the input if sound, else its repaired copy
+    doc_type: DocumentType
+    material: SignerMaterial
+    kind: str  # the appearance: person, seal or copy
+    level: str  # the level asked for (the request's, or the document type's)
+    document_id: str
+    existing: SignedDocument | None  # the registered document this signs again, if any
+    signed_at: dt.datetime
+    actor: str
+    granted: Granted
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+    seal_token: str | None = None  # the offline seal the QR code carries after '#', made once per signature
+
+
+@dataclass(frozen=True)
 class SignResult:
     document_id: str
     pdf: bytes
@@ -128,15 +154,26 @@ class SigningService:
     """Holds what stays warm between signatures (material cache, TSA); built once per process."""
 
     def __init__(self, ctx: PkiContext, policy: DocumentPolicy | None = None,
-                 policies: PolicyStore | None = None) -> None:
+                 policies: PolicyStore | None = None, *, material: MaterialCache | None = None) -> None:
+        from signing.create.timestamping import TimestampAuthority
+
         self.ctx = ctx
         self._fixed_policy = policy  # tests may pin one; otherwise the reloadable policy file
         self.policies = policies or PolicyStore(ctx.settings.policy_file or DOCUMENTS_FILE,
                                                 on_load=self._remember_policy)
-        self.material = MaterialCache(ctx)
-        self._signers: dict[tuple[str, str, str], KeyStoreSigner] = {}  # (credential, serial, scheme)
-        self._communes: dict[tuple[str, dt.date], tuple[float, str | None]] = {}
-        self._seal_tokens: dict[tuple[str, dt.datetime], str] = {}  # made by _appearance, stored by _record
+        self.material = material or MaterialCache(ctx)  # the container's, shared with verification
+        self.seal_material = offline_seal.SealMaterialCache(ctx, self.material.watch)
+        self.tsa = TimestampAuthority(ctx)  # kyso's own TSA (also answers /tsa): one per process
+        # (credential, serial, scheme) → signer
+        self._signers: Cache[tuple[str, str, str], KeyStoreSigner] = Cache("keystore_signers", max_entries=10_000)
+        self._communes: Cache[tuple[str, dt.date], str | None] = Cache("commune_provinces", max_entries=10_000,
+                                                                       ttl=COMMUNE_TTL)
+
+    def timestamper(self) -> TimeStamper:
+        """The external TSA when ``settings.tsa_url`` is set, else kyso's own (``self.tsa``)."""
+        from signing.create.timestamping import timestamper_for
+
+        return timestamper_for(self.ctx, self.tsa)
 
     @property
     def policy(self) -> DocumentPolicy:
@@ -169,22 +206,26 @@ class SigningService:
                 return replay[0]
         policy = self.policy  # one version decides and is recorded, even if the file is reloaded meanwhile
         doc_type = policy.get(request.document_type)
-        offline_seal.checked_fields(doc_type, request.seal_fields, complete=False)  # required ones: _verify_url
+        offline_seal.checked_fields(doc_type, request.seal_fields, complete=False)  # required ones: _offline_seal
         province = self._province_of(request.commune_code)
         material = self.material.signer(request.credential_id)
         existing = self._registered(request.pdf)
         decision = self.authorize(policy, material, request, province, existing.signatures if existing else 0,
                                   actor=actor)
-        if self._kind(request, doc_type, material) == "seal":
+        kind = self._kind(request, doc_type, material)
+        if kind == "seal":
             self._person_signed_first(existing)
         source = intake.prepare(request.pdf)  # sound, or repaired when unsigned, or a clear 4xx
-        signable = dataclasses.replace(request, pdf=source.pdf) if source.was_repaired else request
-        level = request.level or doc_type.level
         signed_at = clock.now()
         document_id = existing.id if existing else new_document_id()
+        job = SigningJob(request=request, source=source, doc_type=doc_type, material=material, kind=kind,
+                         level=request.level or doc_type.level, document_id=document_id, existing=existing,
+                         signed_at=signed_at, actor=actor, granted=Granted(policy.version, decision),
+                         idempotency_key=idempotency_key, fingerprint=fingerprint)
         try:
-            pdf, reached = self._sign_bytes(signable, doc_type, material, level, document_id, signed_at, activation,
-                                            authorized=request.pdf)
+            # once per signature, also when the signing is retried as B-B
+            job = dataclasses.replace(job, seal_token=self._offline_seal(job))
+            pdf, reached = self._sign_bytes(job, activation)
             produced = self._check_own_output(pdf, source.pdf, material, document_id, actor)
         except KysoError:
             raise
@@ -193,10 +234,7 @@ class SigningService:
             log.warning("could not sign a damaged PDF: %s: %s", type(exc).__name__, exc, exc_info=True)
             raise UnreadablePdf(f"the PDF is damaged in a way kyso cannot sign through ({type(exc).__name__}: "
                                 f"{str(exc)[:160]}); re-export it from the producing software") from None
-        result = self._record(request, doc_type, material, document_id, existing, pdf, reached, level, signed_at,
-                              actor, idempotency_key, fingerprint, Granted(policy.version, decision),
-                              produced=produced, source=source)
-        return result
+        return self._record(job, pdf, reached, produced=produced)
 
     def check_input(self, pdf: bytes) -> intake.Intake:
         """What ``sign`` would refuse about the file alone (size, an older or withdrawn registered version, an
@@ -212,14 +250,12 @@ class SigningService:
     def _province_of(self, code: str) -> str | None:
         """The commune must exist today; its province, remembered for a minute."""
         key = (code, clock.now().date())
-        hit = self._communes.get(key)
-        if hit is not None and time.monotonic() - hit[0] < COMMUNE_TTL:
-            return hit[1]
+        province = self._communes.get(key, _MISSING)
+        if province is not _MISSING:
+            return province  # type: ignore[no-any-return]
         with transaction(self.ctx.sessions, read_only=True) as session:
             province = units.lookup(session, code, key[1]).province_code
-        if len(self._communes) > 10_000:
-            self._communes.clear()
-        self._communes[key] = (time.monotonic(), province)
+        self._communes.put(key, province)
         return province
 
     def explain(self, credential_id: str, document_type: str, commune_code: str, step: int = 0) -> Decision:
@@ -255,9 +291,7 @@ class SigningService:
             signer = KeyStoreSigner(keystore=self.ctx.keystores.for_ref(material.key_ref), key_ref=material.key_ref,
                                     key_type=material.key_type, certificate=material.certificate,
                                     chain=list(material.chain), scheme=scheme)
-            if len(self._signers) > 10_000:
-                self._signers.clear()
-            self._signers[key] = signer
+            self._signers.put(key, signer)
         return signer
 
     def _registered(self, pdf: bytes) -> SignedDocument | None:
@@ -270,7 +304,7 @@ class SigningService:
                 if row.sha256 != digest:
                     raise SigningRefused(f"this is an older version of document {row.id}; sign its current "
                                          f"version (GET /api/v1/documents/{row.id}/file)")
-                if row.status != "valid":
+                if row.status != DocumentStatus.VALID:
                     raise SigningRefused(f"document {row.id} is {row.status}; it cannot be signed again")
                 session.expunge(row)
             return row
@@ -318,20 +352,16 @@ class SigningService:
                              input_sha256=hashlib.sha256(source).hexdigest())
             raise
 
-    def _sign_bytes(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, level: str,
-                    document_id: str, signed_at: dt.datetime, activation: Activation | None, *,
-                    authorized: bytes) -> tuple[bytes, str]:
-        """Sign ``request.pdf`` (the intake's sound or repaired bytes); the SAD is spent for ``authorized``,
-        the bytes the specialist approved (the input as received)."""
-        from signing.create.timestamping import timestamper_for
-
-        writer = pades.open_writer(request.pdf)
+    def _sign_bytes(self, job: SigningJob, activation: Activation | None) -> tuple[bytes, str]:
+        """Sign ``job.source.pdf`` (the intake's sound or repaired bytes); the SAD is spent for
+        ``job.request.pdf``, the bytes the specialist approved (the input as received)."""
+        material, level = job.material, job.level
+        writer = pades.open_writer(job.source.pdf)
         earlier = pades.existing_signatures(writer)
-        kind = self._kind(request, doc_type, material)
-        job = self._job(writer, request, doc_type, material, kind, level, document_id, signed_at, earlier)
+        signature = self._job(writer, job, earlier)
         if activation is not None:  # the PDF opened and the stamp is laid out: a damaged file burns no SAD
-            activation.spend(material, authorized)
-        timestamper = timestamper_for(self.ctx) if pades.LEVEL_ORDER[level] >= 1 else None
+            activation.spend(material, job.request.pdf)
+        timestamper = self.timestamper() if pades.LEVEL_ORDER[level] >= 1 else None
         long_term = pades.LEVEL_ORDER[level] >= 2
         if long_term:
             # Everything B-LT needs is known before signing (the signer's chain and kyso's TSA, with
@@ -339,13 +369,12 @@ class SigningService:
             # and the document is written once.
             pades.supply_validation_data(writer, self.validation_data(material))
         try:
-            pdf = loop.run(pades.sign_once(writer, job, timestamper))
+            pdf = loop.run(pades.sign_once(writer, signature, timestamper))
             reached = "B-LT" if long_term else "B-T" if timestamper else "B-B"
         except TimestampUnavailable as exc:
             log.warning("timestamp unavailable, signing B-B and upgrading later: %s", exc)
-            writer = pades.open_writer(request.pdf)
-            job = self._job(writer, request, doc_type, material, kind, level, document_id, signed_at, earlier)
-            return loop.run(pades.sign_once(writer, job, None)), "B-B"
+            writer = pades.open_writer(job.source.pdf)
+            return loop.run(pades.sign_once(writer, self._job(writer, job, earlier), None)), "B-B"
         if pades.LEVEL_ORDER[level] >= 3:
             try:
                 pdf = loop.run(pades.add_document_timestamp(pdf, timestamper, "sha256", self.ts_reserve()))
@@ -354,39 +383,36 @@ class SigningService:
                 log.warning("archive timestamp unavailable, upgrading later: %s", exc)
         return pdf, reached
 
-    def _job(self, writer, request: SignRequest, doc_type: DocumentType, material: SignerMaterial,  # type: ignore[no-untyped-def]
-             kind: str, level: str, document_id: str, signed_at: dt.datetime, earlier: int) -> pades.SignatureJob:
+    def _job(self, writer, job: SigningJob, earlier: int) -> pades.SignatureJob:  # type: ignore[no-untyped-def]
+        request, material = job.request, job.material
         signer = self._signer(material, default_scheme(material.key_type, request.rsa_padding))
-        field_name, new_field, style, params = self._appearance(writer, request, doc_type, material, kind,
-                                                                 document_id, signed_at)
+        planned = self._appearance(writer, job)
         certs = sum(len(c.dump()) for c in (material.certificate, *material.chain))
-        reserve = certs + 2048 + (self.ts_reserve() if pades.LEVEL_ORDER[level] >= 1 else 0)
-        certify = (doc_type.certify if request.certify is None else request.certify) and earlier == 0
-        return pades.SignatureJob(signer=signer, field_name=field_name, new_field=new_field, stamp_style=style,
-                                  text_params=params, md_algorithm=default_digest(material.key_type), certify=certify,
+        reserve = certs + 2048 + (self.ts_reserve() if pades.LEVEL_ORDER[job.level] >= 1 else 0)
+        certify = (job.doc_type.certify if request.certify is None else request.certify) and earlier == 0
+        return pades.SignatureJob(signer=signer, field_name=planned.field_name, new_field=planned.new_field,
+                                  stamp_style=planned.stamp_style, text_params=planned.text_params,
+                                  md_algorithm=default_digest(material.key_type), certify=certify,
                                   reason=request.reason, location=request.location, bytes_reserved=2 * reserve)  # hex digits
 
     def ts_reserve(self) -> int:
         """Room for a timestamp token: the TSA's certificates plus the token itself, or 10 kB for an external TSA."""
         if self.ctx.settings.tsa_url:
             return 10_240
-        from signing.create.timestamping import authority_for
+        return sum(len(der) for der in self.tsa.certificates_der()) + 2048
 
-        return sum(len(der) for der in authority_for(self.ctx).certificates_der()) + 2048
-
-    def _appearance(self, writer, request: SignRequest, doc_type: DocumentType, material: SignerMaterial,  # type: ignore[no-untyped-def]
-                    kind: str, document_id: str, signed_at: dt.datetime):
+    def _appearance(self, writer, job: SigningJob) -> PlannedAppearance:  # type: ignore[no-untyped-def]
         from signing.create.visible import Placement, StampFacts, plan_appearance
 
-        options = request.appearance
+        material, options = job.material, job.request.appearance
         images = self.stamp_images(material.credential_id) if options.visible else {}
         facts = StampFacts(
-            kind=kind,  # type: ignore[arg-type]
+            kind=job.kind,  # type: ignore[arg-type]
             signer_name=material.common_name,
             title=options.title or material.title,
             agency=material.organization or "",
-            signing_time=signed_at,
-            verify_url=self._verify_url(request, doc_type, kind, document_id, signed_at) if doc_type.qr else None,
+            signing_time=job.signed_at,
+            verify_url=self._verify_url(job) if job.doc_type.qr else None,
             signature_image=images.get("signature"),
             seal_image=images.get("seal"),
             copy_form=options.copy_form,
@@ -394,35 +420,31 @@ class SigningService:
         )
         placement = Placement(field_name=options.field_name, page=options.page, box=options.box,
                               invisible=not options.visible)
-        planned = plan_appearance(writer, facts, placement, self.ctx.settings, pdf=request.pdf)
-        return planned.field_name, planned.new_field, planned.stamp_style, planned.text_params
+        return plan_appearance(writer, facts, placement, self.ctx.settings, pdf=job.source.pdf)
 
-    def _verify_url(self, request: SignRequest, doc_type: DocumentType, kind: str, document_id: str,
-                    signed_at: dt.datetime) -> str:
+    def _offline_seal(self, job: SigningJob) -> str | None:
+        """The offline seal for the signature's QR code, or None when no QR code is drawn (a document type
+        without one, an agency seal, an invisible signature)."""
+        if not job.doc_type.qr or job.kind == "seal" or not job.request.appearance.visible:
+            return None
+        request = job.request
+        facts = offline_seal.SealFacts.of(job.document_id, job.doc_type.name, request.commune_code, job.signed_at,
+                                          offline_seal.checked_fields(job.doc_type, request.seal_fields))
+        return offline_seal.sign_seal(self.ctx, facts, self.seal_material)
+
+    def _verify_url(self, job: SigningJob) -> str:
         """The QR code's text: the citizen page's URL, with the offline seal after '#' when a QR is drawn."""
-        url = f"{self.ctx.settings.base_url}/v/{document_id}"
-        if kind == "seal" or not request.appearance.visible:
+        url = f"{self.ctx.settings.base_url}/v/{job.document_id}"
+        if job.seal_token is None:
             return url  # no QR code on an agency seal or an invisible signature
-        key = (document_id, signed_at)
-        token = self._seal_tokens.get(key)
-        if token is None:  # once per signature, also when the signing is retried as B-B
-            facts = offline_seal.SealFacts.of(document_id, doc_type.name, request.commune_code, signed_at,
-                                              offline_seal.checked_fields(doc_type, request.seal_fields))
-            token = offline_seal.sign_seal(self.ctx, facts)
-            if len(self._seal_tokens) > 10_000:  # tokens of signatures that failed after the stamp was drawn
-                self._seal_tokens.clear()
-            self._seal_tokens[key] = token
-        return f"{url}#{token}"
+        return f"{url}#{job.seal_token}"
 
     def validation_data(self, material: SignerMaterial) -> RevocationData:
         """Certificates, OCSP responses and CRLs for the signer's chain and kyso's TSA (an external
         TSA's chain is not kyso's to vouch for: its validation data is left to that TSA)."""
-        from signing.create.timestamping import authority_for
-
         certs = [material.certificate, *material.chain]
         if not self.ctx.settings.tsa_url:
-            authority = authority_for(self.ctx)
-            certs += [_asn1_cert(der) for der in authority.certificates_der()]
+            certs += [_asn1_cert(der) for der in self.tsa.certificates_der()]
         return self.material.revocation_data(certs)
 
     def add_validation_data(self, pdf: bytes, material: SignerMaterial) -> bytes:
@@ -434,15 +456,16 @@ class SigningService:
             return {row.kind: row.png for row in rows}
 
     # -- registry --------------------------------------------------------------------------------
-    def _record(self, request: SignRequest, doc_type: DocumentType, material: SignerMaterial, document_id: str,
-                existing: SignedDocument | None, pdf: bytes, reached: str, level: str, signed_at: dt.datetime,
-                actor: str, idempotency_key: str | None, fingerprint: str | None, granted: "Granted", *,
-                produced: list[records.SignatureValue], source: intake.Intake) -> SignResult:
+    def _record(self, job: SigningJob, pdf: bytes, reached: str, *,
+                produced: list[records.SignatureValue]) -> SignResult:
         """``produced``: the signature values kyso appended (read by the self-check), never the input's.
-        ``source``: what kyso signed; a repaired input is audited with the signature, in its transaction."""
+        ``job.source``: what kyso signed; a repaired input is audited with the signature, in its transaction."""
+        request, doc_type, material, document_id = job.request, job.doc_type, job.material, job.document_id
+        existing, level, signed_at, actor, granted = job.existing, job.level, job.signed_at, job.actor, job.granted
+        idempotency_key, fingerprint, source = job.idempotency_key, job.fingerprint, job.source
         digest = hashlib.sha256(pdf).hexdigest()
         pending = pades.LEVEL_ORDER[reached] < pades.LEVEL_ORDER[level]
-        seal_token = self._seal_tokens.pop((document_id, signed_at), None)
+        seal_token = job.seal_token
         try:
             with transaction(self.ctx.sessions) as session:
                 if existing is None:
@@ -452,9 +475,9 @@ class SigningService:
                         dossier_number=request.dossier_number, credential_id=material.credential_id,
                         signer_serial=material.serial, signer_name=material.common_name, signed_at=signed_at,
                         policy_version=granted.policy_version, level=reached, requested_level=level,
-                        upgrade_status="pending" if pending else "none", upgrade_attempts=0,
+                        upgrade_status=UpgradeStatus.PENDING if pending else UpgradeStatus.NONE, upgrade_attempts=0,
                         next_attempt_at=signed_at if pending else None, sha256=digest, version=1, signatures=1,
-                        status="valid", created_by=actor, offline_seal=seal_token,
+                        status=DocumentStatus.VALID, created_by=actor, offline_seal=seal_token,
                     ))
                     session.flush()
                 else:
@@ -464,7 +487,7 @@ class SigningService:
                     version = row.version + 1
                     row.version, row.sha256, row.level, row.requested_level = version, digest, reached, level
                     row.signatures += 1
-                    row.upgrade_status = "pending" if pending else "none"
+                    row.upgrade_status = UpgradeStatus.PENDING if pending else UpgradeStatus.NONE
                     row.next_attempt_at = signed_at if pending else None
                     row.upgrade_attempts = 0
                     row.offline_seal = seal_token = seal_token or row.offline_seal
@@ -524,12 +547,12 @@ def _result_of(session: Session, document_id: str, version: int) -> SignResult:
     if doc is None or file is None:
         raise UnknownDocument(f"no document {document_id}")
     return SignResult(document_id=doc.id, pdf=file.pdf, sha256=file.sha256, level=file.level,
-                      requested_level=doc.requested_level, pending_upgrade=doc.upgrade_status == "pending",
+                      requested_level=doc.requested_level, pending_upgrade=doc.upgrade_status == UpgradeStatus.PENDING,
                       signer_serial=file.signer_serial or doc.signer_serial, signed_at=file.created_at,
                       version=file.version, replayed=True, offline_seal=doc.offline_seal)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=64)  # kept: pure (DER bytes → a shared parsed certificate), bounded
 def _asn1_cert(der_bytes: bytes) -> asn1_x509.Certificate:
     return shareable(asn1_x509.Certificate.load(der_bytes))
 

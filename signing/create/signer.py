@@ -41,7 +41,7 @@ def default_scheme(key_type: KeyType, rsa_padding: str | None = None) -> Signatu
     return SignatureScheme.RSA_PKCS1V15 if rsa_padding == "pkcs1v15" else SignatureScheme.RSA_PSS
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096)  # kept: pure (a certificate's DER → its ESS attribute value), bounded
 def _signing_certificate_v2(cert_der: bytes) -> object:
     """The ESS signing-certificate-v2 value is identical for every signature of one certificate."""
     return as_signing_certificate_v2(asn1_x509.Certificate.load(cert_der))

@@ -38,6 +38,7 @@ from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper, TimestampRequestError
 
 from core import clock
+from core.cache import Cache
 from core.db import transaction
 from pki.authorities import chain_pem
 from pki.builder import signature_hash
@@ -84,12 +85,13 @@ class _TsaMaterial:
 
 
 class TimestampAuthority:
-    """kyso's TSA over a ``PkiContext``: thread-safe, one per context (see ``authority_for``)."""
+    """kyso's TSA over a ``PkiContext``: thread-safe, one per process, owned by the signing service
+    (``SigningService.tsa``), which the container builds."""
 
     def __init__(self, ctx: PkiContext) -> None:
         self._ctx = ctx
         self._lock = threading.Lock()
-        self._materials: dict[str, _TsaMaterial] = {}
+        self._materials: Cache[str, _TsaMaterial] = Cache("tsa_material", max_entries=_MATERIALS_KEPT)
         self._current: _TsaMaterial | None = None
         self._checked_at = float("-inf")
 
@@ -125,10 +127,8 @@ class TimestampAuthority:
                 assert row.key_ref is not None  # current_tsa only returns rows with a key here
                 chain = load_certificates(chain_pem(self._ctx, session, row.ca).encode())
                 material = _build_material(self._ctx, row.serial, row.der, row.key_ref, chain)
+        self._materials.put(material.serial, material)
         with self._lock:
-            if len(self._materials) >= _MATERIALS_KEPT:
-                self._materials.clear()
-            self._materials[material.serial] = material
             self._current, self._checked_at = material, mono
         return material
 
@@ -185,12 +185,12 @@ class TimestampAuthority:
 _GRANTED = der.tlv(0x30, der.integer(0))  # PKIStatusInfo { status granted }
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=8)  # kept: pure (an algorithm name → its DER), bounded by the accepted algorithms
 def _digest_algorithm_der(name: str) -> bytes:
     return algos.DigestAlgorithm({"algorithm": name}).dump()
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=8)  # kept: pure (an algorithm name → its DER), bounded by the accepted algorithms
 def _signature_algorithm_der(name: str) -> bytes:
     return algos.SignedDigestAlgorithm({"algorithm": name}).dump()
 
@@ -304,20 +304,9 @@ class LocalTimeStamper(TimeStamper):
         return tsp.TimeStampResp.load(der)
 
 
-_registry_lock = threading.Lock()
-
-
-def authority_for(ctx: PkiContext) -> TimestampAuthority:
-    """The context's one ``TimestampAuthority``, created on first use and kept on the context."""
-    authority = ctx.__dict__.get("_timestamp_authority")
-    if authority is None:
-        with _registry_lock:
-            authority = ctx.__dict__.setdefault("_timestamp_authority", TimestampAuthority(ctx))
-    return authority
-
-
-def timestamper_for(ctx: PkiContext) -> TimeStamper:
-    """The external TSA when ``settings.tsa_url`` is set (basic auth, timeout), else kyso's own."""
+def timestamper_for(ctx: PkiContext, authority: TimestampAuthority | None = None) -> TimeStamper:
+    """The external TSA when ``settings.tsa_url`` is set (basic auth, timeout), else kyso's own
+    ``authority`` (the signing service's: ``SigningService.timestamper``)."""
     settings = ctx.settings
     if settings.tsa_url:
         headers = {}
@@ -326,8 +315,9 @@ def timestamper_for(ctx: PkiContext) -> TimeStamper:
             token = base64.b64encode(f"{settings.tsa_username}:{password}".encode()).decode("ascii")
             headers["Authorization"] = f"Basic {token}"
         return HTTPTimeStamper(settings.tsa_url, timeout=settings.tsa_timeout_seconds, headers=headers)
-    return LocalTimeStamper(authority_for(ctx))
+    if authority is None:
+        raise ValueError("kyso's own TSA signs the timestamps: pass the signing service's authority")
+    return LocalTimeStamper(authority)
 
 
-__all__ = ["ACCEPTED_HASHES", "LocalTimeStamper", "TimeStampResp", "TimestampAuthority", "authority_for",
-           "timestamper_for"]
+__all__ = ["ACCEPTED_HASHES", "LocalTimeStamper", "TimeStampResp", "TimestampAuthority", "timestamper_for"]

@@ -28,7 +28,7 @@ from signing.create import pades
 from signing.registry import records
 from signing.verify import pdf_facts
 from signing.errors import TimestampUnavailable
-from signing.registry.models import DocumentFile, SignedDocument
+from signing.registry.models import DocumentFile, SignedDocument, UpgradeStatus
 from signing.create.service import SigningService
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ LEASE = dt.timedelta(minutes=5)
 def _claim(service: SigningService, limit: int) -> list[str]:
     now = clock.now()
     with transaction(service.ctx.sessions) as session:
-        query = (select(SignedDocument).where(SignedDocument.upgrade_status == "pending",
+        query = (select(SignedDocument).where(SignedDocument.upgrade_status == UpgradeStatus.PENDING,
                                               SignedDocument.next_attempt_at <= now)
                  .order_by(SignedDocument.next_attempt_at).limit(limit).with_for_update(skip_locked=True))
         rows = session.execute(query).scalars().all()
@@ -58,7 +58,7 @@ def upgrade_due(service: SigningService, limit: int = 50) -> dict[str, int]:
 def upgrade_one(service: SigningService, document_id: str) -> str:
     with transaction(service.ctx.sessions) as session:
         doc = session.get(SignedDocument, document_id)
-        if doc is None or doc.upgrade_status != "pending":
+        if doc is None or doc.upgrade_status != UpgradeStatus.PENDING:
             return "upgraded"
         current = session.execute(select(DocumentFile).where(DocumentFile.document_id == doc.id,
                                                              DocumentFile.version == doc.version)).scalar_one()
@@ -76,7 +76,7 @@ def upgrade_one(service: SigningService, document_id: str) -> str:
         now = clock.now()
         doc.version += 1
         doc.sha256, doc.level = digest, reached
-        doc.upgrade_status, doc.next_attempt_at, doc.last_error = "none", None, None
+        doc.upgrade_status, doc.next_attempt_at, doc.last_error = UpgradeStatus.NONE, None, None
         session.add(DocumentFile(document_id=doc.id, version=doc.version, change="upgrade", level=reached,
                                  signer_serial=None, sha256=digest, size=len(new_pdf), created_at=now, pdf=new_pdf))
         records.record(session, timestamps, created_at=now, document_id=doc.id, version=doc.version)
@@ -86,9 +86,7 @@ def upgrade_one(service: SigningService, document_id: str) -> str:
 
 
 def _raise_level(service: SigningService, pdf: bytes, level: str, target: str, credential_id: str) -> tuple[bytes, str]:
-    from signing.create.timestamping import timestamper_for
-
-    timestamper = timestamper_for(service.ctx)
+    timestamper = service.timestamper()
     order = pades.LEVEL_ORDER
     reserve = service.ts_reserve()
     if order[level] < order["B-T"]:
@@ -112,7 +110,7 @@ def _record_failure(service: SigningService, document_id: str, sha: str, exc: Ex
         doc.upgrade_attempts += 1
         doc.last_error = f"{type(exc).__name__}: {exc}"[:500]
         if doc.upgrade_attempts >= settings.upgrade_max_attempts:
-            doc.upgrade_status, doc.next_attempt_at = "failed", None
+            doc.upgrade_status, doc.next_attempt_at = UpgradeStatus.FAILED, None
             audit.record(session, actor="system:upgrader", action="signing:document:upgrade-failed", subject=doc.id,
                          attempts=doc.upgrade_attempts, error=doc.last_error)
             log.error("document %s stays %s after %s attempts: %s", doc.id, doc.level, doc.upgrade_attempts, exc)

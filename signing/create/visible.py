@@ -90,7 +90,7 @@ class PlannedAppearance:
     text_params: dict[str, str] = field(default_factory=dict)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=64)  # kept: pure (an image's bytes → the decoded image), bounded
 def _image(data_hash: str, data: bytes) -> Image.Image:  # noqa: ARG001 - the hash is the cache key
     try:
         image = Image.open(BytesIO(data))
@@ -116,7 +116,7 @@ def _qr_code(text: str) -> qrcode.QRCode:
     return code
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=256)  # kept: pure (a URL → its QR code path), bounded
 def _qr_path(url: str) -> tuple[bytes, int]:
     """``re`` operators for the dark modules (one per horizontal run) and the module count."""
     code = _qr_code(url)

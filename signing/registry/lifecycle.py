@@ -18,7 +18,7 @@ from pki.context import PkiContext
 from pki.store import get_credential
 
 from signing.errors import DocumentStateConflict, UnknownDocument
-from signing.registry.models import DocumentFile, SignedDocument, StampImage
+from signing.registry.models import DocumentFile, DocumentStatus, SignedDocument, StampImage
 
 MAX_IMAGE_BYTES = 2 * 1_048_576
 
@@ -93,7 +93,7 @@ def find_by_hash(session: Session, sha256: str) -> tuple[SignedDocument, Documen
 def withdraw(ctx: PkiContext, document_id: str, reason: str, actor: str) -> SignedDocument:
     with transaction(ctx.sessions) as session:
         doc = _for_change(session, document_id)
-        doc.status, doc.status_reason = "withdrawn", reason
+        doc.status, doc.status_reason = DocumentStatus.WITHDRAWN, reason
         doc.status_changed_by, doc.status_changed_at = actor, clock.now()
         audit.record(session, actor=actor, action="signing:document:withdraw", subject=doc.id, reason=reason)
         session.flush()
@@ -107,9 +107,9 @@ def supersede(ctx: PkiContext, document_id: str, by: str, reason: str, actor: st
         replacement = get_document(session, by)
         if replacement.id == doc.id:
             raise InvalidInput("a document cannot supersede itself")
-        if replacement.status != "valid":
+        if replacement.status != DocumentStatus.VALID:
             raise DocumentStateConflict(f"the replacement {replacement.id} is {replacement.status}")
-        doc.status, doc.superseded_by, doc.status_reason = "superseded", replacement.id, reason
+        doc.status, doc.superseded_by, doc.status_reason = DocumentStatus.SUPERSEDED, replacement.id, reason
         doc.status_changed_by, doc.status_changed_at = actor, clock.now()
         audit.record(session, actor=actor, action="signing:document:supersede", subject=doc.id, by=replacement.id,
                      reason=reason)
@@ -121,7 +121,7 @@ def supersede(ctx: PkiContext, document_id: str, by: str, reason: str, actor: st
 def _for_change(session: Session, document_id: str) -> SignedDocument:
     doc = get_document(session, document_id)
     session.refresh(doc, with_for_update=True)
-    if doc.status != "valid":
+    if doc.status != DocumentStatus.VALID:
         raise DocumentStateConflict(f"document {doc.id} is already {doc.status}"
                                     f"{' by ' + doc.superseded_by if doc.superseded_by else ''}")
     return doc

@@ -7,11 +7,27 @@ a citizen holding any copy kyso handed out can be matched.
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime
+
+
+# closed sets of strings the ``String`` columns below hold (a StrEnum member is stored as, and equals, its value)
+class DocumentStatus(StrEnum):
+    VALID = "valid"
+    WITHDRAWN = "withdrawn"
+    SUPERSEDED = "superseded"
+
+
+class UpgradeStatus(StrEnum):
+    """Whether a document still has to reach the level asked for (``upgrade.py``)."""
+
+    NONE = "none"
+    PENDING = "pending"
+    FAILED = "failed"
 
 
 class SignedDocument(Base):
@@ -32,14 +48,14 @@ class SignedDocument(Base):
     policy_version: Mapped[str] = mapped_column(String(40), nullable=False)
     level: Mapped[str] = mapped_column(String(8), nullable=False)  # current: B-B | B-T | B-LT | B-LTA
     requested_level: Mapped[str] = mapped_column(String(8), nullable=False)
-    upgrade_status: Mapped[str] = mapped_column(String(16), nullable=False)  # none | pending | failed
+    upgrade_status: Mapped[str] = mapped_column(String(16), nullable=False)  # UpgradeStatus
     upgrade_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)  # of the current version
     version: Mapped[int] = mapped_column(Integer, nullable=False)  # current version number
     signatures: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # valid | withdrawn | superseded
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # DocumentStatus
     superseded_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     status_changed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -15,7 +15,6 @@ usage does not allow document signing comes out INDETERMINATE/CHAIN_CONSTRAINTS_
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +27,11 @@ from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import InvalidCertificateError
 from pyhanko_certvalidator.path import ValidationPath
 
-from core import metrics
+from core.cache import Cache, EpochWatch
 
 from signing.material import DOCUMENT_SIGNING
 from signing.verify.trust import TrustStore
+from signing.verify.indications import SubIndication
 
 DOCUMENT_EKUS = frozenset({DOCUMENT_SIGNING, "email_protection"})
 
@@ -66,13 +66,12 @@ SIGNER_USAGE = DocumentSignerUsage(key_usage={"non_repudiation", "digital_signat
                                    extd_key_usage=DOCUMENT_EKUS, explicit_extd_key_usage_required=False)
 TSA_USAGE = KeyUsageConstraints(key_usage=set(), extd_key_usage={"time_stamping"})
 MAX_ENTRIES = 4096
-_CACHE = metrics.CacheCounter("verification_chains")
 
 
 @dataclass(frozen=True)
 class ChainStatus:
     path: ValidationPath | None
-    sub_indication: str | None  # None: trusted
+    sub_indication: SubIndication | None  # None: trusted (or, without a path, not checked)
     revocation: RevocationDetails | None
 
     @property
@@ -106,29 +105,12 @@ async def chain_status(cert: asn1_x509.Certificate, certs: list[asn1_x509.Certif
         paths = context.path_builder.async_build_paths_lazy(cert)
         result = await validate_cert_usage(cert, context, key_usage_settings=usage, paths=paths)
     except ValueError:
-        return ChainStatus(None, AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE.name, None)
-    sub = result.error_subindic.name if result.error_subindic is not None else None
+        return ChainStatus(None, SubIndication.of(AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE), None)
+    sub = SubIndication.of(result.error_subindic) if result.error_subindic is not None else None
     return ChainStatus(result.success_result or result.error_path, sub, result.revo_details)
 
 
-class ChainCache:
-    """Per process; a plain dict under a lock (results are immutable)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._results: dict[tuple, ChainStatus] = {}
-
-    def get(self, key: tuple) -> ChainStatus | None:
-        status = self._results.get(key)
-        _CACHE.count(status is not None)
-        return status
-
-    def put(self, key: tuple, status: ChainStatus) -> None:
-        with self._lock:
-            if len(self._results) >= MAX_ENTRIES:
-                self._results.clear()
-            self._results[key] = status
-
-    def clear(self) -> None:
-        with self._lock:
-            self._results.clear()
+def chain_cache(watch: EpochWatch | None = None) -> Cache[tuple, ChainStatus]:
+    """Chain results by (certificate, usage, trust, revocation epoch, minute), per process (results are
+    immutable); dropped when ``watch`` sees the revocation epoch move. Owned by the verifier."""
+    return Cache("verification_chains", max_entries=MAX_ENTRIES, watch=watch)

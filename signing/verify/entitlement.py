@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.cache import Cache
 from pki.models import Certificate
 from policies import history, units
 from policies.documents import DocumentPolicy
@@ -45,11 +45,26 @@ class Records:
     signers: dict[str, tuple[str, str | None, str | None]]  # serial → (profile, commune, province)
 
 
-_signer_cache: dict[str, tuple[str, str | None, str | None]] = {}  # a serial's profile and commune never change
-_lock = threading.Lock()
+_MISSING = object()
 
 
-def read(session: Session, registry: RegistryInfo) -> Records | None:
+@dataclass
+class Lookups:
+    """What the registry's answers repeat from one verification to the next, kept per process: owned
+    by the verifier and passed to ``read`` (never module state shared by every container)."""
+
+    # a serial's profile and commune never change
+    signers: Cache[str, tuple[str, str | None, str | None]] = field(
+        default_factory=lambda: Cache("entitlement_signers", max_entries=50_000))
+    # the catalogue is versioned by date: stable per (code, day)
+    provinces: Cache[tuple[str, dt.date], str | None] = field(
+        default_factory=lambda: Cache("unit_provinces", max_entries=50_000))
+    # a recorded policy version's text never changes (``policies.history``)
+    policies: Cache[str, DocumentPolicy] = field(
+        default_factory=lambda: Cache("policy_versions", max_entries=64))
+
+
+def read(session: Session, registry: RegistryInfo, lookups: Lookups) -> Records | None:
     doc = session.get(SignedDocument, registry.document_id)
     if doc is None:
         return None
@@ -62,44 +77,36 @@ def read(session: Session, registry: RegistryInfo) -> Records | None:
     policies: dict[str, DocumentPolicy | None] = {}
     for version in {r.policy_version for r in records if r.policy_version}:
         try:
-            policies[version] = history.recorded(session, version)
+            policies[version] = history.recorded(session, version, lookups.policies)
         except PolicyInvalid:
             policies[version] = None
     signers = {}
     for serial in {r.signer_serial for r in records if r.signer_serial}:
-        known = _signer_cache.get(serial)
+        known = lookups.signers.get(serial)
         if known is None:
             row = session.execute(select(Certificate.profile, Certificate.commune_code)
                                   .where(Certificate.serial == serial)).first()
             if row is None:
                 continue
-            known = (row.profile, row.commune_code, _province(session, row.commune_code, on))
-            with _lock:
-                if len(_signer_cache) > 50_000:
-                    _signer_cache.clear()
-                _signer_cache[serial] = known
+            known = (row.profile, row.commune_code, _province(session, row.commune_code, on, lookups))
+            lookups.signers.put(serial, known)
         signers[serial] = known
-    return Records(doc.document_type, doc.commune_code, _province(session, doc.commune_code, on), records,
+    return Records(doc.document_type, doc.commune_code, _province(session, doc.commune_code, on, lookups), records,
                    policies, signers)
 
 
-_provinces: dict[tuple[str, dt.date], str | None] = {}  # the catalogue is versioned by date: stable per (code, day)
-
-
-def _province(session: Session, code: str | None, on: dt.date) -> str | None:
+def _province(session: Session, code: str | None, on: dt.date, lookups: Lookups) -> str | None:
     if not code:
         return None
     key = (code, on)
-    if key not in _provinces:
+    province = lookups.provinces.get(key, _MISSING)
+    if province is _MISSING:
         try:
             province = units.lookup(session, code, on).province_code
         except UnknownUnit:
             province = None
-        with _lock:
-            if len(_provinces) > 50_000:
-                _provinces.clear()
-            _provinces[key] = province
-    return _provinces[key]
+        lookups.provinces.put(key, province)
+    return province  # type: ignore[return-value]
 
 
 def judge(reports: list[SignatureReport], records: Records) -> list[SignatureReport]:

@@ -14,8 +14,11 @@ from pyhanko.sign.validation import DocumentSecurityStore
 from pyhanko.sign.validation.generic_cms import validate_sig_integrity
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
+from core.cache import Cache
+
 from signing.errors import EncryptedPdf, UnreadablePdf
 from signing.registry.records import SignatureValue
+from signing.verify.indications import Indication, SubIndication
 from signing.verify.report import (
     INDICATION_ORDER, CertificateInfo, CoverageInfo, RevocationInfo, SignatureReport, Text,
 )
@@ -165,12 +168,9 @@ def subject_attr(cert: asn1_x509.Certificate, name: str) -> str | None:
     return str(value) if value is not None else None
 
 
-CERT_INFO: dict[bytes, CertificateInfo] = {}
-
-
-def cert_info(cert: asn1_x509.Certificate) -> CertificateInfo:
-    """Kept by fingerprint: the same signers appear on document after document."""
-    known = CERT_INFO.get(cert.sha256)
+def cert_info(cert: asn1_x509.Certificate, cache: Cache[bytes, CertificateInfo] | None = None) -> CertificateInfo:
+    """Kept by fingerprint in ``cache`` (the verifier's): the same signers appear on document after document."""
+    known = cache.get(cert.sha256) if cache is not None else None
     if known is None:
         known = CertificateInfo(
             subject=cert.subject.human_friendly, common_name=common_name(cert), title=subject_attr(cert, "title"),
@@ -178,9 +178,8 @@ def cert_info(cert: asn1_x509.Certificate) -> CertificateInfo:
             issuer=cert.issuer.human_friendly, not_before=cert.not_valid_before, not_after=cert.not_valid_after,
             sha256=cert.sha256.hex(), unit=subject_attr(cert, "organizational_unit_name"),
         )
-        if len(CERT_INFO) > 4096:
-            CERT_INFO.clear()
-        CERT_INFO[cert.sha256] = known
+        if cache is not None:
+            cache.put(cert.sha256, known)
     return known
 
 
@@ -193,9 +192,9 @@ def anchor_label(anchor: Any, trust: TrustStore) -> str | None:
     return str(getattr(anchor, "authority", anchor))
 
 
-def worst(reports: list[SignatureReport]) -> tuple[str, str | None]:
+def worst(reports: list[SignatureReport]) -> tuple[Indication, SubIndication | None]:
     worst = max(reports, key=lambda r: INDICATION_ORDER[r.indication], default=None)
-    return (worst.indication, worst.sub_indication) if worst else ("INDETERMINATE", None)
+    return (worst.indication, worst.sub_indication) if worst else (Indication.INDETERMINATE, None)
 
 
 def format_failure(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
@@ -203,7 +202,8 @@ def format_failure(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport
     text = Text(f"Chữ ký {field} bị hỏng hoặc không đúng định dạng ({type(exc).__name__}).",
                 f"Signature {field} is damaged or malformed ({type(exc).__name__}: {quoted(exc)}).")
     return SignatureReport(
-        field_name=str(sig.field_name), kind="signature", indication="TOTAL-FAILED", sub_indication="FORMAT_FAILURE",
+        field_name=str(sig.field_name), kind="signature", indication=Indication.TOTAL_FAILED,
+        sub_indication=SubIndication.FORMAT_FAILURE,
         intact=False, signer=None, chain=(), trust_anchor=None, claimed_signing_time=None, timestamp=None,
         revocation=RevocationInfo("not_checked", "none"),
         coverage=CoverageInfo("partial", sig.signed_revision + 1, 0, "OTHER", None, False), level=None,

@@ -12,8 +12,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Indication = Literal["TOTAL-PASSED", "TOTAL-FAILED", "INDETERMINATE"]
-INDICATION_ORDER = {"TOTAL-PASSED": 0, "INDETERMINATE": 1, "TOTAL-FAILED": 2}
+from signing.registry.models import DocumentStatus
+from signing.verify.indications import Indication, SubIndication
+
+INDICATION_ORDER = {i: i.severity for i in Indication}
 # visual differences a person would see that were not signed (overlaps and "not compared" are facts, not verdicts)
 VISIBLE_CHANGES = frozenset({"pixels", "page_count", "page_size"})
 
@@ -82,8 +84,8 @@ class Entitlement:
 class SignatureReport:
     field_name: str
     kind: Literal["signature", "document_timestamp"]
-    indication: str
-    sub_indication: str | None
+    indication: Indication
+    sub_indication: SubIndication | None
     intact: bool
     signer: CertificateInfo | None
     chain: tuple[CertificateInfo, ...]
@@ -153,8 +155,8 @@ class SignedRevision:
 
 @dataclass(frozen=True)
 class VerificationReport:
-    indication: str
-    sub_indication: str | None
+    indication: Indication
+    sub_indication: SubIndication | None
     sha256: str
     signatures: tuple[SignatureReport, ...]
     registry: RegistryInfo | None
@@ -174,9 +176,9 @@ class VerificationReport:
         entitled = all(s.entitlement is None or s.entitlement.allowed is not False for s in self.signatures)
         signed = any(s.kind == "signature" for s in self.signatures)
         recorded = all(s.registered is not False for s in self.signatures)
-        return (self.indication == "TOTAL-PASSED" and signed and entitled and recorded and not self.modifications
+        return (self.indication == Indication.TOTAL_PASSED and signed and entitled and recorded and not self.modifications
                 and not self.seen_changed
-                and (self.registry is None or self.registry.status == "valid"))
+                and (self.registry is None or self.registry.status == DocumentStatus.VALID))
 
     @property
     def seen_changed(self) -> bool:

@@ -10,6 +10,8 @@ import re
 import unicodedata
 from zoneinfo import ZoneInfo
 
+from signing.registry.models import DocumentStatus
+from signing.verify.indications import Indication, SubIndication
 from signing.verify.report import CertificateInfo, Text
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -78,17 +80,17 @@ def reason_text(reason: str | None) -> Text:
     return REASONS.get((reason or "unspecified").replace("-", "_"), REASONS["unspecified"])
 
 
-def signature_summary(indication: str, sub: str | None, signer: CertificateInfo | None,
+def signature_summary(indication: Indication, sub: SubIndication | None, signer: CertificateInfo | None,
                       signed_at: dt.datetime | None, *, revoked_later: tuple[dt.datetime, str | None] | None = None,
                       revoked_at: dt.datetime | None = None, reason: str | None = None,
                       timestamp_kind: bool = False, changed_after: bool = False) -> Text:
     name, at = who(signer), when(signed_at)
     if timestamp_kind:
-        if indication == "TOTAL-PASSED":
+        if indication == Indication.TOTAL_PASSED:
             return Text(f"Dấu thời gian lưu trữ hợp lệ ({at}), do {name} cấp.",
                         f"Valid archive timestamp ({at}) from {name}.")
         return _failure(indication, sub, name, at, revoked_at, reason)
-    if indication == "TOTAL-PASSED":
+    if indication == Indication.TOTAL_PASSED:
         if revoked_later:
             revoked, why = revoked_later
             r = reason_text(why)
@@ -105,48 +107,48 @@ def signature_summary(indication: str, sub: str | None, signer: CertificateInfo 
     return _failure(indication, sub, name, at, revoked_at, reason)
 
 
-def _failure(indication: str, sub: str | None, name: str, at: str, revoked_at: dt.datetime | None,
+def _failure(indication: Indication, sub: SubIndication | None, name: str, at: str, revoked_at: dt.datetime | None,
              reason: str | None) -> Text:
     r = reason_text(reason)
-    texts: dict[str | None, Text] = {
-        "HASH_FAILURE": Text("Văn bản đã bị sửa sau khi ký: nội dung không còn khớp với chữ ký. Không sử dụng bản này.",
+    texts: dict[SubIndication | None, Text] = {
+        SubIndication.HASH_FAILURE: Text("Văn bản đã bị sửa sau khi ký: nội dung không còn khớp với chữ ký. Không sử dụng bản này.",
                              "The document was altered after signing: its content no longer matches the signature. "
                              "Do not rely on this copy."),
-        "SIG_CRYPTO_FAILURE": Text("Chữ ký số không đúng về mặt mật mã: không thể xác nhận người ký.",
+        SubIndication.SIG_CRYPTO_FAILURE: Text("Chữ ký số không đúng về mặt mật mã: không thể xác nhận người ký.",
                                    "The signature is cryptographically wrong: the signer cannot be confirmed."),
-        "FORMAT_FAILURE": Text("Chữ ký bị hỏng hoặc không đúng định dạng.",
+        SubIndication.FORMAT_FAILURE: Text("Chữ ký bị hỏng hoặc không đúng định dạng.",
                                "The signature is damaged or not in a valid format."),
-        "REVOKED": Text(f"Chữ ký được tạo ({at}) sau khi chứng thư số của {name} đã bị thu hồi "
+        SubIndication.REVOKED: Text(f"Chữ ký được tạo ({at}) sau khi chứng thư số của {name} đã bị thu hồi "
                         f"({when(revoked_at)}, {r.vi}). Chữ ký không có giá trị.",
                         f"The signature was made ({at}) after {name}'s certificate had been revoked "
                         f"({when(revoked_at)}, {r.en}). It is not valid."),
-        "REVOKED_NO_POE": Text(f"Chứng thư số của {name} đã bị thu hồi ({when(revoked_at)}, {r.vi}) và văn bản "
+        SubIndication.REVOKED_NO_POE: Text(f"Chứng thư số của {name} đã bị thu hồi ({when(revoked_at)}, {r.vi}) và văn bản "
                                "không có dấu thời gian chứng minh đã ký trước đó: chưa thể khẳng định chữ ký hợp lệ.",
                                f"{name}'s certificate was revoked ({when(revoked_at)}, {r.en}) and no timestamp "
                                "proves the document was signed before that: the signature cannot be confirmed."),
-        "OUT_OF_BOUNDS_NO_POE": Text(f"Chứng thư số của {name} đã hết hạn và văn bản không có dấu thời gian chứng "
+        SubIndication.OUT_OF_BOUNDS_NO_POE: Text(f"Chứng thư số của {name} đã hết hạn và văn bản không có dấu thời gian chứng "
                                      "minh đã ký khi chứng thư còn hiệu lực.",
                                      f"{name}'s certificate has expired and no timestamp proves the document was "
                                      "signed while it was valid."),
-        "OUT_OF_BOUNDS_NOT_REVOKED": Text(f"Chứng thư số của {name} đã hết hạn; không có dấu thời gian chứng minh "
+        SubIndication.OUT_OF_BOUNDS_NOT_REVOKED: Text(f"Chứng thư số của {name} đã hết hạn; không có dấu thời gian chứng minh "
                                           "thời điểm ký.",
                                           f"{name}'s certificate has expired; no timestamp proves when it was signed."),
-        "NO_CERTIFICATE_CHAIN_FOUND": Text("Chứng thư số của người ký không thuộc tổ chức chứng thực nào được tin cậy "
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND: Text("Chứng thư số của người ký không thuộc tổ chức chứng thực nào được tin cậy "
                                            "(không phải của Chính phủ, của CA công cộng được cấp phép, hay của kyso).",
                                            "The signer's certificate does not lead to any trusted authority "
                                            "(government, licensed public CA, or kyso)."),
-        "TRY_LATER": Text("Chưa lấy được thông tin thu hồi của chứng thư số; hãy kiểm tra lại sau.",
+        SubIndication.TRY_LATER: Text("Chưa lấy được thông tin thu hồi của chứng thư số; hãy kiểm tra lại sau.",
                           "The certificate's revocation status is not available yet; check again later."),
-        "SIG_CONSTRAINTS_FAILURE": Text("Văn bản đã bị thay đổi sau khi ký theo cách người ký không cho phép "
+        SubIndication.SIG_CONSTRAINTS_FAILURE: Text("Văn bản đã bị thay đổi sau khi ký theo cách người ký không cho phép "
                                         "(ví dụ thêm trang hoặc sửa nội dung).",
                                         "The document was changed after signing in a way the signer did not allow "
                                         "(for example a page added or content edited)."),
-        "CHAIN_CONSTRAINTS_FAILURE": Text("Chứng thư số không được phép dùng để ký văn bản.",
+        SubIndication.CHAIN_CONSTRAINTS_FAILURE: Text("Chứng thư số không được phép dùng để ký văn bản.",
                                           "The certificate is not allowed to sign documents."),
     }
     if sub in texts:
         return texts[sub]
-    if indication == "TOTAL-FAILED":
+    if indication == Indication.TOTAL_FAILED:
         return Text("Chữ ký không hợp lệ.", "The signature is not valid.")
     return Text(f"Chưa thể khẳng định chữ ký của {name} ({sub or 'không rõ lý do'}).",
                 f"The signature by {name} cannot be confirmed ({sub or 'reason unknown'}).")
@@ -172,34 +174,34 @@ CHANGED_AFTER_SIGNING = Text("Tệp đã bị thay đổi sau khi ký bằng nh�
                              "or validation data: what it shows may not be what was signed.")
 
 
-def file_summary(indication: str, signatures: int, registry_status: str | None, document_id: str | None,
-                 sub: str | None = None, *, signed: bool = True, modified: bool = False) -> Text:
+def file_summary(indication: Indication, signatures: int, registry_status: str | None, document_id: str | None,
+                 sub: SubIndication | None = None, *, signed: bool = True, modified: bool = False) -> Text:
     if signatures == 0:
         return NO_SIGNATURE
     if not signed:
         return Text("Tệp chỉ được đóng dấu thời gian, KHÔNG được ký: không thể xác nhận văn bản là xác thực.",
                     "Timestamped, NOT signed: the document cannot be confirmed as genuine.")
-    if registry_status == "withdrawn":
+    if registry_status == DocumentStatus.WITHDRAWN:
         return Text(f"Văn bản {document_id} đã bị cơ quan ban hành thu hồi; không còn giá trị sử dụng.",
                     f"Document {document_id} was withdrawn by the issuing office; it is no longer valid.")
-    if registry_status == "superseded":
+    if registry_status == DocumentStatus.SUPERSEDED:
         return Text(f"Văn bản {document_id} đã được thay thế bằng văn bản khác; hãy dùng bản mới.",
                     f"Document {document_id} was replaced by another document; use the new one.")
-    if indication == "TOTAL-PASSED":
+    if indication == Indication.TOTAL_PASSED:
         return Text("Văn bản xác thực: mọi chữ ký đều hợp lệ và nội dung không bị thay đổi.",
                     "Genuine: every signature is valid and the content was not changed.")
-    if modified and indication != "TOTAL-FAILED":
+    if modified and indication != Indication.TOTAL_FAILED:
         return Text("Tệp đã bị thay đổi sau khi ký: nội dung đang thấy có thể không phải nội dung đã ký. Chữ ký chỉ "
                     "bảo đảm bản trước khi thay đổi; hãy dùng bản đã ký hoặc xin bản gốc từ cơ quan ban hành.",
                     "The file was changed after signing: what it shows may not be what was signed. The signatures "
                     "vouch only for the version before the change; use the signed version or ask the issuing office "
                     "for the original.")
-    if indication == "INDETERMINATE" and sub == "SIG_CONSTRAINTS_FAILURE":
+    if indication == Indication.INDETERMINATE and sub == SubIndication.SIG_CONSTRAINTS_FAILURE:
         return Text("Tệp đã bị thay đổi sau khi ký (ví dụ thêm trang): chữ ký chỉ bảo đảm bản trước khi thay đổi. "
                     "Hãy xin bản gốc từ cơ quan ban hành.",
                     "The file was changed after signing (for example a page added): the signatures vouch only for "
                     "the version before that change. Ask the issuing office for the original.")
-    if indication == "TOTAL-FAILED":
+    if indication == Indication.TOTAL_FAILED:
         return Text("Văn bản KHÔNG hợp lệ: có chữ ký sai hoặc nội dung đã bị sửa.",
                     "NOT valid: a signature is wrong or the content was altered.")
     return Text("Chưa thể khẳng định văn bản là xác thực; xem chi tiết từng chữ ký.",

@@ -24,7 +24,8 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -36,10 +37,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import clock, metrics
+from core.cache import Cache
 from core.db import transaction
 from core.errors import Unavailable
 from pki.context import PkiContext
-from pki.models import Certificate
+from pki.models import Certificate, CertificateStatus
 from pki.ocsp import revocation_epoch
 from pki.reasons import Reason
 
@@ -50,9 +52,10 @@ from signing.verify import entitlement
 from signing.verify import report_text
 
 from signing import speedups
-from signing.verify.chain import SIGNER_USAGE, TSA_USAGE, ChainCache, ChainStatus, RevocationFacts, chain_status, context_for
+from signing.verify.chain import SIGNER_USAGE, TSA_USAGE, ChainStatus, RevocationFacts, chain_cache, chain_status, context_for
 from signing.verify import visual_diff
 from signing.verify.changes import ChangeReview, review
+from signing.verify.indications import Indication, SubIndication
 from signing.errors import PdfTooLarge, TooComplex, UnreadablePdf
 from signing.material import MaterialCache
 from signing.registry.models import DocumentFile, SignedDocument
@@ -62,6 +65,7 @@ from signing.verify.report import (
     VisualDifference,
     TimestampInfo, VerificationReport,
 )
+from signing.verify.report import CertificateInfo
 from signing.verify.trust import TrustProvider, TrustStore
 from signing.verify.limits import check_limits
 from signing.verify.pdf_facts import (
@@ -71,26 +75,41 @@ from signing.verify.pdf_facts import (
 log = logging.getLogger(__name__)
 WEAK_DIGESTS = {"md5", "sha1"}
 VISUAL_BUDGET_SECONDS = 2.0
-speedups.install()
 # current-time failures that a proof of existence may resolve (EN 319 102-1 5.6.2.4 past signature
 # validation; TRY_LATER too, as pyHanko's AdES past validation does: revocation data that is stale
 # now may well have been fresh at the POE)
-TIME_FAILURES = {"REVOKED_NO_POE", "OUT_OF_BOUNDS_NO_POE", "OUT_OF_BOUNDS_NOT_REVOKED", "EXPIRED",
-                 "REVOKED_CA_NO_POE", "REVOCATION_OUT_OF_BOUNDS_NO_POE", "TRY_LATER"}
+TIME_FAILURES = {SubIndication.REVOKED_NO_POE, SubIndication.OUT_OF_BOUNDS_NO_POE, SubIndication.OUT_OF_BOUNDS_NOT_REVOKED,
+                 SubIndication.EXPIRED, SubIndication.REVOKED_CA_NO_POE, SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE,
+                 SubIndication.TRY_LATER}
 NO_REVOCATION_CHECK = CertRevTrustPolicy(RevocationCheckingPolicy(
     ee_certificate_rule=RevocationCheckingRule.NO_CHECK, intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK))
+NOT_CHECKED = ChainStatus(None, None, None)  # the signature itself failed: its chain is not looked at
+PASSED, INDETERMINATE, FAILED = Indication.TOTAL_PASSED, Indication.INDETERMINATE, Indication.TOTAL_FAILED
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What basic validation and validation with time conclude about one signature."""
+
+    indication: Indication
+    sub_indication: SubIndication | None
+    revocation: RevocationInfo
+    revoked_later: tuple[dt.datetime, str | None] | None = None  # (revoked_at, reason): valid when signed, revoked since
 
 
 class Verifier:
     """One per process; ``verify`` runs in a worker thread (blocking database access, pyHanko)."""
 
     def __init__(self, ctx: PkiContext, material: MaterialCache) -> None:
+        speedups.install()  # idempotent: the container installs them at start-up; a verifier built by hand too
         self.ctx = ctx
         self.material = material
+        self.watch = material.watch  # the revocation epoch: one reading clears chains and material together
         self.trust = TrustProvider(ctx)
-        self.chains = ChainCache()
+        self.chains = chain_cache(self.watch)
         self.renderings = visual_diff.RenderCache()  # registered versions are rendered once, not per upload
-        self._epoch: tuple[float, int] | None = None
+        self.cert_infos: Cache[bytes, CertificateInfo] = Cache("certificate_info", max_entries=4096)
+        self.lookups = entitlement.Lookups()
 
     # -- the public operation --------------------------------------------------------------------
     @metrics.counted_verification
@@ -113,7 +132,7 @@ class Verifier:
         with transaction(self.ctx.sessions, read_only=True) as session:  # one round trip for the lookups
             self._sync_epoch(session)
             registry, recorded, differs = self._registry(session, pdf, values)
-            records = entitlement.read(session, registry) if registry is not None else None
+            records = entitlement.read(session, registry, self.lookups) if registry is not None else None
         # by the signature itself, never by its field name (a file may repeat a name)
         known = {id(s): recorded[v] for s, v in zip(embedded, values) if v is not None and v in recorded}
         # revisions kyso's own service wrote (not a signHash value: the client's software wrote that revision)
@@ -153,14 +172,14 @@ class Verifier:
                 notes.append(report_text.unrecorded(report.field_name))
         indication, sub = worst(reports)
         seen_changed = any(v.kind in VISIBLE_CHANGES for v in visual)
-        if indication == "TOTAL-PASSED" and (modifications or seen_changed):
+        if indication == PASSED and (modifications or seen_changed):
             # every signature is sound for what it signed, but the file was changed after one of them
             # by something no signature, timestamp or validation data accounts for: not what was signed
-            indication, sub = "INDETERMINATE", "SIG_CONSTRAINTS_FAILURE"
+            indication, sub = INDETERMINATE, SubIndication.SIG_CONSTRAINTS_FAILURE
         if modifications or seen_changed:
             notes.append(report_text.CHANGED_AFTER_SIGNING)
         if not reports:
-            indication, sub = "INDETERMINATE", "NO_SIGNATURE_FOUND"
+            indication, sub = INDETERMINATE, SubIndication.NO_SIGNATURE_FOUND
         elif not any(r.kind == "signature" for r in reports):
             notes.append(report_text.TIMESTAMP_ONLY)
         if registry is not None and not registry.is_current:
@@ -232,36 +251,36 @@ class Verifier:
             # a document timestamp over this signature is also proof that it existed by then
             for ts_sig in later_ts:
                 ts_report = await self._timestamp(reader, ts_sig, trust, now, dss, changes)
-                if ts_report.indication == "TOTAL-PASSED" and ts_report.timestamp:
+                if ts_report.indication == PASSED and ts_report.timestamp:
                     poe = ts_report.timestamp.time
                     break
         md = sig.md_algorithm
         chain = (await self._chain(signer, certs, SIGNER_USAGE, trust, now, facts, kyso)
-                 if intact and valid else ChainStatus(None, "NOT_CHECKED", None))
-        indication, sub, revocation, revoked_later = await self._judge(
-            intact, valid, md, chain, poe, signer, certs, trust, facts, kyso, now=now)
+                 if intact and valid else NOT_CHECKED)
+        judgement = await self._judge(intact, valid, md, chain, poe, signer, certs, trust, facts, kyso, now=now)
+        indication, sub, revocation = judgement.indication, judgement.sub_indication, judgement.revocation
         coverage = coverage_of(sig, integrity, reader, changes)
         notes: tuple[Text, ...] = ()
-        if indication != "TOTAL-FAILED" and not coverage.changes_allowed:
+        if indication != FAILED and not coverage.changes_allowed:
             if coverage.covers == "partial" or sig.docmdp_level is not None or locks_fields(sig):
                 # a certification (DocMDP) or field lock that the later changes break, or a byte
                 # range that does not even cover its own revision
-                indication, sub = "INDETERMINATE", "SIG_CONSTRAINTS_FAILURE"
+                indication, sub = INDETERMINATE, SubIndication.SIG_CONSTRAINTS_FAILURE
             else:
                 # an approval signature forbids nothing: it stays valid for the revision it signed,
                 # and the file-level verdict (``verify``) says the file is more than what was signed
                 notes = (report_text.revision_only(coverage.revision, coverage.later_revisions),)
         level = level_of(timestamp is not None or bool(later_ts), has_dss, bool(later_ts) and has_dss)
-        signer_info = cert_info(signer)
+        signer_info = cert_info(signer, self.cert_infos)
         path_certs = list(chain.path.iter_certs(include_root=True)) if chain.path else []
         claimed = sig.self_reported_timestamp or signing_time_attr(sig.signer_info)
         summary = report_text.signature_summary(
-            indication, sub, signer_info, poe or claimed, revoked_later=revoked_later,
+            indication, sub, signer_info, poe or claimed, revoked_later=judgement.revoked_later,
             revoked_at=revocation.revoked_at, reason=revocation.reason,
             changed_after=unsigned_changed or not coverage.changes_allowed)
         return SignatureReport(
             field_name=sig.field_name, kind="signature", indication=indication, sub_indication=sub,
-            intact=intact, signer=signer_info, chain=tuple(cert_info(c) for c in reversed(path_certs[:-1])),
+            intact=intact, signer=signer_info, chain=tuple(cert_info(c, self.cert_infos) for c in reversed(path_certs[:-1])),
             trust_anchor=anchor_label(chain.path.trust_anchor if chain.path else None, trust),
             claimed_signing_time=claimed, timestamp=timestamp, revocation=revocation, coverage=coverage, level=level,
             digest_algorithm=md, signature_algorithm=sig.signer_info["signature_algorithm"]["algorithm"].native,
@@ -303,17 +322,18 @@ class Verifier:
     async def _judge(self, intact: bool, valid: bool, md: str, chain: ChainStatus, poe: dt.datetime | None,
                      signer: asn1_x509.Certificate, certs: list[asn1_x509.Certificate], trust: TrustStore,
                      facts: RevocationFacts, kyso: bool, *, now: dt.datetime
-                     ) -> tuple[str, str | None, RevocationInfo, Any]:
+                     ) -> Judgement:
         """EN 319 102-1 basic validation, then validation with time using the POE."""
-        source = "kyso" if kyso else ("dss" if facts.ocsps or facts.crls else "none")
+        source: Literal["kyso", "dss", "none"] = "kyso" if kyso else ("dss" if facts.ocsps or facts.crls else "none")
         if not intact:
-            return "TOTAL-FAILED", "HASH_FAILURE", RevocationInfo("not_checked", "none"), None
+            return Judgement(FAILED, SubIndication.HASH_FAILURE, RevocationInfo("not_checked", "none"))
         if not valid:
-            return "TOTAL-FAILED", "SIG_CRYPTO_FAILURE", RevocationInfo("not_checked", "none"), None
+            return Judgement(FAILED, SubIndication.SIG_CRYPTO_FAILURE, RevocationInfo("not_checked", "none"))
         if md.lower() in WEAK_DIGESTS:
-            return "INDETERMINATE", "CRYPTO_CONSTRAINTS_FAILURE_NO_POE", RevocationInfo("not_checked", source), None
+            return Judgement(INDETERMINATE, SubIndication.CRYPTO_CONSTRAINTS_FAILURE_NO_POE,
+                             RevocationInfo("not_checked", source))
         if chain.trusted:
-            return "TOTAL-PASSED", None, RevocationInfo("good", source), None
+            return Judgement(PASSED, None, RevocationInfo("good", source))
         details = chain.revocation
         recorded = self._recorded_revocation(signer) if kyso and details is None else None
         if details is not None or recorded is not None:
@@ -328,26 +348,27 @@ class Verifier:
             info = RevocationInfo("revoked", source, revoked_at=revoked_at, reason=reason,
                                   revoked_after_signing=None if poe is None else poe < invalid_from)
             if poe is None:
-                return "INDETERMINATE", chain.sub_indication or "REVOKED_NO_POE", info, None
+                return Judgement(INDETERMINATE, chain.sub_indication or SubIndication.REVOKED_NO_POE, info)
             if poe >= invalid_from:
-                return "TOTAL-FAILED", "REVOKED", info, None
+                return Judgement(FAILED, SubIndication.REVOKED, info)
             past = await self._past(signer, certs, trust, poe, facts, kyso)
             if past.trusted:
-                return "TOTAL-PASSED", None, info, (revoked_at, reason)
-            return "INDETERMINATE", past.sub_indication or "REVOKED_NO_POE", info, None
-        sub = chain.sub_indication or "CERTIFICATE_CHAIN_GENERAL_FAILURE"
-        if sub == "CERTIFICATE_CHAIN_GENERAL_FAILURE" and chain.path is not None and not kyso:
+                return Judgement(PASSED, None, info, revoked_later=(revoked_at, reason))
+            return Judgement(INDETERMINATE, past.sub_indication or SubIndication.REVOKED_NO_POE, info)
+        sub = chain.sub_indication or SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE
+        if sub == SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and chain.path is not None and not kyso:
             # certvalidator reports "no revocation information at all" as a general failure; when the
             # path is otherwise sound that is EN 319 102-1's TRY_LATER (the status may be obtainable
             # later: the CA's CRL, or a file that carries it), as KYSO_VERIFY_FETCH_REVOCATION promises
             if (await self._without_revocation(signer, certs, trust, now, facts)).trusted:
-                sub = "TRY_LATER"
+                sub = SubIndication.TRY_LATER
         if sub in TIME_FAILURES and poe is not None:
             past = await self._past(signer, certs, trust, poe, facts, kyso)
             if past.trusted:
-                return "TOTAL-PASSED", None, RevocationInfo("good", source), None
-        status = "unknown" if sub in ("TRY_LATER", "REVOCATION_OUT_OF_BOUNDS_NO_POE") else "not_checked"
-        return "INDETERMINATE", sub, RevocationInfo(status, source), None  # type: ignore[arg-type]
+                return Judgement(PASSED, None, RevocationInfo("good", source))
+        status: Literal["unknown", "not_checked"] = (
+            "unknown" if sub in (SubIndication.TRY_LATER, SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE) else "not_checked")
+        return Judgement(INDETERMINATE, sub, RevocationInfo(status, source))
 
     async def _without_revocation(self, signer: asn1_x509.Certificate, certs: list[asn1_x509.Certificate],
                                   trust: TrustStore, moment: dt.datetime, facts: RevocationFacts) -> ChainStatus:
@@ -375,25 +396,25 @@ class Verifier:
         for cert in status.path.iter_certs(include_root=False):
             row = self.revocation_of(cert)
             if row is None:
-                return ChainStatus(status.path, "CERTIFICATE_CHAIN_GENERAL_FAILURE", None)
+                return ChainStatus(status.path, SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE, None)
             invalid_from = row.invalidity_date if row.invalidity_date is not None else row.revoked_at
-            if row.status in ("revoked", "on_hold") and invalid_from is not None and clock.aware(invalid_from) <= poe:
-                return ChainStatus(status.path, "REVOKED_NO_POE" if cert.sha256 == signer.sha256 else "REVOKED_CA_NO_POE",
-                                   None)
+            if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) and invalid_from is not None and clock.aware(invalid_from) <= poe:
+                return ChainStatus(status.path, SubIndication.REVOKED_NO_POE if cert.sha256 == signer.sha256
+                                   else SubIndication.REVOKED_CA_NO_POE, None)
         return status
 
     def _invalid_from(self, cert: asn1_x509.Certificate) -> dt.datetime | None:
         """The invalidity date kyso recorded for a revoked certificate (when the key is known or suspected
         to have been compromised), or None."""
         row = self.revocation_of(cert)
-        if row is None or row.status != "revoked" or row.invalidity_date is None:
+        if row is None or row.status != CertificateStatus.REVOKED or row.invalidity_date is None:
             return None
         return clock.aware(row.invalidity_date)
 
     def _recorded_revocation(self, cert: asn1_x509.Certificate) -> tuple[dt.datetime, str | None] | None:
         """(revoked_at, RFC 5280 reason name) from kyso's database, for a revoked or held kyso certificate."""
         row = self.revocation_of(cert)
-        if row is None or row.status not in ("revoked", "on_hold") or row.revoked_at is None:
+        if row is None or row.status not in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) or row.revoked_at is None:
             return None
         try:
             reason: str | None = Reason(row.revocation_reason).flag.name if row.revocation_reason else None
@@ -414,13 +435,13 @@ class Verifier:
         tsa, intact, trusted = await self._token(sig.signed_data, imprint_ok, trust, now, facts, kyso)
         time_ = tst_info["gen_time"].native
         if not intact:
-            indication, sub = "TOTAL-FAILED", "HASH_FAILURE"
+            indication, sub = FAILED, SubIndication.HASH_FAILURE
         elif trusted:
-            indication, sub = "TOTAL-PASSED", None
+            indication, sub = PASSED, None
         else:
             chain = await self._chain(tsa, certs, TSA_USAGE, trust, now, facts, kyso)  # type: ignore[arg-type]
-            indication, sub = "INDETERMINATE", chain.sub_indication or "CERTIFICATE_CHAIN_GENERAL_FAILURE"
-        info = cert_info(tsa) if tsa is not None else None
+            indication, sub = INDETERMINATE, chain.sub_indication or SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE
+        info = cert_info(tsa, self.cert_infos) if tsa is not None else None
         return SignatureReport(
             field_name=sig.field_name, kind="document_timestamp", indication=indication, sub_indication=sub,
             intact=intact, signer=info, chain=(), trust_anchor=None, claimed_signing_time=time_,
@@ -443,29 +464,25 @@ class Verifier:
         return RevocationFacts(certs=tuple(dss.get("other_certs", ())), ocsps=tuple(dss.get("ocsps", ())),
                                crls=tuple(dss.get("crls", ())))
 
-    def _sync_epoch(self, session: Session | None = None) -> None:
+    def _sync_epoch(self, session: Session | None = None) -> int:
         """Read the revocation epoch (one small query) at the start of every verification.
 
         Not throttled like the OCSP answer cache: a revocation made a moment ago, in this worker or
         another, must show in the very next verification. When it moved, the cached chain results
         and the material cache's revocation data (throttled and kept a few seconds on its own) are
-        dropped, so the chain is validated again with the new OCSP responses and CRLs."""
+        dropped (they watch the same epoch, ``self.watch``), so the chain is validated again with the
+        new OCSP responses and CRLs."""
         if session is None:
             with transaction(self.ctx.sessions, read_only=True) as own:
                 epoch = revocation_epoch(own)
         else:
             epoch = revocation_epoch(session)
-        cached = self._epoch
-        if cached is None or cached[1] != epoch:
-            self.chains.clear()
-            self.material.clear()  # shared with signing, which may have read it before the change
-        self._epoch = (time.monotonic(), epoch)
+        self.watch.observe(epoch)
+        return epoch
 
     def _current_epoch(self) -> int:
-        if self._epoch is None:
-            self._sync_epoch()
-        assert self._epoch is not None
-        return self._epoch[1]
+        epoch = self.watch.epoch
+        return self._sync_epoch() if epoch is None else epoch
 
     async def _chain(self, cert: asn1_x509.Certificate, certs: list[asn1_x509.Certificate], usage: Any,
                      trust: TrustStore, moment: dt.datetime, facts: RevocationFacts, kyso: bool, *,

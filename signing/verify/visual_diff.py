@@ -33,7 +33,6 @@ verification for longer than its own budget.
 """
 from __future__ import annotations
 
-import collections
 import ctypes
 import hashlib
 import math
@@ -47,7 +46,7 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageChops, ImageFilter
 
-from core import metrics
+from core.cache import Cache
 
 from signing.verify.report import Text, VisualDifference
 
@@ -65,7 +64,6 @@ GAP = 2  # cells between two regions that still merge into one box (doubled whil
 MAX_BOXES = 5  # per page
 INK = 255 - TOLERANCE  # darker than this is content, for the overlap check
 
-_COUNTER = metrics.CacheCounter("visual_renderings")
 
 
 # -- renderings and their cache --------------------------------------------------------------------
@@ -109,55 +107,23 @@ class Rendering:
         return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
 
-class RenderCache:
+class RenderCache(Cache[tuple, "Rendering"]):
     """Renderings keyed by (sha256 of the file, page, dpi, mode), least recently used dropped first,
-    bounded in entries and in bytes. One per verifier (created by its owner and passed in); a
-    citizen's upload of a registered genuine file then needs no second render of that version."""
+    bounded in entries and in bytes (``core.cache``). One per verifier (created by its owner and passed
+    in); a citizen's upload of a registered genuine file then needs no second render of that version."""
 
     def __init__(self, max_entries: int = 256, max_bytes: int = 96 * 2**20) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self._lock = threading.Lock()
-        self._items: collections.OrderedDict[tuple, Rendering] = collections.OrderedDict()
-        self._bytes = 0
-        self.hits = 0
-        self.misses = 0
+        super().__init__("visual_renderings", max_entries=max_entries, max_weight=max_bytes,
+                         weigh=lambda rendering: rendering.nbytes)
 
-    def get(self, key: tuple) -> Rendering | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-            else:
-                self.misses += 1
-        _COUNTER.count(found is not None)
-        return found
-
-    def put(self, key: tuple, rendering: Rendering) -> None:
-        if rendering.nbytes > self.max_bytes or self.max_entries <= 0:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            self._items[key] = rendering
-            self._bytes += rendering.nbytes
-            while len(self._items) > self.max_entries or self._bytes > self.max_bytes:
-                _, dropped = self._items.popitem(last=False)
-                self._bytes -= dropped.nbytes
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
+    @property
+    def max_bytes(self) -> int:
+        assert self.max_weight is not None
+        return self.max_weight
 
     @property
     def nbytes(self) -> int:
-        return self._bytes
+        return self.weight
 
 
 # -- rendering -------------------------------------------------------------------------------------

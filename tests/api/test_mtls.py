@@ -56,7 +56,7 @@ def via_proxy(pki: Container) -> Iterator[TestClient]:
 @pytest.fixture
 def kyso(pki: Container, monkeypatch: pytest.MonkeyPatch) -> Callable[..., object]:
     """`kyso ARGS…` in process (Typer's CliRunner), on the test's own container."""
-    monkeypatch.setattr(cli, "_container", lambda: pki)
+    monkeypatch.setattr("api.cli.common.container", lambda: pki)
 
     def run(*args: str):  # type: ignore[no-untyped-def]
         return CliRunner().invoke(cli.app, list(args), env={"COLUMNS": "200"})

@@ -26,7 +26,6 @@ from pki import store
 from signing import loop
 from signing.create import pades
 from signing.create.service import AppearanceOptions, SignRequest
-from signing.create.timestamping import timestamper_for
 from tests.helpers.api import new_token
 from tests.helpers.signing import COMMUNE
 
@@ -67,7 +66,7 @@ def bait(pdf: bytes, kind: Bait) -> bytes:
 
 def timestamp(pki: Container, pdf: bytes) -> bytes:
     """A document timestamp from kyso's own TSA appended (what ``POST /tsa`` gives anyone)."""
-    return loop.run(pades.add_document_timestamp(pdf, timestamper_for(pki.pki), "sha256", pki.signing.ts_reserve()))
+    return loop.run(pades.add_document_timestamp(pdf, pki.signing.timestamper(), "sha256", pki.signing.ts_reserve()))
 
 
 # -- signatures an attacker makes ---------------------------------------------------------------------
@@ -108,7 +107,7 @@ def client_auth_signed(pki: Container, pdf: bytes) -> bytes:
     certificate = _asn1(issued.der)
     signer = signers.SimpleSigner(signing_cert=certificate, signing_key=_key_info(key),
                                   cert_registry=SimpleCertificateStore.from_certs([certificate, *cas]))
-    return _sign_with(signer, pdf, "Signature1", timestamper=timestamper_for(pki.pki))
+    return _sign_with(signer, pdf, "Signature1", timestamper=pki.signing.timestamper())
 
 
 def self_signed_signer(name: str = "Nobody in particular") -> signers.SimpleSigner:

@@ -19,7 +19,7 @@ def test_settings_errors_never_echo_values(tmp_path, monkeypatch):
 def test_database_pool_follows_the_settings(capsys) -> None:
     """Workers × (pool + overflow) must fit PostgreSQL's max_connections: both numbers are settings, and
     `kyso serve` warns when the product does not fit."""
-    from api.cli import _warn_connection_budget
+    from api.cli.serve import _warn_connection_budget
     from core.db import make_engine
     from core.settings import Settings
     from tests.helpers.db import PG_URL

@@ -32,7 +32,6 @@ from pki import revocation, store
 from pki.reasons import Reason
 from signing import loop
 from signing.create.signer import KeyStoreSigner, default_digest, default_scheme
-from signing.create.timestamping import timestamper_for
 from signing.material import SignerMaterial
 from signing.verify.verifier import Verifier
 
@@ -64,7 +63,7 @@ def sign_directly(pki: Container, material: SignerMaterial, pdf: bytes, *, times
                             chain=list(material.chain), scheme=default_scheme(material.key_type))
     meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm=default_digest(material.key_type),
                                         subfilter=fields.SigSeedSubFilter.PADES)
-    pdf_signer = signers.PdfSigner(meta, signer, timestamper=timestamper_for(pki.pki) if timestamp else None)
+    pdf_signer = signers.PdfSigner(meta, signer, timestamper=pki.signing.timestamper() if timestamp else None)
     out = BytesIO()
     writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
     loop.run(pdf_signer.async_sign_pdf(writer, bytes_reserved=24_576, output=out))

@@ -14,7 +14,7 @@ from core.db import transaction
 from hsm import KeyType
 from pki import store
 from pki.names import SubjectInfo
-from signing.create.timestamping import TimeStampResp, authority_for
+from signing.create.timestamping import TimeStampResp
 from tests.interop.helpers import (
     ISSUING_CA, ROOT_CA, Run, assert_lint_clean, ca_cert_der, issue, openssl, pkilint, write_cert_pem,
 )
@@ -124,7 +124,7 @@ def test_tsa_keys_of_every_type_verify(tsa: TsaClient, key_type: KeyType) -> Non
     """ECDSA with SHA-384 for a P-384 key, RSA PKCS#1 v1.5 with SHA-256 for RSA: openssl accepts both."""
     issue(tsa.container, "tsa", SubjectInfo(common_name=f"kyso TSA {key_type.value}", organization="kyso thử nghiệm"),
           None, key_type=key_type)
-    authority_for(tsa.container.pki).refresh()
+    tsa.container.signing.tsa.refresh()
     reply = tsa.post(tsa.query("request", "-sha256"))
     assert f"CN=kyso TSA {key_type.value}" in _field(tsa.reply_text(reply), "TSA")
     result = tsa.verify(reply, "-data", "document.pdf")

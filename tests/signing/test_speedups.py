@@ -72,3 +72,32 @@ def test_disabled_restores_the_libraries() -> None:
         assert asn1_x509.Name.__eq__ is speedups._name_eq
     assert generic.read_hex_string_from_stream is speedups.read_hex_string
     assert asn1_x509.Name.__eq__ is speedups.name_eq
+
+
+def test_importing_the_verifier_patches_nothing() -> None:
+    """The speed-ups are installed by the container at start-up (or a Verifier built by hand), never on import."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import signing.verify.verifier, api.container; from signing import speedups; "
+            "print(speedups.installed())")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    speedups.install()
+    speedups.install()  # idempotent
+    assert speedups.installed()
+
+
+def test_the_container_installs_them(pki) -> None:  # type: ignore[no-untyped-def]
+    from api.container import build
+
+    with speedups.disabled():
+        assert not speedups.installed()
+        other = build(pki.settings)  # another worker starting up
+        try:
+            assert speedups.installed()
+        finally:
+            other.engine.dispose()
+    assert speedups.installed()

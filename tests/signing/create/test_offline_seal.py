@@ -234,7 +234,7 @@ def test_ca_init_adds_a_seal_to_an_existing_deployment_and_revocation_counts(pki
     keys = offline_seal.public_keys(pki.pki)
     assert [k["status"] for k in keys] == ["revoked", "valid"]
     assert offline_seal.verify(signed.offline_seal or "", signed.document_id, keys).reason == "key_revoked"
-    offline_seal.material_cache(pki.pki).clear()
+    pki.signing.seal_material.clear()
     later = pki.signing.sign(permit(sample_pdf, specialist, {**PERMIT, "site": "mới"}), actor="test")
     check = offline_seal.verify(later.offline_seal or "", later.document_id, keys)
     assert check.ok and check.kid == keys[1]["kid"]
@@ -245,7 +245,7 @@ def test_missing_seal_certificate_refuses_qr_documents_with_503(pki: Container, 
     from core.errors import Unavailable
 
     revocation.revoke(pki.pki, seal_rows(pki)[0].serial, Reason.cessationOfOperation, "test")
-    offline_seal.material_cache(pki.pki).clear()
+    pki.signing.seal_material.clear()
     with pytest.raises(Unavailable, match="kyso ca init") as info:
         pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test")
     assert info.value.code == "qr_seal_not_ready"
@@ -265,7 +265,7 @@ def test_seal_certificate_is_renewed_30_days_before_expiry_and_old_seals_still_v
         rows = seal_rows(pki)
         assert [r.status for r in rows] == ["valid", "valid"], "renewal never revokes: printed seals stay valid"
         assert rows[1].replaces_serial == old.serial and rows[1].key_ref != old.key_ref
-        offline_seal.material_cache(pki.pki).clear()
+        pki.signing.seal_material.clear()
         newcomer = issue_credential(pki, name="Trần Văn Bình", id_number="001190000009")  # the first one expired
         after = pki.signing.sign(permit(sample_pdf, newcomer, {**PERMIT, "site": "sau"}), actor="test")
         keys = offline_seal.public_keys(pki.pki)
@@ -356,7 +356,7 @@ def test_cli_field_option() -> None:
     from typer.testing import CliRunner
 
     from api.cli import app
-    from api.cli_signing import _seal_fields
+    from api.cli.sign import _seal_fields
     from core.errors import InvalidInput
 
     assert _seal_fields(["permit_no=12/GPXD", "owner=Lê Thị Cúc", "site=a=b"]) == {

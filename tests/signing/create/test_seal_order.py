@@ -20,7 +20,6 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from api.container import Container
 from signing import loop
 from signing.create import pades
-from signing.create.timestamping import timestamper_for
 from signing.errors import SigningRefused
 from signing.registry import lifecycle
 from tests.helpers.signing import documents, request
@@ -28,7 +27,7 @@ from tests.helpers.signing import documents, request
 
 def timestamped_only(pki: Container, pdf: bytes) -> bytes:
     """The PDF with one document timestamp by kyso's own TSA (what anyone gets from the public /tsa)."""
-    return loop.run(pades.add_document_timestamp(pdf, timestamper_for(pki.pki), "sha256", pki.signing.ts_reserve()))
+    return loop.run(pades.add_document_timestamp(pdf, pki.signing.timestamper(), "sha256", pki.signing.ts_reserve()))
 
 
 def self_signed(pdf: bytes) -> bytes:

@@ -26,13 +26,7 @@ from pki import crl, revocation, store
 from pki.authorities import ensure_tsa, init_hierarchy
 from pki.models import Certificate
 from pki.reasons import Reason
-from signing.create.timestamping import (
-    LocalTimeStamper,
-    TimestampAuthority,
-    TimeStampResp,
-    authority_for,
-    timestamper_for,
-)
+from signing.create.timestamping import LocalTimeStamper, TimestampAuthority, TimeStampResp, timestamper_for
 from tests.helpers.db import ISSUING, ROOT
 
 DATA = "Giấy khai sinh số 123/2025".encode()
@@ -83,7 +77,7 @@ def _rejected(der: bytes) -> tuple[set[str], str]:
 
 def test_token_fields_and_rfc5816_signing_certificate(pki) -> None:  # type: ignore[no-untyped-def]
     tsa = _tsa_row(pki)
-    signed_data, info = _granted(authority_for(pki.pki).respond(_request()))
+    signed_data, info = _granted(pki.signing.tsa.respond(_request()))
 
     assert signed_data["version"].native == "v3"
     assert signed_data["encap_content_info"]["content_type"].dotted == ID_CT_TST_INFO
@@ -127,7 +121,7 @@ def test_token_fields_and_rfc5816_signing_certificate(pki) -> None:  # type: ign
 
 
 def test_requested_policy_certreq_and_nonce_are_honoured(pki) -> None:  # type: ignore[no-untyped-def]
-    authority = authority_for(pki.pki)
+    authority = pki.signing.tsa
     signed_data, info = _granted(authority.respond(_request(policy=pki.settings.tsa_policy_oid, nonce=None,
                                                             cert_req=False, algorithm="sha512")))
     assert info["policy"].dotted == pki.settings.tsa_policy_oid
@@ -141,7 +135,7 @@ def test_requested_policy_certreq_and_nonce_are_honoured(pki) -> None:  # type: 
 
 @pytest.mark.parametrize("algorithm", ["md5", "sha224", "sha3_256"])
 def test_unaccepted_hash_algorithm_is_rejected_with_bad_alg(pki, algorithm: str) -> None:  # type: ignore[no-untyped-def]
-    fail_info, text = _rejected(authority_for(pki.pki).respond(_request(algorithm=algorithm)))
+    fail_info, text = _rejected(pki.signing.tsa.respond(_request(algorithm=algorithm)))
     assert fail_info == {"bad_alg"}
     assert algorithm in text and "sha256" in text
 
@@ -157,12 +151,12 @@ def test_unaccepted_hash_algorithm_is_rejected_with_bad_alg(pki, algorithm: str)
         "hash_algorithm": {"algorithm": "sha256"}, "hashed_message": b"\x00" * 32}}).dump(),  # version 2
 ], ids=["empty", "garbage", "truncated-header", "truncated-request", "sha256-imprint-of-20-bytes", "version-2"])
 def test_malformed_requests_get_a_bad_data_format_rejection(pki, der: bytes) -> None:  # type: ignore[no-untyped-def]
-    fail_info, _ = _rejected(authority_for(pki.pki).respond(der))
+    fail_info, _ = _rejected(pki.signing.tsa.respond(der))
     assert fail_info == {"bad_data_format"}
 
 
 def test_other_policy_and_extensions_are_rejected(pki) -> None:  # type: ignore[no-untyped-def]
-    authority = authority_for(pki.pki)
+    authority = pki.signing.tsa
     assert _rejected(authority.respond(_request(policy="1.2.3.4")))[0] == {"unaccepted_policy"}
     with_extension = tsp.TimeStampReq.load(_request())
     with_extension["extensions"] = [{"extn_id": "1.2.3.4.5", "critical": False, "extn_value": b"\x05\x00"}]
@@ -191,7 +185,7 @@ def test_route_refuses_wrong_media_type_and_large_bodies(client) -> None:  # typ
 
 def test_route_without_a_tsa_certificate_is_503(client, pki) -> None:  # type: ignore[no-untyped-def]
     revocation.revoke(pki.pki, _tsa_row(pki).serial, Reason.keyCompromise, "test")
-    authority_for(pki.pki).refresh()
+    pki.signing.tsa.refresh()
     response = client.post("/tsa", content=_request(), headers={"Content-Type": "application/timestamp-query"})
     assert response.status_code == 503
     body = response.json()["error"]
@@ -221,7 +215,7 @@ def _validation_context(pki) -> ValidationContext:  # type: ignore[no-untyped-de
 
 def test_pyhanko_validates_a_local_timestamper_token(pki) -> None:  # type: ignore[no-untyped-def]
     digest = hashlib.sha256(DATA).digest()
-    stamper = timestamper_for(pki.pki)
+    stamper = pki.signing.timestamper()
     assert isinstance(stamper, LocalTimeStamper)
 
     async def stamp_and_validate() -> dict[str, object]:
@@ -250,9 +244,9 @@ def test_timestamper_for_uses_the_external_tsa_when_configured(pki) -> None:  # 
     assert headers["Content-Type"] == "application/timestamp-query"
 
 
-def test_authority_is_cached_on_the_context(pki) -> None:  # type: ignore[no-untyped-def]
-    authority = authority_for(pki.pki)
-    assert authority_for(pki.pki) is authority and isinstance(authority, TimestampAuthority)
+def test_authority_is_owned_by_the_signing_service(pki) -> None:  # type: ignore[no-untyped-def]
+    authority = pki.signing.tsa
+    assert isinstance(authority, TimestampAuthority) and pki.signing.timestamper().authority is authority
     assert authority.certificate().serial_number == int(_tsa_row(pki).serial, 16)
 
 
@@ -319,7 +313,7 @@ def test_tsa_certificate_is_renewed_30_days_before_expiry(pki) -> None:  # type:
         assert [r.status for r in _tsa_rows(pki)] == ["valid", "valid"]  # old tokens stay verifiable
         assert _tsa_audit(pki, "pki:tsa:renew") == 1
 
-        authority = authority_for(pki.pki)
+        authority = pki.signing.tsa
         authority.refresh()
         signed_data, _ = _granted(authority.respond(_request()))
         assert new.der in _embedded(signed_data)
@@ -338,7 +332,7 @@ def test_rsa_tsa_signs_with_pkcs1v15_sha256(pki) -> None:  # type: ignore[no-unt
     result = issuance.issue(pki.pki, issuance.IssueRequest(
         profile="tsa", subject=SubjectInfo(common_name="kyso TSA RSA", organization="kyso thử nghiệm"),
         key_type=KeyType.RSA_2048), "test")
-    authority = authority_for(pki.pki)
+    authority = pki.signing.tsa
     authority.refresh()
     signed_data, _ = _granted(authority.respond(_request()))
     assert result.certificate.der in _embedded(signed_data)

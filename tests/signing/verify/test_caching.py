@@ -13,11 +13,11 @@ def test_second_document_of_a_signer_reuses_the_chain_validation(pki: Container,
     b = pki.signing.sign(request(sample_pdf, specialist, "B-T", reason="bản thứ hai"), actor="test")
     verifier = pki.verifier
     assert verifier.verify(a.pdf).indication == "TOTAL-PASSED"
-    cached = dict(verifier.chains._results)
+    cached = verifier.chains.snapshot()
     assert cached, "kyso chains are cached"
 
     assert verifier.verify(b.pdf).indication == "TOTAL-PASSED"
-    after = verifier.chains._results
+    after = verifier.chains.snapshot()
     assert set(after) == set(cached), "no new chain validation for the same signer and TSA"
     assert all(after[k] is cached[k] for k in cached)
 

@@ -17,7 +17,6 @@ from pyhanko.sign import fields, signers
 from api.container import Container
 from signing import loop
 from signing.create.service import AppearanceOptions
-from signing.create.timestamping import timestamper_for
 from signing.errors import TooComplex
 from signing.registry import lifecycle
 from tests.helpers.pdfs import append_page, sign_directly
@@ -26,7 +25,7 @@ from tests.helpers.signing import request
 
 def _timestamp_only(pki: Container, pdf: bytes) -> bytes:
     out = io.BytesIO()
-    stamper = signers.PdfTimeStamper(timestamper_for(pki.pki))
+    stamper = signers.PdfTimeStamper(pki.signing.timestamper())
     loop.run(stamper.async_timestamp_pdf(IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False), "sha256",
                                           output=out))
     return out.getvalue()

@@ -29,7 +29,6 @@ from core.db import transaction
 from pki.encoding import key_type_of
 from pki.models import Certificate
 from signing import loop
-from signing.create.timestamping import timestamper_for
 from signing.material import MaterialCache, SignerMaterial
 from tests.helpers.clock import FrozenClock
 from tests.helpers.pdfs import ForeignCA, sign_directly, trusting
@@ -70,7 +69,7 @@ def signed_by_api_client(pki: Container, pdf: bytes) -> tuple[bytes, str]:
     meta = signers.PdfSignatureMetadata(field_name="Signature1", md_algorithm="sha256",
                                         subfilter=fields.SigSeedSubFilter.PADES)
     out = BytesIO()
-    loop.run(signers.PdfSigner(meta, signer, timestamper=timestamper_for(pki.pki)).async_sign_pdf(
+    loop.run(signers.PdfSigner(meta, signer, timestamper=pki.signing.timestamper()).async_sign_pdf(
         IncrementalPdfFileWriter(BytesIO(pdf), strict=False), output=out))
     return out.getvalue(), material.profile
 

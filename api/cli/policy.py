@@ -8,15 +8,15 @@ import typer
 
 from policies.documents import DOCUMENTS_FILE, load
 
-from .cli import JsonOpt, _container, _print_json, app, out
+from . import common
+from .common import JsonOpt, out, print_json
 
-policy_app = typer.Typer(help="The signing policy: document types, who may sign them, jurisdiction. The server "
-                              "picks up an edited file (KYSO_POLICY_FILE) within seconds; a bad file is refused "
-                              "and the policy in force stays.", no_args_is_help=True)
-app.add_typer(policy_app, name="policy")
+app = typer.Typer(help="The signing policy: document types, who may sign them, jurisdiction. The server "
+                       "picks up an edited file (KYSO_POLICY_FILE) within seconds; a bad file is refused "
+                       "and the policy in force stays.", no_args_is_help=True)
 
 
-@policy_app.command("check")
+@app.command("check")
 def check(file: Annotated[Optional[Path], typer.Argument(help="Policy file (default: KYSO_POLICY_FILE or the "
                                                                "bundled one)")] = None,
           as_json: JsonOpt = False) -> None:
@@ -31,26 +31,26 @@ def check(file: Annotated[Optional[Path], typer.Argument(help="Policy file (defa
     summary = {"file": str(path), "version": policy.version, "document_types": sorted(policy.types),
                "independent_reception_provinces": list(policy.jurisdiction.independent_reception_provinces)}
     if as_json:
-        _print_json(summary)
+        print_json(summary)
     else:
         out.print(f"[green]valid[/] {path}: version {policy.version}, {len(policy.types)} document types; "
                   f"province-wide reception in: {', '.join(summary['independent_reception_provinces']) or 'none'}")
 
 
-@policy_app.command("decide")
+@app.command("decide")
 def explain(credential: Annotated[str, typer.Option("--credential", "-c", help="The signer's credential id")],
             document_type: Annotated[str, typer.Option("--type", help="Document type, e.g. construction-permit")],
             commune: Annotated[str, typer.Option(help="Commune the document is issued for")],
             step: Annotated[int, typer.Option(help="Signatures already on the document (approval chain)")] = 0,
             as_json: JsonOpt = False) -> None:
     """Would the policy in force let this credential sign this document type for this commune? Says which rule decides."""
-    container = _container()
+    container = common.container()
     decision = container.signing.explain(credential, document_type, commune, step)
     data = {"allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason,
             "signer_rule": decision.signer_rule, "reception": decision.reception,
             "policy_version": container.signing.policy.version}
     if as_json:
-        _print_json(data)
+        print_json(data)
     else:
         out.print(f"{'[green]allowed' if decision.allowed else '[red]refused'}[/] by {decision.rule}: {decision.reason}")
     if not decision.allowed:

@@ -9,11 +9,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from core.errors import InvalidInput
-from signing.verify import pdf_facts
 from signing.create import report_pdf
+from signing.verify import pdf_facts
 from signing.verify.report import VerificationReport
 
-from .cli import JsonOpt, _container, _print_json, app, out
+from . import common
+from .common import JsonOpt, out, print_json
+
+app = typer.Typer()  # added to the root without a name: `verify` is a top-level command
 
 STYLE = {"TOTAL-PASSED": "bold green", "TOTAL-FAILED": "bold red", "INDETERMINATE": "bold yellow"}
 
@@ -40,7 +43,7 @@ def verify(
     """
     if lang not in ("vi", "en"):
         raise InvalidInput("--lang is vi or en")
-    container = _container()
+    container = common.container()
     data = file.read_bytes()
     report = container.verifier.verify(data)
     if signed_revision:
@@ -52,7 +55,7 @@ def verify(
     if pdf:
         pdf.write_bytes(report_pdf.sealed_pdf(container.signing, report, lang, actor="cli:verify"))  # type: ignore[arg-type]
     if as_json:
-        _print_json(report.as_dict())
+        print_json(report.as_dict())
     else:
         _print(report, lang)
     if not report.genuine:

@@ -12,11 +12,11 @@ import typer
 from core.errors import InvalidInput
 from signing.activation import factors
 
-from .cli import JsonOpt, _actor, _container, _print_json, app, err, out
+from . import common
+from .common import JsonOpt, actor, err, out, print_json
 
-activation_app = typer.Typer(help="Signature activation: a specialist's PIN and authenticator app (TOTP) for "
-                                  "remote signing (CSC API).", no_args_is_help=True)
-app.add_typer(activation_app, name="activation")
+app = typer.Typer(help="Signature activation: a specialist's PIN and authenticator app (TOTP) for "
+                       "remote signing (CSC API).", no_args_is_help=True)
 
 CredArg = Annotated[str, typer.Argument(help="The credential id (cred_…) printed by `kyso cert issue`")]
 
@@ -29,7 +29,7 @@ def _new_pin() -> str:
 
 
 def _terminal_qr(uri: str) -> str:
-    import qrcode
+    import qrcode  # type: ignore[import-untyped]
 
     qr = qrcode.QRCode(border=2)
     qr.add_data(uri)
@@ -38,7 +38,7 @@ def _terminal_qr(uri: str) -> str:
     return buffer.getvalue()
 
 
-@activation_app.command("enroll")
+@app.command("enroll")
 def enroll(
     credential: CredArg,
     png: Annotated[Path | None, typer.Option("--png", help="Also write the QR code to this PNG file")] = None,
@@ -49,7 +49,7 @@ def enroll(
 
     Example: kyso activation enroll cred_… --png enrol.png
     """
-    start = factors.enroll(_container().pki, credential, _new_pin(), _actor(), replace=replace)
+    start = factors.enroll(common.container().pki, credential, _new_pin(), actor(), replace=replace)
     if png:
         png.write_bytes(start.png)
         png.chmod(0o600)
@@ -58,35 +58,35 @@ def enroll(
     out.print(f"next: kyso activation confirm {credential}  (with the code the app shows)")
 
 
-@activation_app.command("confirm")
+@app.command("confirm")
 def confirm(credential: CredArg) -> None:
     """Finish an enrolment with the first code of the authenticator app."""
     code = typer.prompt("Code shown by the authenticator app", hide_input=False)
-    factors.confirm(_container().pki, credential, code.strip(), actor=_actor())
+    factors.confirm(common.container().pki, credential, code.strip(), actor=actor())
     out.print(f"credential {credential}: activation confirmed")
 
 
-@activation_app.command("change-pin")
+@app.command("change-pin")
 def change_pin(credential: CredArg) -> None:
     """Replace the PIN; the current PIN is required (a wrong one counts toward the lockout)."""
     old = typer.prompt("Current PIN", hide_input=True)
-    factors.change_pin(_container().pki, credential, old, _new_pin(), actor=_actor())
+    factors.change_pin(common.container().pki, credential, old, _new_pin(), actor=actor())
     out.print(f"credential {credential}: PIN changed")
 
 
-@activation_app.command("unlock")
+@app.command("unlock")
 def unlock(credential: CredArg) -> None:
     """Lift the lockout that five failed attempts set (check first that it is the specialist asking)."""
-    factors.unlock(_container().pki, credential, _actor())
+    factors.unlock(common.container().pki, credential, actor())
     out.print(f"credential {credential}: unlocked")
 
 
-@activation_app.command("status")
+@app.command("status")
 def status(credential: CredArg, as_json: JsonOpt = False) -> None:
     """none, pending (not confirmed), active or locked; failed attempts since the last success."""
-    view = factors.status(_container().pki, credential)
+    view = factors.status(common.container().pki, credential)
     if as_json:
-        _print_json(view.as_dict())
+        print_json(view.as_dict())
         return
     style = {"active": "green", "locked": "bold red", "pending": "yellow"}.get(view.state, "")
     out.print(f"{credential}: [{style}]{view.state}[/]" if style else f"{credential}: {view.state}")

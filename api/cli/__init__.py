@@ -1,0 +1,46 @@
+"""The ``kyso`` command line for operators. Every command has --help; most have --json."""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from core.errors import KysoError
+
+from . import (
+    activation,
+    approval,
+    audit,
+    ca,
+    cert,
+    crl,
+    doc,
+    key,
+    merge,
+    policy,
+    serve,
+    sign,
+    token,
+    units,
+    verify,
+)
+from .common import err
+
+# the root only composes: each group lives in its own module, the helpers they share in common.py
+app = typer.Typer(help=__doc__ + "\n\nStart with `kyso demo` (a demo PKI and a server), or `kyso ca init`.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+for commands in (serve, merge, sign, verify):  # top-level commands (kyso serve, demo, db-upgrade, merge, sign, verify)
+    app.add_typer(commands.app)
+for name, group in (("ca", ca), ("cert", cert), ("token", token), ("units", units), ("audit", audit), ("crl", crl),
+                    ("activation", activation), ("key", key), ("approval", approval), ("policy", policy),
+                    ("doc", doc)):
+    app.add_typer(group.app, name=name)
+
+
+def main() -> None:
+    """Commands let domain errors rise; they are printed here once, in words, with exit status 2."""
+    try:
+        app()
+    except KysoError as exc:
+        err.print(f"[bold red]error[/] ({exc.code}): {exc.message}")
+        sys.exit(2)

@@ -1,0 +1,28 @@
+"""``kyso audit verify``: check the hash-chained audit log."""
+from __future__ import annotations
+
+import typer
+
+from core import audit as audit_log
+from core.db import transaction
+
+from . import common
+from .common import JsonOpt, err, out, print_json
+
+app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+
+
+@app.command("verify")
+def audit_verify(as_json: JsonOpt = False) -> None:
+    """Check the audit log's hash chain; exits 1 and names the first broken entry if tampered."""
+    container = common.container()
+    with transaction(container.sessions) as session:
+        report = audit_log.verify(session)
+    if as_json:
+        print_json(report.__dict__)
+    elif report.ok:
+        out.print(f"audit log intact: {report.entries} entries")
+    else:
+        err.print(f"[bold red]audit log broken[/] at entry {report.first_broken_seq}: {report.problem}")
+    if not report.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,212 @@
+"""``kyso cert …``: issue, list, show, export, renew, revoke and release certificates; RA mode: request, import, check."""
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from core import clock
+from core.db import transaction
+from hsm import KeyType
+from pki import issuance, registration, revocation, store
+from pki.names import SubjectInfo
+from pki.reasons import Ground, Reason, resolve_reason
+
+from . import common
+from .common import JsonOpt, actor, err, out, print_json
+
+app = typer.Typer(help="Certificates: issue, list, show, export, renew, revoke, release; RA mode: request, import, check.", no_args_is_help=True)
+
+
+def _cert_dict(row: Any) -> dict[str, Any]:
+    return {"serial": row.serial, "ca": row.ca.name, "profile": row.profile, "subject": row.subject,
+            "commune_code": row.commune_code, "status": row.status, "not_before": row.not_before.isoformat(),
+            "not_after": row.not_after.isoformat(), "revocation_reason": row.revocation_reason,
+            "key_ref": row.key_ref, "sha256": row.sha256}
+
+
+@app.command("issue")
+def cert_issue(
+    cn: Annotated[str, typer.Option("--cn", help="Full name, e.g. 'Nguyễn Thị Hoa'")],
+    profile: Annotated[str, typer.Option(help="specialist, seal, tsa, ...")] = "specialist",
+    commune: Annotated[Optional[str], typer.Option(help="5-digit commune/ward code; fills L, ST and O")] = None,
+    title: Optional[str] = None,
+    org: Annotated[Optional[str], typer.Option(help="O (default: Ủy ban nhân dân <commune>)")] = None,
+    ou: Optional[str] = None,
+    id_number: Annotated[Optional[str], typer.Option(help="12-digit CCCD or 9-digit CMND")] = None,
+    email: Optional[str] = None,
+    csr: Annotated[Optional[Path], typer.Option(help="PKCS#10 file; without it the key is generated in the keystore")] = None,
+    key_type: Optional[KeyType] = None,
+    keystore: Optional[str] = None,
+    validity_days: Optional[int] = None,
+    ca: Optional[str] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Also write the certificate (PEM) here")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a certificate from a CSR, or with a key generated inside the keystore."""
+    try:
+        subject = SubjectInfo(common_name=cn, title=title, organization=org, organizational_unit=ou,
+                              id_number=id_number, email=email)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    result = issuance.issue(common.container().pki, issuance.IssueRequest(
+        profile=profile, subject=subject, commune_code=commune, csr=csr.read_bytes() if csr else None,
+        key_type=key_type, keystore=keystore, validity_days=validity_days, ca=ca), actor())
+    row = result.certificate
+    if out_file:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        out_file.write_bytes(x509.load_der_x509_certificate(row.der).public_bytes(Encoding.PEM))
+    if as_json:
+        print_json({"serial": row.serial, "subject": row.subject, "not_after": row.not_after.isoformat(),
+                     "credential_id": result.credential_id, "key_ref": result.key_ref})
+        return
+    out.print(f"issued [bold]{row.serial}[/]\n  subject     {row.subject}\n  valid until {row.not_after:%Y-%m-%d}")
+    if result.credential_id:
+        out.print(f"  credential  {result.credential_id} (key {result.key_ref}; name it in signing requests)")
+
+
+@app.command("list")
+def cert_list(
+    subject: Optional[str] = None, commune: Optional[str] = None, province: Optional[str] = None,
+    status: Annotated[Optional[str], typer.Option(help="valid, revoked, on_hold or expired")] = None,
+    profile: Optional[str] = None, ca: Optional[str] = None,
+    expires_within_days: Annotated[Optional[int], typer.Option(help="Only those expiring within N days")] = None,
+    limit: int = 100, as_json: JsonOpt = False,
+) -> None:
+    """List certificates, filtered by subject, commune, status, expiry."""
+    container = common.container()
+    now = clock.now()
+    expires = now + dt.timedelta(days=expires_within_days) if expires_within_days is not None else None
+    with transaction(container.sessions) as session:
+        rows, total = store.list_certificates(session, store.CertificateFilter(
+            subject=subject, commune_code=commune, province_code=province, status=status, profile=profile,
+            ca=ca, expires_before=expires, limit=limit), now)
+        data = [_cert_dict(r) for r in rows]
+    if as_json:
+        print_json({"total": total, "items": data})
+        return
+    table = Table("serial", "status", "profile", "commune", "subject", "not after", title=f"{total} certificate(s)")
+    for r in data:
+        table.add_row(r["serial"][:16] + "…", r["status"], r["profile"], r["commune_code"] or "", r["subject"][:70],
+                      r["not_after"][:10])
+    out.print(table)
+
+
+@app.command("show")
+def cert_show(serial: str, as_json: JsonOpt = False) -> None:
+    """Show one certificate."""
+    container = common.container()
+    with transaction(container.sessions) as session:
+        data = _cert_dict(store.get_certificate(session, serial))
+    if as_json:
+        print_json(data)
+    else:
+        for key, value in data.items():
+            out.print(f"{key:18} {value}")
+
+
+@app.command("export")
+def cert_export(serial: str, format: Annotated[str, typer.Option(help="pem or der")] = "pem",
+                out_file: Annotated[Optional[Path], typer.Option("--out", help="File (default: stdout, PEM only)")] = None) -> None:
+    """Export a certificate as PEM or DER."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    container = common.container()
+    with transaction(container.sessions) as session:
+        der = store.get_certificate(session, serial).der
+    data = der if format == "der" else x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
+    if out_file:
+        out_file.write_bytes(data)
+    elif format == "der":
+        raise typer.BadParameter("DER is binary: give --out FILE")
+    else:
+        sys.stdout.write(data.decode())
+
+
+@app.command("revoke")
+def cert_revoke(
+    serial: str,
+    reason: Annotated[Optional[Reason], typer.Option(help="RFC 5280 reason")] = None,
+    ground: Annotated[Optional[Ground], typer.Option(help="Legal ground: officer_moved → affiliationChanged, "
+                                                     "unit_merged → cessationOfOperation, key_replaced → superseded, "
+                                                     "key_lost → keyCompromise, suspended → certificateHold")] = None,
+    invalidity_date: Annotated[Optional[dt.datetime], typer.Option(
+        "--invalidity-date", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
+        help="Since when the key is known or suspected compromised (RFC 5280 invalidityDate), e.g. "
+             "2026-11-30T08:00:00+07:00; UTC if no offset. Goes on the CRL entry and the OCSP answer.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke a certificate (CRL and OCSP are updated in the same transaction)."""
+    resolved = resolve_reason(reason.value if reason else None, ground.value if ground else None)
+    row = revocation.revoke(common.container().pki, serial, resolved, actor(), invalidity_date=invalidity_date)
+    if as_json:
+        print_json({"serial": row.serial, "status": row.status, "reason": row.revocation_reason,
+                     "invalidity_date": row.invalidity_date.isoformat() if row.invalidity_date else None})
+    else:
+        out.print(f"{row.serial} is now [bold]{row.status}[/] ({row.revocation_reason})")
+
+
+@app.command("release")
+def cert_release(serial: str) -> None:
+    """Release a certificate from certificateHold (the delta CRL says removeFromCRL)."""
+    row = revocation.release(common.container().pki, serial, actor())
+    out.print(f"{row.serial} is valid again")
+
+
+@app.command("renew")
+def cert_renew(serial: str, new_key: Annotated[bool, typer.Option("--new-key", help="Generate a new key (old certificate superseded)")] = False,
+               csr: Optional[Path] = None, as_json: JsonOpt = False) -> None:
+    """Renew a certificate with the same key, or a new one."""
+    result = issuance.renew(common.container().pki, serial, actor(), new_key=new_key or csr is not None,
+                            csr=csr.read_bytes() if csr else None)
+    if as_json:
+        print_json({"serial": result.certificate.serial, "credential_id": result.credential_id})
+    else:
+        out.print(f"renewed: new certificate [bold]{result.certificate.serial}[/]")
+
+
+@app.command("request")
+def cert_request(
+    cn: Annotated[str, typer.Option("--cn", help="Full name")],
+    commune: Annotated[Optional[str], typer.Option(help="5-digit commune/ward code")] = None,
+    title: Optional[str] = None, id_number: Optional[str] = None, profile: str = "specialist",
+    key_type: Optional[KeyType] = None, keystore: Optional[str] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the CSR here (default: stdout)")] = None,
+) -> None:
+    """RA mode: generate a key in the keystore and a CSR for an external CA (e.g. the government CA)."""
+    try:
+        subject = SubjectInfo(common_name=cn, title=title, id_number=id_number)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    pending = registration.request(common.container().pki, subject, actor(), profile=profile, commune_code=commune,
+                                   key_type=key_type, keystore=keystore)
+    err.print(f"credential {pending.credential_id} waits for its certificate: send the CSR to the CA, then "
+              f"`kyso cert import {pending.credential_id} CERT.pem`")
+    if out_file:
+        out_file.write_text(pending.csr_pem)
+    else:
+        sys.stdout.write(pending.csr_pem)
+
+
+@app.command("import")
+def cert_import(credential_id: str, certificate: Annotated[Path, typer.Argument(help="PEM: the certificate, then its issuer")]) -> None:
+    """RA mode: bind the certificate an external CA issued to the key waiting in kyso."""
+    row = registration.import_certificate(common.container().pki, credential_id, certificate.read_bytes(), actor())
+    out.print(f"imported {row.serial} for credential {credential_id}: {row.subject}")
+
+
+@app.command("check")
+def cert_check(serial: str, as_json: JsonOpt = False) -> None:
+    """RA mode: ask the external CA's OCSP responder for a certificate's status and record a revocation."""
+    check = registration.check_status(common.container().pki, serial, actor())
+    if as_json:
+        print_json(check.__dict__)
+    else:
+        out.print(f"{check.serial}: {check.status}{' (' + check.reason + ')' if check.reason else ''} from {check.source}")

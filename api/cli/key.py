@@ -1,0 +1,34 @@
+"""``kyso key destroy``: ask to destroy a credential's private key (four eyes: `kyso approval approve`).
+
+Each operator runs these commands under their own login: the operator recorded is the OS user
+(``cli:<user>``), and the one who asked can never approve their own request.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from pki import approvals
+
+from . import common
+from .common import JsonOpt, actor, out, print_json
+
+app = typer.Typer(help="Private keys in the keystores.", no_args_is_help=True)
+
+
+@app.command("destroy")
+def destroy(credential: Annotated[str, typer.Argument(help="Credential whose private key is destroyed")],
+            reason: Annotated[str, typer.Option(help="Why; shown to the approving operator")],
+            as_json: JsonOpt = False) -> None:
+    """Ask to destroy a credential's private key. Its certificate must be revoked first. Nothing happens
+    until a different operator runs `kyso approval approve ID` within 24 hours.
+
+    Example: kyso key destroy cred_… --reason "token lost, certificate revoked 2026-11-20"
+    """
+    row = approvals.request(common.container().pki, "destroy-key", credential, reason, actor())
+    if as_json:
+        print_json(approvals.as_dict(row))
+    else:
+        out.print(f"requested {row.id}: destroy the key of {credential}. A second operator must run\n"
+                  f"  kyso approval approve {row.id}\nbefore {row.expires_at:%Y-%m-%d %H:%M} UTC.")

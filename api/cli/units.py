@@ -1,0 +1,47 @@
+"""``kyso units …``: the catalogue of administrative units."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from core import clock
+from core.db import transaction
+from policies import units
+
+from . import common
+from .common import JsonOpt, actor, out, print_json
+
+app = typer.Typer(help="The catalogue of administrative units (provinces, communes, wards).", no_args_is_help=True)
+
+
+@app.command("import")
+def units_import(file: Path, effective: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Date the catalogue takes effect")],
+                 version: Annotated[Optional[str], typer.Option(help="Label (default: hash of the file)")] = None,
+                 as_json: JsonOpt = False) -> None:
+    """Load a newer catalogue: changed units get a new version from the effective date."""
+    container = common.container()
+    with transaction(container.sessions) as session:
+        report = units.import_catalogue(session, file.read_bytes(), effective.date(), version, actor=actor())
+    data = report.as_dict()
+    if as_json:
+        print_json(data)
+    else:
+        out.print(f"catalogue {data['version']} from {data['effective']}: {data['added']} added, "
+                  f"{data['changed']} changed, {data['closed']} closed, {data['unchanged']} unchanged")
+
+
+@app.command("show")
+def units_show(code: str, on: Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m-%d"])] = None,
+               as_json: JsonOpt = False) -> None:
+    """Show the unit that had CODE on a date (default today)."""
+    container = common.container()
+    with transaction(container.sessions) as session:
+        view = units.view(session, code, (on or clock.now()).date())
+    if as_json:
+        print_json(view.__dict__)
+    else:
+        out.print(f"{view.code}  {view.full_name} ({view.name_en}), {view.province_name or ''}  "
+                  f"valid {view.valid_from} – {view.valid_to or 'now'}")
