@@ -190,7 +190,7 @@ class Job:
     digest: bytes
 
     @classmethod
-    def for_type(cls, key_type: KeyType) -> "Job":
+    def for_type(cls, key_type: KeyType) -> Job:
         h = _HASH.get(key_type, hashes.SHA256())
         scheme = SignatureScheme.RSA_PKCS1V15 if key_type.is_rsa else SignatureScheme.ECDSA
         return cls(key_type, h, scheme, secrets.token_bytes(h.digest_size))

@@ -33,18 +33,28 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
 from .common import (
-    PG_URL, ROOT_DIR, fmt, machine_info, new_instance, percentile, postgres_problem, postgres_version,
-    process_tree_cpu, say, self_cpu, workdir,
+    PG_URL,
+    ROOT_DIR,
+    fmt,
+    machine_info,
+    new_instance,
+    percentile,
+    postgres_problem,
+    postgres_version,
+    process_tree_cpu,
+    say,
+    self_cpu,
+    workdir,
 )
-from .loadgen import _check as check_ocsp
-from .loadgen import _Response, get_path, read_response
+from .loadgen import _check as check_ocsp, _Response, get_path, read_response
 
 DOCS = ROOT_DIR / "docs"
 BENCHMARKS_MD = DOCS / "benchmarks.md"
@@ -149,7 +159,7 @@ class World:
     pdfs: list[bytes]
     signed: list[bytes]  # for POST /api/v1/verify
     document_ids: list[str]  # for /v/{id}; grows with documents signed during the run
-    sads: "SadPool"  # fresh SADs, each for exactly one PDF (the specialist's phone)
+    sads: SadPool  # fresh SADs, each for exactly one PDF (the specialist's phone)
     batch: int
 
 
@@ -159,6 +169,8 @@ def _sign_meta(credential: str, doc_type: str, **extra: Any) -> dict[str, Any]:
 
 def setup(folder: Path, port: int, n_certs: int, batch: int, prefill: int):  # type: ignore[no-untyped-def]
     """The instance (schema + folder), the demo signing set-up and everything the clients send."""
+    from cryptography import x509
+
     from api import tokens
     from api.cli.serve import prepare_signing_demo
     from core.db import transaction
@@ -167,7 +179,6 @@ def setup(folder: Path, port: int, n_certs: int, batch: int, prefill: int):  # t
 
     from .common import issuing_ca
     from .ocsp_http import ocsp_request, populate
-    from cryptography import x509
 
     url = f"http://127.0.0.1:{port}"
     inst = new_instance(folder, "postgresql", base_url=url)
@@ -393,8 +404,7 @@ class Load:
                 t0 = clock()
                 try:
                     docs = await asyncio.wait_for(self._do(name, conn, rng, sad), self.timeout)
-                except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, KeyError,
-                        IndexError, httpx.HTTPError) as exc:
+                except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, KeyError, IndexError, httpx.HTTPError) as exc:
                     stats.fail(str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")
                     await conn.close()
                     continue
@@ -508,7 +518,7 @@ def summarize(load: Load, args: argparse.Namespace, server_log: str, tracebacks:
              "errors": sum(load.stats[a.name].errors for a in load.actions)}
     cpu = load.cpu
     return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "params": {"clients": args.clients, "duration_s": duration, "warmup_s": args.warmup, "workers": args.workers,
                    "batch": args.batch, "certificates": args.certs, "timeout_s": args.timeout, "seed": args.seed,
                    "mix": {a.name: a.weight for a in load.actions}},

@@ -7,8 +7,7 @@ import base64
 import contextlib
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 from cryptography import x509
@@ -87,8 +86,7 @@ async def _drive(base_url: str, method: str, requests: list[bytes], concurrency:
                         t1 = clock()
                         problem = (None if resp.status_code == 200 else f"HTTP {resp.status_code}") if fixed_path \
                             else _check(resp, expect_pre_produced)
-                    except (httpx.HTTPError, OSError, asyncio.TimeoutError, asyncio.IncompleteReadError,
-                            ValueError) as exc:
+                    except (TimeoutError, httpx.HTTPError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                         t1, problem = clock(), f"{type(exc).__name__}: {exc}"
                         if conn is not None:
                             await conn.close()
@@ -158,7 +156,7 @@ class _Conn:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, body: bytes | None, content_type: str | None) -> "_Response":
+    async def request(self, method: str, path: str, body: bytes | None, content_type: str | None) -> _Response:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
@@ -236,4 +234,4 @@ def run_load(base_url: str, method: str, requests: list[bytes], *, concurrency: 
     return run
 
 
-__all__ = ["run_load", "get_path", "time"]
+__all__ = ["get_path", "run_load", "time"]

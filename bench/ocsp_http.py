@@ -11,8 +11,8 @@ from cryptography.x509 import ocsp as xocsp
 from core.db import transaction
 from pki import ocsp
 from pki.issuance import IssueRequest, issue
-from pki.revocation import revoke
 from pki.reasons import Reason
+from pki.revocation import revoke
 
 from . import raw
 from .common import Figure, Profiler, Results, interleaved_rates, issuing_ca, new_instance, say, workdir

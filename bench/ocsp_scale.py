@@ -10,18 +10,17 @@ import time
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp as xocsp
+from sqlalchemy import select
 
 from core import clock
 from core.db import transaction
 from pki import ocsp
 from pki.issuance import IssueRequest, issue
 from pki.models import OcspResponse
-from sqlalchemy import select
 
 from .bulk import insert_revoked
 from .common import Figure, Profiler, Results, issuing_ca, new_instance, percentile, say, workdir
 from .issuance import COMMUNE, PROFILE, csr_der, subject
-
 
 ROUNDS = 4
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,7 +27,7 @@ def p256() -> ec.EllipticCurvePrivateKey:
 
 def self_signed(key: ec.EllipticCurvePrivateKey, cn: str) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -45,7 +45,7 @@ def certificate_issuer(template: x509.Certificate, *, generate_key: bool) -> Cal
 
     def one(_: int) -> bytes:
         public = p256().public_key() if generate_key else subject_key
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public)
                    .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + validity))
         for ext in extensions:
@@ -70,7 +70,7 @@ def ocsp_signer(*, nonce: bool) -> Callable[[int], bytes]:
     serials = [x509.random_serial_number() for _ in range(1000)]
 
     def one(i: int) -> bytes:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         builder = (ocsp.OCSPResponseBuilder()
                    .add_response_by_hash(issuer_name_hash=nh, issuer_key_hash=kh, serial_number=serials[i % 1000],
                                          algorithm=hashes.SHA1(), cert_status=ocsp.OCSPCertStatus.GOOD, this_update=now,
@@ -88,7 +88,7 @@ def ocsp_signer(*, nonce: bool) -> Callable[[int], bytes]:
 def crl_entries(n: int, seed: int = 7) -> list[tuple[int, dt.datetime, str]]:
     """``n`` (serial, revocation date, reason) triples with the bulk rows' distribution."""
     rng = random.Random(seed)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return [(x509.random_serial_number(), now - dt.timedelta(days=rng.uniform(1, 600)), rng.choice(REASONS))
             for _ in range(n)]
 
@@ -104,7 +104,7 @@ def crl_builder(entries: list[tuple[int, dt.datetime, str]], issuer: x509.Certif
     ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
 
     def one(_: int) -> bytes:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         revoked = []
         for serial, revoked_at, reason in entries:
             entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(revoked_at)

@@ -89,9 +89,9 @@ class RawSigner:
 def raw_signer(inst, folder: Path, key_type: str) -> RawSigner:  # type: ignore[no-untyped-def]
     from pyhanko.sign import signers
 
+    from bench.common import issuing_ca
     from pki.issuance import IssueRequest, issue
     from pki.names import SubjectInfo
-    from bench.common import issuing_ca
 
     key = ec.generate_private_key(ec.SECP256R1()) if key_type == "ec" else rsa.generate_private_key(65537, 2048)
     csr = (x509.CertificateSigningRequestBuilder()

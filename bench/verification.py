@@ -13,8 +13,9 @@ file's DSS, hard-fail, no fetching — and run with kyso's library speed-ups swi
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import BytesIO
-from typing import Any, Callable
+from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 
@@ -137,12 +138,12 @@ def measure_checks(results: Results, container, docs: dict[str, list[bytes]]) ->
     import threading
     import time
 
-    from core.errors import KysoError
-    from signing.verify import visual_diff
-    from signing.verify.pdf_facts import covered_end
     from pyhanko.pdf_utils.reader import PdfFileReader
 
+    from core.errors import KysoError
     from signing.create.sample import sample_document
+    from signing.verify import visual_diff
+    from signing.verify.pdf_facts import covered_end
 
     base = sample_document(container.settings.stamp_font)
     lta = docs["B-LTA"][0]
@@ -213,7 +214,7 @@ def _self_signed(count: int, pdf: bytes) -> bytes:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Mallory")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=9))
             .sign(key, hashes.SHA256()))

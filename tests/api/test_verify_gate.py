@@ -133,10 +133,8 @@ def test_gate_is_first_come_first_served_and_never_leaks_slots() -> None:
 
 def test_a_timed_out_waiter_leaves_the_line_without_taking_a_slot() -> None:
     gate = VerifyGate(1, wait_seconds=0.2, retry_after=3)
-    with gate.slot():
-        with pytest.raises(VerificationBusy) as refused:
-            with gate.slot():
-                pass
+    with gate.slot(), pytest.raises(VerificationBusy) as refused, gate.slot():
+        pass
     assert refused.value.retry_after == 3 and gate.busy == 0
     with gate.slot():  # the slot came back
         assert gate.busy == 1

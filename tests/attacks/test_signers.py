@@ -15,8 +15,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from api.container import Container
 from core import clock
 from core.db import transaction
-from signing.registry import lifecycle
-from signing.registry import records
+from signing.registry import lifecycle, records
 from signing.registry.records import SignatureValue
 from signing.verify.report import VerificationReport
 

@@ -6,10 +6,10 @@ from alembic.migration import MigrationContext
 import api.models  # noqa: F401 - register every table on Base.metadata
 import core.audit  # noqa: F401
 import pki.models  # noqa: F401
-import signing.registry.models  # noqa: F401
+import policies.history
 import policies.units  # noqa: F401
-import policies.history  # noqa: F401
-import signing.activation.models  # noqa: F401
+import signing.activation.models
+import signing.registry.models  # noqa: F401
 from core.db import Base, upgrade
 
 

@@ -35,7 +35,7 @@ from signing.create.signer import KeyStoreSigner, default_digest, default_scheme
 from signing.material import SignerMaterial
 from signing.verify.verifier import Verifier
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 # -- kyso documents --------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ class ForeignCA:
     ocsp_url: str = "http://127.0.0.1:9/foreign-ocsp"
 
     @classmethod
-    def create(cls, now: dt.datetime, name: str = "Sở Thông tin Tỉnh Thử nghiệm") -> "ForeignCA":
+    def create(cls, now: dt.datetime, name: str = "Sở Thông tin Tỉnh Thử nghiệm") -> ForeignCA:
         root_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{name} Root CA"),
                                x509.NameAttribute(NameOID.COUNTRY_NAME, "VN")])

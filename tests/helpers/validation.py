@@ -55,4 +55,4 @@ def validate_all(pdf: bytes, root_pem: bytes, *, ltv: bool) -> list[Verdict]:
     return verdicts
 
 
-__all__ = ["Verdict", "validate_all", "NoDSSFoundError"]
+__all__ = ["NoDSSFoundError", "Verdict", "validate_all"]

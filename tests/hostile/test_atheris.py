@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import atheris  # noqa: F401 - a test dependency: its absence is an error, not a skip
 import pytest
 
-import atheris  # noqa: F401 - a test dependency: its absence is an error, not a skip
 HARNESS = Path(__file__).with_name("fuzz_atheris.py")
 ROOT = HARNESS.parents[2]
 

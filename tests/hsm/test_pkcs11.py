@@ -9,8 +9,7 @@ import traceback
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from pkcs11 import Attribute, ObjectClass
-from pkcs11 import exceptions as p11e
+from pkcs11 import Attribute, ObjectClass, exceptions as p11e
 
 from core.settings import load_settings
 from hsm import KeyNotFound, KeyStoreRegistry, KeystoreUnavailable, KeyType, SignatureScheme

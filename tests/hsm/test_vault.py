@@ -122,13 +122,13 @@ def test_approle_login_and_relogin_after_the_token_is_revoked(bao_server, vault_
     ref = store.generate(KeyType.EC_P256, "approle")
     store.public_key(ref).verify(_ec_sign(store, ref, b"a"), b"a", ec.ECDSA(SHA256))
     assert ref in {k.ref for k in store.list()}
-    first_token = store._client.token  # noqa: SLF001 - simulate expiry by revoking it
+    first_token = store._client.token
     root.auth.token.revoke(first_token)
     store.public_key(ref).verify(_ec_sign(store, ref, b"b"), b"b", ec.ECDSA(SHA256))
-    assert store._client.token != first_token  # noqa: SLF001
-    second_token, store._token_expiry = store._client.token, 0.0  # noqa: SLF001 - TTL nearly over: renews first
+    assert store._client.token != first_token
+    second_token, store._token_expiry = store._client.token, 0.0
     _ec_sign(store, ref, b"c")
-    assert store._client.token != second_token  # noqa: SLF001
+    assert store._client.token != second_token
     with pytest.raises(hvac.exceptions.InvalidRequest, match="not exportable"):  # the policy does not help either
         root.secrets.transit.export_key(parse_ref(ref).name, key_type="signing-key", mount_point=vault_mount)
     store.delete(ref)
@@ -137,7 +137,7 @@ def test_approle_login_and_relogin_after_the_token_is_revoked(bao_server, vault_
     with pytest.raises(KeystoreUnavailable, match="AppRole login") as excinfo:
         bad.health()
     for text in (_full_error_text(excinfo.value), caplog.text):
-        assert secret_id not in text and first_token not in text and store._client.token not in text  # noqa: SLF001
+        assert secret_id not in text and first_token not in text and store._client.token not in text
 
 
 def test_token_file_is_reread_when_the_token_is_refused(bao_server, vault_mount, tmp_path):
@@ -203,7 +203,7 @@ def test_stopped_server_is_unavailable_quickly(private_bao: BaoServer, caplog):
 
 def test_transient_failures_are_retried_then_given_up(vault_keystore, monkeypatch):
     ref = vault_keystore.generate(KeyType.EC_P256, "flaky")
-    session = vault_keystore._client.adapter.session  # noqa: SLF001
+    session = vault_keystore._client.adapter.session
     real, failures = session.request, {"left": 2}
 
     def flaky(*args, **kwargs):

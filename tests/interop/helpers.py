@@ -133,7 +133,7 @@ def issue(container: Container, profile: str = "specialist", subject: SubjectInf
 
 def foreign_ca_and_leaf(directory: Path, serial: int) -> tuple[Path, Path]:
     """A CA kyso has never seen (made with cryptography) and a leaf it issued, as PEM files."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
                          x509.NameAttribute(NameOID.COMMON_NAME, "Foreign Test CA")])

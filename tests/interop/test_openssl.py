@@ -19,8 +19,21 @@ from pki.names import SubjectInfo
 from pki.reasons import Reason
 from tests import factories
 from tests.interop.helpers import (
-    ISSUING_CA, ROOT_CA, RelyingParty, Run, ca_cert_der, crl_entries, crl_number, delta_base_number,
-    foreign_ca_and_leaf, issue, ocsp_nonces, openssl, openssl_serial, responder_cert_der, write_cert_pem,
+    ISSUING_CA,
+    ROOT_CA,
+    RelyingParty,
+    Run,
+    ca_cert_der,
+    crl_entries,
+    crl_number,
+    delta_base_number,
+    foreign_ca_and_leaf,
+    issue,
+    ocsp_nonces,
+    openssl,
+    openssl_serial,
+    responder_cert_der,
+    write_cert_pem,
 )
 
 pytestmark = pytest.mark.interop

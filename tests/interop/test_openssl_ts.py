@@ -16,7 +16,15 @@ from pki import store
 from pki.names import SubjectInfo
 from signing.create.timestamping import TimeStampResp
 from tests.interop.helpers import (
-    ISSUING_CA, ROOT_CA, Run, assert_lint_clean, ca_cert_der, issue, openssl, pkilint, write_cert_pem,
+    ISSUING_CA,
+    ROOT_CA,
+    Run,
+    assert_lint_clean,
+    ca_cert_der,
+    issue,
+    openssl,
+    pkilint,
+    write_cert_pem,
 )
 
 pytestmark = pytest.mark.interop

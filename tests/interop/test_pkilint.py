@@ -71,7 +71,7 @@ def _ocsp_request(cert_der: bytes, issuer_der: bytes, *, nonce: bool, algorithm:
 
 def _stranger_cert_der(issuer_der: bytes) -> bytes:
     """A certificate kyso never issued, naming our issuing CA as issuer: its serial is unknown."""
-    key, now = ec.generate_private_key(ec.SECP256R1()), dt.datetime.now(dt.timezone.utc)
+    key, now = ec.generate_private_key(ec.SECP256R1()), dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stranger")])
     issuer = x509.load_der_x509_certificate(issuer_der).subject  # the CertID hashes the issuer *name* from here
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer).public_key(key.public_key())
@@ -189,7 +189,7 @@ def test_ocsp_responses_are_rfc6960_clean(artifacts: Artifacts, label: str) -> N
 def test_pkilint_does_flag_a_bad_ca_certificate(tmp_path: Path) -> None:
     """Control: the exit-code check above is not vacuous; a CA certificate without critical
     basicConstraints, keyUsage or subjectKeyIdentifier is reported at ERROR severity."""
-    key, now = ec.generate_private_key(ec.SECP256R1()), dt.datetime.now(dt.timezone.utc)
+    key, now = ec.generate_private_key(ec.SECP256R1()), dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bad CA")])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now)

@@ -49,7 +49,7 @@ def _external_root():
     key = ec.generate_private_key(ec.SECP384R1())
     name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
                       x509.NameAttribute(NameOID.COMMON_NAME, "RootCA chuyên dùng thử nghiệm")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=3650))
@@ -61,7 +61,7 @@ def _external_root():
 
 def _sign_csr(root_key, root_cert, csr_pem: str, ca: bool = True) -> x509.Certificate:
     csr = x509.load_pem_x509_csr(csr_pem.encode())
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return (x509.CertificateBuilder().subject_name(csr.subject).issuer_name(root_cert.subject)
             .public_key(csr.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=1000))

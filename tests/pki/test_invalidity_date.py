@@ -30,7 +30,7 @@ from pki.reasons import Reason
 from tests.helpers.db import make_settings
 from tests.interop.helpers import ISSUING_CA, ca_cert_der, issue, openssl, responder_cert_der, write_cert_pem
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def _crl_entry(pki: Container, serial: str, *, delta: bool) -> x509.RevokedCertificate:

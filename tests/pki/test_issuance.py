@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 from sqlalchemy import func, select
 
 from core import audit

@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select
 
 from core.db import transaction
 from core.errors import Unavailable

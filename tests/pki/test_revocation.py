@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 
 from core import audit
 from core.db import transaction
+from core.errors import InvalidInput
 from pki import crl, issuance, ocsp, revocation, store
 from pki.errors import RevocationConflict, UnknownCertificate
 from pki.reasons import Reason, resolve_reason
-from core.errors import InvalidInput
 from tests import factories
 
 

@@ -27,8 +27,9 @@ def test_republish_when_due(pki):
         assert current.this_update == later
         parsed = x509.load_der_x509_crl(current.der)
         assert parsed.next_update_utc == later + dt.timedelta(hours=pki.settings.crl_validity_hours)
-        from pki.models import OcspResponse
         from sqlalchemy import select
+
+        from pki.models import OcspResponse
 
         stored = session.execute(select(OcspResponse).where(OcspResponse.serial == row.serial)).scalar_one()
         assert stored.this_update == later
@@ -51,9 +52,10 @@ def test_responder_certificate_is_renewed_before_it_expires(pki):
         assert ca.ocsp_responder_serial != old_serial
         responder = x509.load_der_x509_certificate(store.get_certificate(session, ca.ocsp_responder_serial).der)
         assert responder.not_valid_after_utc > later + dt.timedelta(days=300)
-        from pki.models import OcspResponse
-        from sqlalchemy import select
         from cryptography.x509 import ocsp as x_ocsp
+        from sqlalchemy import select
+
+        from pki.models import OcspResponse
 
         stored = session.execute(select(OcspResponse).where(OcspResponse.serial == row.serial)).scalar_one()
         assert x_ocsp.load_der_ocsp_response(stored.der).certificates[0] == responder

@@ -76,6 +76,5 @@ def test_import_is_versioned_and_idempotent(container):
     (json.dumps([{"Code": "01"}]).encode(), "lacks a field"),
 ])
 def test_bad_catalogue_is_refused(container, raw, words):
-    with transaction(container.sessions) as session:
-        with pytest.raises(CatalogueInvalid, match=words):
-            units.import_catalogue(session, raw, dt.date(2026, 12, 1))
+    with transaction(container.sessions) as session, pytest.raises(CatalogueInvalid, match=words):
+        units.import_catalogue(session, raw, dt.date(2026, 12, 1))

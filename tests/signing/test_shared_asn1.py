@@ -9,8 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from asn1crypto import ocsp as asn1_ocsp
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import ocsp as asn1_ocsp, x509 as asn1_x509
 
 from signing.shared_asn1 import shareable
 from signing.verify.trust import read_certificates

@@ -168,7 +168,7 @@ def test_payload_layout_and_cleaning() -> None:
     assert parsed.kid == "AbCd-_12" and parsed.facts.field("reg_no") == "12=3" and parsed.signature == bytes(64)
     assert "=" not in token and "+" not in token and "/" not in token
     # the date is the Vietnam calendar day: 17:30 UTC on 1 January is already 2 January in Hà Nội
-    late = SealFacts.of("ABCDEFGHJKLM", "dossier-result", "00004", dt.datetime(2026, 1, 1, 17, 30, tzinfo=dt.timezone.utc))
+    late = SealFacts.of("ABCDEFGHJKLM", "dossier-result", "00004", dt.datetime(2026, 1, 1, 17, 30, tzinfo=dt.UTC))
     assert late.date == dt.date(2026, 1, 2)
 
 
@@ -197,7 +197,7 @@ def test_qr_is_level_m_with_modules_of_at_least_0_4_mm() -> None:
     assert len(url) > 350
     code = _qr_code(url)
     assert code.error_correction == 0  # qrcode's ERROR_CORRECT_M
-    assert 32.0 / (17 + 4 * code.version) >= 0.4 and QR_SIZE == pytest.approx(32 * 72 / 25.4)
+    assert 32.0 / (17 + 4 * code.version) >= 0.4 and pytest.approx(32 * 72 / 25.4) == QR_SIZE
     longest = url + "x" * 150  # several 80-character Vietnamese values: level L keeps the modules readable
     assert 32.0 / (17 + 4 * _qr_code(longest).version) >= 0.4
 
