@@ -6,8 +6,9 @@ transaction of its own (the request's own work is rolled back); allowed requests
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Callable, Iterator, NoReturn
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer

@@ -11,13 +11,19 @@ import math
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.db import is_unreachable, unavailable
 from core.errors import (
-    ConfigurationError, Conflict, Internal, InvalidInput, KysoError, NotFound, PermissionDenied, Unauthenticated,
+    ConfigurationError,
+    Conflict,
+    Internal,
+    InvalidInput,
+    KysoError,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
     Unavailable,
 )
 

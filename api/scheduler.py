@@ -9,9 +9,8 @@ from core import audit, clock
 from core.db import transaction
 from pki import crl, ocsp, store
 from pki.authorities import renew_qr_seal_if_due, renew_responder_if_due, renew_tsa_if_due
-
-from signing.create.upgrade import upgrade_due
 from pki.models import CaStatus
+from signing.create.upgrade import upgrade_due
 
 from .container import Container
 
@@ -53,7 +52,7 @@ async def republish_loop(container: Container) -> None:
             result = await asyncio.to_thread(republish_once, container)
             if any(result.values()):
                 log.info("republished %s", result)
-        except Exception:  # noqa: BLE001 - the loop must survive a database outage
+        except Exception:  # the loop must survive a database outage
             log.exception("scheduled republication failed; retrying in %ss", interval)
         await asyncio.sleep(interval)
 
@@ -66,6 +65,6 @@ async def upgrade_loop(container: Container) -> None:
             result = await asyncio.to_thread(upgrade_due, container.signing)
             if any(result.values()):
                 log.info("document upgrades %s", result)
-        except Exception:  # noqa: BLE001 - the loop must survive a database or TSA outage
+        except Exception:  # the loop must survive a database or TSA outage
             log.exception("document upgrade pass failed; retrying in %ss", interval)
         await asyncio.sleep(interval)

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
-from signing.registry.models import SignedDocument
 from signing.create.service import AppearanceOptions, SignRequest, SignResult
+from signing.registry.models import SignedDocument
 
 
 class _In(BaseModel):
@@ -80,7 +80,7 @@ class SignedOut(BaseModel):
     pdf_base64: str | None = None
 
     @classmethod
-    def of(cls, result: SignResult, base_url: str, *, with_pdf: bool) -> "SignedOut":
+    def of(cls, result: SignResult, base_url: str, *, with_pdf: bool) -> SignedOut:
         import base64
 
         return cls(document_id=result.document_id, verify_url=f"{base_url}/v/{result.document_id}", level=result.level,
@@ -131,7 +131,7 @@ class DocumentOut(BaseModel):
     offline_seal: str | None = None
 
     @classmethod
-    def of(cls, doc: SignedDocument, base_url: str) -> "DocumentOut":
+    def of(cls, doc: SignedDocument, base_url: str) -> DocumentOut:
         return cls(document_id=doc.id, document_type=doc.document_type, commune_code=doc.commune_code,
                    dossier_number=doc.dossier_number, credential_id=doc.credential_id, signer_serial=doc.signer_serial,
                    signer_name=doc.signer_name, signed_at=doc.signed_at, policy_version=doc.policy_version,

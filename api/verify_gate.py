@@ -24,8 +24,8 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from core.settings import Settings
-from signing.verify import pdf_facts
 from signing.errors import VerificationBusy
+from signing.verify import pdf_facts
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ class VerifyGate:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "VerifyGate":
+    def from_settings(cls, settings: Settings) -> VerifyGate:
         # a slot turns over within one verification's time budget: retrying sooner would likely meet a full gate
         return cls(settings.verify_max_concurrent, settings.verify_queue_wait_seconds,
                    retry_after=settings.verify_time_budget_seconds)

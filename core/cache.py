@@ -22,7 +22,8 @@ import collections
 import threading
 import time
 import weakref
-from typing import Any, Callable, Generic, Hashable, Iterator, TypeVar
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any, Generic, TypeVar
 
 from . import metrics
 
@@ -46,7 +47,7 @@ class EpochWatch:
         self.epoch: int | None = None
         self.checked = float("-inf")
 
-    def bind(self, cache: "Cache[Any, Any]") -> None:
+    def bind(self, cache: Cache[Any, Any]) -> None:
         with self._lock:
             self._caches.add(cache)
 

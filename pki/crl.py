@@ -41,8 +41,8 @@ from .builder import signature_hash
 from .context import PkiContext
 from .errors import CANotReady
 from .models import Certificate, CertificateAuthority, CertificateStatus, Crl
-from .store import get_ca
 from .reasons import Reason
+from .store import get_ca
 
 _ENTRY_COLUMNS = (Certificate.serial, Certificate.status, Certificate.revoked_at, Certificate.status_changed_at,
                   Certificate.revocation_reason, Certificate.released_at, Certificate.invalidity_date)

@@ -42,7 +42,15 @@ from .builder import Endpoints, build_certificate
 from .context import PkiContext
 from .encoding import key_type_of, load_csr
 from .errors import CANotReady, CARevoked, RevocationConflict, SubjectInvalid, UnknownCA, WeakKey
-from .models import CaStatus, Certificate, CertificateAuthority, CertificateStatus, Credential, CredentialStatus, IssuanceIdempotency
+from .models import (
+    CaStatus,
+    Certificate,
+    CertificateAuthority,
+    CertificateStatus,
+    Credential,
+    CredentialStatus,
+    IssuanceIdempotency,
+)
 from .names import SubjectInfo, build_name, common_name, name_attributes
 from .store import credential_for, get_ca, get_certificate, normalize_serial
 

@@ -28,7 +28,6 @@ from pki.encoding import key_type_of
 from pki.models import Certificate, CertificateAuthority, OcspResponse
 from pki.ocsp import revocation_epoch
 from pki.store import get_credential
-
 from signing.errors import SigningRefused
 from signing.shared_asn1 import shareable
 

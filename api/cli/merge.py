@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -21,7 +21,7 @@ app = typer.Typer()  # added to the root without a name: `merge` is a top-level 
 def merge(
     from_codes: Annotated[list[str], typer.Option("--from", help="Code of a unit merged away (repeat)")],
     into: Annotated[str, typer.Option("--into", help="Code of the unit they become")],
-    effective: Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m-%d"], help="Date the merger takes effect")] = None,
+    effective: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Date the merger takes effect")] = None,
     reason: Annotated[Reason, typer.Option(help="affiliationChanged, superseded or cessationOfOperation")] = Reason.affiliationChanged,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show exactly what would change; change nothing")] = False,
     as_json: JsonOpt = False,

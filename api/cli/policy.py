@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,7 +17,7 @@ app = typer.Typer(help="The signing policy: document types, who may sign them, j
 
 
 @app.command("check")
-def check(file: Annotated[Optional[Path], typer.Argument(help="Policy file (default: KYSO_POLICY_FILE or the "
+def check(file: Annotated[Path | None, typer.Argument(help="Policy file (default: KYSO_POLICY_FILE or the "
                                                                "bundled one)")] = None,
           as_json: JsonOpt = False) -> None:
     """Validate a policy file without loading it anywhere: prints its version, or the line and reason it is refused.

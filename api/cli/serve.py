@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -57,9 +57,9 @@ def _warn_connection_budget(settings: Settings, workers: int) -> None:
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(help="Worker processes (share the database and keystore)")] = 1,
-          access_log: Annotated[Optional[bool], typer.Option(
+          access_log: Annotated[bool | None, typer.Option(
               help="Log every request (default KYSO_ACCESS_LOG, on; off gains ~20% on busy OCSP nodes)")] = None,
-          log_format: Annotated[Optional[str], typer.Option(
+          log_format: Annotated[str | None, typer.Option(
               help="json (one object per line) or text; default KYSO_LOG_FORMAT, json")] = None) -> None:
     """Serve the REST API, OCSP, CRLs and CA certificates over HTTP (metrics at /metrics)."""
     import shutil

@@ -23,8 +23,21 @@ from pki.reasons import Reason, resolve_reason
 
 from ..deps import ContainerDep, Operator, Reader, ReaderAccess, SessionDep
 from ..schemas import (
-    API_ERRORS, CaOut, CertificateList, CertificateOut, CrlOut, ImportIn, IssuedOut, IssueIn, MergerIn, MergerOut, RegistrationIn,
-    RegistrationOut, RenewIn, RevokeIn, StatusCheckOut,
+    API_ERRORS,
+    CaOut,
+    CertificateList,
+    CertificateOut,
+    CrlOut,
+    ImportIn,
+    IssuedOut,
+    IssueIn,
+    MergerIn,
+    MergerOut,
+    RegistrationIn,
+    RegistrationOut,
+    RenewIn,
+    RevokeIn,
+    StatusCheckOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"], responses=API_ERRORS)
@@ -122,7 +135,7 @@ def list_certificates(
     """A scoped client sees its communes' certificates and those of no commune; filtering by a commune
     or province it does not cover finds nothing (an empty list, not an error)."""
     if expires_before is not None and expires_before.tzinfo is None:
-        expires_before = expires_before.replace(tzinfo=dt.timezone.utc)
+        expires_before = expires_before.replace(tzinfo=dt.UTC)
     now = clock.now()
     flt = store.CertificateFilter(subject=subject, commune_code=commune, province_code=province, status=status,
                                   profile=profile, ca=ca, expires_before=expires_before, limit=limit, offset=offset,

@@ -23,23 +23,22 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import clock
 from core.db import transaction
 from core.errors import InvalidInput, KysoError, PermissionDenied
 from hsm import KeyType, SignatureScheme
 from pki.encoding import key_type_of
-from signing.activation import factors
-from signing.activation import remote
-from signing.errors import PdfTooLarge
+from pki.models import CertificateStatus
+from signing.activation import factors, remote
 from signing.activation.remote import CredentialDescription
+from signing.activation.sole_control import Required, SADActivation, document_hash
 from signing.create.service import SignRequest
 from signing.create.signer import default_digest
-from signing.activation.sole_control import Required, SADActivation, document_hash
-from pki.models import CertificateStatus
+from signing.errors import PdfTooLarge
 
 from .. import tokens
 from ..container import Container

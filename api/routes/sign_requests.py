@@ -17,16 +17,15 @@ from starlette.concurrency import run_in_threadpool
 
 from core.db import transaction
 from core.errors import InvalidInput, KysoError
-from signing.activation import factors
-from signing.activation import requests
-from signing.errors import SigningRefused
-from signing.activation.sole_control import SADActivation, document_hash, needs_activation
+from signing.activation import factors, requests
 from signing.activation.models import RequestStatus
+from signing.activation.sole_control import SADActivation, document_hash, needs_activation
+from signing.errors import SigningRefused
 
 from ..container import Container
 from ..deps import CanRead, CanSign, ContainerDep
-from ..schemas import API_ERRORS
 from ..errors import status_for
+from ..schemas import API_ERRORS
 from ..schemas_signing import BatchMetadata, SignMetadata
 from ..uploads import read_pdf
 

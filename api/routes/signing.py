@@ -9,17 +9,25 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import InvalidInput, KysoError
-from signing.registry import lifecycle
 from signing.activation.sole_control import Required, SADActivation, document_hash
 from signing.create.consent import Activation
+from signing.registry import lifecycle
 
 from ..container import Container
 from ..deps import CanRead, CanSign, CanSupersede, CanWithdraw, ContainerDep, Operator, ReaderAccess, SessionDep
 from ..errors import UnsupportedMediaType, error_body, status_for
 from ..schemas import API_ERRORS, error_responses
 from ..schemas_signing import (
-    BatchItemOut, BatchMetadata, BatchOut, DocumentList, DocumentOut, DocumentTypeOut, SignedOut, SignMetadata,
-    SupersedeIn, WithdrawIn,
+    BatchItemOut,
+    BatchMetadata,
+    BatchOut,
+    DocumentList,
+    DocumentOut,
+    DocumentTypeOut,
+    SignedOut,
+    SignMetadata,
+    SupersedeIn,
+    WithdrawIn,
 )
 from ..uploads import read_pdf
 

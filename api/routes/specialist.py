@@ -22,12 +22,11 @@ from starlette.concurrency import run_in_threadpool
 from core import clock
 from core.db import transaction
 from core.errors import KysoError
-from pki.store import get_credential
-from signing.activation import factors
-from signing.registry import lifecycle
-from signing.activation import requests
 from pki.models import CertificateStatus
+from pki.store import get_credential
+from signing.activation import factors, requests
 from signing.activation.models import ActivationState
+from signing.registry import lifecycle
 
 from .. import specialist_session as sessions
 from ..container import Container

@@ -13,16 +13,15 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-
 from signing.create import report_pdf
+from signing.verify.report import VerificationReport
 
 from ..deps import ContainerDep
-from ..schemas import error_responses
 from ..errors import UnsupportedMediaType
 from ..ratelimit import limit_verification
+from ..schemas import error_responses
 from ..uploads import checked_pdf, read_pdf
 from ..verify_gate import extract_signed_revision, verify_gate
-from signing.verify.report import VerificationReport
 
 router = APIRouter(prefix="/api/v1", tags=["verification"], responses=error_responses(400, 413, 415, 422, 429, 503))
 Format = Literal["json", "html", "pdf"]

@@ -27,11 +27,7 @@ import secrets
 from dataclasses import dataclass
 from typing import NoReturn
 
-from sqlalchemy import (
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
@@ -41,11 +37,7 @@ from pki.context import PkiContext
 from pki.models import Credential, CredentialStatus
 from pki.store import get_credential
 from signing.activation import crypto as sec
-from signing.activation.models import (
-    ActivationData,
-    ActivationState,
-    SignatureActivation,
-)
+from signing.activation.models import ActivationData, ActivationState, SignatureActivation
 from signing.material import SIGNING_PROFILES
 
 MAX_FAILED_ATTEMPTS = 5
@@ -587,8 +579,8 @@ __all__ = [
     "enroll",
     "enrollment_qr",
     "extend",
-    "status",
     "sign_in",
+    "status",
     "status_in",
     "unlock",
 ]

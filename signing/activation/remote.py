@@ -23,13 +23,7 @@ from core.db import transaction
 from core.errors import InvalidInput, KysoError
 from hsm import KeyType, SignatureScheme
 from pki.context import PkiContext
-from pki.models import (
-    Certificate,
-    CertificateAuthority,
-    CertificateStatus,
-    Credential,
-    CredentialStatus,
-)
+from pki.models import Certificate, CertificateAuthority, CertificateStatus, Credential, CredentialStatus
 from pki.store import get_credential
 from signing.activation import factors
 from signing.activation.models import ActivationState
@@ -93,7 +87,7 @@ def resolve(key_type: KeyType, sign_algo: str, hash_algo: str | None, params: by
         implied, scheme = _pss_hash(params), SignatureScheme.RSA_PSS
     else:
         raise UnsupportedMechanism(f"signature algorithm {name} is not offered; see credentials/info key.algo")
-    if scheme is SignatureScheme.ECDSA and key_type.is_rsa or scheme is not SignatureScheme.ECDSA and not key_type.is_rsa:
+    if (scheme is SignatureScheme.ECDSA and key_type.is_rsa) or (scheme is not SignatureScheme.ECDSA and not key_type.is_rsa):
         raise UnsupportedMechanism(f"a {key_type.value} key cannot sign with {name}")
     if implied is not None and hash_name is not None and implied != hash_name:
         raise UnsupportedMechanism(f"signAlgo {name} implies {implied}, but hashAlgo says {hash_name}")

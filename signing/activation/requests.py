@@ -18,20 +18,12 @@ import json
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    select,
-    update,
-)
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
 from core.errors import Conflict, NotFound
-from signing.activation.models import (
-    ItemStatus,
-    RequestStatus,
-    SigningRequest,
-    SigningRequestItem,
-)
+from signing.activation.models import ItemStatus, RequestStatus, SigningRequest, SigningRequestItem
 
 REQUEST_TTL = dt.timedelta(hours=24)  # a dossier submitted in the morning is approved the same day
 FINAL = (RequestStatus.SIGNED, RequestStatus.PARTLY_SIGNED, RequestStatus.FAILED, RequestStatus.REJECTED,

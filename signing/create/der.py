@@ -44,11 +44,11 @@ def attribute(type_oid: str, *values_der: bytes) -> bytes:
 
 
 def generalized_time(moment: dt.datetime) -> bytes:
-    return tlv(0x18, moment.astimezone(dt.timezone.utc).strftime("%Y%m%d%H%M%SZ").encode())
+    return tlv(0x18, moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ").encode())
 
 
 def utc_time(moment: dt.datetime) -> bytes:
-    return tlv(0x17, moment.astimezone(dt.timezone.utc).strftime("%y%m%d%H%M%SZ").encode())
+    return tlv(0x17, moment.astimezone(dt.UTC).strftime("%y%m%d%H%M%SZ").encode())
 
 
 def elements(body: bytes) -> list[bytes]:

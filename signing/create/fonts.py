@@ -180,7 +180,7 @@ class _GlyphNames:
     def __init__(self, program: FontProgram) -> None:
         self._order = program.glyph_order
 
-    def getGlyphName(self, gid: int) -> str:  # noqa: N802 (fontTools' name)
+    def getGlyphName(self, gid: int) -> str:  # fontTools' name
         return self._order[gid]
 
 

@@ -44,7 +44,6 @@ from hsm import SignatureScheme
 from pki.context import PkiContext
 from pki.store import current_qr_seal, qr_seal_certificates
 from policies.documents import DocumentType
-
 from signing.errors import SealFieldsInvalid, SealTokenInvalid
 from signing.material import revocation_watch
 
@@ -105,7 +104,7 @@ class SealFacts:
 
     @classmethod
     def of(cls, document_id: str, document_type: str, commune_code: str, signed_at: dt.datetime,
-           fields: Iterable[tuple[str, str]] = ()) -> "SealFacts":
+           fields: Iterable[tuple[str, str]] = ()) -> SealFacts:
         return cls(document_id, document_type, commune_code, signed_at.astimezone(VIETNAM).date(), tuple(fields))
 
     def field(self, name: str) -> str | None:
@@ -244,7 +243,7 @@ def _jwk_key(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:
 def _vietnam_date(iso: str) -> dt.date:
     moment = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(VIETNAM).date()
 
 
@@ -294,7 +293,7 @@ def _spki(ctx: PkiContext, der: bytes) -> tuple[bytes, ec.EllipticCurvePublicKey
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def public_keys(ctx: PkiContext) -> list[dict[str, Any]]:
@@ -375,5 +374,17 @@ def sign_seal(ctx: PkiContext, facts: SealFacts, materials: SealMaterialCache) -
     return b64url(payload) + "." + b64url(r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big"))
 
 
-__all__ = ["SealFacts", "SealCheck", "ParsedSeal", "checked_fields", "encode", "parse", "verify", "sign_seal",
-           "public_keys", "kid_of", "clean_value", "MAX_VALUE_CHARS"]
+__all__ = [
+    "MAX_VALUE_CHARS",
+    "ParsedSeal",
+    "SealCheck",
+    "SealFacts",
+    "checked_fields",
+    "clean_value",
+    "encode",
+    "kid_of",
+    "parse",
+    "public_keys",
+    "sign_seal",
+    "verify",
+]

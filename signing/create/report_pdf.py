@@ -23,7 +23,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from core import audit
 from core.db import transaction
 from core.errors import ConfigurationError
-
 from signing import loop
 from signing.create import pades
 from signing.verify.report import VerificationReport
@@ -184,5 +183,5 @@ def sealed_pdf(service, report: VerificationReport, lang: Lang, *, actor: str) -
         audit.record(session, actor=actor, action="signing:report:seal", subject=report.sha256,
                      credential_id=credential, signer_serial=material.serial, indication=report.indication,
                      document_id=report.registry.document_id if report.registry else None,
-                     at=dt.datetime.now(dt.timezone.utc).isoformat())
+                     at=dt.datetime.now(dt.UTC).isoformat())
     return signed

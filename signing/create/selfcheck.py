@@ -31,10 +31,10 @@ from typing import Any
 
 from asn1crypto import cms, x509 as asn1_x509
 
-from signing.errors import SelfCheckFailed
 from signing.create.intake import plain
-from signing.verify.pdf_facts import crypto_check, digest, timestamp_token
+from signing.errors import SelfCheckFailed
 from signing.registry.records import SignatureValue
+from signing.verify.pdf_facts import crypto_check, digest, timestamp_token
 
 _BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
 _EOF_END = re.compile(rb"%%EOF[\r\n]*\Z")
@@ -62,7 +62,7 @@ def check_output(signed: bytes, source: bytes, certificate: asn1_x509.Certificat
         return _check(signed, source, certificate)
     except SelfCheckFailed:
         raise
-    except Exception as exc:  # noqa: BLE001 - whatever breaks while reading kyso's own output is kyso's fault
+    except Exception as exc:  # whatever breaks while reading kyso's own output is kyso's fault
         raise SelfCheckFailed(f"kyso's signed output could not be checked ({type(exc).__name__}: {str(exc)[:160]})",
                               check="exception") from exc
 

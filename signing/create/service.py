@@ -36,24 +36,29 @@ from policies import units
 from policies.documents import DOCUMENTS_FILE, DocumentPolicy, DocumentType, Level
 from policies.engine import Decision, SignerFacts, Target, decide
 from policies.store import PolicyStore
-
 from signing import loop
-from signing.create import intake
-
-from signing.create import offline_seal
-
-from signing.create import pades
-
-from signing.create import selfcheck
-
-from signing.registry import records
+from signing.create import intake, offline_seal, pades, selfcheck
+from signing.create.consent import Activation
+from signing.create.signer import KeyStoreSigner, default_digest, default_scheme
 from signing.errors import (
-    BadAppearance, PdfTooLarge, SelfCheckFailed, SigningRefused, TimestampUnavailable, UnknownDocument, UnreadablePdf,
+    BadAppearance,
+    PdfTooLarge,
+    SelfCheckFailed,
+    SigningRefused,
+    TimestampUnavailable,
+    UnknownDocument,
+    UnreadablePdf,
 )
 from signing.material import MaterialCache, RevocationData, SignerMaterial
-from signing.registry.models import DocumentFile, DocumentStatus, IdempotencyRecord, SignedDocument, StampImage, UpgradeStatus
-from signing.create.signer import KeyStoreSigner, default_digest, default_scheme
-from signing.create.consent import Activation
+from signing.registry import records
+from signing.registry.models import (
+    DocumentFile,
+    DocumentStatus,
+    IdempotencyRecord,
+    SignedDocument,
+    StampImage,
+    UpgradeStatus,
+)
 from signing.shared_asn1 import shareable
 
 if TYPE_CHECKING:
@@ -557,4 +562,4 @@ def _asn1_cert(der_bytes: bytes) -> asn1_x509.Certificate:
     return shareable(asn1_x509.Certificate.load(der_bytes))
 
 
-__all__ = ["AppearanceOptions", "SignRequest", "SignResult", "SigningService", "BadAppearance"]
+__all__ = ["AppearanceOptions", "BadAppearance", "SignRequest", "SignResult", "SigningService"]

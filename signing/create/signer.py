@@ -20,9 +20,8 @@ from pyhanko.sign.timestamps.common_utils import handle_tsp_response
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm import KeyStore, KeyType
-
-from signing.create import der
 from hsm.interfaces import SignatureScheme
+from signing.create import der
 
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
@@ -118,7 +117,7 @@ class KeyStoreSigner(Signer):
                               + der.tlv(0x30, der.oid(der.DATA)) + template.certificates + der.tlv(0x31, signer_info))
         return cms.ContentInfo.load(der.tlv(0x30, der.oid(der.SIGNED_DATA) + der.tlv(0xA0, signed_data)))
 
-    def _template(self, digest_algorithm: str) -> "_Template":
+    def _template(self, digest_algorithm: str) -> _Template:
         template = self._templates.get(digest_algorithm)
         if template is None:
             cert = self.signing_cert
@@ -179,4 +178,4 @@ def key_type_size(key_type: KeyType) -> int:
     return {KeyType.EC_P256: 72, KeyType.EC_P384: 104, KeyType.RSA_2048: 256, KeyType.RSA_3072: 384}[key_type]
 
 
-__all__ = ["KeyStoreSigner", "default_digest", "default_scheme", "HASHES"]
+__all__ = ["HASHES", "KeyStoreSigner", "default_digest", "default_scheme"]

@@ -29,8 +29,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from asn1crypto import algos, cms, core, tsp
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import algos, cms, core, tsp, x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -45,7 +44,6 @@ from pki.builder import signature_hash
 from pki.context import PkiContext
 from pki.encoding import load_certificates
 from pki.store import current_tsa
-
 from signing.create import der
 from signing.shared_asn1 import shareable
 

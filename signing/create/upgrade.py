@@ -21,15 +21,13 @@ from sqlalchemy import select
 
 from core import audit, clock
 from core.db import transaction
-
 from signing import loop
 from signing.create import pades
-
-from signing.registry import records
-from signing.verify import pdf_facts
-from signing.errors import TimestampUnavailable
-from signing.registry.models import DocumentFile, SignedDocument, UpgradeStatus
 from signing.create.service import SigningService
+from signing.errors import TimestampUnavailable
+from signing.registry import records
+from signing.registry.models import DocumentFile, SignedDocument, UpgradeStatus
+from signing.verify import pdf_facts
 
 log = logging.getLogger(__name__)
 LEASE = dt.timedelta(minutes=5)

@@ -36,9 +36,8 @@ from pyhanko.sign.fields import SigFieldSpec, enumerate_sig_fields
 from pyhanko.stamp.base import BaseStamp, BaseStampStyle
 
 from core.settings import Settings
-
-from signing.errors import BadAppearance
 from signing.create.fonts import StampFontEngine, StampFonts, load_stamp_fonts
+from signing.errors import BadAppearance
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 MM = 72 / 25.4
@@ -91,7 +90,7 @@ class PlannedAppearance:
 
 
 @lru_cache(maxsize=64)  # kept: pure (an image's bytes → the decoded image), bounded
-def _image(data_hash: str, data: bytes) -> Image.Image:  # noqa: ARG001 - the hash is the cache key
+def _image(data_hash: str, data: bytes) -> Image.Image:  # the hash is the cache key
     try:
         image = Image.open(BytesIO(data))
         image.load()
@@ -147,7 +146,7 @@ class Decree30StampStyle(BaseStampStyle):
     fonts: StampFonts | None = None
     border_width: int = 0
 
-    def create_stamp(self, writer: Any, box: layout.BoxConstraints, text_params: dict) -> "Decree30Stamp":
+    def create_stamp(self, writer: Any, box: layout.BoxConstraints, text_params: dict) -> Decree30Stamp:
         return Decree30Stamp(writer, self, box)
 
 
@@ -436,4 +435,4 @@ def _text_boxes(pdf: bytes, index: int) -> list[tuple[float, float, float, float
     return boxes
 
 
-__all__ = ["StampFacts", "Placement", "PlannedAppearance", "plan_appearance", "Decree30StampStyle"]
+__all__ = ["Decree30StampStyle", "Placement", "PlannedAppearance", "StampFacts", "plan_appearance"]

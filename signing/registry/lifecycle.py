@@ -16,7 +16,6 @@ from core.db import transaction
 from core.errors import InvalidInput
 from pki.context import PkiContext
 from pki.store import get_credential
-
 from signing.errors import DocumentStateConflict, UnknownDocument
 from signing.registry.models import DocumentFile, DocumentStatus, SignedDocument, StampImage
 

@@ -28,10 +28,9 @@ from pyhanko_certvalidator.errors import InvalidCertificateError
 from pyhanko_certvalidator.path import ValidationPath
 
 from core.cache import Cache, EpochWatch
-
 from signing.material import DOCUMENT_SIGNING
-from signing.verify.trust import TrustStore
 from signing.verify.indications import SubIndication
+from signing.verify.trust import TrustStore
 
 DOCUMENT_EKUS = frozenset({DOCUMENT_SIGNING, "email_protection"})
 

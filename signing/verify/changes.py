@@ -29,16 +29,25 @@ from typing import Any
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
 from pyhanko.sign.diff_analysis import (
-    CatalogModificationRule, DocInfoRule, DSSCompareRule, FormUpdatingRule, MetadataUpdateRule,
-    ModificationLevel, ObjectStreamRule, SigFieldCreationRule, SigFieldModificationRule, StandardDiffPolicy,
-    SuspiciousModification, XrefStreamRule,
+    CatalogModificationRule,
+    DocInfoRule,
+    DSSCompareRule,
+    FormUpdatingRule,
+    MetadataUpdateRule,
+    ModificationLevel,
+    ObjectStreamRule,
+    SigFieldCreationRule,
+    SigFieldModificationRule,
+    StandardDiffPolicy,
+    SuspiciousModification,
+    XrefStreamRule,
 )
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
 from signing.errors import TooComplex
-from signing.verify.report import Modification, Text
 from signing.verify.pdf_facts import covered_end
+from signing.verify.report import Modification, Text
 from signing.verify.report_text import one_line
 
 Box = tuple[float, float, float, float]
@@ -538,4 +547,4 @@ def _trailing_bytes(reader: PdfFileReader, pdf: bytes, last: int, after: str) ->
                   f"show them).")),)
 
 
-__all__ = ["ChangeReview", "RevisionReview", "STRICT_POLICY", "review"]
+__all__ = ["STRICT_POLICY", "ChangeReview", "RevisionReview", "review"]

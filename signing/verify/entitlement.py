@@ -21,7 +21,6 @@ from policies import history, units
 from policies.documents import DocumentPolicy
 from policies.engine import SignerFacts, Target, decide
 from policies.errors import PolicyInvalid, UnknownDocumentType, UnknownUnit
-
 from signing.registry.models import DocumentFile, SignedDocument
 from signing.verify.report import Entitlement, RegistryInfo, SignatureReport
 

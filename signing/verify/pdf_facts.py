@@ -15,13 +15,10 @@ from pyhanko.sign.validation.generic_cms import validate_sig_integrity
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
 from core.cache import Cache
-
 from signing.errors import EncryptedPdf, UnreadablePdf
 from signing.registry.records import SignatureValue
 from signing.verify.indications import Indication, SubIndication
-from signing.verify.report import (
-    INDICATION_ORDER, CertificateInfo, CoverageInfo, RevocationInfo, SignatureReport, Text,
-)
+from signing.verify.report import INDICATION_ORDER, CertificateInfo, CoverageInfo, RevocationInfo, SignatureReport, Text
 from signing.verify.report_text import quoted
 from signing.verify.trust import TrustStore
 
@@ -99,7 +96,7 @@ def covered_end(sig: EmbeddedPdfSignature) -> int:
 
 
 def coverage_of(sig: EmbeddedPdfSignature, integrity: dict[str, Any], reader: PdfFileReader,
-                changes: "ChangeReview") -> CoverageInfo:
+                changes: ChangeReview) -> CoverageInfo:
     """What the signature covers and whether everything after it is accountable (``changes``)."""
     coverage = integrity.get("coverage")
     docmdp = sig.docmdp_level

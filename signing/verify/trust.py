@@ -23,7 +23,6 @@ from core.db import transaction
 from core.errors import ConfigurationError
 from pki.context import PkiContext
 from pki.models import CertificateAuthority
-
 from signing.shared_asn1 import shareable
 
 TRUST_DIR = Path(__file__).resolve().parents[2] / "policies" / "trust"

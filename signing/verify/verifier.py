@@ -44,33 +44,57 @@ from pki.context import PkiContext
 from pki.models import Certificate, CertificateStatus
 from pki.ocsp import revocation_epoch
 from pki.reasons import Reason
-
-from signing import loop
-from signing.verify import entitlement
-
-
-from signing.verify import report_text
-
-from signing import speedups
-from signing.verify.chain import SIGNER_USAGE, TSA_USAGE, ChainStatus, RevocationFacts, chain_cache, chain_status, context_for
-from signing.verify import visual_diff
-from signing.verify.changes import ChangeReview, review
-from signing.verify.indications import Indication, SubIndication
+from signing import loop, speedups
 from signing.errors import PdfTooLarge, TooComplex, UnreadablePdf
 from signing.material import MaterialCache
 from signing.registry.models import DocumentFile, SignedDocument
 from signing.registry.records import SignatureRecordRow, find_by_signatures
-from signing.verify.report import (
-    VISIBLE_CHANGES, Modification, RegistryInfo, RevocationInfo, SignatureReport, SignedRevision, Text,
-    VisualDifference,
-    TimestampInfo, VerificationReport,
+from signing.verify import entitlement, report_text, visual_diff
+from signing.verify.chain import (
+    SIGNER_USAGE,
+    TSA_USAGE,
+    ChainStatus,
+    RevocationFacts,
+    chain_cache,
+    chain_status,
+    context_for,
 )
-from signing.verify.report import CertificateInfo
-from signing.verify.trust import TrustProvider, TrustStore
+from signing.verify.changes import ChangeReview, review
+from signing.verify.indications import Indication, SubIndication
 from signing.verify.limits import check_limits
 from signing.verify.pdf_facts import (
-    anchor_label, cert_info, common_name, coverage_of, covered_end, crypto_check, digest, dss_material, embedded_certificates, first_signature, format_failure, level_of, locks_fields, open_pdf, signing_time_attr, timestamp_token, worst,
+    anchor_label,
+    cert_info,
+    common_name,
+    coverage_of,
+    covered_end,
+    crypto_check,
+    digest,
+    dss_material,
+    embedded_certificates,
+    first_signature,
+    format_failure,
+    level_of,
+    locks_fields,
+    open_pdf,
+    signing_time_attr,
+    timestamp_token,
+    worst,
 )
+from signing.verify.report import (
+    VISIBLE_CHANGES,
+    CertificateInfo,
+    Modification,
+    RegistryInfo,
+    RevocationInfo,
+    SignatureReport,
+    SignedRevision,
+    Text,
+    TimestampInfo,
+    VerificationReport,
+    VisualDifference,
+)
+from signing.verify.trust import TrustProvider, TrustStore
 
 log = logging.getLogger(__name__)
 WEAK_DIGESTS = {"md5", "sha1"}
@@ -155,7 +179,7 @@ class Verifier:
                                                              unsigned_changed=differs is not None)))
             except (Unavailable, TooComplex):
                 raise  # the database or a keystore is down: 503 and retry, never "damaged" for a sound file
-            except Exception as exc:  # noqa: BLE001 - a malformed signature is reported, never a 500
+            except Exception as exc:  # a malformed signature is reported, never a 500
                 log.warning("signature %s could not be validated: %s", sig.field_name, exc, exc_info=True)
                 reports.append(format_failure(sig, exc))
         if records is not None:

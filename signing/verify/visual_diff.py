@@ -47,7 +47,6 @@ import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageChops, ImageFilter
 
 from core.cache import Cache
-
 from signing.verify.report import Text, VisualDifference
 
 Box = tuple[float, float, float, float]
@@ -200,7 +199,7 @@ class _Renderer:
         self.dpi = dpi
         self._held = False
 
-    def __enter__(self) -> "_Renderer":
+    def __enter__(self) -> _Renderer:
         return self
 
     def __exit__(self, *exc: object) -> None:
