@@ -170,12 +170,12 @@ def authorize(operation: Operation, *roles: Role) -> Callable[..., Access]:
     role_check = require(*roles)
 
     # a default, not Annotated: with postponed annotations a closure's local cannot be resolved by name
-    def check(request: Request, container: ContainerDep, principal: Principal = Depends(role_check)) -> Access:
+    def check(request: Request, container: ContainerDep, principal: Principal = Depends(role_check)) -> Access:  # noqa: B008
         access = Access(principal, container, _route(request))
         try:
             principal.scope.check_operation(operation)
         except tokens.OutOfScope as exc:
-            access._refuse(exc)
+            access._refuse(exc)  # noqa: SLF001 - this module's own Access, refusing for its own check
         return access
 
     return check
@@ -199,7 +199,7 @@ def access_for(*roles: Role) -> Callable[..., Access]:
     that is not a document (certificates, document types), which every reader of its scope may see."""
     role_check = require(*roles)
 
-    def build(request: Request, container: ContainerDep, principal: Principal = Depends(role_check)) -> Access:
+    def build(request: Request, container: ContainerDep, principal: Principal = Depends(role_check)) -> Access:  # noqa: B008
         return Access(principal, container, _route(request))
 
     return build

@@ -154,7 +154,9 @@ class TokenView:
         return "active"
 
     def as_dict(self) -> dict[str, object]:
-        iso = lambda value: value.isoformat() if value else None
+        def iso(value: dt.datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
         return {"name": self.name, "role": self.role, "state": self.state, "scope": self.scope,
                 "created_at": iso(self.created_at), "created_by": self.created_by,
                 "expires_at": iso(self.expires_at), "expired": self.expired, "last_used_at": iso(self.last_used_at),

@@ -98,9 +98,8 @@ def _check_nesting(data: bytes, start: int, end: int, name: str) -> None:
 
 def _flate_layers(head: bytes) -> int:
     """How many ``/FlateDecode`` filters the stream dictionary just before ``stream`` applies first."""
-    found = None
-    for found in _FILTER.finditer(head):
-        pass
+    matches = list(_FILTER.finditer(head))
+    found = matches[-1] if matches else None
     if found is None:
         return 0
     names = re.findall(rb"/[^\s/\[\]<>()]+", found.group(1))

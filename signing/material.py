@@ -75,7 +75,9 @@ def refuse_unless_document_signer(cert: x509.Certificate, credential_id: str, pr
     except x509.ExtensionNotFound:
         purposes = set()
     if not purposes & DOCUMENT_SIGNING_EKUS:
-        named = ", ".join(sorted(p._name if p._name != "Unknown OID" else p.dotted_string for p in purposes)) or "none"
+        # cryptography names an OID only through its private _name (no public accessor)
+        named = ", ".join(sorted(p._name if p._name != "Unknown OID" else p.dotted_string  # noqa: SLF001
+                                 for p in purposes)) or "none"
         raise SigningRefused(f"credential {credential_id} holds a {profile} certificate whose extended key usage "
                              f"({named}) names neither documentSigning nor emailProtection; it may not sign documents")
 

@@ -1,4 +1,5 @@
-"""``kyso cert …``: issue, list, show, export, renew, revoke and release certificates; RA mode: request, import, check."""
+"""``kyso cert …``: issue, list, show, export, renew, revoke and release certificates; RA mode: request, import,
+check."""
 from __future__ import annotations
 
 import datetime as dt
@@ -19,7 +20,8 @@ from pki.reasons import Ground, Reason, resolve_reason
 from . import common
 from .common import JsonOpt, actor, err, out, print_json
 
-app = typer.Typer(help="Certificates: issue, list, show, export, renew, revoke, release; RA mode: request, import, check.", no_args_is_help=True)
+app = typer.Typer(help="Certificates: issue, list, show, export, renew, revoke, release; RA mode: request, import, "
+                       "check.", no_args_is_help=True)
 
 
 def _cert_dict(row: Any) -> dict[str, Any]:
@@ -39,7 +41,8 @@ def cert_issue(
     ou: str | None = None,
     id_number: Annotated[str | None, typer.Option(help="12-digit CCCD or 9-digit CMND")] = None,
     email: str | None = None,
-    csr: Annotated[Path | None, typer.Option(help="PKCS#10 file; without it the key is generated in the keystore")] = None,
+    csr: Annotated[Path | None,
+                   typer.Option(help="PKCS#10 file; without it the key is generated in the keystore")] = None,
     key_type: KeyType | None = None,
     keystore: str | None = None,
     validity_days: int | None = None,
@@ -112,8 +115,9 @@ def cert_show(serial: str, as_json: JsonOpt = False) -> None:
 
 
 @app.command("export")
-def cert_export(serial: str, format: Annotated[str, typer.Option(help="pem or der")] = "pem",
-                out_file: Annotated[Path | None, typer.Option("--out", help="File (default: stdout, PEM only)")] = None) -> None:
+def cert_export(serial: str, format: Annotated[str, typer.Option(help="pem or der")] = "pem",  # noqa: A002 - --format
+                out_file: Annotated[Path | None,
+                                    typer.Option("--out", help="File (default: stdout, PEM only)")] = None) -> None:
     """Export a certificate as PEM or DER."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -161,7 +165,9 @@ def cert_release(serial: str) -> None:
 
 
 @app.command("renew")
-def cert_renew(serial: str, new_key: Annotated[bool, typer.Option("--new-key", help="Generate a new key (old certificate superseded)")] = False,
+def cert_renew(serial: str,
+               new_key: Annotated[bool, typer.Option("--new-key",
+                                                     help="Generate a new key (old certificate superseded)")] = False,
                csr: Path | None = None, as_json: JsonOpt = False) -> None:
     """Renew a certificate with the same key, or a new one."""
     result = issuance.renew(common.container().pki, serial, actor(), new_key=new_key or csr is not None,
@@ -196,7 +202,8 @@ def cert_request(
 
 
 @app.command("import")
-def cert_import(credential_id: str, certificate: Annotated[Path, typer.Argument(help="PEM: the certificate, then its issuer")]) -> None:
+def cert_import(credential_id: str,
+                certificate: Annotated[Path, typer.Argument(help="PEM: the certificate, then its issuer")]) -> None:
     """RA mode: bind the certificate an external CA issued to the key waiting in kyso."""
     row = registration.import_certificate(common.container().pki, credential_id, certificate.read_bytes(), actor())
     out.print(f"imported {row.serial} for credential {credential_id}: {row.subject}")
@@ -209,4 +216,5 @@ def cert_check(serial: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(check.__dict__)
     else:
-        out.print(f"{check.serial}: {check.status}{' (' + check.reason + ')' if check.reason else ''} from {check.source}")
+        reason = f" ({check.reason})" if check.reason else ""
+        out.print(f"{check.serial}: {check.status}{reason} from {check.source}")

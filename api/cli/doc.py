@@ -76,7 +76,8 @@ def doc_get(document_id: str, output: Annotated[Path, typer.Option("-o", "--outp
 
 
 @app.command("withdraw")
-def doc_withdraw(document_id: str, reason: Annotated[str, typer.Option(help="Shown to citizens who scan the QR")]) -> None:
+def doc_withdraw(document_id: str,
+                 reason: Annotated[str, typer.Option(help="Shown to citizens who scan the QR")]) -> None:
     """Withdraw a document (the citizen page will say so)."""
     doc = lifecycle.withdraw(common.container().pki, document_id, reason, actor())
     out.print(f"{doc.id} withdrawn: {reason}")

@@ -53,14 +53,16 @@ def sign(
                                                  dir_okay=False, readable=True)],
     credential: Annotated[str, typer.Option("--credential", "-c", help="The signer's credential id (cred_…)")],
     commune: Annotated[str, typer.Option(help="Commune/ward code the document is issued for, e.g. 00004")],
-    document_type: Annotated[str, typer.Option("--type", help="Document type (see policies/documents/)")] = "dossier-result",
+    document_type: Annotated[str, typer.Option("--type",
+                                               help="Document type (see policies/documents/)")] = "dossier-result",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input only)")] = None,
     out_dir: Annotated[Path | None, typer.Option(help="Folder for signed files (default: next to each input, "
                                                          "with -signed added)")] = None,
     dossier: Annotated[str | None, typer.Option(help="Dossier number, kept in the registry")] = None,
     level: LevelOpt = None,
     invisible: Annotated[bool, typer.Option("--invisible", help="No visible stamp")] = False,
-    kind: Annotated[str | None, typer.Option(help="Stamp: person, seal or copy (default: from the document type)")] = None,
+    kind: Annotated[str | None,
+                    typer.Option(help="Stamp: person, seal or copy (default: from the document type)")] = None,
     field: Annotated[str | None, typer.Option("--signature-field",
                                                  help="Sign this existing empty signature field")] = None,
     page: Annotated[int | None, typer.Option(help="Page for the stamp (1-based, -1 = last)")] = None,
@@ -111,7 +113,8 @@ def sign(
             if "error" in item:
                 err.print(f"[red]✗[/] {item['input']}: {item['error']['message']}")
             else:
-                pending = " [yellow](timestamp pending; upgraded in the background)[/]" if item["upgrade_pending"] else ""
+                pending = (" [yellow](timestamp pending; upgraded in the background)[/]"
+                           if item["upgrade_pending"] else "")
                 out.print(f"[green]✓[/] {item['output']}  {item['level']}{pending}  id {item['document_id']}  "
                           f"{item['verify_url']}")
     if failures:

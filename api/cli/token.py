@@ -16,7 +16,8 @@ from .. import mtls, tokens
 from . import common
 from .common import JsonOpt, actor, err, out, print_json
 
-app = typer.Typer(help="API bearer tokens (stored only as hashes) and client certificates for mTLS.", no_args_is_help=True)
+app = typer.Typer(help="API bearer tokens (stored only as hashes) and client certificates for mTLS.",
+                  no_args_is_help=True)
 
 
 CommuneOpt = Annotated[list[str] | None, typer.Option(
@@ -38,7 +39,8 @@ def _expiry(days: int | None) -> dt.datetime | None:
 
 @app.command("create")
 def token_create(name: Annotated[str, typer.Option(help="Who or what uses it, e.g. hotich-phuong-ba-dinh")],
-                 role: Annotated[tokens.Role, typer.Option(help="ca-operator, policy-admin, auditor, read-only or client")],
+                 role: Annotated[tokens.Role,
+                                 typer.Option(help="ca-operator, policy-admin, auditor, read-only or client")],
                  commune: CommuneOpt = None, operation: OperationOpt = None, doc_type: DocTypeOpt = None,
                  expires_in_days: ExpiresOpt = None) -> None:
     """Create a token and print it alone on stdout (it is shown only this once).
@@ -64,9 +66,11 @@ def token_create(name: Annotated[str, typer.Option(help="Who or what uses it, e.
 @app.command("rotate")
 def token_rotate(name: str,
                  grace_hours: Annotated[float, typer.Option(
-                     min=0, help="Hours the current secret keeps working, so the software can switch (0: stops at once)")] = 24,
+                     min=0, help="Hours the current secret keeps working, so the software can switch "
+                                 "(0: stops at once)")] = 24,
                  expires_in_days: Annotated[int | None, typer.Option(
-                     "--expires-in-days", min=1, help="New expiry, N days from now (default: keep the current one)")] = None,
+                     "--expires-in-days", min=1,
+                     help="New expiry, N days from now (default: keep the current one)")] = None,
                  ) -> None:
     """Issue a new secret for the same token (name, role and scope) and print it alone on stdout.
 
@@ -78,7 +82,8 @@ def token_rotate(name: str,
         value = tokens.rotate(session, name, actor(), grace=dt.timedelta(hours=grace_hours),
                               expires_at=_expiry(expires_in_days))
     err.print(f"token {name} rotated; the old secret works "
-              + (f"until {clock.now() + dt.timedelta(hours=grace_hours):%Y-%m-%d %H:%M} UTC" if grace_hours else "no more"))
+              + (f"until {clock.now() + dt.timedelta(hours=grace_hours):%Y-%m-%d %H:%M} UTC"
+                 if grace_hours else "no more"))
     sys.stdout.write(value + "\n")
 
 

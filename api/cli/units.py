@@ -18,7 +18,9 @@ app = typer.Typer(help="The catalogue of administrative units (provinces, commun
 
 
 @app.command("import")
-def units_import(file: Path, effective: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Date the catalogue takes effect")],
+def units_import(file: Path,
+                 effective: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"],
+                                                                help="Date the catalogue takes effect")],
                  version: Annotated[str | None, typer.Option(help="Label (default: hash of the file)")] = None,
                  as_json: JsonOpt = False) -> None:
     """Load a newer catalogue: changed units get a new version from the effective date."""

@@ -148,7 +148,9 @@ def list_certificates(
             responses={200: {"content": {"application/pkix-cert": {}, "application/x-pem-file": {}}}})
 def show_certificate(
     serial: str, session: SessionDep, access: ReaderAccess,
-    format: Annotated[Literal["json", "pem", "der"], Query(description="json (default), pem or der")] = "json",
+    # the public ?format= parameter: FastAPI names it after the argument
+    format: Annotated[Literal["json", "pem", "der"],  # noqa: A002
+                      Query(description="json (default), pem or der")] = "json",
 ) -> CertificateOut | Response:
     row = store.get_certificate(session, serial)
     access.check_certificate(session, serial, row.commune_code)  # another commune's: 404 like an unknown serial

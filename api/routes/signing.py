@@ -99,7 +99,7 @@ async def sign_batch(container: ContainerDep, access: CanSign,
             prepared.append(exc)
     activations = await run_in_threadpool(_batch_activations, container, prepared, actor, idempotency_key)
     items: list[BatchItemOut] = []
-    for index, (upload, entry) in enumerate(zip(files, prepared)):
+    for index, (upload, entry) in enumerate(zip(files, prepared, strict=True)):
         try:
             if isinstance(entry, KysoError):
                 raise entry
@@ -157,8 +157,8 @@ def list_documents(
     container: ContainerDep, session: SessionDep, access: CanRead,
     dossier_number: str | None = None, commune_code: str | None = None, document_type: str | None = None,
     signer_serial: str | None = None, credential_id: str | None = None,
-    signed_from: dt.datetime | None = Query(default=None, description="ISO 8601, inclusive"),
-    signed_to: dt.datetime | None = Query(default=None, description="ISO 8601, exclusive"),
+    signed_from: Annotated[dt.datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    signed_to: Annotated[dt.datetime | None, Query(description="ISO 8601, exclusive")] = None,
     status: str | None = Query(default=None, pattern="^(valid|withdrawn|superseded)$"),
     level: str | None = Query(default=None, pattern="^B-(B|T|LT|LTA)$"),
     upgrade_status: str | None = Query(default=None, pattern="^(none|pending|failed)$"),

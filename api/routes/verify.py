@@ -48,7 +48,9 @@ def _format(request: Request, explicit: Format | None) -> Format:
 async def verify(request: Request, container: ContainerDep,
                  file: Annotated[UploadFile | None, File(description="The PDF to check (or send the PDF itself as "
                                                                      "the body with Content-Type: application/pdf)")] = None,
-                 format: Annotated[Format | None, Query(description="json, html or pdf; default from Accept")] = None,
+                 # the public ?format= parameter: FastAPI names it after the argument
+                 format: Annotated[Format | None,  # noqa: A002
+                                   Query(description="json, html or pdf; default from Accept")] = None,
                  lang: Annotated[Literal["vi", "en"], Query(description="Language of the sentences")] = "vi") -> Response:
     pdf = await _uploaded(request, container.settings.max_pdf_bytes, file)
     report = await verify_gate(request).run(container.verifier.verify, pdf)

@@ -120,7 +120,9 @@ class ActivationStatus:
         return self.state == ActivationState.ACTIVE
 
     def as_dict(self) -> dict[str, object]:
-        iso = lambda v: v.isoformat() if v else None
+        def iso(v: dt.datetime | None) -> str | None:
+            return v.isoformat() if v else None
+
         return {"credential_id": self.credential_id, "state": self.state, "failed_attempts": self.failed_attempts,
                 "attempts_left": max(0, MAX_FAILED_ATTEMPTS - self.failed_attempts) if self.state != ActivationState.NONE else None,
                 "enrolled_at": iso(self.enrolled_at), "confirmed_at": iso(self.confirmed_at),

@@ -164,7 +164,7 @@ def _assemble_sfnt(tables: dict[bytes, bytes]) -> bytes:
         body.append(padded)
         offset += len(padded)
     font = bytearray(header + b"".join(directory) + b"".join(body))
-    head_offset = 12 + 16 * n + sum(len(b) for t, b in zip(tags, body) if t < b"head")
+    head_offset = 12 + 16 * n + sum(len(b) for t, b in zip(tags, body, strict=True) if t < b"head")
     struct.pack_into(">I", font, head_offset + 8, (0xB1B0AFBA - _checksum(bytes(font))) & 0xFFFFFFFF)
     return bytes(font)
 

@@ -216,7 +216,7 @@ def parse(token: str) -> ParsedSeal:
     try:
         if not re.fullmatch(r"\d{8}", date_text):
             raise ValueError(date_text)
-        date = dt.datetime.strptime(date_text, "%Y%m%d").date()
+        date = dt.datetime.strptime(date_text, "%Y%m%d").replace(tzinfo=dt.UTC).date()
     except ValueError:
         raise _invalid(f"the seal's date {date_text[:12]!r} is not YYYYMMDD") from None
     fields: list[tuple[str, str]] = []

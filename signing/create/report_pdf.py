@@ -171,7 +171,8 @@ def sealed_pdf(service, report: VerificationReport, lang: Lang, *, actor: str) -
                                  code="report_seal_not_configured")
     pdf = to_pdf(report, lang, settings.stamp_font, settings.stamp_font_bold)
     material = service.material.signer(credential)
-    signer = service._signer(material, default_scheme(material.key_type, None))
+    # the service's own cached signer (its DER templates built once); report_pdf is the service's companion
+    signer = service._signer(material, default_scheme(material.key_type, None))  # noqa: SLF001
     reserve = sum(len(c.dump()) for c in (material.certificate, *material.chain)) + 2048 + service.ts_reserve()
     job = pades.SignatureJob(
         signer=signer, field_name="KysoVerificationReport", new_field=SigFieldSpec("KysoVerificationReport"),

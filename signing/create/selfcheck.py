@@ -84,7 +84,7 @@ def _check(signed: bytes, source: bytes, certificate: asn1_x509.Certificate) -> 
                               f"{len(kinds) - kinds.count('data')} new timestamps; expected one signature (and at "
                               "most one archive timestamp)", check="count")
     values = []
-    for position, (sig, kind) in enumerate(zip(new, kinds)):
+    for position, (sig, kind) in enumerate(zip(new, kinds, strict=True)):
         _coverage(signed, sig, whole_file=position == len(new) - 1)
         if kind == "data":
             _signature(signed, sig, certificate)

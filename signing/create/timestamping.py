@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, ClassVar
 
 from asn1crypto import algos, cms, core, tsp, x509 as asn1_x509
 from cryptography import x509
@@ -266,7 +267,8 @@ class TimeStampResp(core.Sequence):
     """RFC 3161 2.4.2 TimeStampResp, whose timeStampToken is OPTIONAL (asn1crypto's ``tsp.TimeStampResp``
     makes it mandatory, so it can neither write nor read a rejection)."""
 
-    _fields = [("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
+    _fields: ClassVar[list[tuple[Any, ...]]] = [
+        ("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
 
 
 def _rejection(rejection: _Rejection) -> TimeStampResp:

@@ -279,7 +279,7 @@ def _free_name(fields: dict[str, Any]) -> str:
 def _last_signed_rect(writer: IncrementalPdfFileWriter) -> tuple[int, tuple[float, float, float, float]] | None:
     """The page index and rectangle of the last signed visible signature (the person's, for a seal)."""
     result = None
-    for name, value, ref in enumerate_sig_fields(writer.prev, filled_status=True):
+    for _name, _value, ref in enumerate_sig_fields(writer.prev, filled_status=True):
         widget = ref.get_object()
         rect = widget.get("/Rect")
         if not rect:

@@ -158,7 +158,7 @@ class Verifier:
             registry, recorded, differs = self._registry(session, pdf, values)
             records = entitlement.read(session, registry, self.lookups) if registry is not None else None
         # by the signature itself, never by its field name (a file may repeat a name)
-        known = {id(s): recorded[v] for s, v in zip(embedded, values) if v is not None and v in recorded}
+        known = {id(s): recorded[v] for s, v in zip(embedded, values, strict=True) if v is not None and v in recorded}
         # revisions kyso's own service wrote (not a signHash value: the client's software wrote that revision)
         own = frozenset(key for key, row in known.items() if row.source != "signhash")
         changes = review(reader, pdf, embedded, deadline=deadline, own=own)
@@ -380,12 +380,12 @@ class Verifier:
                 return Judgement(PASSED, None, info, revoked_later=(revoked_at, reason))
             return Judgement(INDETERMINATE, past.sub_indication or SubIndication.REVOKED_NO_POE, info)
         sub = chain.sub_indication or SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE
-        if sub == SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and chain.path is not None and not kyso:
-            # certvalidator reports "no revocation information at all" as a general failure; when the
-            # path is otherwise sound that is EN 319 102-1's TRY_LATER (the status may be obtainable
-            # later: the CA's CRL, or a file that carries it), as KYSO_VERIFY_FETCH_REVOCATION promises
-            if (await self._without_revocation(signer, certs, trust, now, facts)).trusted:
-                sub = SubIndication.TRY_LATER
+        # certvalidator reports "no revocation information at all" as a general failure; when the
+        # path is otherwise sound that is EN 319 102-1's TRY_LATER (the status may be obtainable
+        # later: the CA's CRL, or a file that carries it), as KYSO_VERIFY_FETCH_REVOCATION promises
+        if (sub == SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and chain.path is not None and not kyso
+                and (await self._without_revocation(signer, certs, trust, now, facts)).trusted):
+            sub = SubIndication.TRY_LATER
         if sub in TIME_FAILURES and poe is not None:
             past = await self._past(signer, certs, trust, poe, facts, kyso)
             if past.trusted:

@@ -502,7 +502,7 @@ def annotation_overlaps(pdf: bytes, annotations: Sequence[tuple[int, Box]], *, a
     pages: dict[int, Rendering | None] = {}
     with _Renderer(deadline, dpi) as renderer:
         try:
-            for position, (index, box) in enumerate(ordered):
+            for index, box in ordered:
                 if index not in pages:
                     try:
                         if time.monotonic() >= deadline:
