@@ -55,7 +55,8 @@ def current_principal(
         if (principal := mtls.authenticate_request(container, request)) is not None:
             request.state.actor = principal.actor  # the access log names who called
             return principal
-        raise Unauthenticated("this endpoint needs 'Authorization: Bearer <token>'; create one with `kyso token create`")
+        raise Unauthenticated("this endpoint needs 'Authorization: Bearer <token>'; "
+                              "create one with `kyso token create`")
     with transaction(container.sessions) as session:
         principal = tokens.authenticate(session, credentials.credentials)
     request.state.actor = principal.actor  # the access log names who called

@@ -30,13 +30,14 @@ def republish_once(container: Container) -> dict[str, int]:
                 done["tsa"] = done.get("tsa", 0) + 1
             if ca.status == CaStatus.ACTIVE and renew_qr_seal_if_due(ctx, session, ca, "system:scheduler", now):
                 done["qr_seal"] = done.get("qr_seal", 0) + 1
-            if ca.status == CaStatus.ACTIVE and ca.key_ref and crl.due(session, ca, now, ctx.settings.crl_validity_hours):
+            if (ca.status == CaStatus.ACTIVE and ca.key_ref
+                    and crl.due(session, ca, now, ctx.settings.crl_validity_hours)):
                 full, delta = crl.publish_both(ctx, session, ca, now)
                 audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,
                              number=full.number, delta_number=delta.number)
                 done["crls"] += 2
-            elif ca.status == CaStatus.ACTIVE and ca.key_ref and crl.due(session, ca, now, ctx.settings.delta_crl_validity_hours,
-                                                                  delta=True):
+            elif (ca.status == CaStatus.ACTIVE and ca.key_ref
+                    and crl.due(session, ca, now, ctx.settings.delta_crl_validity_hours, delta=True)):
                 delta = crl.publish(ctx, session, ca, delta=True, now=now)  # on top of the current full CRL
                 audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,
                              delta_number=delta.number)

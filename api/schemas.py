@@ -135,7 +135,8 @@ class CertificateOut(BaseModel):
                    not_before=row.not_before, not_after=row.not_after, status=status,  # type: ignore[arg-type]
                    revoked_at=row.revoked_at if row.status != CertificateStatus.VALID else None,
                    revocation_reason=row.revocation_reason,
-                   invalidity_date=row.invalidity_date if row.status == CertificateStatus.REVOKED else None, sha256=row.sha256, key_ref=row.key_ref,
+                   invalidity_date=row.invalidity_date if row.status == CertificateStatus.REVOKED else None,
+                   sha256=row.sha256, key_ref=row.key_ref,
                    replaces_serial=row.replaces_serial, pem=pem)
 
 

@@ -34,7 +34,8 @@ class SignMetadata(_In):
     commune_code: str = Field(pattern=r"^\d{5}$", description="The commune or ward the document is issued for")
     credential_id: str = Field(max_length=40, description="The signer's credential")
     dossier_number: str | None = Field(default=None, max_length=100)
-    level: Literal["B-B", "B-T", "B-LT", "B-LTA"] | None = Field(default=None, description="Default: the document type's")
+    level: Literal["B-B", "B-T", "B-LT", "B-LTA"] | None = Field(default=None,
+                                                               description="Default: the document type's")
     certify: bool | None = Field(default=None, description="First signature certifies (DocMDP); default: policy")
     rsa_padding: Literal["pss", "pkcs1v15"] | None = Field(default=None, description="RSA keys: PSS unless told")
     reason: str | None = Field(default=None, max_length=200)
@@ -173,4 +174,5 @@ class DocumentTypeOut(BaseModel):
     qr: bool
     appearance: str
     certify: bool
-    seal_fields: list[SealFieldOut] = Field(default_factory=list, description="Facts the QR code's offline seal carries")
+    seal_fields: list[SealFieldOut] = Field(default_factory=list,
+                                            description="Facts the QR code's offline seal carries")

@@ -33,7 +33,8 @@ from signing.shared_asn1 import shareable
 
 SIGNING_PROFILES = {"specialist", "seal"}
 DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"  # id-kp-documentSigning, RFC 9336 (asn1crypto has no name for it)
-DOCUMENT_SIGNING_EKUS = frozenset({x509.ObjectIdentifier(DOCUMENT_SIGNING), x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION})
+DOCUMENT_SIGNING_EKUS = frozenset({x509.ObjectIdentifier(DOCUMENT_SIGNING),
+                                   x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION})
 TTL_SECONDS = 5.0
 MAX_ENTRIES = 10_000
 
@@ -128,7 +129,8 @@ class MaterialCache:
         credential = get_credential(session, credential_id)
         row = credential.certificate
         if credential.status == "retired":
-            reason = f" ({row.status.replace('_', ' ')}: {row.revocation_reason})" if row and row.revocation_reason else ""
+            reason = (f" ({row.status.replace('_', ' ')}: {row.revocation_reason})"
+                      if row and row.revocation_reason else "")
             raise SigningRefused(f"credential {credential_id} is retired: its certificate was revoked or replaced"
                                  f"{reason}; it can no longer sign")
         if credential.status != "active" or row is None:

@@ -222,9 +222,11 @@ def register(body: RegistrationIn, container: ContainerDep, principal: Operator)
     return RegistrationOut(credential_id=pending.credential_id, key_ref=pending.key_ref, csr=pending.csr_pem)
 
 
-@router.post("/registrations/{credential_id}/certificate", response_model=CertificateOut, tags=["registration authority"],
+@router.post("/registrations/{credential_id}/certificate", response_model=CertificateOut,
+             tags=["registration authority"],
              summary="RA mode: bind the certificate the external CA issued to the waiting key")
-def import_registration(credential_id: str, body: ImportIn, container: ContainerDep, principal: Operator) -> CertificateOut:
+def import_registration(credential_id: str, body: ImportIn, container: ContainerDep,
+                        principal: Operator) -> CertificateOut:
     row = registration.import_certificate(container.pki, credential_id, body.pem.encode(), principal.actor)
     return _reload(container, row.serial)
 

@@ -427,7 +427,8 @@ class DocumentIn(BaseModel):
                                   "type's level in kyso's policy (not CSC's Ades-B-B)")
     signAlgo: str | None = Field(default=None, max_length=100,
                                  description="Optional: one of the key's algorithms (credentials/info key.algo) with "
-                                             "the hash kyso signs PDFs with for that key (SHA-384 for P-384, else SHA-256)")
+                                             "the hash kyso signs PDFs with for that key "
+                                             "(SHA-384 for P-384, else SHA-256)")
     signAlgoParams: str | None = Field(default=None, max_length=1000)
     signed_props: list[Any] | None = Field(default=None, description="Not supported: must be absent or empty")
     signed_envelope_property: str | None = Field(

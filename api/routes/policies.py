@@ -35,7 +35,8 @@ def show(container: ContainerDep, _: PolicyReader) -> dict[str, Any]:
     return _status(container)
 
 
-@router.post("/reload", summary="Read the policy file now; a bad file is refused with its line and the old policy stays")
+@router.post("/reload",
+             summary="Read the policy file now; a bad file is refused with its line and the old policy stays")
 async def reload(container: ContainerDep, principal: PolicyAdmin) -> dict[str, Any]:
     try:
         policy = await run_in_threadpool(container.signing.policies.reload)

@@ -56,8 +56,8 @@ def new_id() -> str:
 def submit(session: Session, credential_id: str, client: str, items: list[NewItem], note: str | None) -> SigningRequest:
     """Store a pending request (the caller validated every item and checked the client's scope)."""
     now = clock.now()
-    row = SigningRequest(id=new_id(), credential_id=credential_id, client=client, status=RequestStatus.PENDING, note=note,
-                         created_at=now, expires_at=now + REQUEST_TTL)
+    row = SigningRequest(id=new_id(), credential_id=credential_id, client=client, status=RequestStatus.PENDING,
+                         note=note, created_at=now, expires_at=now + REQUEST_TTL)
     session.add(row)
     for position, item in enumerate(items):
         session.add(SigningRequestItem(request_id=row.id, position=position, filename=item.filename,
@@ -114,7 +114,8 @@ def reject(session: Session, request_id: str, credential_id: str, reason: str | 
     now = clock.now()
     result = session.execute(update(SigningRequest).where(
         SigningRequest.id == request_id, SigningRequest.credential_id == credential_id,
-        SigningRequest.status == RequestStatus.PENDING).values(status=RequestStatus.REJECTED, decided_at=now, reason=reason)
+        SigningRequest.status == RequestStatus.PENDING)
+        .values(status=RequestStatus.REJECTED, decided_at=now, reason=reason)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:
         raise SigningRequestClosed(f"signing request {request_id} is no longer waiting for approval")

@@ -78,7 +78,8 @@ def check(pdf: bytes) -> PdfFileReader:
         encrypted = reader.encrypted
     except Exception as exc:  # noqa: BLE001 - pyHanko raises plain errors on broken input
         if "encrypt" in str(exc).lower():
-            raise EncryptedPdf("the PDF is encrypted; send the unprotected file (kyso must see what it signs)") from None
+            raise EncryptedPdf("the PDF is encrypted; send the unprotected file "
+                               "(kyso must see what it signs)") from None
         raise NeedsRepair(f"the cross-reference data cannot be read: {type(exc).__name__}: {str(exc)[:120]}") from None
     if encrypted:
         raise EncryptedPdf("the PDF is encrypted; send the unprotected file (kyso must see what it signs)")

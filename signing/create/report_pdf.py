@@ -58,7 +58,8 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
     doc.set_creator("kyso")
     doc.add_page()
     doc.set_font("kyso", "B", 16)
-    doc.multi_cell(0, 8, t("BÁO CÁO KIỂM TRA CHỮ KÝ SỐ", "SIGNATURE VERIFICATION REPORT"), align="C", new_x="LMARGIN", new_y="NEXT")
+    doc.multi_cell(0, 8, t("BÁO CÁO KIỂM TRA CHỮ KÝ SỐ", "SIGNATURE VERIFICATION REPORT"), align="C",
+                   new_x="LMARGIN", new_y="NEXT")
     doc.ln(3)
     doc.set_font("kyso", "B", 12)
     _write(doc, 0, 6, t(report.summary.vi, report.summary.en))
@@ -73,7 +74,8 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
         rows += [
             (t("Mã văn bản", "Document id"), f"{reg.document_id} ({t('phiên bản', 'version')} {reg.version}/"
                                              f"{reg.current_version})"),
-            (t("Trạng thái đăng ký", "Registry status"), reg.status + (f" ({reg.status_reason})" if reg.status_reason else "")),
+            (t("Trạng thái đăng ký", "Registry status"),
+             reg.status + (f" ({reg.status_reason})" if reg.status_reason else "")),
             (t("Loại văn bản, xã/phường", "Type, commune"), f"{reg.document_type}, {reg.commune_code}"),
         ]
     _table(doc, rows)
@@ -91,7 +93,8 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
     for index, sig in enumerate(report.signatures, 1):
         doc.ln(3)
         doc.set_font("kyso", "B", 12)
-        kind = t("Dấu thời gian lưu trữ", "Archive timestamp") if sig.kind == "document_timestamp" else t("Chữ ký", "Signature")
+        kind = (t("Dấu thời gian lưu trữ", "Archive timestamp") if sig.kind == "document_timestamp"
+                else t("Chữ ký", "Signature"))
         _write(doc, 0, 6, f"{index}. {kind} {quoted(sig.field_name)}")
         doc.set_font("kyso", "", 10)
         _write(doc, 0, 5, t(sig.summary.vi, sig.summary.en))
@@ -106,7 +109,8 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
             rows.append((t("Dấu thời gian", "Timestamp"), f"{when(sig.timestamp.time)} ({quoted(sig.timestamp.tsa)})"))
         rows.append((t("Tin cậy", "Trust anchor"), sig.trust_anchor or "—"))
         rev = sig.revocation
-        rows.append((t("Thu hồi", "Revocation"), rev.status + (f" {when(rev.revoked_at)} ({rev.reason})" if rev.revoked_at else "")
+        rows.append((t("Thu hồi", "Revocation"),
+                     rev.status + (f" {when(rev.revoked_at)} ({rev.reason})" if rev.revoked_at else "")
                      + f" [{rev.source}]"))
         cov = sig.coverage
         rows.append((t("Phạm vi", "Coverage"), f"{cov.covers}, {cov.later_revisions} "

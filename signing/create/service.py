@@ -278,7 +278,8 @@ class SigningService:
     def authorize(self, policy: DocumentPolicy, material: SignerMaterial, request: SignRequest,
                   province: str | None, step: int, *, actor: str) -> Decision:
         """The signing policy's decision; a refusal is audited and raised with the rule that decided."""
-        decision = decide(policy, self._signer_facts(material), Target(request.document_type, request.commune_code, province, step))
+        decision = decide(policy, self._signer_facts(material),
+                          Target(request.document_type, request.commune_code, province, step))
         if not decision.allowed:
             with transaction(self.ctx.sessions) as session:
                 audit.record(session, actor=actor, action="policy:signing:deny", subject=material.credential_id,
@@ -303,7 +304,8 @@ class SigningService:
         """A PDF kyso already signed gets its next signature under the same document id."""
         digest = hashlib.sha256(pdf).hexdigest()
         with transaction(self.ctx.sessions, read_only=True) as session:
-            row = session.execute(select(SignedDocument).join(DocumentFile, DocumentFile.document_id == SignedDocument.id)
+            row = session.execute(select(SignedDocument)
+                                  .join(DocumentFile, DocumentFile.document_id == SignedDocument.id)
                                   .where(DocumentFile.sha256 == digest).limit(1)).scalar_one_or_none()
             if row is not None:
                 if row.sha256 != digest:
@@ -398,7 +400,8 @@ class SigningService:
         return pades.SignatureJob(signer=signer, field_name=planned.field_name, new_field=planned.new_field,
                                   stamp_style=planned.stamp_style, text_params=planned.text_params,
                                   md_algorithm=default_digest(material.key_type), certify=certify,
-                                  reason=request.reason, location=request.location, bytes_reserved=2 * reserve)  # hex digits
+                                  reason=request.reason, location=request.location,
+                                  bytes_reserved=2 * reserve)  # hex digits
 
     def ts_reserve(self) -> int:
         """Room for a timestamp token: the TSA's certificates plus the token itself, or 10 kB for an external TSA."""

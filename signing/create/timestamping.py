@@ -299,8 +299,9 @@ class LocalTimeStamper(TimeStamper):
         der = self.authority.respond(req.dump())  # signing already runs in a worker thread
         status = TimeStampResp.load(der)["status"]
         if status["status"].native != "granted":
-            raise TimestampRequestError(f"kyso's TSA refused the request: {'; '.join(status['status_string'].native or [])} "
-                                        f"(failInfo {', '.join(status['fail_info'].native or [])})")
+            text = "; ".join(status["status_string"].native or [])
+            fail_info = ", ".join(status["fail_info"].native or [])
+            raise TimestampRequestError(f"kyso's TSA refused the request: {text} (failInfo {fail_info})")
         return tsp.TimeStampResp.load(der)
 
 

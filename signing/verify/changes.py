@@ -123,9 +123,9 @@ def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignat
     """Review every revision after the earliest signature (nothing to do without one).
 
     ``own``: the signatures and timestamps (``id()`` of the objects in ``signatures``) kyso's service
-    recorded making — by identity, since a crafted file may give another signature the same field name. A revision that ends exactly
-    where such a signature's byte range ends was written by kyso as a whole (the signature's digest
-    covers it, and kyso only appends its signature, stamp and validation data), so it needs no
+    recorded making — by identity, since a crafted file may give another signature the same field name. A
+    revision that ends exactly where such a signature's byte range ends was written by kyso as a whole (the
+    signature's digest covers it, and kyso only appends its signature, stamp and validation data), so it needs no
     object-by-object review; the visual comparison still looks at it."""
     if not signatures:
         return ChangeReview()
@@ -216,7 +216,8 @@ def _review_revision(reader: PdfFileReader, revision: int, made: list[EmbeddedPd
             revision=revision + 1, after_signature=after, category="widget", object=None,
             page=_field_page(new, name),
             text=Text(f"Trường chữ ký «{one_line(name, 80)}» được tạo hoặc sửa sau khi ký mà không có chữ ký nào.",
-                      f"Signature field «{one_line(name, 80)}» was created or changed after signing without a signature.")))
+                      f"Signature field «{one_line(name, 80)}» was created or changed after signing "
+                      "without a signature.")))
     level = result.modification_level
     if docmdp == MDPPerm.NO_CHANGES and level > ModificationLevel.LTA_UPDATES:
         problems.append(Modification(
@@ -256,7 +257,8 @@ def _generic(revision: int, after: str, message: str) -> Modification:
     return Modification(revision=revision + 1, after_signature=after, category="object", object=None, page=None,
                         text=Text(f"Lần cập nhật thứ {revision + 1} thay đổi tệp theo cách không được phép sau khi ký "
                                   f"({short}).",
-                                  f"Update {revision + 1} changes the file in a way not allowed after signing ({short})."))
+                                  f"Update {revision + 1} changes the file in a way not allowed after signing "
+                                  f"({short})."))
 
 
 def _classify(old: HistoricalResolver, new: HistoricalResolver, ref: generic.Reference, revision: int, after: str,

@@ -137,7 +137,8 @@ def _entitlement(report: SignatureReport, record: SignatureRecord, records: Reco
                         title=report.signer.title if report.signer else None,
                         unit=report.signer.unit if report.signer else None)
     try:
-        decision = decide(policy, facts, Target(records.document_type, records.commune_code, records.province_code, step))
+        decision = decide(policy, facts,
+                          Target(records.document_type, records.commune_code, records.province_code, step))
     except UnknownDocumentType:
         return Entitlement(False, record.policy_version, "document_types",
                            f"policy {policy.version} has no document type {records.document_type}")

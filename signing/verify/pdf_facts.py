@@ -127,7 +127,8 @@ def level_of(timestamped: bool, has_dss: bool, archived: bool) -> str:
     return "B-LTA" if archived else "B-LT"
 
 
-def crypto_check(signer_info: Any, cert: asn1_x509.Certificate | None, content_type: str, digest: bytes) -> tuple[bool, bool]:
+def crypto_check(signer_info: Any, cert: asn1_x509.Certificate | None, content_type: str,
+                 digest: bytes) -> tuple[bool, bool]:
     """(intact, valid): the signed digest matches, and the signature over the attributes verifies."""
     if cert is None:
         return False, False

@@ -102,9 +102,9 @@ VISUAL_BUDGET_SECONDS = 2.0
 # current-time failures that a proof of existence may resolve (EN 319 102-1 5.6.2.4 past signature
 # validation; TRY_LATER too, as pyHanko's AdES past validation does: revocation data that is stale
 # now may well have been fresh at the POE)
-TIME_FAILURES = {SubIndication.REVOKED_NO_POE, SubIndication.OUT_OF_BOUNDS_NO_POE, SubIndication.OUT_OF_BOUNDS_NOT_REVOKED,
-                 SubIndication.EXPIRED, SubIndication.REVOKED_CA_NO_POE, SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE,
-                 SubIndication.TRY_LATER}
+TIME_FAILURES = {SubIndication.REVOKED_NO_POE, SubIndication.OUT_OF_BOUNDS_NO_POE,
+                 SubIndication.OUT_OF_BOUNDS_NOT_REVOKED, SubIndication.EXPIRED, SubIndication.REVOKED_CA_NO_POE,
+                 SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE, SubIndication.TRY_LATER}
 NO_REVOCATION_CHECK = CertRevTrustPolicy(RevocationCheckingPolicy(
     ee_certificate_rule=RevocationCheckingRule.NO_CHECK, intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK))
 NOT_CHECKED = ChainStatus(None, None, None)  # the signature itself failed: its chain is not looked at
@@ -118,7 +118,8 @@ class Judgement:
     indication: Indication
     sub_indication: SubIndication | None
     revocation: RevocationInfo
-    revoked_later: tuple[dt.datetime, str | None] | None = None  # (revoked_at, reason): valid when signed, revoked since
+    # (revoked_at, reason): valid when signed, revoked since
+    revoked_later: tuple[dt.datetime, str | None] | None = None
 
 
 class Verifier:
@@ -304,7 +305,8 @@ class Verifier:
             changed_after=unsigned_changed or not coverage.changes_allowed)
         return SignatureReport(
             field_name=sig.field_name, kind="signature", indication=indication, sub_indication=sub,
-            intact=intact, signer=signer_info, chain=tuple(cert_info(c, self.cert_infos) for c in reversed(path_certs[:-1])),
+            intact=intact, signer=signer_info,
+            chain=tuple(cert_info(c, self.cert_infos) for c in reversed(path_certs[:-1])),
             trust_anchor=anchor_label(chain.path.trust_anchor if chain.path else None, trust),
             claimed_signing_time=claimed, timestamp=timestamp, revocation=revocation, coverage=coverage, level=level,
             digest_algorithm=md, signature_algorithm=sig.signer_info["signature_algorithm"]["algorithm"].native,
@@ -314,7 +316,8 @@ class Verifier:
         )
 
     async def _signature_timestamp(self, sig: EmbeddedPdfSignature, trust: TrustStore, now: dt.datetime,
-                                   facts: RevocationFacts, kyso: bool) -> tuple[TimestampInfo | None, dt.datetime | None]:
+                                   facts: RevocationFacts,
+                                   kyso: bool) -> tuple[TimestampInfo | None, dt.datetime | None]:
         """The signature-timestamp token (B-T): its imprint must be the hash of the signature value."""
         token = timestamp_token(sig.signer_info)
         if token is None:
@@ -391,7 +394,8 @@ class Verifier:
             if past.trusted:
                 return Judgement(PASSED, None, RevocationInfo("good", source))
         status: Literal["unknown", "not_checked"] = (
-            "unknown" if sub in (SubIndication.TRY_LATER, SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE) else "not_checked")
+            "unknown" if sub in (SubIndication.TRY_LATER, SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE)
+            else "not_checked")
         return Judgement(INDETERMINATE, sub, RevocationInfo(status, source))
 
     async def _without_revocation(self, signer: asn1_x509.Certificate, certs: list[asn1_x509.Certificate],
@@ -422,7 +426,8 @@ class Verifier:
             if row is None:
                 return ChainStatus(status.path, SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE, None)
             invalid_from = row.invalidity_date if row.invalidity_date is not None else row.revoked_at
-            if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) and invalid_from is not None and clock.aware(invalid_from) <= poe:
+            if (row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) and invalid_from is not None
+                    and clock.aware(invalid_from) <= poe):
                 return ChainStatus(status.path, SubIndication.REVOKED_NO_POE if cert.sha256 == signer.sha256
                                    else SubIndication.REVOKED_CA_NO_POE, None)
         return status
@@ -438,7 +443,8 @@ class Verifier:
     def _recorded_revocation(self, cert: asn1_x509.Certificate) -> tuple[dt.datetime, str | None] | None:
         """(revoked_at, RFC 5280 reason name) from kyso's database, for a revoked or held kyso certificate."""
         row = self.revocation_of(cert)
-        if row is None or row.status not in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) or row.revoked_at is None:
+        if (row is None or row.status not in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD)
+                or row.revoked_at is None):
             return None
         try:
             reason: str | None = Reason(row.revocation_reason).flag.name if row.revocation_reason else None
@@ -548,10 +554,12 @@ class Verifier:
         if stored is not None and not exact and not prefix:
             differs = Modification(
                 revision=0, after_signature="", category="unsigned_bytes", object=None, page=None,
-                text=Text(f"Tệp khác với phiên bản {newest.version} đã đăng ký của văn bản {doc.id} ở những byte chữ ký "
-                          "không bảo vệ (ví dụ phần đệm của chữ ký): đây không phải tệp đã được cấp.",
-                          f"The file differs from registered version {newest.version} of document {doc.id} in bytes the "
-                          "signatures do not protect (e.g. a signature's padding): it is not the file that was issued."))
+                text=Text(f"Tệp khác với phiên bản {newest.version} đã đăng ký của văn bản {doc.id} "
+                          "ở những byte chữ ký không bảo vệ (ví dụ phần đệm của chữ ký): "
+                          "đây không phải tệp đã được cấp.",
+                          f"The file differs from registered version {newest.version} of document {doc.id} "
+                          "in bytes the signatures do not protect (e.g. a signature's padding): "
+                          "it is not the file that was issued."))
         info = RegistryInfo(
             document_id=doc.id, status=doc.status, document_type=doc.document_type,
             commune_code=doc.commune_code, signed_at=doc.signed_at, version=newest.version,
@@ -562,7 +570,8 @@ class Verifier:
 
     def revocation_of(self, cert: asn1_x509.Certificate) -> Certificate | None:
         with transaction(self.ctx.sessions, read_only=True) as session:
-            row = session.execute(select(Certificate).where(Certificate.sha256 == cert.sha256.hex())).scalar_one_or_none()
+            row = session.execute(select(Certificate)
+                                  .where(Certificate.sha256 == cert.sha256.hex())).scalar_one_or_none()
             if row is not None:
                 session.expunge(row)
             return row
