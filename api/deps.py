@@ -28,7 +28,8 @@ bearer = HTTPBearer(auto_error=False, description="A token from `kyso token crea
 
 
 async def get_container(request: Request) -> Container:  # async: no threadpool hop on hot paths
-    return request.app.state.container
+    container: Container = request.app.state.container
+    return container
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
@@ -131,7 +132,7 @@ class Access:
                     covered = tokens.covered_communes(session, self.scope)
                 self.scope.check_commune(commune_code, covered)
         except tokens.OutOfScope as exc:
-            self._refuse(exc, **details)
+            self._refuse(exc, reason=None, **details)
 
     def visible(self, session: Session) -> tuple[frozenset[str] | None, frozenset[str] | None]:
         """The communes and document types whose documents this principal sees (``None``: all)."""

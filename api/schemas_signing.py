@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
@@ -63,7 +63,8 @@ class BatchMetadata(_In):
     """Shared fields for every file, and optional per-file overrides in file order."""
 
     defaults: SignMetadata
-    items: list[dict] = Field(default_factory=list, description="Per-file overrides of `defaults`, e.g. dossier_number")
+    items: list[dict[str, Any]] = Field(default_factory=list,
+                                        description="Per-file overrides of `defaults`, e.g. dossier_number")
 
 
 class SignedOut(BaseModel):
@@ -96,7 +97,7 @@ class BatchItemOut(BaseModel):
     filename: str | None
     ok: bool
     result: SignedOut | None = None
-    error: dict | None = None
+    error: dict[str, Any] | None = None
 
 
 class BatchOut(BaseModel):

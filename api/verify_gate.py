@@ -102,8 +102,12 @@ class VerifyGate:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
 
+        def settle() -> None:
+            if not future.done():
+                future.set_result(None)
+
         def grant() -> None:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
+            loop.call_soon_threadsafe(settle)
 
         waiter = _Waiter(grant)
         if self._take_or_join(waiter):
@@ -141,7 +145,8 @@ class VerifyGate:
 
 def verify_gate(request: Request) -> VerifyGate:
     """The app's gate (one per worker process, made by ``create_app`` from the settings)."""
-    return request.app.state.verify_gate
+    gate: VerifyGate = request.app.state.verify_gate
+    return gate
 
 
 def extract_signed_revision(settings: Settings) -> Callable[[bytes], tuple[bytes, str, int]]:

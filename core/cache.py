@@ -113,7 +113,7 @@ class Cache(Generic[K, V]):
         if value is _MISSING:
             value = load()
             self.put(key, value)
-        return value  # type: ignore[no-any-return]
+        return value
 
     # -- changes ---------------------------------------------------------------------------------
     def put(self, key: K, value: V) -> None:

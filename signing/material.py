@@ -220,7 +220,7 @@ class MaterialCache:
             if row.ca.role == "root":
                 crl_cas.add(row.ca_id)
         for ca_id in sorted(crl_cas):
-            latest = pki_crl.latest(session, session.get(CertificateAuthority, ca_id), delta=False)
+            latest = pki_crl.latest(session, session.get_one(CertificateAuthority, ca_id), delta=False)
             if latest is not None:
                 crls.append(shareable(asn1_crl.CertificateList.load(latest.der)))
         all_certs = {sha: shareable(c) for sha, c in {**unique, **extra_certs}.items()}  # cached: shared

@@ -22,14 +22,14 @@ CredArg = Annotated[str, typer.Argument(help="The credential id (cred_…) print
 
 
 def _new_pin() -> str:
-    pin = typer.prompt("New PIN (6-12 digits)", hide_input=True)
+    pin: str = typer.prompt("New PIN (6-12 digits)", hide_input=True)
     if typer.prompt("Repeat the PIN", hide_input=True) != pin:
         raise InvalidInput("the two PINs differ; nothing was changed")
     return pin
 
 
 def _terminal_qr(uri: str) -> str:
-    import qrcode  # type: ignore[import-untyped]
+    import qrcode
 
     qr = qrcode.QRCode(border=2)
     qr.add_data(uri)

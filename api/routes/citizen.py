@@ -227,8 +227,8 @@ def _result(report: VerificationReport, document_id: str, lang: str) -> dict[str
         # the certificate's words, shown as quoted data (a forged subject cannot read as the page's own text)
         "who": quoted(s.signer.common_name) if s.signer and s.signer.common_name else _t(lang, "timestamp_sig"),
         "title": quoted(s.signer.title) if s.signer and s.signer.title else None,
-        "when": _when(s.timestamp.time if s.timestamp else s.claimed_signing_time, lang)
-        if (s.timestamp or s.claimed_signing_time) else None,
+        "when": _when(s.timestamp.time, lang) if s.timestamp
+        else _when(s.claimed_signing_time, lang) if s.claimed_signing_time else None,
         "ok": s.indication == Indication.TOTAL_PASSED, "summary": getattr(s.summary, lang),
     } for s in report.signatures]
     base = {"summary": summary, "indication": report.indication, "signatures": signatures, "link": None,

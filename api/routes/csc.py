@@ -271,7 +271,8 @@ class InfoCredIn(CscIn):
 
 
 def _gtime(value: Any) -> str:
-    return value.strftime("%Y%m%d%H%M%SZ")
+    text: str = value.strftime("%Y%m%d%H%M%SZ")
+    return text
 
 
 def _describe(cred: CredentialDescription, certificates: str, cert_info: bool, auth_info: bool) -> dict[str, Any]:
@@ -292,7 +293,7 @@ def _describe(cred: CredentialDescription, certificates: str, cert_info: bool, a
     if curve:
         key["curve"] = curve
     names = cred.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    out: dict[str, Any] = {"description": f"{names[0].value if names else cred.credential_id}", "key": key,
+    out: dict[str, Any] = {"description": str(names[0].value) if names else cred.credential_id, "key": key,
                            "cert": cert, "authMode": "explicit", "SCAL": "2", "multisign": factors.MAX_HASHES_PER_SAD,
                            "lang": "vi-VN"}
     if auth_info:
@@ -336,7 +337,7 @@ class AuthorizeIn(CscIn):
 
 def _factor(body: AuthorizeIn, name: str) -> str:
     v2 = next((item.value for item in body.authData or [] if item.id.upper() == name), None)
-    value = _one(getattr(body, name), v2, name, f"authData[{name}]")
+    value: str | None = _one(getattr(body, name), v2, name, f"authData[{name}]")
     if value is None:
         raise InvalidInput(f"{name} is required (the specialist's {'PIN' if name == 'PIN' else 'one-time code'})",
                            code="invalid_request")

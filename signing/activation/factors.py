@@ -25,9 +25,9 @@ import itertools
 import json
 import secrets
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
@@ -205,11 +205,11 @@ def _refuse(ctx: PkiContext, action: str, credential_id: str, actor: str, error:
 def _burn_step(session: Session, credential_id: str, step: int) -> bool:
     """Record ``step`` as used unless it (or a later one) already was: atomic, so two concurrent uses
     of one code cannot both pass."""
-    result = session.execute(
+    result = cast("CursorResult[Any]", session.execute(
         update(ActivationData)
         .where(ActivationData.credential_id == credential_id,
                or_(ActivationData.last_otp_step.is_(None), ActivationData.last_otp_step < step))
-        .values(last_otp_step=step).execution_options(synchronize_session=False))
+        .values(last_otp_step=step).execution_options(synchronize_session=False)))
     return result.rowcount == 1
 
 
@@ -513,10 +513,11 @@ def _check_sad(session: Session, credential_id: str, sad: str, actor: str, now: 
 
 def _mark_used(session: Session, row: SignatureActivation, now: dt.datetime, used_for: str) -> bool:
     """Conditional update: exactly one of two concurrent uses of a SAD can succeed."""
-    result = session.execute(update(SignatureActivation)
-                             .where(SignatureActivation.id == row.id, SignatureActivation.used_at.is_(None),
-                                    SignatureActivation.expires_at > now)
-                             .values(used_at=now, used_for=used_for).execution_options(synchronize_session=False))
+    result = cast("CursorResult[Any]", session.execute(
+        update(SignatureActivation)
+        .where(SignatureActivation.id == row.id, SignatureActivation.used_at.is_(None),
+               SignatureActivation.expires_at > now)
+        .values(used_at=now, used_for=used_for).execution_options(synchronize_session=False)))
     return result.rowcount == 1
 
 

@@ -60,7 +60,7 @@ def digest_name(oid: str | None) -> str | None:
     if oid is None:
         return None
     try:
-        name = algos.DigestAlgorithmId(oid).native
+        name: str = algos.DigestAlgorithmId(oid).native
     except ValueError:
         raise UnsupportedMechanism(f"hash algorithm {oid!r} is not known") from None
     if name not in HASHES:
@@ -105,7 +105,7 @@ def _pss_hash(params: bytes | None) -> str:
         raise UnsupportedMechanism("RSASSA-PSS needs signAlgoParams (DER RSASSA-PSS-params, base64)")
     try:
         parsed = algos.RSASSAPSSParams.load(params)
-        hash_name = parsed["hash_algorithm"]["algorithm"].native
+        hash_name: str = parsed["hash_algorithm"]["algorithm"].native
         mgf = parsed["mask_gen_algorithm"]
         mgf_hash = mgf["parameters"]["algorithm"].native
         salt = parsed["salt_length"].native

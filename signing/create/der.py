@@ -35,7 +35,8 @@ def integer(value: int) -> bytes:
 
 @lru_cache(maxsize=256)  # kept: pure (a dotted OID → its DER), bounded
 def oid(dotted: str) -> bytes:
-    return algos.ObjectIdentifier(dotted).dump()
+    der: bytes = algos.ObjectIdentifier(dotted).dump()
+    return der
 
 
 def attribute(type_oid: str, *values_der: bytes) -> bytes:

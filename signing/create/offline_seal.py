@@ -131,7 +131,7 @@ class SealCheck:
 
 
 # -- the seal fields of a request ---------------------------------------------------------------
-def checked_fields(doc_type: DocumentType, values: Mapping[str, str], *,
+def checked_fields(doc_type: DocumentType, values: Mapping[str, object], *,
                    complete: bool = True) -> tuple[tuple[str, str], ...]:
     """The request's seal fields, cleaned, in the policy's order; raises ``SealFieldsInvalid`` naming
     unknown fields, missing required ones (unless ``complete`` is false: a signature that prints no
@@ -146,10 +146,12 @@ def checked_fields(doc_type: DocumentType, values: Mapping[str, str], *,
     items: list[tuple[str, str]] = []
     for spec in doc_type.seal_fields:
         raw = values.get(spec.name)
-        if raw is not None and not isinstance(raw, str):
+        if raw is None:
+            raw = ""
+        if not isinstance(raw, str):  # the request's JSON may hold anything
             problems.append(f"seal field {spec.name!r} must be text")
             continue
-        value = clean_value(raw or "")
+        value = clean_value(raw)
         if not value:
             if spec.required and complete:
                 problems.append(f"seal field {spec.name!r} ({spec.label_en}) is required for {doc_type.name!r}")

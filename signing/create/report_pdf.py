@@ -25,7 +25,7 @@ from core.db import transaction
 from core.errors import ConfigurationError
 from signing import loop
 from signing.create import pades
-from signing.verify.report import VerificationReport
+from signing.verify.report import Modification, VerificationReport, VisualDifference
 from signing.verify.report_text import flat, one_line, quoted, when, who
 
 Lang = Literal["vi", "en"]
@@ -82,7 +82,7 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
     for note in report.notes:
         doc.set_font("kyso", "", 10)
         _write(doc, 0, 5, t(note.vi, note.en))
-    changes = [*report.modifications, *report.visual_differences]
+    changes: list[Modification | VisualDifference] = [*report.modifications, *report.visual_differences]
     if changes:
         doc.ln(2)
         doc.set_font("kyso", "B", 11)

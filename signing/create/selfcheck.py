@@ -195,9 +195,9 @@ def _names(signer_info: Any, cert: asn1_x509.Certificate) -> bool:
     """Whether a SignerInfo's ``sid`` names ``cert`` (issuer and serial, or subject key identifier)."""
     sid = signer_info["sid"]
     if sid.name == "issuer_and_serial_number":
-        return (sid.chosen["serial_number"].native == cert.serial_number
-                and sid.chosen["issuer"].dump() == cert.issuer.dump())
-    return sid.chosen.native == cert.key_identifier
+        return bool(sid.chosen["serial_number"].native == cert.serial_number
+                    and sid.chosen["issuer"].dump() == cert.issuer.dump())
+    return bool(sid.chosen.native == cert.key_identifier)
 
 
 def _signer_of(signed_data: Any) -> asn1_x509.Certificate | None:

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign.timestamps import TimeStamper
 from sqlalchemy import select
@@ -257,7 +258,7 @@ class SigningService:
         key = (code, clock.now().date())
         province = self._communes.get(key, _MISSING)
         if province is not _MISSING:
-            return province  # type: ignore[no-any-return]
+            return province
         with transaction(self.ctx.sessions, read_only=True) as session:
             province = units.lookup(session, code, key[1]).province_code
         self._communes.put(key, province)
@@ -382,7 +383,7 @@ class SigningService:
             log.warning("timestamp unavailable, signing B-B and upgrading later: %s", exc)
             writer = pades.open_writer(job.source.pdf)
             return loop.run(pades.sign_once(writer, self._job(writer, job, earlier), None)), "B-B"
-        if pades.LEVEL_ORDER[level] >= 3:
+        if timestamper is not None and pades.LEVEL_ORDER[level] >= 3:  # B-LTA: a timestamper, as for B-T
             try:
                 pdf = loop.run(pades.add_document_timestamp(pdf, timestamper, "sha256", self.ts_reserve()))
                 reached = "B-LTA"
@@ -390,7 +391,7 @@ class SigningService:
                 log.warning("archive timestamp unavailable, upgrading later: %s", exc)
         return pdf, reached
 
-    def _job(self, writer, job: SigningJob, earlier: int) -> pades.SignatureJob:  # type: ignore[no-untyped-def]
+    def _job(self, writer: IncrementalPdfFileWriter, job: SigningJob, earlier: int) -> pades.SignatureJob:
         request, material = job.request, job.material
         signer = self._signer(material, default_scheme(material.key_type, request.rsa_padding))
         planned = self._appearance(writer, job)
@@ -409,7 +410,7 @@ class SigningService:
             return 10_240
         return sum(len(der) for der in self.tsa.certificates_der()) + 2048
 
-    def _appearance(self, writer, job: SigningJob) -> PlannedAppearance:  # type: ignore[no-untyped-def]
+    def _appearance(self, writer: IncrementalPdfFileWriter, job: SigningJob) -> PlannedAppearance:
         from signing.create.visible import Placement, StampFacts, plan_appearance
 
         material, options = job.material, job.request.appearance

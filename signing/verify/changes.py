@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,9 +182,9 @@ def _ends_revision(reader: PdfFileReader, pdf: bytes, sig: EmbeddedPdfSignature)
     return end is not None and end <= covered and not pdf[end:covered].strip(_BLANK)
 
 
-def _strictest_docmdp(signatures: list[EmbeddedPdfSignature]):  # type: ignore[no-untyped-def]
+def _strictest_docmdp(signatures: list[EmbeddedPdfSignature]) -> Callable[[int], MDPPerm | None]:
     """For a revision, the DocMDP permission of the certification signed before it (if any)."""
-    certs = [(s.signed_revision, s.docmdp_level) for s in signatures if _docmdp(s) is not None]
+    certs = [(s.signed_revision, level) for s in signatures if (level := _docmdp(s)) is not None]
 
     def at(revision: int) -> MDPPerm | None:
         levels = [level for signed, level in certs if signed < revision]

@@ -105,7 +105,7 @@ def _province(session: Session, code: str | None, on: dt.date, lookups: Lookups)
         except UnknownUnit:
             province = None
         lookups.provinces.put(key, province)
-    return province  # type: ignore[return-value]
+    return province
 
 
 def judge(reports: list[SignatureReport], records: Records) -> list[SignatureReport]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from io import BytesIO
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -101,8 +101,9 @@ def coverage_of(sig: EmbeddedPdfSignature, integrity: dict[str, Any], reader: Pd
     coverage = integrity.get("coverage")
     docmdp = sig.docmdp_level
     later = reader.xrefs.total_revisions - 1 - sig.signed_revision
-    covers = ("entire_file" if coverage is not None and coverage.name == "ENTIRE_FILE" else
-              "entire_revision" if coverage is not None and coverage.name == "ENTIRE_REVISION" else "partial")
+    covers: Literal["entire_file", "entire_revision", "partial"] = (
+        "entire_file" if coverage is not None and coverage.name == "ENTIRE_FILE" else
+        "entire_revision" if coverage is not None and coverage.name == "ENTIRE_REVISION" else "partial")
     level = changes.level_after(sig.signed_revision)
     mod = level.name if later > 0 or changes.trailing else "NONE"
     allowed = covers != "partial" and not changes.after(sig.signed_revision)
@@ -149,7 +150,8 @@ def timestamp_token(signer_info: Any) -> Any:
 def signing_time_attr(signer_info: Any) -> dt.datetime | None:
     for attr in signer_info["signed_attrs"] or ():
         if attr["type"].native == "signing_time":
-            return attr["values"][0].native
+            moment: dt.datetime | None = attr["values"][0].native
+            return moment
     return None
 
 

@@ -187,7 +187,8 @@ class VerificationReport:
         return any(v.kind in VISIBLE_CHANGES for v in self.visual_differences)
 
     def as_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self)) | {"genuine": self.genuine}
+        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
+        return plain | {"genuine": self.genuine}
 
 
 def _plain(value: Any) -> Any:

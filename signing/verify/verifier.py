@@ -469,7 +469,7 @@ class Verifier:
         elif trusted:
             indication, sub = PASSED, None
         else:
-            chain = await self._chain(tsa, certs, TSA_USAGE, trust, now, facts, kyso)  # type: ignore[arg-type]
+            chain = await self._chain(tsa, certs, TSA_USAGE, trust, now, facts, kyso)
             indication, sub = INDETERMINATE, chain.sub_indication or SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE
         info = cert_info(tsa, self.cert_infos) if tsa is not None else None
         return SignatureReport(
