@@ -15,7 +15,7 @@ import datetime as dt
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fpdf import FPDF
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -27,6 +27,9 @@ from signing import loop
 from signing.create import pades
 from signing.verify.report import Modification, VerificationReport, VisualDifference
 from signing.verify.report_text import flat, one_line, quoted, when, who
+
+if TYPE_CHECKING:
+    from signing.create.service import SigningService
 
 Lang = Literal["vi", "en"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -160,7 +163,7 @@ def _write(doc: FPDF, w: float, h: float, text: str, **where: str) -> None:
                    new_y=where.get("new_y", "NEXT"))
 
 
-def sealed_pdf(service, report: VerificationReport, lang: Lang, *, actor: str) -> bytes:  # type: ignore[no-untyped-def]
+def sealed_pdf(service: SigningService, report: VerificationReport, lang: Lang, *, actor: str) -> bytes:
     """The PDF report signed (B-T, certified) with the credential named by ``KYSO_REPORT_SEAL_CREDENTIAL``."""
     from pyhanko.sign.fields import SigFieldSpec
 

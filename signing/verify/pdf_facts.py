@@ -255,7 +255,7 @@ def signature_values(pdf: bytes, after: int = 0) -> list[SignatureValue]:
     return found
 
 
-def _serial_of(sig) -> str | None:  # type: ignore[no-untyped-def]
+def _serial_of(sig: EmbeddedPdfSignature) -> str | None:
     try:
         return format(sig.signer_cert.serial_number, "X")
     except Exception:  # noqa: BLE001 - a CMS without its signer's certificate: the value still counts
