@@ -201,6 +201,7 @@ def access_for(*roles: Role) -> Callable[..., Access]:
     that is not a document (certificates, document types), which every reader of its scope may see."""
     role_check = require(*roles)
 
+    # a default, not Annotated, as in authorize: a closure's local cannot be resolved by name
     def build(request: Request, container: ContainerDep, principal: Principal = Depends(role_check)) -> Access:  # noqa: B008
         return Access(principal, container, _route(request))
 
