@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
@@ -14,9 +14,21 @@ from . import errors
 from .container import Container, build
 from .middleware import BodyLimit
 from .observability import RequestContext
-from .routes import approvals, certificates, citizen, ops, policies, protocol, signing, verify
-from .routes import activation, csc, sign_requests, specialist
-from .routes import tokens as token_routes
+from .routes import (
+    activation,
+    approvals,
+    certificates,
+    citizen,
+    csc,
+    ops,
+    policies,
+    protocol,
+    sign_requests,
+    signing,
+    specialist,
+    tokens as token_routes,
+    verify,
+)
 from .scheduler import republish_loop, upgrade_loop
 from .verify_gate import VerifyGate
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import make_engine, make_session_factory, transaction, upgrade
 from core.settings import Settings, load_settings
@@ -26,7 +27,7 @@ class Container:
     verifier: Verifier
 
     @property
-    def sessions(self):  # type: ignore[no-untyped-def]
+    def sessions(self) -> sessionmaker[Session]:
         return self.pki.sessions
 
 

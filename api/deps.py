@@ -6,8 +6,9 @@ transaction of its own (the request's own work is rolled back); allowed requests
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Callable, Iterator, NoReturn
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -27,7 +28,8 @@ bearer = HTTPBearer(auto_error=False, description="A token from `kyso token crea
 
 
 async def get_container(request: Request) -> Container:  # async: no threadpool hop on hot paths
-    return request.app.state.container
+    container: Container = request.app.state.container
+    return container
 
 
 ContainerDep = Annotated[Container, Depends(get_container)]
@@ -54,7 +56,8 @@ def current_principal(
         if (principal := mtls.authenticate_request(container, request)) is not None:
             request.state.actor = principal.actor  # the access log names who called
             return principal
-        raise Unauthenticated("this endpoint needs 'Authorization: Bearer <token>'; create one with `kyso token create`")
+        raise Unauthenticated("this endpoint needs 'Authorization: Bearer <token>'; "
+                              "create one with `kyso token create`")
     with transaction(container.sessions) as session:
         principal = tokens.authenticate(session, credentials.credentials)
     request.state.actor = principal.actor  # the access log names who called
@@ -129,7 +132,7 @@ class Access:
                     covered = tokens.covered_communes(session, self.scope)
                 self.scope.check_commune(commune_code, covered)
         except tokens.OutOfScope as exc:
-            self._refuse(exc, **details)
+            self._refuse(exc, reason=None, **details)
 
     def visible(self, session: Session) -> tuple[frozenset[str] | None, frozenset[str] | None]:
         """The communes and document types whose documents this principal sees (``None``: all)."""
@@ -169,12 +172,12 @@ def authorize(operation: Operation, *roles: Role) -> Callable[..., Access]:
     role_check = require(*roles)
 
     # a default, not Annotated: with postponed annotations a closure's local cannot be resolved by name
-    def check(request: Request, container: ContainerDep, principal: Principal = Depends(role_check)) -> Access:
+    def check(request: Request, container: ContainerDep, principal: Principal = Depends(role_check)) -> Access:  # noqa: B008
         access = Access(principal, container, _route(request))
         try:
             principal.scope.check_operation(operation)
         except tokens.OutOfScope as exc:
-            access._refuse(exc)
+            access._refuse(exc)  # noqa: SLF001 - this module's own Access, refusing for its own check
         return access
 
     return check
@@ -198,7 +201,8 @@ def access_for(*roles: Role) -> Callable[..., Access]:
     that is not a document (certificates, document types), which every reader of its scope may see."""
     role_check = require(*roles)
 
-    def build(request: Request, container: ContainerDep, principal: Principal = Depends(role_check)) -> Access:
+    # a default, not Annotated, as in authorize: a closure's local cannot be resolved by name
+    def build(request: Request, container: ContainerDep, principal: Principal = Depends(role_check)) -> Access:  # noqa: B008
         return Access(principal, container, _route(request))
 
     return build

@@ -11,13 +11,19 @@ import math
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.db import is_unreachable, unavailable
 from core.errors import (
-    ConfigurationError, Conflict, Internal, InvalidInput, KysoError, NotFound, PermissionDenied, Unauthenticated,
+    ConfigurationError,
+    Conflict,
+    Internal,
+    InvalidInput,
+    KysoError,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
     Unavailable,
 )
 
@@ -82,8 +88,8 @@ def install(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         summary = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems[:5])
-        return JSONResponse(error_body("invalid_request", f"the request is not valid: {summary}", {"problems": problems}),
-                            status_code=422)
+        return JSONResponse(error_body("invalid_request", f"the request is not valid: {summary}",
+                                       {"problems": problems}), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -106,5 +112,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", "kyso hit an unexpected error; it was logged, nothing was changed"),
+        return JSONResponse(error_body("internal_error",
+                                       "kyso hit an unexpected error; it was logged, nothing was changed"),
                             status_code=500)

@@ -15,7 +15,7 @@ class BodyLimit:
         self.per_path = {k: v for k, v in (per_path or {}).items() if not k.endswith("*")}
         self.prefixes = [(k[:-1], v) for k, v in (per_path or {}).items() if k.endswith("*")]
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -29,9 +29,9 @@ class BodyLimit:
         received = 0
         refused = False
 
-        async def limited_receive() -> dict:
+        async def limited_receive() -> dict[str, Any]:
             nonlocal received, refused
-            message = await receive()
+            message: dict[str, Any] = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:

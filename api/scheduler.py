@@ -9,9 +9,8 @@ from core import audit, clock
 from core.db import transaction
 from pki import crl, ocsp, store
 from pki.authorities import renew_qr_seal_if_due, renew_responder_if_due, renew_tsa_if_due
-
-from signing.create.upgrade import upgrade_due
 from pki.models import CaStatus
+from signing.create.upgrade import upgrade_due
 
 from .container import Container
 
@@ -31,13 +30,14 @@ def republish_once(container: Container) -> dict[str, int]:
                 done["tsa"] = done.get("tsa", 0) + 1
             if ca.status == CaStatus.ACTIVE and renew_qr_seal_if_due(ctx, session, ca, "system:scheduler", now):
                 done["qr_seal"] = done.get("qr_seal", 0) + 1
-            if ca.status == CaStatus.ACTIVE and ca.key_ref and crl.due(session, ca, now, ctx.settings.crl_validity_hours):
+            if (ca.status == CaStatus.ACTIVE and ca.key_ref
+                    and crl.due(session, ca, now, ctx.settings.crl_validity_hours)):
                 full, delta = crl.publish_both(ctx, session, ca, now)
                 audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,
                              number=full.number, delta_number=delta.number)
                 done["crls"] += 2
-            elif ca.status == CaStatus.ACTIVE and ca.key_ref and crl.due(session, ca, now, ctx.settings.delta_crl_validity_hours,
-                                                                  delta=True):
+            elif (ca.status == CaStatus.ACTIVE and ca.key_ref
+                    and crl.due(session, ca, now, ctx.settings.delta_crl_validity_hours, delta=True)):
                 delta = crl.publish(ctx, session, ca, delta=True, now=now)  # on top of the current full CRL
                 audit.record(session, actor="system:scheduler", action="pki:crl:publish", subject=ca.name,
                              delta_number=delta.number)
@@ -53,7 +53,7 @@ async def republish_loop(container: Container) -> None:
             result = await asyncio.to_thread(republish_once, container)
             if any(result.values()):
                 log.info("republished %s", result)
-        except Exception:  # noqa: BLE001 - the loop must survive a database outage
+        except Exception:  # the loop must survive a database outage
             log.exception("scheduled republication failed; retrying in %ss", interval)
         await asyncio.sleep(interval)
 
@@ -66,6 +66,6 @@ async def upgrade_loop(container: Container) -> None:
             result = await asyncio.to_thread(upgrade_due, container.signing)
             if any(result.values()):
                 log.info("document upgrades %s", result)
-        except Exception:  # noqa: BLE001 - the loop must survive a database or TSA outage
+        except Exception:  # the loop must survive a database or TSA outage
             log.exception("document upgrade pass failed; retrying in %ss", interval)
         await asyncio.sleep(interval)

@@ -127,7 +127,7 @@ class CertificateOut(BaseModel):
     pem: str
 
     @classmethod
-    def of(cls, row: Certificate, now: dt.datetime) -> "CertificateOut":
+    def of(cls, row: Certificate, now: dt.datetime) -> CertificateOut:
         status = "expired" if row.status == CertificateStatus.VALID and row.not_after <= now else row.status
         pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
         return cls(serial=row.serial, ca=row.ca.name, profile=row.profile, subject=row.subject,
@@ -135,7 +135,8 @@ class CertificateOut(BaseModel):
                    not_before=row.not_before, not_after=row.not_after, status=status,  # type: ignore[arg-type]
                    revoked_at=row.revoked_at if row.status != CertificateStatus.VALID else None,
                    revocation_reason=row.revocation_reason,
-                   invalidity_date=row.invalidity_date if row.status == CertificateStatus.REVOKED else None, sha256=row.sha256, key_ref=row.key_ref,
+                   invalidity_date=row.invalidity_date if row.status == CertificateStatus.REVOKED else None,
+                   sha256=row.sha256, key_ref=row.key_ref,
                    replaces_serial=row.replaces_serial, pem=pem)
 
 
@@ -165,7 +166,7 @@ class CaOut(BaseModel):
     not_after: dt.datetime | None
 
     @classmethod
-    def of(cls, ca: CertificateAuthority, parent: str | None, base_url: str) -> "CaOut":
+    def of(cls, ca: CertificateAuthority, parent: str | None, base_url: str) -> CaOut:
         not_after = x509.load_der_x509_certificate(ca.cert_der).not_valid_after_utc if ca.cert_der else None
         return cls(name=ca.name, role=ca.role, mode=ca.mode, status=ca.status, subject=ca.subject, parent=parent,
                    key_ref=ca.key_ref, certificate_url=f"{base_url}/ca/{ca.name}.crt",

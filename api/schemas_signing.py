@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
-from signing.registry.models import SignedDocument
 from signing.create.service import AppearanceOptions, SignRequest, SignResult
+from signing.registry.models import SignedDocument
 
 
 class _In(BaseModel):
@@ -34,7 +34,8 @@ class SignMetadata(_In):
     commune_code: str = Field(pattern=r"^\d{5}$", description="The commune or ward the document is issued for")
     credential_id: str = Field(max_length=40, description="The signer's credential")
     dossier_number: str | None = Field(default=None, max_length=100)
-    level: Literal["B-B", "B-T", "B-LT", "B-LTA"] | None = Field(default=None, description="Default: the document type's")
+    level: Literal["B-B", "B-T", "B-LT", "B-LTA"] | None = Field(default=None,
+                                                               description="Default: the document type's")
     certify: bool | None = Field(default=None, description="First signature certifies (DocMDP); default: policy")
     rsa_padding: Literal["pss", "pkcs1v15"] | None = Field(default=None, description="RSA keys: PSS unless told")
     reason: str | None = Field(default=None, max_length=200)
@@ -62,7 +63,8 @@ class BatchMetadata(_In):
     """Shared fields for every file, and optional per-file overrides in file order."""
 
     defaults: SignMetadata
-    items: list[dict] = Field(default_factory=list, description="Per-file overrides of `defaults`, e.g. dossier_number")
+    items: list[dict[str, Any]] = Field(default_factory=list,
+                                        description="Per-file overrides of `defaults`, e.g. dossier_number")
 
 
 class SignedOut(BaseModel):
@@ -80,7 +82,7 @@ class SignedOut(BaseModel):
     pdf_base64: str | None = None
 
     @classmethod
-    def of(cls, result: SignResult, base_url: str, *, with_pdf: bool) -> "SignedOut":
+    def of(cls, result: SignResult, base_url: str, *, with_pdf: bool) -> SignedOut:
         import base64
 
         return cls(document_id=result.document_id, verify_url=f"{base_url}/v/{result.document_id}", level=result.level,
@@ -95,7 +97,7 @@ class BatchItemOut(BaseModel):
     filename: str | None
     ok: bool
     result: SignedOut | None = None
-    error: dict | None = None
+    error: dict[str, Any] | None = None
 
 
 class BatchOut(BaseModel):
@@ -131,7 +133,7 @@ class DocumentOut(BaseModel):
     offline_seal: str | None = None
 
     @classmethod
-    def of(cls, doc: SignedDocument, base_url: str) -> "DocumentOut":
+    def of(cls, doc: SignedDocument, base_url: str) -> DocumentOut:
         return cls(document_id=doc.id, document_type=doc.document_type, commune_code=doc.commune_code,
                    dossier_number=doc.dossier_number, credential_id=doc.credential_id, signer_serial=doc.signer_serial,
                    signer_name=doc.signer_name, signed_at=doc.signed_at, policy_version=doc.policy_version,
@@ -173,4 +175,5 @@ class DocumentTypeOut(BaseModel):
     qr: bool
     appearance: str
     certify: bool
-    seal_fields: list[SealFieldOut] = Field(default_factory=list, description="Facts the QR code's offline seal carries")
+    seal_fields: list[SealFieldOut] = Field(default_factory=list,
+                                            description="Facts the QR code's offline seal carries")

@@ -154,12 +154,15 @@ class TokenView:
         return "active"
 
     def as_dict(self) -> dict[str, object]:
-        iso = lambda value: value.isoformat() if value else None
+        def iso(value: dt.datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
         return {"name": self.name, "role": self.role, "state": self.state, "scope": self.scope,
                 "created_at": iso(self.created_at), "created_by": self.created_by,
                 "expires_at": iso(self.expires_at), "expired": self.expired, "last_used_at": iso(self.last_used_at),
                 "revoked": self.revoked_at is not None, "revoked_at": iso(self.revoked_at),
-                "rotated_at": iso(self.rotated_at), "previous_secret_valid_until": iso(self.previous_secret_valid_until)}
+                "rotated_at": iso(self.rotated_at),
+                "previous_secret_valid_until": iso(self.previous_secret_valid_until)}
 
 
 def _hash(token: str) -> str:

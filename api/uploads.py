@@ -23,8 +23,8 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 
-from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from signing.errors import PdfTooLarge, UnreadablePdf
 
@@ -98,9 +98,8 @@ def _check_nesting(data: bytes, start: int, end: int, name: str) -> None:
 
 def _flate_layers(head: bytes) -> int:
     """How many ``/FlateDecode`` filters the stream dictionary just before ``stream`` applies first."""
-    found = None
-    for found in _FILTER.finditer(head):
-        pass
+    matches = list(_FILTER.finditer(head))
+    found = matches[-1] if matches else None
     if found is None:
         return 0
     names = re.findall(rb"/[^\s/\[\]<>()]+", found.group(1))
@@ -112,19 +111,19 @@ def _flate_layers(head: bytes) -> int:
     return min(layers, MAX_FLATE_LAYERS)
 
 
-def _pieces(data: bytes, start: int, end: int) -> Iterator[bytes]:
+def _pieces(data: bytes, start: int, end: int) -> Iterator[memoryview]:
     view = memoryview(data)
     for at in range(start, end, PIECE):
         yield view[at:min(at + PIECE, end)]
 
 
-def _inflate(pieces: Iterable[bytes]) -> Iterator[bytes]:
+def _inflate(pieces: Iterable[bytes | memoryview]) -> Iterator[bytes]:
     """Inflate a stream of pieces, yielding at most ``PIECE`` bytes at a time; broken data just ends it
     (the reader will say the stream is damaged; that is not this check's business)."""
     decoder = zlib.decompressobj()
     try:
         for piece in pieces:
-            pending = piece
+            pending: bytes | memoryview = piece
             while pending and not decoder.eof:
                 out = decoder.decompress(pending, PIECE)
                 pending = decoder.unconsumed_tail
@@ -139,7 +138,7 @@ def _inflate(pieces: Iterable[bytes]) -> Iterator[bytes]:
 def _inflated_size(data: bytes, start: int, end: int, layers: int, budget: int, name: str) -> int:
     encoded = max(1, end - start)
     cap = min(MAX_STREAM_BYTES, max(RATIO_FLOOR, MAX_STREAM_RATIO * encoded))
-    pieces: Iterable[bytes] = _pieces(data, start, end)
+    pieces: Iterable[bytes | memoryview] = _pieces(data, start, end)
     for _ in range(layers):
         pieces = _inflate(pieces)
     size = 0

@@ -24,8 +24,8 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from core.settings import Settings
-from signing.verify import pdf_facts
 from signing.errors import VerificationBusy
+from signing.verify import pdf_facts
 
 T = TypeVar("T")
 
@@ -49,7 +49,7 @@ class VerifyGate:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "VerifyGate":
+    def from_settings(cls, settings: Settings) -> VerifyGate:
         # a slot turns over within one verification's time budget: retrying sooner would likely meet a full gate
         return cls(settings.verify_max_concurrent, settings.verify_queue_wait_seconds,
                    retry_after=settings.verify_time_budget_seconds)
@@ -102,8 +102,12 @@ class VerifyGate:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
 
+        def settle() -> None:
+            if not future.done():
+                future.set_result(None)
+
         def grant() -> None:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(None))
+            loop.call_soon_threadsafe(settle)
 
         waiter = _Waiter(grant)
         if self._take_or_join(waiter):
@@ -141,7 +145,8 @@ class VerifyGate:
 
 def verify_gate(request: Request) -> VerifyGate:
     """The app's gate (one per worker process, made by ``create_app`` from the settings)."""
-    return request.app.state.verify_gate
+    gate: VerifyGate = request.app.state.verify_gate
+    return gate
 
 
 def extract_signed_revision(settings: Settings) -> Callable[[bytes], tuple[bytes, str, int]]:

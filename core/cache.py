@@ -22,7 +22,8 @@ import collections
 import threading
 import time
 import weakref
-from typing import Any, Callable, Generic, Hashable, Iterator, TypeVar
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any, Generic, TypeVar
 
 from . import metrics
 
@@ -46,7 +47,7 @@ class EpochWatch:
         self.epoch: int | None = None
         self.checked = float("-inf")
 
-    def bind(self, cache: "Cache[Any, Any]") -> None:
+    def bind(self, cache: Cache[Any, Any]) -> None:
         with self._lock:
             self._caches.add(cache)
 
@@ -112,7 +113,7 @@ class Cache(Generic[K, V]):
         if value is _MISSING:
             value = load()
             self.put(key, value)
-        return value  # type: ignore[no-any-return]
+        return value
 
     # -- changes ---------------------------------------------------------------------------------
     def put(self, key: K, value: V) -> None:

@@ -9,13 +9,17 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, DateTime, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from .errors import Unavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 CONNECT_TIMEOUT_SECONDS = 10
@@ -91,7 +95,7 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "connect")
-    def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # the driver never BEGINs by itself; the "begin" hook below does
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
@@ -100,12 +104,12 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(conn):  # type: ignore[no-untyped-def]
+    def _begin_immediate(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 @event.listens_for(Session, "before_flush")
-def _refuse_writes_when_read_only(session: Session, _context, _instances) -> None:  # type: ignore[no-untyped-def]
+def _refuse_writes_when_read_only(session: Session, _context: Any, _instances: Any) -> None:
     """``read_only`` is a promise; a unit that breaks it fails loudly here (in tests), not as a SQLite
     "database is locked" that surfaces as 503 under load."""
     if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
@@ -152,7 +156,7 @@ def _rollback(session: Session) -> None:
         session.rollback()
 
 
-def alembic_config(url: str):  # type: ignore[no-untyped-def]
+def alembic_config(url: str) -> Config:
     from alembic.config import Config
 
     cfg = Config()

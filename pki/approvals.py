@@ -110,7 +110,8 @@ def request(ctx: PkiContext, operation: str, subject: str, reason: str, actor: s
         OPERATIONS[operation].check(session, subject, stored)
         row = PendingApproval(id="apr_" + secrets.token_hex(8), operation=operation, subject=subject,
                               params=json.dumps(stored, sort_keys=True),
-                              reason=reason.strip(), status=ApprovalStatus.PENDING, requested_by=actor, requested_at=now,
+                              reason=reason.strip(), status=ApprovalStatus.PENDING, requested_by=actor,
+                              requested_at=now,
                               expires_at=now + dt.timedelta(hours=APPROVAL_HOURS))
         session.add(row)
         audit.record(session, actor=actor, action="pki:approval:request", subject=row.id, operation=operation,

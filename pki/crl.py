@@ -41,8 +41,8 @@ from .builder import signature_hash
 from .context import PkiContext
 from .errors import CANotReady
 from .models import Certificate, CertificateAuthority, CertificateStatus, Crl
-from .store import get_ca
 from .reasons import Reason
+from .store import get_ca
 
 _ENTRY_COLUMNS = (Certificate.serial, Certificate.status, Certificate.revoked_at, Certificate.status_changed_at,
                   Certificate.revocation_reason, Certificate.released_at, Certificate.invalidity_date)
@@ -105,12 +105,16 @@ def publish(ctx: PkiContext, session: Session, ca: CertificateAuthority, *, delt
         rows = session.execute(
             select(*_ENTRY_COLUMNS).where(Certificate.ca_id == ca.id, Certificate.status_changed_at >= base.this_update)
         )
-        entries = [_entry(row) if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) else _entry(row, released=True)
-                   for row in rows if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) or row.released_at is not None]
+        entries = [_entry(row) if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD)
+                   else _entry(row, released=True)
+                   for row in rows
+                   if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD)
+                   or row.released_at is not None]
     else:  # no Freshest CRL: see the module docstring
         rows = session.execute(
             select(*_ENTRY_COLUMNS).where(
-                Certificate.ca_id == ca.id, Certificate.status.in_((CertificateStatus.REVOKED, CertificateStatus.ON_HOLD)),
+                Certificate.ca_id == ca.id,
+                Certificate.status.in_((CertificateStatus.REVOKED, CertificateStatus.ON_HOLD)),
                 Certificate.not_after > now,  # expired certificates may leave the CRL (RFC 5280 3.3)
             )
         )

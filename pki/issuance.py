@@ -42,7 +42,15 @@ from .builder import Endpoints, build_certificate
 from .context import PkiContext
 from .encoding import key_type_of, load_csr
 from .errors import CANotReady, CARevoked, RevocationConflict, SubjectInvalid, UnknownCA, WeakKey
-from .models import CaStatus, Certificate, CertificateAuthority, CertificateStatus, Credential, CredentialStatus, IssuanceIdempotency
+from .models import (
+    CaStatus,
+    Certificate,
+    CertificateAuthority,
+    CertificateStatus,
+    Credential,
+    CredentialStatus,
+    IssuanceIdempotency,
+)
 from .names import SubjectInfo, build_name, common_name, name_attributes
 from .store import credential_for, get_ca, get_certificate, normalize_serial
 
@@ -269,8 +277,8 @@ def _issue(ctx: PkiContext, request: IssueRequest, actor: str, idempotency_key: 
         public_key = _keystore_public_key(ctx, ref)
         with transaction(ctx.sessions) as session:
             row = _issue_new(ctx, session, request, profile, public_key, ref, actor)
-            credential = Credential(id=new_credential_id(), key_ref=ref, certificate_id=row.id, status=CredentialStatus.ACTIVE,
-                                    created_at=row.issued_at)
+            credential = Credential(id=new_credential_id(), key_ref=ref, certificate_id=row.id,
+                                    status=CredentialStatus.ACTIVE, created_at=row.issued_at)
             session.add(credential)
             _remember(session, actor, idempotency_key, fingerprint, row, credential.id)
             audit.record(session, actor=actor, action="pki:credential:create", subject=credential.id,

@@ -34,14 +34,7 @@ from .context import PkiContext
 from .encoding import load_certificates
 from .errors import CertificateMismatch, RevocationConflict, SubjectInvalid
 from .issuance import generated_key, new_credential_id, subject_attributes
-from .models import (
-    CaStatus,
-    Certificate,
-    CertificateAuthority,
-    CertificateStatus,
-    Credential,
-    CredentialStatus,
-)
+from .models import CaStatus, Certificate, CertificateAuthority, CertificateStatus, Credential, CredentialStatus
 from .names import SubjectInfo, build_name, common_name
 from .reasons import Reason
 from .store import get_certificate, get_credential

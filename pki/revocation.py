@@ -66,7 +66,8 @@ def revoke_row(ctx: PkiContext, session: Session, row: Certificate, reason: Reas
     if credential is not None and row.status == CertificateStatus.REVOKED:
         credential.status = CredentialStatus.RETIRED
     ocsp.preproduce(ctx, session, row.ca, row, now)
-    audit.record(session, actor=actor, action="pki:certificate:" + ("hold" if row.status == CertificateStatus.ON_HOLD else "revoke"),
+    audit.record(session, actor=actor,
+                 action="pki:certificate:" + ("hold" if row.status == CertificateStatus.ON_HOLD else "revoke"),
                  subject=row.serial, ca=row.ca.name, reason=reason.value, dn=row.subject,
                  **({"invalidity_date": invalidity_date.isoformat()} if invalidity_date else {}))
     if publish:
@@ -109,7 +110,8 @@ def release(ctx: PkiContext, serial: str, actor: str) -> Certificate:
             raise RevocationConflict(
                 f"certificate {row.serial} is {row.status}, not on hold; only a hold can be released")
         now = clock.now()
-        row.status, row.revocation_reason, row.released_at, row.status_changed_at = CertificateStatus.VALID, None, now, now
+        row.status, row.revocation_reason = CertificateStatus.VALID, None
+        row.released_at, row.status_changed_at = now, now
         row.invalidity_date = None
         ocsp.preproduce(ctx, session, row.ca, row, now)
         audit.record(session, actor=actor, action="pki:certificate:release", subject=row.serial, ca=row.ca.name,

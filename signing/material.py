@@ -28,13 +28,13 @@ from pki.encoding import key_type_of
 from pki.models import Certificate, CertificateAuthority, OcspResponse
 from pki.ocsp import revocation_epoch
 from pki.store import get_credential
-
 from signing.errors import SigningRefused
 from signing.shared_asn1 import shareable
 
 SIGNING_PROFILES = {"specialist", "seal"}
 DOCUMENT_SIGNING = "1.3.6.1.5.5.7.3.36"  # id-kp-documentSigning, RFC 9336 (asn1crypto has no name for it)
-DOCUMENT_SIGNING_EKUS = frozenset({x509.ObjectIdentifier(DOCUMENT_SIGNING), x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION})
+DOCUMENT_SIGNING_EKUS = frozenset({x509.ObjectIdentifier(DOCUMENT_SIGNING),
+                                   x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION})
 TTL_SECONDS = 5.0
 MAX_ENTRIES = 10_000
 
@@ -76,7 +76,9 @@ def refuse_unless_document_signer(cert: x509.Certificate, credential_id: str, pr
     except x509.ExtensionNotFound:
         purposes = set()
     if not purposes & DOCUMENT_SIGNING_EKUS:
-        named = ", ".join(sorted(p._name if p._name != "Unknown OID" else p.dotted_string for p in purposes)) or "none"
+        # cryptography names an OID only through its private _name (no public accessor)
+        named = ", ".join(sorted(p._name if p._name != "Unknown OID" else p.dotted_string  # noqa: SLF001
+                                 for p in purposes)) or "none"
         raise SigningRefused(f"credential {credential_id} holds a {profile} certificate whose extended key usage "
                              f"({named}) names neither documentSigning nor emailProtection; it may not sign documents")
 
@@ -127,7 +129,8 @@ class MaterialCache:
         credential = get_credential(session, credential_id)
         row = credential.certificate
         if credential.status == "retired":
-            reason = f" ({row.status.replace('_', ' ')}: {row.revocation_reason})" if row and row.revocation_reason else ""
+            reason = (f" ({row.status.replace('_', ' ')}: {row.revocation_reason})"
+                      if row and row.revocation_reason else "")
             raise SigningRefused(f"credential {credential_id} is retired: its certificate was revoked or replaced"
                                  f"{reason}; it can no longer sign")
         if credential.status != "active" or row is None:
@@ -217,7 +220,7 @@ class MaterialCache:
             if row.ca.role == "root":
                 crl_cas.add(row.ca_id)
         for ca_id in sorted(crl_cas):
-            latest = pki_crl.latest(session, session.get(CertificateAuthority, ca_id), delta=False)
+            latest = pki_crl.latest(session, session.get_one(CertificateAuthority, ca_id), delta=False)
             if latest is not None:
                 crls.append(shareable(asn1_crl.CertificateList.load(latest.der)))
         all_certs = {sha: shareable(c) for sha, c in {**unique, **extra_certs}.items()}  # cached: shared

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from asn1crypto import core
-from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import core, ocsp as asn1_ocsp
 
 T = TypeVar("T", bound=core.Asn1Value)
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 import binascii
 import contextlib
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils import generic
@@ -89,20 +90,20 @@ def install() -> None:
     (``api.container.build``) and by ``Verifier()`` for a verifier built by hand; never on import.
     Idempotent; pyHanko's ``read_object`` looks the function up at call time. The patches are meant
     to go upstream (``docs/upstream/``)."""
-    generic.read_hex_string_from_stream = read_hex_string  # type: ignore[assignment]
+    generic.read_hex_string_from_stream = read_hex_string
     if asn1_x509.Name.__eq__ is not name_eq:
-        asn1_x509.Name.__eq__ = name_eq  # type: ignore[method-assign,assignment]
-        asn1_x509.Name.__ne__ = lambda self, other: not name_eq(self, other)  # type: ignore[method-assign,assignment]
+        asn1_x509.Name.__eq__ = name_eq
+        asn1_x509.Name.__ne__ = lambda self, other: not name_eq(self, other)
 
 
 @contextlib.contextmanager
 def disabled() -> Iterator[None]:
     """pyHanko and asn1crypto as shipped, e.g. to measure the raw libraries in the same process."""
     hex_reader, eq, ne = generic.read_hex_string_from_stream, asn1_x509.Name.__eq__, asn1_x509.Name.__ne__
-    generic.read_hex_string_from_stream = _original  # type: ignore[assignment]
-    asn1_x509.Name.__eq__, asn1_x509.Name.__ne__ = _name_eq, _name_ne  # type: ignore[method-assign]
+    generic.read_hex_string_from_stream = _original
+    asn1_x509.Name.__eq__, asn1_x509.Name.__ne__ = _name_eq, _name_ne
     try:
         yield
     finally:
-        generic.read_hex_string_from_stream = hex_reader  # type: ignore[assignment]
-        asn1_x509.Name.__eq__, asn1_x509.Name.__ne__ = eq, ne  # type: ignore[method-assign]
+        generic.read_hex_string_from_stream = hex_reader
+        asn1_x509.Name.__eq__, asn1_x509.Name.__ne__ = eq, ne

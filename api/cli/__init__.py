@@ -7,23 +7,7 @@ import typer
 
 from core.errors import KysoError
 
-from . import (
-    activation,
-    approval,
-    audit,
-    ca,
-    cert,
-    crl,
-    doc,
-    key,
-    merge,
-    policy,
-    serve,
-    sign,
-    token,
-    units,
-    verify,
-)
+from . import activation, approval, audit, ca, cert, crl, doc, key, merge, policy, serve, sign, token, units, verify
 from .common import err
 
 # the root only composes: each group lives in its own module, the helpers they share in common.py

@@ -22,14 +22,14 @@ CredArg = Annotated[str, typer.Argument(help="The credential id (cred_…) print
 
 
 def _new_pin() -> str:
-    pin = typer.prompt("New PIN (6-12 digits)", hide_input=True)
+    pin: str = typer.prompt("New PIN (6-12 digits)", hide_input=True)
     if typer.prompt("Repeat the PIN", hide_input=True) != pin:
         raise InvalidInput("the two PINs differ; nothing was changed")
     return pin
 
 
 def _terminal_qr(uri: str) -> str:
-    import qrcode  # type: ignore[import-untyped]
+    import qrcode
 
     qr = qrcode.QRCode(border=2)
     qr.add_data(uri)
@@ -42,7 +42,8 @@ def _terminal_qr(uri: str) -> str:
 def enroll(
     credential: CredArg,
     png: Annotated[Path | None, typer.Option("--png", help="Also write the QR code to this PNG file")] = None,
-    replace: Annotated[bool, typer.Option("--replace", help="Replace a confirmed enrolment (lost phone, forgotten PIN)")] = False,
+    replace: Annotated[bool, typer.Option("--replace",
+                                          help="Replace a confirmed enrolment (lost phone, forgotten PIN)")] = False,
 ) -> None:
     """The specialist types a PIN, then scans the QR code with any authenticator app; confirm with
     `kyso activation confirm` and the first code the app shows.
@@ -93,4 +94,5 @@ def status(credential: CredArg, as_json: JsonOpt = False) -> None:
     if view.state != "none":
         out.print(f"failed attempts: {view.failed_attempts}/{factors.MAX_FAILED_ATTEMPTS}")
     if view.locked_at:
-        err.print(f"locked since {view.locked_at:%Y-%m-%d %H:%M} UTC; unlock with `kyso activation unlock {credential}`")
+        err.print(f"locked since {view.locked_at:%Y-%m-%d %H:%M} UTC; "
+                  f"unlock with `kyso activation unlock {credential}`")

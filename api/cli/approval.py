@@ -20,7 +20,8 @@ app = typer.Typer(help="Requests waiting for a second operator (four eyes).", no
 
 
 @app.command("list")
-def list_(all_: Annotated[bool, typer.Option("--all", help="Also decided ones")] = False, as_json: JsonOpt = False) -> None:
+def list_(all_: Annotated[bool, typer.Option("--all", help="Also decided ones")] = False,
+          as_json: JsonOpt = False) -> None:
     """Requests waiting for approval (or all of them with --all)."""
     with transaction(common.container().sessions) as session:
         rows = [approvals.as_dict(r) for r in approvals.listing(session, pending_only=not all_)]

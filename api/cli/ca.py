@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -17,7 +17,8 @@ from pki.authorities import CaSpec
 from . import common
 from .common import JsonOpt, actor, out, print_json
 
-app = typer.Typer(help="Certificate authorities: create the hierarchy, import a subordinate's certificate, revoke (four eyes).", no_args_is_help=True)
+app = typer.Typer(help="Certificate authorities: create the hierarchy, import a subordinate's certificate, "
+                       "revoke (four eyes).", no_args_is_help=True)
 
 
 @app.command("init")
@@ -26,14 +27,18 @@ def ca_init(
     root_cn: Annotated[str, typer.Option(help="Common name of the root CA")] = "kyso Root CA",
     issuing_name: Annotated[str, typer.Option(help="Short name of the issuing CA")] = "kyso-issuing",
     issuing_cn: Annotated[str, typer.Option(help="Common name of the issuing CA")] = "kyso Issuing CA - Specialists",
-    organization: Annotated[str, typer.Option("--org", help="O of both CAs, e.g. Sở Khoa học và Công nghệ Hà Nội")] = "kyso",
-    root_key_type: Annotated[Optional[KeyType], typer.Option(help="Root key type (default from the root-ca profile)")] = None,
-    key_type: Annotated[Optional[KeyType], typer.Option(help="Issuing CA key type (default from its profile)")] = None,
-    root_validity_days: Optional[int] = None,
-    validity_days: Annotated[Optional[int], typer.Option(help="Issuing CA validity in days")] = None,
-    keystore: Annotated[Optional[str], typer.Option(help="Keystore for the new CA keys (default: configured)")] = None,
-    subordinate: Annotated[bool, typer.Option("--subordinate", help="Only make the issuing CA's key and a CSR for an external root")] = False,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file with [root] and [issuing] tables of the same fields")] = None,
+    organization: Annotated[str, typer.Option("--org",
+                                              help="O of both CAs, e.g. Sở Khoa học và Công nghệ Hà Nội")] = "kyso",
+    root_key_type: Annotated[KeyType | None,
+                             typer.Option(help="Root key type (default from the root-ca profile)")] = None,
+    key_type: Annotated[KeyType | None, typer.Option(help="Issuing CA key type (default from its profile)")] = None,
+    root_validity_days: int | None = None,
+    validity_days: Annotated[int | None, typer.Option(help="Issuing CA validity in days")] = None,
+    keystore: Annotated[str | None, typer.Option(help="Keystore for the new CA keys (default: configured)")] = None,
+    subordinate: Annotated[bool, typer.Option(
+        "--subordinate", help="Only make the issuing CA's key and a CSR for an external root")] = False,
+    config: Annotated[Path | None, typer.Option(
+        help="TOML file with [root] and [issuing] tables of the same fields")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a root CA and an issuing CA (idempotent; never overwrites an existing CA).
@@ -75,7 +80,8 @@ def _spec_fields(data: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.command("import")
-def ca_import(name: str, certificate: Annotated[Path, typer.Argument(help="PEM with the CA certificate and its chain")]) -> None:
+def ca_import(name: str,
+              certificate: Annotated[Path, typer.Argument(help="PEM with the CA certificate and its chain")]) -> None:
     """Install the certificate an external root issued for a pending subordinate CA."""
     ca = authorities.import_certificate(common.container().pki, name, certificate.read_bytes(), actor())
     out.print(f"CA [bold]{ca.name}[/] is active: {ca.subject}")
@@ -102,7 +108,7 @@ def ca_revoke(name: Annotated[str, typer.Argument(help="Issuing CA to revoke (se
               reason: Annotated[str, typer.Option(help="RFC 5280 reason: cACompromise, affiliationChanged, "
                                                    "superseded or cessationOfOperation (keyCompromise is "
                                                    "recorded as cACompromise)")],
-              why: Annotated[Optional[str], typer.Option(help="Why, in words; shown to the approving operator")] = None,
+              why: Annotated[str | None, typer.Option(help="Why, in words; shown to the approving operator")] = None,
               as_json: JsonOpt = False) -> None:
     """Ask to revoke an issuing CA (it happens when a second operator approves).
 

@@ -1,10 +1,11 @@
-"""``kyso cert …``: issue, list, show, export, renew, revoke and release certificates; RA mode: request, import, check."""
+"""``kyso cert …``: issue, list, show, export, renew, revoke and release certificates; RA mode: request, import,
+check."""
 from __future__ import annotations
 
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -19,7 +20,8 @@ from pki.reasons import Ground, Reason, resolve_reason
 from . import common
 from .common import JsonOpt, actor, err, out, print_json
 
-app = typer.Typer(help="Certificates: issue, list, show, export, renew, revoke, release; RA mode: request, import, check.", no_args_is_help=True)
+app = typer.Typer(help="Certificates: issue, list, show, export, renew, revoke, release; RA mode: request, import, "
+                       "check.", no_args_is_help=True)
 
 
 def _cert_dict(row: Any) -> dict[str, Any]:
@@ -33,18 +35,19 @@ def _cert_dict(row: Any) -> dict[str, Any]:
 def cert_issue(
     cn: Annotated[str, typer.Option("--cn", help="Full name, e.g. 'Nguyễn Thị Hoa'")],
     profile: Annotated[str, typer.Option(help="specialist, seal, tsa, ...")] = "specialist",
-    commune: Annotated[Optional[str], typer.Option(help="5-digit commune/ward code; fills L, ST and O")] = None,
-    title: Optional[str] = None,
-    org: Annotated[Optional[str], typer.Option(help="O (default: Ủy ban nhân dân <commune>)")] = None,
-    ou: Optional[str] = None,
-    id_number: Annotated[Optional[str], typer.Option(help="12-digit CCCD or 9-digit CMND")] = None,
-    email: Optional[str] = None,
-    csr: Annotated[Optional[Path], typer.Option(help="PKCS#10 file; without it the key is generated in the keystore")] = None,
-    key_type: Optional[KeyType] = None,
-    keystore: Optional[str] = None,
-    validity_days: Optional[int] = None,
-    ca: Optional[str] = None,
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Also write the certificate (PEM) here")] = None,
+    commune: Annotated[str | None, typer.Option(help="5-digit commune/ward code; fills L, ST and O")] = None,
+    title: str | None = None,
+    org: Annotated[str | None, typer.Option(help="O (default: Ủy ban nhân dân <commune>)")] = None,
+    ou: str | None = None,
+    id_number: Annotated[str | None, typer.Option(help="12-digit CCCD or 9-digit CMND")] = None,
+    email: str | None = None,
+    csr: Annotated[Path | None,
+                   typer.Option(help="PKCS#10 file; without it the key is generated in the keystore")] = None,
+    key_type: KeyType | None = None,
+    keystore: str | None = None,
+    validity_days: int | None = None,
+    ca: str | None = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Also write the certificate (PEM) here")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Issue a certificate from a CSR, or with a key generated inside the keystore."""
@@ -73,10 +76,10 @@ def cert_issue(
 
 @app.command("list")
 def cert_list(
-    subject: Optional[str] = None, commune: Optional[str] = None, province: Optional[str] = None,
-    status: Annotated[Optional[str], typer.Option(help="valid, revoked, on_hold or expired")] = None,
-    profile: Optional[str] = None, ca: Optional[str] = None,
-    expires_within_days: Annotated[Optional[int], typer.Option(help="Only those expiring within N days")] = None,
+    subject: str | None = None, commune: str | None = None, province: str | None = None,
+    status: Annotated[str | None, typer.Option(help="valid, revoked, on_hold or expired")] = None,
+    profile: str | None = None, ca: str | None = None,
+    expires_within_days: Annotated[int | None, typer.Option(help="Only those expiring within N days")] = None,
     limit: int = 100, as_json: JsonOpt = False,
 ) -> None:
     """List certificates, filtered by subject, commune, status, expiry."""
@@ -112,8 +115,9 @@ def cert_show(serial: str, as_json: JsonOpt = False) -> None:
 
 
 @app.command("export")
-def cert_export(serial: str, format: Annotated[str, typer.Option(help="pem or der")] = "pem",
-                out_file: Annotated[Optional[Path], typer.Option("--out", help="File (default: stdout, PEM only)")] = None) -> None:
+def cert_export(serial: str, format: Annotated[str, typer.Option(help="pem or der")] = "pem",  # noqa: A002 - --format
+                out_file: Annotated[Path | None,
+                                    typer.Option("--out", help="File (default: stdout, PEM only)")] = None) -> None:
     """Export a certificate as PEM or DER."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -133,11 +137,11 @@ def cert_export(serial: str, format: Annotated[str, typer.Option(help="pem or de
 @app.command("revoke")
 def cert_revoke(
     serial: str,
-    reason: Annotated[Optional[Reason], typer.Option(help="RFC 5280 reason")] = None,
-    ground: Annotated[Optional[Ground], typer.Option(help="Legal ground: officer_moved → affiliationChanged, "
+    reason: Annotated[Reason | None, typer.Option(help="RFC 5280 reason")] = None,
+    ground: Annotated[Ground | None, typer.Option(help="Legal ground: officer_moved → affiliationChanged, "
                                                      "unit_merged → cessationOfOperation, key_replaced → superseded, "
                                                      "key_lost → keyCompromise, suspended → certificateHold")] = None,
-    invalidity_date: Annotated[Optional[dt.datetime], typer.Option(
+    invalidity_date: Annotated[dt.datetime | None, typer.Option(
         "--invalidity-date", formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"],
         help="Since when the key is known or suspected compromised (RFC 5280 invalidityDate), e.g. "
              "2026-11-30T08:00:00+07:00; UTC if no offset. Goes on the CRL entry and the OCSP answer.")] = None,
@@ -161,8 +165,10 @@ def cert_release(serial: str) -> None:
 
 
 @app.command("renew")
-def cert_renew(serial: str, new_key: Annotated[bool, typer.Option("--new-key", help="Generate a new key (old certificate superseded)")] = False,
-               csr: Optional[Path] = None, as_json: JsonOpt = False) -> None:
+def cert_renew(serial: str,
+               new_key: Annotated[bool, typer.Option("--new-key",
+                                                     help="Generate a new key (old certificate superseded)")] = False,
+               csr: Path | None = None, as_json: JsonOpt = False) -> None:
     """Renew a certificate with the same key, or a new one."""
     result = issuance.renew(common.container().pki, serial, actor(), new_key=new_key or csr is not None,
                             csr=csr.read_bytes() if csr else None)
@@ -175,10 +181,10 @@ def cert_renew(serial: str, new_key: Annotated[bool, typer.Option("--new-key", h
 @app.command("request")
 def cert_request(
     cn: Annotated[str, typer.Option("--cn", help="Full name")],
-    commune: Annotated[Optional[str], typer.Option(help="5-digit commune/ward code")] = None,
-    title: Optional[str] = None, id_number: Optional[str] = None, profile: str = "specialist",
-    key_type: Optional[KeyType] = None, keystore: Optional[str] = None,
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the CSR here (default: stdout)")] = None,
+    commune: Annotated[str | None, typer.Option(help="5-digit commune/ward code")] = None,
+    title: str | None = None, id_number: str | None = None, profile: str = "specialist",
+    key_type: KeyType | None = None, keystore: str | None = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the CSR here (default: stdout)")] = None,
 ) -> None:
     """RA mode: generate a key in the keystore and a CSR for an external CA (e.g. the government CA)."""
     try:
@@ -196,7 +202,8 @@ def cert_request(
 
 
 @app.command("import")
-def cert_import(credential_id: str, certificate: Annotated[Path, typer.Argument(help="PEM: the certificate, then its issuer")]) -> None:
+def cert_import(credential_id: str,
+                certificate: Annotated[Path, typer.Argument(help="PEM: the certificate, then its issuer")]) -> None:
     """RA mode: bind the certificate an external CA issued to the key waiting in kyso."""
     row = registration.import_certificate(common.container().pki, credential_id, certificate.read_bytes(), actor())
     out.print(f"imported {row.serial} for credential {credential_id}: {row.subject}")
@@ -209,4 +216,5 @@ def cert_check(serial: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(check.__dict__)
     else:
-        out.print(f"{check.serial}: {check.status}{' (' + check.reason + ')' if check.reason else ''} from {check.source}")
+        reason = f" ({check.reason})" if check.reason else ""
+        out.print(f"{check.serial}: {check.status}{reason} from {check.source}")

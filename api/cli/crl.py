@@ -1,7 +1,7 @@
 """``kyso crl publish``: publish certificate revocation lists now."""
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
 
 
 @app.command("publish")
-def crl_publish(ca: Annotated[Optional[str], typer.Argument(help="CA name (default: all due)")] = None) -> None:
+def crl_publish(ca: Annotated[str | None, typer.Argument(help="CA name (default: all due)")] = None) -> None:
     """Publish a new full and delta CRL for a CA now, or for every CA whose CRL is due."""
     from ..scheduler import republish_once
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,9 +21,9 @@ app = typer.Typer(help="The registry of signed documents: list, show, fetch, wit
 
 @app.command("list")
 def doc_list(
-    dossier: Annotated[Optional[str], typer.Option(help="Dossier number")] = None,
-    commune: Annotated[Optional[str], typer.Option(help="Commune code")] = None,
-    status: Annotated[Optional[str], typer.Option(help="valid, withdrawn or superseded")] = None,
+    dossier: Annotated[str | None, typer.Option(help="Dossier number")] = None,
+    commune: Annotated[str | None, typer.Option(help="Commune code")] = None,
+    status: Annotated[str | None, typer.Option(help="valid, withdrawn or superseded")] = None,
     pending: Annotated[bool, typer.Option("--pending", help="Only documents waiting for a timestamp upgrade")] = False,
     limit: int = 50, as_json: JsonOpt = False,
 ) -> None:
@@ -66,7 +66,7 @@ def doc_show(document_id: str, as_json: JsonOpt = False) -> None:
 
 @app.command("get")
 def doc_get(document_id: str, output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the PDF")],
-            version: Annotated[Optional[int], typer.Option(help="A given version (default: current)")] = None) -> None:
+            version: Annotated[int | None, typer.Option(help="A given version (default: current)")] = None) -> None:
     """Write a signed document's current (possibly upgraded) PDF to a file."""
     container = common.container()
     with transaction(container.sessions) as session:
@@ -76,7 +76,8 @@ def doc_get(document_id: str, output: Annotated[Path, typer.Option("-o", "--outp
 
 
 @app.command("withdraw")
-def doc_withdraw(document_id: str, reason: Annotated[str, typer.Option(help="Shown to citizens who scan the QR")]) -> None:
+def doc_withdraw(document_id: str,
+                 reason: Annotated[str, typer.Option(help="Shown to citizens who scan the QR")]) -> None:
     """Withdraw a document (the citizen page will say so)."""
     doc = lifecycle.withdraw(common.container().pki, document_id, reason, actor())
     out.print(f"{doc.id} withdrawn: {reason}")

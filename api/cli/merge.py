@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -21,8 +21,10 @@ app = typer.Typer()  # added to the root without a name: `merge` is a top-level 
 def merge(
     from_codes: Annotated[list[str], typer.Option("--from", help="Code of a unit merged away (repeat)")],
     into: Annotated[str, typer.Option("--into", help="Code of the unit they become")],
-    effective: Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m-%d"], help="Date the merger takes effect")] = None,
-    reason: Annotated[Reason, typer.Option(help="affiliationChanged, superseded or cessationOfOperation")] = Reason.affiliationChanged,
+    effective: Annotated[dt.datetime | None,
+                         typer.Option(formats=["%Y-%m-%d"], help="Date the merger takes effect")] = None,
+    reason: Annotated[Reason, typer.Option(
+        help="affiliationChanged, superseded or cessationOfOperation")] = Reason.affiliationChanged,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show exactly what would change; change nothing")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -42,5 +44,6 @@ def merge(
               f"old ones {'would be ' if dry_run else ''}revoked as {report.reason}")
     table = Table("old serial", "new serial", "name", "from", "new subject")
     for c in report.changes:
-        table.add_row(c.old_serial[:16] + "…", (c.new_serial or "-")[:16], c.common_name, c.old_commune, c.new_subject[:60])
+        table.add_row(c.old_serial[:16] + "…", (c.new_serial or "-")[:16], c.common_name, c.old_commune,
+                      c.new_subject[:60])
     out.print(table)

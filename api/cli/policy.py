@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,7 +17,7 @@ app = typer.Typer(help="The signing policy: document types, who may sign them, j
 
 
 @app.command("check")
-def check(file: Annotated[Optional[Path], typer.Argument(help="Policy file (default: KYSO_POLICY_FILE or the "
+def check(file: Annotated[Path | None, typer.Argument(help="Policy file (default: KYSO_POLICY_FILE or the "
                                                                "bundled one)")] = None,
           as_json: JsonOpt = False) -> None:
     """Validate a policy file without loading it anywhere: prints its version, or the line and reason it is refused.
@@ -43,7 +43,7 @@ def explain(credential: Annotated[str, typer.Option("--credential", "-c", help="
             commune: Annotated[str, typer.Option(help="Commune the document is issued for")],
             step: Annotated[int, typer.Option(help="Signatures already on the document (approval chain)")] = 0,
             as_json: JsonOpt = False) -> None:
-    """Would the policy in force let this credential sign this document type for this commune? Says which rule decides."""
+    """Would the policy in force let this credential sign this document type for this commune? Says which rule decides."""  # noqa: E501 - one line: --help keeps a docstring's line breaks
     container = common.container()
     decision = container.signing.explain(credential, document_type, commune, step)
     data = {"allowed": decision.allowed, "rule": decision.rule, "reason": decision.reason,
@@ -52,6 +52,7 @@ def explain(credential: Annotated[str, typer.Option("--credential", "-c", help="
     if as_json:
         print_json(data)
     else:
-        out.print(f"{'[green]allowed' if decision.allowed else '[red]refused'}[/] by {decision.rule}: {decision.reason}")
+        verdict = "[green]allowed" if decision.allowed else "[red]refused"
+        out.print(f"{verdict}[/] by {decision.rule}: {decision.reason}")
     if not decision.allowed:
         raise typer.Exit(1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -57,9 +57,9 @@ def _warn_connection_budget(settings: Settings, workers: int) -> None:
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(help="Worker processes (share the database and keystore)")] = 1,
-          access_log: Annotated[Optional[bool], typer.Option(
+          access_log: Annotated[bool | None, typer.Option(
               help="Log every request (default KYSO_ACCESS_LOG, on; off gains ~20% on busy OCSP nodes)")] = None,
-          log_format: Annotated[Optional[str], typer.Option(
+          log_format: Annotated[str | None, typer.Option(
               help="json (one object per line) or text; default KYSO_LOG_FORMAT, json")] = None) -> None:
     """Serve the REST API, OCSP, CRLs and CA certificates over HTTP (metrics at /metrics)."""
     import shutil
@@ -100,7 +100,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 
 @app.command()
 def demo(host: str = "127.0.0.1", port: int = 8000,
-         no_serve: Annotated[bool, typer.Option("--no-serve", help="Set up and print, but do not start the server")] = False) -> None:
+         no_serve: Annotated[bool, typer.Option("--no-serve",
+                                                help="Set up and print, but do not start the server")] = False) -> None:
     """Set up an embedded demo PKI (idempotent), print where everything is, then serve."""
     container = common.container()
     result = authorities.init_hierarchy(container.pki, root=DEFAULT_ROOT, issuing=DEFAULT_ISSUING, actor=actor())
@@ -156,7 +157,7 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
   curl -s -F file=@signed.pdf {base}/api/v1/verify
   curl -s -F file=@signed.pdf -H 'Accept: application/pdf' -o report.pdf {base}/api/v1/verify   (sealed report)
   .venv/bin/kyso verify signed.pdf
-""")
+""")  # noqa: E501 - the demo's commands are printed whole, to copy and paste
     if not no_serve:
         # a person watches the demo: plain text logs unless KYSO_LOG_FORMAT says otherwise
         serve(host=host, port=port, workers=1, log_format=os.environ.get("KYSO_LOG_FORMAT", "text"))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -15,7 +15,7 @@ from .common import JsonOpt, actor, err, out, print_json
 
 app = typer.Typer()  # added to the root without a name: `sign` is a top-level command
 
-LevelOpt = Annotated[Optional[str], typer.Option("--level", help="B-B, B-T, B-LT or B-LTA (default: the document type's)")]
+LevelOpt = Annotated[str | None, typer.Option("--level", help="B-B, B-T, B-LT or B-LTA (default: the document type's)")]
 
 
 def _box(value: str | None) -> tuple[float, float, float, float] | None:
@@ -53,21 +53,23 @@ def sign(
                                                  dir_okay=False, readable=True)],
     credential: Annotated[str, typer.Option("--credential", "-c", help="The signer's credential id (cred_…)")],
     commune: Annotated[str, typer.Option(help="Commune/ward code the document is issued for, e.g. 00004")],
-    document_type: Annotated[str, typer.Option("--type", help="Document type (see policies/documents/)")] = "dossier-result",
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file (one input only)")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option(help="Folder for signed files (default: next to each input, "
+    document_type: Annotated[str, typer.Option("--type",
+                                               help="Document type (see policies/documents/)")] = "dossier-result",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input only)")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Folder for signed files (default: next to each input, "
                                                          "with -signed added)")] = None,
-    dossier: Annotated[Optional[str], typer.Option(help="Dossier number, kept in the registry")] = None,
+    dossier: Annotated[str | None, typer.Option(help="Dossier number, kept in the registry")] = None,
     level: LevelOpt = None,
     invisible: Annotated[bool, typer.Option("--invisible", help="No visible stamp")] = False,
-    kind: Annotated[Optional[str], typer.Option(help="Stamp: person, seal or copy (default: from the document type)")] = None,
-    field: Annotated[Optional[str], typer.Option("--signature-field",
+    kind: Annotated[str | None,
+                    typer.Option(help="Stamp: person, seal or copy (default: from the document type)")] = None,
+    field: Annotated[str | None, typer.Option("--signature-field",
                                                  help="Sign this existing empty signature field")] = None,
-    page: Annotated[Optional[int], typer.Option(help="Page for the stamp (1-based, -1 = last)")] = None,
-    box: Annotated[Optional[str], typer.Option(help="Stamp box x1,y1,x2,y2 in PDF points")] = None,
-    title: Annotated[Optional[str], typer.Option(help="Title above the signature, e.g. 'KT. CHỦ TỊCH'")] = None,
-    copy_form: Annotated[Optional[str], typer.Option(help="SAO Y, SAO LỤC or TRÍCH SAO (copy stamps)")] = None,
-    seal_field: Annotated[Optional[list[str]], typer.Option(
+    page: Annotated[int | None, typer.Option(help="Page for the stamp (1-based, -1 = last)")] = None,
+    box: Annotated[str | None, typer.Option(help="Stamp box x1,y1,x2,y2 in PDF points")] = None,
+    title: Annotated[str | None, typer.Option(help="Title above the signature, e.g. 'KT. CHỦ TỊCH'")] = None,
+    copy_form: Annotated[str | None, typer.Option(help="SAO Y, SAO LỤC or TRÍCH SAO (copy stamps)")] = None,
+    seal_field: Annotated[list[str] | None, typer.Option(
         "--field", "--seal-field", help="name=value, repeatable: a fact signed into the QR code's offline seal "
                         "(the names the document type lists, e.g. --field permit_no=12/GPXD)")] = None,
     as_json: JsonOpt = False,
@@ -111,7 +113,8 @@ def sign(
             if "error" in item:
                 err.print(f"[red]✗[/] {item['input']}: {item['error']['message']}")
             else:
-                pending = " [yellow](timestamp pending; upgraded in the background)[/]" if item["upgrade_pending"] else ""
+                pending = (" [yellow](timestamp pending; upgraded in the background)[/]"
+                           if item["upgrade_pending"] else "")
                 out.print(f"[green]✓[/] {item['output']}  {item['level']}{pending}  id {item['document_id']}  "
                           f"{item['verify_url']}")
     if failures:

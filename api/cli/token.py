@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,19 +16,20 @@ from .. import mtls, tokens
 from . import common
 from .common import JsonOpt, actor, err, out, print_json
 
-app = typer.Typer(help="API bearer tokens (stored only as hashes) and client certificates for mTLS.", no_args_is_help=True)
+app = typer.Typer(help="API bearer tokens (stored only as hashes) and client certificates for mTLS.",
+                  no_args_is_help=True)
 
 
-CommuneOpt = Annotated[Optional[list[str]], typer.Option(
+CommuneOpt = Annotated[list[str] | None, typer.Option(
     "--commune", help="Client scope: a 5-digit commune/ward code, a 2-digit province code (every commune of it) or "
                       "'*' (every commune, the default). Repeat for several.")]
-OperationOpt = Annotated[Optional[list[tokens.Operation]], typer.Option(
+OperationOpt = Annotated[list[tokens.Operation] | None, typer.Option(
     "--operation", help="Client scope: what it may do. Repeat for several. Default: all four.")]
-DocTypeOpt = Annotated[Optional[list[str]], typer.Option(
+DocTypeOpt = Annotated[list[str] | None, typer.Option(
     "--doc-type", help="Client scope: a document type it may sign and see, e.g. dossier-result (the names in "
                        "policies/documents/document-types.yaml, GET /api/v1/document-types). Repeat for several. "
                        "Default: every type.")]
-ExpiresOpt = Annotated[Optional[int], typer.Option(
+ExpiresOpt = Annotated[int | None, typer.Option(
     "--expires-in-days", min=1, help="The token stops working after N days (default: never).")]
 
 
@@ -38,7 +39,8 @@ def _expiry(days: int | None) -> dt.datetime | None:
 
 @app.command("create")
 def token_create(name: Annotated[str, typer.Option(help="Who or what uses it, e.g. hotich-phuong-ba-dinh")],
-                 role: Annotated[tokens.Role, typer.Option(help="ca-operator, policy-admin, auditor, read-only or client")],
+                 role: Annotated[tokens.Role,
+                                 typer.Option(help="ca-operator, policy-admin, auditor, read-only or client")],
                  commune: CommuneOpt = None, operation: OperationOpt = None, doc_type: DocTypeOpt = None,
                  expires_in_days: ExpiresOpt = None) -> None:
     """Create a token and print it alone on stdout (it is shown only this once).
@@ -64,9 +66,11 @@ def token_create(name: Annotated[str, typer.Option(help="Who or what uses it, e.
 @app.command("rotate")
 def token_rotate(name: str,
                  grace_hours: Annotated[float, typer.Option(
-                     min=0, help="Hours the current secret keeps working, so the software can switch (0: stops at once)")] = 24,
-                 expires_in_days: Annotated[Optional[int], typer.Option(
-                     "--expires-in-days", min=1, help="New expiry, N days from now (default: keep the current one)")] = None,
+                     min=0, help="Hours the current secret keeps working, so the software can switch "
+                                 "(0: stops at once)")] = 24,
+                 expires_in_days: Annotated[int | None, typer.Option(
+                     "--expires-in-days", min=1,
+                     help="New expiry, N days from now (default: keep the current one)")] = None,
                  ) -> None:
     """Issue a new secret for the same token (name, role and scope) and print it alone on stdout.
 
@@ -78,7 +82,8 @@ def token_rotate(name: str,
         value = tokens.rotate(session, name, actor(), grace=dt.timedelta(hours=grace_hours),
                               expires_at=_expiry(expires_in_days))
     err.print(f"token {name} rotated; the old secret works "
-              + (f"until {clock.now() + dt.timedelta(hours=grace_hours):%Y-%m-%d %H:%M} UTC" if grace_hours else "no more"))
+              + (f"until {clock.now() + dt.timedelta(hours=grace_hours):%Y-%m-%d %H:%M} UTC"
+                 if grace_hours else "no more"))
     sys.stdout.write(value + "\n")
 
 
@@ -114,11 +119,11 @@ def token_list(as_json: JsonOpt = False) -> None:
 def token_cert(name: Annotated[str, typer.Argument(help="The client token the certificate stands for")],
                csr: Annotated[Path, typer.Option("--csr", help="PKCS#10 request (PEM or DER) made by the client: "
                                                  "its key never leaves the client; only the public key is used")],
-               out_file: Annotated[Optional[Path], typer.Option("--out", help="Write the certificate (PEM) here "
+               out_file: Annotated[Path | None, typer.Option("--out", help="Write the certificate (PEM) here "
                                                                 "instead of stdout")] = None,
-               validity_days: Annotated[Optional[int], typer.Option(min=1, help="Default: the api-client "
+               validity_days: Annotated[int | None, typer.Option(min=1, help="Default: the api-client "
                                                                     "profile's (365)")] = None,
-               ca: Annotated[Optional[str], typer.Option(help="Issuing CA (default: the only active one)")] = None,
+               ca: Annotated[str | None, typer.Option(help="Issuing CA (default: the only active one)")] = None,
                as_json: JsonOpt = False) -> None:
     """Issue a TLS client certificate (profile api-client) for a client token, for mTLS instead of its secret.
 

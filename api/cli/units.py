@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,8 +18,10 @@ app = typer.Typer(help="The catalogue of administrative units (provinces, commun
 
 
 @app.command("import")
-def units_import(file: Path, effective: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Date the catalogue takes effect")],
-                 version: Annotated[Optional[str], typer.Option(help="Label (default: hash of the file)")] = None,
+def units_import(file: Path,
+                 effective: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"],
+                                                                help="Date the catalogue takes effect")],
+                 version: Annotated[str | None, typer.Option(help="Label (default: hash of the file)")] = None,
                  as_json: JsonOpt = False) -> None:
     """Load a newer catalogue: changed units get a new version from the effective date."""
     container = common.container()
@@ -34,7 +36,7 @@ def units_import(file: Path, effective: Annotated[dt.datetime, typer.Option(form
 
 
 @app.command("show")
-def units_show(code: str, on: Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m-%d"])] = None,
+def units_show(code: str, on: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
                as_json: JsonOpt = False) -> None:
     """Show the unit that had CODE on a date (default today)."""
     container = common.container()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -25,11 +25,11 @@ STYLE = {"TOTAL-PASSED": "bold green", "TOTAL-FAILED": "bold red", "INDETERMINAT
 def verify(
     file: Annotated[Path, typer.Argument(help="The signed PDF to check", exists=True, dir_okay=False, readable=True)],
     as_json: JsonOpt = False,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Also write the report as HTML to this file")] = None,
-    pdf: Annotated[Optional[Path], typer.Option("--pdf", help="Also write the report as a PDF sealed by kyso's "
-                                                               "organisation seal (KYSO_REPORT_SEAL_CREDENTIAL)")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write the report as HTML to this file")] = None,
+    pdf: Annotated[Path | None, typer.Option("--pdf", help="Also write the report as a PDF sealed by kyso's "
+                                                     "organisation seal (KYSO_REPORT_SEAL_CREDENTIAL)")] = None,
     lang: Annotated[str, typer.Option(help="vi (default) or en, for the sentences")] = "vi",
-    signed_revision: Annotated[Optional[Path], typer.Option(
+    signed_revision: Annotated[Path | None, typer.Option(
         "--signed-revision", help="Also write what the first signer signed (the part of FILE their signature "
                                   "covers, before any later change) to this file")] = None,
 ) -> None:
@@ -67,7 +67,8 @@ def _print(report: VerificationReport, lang: str) -> None:
         return en if lang == "en" else vi
 
     out.print(f"[{STYLE[report.indication]}]{report.indication}"
-              f"{' / ' + report.sub_indication if report.sub_indication else ''}[/]  {t(report.summary.vi, report.summary.en)}")
+              f"{' / ' + report.sub_indication if report.sub_indication else ''}[/]  "
+              f"{t(report.summary.vi, report.summary.en)}")
     if report.registry:
         reg = report.registry
         out.print(t(f"Văn bản kyso {reg.document_id}: {reg.status}, phiên bản {reg.version}/{reg.current_version}",

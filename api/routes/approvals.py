@@ -17,7 +17,8 @@ Reason = Annotated[str, Body(embed=True, min_length=1, max_length=1000, descript
 
 @router.post("/credentials/{credential_id}/destroy-key", status_code=202,
              summary="Ask to destroy a credential's private key (needs a second operator's approval)")
-async def destroy_key(credential_id: str, reason: Reason, container: ContainerDep, principal: Operator) -> dict[str, Any]:
+async def destroy_key(credential_id: str, reason: Reason, container: ContainerDep,
+                      principal: Operator) -> dict[str, Any]:
     row = await run_in_threadpool(approvals.request, container.pki, "destroy-key", credential_id, reason,
                                   principal.actor)
     return approvals.as_dict(row)

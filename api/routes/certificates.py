@@ -23,8 +23,21 @@ from pki.reasons import Reason, resolve_reason
 
 from ..deps import ContainerDep, Operator, Reader, ReaderAccess, SessionDep
 from ..schemas import (
-    API_ERRORS, CaOut, CertificateList, CertificateOut, CrlOut, ImportIn, IssuedOut, IssueIn, MergerIn, MergerOut, RegistrationIn,
-    RegistrationOut, RenewIn, RevokeIn, StatusCheckOut,
+    API_ERRORS,
+    CaOut,
+    CertificateList,
+    CertificateOut,
+    CrlOut,
+    ImportIn,
+    IssuedOut,
+    IssueIn,
+    MergerIn,
+    MergerOut,
+    RegistrationIn,
+    RegistrationOut,
+    RenewIn,
+    RevokeIn,
+    StatusCheckOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["certificates"], responses=API_ERRORS)
@@ -122,7 +135,7 @@ def list_certificates(
     """A scoped client sees its communes' certificates and those of no commune; filtering by a commune
     or province it does not cover finds nothing (an empty list, not an error)."""
     if expires_before is not None and expires_before.tzinfo is None:
-        expires_before = expires_before.replace(tzinfo=dt.timezone.utc)
+        expires_before = expires_before.replace(tzinfo=dt.UTC)
     now = clock.now()
     flt = store.CertificateFilter(subject=subject, commune_code=commune, province_code=province, status=status,
                                   profile=profile, ca=ca, expires_before=expires_before, limit=limit, offset=offset,
@@ -135,7 +148,9 @@ def list_certificates(
             responses={200: {"content": {"application/pkix-cert": {}, "application/x-pem-file": {}}}})
 def show_certificate(
     serial: str, session: SessionDep, access: ReaderAccess,
-    format: Annotated[Literal["json", "pem", "der"], Query(description="json (default), pem or der")] = "json",
+    # the public ?format= parameter: FastAPI names it after the argument
+    format: Annotated[Literal["json", "pem", "der"],  # noqa: A002
+                      Query(description="json (default), pem or der")] = "json",
 ) -> CertificateOut | Response:
     row = store.get_certificate(session, serial)
     access.check_certificate(session, serial, row.commune_code)  # another commune's: 404 like an unknown serial
@@ -207,9 +222,11 @@ def register(body: RegistrationIn, container: ContainerDep, principal: Operator)
     return RegistrationOut(credential_id=pending.credential_id, key_ref=pending.key_ref, csr=pending.csr_pem)
 
 
-@router.post("/registrations/{credential_id}/certificate", response_model=CertificateOut, tags=["registration authority"],
+@router.post("/registrations/{credential_id}/certificate", response_model=CertificateOut,
+             tags=["registration authority"],
              summary="RA mode: bind the certificate the external CA issued to the waiting key")
-def import_registration(credential_id: str, body: ImportIn, container: ContainerDep, principal: Operator) -> CertificateOut:
+def import_registration(credential_id: str, body: ImportIn, container: ContainerDep,
+                        principal: Operator) -> CertificateOut:
     row = registration.import_certificate(container.pki, credential_id, body.pem.encode(), principal.actor)
     return _reload(container, row.serial)
 

@@ -15,7 +15,7 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,8 @@ from pki.models import Certificate, CertificateStatus
 from policies import units
 from policies.documents import DocumentType
 from signing.create import offline_seal
-from signing.registry import lifecycle
 from signing.errors import UnknownDocument
+from signing.registry import lifecycle
 from signing.registry.models import DocumentStatus, SignedDocument
 from signing.verify.indications import Indication
 from signing.verify.report import VerificationReport
@@ -45,8 +45,8 @@ from signing.verify.report_text import quoted
 from ..container import Container
 from ..deps import ContainerDep
 from ..errors import retry_after, status_for
-from ..uploads import read_pdf
 from ..ratelimit import limit_verification
+from ..uploads import read_pdf
 from ..verify_gate import extract_signed_revision, verify_gate
 
 log = logging.getLogger("kyso.citizen")
@@ -108,7 +108,7 @@ def _t(lang: str, key: str, **values: Any) -> str:
 
 
 def _when(value: dt.datetime, lang: str, *, time: bool = True) -> str:
-    local = value.astimezone(VN) if value.tzinfo else value.replace(tzinfo=dt.timezone.utc).astimezone(VN)
+    local = value.astimezone(VN) if value.tzinfo else value.replace(tzinfo=dt.UTC).astimezone(VN)
     return _t(lang, "datetime" if time else "date", d=local.strftime("%d/%m/%Y"), t=local.strftime("%H:%M"))
 
 
@@ -177,9 +177,9 @@ def _status(doc: SignedDocument, cert_row: Certificate | None, commune: str, lan
     if cert_row is not None and cert_row.status == CertificateStatus.REVOKED and cert_row.revoked_at is not None:
         signed_at, revoked_at = doc.signed_at, cert_row.revoked_at
         if revoked_at.tzinfo is None:
-            revoked_at = revoked_at.replace(tzinfo=dt.timezone.utc)
+            revoked_at = revoked_at.replace(tzinfo=dt.UTC)
         if signed_at.tzinfo is None:
-            signed_at = signed_at.replace(tzinfo=dt.timezone.utc)
+            signed_at = signed_at.replace(tzinfo=dt.UTC)
         if revoked_at <= signed_at or cert_row.revocation_reason in STRONG_REVOCATION:
             return Verdict("bad", "revoked", _t(lang, "revoked_head"),
                            _t(lang, "revoked", date=_when(revoked_at, lang, time=False)),
@@ -227,8 +227,8 @@ def _result(report: VerificationReport, document_id: str, lang: str) -> dict[str
         # the certificate's words, shown as quoted data (a forged subject cannot read as the page's own text)
         "who": quoted(s.signer.common_name) if s.signer and s.signer.common_name else _t(lang, "timestamp_sig"),
         "title": quoted(s.signer.title) if s.signer and s.signer.title else None,
-        "when": _when(s.timestamp.time if s.timestamp else s.claimed_signing_time, lang)
-        if (s.timestamp or s.claimed_signing_time) else None,
+        "when": _when(s.timestamp.time, lang) if s.timestamp
+        else _when(s.claimed_signing_time, lang) if s.claimed_signing_time else None,
         "ok": s.indication == Indication.TOTAL_PASSED, "summary": getattr(s.summary, lang),
     } for s in report.signatures]
     base = {"summary": summary, "indication": report.indication, "signatures": signatures, "link": None,
@@ -297,7 +297,7 @@ def _error_page(exc: KysoError, lang: str, path: str, document_id: str | None = 
     return response
 
 
-@lru_cache(maxsize=None)  # kept: packaged static files; bounded by the files present (a miss raises, not cached)
+@cache  # kept: packaged static files; bounded by the files present (a miss raises, not cached)
 def _asset(name: str) -> bytes:
     return (STATIC / name).read_bytes()
 
@@ -381,7 +381,7 @@ async def upload(document_id: str, request: Request, container: ContainerDep,
         report = await verify_gate(request).run(container.verifier.verify, pdf)
     except KysoError as exc:
         return _error_page(exc, code, path, document_id[:40])
-    except Exception:  # noqa: BLE001 - a citizen gets a page, the log gets the trace
+    except Exception:  # a citizen gets a page, the log gets the trace
         log.exception("verification of an upload for %s failed unexpectedly", document_id[:40])
         return _error_page(KysoError("unexpected", code="internal_error"), code, path, document_id[:40], status=500)
     return _render("document.html", 200, code, path, page=page, result=_result(report, canonical, code))
@@ -401,7 +401,7 @@ async def signed_revision(document_id: str, request: Request, container: Contain
         prefix, _field, revision = await verify_gate(request).run(extract_signed_revision(container.settings), pdf)
     except KysoError as exc:
         return _error_page(exc, code, path, document_id[:40])
-    except Exception:  # noqa: BLE001 - a citizen gets a page, the log gets the trace
+    except Exception:  # a citizen gets a page, the log gets the trace
         log.exception("extracting the signed revision of an upload for %s failed unexpectedly", document_id[:40])
         return _error_page(KysoError("unexpected", code="internal_error"), code, path, document_id[:40], status=500)
     return Response(prefix, media_type="application/pdf",

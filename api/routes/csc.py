@@ -23,23 +23,22 @@ from fastapi import APIRouter, Body, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import clock
 from core.db import transaction
 from core.errors import InvalidInput, KysoError, PermissionDenied
 from hsm import KeyType, SignatureScheme
 from pki.encoding import key_type_of
-from signing.activation import factors
-from signing.activation import remote
-from signing.errors import PdfTooLarge
+from pki.models import CertificateStatus
+from signing.activation import factors, remote
 from signing.activation.remote import CredentialDescription
+from signing.activation.sole_control import Required, SADActivation, document_hash
 from signing.create.service import SignRequest
 from signing.create.signer import default_digest
-from signing.activation.sole_control import Required, SADActivation, document_hash
-from pki.models import CertificateStatus
+from signing.errors import PdfTooLarge
 
 from .. import tokens
 from ..container import Container
@@ -272,7 +271,8 @@ class InfoCredIn(CscIn):
 
 
 def _gtime(value: Any) -> str:
-    return value.strftime("%Y%m%d%H%M%SZ")
+    text: str = value.strftime("%Y%m%d%H%M%SZ")
+    return text
 
 
 def _describe(cred: CredentialDescription, certificates: str, cert_info: bool, auth_info: bool) -> dict[str, Any]:
@@ -293,7 +293,7 @@ def _describe(cred: CredentialDescription, certificates: str, cert_info: bool, a
     if curve:
         key["curve"] = curve
     names = cred.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    out: dict[str, Any] = {"description": f"{names[0].value if names else cred.credential_id}", "key": key,
+    out: dict[str, Any] = {"description": str(names[0].value) if names else cred.credential_id, "key": key,
                            "cert": cert, "authMode": "explicit", "SCAL": "2", "multisign": factors.MAX_HASHES_PER_SAD,
                            "lang": "vi-VN"}
     if auth_info:
@@ -337,7 +337,7 @@ class AuthorizeIn(CscIn):
 
 def _factor(body: AuthorizeIn, name: str) -> str:
     v2 = next((item.value for item in body.authData or [] if item.id.upper() == name), None)
-    value = _one(getattr(body, name), v2, name, f"authData[{name}]")
+    value: str | None = _one(getattr(body, name), v2, name, f"authData[{name}]")
     if value is None:
         raise InvalidInput(f"{name} is required (the specialist's {'PIN' if name == 'PIN' else 'one-time code'})",
                            code="invalid_request")
@@ -428,7 +428,8 @@ class DocumentIn(BaseModel):
                                   "type's level in kyso's policy (not CSC's Ades-B-B)")
     signAlgo: str | None = Field(default=None, max_length=100,
                                  description="Optional: one of the key's algorithms (credentials/info key.algo) with "
-                                             "the hash kyso signs PDFs with for that key (SHA-384 for P-384, else SHA-256)")
+                                             "the hash kyso signs PDFs with for that key "
+                                             "(SHA-384 for P-384, else SHA-256)")
     signAlgoParams: str | None = Field(default=None, max_length=1000)
     signed_props: list[Any] | None = Field(default=None, description="Not supported: must be absent or empty")
     signed_envelope_property: str | None = Field(

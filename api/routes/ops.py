@@ -45,7 +45,8 @@ def readyz(container: ContainerDep) -> JSONResponse:
         checks[f"keystore:{name}"] = state
     checks["tsa"] = _tsa_state(container)
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503)
 
 
 # a fixed imprint: the probe's token is thrown away, it only proves the TSA can sign now

@@ -13,13 +13,14 @@ from starlette.concurrency import run_in_threadpool
 from core.errors import InvalidInput
 from policies.errors import PolicyInvalid
 
+from ..container import Container
 from ..deps import ContainerDep, PolicyAdmin, PolicyReader
 from ..schemas import API_ERRORS
 
 router = APIRouter(prefix="/api/v1/policies", tags=["policies"], responses=API_ERRORS)
 
 
-def _status(container) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _status(container: Container) -> dict[str, Any]:
     status = container.signing.policies.status()
     policy = container.signing.policy
     return {"version": status.version, "file": status.path, "loaded_at": status.loaded_at.isoformat(),
@@ -35,7 +36,8 @@ def show(container: ContainerDep, _: PolicyReader) -> dict[str, Any]:
     return _status(container)
 
 
-@router.post("/reload", summary="Read the policy file now; a bad file is refused with its line and the old policy stays")
+@router.post("/reload",
+             summary="Read the policy file now; a bad file is refused with its line and the old policy stays")
 async def reload(container: ContainerDep, principal: PolicyAdmin) -> dict[str, Any]:
     try:
         policy = await run_in_threadpool(container.signing.policies.reload)
@@ -47,7 +49,7 @@ async def reload(container: ContainerDep, principal: PolicyAdmin) -> dict[str, A
     return _status(container)
 
 
-def _audit(container, actor: str, action: str, detail: str) -> None:  # type: ignore[no-untyped-def]
+def _audit(container: Container, actor: str, action: str, detail: str) -> None:
     from core import audit
     from core.db import transaction
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel, Field
@@ -17,16 +17,15 @@ from starlette.concurrency import run_in_threadpool
 
 from core.db import transaction
 from core.errors import InvalidInput, KysoError
-from signing.activation import factors
-from signing.activation import requests
-from signing.errors import SigningRefused
-from signing.activation.sole_control import SADActivation, document_hash, needs_activation
+from signing.activation import factors, requests
 from signing.activation.models import RequestStatus
+from signing.activation.sole_control import SADActivation, document_hash, needs_activation
+from signing.errors import SigningRefused
 
 from ..container import Container
 from ..deps import CanRead, CanSign, ContainerDep
-from ..schemas import API_ERRORS
 from ..errors import status_for
+from ..schemas import API_ERRORS
 from ..schemas_signing import BatchMetadata, SignMetadata
 from ..uploads import read_pdf
 
@@ -39,7 +38,7 @@ class RequestItemOut(BaseModel):
     status: str = Field(description="pending | signed | failed")
     document_id: str | None = None
     verify_url: str | None = None
-    error: dict | None = None
+    error: dict[str, Any] | None = None
 
 
 class SigningRequestOut(BaseModel):
@@ -87,13 +86,13 @@ async def submit(container: ContainerDep, access: CanSign,
     if len(files) > limit:
         raise InvalidInput(f"a signing request holds at most {limit} files; this one has {len(files)}",
                            code="batch_too_large")
-    if batch.items and len(batch.items) != len(files):  # type: ignore[attr-defined]
-        raise InvalidInput(f"metadata.items has {len(batch.items)} entries for {len(files)} files")  # type: ignore[attr-defined]
+    if batch.items and len(batch.items) != len(files):
+        raise InvalidInput(f"metadata.items has {len(batch.items)} entries for {len(files)} files")
     new: list[requests.NewItem] = []
     credential: str | None = None
     for index, upload in enumerate(files):
-        overrides = batch.items[index] if batch.items else {}  # type: ignore[attr-defined]
-        meta: SignMetadata = _metadata(batch.defaults.model_dump() | overrides, SignMetadata)  # type: ignore[assignment,attr-defined]
+        overrides = batch.items[index] if batch.items else {}
+        meta: SignMetadata = _metadata(batch.defaults.model_dump() | overrides, SignMetadata)
         if meta.sad:
             raise InvalidInput("a signing request carries no SAD: the specialist authorizes it on their page",
                                code="invalid_metadata")
@@ -165,7 +164,7 @@ def approve(container: Container, request_id: str, credential_id: str, pin: str,
         try:
             result = container.signing.sign(SignMetadata.model_validate_json(metadata).to_request(pdf), actor=client,
                                              idempotency_key=f"{request_id}:{position}", activation=group)
-            outcome: dict = {"document_id": result.document_id}
+            outcome: dict[str, Any] = {"document_id": result.document_id}
         except KysoError as exc:
             outcome = {"error": {"code": exc.code, "message": exc.message, "status": status_for(exc)}}
         with transaction(container.sessions) as session:

@@ -2,36 +2,48 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import InvalidInput, KysoError
-from signing.registry import lifecycle
 from signing.activation.sole_control import Required, SADActivation, document_hash
 from signing.create.consent import Activation
+from signing.registry import lifecycle
 
 from ..container import Container
 from ..deps import CanRead, CanSign, CanSupersede, CanWithdraw, ContainerDep, Operator, ReaderAccess, SessionDep
 from ..errors import UnsupportedMediaType, error_body, status_for
 from ..schemas import API_ERRORS, error_responses
 from ..schemas_signing import (
-    BatchItemOut, BatchMetadata, BatchOut, DocumentList, DocumentOut, DocumentTypeOut, SignedOut, SignMetadata,
-    SupersedeIn, WithdrawIn,
+    BatchItemOut,
+    BatchMetadata,
+    BatchOut,
+    DocumentList,
+    DocumentOut,
+    DocumentTypeOut,
+    SignedOut,
+    SignMetadata,
+    SupersedeIn,
+    WithdrawIn,
 )
 from ..uploads import read_pdf
 
 router = APIRouter(prefix="/api/v1", tags=["signing"], responses=API_ERRORS)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                               description="Retry-safe: the same key returns the same result")]
-PDF = {200: {"content": {"application/pdf": {}, "application/json": {"schema": SignedOut.model_json_schema()}},
-             "description": "The signed PDF (or JSON with `Accept: application/json`); headers X-Document-Id, "
-                            "X-Signature-Level, X-Upgrade-Pending"}}
+PDF: dict[int | str, dict[str, Any]] = {200: {
+    "content": {"application/pdf": {}, "application/json": {"schema": SignedOut.model_json_schema()}},
+    "description": "The signed PDF (or JSON with `Accept: application/json`); headers X-Document-Id, "
+                   "X-Signature-Level, X-Upgrade-Pending"}}
 
 
-def _metadata(raw: str | dict, model: type) -> object:
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def _metadata(raw: str | dict[str, Any], model: type[Model]) -> Model:
     try:
         return model.model_validate(raw) if isinstance(raw, dict) else model.model_validate_json(raw)
     except ValidationError as exc:
@@ -46,13 +58,13 @@ async def sign(request: Request, container: ContainerDep, access: CanSign,
                metadata: Annotated[str, Form(description="JSON: see the SignMetadata schema")],
                idempotency_key: IdempotencyKey = None) -> Response:
     meta = _metadata(metadata, SignMetadata)
-    await run_in_threadpool(access.check_sign, meta.commune_code, meta.document_type)  # type: ignore[attr-defined]
+    await run_in_threadpool(access.check_sign, meta.commune_code, meta.document_type)
     pdf = await read_pdf(file, container.settings.max_pdf_bytes)
     actor = access.principal.actor
-    sad = meta.sad  # type: ignore[attr-defined]
-    activation = (SADActivation(container.pki, meta.credential_id, sad, [document_hash(pdf)], actor)  # type: ignore[attr-defined]
+    sad = meta.sad
+    activation = (SADActivation(container.pki, meta.credential_id, sad, [document_hash(pdf)], actor)
                   if sad else Required(container.pki, actor))
-    result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=actor,  # type: ignore[attr-defined]
+    result = await run_in_threadpool(container.signing.sign, meta.to_request(pdf), actor=actor,
                                      idempotency_key=idempotency_key, activation=activation)
     headers = {"X-Document-Id": result.document_id, "X-Signature-Level": result.level,
                "X-Upgrade-Pending": "true" if result.pending_upgrade else "false",
@@ -76,22 +88,22 @@ async def sign_batch(container: ContainerDep, access: CanSign,
     limit = container.settings.max_batch_items
     if len(files) > limit:
         raise InvalidInput(f"a batch holds at most {limit} files; this one has {len(files)}", code="batch_too_large")
-    if batch.items and len(batch.items) != len(files):  # type: ignore[attr-defined]
-        raise InvalidInput(f"metadata.items has {len(batch.items)} entries for {len(files)} files")  # type: ignore[attr-defined]
+    if batch.items and len(batch.items) != len(files):
+        raise InvalidInput(f"metadata.items has {len(batch.items)} entries for {len(files)} files")
     actor = access.principal.actor
     prepared: list[tuple[SignMetadata, bytes] | KysoError] = []
     for index, upload in enumerate(files):
         try:
-            overrides = batch.items[index] if batch.items else {}  # type: ignore[attr-defined]
-            meta = _metadata(batch.defaults.model_dump() | overrides, SignMetadata)  # type: ignore[attr-defined]
-            await run_in_threadpool(access.check_sign, meta.commune_code, meta.document_type,  # type: ignore[attr-defined]
+            overrides = batch.items[index] if batch.items else {}
+            meta = _metadata(batch.defaults.model_dump() | overrides, SignMetadata)
+            await run_in_threadpool(access.check_sign, meta.commune_code, meta.document_type,
                                     item=index)
-            prepared.append((meta, await read_pdf(upload, container.settings.max_pdf_bytes)))  # type: ignore[arg-type]
+            prepared.append((meta, await read_pdf(upload, container.settings.max_pdf_bytes)))
         except KysoError as exc:
             prepared.append(exc)
     activations = await run_in_threadpool(_batch_activations, container, prepared, actor, idempotency_key)
     items: list[BatchItemOut] = []
-    for index, (upload, entry) in enumerate(zip(files, prepared)):
+    for index, (upload, entry) in enumerate(zip(files, prepared, strict=True)):
         try:
             if isinstance(entry, KysoError):
                 raise entry
@@ -149,8 +161,8 @@ def list_documents(
     container: ContainerDep, session: SessionDep, access: CanRead,
     dossier_number: str | None = None, commune_code: str | None = None, document_type: str | None = None,
     signer_serial: str | None = None, credential_id: str | None = None,
-    signed_from: dt.datetime | None = Query(default=None, description="ISO 8601, inclusive"),
-    signed_to: dt.datetime | None = Query(default=None, description="ISO 8601, exclusive"),
+    signed_from: Annotated[dt.datetime | None, Query(description="ISO 8601, inclusive")] = None,
+    signed_to: Annotated[dt.datetime | None, Query(description="ISO 8601, exclusive")] = None,
     status: str | None = Query(default=None, pattern="^(valid|withdrawn|superseded)$"),
     level: str | None = Query(default=None, pattern="^B-(B|T|LT|LTA)$"),
     upgrade_status: str | None = Query(default=None, pattern="^(none|pending|failed)$"),

@@ -22,12 +22,11 @@ from starlette.concurrency import run_in_threadpool
 from core import clock
 from core.db import transaction
 from core.errors import KysoError
-from pki.store import get_credential
-from signing.activation import factors
-from signing.registry import lifecycle
-from signing.activation import requests
 from pki.models import CertificateStatus
+from pki.store import get_credential
+from signing.activation import factors, requests
 from signing.activation.models import ActivationState
+from signing.registry import lifecycle
 
 from .. import specialist_session as sessions
 from ..container import Container
@@ -83,7 +82,8 @@ def _home_values(container: Container, credential_id: str, lang: str) -> dict[st
         certificate = None
         if cert is not None:
             expired = clock.aware(cert.not_after) <= clock.now()
-            certificate = {"serial": cert.serial, "not_before": _when(cert.not_before), "not_after": _when(cert.not_after),
+            certificate = {"serial": cert.serial, "not_before": _when(cert.not_before),
+                           "not_after": _when(cert.not_after),
                            "unit": cert.commune_code or "", "status_text": t["cert_expired"] if expired and
                            cert.status == CertificateStatus.VALID else t.get(f"cert_{cert.status}", cert.status)}
         pending = []
@@ -91,8 +91,9 @@ def _home_values(container: Container, credential_id: str, lang: str) -> dict[st
             items = []
             for item in requests.items(session, row.id):
                 meta = json.loads(item.metadata_json)
-                items.append({"index": item.position, "filename": item.filename or "", "sha256": item.sha256[:16] + "…",
-                              "document_type": meta.get("document_type", ""), "dossier": meta.get("dossier_number") or "",
+                items.append({"index": item.position, "filename": item.filename or "",
+                              "sha256": item.sha256[:16] + "…", "document_type": meta.get("document_type", ""),
+                              "dossier": meta.get("dossier_number") or "",
                               "commune": meta.get("commune_code", "")})
             pending.append({"id": row.id, "client": row.client.removeprefix("token:"), "created": _when(row.created_at),
                             "note": row.note, "items": items})
@@ -104,7 +105,8 @@ def _home_values(container: Container, credential_id: str, lang: str) -> dict[st
     if state == ActivationState.PENDING:
         enrol_qr = base64.b64encode(factors.enrollment_qr(container.pki, credential_id).png).decode()
     return {"name": name, "credential_id": credential_id, "certificate": certificate, "pending": pending,
-            "documents": documents, "total": total, "enrol_qr": enrol_qr, "can_change_pin": state == ActivationState.ACTIVE,
+            "documents": documents, "total": total, "enrol_qr": enrol_qr,
+            "can_change_pin": state == ActivationState.ACTIVE,
             "activation_text": t.get(f"act_{state}", state)}
 
 
@@ -218,4 +220,5 @@ async def reject(request: Request, container: ContainerDep, request_id: str,
                  reason: Annotated[str, Form(max_length=500)] = "", csrf: Annotated[str, Form(max_length=100)] = "",
                  lang: Lang = "vi") -> Response:
     return await _act(request, container, csrf, lang,
-                      lambda cred: sign_requests.reject(container, request_id, cred, reason.strip() or None), "rejected")
+                      lambda cred: sign_requests.reject(container, request_id, cred, reason.strip() or None),
+                      "rejected")

@@ -35,6 +35,7 @@ class TokenOut(BaseModel):
     previous_secret_valid_until: dt.datetime | None
 
 
-@router.get("/tokens", response_model=list[TokenOut], summary="List API tokens: role, scope, expiry, last use, rotation")
+@router.get("/tokens", response_model=list[TokenOut],
+            summary="List API tokens: role, scope, expiry, last use, rotation")
 def list_tokens(session: SessionDep, _: Auditor) -> list[TokenOut]:
     return [TokenOut.model_validate(view.as_dict()) for view in tokens.views(session)]

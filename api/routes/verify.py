@@ -13,16 +13,15 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-
 from signing.create import report_pdf
+from signing.verify.report import VerificationReport
 
 from ..deps import ContainerDep
-from ..schemas import error_responses
 from ..errors import UnsupportedMediaType
 from ..ratelimit import limit_verification
+from ..schemas import error_responses
 from ..uploads import checked_pdf, read_pdf
 from ..verify_gate import extract_signed_revision, verify_gate
-from signing.verify.report import VerificationReport
 
 router = APIRouter(prefix="/api/v1", tags=["verification"], responses=error_responses(400, 413, 415, 422, 429, 503))
 Format = Literal["json", "html", "pdf"]
@@ -47,10 +46,14 @@ def _format(request: Request, explicit: Format | None) -> Format:
                      "description": "The report: JSON, HTML, or a sealed PDF"}},
 )
 async def verify(request: Request, container: ContainerDep,
-                 file: Annotated[UploadFile | None, File(description="The PDF to check (or send the PDF itself as "
-                                                                     "the body with Content-Type: application/pdf)")] = None,
-                 format: Annotated[Format | None, Query(description="json, html or pdf; default from Accept")] = None,
-                 lang: Annotated[Literal["vi", "en"], Query(description="Language of the sentences")] = "vi") -> Response:
+                 file: Annotated[UploadFile | None,
+                                 File(description="The PDF to check (or send the PDF itself as "
+                                                  "the body with Content-Type: application/pdf)")] = None,
+                 # the public ?format= parameter: FastAPI names it after the argument
+                 format: Annotated[Format | None,  # noqa: A002
+                                   Query(description="json, html or pdf; default from Accept")] = None,
+                 lang: Annotated[Literal["vi", "en"],
+                                 Query(description="Language of the sentences")] = "vi") -> Response:
     pdf = await _uploaded(request, container.settings.max_pdf_bytes, file)
     report = await verify_gate(request).run(container.verifier.verify, pdf)
     chosen = _format(request, format)
@@ -61,7 +64,8 @@ async def verify(request: Request, container: ContainerDep,
         sealed = await run_in_threadpool(report_pdf.sealed_pdf, container.signing, report, lang,
                                          actor=f"verify:{host}")
         return Response(sealed, media_type="application/pdf",
-                        headers={"Content-Disposition": f'attachment; filename="verification-{report.sha256[:12]}.pdf"'})
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="verification-{report.sha256[:12]}.pdf"'})
     return JSONResponse(report.as_dict())
 
 

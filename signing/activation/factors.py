@@ -25,13 +25,9 @@ import itertools
 import json
 import secrets
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn, cast
 
-from sqlalchemy import (
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
@@ -41,11 +37,7 @@ from pki.context import PkiContext
 from pki.models import Credential, CredentialStatus
 from pki.store import get_credential
 from signing.activation import crypto as sec
-from signing.activation.models import (
-    ActivationData,
-    ActivationState,
-    SignatureActivation,
-)
+from signing.activation.models import ActivationData, ActivationState, SignatureActivation
 from signing.material import SIGNING_PROFILES
 
 MAX_FAILED_ATTEMPTS = 5
@@ -128,9 +120,12 @@ class ActivationStatus:
         return self.state == ActivationState.ACTIVE
 
     def as_dict(self) -> dict[str, object]:
-        iso = lambda v: v.isoformat() if v else None
+        def iso(v: dt.datetime | None) -> str | None:
+            return v.isoformat() if v else None
+
         return {"credential_id": self.credential_id, "state": self.state, "failed_attempts": self.failed_attempts,
-                "attempts_left": max(0, MAX_FAILED_ATTEMPTS - self.failed_attempts) if self.state != ActivationState.NONE else None,
+                "attempts_left": (max(0, MAX_FAILED_ATTEMPTS - self.failed_attempts)
+                                  if self.state != ActivationState.NONE else None),
                 "enrolled_at": iso(self.enrolled_at), "confirmed_at": iso(self.confirmed_at),
                 "locked_at": iso(self.locked_at)}
 
@@ -198,7 +193,8 @@ def _usable_credential(session: Session, credential_id: str) -> Credential:
     return credential
 
 
-def _refuse(ctx: PkiContext, action: str, credential_id: str, actor: str, error: KysoError, **details: object) -> NoReturn:
+def _refuse(ctx: PkiContext, action: str, credential_id: str, actor: str, error: KysoError,
+            **details: object) -> NoReturn:
     """Audit a refusal in a transaction of its own (it survives the failed request), then raise it."""
     with transaction(ctx.sessions) as session:
         audit.record(session, actor=actor, action=action, subject=credential_id, reason=error.message,
@@ -209,11 +205,11 @@ def _refuse(ctx: PkiContext, action: str, credential_id: str, actor: str, error:
 def _burn_step(session: Session, credential_id: str, step: int) -> bool:
     """Record ``step`` as used unless it (or a later one) already was: atomic, so two concurrent uses
     of one code cannot both pass."""
-    result = session.execute(
+    result = cast("CursorResult[Any]", session.execute(
         update(ActivationData)
         .where(ActivationData.credential_id == credential_id,
                or_(ActivationData.last_otp_step.is_(None), ActivationData.last_otp_step < step))
-        .values(last_otp_step=step).execution_options(synchronize_session=False))
+        .values(last_otp_step=step).execution_options(synchronize_session=False)))
     return result.rowcount == 1
 
 
@@ -271,8 +267,8 @@ def enroll(ctx: PkiContext, credential_id: str, pin: str, actor: str, *, replace
             credential = _usable_credential(session, credential_id)
             row = _row(session, credential_id, lock=True)
             if row is not None and row.state == ActivationState.ACTIVE and not replace:
-                raise AlreadyEnrolled(f"credential {credential_id} is already enrolled; re-enrol only to replace a lost "
-                                      "phone or a forgotten PIN (--replace), which stops the old one at once")
+                raise AlreadyEnrolled(f"credential {credential_id} is already enrolled; re-enrol only to replace "
+                                      "a lost phone or a forgotten PIN (--replace), which stops the old one at once")
             replaced = row is not None
             if row is None:
                 row = ActivationData(credential_id=credential_id)
@@ -283,7 +279,8 @@ def enroll(ctx: PkiContext, credential_id: str, pin: str, actor: str, *, replace
             row.enrolled_at, row.enrolled_by, row.confirmed_at, row.pin_changed_at = now, actor, None, None
             audit.record(session, actor=actor, action="activation:enroll:start", subject=credential_id,
                          replaced=replaced)
-            account = f"{credential.certificate.common_name} ({credential_id})" if credential.certificate else credential_id
+            account = (f"{credential.certificate.common_name} ({credential_id})" if credential.certificate
+                       else credential_id)
     except (AlreadyEnrolled, ActivationRefused) as exc:
         _refuse(ctx, "activation:enroll:deny", credential_id, actor, exc)
     uri = sec.otpauth_uri(secret, account)
@@ -336,7 +333,8 @@ def change_pin(ctx: PkiContext, credential_id: str, old: str, new: str, *, actor
             _audit_lock(session, credential_id, actor, count)
         else:
             salt = sec.new_salt()
-            row.pin_salt, row.pin_hash, row.pin_kdf, row.pin_changed_at = salt, sec.hash_pin(new, salt, keys), sec.PIN_KDF, now
+            row.pin_salt, row.pin_hash = salt, sec.hash_pin(new, salt, keys)
+            row.pin_kdf, row.pin_changed_at = sec.PIN_KDF, now
             row.failed_attempts = 0
             audit.record(session, actor=actor, action="activation:pin:change", subject=credential_id)
     if error is not None:
@@ -444,7 +442,8 @@ def authorize(ctx: PkiContext, credential_id: str, pin: str, otp: str, hashes: l
         if len(hashes) > MAX_HASHES_PER_SAD:
             raise InvalidInput(f"at most {MAX_HASHES_PER_SAD} hashes per authorization")
         if num_signatures != len(hashes):
-            raise InvalidInput(f"numSignatures is {num_signatures} but {len(hashes)} hash(es) were given; they must match")
+            raise InvalidInput(f"numSignatures is {num_signatures} but {len(hashes)} hash(es) were given; "
+                               "they must match")
     except InvalidInput as exc:
         _refuse(ctx, "activation:authorize:deny", credential_id, actor, exc)
     keys = sec.ActivationKeys.from_settings(ctx.settings)
@@ -514,10 +513,11 @@ def _check_sad(session: Session, credential_id: str, sad: str, actor: str, now: 
 
 def _mark_used(session: Session, row: SignatureActivation, now: dt.datetime, used_for: str) -> bool:
     """Conditional update: exactly one of two concurrent uses of a SAD can succeed."""
-    result = session.execute(update(SignatureActivation)
-                             .where(SignatureActivation.id == row.id, SignatureActivation.used_at.is_(None),
-                                    SignatureActivation.expires_at > now)
-                             .values(used_at=now, used_for=used_for).execution_options(synchronize_session=False))
+    result = cast("CursorResult[Any]", session.execute(
+        update(SignatureActivation)
+        .where(SignatureActivation.id == row.id, SignatureActivation.used_at.is_(None),
+               SignatureActivation.expires_at > now)
+        .values(used_at=now, used_for=used_for).execution_options(synchronize_session=False)))
     return result.rowcount == 1
 
 
@@ -587,8 +587,8 @@ __all__ = [
     "enroll",
     "enrollment_qr",
     "extend",
-    "status",
     "sign_in",
+    "status",
     "status_in",
     "unlock",
 ]

@@ -23,13 +23,7 @@ from core.db import transaction
 from core.errors import InvalidInput, KysoError
 from hsm import KeyType, SignatureScheme
 from pki.context import PkiContext
-from pki.models import (
-    Certificate,
-    CertificateAuthority,
-    CertificateStatus,
-    Credential,
-    CredentialStatus,
-)
+from pki.models import Certificate, CertificateAuthority, CertificateStatus, Credential, CredentialStatus
 from pki.store import get_credential
 from signing.activation import factors
 from signing.activation.models import ActivationState
@@ -66,7 +60,7 @@ def digest_name(oid: str | None) -> str | None:
     if oid is None:
         return None
     try:
-        name = algos.DigestAlgorithmId(oid).native
+        name: str = algos.DigestAlgorithmId(oid).native
     except ValueError:
         raise UnsupportedMechanism(f"hash algorithm {oid!r} is not known") from None
     if name not in HASHES:
@@ -93,7 +87,8 @@ def resolve(key_type: KeyType, sign_algo: str, hash_algo: str | None, params: by
         implied, scheme = _pss_hash(params), SignatureScheme.RSA_PSS
     else:
         raise UnsupportedMechanism(f"signature algorithm {name} is not offered; see credentials/info key.algo")
-    if scheme is SignatureScheme.ECDSA and key_type.is_rsa or scheme is not SignatureScheme.ECDSA and not key_type.is_rsa:
+    if ((scheme is SignatureScheme.ECDSA and key_type.is_rsa)
+            or (scheme is not SignatureScheme.ECDSA and not key_type.is_rsa)):
         raise UnsupportedMechanism(f"a {key_type.value} key cannot sign with {name}")
     if implied is not None and hash_name is not None and implied != hash_name:
         raise UnsupportedMechanism(f"signAlgo {name} implies {implied}, but hashAlgo says {hash_name}")
@@ -110,7 +105,7 @@ def _pss_hash(params: bytes | None) -> str:
         raise UnsupportedMechanism("RSASSA-PSS needs signAlgoParams (DER RSASSA-PSS-params, base64)")
     try:
         parsed = algos.RSASSAPSSParams.load(params)
-        hash_name = parsed["hash_algorithm"]["algorithm"].native
+        hash_name: str = parsed["hash_algorithm"]["algorithm"].native
         mgf = parsed["mask_gen_algorithm"]
         mgf_hash = mgf["parameters"]["algorithm"].native
         salt = parsed["salt_length"].native
@@ -120,8 +115,8 @@ def _pss_hash(params: bytes | None) -> str:
     if mgf["algorithm"].native != "mgf1" or mgf_hash != hash_name or trailer != "trailer_field_bc":
         raise UnsupportedMechanism("RSASSA-PSS is offered with MGF1 over the same hash only")
     if hash_name not in HASHES or salt != HASHES[hash_name].digest_size:
-        raise UnsupportedMechanism(f"RSASSA-PSS is offered with a salt as long as the hash "
-                                   f"({HASHES[hash_name].digest_size if hash_name in HASHES else '?'} bytes), not {salt}")
+        size = HASHES[hash_name].digest_size if hash_name in HASHES else "?"
+        raise UnsupportedMechanism(f"RSASSA-PSS is offered with a salt as long as the hash ({size} bytes), not {salt}")
     return hash_name
 
 
@@ -176,7 +171,8 @@ def enrolled_credentials(ctx: PkiContext, *, communes: frozenset[str] | None, af
     now = clock.now()
     query = (select(Credential.id).join(factors.ActivationData, factors.ActivationData.credential_id == Credential.id)
              .join(Certificate, Certificate.id == Credential.certificate_id)
-             .where(Credential.status == CredentialStatus.ACTIVE, factors.ActivationData.state == ActivationState.ACTIVE, factors.ActivationData.locked_at.is_(None),
+             .where(Credential.status == CredentialStatus.ACTIVE,
+                    factors.ActivationData.state == ActivationState.ACTIVE, factors.ActivationData.locked_at.is_(None),
                     Certificate.status == CertificateStatus.VALID, Certificate.not_after > now,
                     Certificate.profile.in_(sorted(SIGNING_PROFILES))))
     if communes is not None:
@@ -197,7 +193,8 @@ def describe(ctx: PkiContext, credential_id: str) -> CredentialDescription:
         cert_status = ("expired" if row.not_after <= now else
                        {"valid": "valid", "revoked": "revoked", "on_hold": "suspended"}.get(row.status, row.status))
         return CredentialDescription(
-            credential_id=credential_id, certificate=ctx.certificate(row.der), chain=tuple(_chain(ctx, session, row.ca)),
+            credential_id=credential_id, certificate=ctx.certificate(row.der),
+            chain=tuple(_chain(ctx, session, row.ca)),
             certificate_status=cert_status, commune_code=row.commune_code,
             activation=factors.status_in(session, credential_id))
 

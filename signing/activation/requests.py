@@ -17,21 +17,14 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import (
-    select,
-    update,
-)
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
 from core.errors import Conflict, NotFound
-from signing.activation.models import (
-    ItemStatus,
-    RequestStatus,
-    SigningRequest,
-    SigningRequestItem,
-)
+from signing.activation.models import ItemStatus, RequestStatus, SigningRequest, SigningRequestItem
 
 REQUEST_TTL = dt.timedelta(hours=24)  # a dossier submitted in the morning is approved the same day
 FINAL = (RequestStatus.SIGNED, RequestStatus.PARTLY_SIGNED, RequestStatus.FAILED, RequestStatus.REJECTED,
@@ -53,7 +46,7 @@ class SigningRequestClosed(Conflict):
 @dataclass(frozen=True)
 class NewItem:
     filename: str | None
-    metadata: dict
+    metadata: dict[str, Any]
     pdf: bytes
 
 
@@ -64,8 +57,8 @@ def new_id() -> str:
 def submit(session: Session, credential_id: str, client: str, items: list[NewItem], note: str | None) -> SigningRequest:
     """Store a pending request (the caller validated every item and checked the client's scope)."""
     now = clock.now()
-    row = SigningRequest(id=new_id(), credential_id=credential_id, client=client, status=RequestStatus.PENDING, note=note,
-                         created_at=now, expires_at=now + REQUEST_TTL)
+    row = SigningRequest(id=new_id(), credential_id=credential_id, client=client, status=RequestStatus.PENDING,
+                         note=note, created_at=now, expires_at=now + REQUEST_TTL)
     session.add(row)
     for position, item in enumerate(items):
         session.add(SigningRequestItem(request_id=row.id, position=position, filename=item.filename,
@@ -109,10 +102,10 @@ def pending_for(session: Session, credential_id: str) -> list[SigningRequest]:
 def claim(session: Session, request_id: str, credential_id: str) -> None:
     """pending → approved, for exactly one of two concurrent approvals."""
     now = clock.now()
-    result = session.execute(update(SigningRequest).where(
+    result = cast("CursorResult[Any]", session.execute(update(SigningRequest).where(
         SigningRequest.id == request_id, SigningRequest.credential_id == credential_id,
         SigningRequest.status == RequestStatus.PENDING, SigningRequest.expires_at > now)
-        .values(status=RequestStatus.APPROVED, decided_at=now).execution_options(synchronize_session=False))
+        .values(status=RequestStatus.APPROVED, decided_at=now).execution_options(synchronize_session=False)))
     if result.rowcount != 1:
         raise SigningRequestClosed(f"signing request {request_id} is no longer waiting for approval")
     audit.record(session, actor=f"specialist:{credential_id}", action="signing:request:approve", subject=request_id)
@@ -120,10 +113,11 @@ def claim(session: Session, request_id: str, credential_id: str) -> None:
 
 def reject(session: Session, request_id: str, credential_id: str, reason: str | None) -> None:
     now = clock.now()
-    result = session.execute(update(SigningRequest).where(
+    result = cast("CursorResult[Any]", session.execute(update(SigningRequest).where(
         SigningRequest.id == request_id, SigningRequest.credential_id == credential_id,
-        SigningRequest.status == RequestStatus.PENDING).values(status=RequestStatus.REJECTED, decided_at=now, reason=reason)
-        .execution_options(synchronize_session=False))
+        SigningRequest.status == RequestStatus.PENDING)
+        .values(status=RequestStatus.REJECTED, decided_at=now, reason=reason)
+        .execution_options(synchronize_session=False)))
     if result.rowcount != 1:
         raise SigningRequestClosed(f"signing request {request_id} is no longer waiting for approval")
     audit.record(session, actor=f"specialist:{credential_id}", action="signing:request:reject", subject=request_id,
@@ -131,7 +125,7 @@ def reject(session: Session, request_id: str, credential_id: str, reason: str | 
 
 
 def record_item(session: Session, request_id: str, position: int, *, document_id: str | None = None,
-                error: dict | None = None) -> None:
+                error: dict[str, Any] | None = None) -> None:
     item = session.get(SigningRequestItem, (request_id, position))
     if item is None:
         raise UnknownSigningRequest(f"signing request {request_id} has no item {position}")

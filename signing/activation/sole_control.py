@@ -1,11 +1,11 @@
 """Sole control on the document-signing paths: a specialist's key signs only what they authorized.
 
 Remote callers (the REST ``/sign`` routes, CSC ``signDoc``, requests approved on the specialist's
-page) hand ``SigningService.sign`` an ``Activation`` (``signing.create.consent``). ``SADActivation`` carries Signature Activation
-Data that the specialist's PIN and one-time code bound to the SHA-256 of the exact PDF bytes to be
-signed; ``Required`` is what a remote caller without SAD gets, so the specialist profile is refused
-with a message that says how to authorize. A seal credential needs no SAD: it is the organisation's,
-used by a client whose scope and the signing policy allow it.
+page) hand ``SigningService.sign`` an ``Activation`` (``signing.create.consent``). ``SADActivation``
+carries Signature Activation Data that the specialist's PIN and one-time code bound to the SHA-256 of
+the exact PDF bytes to be signed; ``Required`` is what a remote caller without SAD gets, so the
+specialist profile is refused with a message that says how to authorize. A seal credential needs no
+SAD: it is the organisation's, used by a client whose scope and the signing policy allow it.
 
 One SAD may cover a batch (ten dossiers at once): the group of documents signed under it shares one
 ``SADActivation`` and the SAD is consumed, once, for every hash of the group when the first of them

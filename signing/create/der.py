@@ -35,7 +35,8 @@ def integer(value: int) -> bytes:
 
 @lru_cache(maxsize=256)  # kept: pure (a dotted OID → its DER), bounded
 def oid(dotted: str) -> bytes:
-    return algos.ObjectIdentifier(dotted).dump()
+    der: bytes = algos.ObjectIdentifier(dotted).dump()
+    return der
 
 
 def attribute(type_oid: str, *values_der: bytes) -> bytes:
@@ -44,11 +45,11 @@ def attribute(type_oid: str, *values_der: bytes) -> bytes:
 
 
 def generalized_time(moment: dt.datetime) -> bytes:
-    return tlv(0x18, moment.astimezone(dt.timezone.utc).strftime("%Y%m%d%H%M%SZ").encode())
+    return tlv(0x18, moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M%SZ").encode())
 
 
 def utc_time(moment: dt.datetime) -> bytes:
-    return tlv(0x17, moment.astimezone(dt.timezone.utc).strftime("%y%m%d%H%M%SZ").encode())
+    return tlv(0x17, moment.astimezone(dt.UTC).strftime("%y%m%d%H%M%SZ").encode())
 
 
 def elements(body: bytes) -> list[bytes]:

@@ -41,7 +41,8 @@ _KEPT_TABLES = (b"OS/2", b"cvt ", b"fpgm", b"glyf", b"head", b"hhea", b"hmtx", b
 
 def _checksum(data: bytes) -> int:
     padded = data + b"\0" * (-len(data) % 4)
-    return sum(struct.unpack(f">{len(padded) // 4}I", padded)) & 0xFFFFFFFF
+    words: tuple[int, ...] = struct.unpack(f">{len(padded) // 4}I", padded)
+    return sum(words) & 0xFFFFFFFF
 
 
 class FontProgram:
@@ -59,7 +60,7 @@ class FontProgram:
         self.glyph_order: list[str] = tt.getGlyphOrder()
         self.advances: list[int] = [tt["hmtx"][name][0] for name in self.glyph_order]
         self.cmap: dict[int, str] = tt.getBestCmap()
-        self.reverse_cmap = tt["cmap"].buildReversed()
+        self.reverse_cmap: dict[str, set[int]] = tt["cmap"].buildReversed()
         head, hhea, os2 = tt["head"], tt["hhea"], tt["OS/2"]
         self.bbox = (head.xMin, head.yMin, head.xMax, head.yMax)
         self.ascent, self.descent = hhea.ascent, hhea.descent
@@ -94,7 +95,8 @@ class FontProgram:
         """Advance width of ``text`` at ``size`` points, as HarfBuzz lays it out."""
         if not text:
             return 0.0
-        return sum(p.x_advance for p in self.shape(text).glyph_positions) * size / self.units_per_em
+        advance: int = sum(p.x_advance for p in self.shape(text).glyph_positions)
+        return advance * size / self.units_per_em
 
     def _glyph(self, gid: int) -> bytes:
         return self._tables[b"glyf"][self._loca[gid]:self._loca[gid + 1]]
@@ -111,19 +113,19 @@ class FontProgram:
         while i < len(order):
             glyph = self._glyph(order[i])
             if len(glyph) >= 10 and struct.unpack_from(">h", glyph, 0)[0] < 0:
-                glyph = bytearray(glyph)
+                composite = bytearray(glyph)
                 pos = 10
                 while True:
-                    flags, component = struct.unpack_from(">HH", glyph, pos)
+                    flags, component = struct.unpack_from(">HH", composite, pos)
                     if component not in new_id:
                         new_id[component] = len(order)
                         order.append(component)
-                    struct.pack_into(">H", glyph, pos + 2, new_id[component])
+                    struct.pack_into(">H", composite, pos + 2, new_id[component])
                     pos += 4 + (4 if flags & 0x1 else 2)
                     pos += 2 if flags & 0x8 else 4 if flags & 0x40 else 8 if flags & 0x80 else 0
                     if not flags & 0x20:
                         break
-                glyph = bytes(glyph)
+                glyph = bytes(composite)
             pieces.append(glyph + b"\0" * (-len(glyph) % 4))
             i += 1
         offsets = [0]
@@ -164,7 +166,7 @@ def _assemble_sfnt(tables: dict[bytes, bytes]) -> bytes:
         body.append(padded)
         offset += len(padded)
     font = bytearray(header + b"".join(directory) + b"".join(body))
-    head_offset = 12 + 16 * n + sum(len(b) for t, b in zip(tags, body) if t < b"head")
+    head_offset = 12 + 16 * n + sum(len(b) for t, b in zip(tags, body, strict=True) if t < b"head")
     struct.pack_into(">I", font, head_offset + 8, (0xB1B0AFBA - _checksum(bytes(font))) & 0xFFFFFFFF)
     return bytes(font)
 
@@ -180,7 +182,7 @@ class _GlyphNames:
     def __init__(self, program: FontProgram) -> None:
         self._order = program.glyph_order
 
-    def getGlyphName(self, gid: int) -> str:  # noqa: N802 (fontTools' name)
+    def getGlyphName(self, gid: int) -> str:  # fontTools' name
         return self._order[gid]
 
 
@@ -188,7 +190,9 @@ class StampFontEngine(GlyphAccumulator):
     """pyHanko's glyph accumulator over a shared ``FontProgram``: same shaping, cheap embedding."""
 
     def __init__(self, writer: BasePdfFileWriter, program: FontProgram, font_size: float = 10) -> None:
-        FontEngine.__init__(self, writer, program.ps_name, embedded_subset=True, font_size=font_size)
+        # pyHanko annotates FontEngine's font_size as int, yet its OpenType engine computes with a float one
+        FontEngine.__init__(self, writer, program.ps_name, embedded_subset=True,
+                            font_size=font_size)  # type: ignore[arg-type]
         self.program = program
         self.hb_font = program.hb_font
         self.tt = _GlyphNames(program)
@@ -202,7 +206,7 @@ class StampFontEngine(GlyphAccumulator):
         self._write_prepared = False
 
     @property
-    def _reverse_cmap(self):
+    def _reverse_cmap(self) -> dict[str, set[int]]:
         return self.program.reverse_cmap
 
     def _get_cid_and_width(self, glyph_id: int) -> tuple[int, int]:
@@ -263,7 +267,8 @@ class StampFontEngine(GlyphAccumulator):
             pdf_name("/BaseFont"): pdf_name("/" + name),
             pdf_name("/Encoding"): pdf_name("/Identity-H"),
             pdf_name("/DescendantFonts"): generic.ArrayObject([writer.add_object(cid_font)]),
-            pdf_name("/ToUnicode"): writer.add_object(self._format_tounicode_cmap()),
+            # pyHanko's own method, unannotated there
+            pdf_name("/ToUnicode"): writer.add_object(self._format_tounicode_cmap()),  # type: ignore[no-untyped-call]
         })
         writer.add_object(type0, idnum=self._font_ref.idnum)
 

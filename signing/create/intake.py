@@ -78,7 +78,8 @@ def check(pdf: bytes) -> PdfFileReader:
         encrypted = reader.encrypted
     except Exception as exc:  # noqa: BLE001 - pyHanko raises plain errors on broken input
         if "encrypt" in str(exc).lower():
-            raise EncryptedPdf("the PDF is encrypted; send the unprotected file (kyso must see what it signs)") from None
+            raise EncryptedPdf("the PDF is encrypted; send the unprotected file "
+                               "(kyso must see what it signs)") from None
         raise NeedsRepair(f"the cross-reference data cannot be read: {type(exc).__name__}: {str(exc)[:120]}") from None
     if encrypted:
         raise EncryptedPdf("the PDF is encrypted; send the unprotected file (kyso must see what it signs)")
@@ -124,7 +125,8 @@ def qpdf_pages(pdf: bytes) -> tuple[int, str | None]:
 
 def _declared_count(reader: PdfFileReader) -> object:
     try:
-        return _deref(reader.root["/Pages"]).get("/Count")  # type: ignore[union-attr]
+        pages = _deref(reader.root["/Pages"])
+        return pages.get("/Count") if isinstance(pages, generic.DictionaryObject) else None
     except Exception:  # noqa: BLE001 - no readable tree: qpdf's count of 0 already sends it to the slow path
         return None
 
@@ -160,11 +162,11 @@ def count_pages(root: object) -> int:
     """The number of pages under the page tree ``root``; ``NeedsRepair`` for what qpdf repairs (null or
     non-dictionary kids, a wrong /Count, a leaf without /Type), ``PdfNoPages`` / ``PdfPageTreeBroken`` for
     what no repair can honestly fix (no tree, no page, a kid that is another kind of object, a cycle)."""
-    node = _deref(root)
-    if not isinstance(node, generic.DictionaryObject):
+    tree = _deref(root)
+    if not isinstance(tree, generic.DictionaryObject):
         raise PdfNoPages("tệp PDF không có cây trang (/Pages) — the PDF has no page tree (its catalogue's /Pages "
                          "is missing or not a dictionary): there is nothing to sign")
-    if not isinstance(_deref(node.get("/Kids")), generic.ArrayObject):
+    if not isinstance(_deref(tree.get("/Kids")), generic.ArrayObject):
         raise PdfNoPages("tệp PDF không có trang nào — the PDF's page tree has no /Kids array: there is no page "
                          "to sign")
     problems: list[str] = []
@@ -203,7 +205,7 @@ def count_pages(root: object) -> int:
                                     f"page tree holds a {kind} object where a page belongs; re-export the file")
     if leaves == 0:
         raise PdfNoPages("tệp PDF không có trang nào — the PDF's page tree holds no page: there is nothing to sign")
-    declared = _deref(root).get("/Count")  # type: ignore[union-attr]
+    declared = tree.get("/Count")
     if not isinstance(declared, int) or declared != leaves:
         problems.append(f"/Count {declared} for {leaves} pages")
     if problems:

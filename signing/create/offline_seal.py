@@ -44,7 +44,6 @@ from hsm import SignatureScheme
 from pki.context import PkiContext
 from pki.store import current_qr_seal, qr_seal_certificates
 from policies.documents import DocumentType
-
 from signing.errors import SealFieldsInvalid, SealTokenInvalid
 from signing.material import revocation_watch
 
@@ -105,7 +104,7 @@ class SealFacts:
 
     @classmethod
     def of(cls, document_id: str, document_type: str, commune_code: str, signed_at: dt.datetime,
-           fields: Iterable[tuple[str, str]] = ()) -> "SealFacts":
+           fields: Iterable[tuple[str, str]] = ()) -> SealFacts:
         return cls(document_id, document_type, commune_code, signed_at.astimezone(VIETNAM).date(), tuple(fields))
 
     def field(self, name: str) -> str | None:
@@ -132,7 +131,7 @@ class SealCheck:
 
 
 # -- the seal fields of a request ---------------------------------------------------------------
-def checked_fields(doc_type: DocumentType, values: Mapping[str, str], *,
+def checked_fields(doc_type: DocumentType, values: Mapping[str, object], *,
                    complete: bool = True) -> tuple[tuple[str, str], ...]:
     """The request's seal fields, cleaned, in the policy's order; raises ``SealFieldsInvalid`` naming
     unknown fields, missing required ones (unless ``complete`` is false: a signature that prints no
@@ -147,10 +146,12 @@ def checked_fields(doc_type: DocumentType, values: Mapping[str, str], *,
     items: list[tuple[str, str]] = []
     for spec in doc_type.seal_fields:
         raw = values.get(spec.name)
-        if raw is not None and not isinstance(raw, str):
+        if raw is None:
+            raw = ""
+        if not isinstance(raw, str):  # the request's JSON may hold anything
             problems.append(f"seal field {spec.name!r} must be text")
             continue
-        value = clean_value(raw or "")
+        value = clean_value(raw)
         if not value:
             if spec.required and complete:
                 problems.append(f"seal field {spec.name!r} ({spec.label_en}) is required for {doc_type.name!r}")
@@ -217,7 +218,7 @@ def parse(token: str) -> ParsedSeal:
     try:
         if not re.fullmatch(r"\d{8}", date_text):
             raise ValueError(date_text)
-        date = dt.datetime.strptime(date_text, "%Y%m%d").date()
+        date = dt.datetime.strptime(date_text, "%Y%m%d").replace(tzinfo=dt.UTC).date()
     except ValueError:
         raise _invalid(f"the seal's date {date_text[:12]!r} is not YYYYMMDD") from None
     fields: list[tuple[str, str]] = []
@@ -244,7 +245,7 @@ def _jwk_key(jwk: Mapping[str, Any]) -> ec.EllipticCurvePublicKey:
 def _vietnam_date(iso: str) -> dt.date:
     moment = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(VIETNAM).date()
 
 
@@ -294,7 +295,7 @@ def _spki(ctx: PkiContext, der: bytes) -> tuple[bytes, ec.EllipticCurvePublicKey
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def public_keys(ctx: PkiContext) -> list[dict[str, Any]]:
@@ -375,5 +376,17 @@ def sign_seal(ctx: PkiContext, facts: SealFacts, materials: SealMaterialCache) -
     return b64url(payload) + "." + b64url(r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big"))
 
 
-__all__ = ["SealFacts", "SealCheck", "ParsedSeal", "checked_fields", "encode", "parse", "verify", "sign_seal",
-           "public_keys", "kid_of", "clean_value", "MAX_VALUE_CHARS"]
+__all__ = [
+    "MAX_VALUE_CHARS",
+    "ParsedSeal",
+    "SealCheck",
+    "SealFacts",
+    "checked_fields",
+    "clean_value",
+    "encode",
+    "kid_of",
+    "parse",
+    "public_keys",
+    "sign_seal",
+    "verify",
+]

@@ -32,7 +32,8 @@ def open_writer(pdf: bytes) -> IncrementalPdfFileWriter:
     except PdfError as exc:
         message = str(exc)
         if "encrypt" in message.lower():
-            raise EncryptedPdf("the PDF is encrypted; send the unprotected file (kyso must see what it signs)") from None
+            raise EncryptedPdf("the PDF is encrypted; send the unprotected file "
+                               "(kyso must see what it signs)") from None
         raise UnreadablePdf(f"this file is not a readable PDF ({message[:200]})") from None
     except Exception as exc:  # noqa: BLE001 - pyHanko raises plain errors on broken input
         raise UnreadablePdf(f"this file is not a readable PDF ({type(exc).__name__}: {str(exc)[:160]})") from None

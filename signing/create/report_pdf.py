@@ -15,7 +15,7 @@ import datetime as dt
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from fpdf import FPDF
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -23,11 +23,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from core import audit
 from core.db import transaction
 from core.errors import ConfigurationError
-
 from signing import loop
 from signing.create import pades
-from signing.verify.report import VerificationReport
+from signing.verify.report import Modification, VerificationReport, VisualDifference
 from signing.verify.report_text import flat, one_line, quoted, when, who
+
+if TYPE_CHECKING:
+    from signing.create.service import SigningService
 
 Lang = Literal["vi", "en"]
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -59,7 +61,8 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
     doc.set_creator("kyso")
     doc.add_page()
     doc.set_font("kyso", "B", 16)
-    doc.multi_cell(0, 8, t("BÁO CÁO KIỂM TRA CHỮ KÝ SỐ", "SIGNATURE VERIFICATION REPORT"), align="C", new_x="LMARGIN", new_y="NEXT")
+    doc.multi_cell(0, 8, t("BÁO CÁO KIỂM TRA CHỮ KÝ SỐ", "SIGNATURE VERIFICATION REPORT"), align="C",
+                   new_x="LMARGIN", new_y="NEXT")
     doc.ln(3)
     doc.set_font("kyso", "B", 12)
     _write(doc, 0, 6, t(report.summary.vi, report.summary.en))
@@ -74,14 +77,15 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
         rows += [
             (t("Mã văn bản", "Document id"), f"{reg.document_id} ({t('phiên bản', 'version')} {reg.version}/"
                                              f"{reg.current_version})"),
-            (t("Trạng thái đăng ký", "Registry status"), reg.status + (f" ({reg.status_reason})" if reg.status_reason else "")),
+            (t("Trạng thái đăng ký", "Registry status"),
+             reg.status + (f" ({reg.status_reason})" if reg.status_reason else "")),
             (t("Loại văn bản, xã/phường", "Type, commune"), f"{reg.document_type}, {reg.commune_code}"),
         ]
     _table(doc, rows)
     for note in report.notes:
         doc.set_font("kyso", "", 10)
         _write(doc, 0, 5, t(note.vi, note.en))
-    changes = [*report.modifications, *report.visual_differences]
+    changes: list[Modification | VisualDifference] = [*report.modifications, *report.visual_differences]
     if changes:
         doc.ln(2)
         doc.set_font("kyso", "B", 11)
@@ -92,7 +96,8 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
     for index, sig in enumerate(report.signatures, 1):
         doc.ln(3)
         doc.set_font("kyso", "B", 12)
-        kind = t("Dấu thời gian lưu trữ", "Archive timestamp") if sig.kind == "document_timestamp" else t("Chữ ký", "Signature")
+        kind = (t("Dấu thời gian lưu trữ", "Archive timestamp") if sig.kind == "document_timestamp"
+                else t("Chữ ký", "Signature"))
         _write(doc, 0, 6, f"{index}. {kind} {quoted(sig.field_name)}")
         doc.set_font("kyso", "", 10)
         _write(doc, 0, 5, t(sig.summary.vi, sig.summary.en))
@@ -107,7 +112,8 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path) 
             rows.append((t("Dấu thời gian", "Timestamp"), f"{when(sig.timestamp.time)} ({quoted(sig.timestamp.tsa)})"))
         rows.append((t("Tin cậy", "Trust anchor"), sig.trust_anchor or "—"))
         rev = sig.revocation
-        rows.append((t("Thu hồi", "Revocation"), rev.status + (f" {when(rev.revoked_at)} ({rev.reason})" if rev.revoked_at else "")
+        rows.append((t("Thu hồi", "Revocation"),
+                     rev.status + (f" {when(rev.revoked_at)} ({rev.reason})" if rev.revoked_at else "")
                      + f" [{rev.source}]"))
         cov = sig.coverage
         rows.append((t("Phạm vi", "Coverage"), f"{cov.covers}, {cov.later_revisions} "
@@ -157,7 +163,7 @@ def _write(doc: FPDF, w: float, h: float, text: str, **where: str) -> None:
                    new_y=where.get("new_y", "NEXT"))
 
 
-def sealed_pdf(service, report: VerificationReport, lang: Lang, *, actor: str) -> bytes:  # type: ignore[no-untyped-def]
+def sealed_pdf(service: SigningService, report: VerificationReport, lang: Lang, *, actor: str) -> bytes:
     """The PDF report signed (B-T, certified) with the credential named by ``KYSO_REPORT_SEAL_CREDENTIAL``."""
     from pyhanko.sign.fields import SigFieldSpec
 
@@ -172,7 +178,8 @@ def sealed_pdf(service, report: VerificationReport, lang: Lang, *, actor: str) -
                                  code="report_seal_not_configured")
     pdf = to_pdf(report, lang, settings.stamp_font, settings.stamp_font_bold)
     material = service.material.signer(credential)
-    signer = service._signer(material, default_scheme(material.key_type, None))
+    # the service's own cached signer (its DER templates built once); report_pdf is the service's companion
+    signer = service._signer(material, default_scheme(material.key_type, None))  # noqa: SLF001
     reserve = sum(len(c.dump()) for c in (material.certificate, *material.chain)) + 2048 + service.ts_reserve()
     job = pades.SignatureJob(
         signer=signer, field_name="KysoVerificationReport", new_field=SigFieldSpec("KysoVerificationReport"),
@@ -184,5 +191,5 @@ def sealed_pdf(service, report: VerificationReport, lang: Lang, *, actor: str) -
         audit.record(session, actor=actor, action="signing:report:seal", subject=report.sha256,
                      credential_id=credential, signer_serial=material.serial, indication=report.indication,
                      document_id=report.registry.document_id if report.registry else None,
-                     at=dt.datetime.now(dt.timezone.utc).isoformat())
+                     at=dt.datetime.now(dt.UTC).isoformat())
     return signed

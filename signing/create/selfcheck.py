@@ -31,10 +31,10 @@ from typing import Any
 
 from asn1crypto import cms, x509 as asn1_x509
 
-from signing.errors import SelfCheckFailed
 from signing.create.intake import plain
-from signing.verify.pdf_facts import crypto_check, digest, timestamp_token
+from signing.errors import SelfCheckFailed
 from signing.registry.records import SignatureValue
+from signing.verify.pdf_facts import crypto_check, digest, timestamp_token
 
 _BYTE_RANGE = re.compile(rb"/ByteRange\s*\[\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*\]")
 _EOF_END = re.compile(rb"%%EOF[\r\n]*\Z")
@@ -62,7 +62,7 @@ def check_output(signed: bytes, source: bytes, certificate: asn1_x509.Certificat
         return _check(signed, source, certificate)
     except SelfCheckFailed:
         raise
-    except Exception as exc:  # noqa: BLE001 - whatever breaks while reading kyso's own output is kyso's fault
+    except Exception as exc:  # whatever breaks while reading kyso's own output is kyso's fault
         raise SelfCheckFailed(f"kyso's signed output could not be checked ({type(exc).__name__}: {str(exc)[:160]})",
                               check="exception") from exc
 
@@ -84,7 +84,7 @@ def _check(signed: bytes, source: bytes, certificate: asn1_x509.Certificate) -> 
                               f"{len(kinds) - kinds.count('data')} new timestamps; expected one signature (and at "
                               "most one archive timestamp)", check="count")
     values = []
-    for position, (sig, kind) in enumerate(zip(new, kinds)):
+    for position, (sig, kind) in enumerate(zip(new, kinds, strict=True)):
         _coverage(signed, sig, whole_file=position == len(new) - 1)
         if kind == "data":
             _signature(signed, sig, certificate)
@@ -195,9 +195,9 @@ def _names(signer_info: Any, cert: asn1_x509.Certificate) -> bool:
     """Whether a SignerInfo's ``sid`` names ``cert`` (issuer and serial, or subject key identifier)."""
     sid = signer_info["sid"]
     if sid.name == "issuer_and_serial_number":
-        return (sid.chosen["serial_number"].native == cert.serial_number
-                and sid.chosen["issuer"].dump() == cert.issuer.dump())
-    return sid.chosen.native == cert.key_identifier
+        return bool(sid.chosen["serial_number"].native == cert.serial_number
+                    and sid.chosen["issuer"].dump() == cert.issuer.dump())
+    return bool(sid.chosen.native == cert.key_identifier)
 
 
 def _signer_of(signed_data: Any) -> asn1_x509.Certificate | None:

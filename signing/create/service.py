@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
 from asn1crypto import x509 as asn1_x509
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign.timestamps import TimeStamper
 from sqlalchemy import select
@@ -36,24 +37,29 @@ from policies import units
 from policies.documents import DOCUMENTS_FILE, DocumentPolicy, DocumentType, Level
 from policies.engine import Decision, SignerFacts, Target, decide
 from policies.store import PolicyStore
-
 from signing import loop
-from signing.create import intake
-
-from signing.create import offline_seal
-
-from signing.create import pades
-
-from signing.create import selfcheck
-
-from signing.registry import records
+from signing.create import intake, offline_seal, pades, selfcheck
+from signing.create.consent import Activation
+from signing.create.signer import KeyStoreSigner, default_digest, default_scheme
 from signing.errors import (
-    BadAppearance, PdfTooLarge, SelfCheckFailed, SigningRefused, TimestampUnavailable, UnknownDocument, UnreadablePdf,
+    BadAppearance,
+    PdfTooLarge,
+    SelfCheckFailed,
+    SigningRefused,
+    TimestampUnavailable,
+    UnknownDocument,
+    UnreadablePdf,
 )
 from signing.material import MaterialCache, RevocationData, SignerMaterial
-from signing.registry.models import DocumentFile, DocumentStatus, IdempotencyRecord, SignedDocument, StampImage, UpgradeStatus
-from signing.create.signer import KeyStoreSigner, default_digest, default_scheme
-from signing.create.consent import Activation
+from signing.registry import records
+from signing.registry.models import (
+    DocumentFile,
+    DocumentStatus,
+    IdempotencyRecord,
+    SignedDocument,
+    StampImage,
+    UpgradeStatus,
+)
 from signing.shared_asn1 import shareable
 
 if TYPE_CHECKING:
@@ -252,7 +258,7 @@ class SigningService:
         key = (code, clock.now().date())
         province = self._communes.get(key, _MISSING)
         if province is not _MISSING:
-            return province  # type: ignore[no-any-return]
+            return province
         with transaction(self.ctx.sessions, read_only=True) as session:
             province = units.lookup(session, code, key[1]).province_code
         self._communes.put(key, province)
@@ -273,7 +279,8 @@ class SigningService:
     def authorize(self, policy: DocumentPolicy, material: SignerMaterial, request: SignRequest,
                   province: str | None, step: int, *, actor: str) -> Decision:
         """The signing policy's decision; a refusal is audited and raised with the rule that decided."""
-        decision = decide(policy, self._signer_facts(material), Target(request.document_type, request.commune_code, province, step))
+        decision = decide(policy, self._signer_facts(material),
+                          Target(request.document_type, request.commune_code, province, step))
         if not decision.allowed:
             with transaction(self.ctx.sessions) as session:
                 audit.record(session, actor=actor, action="policy:signing:deny", subject=material.credential_id,
@@ -298,7 +305,8 @@ class SigningService:
         """A PDF kyso already signed gets its next signature under the same document id."""
         digest = hashlib.sha256(pdf).hexdigest()
         with transaction(self.ctx.sessions, read_only=True) as session:
-            row = session.execute(select(SignedDocument).join(DocumentFile, DocumentFile.document_id == SignedDocument.id)
+            row = session.execute(select(SignedDocument)
+                                  .join(DocumentFile, DocumentFile.document_id == SignedDocument.id)
                                   .where(DocumentFile.sha256 == digest).limit(1)).scalar_one_or_none()
             if row is not None:
                 if row.sha256 != digest:
@@ -375,7 +383,7 @@ class SigningService:
             log.warning("timestamp unavailable, signing B-B and upgrading later: %s", exc)
             writer = pades.open_writer(job.source.pdf)
             return loop.run(pades.sign_once(writer, self._job(writer, job, earlier), None)), "B-B"
-        if pades.LEVEL_ORDER[level] >= 3:
+        if timestamper is not None and pades.LEVEL_ORDER[level] >= 3:  # B-LTA: a timestamper, as for B-T
             try:
                 pdf = loop.run(pades.add_document_timestamp(pdf, timestamper, "sha256", self.ts_reserve()))
                 reached = "B-LTA"
@@ -383,7 +391,7 @@ class SigningService:
                 log.warning("archive timestamp unavailable, upgrading later: %s", exc)
         return pdf, reached
 
-    def _job(self, writer, job: SigningJob, earlier: int) -> pades.SignatureJob:  # type: ignore[no-untyped-def]
+    def _job(self, writer: IncrementalPdfFileWriter, job: SigningJob, earlier: int) -> pades.SignatureJob:
         request, material = job.request, job.material
         signer = self._signer(material, default_scheme(material.key_type, request.rsa_padding))
         planned = self._appearance(writer, job)
@@ -393,7 +401,8 @@ class SigningService:
         return pades.SignatureJob(signer=signer, field_name=planned.field_name, new_field=planned.new_field,
                                   stamp_style=planned.stamp_style, text_params=planned.text_params,
                                   md_algorithm=default_digest(material.key_type), certify=certify,
-                                  reason=request.reason, location=request.location, bytes_reserved=2 * reserve)  # hex digits
+                                  reason=request.reason, location=request.location,
+                                  bytes_reserved=2 * reserve)  # hex digits
 
     def ts_reserve(self) -> int:
         """Room for a timestamp token: the TSA's certificates plus the token itself, or 10 kB for an external TSA."""
@@ -401,7 +410,7 @@ class SigningService:
             return 10_240
         return sum(len(der) for der in self.tsa.certificates_der()) + 2048
 
-    def _appearance(self, writer, job: SigningJob) -> PlannedAppearance:  # type: ignore[no-untyped-def]
+    def _appearance(self, writer: IncrementalPdfFileWriter, job: SigningJob) -> PlannedAppearance:
         from signing.create.visible import Placement, StampFacts, plan_appearance
 
         material, options = job.material, job.request.appearance
@@ -557,4 +566,4 @@ def _asn1_cert(der_bytes: bytes) -> asn1_x509.Certificate:
     return shareable(asn1_x509.Certificate.load(der_bytes))
 
 
-__all__ = ["AppearanceOptions", "SignRequest", "SignResult", "SigningService", "BadAppearance"]
+__all__ = ["AppearanceOptions", "BadAppearance", "SignRequest", "SignResult", "SigningService"]

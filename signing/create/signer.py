@@ -11,18 +11,19 @@ import asyncio
 import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from asn1crypto import algos, cms, x509 as asn1_x509
+from asn1crypto import algos, cms, tsp, x509 as asn1_x509
 from cryptography.hazmat.primitives import hashes
 from pyhanko.sign.general import as_signing_certificate_v2
-from pyhanko.sign.signers.pdf_cms import Signer
+from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes, Signer
+from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import handle_tsp_response
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from hsm import KeyStore, KeyType
-
-from signing.create import der
 from hsm.interfaces import SignatureScheme
+from signing.create import der
 
 HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512,
@@ -42,7 +43,7 @@ def default_scheme(key_type: KeyType, rsa_padding: str | None = None) -> Signatu
 
 
 @lru_cache(maxsize=4096)  # kept: pure (a certificate's DER → its ESS attribute value), bounded
-def _signing_certificate_v2(cert_der: bytes) -> object:
+def _signing_certificate_v2(cert_der: bytes) -> tsp.SigningCertificateV2:
     """The ESS signing-certificate-v2 value is identical for every signature of one certificate."""
     return as_signing_certificate_v2(asn1_x509.Certificate.load(cert_der))
 
@@ -83,9 +84,10 @@ class KeyStoreSigner(Signer):
             "salt_length": HASHES[digest_algorithm].digest_size,
         })})
 
-    async def async_sign(self, data_digest: bytes, digest_algorithm: str, dry_run: bool = False,  # type: ignore[override]
-                         use_pades: bool = False, timestamper=None, signed_attr_settings=None,  # type: ignore[no-untyped-def]
-                         is_pdf_sig: bool = True, encap_content_info=None) -> cms.ContentInfo:
+    async def async_sign(self, data_digest: bytes, digest_algorithm: str, dry_run: bool = False,
+                         use_pades: bool = False, timestamper: TimeStamper | None = None,
+                         signed_attr_settings: PdfCMSSignedAttributes | None = None,
+                         is_pdf_sig: bool = True, encap_content_info: Any = None) -> cms.ContentInfo:
         """PAdES signatures are assembled from DER parts prepared once per certificate.
 
         pyHanko builds the whole CMS structure as asn1crypto objects for every signature, which
@@ -118,10 +120,10 @@ class KeyStoreSigner(Signer):
                               + der.tlv(0x30, der.oid(der.DATA)) + template.certificates + der.tlv(0x31, signer_info))
         return cms.ContentInfo.load(der.tlv(0x30, der.oid(der.SIGNED_DATA) + der.tlv(0xA0, signed_data)))
 
-    def _template(self, digest_algorithm: str) -> "_Template":
+    def _template(self, digest_algorithm: str) -> _Template:
         template = self._templates.get(digest_algorithm)
         if template is None:
-            cert = self.signing_cert
+            cert: asn1_x509.Certificate = self.signing_cert  # always given to __init__
             certs = {c.dump() for c in self.cert_registry} | {cert.dump()}
             template = _Template(
                 content_type_attr=der.attribute(der.CONTENT_TYPE, der.oid(der.DATA)),
@@ -159,7 +161,7 @@ class _Template:
     certificates: bytes
 
 
-async def _timestamp_token(timestamper, digest: bytes, digest_algorithm: str) -> bytes:  # type: ignore[no-untyped-def]
+async def _timestamp_token(timestamper: TimeStamper, digest: bytes, digest_algorithm: str) -> bytes:
     """The token's DER exactly as the TSA sent it, cut out of the response.
 
     asn1crypto's ``dump()`` of a token it parsed was measured at 0.2–1 s for some tokens (it
@@ -179,4 +181,4 @@ def key_type_size(key_type: KeyType) -> int:
     return {KeyType.EC_P256: 72, KeyType.EC_P384: 104, KeyType.RSA_2048: 256, KeyType.RSA_3072: 384}[key_type]
 
 
-__all__ = ["KeyStoreSigner", "default_digest", "default_scheme", "HASHES"]
+__all__ = ["HASHES", "KeyStoreSigner", "default_digest", "default_scheme"]

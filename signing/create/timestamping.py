@@ -28,9 +28,9 @@ import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, ClassVar
 
-from asn1crypto import algos, cms, core, tsp
-from asn1crypto import x509 as asn1_x509
+from asn1crypto import algos, cms, core, tsp, x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -45,7 +45,6 @@ from pki.builder import signature_hash
 from pki.context import PkiContext
 from pki.encoding import load_certificates
 from pki.store import current_tsa
-
 from signing.create import der
 from signing.shared_asn1 import shareable
 
@@ -141,7 +140,8 @@ class TimestampAuthority:
             return self._grant(request)
         except _Rejection as rejection:
             log.debug("timestamp request rejected: %s (%s)", rejection.text, rejection.fail_info)
-            return _rejection(rejection).dump()
+            response: bytes = _rejection(rejection).dump()
+            return response
 
     def _grant(self, request: tsp.TimeStampReq) -> bytes:
         """A granted TimeStampResp, assembled from DER parts (see ``signing/der.py`` for why)."""
@@ -187,12 +187,14 @@ _GRANTED = der.tlv(0x30, der.integer(0))  # PKIStatusInfo { status granted }
 
 @lru_cache(maxsize=8)  # kept: pure (an algorithm name → its DER), bounded by the accepted algorithms
 def _digest_algorithm_der(name: str) -> bytes:
-    return algos.DigestAlgorithm({"algorithm": name}).dump()
+    encoded: bytes = algos.DigestAlgorithm({"algorithm": name}).dump()
+    return encoded
 
 
 @lru_cache(maxsize=8)  # kept: pure (an algorithm name → its DER), bounded by the accepted algorithms
 def _signature_algorithm_der(name: str) -> bytes:
-    return algos.SignedDigestAlgorithm({"algorithm": name}).dump()
+    encoded: bytes = algos.SignedDigestAlgorithm({"algorithm": name}).dump()
+    return encoded
 
 
 def _tst_info_der(request: tsp.TimeStampReq, material: _TsaMaterial, policy: str, now: dt.datetime,
@@ -264,11 +266,12 @@ def _sign(ctx: PkiContext, key_ref: str, data: bytes, hash_algorithm: hashes.Has
     return key.sign(data, ec.ECDSA(hash_algorithm))
 
 
-class TimeStampResp(core.Sequence):
+class TimeStampResp(core.Sequence):  # type: ignore[misc]  # asn1crypto ships no types: its classes are Any
     """RFC 3161 2.4.2 TimeStampResp, whose timeStampToken is OPTIONAL (asn1crypto's ``tsp.TimeStampResp``
     makes it mandatory, so it can neither write nor read a rejection)."""
 
-    _fields = [("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
+    _fields: ClassVar[list[tuple[Any, ...]]] = [
+        ("status", tsp.PKIStatusInfo), ("time_stamp_token", cms.ContentInfo, {"optional": True})]
 
 
 def _rejection(rejection: _Rejection) -> TimeStampResp:
@@ -292,15 +295,16 @@ class LocalTimeStamper(TimeStamper):
     """
 
     def __init__(self, authority: TimestampAuthority, include_nonce: bool = True) -> None:
-        super().__init__(include_nonce=include_nonce)
+        super().__init__(include_nonce=include_nonce)  # type: ignore[no-untyped-call]  # pyHanko's, unannotated
         self.authority = authority
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         der = self.authority.respond(req.dump())  # signing already runs in a worker thread
         status = TimeStampResp.load(der)["status"]
         if status["status"].native != "granted":
-            raise TimestampRequestError(f"kyso's TSA refused the request: {'; '.join(status['status_string'].native or [])} "
-                                        f"(failInfo {', '.join(status['fail_info'].native or [])})")
+            text = "; ".join(status["status_string"].native or [])
+            fail_info = ", ".join(status["fail_info"].native or [])
+            raise TimestampRequestError(f"kyso's TSA refused the request: {text} (failInfo {fail_info})")
         return tsp.TimeStampResp.load(der)
 
 

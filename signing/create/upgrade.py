@@ -21,15 +21,13 @@ from sqlalchemy import select
 
 from core import audit, clock
 from core.db import transaction
-
 from signing import loop
 from signing.create import pades
-
-from signing.registry import records
-from signing.verify import pdf_facts
-from signing.errors import TimestampUnavailable
-from signing.registry.models import DocumentFile, SignedDocument, UpgradeStatus
 from signing.create.service import SigningService
+from signing.errors import TimestampUnavailable
+from signing.registry import records
+from signing.registry.models import DocumentFile, SignedDocument, UpgradeStatus
+from signing.verify import pdf_facts
 
 log = logging.getLogger(__name__)
 LEASE = dt.timedelta(minutes=5)
@@ -62,7 +60,8 @@ def upgrade_one(service: SigningService, document_id: str) -> str:
             return "upgraded"
         current = session.execute(select(DocumentFile).where(DocumentFile.document_id == doc.id,
                                                              DocumentFile.version == doc.version)).scalar_one()
-        pdf, level, target, sha, credential_id = current.pdf, doc.level, doc.requested_level, doc.sha256, doc.credential_id
+        pdf, level, target = current.pdf, doc.level, doc.requested_level
+        sha, credential_id = doc.sha256, doc.credential_id
     try:
         new_pdf, reached = _raise_level(service, pdf, level, target, credential_id)
         timestamps = pdf_facts.signature_values(new_pdf, after=len(pdf))  # the document timestamps added

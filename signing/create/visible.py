@@ -36,9 +36,8 @@ from pyhanko.sign.fields import SigFieldSpec, enumerate_sig_fields
 from pyhanko.stamp.base import BaseStamp, BaseStampStyle
 
 from core.settings import Settings
-
-from signing.errors import BadAppearance
 from signing.create.fonts import StampFontEngine, StampFonts, load_stamp_fonts
+from signing.errors import BadAppearance
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 MM = 72 / 25.4
@@ -91,7 +90,7 @@ class PlannedAppearance:
 
 
 @lru_cache(maxsize=64)  # kept: pure (an image's bytes → the decoded image), bounded
-def _image(data_hash: str, data: bytes) -> Image.Image:  # noqa: ARG001 - the hash is the cache key
+def _image(data_hash: str, data: bytes) -> Image.Image:  # the hash is the cache key
     try:
         image = Image.open(BytesIO(data))
         image.load()
@@ -147,7 +146,7 @@ class Decree30StampStyle(BaseStampStyle):
     fonts: StampFonts | None = None
     border_width: int = 0
 
-    def create_stamp(self, writer: Any, box: layout.BoxConstraints, text_params: dict) -> "Decree30Stamp":
+    def create_stamp(self, writer: Any, box: layout.BoxConstraints, text_params: dict[str, Any]) -> Decree30Stamp:
         return Decree30Stamp(writer, self, box)
 
 
@@ -158,7 +157,7 @@ class Decree30Stamp(BaseStamp):
               y: float, max_width: float | None = None) -> bytes:
         """One line; shrunk (down to 6 pt) rather than cut when it is wider than ``max_width``."""
         ops, width = engine.line(text)
-        size = engine.font_size
+        size: float = engine.font_size
         if max_width and width > max_width:
             size = max(6.0, size * max_width / width)
             width = width * size / engine.font_size
@@ -183,7 +182,7 @@ class Decree30Stamp(BaseStamp):
 
     def _render_inner_content(self) -> list[bytes]:
         facts, fonts = self.style.facts, self.style.fonts
-        assert facts is not None and fonts is not None
+        assert facts is not None and fonts is not None and self.writer is not None
         width, height = self.box.width, self.box.height
         ops: list[bytes] = [b"q 0 g"]
         if facts.kind == "seal":
@@ -207,7 +206,7 @@ class Decree30Stamp(BaseStamp):
         else:
             # the QR goes on the right: the agency seal will cover the left third (Decree 30 Art. 32)
             bold = StampFontEngine(self.writer, fonts.bold, 11)
-            right = width
+            right: float = width
             if facts.verify_url:
                 qr = min(QR_SIZE, height)
                 ops.append(self._qr(facts.verify_url, width - qr, (height - qr) / 2, qr))
@@ -280,7 +279,7 @@ def _free_name(fields: dict[str, Any]) -> str:
 def _last_signed_rect(writer: IncrementalPdfFileWriter) -> tuple[int, tuple[float, float, float, float]] | None:
     """The page index and rectangle of the last signed visible signature (the person's, for a seal)."""
     result = None
-    for name, value, ref in enumerate_sig_fields(writer.prev, filled_status=True):
+    for _name, _value, ref in enumerate_sig_fields(writer.prev, filled_status=True):
         widget = ref.get_object()
         rect = widget.get("/Rect")
         if not rect:
@@ -298,7 +297,7 @@ def _index_of_page(writer: IncrementalPdfFileWriter, page_ref: Any) -> int:
     if page_ref is None:
         return _page_count(writer) - 1
     for index in range(_page_count(writer)):
-        if writer.find_page_for_modification(index)[1] == page_ref:  # type: ignore[comparison-overlap]
+        if writer.find_page_for_modification(index)[1] == page_ref:
             return index
     return _page_count(writer) - 1
 
@@ -339,12 +338,13 @@ def plan_appearance(writer: IncrementalPdfFileWriter, facts: StampFacts, placeme
         box = (x1, y1, x2, y2)
     else:
         index, box = _automatic(writer, facts, placement.page, pdf)
-    spec = SigFieldSpec(name, on_page=index, box=tuple(round(v) for v in box))  # type: ignore[arg-type]
+    bx1, by1, bx2, by2 = box
+    spec = SigFieldSpec(name, on_page=index, box=(round(bx1), round(by1), round(bx2), round(by2)))
     return PlannedAppearance(name, spec, style)
 
 
 def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | None,
-               pdf: bytes | None = None) -> tuple[int, tuple[float, ...]]:
+               pdf: bytes | None = None) -> tuple[int, tuple[float, float, float, float]]:
     if facts.kind == "copy":
         index = _page_index(writer, page if page is not None else 1)
         px1, py1, px2, py2 = _page_box(writer, index)
@@ -436,4 +436,4 @@ def _text_boxes(pdf: bytes, index: int) -> list[tuple[float, float, float, float
     return boxes
 
 
-__all__ = ["StampFacts", "Placement", "PlannedAppearance", "plan_appearance", "Decree30StampStyle"]
+__all__ = ["Decree30StampStyle", "Placement", "PlannedAppearance", "StampFacts", "plan_appearance"]

@@ -16,7 +16,6 @@ from core.db import transaction
 from core.errors import InvalidInput
 from pki.context import PkiContext
 from pki.store import get_credential
-
 from signing.errors import DocumentStateConflict, UnknownDocument
 from signing.registry.models import DocumentFile, DocumentStatus, SignedDocument, StampImage
 
@@ -84,7 +83,8 @@ def get_file(session: Session, document_id: str, version: int | None = None) -> 
 
 
 def find_by_hash(session: Session, sha256: str) -> tuple[SignedDocument, DocumentFile] | None:
-    file = session.execute(select(DocumentFile).where(DocumentFile.sha256 == sha256.lower()).limit(1)).scalar_one_or_none()
+    file = session.execute(select(DocumentFile).where(DocumentFile.sha256 == sha256.lower())
+                           .limit(1)).scalar_one_or_none()
     if file is None:
         return None
     return get_document(session, file.document_id), file

@@ -61,7 +61,8 @@ class SignedDocument(Base):
     status_changed_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     status_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_by: Mapped[str] = mapped_column(String(200), nullable=False)
-    offline_seal: Mapped[str | None] = mapped_column(Text, nullable=True)  # the QR code's signed facts (offline_seal.py)
+    # the QR code's signed facts (offline_seal.py)
+    offline_seal: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class DocumentFile(Base):

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -26,7 +26,9 @@ from signing.registry.models import SignatureRecord, SignedDocument
 
 Source = Literal["sign", "timestamp", "signhash"]
 _LOOKUP_CHUNK = 500  # values per IN (...) query
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}  # both have ON CONFLICT DO NOTHING
+# both have ON CONFLICT DO NOTHING
+_INSERTS: dict[str, Callable[[type[SignatureRecord]], postgresql.Insert | sqlite.Insert]] = {
+    "postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 def signature_digest(value: bytes) -> str:
@@ -51,7 +53,7 @@ def record(session: Session, values: Iterable[SignatureValue], *, created_at: dt
 
     ``credential_id`` is the signing credential's, kept on ``sign`` and ``signhash`` rows only
     (a document timestamp is the TSA's signature)."""
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for item in values:
         digest = signature_digest(item.value)
         rows.setdefault(digest, {

@@ -28,10 +28,9 @@ from pyhanko_certvalidator.errors import InvalidCertificateError
 from pyhanko_certvalidator.path import ValidationPath
 
 from core.cache import Cache, EpochWatch
-
 from signing.material import DOCUMENT_SIGNING
-from signing.verify.trust import TrustStore
 from signing.verify.indications import SubIndication
+from signing.verify.trust import TrustStore
 
 DOCUMENT_EKUS = frozenset({DOCUMENT_SIGNING, "email_protection"})
 
@@ -110,7 +109,11 @@ async def chain_status(cert: asn1_x509.Certificate, certs: list[asn1_x509.Certif
     return ChainStatus(result.success_result or result.error_path, sub, result.revo_details)
 
 
-def chain_cache(watch: EpochWatch | None = None) -> Cache[tuple, ChainStatus]:
+# (certificate's SHA-256, id of the usage, trust store fingerprint, revocation epoch, minute)
+ChainKey = tuple[bytes, int, str, int, int]
+
+
+def chain_cache(watch: EpochWatch | None = None) -> Cache[ChainKey, ChainStatus]:
     """Chain results by (certificate, usage, trust, revocation epoch, minute), per process (results are
     immutable); dropped when ``watch`` sees the revocation epoch move. Owned by the verifier."""
     return Cache("verification_chains", max_entries=MAX_ENTRIES, watch=watch)

@@ -22,23 +22,32 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.reader import HistoricalResolver, PdfFileReader
 from pyhanko.sign.diff_analysis import (
-    CatalogModificationRule, DocInfoRule, DSSCompareRule, FormUpdatingRule, MetadataUpdateRule,
-    ModificationLevel, ObjectStreamRule, SigFieldCreationRule, SigFieldModificationRule, StandardDiffPolicy,
-    SuspiciousModification, XrefStreamRule,
+    CatalogModificationRule,
+    DocInfoRule,
+    DSSCompareRule,
+    FormUpdatingRule,
+    MetadataUpdateRule,
+    ModificationLevel,
+    ObjectStreamRule,
+    SigFieldCreationRule,
+    SigFieldModificationRule,
+    StandardDiffPolicy,
+    SuspiciousModification,
+    XrefStreamRule,
 )
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
 from signing.errors import TooComplex
-from signing.verify.report import Modification, Text
 from signing.verify.pdf_facts import covered_end
+from signing.verify.report import Modification, Text
 from signing.verify.report_text import one_line
 
 Box = tuple[float, float, float, float]
@@ -114,9 +123,9 @@ def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignat
     """Review every revision after the earliest signature (nothing to do without one).
 
     ``own``: the signatures and timestamps (``id()`` of the objects in ``signatures``) kyso's service
-    recorded making — by identity, since a crafted file may give another signature the same field name. A revision that ends exactly
-    where such a signature's byte range ends was written by kyso as a whole (the signature's digest
-    covers it, and kyso only appends its signature, stamp and validation data), so it needs no
+    recorded making — by identity, since a crafted file may give another signature the same field name. A
+    revision that ends exactly where such a signature's byte range ends was written by kyso as a whole (the
+    signature's digest covers it, and kyso only appends its signature, stamp and validation data), so it needs no
     object-by-object review; the visual comparison still looks at it."""
     if not signatures:
         return ChangeReview()
@@ -173,9 +182,9 @@ def _ends_revision(reader: PdfFileReader, pdf: bytes, sig: EmbeddedPdfSignature)
     return end is not None and end <= covered and not pdf[end:covered].strip(_BLANK)
 
 
-def _strictest_docmdp(signatures: list[EmbeddedPdfSignature]):  # type: ignore[no-untyped-def]
+def _strictest_docmdp(signatures: list[EmbeddedPdfSignature]) -> Callable[[int], MDPPerm | None]:
     """For a revision, the DocMDP permission of the certification signed before it (if any)."""
-    certs = [(s.signed_revision, s.docmdp_level) for s in signatures if _docmdp(s) is not None]
+    certs = [(s.signed_revision, level) for s in signatures if (level := _docmdp(s)) is not None]
 
     def at(revision: int) -> MDPPerm | None:
         levels = [level for signed, level in certs if signed < revision]
@@ -207,7 +216,8 @@ def _review_revision(reader: PdfFileReader, revision: int, made: list[EmbeddedPd
             revision=revision + 1, after_signature=after, category="widget", object=None,
             page=_field_page(new, name),
             text=Text(f"Trường chữ ký «{one_line(name, 80)}» được tạo hoặc sửa sau khi ký mà không có chữ ký nào.",
-                      f"Signature field «{one_line(name, 80)}» was created or changed after signing without a signature.")))
+                      f"Signature field «{one_line(name, 80)}» was created or changed after signing "
+                      "without a signature.")))
     level = result.modification_level
     if docmdp == MDPPerm.NO_CHANGES and level > ModificationLevel.LTA_UPDATES:
         problems.append(Modification(
@@ -247,7 +257,8 @@ def _generic(revision: int, after: str, message: str) -> Modification:
     return Modification(revision=revision + 1, after_signature=after, category="object", object=None, page=None,
                         text=Text(f"Lần cập nhật thứ {revision + 1} thay đổi tệp theo cách không được phép sau khi ký "
                                   f"({short}).",
-                                  f"Update {revision + 1} changes the file in a way not allowed after signing ({short})."))
+                                  f"Update {revision + 1} changes the file in a way not allowed after signing "
+                                  f"({short})."))
 
 
 def _classify(old: HistoricalResolver, new: HistoricalResolver, ref: generic.Reference, revision: int, after: str,
@@ -538,4 +549,4 @@ def _trailing_bytes(reader: PdfFileReader, pdf: bytes, last: int, after: str) ->
                   f"show them).")),)
 
 
-__all__ = ["ChangeReview", "RevisionReview", "STRICT_POLICY", "review"]
+__all__ = ["STRICT_POLICY", "ChangeReview", "RevisionReview", "review"]

@@ -21,7 +21,6 @@ from policies import history, units
 from policies.documents import DocumentPolicy
 from policies.engine import SignerFacts, Target, decide
 from policies.errors import PolicyInvalid, UnknownDocumentType, UnknownUnit
-
 from signing.registry.models import DocumentFile, SignedDocument
 from signing.verify.report import Entitlement, RegistryInfo, SignatureReport
 
@@ -106,7 +105,7 @@ def _province(session: Session, code: str | None, on: dt.date, lookups: Lookups)
         except UnknownUnit:
             province = None
         lookups.provinces.put(key, province)
-    return province  # type: ignore[return-value]
+    return province
 
 
 def judge(reports: list[SignatureReport], records: Records) -> list[SignatureReport]:
@@ -138,7 +137,8 @@ def _entitlement(report: SignatureReport, record: SignatureRecord, records: Reco
                         title=report.signer.title if report.signer else None,
                         unit=report.signer.unit if report.signer else None)
     try:
-        decision = decide(policy, facts, Target(records.document_type, records.commune_code, records.province_code, step))
+        decision = decide(policy, facts,
+                          Target(records.document_type, records.commune_code, records.province_code, step))
     except UnknownDocumentType:
         return Entitlement(False, record.policy_version, "document_types",
                            f"policy {policy.version} has no document type {records.document_type}")

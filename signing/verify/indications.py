@@ -11,12 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pyhanko.sign.ades.report import (
-    AdESFailure,
-    AdESIndeterminate,
-    AdESStatus,
-    AdESSubIndic,
-)
+from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate, AdESStatus, AdESSubIndic
 
 
 class Indication(StrEnum):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from io import BytesIO
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -15,13 +15,10 @@ from pyhanko.sign.validation.generic_cms import validate_sig_integrity
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
 from core.cache import Cache
-
 from signing.errors import EncryptedPdf, UnreadablePdf
 from signing.registry.records import SignatureValue
 from signing.verify.indications import Indication, SubIndication
-from signing.verify.report import (
-    INDICATION_ORDER, CertificateInfo, CoverageInfo, RevocationInfo, SignatureReport, Text,
-)
+from signing.verify.report import INDICATION_ORDER, CertificateInfo, CoverageInfo, RevocationInfo, SignatureReport, Text
 from signing.verify.report_text import quoted
 from signing.verify.trust import TrustStore
 
@@ -99,13 +96,14 @@ def covered_end(sig: EmbeddedPdfSignature) -> int:
 
 
 def coverage_of(sig: EmbeddedPdfSignature, integrity: dict[str, Any], reader: PdfFileReader,
-                changes: "ChangeReview") -> CoverageInfo:
+                changes: ChangeReview) -> CoverageInfo:
     """What the signature covers and whether everything after it is accountable (``changes``)."""
     coverage = integrity.get("coverage")
     docmdp = sig.docmdp_level
     later = reader.xrefs.total_revisions - 1 - sig.signed_revision
-    covers = ("entire_file" if coverage is not None and coverage.name == "ENTIRE_FILE" else
-              "entire_revision" if coverage is not None and coverage.name == "ENTIRE_REVISION" else "partial")
+    covers: Literal["entire_file", "entire_revision", "partial"] = (
+        "entire_file" if coverage is not None and coverage.name == "ENTIRE_FILE" else
+        "entire_revision" if coverage is not None and coverage.name == "ENTIRE_REVISION" else "partial")
     level = changes.level_after(sig.signed_revision)
     mod = level.name if later > 0 or changes.trailing else "NONE"
     allowed = covers != "partial" and not changes.after(sig.signed_revision)
@@ -130,7 +128,8 @@ def level_of(timestamped: bool, has_dss: bool, archived: bool) -> str:
     return "B-LTA" if archived else "B-LT"
 
 
-def crypto_check(signer_info: Any, cert: asn1_x509.Certificate | None, content_type: str, digest: bytes) -> tuple[bool, bool]:
+def crypto_check(signer_info: Any, cert: asn1_x509.Certificate | None, content_type: str,
+                 digest: bytes) -> tuple[bool, bool]:
     """(intact, valid): the signed digest matches, and the signature over the attributes verifies."""
     if cert is None:
         return False, False
@@ -151,7 +150,8 @@ def timestamp_token(signer_info: Any) -> Any:
 def signing_time_attr(signer_info: Any) -> dt.datetime | None:
     for attr in signer_info["signed_attrs"] or ():
         if attr["type"].native == "signing_time":
-            return attr["values"][0].native
+            moment: dt.datetime | None = attr["values"][0].native
+            return moment
     return None
 
 
@@ -255,7 +255,7 @@ def signature_values(pdf: bytes, after: int = 0) -> list[SignatureValue]:
     return found
 
 
-def _serial_of(sig) -> str | None:  # type: ignore[no-untyped-def]
+def _serial_of(sig: EmbeddedPdfSignature) -> str | None:
     try:
         return format(sig.signer_cert.serial_number, "X")
     except Exception:  # noqa: BLE001 - a CMS without its signer's certificate: the value still counts

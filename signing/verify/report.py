@@ -124,7 +124,8 @@ class Modification:
 
     revision: int  # 1-based revision (incremental update) that made the change; 0: bytes outside any revision
     after_signature: str  # the field name of the signature the change follows
-    category: str  # annotation, widget, form_value, visibility, appearance, page, content, catalog, trailing_bytes, object
+    # annotation, widget, form_value, visibility, appearance, page, content, catalog, trailing_bytes, object
+    category: str
     object: str | None  # e.g. "12 0 R"
     page: int | None  # 1-based, when the change is on a page
     text: Text
@@ -176,8 +177,8 @@ class VerificationReport:
         entitled = all(s.entitlement is None or s.entitlement.allowed is not False for s in self.signatures)
         signed = any(s.kind == "signature" for s in self.signatures)
         recorded = all(s.registered is not False for s in self.signatures)
-        return (self.indication == Indication.TOTAL_PASSED and signed and entitled and recorded and not self.modifications
-                and not self.seen_changed
+        return (self.indication == Indication.TOTAL_PASSED and signed and entitled and recorded
+                and not self.modifications and not self.seen_changed
                 and (self.registry is None or self.registry.status == DocumentStatus.VALID))
 
     @property
@@ -186,7 +187,8 @@ class VerificationReport:
         return any(v.kind in VISIBLE_CHANGES for v in self.visual_differences)
 
     def as_dict(self) -> dict[str, Any]:
-        return _plain(dataclasses.asdict(self)) | {"genuine": self.genuine}
+        plain: dict[str, Any] = _plain(dataclasses.asdict(self))
+        return plain | {"genuine": self.genuine}
 
 
 def _plain(value: Any) -> Any:

@@ -111,7 +111,8 @@ def _failure(indication: Indication, sub: SubIndication | None, name: str, at: s
              reason: str | None) -> Text:
     r = reason_text(reason)
     texts: dict[SubIndication | None, Text] = {
-        SubIndication.HASH_FAILURE: Text("Văn bản đã bị sửa sau khi ký: nội dung không còn khớp với chữ ký. Không sử dụng bản này.",
+        SubIndication.HASH_FAILURE: Text("Văn bản đã bị sửa sau khi ký: nội dung không còn khớp với chữ ký. "
+                             "Không sử dụng bản này.",
                              "The document was altered after signing: its content no longer matches the signature. "
                              "Do not rely on this copy."),
         SubIndication.SIG_CRYPTO_FAILURE: Text("Chữ ký số không đúng về mặt mật mã: không thể xác nhận người ký.",
@@ -122,25 +123,27 @@ def _failure(indication: Indication, sub: SubIndication | None, name: str, at: s
                         f"({when(revoked_at)}, {r.vi}). Chữ ký không có giá trị.",
                         f"The signature was made ({at}) after {name}'s certificate had been revoked "
                         f"({when(revoked_at)}, {r.en}). It is not valid."),
-        SubIndication.REVOKED_NO_POE: Text(f"Chứng thư số của {name} đã bị thu hồi ({when(revoked_at)}, {r.vi}) và văn bản "
-                               "không có dấu thời gian chứng minh đã ký trước đó: chưa thể khẳng định chữ ký hợp lệ.",
+        SubIndication.REVOKED_NO_POE: Text(f"Chứng thư số của {name} đã bị thu hồi ({when(revoked_at)}, {r.vi}) "
+                               "và văn bản không có dấu thời gian chứng minh đã ký trước đó: "
+                               "chưa thể khẳng định chữ ký hợp lệ.",
                                f"{name}'s certificate was revoked ({when(revoked_at)}, {r.en}) and no timestamp "
                                "proves the document was signed before that: the signature cannot be confirmed."),
-        SubIndication.OUT_OF_BOUNDS_NO_POE: Text(f"Chứng thư số của {name} đã hết hạn và văn bản không có dấu thời gian chứng "
-                                     "minh đã ký khi chứng thư còn hiệu lực.",
+        SubIndication.OUT_OF_BOUNDS_NO_POE: Text(f"Chứng thư số của {name} đã hết hạn và văn bản không có "
+                                     "dấu thời gian chứng minh đã ký khi chứng thư còn hiệu lực.",
                                      f"{name}'s certificate has expired and no timestamp proves the document was "
                                      "signed while it was valid."),
-        SubIndication.OUT_OF_BOUNDS_NOT_REVOKED: Text(f"Chứng thư số của {name} đã hết hạn; không có dấu thời gian chứng minh "
-                                          "thời điểm ký.",
+        SubIndication.OUT_OF_BOUNDS_NOT_REVOKED: Text(f"Chứng thư số của {name} đã hết hạn; "
+                                          "không có dấu thời gian chứng minh thời điểm ký.",
                                           f"{name}'s certificate has expired; no timestamp proves when it was signed."),
-        SubIndication.NO_CERTIFICATE_CHAIN_FOUND: Text("Chứng thư số của người ký không thuộc tổ chức chứng thực nào được tin cậy "
-                                           "(không phải của Chính phủ, của CA công cộng được cấp phép, hay của kyso).",
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND: Text("Chứng thư số của người ký không thuộc tổ chức chứng thực "
+                                           "nào được tin cậy (không phải của Chính phủ, của CA công cộng "
+                                           "được cấp phép, hay của kyso).",
                                            "The signer's certificate does not lead to any trusted authority "
                                            "(government, licensed public CA, or kyso)."),
         SubIndication.TRY_LATER: Text("Chưa lấy được thông tin thu hồi của chứng thư số; hãy kiểm tra lại sau.",
                           "The certificate's revocation status is not available yet; check again later."),
-        SubIndication.SIG_CONSTRAINTS_FAILURE: Text("Văn bản đã bị thay đổi sau khi ký theo cách người ký không cho phép "
-                                        "(ví dụ thêm trang hoặc sửa nội dung).",
+        SubIndication.SIG_CONSTRAINTS_FAILURE: Text("Văn bản đã bị thay đổi sau khi ký theo cách người ký "
+                                        "không cho phép (ví dụ thêm trang hoặc sửa nội dung).",
                                         "The document was changed after signing in a way the signer did not allow "
                                         "(for example a page added or content edited)."),
         SubIndication.CHAIN_CONSTRAINTS_FAILURE: Text("Chứng thư số không được phép dùng để ký văn bản.",

@@ -23,7 +23,6 @@ from core.db import transaction
 from core.errors import ConfigurationError
 from pki.context import PkiContext
 from pki.models import CertificateAuthority
-
 from signing.shared_asn1 import shareable
 
 TRUST_DIR = Path(__file__).resolve().parents[2] / "policies" / "trust"
@@ -64,7 +63,8 @@ def _bundled() -> tuple[list[tuple[asn1_x509.Certificate, str]], list[asn1_x509.
 
 
 def _configured(paths: list[Path]) -> tuple[list[asn1_x509.Certificate], list[asn1_x509.Certificate]]:
-    anchors, intermediates = [], []
+    anchors: list[asn1_x509.Certificate] = []
+    intermediates: list[asn1_x509.Certificate] = []
     for path in paths:
         files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
         for file in files:
@@ -78,7 +78,8 @@ def _configured(paths: list[Path]) -> tuple[list[asn1_x509.Certificate], list[as
 
 
 def _kyso_roots(ctx: PkiContext) -> tuple[list[asn1_x509.Certificate], list[asn1_x509.Certificate]]:
-    anchors, intermediates = [], []
+    anchors: list[asn1_x509.Certificate] = []
+    intermediates: list[asn1_x509.Certificate] = []
     with transaction(ctx.sessions, read_only=True) as session:
         for ca in session.execute(select(CertificateAuthority)).scalars():
             if ca.cert_der:

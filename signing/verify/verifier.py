@@ -44,33 +44,57 @@ from pki.context import PkiContext
 from pki.models import Certificate, CertificateStatus
 from pki.ocsp import revocation_epoch
 from pki.reasons import Reason
-
-from signing import loop
-from signing.verify import entitlement
-
-
-from signing.verify import report_text
-
-from signing import speedups
-from signing.verify.chain import SIGNER_USAGE, TSA_USAGE, ChainStatus, RevocationFacts, chain_cache, chain_status, context_for
-from signing.verify import visual_diff
-from signing.verify.changes import ChangeReview, review
-from signing.verify.indications import Indication, SubIndication
+from signing import loop, speedups
 from signing.errors import PdfTooLarge, TooComplex, UnreadablePdf
 from signing.material import MaterialCache
 from signing.registry.models import DocumentFile, SignedDocument
 from signing.registry.records import SignatureRecordRow, find_by_signatures
-from signing.verify.report import (
-    VISIBLE_CHANGES, Modification, RegistryInfo, RevocationInfo, SignatureReport, SignedRevision, Text,
-    VisualDifference,
-    TimestampInfo, VerificationReport,
+from signing.verify import entitlement, report_text, visual_diff
+from signing.verify.chain import (
+    SIGNER_USAGE,
+    TSA_USAGE,
+    ChainStatus,
+    RevocationFacts,
+    chain_cache,
+    chain_status,
+    context_for,
 )
-from signing.verify.report import CertificateInfo
-from signing.verify.trust import TrustProvider, TrustStore
+from signing.verify.changes import ChangeReview, review
+from signing.verify.indications import Indication, SubIndication
 from signing.verify.limits import check_limits
 from signing.verify.pdf_facts import (
-    anchor_label, cert_info, common_name, coverage_of, covered_end, crypto_check, digest, dss_material, embedded_certificates, first_signature, format_failure, level_of, locks_fields, open_pdf, signing_time_attr, timestamp_token, worst,
+    anchor_label,
+    cert_info,
+    common_name,
+    coverage_of,
+    covered_end,
+    crypto_check,
+    digest,
+    dss_material,
+    embedded_certificates,
+    first_signature,
+    format_failure,
+    level_of,
+    locks_fields,
+    open_pdf,
+    signing_time_attr,
+    timestamp_token,
+    worst,
 )
+from signing.verify.report import (
+    VISIBLE_CHANGES,
+    CertificateInfo,
+    Modification,
+    RegistryInfo,
+    RevocationInfo,
+    SignatureReport,
+    SignedRevision,
+    Text,
+    TimestampInfo,
+    VerificationReport,
+    VisualDifference,
+)
+from signing.verify.trust import TrustProvider, TrustStore
 
 log = logging.getLogger(__name__)
 WEAK_DIGESTS = {"md5", "sha1"}
@@ -78,9 +102,9 @@ VISUAL_BUDGET_SECONDS = 2.0
 # current-time failures that a proof of existence may resolve (EN 319 102-1 5.6.2.4 past signature
 # validation; TRY_LATER too, as pyHanko's AdES past validation does: revocation data that is stale
 # now may well have been fresh at the POE)
-TIME_FAILURES = {SubIndication.REVOKED_NO_POE, SubIndication.OUT_OF_BOUNDS_NO_POE, SubIndication.OUT_OF_BOUNDS_NOT_REVOKED,
-                 SubIndication.EXPIRED, SubIndication.REVOKED_CA_NO_POE, SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE,
-                 SubIndication.TRY_LATER}
+TIME_FAILURES = {SubIndication.REVOKED_NO_POE, SubIndication.OUT_OF_BOUNDS_NO_POE,
+                 SubIndication.OUT_OF_BOUNDS_NOT_REVOKED, SubIndication.EXPIRED, SubIndication.REVOKED_CA_NO_POE,
+                 SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE, SubIndication.TRY_LATER}
 NO_REVOCATION_CHECK = CertRevTrustPolicy(RevocationCheckingPolicy(
     ee_certificate_rule=RevocationCheckingRule.NO_CHECK, intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK))
 NOT_CHECKED = ChainStatus(None, None, None)  # the signature itself failed: its chain is not looked at
@@ -94,7 +118,8 @@ class Judgement:
     indication: Indication
     sub_indication: SubIndication | None
     revocation: RevocationInfo
-    revoked_later: tuple[dt.datetime, str | None] | None = None  # (revoked_at, reason): valid when signed, revoked since
+    # (revoked_at, reason): valid when signed, revoked since
+    revoked_later: tuple[dt.datetime, str | None] | None = None
 
 
 class Verifier:
@@ -134,7 +159,7 @@ class Verifier:
             registry, recorded, differs = self._registry(session, pdf, values)
             records = entitlement.read(session, registry, self.lookups) if registry is not None else None
         # by the signature itself, never by its field name (a file may repeat a name)
-        known = {id(s): recorded[v] for s, v in zip(embedded, values) if v is not None and v in recorded}
+        known = {id(s): recorded[v] for s, v in zip(embedded, values, strict=True) if v is not None and v in recorded}
         # revisions kyso's own service wrote (not a signHash value: the client's software wrote that revision)
         own = frozenset(key for key, row in known.items() if row.source != "signhash")
         changes = review(reader, pdf, embedded, deadline=deadline, own=own)
@@ -155,7 +180,7 @@ class Verifier:
                                                              unsigned_changed=differs is not None)))
             except (Unavailable, TooComplex):
                 raise  # the database or a keystore is down: 503 and retry, never "damaged" for a sound file
-            except Exception as exc:  # noqa: BLE001 - a malformed signature is reported, never a 500
+            except Exception as exc:  # a malformed signature is reported, never a 500
                 log.warning("signature %s could not be validated: %s", sig.field_name, exc, exc_info=True)
                 reports.append(format_failure(sig, exc))
         if records is not None:
@@ -280,7 +305,8 @@ class Verifier:
             changed_after=unsigned_changed or not coverage.changes_allowed)
         return SignatureReport(
             field_name=sig.field_name, kind="signature", indication=indication, sub_indication=sub,
-            intact=intact, signer=signer_info, chain=tuple(cert_info(c, self.cert_infos) for c in reversed(path_certs[:-1])),
+            intact=intact, signer=signer_info,
+            chain=tuple(cert_info(c, self.cert_infos) for c in reversed(path_certs[:-1])),
             trust_anchor=anchor_label(chain.path.trust_anchor if chain.path else None, trust),
             claimed_signing_time=claimed, timestamp=timestamp, revocation=revocation, coverage=coverage, level=level,
             digest_algorithm=md, signature_algorithm=sig.signer_info["signature_algorithm"]["algorithm"].native,
@@ -290,7 +316,8 @@ class Verifier:
         )
 
     async def _signature_timestamp(self, sig: EmbeddedPdfSignature, trust: TrustStore, now: dt.datetime,
-                                   facts: RevocationFacts, kyso: bool) -> tuple[TimestampInfo | None, dt.datetime | None]:
+                                   facts: RevocationFacts,
+                                   kyso: bool) -> tuple[TimestampInfo | None, dt.datetime | None]:
         """The signature-timestamp token (B-T): its imprint must be the hash of the signature value."""
         token = timestamp_token(sig.signer_info)
         if token is None:
@@ -356,18 +383,19 @@ class Verifier:
                 return Judgement(PASSED, None, info, revoked_later=(revoked_at, reason))
             return Judgement(INDETERMINATE, past.sub_indication or SubIndication.REVOKED_NO_POE, info)
         sub = chain.sub_indication or SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE
-        if sub == SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and chain.path is not None and not kyso:
-            # certvalidator reports "no revocation information at all" as a general failure; when the
-            # path is otherwise sound that is EN 319 102-1's TRY_LATER (the status may be obtainable
-            # later: the CA's CRL, or a file that carries it), as KYSO_VERIFY_FETCH_REVOCATION promises
-            if (await self._without_revocation(signer, certs, trust, now, facts)).trusted:
-                sub = SubIndication.TRY_LATER
+        # certvalidator reports "no revocation information at all" as a general failure; when the
+        # path is otherwise sound that is EN 319 102-1's TRY_LATER (the status may be obtainable
+        # later: the CA's CRL, or a file that carries it), as KYSO_VERIFY_FETCH_REVOCATION promises
+        if (sub == SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and chain.path is not None and not kyso
+                and (await self._without_revocation(signer, certs, trust, now, facts)).trusted):
+            sub = SubIndication.TRY_LATER
         if sub in TIME_FAILURES and poe is not None:
             past = await self._past(signer, certs, trust, poe, facts, kyso)
             if past.trusted:
                 return Judgement(PASSED, None, RevocationInfo("good", source))
         status: Literal["unknown", "not_checked"] = (
-            "unknown" if sub in (SubIndication.TRY_LATER, SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE) else "not_checked")
+            "unknown" if sub in (SubIndication.TRY_LATER, SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE)
+            else "not_checked")
         return Judgement(INDETERMINATE, sub, RevocationInfo(status, source))
 
     async def _without_revocation(self, signer: asn1_x509.Certificate, certs: list[asn1_x509.Certificate],
@@ -398,7 +426,8 @@ class Verifier:
             if row is None:
                 return ChainStatus(status.path, SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE, None)
             invalid_from = row.invalidity_date if row.invalidity_date is not None else row.revoked_at
-            if row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) and invalid_from is not None and clock.aware(invalid_from) <= poe:
+            if (row.status in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) and invalid_from is not None
+                    and clock.aware(invalid_from) <= poe):
                 return ChainStatus(status.path, SubIndication.REVOKED_NO_POE if cert.sha256 == signer.sha256
                                    else SubIndication.REVOKED_CA_NO_POE, None)
         return status
@@ -414,7 +443,8 @@ class Verifier:
     def _recorded_revocation(self, cert: asn1_x509.Certificate) -> tuple[dt.datetime, str | None] | None:
         """(revoked_at, RFC 5280 reason name) from kyso's database, for a revoked or held kyso certificate."""
         row = self.revocation_of(cert)
-        if row is None or row.status not in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD) or row.revoked_at is None:
+        if (row is None or row.status not in (CertificateStatus.REVOKED, CertificateStatus.ON_HOLD)
+                or row.revoked_at is None):
             return None
         try:
             reason: str | None = Reason(row.revocation_reason).flag.name if row.revocation_reason else None
@@ -439,7 +469,7 @@ class Verifier:
         elif trusted:
             indication, sub = PASSED, None
         else:
-            chain = await self._chain(tsa, certs, TSA_USAGE, trust, now, facts, kyso)  # type: ignore[arg-type]
+            chain = await self._chain(tsa, certs, TSA_USAGE, trust, now, facts, kyso)
             indication, sub = INDETERMINATE, chain.sub_indication or SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE
         info = cert_info(tsa, self.cert_infos) if tsa is not None else None
         return SignatureReport(
@@ -524,10 +554,12 @@ class Verifier:
         if stored is not None and not exact and not prefix:
             differs = Modification(
                 revision=0, after_signature="", category="unsigned_bytes", object=None, page=None,
-                text=Text(f"Tệp khác với phiên bản {newest.version} đã đăng ký của văn bản {doc.id} ở những byte chữ ký "
-                          "không bảo vệ (ví dụ phần đệm của chữ ký): đây không phải tệp đã được cấp.",
-                          f"The file differs from registered version {newest.version} of document {doc.id} in bytes the "
-                          "signatures do not protect (e.g. a signature's padding): it is not the file that was issued."))
+                text=Text(f"Tệp khác với phiên bản {newest.version} đã đăng ký của văn bản {doc.id} "
+                          "ở những byte chữ ký không bảo vệ (ví dụ phần đệm của chữ ký): "
+                          "đây không phải tệp đã được cấp.",
+                          f"The file differs from registered version {newest.version} of document {doc.id} "
+                          "in bytes the signatures do not protect (e.g. a signature's padding): "
+                          "it is not the file that was issued."))
         info = RegistryInfo(
             document_id=doc.id, status=doc.status, document_type=doc.document_type,
             commune_code=doc.commune_code, signed_at=doc.signed_at, version=newest.version,
@@ -538,7 +570,8 @@ class Verifier:
 
     def revocation_of(self, cert: asn1_x509.Certificate) -> Certificate | None:
         with transaction(self.ctx.sessions, read_only=True) as session:
-            row = session.execute(select(Certificate).where(Certificate.sha256 == cert.sha256.hex())).scalar_one_or_none()
+            row = session.execute(select(Certificate)
+                                  .where(Certificate.sha256 == cert.sha256.hex())).scalar_one_or_none()
             if row is not None:
                 session.expunge(row)
             return row

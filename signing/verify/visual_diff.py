@@ -40,14 +40,13 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol, cast
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from PIL import Image, ImageChops, ImageFilter
 
 from core.cache import Cache
-
 from signing.verify.report import Text, VisualDifference
 
 Box = tuple[float, float, float, float]
@@ -107,7 +106,7 @@ class Rendering:
         return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
 
-class RenderCache(Cache[tuple, "Rendering"]):
+class RenderCache(Cache[tuple[str, int, int, Mode], "Rendering"]):
     """Renderings keyed by (sha256 of the file, page, dpi, mode), least recently used dropped first,
     bounded in entries and in bytes (``core.cache``). One per verifier (created by its owner and passed
     in); a citizen's upload of a registered genuine file then needs no second render of that version."""
@@ -200,7 +199,7 @@ class _Renderer:
         self.dpi = dpi
         self._held = False
 
-    def __enter__(self) -> "_Renderer":
+    def __enter__(self) -> _Renderer:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -411,8 +410,14 @@ def _regions(mask: Image.Image) -> list[tuple[int, int, int, int]]:
     return _merge(boxes)
 
 
+class _GreyPixels(Protocol):
+    """Pixel access to a mode "L" image: one int per pixel (Pillow types ``PixelAccess`` for every mode)."""
+
+    def __getitem__(self, xy: tuple[int, int], /) -> int: ...
+
+
 def _grouped(mask: Image.Image, counts: Image.Image, joined: Image.Image) -> list[tuple[int, int, int, int]]:
-    grid, near = counts.load(), joined.load()
+    grid, near = cast(_GreyPixels, counts.load()), cast(_GreyPixels, joined.load())
     area = joined.getbbox()
     if area is None:
         return []
@@ -436,7 +441,7 @@ def _grouped(mask: Image.Image, counts: Image.Image, joined: Image.Image) -> lis
     return boxes
 
 
-def _component(near, cx: int, cy: int, cols: int, rows: int,  # type: ignore[no-untyped-def]
+def _component(near: _GreyPixels, cx: int, cy: int, cols: int, rows: int,
                seen: set[tuple[int, int]]) -> list[tuple[int, int]]:
     stack, cells = [(cx, cy)], []
     seen.add((cx, cy))
@@ -503,7 +508,7 @@ def annotation_overlaps(pdf: bytes, annotations: Sequence[tuple[int, Box]], *, a
     pages: dict[int, Rendering | None] = {}
     with _Renderer(deadline, dpi) as renderer:
         try:
-            for position, (index, box) in enumerate(ordered):
+            for index, box in ordered:
                 if index not in pages:
                     try:
                         if time.monotonic() >= deadline:
