@@ -349,14 +349,17 @@ def test_refused_certificates(pki: Container, via_proxy: TestClient, tmp_path: P
 
 def test_expired_token_and_expired_certificate(pki: Container, via_proxy: TestClient, tmp_path: Path) -> None:
     now = clock.now()
-    scoped(pki, "short-lived", communes=[COMMUNE], expires_at=now + dt.timedelta(days=1))
-    token_bound = escaped(issue_for(pki, tmp_path, "short-lived"))
-    scoped(pki, "long-lived", communes=[COMMUNE])
-    one_day = escaped(issue_for(pki, tmp_path, "long-lived", validity_days=1))
-    assert via_proxy.get("/api/v1/documents", headers=token_bound).status_code == 200
-    assert via_proxy.get("/api/v1/documents", headers=one_day).status_code == 200
-    clock.set_clock(lambda: now + dt.timedelta(days=1, seconds=1))
+    # held at one moment while setting up: a busy machine takes seconds over the two CSRs (openssl), and a
+    # certificate issued two seconds later would still be valid one day and one second after `now`
+    clock.set_clock(lambda: now)
     try:
+        scoped(pki, "short-lived", communes=[COMMUNE], expires_at=now + dt.timedelta(days=1))
+        token_bound = escaped(issue_for(pki, tmp_path, "short-lived"))
+        scoped(pki, "long-lived", communes=[COMMUNE])
+        one_day = escaped(issue_for(pki, tmp_path, "long-lived", validity_days=1))
+        assert via_proxy.get("/api/v1/documents", headers=token_bound).status_code == 200
+        assert via_proxy.get("/api/v1/documents", headers=one_day).status_code == 200
+        clock.set_clock(lambda: now + dt.timedelta(days=1, seconds=1))
         refused(via_proxy.get("/api/v1/documents", headers=token_bound), "token")
         refused(via_proxy.get("/api/v1/documents", headers=one_day), "validity")
     finally:
