@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
+from tests.helpers.servers import free_port, stop_process, wait_healthy
 
 from .common import ROOT_DIR, python_env
 
@@ -24,15 +23,8 @@ class BenchServer:
         if workers != 1:
             cmd += ["--workers", str(workers)]
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT_DIR, stdout=self._log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            if self.proc.poll() is not None:
-                break
+        if wait_healthy(self.url, self.proc, 60):
+            return
         self.stop()
         raise RuntimeError(f"kyso serve did not start:\n{self.log_tail()}")
 
@@ -53,23 +45,9 @@ class BenchServer:
             return 0
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 15)
         if not self._log.closed:
             self._log.close()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 __all__ = ["BenchServer", "free_port", "os"]

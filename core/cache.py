@@ -34,10 +34,11 @@ _MISSING: Any = object()
 
 class EpochWatch:
     """A counter read from the database at most every ``check_seconds`` (0: at every check), and the
-    caches to clear when it moves. ``read`` takes a session; ``observe`` takes a value the caller
+    caches to clear when it moves. ``read`` takes a session (None: the owner always reads the
+    counter itself, e.g. the OCSP route in its own unit); ``observe`` takes a value the caller
     read itself (e.g. a verification, which reads the epoch at every call, unthrottled)."""
 
-    def __init__(self, read: Callable[[Any], int], check_seconds: float | Callable[[], float],
+    def __init__(self, read: Callable[[Any], int] | None, check_seconds: float | Callable[[], float],
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._read = read
         self._check_seconds = check_seconds if callable(check_seconds) else (lambda: float(check_seconds))
@@ -59,6 +60,8 @@ class EpochWatch:
         """Read the counter unless ``fresh``; True (and the bound caches cleared) when it changed."""
         if self.fresh():
             return False
+        if self._read is None:
+            raise TypeError("this watch has no reader: its owner reads the counter and calls observe()")
         return self.observe(self._read(session))
 
     def observe(self, epoch: int) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from core.cache import Cache, EpochWatch
 
@@ -36,7 +35,7 @@ class AnswerCache:
     """
 
     def __init__(self, check_seconds: float, max_entries: int = 100_000) -> None:
-        self.watch = EpochWatch(_unused_reader, check_seconds)
+        self.watch = EpochWatch(None, check_seconds)  # the OCSP route reads the epoch and calls observe_epoch
         self._entries: Cache[bytes, OcspAnswer] = Cache("ocsp_answers", max_entries=max_entries, watch=self.watch)
 
     @property
@@ -70,6 +69,3 @@ class AnswerCache:
         self._entries.clear()
         self.watch.reset()
 
-
-def _unused_reader(session: Any) -> int:
-    raise AssertionError("the OCSP route reads the revocation epoch itself and hands it to observe_epoch")

@@ -149,3 +149,15 @@ def test_threads_agree_and_bounds_hold() -> None:
         t.join()
     assert not errors and len(cache) <= 50
     assert cache.hits + cache.misses == 6 * 2000
+
+
+def test_a_watch_without_a_reader_is_fed_by_its_owner() -> None:
+    watch = EpochWatch(None, 3600)
+    cache: Cache[str, int] = Cache("test_fed_watch", max_entries=4, watch=watch)
+    cache.put("a", 1)
+    with pytest.raises(TypeError, match="no reader"):
+        watch.moved(session=None)
+    assert watch.observe(1) and "a" not in cache  # the first reading moves from "unknown": the cache starts over
+    cache.put("b", 2)
+    assert not watch.observe(1) and cache.get("b") == 2
+    assert watch.fresh() and not watch.moved(session=None)  # fresh: no reading needed, no reader asked

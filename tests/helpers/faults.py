@@ -17,11 +17,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -35,7 +33,7 @@ from pki.models import Certificate
 from signing.registry.models import DocumentFile, SignedDocument
 from tests.helpers.api import new_token
 from tests.helpers.db import IN_CI, ISSUING, ROOT, make_settings
-from tests.helpers.servers import free_port
+from tests.helpers.servers import free_port, stop_process, wait_healthy
 
 PG_BIN = Path(os.environ.get("KYSO_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 REPO = Path(__file__).resolve().parents[2]
@@ -130,15 +128,7 @@ class KysoServer:
             raise RuntimeError(f"kyso serve did not start:\n{self.log_tail()}")
 
     def wait_ready(self, seconds: float) -> bool:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        return False
+        return wait_healthy(self.url, self.proc, seconds)
 
     def worker_pids(self) -> list[int]:
         """The uvicorn worker processes: children of the master that are not multiprocessing helpers."""
@@ -172,13 +162,7 @@ class KysoServer:
             return ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 15)
         if not self._log.closed:
             self._log.close()
 
