@@ -12,7 +12,6 @@ the previous one still accepted until ``previous_valid_until`` (a grace period f
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import hashlib
 import hmac
 import json
@@ -29,33 +28,14 @@ from policies.documents import default_policy
 from policies.units import AdminUnit
 
 from .models import ApiToken
+from .roles import (
+    Operation as Operation,  # re-exported: callers name them tokens.Role, tokens.Operation
+    Role as Role,
+)
 
 PREFIX = "kyso_"
 ALL = "*"
 DEFAULT_GRACE = dt.timedelta(hours=24)
-
-
-class Role(str, enum.Enum):
-    """ca-operator runs the PKI; policy-admin changes the signing policy (and nothing else); auditor reads
-    everything including the audit log; read-only reads certificates, documents and the policy; client is
-    civil-registration or dossier software (signing, its own communes' documents)."""
-
-    ca_operator = "ca-operator"
-    policy_admin = "policy-admin"
-    auditor = "auditor"
-    read_only = "read-only"
-    client = "client"
-
-
-class Operation(str, enum.Enum):
-    """What a client token may do with the documents of its communes."""
-
-    sign = "sign"
-    read = "read"
-    withdraw = "withdraw"
-    supersede = "supersede"
-
-
 
 
 class OutOfScope(PermissionDenied):

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from core.errors import InvalidInput
-from signing.activation import factors
 
 from . import common
-from .common import JsonOpt, actor, err, out, print_json
+from .common import JsonOpt, actor, err, lazy, out, print_json
+
+if TYPE_CHECKING:
+    from signing.activation import factors
+else:
+    factors = lazy("signing.activation.factors")
 
 app = typer.Typer(help="Signature activation: a specialist's PIN and authenticator app (TOTP) for "
                        "remote signing (CSC API).", no_args_is_help=True)

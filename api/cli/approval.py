@@ -5,16 +5,20 @@ Each operator runs these commands under their own login: the operator recorded i
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from core.db import transaction
-from pki import approvals
-
 from . import common
-from .common import JsonOpt, actor, out, print_json
+from .common import JsonOpt, actor, lazy, out, print_json
+
+if TYPE_CHECKING:
+    from core import db
+    from pki import approvals
+else:
+    db = lazy("core.db")
+    approvals = lazy("pki.approvals")
 
 app = typer.Typer(help="Requests waiting for a second operator (four eyes).", no_args_is_help=True)
 
@@ -23,7 +27,7 @@ app = typer.Typer(help="Requests waiting for a second operator (four eyes).", no
 def list_(all_: Annotated[bool, typer.Option("--all", help="Also decided ones")] = False,
           as_json: JsonOpt = False) -> None:
     """Requests waiting for approval (or all of them with --all)."""
-    with transaction(common.container().sessions) as session:
+    with db.transaction(common.container().sessions) as session:
         rows = [approvals.as_dict(r) for r in approvals.listing(session, pending_only=not all_)]
     if as_json:
         print_json(rows)

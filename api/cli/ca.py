@@ -4,18 +4,24 @@ from __future__ import annotations
 import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from core.db import transaction
 from hsm import KeyType
-from pki import approvals, authorities, store
-from pki.authorities import CaSpec
 
 from . import common
-from .common import JsonOpt, actor, out, print_json
+from .common import JsonOpt, actor, lazy, out, print_json
+
+if TYPE_CHECKING:
+    from core import db
+    from pki import approvals, authorities, store
+else:
+    db = lazy("core.db")
+    approvals = lazy("pki.approvals")
+    authorities = lazy("pki.authorities")
+    store = lazy("pki.store")
 
 app = typer.Typer(help="Certificate authorities: create the hierarchy, import a subordinate's certificate, "
                        "revoke (four eyes).", no_args_is_help=True)
@@ -46,14 +52,14 @@ def ca_init(
     With --subordinate, kyso creates the issuing CA's key in the keystore and prints a CSR for an
     external root (e.g. the government's specialized CA); install the answer with `kyso ca import`.
     """
-    root = CaSpec(name=root_name, common_name=root_cn, organization=organization, key_type=root_key_type,
-                  validity_days=root_validity_days)
-    issuing = CaSpec(name=issuing_name, common_name=issuing_cn, organization=organization, key_type=key_type,
-                     validity_days=validity_days)
+    root = authorities.CaSpec(name=root_name, common_name=root_cn, organization=organization,
+                              key_type=root_key_type, validity_days=root_validity_days)
+    issuing = authorities.CaSpec(name=issuing_name, common_name=issuing_cn, organization=organization,
+                                 key_type=key_type, validity_days=validity_days)
     if config is not None:
         data = tomllib.loads(config.read_text("utf-8"))
-        root = CaSpec(**{**root.__dict__, **_spec_fields(data.get("root", {}))})
-        issuing = CaSpec(**{**issuing.__dict__, **_spec_fields(data.get("issuing", {}))})
+        root = authorities.CaSpec(**{**root.__dict__, **_spec_fields(data.get("root", {}))})
+        issuing = authorities.CaSpec(**{**issuing.__dict__, **_spec_fields(data.get("issuing", {}))})
     result = authorities.init_hierarchy(common.container().pki, root=None if subordinate else root, issuing=issuing,
                                         actor=actor(), keystore=keystore, subordinate=subordinate)
     if as_json:
@@ -70,7 +76,7 @@ def ca_init(
 
 
 def _spec_fields(data: dict[str, Any]) -> dict[str, Any]:
-    allowed = set(CaSpec.__dataclass_fields__)
+    allowed = set(authorities.CaSpec.__dataclass_fields__)
     unknown = set(data) - allowed
     if unknown:
         raise typer.BadParameter(f"unknown CA fields in config: {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -91,7 +97,7 @@ def ca_import(name: str,
 def ca_list(as_json: JsonOpt = False) -> None:
     """List the CAs and where their certificate, CRL and OCSP are published."""
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         rows = [{"name": c.name, "role": c.role, "mode": c.mode, "status": c.status, "subject": c.subject,
                  "key_ref": c.key_ref} for c in store.list_cas(session)]
     if as_json:

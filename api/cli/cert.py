@@ -5,20 +5,28 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from core import clock
-from core.db import transaction
 from hsm import KeyType
-from pki import issuance, registration, revocation, store
-from pki.names import SubjectInfo
 from pki.reasons import Ground, Reason, resolve_reason
 
 from . import common
-from .common import JsonOpt, actor, err, out, print_json
+from .common import JsonOpt, actor, err, lazy, out, print_json
+
+if TYPE_CHECKING:
+    from core import db
+    from pki import issuance, names, registration, revocation, store
+else:
+    db = lazy("core.db")
+    issuance = lazy("pki.issuance")
+    names = lazy("pki.names")
+    registration = lazy("pki.registration")
+    revocation = lazy("pki.revocation")
+    store = lazy("pki.store")
 
 app = typer.Typer(help="Certificates: issue, list, show, export, renew, revoke, release; RA mode: request, import, "
                        "check.", no_args_is_help=True)
@@ -52,7 +60,7 @@ def cert_issue(
 ) -> None:
     """Issue a certificate from a CSR, or with a key generated inside the keystore."""
     try:
-        subject = SubjectInfo(common_name=cn, title=title, organization=org, organizational_unit=ou,
+        subject = names.SubjectInfo(common_name=cn, title=title, organization=org, organizational_unit=ou,
                               id_number=id_number, email=email)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -86,7 +94,7 @@ def cert_list(
     container = common.container()
     now = clock.now()
     expires = now + dt.timedelta(days=expires_within_days) if expires_within_days is not None else None
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         rows, total = store.list_certificates(session, store.CertificateFilter(
             subject=subject, commune_code=commune, province_code=province, status=status, profile=profile,
             ca=ca, expires_before=expires, limit=limit), now)
@@ -105,7 +113,7 @@ def cert_list(
 def cert_show(serial: str, as_json: JsonOpt = False) -> None:
     """Show one certificate."""
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         data = _cert_dict(store.get_certificate(session, serial))
     if as_json:
         print_json(data)
@@ -123,7 +131,7 @@ def cert_export(serial: str, format: Annotated[str, typer.Option(help="pem or de
     from cryptography.hazmat.primitives.serialization import Encoding
 
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         der = store.get_certificate(session, serial).der
     data = der if format == "der" else x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM)
     if out_file:
@@ -188,7 +196,7 @@ def cert_request(
 ) -> None:
     """RA mode: generate a key in the keystore and a CSR for an external CA (e.g. the government CA)."""
     try:
-        subject = SubjectInfo(common_name=cn, title=title, id_number=id_number)
+        subject = names.SubjectInfo(common_name=cn, title=title, id_number=id_number)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     pending = registration.request(common.container().pki, subject, actor(), profile=profile, commune_code=commune,

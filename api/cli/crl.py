@@ -1,14 +1,17 @@
 """``kyso crl publish``: publish certificate revocation lists now."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pki import crl
-
 from . import common
-from .common import actor, out
+from .common import actor, lazy, out
+
+if TYPE_CHECKING:
+    from pki import crl
+else:
+    crl = lazy("pki.crl")
 
 app = typer.Typer(help="Certificate revocation lists.", no_args_is_help=True)
 

@@ -2,18 +2,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from core.db import transaction
-from signing.create import upgrade
-from signing.registry import lifecycle
-
-from ..schemas_signing import DocumentOut
 from . import common
-from .common import JsonOpt, actor, out, print_json
+from .common import JsonOpt, actor, lazy, out, print_json
+
+if TYPE_CHECKING:
+    from core import db
+    from signing.create import upgrade
+    from signing.registry import lifecycle
+
+    from .. import schemas_signing
+else:
+    db = lazy("core.db")
+    upgrade = lazy("signing.create.upgrade")
+    lifecycle = lazy("signing.registry.lifecycle")
+    schemas_signing = lazy("api.schemas_signing")
 
 app = typer.Typer(help="The registry of signed documents: list, show, fetch, withdraw, supersede, upgrade.",
                   no_args_is_help=True)
@@ -29,7 +36,7 @@ def doc_list(
 ) -> None:
     """List signed documents, newest first."""
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         rows, total = lifecycle.list_documents(session, lifecycle.DocumentFilter(
             dossier_number=dossier, commune_code=commune, status=status,
             upgrade_status="pending" if pending else None, limit=limit))
@@ -48,14 +55,14 @@ def doc_list(
 
 def _doc_dict(doc: Any, base_url: str) -> dict[str, Any]:
     """The same record the API returns (``GET /api/v1/documents/{id}``)."""
-    return DocumentOut.of(doc, base_url).model_dump(mode="json")
+    return schemas_signing.DocumentOut.of(doc, base_url).model_dump(mode="json")
 
 
 @app.command("show")
 def doc_show(document_id: str, as_json: JsonOpt = False) -> None:
     """One document's registry record."""
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         data = _doc_dict(lifecycle.get_document(session, document_id), container.settings.base_url)
     if as_json:
         print_json(data)
@@ -69,7 +76,7 @@ def doc_get(document_id: str, output: Annotated[Path, typer.Option("-o", "--outp
             version: Annotated[int | None, typer.Option(help="A given version (default: current)")] = None) -> None:
     """Write a signed document's current (possibly upgraded) PDF to a file."""
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         row = lifecycle.get_file(session, document_id, version)
         output.write_bytes(row.pdf)
         out.print(f"wrote {output} (version {row.version}, {row.level}, {row.size:,} bytes)")

@@ -5,14 +5,17 @@ Each operator runs these commands under their own login: the operator recorded i
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pki import approvals
-
 from . import common
-from .common import JsonOpt, actor, out, print_json
+from .common import JsonOpt, actor, lazy, out, print_json
+
+if TYPE_CHECKING:
+    from pki import approvals
+else:
+    approvals = lazy("pki.approvals")
 
 app = typer.Typer(help="Private keys in the keystores.", no_args_is_help=True)
 

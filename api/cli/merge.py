@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from pki import merger
 from pki.reasons import Reason
 
 from . import common
-from .common import JsonOpt, actor, err, out, print_json
+from .common import JsonOpt, actor, err, lazy, out, print_json
+
+if TYPE_CHECKING:
+    from pki import merger
+else:
+    merger = lazy("pki.merger")
 
 app = typer.Typer()  # added to the root without a name: `merge` is a top-level command
 

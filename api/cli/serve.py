@@ -3,27 +3,34 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from core import clock
-from core.db import transaction
 from core.errors import KysoError
-from core.settings import Settings, load_settings
-from pki import authorities
-from pki.authorities import CaSpec
-from signing.create.service import SignRequest
-from signing.registry import lifecycle
+from core.settings import load_settings
 
-from .. import tokens
 from . import common
-from .common import actor, out
+from .common import actor, lazy, out
+
+if TYPE_CHECKING:
+    from core import db
+    from core.settings import Settings
+    from pki import authorities
+    from signing.create import service
+    from signing.registry import lifecycle
+
+    from .. import tokens
+else:
+    db = lazy("core.db")
+    authorities = lazy("pki.authorities")
+    service = lazy("signing.create.service")
+    lifecycle = lazy("signing.registry.lifecycle")
+    tokens = lazy("api.tokens")
 
 app = typer.Typer()  # added to the root without a name: these are top-level commands
 
-DEFAULT_ROOT = CaSpec(name="kyso-root", common_name="kyso Root CA", organization="kyso")
-DEFAULT_ISSUING = CaSpec(name="kyso-issuing", common_name="kyso Issuing CA - Specialists", organization="kyso")
 DEMO_PIN = "246813"
 ASSETS = Path(__file__).resolve().parents[2] / "signing" / "create" / "assets"
 
@@ -104,10 +111,12 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
                                                 help="Set up and print, but do not start the server")] = False) -> None:
     """Set up an embedded demo PKI (idempotent), print where everything is, then serve."""
     container = common.container()
-    result = authorities.init_hierarchy(container.pki, root=DEFAULT_ROOT, issuing=DEFAULT_ISSUING, actor=actor())
+    root = authorities.CaSpec(name="kyso-root", common_name="kyso Root CA", organization="kyso")
+    issuing = authorities.CaSpec(name="kyso-issuing", common_name="kyso Issuing CA - Specialists", organization="kyso")
+    result = authorities.init_hierarchy(container.pki, root=root, issuing=issuing, actor=actor())
     token_file = container.settings.home / "demo-operator.token"
     token = token_file.read_text().strip() if token_file.exists() else None
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         if token is not None:
             try:
                 tokens.authenticate(session, token)
@@ -215,7 +224,7 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
         container.settings.report_seal_credential = state["report_seal"]
     token_file = home / "demo-client.token"
     if not token_file.exists():
-        with transaction(container.sessions) as session:
+        with db.transaction(container.sessions) as session:
             scope = tokens.build_scope(session, units=["00004"])  # the demo commune's software: its documents only
             token_file.write_text(tokens.create(session, f"demo-client-{state['specialist'][-6:]}",
                                                 tokens.Role.client, actor, scope=scope) + "\n")
@@ -224,7 +233,7 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
     if not sample.exists():
         sample.write_bytes(sample_document(container.settings.stamp_font))
     if "example" not in state:
-        result = container.signing.sign(SignRequest(
+        result = container.signing.sign(service.SignRequest(
             pdf=sample.read_bytes(), document_type="dossier-result", commune_code="00004",
             credential_id=state["specialist"], dossier_number="HS-2026-000123"), actor=actor)
         (home / "sample-signed.pdf").write_bytes(result.pdf)

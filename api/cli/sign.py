@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from core.errors import InvalidInput, KysoError
-from signing.create.service import AppearanceOptions, SignRequest, SignResult
 
 from . import common
-from .common import JsonOpt, actor, err, out, print_json
+from .common import JsonOpt, actor, err, lazy, out, print_json
+
+if TYPE_CHECKING:
+    from signing.create import service
+else:
+    service = lazy("signing.create.service")
 
 app = typer.Typer()  # added to the root without a name: `sign` is a top-level command
 
@@ -40,7 +44,7 @@ def _seal_fields(values: list[str] | None) -> dict[str, str]:
     return fields
 
 
-def _result_dict(result: SignResult, source: str, target: str, base_url: str) -> dict[str, Any]:
+def _result_dict(result: service.SignResult, source: str, target: str, base_url: str) -> dict[str, Any]:
     return {"input": source, "output": target, "document_id": result.document_id, "level": result.level,
             "requested_level": result.requested_level, "upgrade_pending": result.pending_upgrade,
             "sha256": result.sha256, "verify_url": f"{base_url}/v/{result.document_id}",
@@ -82,7 +86,7 @@ def sign(
         raise InvalidInput("-o names one output file; for several inputs use --out-dir")
     fields = _seal_fields(seal_field)
     container = common.container()
-    appearance = AppearanceOptions(visible=not invisible, kind=kind, field_name=field, page=page, box=_box(box),  # type: ignore[arg-type]
+    appearance = service.AppearanceOptions(visible=not invisible, kind=kind, field_name=field, page=page, box=_box(box),  # type: ignore[arg-type]
                                    title=title, copy_form=copy_form)
     results: list[dict[str, Any]] = []
     failures = 0
@@ -92,7 +96,7 @@ def sign(
         for source in files:
             target = output or (out_dir or source.parent) / f"{source.stem}-signed.pdf"
             try:
-                result = container.signing.sign(SignRequest(
+                result = container.signing.sign(service.SignRequest(
                     pdf=source.read_bytes(), document_type=document_type, commune_code=commune,
                     credential_id=credential, dossier_number=dossier, level=level, appearance=appearance,  # type: ignore[arg-type]
                     seal_fields=fields,

@@ -4,17 +4,25 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from core import clock
-from core.db import transaction
 
-from .. import mtls, tokens
+from .. import roles
 from . import common
-from .common import JsonOpt, actor, err, out, print_json
+from .common import JsonOpt, actor, err, lazy, out, print_json
+
+if TYPE_CHECKING:
+    from core import db
+
+    from .. import mtls, tokens
+else:
+    db = lazy("core.db")
+    mtls = lazy("api.mtls")
+    tokens = lazy("api.tokens")
 
 app = typer.Typer(help="API bearer tokens (stored only as hashes) and client certificates for mTLS.",
                   no_args_is_help=True)
@@ -23,7 +31,7 @@ app = typer.Typer(help="API bearer tokens (stored only as hashes) and client cer
 CommuneOpt = Annotated[list[str] | None, typer.Option(
     "--commune", help="Client scope: a 5-digit commune/ward code, a 2-digit province code (every commune of it) or "
                       "'*' (every commune, the default). Repeat for several.")]
-OperationOpt = Annotated[list[tokens.Operation] | None, typer.Option(
+OperationOpt = Annotated[list[roles.Operation] | None, typer.Option(
     "--operation", help="Client scope: what it may do. Repeat for several. Default: all four.")]
 DocTypeOpt = Annotated[list[str] | None, typer.Option(
     "--doc-type", help="Client scope: a document type it may sign and see, e.g. dossier-result (the names in "
@@ -39,7 +47,7 @@ def _expiry(days: int | None) -> dt.datetime | None:
 
 @app.command("create")
 def token_create(name: Annotated[str, typer.Option(help="Who or what uses it, e.g. hotich-phuong-ba-dinh")],
-                 role: Annotated[tokens.Role,
+                 role: Annotated[roles.Role,
                                  typer.Option(help="ca-operator, policy-admin, auditor, read-only or client")],
                  commune: CommuneOpt = None, operation: OperationOpt = None, doc_type: DocTypeOpt = None,
                  expires_in_days: ExpiresOpt = None) -> None:
@@ -55,10 +63,10 @@ def token_create(name: Annotated[str, typer.Option(help="Who or what uses it, e.
     A province code covers every commune of the province: --commune 01 is all of Hà Nội.
     """
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         scope = tokens.build_scope(session, units=commune, operations=operation, document_types=doc_type)
         value = tokens.create(session, name, role, actor(), scope=scope, expires_at=_expiry(expires_in_days))
-    if role is tokens.Role.client and scope.units is None:
+    if role is roles.Role.client and scope.units is None:
         err.print("[yellow]note[/]: this client token may act for every commune; narrow it with --commune")
     sys.stdout.write(value + "\n")
 
@@ -78,7 +86,7 @@ def token_rotate(name: str,
     grace of the previous secret at once.
     """
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         value = tokens.rotate(session, name, actor(), grace=dt.timedelta(hours=grace_hours),
                               expires_at=_expiry(expires_in_days))
     err.print(f"token {name} rotated; the old secret works "
@@ -91,7 +99,7 @@ def token_rotate(name: str,
 def token_revoke(name: str) -> None:
     """Revoke a token by name; it (and a previous secret still in its grace period) stops working at once."""
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         tokens.revoke(session, name, actor())
     out.print(f"token {name} revoked")
 
@@ -100,7 +108,7 @@ def token_revoke(name: str) -> None:
 def token_list(as_json: JsonOpt = False) -> None:
     """List tokens: role, scope, created, expires, last used, revoked, rotation (never the token values)."""
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         rows: list[dict[str, Any]] = [v.as_dict() for v in tokens.views(session)]
     if as_json:
         print_json(rows)

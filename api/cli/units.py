@@ -3,16 +3,21 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from core import clock
-from core.db import transaction
-from policies import units
 
 from . import common
-from .common import JsonOpt, actor, out, print_json
+from .common import JsonOpt, actor, lazy, out, print_json
+
+if TYPE_CHECKING:
+    from core import db
+    from policies import units
+else:
+    db = lazy("core.db")
+    units = lazy("policies.units")
 
 app = typer.Typer(help="The catalogue of administrative units (provinces, communes, wards).", no_args_is_help=True)
 
@@ -25,7 +30,7 @@ def units_import(file: Path,
                  as_json: JsonOpt = False) -> None:
     """Load a newer catalogue: changed units get a new version from the effective date."""
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         report = units.import_catalogue(session, file.read_bytes(), effective.date(), version, actor=actor())
     data = report.as_dict()
     if as_json:
@@ -40,7 +45,7 @@ def units_show(code: str, on: Annotated[dt.datetime | None, typer.Option(formats
                as_json: JsonOpt = False) -> None:
     """Show the unit that had CODE on a date (default today)."""
     container = common.container()
-    with transaction(container.sessions) as session:
+    with db.transaction(container.sessions) as session:
         view = units.view(session, code, (on or clock.now()).date())
     if as_json:
         print_json(view.__dict__)

@@ -2,19 +2,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from core.errors import InvalidInput
-from signing.create import report_pdf
-from signing.verify import pdf_facts
-from signing.verify.report import VerificationReport
 
 from . import common
-from .common import JsonOpt, out, print_json
+from .common import JsonOpt, lazy, out, print_json
+
+if TYPE_CHECKING:
+    from signing.create import report_pdf
+    from signing.verify import pdf_facts
+    from signing.verify.report import VerificationReport
+else:
+    report_pdf = lazy("signing.create.report_pdf")
+    pdf_facts = lazy("signing.verify.pdf_facts")
 
 app = typer.Typer()  # added to the root without a name: `verify` is a top-level command
 
