@@ -60,7 +60,7 @@ key lost or exposed → keyCompromise; suspension → certificateHold (lifted wi
 
 
 def create_app(container: Container | None = None, *, scheduler: bool = True) -> FastAPI:
-    container = container or build()
+    container = (container or build()).warm()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

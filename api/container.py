@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,23 +14,52 @@ from hsm import KeyStoreRegistry
 from pki.context import PkiContext
 from policies import units
 from policies.profiles import ProfileSet
-from signing import speedups
-from signing.create.service import SigningService
-from signing.material import MaterialCache, revocation_watch
-from signing.verify.verifier import Verifier
+
+if TYPE_CHECKING:
+    from signing.create.service import SigningService
+    from signing.material import MaterialCache
+    from signing.verify.verifier import Verifier
 
 
 @dataclass
 class Container:
+    """The parts of one process. Signing and verification are made on first use: they bring pyHanko
+    and its speed-ups, which the PKI-only commands of the CLI (`kyso cert list`) do not need; the web
+    app asks for them at start-up (``warm``), so no request pays for them."""
+
     settings: Settings
     engine: Engine
     pki: PkiContext
-    signing: SigningService
-    verifier: Verifier
 
     @property
     def sessions(self) -> sessionmaker[Session]:
         return self.pki.sessions
+
+    @cached_property
+    def material(self) -> MaterialCache:
+        """The signer material and revocation data shared by signing and verification."""
+        from signing import speedups
+        from signing.material import MaterialCache, revocation_watch
+
+        speedups.install()
+        return MaterialCache(self.pki, revocation_watch(self.pki))
+
+    @cached_property
+    def signing(self) -> SigningService:
+        from signing.create.service import SigningService
+
+        return SigningService(self.pki, material=self.material)
+
+    @cached_property
+    def verifier(self) -> Verifier:
+        from signing.verify.verifier import Verifier
+
+        return Verifier(self.pki, self.material)
+
+    def warm(self) -> Container:
+        """Make every part now (the web app calls this once, before it takes requests)."""
+        _ = self.signing, self.verifier
+        return self
 
 
 def prepare_database(settings: Settings) -> None:
@@ -47,8 +78,8 @@ def build(settings: Settings | None = None) -> Container:
 
     Per-process state is made here (or by the object that owns it) and passed in: one revocation-epoch
     watch shared by every cache a revocation invalidates, the material cache shared by signing and
-    verification, and the library speed-ups (``signing.speedups``, idempotent) installed once."""
-    speedups.install()
+    verification, and the library speed-ups (``signing.speedups``, idempotent) installed once, when the
+    container first makes a signing part."""
     settings = settings or load_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     if settings.migrate_on_start:
@@ -58,6 +89,4 @@ def build(settings: Settings | None = None) -> Container:
     sessions = make_session_factory(engine)
     pki = PkiContext(settings=settings, sessions=sessions, keystores=KeyStoreRegistry.from_settings(settings),
                      profiles=ProfileSet.load())
-    material = MaterialCache(pki, revocation_watch(pki))
-    signing = SigningService(pki, material=material)
-    return Container(settings, engine, pki, signing, Verifier(pki, material))
+    return Container(settings, engine, pki)
