@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0012"  # the newest migration; tests/core/test_migrations.py checks it against Alembic's head
 CONNECT_TIMEOUT_SECONDS = 10
 READ_ONLY = "kyso_read_only"  # connection execution option: begin a SQLite transaction without the write lock
 SQLITE_BUSY_SECONDS = 30  # how long a SQLite transaction waits for the write lock before "database is locked"
@@ -166,9 +167,29 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` with Alembic (idempotent)."""
+    """Bring the schema to ``revision`` with Alembic (idempotent).
+
+    A database already at head is seen with one query, without loading Alembic: every CLI command and
+    every start-up asks, and Alembic's import and script scan cost half a second each time."""
+    if revision == "head" and at_head(url):
+        return
     from alembic import command
 
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(url), revision)
+
+
+def at_head(url: str) -> bool:
+    """True when the database records ``HEAD_REVISION`` as its schema version (False if it has none yet)."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return False  # connecting would create an empty file
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            versions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars().all()
+    except DBAPIError:
+        return False  # no alembic_version table: a new database
+    finally:
+        engine.dispose()
+    return versions == [HEAD_REVISION]

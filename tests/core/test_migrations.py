@@ -49,3 +49,18 @@ def test_nodes_starting_together_migrate_once(db_url):
         current = Context.configure(conn).get_current_revision()
     engine.dispose()
     assert current == ScriptDirectory.from_config(alembic_config(db_url)).get_current_head()
+
+
+def test_the_head_kyso_knows_is_alembics_head(tmp_path):
+    """``core.db.upgrade`` skips Alembic for a database at ``HEAD_REVISION``: a new migration must move it."""
+    from alembic.script import ScriptDirectory
+
+    from core.db import HEAD_REVISION, alembic_config, at_head, upgrade
+
+    url = f"sqlite:///{tmp_path / 'kyso.db'}"
+    assert ScriptDirectory.from_config(alembic_config(url)).get_current_head() == HEAD_REVISION
+    assert not at_head(url) and not (tmp_path / "kyso.db").exists()  # asking creates nothing
+    upgrade(url, "0011")
+    assert not at_head(url)
+    upgrade(url)
+    assert at_head(url)
