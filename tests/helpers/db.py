@@ -9,7 +9,11 @@ worker) migrates and seeds one template per backend, and a test built through th
 fixture gets a copy of it: the SQLite template file copied to the test's own path, or on
 PostgreSQL a database of its own made with ``CREATE DATABASE … TEMPLATE`` (dropped afterwards).
 The copy is what ``build()`` would have made of an empty database, so ``build()`` is told not to
-migrate it again. A fixture that makes its own settings (a live server, a module-wide instance) gets
+migrate it again. Making the test hierarchy (keys, certificates, CRLs) is the next slow step, so a
+test that asks for ``pki`` starts from a second template per backend, made once per session: the
+database after ``init_hierarchy`` and the soft keystore (the home folder) it wrote, copied together.
+Only the ``pki`` fixture uses it, so a test that makes a hierarchy of its own (another kyso, a foreign
+CA) still gets new keys. A fixture that makes its own settings (a live server, a module-wide instance) gets
 the same by calling ``build_for_test`` (or ``fresh_instance``) instead of ``build``. A test that asks
 for ``db_url`` without ``container`` (the migration tests, the CLI) still gets an empty database: a
 fresh SQLite path, or a private PostgreSQL schema.
@@ -75,10 +79,14 @@ def database_url(request: pytest.FixtureRequest, directory: Path, *,
         return
     if not request.getfixturevalue("postgres_available"):
         pytest.skip("PostgreSQL not reachable (set KYSO_TEST_POSTGRES_URL); ran on SQLite only")
+    template = "postgres_template"
     if from_template is None:
         from_template = "container" in request.fixturenames
+        if _wants_pki(request):
+            template = "postgres_pki_template"  # the ``container`` fixture copies its keys (see there)
     if from_template:
-        with postgres_copy(request.getfixturevalue("postgres_template")) as url:
+        made = request.getfixturevalue(template)
+        with postgres_copy(made if isinstance(made, str) else made[0]) as url:
             yield url
         return
     with private_schema() as url:
@@ -118,6 +126,43 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _wants_pki(request: pytest.FixtureRequest) -> bool:
+    return "pki" in request.fixturenames
+
+
+def _hierarchy_template(home: Path, url: str) -> None:
+    """Make the test hierarchy in a migrated database, as the ``pki`` fixture would, then release it."""
+    made = build_migrated(make_settings(home, url))
+    try:
+        init_hierarchy(made.pki, root=ROOT, issuing=ISSUING, actor="test")
+    finally:
+        made.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_pki_template(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """This session's SQLite database with the test hierarchy in it, and the home folder holding its keys."""
+    path = tmp_path_factory.mktemp("kyso-pki-template") / "kyso.db"
+    shutil.copyfile(sqlite_template, path)
+    _hierarchy_template(path.parent / "home", f"sqlite:///{path}")
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path, path.parent / "home"
+
+
+@pytest.fixture(scope="session")
+def postgres_pki_template(postgres_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """This session's PostgreSQL template with the test hierarchy in it (its name), and the home with its keys."""
+    home = tmp_path_factory.mktemp("kyso-pki-template-pg") / "home"
+    name = _copy_database(postgres_template)
+    try:
+        _hierarchy_template(home, _pg_url(name))
+        _vacuum(name)
+        yield name, home
+    finally:
+        _drop_database(name)
+
+
 def _pg_url(database: str) -> str:
     return make_url(PG_URL).set(database=database).render_as_string(hide_password=False)
 
@@ -132,20 +177,23 @@ def postgres_template(postgres_available: bool, tmp_path_factory: pytest.TempPat
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         prepare_database(make_settings(tmp_path_factory.mktemp("kyso-template-pg"), _pg_url(name)))
-        vacuum = create_engine(_pg_url(name), isolation_level="AUTOCOMMIT")
-        with vacuum.connect() as conn:  # leaves autovacuum nothing to do there (its connection would block copies)
-            conn.execute(text("VACUUM ANALYZE"))
-        vacuum.dispose()
+        _vacuum(name)
         yield name
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+        _drop_database(name)
 
 
-@contextlib.contextmanager
-def postgres_copy(template: str) -> Iterator[str]:
-    """A database of its own on the shared PostgreSQL, copied from ``template``; its URL. Dropped afterwards."""
+def _vacuum(name: str) -> None:
+    """Leave autovacuum nothing to do in a template (its connection would block the copies)."""
+    vacuum = create_engine(_pg_url(name), isolation_level="AUTOCOMMIT")
+    with vacuum.connect() as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    vacuum.dispose()
+
+
+def _copy_database(template: str) -> str:
+    """A new database on the shared PostgreSQL made with ``CREATE DATABASE … TEMPLATE``; its name."""
     name = "t_" + secrets.token_hex(6)
     admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
     try:
@@ -153,21 +201,34 @@ def postgres_copy(template: str) -> Iterator[str]:
             try:
                 with admin.connect() as conn:
                     conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-                break
+                return name
             except OperationalError as exc:  # "source database is being accessed by other users" (autovacuum)
                 if "being accessed by other users" not in str(exc) or attempt == 49:
                     raise
                 time.sleep(0.1)
-        url = _pg_url(name)
-        _from_template.add(url)
-        try:
-            yield url
-        finally:
-            _from_template.discard(url)
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+    raise AssertionError("unreachable")
+
+
+def _drop_database(name: str) -> None:
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@contextlib.contextmanager
+def postgres_copy(template: str) -> Iterator[str]:
+    """A database of its own on the shared PostgreSQL, copied from ``template``; its URL. Dropped afterwards."""
+    name = _copy_database(template)
+    url = _pg_url(name)
+    _from_template.add(url)
+    try:
+        yield url
+    finally:
+        _from_template.discard(url)
+        _drop_database(name)
 
 
 def build_for_test(request: pytest.FixtureRequest, settings: Settings) -> Container:
@@ -209,9 +270,11 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'kyso.db'}"
 
 
+MASTER_KEY = "test-master-key-" + "x" * 16
+
+
 def make_settings(home: Path, url: str, **extra: object) -> Settings:
-    return Settings(home=home, database_url=url, soft_master_key="test-master-key-" + "x" * 16,  # type: ignore[arg-type]
-                    **extra)
+    return Settings(home=home, database_url=url, soft_master_key=MASTER_KEY, **extra)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -221,14 +284,40 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 @pytest.fixture
 def container(request: pytest.FixtureRequest, settings: Settings) -> Iterator[Container]:
-    c = build_for_test(request, settings)
+    c = _with_hierarchy(request, settings) if _wants_pki(request) else build_for_test(request, settings)
     yield c
     c.engine.dispose()
 
 
+def _with_hierarchy(request: pytest.FixtureRequest, settings: Settings) -> Container:
+    """The ``container`` of a test that asks for ``pki``: a copy of the session's hierarchy template (the
+    database, and the home folder with the keys the database names), when the settings keep keys in the
+    soft keystore under the test's own home as the template's do; else ``build_for_test`` as usual."""
+    url = settings.resolved_database_url
+    master = settings.soft_master_key.get_secret_value() if settings.soft_master_key else None
+    if settings.keystore != "soft" or master != MASTER_KEY or settings.home.exists():
+        return build_for_test(request, settings)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if path.exists() or Path(f"{path}-wal").exists():
+            return build_for_test(request, settings)
+        database, home = request.getfixturevalue("sqlite_pki_template")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(database, path)
+    elif url in _from_template:
+        _, home = request.getfixturevalue("postgres_pki_template")
+    else:
+        return build_for_test(request, settings)
+    shutil.copytree(home, settings.home)
+    return build_migrated(settings)
+
+
 @pytest.fixture
 def pki(container: Container) -> Container:
-    """A container with the test hierarchy (root + issuing CA, each with an OCSP responder)."""
+    """A container with the test hierarchy (root + issuing CA, each with an OCSP responder).
+
+    The hierarchy usually comes made, from the session's template (``_with_hierarchy``); making it again
+    is then a no-op that only confirms it is there."""
     init_hierarchy(container.pki, root=ROOT, issuing=ISSUING, actor="test")
     return container
 
