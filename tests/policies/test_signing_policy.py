@@ -19,7 +19,7 @@ from policies import history, store
 from policies.documents import DOCUMENTS_FILE, parse
 from policies.engine import SignerFacts, Target, decide
 from policies.errors import PolicyInvalid
-from signing.create.service import AppearanceOptions, SigningService, SignRequest
+from signing.create.service import AppearanceOptions, SignRequest
 from signing.errors import SigningRefused
 from signing.registry.models import DocumentFile
 from tests.helpers.api import new_token
@@ -132,7 +132,7 @@ def strict(pki: Container, tmp_path: Path) -> Container:
     path.write_text(POLICY)
     settings = pki.settings.model_copy(update={"policy_file": path})
     ctx = dataclasses.replace(pki.pki, settings=settings)
-    return dataclasses.replace(pki, settings=settings, pki=ctx, signing=SigningService(ctx))
+    return dataclasses.replace(pki, settings=settings, pki=ctx)  # its signing and verification are made from ctx
 
 
 def sign(c: Container, credential: str, commune: str = COMMUNE, pdf: bytes | None = None, **kw: object):  # type: ignore[no-untyped-def]
