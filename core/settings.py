@@ -186,6 +186,6 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         # name the setting and the problem, never the value: a mistyped key may hold a secret
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
                              for e in exc.errors(include_input=False, include_url=False))
         raise ConfigurationError(f"invalid settings: {problems}") from None
