@@ -66,6 +66,8 @@ def operator(container: Container, command: str, token_file: Path | None) -> str
         except OSError as exc:
             raise InvalidInput(f"cannot read the operator token file {token_file}: {exc.strerror}",
                                code="operator_token_required") from None
+        if token_file.stat().st_mode & 0o077:
+            err.print(f"[yellow]note[/]: others may read your operator token in {token_file}; chmod 600 {token_file}")
     else:
         value = os.environ.get(OPERATOR_TOKEN_ENV, "").strip()
     if not value:

@@ -100,9 +100,15 @@ def test_four_eyes_commands_refuse_without_a_ca_operator_token(pki: Container, t
         requests = session.execute(select(audit.AuditEntry).where(
             audit.AuditEntry.action == "pki:approval:request")).scalars().all()
     assert requests == []  # nothing was filed
-    # single-operator commands still run without a token, and record the login
+    helped = cli(pki, "approval", "approve", "--help").stdout
+    assert "--token-file" in helped and "KYSO_OPERATOR_TOKEN" in helped
+    assert "cli:USER" in cli(pki, "--help").stdout  # what the other commands record
+    # single-operator commands still run without a token
     listed = cli(pki, "approval", "list", "--json", user="carol")
     assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+    created = cli(pki, "token", "create", "--name", "carol-audit", "--role", "auditor", user="carol")
+    assert created.returncode == 0, created.stderr
+    assert actions(pki, "carol-audit") == [("api:token:create", "cli:carol")]  # and record the login
 
 
 def test_the_token_file_and_one_identity_on_cli_and_api(pki: Container, client: TestClient,
@@ -117,6 +123,10 @@ def test_the_token_file_and_one_identity_on_cli_and_api(pki: Container, client: 
     approval_id = json.loads(asked.stdout)["id"]
     own = client.post(f"/api/v1/approvals/{approval_id}/approve", headers=bearer(alice))
     assert own.status_code == 403 and own.json()["error"]["code"] == "four_eyes", own.text
+    assert "chmod 600" not in asked.stderr
+    token_file.chmod(0o644)
+    told = cli(pki, "approval", "approve", approval_id, "--token-file", str(token_file))
+    assert told.returncode == 2 and f"chmod 600 {token_file}" in told.stderr, told.stderr  # and four eyes refuse
     missing = cli(pki, "approval", "approve", approval_id, "--token-file", str(tmp_path / "nope"))
     assert missing.returncode == 2 and "cannot read the operator token file" in missing.stderr, missing.stderr
     bob = new_token(pki, tokens.Role.ca_operator, "bob")
