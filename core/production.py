@@ -132,7 +132,7 @@ class LooseFile:
 def _loose(path: Path) -> LooseFile | None:
     try:
         mode = path.stat().st_mode
-    except FileNotFoundError:
+    except OSError:  # absent (no SQLite -wal yet), or not ours to look at: reading it will say so
         return None
     return LooseFile(path, mode, stat.S_ISDIR(mode)) if mode & 0o077 else None
 
