@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import production
 from core.db import make_engine, make_session_factory, transaction, upgrade
 from core.settings import Settings, load_settings
 from hsm import KeyStoreRegistry
@@ -82,6 +83,7 @@ def build(settings: Settings | None = None) -> Container:
     container first makes a signing part."""
     settings = settings or load_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
+    production.check_start(settings)  # private files, no demo data (production only)
     if settings.migrate_on_start:
         prepare_database(settings)
     engine = make_engine(settings.resolved_database_url, pool_size=settings.database_pool_size,

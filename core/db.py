@@ -6,6 +6,7 @@ No engine is created at import time: callers build one from ``Settings``.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from .errors import Unavailable
+from .production import sqlite_path
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -70,6 +72,7 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Eng
     pool of ``pool_size`` (+ ``max_overflow`` at peaks) connections per process, so workers × that must fit
     the server's ``max_connections``."""
     if url.startswith("sqlite"):
+        _create_private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS})
         _serialize_sqlite_writers(engine)
         return engine
@@ -78,6 +81,18 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> Eng
     connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow,
                          connect_args=connect_args)
+
+
+def _create_private_sqlite_file(url: str) -> None:
+    """Create a new SQLite database file 0600 (owner only) before SQLite creates it 0644: it holds personal
+    data. SQLite gives its -wal and -shm files the database file's permissions. An existing file is left
+    as it is (production refuses to start on a loose one: core/production.py)."""
+    path = sqlite_path(url)
+    if path is None or path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with suppress(FileExistsError):  # another process made it first
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # an empty file is an empty database
 
 
 def _serialize_sqlite_writers(engine: Engine) -> None:
@@ -175,8 +190,7 @@ def upgrade(url: str, revision: str = "head") -> None:
         return
     from alembic import command
 
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    _create_private_sqlite_file(url)  # Alembic makes its own engine
     command.upgrade(alembic_config(url), revision)
 
 

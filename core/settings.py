@@ -10,9 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from . import production
 from .errors import ConfigurationError
-
-PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "kyso"}
 
 
 class Settings(BaseSettings):
@@ -141,12 +140,17 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_placeholders(self) -> Settings:
+    def _production_means_production(self) -> Settings:
+        """In production: no weak master key, no http:// external URL (see core/production.py)."""
+        if self.environment != "production":
+            return self
         secret = self.soft_master_key.get_secret_value() if self.soft_master_key else None
-        if self.environment == "production" and secret is not None and (
-            secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 16
-        ):
-            raise ValueError("KYSO_SOFT_MASTER_KEY is a placeholder or shorter than 16 characters")
+        if secret is not None and (reason := production.weak_secret(secret, "KYSO_SOFT_MASTER_KEY")):
+            raise ValueError(reason)
+        if not self.base_url.startswith("https://"):
+            raise ValueError("KYSO_BASE_URL is http://, but specialists type their PIN and one-time codes on "
+                             f"{self.base_url}/me and its session cookie must be Secure; production needs the https:// "
+                             "address of the TLS reverse proxy in front of kyso, e.g. KYSO_BASE_URL=https://kyso.example.vn")
         return self
 
     @classmethod
@@ -182,6 +186,6 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         # name the setting and the problem, never the value: a mistyped key may hold a secret
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}"
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
                              for e in exc.errors(include_input=False, include_url=False))
         raise ConfigurationError(f"invalid settings: {problems}") from None

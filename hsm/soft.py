@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
-from core import metrics
+from core import metrics, production
 from core.settings import Settings
 
 from .errors import KeyNotFound, KeystoreMisconfigured, KeystoreUnavailable, UnsupportedAlgorithm
@@ -214,7 +214,10 @@ def master_passphrase(settings: Settings) -> bytes:
         return settings.soft_master_key.get_secret_value().encode()
     path: Path = settings.soft_master_key_file or settings.keystore_dir / "master.key"
     if path.exists():
-        return path.read_bytes().strip()
+        passphrase = path.read_bytes().strip()
+        if settings.environment == "production":  # the same rule as for KYSO_SOFT_MASTER_KEY (core/production.py)
+            production.check_secret(passphrase.decode("utf-8", "replace"), f"the soft keystore master key in {path}")
+        return passphrase
     if settings.environment == "production":
         raise KeystoreMisconfigured(
             f"no soft keystore master key: set KYSO_SOFT_MASTER_KEY or create {path} (0600)"

@@ -2,7 +2,9 @@
 
 Destroying a private key (``destroy-key``) and revoking a CA (``revoke-ca``) cannot be undone, so
 each waits as a pending approval until a second operator approves it. The approval expires after
-``APPROVAL_HOURS``. The requester can never approve their own request. Every step is audited:
+``APPROVAL_HOURS``. The requester can never approve their own request: the same ``actor``, an
+identity the doors authenticate (``token:<name>`` for a ca-operator token, on the REST API and on the
+CLI alike), is refused. Every step is audited:
 request, approval or rejection, and the operation itself. The operation runs in the approver's
 transaction, so a failure leaves the request pending and changes nothing.
 """

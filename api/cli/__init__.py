@@ -11,7 +11,10 @@ from . import activation, approval, audit, ca, cert, crl, doc, key, merge, polic
 from .common import err
 
 # the root only composes: each group lives in its own module, the helpers they share in common.py
-app = typer.Typer(help=__doc__ + "\n\nStart with `kyso demo` (a demo PKI and a server), or `kyso ca init`.",
+WHO = ("Who is recorded: four-eyes commands (key destroy, ca revoke, approval approve/reject) need your own "
+       "ca-operator token (KYSO_OPERATOR_TOKEN or --token-file) and record token:NAME, as the API does; the other "
+       "commands record your login, cli:USER.")
+app = typer.Typer(help=__doc__ + "\n\nStart with `kyso demo` (a demo PKI and a server), or `kyso ca init`.\n\n" + WHO,
                   no_args_is_help=True, pretty_exceptions_enable=False)
 for commands in (serve, merge, sign, verify):  # top-level commands (kyso serve, demo, db-upgrade, merge, sign, verify)
     app.add_typer(commands.app)

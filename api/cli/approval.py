@@ -1,7 +1,8 @@
 """``kyso approval …``: four eyes on operations that cannot be undone (`kyso key destroy`, `kyso ca revoke`).
 
-Each operator runs these commands under their own login: the operator recorded is the OS user
-(``cli:<user>``), and the one who asked can never approve their own request.
+Each operator runs these commands with their own ``ca-operator`` token (``KYSO_OPERATOR_TOKEN`` or
+``--token-file``), recorded as ``token:<name>`` as on the REST API; the one who asked can never approve
+their own request, whichever login or door (CLI or API) they use.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typer
 from rich.table import Table
 
 from . import common
-from .common import JsonOpt, actor, lazy, out, print_json
+from .common import JsonOpt, TokenFileOpt, lazy, out, print_json
 
 if TYPE_CHECKING:
     from core import db
@@ -40,9 +41,13 @@ def list_(all_: Annotated[bool, typer.Option("--all", help="Also decided ones")]
 
 
 @app.command("approve")
-def approve(approval_id: str, as_json: JsonOpt = False) -> None:
-    """Approve a request and run it now (refused for the operator who asked)."""
-    result = approvals.approve(common.container().pki, approval_id, actor())
+def approve(approval_id: str, token_file: TokenFileOpt = None, as_json: JsonOpt = False) -> None:
+    """Approve a request and run it now (refused for the operator who asked).
+
+    Needs your own ca-operator token (KYSO_OPERATOR_TOKEN or --token-file), not the requester's.
+    """
+    container = common.container()
+    result = approvals.approve(container.pki, approval_id, common.operator(container, "approval approve", token_file))
     if as_json:
         print_json(result)
     else:
@@ -50,7 +55,8 @@ def approve(approval_id: str, as_json: JsonOpt = False) -> None:
 
 
 @app.command("reject")
-def reject(approval_id: str, reason: Annotated[str, typer.Option(help="Why")]) -> None:
-    """Reject a pending request; nothing is done."""
-    approvals.reject(common.container().pki, approval_id, actor(), reason)
+def reject(approval_id: str, reason: Annotated[str, typer.Option(help="Why")], token_file: TokenFileOpt = None) -> None:
+    """Reject a pending request; nothing is done. Needs your ca-operator token (KYSO_OPERATOR_TOKEN or --token-file)."""
+    container = common.container()
+    approvals.reject(container.pki, approval_id, common.operator(container, "approval reject", token_file), reason)
     out.print(f"rejected {approval_id}")

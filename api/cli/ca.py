@@ -12,7 +12,7 @@ from rich.table import Table
 from hsm import KeyType
 
 from . import common
-from .common import JsonOpt, actor, lazy, out, print_json
+from .common import JsonOpt, TokenFileOpt, actor, lazy, out, print_json
 
 if TYPE_CHECKING:
     from core import db
@@ -115,8 +115,10 @@ def ca_revoke(name: Annotated[str, typer.Argument(help="Issuing CA to revoke (se
                                                    "superseded or cessationOfOperation (keyCompromise is "
                                                    "recorded as cACompromise)")],
               why: Annotated[str | None, typer.Option(help="Why, in words; shown to the approving operator")] = None,
-              as_json: JsonOpt = False) -> None:
+              token_file: TokenFileOpt = None, as_json: JsonOpt = False) -> None:
     """Ask to revoke an issuing CA (it happens when a second operator approves).
+
+    Needs your own ca-operator token (KYSO_OPERATOR_TOKEN or --token-file); the approver needs theirs.
 
     Nothing happens until a different operator runs `kyso approval approve ID` within 24 hours;
     then the CA's serial goes on its parent's CRL and OCSP, and it can no longer issue or renew
@@ -125,8 +127,9 @@ def ca_revoke(name: Annotated[str, typer.Argument(help="Issuing CA to revoke (se
 
     Example: kyso ca revoke kyso-issuing --reason cACompromise --why "HSM backup tape lost 2026-11-20"
     """
-    row = approvals.request(common.container().pki, "revoke-ca", name, why or f"revoke CA {name} ({reason})", actor(),
-                            params={"revocation_reason": reason})
+    container = common.container()
+    row = approvals.request(container.pki, "revoke-ca", name, why or f"revoke CA {name} ({reason})",
+                            common.operator(container, "ca revoke", token_file), params={"revocation_reason": reason})
     if as_json:
         print_json(approvals.as_dict(row))
     else:

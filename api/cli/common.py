@@ -1,6 +1,15 @@
 """What every ``kyso`` command group shares: the consoles, the --json option, the acting operator, the
 container and JSON output.
 
+Who is recorded as the operator:
+
+- commands one operator may run alone record the OS user, ``cli:<user>`` (``actor()``);
+- commands under four eyes (``kyso key destroy``, ``kyso ca revoke``, ``kyso approval approve/reject``)
+  need the operator's own ``ca-operator`` token, from ``KYSO_OPERATOR_TOKEN`` or ``--token-file``, and
+  record its name as ``token:<name>``: exactly what the REST API records for the same token, so alice
+  on the CLI and alice on the API are one person, and two OS logins are not two people
+  (``operator()``). Without a token they refuse and say how to get one.
+
 Commands call ``common.container()`` through the module (not a name imported from it), so a test can
 replace it in one place: ``monkeypatch.setattr("api.cli.common.container", ...)``.
 """
@@ -9,7 +18,9 @@ from __future__ import annotations
 import getpass
 import importlib.util
 import json
+import os
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -22,6 +33,11 @@ if TYPE_CHECKING:
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+OPERATOR_TOKEN_ENV = "KYSO_OPERATOR_TOKEN"
+TokenFileOpt = Annotated[Path | None, typer.Option(
+    "--token-file", show_default=False,
+    help=f"File holding your own ca-operator token (or set {OPERATOR_TOKEN_ENV}); four eyes are two people, "
+         "each with a token of their own. Never give the token itself as an argument (shell history).")]
 
 
 def actor() -> str:
@@ -30,6 +46,43 @@ def actor() -> str:
         return f"cli:{getpass.getuser()}"
     except Exception:  # noqa: BLE001
         return "cli:unknown"
+
+
+def operator(container: Container, command: str, token_file: Path | None) -> str:
+    """The person running a four-eyes command: the name of their ``ca-operator`` token, as ``token:<name>``.
+
+    The token comes from ``--token-file`` or else ``KYSO_OPERATOR_TOKEN``; it is checked like a bearer
+    token on the API (unknown, revoked and expired tokens are refused alike) and must be a ca-operator's.
+    Refused without one: the OS user names nobody in particular (anyone can run under two logins).
+    """
+    from core import db
+    from core.errors import InvalidInput, PermissionDenied, Unauthenticated
+
+    from .. import tokens
+
+    if token_file is not None:
+        try:
+            value = token_file.read_text().strip()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read the operator token file {token_file}: {exc.strerror}",
+                               code="operator_token_required") from None
+        if token_file.stat().st_mode & 0o077:
+            err.print(f"[yellow]note[/]: others may read your operator token in {token_file}; chmod 600 {token_file}")
+    else:
+        value = os.environ.get(OPERATOR_TOKEN_ENV, "").strip()
+    if not value:
+        raise Unauthenticated(
+            f"`kyso {command}` is under four eyes and needs your own operator token, not your login name: "
+            f"set {OPERATOR_TOKEN_ENV} or pass --token-file FILE. An operator gets one (once, for themselves) with "
+            "`kyso token create --name THEIR-NAME --role ca-operator`; the second operator uses a token of their own",
+            code="operator_token_required")
+    with db.transaction(container.sessions) as session:
+        principal = tokens.authenticate(session, value)
+    if principal.role is not tokens.Role.ca_operator:
+        raise PermissionDenied(f"token {principal.name!r} has role {principal.role.value}; `kyso {command}` needs a "
+                               "ca-operator token (`kyso token create --name THEIR-NAME --role ca-operator`)",
+                               code="operator_token_required")
+    return principal.actor
 
 
 def container() -> Container:

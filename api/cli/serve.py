@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from core import clock
-from core.errors import KysoError
+from core import clock, production
+from core.errors import ConfigurationError, KysoError
 from core.settings import load_settings
 
 from . import common
@@ -31,7 +31,7 @@ else:
 
 app = typer.Typer()  # added to the root without a name: these are top-level commands
 
-DEMO_PIN = "246813"
+DEMO_PIN = "246813"  # printed in the demo's instructions: never in production (_no_demo_in_production)
 ASSETS = Path(__file__).resolve().parents[2] / "signing" / "create" / "assets"
 
 
@@ -61,6 +61,15 @@ def _warn_connection_budget(settings: Settings, workers: int) -> None:
                     "(or put PgBouncer in front)", fg="yellow", err=True)
 
 
+def _no_demo_in_production(settings: Settings) -> None:
+    if settings.environment == "production":
+        raise ConfigurationError(
+            "`kyso demo` is refused with KYSO_ENVIRONMENT=production: it creates a specialist whose PIN is printed "
+            "for anyone to read, and operator and client tokens lying in files. For production run `kyso ca init`, "
+            "issue real credentials and let each specialist choose her own PIN; to try kyso, run the demo with "
+            "KYSO_ENVIRONMENT=development and a KYSO_HOME of its own", code="demo_in_production")
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(help="Worker processes (share the database and keystore)")] = 1,
@@ -80,6 +89,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
     from ..observability import log_config
 
     settings = load_settings()
+    production.check_start(settings)  # here too, so a refusal is one message, not a traceback per worker
     fmt = log_format or settings.log_format
     if fmt not in ("json", "text"):
         raise typer.BadParameter(f"--log-format is json or text, not {fmt!r}")
@@ -109,7 +119,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 def demo(host: str = "127.0.0.1", port: int = 8000,
          no_serve: Annotated[bool, typer.Option("--no-serve",
                                                 help="Set up and print, but do not start the server")] = False) -> None:
-    """Set up an embedded demo PKI (idempotent), print where everything is, then serve."""
+    """Set up an embedded demo PKI (idempotent), print where everything is, then serve.
+
+    Development only: refused with KYSO_ENVIRONMENT=production (its specialist's PIN is printed here)."""
+    _no_demo_in_production(load_settings())
     container = common.container()
     root = authorities.CaSpec(name="kyso-root", common_name="kyso Root CA", organization="kyso")
     issuing = authorities.CaSpec(name="kyso-issuing", common_name="kyso Issuing CA - Specialists", organization="kyso")
@@ -191,8 +204,9 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
     from pki.names import SubjectInfo
     from signing.create.sample import sample_document
 
+    _no_demo_in_production(container.settings)
     home = container.settings.home
-    state_file = home / "demo-signing.json"
+    state_file = home / production.DEMO_STATE_FILE
     state: dict[str, str] = json.loads(state_file.read_text()) if state_file.exists() else {}
     if "specialist" not in state:
         state["specialist"] = issuance.issue(container.pki, issuance.IssueRequest(

@@ -186,18 +186,21 @@ def test_the_requester_alone_changes_nothing(pki: Container) -> None:
 
 
 def test_cli_files_the_request_and_a_second_operator_approves(pki: Container) -> None:
+    """Each operator gives their own ca-operator token; the OS login they run under does not count."""
     settings = pki.settings
     env = {**os.environ, "KYSO_HOME": str(settings.home), "KYSO_DATABASE_URL": settings.resolved_database_url,
            "KYSO_SOFT_MASTER_KEY": settings.soft_master_key.get_secret_value(), "COLUMNS": "200"}
+    held = {"alice": new_token(pki, tokens.Role.ca_operator, "alice"),
+               "bob": new_token(pki, tokens.Role.ca_operator, "bob")}
 
     def kyso(user: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "api.cli", *args], capture_output=True, text=True, timeout=120,
-                              env={**env, "USER": user, "LOGNAME": user})
+                              env={**env, "USER": "ops", "LOGNAME": "ops", "KYSO_OPERATOR_TOKEN": held[user]})
 
     asked = kyso("alice", "ca", "revoke", ISSUING_CA, "--reason", "cessationOfOperation", "--json")
     assert asked.returncode == 0, asked.stderr
     approval = json.loads(asked.stdout)
-    assert approval["requested_by"] == "cli:alice" and approval["revocation_reason"] == "cessationOfOperation"
+    assert approval["requested_by"] == "token:alice" and approval["revocation_reason"] == "cessationOfOperation"
     told = kyso("alice", "ca", "revoke", ISSUING_CA, "--reason", "cessationOfOperation")
     assert "kyso approval approve apr_" in told.stdout, told.stdout
     own = kyso("alice", "approval", "approve", approval["id"])
