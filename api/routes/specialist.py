@@ -11,36 +11,44 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from pathlib import Path
-from typing import Annotated, Any
+from pathlib import Path as FilePath
+from typing import TYPE_CHECKING, Annotated, Any
 
 import jinja2
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from core import clock
 from core.db import transaction
-from core.errors import KysoError
+from core.errors import InvalidInput, KysoError, NotFound
 from pki.models import CertificateStatus
 from pki.store import get_credential
+from policies import units
 from signing.activation import factors, requests
-from signing.activation.models import ActivationState
+from signing.activation.models import ActivationState, RequestStatus
 from signing.registry import lifecycle
 
 from .. import specialist_session as sessions
 from ..container import Container
 from ..deps import ContainerDep
 from ..errors import status_for
+from ..schemas_signing import SignMetadata
 from . import sign_requests
-from .citizen import HEADERS, TEMPLATES as CITIZEN_TEMPLATES, VN
+from .citizen import HEADERS, KIND_EN, TEMPLATES as CITIZEN_TEMPLATES, VN
+
+if TYPE_CHECKING:
+    from signing.create.preview import DocumentPreview
 
 router = APIRouter(prefix="/me", tags=["specialist"], include_in_schema=False)
-HERE = Path(__file__).resolve().parent.parent / "templates" / "specialist"
+HERE = FilePath(__file__).resolve().parent.parent / "templates" / "specialist"
 _env = jinja2.Environment(loader=jinja2.FileSystemLoader([HERE, CITIZEN_TEMPLATES]), autoescape=True,
                           trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 _strings: dict[str, dict[str, str]] = json.loads((HERE / "strings.json").read_text("utf-8"))
 PAGE_HEADERS = {**HEADERS, "Cache-Control": "no-store"}
+IMAGE_HEADERS = {**PAGE_HEADERS, "Cache-Control": "private, max-age=600"}  # bytes of a request never change
+PDF_HEADERS = {**PAGE_HEADERS, "Content-Security-Policy": "sandbox; default-src 'none'"}
 Lang = Annotated[str, Query(pattern="^(vi|en)$")]
 MESSAGES = {"enrolled", "pin_changed", "rejected", "approved"}
 
@@ -63,6 +71,8 @@ def _error_text(lang: str, exc: KysoError) -> str:
     t = _strings[lang]
     if isinstance(exc, factors.CredentialLocked):
         return t["e_locked"]
+    if isinstance(exc, NotSeen):
+        return t["e_not_seen"] if exc.details.get("reason") == "unconfirmed" else t["e_changed"]
     if isinstance(exc, factors.InvalidActivationData):
         left = exc.details.get("attempts_left")
         return t["e_login"] + (" " + t["e_left"].format(left=left) if left is not None else "")
@@ -71,6 +81,50 @@ def _error_text(lang: str, exc: KysoError) -> str:
 
 def _signed_in(request: Request, container: Container) -> str | None:
     return sessions.read(container.settings, request.cookies.get(sessions.COOKIE))
+
+
+def _unit_name(session: Session, code: str | None, lang: str) -> str:
+    """The commune's (or province's) name in the catalogue today, Vietnamese or English; the code if unknown."""
+    if not code:
+        return ""
+    try:
+        unit = units.view(session, code, clock.now().astimezone(VN).date())
+    except NotFound:
+        return code
+    if lang == "vi":
+        return f"{unit.full_name}, {unit.province_name}" if unit.province_name else unit.full_name
+    name = f"{unit.name_en} {KIND_EN.get(unit.kind, '')}".strip()
+    return name
+
+
+def _type_title(container: Container, name: str, lang: str) -> str:
+    try:
+        doc_type = container.signing.policy.get(name)
+    except KysoError:
+        return name
+    return str(getattr(doc_type, f"title_{lang}") or name)
+
+
+def _pending_item(container: Container, session: Session, lang: str, request_id: str, item: Any) -> dict[str, Any]:
+    """What the card shows of one pending document, read in the caller's transaction; ``_with_preview`` then adds
+    the pages (rendered outside it: the rendering opens transactions of its own)."""
+    meta = json.loads(item.metadata_json)
+    return {"index": item.position, "filename": item.filename or "", "sha256": item.sha256,
+            "title": _type_title(container, meta.get("document_type", ""), lang),
+            "dossier": meta.get("dossier_number") or "",
+            "commune": _unit_name(session, meta.get("commune_code"), lang),
+            "request": SignMetadata.model_validate(meta).to_request(item.pdf), "request_id": request_id}
+
+
+def _with_preview(container: Container, item: dict[str, Any]) -> dict[str, Any]:
+    request_id, position = item.pop("request_id"), item["index"]
+    preview = container.previews.of((request_id, position), item.pop("request"))
+    base = f"/me/requests/{request_id}/documents/{position}"
+    pages = [{"number": n + 1, "small": f"{base}/pages/{n + 1}.png", "large": f"{base}/pages/{n + 1}.png?size=large",
+              "width": page.width if page else 0, "height": page.height if page else 0, "ok": page is not None,
+              "stamp": n == preview.stamp_page} for n, page in enumerate(preview.pages)]
+    return {**item, "page_count": preview.page_count, "pages": pages, "hidden_pages": preview.hidden_pages,
+            "stamp_shown": preview.stamp_page is not None, "problem": preview.problem, "pdf": f"{base}.pdf"}
 
 
 def _home_values(container: Container, credential_id: str, lang: str) -> dict[str, Any]:
@@ -84,23 +138,21 @@ def _home_values(container: Container, credential_id: str, lang: str) -> dict[st
             expired = clock.aware(cert.not_after) <= clock.now()
             certificate = {"serial": cert.serial, "not_before": _when(cert.not_before),
                            "not_after": _when(cert.not_after),
-                           "unit": cert.commune_code or "", "status_text": t["cert_expired"] if expired and
+                           "unit": _unit_name(session, cert.commune_code or cert.province_code, lang),
+                           "status_text": t["cert_expired"] if expired and
                            cert.status == CertificateStatus.VALID else t.get(f"cert_{cert.status}", cert.status)}
-        pending = []
+        pending: list[dict[str, Any]] = []
         for row in requests.pending_for(session, credential_id):
-            items = []
-            for item in requests.items(session, row.id):
-                meta = json.loads(item.metadata_json)
-                items.append({"index": item.position, "filename": item.filename or "",
-                              "sha256": item.sha256[:16] + "…", "document_type": meta.get("document_type", ""),
-                              "dossier": meta.get("dossier_number") or "",
-                              "commune": meta.get("commune_code", "")})
+            items = [_pending_item(container, session, lang, row.id, item) for item in requests.items(session, row.id)]
             pending.append({"id": row.id, "client": row.client.removeprefix("token:"), "created": _when(row.created_at),
-                            "note": row.note, "items": items})
+                            "note": row.note, "items": items, "documents": ",".join(i["sha256"] for i in items)})
         docs, total = lifecycle.list_documents(session, lifecycle.DocumentFilter(credential_id=credential_id, limit=50))
-        documents = [{"id": d.id, "document_type": d.document_type, "dossier": d.dossier_number or "",
-                      "signed_at": _when(d.signed_at), "status": d.status} for d in docs]
+        documents = [{"id": d.id, "title": _type_title(container, d.document_type, lang), "dossier": d.dossier_number
+                      or "", "signed_at": _when(d.signed_at), "status": t.get(f"doc_{d.status}", d.status)}
+                     for d in docs]
         name = cert.common_name if cert else credential_id
+    for req in pending:
+        req["items"] = [_with_preview(container, item) for item in req["items"]]
     enrol_qr = None
     if state == ActivationState.PENDING:
         enrol_qr = base64.b64encode(factors.enrollment_qr(container.pki, credential_id).png).decode()
@@ -205,14 +257,39 @@ async def change_pin(request: Request, container: ContainerDep, old: Annotated[s
 @router.post("/requests/{request_id}/approve")
 async def approve(request: Request, container: ContainerDep, request_id: str,
                   pin: Annotated[str, Form(max_length=64)], otp: Annotated[str, Form(max_length=10)],
-                  csrf: Annotated[str, Form(max_length=100)] = "", lang: Lang = "vi") -> Response:
+                  csrf: Annotated[str, Form(max_length=100)] = "", seen: Annotated[str, Form(max_length=3)] = "",
+                  documents: Annotated[str, Form(max_length=65 * factors.MAX_HASHES_PER_SAD)] = "",
+                  lang: Lang = "vi") -> Response:
+    """``seen``: her confirmation that she has seen every page; ``documents``: the SHA-256 of each document the
+    page showed her, in order. Both are checked before her PIN and code are: an approval of anything other
+    than what she saw is refused, and the SAD is then bound to exactly these hashes (``sign_requests.approve``)."""
     def counts(out: sign_requests.SigningRequestOut) -> dict[str, int]:
         signed = sum(1 for i in out.items if i.status == "signed")
         return {"signed": signed, "failed": len(out.items) - signed}
 
-    return await _act(request, container, csrf, lang,
-                      lambda cred: sign_requests.approve(container, request_id, cred, pin, otp.strip()), "approved",
-                      of=counts)
+    def act(cred: str) -> sign_requests.SigningRequestOut:
+        _check_seen(container, request_id, cred, seen, documents)
+        return sign_requests.approve(container, request_id, cred, pin, otp.strip())
+
+    return await _act(request, container, csrf, lang, act, "approved", of=counts)
+
+
+class NotSeen(InvalidInput):
+    """An approval without the confirmation that every page was seen, or for other documents than those shown."""
+
+    code = "documents_not_seen"
+
+
+def _check_seen(container: Container, request_id: str, credential_id: str, seen: str, documents: str) -> None:
+    with transaction(container.sessions, read_only=True) as session:
+        row = requests.get(session, request_id, credential_id=credential_id)
+        if row.status != RequestStatus.PENDING:
+            raise requests.SigningRequestClosed(f"signing request {request_id} is {row.status}, not waiting")
+        stored = [item.sha256 for item in requests.items(session, request_id)]
+    if seen != "yes":
+        raise NotSeen("confirm that you have seen every page of these documents", reason="unconfirmed")
+    if [d.strip().lower() for d in documents.split(",") if d.strip()] != stored:
+        raise NotSeen("the documents approved are not the ones this request holds", reason="changed")
 
 
 @router.post("/requests/{request_id}/reject")
@@ -222,3 +299,55 @@ async def reject(request: Request, container: ContainerDep, request_id: str,
     return await _act(request, container, csrf, lang,
                       lambda cred: sign_requests.reject(container, request_id, cred, reason.strip() or None),
                       "rejected")
+
+
+def _preview_for(container: Container, credential_id: str, request_id: str, position: int
+                 ) -> tuple[DocumentPreview, bytes]:
+    """The preview of one document of one of HER pending requests, and its bytes; anyone else's: not found."""
+    with transaction(container.sessions, read_only=True) as session:
+        row = requests.get(session, request_id, credential_id=credential_id)
+        found = [item for item in requests.items(session, row.id) if item.position == position]
+        if row.status != RequestStatus.PENDING or not found:
+            raise requests.UnknownSigningRequest(f"no pending document {position} in signing request {request_id}")
+        item = found[0]
+        meta, pdf = json.loads(item.metadata_json), item.pdf
+    preview = container.previews.of((request_id, position), SignMetadata.model_validate(meta).to_request(pdf))
+    return preview, pdf
+
+
+def _owner_or_none(request: Request, container: Container, request_id: str, position: int
+                   ) -> tuple[DocumentPreview, bytes] | Response:
+    credential_id = _signed_in(request, container)
+    if credential_id is None:
+        return Response("sign in at /me", status_code=401, media_type="text/plain", headers=PAGE_HEADERS)
+    try:
+        return _preview_for(container, credential_id, request_id, position)
+    except KysoError as exc:
+        return Response(exc.message, status_code=status_for(exc), media_type="text/plain", headers=PAGE_HEADERS)
+
+
+@router.get("/requests/{request_id}/documents/{position}/pages/{page}.png")
+def page_image(request: Request, container: ContainerDep, request_id: str,
+               position: Annotated[int, Path(ge=0, le=1000)], page: Annotated[int, Path(ge=1, le=100_000)],
+               size: Annotated[str, Query(pattern="^(small|large)$")] = "small") -> Response:
+    """One page of a document waiting for HER approval, as it will be signed (the stamp's place drawn in red)."""
+    found = _owner_or_none(request, container, request_id, position)
+    if isinstance(found, Response):
+        return found
+    preview, _ = found
+    image = preview.pages[page - 1] if page <= len(preview.pages) else None
+    if image is None:
+        return Response("no image of this page", status_code=404, media_type="text/plain", headers=PAGE_HEADERS)
+    return Response(image.large if size == "large" else image.small, media_type="image/png", headers=IMAGE_HEADERS)
+
+
+@router.get("/requests/{request_id}/documents/{position}.pdf")
+def document_file(request: Request, container: ContainerDep, request_id: str,
+                  position: Annotated[int, Path(ge=0, le=1000)]) -> Response:
+    """The document exactly as submitted (the bytes whose SHA-256 her approval authorizes)."""
+    found = _owner_or_none(request, container, request_id, position)
+    if isinstance(found, Response):
+        return found
+    _, pdf = found
+    return Response(pdf, media_type="application/pdf",
+                    headers={**PDF_HEADERS, "Content-Disposition": f'inline; filename="{request_id}-{position}.pdf"'})
