@@ -60,10 +60,10 @@ def _when(value: dt.datetime | None) -> str:
 
 
 def _render(template: str, lang: str, status: int = 200, *, message: str | None = None, tone: str = "bad",
-            **values: Any) -> HTMLResponse:
-    other = "en" if lang == "vi" else "vi"
-    html = _env.get_template(template).render(lang=lang, t=_strings[lang], switch_href=f"/me?lang={other}",
-                                          message=message, message_tone=tone, **values)
+            switch_href: str | None = None, **values: Any) -> HTMLResponse:
+    switch_href = switch_href or f"/me?lang={'en' if lang == 'vi' else 'vi'}"
+    html = _env.get_template(template).render(lang=lang, t=_strings[lang], switch_href=switch_href, message=message,
+                                              message_tone=tone, **values)
     return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
 
 
@@ -127,6 +127,25 @@ def _with_preview(container: Container, item: dict[str, Any]) -> dict[str, Any]:
             "stamp_shown": preview.stamp_page is not None, "problem": preview.problem, "pdf": f"{base}.pdf"}
 
 
+def _request_summary(container: Container, session: Session, lang: str, row: Any) -> dict[str, Any]:
+    """A pending request as /me lists it (nothing rendered: its page, ``/me/requests/{id}``, shows the pages)."""
+    items = [_pending_item(container, session, lang, row.id, item) for item in requests.items(session, row.id)]
+    return {"id": row.id, "client": row.client.removeprefix("token:"), "created": _when(row.created_at),
+            "note": row.note, "items": items, "documents": ",".join(i["sha256"] for i in items)}
+
+
+def _request_values(container: Container, credential_id: str, request_id: str, lang: str) -> dict[str, Any]:
+    """One of HER pending requests with every document's pages (rendered outside the transaction: the
+    rendering opens transactions of its own); anyone else's, or one no longer pending: not found."""
+    with transaction(container.sessions) as session:
+        row = requests.get(session, request_id, credential_id=credential_id)
+        if row.status != RequestStatus.PENDING:
+            raise requests.UnknownSigningRequest(f"signing request {request_id} is {row.status}, not waiting")
+        req = _request_summary(container, session, lang, row)
+    req["items"] = [_with_preview(container, item) for item in req["items"]]
+    return {"req": req}
+
+
 def _home_values(container: Container, credential_id: str, lang: str) -> dict[str, Any]:
     t = _strings[lang]
     with transaction(container.sessions) as session:
@@ -141,18 +160,13 @@ def _home_values(container: Container, credential_id: str, lang: str) -> dict[st
                            "unit": _unit_name(session, cert.commune_code or cert.province_code, lang),
                            "status_text": t["cert_expired"] if expired and
                            cert.status == CertificateStatus.VALID else t.get(f"cert_{cert.status}", cert.status)}
-        pending: list[dict[str, Any]] = []
-        for row in requests.pending_for(session, credential_id):
-            items = [_pending_item(container, session, lang, row.id, item) for item in requests.items(session, row.id)]
-            pending.append({"id": row.id, "client": row.client.removeprefix("token:"), "created": _when(row.created_at),
-                            "note": row.note, "items": items, "documents": ",".join(i["sha256"] for i in items)})
+        pending = [_request_summary(container, session, lang, row)
+                   for row in requests.pending_for(session, credential_id)]
         docs, total = lifecycle.list_documents(session, lifecycle.DocumentFilter(credential_id=credential_id, limit=50))
         documents = [{"id": d.id, "title": _type_title(container, d.document_type, lang), "dossier": d.dossier_number
                       or "", "signed_at": _when(d.signed_at), "status": t.get(f"doc_{d.status}", d.status)}
                      for d in docs]
         name = cert.common_name if cert else credential_id
-    for req in pending:
-        req["items"] = [_with_preview(container, item) for item in req["items"]]
     enrol_qr = None
     if state == ActivationState.PENDING:
         enrol_qr = base64.b64encode(factors.enrollment_qr(container.pki, credential_id).png).decode()
@@ -170,6 +184,18 @@ def _home(container: Container, request: Request, credential_id: str, lang: str,
                    csrf=sessions.csrf_token(container.settings, cookie), **values)
 
 
+def _request_page(container: Container, request: Request, credential_id: str, request_id: str, lang: str,
+                  status: int = 200, message: str | None = None) -> HTMLResponse:
+    """The request's page; when it is no longer hers to decide (decided, expired, unknown), /me with the message."""
+    try:
+        values = _request_values(container, credential_id, request_id, lang)
+    except requests.UnknownSigningRequest:
+        return _home(container, request, credential_id, lang, status if message else 404, message)
+    cookie = request.cookies.get(sessions.COOKIE) or ""
+    return _render("request.html", lang, status, message=message, csrf=sessions.csrf_token(container.settings, cookie),
+                   switch_href=f"/me/requests/{request_id}?lang={'en' if lang == 'vi' else 'vi'}", **values)
+
+
 def _back(lang: str, message: str, **extra: int) -> RedirectResponse:
     query = "&".join([f"lang={lang}", f"m={message}", *(f"{k}={v}" for k, v in extra.items())])
     return RedirectResponse(f"/me?{query}", status_code=303, headers=PAGE_HEADERS)
@@ -183,6 +209,15 @@ def page(request: Request, container: ContainerDep, lang: Lang = "vi", m: str | 
         return _render("login.html", lang, credential_id="")
     message = _strings[lang][m].format(signed=signed, failed=failed) if m in MESSAGES else None
     return _home(container, request, credential_id, lang, message=message, tone="ok")
+
+
+@router.get("/requests/{request_id}", response_class=HTMLResponse)
+def request_page(request: Request, container: ContainerDep, request_id: str, lang: Lang = "vi") -> Response:
+    """One pending request: every page of every document, the stamp's place, and the approval form."""
+    credential_id = _signed_in(request, container)
+    if credential_id is None:
+        return _render("login.html", lang, credential_id="")
+    return _request_page(container, request, credential_id, request_id, lang)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -225,7 +260,9 @@ def logout(request: Request, container: ContainerDep, csrf: Annotated[str, Form(
 
 
 async def _act(request: Request, container: Container, csrf: str, lang: str, action: Any, success: str,
-               **counts: Any) -> Response:
+               request_id: str | None = None, **counts: Any) -> Response:
+    """Carry out ``action`` for the signed-in specialist; an error is shown on the page the form was on (the
+    request's own page for ``request_id``, else /me)."""
     credential_id = _guard(request, container, csrf)
     if credential_id is None:
         return _expired(lang)
@@ -233,8 +270,11 @@ async def _act(request: Request, container: Container, csrf: str, lang: str, act
         result = await run_in_threadpool(action, credential_id)
     except KysoError as exc:
         status = status_for(exc)
-        return await run_in_threadpool(_home, container, request, credential_id, lang, status if status < 500 else 400,
-                                       _error_text(lang, exc))
+        status = status if status < 500 else 400
+        if request_id is not None:
+            return await run_in_threadpool(_request_page, container, request, credential_id, request_id, lang, status,
+                                           _error_text(lang, exc))
+        return await run_in_threadpool(_home, container, request, credential_id, lang, status, _error_text(lang, exc))
     extra = counts.get("of", lambda _: {})(result)
     return _back(lang, success, **extra)
 
@@ -271,7 +311,7 @@ async def approve(request: Request, container: ContainerDep, request_id: str,
         _check_seen(container, request_id, cred, seen, documents)
         return sign_requests.approve(container, request_id, cred, pin, otp.strip())
 
-    return await _act(request, container, csrf, lang, act, "approved", of=counts)
+    return await _act(request, container, csrf, lang, act, "approved", request_id, of=counts)
 
 
 class NotSeen(InvalidInput):
@@ -298,7 +338,7 @@ async def reject(request: Request, container: ContainerDep, request_id: str,
                  lang: Lang = "vi") -> Response:
     return await _act(request, container, csrf, lang,
                       lambda cred: sign_requests.reject(container, request_id, cred, reason.strip() or None),
-                      "rejected")
+                      "rejected", request_id)
 
 
 def _preview_for(container: Container, credential_id: str, request_id: str, position: int

@@ -29,8 +29,16 @@ def csrf(page: str) -> str:
     return found.group(1)
 
 
-def seen(page: str, request_id: str) -> dict[str, str]:
-    """What the approval form adds to PIN and code: the box ticked, and the hashes of the documents shown."""
+def request_page(client: TestClient, request_id: str, lang: str = "vi") -> str:
+    r = client.get(f"/me/requests/{request_id}?lang={lang}")
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def seen(client: TestClient, request_id: str) -> dict[str, str]:
+    """What the approval form on the request's page adds to PIN and code: the box ticked, the hashes of the
+    documents shown, the CSRF token."""
+    page = request_page(client, request_id)
     form = page[page.index(f'action="/me/requests/{request_id}/approve'):]
     found = re.search(r'name="documents" value="([0-9a-f,]+)"', form)
     assert found, "the approval form names the documents shown"

@@ -1,5 +1,5 @@
 """The specialist's page /me in a real browser at phone size: headless Debian Chromium driven by Playwright on a
-live kyso. She signs in, sees every page of every pending document (images loaded), ticks "I have seen every
+live kyso. She signs in, opens the pending request from /me, sees every page of every pending document (images loaded), ticks "I have seen every
 page", approves with PIN and a fresh code, and what kyso signed is byte for byte what she saw: the signed
 PDF begins with the exact bytes whose SHA-256 she approved. No /me page scrolls sideways at 360 px.
 Screenshots go to artifacts/.
@@ -86,6 +86,13 @@ def test_she_sees_every_page_approves_and_kyso_signs_exactly_that(
         page.fill("input[name=otp]", sec.totp(secret, step))
         with page.expect_navigation():
             page.click("button[type=submit]")
+        # /me lists the request by its documents' titles; its page shows the pages
+        listed = page.inner_text(f"section[id='{request_id}']")
+        assert "Kết quả giải quyết hồ sơ — HS-2026-000124 (Phường Ba Đình, Thành phố Hà Nội)" in listed
+        no_sideways_scroll(page, "/me with a pending request")
+        shot(page, artifacts, "02-home")
+        with page.expect_navigation():
+            page.click(f"a[href^='/me/requests/{request_id}']")
         page.wait_for_load_state("load")  # every <img> loaded (or failed)
 
         # every page of both documents, as images the browser really decoded
@@ -98,21 +105,21 @@ def test_she_sees_every_page_approves_and_kyso_signs_exactly_that(
         assert "Phường Ba Đình" in text and "Trang 4/4 — Khung đỏ: nơi chữ ký số sẽ được đặt." in text
         approved = page.eval_on_selector_all(f"section[id='{request_id}'] code.hash", "els => els.map(e => e.textContent)")
         assert approved == [hashlib.sha256(pdf).hexdigest() for pdf in pdfs], "she sees the hashes she approves"
-        no_sideways_scroll(page, "the page with a pending request")
-        shot(page, artifacts, "02-pending")
+        no_sideways_scroll(page, "the request's page")
+        shot(page, artifacts, "03-request")
         # the zoom link opens a larger rendering of the page with the stamp box
         large = page.get_attribute(f"section[id='{request_id}'] figure:nth-of-type(4) a", "href")
         assert large and large.endswith("?size=large")
         zoom = context.new_page()
         zoom.goto(server.url + large)
         assert zoom.evaluate("document.images[0].naturalWidth") > 720
-        shot(zoom, artifacts, "03-page-zoomed")
+        shot(zoom, artifacts, "04-page-zoomed")
         zoom.close()
 
-        page.goto(f"{server.url}/me?lang=en")
+        page.goto(f"{server.url}/me/requests/{request_id}?lang=en")
         assert "I have seen every page of these documents" in page.inner_text("form[action*=approve]")
-        no_sideways_scroll(page, "the English page")
-        page.goto(f"{server.url}/me")
+        no_sideways_scroll(page, "the request's page in English")
+        page.goto(f"{server.url}/me/requests/{request_id}")
 
         # without the box ticked the browser does not send the form
         form = f"form[action^='/me/requests/{request_id}/approve']"
@@ -122,12 +129,12 @@ def test_she_sees_every_page_approves_and_kyso_signs_exactly_that(
         assert page.evaluate(f"!document.querySelector(\"{form} input[name=seen]\").checkValidity()")
         assert api.get(f"/api/v1/sign/requests/{request_id}").json()["status"] == "pending"
         page.check(f"{form} input[name=seen]")
-        shot(page, artifacts, "04-approving")
+        shot(page, artifacts, "05-approving")
         with page.expect_navigation():
             page.click(f"{form} button[type=submit]")
         assert "Đã ký 2 văn bản, 0 văn bản không ký được." in page.inner_text("[role=alert]")
         no_sideways_scroll(page, "the page after approval, with signed documents")
-        shot(page, artifacts, "05-signed")
+        shot(page, artifacts, "06-signed")
 
         done = api.get(f"/api/v1/sign/requests/{request_id}").json()
         assert done["status"] == "signed", done

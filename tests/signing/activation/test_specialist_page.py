@@ -67,16 +67,16 @@ def test_request_approved_on_the_page_is_signed_for_the_client(client: TestClien
     assert request_id in page and "Hồ sơ khai sinh sáng thứ Hai" in page and "HS-2" in page
     # the code used to sign in cannot approve; a wrong PIN counts toward the lockout
     stale = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(),
-                                                                   **seen(page, request_id)})
+                                                                   **seen(client, request_id)})
     assert stale.status_code == 403 and "Còn 4 lần thử" in stale.text
     frozen.next_step()
     wrong = client.post(f"/me/requests/{request_id}/approve", data={"pin": "192837", "otp": phone.code(),
-                                                                   **seen(page, request_id)})
+                                                                   **seen(client, request_id)})
     assert wrong.status_code == 403 and "Còn 3 lần thử" in wrong.text
     assert client.get(f"/api/v1/sign/requests/{request_id}", headers=client_headers).json()["status"] == "pending"
     frozen.next_step()
     ok = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(),
-                                                                 **seen(page, request_id)}, follow_redirects=False)
+                                                                 **seen(client, request_id)}, follow_redirects=False)
     assert ok.status_code == 303, ok.text
     assert "Đã ký 3 văn bản, 0 văn bản không ký được" in client.get(ok.headers["location"]).text
 

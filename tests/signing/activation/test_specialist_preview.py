@@ -18,7 +18,7 @@ from signing.create import preview
 from tests.helpers.activation import PIN, enroll
 from tests.helpers.clock import FrozenClock
 from tests.helpers.signing import COMMUNE, issue_credential
-from tests.helpers.specialist_page import csrf, login, seen, submit
+from tests.helpers.specialist_page import csrf, login, request_page, seen, submit
 
 
 def visible_meta(credential: str, **extra: object) -> dict[str, object]:
@@ -48,7 +48,12 @@ def test_every_page_is_shown_with_the_stamp_where_the_signature_puts_it(
     phone = enroll(pki, specialist, frozen)
     request_id = submit(client, client_headers, [sample_pdf], visible_meta(specialist, dossier_number="HS-7")).json()["id"]
     assert login(client, specialist, phone.code()).status_code == 303
-    page = client.get("/me").text
+    home = client.get("/me").text
+    # /me lists the request by its documents' titles and links to its page; nothing is rendered for the list
+    assert "Kết quả giải quyết hồ sơ — HS-7 (Phường Ba Đình, Thành phố Hà Nội)" in home
+    assert f'href="/me/requests/{request_id}?lang=vi">Xem từng trang và ký (1 văn bản)' in home
+    assert ".png" not in home and pki.previews.cache.misses == 0
+    page = request_page(client, request_id)
     # the document by its Vietnamese title, the commune by its name, the page count, one image per page
     assert "1. Kết quả giải quyết hồ sơ" in page and "Phường Ba Đình" in page and "4 trang" in page
     assert f">{COMMUNE}<" not in page and "dossier-result" not in page
@@ -67,7 +72,7 @@ def test_every_page_is_shown_with_the_stamp_where_the_signature_puts_it(
     assert planned.page == 3 and planned.box is not None
     frozen.next_step()
     ok = client.post(f"/me/requests/{request_id}/approve",
-                     data={"pin": PIN, "otp": phone.code(), **seen(page, request_id)}, follow_redirects=False)
+                     data={"pin": PIN, "otp": phone.code(), **seen(client, request_id)}, follow_redirects=False)
     assert ok.status_code == 303, ok.text
     document_id = client.get(f"/api/v1/sign/requests/{request_id}", headers=client_headers).json()["items"][0][
         "document_id"]
@@ -91,9 +96,11 @@ def _request(pki: Container, request_id: str):  # type: ignore[no-untyped-def]
 def test_english_page(client: TestClient, pki: Container, specialist: str, client_headers: dict[str, str],
                       sample_pdf: bytes, frozen: FrozenClock) -> None:
     phone = enroll(pki, specialist, frozen)
-    submit(client, client_headers, [sample_pdf], visible_meta(specialist))
+    request_id = submit(client, client_headers, [sample_pdf], visible_meta(specialist)).json()["id"]
     assert login(client, specialist, phone.code()).status_code == 303
-    page = client.get("/me?lang=en").text
+    assert "See every page and sign (1 document(s))" in client.get("/me?lang=en").text
+    page = request_page(client, request_id, "en")
+    assert f'href="/me/requests/{request_id}?lang=vi">Tiếng Việt' in page
     assert "1. Dossier result" in page and "Ba Dinh Ward" in page and "4 page(s)" in page
     assert "Page 4/4 — <b>Red box" in page and "I have seen every page of these documents" in page
 
@@ -104,11 +111,13 @@ def test_images_and_file_are_hers_alone(client: TestClient, pki: Container, spec
     request_id = submit(client, client_headers, [sample_pdf], visible_meta(specialist)).json()["id"]
     image, pdf = f"/me/requests/{request_id}/documents/0/pages/1.png", f"/me/requests/{request_id}/documents/0.pdf"
     assert client.get(image).status_code == 401 and client.get(pdf).status_code == 401, "signed out"
+    assert request_id not in client.get(f"/me/requests/{request_id}").text, "signed out: the sign-in form"
     assert client.get(image, headers=client_headers).status_code == 401, "a client token is no specialist session"
     colleague = issue_credential(pki, name="Trần Văn Bình", id_number="001190000009")
     other = enroll(pki, colleague, frozen)
     assert login(client, colleague, other.code()).status_code == 303
     assert client.get(image).status_code == 404 and client.get(pdf).status_code == 404, "another specialist's"
+    assert client.get(f"/me/requests/{request_id}").status_code == 404
     client.cookies.clear()
     frozen.next_step()
     phone = enroll(pki, specialist, frozen)
@@ -119,10 +128,12 @@ def test_images_and_file_are_hers_alone(client: TestClient, pki: Container, spec
     assert client.get(f"/me/requests/{request_id}/documents/0/pages/5.png").status_code == 404, "no page 5"
     assert client.get(f"/me/requests/{request_id}/documents/1/pages/1.png").status_code == 404, "no document 1"
     assert client.get(image + "?size=huge").status_code == 422
-    # once the request is decided its pages are no longer served
-    page = client.get("/me").text
+    # once the request is decided its page and its images are no longer served
+    page = request_page(client, request_id)
     assert client.post(f"/me/requests/{request_id}/reject", data={"csrf": csrf(page)}).status_code == 200
     assert client.get(image).status_code == 404
+    gone = client.get(f"/me/requests/{request_id}")
+    assert gone.status_code == 404 and "Không có văn bản nào đang chờ" in gone.text
 
 
 def test_rendered_once_and_cached(client: TestClient, pki: Container, specialist: str,
@@ -132,11 +143,11 @@ def test_rendered_once_and_cached(client: TestClient, pki: Container, specialist
     assert login(client, specialist, phone.code()).status_code == 303
     cache = pki.previews.cache
     misses = cache.misses
-    page = client.get("/me").text
+    page = request_page(client, request_id)
     for url in image_urls(page, request_id):
         png(client, url)
         png(client, url + "?size=large")
-    client.get("/me")
+    request_page(client, request_id)
     assert cache.misses == misses + 1 and cache.hits >= 9, "one rendering, every later look from the cache"
     assert cache.weight > 0 and cache.weight <= cache.max_weight  # type: ignore[operator]
 
@@ -148,8 +159,7 @@ def test_approval_needs_her_confirmation_and_the_documents_shown(
     request_id = submit(client, client_headers, [sample_pdf, sample_pdf + b"\n% 2\n"],
                         visible_meta(specialist)).json()["id"]
     assert login(client, specialist, phone.code()).status_code == 303
-    page = client.get("/me").text
-    form = seen(page, request_id)
+    form = seen(client, request_id)
     frozen.next_step()
     code = phone.code()
     unticked = client.post(f"/me/requests/{request_id}/approve", data={**form, "seen": "", "pin": PIN, "otp": code})
@@ -178,7 +188,7 @@ def test_long_documents_are_bounded(client: TestClient, pki: Container, speciali
     phone = enroll(pki, specialist, frozen)
     request_id = submit(client, client_headers, [out.getvalue()], visible_meta(specialist)).json()["id"]
     assert login(client, specialist, phone.code()).status_code == 303
-    page = client.get("/me").text
+    page = request_page(client, request_id)
     assert f"{preview.MAX_PAGES + 5} trang" in page and len(image_urls(page, request_id)) == preview.MAX_PAGES
     assert "Còn 5 trang không hiện ở đây" in page and f"/me/requests/{request_id}/documents/0.pdf" in page
     assert client.get(f"/me/requests/{request_id}/documents/0/pages/{preview.MAX_PAGES + 1}.png").status_code == 404
