@@ -53,6 +53,12 @@ Lang = Annotated[str, Query(pattern="^(vi|en)$")]
 MESSAGES = {"enrolled", "pin_changed", "rejected", "approved"}
 
 
+class NotSeen(InvalidInput):
+    """An approval without the confirmation that every page was seen, or for other documents than those shown."""
+
+    code = "documents_not_seen"
+
+
 def _when(value: dt.datetime | None) -> str:
     if value is None:
         return ""
@@ -308,19 +314,14 @@ async def approve(request: Request, container: ContainerDep, request_id: str,
         return {"signed": signed, "failed": len(out.items) - signed}
 
     def act(cred: str) -> sign_requests.SigningRequestOut:
-        _check_seen(container, request_id, cred, seen, documents)
-        return sign_requests.approve(container, request_id, cred, pin, otp.strip())
+        shown = _check_seen(container, request_id, cred, seen, documents)
+        return sign_requests.approve(container, request_id, cred, pin, otp.strip(), seen=shown)
 
     return await _act(request, container, csrf, lang, act, "approved", request_id, of=counts)
 
 
-class NotSeen(InvalidInput):
-    """An approval without the confirmation that every page was seen, or for other documents than those shown."""
-
-    code = "documents_not_seen"
-
-
-def _check_seen(container: Container, request_id: str, credential_id: str, seen: str, documents: str) -> None:
+def _check_seen(container: Container, request_id: str, credential_id: str, seen: str, documents: str) -> list[str]:
+    """The hashes of the documents she confirmed having seen, when they are exactly the request's, in order."""
     with transaction(container.sessions, read_only=True) as session:
         row = requests.get(session, request_id, credential_id=credential_id)
         if row.status != RequestStatus.PENDING:
@@ -330,6 +331,7 @@ def _check_seen(container: Container, request_id: str, credential_id: str, seen:
         raise NotSeen("confirm that you have seen every page of these documents", reason="unconfirmed")
     if [d.strip().lower() for d in documents.split(",") if d.strip()] != stored:
         raise NotSeen("the documents approved are not the ones this request holds", reason="changed")
+    return stored
 
 
 @router.post("/requests/{request_id}/reject")

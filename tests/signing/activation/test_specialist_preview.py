@@ -11,8 +11,11 @@ import pikepdf
 import pypdf
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import select
 
 from api.container import Container
+from core import audit
+from core.db import transaction
 from signing.activation import factors
 from signing.create import preview
 from tests.helpers.activation import PIN, enroll
@@ -85,7 +88,6 @@ def test_every_page_is_shown_with_the_stamp_where_the_signature_puts_it(
 
 def _request(pki: Container, request_id: str):  # type: ignore[no-untyped-def]
     from api.schemas_signing import SignMetadata
-    from core.db import transaction
     from signing.activation import requests
 
     with transaction(pki.sessions) as session:
@@ -176,6 +178,12 @@ def test_approval_needs_her_confirmation_and_the_documents_shown(
                      follow_redirects=False)
     assert ok.status_code == 303, ok.text
     assert client.get(f"/api/v1/sign/requests/{request_id}", headers=client_headers).json()["status"] == "signed"
+    # the approval, audited once, records the documents she confirmed having seen page by page
+    with transaction(pki.sessions) as session:
+        entries = session.execute(select(audit.AuditEntry).where(audit.AuditEntry.subject == request_id,
+                                                                 audit.AuditEntry.action == "signing:request:approve")
+                                  ).scalars().all()
+        assert [json.loads(e.details)["seen_every_page"] for e in entries] == [form["documents"].split(",")]
 
 
 def test_long_documents_are_bounded(client: TestClient, pki: Container, specialist: str,
