@@ -39,7 +39,7 @@ from . import sign_requests
 from .citizen import HEADERS, KIND_EN, TEMPLATES as CITIZEN_TEMPLATES, VN
 
 if TYPE_CHECKING:
-    from signing.create.preview import DocumentPreview
+    from signing.create.service import SignRequest
 
 router = APIRouter(prefix="/me", tags=["specialist"], include_in_schema=False)
 HERE = FilePath(__file__).resolve().parent.parent / "templates" / "specialist"
@@ -99,8 +99,7 @@ def _unit_name(session: Session, code: str | None, lang: str) -> str:
         return code
     if lang == "vi":
         return f"{unit.full_name}, {unit.province_name}" if unit.province_name else unit.full_name
-    name = f"{unit.name_en} {KIND_EN.get(unit.kind, '')}".strip()
-    return name
+    return f"{unit.name_en} {KIND_EN.get(unit.kind, '')}".strip()
 
 
 def _type_title(container: Container, name: str, lang: str) -> str:
@@ -322,7 +321,7 @@ async def approve(request: Request, container: ContainerDep, request_id: str,
 
 def _check_seen(container: Container, request_id: str, credential_id: str, seen: str, documents: str) -> list[str]:
     """The hashes of the documents she confirmed having seen, when they are exactly the request's, in order."""
-    with transaction(container.sessions, read_only=True) as session:
+    with transaction(container.sessions) as session:  # not read-only: reading a request may mark it expired
         row = requests.get(session, request_id, credential_id=credential_id)
         if row.status != RequestStatus.PENDING:
             raise requests.SigningRequestClosed(f"signing request {request_id} is {row.status}, not waiting")
@@ -343,27 +342,22 @@ async def reject(request: Request, container: ContainerDep, request_id: str,
                       "rejected", request_id)
 
 
-def _preview_for(container: Container, credential_id: str, request_id: str, position: int
-                 ) -> tuple[DocumentPreview, bytes]:
-    """The preview of one document of one of HER pending requests, and its bytes; anyone else's: not found."""
-    with transaction(container.sessions, read_only=True) as session:
+def _her_document(container: Container, credential_id: str, request_id: str, position: int) -> SignRequest:
+    """One document of one of HER pending requests, as it would be signed; anyone else's: not found."""
+    with transaction(container.sessions) as session:
         row = requests.get(session, request_id, credential_id=credential_id)
         found = [item for item in requests.items(session, row.id) if item.position == position]
         if row.status != RequestStatus.PENDING or not found:
             raise requests.UnknownSigningRequest(f"no pending document {position} in signing request {request_id}")
-        item = found[0]
-        meta, pdf = json.loads(item.metadata_json), item.pdf
-    preview = container.previews.of((request_id, position), SignMetadata.model_validate(meta).to_request(pdf))
-    return preview, pdf
+        return SignMetadata.model_validate_json(found[0].metadata_json).to_request(found[0].pdf)
 
 
-def _owner_or_none(request: Request, container: Container, request_id: str, position: int
-                   ) -> tuple[DocumentPreview, bytes] | Response:
+def _owner_or_none(request: Request, container: Container, request_id: str, position: int) -> SignRequest | Response:
     credential_id = _signed_in(request, container)
     if credential_id is None:
         return Response("sign in at /me", status_code=401, media_type="text/plain", headers=PAGE_HEADERS)
     try:
-        return _preview_for(container, credential_id, request_id, position)
+        return _her_document(container, credential_id, request_id, position)
     except KysoError as exc:
         return Response(exc.message, status_code=status_for(exc), media_type="text/plain", headers=PAGE_HEADERS)
 
@@ -376,7 +370,7 @@ def page_image(request: Request, container: ContainerDep, request_id: str,
     found = _owner_or_none(request, container, request_id, position)
     if isinstance(found, Response):
         return found
-    preview, _ = found
+    preview = container.previews.of((request_id, position), found)
     image = preview.pages[page - 1] if page <= len(preview.pages) else None
     if image is None:
         return Response("no image of this page", status_code=404, media_type="text/plain", headers=PAGE_HEADERS)
@@ -390,6 +384,5 @@ def document_file(request: Request, container: ContainerDep, request_id: str,
     found = _owner_or_none(request, container, request_id, position)
     if isinstance(found, Response):
         return found
-    _, pdf = found
-    return Response(pdf, media_type="application/pdf",
+    return Response(found.pdf, media_type="application/pdf",
                     headers={**PDF_HEADERS, "Content-Disposition": f'inline; filename="{request_id}-{position}.pdf"'})

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
+from pyhanko.pdf_utils.misc import PdfError
 
 from core.cache import Cache
 from core.errors import KysoError
@@ -42,6 +44,7 @@ from signing.verify import visual_diff
 if TYPE_CHECKING:
     from signing.create.service import SigningService, SignRequest
 
+log = logging.getLogger(__name__)
 MAX_PAGES = 30  # a civil-status extract is 1-2 pages; a dossier result rarely passes 10
 BUDGET_SECONDS = 15.0  # per document, all pages
 DPI = 150  # the large rendering (A4: 1240 x 1754 px, scaled down to MAX_PIXELS); a stroke of 10 pt text is 2 px
@@ -102,6 +105,10 @@ def make(signing: SigningService, request: SignRequest) -> DocumentPreview:
         pdf, stamp_page, box = plan.pdf, plan.page, plan.box
     except KysoError as exc:  # shown on the card; approving would meet the same error
         problem = exc.message
+    except (PdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError) as exc:
+        # a structure pyHanko opens but cannot lay a stamp on (``sign`` refuses it as UnreadablePdf)
+        log.warning("no stamp preview for a pending document: %s: %s", type(exc).__name__, exc)
+        problem = f"the PDF is damaged in a way kyso cannot sign through ({type(exc).__name__})"
     rendered = visual_diff.render_pages(pdf, max_pages=MAX_PAGES, budget_seconds=BUDGET_SECONDS, dpi=DPI)
     pages = tuple(None if r is None else _page_image(r, box if index == stamp_page else None)
                   for index, r in enumerate(rendered.pages))
