@@ -200,3 +200,28 @@ def test_long_documents_are_bounded(client: TestClient, pki: Container, speciali
     assert f"{preview.MAX_PAGES + 5} trang" in page and len(image_urls(page, request_id)) == preview.MAX_PAGES
     assert "Còn 5 trang không hiện ở đây" in page and f"/me/requests/{request_id}/documents/0.pdf" in page
     assert client.get(f"/me/requests/{request_id}/documents/0/pages/{preview.MAX_PAGES + 1}.png").status_code == 404
+
+
+def test_the_stamp_box_follows_the_requested_placement(client: TestClient, pki: Container, specialist: str,
+                                                       client_headers: dict[str, str], sample_pdf: bytes,
+                                                       frozen: FrozenClock) -> None:
+    """A box on page 1 asked for by the software is drawn on page 1; an invisible signature draws none and says so."""
+    phone = enroll(pki, specialist, frozen)
+    boxed = visible_meta(specialist, appearance={"page": 1, "box": [60, 600, 330, 720]})
+    hidden = visible_meta(specialist, appearance={"visible": False})
+    first = submit(client, client_headers, [sample_pdf], boxed).json()["id"]
+    second = submit(client, client_headers, [sample_pdf + b"\n% 2\n"], hidden).json()["id"]
+    assert login(client, specialist, phone.code()).status_code == 303
+    page = request_page(client, first)
+    assert "Trang 1/4 — <b>Khung đỏ" in page and "Trang 4/4 — <b>" not in page
+    reds = [red_pixels(png(client, u)) for u in image_urls(page, first)]
+    assert reds[0] > 500 and reds[1:] == [0, 0, 0]
+    # the box is where the software asked: in the upper half of the page, left of the middle
+    image = png(client, image_urls(page, first)[0])
+    data = image.tobytes()
+    xs = [(i // 3) % image.width for i in range(0, len(data), 3) if data[i] > 150 and data[i + 1] < 90]
+    ys = [(i // 3) // image.width for i in range(0, len(data), 3) if data[i] > 150 and data[i + 1] < 90]
+    assert max(xs) < image.width * 0.6 and max(ys) < image.height * 0.4
+    page = request_page(client, second)
+    assert "Chữ ký này không hiện trên trang (chữ ký ẩn)." in page and "Khung đỏ" not in page
+    assert all(red_pixels(png(client, u)) == 0 for u in image_urls(page, second))
