@@ -92,8 +92,14 @@ class Previews:
 
     def of(self, key: Hashable, request: SignRequest) -> DocumentPreview:
         """The preview of ``request`` under ``key`` (e.g. a signing request's id and position: its bytes never
-        change). The caller has checked who may see it."""
-        return self.cache.get_or_load(key, lambda: make(self.signing, request))
+        change). The caller has checked who may see it. A preview with a page missing (out of time, or PDFium could
+        not render it) is not kept: the next look tries again."""
+        found: DocumentPreview | None = self.cache.get(key)
+        if found is None:
+            found = make(self.signing, request)
+            if found.page_count and all(page is not None for page in found.pages):
+                self.cache.put(key, found)
+        return found
 
 
 def make(signing: SigningService, request: SignRequest) -> DocumentPreview:
