@@ -17,6 +17,7 @@ from policies import units
 from policies.profiles import ProfileSet
 
 if TYPE_CHECKING:
+    from signing.create.preview import Previews
     from signing.create.service import SigningService
     from signing.material import MaterialCache
     from signing.verify.verifier import Verifier
@@ -50,6 +51,13 @@ class Container:
         from signing.create.service import SigningService
 
         return SigningService(self.pki, material=self.material)
+
+    @cached_property
+    def previews(self) -> Previews:
+        """Page images of the documents waiting for a specialist (``/me``), rendered once, cached here."""
+        from signing.create.preview import Previews, preview_cache
+
+        return Previews(self.signing, preview_cache())
 
     @cached_property
     def verifier(self) -> Verifier:

@@ -124,10 +124,13 @@ class CertificateOut(BaseModel):
     sha256: str
     key_ref: str | None
     replaces_serial: str | None
+    credential_id: str | None = Field(default=None, description="The signing credential holding this certificate's "
+                                      "key (name it in signing requests; the specialist's id); null when kyso holds "
+                                      "no credential for it")
     pem: str
 
     @classmethod
-    def of(cls, row: Certificate, now: dt.datetime) -> CertificateOut:
+    def of(cls, row: Certificate, now: dt.datetime, credential_id: str | None = None) -> CertificateOut:
         status = "expired" if row.status == CertificateStatus.VALID and row.not_after <= now else row.status
         pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM).decode()
         return cls(serial=row.serial, ca=row.ca.name, profile=row.profile, subject=row.subject,
@@ -137,7 +140,7 @@ class CertificateOut(BaseModel):
                    revocation_reason=row.revocation_reason,
                    invalidity_date=row.invalidity_date if row.status == CertificateStatus.REVOKED else None,
                    sha256=row.sha256, key_ref=row.key_ref,
-                   replaces_serial=row.replaces_serial, pem=pem)
+                   replaces_serial=row.replaces_serial, credential_id=credential_id, pem=pem)
 
 
 class IssuedOut(BaseModel):

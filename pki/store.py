@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
@@ -105,6 +106,27 @@ def get_credential(session: Session, credential_id: str) -> Credential:
 
 def credential_for(session: Session, cert: Certificate) -> Credential | None:
     return session.execute(select(Credential).where(Credential.certificate_id == cert.id)).scalar_one_or_none()
+
+
+def credential_ids(session: Session, certs: Sequence[Certificate]) -> dict[int, str]:
+    """The signing credential of each certificate, by certificate row id, in one query: the credential
+    whose current certificate it is, else the one holding its key (an earlier certificate of a credential
+    renewed with the same key). Certificates with no credential in kyso (an imported or external key,
+    a CA or service certificate) are absent."""
+    if not certs:
+        return {}
+    ids = [c.id for c in certs]
+    refs = [c.key_ref for c in certs if c.key_ref]
+    rows = session.execute(select(Credential.id, Credential.certificate_id, Credential.key_ref).where(
+        or_(Credential.certificate_id.in_(ids), Credential.key_ref.in_(refs)))).all()
+    by_cert = {cert_id: cred for cred, cert_id, _ in rows if cert_id is not None}
+    by_key = {key_ref: cred for cred, _, key_ref in rows}
+    found: dict[int, str] = {}
+    for cert in certs:
+        cred = by_cert.get(cert.id) or (by_key.get(cert.key_ref) if cert.key_ref else None)
+        if cred is not None:
+            found[cert.id] = cred
+    return found
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ app = typer.Typer(help="Certificates: issue, list, show, export, renew, revoke, 
                        "check.", no_args_is_help=True)
 
 
-def _cert_dict(row: Any) -> dict[str, Any]:
-    return {"serial": row.serial, "ca": row.ca.name, "profile": row.profile, "subject": row.subject,
+def _cert_dict(row: Any, credential_id: str | None) -> dict[str, Any]:
+    return {"serial": row.serial, "credential_id": credential_id, "ca": row.ca.name, "profile": row.profile,
+            "subject": row.subject,
             "commune_code": row.commune_code, "status": row.status, "not_before": row.not_before.isoformat(),
             "not_after": row.not_after.isoformat(), "revocation_reason": row.revocation_reason,
             "key_ref": row.key_ref, "sha256": row.sha256}
@@ -98,14 +99,16 @@ def cert_list(
         rows, total = store.list_certificates(session, store.CertificateFilter(
             subject=subject, commune_code=commune, province_code=province, status=status, profile=profile,
             ca=ca, expires_before=expires, limit=limit), now)
-        data = [_cert_dict(r) for r in rows]
+        credentials = store.credential_ids(session, rows)
+        data = [_cert_dict(r, credentials.get(r.id)) for r in rows]
     if as_json:
         print_json({"total": total, "items": data})
         return
-    table = Table("serial", "status", "profile", "commune", "subject", "not after", title=f"{total} certificate(s)")
+    table = Table("serial", "credential", "status", "profile", "commune", "subject", "not after",
+                  title=f"{total} certificate(s)")
     for r in data:
-        table.add_row(r["serial"][:16] + "…", r["status"], r["profile"], r["commune_code"] or "", r["subject"][:70],
-                      r["not_after"][:10])
+        table.add_row(r["serial"][:16] + "…", r["credential_id"] or "", r["status"], r["profile"],
+                      r["commune_code"] or "", r["subject"][:70], r["not_after"][:10])
     out.print(table)
 
 
@@ -114,7 +117,8 @@ def cert_show(serial: str, as_json: JsonOpt = False) -> None:
     """Show one certificate."""
     container = common.container()
     with db.transaction(container.sessions) as session:
-        data = _cert_dict(store.get_certificate(session, serial))
+        row = store.get_certificate(session, serial)
+        data = _cert_dict(row, store.credential_ids(session, [row]).get(row.id))
     if as_json:
         print_json(data)
     else:

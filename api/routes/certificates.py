@@ -115,8 +115,9 @@ def _issued(container: ContainerDep, result: issuance.IssueResult, response: Res
         response.headers["Idempotent-Replayed"] = "true"
     with container.sessions() as session:
         row = store.get_certificate(session, result.certificate.serial)
-        return IssuedOut(certificate=CertificateOut.of(row, clock.now()), credential_id=result.credential_id,
-                         key_ref=result.key_ref)
+        credential = result.credential_id or store.credential_ids(session, [row]).get(row.id)
+        return IssuedOut(certificate=CertificateOut.of(row, clock.now(), credential),
+                         credential_id=result.credential_id, key_ref=result.key_ref)
 
 
 @router.get("/certificates", response_model=CertificateList, summary="List and filter certificates")
@@ -141,7 +142,8 @@ def list_certificates(
                                   profile=profile, ca=ca, expires_before=expires_before, limit=limit, offset=offset,
                                   communes=access.visible_communes(session))
     rows, total = store.list_certificates(session, flt, now)
-    return CertificateList(total=total, items=[CertificateOut.of(r, now) for r in rows])
+    credentials = store.credential_ids(session, rows)
+    return CertificateList(total=total, items=[CertificateOut.of(r, now, credentials.get(r.id)) for r in rows])
 
 
 @router.get("/certificates/{serial}", response_model=CertificateOut, summary="Show one certificate",
@@ -161,7 +163,7 @@ def show_certificate(
         pem = x509.load_der_x509_certificate(row.der).public_bytes(serialization.Encoding.PEM)
         return Response(pem, media_type="application/x-pem-file",
                         headers={"Content-Disposition": f'attachment; filename="{row.serial}.pem"'})
-    return CertificateOut.of(row, clock.now())
+    return CertificateOut.of(row, clock.now(), store.credential_ids(session, [row]).get(row.id))
 
 
 @router.post("/certificates/{serial}/revoke", response_model=CertificateOut,
@@ -195,7 +197,8 @@ def renew(serial: str, body: RenewIn, container: ContainerDep, principal: Operat
 
 def _reload(container: ContainerDep, serial: str) -> CertificateOut:
     with container.sessions() as session:
-        return CertificateOut.of(store.get_certificate(session, serial), clock.now())
+        row = store.get_certificate(session, serial)
+        return CertificateOut.of(row, clock.now(), store.credential_ids(session, [row]).get(row.id))
 
 
 @router.post("/mergers", response_model=MergerOut,

@@ -146,9 +146,11 @@ def get_request(request_id: str, container: ContainerDep, access: CanRead) -> Si
     return describe(container, request_id, client=access.principal.actor)
 
 
-def approve(container: Container, request_id: str, credential_id: str, pin: str, otp: str) -> SigningRequestOut:
+def approve(container: Container, request_id: str, credential_id: str, pin: str, otp: str, *,
+            seen: list[str] | None = None) -> SigningRequestOut:
     """The specialist's approval: PIN + code authorize exactly the request's documents, the request is
-    claimed once, and each document is signed for the submitting client (idempotent per item)."""
+    claimed once, and each document is signed for the submitting client (idempotent per item). ``seen``: the
+    documents' hashes she confirmed having seen page by page, for the approval's audit entry."""
     with transaction(container.sessions) as session:
         row = requests.get(session, request_id, credential_id=credential_id)
         if row.status != RequestStatus.PENDING:
@@ -158,7 +160,7 @@ def approve(container: Container, request_id: str, credential_id: str, pin: str,
     hashes = [document_hash(pdf) for _, _, pdf in stored]
     sad = factors.authorize(container.pki, credential_id, pin, otp, hashes, "sha256", len(hashes), client)
     with transaction(container.sessions) as session:
-        requests.claim(session, request_id, credential_id)
+        requests.claim(session, request_id, credential_id, seen=seen)
     group = SADActivation(container.pki, credential_id, sad.token, hashes, client)
     for position, metadata, pdf in stored:
         try:

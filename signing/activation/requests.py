@@ -99,8 +99,9 @@ def pending_for(session: Session, credential_id: str) -> list[SigningRequest]:
     return [r for r in rows if _expire(session, r).status == RequestStatus.PENDING]
 
 
-def claim(session: Session, request_id: str, credential_id: str) -> None:
-    """pending → approved, for exactly one of two concurrent approvals."""
+def claim(session: Session, request_id: str, credential_id: str, *, seen: list[str] | None = None) -> None:
+    """pending → approved, for exactly one of two concurrent approvals. ``seen``: the SHA-256 of the documents
+    whose every page the specialist confirmed she saw (her page), recorded with the approval."""
     now = clock.now()
     result = cast("CursorResult[Any]", session.execute(update(SigningRequest).where(
         SigningRequest.id == request_id, SigningRequest.credential_id == credential_id,
@@ -108,7 +109,8 @@ def claim(session: Session, request_id: str, credential_id: str) -> None:
         .values(status=RequestStatus.APPROVED, decided_at=now).execution_options(synchronize_session=False)))
     if result.rowcount != 1:
         raise SigningRequestClosed(f"signing request {request_id} is no longer waiting for approval")
-    audit.record(session, actor=f"specialist:{credential_id}", action="signing:request:approve", subject=request_id)
+    audit.record(session, actor=f"specialist:{credential_id}", action="signing:request:approve", subject=request_id,
+                 **({"seen_every_page": seen} if seen is not None else {}))
 
 
 def reject(session: Session, request_id: str, credential_id: str, reason: str | None) -> None:

@@ -113,6 +113,15 @@ class SignRequest:
 
 
 @dataclass(frozen=True)
+class StampPreview:
+    """What a signature of a request would sign and where its stamp would be drawn (``stamp_preview``)."""
+
+    pdf: bytes  # the bytes kyso would sign (the intake's: the input as received, or its repaired copy)
+    page: int | None  # 0-based; None: no visible stamp
+    box: tuple[float, float, float, float] | None  # in the page's user space, points
+
+
+@dataclass(frozen=True)
 class Granted:
     """The policy version and decision that allowed a signature, recorded with it."""
 
@@ -411,17 +420,22 @@ class SigningService:
         return sum(len(der) for der in self.tsa.certificates_der()) + 2048
 
     def _appearance(self, writer: IncrementalPdfFileWriter, job: SigningJob) -> PlannedAppearance:
+        return self._plan(writer, job.request, job.material, job.kind, job.signed_at,
+                          self._verify_url(job) if job.doc_type.qr else None, job.source.pdf)
+
+    def _plan(self, writer: IncrementalPdfFileWriter, request: SignRequest, material: SignerMaterial, kind: str,
+              signed_at: dt.datetime, verify_url: str | None, pdf: bytes) -> PlannedAppearance:
         from signing.create.visible import Placement, StampFacts, plan_appearance
 
-        material, options = job.material, job.request.appearance
+        options = request.appearance
         images = self.stamp_images(material.credential_id) if options.visible else {}
         facts = StampFacts(
-            kind=job.kind,  # type: ignore[arg-type]
+            kind=kind,  # type: ignore[arg-type]
             signer_name=material.common_name,
             title=options.title or material.title,
             agency=material.organization or "",
-            signing_time=job.signed_at,
-            verify_url=self._verify_url(job) if job.doc_type.qr else None,
+            signing_time=signed_at,
+            verify_url=verify_url,
             signature_image=images.get("signature"),
             seal_image=images.get("seal"),
             copy_form=options.copy_form,
@@ -429,7 +443,24 @@ class SigningService:
         )
         placement = Placement(field_name=options.field_name, page=options.page, box=options.box,
                               invisible=not options.visible)
-        return plan_appearance(writer, facts, placement, self.ctx.settings, pdf=job.source.pdf)
+        return plan_appearance(writer, facts, placement, self.ctx.settings, pdf=pdf)
+
+    def stamp_preview(self, request: SignRequest) -> StampPreview:
+        """What ``sign`` would sign for ``request`` (the intake's bytes: the input, or its repaired copy) and
+        where its visible stamp would go, laid out by the same code as the signature; nothing is signed,
+        spent, recorded or audited. A request ``sign`` would refuse raises the same error."""
+        from signing.create.visible import planned_box
+
+        doc_type = self.policy.get(request.document_type)
+        material = self.material.signer(request.credential_id)
+        kind = self._kind(request, doc_type, material)
+        source = self.check_input(request.pdf)
+        writer = pades.open_writer(source.pdf)
+        # only whether a QR code is drawn matters for the layout, not the document id it will carry
+        url = f"{self.ctx.settings.base_url}/v/{'X' * ID_LENGTH}" if doc_type.qr else None
+        planned = self._plan(writer, request, material, kind, clock.now(), url, source.pdf)
+        where = planned_box(writer, planned)
+        return StampPreview(pdf=source.pdf, page=where[0] if where else None, box=where[1] if where else None)
 
     def _offline_seal(self, job: SigningJob) -> str | None:
         """The offline seal for the signature's QR code, or None when no QR code is drawn (a document type

@@ -343,6 +343,32 @@ def plan_appearance(writer: IncrementalPdfFileWriter, facts: StampFacts, placeme
     return PlannedAppearance(name, spec, style)
 
 
+def planned_box(writer: IncrementalPdfFileWriter, planned: PlannedAppearance
+                ) -> tuple[int, tuple[float, float, float, float]] | None:
+    """Where ``planned`` draws its stamp: the 0-based page index and the rectangle in that page's user
+    space (points), as the signature will place it; None for an invisible signature, or an existing
+    field without a rectangle. For previews (the specialist's page); signing itself uses the plan."""
+    if planned.stamp_style is None:
+        return None
+    if planned.new_field is not None:
+        spec = planned.new_field
+        if spec.box is None:
+            return None
+        x1, y1, x2, y2 = (float(v) for v in spec.box)
+        return spec.on_page, (x1, y1, x2, y2)
+    found = _existing_fields(writer).get(planned.field_name)
+    if found is None:
+        return None
+    widget = found[1].get_object()
+    if "/Rect" not in widget and widget.get("/Kids"):
+        widget = widget["/Kids"][0].get_object()
+    rect = widget.get("/Rect")
+    if not rect:
+        return None
+    page_ref = widget.get_value_as_reference("/P") if "/P" in widget else None
+    return _index_of_page(writer, page_ref), _normal(rect)
+
+
 def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | None,
                pdf: bytes | None = None) -> tuple[int, tuple[float, float, float, float]]:
     if facts.kind == "copy":
@@ -436,4 +462,4 @@ def _text_boxes(pdf: bytes, index: int) -> list[tuple[float, float, float, float
     return boxes
 
 
-__all__ = ["Decree30StampStyle", "Placement", "PlannedAppearance", "StampFacts", "plan_appearance"]
+__all__ = ["Decree30StampStyle", "Placement", "PlannedAppearance", "StampFacts", "plan_appearance", "planned_box"]

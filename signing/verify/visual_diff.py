@@ -366,6 +366,39 @@ def compare(signed: bytes, final: bytes, *, ignore: Mapping[int, Sequence[Box]] 
     return tuple(found)
 
 
+@dataclass(frozen=True)
+class PageRenderings:
+    """The pages of one document as a viewer shows them (``render_pages``)."""
+
+    page_count: int  # 0 when PDFium could not open the file, or ran out of time before it counted
+    pages: tuple[Rendering | None, ...]  # the first ones; None: not rendered (out of time, or unreadable)
+
+
+def render_pages(data: bytes, *, max_pages: int, budget_seconds: float, dpi: int = DPI) -> PageRenderings:
+    """The first ``max_pages`` pages of ``data`` as a viewer shows them (annotations and form widgets
+    drawn), for a person to look at (the specialist's preview of what she signs). Same renderer, lock,
+    pixel bound (``MAX_PIXELS`` per page) and time budget as ``compare``; never raises for a malformed file."""
+    deadline = time.monotonic() + budget_seconds
+    doc = _Document(data, "seen", None)
+    pages: list[Rendering | None] = []
+    count = 0
+    with _Renderer(deadline, dpi) as renderer:
+        try:
+            count = renderer.page_count(doc)
+            for index in range(min(count, max_pages)):
+                try:
+                    pages.append(renderer.render(doc, index))
+                except _Unreadable:
+                    pages.append(None)
+                renderer.release()  # other threads' renderings interleave between pages
+        except (_Unreadable, _OutOfTime):
+            pass
+        finally:
+            renderer.close(doc)
+    pages += [None] * (min(count, max_pages) - len(pages))
+    return PageRenderings(count, tuple(pages))
+
+
 def _runs(pages: list[int]) -> list[tuple[int, int]]:
     """[1, 2, 3, 7] -> [(1, 3), (7, 7)]: one sentence per run of unreadable pages, not per page."""
     runs: list[tuple[int, int]] = []

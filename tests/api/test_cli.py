@@ -53,6 +53,11 @@ def test_operator_flow_and_tamper_detection(kyso):
     assert issued["credential_id"].startswith("cred_")
     listing = json.loads(kyso("cert", "list", "--commune", "00004", "--json").stdout)
     assert listing["total"] == 1 and "Nguyễn Thị Hoa" in listing["items"][0]["subject"]
+    assert listing["items"][0]["credential_id"] == issued["credential_id"]  # the operator finds it again
+    assert issued["credential_id"] in kyso("cert", "list", "--commune", "00004").stdout
+    shown = kyso("cert", "show", issued["serial"]).stdout
+    assert f"credential_id      {issued['credential_id']}" in shown
+    assert json.loads(kyso("cert", "show", issued["serial"], "--json").stdout)["credential_id"] == issued["credential_id"]
     pem = kyso("cert", "export", issued["serial"]).stdout
     assert pem.startswith("-----BEGIN CERTIFICATE-----")
     revoked = json.loads(kyso("cert", "revoke", issued["serial"], "--ground", "officer_moved", "--json").stdout)

@@ -154,3 +154,25 @@ def test_document_routes_take_pdf_sized_bodies(client):
         assert r.status_code != 413, (path, r.text)
     _error(client.post("/api/v1/certificates", content=two_mb, headers={"Content-Type": "application/json"}),
            413, "request_too_large")
+
+
+def test_certificates_name_their_credential(client, operator_headers):
+    """An operator finds a specialist's credential id again from her certificate (list and show), and a
+    certificate kyso holds no credential for (the CA's) says so with null."""
+    issued = client.post("/api/v1/certificates", json=SPECIALIST, headers=operator_headers).json()
+    serial, credential = issued["certificate"]["serial"], issued["credential_id"]
+    assert issued["certificate"]["credential_id"] == credential
+    listing = client.get("/api/v1/certificates", params={"commune": "00004"}, headers=operator_headers).json()
+    assert [(i["serial"], i["credential_id"]) for i in listing["items"]] == [(serial, credential)]
+    assert client.get(f"/api/v1/certificates/{serial}", headers=operator_headers).json()["credential_id"] == credential
+
+    renewed = client.post(f"/api/v1/certificates/{serial}/renew", json={"new_key": False}, headers=operator_headers)
+    assert renewed.status_code == 201, renewed.text
+    new_serial = renewed.json()["certificate"]["serial"]
+    assert renewed.json()["certificate"]["credential_id"] == credential
+    # the superseded certificate still names the credential that held its key
+    assert client.get(f"/api/v1/certificates/{serial}", headers=operator_headers).json()["credential_id"] == credential
+    assert client.get(f"/api/v1/certificates/{new_serial}", headers=operator_headers).json()["credential_id"] == credential
+
+    others = client.get("/api/v1/certificates", params={"profile": "tsa"}, headers=operator_headers).json()["items"]
+    assert others and all(i["credential_id"] is None for i in others)

@@ -2,9 +2,6 @@
 a fresh code on their own page, the software collects the result. Each test tries a way around it."""
 from __future__ import annotations
 
-import json
-import re
-
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -17,6 +14,7 @@ from tests.helpers.activation import PIN, Phone, enroll
 from tests.helpers.api import new_token
 from tests.helpers.clock import FrozenClock
 from tests.helpers.signing import COMMUNE, issue_credential, root_pem
+from tests.helpers.specialist_page import csrf, login, seen, submit
 from tests.helpers.validation import validate_all
 
 
@@ -25,28 +23,8 @@ def meta(credential: str, **extra: object) -> dict[str, object]:
             "level": "B-T", "appearance": {"visible": False}, **extra}
 
 
-def submit(client: TestClient, headers: dict[str, str], pdfs: list[bytes], defaults: dict,
-           items: list[dict] | None = None, note: str | None = None):  # type: ignore[no-untyped-def]
-    files = [("files", (f"hs-{i}.pdf", pdf, "application/pdf")) for i, pdf in enumerate(pdfs)]
-    data = {"metadata": json.dumps({"defaults": defaults, "items": items or []})}
-    if note:
-        data["note"] = note
-    return client.post("/api/v1/sign/requests", files=files, data=data, headers=headers)
-
-
 def variants(pdf: bytes, n: int) -> list[bytes]:
     return [pdf + f"\n% dossier {i}\n".encode() for i in range(n)]
-
-
-def login(client: TestClient, credential: str, otp: str | None, pin: str = PIN):  # type: ignore[no-untyped-def]
-    return client.post("/me/login", data={"credential_id": credential, "pin": pin, "otp": otp or ""},
-                       follow_redirects=False)
-
-
-def csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, "the page carries a CSRF token in its forms"
-    return found.group(1)
 
 
 def test_first_sign_in_shows_the_qr_code_and_confirms_the_app(client: TestClient, pki: Container, specialist: str,
@@ -89,16 +67,16 @@ def test_request_approved_on_the_page_is_signed_for_the_client(client: TestClien
     assert request_id in page and "Hồ sơ khai sinh sáng thứ Hai" in page and "HS-2" in page
     # the code used to sign in cannot approve; a wrong PIN counts toward the lockout
     stale = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(),
-                                                                   "csrf": csrf(page)})
+                                                                   **seen(client, request_id)})
     assert stale.status_code == 403 and "Còn 4 lần thử" in stale.text
     frozen.next_step()
     wrong = client.post(f"/me/requests/{request_id}/approve", data={"pin": "192837", "otp": phone.code(),
-                                                                   "csrf": csrf(page)})
+                                                                   **seen(client, request_id)})
     assert wrong.status_code == 403 and "Còn 3 lần thử" in wrong.text
     assert client.get(f"/api/v1/sign/requests/{request_id}", headers=client_headers).json()["status"] == "pending"
     frozen.next_step()
-    ok = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(), "csrf": csrf(page)},
-                     follow_redirects=False)
+    ok = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(),
+                                                                 **seen(client, request_id)}, follow_redirects=False)
     assert ok.status_code == 303, ok.text
     assert "Đã ký 3 văn bản, 0 văn bản không ký được" in client.get(ok.headers["location"]).text
 
@@ -115,7 +93,7 @@ def test_request_approved_on_the_page_is_signed_for_the_client(client: TestClien
     # approving again is refused: the request is closed
     frozen.next_step()
     again = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(),
-                                                                    "csrf": csrf(page)})
+                                                                    "seen": "yes", "csrf": csrf(page)})
     assert again.status_code == 409
     with transaction(pki.sessions) as session:
         actions = [a for (a,) in session.execute(select(audit.AuditEntry.action)
@@ -138,7 +116,8 @@ def test_others_cannot_see_or_approve_a_request(client: TestClient, pki: Contain
     page = client.get("/me").text
     assert request_id not in page
     frozen.next_step()
-    r = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(), "csrf": csrf(page)})
+    r = client.post(f"/me/requests/{request_id}/approve", data={"pin": PIN, "otp": phone.code(), "seen": "yes",
+                                                                "csrf": csrf(page)})
     assert r.status_code == 404
     # without the session's CSRF token nothing happens, and without a session neither
     r = client.post(f"/me/requests/{request_id}/reject", data={"reason": "x"})
