@@ -10,14 +10,14 @@ from signing.create import upgrade
 from signing.create.service import SigningService
 from signing.registry import lifecycle
 from signing.registry.models import SignedDocument
-from tests.helpers.signing import issue_credential
+from tests.helpers.signing import CONSENTED, issue_credential
 
 from .documents import Signed, request
 
 
 def _sign(pki: Container, pdf: bytes, credential: str, level: str = "B-LT", certify: bool = False,
           visible: bool = False) -> Signed:
-    result = pki.signing.sign(request(pdf, credential, level, certify=certify, visible=visible), actor="test")
+    result = pki.signing.sign(request(pdf, credential, level, certify=certify, visible=visible), actor="test", activation=CONSENTED)
     return Signed(result.pdf, result.document_id)
 
 
