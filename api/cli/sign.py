@@ -7,10 +7,10 @@ no terminal or no answer it refuses (exit status 2) and signs nothing.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -71,10 +71,11 @@ def _consent(container: Any, credential: str, pdfs: list[bytes], who: str) -> Ac
     err.print(f"Credential {credential} is a specialist's ({material.common_name}): it signs only with her consent. "
               f"She types her PIN and the current code of her authenticator app, which authorize exactly these "
               f"{len(pdfs)} file(s).")
+    hidden = sys.stdin.isatty()  # at a terminal nothing she types is shown; piped input is never echoed
     try:
-        pin = typer.prompt("Her PIN / Mã PIN", hide_input=True, err=True)
-        code = typer.prompt("Her current code / Mã xác thực", hide_input=True, err=True)
-    except click.exceptions.Abort:
+        pin = typer.prompt("Her PIN / Mã PIN", hide_input=hidden, err=True)
+        code = typer.prompt("Her current code / Mã xác thực", hide_input=hidden, err=True)
+    except typer.Abort:
         sole_control.refuse(container.pki, who, credential, "no PIN and code at the command line",
                             f"credential {credential} is a specialist's: signing with it needs her PIN and current "
                             "code, typed at this terminal, and none came (no terminal, or no answer); nothing was "

@@ -138,7 +138,7 @@ def test_bad_inputs_are_clear_errors(pki: Container, specialist: str, name: str 
 def test_size_limit(pki: Container, specialist: str, sample_pdf: bytes) -> None:
     small = SigningService(dataclasses.replace(pki.pki, settings=pki.settings.model_copy(update={"max_pdf_bytes": 1024})))
     with pytest.raises(PdfTooLarge):
-        small.sign(request(sample_pdf, specialist), actor="test")
+        small.sign(request(sample_pdf, specialist), actor="test", activation=CONSENTED)
 
 
 def test_idempotency_key(pki: Container, specialist: str, sample_pdf: bytes) -> None:
@@ -156,7 +156,7 @@ def test_tsa_down_signs_b_b_then_upgrades(pki: Container, specialist: str, sampl
     """A TSA that does not answer: B-B at once, pending in the registry, then B-LT in the background."""
     down = pki.settings.model_copy(update={"tsa_url": "http://127.0.0.1:9/tsa", "tsa_timeout_seconds": 1})
     offline = SigningService(dataclasses.replace(pki.pki, settings=down))
-    result = offline.sign(request(sample_pdf, specialist, "B-LT"), actor="test")
+    result = offline.sign(request(sample_pdf, specialist, "B-LT"), actor="test", activation=CONSENTED)
     assert result.level == "B-B" and result.pending_upgrade
     assert upgrade.upgrade_due(offline) == {"upgraded": 0, "retry": 1, "failed": 0}
     with transaction(pki.sessions) as session:
@@ -179,7 +179,7 @@ def test_upgrade_gives_up_after_max_attempts(pki: Container, specialist: str, sa
     down = pki.settings.model_copy(update={"tsa_url": "http://127.0.0.1:9/tsa", "tsa_timeout_seconds": 1,
                                            "upgrade_max_attempts": 2})
     offline = SigningService(dataclasses.replace(pki.pki, settings=down))
-    result = offline.sign(request(sample_pdf, specialist, "B-T"), actor="test")
+    result = offline.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
     outcomes = []
     for _ in range(2):
         with transaction(pki.sessions) as session:

@@ -19,6 +19,7 @@ from api.routes import sign_requests
 from core import clock
 from core.db import alembic_config, transaction
 from hsm import KeyType
+from signing.activation.models import SignHashSignature
 from signing.create import upgrade
 from signing.create.service import AppearanceOptions, SigningService, SignRequest
 from signing.registry import lifecycle
@@ -117,7 +118,7 @@ def test_sign_hash_values_are_recorded_once(client: TestClient, pki: Container, 
     message = b"a hash computed by the client's own PDF software"
     answers = []
     for _ in range(2):
-        sad = phone.authorize(client, client_headers, message)
+        sad = phone.authorize(client, client_headers, message, purpose="hash")
         r = client.post("/csc/v2/signatures/signHash", headers=client_headers, json={
             "credentialID": credential, "SAD": sad, "hashes": [base64.b64encode(hashlib.sha256(message).digest()).decode()],
             "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signAlgo": RSA_SHA256})
@@ -131,13 +132,16 @@ def test_sign_hash_values_are_recorded_once(client: TestClient, pki: Container, 
             signature_digest(answers[0]), "signhash", credential, None)
         assert row.signer_serial == serial
         record(session, [SignatureValue(answers[0], "signhash", None)], created_at=clock.now())  # again: kept once
+        # while the activation room keeps every signHash call: two clients' requests, two rows, one value
+        calls = session.execute(select(SignHashSignature)).scalars().all()
+        assert [(c.signature_sha256, c.hash) for c in calls] == [(row.sha256, hashlib.sha256(message).hexdigest())] * 2
     assert record_count(pki) == 1
 
 
 def test_upgrade_records_its_document_timestamp(pki: Container, specialist: str, sample_pdf: bytes) -> None:
     down = pki.settings.model_copy(update={"tsa_url": "http://127.0.0.1:9/tsa", "tsa_timeout_seconds": 1})
     offline = SigningService(dataclasses.replace(pki.pki, settings=down))
-    result = offline.sign(request(sample_pdf, specialist, "B-T"), actor="test")
+    result = offline.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
     assert result.pending_upgrade
     assert upgrade.upgrade_one(pki.signing, result.document_id) == "upgraded"
     with transaction(pki.sessions) as session:
