@@ -76,6 +76,7 @@ def _consent(container: Any, credential: str, pdfs: list[bytes], who: str) -> Ac
         pin = typer.prompt("Her PIN / Mã PIN", hide_input=hidden, err=True)
         code = typer.prompt("Her current code / Mã xác thực", hide_input=hidden, err=True)
     except typer.Abort:
+        err.print()  # the prompt's line ends here
         sole_control.refuse(container.pki, who, credential, "no PIN and code at the command line",
                             f"credential {credential} is a specialist's: signing with it needs her PIN and current "
                             "code, typed at this terminal, and none came (no terminal, or no answer); nothing was "
