@@ -7,6 +7,7 @@ signatures/signDoc and signatures/signHash, the signing service in process, and 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from api.app import create_app
 from api.container import Container
 from api.routes import sign_requests
 from core import audit, clock
@@ -234,6 +236,27 @@ def test_a_signing_request_is_signed_only_by_her_approval(client: TestClient, pk
             audit.AuditEntry.subject == specialist, audit.AuditEntry.action == "activation:authorize:grant")
         ).scalars().all()
         assert [json.loads(g.details)["purpose"] for g in grants] == ["documents"]
+
+
+# -- the sealed verification report ----------------------------------------------------------------------
+def test_her_credential_never_seals_an_anonymous_verification_report(pki: Container, specialist: str,
+                                                                     sample_pdf: bytes) -> None:
+    """An operator who names her credential as KYSO_REPORT_SEAL_CREDENTIAL would let anyone on the internet
+    have her key sign a report: refused, audited once, nothing signed."""
+    settings = pki.settings.model_copy(update={"report_seal_credential": specialist})
+    container = dataclasses.replace(pki, settings=settings)
+    container.pki.settings = settings  # type: ignore[misc]
+    with TestClient(create_app(container, scheduler=False)) as anonymous:
+        r = anonymous.post("/api/v1/verify", files={"file": ("x.pdf", sample_pdf, "application/pdf")},
+                           params={"format": "pdf"})
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["code"] == "report_seal_not_a_seal" and "seal" in r.json()["error"]["message"]
+    with transaction(pki.sessions) as session:
+        refused = session.execute(select(audit.AuditEntry).where(
+            audit.AuditEntry.subject == specialist, audit.AuditEntry.action == "signing:report:deny")).scalars().all()
+        sealed = session.execute(select(func.count()).select_from(audit.AuditEntry).where(
+            audit.AuditEntry.action == "signing:report:seal")).scalar_one()
+    assert len(refused) == 1 and sealed == 0
 
 
 # -- the command line --------------------------------------------------------------------------------------
