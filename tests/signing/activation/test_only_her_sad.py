@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import inspect
 import json
 import os
 import subprocess
@@ -83,6 +84,24 @@ def batch(client: TestClient, headers: dict[str, str], pdfs: list[bytes], defaul
     files = [("files", (f"{i}.pdf", pdf, "application/pdf")) for i, pdf in enumerate(pdfs)]
     return client.post("/api/v1/sign/batch", files=files, data={"metadata": json.dumps({"defaults": defaults})},
                        headers=headers)
+
+
+# -- no way around it in the code ----------------------------------------------------------------------------
+def test_the_service_has_no_default_consent_and_the_application_no_bypass() -> None:
+    """``activation`` is a required argument, and the only ``Activation`` implementations in application code
+    are ``Required`` and ``SADActivation`` (the test-only one lives in tests/helpers/signing.py)."""
+    from signing.create.service import SigningService
+
+    parameter = inspect.signature(SigningService.sign).parameters["activation"]
+    assert parameter.default is inspect.Parameter.empty
+    root = Path(__file__).resolve().parents[3]
+    spenders = sorted(str(path.relative_to(root)) + ":" + line.split("(")[0].strip()
+                      for folder in ("api", "signing", "pki", "policies", "hsm", "core")
+                      for path in (root / folder).rglob("*.py")
+                      for line in path.read_text().splitlines() if line.strip().startswith("def spend("))
+    # the protocol itself, then Required and SADActivation
+    assert spenders == ["signing/activation/sole_control.py:def spend"] * 2 + ["signing/create/consent.py:def spend"], \
+        spenders
 
 
 # -- no SAD at all ---------------------------------------------------------------------------------------
