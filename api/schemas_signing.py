@@ -48,9 +48,10 @@ class SignMetadata(_In):
         "at most 80 characters each. Unknown names or a missing required one are refused (422).")
     sad: str | None = Field(
         default=None, max_length=200,
-        description="Signature Activation Data from POST /csc/v2/credentials/authorize, bound to the base64 SHA-256 "
-        "of this exact PDF (in a batch: of every PDF signed under it). Required with a specialist's credential; "
-        "not needed with an organisation seal. Single use, valid 5 minutes.")
+        description="Signature Activation Data from POST /csc/v2/credentials/authorize with "
+        "`\"kyso\": {\"purpose\": \"documents\"}`, bound to the base64 SHA-256 of this exact PDF (in a batch: of "
+        "every PDF signed under it); a SAD authorized for CSC signHash is refused (`sad_wrong_purpose`). Required "
+        "with a specialist's credential; not needed with an organisation seal. Single use, valid 5 minutes.")
 
     def to_request(self, pdf: bytes) -> SignRequest:
         # the SAD is not part of the request's identity: a retry with the same Idempotency-Key and a

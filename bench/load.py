@@ -40,6 +40,8 @@ from typing import Any
 
 import httpx
 
+from tests.helpers.signing import CONSENTED
+
 from .common import (
     PG_URL,
     ROOT_DIR,
@@ -215,7 +217,7 @@ def setup(folder: Path, port: int, n_certs: int, batch: int, prefill: int):  # t
                         (demo["seal"], SEAL_TYPE, {"seal_fields": {"cert_no": f"SCT-{i}"}}),
                         (demo["specialist"], SPECIALIST_TYPE, {"dossier_number": f"HS-LOAD-{i}"})):
                     result = container.signing.sign(SignRequest(pdf=pdf, **_sign_meta(credential, doc_type, **extra)),
-                                                    actor="load")
+                                                    actor="load", activation=CONSENTED)
                     signed.append(result.pdf)
                     ids.append(result.document_id)
                 pdfs.append(pdf)

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.helpers.signing import SpecialistPhone
+from tests.helpers.signing import CONSENTED, SpecialistPhone
 
 from .common import Figure, Profiler, Results, interleaved_rates, new_instance, say, workdir
 from .server import BenchServer, free_port
@@ -159,7 +159,7 @@ def kyso_sign(inst, credential: str, pdf: bytes, *, level: str, visible: bool) -
     service = inst.container.signing
 
     def one(_: int) -> bytes:
-        return service.sign(request, actor="bench").pdf
+        return service.sign(request, actor="bench", activation=CONSENTED).pdf
 
     return one
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 
+from tests.helpers.signing import CONSENTED
+
 from .common import Figure, Profiler, Results, interleaved_rates, new_instance, say, workdir
 
 TARGET_WARM = 3.0
@@ -54,7 +56,7 @@ def _documents(inst, n: int) -> tuple[dict[str, list[bytes]], asn1_x509.Certific
         docs[level] = [container.signing.sign(SignRequest(
             pdf=pdf, document_type="dossier-result", commune_code="00004", credential_id=credential,  # type: ignore[arg-type]
             level=level, dossier_number=f"HS-{level}-{i}", appearance=AppearanceOptions(visible=False)),  # type: ignore[arg-type]
-            actor="bench").pdf for i in range(n)]
+            actor="bench", activation=CONSENTED).pdf for i in range(n)]
     with transaction(container.sessions) as session:
         root = asn1_x509.Certificate.load(get_ca(session, ROOT.name).cert_der)
     return docs, root

@@ -170,9 +170,10 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     {base}/api/v1/sign/requests
   then open {base}/me as the specialist: credential {demo_signing["specialist"]}, PIN {demo_signing["pin"]} (demo);
   scan the QR code with an authenticator app, type its code, and approve with the PIN and the next code.
-  The software polls GET /api/v1/sign/requests/ID; or sign in process as the operator:
-  .venv/bin/kyso sign {demo_signing["sample"]} -o signed.pdf -c {demo_signing["specialist"]} --commune 00004 --level B-LT
-  already signed example: {container.settings.home.resolve() / "sample-signed.pdf"}
+  The software polls GET /api/v1/sign/requests/ID. At the command line the specialist signs herself
+  (it asks for her PIN and current code); the organisation seal signs as the operator, e.g. a certified copy:
+  .venv/bin/kyso sign {demo_signing["sample"]} -o copy.pdf -c {demo_signing["seal"]} --commune 00004 --type certified-copy --copy-form "SAO Y"
+  already signed example (the seal's certified copy): {container.settings.home.resolve() / "sample-signed.pdf"}
   its verification URL:   {container.settings.base_url}/v/{demo_signing["example"]}
 
 [bold]Verify a PDF[/] (no token needed; the citizen page is the X-Verify-Url):
@@ -247,9 +248,15 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
     if not sample.exists():
         sample.write_bytes(sample_document(container.settings.stamp_font))
     if "example" not in state:
+        # signed by the organisation seal (a certified copy, which the seal signs alone): the specialist's
+        # key signs only what she approves, so the demo signs nothing in her name
+        from signing.activation.sole_control import Required
+
         result = container.signing.sign(service.SignRequest(
-            pdf=sample.read_bytes(), document_type="dossier-result", commune_code="00004",
-            credential_id=state["specialist"], dossier_number="HS-2026-000123"), actor=actor)
+            pdf=sample.read_bytes(), document_type="certified-copy", commune_code="00004",
+            credential_id=state["seal"], dossier_number="HS-2026-000123",
+            appearance=service.AppearanceOptions(copy_form="SAO Y")), actor=actor,
+            activation=Required(container.pki, actor))
         (home / "sample-signed.pdf").write_bytes(result.pdf)
         state["example"] = result.document_id
     state_file.write_text(json.dumps(state, indent=2))

@@ -322,6 +322,18 @@ class AuthDataItem(BaseModel):
     value: str
 
 
+class AuthorizeKysoIn(BaseModel):
+    """kyso's own fields for credentials/authorize, which CSC has no place for."""
+
+    model_config = ConfigDict(extra="forbid")
+    purpose: factors.SADPurpose = Field(
+        default=factors.SADPurpose.HASH,
+        description="What the SAD is for, and the only door that will spend it. `hash` (the default, CSC's own "
+                    "meaning): signatures/signHash over these hashes. `documents`: whole PDFs kyso signs and "
+                    "registers (POST /api/v1/sign with the SAD in the metadata's `sad`, /api/v1/sign/batch, "
+                    "signatures/signDoc); the hashes are then the SHA-256 of each PDF's exact bytes.")
+
+
 class AuthorizeIn(CscIn):
     credentialID: str = Field(min_length=1, max_length=40)
     numSignatures: int = Field(ge=1, le=factors.MAX_HASHES_PER_SAD)
@@ -333,6 +345,8 @@ class AuthorizeIn(CscIn):
     OTP: str | None = Field(default=None, max_length=64, description="v1")
     authData: list[AuthDataItem] | None = Field(default=None, max_length=4, description="v2: ids PIN and OTP")
     description: str | None = Field(default=None, max_length=500)
+    kyso: AuthorizeKysoIn | None = Field(default=None, description='kyso extension: {"purpose": "hash" (default) '
+                                         '| "documents"}')
 
 
 def _factor(body: AuthorizeIn, name: str) -> str:
@@ -344,15 +358,22 @@ def _factor(body: AuthorizeIn, name: str) -> str:
     return value
 
 
-@router.post("/credentials/authorize", summary="CSC credentials/authorize: PIN + OTP → SAD bound to these hashes")
+@router.post("/credentials/authorize", summary="CSC credentials/authorize: PIN + OTP → SAD bound to these hashes",
+             description="The SAD is bound to the credential, the calling client, exactly these hashes and one "
+                         "purpose. By default (CSC's meaning) it is for signatures/signHash only; to sign whole PDFs "
+                         "through POST /api/v1/sign, /api/v1/sign/batch or signatures/signDoc send "
+                         '`"kyso": {"purpose": "documents"}` with the SHA-256 of each PDF\'s exact bytes. A SAD '
+                         "presented at the other door is refused (`sad_wrong_purpose`) and stays unspent.")
 async def credentials_authorize(body: AuthorizeIn, access: CanSign) -> dict[str, Any]:
     await _credential(access, body.credentialID)
     hashes = _b64(_one(body.hash, body.hashes, "hash", "hashes"), "hashes")
     if not hashes:
         raise InvalidInput("kyso binds every SAD to its hashes (SCAL 2): send hashes", code="invalid_request")
     hash_algo = remote.digest_name(_one(body.hashAlgo, body.hashAlgorithmOID, "hashAlgo", "hashAlgorithmOID"))
-    sad = await run_in_threadpool(factors.authorize, access.container.pki, body.credentialID, _factor(body, "PIN"),
-                                  _factor(body, "OTP"), hashes, hash_algo, body.numSignatures, access.principal.actor)
+    purpose = body.kyso.purpose if body.kyso else factors.SADPurpose.HASH
+    sad = await run_in_threadpool(lambda: factors.authorize(
+        access.container.pki, body.credentialID, _factor(body, "PIN"), _factor(body, "OTP"), hashes, hash_algo,
+        body.numSignatures, access.principal.actor, purpose=purpose))
     return {"SAD": sad.token, "expiresIn": sad.expires_in()}
 
 
@@ -440,8 +461,9 @@ class DocumentIn(BaseModel):
 class SignDocIn(CscIn):
     credentialID: str = Field(min_length=1, max_length=40)
     SAD: str | None = Field(default=None, min_length=1, max_length=200,
-                            description="From credentials/authorize over the SHA-256 of every document's exact bytes; "
-                                        "required for a specialist's credential, not for an organisation seal")
+                            description="From credentials/authorize with kyso.purpose `documents`, over the SHA-256 "
+                                        "of every document's exact bytes; required for a specialist's credential, "
+                                        "not for an organisation seal")
     documents: list[DocumentIn] | None = Field(default=None, max_length=factors.MAX_HASHES_PER_SAD)
     documentDigests: list[Any] | None = Field(default=None, description="Not here: hashes go to signatures/signHash")
     operationMode: Literal["S"] | None = Field(default=None, description="Only synchronous signing (S)")
@@ -526,8 +548,9 @@ def _prepared(access: Access, body: SignDocIn, key_type: KeyType) -> list[SignRe
                 "(`document_type` and `commune_code` required, `dossier_number`, `reason`, `location`, `appearance`, "
                 "`seal_fields` as in POST /api/v1/sign); a top-level `kyso` object gives defaults for every document, "
                 "a document's own fields win. For a specialist's credential `SAD` must come from "
-                "credentials/authorize over the base64 SHA-256 of every document's exact bytes: one SAD for the "
-                "whole call, spent once. Every document is decoded, checked and scope-checked first; then they are "
+                "credentials/authorize with `\"kyso\": {\"purpose\": \"documents\"}` over the base64 SHA-256 of "
+                "every document's exact bytes: one SAD for the whole call, spent once (a SAD authorized for "
+                "signHash is refused here). Every document is decoded, checked and scope-checked first; then they are "
                 "signed in order. Should one still fail (the signing policy, a damaged PDF), the answer is that "
                 "document's CSC error, and its `kyso.signed` lists the documents signed before it (registered, SAD "
                 "spent): sign the rest under a new SAD. The answer's `kyso` lists each document's registry id, "

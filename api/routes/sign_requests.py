@@ -158,7 +158,8 @@ def approve(container: Container, request_id: str, credential_id: str, pin: str,
         client = row.client
         stored = [(i.position, i.metadata_json, i.pdf) for i in requests.items(session, request_id)]
     hashes = [document_hash(pdf) for _, _, pdf in stored]
-    sad = factors.authorize(container.pki, credential_id, pin, otp, hashes, "sha256", len(hashes), client)
+    sad = factors.authorize(container.pki, credential_id, pin, otp, hashes, "sha256", len(hashes), client,
+                            purpose=factors.SADPurpose.DOCUMENTS)
     with transaction(container.sessions) as session:
         requests.claim(session, request_id, credential_id, seen=seen)
     group = SADActivation(container.pki, credential_id, sad.token, hashes, client)

@@ -122,15 +122,15 @@ async def sign_batch(container: ContainerDep, access: CanSign,
 
 
 def _batch_activations(container: Container, prepared: list[tuple[SignMetadata, bytes] | KysoError], actor: str,
-                       idempotency_key: str | None) -> list[Activation | None]:
+                       idempotency_key: str | None) -> list[Activation]:
     """One ``SADActivation`` per (credential, SAD) in the batch, covering the hashes of its documents that
     still need signing: items an earlier try with this Idempotency-Key already signed are replays and
     spend nothing, so a retried batch goes through with a fresh SAD for only the rest."""
     groups: dict[tuple[str, str], SADActivation] = {}
-    chosen: list[Activation | None] = []
+    chosen: list[Activation] = []
     for index, entry in enumerate(prepared):
         if isinstance(entry, KysoError):
-            chosen.append(None)
+            chosen.append(Required(container.pki, actor))  # never used: the item fails with its own error first
             continue
         meta, pdf = entry
         if not meta.sad:

@@ -4,9 +4,10 @@ A credential is *enrolled* with a PIN the specialist chooses and a TOTP secret t
 authenticator app scans (an ``otpauth://`` QR code); the enrolment counts once a first code from
 the app is confirmed. To sign, the specialist's PIN and a current code *authorize* a list of exact
 hashes and receive Signature Activation Data (SAD): a random token, stored as its SHA-256 only,
-bound to the credential, the client token that asked for it, the hash algorithm and the SHA-256 of
-every hash, valid 5 minutes and usable once (``consume``). Secrets at rest: see
-``activation_secrets``.
+bound to the credential, the client token that asked for it, the hash algorithm, the SHA-256 of
+every hash and its *purpose* (``SADPurpose``: whole documents kyso signs and registers, or CSC
+signHash over hashes the client computed), valid 5 minutes and usable once, at the door of its
+purpose only (``consume``). Secrets at rest: see ``activation_secrets``.
 
 Lockout: five consecutive failed attempts (wrong PIN, wrong OTP or a replayed OTP, in
 ``authorize`` or ``change_pin``; one counter for both factors, and the caller is never told which
@@ -37,7 +38,7 @@ from pki.context import PkiContext
 from pki.models import Credential, CredentialStatus
 from pki.store import get_credential
 from signing.activation import crypto as sec
-from signing.activation.models import ActivationData, ActivationState, SignatureActivation
+from signing.activation.models import ActivationData, ActivationState, SADPurpose, SignatureActivation
 from signing.material import SIGNING_PROFILES
 
 MAX_FAILED_ATTEMPTS = 5
@@ -79,6 +80,23 @@ class InvalidSAD(PermissionDenied):
     """SAD unknown, expired, already used, for another credential or client, or not covering a hash."""
 
     code = "invalid_sad"
+
+
+class SADWrongPurpose(InvalidSAD):
+    """A SAD authorized for one door (documents, or CSC signHash) presented at the other."""
+
+    code = "sad_wrong_purpose"
+
+
+PURPOSE_WORDS = {
+    SADPurpose.DOCUMENTS: "signing whole documents (POST /api/v1/sign, /api/v1/sign/batch, signing requests, CSC "
+                          "signatures/signDoc)",
+    SADPurpose.HASH: "CSC signatures/signHash",
+}
+HOW_TO_ASK = {
+    SADPurpose.DOCUMENTS: 'authorize with "kyso": {"purpose": "documents"} in credentials/authorize',
+    SADPurpose.HASH: 'authorize without a kyso purpose (or with "kyso": {"purpose": "hash"})',
+}
 
 
 class WeakPin(InvalidInput):
@@ -435,8 +453,11 @@ def _audit_lock(session: Session, credential_id: str, actor: str, count: int) ->
 
 # -- authorization and SAD ---------------------------------------------------------------------------
 def authorize(ctx: PkiContext, credential_id: str, pin: str, otp: str, hashes: list[bytes], hash_algo: str | None,
-              num_signatures: int, actor: str, *, lifetime: dt.timedelta = SAD_LIFETIME) -> SAD:
-    """PIN + current OTP → SAD bound to exactly ``hashes`` (single use, ``lifetime``, this ``actor`` only)."""
+              num_signatures: int, actor: str, *, purpose: SADPurpose,
+              lifetime: dt.timedelta = SAD_LIFETIME) -> SAD:
+    """PIN + current OTP → SAD bound to exactly ``hashes`` and ``purpose`` (single use, ``lifetime``, this
+    ``actor`` only). The purpose has no default: each door says which one it spends."""
+    purpose = SADPurpose(purpose)
     try:
         algo = hash_algo_of(hashes, hash_algo)
         if len(hashes) > MAX_HASHES_PER_SAD:
@@ -477,9 +498,9 @@ def authorize(ctx: PkiContext, credential_id: str, pin: str, otp: str, hashes: l
                 session.add(SignatureActivation(
                     id=_token_id(token), credential_id=credential_id, principal=actor, hash_algo=algo,
                     num_signatures=num_signatures, hashes=json.dumps(bound), authorized_at=now, created_at=now,
-                    expires_at=expires))
+                    expires_at=expires, purpose=purpose))
                 audit.record(session, actor=actor, action="activation:authorize:grant", subject=credential_id,
-                             hash_algo=algo, num_signatures=num_signatures, hashes=bound,
+                             hash_algo=algo, num_signatures=num_signatures, hashes=bound, purpose=purpose.value,
                              expires_at=expires.isoformat())
     if error is not None:
         _refuse(ctx, "activation:authorize:deny", credential_id, actor, error, why=reason or error.code,
@@ -488,26 +509,34 @@ def authorize(ctx: PkiContext, credential_id: str, pin: str, otp: str, hashes: l
 
 
 def _check_sad(session: Session, credential_id: str, sad: str, actor: str, now: dt.datetime,
-               hashes: list[bytes] | None, hash_algo: str | None) -> tuple[SignatureActivation | None, str | None]:
-    """The SAD row and ``None``, or ``None`` and why it is refused (said to the caller: it names no secret)."""
+               hashes: list[bytes] | None, hash_algo: str | None,
+               purpose: SADPurpose | None) -> tuple[SignatureActivation | None, InvalidSAD | None]:
+    """The SAD row and ``None``, or ``None`` and why it is refused (said to the caller: it names no secret).
+    ``purpose`` None (extendTransaction) accepts either: the fresh SAD keeps the old one's."""
     row = session.get(SignatureActivation, _token_id(sad)) if isinstance(sad, str) and sad else None
     if row is None or row.credential_id != credential_id:
-        return None, "unknown SAD, or not one issued for this credential"
+        return None, InvalidSAD("unknown SAD, or not one issued for this credential")
     if row.principal != actor:
-        return None, "this SAD was issued to another client"
+        return None, InvalidSAD("this SAD was issued to another client")
+    if purpose is not None and row.purpose != purpose:
+        granted = SADPurpose(row.purpose)
+        return None, SADWrongPurpose(
+            f"this SAD was authorized for {PURPOSE_WORDS[granted]}, not for {PURPOSE_WORDS[purpose]}; a SAD is "
+            f"spent only for what the specialist authorized: {HOW_TO_ASK[purpose]}",
+            authorized_for=granted.value, used_for=purpose.value)
     if row.used_at is not None:
-        return None, "this SAD was already used; authorize again"
+        return None, InvalidSAD("this SAD was already used; authorize again")
     if row.expires_at <= now:
-        return None, "this SAD expired; authorize again"
+        return None, InvalidSAD("this SAD expired; authorize again")
     if hash_algo is not None and hash_algo != row.hash_algo:
-        return None, f"this SAD was authorized for {row.hash_algo} hashes, not {hash_algo}"
+        return None, InvalidSAD(f"this SAD was authorized for {row.hash_algo} hashes, not {hash_algo}")
     if hashes is not None:
         bound = set(json.loads(row.hashes))
         if not hashes or any(_digest(h) not in bound for h in hashes):
-            return None, "a hash is not one this SAD was authorized for"
+            return None, InvalidSAD("a hash is not one this SAD was authorized for")
     activation = _row(session, credential_id)
     if activation is None or activation.state != ActivationState.ACTIVE or activation.locked_at is not None:
-        return None, "the credential's activation data changed or is locked since this SAD was issued"
+        return None, InvalidSAD("the credential's activation data changed or is locked since this SAD was issued")
     return row, None
 
 
@@ -521,21 +550,25 @@ def _mark_used(session: Session, row: SignatureActivation, now: dt.datetime, use
     return result.rowcount == 1
 
 
-def consume(ctx: PkiContext, credential_id: str, sad: str, hashes: list[bytes], *, actor: str,
-            hash_algo: str | None = None) -> None:
-    """Spend a SAD on ``hashes`` (each one it was bound to), or raise ``InvalidSAD``; atomic and audited."""
+def consume(ctx: PkiContext, credential_id: str, sad: str, hashes: list[bytes], *, actor: str, purpose: SADPurpose,
+            hash_algo: str | None = None) -> str:
+    """Spend a SAD on ``hashes`` (each one it was bound to) at the door of ``purpose``, or raise ``InvalidSAD``
+    (``SADWrongPurpose`` at another door, which spends nothing); atomic and audited. Returns the SAD's id (the
+    SHA-256 of the token, as stored) for the records of what it signed."""
     now = clock.now()
-    problem: str | None = None
+    problem: InvalidSAD | None = None
     digests = [_digest(h) for h in hashes]
     with transaction(ctx.sessions) as session:
-        row, problem = _check_sad(session, credential_id, sad, actor, now, hashes, hash_algo)
+        row, problem = _check_sad(session, credential_id, sad, actor, now, hashes, hash_algo, SADPurpose(purpose))
         if row is not None and not _mark_used(session, row, now, "signed"):
-            problem = "this SAD was already used; authorize again"
+            problem = InvalidSAD("this SAD was already used; authorize again")
         if problem is None:
             audit.record(session, actor=actor, action="activation:sad:consume", subject=credential_id,
-                         hashes=digests, count=len(hashes))
-    if problem is not None:
-        _refuse(ctx, "activation:sad:deny", credential_id, actor, InvalidSAD(problem), count=len(hashes))
+                         hashes=digests, count=len(hashes), purpose=purpose.value)
+    if problem is not None or row is None:
+        _refuse(ctx, "activation:sad:deny", credential_id, actor, problem or InvalidSAD("unknown SAD"),
+                count=len(hashes))
+    return row.id
 
 
 def extend(ctx: PkiContext, credential_id: str, sad: str, hashes: list[bytes] | None, *, actor: str,
@@ -545,24 +578,25 @@ def extend(ctx: PkiContext, credential_id: str, sad: str, hashes: list[bytes] | 
     now = clock.now()
     token = SAD_PREFIX + secrets.token_urlsafe(32)
     with transaction(ctx.sessions) as session:
-        row, problem = _check_sad(session, credential_id, sad, actor, now, hashes, None)
+        row, problem = _check_sad(session, credential_id, sad, actor, now, hashes, None, None)
         expires = None
         if row is not None:
             expires = min(now + lifetime, row.authorized_at + MAX_TRANSACTION)
             if expires <= now:
-                problem = "this signing transaction is too old to extend; authorize again with the PIN and code"
+                problem = InvalidSAD("this signing transaction is too old to extend; authorize again with the PIN "
+                                     "and code")
             elif not _mark_used(session, row, now, "extended"):
-                problem = "this SAD was already used; authorize again"
+                problem = InvalidSAD("this SAD was already used; authorize again")
         if problem is None and row is not None and expires is not None:
             bound = sorted({_digest(h) for h in hashes}) if hashes else json.loads(row.hashes)
             session.add(SignatureActivation(
                 id=_token_id(token), credential_id=credential_id, principal=actor, hash_algo=row.hash_algo,
                 num_signatures=len(bound), hashes=json.dumps(bound), authorized_at=row.authorized_at,
-                created_at=now, expires_at=expires))
+                created_at=now, expires_at=expires, purpose=row.purpose))
             audit.record(session, actor=actor, action="activation:sad:extend", subject=credential_id,
-                         hashes=bound, expires_at=expires.isoformat())
+                         hashes=bound, purpose=row.purpose, expires_at=expires.isoformat())
     if problem is not None or expires is None:
-        _refuse(ctx, "activation:sad:deny", credential_id, actor, InvalidSAD(problem or "cannot extend"))
+        _refuse(ctx, "activation:sad:deny", credential_id, actor, problem or InvalidSAD("cannot extend"))
     return SAD(token=token, expires_at=expires)
 
 
@@ -578,6 +612,8 @@ __all__ = [
     "InvalidActivationData",
     "InvalidSAD",
     "NotEnrolled",
+    "SADPurpose",
+    "SADWrongPurpose",
     "SignatureActivation",
     "WeakPin",
     "authorize",

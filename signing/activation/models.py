@@ -1,5 +1,6 @@
 """Tables of signature activation: a credential's factors (PIN hash, sealed TOTP secret, lockout),
-the SADs issued against them, and signing requests waiting for a specialist."""
+the SADs issued against them, the raw signatures CSC signHash made with them, and signing requests
+waiting for a specialist."""
 from __future__ import annotations
 
 import datetime as dt
@@ -20,6 +21,15 @@ class ActivationState(StrEnum):
     PENDING = "pending"
     ACTIVE = "active"
     LOCKED = "locked"
+
+
+class SADPurpose(StrEnum):
+    """What a SAD was authorized for, and the only door that spends it: DOCUMENTS are whole PDFs kyso signs
+    and registers (REST /sign and /sign/batch, signing requests approved on /me, CSC signDoc), bound to each
+    document's SHA-256; HASH is CSC signatures/signHash, raw signatures over hashes the client computed."""
+
+    DOCUMENTS = "documents"
+    HASH = "hash"
 
 
 class RequestStatus(StrEnum):
@@ -76,6 +86,25 @@ class SignatureActivation(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     used_for: Mapped[str | None] = mapped_column(String(16), nullable=True)  # signed | extended
+    purpose: Mapped[str] = mapped_column(String(16), nullable=False)  # SADPurpose: the one door that spends it
+
+
+class SignHashSignature(Base):
+    """One raw signature CSC signatures/signHash made: which credential signed which hash, for which client
+    token, when, under which SAD, and the SHA-256 of the signature value, the key under which the registry
+    (``signature_records``, source ``signhash``) and the verifier find it."""
+
+    __tablename__ = "signhash_signatures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), nullable=False, index=True)
+    signer_serial: Mapped[str] = mapped_column(String(64), nullable=False)  # upper-case hex
+    hash_algo: Mapped[str] = mapped_column(String(16), nullable=False)  # sha256 | sha384 | sha512
+    hash: Mapped[str] = mapped_column(String(128), nullable=False)  # hex of the hash that was signed
+    signature_sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    client: Mapped[str] = mapped_column(String(200), nullable=False)  # the client token's actor
+    sad_id: Mapped[str] = mapped_column(String(64), nullable=False)  # signature_activations.id of the SAD spent
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
 class SigningRequest(Base):

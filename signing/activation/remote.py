@@ -5,6 +5,13 @@ The algorithm a client names (an OID, as CSC sends it) is resolved and checked a
 values come from ``hsm.KeyStore.sign_digest`` exactly as ``KeyStoreSigner`` gets them: ECDSA as
 DER, RSA-PSS with a salt as long as the hash (other PSS parameters are refused: the signature
 would not match what the client announces in its CMS), or RSA PKCS#1 v1.5.
+
+Only a SAD authorized for signHash (``SADPurpose.HASH``, CSC's default) is spent here; one the
+specialist authorized for whole documents is refused and stays unspent. Every raw signature is
+recorded before it is handed out, in one transaction with one audit entry for the call
+(``activation:signhash:sign``): a ``signhash_signatures`` row (credential, hash and its algorithm,
+client, SAD, time, SHA-256 of the value) and the registry's ``signature_records`` row (source
+``signhash``), through which the verifier finds a CMS a client built around it.
 """
 from __future__ import annotations
 
@@ -26,7 +33,7 @@ from pki.context import PkiContext
 from pki.models import Certificate, CertificateAuthority, CertificateStatus, Credential, CredentialStatus
 from pki.store import get_credential
 from signing.activation import factors
-from signing.activation.models import ActivationState
+from signing.activation.models import ActivationState, SADPurpose, SignHashSignature
 from signing.create.signer import HASHES
 from signing.material import SIGNING_PROFILES, MaterialCache
 from signing.registry import records
@@ -131,8 +138,8 @@ async def sign_hashes(ctx: PkiContext, material: MaterialCache, credential_id: s
     except KysoError as exc:
         await asyncio.to_thread(_audit_refusal, ctx, credential_id, actor, exc)
         raise
-    await asyncio.to_thread(factors.consume, ctx, credential_id, sad, hashes, actor=actor,
-                            hash_algo=mechanism.hash_algo)
+    sad_id = await asyncio.to_thread(lambda: factors.consume(ctx, credential_id, sad, hashes, actor=actor,
+                                                             purpose=SADPurpose.HASH, hash_algo=mechanism.hash_algo))
     store = ctx.keystores.for_ref(signer.key_ref)
     hash_cls = HASHES[mechanism.hash_algo]
 
@@ -141,14 +148,38 @@ async def sign_hashes(ctx: PkiContext, material: MaterialCache, credential_id: s
 
     signatures = sign_all() if store.scheme == "soft" else await asyncio.to_thread(sign_all)
     # recorded before they are handed out, so a CMS a client builds around one is found by the verifier
-    await asyncio.to_thread(_record_signatures, ctx, credential_id, signer.serial, signatures)
+    made = SignedHashes(credential_id=credential_id, serial=signer.serial, hash_algo=mechanism.hash_algo,
+                        hashes=hashes, signatures=signatures, client=actor, sad_id=sad_id)
+    await asyncio.to_thread(_record_signatures, ctx, made)
     return signatures
 
 
-def _record_signatures(ctx: PkiContext, credential_id: str, serial: str, signatures: list[bytes]) -> None:
-    values = [records.SignatureValue(value=s, source="signhash", signer_serial=serial) for s in signatures]
+@dataclass(frozen=True)
+class SignedHashes:
+    """What one signHash call made: ``signatures[i]`` is the signature over ``hashes[i]``."""
+
+    credential_id: str
+    serial: str
+    hash_algo: str
+    hashes: list[bytes]
+    signatures: list[bytes]
+    client: str
+    sad_id: str
+
+
+def _record_signatures(ctx: PkiContext, made: SignedHashes) -> None:
+    now = clock.now()
+    values = [records.SignatureValue(value=s, source="signhash", signer_serial=made.serial) for s in made.signatures]
+    digests = [records.signature_digest(s) for s in made.signatures]
     with transaction(ctx.sessions) as session:
-        records.record(session, values, created_at=clock.now(), credential_id=credential_id)
+        records.record(session, values, created_at=now, credential_id=made.credential_id)
+        session.add_all(SignHashSignature(
+            credential_id=made.credential_id, signer_serial=made.serial, hash_algo=made.hash_algo, hash=h.hex(),
+            signature_sha256=digest, client=made.client, sad_id=made.sad_id, signed_at=now)
+            for h, digest in zip(made.hashes, digests, strict=True))
+        audit.record(session, actor=made.client, action="activation:signhash:sign", subject=made.credential_id,
+                     hash_algo=made.hash_algo, hashes=[h.hex() for h in made.hashes], signatures_sha256=digests,
+                     signer_serial=made.serial, count=len(made.signatures))
 
 
 # -- what remote-signing clients see -----------------------------------------------------------------

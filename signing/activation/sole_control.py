@@ -11,14 +11,18 @@ One SAD may cover a batch (ten dossiers at once): the group of documents signed 
 ``SADActivation`` and the SAD is consumed, once, for every hash of the group when the first of them
 is signed. A failure to consume is remembered so the other documents of the group fail alike.
 
-In-process callers (the operator's CLI, which already holds the keystore passphrase, and tests)
-pass no activation; every such signature is still audited with its actor.
+Every caller passes an activation, in process too: there is no "no activation" that lets anything
+sign. The operator's CLI signs seals under ``Required`` and a specialist's credential only with a SAD
+her PIN and current code authorized for the files' exact bytes (``kyso sign`` prompts for them).
+A SAD is spent here only if it was authorized for documents (``SADPurpose.DOCUMENTS``); one
+authorized for CSC signHash is refused (``SADWrongPurpose``), and the reverse at signHash.
 """
 from __future__ import annotations
 
 import hashlib
 import threading
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from core import audit
 from core.db import transaction
@@ -31,9 +35,10 @@ ACTIVATION_PROFILES = frozenset({"specialist"})
 HASH_ALGO = "sha256"
 HOW_TO_AUTHORIZE = (
     "ask the specialist to authorize it: CSC POST /csc/v2/credentials/authorize with their PIN and one-time "
-    "code and hashes = the base64 SHA-256 of the exact PDF bytes (one authorization may cover a batch), then "
-    "send the SAD in the metadata's `sad` field; or submit it as a signing request (POST /api/v1/sign/requests) "
-    "for the specialist to approve on their page (/me)")
+    "code, hashes = the base64 SHA-256 of the exact PDF bytes (one authorization may cover a batch) and "
+    '"kyso": {"purpose": "documents"} (without it a SAD is for CSC signHash only), then send the SAD in the '
+    "metadata's `sad` field (CSC signDoc: its `SAD`); or submit it as a signing request (POST "
+    "/api/v1/sign/requests) for the specialist to approve on their page (/me)")
 
 
 class ActivationRequired(PermissionDenied):
@@ -61,13 +66,18 @@ class Required:
     def spend(self, material: SignerMaterial, pdf: bytes) -> None:
         if not needs_activation(material):
             return
-        error = ActivationRequired(
-            f"credential {material.credential_id} is a specialist's: signing with it needs the specialist's own "
-            f"authorization for this document; {HOW_TO_AUTHORIZE}", credential_id=material.credential_id)
-        with transaction(self.ctx.sessions) as session:
-            audit.record(session, actor=self.actor, action="activation:sad:deny", subject=material.credential_id,
-                         reason="no SAD with a specialist credential", answered=error.code)
-        raise error
+        refuse(self.ctx, self.actor, material.credential_id, "no SAD with a specialist credential",
+               f"credential {material.credential_id} is a specialist's: signing with it needs the specialist's "
+               f"own authorization for this document; {HOW_TO_AUTHORIZE}")
+
+
+def refuse(ctx: PkiContext, actor: str, credential_id: str, reason: str, message: str) -> NoReturn:
+    """Refuse to sign with a specialist's credential without her consent: audited once, then raised."""
+    error = ActivationRequired(message, credential_id=credential_id)
+    with transaction(ctx.sessions) as session:
+        audit.record(session, actor=actor, action="activation:sad:deny", subject=credential_id, reason=reason,
+                     answered=error.code)
+    raise error
 
 
 @dataclass
@@ -97,7 +107,7 @@ class SADActivation:
                 return
             try:
                 factors.consume(self.ctx, self.credential_id, self.sad, self.hashes, actor=self.actor,
-                                   hash_algo=HASH_ALGO)
+                                purpose=factors.SADPurpose.DOCUMENTS, hash_algo=HASH_ALGO)
             except KysoError as exc:
                 self._error = exc
                 raise
@@ -105,4 +115,4 @@ class SADActivation:
 
 
 __all__ = ["ACTIVATION_PROFILES", "ActivationRequired", "Required", "SADActivation",
-           "document_hash", "needs_activation"]
+           "document_hash", "needs_activation", "refuse"]

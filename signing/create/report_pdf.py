@@ -164,7 +164,8 @@ def _write(doc: FPDF, w: float, h: float, text: str, **where: str) -> None:
 
 
 def sealed_pdf(service: SigningService, report: VerificationReport, lang: Lang, *, actor: str) -> bytes:
-    """The PDF report signed (B-T, certified) with the credential named by ``KYSO_REPORT_SEAL_CREDENTIAL``."""
+    """The PDF report signed (B-T, certified) with the credential named by ``KYSO_REPORT_SEAL_CREDENTIAL``,
+    which must be an organisation seal (a specialist's credential is refused: anyone may ask for a report)."""
     from pyhanko.sign.fields import SigFieldSpec
 
     from signing.create.signer import default_digest, default_scheme
@@ -176,8 +177,18 @@ def sealed_pdf(service: SigningService, report: VerificationReport, lang: Lang, 
                                  "issue a seal certificate (kyso cert issue --profile seal …) and set "
                                  "KYSO_REPORT_SEAL_CREDENTIAL to its credential id; JSON and HTML reports work now",
                                  code="report_seal_not_configured")
-    pdf = to_pdf(report, lang, settings.stamp_font, settings.stamp_font_bold)
     material = service.material.signer(credential)
+    if material.profile != "seal":
+        # a person's key signs only with that person's consent (signing.activation.sole_control), never
+        # an anonymous caller's report
+        with transaction(service.ctx.sessions) as session:
+            audit.record(session, actor=actor, action="signing:report:deny", subject=credential,
+                         reason=f"KYSO_REPORT_SEAL_CREDENTIAL names a {material.profile} credential")
+        raise ConfigurationError(f"KYSO_REPORT_SEAL_CREDENTIAL names credential {credential}, a {material.profile}'s; "
+                                 "PDF reports are sealed only by an organisation seal (kyso cert issue --profile "
+                                 "seal …): a person's key never signs without their own authorization",
+                                 code="report_seal_not_a_seal")
+    pdf = to_pdf(report, lang, settings.stamp_font, settings.stamp_font_bold)
     # the service's own cached signer (its DER templates built once); report_pdf is the service's companion
     signer = service._signer(material, default_scheme(material.key_type, None))  # noqa: SLF001
     reserve = sum(len(c.dump()) for c in (material.certificate, *material.chain)) + 2048 + service.ts_reserve()

@@ -203,14 +203,16 @@ class SigningService:
 
     # -- the public operation --------------------------------------------------------------------
     @metrics.counted_signature
-    def sign(self, request: SignRequest, *, actor: str, idempotency_key: str | None = None,
-             activation: Activation | None = None) -> SignResult:
+    def sign(self, request: SignRequest, *, actor: str, activation: Activation,
+             idempotency_key: str | None = None) -> SignResult:
         """Sign and register one PDF. Runs in a worker thread (blocking database and keystore calls).
 
-        Remote callers must pass ``activation`` (``sole_control``): a specialist's key then signs only
-        with that specialist's SAD for these exact bytes. It is spent after every other check passed
-        (the PDF opened, the policy allowed it) and after an idempotent replay returned, so a retry with
-        the same key needs no new SAD and a damaged file burns none."""
+        Every caller passes ``activation`` (``sole_control``), in process too: a specialist's key signs
+        only with that specialist's SAD for these exact bytes (``SADActivation``); an organisation seal
+        signs under ``Required``, which refuses (and audits) a specialist's credential. The activation is
+        spent after every other check passed (the PDF opened, the policy allowed it) and after an
+        idempotent replay returned, so a retry with the same key needs no new SAD and a damaged file
+        burns none."""
         settings = self.ctx.settings
         if len(request.pdf) > settings.max_pdf_bytes:
             raise PdfTooLarge(f"the PDF is {len(request.pdf):,} bytes; the limit is {settings.max_pdf_bytes:,}")
@@ -369,15 +371,15 @@ class SigningService:
                              input_sha256=hashlib.sha256(source).hexdigest())
             raise
 
-    def _sign_bytes(self, job: SigningJob, activation: Activation | None) -> tuple[bytes, str]:
+    def _sign_bytes(self, job: SigningJob, activation: Activation) -> tuple[bytes, str]:
         """Sign ``job.source.pdf`` (the intake's sound or repaired bytes); the SAD is spent for
         ``job.request.pdf``, the bytes the specialist approved (the input as received)."""
         material, level = job.material, job.level
         writer = pades.open_writer(job.source.pdf)
         earlier = pades.existing_signatures(writer)
         signature = self._job(writer, job, earlier)
-        if activation is not None:  # the PDF opened and the stamp is laid out: a damaged file burns no SAD
-            activation.spend(material, job.request.pdf)
+        # the PDF opened and the stamp is laid out: a damaged file burns no SAD
+        activation.spend(material, job.request.pdf)
         timestamper = self.timestamper() if pades.LEVEL_ORDER[level] >= 1 else None
         long_term = pades.LEVEL_ORDER[level] >= 2
         if long_term:

@@ -93,12 +93,15 @@ def test_ca_init_from_a_config_file(kyso, tmp_path):
 def test_sign_and_registry_commands(kyso, tmp_path):
     corpus = Path(__file__).resolve().parents[1] / "corpus"
     kyso("ca", "init", "--json")
-    credential = json.loads(kyso("cert", "issue", "--cn", "Nguyễn Thị Hoa", "--commune", "00004",
-                                 "--id-number", "001190000001", "--json").stdout)["credential_id"]
-    image = Path(__file__).resolve().parents[2] / "signing" / "create" / "assets" / "sample-signature.png"
-    assert "enrolled" in kyso("doc", "enroll-image", credential, str(image)).stdout
+    # the operator signs with the organisation seal (a certified copy); a specialist's credential would ask for
+    # her PIN and code (tests/signing/activation/test_only_her_sad.py)
+    credential = json.loads(kyso("cert", "issue", "--profile", "seal", "--cn", "Ủy ban nhân dân phường Ba Đình",
+                                 "--commune", "00004", "--json").stdout)["credential_id"]
+    image = Path(__file__).resolve().parents[2] / "signing" / "create" / "assets" / "sample-seal.png"
+    assert "enrolled" in kyso("doc", "enroll-image", credential, str(image), "--kind", "seal").stdout
     signed = json.loads(kyso("sign", str(corpus / "fourpages.pdf"), "-o", str(tmp_path / "out.pdf"), "-c", credential,
-                             "--commune", "00004", "--dossier", "HS-9", "--level", "B-LT", "--json").stdout)
+                             "--commune", "00004", "--type", "certified-copy", "--dossier", "HS-9", "--level", "B-LT",
+                             "--json").stdout)
     assert signed["level"] == "B-LT" and (tmp_path / "out.pdf").read_bytes().startswith(b"%PDF")
     listing = json.loads(kyso("doc", "list", "--dossier", "HS-9", "--json").stdout)
     assert listing["total"] == 1 and listing["items"][0]["document_id"] == signed["document_id"]
@@ -108,7 +111,8 @@ def test_sign_and_registry_commands(kyso, tmp_path):
     assert (tmp_path / "copy.pdf").read_bytes() == (tmp_path / "out.pdf").read_bytes()
     assert "withdrawn" in kyso("doc", "withdraw", signed["document_id"], "--reason", "issued in error").stdout
     batch = kyso("sign", str(corpus / "outlines.pdf"), str(corpus / "graph-encrypted.pdf"), "--out-dir",
-                 str(tmp_path / "batch"), "-c", credential, "--commune", "00004", "--json", check=False)
+                 str(tmp_path / "batch"), "-c", credential, "--commune", "00004", "--type", "certified-copy", "--json",
+                 check=False)
     assert batch.returncode == 1, "one failed file makes the batch exit 1"
     items = json.loads(batch.stdout)
     assert "document_id" in items[0] and items[1]["error"]["code"] == "encrypted_pdf"
@@ -119,11 +123,12 @@ def test_verify_command(kyso, tmp_path):
     """kyso verify: exit 0 only for a genuine document, 1 for anything else, 2 for input it cannot read."""
     corpus = Path(__file__).resolve().parents[1] / "corpus"
     kyso("ca", "init", "--json")
-    credential = json.loads(kyso("cert", "issue", "--cn", "Nguyễn Thị Hoa", "--commune", "00004",
-                                 "--id-number", "001190000001", "--json").stdout)["credential_id"]
+    credential = json.loads(kyso("cert", "issue", "--profile", "seal", "--cn", "Ủy ban nhân dân phường Ba Đình",
+                                 "--commune", "00004", "--json").stdout)["credential_id"]  # the operator signs seals
     signed = tmp_path / "signed.pdf"
     document_id = json.loads(kyso("sign", str(corpus / "fourpages.pdf"), "-o", str(signed), "-c", credential,
-                                  "--commune", "00004", "--level", "B-LT", "--invisible", "--json").stdout)["document_id"]
+                                  "--commune", "00004", "--type", "certified-copy", "--level", "B-LT", "--invisible",
+                                  "--json").stdout)["document_id"]
     report = json.loads(kyso("verify", str(signed), "--json", "--html", str(tmp_path / "r.html")).stdout)
     assert report["indication"] == "TOTAL-PASSED" and report["registry"]["document_id"] == document_id
     assert "Báo cáo kiểm tra chữ ký số" in (tmp_path / "r.html").read_text(encoding="utf-8")

@@ -27,7 +27,7 @@ from signing import loop
 from signing.create import pades
 from signing.create.service import AppearanceOptions, SignRequest
 from tests.helpers.api import new_token
-from tests.helpers.signing import COMMUNE
+from tests.helpers.signing import COMMUNE, CONSENTED
 
 from . import forge
 
@@ -54,7 +54,7 @@ def request(pdf: bytes, credential: str, level: str = "B-T", *, certify: bool = 
 
 def sign(pki: Container, credential: str, pdf: bytes, kind: Kind, level: str = "B-T") -> Signed:
     """The specialist's signature through kyso's signing service: approval (no DocMDP) or certifying (P=2)."""
-    result = pki.signing.sign(request(pdf, credential, level, certify=kind == "certified"), actor="test")
+    result = pki.signing.sign(request(pdf, credential, level, certify=kind == "certified"), actor="test", activation=CONSENTED)
     return Signed(result.pdf, result.document_id)
 
 

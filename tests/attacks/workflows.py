@@ -10,14 +10,14 @@ from signing.create import upgrade
 from signing.create.service import SigningService
 from signing.registry import lifecycle
 from signing.registry.models import SignedDocument
-from tests.helpers.signing import issue_credential
+from tests.helpers.signing import CONSENTED, issue_credential
 
 from .documents import Signed, request
 
 
 def _sign(pki: Container, pdf: bytes, credential: str, level: str = "B-LT", certify: bool = False,
           visible: bool = False) -> Signed:
-    result = pki.signing.sign(request(pdf, credential, level, certify=certify, visible=visible), actor="test")
+    result = pki.signing.sign(request(pdf, credential, level, certify=certify, visible=visible), actor="test", activation=CONSENTED)
     return Signed(result.pdf, result.document_id)
 
 
@@ -49,7 +49,7 @@ def b_b_upgraded_later(pki: Container, pdf: bytes, specialist: str, seal: str) -
     """Signed while the TSA was down (B-B, upgrade pending), raised to B-LT by the background upgrader."""
     down = pki.settings.model_copy(update={"tsa_url": "http://127.0.0.1:9/tsa", "tsa_timeout_seconds": 1})
     first = SigningService(dataclasses.replace(pki.pki, settings=down)).sign(request(pdf, specialist, "B-LT"),
-                                                                             actor="test")
+                                                                             actor="test", activation=CONSENTED)
     assert first.level == "B-B" and first.pending_upgrade
     with transaction(pki.sessions) as session:
         session.execute(SignedDocument.__table__.update().where(SignedDocument.id == first.document_id)

@@ -22,6 +22,7 @@ from hsm import KeyType
 from pki import issuance, store
 from pki.names import SubjectInfo
 from signing.create.service import AppearanceOptions, SignRequest
+from signing.material import SignerMaterial
 from signing.registry.models import SignedDocument
 from tests.helpers.activation import PIN
 
@@ -61,6 +62,19 @@ def request(pdf: bytes, credential: str, level: str = "B-B", **extra: object) ->
     extra.setdefault("appearance", INVISIBLE)
     return SignRequest(pdf=pdf, document_type="dossier-result", commune_code=COMMUNE, credential_id=credential,
                        level=level, dossier_number="HS-2026-0001", **extra)  # type: ignore[arg-type]
+
+
+class OutOfBandConsent:
+    """Test-only ``Activation`` (``signing.create.consent``): stands for a consent the test gives out of band,
+    so in-process tests of signing itself (PAdES, the registry, verification) need not enrol a phone for each
+    signature. It exists only here; application code has no activation that lets a specialist's key sign
+    without her SAD (tests/attacks/test_sole_control.py tries every door)."""
+
+    def spend(self, material: SignerMaterial, pdf: bytes) -> None:
+        return None
+
+
+CONSENTED = OutOfBandConsent()
 
 
 def documents(container: Container) -> int:
@@ -114,14 +128,16 @@ class SpecialistPhone:
         return self._next_step()
 
     def authorize(self, client: TestClient, headers: dict[str, str], *pdfs: bytes,
-                  credential_id: str | None = None) -> str:
-        """A SAD for exactly these PDFs (their SHA-256), issued to the client ``headers`` name."""
+                  credential_id: str | None = None, purpose: str = "documents") -> str:
+        """A SAD for exactly these PDFs (their SHA-256), issued to the client ``headers`` name, for signing
+        documents (``purpose="hash"``: the same hashes, for CSC signHash)."""
         hashes = [base64.b64encode(hashlib.sha256(pdf).digest()).decode() for pdf in pdfs]
         with self._next_step() as code:
             r = client.post("/csc/v2/credentials/authorize", headers=headers, json={
                 "credentialID": credential_id or self.credential_id, "numSignatures": len(hashes), "hashes": hashes,
                 "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1",
-                "authData": [{"id": "PIN", "value": self.pin}, {"id": "OTP", "value": code}]})
+                "authData": [{"id": "PIN", "value": self.pin}, {"id": "OTP", "value": code}],
+                "kyso": {"purpose": purpose}})
         assert r.status_code == 200, r.text
         return r.json()["SAD"]
 
@@ -132,7 +148,7 @@ class SpecialistPhone:
         hashes = [hashlib.sha256(pdf).digest() for pdf in pdfs]
         with self._next_step() as code:
             return factors.authorize(self.container.pki, self.credential_id, self.pin, code, hashes, "sha256",
-                                        len(hashes), actor).token
+                                        len(hashes), actor, purpose=factors.SADPurpose.DOCUMENTS).token
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from api.container import Container
 from signing.create.service import SignRequest, SignResult
 from tests.helpers.servers import LiveServer
-from tests.helpers.signing import COMMUNE, CORPUS
+from tests.helpers.signing import COMMUNE, CONSENTED, CORPUS
 
 CHROMIUM = os.environ.get("KYSO_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -46,7 +46,7 @@ def sign(container: Container, credential: str, **seal: str) -> SignResult:
     request = SignRequest(pdf=(CORPUS / "fourpages.pdf").read_bytes(), document_type="dossier-result",
                           commune_code=COMMUNE, credential_id=credential, dossier_number=seal.get("dossier_no"),
                           seal_fields=seal)
-    return container.signing.sign(request, actor="test")
+    return container.signing.sign(request, actor="test", activation=CONSENTED)
 
 
 def tamper_seal(token: str, name: str, value: str) -> str:

@@ -37,7 +37,7 @@ from signing.errors import EncryptedPdf
 from tests.helpers.api import new_token
 from tests.helpers.db import ISSUING, ROOT, build_for_test, database_url, make_settings
 from tests.helpers.servers import LiveServer, free_port
-from tests.helpers.signing import COMMUNE, CORPUS, SpecialistPhone, issue_credential, root_pem
+from tests.helpers.signing import COMMUNE, CONSENTED, CORPUS, SpecialistPhone, issue_credential, root_pem
 from tests.interop.pdf_tools import (
     REVOKED,
     TRUSTED,
@@ -89,7 +89,7 @@ class LivePki:
         request = SignRequest(pdf=pdf, document_type=document_type, commune_code=COMMUNE,
                               credential_id=credential or self.specialist, level=level,  # type: ignore[arg-type]
                               appearance=appearance, **extra)  # type: ignore[arg-type]
-        return self.container.signing.sign(request, actor="test")
+        return self.container.signing.sign(request, actor="test", activation=CONSENTED)
 
     def write(self, name: str, pdf: bytes) -> Path:
         path = self.dir / f"{secrets.token_hex(3)}-{name}"

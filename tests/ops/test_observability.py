@@ -40,7 +40,7 @@ from signing.create.service import AppearanceOptions, SignRequest
 from tests.helpers.api import new_token
 from tests.helpers.db import ISSUING, ROOT, build_for_test, make_settings
 from tests.helpers.servers import free_port
-from tests.helpers.signing import COMMUNE
+from tests.helpers.signing import COMMUNE, CONSENTED
 
 
 @pytest.fixture
@@ -194,10 +194,10 @@ def test_metrics_count_signatures_verifications_ocsp_caches_and_audit(pki: Conta
         before = scrape(client, headers)
         signed = pki.signing.sign(SignRequest(
             pdf=sample_pdf, document_type="dossier-result", commune_code=COMMUNE, credential_id=specialist,
-            level="B-T", dossier_number="HS-1", appearance=AppearanceOptions(visible=False)), actor="test")
+            level="B-T", dossier_number="HS-1", appearance=AppearanceOptions(visible=False)), actor="test", activation=CONSENTED)
         with pytest.raises(Exception):  # noqa: B017 - any refusal: it is counted, whatever its kind
             pki.signing.sign(SignRequest(pdf=b"%PDF-1.4 not really", document_type="dossier-result",
-                                         commune_code=COMMUNE, credential_id=specialist, level="B-B"), actor="test")
+                                         commune_code=COMMUNE, credential_id=specialist, level="B-B"), actor="test", activation=CONSENTED)
         r = client.post("/api/v1/verify", files={"file": ("signed.pdf", signed.pdf, "application/pdf")})
         assert r.status_code == 200, r.text
         indication = r.json()["indication"]

@@ -26,6 +26,7 @@ from pki import approvals, crl, issuance, ocsp, store
 from pki.errors import CARevoked, RevocationConflict
 from tests import factories
 from tests.helpers.api import new_token
+from tests.helpers.signing import CONSENTED
 from tests.interop.helpers import ISSUING_CA, ROOT_CA, crl_entries, issue, openssl, openssl_serial, write_cert_pem
 
 
@@ -246,4 +247,4 @@ def test_nothing_signs_under_a_revoked_ca(pki: Container) -> None:
     pki.signing.material.clear()
     with pytest.raises(SigningRefused, match="is revoked"):
         pki.signing.sign(SignRequest(pdf=(CORPUS / "fourpages.pdf").read_bytes(), document_type="dossier-result",
-                                     commune_code=COMMUNE, credential_id=credential), actor="test")
+                                     commune_code=COMMUNE, credential_id=credential), actor="test", activation=CONSENTED)

@@ -23,7 +23,7 @@ from signing.create.service import AppearanceOptions, SignRequest
 from signing.errors import SigningRefused
 from signing.registry.models import DocumentFile
 from tests.helpers.api import new_token
-from tests.helpers.signing import COMMUNE, issue_credential
+from tests.helpers.signing import COMMUNE, CONSENTED, issue_credential
 
 POLICY = """
 version: "test-1"
@@ -141,7 +141,7 @@ def sign(c: Container, credential: str, commune: str = COMMUNE, pdf: bytes | Non
     return c.signing.sign(SignRequest(pdf=pdf or (CORPUS / "fourpages.pdf").read_bytes(),
                                       document_type="construction-permit", commune_code=commune,
                                       credential_id=credential, appearance=AppearanceOptions(visible=False), **kw),
-                          actor="test")  # type: ignore[arg-type]
+                          actor="test", activation=CONSENTED)  # type: ignore[arg-type]
 
 
 def test_service_enforces_and_records(strict: Container) -> None:

@@ -38,7 +38,7 @@ def test_enrol_then_confirm_with_the_first_code(pki: Container, specialist: str,
     assert factors.status(pki.pki, specialist).state == "pending"
     phone = Phone(sec.secret_from_uri(start.uri), frozen)
     with pytest.raises(NotEnrolled):  # not usable before it is confirmed
-        factors.authorize(pki.pki, specialist, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT)
+        factors.authorize(pki.pki, specialist, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     with pytest.raises(InvalidActivationData):
         factors.confirm(pki.pki, specialist, "000000" if phone.code() != "000000" else "111111")
     factors.confirm(pki.pki, specialist, phone.code())
@@ -68,17 +68,17 @@ def test_authorize_gives_a_sad_that_signs_its_hashes_once(pki: Container, enroll
                                                           frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(3)
-    sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 3, CLIENT)
+    sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 3, CLIENT, purpose=factors.SADPurpose.HASH)
     assert sad.token.startswith("kyso_sad_") and (sad.expires_at - frozen.now).total_seconds() == 300
     with pytest.raises(InvalidSAD, match="another client"):
-        factors.consume(pki.pki, credential, sad.token, hashes, actor="token:someone-else")
+        factors.consume(pki.pki, credential, sad.token, hashes, actor="token:someone-else", purpose=factors.SADPurpose.HASH)
     with pytest.raises(InvalidSAD, match="not one this SAD"):
-        factors.consume(pki.pki, credential, sad.token, some_hashes(1), actor=CLIENT)
+        factors.consume(pki.pki, credential, sad.token, some_hashes(1), actor=CLIENT, purpose=factors.SADPurpose.HASH)
     with pytest.raises(InvalidSAD, match="sha256"):
-        factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT, hash_algo="sha384")
-    factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT)
+        factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT, hash_algo="sha384", purpose=factors.SADPurpose.HASH)
+    factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT, purpose=factors.SADPurpose.HASH)
     with pytest.raises(InvalidSAD, match="already used"):
-        factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT)
+        factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT, purpose=factors.SADPurpose.HASH)
     # nothing secret in the audit log: no PIN, no code, no SAD
     entries = _audit(pki)
     text = json.dumps([[e.action, e.details] for e in entries])
@@ -90,10 +90,10 @@ def test_authorize_gives_a_sad_that_signs_its_hashes_once(pki: Container, enroll
 def test_expired_sad_is_refused(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(1)
-    sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, None, 1, CLIENT)
+    sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, None, 1, CLIENT, purpose=factors.SADPurpose.HASH)
     frozen.advance(301)
     with pytest.raises(InvalidSAD, match="expired"):
-        factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT)
+        factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT, purpose=factors.SADPurpose.HASH)
 
 
 def test_sad_of_another_credential_is_refused(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
@@ -102,24 +102,24 @@ def test_sad_of_another_credential_is_refused(pki: Container, enrolled: tuple[st
     credential, phone = enrolled
     other = issue_credential(pki, name="Trần Văn Bình", id_number="001190000002")
     hashes = some_hashes(1)
-    sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 1, CLIENT)
+    sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     with pytest.raises(InvalidSAD, match="unknown SAD"):
-        factors.consume(pki.pki, other, sad.token, hashes, actor=CLIENT)
+        factors.consume(pki.pki, other, sad.token, hashes, actor=CLIENT, purpose=factors.SADPurpose.HASH)
 
 
 def test_a_totp_code_is_accepted_once(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     code = phone.code()
-    factors.authorize(pki.pki, credential, PIN, code, some_hashes(1), "sha256", 1, CLIENT)
+    factors.authorize(pki.pki, credential, PIN, code, some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     with pytest.raises(InvalidActivationData):
-        factors.authorize(pki.pki, credential, PIN, code, some_hashes(1), "sha256", 1, CLIENT)
+        factors.authorize(pki.pki, credential, PIN, code, some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     frozen.advance(10)  # same step, still the same code: refused
     with pytest.raises(InvalidActivationData):
-        factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT)
+        factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     deny = [json.loads(e.details) for e in _audit(pki) if e.action == "activation:authorize:deny"]
     assert [d["why"] for d in deny] == ["otp_replayed", "otp_replayed"]
     frozen.next_step()
-    factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT)
+    factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
 
 
 def test_five_wrong_pins_lock_until_an_operator_unlocks(pki: Container, enrolled: tuple[str, Phone],
@@ -129,17 +129,17 @@ def test_five_wrong_pins_lock_until_an_operator_unlocks(pki: Container, enrolled
         frozen.next_step()
         expected = CredentialLocked if attempt == 5 else InvalidActivationData
         with pytest.raises(expected) as info:
-            factors.authorize(pki.pki, credential, "999999", phone.code(), some_hashes(1), "sha256", 1, CLIENT)
+            factors.authorize(pki.pki, credential, "999999", phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
         assert info.value.details["attempts_left"] == 5 - attempt
     assert factors.status(pki.pki, credential).state == "locked"
     frozen.next_step()
     with pytest.raises(CredentialLocked):  # the right PIN and a fresh code do not help
-        factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT)
+        factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     with pytest.raises(CredentialLocked):
         factors.change_pin(pki.pki, credential, PIN, "314159")
     factors.unlock(pki.pki, credential, "token:operator")
     assert factors.status(pki.pki, credential).as_dict()["attempts_left"] == 5
-    factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT)
+    factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     actions = [e.action for e in _audit(pki)]
     assert actions.count("activation:credential:lock") == 1 and "activation:credential:unlock" in actions
 
@@ -149,11 +149,11 @@ def test_wrong_otps_count_toward_the_same_lockout(pki: Container, enrolled: tupl
     wrong = "000000" if phone.code() != "000000" else "111111"
     for _ in range(3):
         with pytest.raises(InvalidActivationData):
-            factors.authorize(pki.pki, credential, PIN, wrong, some_hashes(1), "sha256", 1, CLIENT)
+            factors.authorize(pki.pki, credential, PIN, wrong, some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     with pytest.raises(InvalidActivationData):
         factors.change_pin(pki.pki, credential, "999999", "314159")
     with pytest.raises(CredentialLocked):
-        factors.authorize(pki.pki, credential, "999999", phone.code(), some_hashes(1), "sha256", 1, CLIENT)
+        factors.authorize(pki.pki, credential, "999999", phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
 
 
 def test_a_success_resets_the_count(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
@@ -161,9 +161,9 @@ def test_a_success_resets_the_count(pki: Container, enrolled: tuple[str, Phone],
     for _ in range(4):
         frozen.next_step()
         with pytest.raises(InvalidActivationData):
-            factors.authorize(pki.pki, credential, "999999", phone.code(), some_hashes(1), "sha256", 1, CLIENT)
+            factors.authorize(pki.pki, credential, "999999", phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     frozen.next_step()
-    factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT)
+    factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     assert factors.status(pki.pki, credential).failed_attempts == 0
 
 
@@ -171,32 +171,32 @@ def test_change_pin(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenC
     credential, phone = enrolled
     factors.change_pin(pki.pki, credential, PIN, "314159")
     with pytest.raises(InvalidActivationData):
-        factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT)
+        factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     frozen.next_step()
-    factors.authorize(pki.pki, credential, "314159", phone.code(), some_hashes(1), "sha256", 1, CLIENT)
+    factors.authorize(pki.pki, credential, "314159", phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
 
 
 def test_re_enrolment_replaces_the_phone_and_voids_outstanding_sads(pki: Container, enrolled: tuple[str, Phone],
                                                                      frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(1)
-    sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 1, CLIENT)
+    sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     factors.enroll(pki.pki, credential, "314159", "token:operator", replace=True)
     with pytest.raises(InvalidSAD, match="changed or is locked"):
-        factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT)
+        factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT, purpose=factors.SADPurpose.HASH)
 
 
 def test_extend_transaction_spends_the_old_sad(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
     hashes = some_hashes(2)
-    first = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 2, CLIENT)
+    first = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 2, CLIENT, purpose=factors.SADPurpose.HASH)
     frozen.advance(240)
     second = factors.extend(pki.pki, credential, first.token, None, actor=CLIENT)
     assert second.expires_at > first.expires_at
     with pytest.raises(InvalidSAD, match="already used"):
-        factors.consume(pki.pki, credential, first.token, hashes, actor=CLIENT)
+        factors.consume(pki.pki, credential, first.token, hashes, actor=CLIENT, purpose=factors.SADPurpose.HASH)
     frozen.advance(240)
-    factors.consume(pki.pki, credential, second.token, hashes, actor=CLIENT)
+    factors.consume(pki.pki, credential, second.token, hashes, actor=CLIENT, purpose=factors.SADPurpose.HASH)
 
 
 def test_malformed_requests_are_refused_and_audited(pki: Container, enrolled: tuple[str, Phone]) -> None:
@@ -204,9 +204,9 @@ def test_malformed_requests_are_refused_and_audited(pki: Container, enrolled: tu
 
     credential, phone = enrolled
     with pytest.raises(InvalidInput, match="numSignatures"):
-        factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(2), "sha256", 3, CLIENT)
+        factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(2), "sha256", 3, CLIENT, purpose=factors.SADPurpose.HASH)
     with pytest.raises(InvalidInput, match="32 bytes"):
-        factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1, "sha384"), "sha256", 1, CLIENT)
+        factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1, "sha384"), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     assert [e.action for e in _audit(pki)][-2:] == ["activation:authorize:deny"] * 2
 
 
@@ -217,7 +217,7 @@ def _race(pki: Container, credential: str, token: str, hashes: list[bytes], thre
     def use() -> None:
         barrier.wait()
         try:
-            factors.consume(pki.pki, credential, token, hashes, actor=CLIENT)
+            factors.consume(pki.pki, credential, token, hashes, actor=CLIENT, purpose=factors.SADPurpose.HASH)
             results.append("ok")
         except InvalidSAD:
             results.append("refused")
@@ -237,7 +237,7 @@ def test_two_concurrent_uses_of_one_sad_cannot_both_pass(pki: Container, enrolle
     credential, phone = enrolled
     hashes = some_hashes(1)
     for _ in range(3):
-        sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 1, CLIENT)
+        sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
         frozen.next_step()
         results = _race(pki, credential, sad.token, hashes)
         assert results.count("ok") == 1, results

@@ -1,8 +1,10 @@
 """Interop: pyHanko's own CSC client (``CSCSigner``) signs a PDF through a running ``kyso serve``.
 
 The specialist's PIN and the code of their authenticator app go to kyso's ``credentials/authorize``
-for exactly the hashes pyHanko is about to sign (SCAL 2); pyHanko then calls ``signatures/signHash``
-with the SAD, assembles the CMS itself, and pyHanko's validator accepts the result against kyso's root.
+for exactly the hashes pyHanko is about to sign (SCAL 2), as a standard CSC client asks, with no kyso
+extension: the SAD is then for signHash (CSC's meaning). pyHanko calls ``signatures/signHash`` with
+it, assembles the CMS itself, and pyHanko's validator accepts the result against kyso's root; kyso
+recorded the raw signature (credential, hash, client) in ``signhash_signatures``.
 """
 from __future__ import annotations
 
@@ -29,6 +31,9 @@ from api import tokens
 from api.container import Container
 from core import audit, clock
 from core.db import transaction
+from signing.activation.models import SignHashSignature
+from signing.registry import records
+from signing.verify import pdf_facts
 from tests.helpers.activation import PIN, enroll
 from tests.helpers.api import new_token
 from tests.helpers.clock import FrozenClock
@@ -98,9 +103,17 @@ def test_pyhanko_csc_signer_signs_a_pdf_through_kyso(live_pki: tuple[Container, 
         entries = session.execute(select(audit.AuditEntry).where(audit.AuditEntry.subject == credential)
                                   .order_by(audit.AuditEntry.seq)).scalars().all()
     actions = [e.action for e in entries]
-    assert actions[-2:] == ["activation:authorize:grant", "activation:sad:consume"], actions
-    consumed = json.loads(entries[-1].details)
-    assert consumed["count"] == 1 and entries[-1].actor.startswith("token:client-")
+    assert actions[-3:] == ["activation:authorize:grant", "activation:sad:consume", "activation:signhash:sign"], actions
+    assert json.loads(entries[-3].details)["purpose"] == "hash"
+    consumed = json.loads(entries[-2].details)
+    assert consumed["count"] == 1 and consumed["purpose"] == "hash" and entries[-2].actor.startswith("token:client-")
+    made = json.loads(entries[-1].details)
+    with transaction(container.sessions) as session:
+        [row] = session.execute(select(SignHashSignature).where(SignHashSignature.credential_id == credential)).scalars()
+        assert (row.client, row.hash_algo, [row.hash], [row.signature_sha256]) == (
+            entries[-1].actor, "sha256", made["hashes"], made["signatures_sha256"])
+    [value] = pdf_facts.signature_values(signed)  # the CMS pyHanko built holds the value kyso recorded
+    assert records.signature_digest(value.value) == row.signature_sha256
 
     # the same code cannot authorize a second signature; a wrong PIN is refused too
     refusals: list[dict[str, str]] = []

@@ -19,7 +19,7 @@ from signing.create import intake, selfcheck
 from signing.create.service import SigningService
 from signing.errors import PdfNoPages, PdfPageTreeBroken, SelfCheckFailed, SignedPdfDamaged
 from tests.helpers import damaged
-from tests.helpers.signing import CORPUS, documents, issue_credential, request
+from tests.helpers.signing import CONSENTED, CORPUS, documents, issue_credential, request
 
 SHARED_CORPUS = Path("/work/shared/corpus/pdfs")
 
@@ -49,7 +49,7 @@ def test_no_usable_page_tree_is_refused(pki: Container, specialist: str, sample_
                                         code: str) -> None:
     bad = damage(sample_pdf)
     with pytest.raises(error) as caught:
-        pki.signing.sign(request(bad, specialist, "B-T"), actor="test")
+        pki.signing.sign(request(bad, specialist, "B-T"), actor="test", activation=CONSENTED)
     assert caught.value.code == code and isinstance(caught.value, InvalidInput)
     assert documents(pki) == 0 and actions(pki, "signing:document:sign") == []
 
@@ -59,7 +59,7 @@ def test_broken_xref_is_repaired_then_signed_and_verifies(pki: Container, specia
                                                            damage, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     bad = damage(sample_pdf)
     assert qpdf_check(bad, tmp_path).returncode != 0, "the crafted file must really be damaged"
-    result = pki.signing.sign(request(bad, specialist, "B-LT"), actor="test")
+    result = pki.signing.sign(request(bad, specialist, "B-LT"), actor="test", activation=CONSENTED)
     checked = qpdf_check(result.pdf, tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     report = pki.verifier.verify(result.pdf)
@@ -73,10 +73,10 @@ def test_broken_xref_is_repaired_then_signed_and_verifies(pki: Container, specia
 def test_a_signed_file_needing_repair_is_refused_not_rebuilt(pki: Container, specialist: str,
                                                             sample_pdf: bytes) -> None:
     """Rebuilding a signed file would break its signature: refused, nothing registered beyond the first."""
-    first = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test")
+    first = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
     broken = damaged.stale_startxref(first.pdf)
     with pytest.raises(SignedPdfDamaged) as caught:
-        pki.signing.sign(request(broken, specialist, "B-T"), actor="test")
+        pki.signing.sign(request(broken, specialist, "B-T"), actor="test", activation=CONSENTED)
     assert caught.value.code == "signed_pdf_damaged"
     assert documents(pki) == 1 and len(actions(pki, "signing:document:sign")) == 1
 
@@ -89,7 +89,7 @@ def test_corpus_files_needing_repair_are_signed_soundly(pki: Container, speciali
     assert qpdf_check(original, tmp_path).returncode != 0
     prepared = intake.prepare(original)
     assert prepared.was_repaired and "/Size" in prepared.repaired[0]
-    result = pki.signing.sign(request(original, specialist, "B-T"), actor="test")
+    result = pki.signing.sign(request(original, specialist, "B-T"), actor="test", activation=CONSENTED)
     checked = qpdf_check(result.pdf, tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     [signature] = pki.verifier.verify(result.pdf).signatures
@@ -105,7 +105,7 @@ def test_sound_files_are_signed_as_they_are(sample_pdf: bytes) -> None:
 # -- kyso's check of its own output ------------------------------------------------------------------------
 
 def test_self_check_catches_what_a_verifier_would(pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    result = pki.signing.sign(request(sample_pdf, specialist, "B-LTA"), actor="test")
+    result = pki.signing.sign(request(sample_pdf, specialist, "B-LTA"), actor="test", activation=CONSENTED)
     material = pki.signing.material.signer(specialist)
     selfcheck.check_output(result.pdf, sample_pdf, material.certificate)  # sound: no error
 
@@ -136,7 +136,7 @@ def test_a_failed_self_check_registers_nothing_and_is_audited(pki: Container, sp
 
     monkeypatch.setattr(SigningService, "_sign_bytes", corrupting)
     with pytest.raises(SelfCheckFailed):
-        pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="token:civil-reg")
+        pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="token:civil-reg", activation=CONSENTED)
     assert documents(pki) == 0 and actions(pki, "signing:document:sign") == []
     [entry] = actions(pki, "signing:document:self_check_failed")
     assert entry.actor == "token:civil-reg"

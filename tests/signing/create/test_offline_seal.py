@@ -34,7 +34,7 @@ from signing.create.visible import LEGACY_QR_SIZE, PERSON_SIZE, QR_GAP, QR_SIZE,
 from signing.errors import SealFieldsInvalid
 from signing.registry.models import SignedDocument
 from tests.helpers.db import ISSUING, ROOT
-from tests.helpers.signing import COMMUNE, issue_credential
+from tests.helpers.signing import COMMUNE, CONSENTED, issue_credential
 from tests.interop.pdf_tools import tool
 
 OWNER = "Nguyễn Thị Hồng Nhung"
@@ -76,7 +76,7 @@ def forged(token: str, **changes: object) -> str:
 # -- end to end: sign, print, scan, verify --------------------------------------------------------------
 def test_permit_qr_carries_a_seal_that_verifies_and_detects_changes(pki: Container, specialist: str,
                                                                    sample_pdf: bytes, tmp_path: Path) -> None:
-    result = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test")
+    result = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test", activation=CONSENTED)
     [scanned] = qr_text(result.pdf, tmp_path, 4)
     url, _, token = scanned.partition("#")
     assert url == f"{pki.settings.base_url}/v/{result.document_id}"
@@ -127,31 +127,31 @@ def test_wrong_seal_fields_are_refused_before_signing(pki: Container, specialist
     ]
     for fields, words in cases:
         with pytest.raises(SealFieldsInvalid, match=words) as info:
-            pki.signing.sign(permit(sample_pdf, specialist, fields), actor="test")
+            pki.signing.sign(permit(sample_pdf, specialist, fields), actor="test", activation=CONSENTED)
         assert info.value.code == "seal_fields_invalid"
     with pytest.raises(SealFieldsInvalid, match="civil-status-extract-birth.*allowed: none"):
         pki.signing.sign(SignRequest(pdf=sample_pdf, document_type="civil-status-extract-birth", commune_code=COMMUNE,
-                                     credential_id=specialist, level="B-B", seal_fields={"holder": "A"}), actor="test")
+                                     credential_id=specialist, level="B-B", seal_fields={"holder": "A"}), actor="test", activation=CONSENTED)
     assert documents(pki) == 0, "nothing registered"
-    ok = pki.signing.sign(permit(sample_pdf, specialist, {**PERMIT, "owner": "x" * 80}), actor="test")
+    ok = pki.signing.sign(permit(sample_pdf, specialist, {**PERMIT, "owner": "x" * 80}), actor="test", activation=CONSENTED)
     assert offline_seal.parse(ok.offline_seal or "").facts.field("owner") == "x" * 80
 
 
 def test_no_token_without_a_printed_qr(pki: Container, specialist: str, seal: str, sample_pdf: bytes) -> None:
     hidden = pki.signing.sign(permit(sample_pdf, specialist, PERMIT, appearance=AppearanceOptions(visible=False)),
-                              actor="test")
+                              actor="test", activation=CONSENTED)
     assert hidden.offline_seal is None
     no_qr = pki.signing.sign(SignRequest(pdf=sample_pdf, document_type="civil-status-extract-birth",
-                                         commune_code=COMMUNE, credential_id=specialist, level="B-B"), actor="test")
+                                         commune_code=COMMUNE, credential_id=specialist, level="B-B"), actor="test", activation=CONSENTED)
     assert no_qr.offline_seal is None
-    first = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test")
-    sealed = pki.signing.sign(permit(first.pdf, seal, {}), actor="test")  # the agency seal draws no QR
+    first = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test", activation=CONSENTED)
+    sealed = pki.signing.sign(permit(first.pdf, seal, {}), actor="test", activation=CONSENTED)  # the agency seal draws no QR
     assert sealed.document_id == first.document_id and sealed.offline_seal == first.offline_seal
     replay_key = "seal-replay"
     once = pki.signing.sign(permit(sample_pdf, specialist, {**PERMIT, "site": "khác"}), actor="test",
-                            idempotency_key=replay_key)
+                            idempotency_key=replay_key, activation=CONSENTED)
     again = pki.signing.sign(permit(sample_pdf, specialist, {**PERMIT, "site": "khác"}), actor="test",
-                             idempotency_key=replay_key)
+                             idempotency_key=replay_key, activation=CONSENTED)
     assert again.replayed and again.offline_seal == once.offline_seal
 
 
@@ -227,7 +227,7 @@ def test_ca_init_adds_a_seal_to_an_existing_deployment_and_revocation_counts(pki
                                                                             sample_pdf: bytes) -> None:
     first = seal_rows(pki)[0]
     assert ensure_qr_seal(pki.pki, "test").serial == first.serial, "idempotent"
-    signed = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test")
+    signed = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test", activation=CONSENTED)
     revocation.revoke(pki.pki, first.serial, Reason.keyCompromise, "test")  # "an old deployment" / a lost key
     again = init_hierarchy(pki.pki, root=ROOT, issuing=ISSUING, actor="test")
     assert again.created == [] and again.qr_seal_serial and again.qr_seal_serial != first.serial
@@ -235,7 +235,7 @@ def test_ca_init_adds_a_seal_to_an_existing_deployment_and_revocation_counts(pki
     assert [k["status"] for k in keys] == ["revoked", "valid"]
     assert offline_seal.verify(signed.offline_seal or "", signed.document_id, keys).reason == "key_revoked"
     pki.signing.seal_material.clear()
-    later = pki.signing.sign(permit(sample_pdf, specialist, {**PERMIT, "site": "mới"}), actor="test")
+    later = pki.signing.sign(permit(sample_pdf, specialist, {**PERMIT, "site": "mới"}), actor="test", activation=CONSENTED)
     check = offline_seal.verify(later.offline_seal or "", later.document_id, keys)
     assert check.ok and check.kid == keys[1]["kid"]
 
@@ -247,7 +247,7 @@ def test_missing_seal_certificate_refuses_qr_documents_with_503(pki: Container, 
     revocation.revoke(pki.pki, seal_rows(pki)[0].serial, Reason.cessationOfOperation, "test")
     pki.signing.seal_material.clear()
     with pytest.raises(Unavailable, match="kyso ca init") as info:
-        pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test")
+        pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test", activation=CONSENTED)
     assert info.value.code == "qr_seal_not_ready"
     assert documents(pki) == 0
 
@@ -255,7 +255,7 @@ def test_missing_seal_certificate_refuses_qr_documents_with_503(pki: Container, 
 def test_seal_certificate_is_renewed_30_days_before_expiry_and_old_seals_still_verify(
         pki: Container, specialist: str, sample_pdf: bytes) -> None:
     old = seal_rows(pki)[0]
-    before = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test")
+    before = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test", activation=CONSENTED)
     assert "qr_seal" not in republish_once(pki)
     later = old.not_after - dt.timedelta(days=20)
     clock.set_clock(lambda: later)
@@ -267,7 +267,7 @@ def test_seal_certificate_is_renewed_30_days_before_expiry_and_old_seals_still_v
         assert rows[1].replaces_serial == old.serial and rows[1].key_ref != old.key_ref
         pki.signing.seal_material.clear()
         newcomer = issue_credential(pki, name="Trần Văn Bình", id_number="001190000009")  # the first one expired
-        after = pki.signing.sign(permit(sample_pdf, newcomer, {**PERMIT, "site": "sau"}), actor="test")
+        after = pki.signing.sign(permit(sample_pdf, newcomer, {**PERMIT, "site": "sau"}), actor="test", activation=CONSENTED)
         keys = offline_seal.public_keys(pki.pki)
         first, second = (offline_seal.verify(r.offline_seal or "", r.document_id, keys) for r in (before, after))
         assert first.ok and second.ok and first.kid != second.kid

@@ -22,7 +22,7 @@ from signing import loop
 from signing.create import pades
 from signing.errors import SigningRefused
 from signing.registry import lifecycle
-from tests.helpers.signing import documents, request
+from tests.helpers.signing import CONSENTED, documents, request
 
 
 def timestamped_only(pki: Container, pdf: bytes) -> bytes:
@@ -53,7 +53,7 @@ def test_seal_after_a_document_timestamp_only_is_refused(pki: Container, seal: s
     stamped = timestamped_only(pki, sample_pdf)
     assert len(PdfFileReader(BytesIO(stamped)).embedded_timestamp_signatures) == 1
     with pytest.raises(SigningRefused, match="Art. 32") as caught:
-        pki.signing.sign(request(stamped, seal), actor="test")
+        pki.signing.sign(request(stamped, seal), actor="test", activation=CONSENTED)
     assert caught.value.details["rule"] == "seal_after_person"
     assert documents(pki) == 0
 
@@ -62,14 +62,14 @@ def test_seal_after_a_self_signed_signature_is_refused(pki: Container, seal: str
     forged = self_signed(sample_pdf)
     assert len(PdfFileReader(BytesIO(forged)).embedded_regular_signatures) == 1
     with pytest.raises(SigningRefused, match="Điều 32"):
-        pki.signing.sign(request(forged, seal), actor="test")
+        pki.signing.sign(request(forged, seal), actor="test", activation=CONSENTED)
     assert documents(pki) == 0
 
 
 def test_seal_after_a_kyso_specialist_signature_is_allowed(pki: Container, specialist: str, seal: str,
                                                            sample_pdf: bytes) -> None:
-    person = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test")
-    sealed = pki.signing.sign(request(person.pdf, seal, "B-T"), actor="test")
+    person = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
+    sealed = pki.signing.sign(request(person.pdf, seal, "B-T"), actor="test", activation=CONSENTED)
     assert (sealed.document_id, sealed.version) == (person.document_id, 2)
     assert len(PdfFileReader(BytesIO(sealed.pdf)).embedded_regular_signatures) == 2
 
@@ -78,16 +78,16 @@ def test_seal_after_a_specialist_signature_and_a_foreign_increment_is_refused(pk
                                                                               seal: str, sample_pdf: bytes) -> None:
     """A registered document with anything appended (here a document timestamp) is no longer the version kyso
     registered: the seal needs the current version itself."""
-    person = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test")
+    person = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
     with pytest.raises(SigningRefused, match="Art. 32"):
-        pki.signing.sign(request(timestamped_only(pki, person.pdf), seal), actor="test")
+        pki.signing.sign(request(timestamped_only(pki, person.pdf), seal), actor="test", activation=CONSENTED)
     assert documents(pki) == 1
 
 
 def test_seal_on_a_withdrawn_document_is_refused(pki: Container, specialist: str, seal: str, sample_pdf: bytes) -> None:
-    person = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test")
+    person = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
     lifecycle.withdraw(pki.pki, person.document_id, "issued in error", "token:x")
     with pytest.raises(SigningRefused, match="withdrawn"):
-        pki.signing.sign(request(person.pdf, seal), actor="test")
+        pki.signing.sign(request(person.pdf, seal), actor="test", activation=CONSENTED)
     with pytest.raises(SigningRefused, match="withdrawn"):
-        pki.signing.sign(request(person.pdf, specialist), actor="test")
+        pki.signing.sign(request(person.pdf, specialist), actor="test", activation=CONSENTED)

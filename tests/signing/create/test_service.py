@@ -27,13 +27,13 @@ from signing.create.service import AppearanceOptions, SigningService
 from signing.errors import EncryptedPdf, PdfTooLarge, SigningRefused, UnreadablePdf
 from signing.registry import lifecycle
 from signing.registry.models import SignedDocument
-from tests.helpers.signing import COMMUNE, CORPUS, documents, issue_credential, request, root_pem
+from tests.helpers.signing import COMMUNE, CONSENTED, CORPUS, documents, issue_credential, request, root_pem
 from tests.helpers.validation import validate_all
 
 
 @pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])
 def test_each_level_validates_offline(pki: Container, specialist: str, sample_pdf: bytes, level: str) -> None:
-    result = pki.signing.sign(request(sample_pdf, specialist, level), actor="test")
+    result = pki.signing.sign(request(sample_pdf, specialist, level), actor="test", activation=CONSENTED)
     assert result.level == level and not result.pending_upgrade
     assert result.pdf.startswith(sample_pdf), "signing appends an incremental update"
     [verdict] = validate_all(result.pdf, root_pem(pki), ltv=level in ("B-LT", "B-LTA"))
@@ -49,7 +49,7 @@ def test_each_level_validates_offline(pki: Container, specialist: str, sample_pd
 
 
 def test_registry_record_and_audit(pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    result = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="token:civil-reg")
+    result = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="token:civil-reg", activation=CONSENTED)
     assert len(result.document_id) == 12 and result.document_id.isalnum()
     with transaction(pki.sessions) as session:
         doc = lifecycle.get_document(session, result.document_id)
@@ -73,7 +73,7 @@ def test_registry_record_and_audit(pki: Container, specialist: str, sample_pdf: 
 def test_algorithms(pki: Container, sample_pdf: bytes, key_type: KeyType, padding: str | None, mechanism: str,
                     digest: str) -> None:
     credential = issue_credential(pki, key_type=key_type, id_number="001190000002")
-    result = pki.signing.sign(request(sample_pdf, credential, "B-T", rsa_padding=padding), actor="test")
+    result = pki.signing.sign(request(sample_pdf, credential, "B-T", rsa_padding=padding), actor="test", activation=CONSENTED)
     [verdict] = validate_all(result.pdf, root_pem(pki), ltv=False)
     assert verdict.bottom_line and verdict.signature_mechanism in (mechanism, "rsassa_pkcs1v15")
     if padding is None and key_type.is_rsa:
@@ -82,8 +82,8 @@ def test_algorithms(pki: Container, sample_pdf: bytes, key_type: KeyType, paddin
 
 
 def test_person_then_seal_same_document(pki: Container, specialist: str, seal: str, sample_pdf: bytes) -> None:
-    first = pki.signing.sign(request(sample_pdf, specialist, "B-LT", certify=True), actor="test")
-    second = pki.signing.sign(request(first.pdf, seal, "B-LT"), actor="test")
+    first = pki.signing.sign(request(sample_pdf, specialist, "B-LT", certify=True), actor="test", activation=CONSENTED)
+    second = pki.signing.sign(request(first.pdf, seal, "B-LT"), actor="test", activation=CONSENTED)
     assert second.document_id == first.document_id and second.version == 2
     assert second.pdf.startswith(first.pdf), "a later signature never rewrites signed bytes"
     verdicts = validate_all(second.pdf, root_pem(pki), ltv=True)
@@ -97,12 +97,12 @@ def test_person_then_seal_same_document(pki: Container, specialist: str, seal: s
         # the copy handed out after the first signature stays findable
         assert lifecycle.find_by_hash(session, first.sha256)[0].id == doc.id  # type: ignore[index]
     with pytest.raises(SigningRefused, match="older version"):
-        pki.signing.sign(request(first.pdf, seal), actor="test")
+        pki.signing.sign(request(first.pdf, seal), actor="test", activation=CONSENTED)
 
 
 def test_seal_needs_the_person_first(pki: Container, seal: str, sample_pdf: bytes) -> None:
     with pytest.raises(SigningRefused, match="Art. 32"):
-        pki.signing.sign(request(sample_pdf, seal), actor="test")
+        pki.signing.sign(request(sample_pdf, seal), actor="test", activation=CONSENTED)
     assert documents(pki) == 0
 
 
@@ -111,19 +111,19 @@ def test_revoked_or_unknown_signer_refused(pki: Container, specialist: str, samp
         serial = store.get_credential(session, specialist).certificate.serial
     revocation.revoke(pki.pki, serial, Reason.affiliationChanged, "test")
     with pytest.raises(SigningRefused, match="revoked.*affiliationChanged.*no longer sign"):
-        pki.signing.sign(request(sample_pdf, specialist), actor="test")
+        pki.signing.sign(request(sample_pdf, specialist), actor="test", activation=CONSENTED)
     with pytest.raises(NotFound):
-        pki.signing.sign(request(sample_pdf, "cred_" + "0" * 24), actor="test")
+        pki.signing.sign(request(sample_pdf, "cred_" + "0" * 24), actor="test", activation=CONSENTED)
     assert documents(pki) == 0
 
 
 def test_wrong_commune_and_unknown_type(pki: Container, specialist: str, sample_pdf: bytes) -> None:
     with pytest.raises(SigningRefused, match="belongs to commune"):
-        pki.signing.sign(dataclasses.replace(request(sample_pdf, specialist), commune_code="00008"), actor="test")
+        pki.signing.sign(dataclasses.replace(request(sample_pdf, specialist), commune_code="00008"), actor="test", activation=CONSENTED)
     with pytest.raises(UnknownDocumentType, match="known types"):
-        pki.signing.sign(dataclasses.replace(request(sample_pdf, specialist), document_type="nope"), actor="test")
+        pki.signing.sign(dataclasses.replace(request(sample_pdf, specialist), document_type="nope"), actor="test", activation=CONSENTED)
     with pytest.raises(InvalidInput):
-        pki.signing.sign(dataclasses.replace(request(sample_pdf, specialist), commune_code="99999"), actor="test")
+        pki.signing.sign(dataclasses.replace(request(sample_pdf, specialist), commune_code="99999"), actor="test", activation=CONSENTED)
     assert documents(pki) == 0
 
 
@@ -131,24 +131,24 @@ def test_wrong_commune_and_unknown_type(pki: Container, specialist: str, sample_
 def test_bad_inputs_are_clear_errors(pki: Container, specialist: str, name: str | None, error: type) -> None:
     data = (CORPUS / name).read_bytes() if name else b"%PDF-1.7\nthis is not really a PDF\n%%EOF"
     with pytest.raises(error):
-        pki.signing.sign(request(data, specialist), actor="test")
+        pki.signing.sign(request(data, specialist), actor="test", activation=CONSENTED)
     assert documents(pki) == 0
 
 
 def test_size_limit(pki: Container, specialist: str, sample_pdf: bytes) -> None:
     small = SigningService(dataclasses.replace(pki.pki, settings=pki.settings.model_copy(update={"max_pdf_bytes": 1024})))
     with pytest.raises(PdfTooLarge):
-        small.sign(request(sample_pdf, specialist), actor="test")
+        small.sign(request(sample_pdf, specialist), actor="test", activation=CONSENTED)
 
 
 def test_idempotency_key(pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    first = pki.signing.sign(request(sample_pdf, specialist), actor="client-a", idempotency_key="k-1")
-    again = pki.signing.sign(request(sample_pdf, specialist), actor="client-a", idempotency_key="k-1")
+    first = pki.signing.sign(request(sample_pdf, specialist), actor="client-a", idempotency_key="k-1", activation=CONSENTED)
+    again = pki.signing.sign(request(sample_pdf, specialist), actor="client-a", idempotency_key="k-1", activation=CONSENTED)
     assert again.replayed and again.document_id == first.document_id and again.pdf == first.pdf
     assert documents(pki) == 1
     with pytest.raises(Conflict, match="different request"):
-        pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="client-a", idempotency_key="k-1")
-    other = pki.signing.sign(request(sample_pdf, specialist), actor="client-b", idempotency_key="k-1")
+        pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="client-a", idempotency_key="k-1", activation=CONSENTED)
+    other = pki.signing.sign(request(sample_pdf, specialist), actor="client-b", idempotency_key="k-1", activation=CONSENTED)
     assert other.document_id != first.document_id, "keys are per client"
 
 
@@ -156,7 +156,7 @@ def test_tsa_down_signs_b_b_then_upgrades(pki: Container, specialist: str, sampl
     """A TSA that does not answer: B-B at once, pending in the registry, then B-LT in the background."""
     down = pki.settings.model_copy(update={"tsa_url": "http://127.0.0.1:9/tsa", "tsa_timeout_seconds": 1})
     offline = SigningService(dataclasses.replace(pki.pki, settings=down))
-    result = offline.sign(request(sample_pdf, specialist, "B-LT"), actor="test")
+    result = offline.sign(request(sample_pdf, specialist, "B-LT"), actor="test", activation=CONSENTED)
     assert result.level == "B-B" and result.pending_upgrade
     assert upgrade.upgrade_due(offline) == {"upgraded": 0, "retry": 1, "failed": 0}
     with transaction(pki.sessions) as session:
@@ -179,7 +179,7 @@ def test_upgrade_gives_up_after_max_attempts(pki: Container, specialist: str, sa
     down = pki.settings.model_copy(update={"tsa_url": "http://127.0.0.1:9/tsa", "tsa_timeout_seconds": 1,
                                            "upgrade_max_attempts": 2})
     offline = SigningService(dataclasses.replace(pki.pki, settings=down))
-    result = offline.sign(request(sample_pdf, specialist, "B-T"), actor="test")
+    result = offline.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
     outcomes = []
     for _ in range(2):
         with transaction(pki.sessions) as session:
@@ -192,15 +192,15 @@ def test_upgrade_gives_up_after_max_attempts(pki: Container, specialist: str, sa
 
 
 def test_withdraw_and_supersede(pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    a = pki.signing.sign(request(sample_pdf, specialist), actor="test")
-    b = pki.signing.sign(request(sample_pdf, specialist), actor="test")
+    a = pki.signing.sign(request(sample_pdf, specialist), actor="test", activation=CONSENTED)
+    b = pki.signing.sign(request(sample_pdf, specialist), actor="test", activation=CONSENTED)
     doc = lifecycle.supersede(pki.pki, a.document_id, b.document_id, "wrong birth date corrected", "token:x")
     assert (doc.status, doc.superseded_by) == ("superseded", b.document_id)
     with pytest.raises(Conflict):
         lifecycle.withdraw(pki.pki, a.document_id, "again", "token:x")
     assert lifecycle.withdraw(pki.pki, b.document_id, "issued in error", "token:x").status == "withdrawn"
     with pytest.raises(SigningRefused, match="withdrawn"):
-        pki.signing.sign(request(b.pdf, specialist), actor="test")
+        pki.signing.sign(request(b.pdf, specialist), actor="test", activation=CONSENTED)
 
 
 def test_cms_is_built_once(pki: Container, specialist: str, sample_pdf: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -215,12 +215,12 @@ def test_cms_is_built_once(pki: Container, specialist: str, sample_pdf: bytes, m
         return await original(self, data, digest_algorithm, dry_run)
 
     monkeypatch.setattr(KeyStoreSigner, "async_sign_raw", counting)
-    pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test")
+    pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
     assert calls == [False]
 
 
 def test_der_of_signature_is_cms_signed_data(pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    result = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test")
+    result = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
     sig = PdfFileReader(io.BytesIO(result.pdf)).embedded_regular_signatures[0]
     unsigned = sig.signed_data["signer_infos"][0]["unsigned_attrs"]
     assert [a["type"].native for a in unsigned] == ["signature_time_stamp_token"]
@@ -241,7 +241,7 @@ def test_mutated_pdfs_sign_or_fail_cleanly(pki: Container, specialist: str, samp
         for _ in range(rng.randrange(1, 4)):
             data[rng.randrange(len(data))] = rng.randrange(256)
         try:
-            pki.signing.sign(request(bytes(data), specialist, "B-T", appearance=AppearanceOptions()), actor="fuzz")
+            pki.signing.sign(request(bytes(data), specialist, "B-T", appearance=AppearanceOptions()), actor="fuzz", activation=CONSENTED)
             outcomes["signed"] += 1
         except InvalidInput as exc:
             assert exc.message and exc.code in ("unreadable_pdf", "encrypted_pdf", "bad_appearance", "pdf_no_pages",

@@ -12,7 +12,7 @@ import pytest
 from api.container import Container
 from policies.profiles import ProfileSet
 from signing.errors import SigningRefused
-from tests.helpers.signing import documents, issue_credential, request
+from tests.helpers.signing import CONSENTED, documents, issue_credential, request
 
 
 @pytest.mark.parametrize("eku", [(), ("clientAuth",)], ids=["no-eku", "client-auth"])
@@ -25,9 +25,9 @@ def test_specialist_certificate_without_document_eku_cannot_sign(pki: Container,
 
     with pytest.raises(SigningRefused, match=r"specialist certificate whose extended key usage \((none|clientAuth)\) "
                                              r"names neither documentSigning nor emailProtection"):
-        pki.signing.sign(request(sample_pdf, credential), actor="test")
+        pki.signing.sign(request(sample_pdf, credential), actor="test", activation=CONSENTED)
     assert documents(pki) == 0
 
 
 def test_specialist_with_document_eku_signs(pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    assert pki.signing.sign(request(sample_pdf, specialist), actor="test").document_id
+    assert pki.signing.sign(request(sample_pdf, specialist), actor="test", activation=CONSENTED).document_id

@@ -19,7 +19,7 @@ from signing.create.service import AppearanceOptions, SignRequest
 from signing.create.visible import PERSON_SIZE, QR_GAP, QR_SIZE
 from signing.errors import BadAppearance, SigningRefused
 from signing.registry import lifecycle
-from tests.helpers.signing import COMMUNE, issue_credential, root_pem
+from tests.helpers.signing import COMMUNE, CONSENTED, issue_credential, root_pem
 from tests.helpers.validation import validate_all
 
 ASSETS = Path(__file__).resolve().parents[3] / "signing" / "create" / "assets"
@@ -35,7 +35,7 @@ def run(*args: str | Path, data: bytes | None = None) -> str:
 def sign(pki: Container, pdf: bytes, credential: str, document_type: str = "dossier-result", **appearance: object):
     return pki.signing.sign(SignRequest(pdf=pdf, document_type=document_type, commune_code=COMMUNE,
                                         credential_id=credential, level="B-T",
-                                        appearance=AppearanceOptions(**appearance)), actor="test")  # type: ignore[arg-type]
+                                        appearance=AppearanceOptions(**appearance)), actor="test", activation=CONSENTED)  # type: ignore[arg-type]
 
 
 def page_text(pdf: bytes, tmp_path: Path, page: int) -> str:

@@ -19,6 +19,7 @@ from api.routes import sign_requests
 from core import clock
 from core.db import alembic_config, transaction
 from hsm import KeyType
+from signing.activation.models import SignHashSignature
 from signing.create import upgrade
 from signing.create.service import AppearanceOptions, SigningService, SignRequest
 from signing.registry import lifecycle
@@ -27,7 +28,7 @@ from signing.registry.records import SignatureValue, find_by_signatures, newest_
 from signing.verify.pdf_facts import signature_values
 from tests.helpers.activation import PIN
 from tests.helpers.pdfs import ForeignCA, serial_of
-from tests.helpers.signing import COMMUNE, SpecialistPhone, issue_credential
+from tests.helpers.signing import COMMUNE, CONSENTED, SpecialistPhone, issue_credential
 
 ECDSA_SHA256 = "1.2.840.10045.4.3.2"
 RSA_SHA256 = "1.2.840.113549.1.1.11"
@@ -62,8 +63,8 @@ def record_count(pki: Container) -> int:
 def test_signatures_and_archive_timestamps_are_recorded_not_the_inputs(pki: Container, specialist: str, seal: str,
                                                                        sample_pdf: bytes) -> None:
     foreign = ForeignCA.create(clock.now()).sign(sample_pdf, pss=False)
-    person = pki.signing.sign(request(foreign, specialist, "B-LTA"), actor="test")
-    sealed = pki.signing.sign(request(person.pdf, seal), actor="test")
+    person = pki.signing.sign(request(foreign, specialist, "B-LTA"), actor="test", activation=CONSENTED)
+    sealed = pki.signing.sign(request(person.pdf, seal), actor="test", activation=CONSENTED)
     doc = person.document_id
     assert lookup(pki, sealed.pdf) == [None, ("sign", doc, 1), ("timestamp", doc, 1), ("sign", doc, 2)]
     with transaction(pki.sessions) as session:
@@ -117,7 +118,7 @@ def test_sign_hash_values_are_recorded_once(client: TestClient, pki: Container, 
     message = b"a hash computed by the client's own PDF software"
     answers = []
     for _ in range(2):
-        sad = phone.authorize(client, client_headers, message)
+        sad = phone.authorize(client, client_headers, message, purpose="hash")
         r = client.post("/csc/v2/signatures/signHash", headers=client_headers, json={
             "credentialID": credential, "SAD": sad, "hashes": [base64.b64encode(hashlib.sha256(message).digest()).decode()],
             "hashAlgorithmOID": "2.16.840.1.101.3.4.2.1", "signAlgo": RSA_SHA256})
@@ -131,13 +132,16 @@ def test_sign_hash_values_are_recorded_once(client: TestClient, pki: Container, 
             signature_digest(answers[0]), "signhash", credential, None)
         assert row.signer_serial == serial
         record(session, [SignatureValue(answers[0], "signhash", None)], created_at=clock.now())  # again: kept once
+        # while the activation room keeps every signHash call: two clients' requests, two rows, one value
+        calls = session.execute(select(SignHashSignature)).scalars().all()
+        assert [(c.signature_sha256, c.hash) for c in calls] == [(row.sha256, hashlib.sha256(message).hexdigest())] * 2
     assert record_count(pki) == 1
 
 
 def test_upgrade_records_its_document_timestamp(pki: Container, specialist: str, sample_pdf: bytes) -> None:
     down = pki.settings.model_copy(update={"tsa_url": "http://127.0.0.1:9/tsa", "tsa_timeout_seconds": 1})
     offline = SigningService(dataclasses.replace(pki.pki, settings=down))
-    result = offline.sign(request(sample_pdf, specialist, "B-T"), actor="test")
+    result = offline.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
     assert result.pending_upgrade
     assert upgrade.upgrade_one(pki.signing, result.document_id) == "upgraded"
     with transaction(pki.sessions) as session:
@@ -147,7 +151,7 @@ def test_upgrade_records_its_document_timestamp(pki: Container, specialist: str,
 
 def test_a_withdrawn_document_is_found_after_its_padding_changes(pki: Container, specialist: str,
                                                                  sample_pdf: bytes) -> None:
-    result = pki.signing.sign(request(sample_pdf, specialist), actor="test")
+    result = pki.signing.sign(request(sample_pdf, specialist), actor="test", activation=CONSENTED)
     lifecycle.withdraw(pki.pki, result.document_id, "issued in error", actor="test")
     [sig] = PdfFileReader(BytesIO(result.pdf)).embedded_signatures
     end = int(sig.byte_range[2]) - 2  # the last hex digit inside /Contents <...>: unsigned zero padding
@@ -165,9 +169,9 @@ def test_migration_backfills_documents_signed_before_it(pki: Container, speciali
     """A database made with the code before 0011 (here: today's, its records then dropped with the table)
     finds every kyso signature of every stored version after the upgrade, and no foreign one."""
     foreign = ForeignCA.create(clock.now()).sign(sample_pdf, pss=False)
-    person = pki.signing.sign(request(foreign, specialist, "B-LTA"), actor="test")
-    pki.signing.sign(request(person.pdf, seal), actor="test")
-    other = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test")
+    person = pki.signing.sign(request(foreign, specialist, "B-LTA"), actor="test", activation=CONSENTED)
+    pki.signing.sign(request(person.pdf, seal), actor="test", activation=CONSENTED)
+    other = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
     with transaction(pki.sessions) as session:
         before = {(r.sha256, r.document_id, r.version, r.source, r.signer_serial, r.credential_id)
                   for r in session.execute(select(SignatureRecord)).scalars()}

@@ -4,13 +4,13 @@ from __future__ import annotations
 from api.container import Container
 from tests.helpers.clock import FrozenClock
 from tests.helpers.pdfs import revoke
-from tests.helpers.signing import request
+from tests.helpers.signing import CONSENTED, request
 
 
 def test_second_document_of_a_signer_reuses_the_chain_validation(pki: Container, specialist: str, sample_pdf: bytes,
                                                                   frozen: FrozenClock) -> None:
-    a = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test")
-    b = pki.signing.sign(request(sample_pdf, specialist, "B-T", reason="bản thứ hai"), actor="test")
+    a = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
+    b = pki.signing.sign(request(sample_pdf, specialist, "B-T", reason="bản thứ hai"), actor="test", activation=CONSENTED)
     verifier = pki.verifier
     assert verifier.verify(a.pdf).indication == "TOTAL-PASSED"
     cached = verifier.chains.snapshot()
@@ -24,7 +24,7 @@ def test_second_document_of_a_signer_reuses_the_chain_validation(pki: Container,
 
 def test_revocation_between_two_verifications_is_seen_at_once(pki: Container, specialist: str, sample_pdf: bytes,
                                                               frozen: FrozenClock) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test", activation=CONSENTED)
     assert pki.verifier.verify(signed.pdf).indication == "TOTAL-PASSED"
     frozen.advance(seconds=10)
     revoke(pki, specialist)  # no sleeping, no cache clearing: the next verification must know
@@ -43,7 +43,7 @@ def test_an_outage_during_verification_is_unavailable_not_damaged(pki: Container
     from core.db import unavailable
     from core.errors import Unavailable
 
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test", activation=CONSENTED)
     verifier = pki.verifier
     verifier.material._revinfo.clear()
 

@@ -20,7 +20,7 @@ from signing.create.service import AppearanceOptions
 from signing.errors import TooComplex
 from signing.registry import lifecycle
 from tests.helpers.pdfs import append_page, sign_directly
-from tests.helpers.signing import request
+from tests.helpers.signing import CONSENTED, request
 
 
 def _timestamp_only(pki: Container, pdf: bytes) -> bytes:
@@ -44,7 +44,7 @@ def test_a_timestamp_alone_is_not_a_signature(pki: Container, sample_pdf: bytes)
 
 def test_a_timestamp_does_not_bless_a_change_made_before_it(pki: Container, specialist: str,
                                                             sample_pdf: bytes) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test").pdf
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED).pdf
     laundered = _timestamp_only(pki, append_page(signed))
 
     report = pki.verifier.verify(laundered)
@@ -57,7 +57,7 @@ def test_a_timestamp_does_not_bless_a_change_made_before_it(pki: Container, spec
 def test_bytes_behind_a_stale_startxref_are_not_ignored(pki: Container, specialist: str, sample_pdf: bytes) -> None:
     """ISA variant: an update whose startxref still points at the signed revision's xref, so a
     reader that follows startxref never sees it, and one that rebuilds the file does."""
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test").pdf
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test", activation=CONSENTED).pdf
     old_startxref = re.findall(rb"startxref\s+(\d+)", signed)[-1]
     forged = signed + (b"99 0 obj\n<< /Type /Annot /Subtype /FreeText /Rect [50 50 300 100] "
                        b"/Contents (Paid in full) >>\nendobj\nstartxref\n" + old_startxref + b"\n%%EOF\n")
@@ -70,7 +70,7 @@ def test_bytes_behind_a_stale_startxref_are_not_ignored(pki: Container, speciali
 
 
 def test_trailing_whitespace_after_eof_is_harmless(pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test").pdf
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test", activation=CONSENTED).pdf
     report = pki.verifier.verify(signed + b"\r\n\n  \x00")
     assert not [m for m in report.modifications if m.category == "trailing_bytes"]
 
@@ -78,7 +78,7 @@ def test_trailing_whitespace_after_eof_is_harmless(pki: Container, specialist: s
 def test_an_empty_visible_signature_field_painted_over_the_page_is_not_accountable(
         pki: Container, specialist: str, sample_pdf: bytes) -> None:
     """The overlay attack: a new signature field with no signature whose appearance draws new text."""
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test").pdf
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test", activation=CONSENTED).pdf
     writer = IncrementalPdfFileWriter(io.BytesIO(signed), strict=False)
     fields.append_signature_field(writer, fields.SigFieldSpec("Overlay", on_page=0, box=(60, 600, 400, 700)))
     out = io.BytesIO()
@@ -92,8 +92,8 @@ def test_an_empty_visible_signature_field_painted_over_the_page_is_not_accountab
 
 def test_honest_later_signature_and_upgrade_stay_genuine(pki: Container, specialist: str, seal: str,
                                                          sample_pdf: bytes) -> None:
-    first = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test").pdf
-    sealed = pki.signing.sign(request(first, seal, "B-LTA"), actor="test").pdf
+    first = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED).pdf
+    sealed = pki.signing.sign(request(first, seal, "B-LTA"), actor="test", activation=CONSENTED).pdf
 
     report = pki.verifier.verify(sealed)
 
@@ -103,7 +103,7 @@ def test_honest_later_signature_and_upgrade_stay_genuine(pki: Container, special
 
 def test_padding_changed_in_a_valid_document_is_not_the_issued_file(pki: Container, specialist: str,
                                                                     sample_pdf: bytes) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test", activation=CONSENTED)
     sig = PdfFileReader(io.BytesIO(signed.pdf)).embedded_regular_signatures[0]
     hole_end = int(sig.byte_range[2]) - 2  # the last hex digit inside /Contents <...>: padding zeros
     assert signed.pdf[hole_end:hole_end + 1] == b"0"
@@ -117,7 +117,7 @@ def test_padding_changed_in_a_valid_document_is_not_the_issued_file(pki: Contain
 
 
 def test_withdrawn_document_found_by_its_signature(pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test", activation=CONSENTED)
     lifecycle.withdraw(pki.pki, signed.document_id, "issued in error", "test")
     sig = PdfFileReader(io.BytesIO(signed.pdf)).embedded_regular_signatures[0]
     at = int(sig.byte_range[2]) - 2
@@ -145,7 +145,7 @@ def test_kyso_signature_kyso_never_recorded_is_not_genuine(pki: Container, speci
 
 def test_signed_revision_is_handed_back(client: TestClient, pki: Container, specialist: str,
                                         sample_pdf: bytes) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test").pdf
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test", activation=CONSENTED).pdf
     extended = append_page(signed)
 
     answer = client.post("/api/v1/verify/signed-revision", content=extended,
@@ -161,7 +161,7 @@ def test_signed_revision_is_handed_back(client: TestClient, pki: Container, spec
 
 def test_citizen_page_names_the_change_and_offers_the_signed_version(
         client: TestClient, pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test", activation=CONSENTED)
     extended = append_page(signed.pdf)
 
     page = client.post(f"/v/{signed.document_id}", files={"file": ("giay.pdf", extended, "application/pdf")})
@@ -189,8 +189,8 @@ def test_visible_stamps_signed_one_after_another_stay_genuine(pki: Container, sp
                                                               sample_pdf: bytes) -> None:
     """The seal's widget joins the specialist's on page 1: an existing annotation is not a new one."""
     visible = AppearanceOptions()
-    first = pki.signing.sign(request(sample_pdf, specialist, "B-T", appearance=visible), actor="test").pdf
-    sealed = pki.signing.sign(request(first, seal, "B-LT", appearance=visible), actor="test").pdf
+    first = pki.signing.sign(request(sample_pdf, specialist, "B-T", appearance=visible), actor="test", activation=CONSENTED).pdf
+    sealed = pki.signing.sign(request(first, seal, "B-LT", appearance=visible), actor="test", activation=CONSENTED).pdf
 
     report = pki.verifier.verify(sealed)
 

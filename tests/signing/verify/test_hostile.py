@@ -13,7 +13,7 @@ from core.errors import InvalidInput
 from signing.errors import EncryptedPdf, PdfTooLarge, UnreadablePdf
 from signing.verify.report import VerificationReport
 from signing.verify.verifier import Verifier
-from tests.helpers.signing import CORPUS, request
+from tests.helpers.signing import CONSENTED, CORPUS, request
 
 
 @pytest.mark.parametrize("data", [b"", b"hello, not a pdf", b"\x89PNG\r\n\x1a\n" + bytes(200),
@@ -53,7 +53,7 @@ def test_fuzzed_corpus_file(pki: Container) -> None:
 
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
 def test_truncated_signed_pdf(pki: Container, specialist: str, sample_pdf: bytes, keep: float) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test", activation=CONSENTED)
     cut = signed.pdf[: int(len(signed.pdf) * keep)]
     try:
         report = pki.verifier.verify(cut)
@@ -66,7 +66,7 @@ def test_truncated_signed_pdf(pki: Container, specialist: str, sample_pdf: bytes
 
 def test_garbled_signature_contents(pki: Container, specialist: str, sample_pdf: bytes) -> None:
     """/Contents hex overwritten with other hex: a FORMAT_FAILURE or crypto failure, in a report."""
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
     sig = PdfFileReader(io.BytesIO(signed.pdf)).embedded_regular_signatures[0]
     start = [int(x) for x in sig.byte_range][1] + 1  # just after '<'
     garbled = signed.pdf[:start + 200] + b"00" * 100 + signed.pdf[start + 400:]
@@ -78,7 +78,7 @@ def test_garbled_signature_contents(pki: Container, specialist: str, sample_pdf:
 
 
 def test_mutated_signed_pdfs_never_crash(pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test").pdf
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test", activation=CONSENTED).pdf
     rng = random.Random(20261122)
     outcomes: dict[str, int] = {}
     for _ in range(25):

@@ -10,13 +10,13 @@ from pyhanko_certvalidator import ValidationContext
 
 from api.container import Container
 from tests.helpers.pdfs import append_page, flip_content_byte, page_count
-from tests.helpers.signing import request, root_pem
+from tests.helpers.signing import CONSENTED, request, root_pem
 from tests.helpers.validation import _root, validate_all
 
 
 @pytest.mark.parametrize("level", ["B-B", "B-LT"])
 def test_one_byte_changed_in_page_content(pki: Container, specialist: str, sample_pdf: bytes, level: str) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, level), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, level), actor="test", activation=CONSENTED)
     tampered, at = flip_content_byte(signed.pdf)
     sig = PdfFileReader(io.BytesIO(signed.pdf)).embedded_regular_signatures[0]
     start, length = [int(x) for x in sig.byte_range][:2]
@@ -38,7 +38,7 @@ def test_one_byte_changed_in_page_content(pki: Container, specialist: str, sampl
 
 
 def test_page_appended_to_certified_document(pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT", certify=True), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT", certify=True), actor="test", activation=CONSENTED)
     extended = append_page(signed.pdf)
     assert page_count(extended) == page_count(signed.pdf) + 1
 
@@ -72,9 +72,9 @@ def test_seal_after_certification_is_allowed(pki: Container, specialist: str, se
     first = pki.signing.sign(dataclasses.replace(request(sample_pdf, specialist, "B-LT", certify=True),
                                                  document_type=document_type,
                                                  seal_fields={"permit_no": "12/GPXD", "owner": "Lê Văn A"}
-                                                 if document_type == "construction-permit" else {}), actor="test")
+                                                 if document_type == "construction-permit" else {}), actor="test", activation=CONSENTED)
     second = pki.signing.sign(dataclasses.replace(request(first.pdf, seal, "B-LT"), document_type=document_type),
-                              actor="test")
+                              actor="test", activation=CONSENTED)
     report = pki.verifier.verify(second.pdf)
 
     assert (report.indication, report.genuine) == ("TOTAL-PASSED", True)
@@ -90,7 +90,7 @@ def test_page_appended_to_approval_only_document(pki: Container, specialist: str
     """No certification: the signature is still valid for the revision it signed (ETSI judges the
     signed data, and nothing forbade later changes), but the file as it is now is not what was
     signed, so the file is not TOTAL-PASSED and the report says the addition is uncovered."""
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-T", certify=False), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-T", certify=False), actor="test", activation=CONSENTED)
     extended = append_page(signed.pdf)
 
     report = pki.verifier.verify(extended)

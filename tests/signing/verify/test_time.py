@@ -16,7 +16,7 @@ from pki import revocation
 from pki.reasons import Reason
 from tests.helpers.clock import FrozenClock
 from tests.helpers.pdfs import not_after_of, revoke, serial_of, sign_directly
-from tests.helpers.signing import request, root_pem
+from tests.helpers.signing import CONSENTED, request, root_pem
 from tests.helpers.validation import validate_all
 
 
@@ -70,7 +70,7 @@ def test_signed_after_revocation(pki: Container, specialist: str, sample_pdf: by
 
 def test_revoked_after_signing_b_lt_stays_valid(pki: Container, specialist: str, sample_pdf: bytes,
                                                 frozen: FrozenClock) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test", activation=CONSENTED)
     signed_at = frozen.moment
     frozen.advance(days=30)
     revoked_at = frozen.moment
@@ -92,7 +92,7 @@ def test_revoked_after_signing_b_lt_stays_valid(pki: Container, specialist: str,
 
 def test_revoked_after_signing_b_b_cannot_be_confirmed(pki: Container, specialist: str, sample_pdf: bytes,
                                                        frozen: FrozenClock) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-B"), actor="test", activation=CONSENTED)
     frozen.advance(days=30)
     revoke(pki, specialist)
     frozen.advance(days=1)
@@ -115,7 +115,7 @@ def test_expired_certificate(pki: Container, specialist: str, sample_pdf: bytes,
 
     ``ocsp-stale``: kyso's stored OCSP responses (24 h) and its responder certificate (1 year) have
     long expired too, as when the scheduler has not run; the verdict must not depend on that."""
-    signed = pki.signing.sign(request(sample_pdf, specialist, level), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, level), actor="test", activation=CONSENTED)
     frozen.set(not_after_of(pki, specialist) + dt.timedelta(days=1))
     if republished:
         republish_once(pki)  # what the scheduler does: new responder, fresh responses and CRLs
@@ -144,7 +144,7 @@ def test_expired_certificate(pki: Container, specialist: str, sample_pdf: bytes,
 def test_pyhanko_agrees_on_revoked_after_signing(pki: Container, specialist: str, sample_pdf: bytes,
                                                  frozen: FrozenClock) -> None:
     """pyHanko, given only the file (its DSS from signing time), sees a good signature at B-LT."""
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test", activation=CONSENTED)
     frozen.advance(days=1)
     revoke(pki, specialist)
     [verdict] = validate_all(signed.pdf, root_pem(pki), ltv=True)
@@ -162,7 +162,7 @@ def test_invalidity_date_decides_what_a_timestamp_saves(pki: Container, speciali
     its timestamp predates the revocation; a compromise after signing leaves it "valid when signed"."""
     start = frozen.moment
     signed_at = frozen.advance(days=2)
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test", activation=CONSENTED)
     frozen.advance(days=30)
     revocation.revoke(pki.pki, serial_of(pki, specialist), Reason.keyCompromise, "test",
                       invalidity_date=max(start, signed_at + dt.timedelta(days=compromised_days_after_signing)))

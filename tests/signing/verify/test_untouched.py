@@ -5,13 +5,13 @@ import pytest
 
 from api.container import Container
 from signing.registry import lifecycle
-from tests.helpers.signing import request, root_pem
+from tests.helpers.signing import CONSENTED, request, root_pem
 from tests.helpers.validation import validate_all
 
 
 @pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])
 def test_untouched_document_passes_at_its_level(pki: Container, specialist: str, sample_pdf: bytes, level: str) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, level), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, level), actor="test", activation=CONSENTED)
     report = pki.verifier.verify(signed.pdf)
 
     assert (report.indication, report.sub_indication, report.genuine) == ("TOTAL-PASSED", None, True)
@@ -44,8 +44,8 @@ def test_untouched_document_passes_at_its_level(pki: Container, specialist: str,
 @pytest.mark.parametrize("certify", [True, False])
 def test_person_then_seal_both_pass(pki: Container, specialist: str, seal: str, sample_pdf: bytes,
                                     certify: bool) -> None:
-    first = pki.signing.sign(request(sample_pdf, specialist, "B-LT", certify=certify), actor="test")
-    second = pki.signing.sign(request(first.pdf, seal, "B-LT"), actor="test")
+    first = pki.signing.sign(request(sample_pdf, specialist, "B-LT", certify=certify), actor="test", activation=CONSENTED)
+    second = pki.signing.sign(request(first.pdf, seal, "B-LT"), actor="test", activation=CONSENTED)
     report = pki.verifier.verify(second.pdf)
 
     assert (report.indication, report.sub_indication, report.genuine) == ("TOTAL-PASSED", None, True)
@@ -69,7 +69,7 @@ def test_person_then_seal_both_pass(pki: Container, specialist: str, seal: str, 
 
 
 def test_withdrawn_document(pki: Container, specialist: str, sample_pdf: bytes) -> None:
-    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test")
+    signed = pki.signing.sign(request(sample_pdf, specialist, "B-LT"), actor="test", activation=CONSENTED)
     lifecycle.withdraw(pki.pki, signed.document_id, "cấp nhầm hồ sơ / issued in error", "token:clerk")
     report = pki.verifier.verify(signed.pdf)
 
