@@ -44,6 +44,7 @@ from .. import tokens
 from ..container import Container
 from ..deps import Access, CanSign, record_denial
 from ..errors import status_for
+from ..ratelimit import client_address
 from ..schemas import CSC_ERROR_RESPONSES
 from ..schemas_signing import AppearanceIn, SignMetadata
 from ..uploads import checked_pdf
@@ -345,14 +346,15 @@ def _factor(body: AuthorizeIn, name: str) -> str:
 
 
 @router.post("/credentials/authorize", summary="CSC credentials/authorize: PIN + OTP → SAD bound to these hashes")
-async def credentials_authorize(body: AuthorizeIn, access: CanSign) -> dict[str, Any]:
+async def credentials_authorize(body: AuthorizeIn, access: CanSign, request: Request) -> dict[str, Any]:
     await _credential(access, body.credentialID)
     hashes = _b64(_one(body.hash, body.hashes, "hash", "hashes"), "hashes")
     if not hashes:
         raise InvalidInput("kyso binds every SAD to its hashes (SCAL 2): send hashes", code="invalid_request")
     hash_algo = remote.digest_name(_one(body.hashAlgo, body.hashAlgorithmOID, "hashAlgo", "hashAlgorithmOID"))
     sad = await run_in_threadpool(factors.authorize, access.container.pki, body.credentialID, _factor(body, "PIN"),
-                                  _factor(body, "OTP"), hashes, hash_algo, body.numSignatures, access.principal.actor)
+                                  _factor(body, "OTP"), hashes, hash_algo, body.numSignatures, access.principal.actor,
+                                  address=client_address(request, tuple(access.container.settings.trusted_proxies)))
     return {"SAD": sad.token, "expiresIn": sad.expires_in()}
 
 

@@ -146,7 +146,8 @@ def get_request(request_id: str, container: ContainerDep, access: CanRead) -> Si
     return describe(container, request_id, client=access.principal.actor)
 
 
-def approve(container: Container, request_id: str, credential_id: str, pin: str, otp: str) -> SigningRequestOut:
+def approve(container: Container, request_id: str, credential_id: str, pin: str, otp: str, *,
+            address: str = "local") -> SigningRequestOut:
     """The specialist's approval: PIN + code authorize exactly the request's documents, the request is
     claimed once, and each document is signed for the submitting client (idempotent per item)."""
     with transaction(container.sessions) as session:
@@ -156,7 +157,8 @@ def approve(container: Container, request_id: str, credential_id: str, pin: str,
         client = row.client
         stored = [(i.position, i.metadata_json, i.pdf) for i in requests.items(session, request_id)]
     hashes = [document_hash(pdf) for _, _, pdf in stored]
-    sad = factors.authorize(container.pki, credential_id, pin, otp, hashes, "sha256", len(hashes), client)
+    sad = factors.authorize(container.pki, credential_id, pin, otp, hashes, "sha256", len(hashes), client,
+                            address=address)
     with transaction(container.sessions) as session:
         requests.claim(session, request_id, credential_id)
     group = SADActivation(container.pki, credential_id, sad.token, hashes, client)
