@@ -33,6 +33,10 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class EnrolIn(_In):
+    """Nothing to send: the operator never chooses, types or receives the specialist's PIN or secret."""
+
+
 class EnrolmentCodeOut(BaseModel):
     credential_id: str
     code: str = Field(description="One-time enrolment code (4 groups of 4), to hand to the specialist in person; "
@@ -68,7 +72,8 @@ def show(credential_id: str, container: ContainerDep, access: ReaderAccess) -> d
 
 @router.post("", response_model=EnrolmentCodeOut, status_code=201,
              summary="Issue a one-time enrolment code (enrol, re-enrol or PIN reset); never returns a secret")
-async def enroll(credential_id: str, container: ContainerDep, access: OperatorAccess) -> EnrolmentCodeOut:
+async def enroll(credential_id: str, container: ContainerDep, access: OperatorAccess,
+                 body: EnrolIn | None = None) -> EnrolmentCodeOut:
     _scoped(container, access, credential_id)
     issued = await run_in_threadpool(enrolment.issue, container.pki, credential_id, access.principal.actor)
     return EnrolmentCodeOut(credential_id=issued.credential_id, code=issued.code, purpose=issued.purpose,

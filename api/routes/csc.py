@@ -43,7 +43,7 @@ from signing.errors import PdfTooLarge
 from .. import tokens
 from ..container import Container
 from ..deps import Access, CanSign, record_denial
-from ..errors import status_for
+from ..errors import retry_after, status_for
 from ..ratelimit import client_address
 from ..schemas import CSC_ERROR_RESPONSES
 from ..schemas_signing import AppearanceIn, SignMetadata
@@ -66,6 +66,8 @@ def csc_error_of(exc: KysoError, description: str | None = None, **extra: Any) -
     status = status_for(exc)
     status = 400 if status == 422 else status
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status in (429, 503):
+        headers = {"Retry-After": retry_after(exc)}
     body = {"error": CSC_ERRORS.get(exc.code, exc.code), "error_description": description or exc.message, **extra}
     return JSONResponse(body, status_code=status, headers=headers)
 

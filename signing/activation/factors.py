@@ -487,7 +487,10 @@ def _check_sad(session: Session, credential_id: str, sad: str, actor: str, now: 
         if not hashes or any(_digest(h) not in bound for h in hashes):
             return None, "a hash is not one this SAD was authorized for"
     activation = _row(session, credential_id)
-    if activation is None or activation.state != ActivationState.ACTIVE or activation.locked_at is not None:
+    changed = max((clock.aware(t) for t in (activation.confirmed_at, activation.pin_changed_at) if t is not None),
+                  default=None) if activation is not None else None
+    if (activation is None or activation.state != ActivationState.ACTIVE or activation.locked_at is not None
+            or (changed is not None and clock.aware(row.authorized_at) <= changed)):
         return None, "the credential's activation data changed or is locked since this SAD was issued"
     return row, None
 
