@@ -167,12 +167,14 @@ class Access:
                             f"{self.scope.as_dict()}")
 
 
-    def check_credential(self, session: Session, credential_id: str, commune_code: str | None) -> None:
+    def check_credential(self, credential_id: str, commune_code: str | None) -> None:
         """Another commune's credential (its activation state, its details) is answered exactly like an
-        unknown credential id (404), as ``check_certificate`` does for certificates."""
+        unknown credential id (404), as ``check_certificate`` does for certificates. Call it outside any
+        transaction: the refusal writes the audit log in one of its own."""
         if commune_code is None:
             return
-        communes = self.visible_communes(session)
+        with transaction(self.container.sessions) as session:
+            communes = self.visible_communes(session)
         if communes is None or commune_code in communes:
             return
         self._refuse(UnknownCredential(f"no signing credential {credential_id!r}"), credential=credential_id,

@@ -19,6 +19,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from core.db import transaction
 from pki.store import get_credential
 from signing.activation import accounts, enrolment, factors
 
@@ -58,10 +59,11 @@ class UsernameOut(BaseModel):
 
 
 def _scoped(container: Container, access: Access, credential_id: str) -> None:
-    with container.sessions() as session:
+    """404 for an unknown credential and, alike, for one of a commune outside the reader's scope."""
+    with transaction(container.sessions) as session:
         credential = get_credential(session, credential_id)
         commune = credential.certificate.commune_code if credential.certificate else None
-        access.check_credential(session, credential_id, commune)
+    access.check_credential(credential_id, commune)
 
 
 @router.get("", summary="Activation state: none, active or locked; failed attempts (within the reader's scope)")
@@ -74,7 +76,7 @@ def show(credential_id: str, container: ContainerDep, access: ReaderAccess) -> d
              summary="Issue a one-time enrolment code (enrol, re-enrol or PIN reset); never returns a secret")
 async def enroll(credential_id: str, container: ContainerDep, access: OperatorAccess,
                  body: EnrolIn | None = None) -> EnrolmentCodeOut:
-    _scoped(container, access, credential_id)
+    await run_in_threadpool(_scoped, container, access, credential_id)
     issued = await run_in_threadpool(enrolment.issue, container.pki, credential_id, access.principal.actor)
     return EnrolmentCodeOut(credential_id=issued.credential_id, code=issued.code, purpose=issued.purpose,
                             expires_at=issued.expires_at, enrol_url=f"{container.settings.base_url}/me/enrol",
@@ -84,7 +86,7 @@ async def enroll(credential_id: str, container: ContainerDep, access: OperatorAc
 @router.put("/username", response_model=UsernameOut, summary="Set the specialist's sign-in name for /me")
 async def set_username(credential_id: str, body: UsernameIn, container: ContainerDep,
                        access: OperatorAccess) -> UsernameOut:
-    _scoped(container, access, credential_id)
+    await run_in_threadpool(_scoped, container, access, credential_id)
     name = await run_in_threadpool(accounts.set_username, container.pki, credential_id, body.username,
                                    access.principal.actor)
     return UsernameOut(credential_id=credential_id, username=name)
@@ -92,6 +94,6 @@ async def set_username(credential_id: str, body: UsernameIn, container: Containe
 
 @router.post("/unlock", summary="Lift the hard lock after many failed attempts (operator)")
 async def unlock(credential_id: str, container: ContainerDep, access: OperatorAccess) -> dict[str, Any]:
-    _scoped(container, access, credential_id)
+    await run_in_threadpool(_scoped, container, access, credential_id)
     await run_in_threadpool(factors.unlock, container.pki, credential_id, access.principal.actor)
     return factors.status(container.pki, credential_id).as_dict()

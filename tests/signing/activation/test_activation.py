@@ -11,13 +11,7 @@ from api.container import Container
 from core import audit
 from core.db import transaction
 from signing.activation import crypto as sec, enrolment, factors
-from signing.activation.factors import (
-    ActivationData,
-    CredentialLocked,
-    InvalidActivationData,
-    InvalidSAD,
-    WeakPin,
-)
+from signing.activation.factors import ActivationData, CredentialLocked, InvalidActivationData, InvalidSAD, WeakPin
 from tests.helpers.activation import PIN, Phone, some_hashes
 from tests.helpers.clock import FrozenClock
 

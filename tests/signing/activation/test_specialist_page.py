@@ -13,7 +13,7 @@ from api.container import Container
 from core import audit
 from core.db import transaction
 from signing.activation import factors
-from tests.helpers.activation import PIN, Phone, enroll
+from tests.helpers.activation import PIN, enroll
 from tests.helpers.api import new_token
 from tests.helpers.clock import FrozenClock
 from tests.helpers.signing import COMMUNE, issue_credential, root_pem
