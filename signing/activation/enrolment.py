@@ -132,6 +132,15 @@ def _open_code(session: Session, code: str, now: dt.datetime, *, redeemed: bool)
     return row
 
 
+def _spend(session: Session, code_id: str, now: dt.datetime) -> bool:
+    """Mark the code used: a conditional UPDATE, so of two concurrent confirmations exactly one passes."""
+    result = cast("CursorResult[Any]", session.execute(
+        update(EnrolmentCode).where(EnrolmentCode.id == code_id, EnrolmentCode.used_at.is_(None),
+                                    EnrolmentCode.void_at.is_(None))
+        .values(used_at=now).execution_options(synchronize_session=False)))
+    return result.rowcount == 1
+
+
 def _keys(address: str) -> throttle.Keys:
     # a code names nobody until it is right: guesses are throttled per address only
     return throttle.Keys(person=f"enrol-code:{address}"[:120], address=address)
@@ -203,11 +212,7 @@ def finish(ctx: PkiContext, code: str, otp: str, *, address: str = throttle.LOCA
             subject = credential_id = row.credential_id
             secret = sec.unseal(cast(bytes, row.totp_secret), credential_id, keys)
             step = sec.matching_step(secret, (otp or "").strip(), now)
-            spent = cast("CursorResult[Any]", session.execute(
-                update(EnrolmentCode).where(EnrolmentCode.id == row.id, EnrolmentCode.used_at.is_(None),
-                                            EnrolmentCode.void_at.is_(None))
-                .values(used_at=now).execution_options(synchronize_session=False))).rowcount == 1 \
-                if step is not None else False
+            spent = step is not None and _spend(session, row.id, now)
             if step is None:
                 throttle.fail(session, _keys(address), now)
                 error = InvalidActivationData("that is not the code the app shows now; check the phone's clock and "

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core import audit, clock
 from core.db import transaction
 from pki.context import PkiContext
-from pki.models import Credential, CredentialStatus
+from pki.models import CertificateStatus, Credential, CredentialStatus
 from signing.activation import accounts
 from signing.activation.models import ActivationData, ActivationState, SpecialistSession
 
@@ -53,8 +53,9 @@ def _live(session: Session, row: SpecialistSession, now: dt.datetime) -> bool:
     if row.revoked_at is not None or clock.aware(row.expires_at) <= now:
         return False
     credential = session.get(Credential, row.credential_id)
-    if credential is None or credential.status != CredentialStatus.ACTIVE:
-        return False
+    if (credential is None or credential.status != CredentialStatus.ACTIVE or credential.certificate is None
+            or credential.certificate.status != CertificateStatus.VALID):
+        return False  # revoked, on hold, retired or destroyed: the session ends with it
     data = session.get(ActivationData, row.credential_id)
     if data is None or data.state != ActivationState.ACTIVE or data.locked_at is not None:
         return False

@@ -313,3 +313,17 @@ def test_another_communes_reader_cannot_read_activation_state(pki: Container, cl
     assert hidden.json()["error"]["code"] == unknown.json()["error"]["code"]
     reader = {"Authorization": f"Bearer {new_token(pki, tokens.Role.read_only)}"}
     assert client.get(base, headers=reader).status_code == 200
+
+
+def test_the_session_ends_when_her_certificate_is_revoked(pki: Container, her: TestClient, specialist: str,
+                                                          frozen: FrozenClock) -> None:
+    from pki import revocation
+    from pki.reasons import Reason
+    from pki.store import get_credential
+
+    phone = enroll(pki, specialist, frozen)
+    assert login(her, CCCD, phone.code()).status_code == 303
+    with transaction(pki.sessions) as session:
+        serial = get_credential(session, specialist).certificate.serial  # type: ignore[union-attr]
+    revocation.revoke(pki.pki, serial, Reason.keyCompromise, "token:operator")
+    assert 'name="identifier"' in her.get("/me").text
