@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.db import transaction
 from core.errors import KysoError, PermissionDenied, Unauthenticated
-from pki.errors import UnknownCertificate
+from pki.errors import UnknownCertificate, UnknownCredential
 from signing.errors import UnknownDocument
 
 from . import mtls, tokens
@@ -167,6 +167,21 @@ class Access:
                             f"{self.scope.as_dict()}")
 
 
+    def check_credential(self, credential_id: str, commune_code: str | None) -> None:
+        """Another commune's credential (its activation state, its details) is answered exactly like an
+        unknown credential id (404), as ``check_certificate`` does for certificates. Call it outside any
+        transaction: the refusal writes the audit log in one of its own."""
+        if commune_code is None:
+            return
+        with transaction(self.container.sessions) as session:
+            communes = self.visible_communes(session)
+        if communes is None or commune_code in communes:
+            return
+        self._refuse(UnknownCredential(f"no signing credential {credential_id!r}"), credential=credential_id,
+                     reason=f"credential {credential_id} (commune {commune_code}) is outside the token's scope "
+                            f"{self.scope.as_dict()}")
+
+
 def authorize(operation: Operation, *roles: Role) -> Callable[..., Access]:
     """A dependency: one of ``roles``, and for scoped tokens ``operation`` in the scope (403 otherwise)."""
     role_check = require(*roles)
@@ -209,3 +224,4 @@ def access_for(*roles: Role) -> Callable[..., Access]:
 
 
 ReaderAccess = Annotated[Access, Depends(access_for(*READERS))]
+OperatorAccess = Annotated[Access, Depends(access_for(Role.ca_operator))]

@@ -58,16 +58,16 @@ class RateLimiter:
 def client_address(request: Request, trusted_proxies: tuple[str, ...]) -> str:
     """The caller's address; ``X-Forwarded-For`` is believed only when the peer is a trusted proxy."""
     peer = request.client.host if request.client else "unknown"
-    if not trusted_proxies or not _trusted(peer, trusted_proxies):
+    if not trusted_proxies or not trusted_address(peer, trusted_proxies):
         return peer
     forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
     for address in reversed(forwarded):
-        if not _trusted(address, trusted_proxies):
+        if not trusted_address(address, trusted_proxies):
             return address
     return peer
 
 
-def _trusted(address: str, networks: tuple[str, ...]) -> bool:
+def trusted_address(address: str, networks: tuple[str, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

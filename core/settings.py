@@ -114,6 +114,16 @@ class Settings(BaseSettings):
                                     description="Request header in which a trusted proxy forwards the TLS client "
                                     "certificate it verified: URL-encoded PEM (nginx: $ssl_client_escaped_cert). "
                                     "From any other address the header is ignored")
+    # Signature activation (the specialist's PIN + authenticator; NIST SP 800-63B 5.2.2 throttling)
+    activation_throttle_after: int = Field(default=5, ge=1, le=1000, description="Failed PIN/code attempts for one "
+                                           "person from one address before each further attempt must wait "
+                                           "2^(n-limit) seconds (growing, capped)")
+    activation_throttle_cap_seconds: int = Field(default=900, ge=1, description="Longest wait the throttle imposes")
+    activation_lock_after: int = Field(default=100, ge=10, le=100_000, description="Failed attempts on one "
+                                       "credential (from every address) after which it locks until an operator "
+                                       "unlocks it; the throttle makes reaching it take days")
+    enrolment_code_hours: int = Field(default=72, ge=1, le=24 * 30, description="How long an enrolment code "
+                                      "handed to a specialist stays redeemable on /me/enrol")
     # Operations
     log_format: Literal["json", "text"] = Field(default="json", description="`kyso serve` logs: one JSON object "
                                                 "per line (request id, route, status, duration) or plain text")

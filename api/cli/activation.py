@@ -1,94 +1,69 @@
-"""``kyso activation …``: enrol a specialist's PIN and authenticator app, confirm, change the PIN, unlock.
+"""``kyso activation …``: enrolment codes for a specialist's PIN and authenticator app, her sign-in
+name, the hard lock, the state.
 
-The PIN is always asked with a hidden prompt (never an option: it would land in shell history)."""
+The operator never types, sees or receives her PIN or authenticator secret: ``enroll`` prints a
+one-time enrolment code that she redeems herself on her page (/me/enrol)."""
 from __future__ import annotations
 
-import io
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-
-from core.errors import InvalidInput
 
 from . import common
 from .common import JsonOpt, actor, err, lazy, out, print_json
 
 if TYPE_CHECKING:
-    from signing.activation import factors
+    from signing.activation import accounts, enrolment, factors
 else:
     factors = lazy("signing.activation.factors")
+    enrolment = lazy("signing.activation.enrolment")
+    accounts = lazy("signing.activation.accounts")
 
-app = typer.Typer(help="Signature activation: a specialist's PIN and authenticator app (TOTP) for "
-                       "remote signing (CSC API).", no_args_is_help=True)
+app = typer.Typer(help="Signature activation: a specialist's PIN and authenticator app (TOTP), set up by "
+                       "herself with a one-time enrolment code.", no_args_is_help=True)
 
 CredArg = Annotated[str, typer.Argument(help="The credential id (cred_…) printed by `kyso cert issue`")]
 
 
-def _new_pin() -> str:
-    pin: str = typer.prompt("New PIN (6-12 digits)", hide_input=True)
-    if typer.prompt("Repeat the PIN", hide_input=True) != pin:
-        raise InvalidInput("the two PINs differ; nothing was changed")
-    return pin
-
-
-def _terminal_qr(uri: str) -> str:
-    import qrcode
-
-    qr = qrcode.QRCode(border=2)
-    qr.add_data(uri)
-    buffer = io.StringIO()
-    qr.print_ascii(out=buffer, invert=True)
-    return buffer.getvalue()
-
-
 @app.command("enroll")
-def enroll(
-    credential: CredArg,
-    png: Annotated[Path | None, typer.Option("--png", help="Also write the QR code to this PNG file")] = None,
-    replace: Annotated[bool, typer.Option("--replace",
-                                          help="Replace a confirmed enrolment (lost phone, forgotten PIN)")] = False,
-) -> None:
-    """The specialist types a PIN, then scans the QR code with any authenticator app; confirm with
-    `kyso activation confirm` and the first code the app shows.
+def enroll(credential: CredArg, as_json: JsonOpt = False) -> None:
+    """Issue a one-time enrolment code: first enrolment, lost phone or forgotten PIN (all the same).
 
-    Example: kyso activation enroll cred_… --png enrol.png
+    Hand the code to the specialist in person. She opens /me/enrol on her phone, types it, chooses
+    her PIN and adds the key to her authenticator app; nobody else sees either. The code works once,
+    for 72 hours (KYSO_ENROLMENT_CODE_HOURS); a new code voids the older one. Until she finishes,
+    her current PIN and app keep working.
+
+    Example: kyso activation enroll cred_…
     """
-    start = factors.enroll(common.container().pki, credential, _new_pin(), actor(), replace=replace)
-    if png:
-        png.write_bytes(start.png)
-        png.chmod(0o600)
-    out.print(_terminal_qr(start.uri), highlight=False)
-    out.print(f"otpauth URI (shown once): {start.uri}", highlight=False)
-    out.print(f"next: kyso activation confirm {credential}  (with the code the app shows)")
+    issued = enrolment.issue(common.container().pki, credential, actor())
+    if as_json:
+        print_json({"credential_id": issued.credential_id, "code": issued.code, "purpose": issued.purpose,
+                    "expires_at": issued.expires_at.isoformat(), "instructions": issued.instructions})
+        return
+    out.print(f"enrolment code: [bold]{issued.code}[/]  ({issued.purpose}, valid until "
+              f"{issued.expires_at:%Y-%m-%d %H:%M} UTC, once)")
+    out.print(issued.instructions, highlight=False)
 
 
-@app.command("confirm")
-def confirm(credential: CredArg) -> None:
-    """Finish an enrolment with the first code of the authenticator app."""
-    code = typer.prompt("Code shown by the authenticator app", hide_input=False)
-    factors.confirm(common.container().pki, credential, code.strip(), actor=actor())
-    out.print(f"credential {credential}: activation confirmed")
-
-
-@app.command("change-pin")
-def change_pin(credential: CredArg) -> None:
-    """Replace the PIN; the current PIN is required (a wrong one counts toward the lockout)."""
-    old = typer.prompt("Current PIN", hide_input=True)
-    factors.change_pin(common.container().pki, credential, old, _new_pin(), actor=actor())
-    out.print(f"credential {credential}: PIN changed")
+@app.command("username")
+def username(credential: CredArg,
+             name: Annotated[str, typer.Argument(help="3-32 characters: a-z, digits, '.', '_', '-'")]) -> None:
+    """Give the specialist a short sign-in name for /me (she may also sign in with her CCCD number)."""
+    done = accounts.set_username(common.container().pki, credential, name, actor())
+    out.print(f"credential {credential}: signs in as {done}")
 
 
 @app.command("unlock")
 def unlock(credential: CredArg) -> None:
-    """Lift the lockout that five failed attempts set (check first that it is the specialist asking)."""
+    """Lift the hard lock set after many failed attempts (check first that it is the specialist asking)."""
     factors.unlock(common.container().pki, credential, actor())
     out.print(f"credential {credential}: unlocked")
 
 
 @app.command("status")
 def status(credential: CredArg, as_json: JsonOpt = False) -> None:
-    """none, pending (not confirmed), active or locked; failed attempts since the last success."""
+    """none, active or locked; failed attempts since the last success."""
     view = factors.status(common.container().pki, credential)
     if as_json:
         print_json(view.as_dict())
@@ -96,7 +71,7 @@ def status(credential: CredArg, as_json: JsonOpt = False) -> None:
     style = {"active": "green", "locked": "bold red", "pending": "yellow"}.get(view.state, "")
     out.print(f"{credential}: [{style}]{view.state}[/]" if style else f"{credential}: {view.state}")
     if view.state != "none":
-        out.print(f"failed attempts: {view.failed_attempts}/{factors.MAX_FAILED_ATTEMPTS}")
+        out.print(f"failed attempts: {view.failed_attempts}/{view.lock_after}")
     if view.locked_at:
         err.print(f"locked since {view.locked_at:%Y-%m-%d %H:%M} UTC; "
                   f"unlock with `kyso activation unlock {credential}`")

@@ -31,7 +31,6 @@ else:
 
 app = typer.Typer()  # added to the root without a name: these are top-level commands
 
-DEMO_PIN = "246813"  # printed in the demo's instructions: never in production (_no_demo_in_production)
 ASSETS = Path(__file__).resolve().parents[2] / "signing" / "create" / "assets"
 
 
@@ -168,8 +167,9 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     -F files=@{demo_signing["sample"]} \\
     -F 'metadata={{"defaults":{{"document_type":"dossier-result","commune_code":"00004","credential_id":"{demo_signing["specialist"]}","dossier_number":"HS-1"}}}}' \\
     {base}/api/v1/sign/requests
-  then open {base}/me as the specialist: credential {demo_signing["specialist"]}, PIN {demo_signing["pin"]} (demo);
-  scan the QR code with an authenticator app, type its code, and approve with the PIN and the next code.
+  then, as the specialist, open {base}/me/enrol, type the enrolment code {demo_signing["enrolment_code"]},
+  choose a PIN, add the key to an authenticator app and type its code; sign in at {base}/me with
+  CCCD 001190000001, the PIN and a code, and approve with the PIN and the next code.
   The software polls GET /api/v1/sign/requests/ID. At the command line the specialist signs herself
   (it asks for her PIN and current code); the organisation seal signs as the operator, e.g. a certified copy:
   .venv/bin/kyso sign {demo_signing["sample"]} -o copy.pdf -c {demo_signing["seal"]} --commune 00004 --type certified-copy --copy-form "SAO Y"
@@ -221,15 +221,15 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
                                        (state["seal"], "seal", "sample-seal.png")):
             if (ASSETS / name).exists():
                 lifecycle.enroll_image(container.pki, credential, kind, (ASSETS / name).read_bytes(), actor)
-    if "pin" not in state:
-        # the demo specialist's PIN, set up as an operator would: they sign in to /me with it, scan the
-        # QR code with an authenticator app and then approve signing requests (demo only: a real PIN is
-        # chosen by the specialist, never printed)
-        from signing.activation import factors
+    if "enrolment_code" not in state:
+        # the demo specialist's enrolment code, issued as an operator would: she redeems it on /me/enrol,
+        # choosing her own PIN (the operator, and this demo, never know it)
+        from signing.activation import enrolment, factors
 
         if factors.status(container.pki, state["specialist"]).state == "none":
-            factors.enroll(container.pki, state["specialist"], DEMO_PIN, actor)
-        state["pin"] = DEMO_PIN
+            state["enrolment_code"] = enrolment.issue(container.pki, state["specialist"], actor).code
+        else:
+            state["enrolment_code"] = "(already used: `kyso activation enroll` issues a new one)"
     if "report_seal" not in state:
         # kyso's organisation seal: signs the PDF verification reports (KYSO_REPORT_SEAL_CREDENTIAL)
         state["report_seal"] = issuance.issue(container.pki, issuance.IssueRequest(

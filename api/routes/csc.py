@@ -43,7 +43,8 @@ from signing.errors import PdfTooLarge
 from .. import tokens
 from ..container import Container
 from ..deps import Access, CanSign, record_denial
-from ..errors import status_for
+from ..errors import retry_after, status_for
+from ..ratelimit import client_address
 from ..schemas import CSC_ERROR_RESPONSES
 from ..schemas_signing import AppearanceIn, SignMetadata
 from ..uploads import checked_pdf
@@ -65,6 +66,8 @@ def csc_error_of(exc: KysoError, description: str | None = None, **extra: Any) -
     status = status_for(exc)
     status = 400 if status == 422 else status
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status in (429, 503):
+        headers = {"Retry-After": retry_after(exc)}
     body = {"error": CSC_ERRORS.get(exc.code, exc.code), "error_description": description or exc.message, **extra}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -364,16 +367,17 @@ def _factor(body: AuthorizeIn, name: str) -> str:
                          "through POST /api/v1/sign, /api/v1/sign/batch or signatures/signDoc send "
                          '`"kyso": {"purpose": "documents"}` with the SHA-256 of each PDF\'s exact bytes. A SAD '
                          "presented at the other door is refused (`sad_wrong_purpose`) and stays unspent.")
-async def credentials_authorize(body: AuthorizeIn, access: CanSign) -> dict[str, Any]:
+async def credentials_authorize(body: AuthorizeIn, access: CanSign, request: Request) -> dict[str, Any]:
     await _credential(access, body.credentialID)
     hashes = _b64(_one(body.hash, body.hashes, "hash", "hashes"), "hashes")
     if not hashes:
         raise InvalidInput("kyso binds every SAD to its hashes (SCAL 2): send hashes", code="invalid_request")
     hash_algo = remote.digest_name(_one(body.hashAlgo, body.hashAlgorithmOID, "hashAlgo", "hashAlgorithmOID"))
     purpose = body.kyso.purpose if body.kyso else factors.SADPurpose.HASH
+    address = client_address(request, tuple(access.container.settings.trusted_proxies))
     sad = await run_in_threadpool(lambda: factors.authorize(
         access.container.pki, body.credentialID, _factor(body, "PIN"), _factor(body, "OTP"), hashes, hash_algo,
-        body.numSignatures, access.principal.actor, purpose=purpose))
+        body.numSignatures, access.principal.actor, purpose=purpose, address=address))
     return {"SAD": sad.token, "expiresIn": sad.expires_in()}
 
 

@@ -147,7 +147,7 @@ def get_request(request_id: str, container: ContainerDep, access: CanRead) -> Si
 
 
 def approve(container: Container, request_id: str, credential_id: str, pin: str, otp: str, *,
-            seen: list[str] | None = None) -> SigningRequestOut:
+            seen: list[str] | None = None, address: str = "local") -> SigningRequestOut:
     """The specialist's approval: PIN + code authorize exactly the request's documents, the request is
     claimed once, and each document is signed for the submitting client (idempotent per item). ``seen``: the
     documents' hashes she confirmed having seen page by page, for the approval's audit entry."""
@@ -159,7 +159,7 @@ def approve(container: Container, request_id: str, credential_id: str, pin: str,
         stored = [(i.position, i.metadata_json, i.pdf) for i in requests.items(session, request_id)]
     hashes = [document_hash(pdf) for _, _, pdf in stored]
     sad = factors.authorize(container.pki, credential_id, pin, otp, hashes, "sha256", len(hashes), client,
-                            purpose=factors.SADPurpose.DOCUMENTS)
+                            purpose=factors.SADPurpose.DOCUMENTS, address=address)
     with transaction(container.sessions) as session:
         requests.claim(session, request_id, credential_id, seen=seen)
     group = SADActivation(container.pki, credential_id, sad.token, hashes, client)

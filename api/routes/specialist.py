@@ -1,10 +1,14 @@
-"""The specialist's own page ``/me``: sign in with PIN + code, scan the authenticator's QR code,
-change the PIN, see the certificate and every document signed with it, and approve or reject the
-signing requests their civil-registration software submitted.
+"""The specialist's own page ``/me``: sign in with her CCCD number or username, PIN and code; enrol
+her authenticator with the one-time code an operator handed her (``/me/enrol``: she chooses her PIN,
+sees the key as QR code, text and ``otpauth:`` link, confirms with a first code); change the PIN;
+see the certificate and every document signed with it; approve or reject the signing requests her
+civil-registration software submitted; choose among her credentials when she holds several.
 
 Server-rendered (Jinja2), no JavaScript, Vietnamese first (``?lang=en``). Presentation only: the
-factors are checked by ``signing.activation.factors``, approvals carried out by ``sign_requests.approve``.
-Every form posts a CSRF token; the session cookie is described in ``api.specialist_session``.
+factors are checked by ``signing.activation.factors``/``enrolment``, sessions kept server-side by
+``signing.activation.sessions``, approvals carried out by ``sign_requests.approve``. Every form posts a
+CSRF token, the sign-in and enrolment forms too (``api.specialist_session``). A failed sign-in
+answers the same, word for word and status, whether the identifier exists or not.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from core.errors import InvalidInput, KysoError, NotFound
 from pki.models import CertificateStatus
 from pki.store import get_credential
 from policies import units
-from signing.activation import factors, requests
+from signing.activation import enrolment, factors, requests, sessions as server_sessions, throttle
 from signing.activation.models import ActivationState, RequestStatus
 from signing.registry import lifecycle
 
@@ -34,6 +38,7 @@ from .. import specialist_session as sessions
 from ..container import Container
 from ..deps import ContainerDep
 from ..errors import status_for
+from ..ratelimit import client_address
 from ..schemas_signing import SignMetadata
 from . import sign_requests
 from .citizen import HEADERS, KIND_EN, TEMPLATES as CITIZEN_TEMPLATES, VN
@@ -50,7 +55,8 @@ PAGE_HEADERS = {**HEADERS, "Cache-Control": "no-store"}
 IMAGE_HEADERS = {**PAGE_HEADERS, "Cache-Control": "private, max-age=600"}  # bytes of a request never change
 PDF_HEADERS = {**PAGE_HEADERS, "Content-Security-Policy": "sandbox; default-src 'none'"}
 Lang = Annotated[str, Query(pattern="^(vi|en)$")]
-MESSAGES = {"enrolled", "pin_changed", "rejected", "approved"}
+MESSAGES = {"rejected", "approved"}
+SIGNED_OUT_MESSAGES = {"enrolled", "pin_changed", "signed_out"}
 
 
 class NotSeen(InvalidInput):
@@ -75,18 +81,25 @@ def _render(template: str, lang: str, status: int = 200, *, message: str | None 
 
 def _error_text(lang: str, exc: KysoError) -> str:
     t = _strings[lang]
+    if isinstance(exc, throttle.Throttled):
+        return t["e_throttled"].format(seconds=int(exc.retry_after) + 1)
     if isinstance(exc, factors.CredentialLocked):
         return t["e_locked"]
     if isinstance(exc, NotSeen):
         return t["e_not_seen"] if exc.details.get("reason") == "unconfirmed" else t["e_changed"]
+    if isinstance(exc, enrolment.UnknownEnrolmentCode):
+        return t["e_code"]
     if isinstance(exc, factors.InvalidActivationData):
-        left = exc.details.get("attempts_left")
-        return t["e_login"] + (" " + t["e_left"].format(left=left) if left is not None else "")
+        return t["e_login"]
     return t["e_generic"].format(message=exc.message)
 
 
-def _signed_in(request: Request, container: Container) -> str | None:
-    return sessions.read(container.settings, request.cookies.get(sessions.COOKIE))
+def _address(request: Request, container: Container) -> str:
+    return client_address(request, tuple(container.settings.trusted_proxies))[:64]
+
+
+def _signed_in(request: Request, container: Container) -> server_sessions.SignedIn | None:
+    return server_sessions.read(container.pki, request.cookies.get(sessions.COOKIE))
 
 
 def _unit_name(session: Session, code: str | None, lang: str) -> str:
@@ -172,33 +185,42 @@ def _home_values(container: Container, credential_id: str, lang: str) -> dict[st
                       or "", "signed_at": _when(d.signed_at), "status": t.get(f"doc_{d.status}", d.status)}
                      for d in docs]
         name = cert.common_name if cert else credential_id
-    enrol_qr = None
-    if state == ActivationState.PENDING:
-        enrol_qr = base64.b64encode(factors.enrollment_qr(container.pki, credential_id).png).decode()
     return {"name": name, "credential_id": credential_id, "certificate": certificate, "pending": pending,
-            "documents": documents, "total": total, "enrol_qr": enrol_qr,
+            "documents": documents, "total": total,
             "can_change_pin": state == ActivationState.ACTIVE,
             "activation_text": t.get(f"act_{state}", state)}
 
 
-def _home(container: Container, request: Request, credential_id: str, lang: str, status: int = 200,
+def _home(container: Container, request: Request, signed_in: server_sessions.SignedIn, lang: str, status: int = 200,
           message: str | None = None, tone: str = "bad") -> HTMLResponse:
     cookie = request.cookies.get(sessions.COOKIE) or ""
-    values = _home_values(container, credential_id, lang)
-    return _render("home.html", lang, status, message=message, tone=tone,
+    values = _home_values(container, signed_in.credential_id, lang)
+    choices = [c for c in server_sessions.choices(container.pki, signed_in)
+               if c.credential_id != signed_in.credential_id]
+    return _render("home.html", lang, status, message=message, tone=tone, choices=choices,
                    csrf=sessions.csrf_token(container.settings, cookie), **values)
 
 
-def _request_page(container: Container, request: Request, credential_id: str, request_id: str, lang: str,
-                  status: int = 200, message: str | None = None) -> HTMLResponse:
+def _request_page(container: Container, request: Request, signed_in: server_sessions.SignedIn, request_id: str,
+                  lang: str, status: int = 200, message: str | None = None) -> HTMLResponse:
     """The request's page; when it is no longer hers to decide (decided, expired, unknown), /me with the message."""
     try:
-        values = _request_values(container, credential_id, request_id, lang)
+        values = _request_values(container, signed_in.credential_id, request_id, lang)
     except requests.UnknownSigningRequest:
-        return _home(container, request, credential_id, lang, status if message else 404, message)
+        return _home(container, request, signed_in, lang, status if message else 404, message)
     cookie = request.cookies.get(sessions.COOKIE) or ""
     return _render("request.html", lang, status, message=message, csrf=sessions.csrf_token(container.settings, cookie),
                    switch_href=f"/me/requests/{request_id}?lang={'en' if lang == 'vi' else 'vi'}", **values)
+
+
+def _signed_out(request: Request, container: Container, template: str, lang: str, status: int = 200, *,
+                message: str | None = None, tone: str = "bad", **values: Any) -> HTMLResponse:
+    """A page before sign-in (sign-in, enrolment): its forms carry the pre-session CSRF token."""
+    value = sessions.pre_value(request)
+    response = _render(template, lang, status, message=message, tone=tone,
+                       csrf=sessions.pre_token(container.settings, value), **values)
+    sessions.set_pre(response, request, container.settings, value)
+    return response
 
 
 def _back(lang: str, message: str, **extra: int) -> RedirectResponse:
@@ -209,94 +231,147 @@ def _back(lang: str, message: str, **extra: int) -> RedirectResponse:
 @router.get("", response_class=HTMLResponse)
 def page(request: Request, container: ContainerDep, lang: Lang = "vi", m: str | None = None,
          signed: int = Query(default=0, ge=0, le=1000), failed: int = Query(default=0, ge=0, le=1000)) -> Response:
-    credential_id = _signed_in(request, container)
-    if credential_id is None:
-        return _render("login.html", lang, credential_id="")
+    signed_in = _signed_in(request, container)
+    if signed_in is None:
+        message = _strings[lang][m] if m in SIGNED_OUT_MESSAGES else None
+        return _signed_out(request, container, "login.html", lang, message=message, tone="ok", identifier="")
     message = _strings[lang][m].format(signed=signed, failed=failed) if m in MESSAGES else None
-    return _home(container, request, credential_id, lang, message=message, tone="ok")
+    return _home(container, request, signed_in, lang, message=message, tone="ok")
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
 def request_page(request: Request, container: ContainerDep, request_id: str, lang: Lang = "vi") -> Response:
     """One pending request: every page of every document, the stamp's place, and the approval form."""
-    credential_id = _signed_in(request, container)
-    if credential_id is None:
-        return _render("login.html", lang, credential_id="")
-    return _request_page(container, request, credential_id, request_id, lang)
+    signed_in = _signed_in(request, container)
+    if signed_in is None:
+        return _signed_out(request, container, "login.html", lang, identifier="")
+    return _request_page(container, request, signed_in, request_id, lang)
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def login(container: ContainerDep, credential_id: Annotated[str, Form(max_length=40)],
+async def login(request: Request, container: ContainerDep, identifier: Annotated[str, Form(max_length=40)],
                 pin: Annotated[str, Form(max_length=64)], otp: Annotated[str, Form(max_length=10)] = "",
-                lang: Lang = "vi") -> Response:
-    credential_id = credential_id.strip()
+                csrf: Annotated[str, Form(max_length=100)] = "", lang: Lang = "vi") -> Response:
+    identifier = identifier.strip()
+    if not sessions.pre_ok(container.settings, request, csrf):
+        return _signed_out(request, container, "login.html", lang, 403, message=_strings[lang]["e_session"],
+                           identifier=identifier)
     try:
-        await run_in_threadpool(factors.sign_in, container.pki, credential_id, pin, otp.strip() or None)
+        done = await run_in_threadpool(factors.sign_in, container.pki, identifier, pin, otp.strip() or None,
+                                       address=_address(request, container))
     except KysoError as exc:
-        return _render("login.html", lang, status_for(exc) if status_for(exc) < 500 else 400,
-                       message=_error_text(lang, exc), credential_id=credential_id)
+        status = status_for(exc)
+        return _signed_out(request, container, "login.html", lang, status if status < 500 else 400,
+                           message=_error_text(lang, exc), identifier=identifier)
     response = RedirectResponse(f"/me?lang={lang}", status_code=303, headers=PAGE_HEADERS)
-    response.set_cookie(sessions.COOKIE, sessions.issue(container.settings, credential_id), max_age=sessions.LIFETIME,
-                        httponly=True, samesite="strict", path="/me",
-                        secure=container.settings.base_url.startswith("https://"))
+    sessions.set_session(response, request, container.settings, done.token)
     return response
 
 
-def _guard(request: Request, container: Container, csrf: str | None) -> str | None:
-    """The signed-in credential when the cookie and the form's CSRF token are good, else None."""
+@router.get("/enrol", response_class=HTMLResponse)
+def enrol_page(request: Request, container: ContainerDep, lang: Lang = "vi") -> Response:
+    return _signed_out(request, container, "enrol.html", lang)
+
+
+@router.post("/enrol", response_class=HTMLResponse)
+async def enrol_redeem(request: Request, container: ContainerDep, code: Annotated[str, Form(max_length=40)],
+                       pin: Annotated[str, Form(max_length=64)], pin_again: Annotated[str, Form(max_length=64)],
+                       csrf: Annotated[str, Form(max_length=100)] = "", lang: Lang = "vi") -> Response:
+    if not sessions.pre_ok(container.settings, request, csrf):
+        return _signed_out(request, container, "enrol.html", lang, 403, message=_strings[lang]["e_session"])
+    try:
+        started = await run_in_threadpool(enrolment.redeem, container.pki, code, pin, pin_again,
+                                          address=_address(request, container))
+    except KysoError as exc:
+        status = status_for(exc)
+        return _signed_out(request, container, "enrol.html", lang, status if status < 500 else 400,
+                           message=_error_text(lang, exc))
+    return _signed_out(request, container, "enrol_key.html", lang, code=code.strip(), uri=started.uri,
+                       qr=base64.b64encode(started.png).decode(), text_key=started.text_key)
+
+
+@router.post("/enrol/confirm", response_class=HTMLResponse)
+async def enrol_confirm(request: Request, container: ContainerDep, code: Annotated[str, Form(max_length=40)],
+                        otp: Annotated[str, Form(max_length=10)], csrf: Annotated[str, Form(max_length=100)] = "",
+                        lang: Lang = "vi") -> Response:
+    if not sessions.pre_ok(container.settings, request, csrf):
+        return _signed_out(request, container, "enrol.html", lang, 403, message=_strings[lang]["e_session"])
+    try:
+        await run_in_threadpool(enrolment.finish, container.pki, code, otp, address=_address(request, container))
+    except enrolment.UnknownEnrolmentCode as exc:
+        return _signed_out(request, container, "enrol.html", lang, status_for(exc), message=_error_text(lang, exc))
+    except KysoError as exc:  # a wrong first code: the same key again, to type the next code
+        status = status_for(exc)
+        return _signed_out(request, container, "enrol_key.html", lang, status if status < 500 else 400,
+                           message=_error_text(lang, exc), code=code.strip(), uri=None, qr=None, text_key=None)
+    return RedirectResponse(f"/me?lang={lang}&m=enrolled", status_code=303, headers=PAGE_HEADERS)
+
+
+def _guard(request: Request, container: Container, csrf: str | None) -> server_sessions.SignedIn | None:
+    """The live session when the cookie and the form's CSRF token are good, else None."""
     cookie = request.cookies.get(sessions.COOKIE)
-    credential_id = sessions.read(container.settings, cookie)
-    if credential_id is None or not sessions.csrf_ok(container.settings, cookie, csrf):
+    if not sessions.csrf_ok(container.settings, cookie, csrf):
         return None
-    return credential_id
+    return server_sessions.read(container.pki, cookie)
 
 
-def _expired(lang: str) -> HTMLResponse:
-    return _render("login.html", lang, 401, message=_strings[lang]["e_session"], credential_id="")
+def _expired(request: Request, container: Container, lang: str) -> HTMLResponse:
+    return _signed_out(request, container, "login.html", lang, 401, message=_strings[lang]["e_session"],
+                       identifier="")
 
 
 @router.post("/logout")
 def logout(request: Request, container: ContainerDep, csrf: Annotated[str, Form(max_length=100)] = "",
            lang: Lang = "vi") -> Response:
-    response = RedirectResponse(f"/me?lang={lang}", status_code=303, headers=PAGE_HEADERS)
+    response = RedirectResponse(f"/me?lang={lang}&m=signed_out", status_code=303, headers=PAGE_HEADERS)
     if _guard(request, container, csrf) is not None:
-        response.delete_cookie(sessions.COOKIE, path="/me")
+        server_sessions.revoke(container.pki, request.cookies.get(sessions.COOKIE), "logout")
+        sessions.clear_session(response, request, container.settings)
     return response
+
+
+@router.post("/choose")
+def choose(request: Request, container: ContainerDep, credential_id: Annotated[str, Form(max_length=40)],
+           csrf: Annotated[str, Form(max_length=100)] = "", lang: Lang = "vi") -> Response:
+    """Look at another of her credentials (same person) in the same session."""
+    if _guard(request, container, csrf) is None:
+        return _expired(request, container, lang)
+    server_sessions.switch(container.pki, request.cookies.get(sessions.COOKIE) or "", credential_id.strip())
+    return RedirectResponse(f"/me?lang={lang}", status_code=303, headers=PAGE_HEADERS)
 
 
 async def _act(request: Request, container: Container, csrf: str, lang: str, action: Any, success: str,
                request_id: str | None = None, **counts: Any) -> Response:
     """Carry out ``action`` for the signed-in specialist; an error is shown on the page the form was on (the
     request's own page for ``request_id``, else /me)."""
-    credential_id = _guard(request, container, csrf)
-    if credential_id is None:
-        return _expired(lang)
+    signed_in = _guard(request, container, csrf)
+    if signed_in is None:
+        return _expired(request, container, lang)
     try:
-        result = await run_in_threadpool(action, credential_id)
+        result = await run_in_threadpool(action, signed_in.credential_id)
     except KysoError as exc:
         status = status_for(exc)
         status = status if status < 500 else 400
         if request_id is not None:
-            return await run_in_threadpool(_request_page, container, request, credential_id, request_id, lang, status,
+            return await run_in_threadpool(_request_page, container, request, signed_in, request_id, lang, status,
                                            _error_text(lang, exc))
-        return await run_in_threadpool(_home, container, request, credential_id, lang, status, _error_text(lang, exc))
+        return await run_in_threadpool(_home, container, request, signed_in, lang, status, _error_text(lang, exc))
     extra = counts.get("of", lambda _: {})(result)
     return _back(lang, success, **extra)
-
-
-@router.post("/enroll")
-async def confirm_enrolment(request: Request, container: ContainerDep, code: Annotated[str, Form(max_length=10)],
-                            csrf: Annotated[str, Form(max_length=100)] = "", lang: Lang = "vi") -> Response:
-    return await _act(request, container, csrf, lang,
-                      lambda cred: factors.confirm(container.pki, cred, code.strip()), "enrolled")
 
 
 @router.post("/pin")
 async def change_pin(request: Request, container: ContainerDep, old: Annotated[str, Form(max_length=64)],
                      new: Annotated[str, Form(max_length=64)], csrf: Annotated[str, Form(max_length=100)] = "",
                      lang: Lang = "vi") -> Response:
-    return await _act(request, container, csrf, lang,
-                      lambda cred: factors.change_pin(container.pki, cred, old, new), "pin_changed")
+    """A new PIN ends every session of the credential, this one too: she signs in again with it."""
+    address = _address(request, container)
+    response = await _act(request, container, csrf, lang,
+                          lambda cred: factors.change_pin(container.pki, cred, old, new, address=address),
+                          "pin_changed")
+    if isinstance(response, RedirectResponse):
+        sessions.clear_session(response, request, container.settings)
+    return response
 
 
 @router.post("/requests/{request_id}/approve")
@@ -312,9 +387,11 @@ async def approve(request: Request, container: ContainerDep, request_id: str,
         signed = sum(1 for i in out.items if i.status == "signed")
         return {"signed": signed, "failed": len(out.items) - signed}
 
+    address = _address(request, container)
+
     def act(cred: str) -> sign_requests.SigningRequestOut:
         shown = _check_seen(container, request_id, cred, seen, documents)
-        return sign_requests.approve(container, request_id, cred, pin, otp.strip(), seen=shown)
+        return sign_requests.approve(container, request_id, cred, pin, otp.strip(), seen=shown, address=address)
 
     return await _act(request, container, csrf, lang, act, "approved", request_id, of=counts)
 
@@ -353,11 +430,11 @@ def _her_document(container: Container, credential_id: str, request_id: str, pos
 
 
 def _owner_or_none(request: Request, container: Container, request_id: str, position: int) -> SignRequest | Response:
-    credential_id = _signed_in(request, container)
-    if credential_id is None:
+    signed_in = _signed_in(request, container)
+    if signed_in is None:
         return Response("sign in at /me", status_code=401, media_type="text/plain", headers=PAGE_HEADERS)
     try:
-        return _her_document(container, credential_id, request_id, position)
+        return _her_document(container, signed_in.credential_id, request_id, position)
     except KysoError as exc:
         return Response(exc.message, status_code=status_for(exc), media_type="text/plain", headers=PAGE_HEADERS)
 

@@ -1,17 +1,20 @@
 """Signature activation: the specialist's sole control of their signing key (PIN + TOTP → SAD).
 
-A credential is *enrolled* with a PIN the specialist chooses and a TOTP secret their phone's
-authenticator app scans (an ``otpauth://`` QR code); the enrolment counts once a first code from
-the app is confirmed. To sign, the specialist's PIN and a current code *authorize* a list of exact
-hashes and receive Signature Activation Data (SAD): a random token, stored as its SHA-256 only,
-bound to the credential, the client token that asked for it, the hash algorithm, the SHA-256 of
-every hash and its *purpose* (``SADPurpose``: whole documents kyso signs and registers, or CSC
-signHash over hashes the client computed), valid 5 minutes and usable once, at the door of its
-purpose only (``consume``). Secrets at rest: see ``activation_secrets``.
+A credential is *enrolled* by the specialist herself, with a one-time code an operator hands her
+(``enrolment``): she chooses her PIN and her phone's authenticator app takes a TOTP secret that
+only she sees; the enrolment counts once a first code from the app is confirmed. To sign, the
+specialist's PIN and a current code *authorize* a list of exact hashes and receive Signature
+Activation Data (SAD): a random token, stored as its SHA-256 only, bound to the credential, the
+client token that asked for it, the hash algorithm, the SHA-256 of every hash and its *purpose*
+(``SADPurpose``: whole documents kyso signs and registers, or CSC signHash over hashes the client
+computed), valid 5 minutes and usable once, at the door of its purpose only (``consume``). Secrets
+at rest: see ``activation_secrets``.
 
-Lockout: five consecutive failed attempts (wrong PIN, wrong OTP or a replayed OTP, in
-``authorize`` or ``change_pin``; one counter for both factors, and the caller is never told which
-one failed) lock the credential until an operator ``unlock``s it; a success resets the counter.
+Failed attempts (wrong PIN, wrong OTP or a replayed OTP, in ``sign_in``, ``authorize`` or
+``change_pin``; the caller is never told which factor failed) are throttled per person and per
+source address with growing delays (``throttle``, NIST SP 800-63B 5.2.2); only after
+``activation_lock_after`` (100) failures on a credential does it lock until an operator ``unlock``s
+it. A success resets the counters. A lock ends the credential's /me sessions.
 A TOTP code is accepted once: the last used time step is stored and only later steps pass.
 
 Every decision, granted or refused, is written to the audit log (``activation:*:grant|deny``…),
@@ -37,11 +40,11 @@ from core.errors import Conflict, InvalidInput, KysoError, PermissionDenied
 from pki.context import PkiContext
 from pki.models import Credential, CredentialStatus
 from pki.store import get_credential
-from signing.activation import crypto as sec
+from signing.activation import accounts, crypto as sec, sessions, throttle
 from signing.activation.models import ActivationData, ActivationState, SADPurpose, SignatureActivation
 from signing.material import SIGNING_PROFILES
 
-MAX_FAILED_ATTEMPTS = 5
+MAX_FAILED_ATTEMPTS = 100  # the default of Settings.activation_lock_after
 SAD_LIFETIME = dt.timedelta(minutes=5)
 MAX_TRANSACTION = dt.timedelta(minutes=30)  # extendTransaction never takes a SAD past this, from the authorization
 MAX_HASHES_PER_SAD = 100
@@ -108,14 +111,6 @@ class WeakPin(InvalidInput):
 
 # -- results -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class EnrollmentStart:
-    """Shown once to the specialist: the otpauth:// URI and the same as a QR code PNG."""
-
-    uri: str
-    png: bytes
-
-
-@dataclass(frozen=True)
 class SAD:
     token: str
     expires_at: dt.datetime
@@ -132,6 +127,7 @@ class ActivationStatus:
     enrolled_at: dt.datetime | None
     confirmed_at: dt.datetime | None
     locked_at: dt.datetime | None
+    lock_after: int = MAX_FAILED_ATTEMPTS
 
     @property
     def usable(self) -> bool:
@@ -142,7 +138,7 @@ class ActivationStatus:
             return v.isoformat() if v else None
 
         return {"credential_id": self.credential_id, "state": self.state, "failed_attempts": self.failed_attempts,
-                "attempts_left": (max(0, MAX_FAILED_ATTEMPTS - self.failed_attempts)
+                "attempts_left": (max(0, self.lock_after - self.failed_attempts)
                                   if self.state != ActivationState.NONE else None),
                 "enrolled_at": iso(self.enrolled_at), "confirmed_at": iso(self.confirmed_at),
                 "locked_at": iso(self.locked_at)}
@@ -193,11 +189,12 @@ def _row(session: Session, credential_id: str, *, lock: bool = False) -> Activat
     return session.execute(query).scalar_one_or_none()
 
 
-def _status(credential_id: str, row: ActivationData | None) -> ActivationStatus:
+def _status(credential_id: str, row: ActivationData | None, lock_after: int = MAX_FAILED_ATTEMPTS) -> ActivationStatus:
     if row is None:
-        return ActivationStatus(credential_id, ActivationState.NONE, 0, None, None, None)
+        return ActivationStatus(credential_id, ActivationState.NONE, 0, None, None, None, lock_after)
     state = ActivationState.LOCKED if row.locked_at is not None else row.state
-    return ActivationStatus(credential_id, state, row.failed_attempts, row.enrolled_at, row.confirmed_at, row.locked_at)
+    return ActivationStatus(credential_id, state, row.failed_attempts, row.enrolled_at, row.confirmed_at, row.locked_at,
+                            lock_after)
 
 
 def _usable_credential(session: Session, credential_id: str) -> Credential:
@@ -231,17 +228,19 @@ def _burn_step(session: Session, credential_id: str, step: int) -> bool:
     return result.rowcount == 1
 
 
-def _fail(session: Session, credential_id: str, now: dt.datetime) -> int:
-    """Count one failed attempt (atomic increment); lock at the limit. Returns the new count."""
+def _fail(session: Session, credential_id: str, now: dt.datetime, lock_after: int) -> int:
+    """Count one failed attempt on the credential (atomic increment); lock at ``lock_after``, which
+    ends its /me sessions. Returns the new count."""
     session.execute(update(ActivationData).where(ActivationData.credential_id == credential_id)
                     .values(failed_attempts=ActivationData.failed_attempts + 1)
                     .execution_options(synchronize_session=False))
     count = session.execute(select(ActivationData.failed_attempts)
                             .where(ActivationData.credential_id == credential_id)).scalar_one()
-    if count >= MAX_FAILED_ATTEMPTS:
+    if count >= lock_after:
         session.execute(update(ActivationData).where(ActivationData.credential_id == credential_id,
                                                      ActivationData.locked_at.is_(None))
                         .values(locked_at=now).execution_options(synchronize_session=False))
+        sessions.revoke_all(session, credential_id, "locked", now)
     return count
 
 
@@ -264,73 +263,33 @@ def _check_factors(session: Session, row: ActivationData, pin: str, otp: str | N
     return otp_reason
 
 
-# -- enrolment ---------------------------------------------------------------------------------------
-def enroll(ctx: PkiContext, credential_id: str, pin: str, actor: str, *, replace: bool = False) -> EnrollmentStart:
-    """Start (or restart) an enrolment: set the PIN, make a TOTP secret, return it once as a URI and QR code.
+# -- the specialist's own factors -------------------------------------------------------------------
+@dataclass(frozen=True)
+class SignIn:
+    """A successful sign-in: the session cookie's token (shown once), the credential whose factors
+    were proven and the person (to choose among her credentials)."""
 
-    An active enrolment is replaced only with ``replace=True`` (a lost phone); until the new one is
-    confirmed the credential cannot be activated.
-    """
-    try:
-        check_pin_format(pin)
-    except WeakPin as exc:
-        _refuse(ctx, "activation:enroll:deny", credential_id, actor, exc)
-    keys = sec.ActivationKeys.from_settings(ctx.settings)
-    secret = sec.new_totp_secret()
-    salt = sec.new_salt()
-    pin_hash = sec.hash_pin(pin, salt, keys)
-    now = clock.now()
-    try:
-        with transaction(ctx.sessions) as session:
-            credential = _usable_credential(session, credential_id)
-            row = _row(session, credential_id, lock=True)
-            if row is not None and row.state == ActivationState.ACTIVE and not replace:
-                raise AlreadyEnrolled(f"credential {credential_id} is already enrolled; re-enrol only to replace "
-                                      "a lost phone or a forgotten PIN (--replace), which stops the old one at once")
-            replaced = row is not None
-            if row is None:
-                row = ActivationData(credential_id=credential_id)
-                session.add(row)
-            row.state, row.pin_kdf, row.pin_salt, row.pin_hash = ActivationState.PENDING, sec.PIN_KDF, salt, pin_hash
-            row.totp_secret = sec.seal(secret, credential_id, keys)
-            row.last_otp_step, row.failed_attempts, row.locked_at = None, 0, None
-            row.enrolled_at, row.enrolled_by, row.confirmed_at, row.pin_changed_at = now, actor, None, None
-            audit.record(session, actor=actor, action="activation:enroll:start", subject=credential_id,
-                         replaced=replaced)
-            account = (f"{credential.certificate.common_name} ({credential_id})" if credential.certificate
-                       else credential_id)
-    except (AlreadyEnrolled, ActivationRefused) as exc:
-        _refuse(ctx, "activation:enroll:deny", credential_id, actor, exc)
-    uri = sec.otpauth_uri(secret, account)
-    return EnrollmentStart(uri=uri, png=sec.png_qr(uri))
+    token: str
+    credential_id: str
+    person: str
 
 
-def confirm(ctx: PkiContext, credential_id: str, code: str, *, actor: str | None = None) -> None:
-    """Finish an enrolment with a first code from the authenticator app (proof the phone has the secret)."""
-    actor = actor or f"specialist:{credential_id}"
-    keys = sec.ActivationKeys.from_settings(ctx.settings)
-    error: KysoError | None = None
-    with transaction(ctx.sessions) as session:
-        row = _row(session, credential_id, lock=True)
-        if row is None:
-            error = NotEnrolled(f"credential {credential_id} has no enrolment to confirm; start one with "
-                                "`kyso activation enroll`")
-        elif row.state == ActivationState.ACTIVE:
-            error = AlreadyEnrolled(f"the enrolment of credential {credential_id} is already confirmed")
-        else:
-            step = sec.matching_step(sec.unseal(row.totp_secret, credential_id, keys), code or "", clock.now())
-            if step is None or not _burn_step(session, credential_id, step):
-                error = InvalidActivationData("that code is not the current one; check the phone's clock and type "
-                                              "the code the app shows now")
-            else:
-                row.state, row.confirmed_at = ActivationState.ACTIVE, clock.now()
-                audit.record(session, actor=actor, action="activation:enroll:confirm", subject=credential_id)
-    if error is not None:
-        _refuse(ctx, "activation:enroll:deny", credential_id, actor, error)
+def _fail_attempt(session: Session, ctx: PkiContext, credential_id: str, keys: throttle.Keys, actor: str,
+                  now: dt.datetime) -> int:
+    """One failure: the throttle keys and the credential's hard-lock counter (audited when it locks)."""
+    throttle.fail(session, keys, now)
+    lock_after = ctx.settings.activation_lock_after
+    count = _fail(session, credential_id, now, lock_after)
+    if count == lock_after:
+        audit.record(session, actor=actor, action="activation:credential:lock", subject=credential_id,
+                     failed_attempts=count, address=keys.address)
+    return count
 
 
-def change_pin(ctx: PkiContext, credential_id: str, old: str, new: str, *, actor: str | None = None) -> None:
-    """The specialist replaces their PIN; a wrong old PIN counts toward the lockout."""
+def change_pin(ctx: PkiContext, credential_id: str, old: str, new: str, *, actor: str | None = None,
+               address: str = throttle.LOCAL) -> None:
+    """The specialist replaces their PIN; a wrong old PIN is a failed attempt (throttled, counted
+    toward the lock). The credential's /me sessions end: she signs in again with the new PIN."""
     actor = actor or f"specialist:{credential_id}"
     try:
         check_pin_format(new)
@@ -340,78 +299,98 @@ def change_pin(ctx: PkiContext, credential_id: str, old: str, new: str, *, actor
     now = clock.now()
     error: KysoError | None = None
     with transaction(ctx.sessions) as session:
+        tkeys = throttle.Keys(accounts.person_key(session, credential_id), address)
         row = _row(session, credential_id, lock=True)
         if row is None or row.state != ActivationState.ACTIVE:
             error = NotEnrolled(f"credential {credential_id} has no confirmed enrolment")
         elif row.locked_at is not None:
-            error = CredentialLocked(_locked_message(credential_id))
-        elif _check_factors(session, row, old, None, keys, now) is not None:
-            count = _fail(session, credential_id, now)
-            error = _wrong(credential_id, count)
-            _audit_lock(session, credential_id, actor, count)
+            error = CredentialLocked(_locked_message(ctx, credential_id))
         else:
-            salt = sec.new_salt()
-            row.pin_salt, row.pin_hash = salt, sec.hash_pin(new, salt, keys)
-            row.pin_kdf, row.pin_changed_at = sec.PIN_KDF, now
-            row.failed_attempts = 0
-            audit.record(session, actor=actor, action="activation:pin:change", subject=credential_id)
+            try:
+                throttle.check(session, tkeys, ctx.settings, now)
+            except throttle.Throttled as exc:
+                error = exc
+        if error is None and row is not None:
+            if _check_factors(session, row, old, None, keys, now) is not None:
+                count = _fail_attempt(session, ctx, credential_id, tkeys, actor, now)
+                error = _wrong(ctx, credential_id, count)
+            else:
+                salt = sec.new_salt()
+                row.pin_salt, row.pin_hash = salt, sec.hash_pin(new, salt, keys)
+                row.pin_kdf, row.pin_changed_at = sec.PIN_KDF, now
+                row.failed_attempts = 0
+                throttle.succeed(session, tkeys)
+                ended = sessions.revoke_all(session, credential_id, "pin_changed", now)
+                audit.record(session, actor=actor, action="activation:pin:change", subject=credential_id,
+                             sessions_ended=ended, address=address)
     if error is not None:
-        _refuse(ctx, "activation:pin:deny", credential_id, actor, error)
+        _refuse(ctx, "activation:pin:deny", credential_id, actor, error, address=address)
 
 
-def sign_in(ctx: PkiContext, credential_id: str, pin: str, otp: str | None) -> ActivationStatus:
-    """The specialist's own page: PIN and a current code (the PIN alone while the enrolment awaits its
-    first code, so the page can show the QR code to scan). Failures count toward the same lockout as
-    ``authorize``; every attempt is audited. Which of credential, PIN or code was wrong is not said."""
-    actor = f"specialist:{credential_id}"
+SIGN_IN_REFUSED = "the identifier, PIN or code is wrong"
+
+
+def sign_in(ctx: PkiContext, identifier: str, pin: str, otp: str | None, *,
+            address: str = throttle.LOCAL) -> SignIn:
+    """The specialist's own page: her CCCD number or username, her PIN and a current code; opens a
+    server-side session (``sessions``) on the credential whose factors matched. An identifier that
+    names nobody is answered exactly like a wrong PIN, after the same work and with the same throttle;
+    which of identifier, PIN or code was wrong is never said. Every attempt is audited with the source
+    address, under the address as actor (the person is not known until she succeeds)."""
+    actor = f"address:{address}"
     keys = sec.ActivationKeys.from_settings(ctx.settings)
     now = clock.now()
     error: KysoError | None = None
-    reason: str | None = None
+    reason = "ok"
+    subject = "unknown"
+    code = (otp or "").strip()
     with transaction(ctx.sessions) as session:
+        person, found = accounts.resolve(session, identifier or "")
+        tkeys = throttle.Keys(person or throttle.unknown_person(identifier or ""), address)
+        rows = [r for r in (_row(session, c.id, lock=True) for c in found)
+                if r is not None and r.state == ActivationState.ACTIVE and r.locked_at is None]
+        subject = ",".join(r.credential_id for r in rows) or (found[0].id if found else tkeys.person)
         try:
-            _usable_credential(session, credential_id)
-            row = _row(session, credential_id, lock=True)
-        except KysoError:
-            row = None
-        if row is None:
-            error, reason = InvalidActivationData("the credential id, PIN or code is wrong"), "no_enrolment"
-        elif row.locked_at is not None:
-            error, reason = CredentialLocked(_locked_message(credential_id)), "locked"
-        else:
-            reason = _check_factors(session, row, pin, otp if row.state == ActivationState.ACTIVE else None, keys, now)
-            if row.state == ActivationState.ACTIVE and not otp:
-                reason = reason or "otp_missing"
-            if reason is not None:
-                count = _fail(session, credential_id, now)
-                error = _wrong(credential_id, count)
-                _audit_lock(session, credential_id, actor, count)
+            throttle.check(session, tkeys, ctx.settings, now)
+        except throttle.Throttled as exc:
+            error, reason = exc, "throttled"
+        if error is None:
+            matched = None
+            if not rows:  # the same work as one real credential: timing must not tell them apart
+                sec.pin_matches(pin if isinstance(pin, str) else "", sec.new_salt(), b"", keys)
+                reason = "no_enrolment" if found or person else "unknown_identifier"
+            for row in rows:
+                if sec.pin_matches(pin if isinstance(pin, str) else "", row.pin_salt, row.pin_hash, keys):
+                    matched = row
+                    break
+            if matched is not None:
+                reason = _check_factors(session, matched, pin, code, keys, now) or "ok"
+            elif rows:
+                reason = "wrong_pin"
+            if matched is None or reason != "ok":
+                throttle.fail(session, tkeys, now)
+                for row in rows if matched is None else [matched]:
+                    lock_after = ctx.settings.activation_lock_after
+                    if _fail(session, row.credential_id, now, lock_after) == lock_after:
+                        audit.record(session, actor=actor, action="activation:credential:lock",
+                                     subject=row.credential_id, failed_attempts=lock_after, address=address)
+                error = InvalidActivationData(SIGN_IN_REFUSED)
             else:
-                row.failed_attempts = 0
-                audit.record(session, actor=actor, action="activation:signin:grant", subject=credential_id,
-                             state=row.state)
-                result = _status(credential_id, row)
+                matched.failed_attempts = 0
+                throttle.succeed(session, tkeys)
+                person = person or accounts.person_key(session, matched.credential_id)
+                token = sessions.open_session(session, matched.credential_id, person, address, now)
+                subject = matched.credential_id
+                audit.record(session, actor=f"specialist:{subject}", action="activation:signin:grant",
+                             subject=subject, address=address)
+                result = SignIn(token, subject, person)
     if error is not None:
-        _refuse(ctx, "activation:signin:deny", credential_id, actor, error, why=reason or error.code)
+        _refuse(ctx, "activation:signin:deny", subject, actor, error, why=reason, address=address)
     return result
 
 
-def enrollment_qr(ctx: PkiContext, credential_id: str) -> EnrollmentStart:
-    """The pending enrolment's QR code again, for the specialist signed in with their PIN: the operator
-    set the enrolment up, the specialist scans it on their own page. Refused once confirmed."""
-    keys = sec.ActivationKeys.from_settings(ctx.settings)
-    with transaction(ctx.sessions) as session:
-        row = _row(session, credential_id)
-        if row is None or row.state != ActivationState.PENDING:
-            raise AlreadyEnrolled(f"credential {credential_id} has no enrolment waiting for its first code")
-        credential = get_credential(session, credential_id)
-        account = f"{credential.certificate.common_name} ({credential_id})" if credential.certificate else credential_id
-        uri = sec.otpauth_uri(sec.unseal(row.totp_secret, credential_id, keys), account)
-    return EnrollmentStart(uri=uri, png=sec.png_qr(uri))
-
-
 def unlock(ctx: PkiContext, credential_id: str, actor: str) -> None:
-    """An operator lifts a lockout (after checking it is the specialist asking)."""
+    """An operator lifts a hard lock (after checking it is the specialist asking)."""
     with transaction(ctx.sessions) as session:
         row = _row(session, credential_id, lock=True)
         if row is None:
@@ -424,7 +403,7 @@ def unlock(ctx: PkiContext, credential_id: str, actor: str) -> None:
 def status(ctx: PkiContext, credential_id: str) -> ActivationStatus:
     with transaction(ctx.sessions) as session:
         get_credential(session, credential_id)
-        return status_in(session, credential_id)
+        return _status(credential_id, _row(session, credential_id), ctx.settings.activation_lock_after)
 
 
 def status_in(session: Session, credential_id: str) -> ActivationStatus:
@@ -432,31 +411,26 @@ def status_in(session: Session, credential_id: str) -> ActivationStatus:
     return _status(credential_id, _row(session, credential_id))
 
 
-def _locked_message(credential_id: str) -> str:
-    return (f"credential {credential_id} is locked after {MAX_FAILED_ATTEMPTS} failed attempts; an operator must "
-            f"unlock it (`kyso activation unlock {credential_id}`)")
+def _locked_message(ctx: PkiContext, credential_id: str) -> str:
+    return (f"credential {credential_id} is locked after {ctx.settings.activation_lock_after} failed attempts; an "
+            f"operator must unlock it (`kyso activation unlock {credential_id}`)")
 
 
-def _wrong(credential_id: str, count: int) -> KysoError:
-    left = MAX_FAILED_ATTEMPTS - count
+def _wrong(ctx: PkiContext, credential_id: str, count: int) -> KysoError:
+    left = ctx.settings.activation_lock_after - count
     if left <= 0:
-        return CredentialLocked(_locked_message(credential_id), attempts_left=0)
+        return CredentialLocked(_locked_message(ctx, credential_id), attempts_left=0)
     return InvalidActivationData(f"the PIN or the one-time code is wrong; {left} attempt(s) left before the "
                                  "credential locks", attempts_left=left)
 
 
-def _audit_lock(session: Session, credential_id: str, actor: str, count: int) -> None:
-    if count == MAX_FAILED_ATTEMPTS:
-        audit.record(session, actor=actor, action="activation:credential:lock", subject=credential_id,
-                     failed_attempts=count)
-
-
 # -- authorization and SAD ---------------------------------------------------------------------------
 def authorize(ctx: PkiContext, credential_id: str, pin: str, otp: str, hashes: list[bytes], hash_algo: str | None,
-              num_signatures: int, actor: str, *, purpose: SADPurpose,
-              lifetime: dt.timedelta = SAD_LIFETIME) -> SAD:
+              num_signatures: int, actor: str, *, purpose: SADPurpose, lifetime: dt.timedelta = SAD_LIFETIME,
+              address: str = throttle.LOCAL) -> SAD:
     """PIN + current OTP → SAD bound to exactly ``hashes`` and ``purpose`` (single use, ``lifetime``, this
-    ``actor`` only). The purpose has no default: each door says which one it spends."""
+    ``actor`` only). The purpose has no default: each door says which one it spends. Failures are throttled
+    like ``sign_in`` (per person, per ``address``) and counted toward the lock."""
     purpose = SADPurpose(purpose)
     try:
         algo = hash_algo_of(hashes, hash_algo)
@@ -485,14 +459,21 @@ def authorize(ctx: PkiContext, credential_id: str, pin: str, otp: str, hashes: l
             error = NotEnrolled(f"credential {credential_id} has no confirmed PIN and one-time-code enrolment; "
                                 "an operator enrols it with `kyso activation enroll`")
         elif row.locked_at is not None:
-            error, reason = CredentialLocked(_locked_message(credential_id)), "locked"
+            error, reason = CredentialLocked(_locked_message(ctx, credential_id)), "locked"
         else:
-            reason = _check_factors(session, row, pin, otp, keys, now)
-            if reason is not None:
-                count = _fail(session, credential_id, now)
-                error = _wrong(credential_id, count)
-                _audit_lock(session, credential_id, actor, count)
+            tkeys = throttle.Keys(accounts.person_key(session, credential_id), address)
+            try:
+                throttle.check(session, tkeys, ctx.settings, now)
+                reason = _check_factors(session, row, pin, otp, keys, now)
+            except throttle.Throttled as exc:
+                error, reason = exc, "throttled"
+            if error is not None:
+                pass
+            elif reason is not None:
+                count = _fail_attempt(session, ctx, credential_id, tkeys, actor, now)
+                error = _wrong(ctx, credential_id, count)
             else:
+                throttle.succeed(session, tkeys)
                 row.failed_attempts = 0
                 expires = now + lifetime
                 session.add(SignatureActivation(
@@ -504,7 +485,7 @@ def authorize(ctx: PkiContext, credential_id: str, pin: str, otp: str, hashes: l
                              expires_at=expires.isoformat())
     if error is not None:
         _refuse(ctx, "activation:authorize:deny", credential_id, actor, error, why=reason or error.code,
-                num_signatures=num_signatures)
+                num_signatures=num_signatures, address=address)
     return SAD(token=token, expires_at=now + lifetime)
 
 
@@ -535,7 +516,10 @@ def _check_sad(session: Session, credential_id: str, sad: str, actor: str, now: 
         if not hashes or any(_digest(h) not in bound for h in hashes):
             return None, InvalidSAD("a hash is not one this SAD was authorized for")
     activation = _row(session, credential_id)
-    if activation is None or activation.state != ActivationState.ACTIVE or activation.locked_at is not None:
+    changed = max((clock.aware(t) for t in (activation.confirmed_at, activation.pin_changed_at) if t is not None),
+                  default=None) if activation is not None else None
+    if (activation is None or activation.state != ActivationState.ACTIVE or activation.locked_at is not None
+            or (changed is not None and clock.aware(row.authorized_at) <= changed)):
         return None, InvalidSAD("the credential's activation data changed or is locked since this SAD was issued")
     return row, None
 
@@ -608,20 +592,17 @@ __all__ = [
     "ActivationStatus",
     "AlreadyEnrolled",
     "CredentialLocked",
-    "EnrollmentStart",
     "InvalidActivationData",
     "InvalidSAD",
     "NotEnrolled",
     "SADPurpose",
     "SADWrongPurpose",
+    "SignIn",
     "SignatureActivation",
     "WeakPin",
     "authorize",
     "change_pin",
-    "confirm",
     "consume",
-    "enroll",
-    "enrollment_qr",
     "extend",
     "sign_in",
     "status",

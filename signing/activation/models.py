@@ -1,12 +1,13 @@
 """Tables of signature activation: a credential's factors (PIN hash, sealed TOTP secret, lockout),
-the SADs issued against them, the raw signatures CSC signHash made with them, and signing requests
-waiting for a specialist."""
+the one-time enrolment codes operators hand out, the specialist's sign-in names and page sessions,
+the failed-attempt throttle, the SADs issued against the factors, the raw signatures CSC signHash made
+with them, and signing requests waiting for a specialist."""
 from __future__ import annotations
 
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime
@@ -68,6 +69,71 @@ class ActivationData(Base):
     enrolled_by: Mapped[str] = mapped_column(String(200), nullable=False)
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     pin_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class EnrolmentCode(Base):
+    """A one-time enrolment code (stored as its SHA-256 only). The operator issues it; the specialist
+    redeems it on /me/enrol, choosing her PIN (kept here, hashed, with the new sealed TOTP secret until
+    she confirms a first code); only the confirmation replaces the credential's factors."""
+
+    __tablename__ = "enrolment_codes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 (hex) of the normalised code
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), nullable=False, index=True)
+    purpose: Mapped[str] = mapped_column(String(16), nullable=False)  # EnrolmentPurpose
+    created_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    redeemed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)  # PIN chosen, secret shown
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)  # confirmed: factors replaced
+    void_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)  # a newer code replaced it
+    pin_salt: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    pin_hash: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    totp_secret: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # AES-GCM sealed
+
+
+class EnrolmentPurpose(StrEnum):
+    ENROL = "enrol"  # no factors yet
+    REENROL = "reenrol"  # lost phone or forgotten PIN: new PIN and new authenticator
+
+
+class SpecialistLogin(Base):
+    """A short sign-in name an operator gives a specialist's credential (besides her CCCD number)."""
+
+    __tablename__ = "specialist_logins"
+
+    username: Mapped[str] = mapped_column(String(32), primary_key=True)  # lower case
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), nullable=False, unique=True)
+    set_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    set_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class SpecialistSession(Base):
+    """A signed-in /me page: the cookie holds a random token, this row its SHA-256. Revoked on logout,
+    lock, PIN change and re-enrolment; refused once the credential is no longer active."""
+
+    __tablename__ = "specialist_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 (hex) of the cookie token
+    credential_id: Mapped[str] = mapped_column(ForeignKey("credentials.id"), nullable=False, index=True)
+    person: Mapped[str] = mapped_column(String(80), nullable=False)  # throttle subject: cccd:… or cred:…
+    address: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_why: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class ActivationThrottle(Base):
+    """Failed PIN/code attempts per key (a person, a person from one address, one address), for the
+    growing delays of NIST SP 800-63B 5.2.2; ``known`` marks a person+address pair that once succeeded."""
+
+    __tablename__ = "activation_throttle"
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_failure_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    known: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
 
 
 class SignatureActivation(Base):

@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from api.container import Container
 from core import audit
 from core.db import make_engine, make_session_factory, transaction
-from signing.activation import crypto as sec, factors
-from signing.activation.factors import CredentialLocked, InvalidActivationData
+from signing.activation import crypto as sec, enrolment
+from signing.activation.factors import InvalidActivationData
+from signing.activation.throttle import Throttled
 from tests.helpers.activation import PIN, Phone
 from tests.helpers.clock import FrozenClock
 
@@ -80,15 +81,16 @@ def test_threads_appending_keep_one_chain(container: Container) -> None:
 def test_concurrent_refused_confirmations_are_each_refused_and_audited(pki: Container, specialist: str,
                                                                         frozen: FrozenClock) -> None:
     """The attack of the issue: 4 threads × 40 wrong first codes. Each one is a clean refusal (wrong code,
-    then locked), never a database error, and each refusal is in the chain exactly once."""
-    start = factors.enroll(pki.pki, specialist, PIN, "token:operator")
+    then throttled), never a database error, and each refusal is in the chain exactly once."""
+    code = enrolment.issue(pki.pki, specialist, "token:operator").code
+    start = enrolment.redeem(pki.pki, code, PIN, PIN)
     right = Phone(sec.secret_from_uri(start.uri), frozen).code()  # the clock is frozen: it stays the right one
     wrong = f"{(int(right) + 1) % 1_000_000:06d}"
 
     def refuse(t: int, i: int) -> str:
         try:
-            factors.confirm(pki.pki, specialist, wrong)
-        except (InvalidActivationData, CredentialLocked):
+            enrolment.finish(pki.pki, code, wrong)
+        except (InvalidActivationData, Throttled):
             return "refused"
         return "accepted"
 

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 
 from api.container import Container
-from signing.activation import crypto as sec, factors
+from signing.activation import crypto as sec, enrolment
 from tests.helpers.clock import FrozenClock
 
 PIN = "271828"
@@ -26,9 +26,12 @@ class Phone:
 
 
 def enroll(container: Container, credential_id: str, frozen: FrozenClock, pin: str = PIN) -> Phone:
-    start = factors.enroll(container.pki, credential_id, pin, "token:operator")
-    phone = Phone(sec.secret_from_uri(start.uri), frozen)
-    factors.confirm(container.pki, credential_id, phone.code())
+    """The whole enrolment as it happens: the operator issues a code, the specialist redeems it with her
+    PIN, her phone takes the secret and she confirms its first code."""
+    issued = enrolment.issue(container.pki, credential_id, "token:operator")
+    started = enrolment.redeem(container.pki, issued.code, pin, pin)
+    phone = Phone(sec.secret_from_uri(started.uri), frozen)
+    enrolment.finish(container.pki, issued.code, phone.code())
     frozen.next_step()
     return phone
 

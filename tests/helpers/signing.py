@@ -100,15 +100,15 @@ class SpecialistPhone:
     (the SAD it returns stays valid for real time), then puts the clock back."""
 
     def __init__(self, container: Container, credential_id: str, pin: str = PIN) -> None:
-        from signing.activation import crypto as sec, factors
+        from signing.activation import crypto as sec, enrolment
 
         self.container, self.credential_id, self.pin = container, credential_id, pin
         self._sec = sec
         self._last_step = sec.step_at(clock.now()) - 1
-        start = factors.enroll(container.pki, credential_id, pin, "token:operator")
-        self.secret = sec.secret_from_uri(start.uri)
+        issued = enrolment.issue(container.pki, credential_id, "token:operator")
+        self.secret = sec.secret_from_uri(enrolment.redeem(container.pki, issued.code, pin, pin).uri)
         with self._next_step() as code:
-            factors.confirm(container.pki, credential_id, code)
+            enrolment.finish(container.pki, issued.code, code)
 
     @contextlib.contextmanager
     def _next_step(self) -> Iterator[str]:

@@ -18,8 +18,13 @@ def submit(client: TestClient, headers: dict[str, str], pdfs: list[bytes], defau
     return client.post("/api/v1/sign/requests", files=files, data=data, headers=headers)
 
 
-def login(client: TestClient, credential: str, otp: str | None, pin: str = PIN):  # type: ignore[no-untyped-def]
-    return client.post("/me/login", data={"credential_id": credential, "pin": pin, "otp": otp or ""},
+CCCD = "001190000001"  # the specialist fixture's id_number: she signs in with it
+
+
+def login(client: TestClient, identifier: str, otp: str | None, pin: str = PIN):  # type: ignore[no-untyped-def]
+    """Sign in the way a browser does: the signed-out page first (its form's CSRF token), then the form."""
+    form = csrf(client.get("/me").text)
+    return client.post("/me/login", data={"identifier": identifier, "pin": pin, "otp": otp or "", "csrf": form},
                        follow_redirects=False)
 
 

@@ -10,16 +10,8 @@ from sqlalchemy import select
 from api.container import Container
 from core import audit
 from core.db import transaction
-from signing.activation import crypto as sec, factors
-from signing.activation.factors import (
-    ActivationData,
-    AlreadyEnrolled,
-    CredentialLocked,
-    InvalidActivationData,
-    InvalidSAD,
-    NotEnrolled,
-    WeakPin,
-)
+from signing.activation import crypto as sec, enrolment, factors
+from signing.activation.factors import ActivationData, CredentialLocked, InvalidActivationData, InvalidSAD, WeakPin
 from tests.helpers.activation import PIN, Phone, some_hashes
 from tests.helpers.clock import FrozenClock
 
@@ -32,24 +24,6 @@ def _audit(container: Container, prefix: str = "activation:") -> list[audit.Audi
                 if e.action.startswith(prefix)]
 
 
-def test_enrol_then_confirm_with_the_first_code(pki: Container, specialist: str, frozen: FrozenClock) -> None:
-    start = factors.enroll(pki.pki, specialist, PIN, "token:operator")
-    assert start.uri.startswith("otpauth://totp/kyso:") and start.png.startswith(b"\x89PNG")
-    assert factors.status(pki.pki, specialist).state == "pending"
-    phone = Phone(sec.secret_from_uri(start.uri), frozen)
-    with pytest.raises(NotEnrolled):  # not usable before it is confirmed
-        factors.authorize(pki.pki, specialist, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
-    with pytest.raises(InvalidActivationData):
-        factors.confirm(pki.pki, specialist, "000000" if phone.code() != "000000" else "111111")
-    factors.confirm(pki.pki, specialist, phone.code())
-    assert factors.status(pki.pki, specialist).state == "active"
-    with pytest.raises(AlreadyEnrolled):
-        factors.enroll(pki.pki, specialist, "314159", "token:operator")
-    actions = [e.action for e in _audit(pki)]
-    assert actions[:2] == ["activation:enroll:start", "activation:authorize:deny"]
-    assert "activation:enroll:confirm" in actions and actions[-1] == "activation:enroll:deny"
-
-
 def test_secrets_at_rest_are_neither_the_pin_nor_the_totp_secret(pki: Container, enrolled: tuple[str, Phone]) -> None:
     credential, phone = enrolled
     with transaction(pki.sessions) as session:
@@ -60,8 +34,9 @@ def test_secrets_at_rest_are_neither_the_pin_nor_the_totp_secret(pki: Container,
 
 @pytest.mark.parametrize("pin", ["12345", "1234567890123", "12ab56", "111111", "123456", "987654", "٣٣٣٤٤٤"])
 def test_weak_or_malformed_pins_are_refused(pki: Container, specialist: str, pin: str) -> None:
+    code = enrolment.issue(pki.pki, specialist, "token:operator").code
     with pytest.raises(WeakPin):
-        factors.enroll(pki.pki, specialist, pin, "token:operator")
+        enrolment.redeem(pki.pki, code, pin, pin)
 
 
 def test_authorize_gives_a_sad_that_signs_its_hashes_once(pki: Container, enrolled: tuple[str, Phone],
@@ -122,15 +97,16 @@ def test_a_totp_code_is_accepted_once(pki: Container, enrolled: tuple[str, Phone
     factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
 
 
-def test_five_wrong_pins_lock_until_an_operator_unlocks(pki: Container, enrolled: tuple[str, Phone],
+def test_many_wrong_pins_lock_until_an_operator_unlocks(pki: Container, enrolled: tuple[str, Phone],
                                                         frozen: FrozenClock) -> None:
     credential, phone = enrolled
-    for attempt in range(1, 6):
+    pki.settings.activation_lock_after = 10  # the throttle's delays (1, 2, 4, 8, 16 s) each fit in one step
+    for attempt in range(1, 11):
         frozen.next_step()
-        expected = CredentialLocked if attempt == 5 else InvalidActivationData
+        expected = CredentialLocked if attempt == 10 else InvalidActivationData
         with pytest.raises(expected) as info:
             factors.authorize(pki.pki, credential, "999999", phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
-        assert info.value.details["attempts_left"] == 5 - attempt
+        assert info.value.details["attempts_left"] == 10 - attempt
     assert factors.status(pki.pki, credential).state == "locked"
     frozen.next_step()
     with pytest.raises(CredentialLocked):  # the right PIN and a fresh code do not help
@@ -138,20 +114,25 @@ def test_five_wrong_pins_lock_until_an_operator_unlocks(pki: Container, enrolled
     with pytest.raises(CredentialLocked):
         factors.change_pin(pki.pki, credential, PIN, "314159")
     factors.unlock(pki.pki, credential, "token:operator")
-    assert factors.status(pki.pki, credential).as_dict()["attempts_left"] == 5
+    assert factors.status(pki.pki, credential).as_dict()["attempts_left"] == 10
+    frozen.advance(60)  # the throttle's last delay (32 s) has passed
     factors.authorize(pki.pki, credential, PIN, phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
     actions = [e.action for e in _audit(pki)]
     assert actions.count("activation:credential:lock") == 1 and "activation:credential:unlock" in actions
 
 
-def test_wrong_otps_count_toward_the_same_lockout(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
+def test_wrong_otps_count_toward_the_same_lock(pki: Container, enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
     credential, phone = enrolled
+    pki.settings.activation_lock_after = 10
     wrong = "000000" if phone.code() != "000000" else "111111"
-    for _ in range(3):
+    for _ in range(8):
+        frozen.next_step()
         with pytest.raises(InvalidActivationData):
             factors.authorize(pki.pki, credential, PIN, wrong, some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
+    frozen.next_step()
     with pytest.raises(InvalidActivationData):
         factors.change_pin(pki.pki, credential, "999999", "314159")
+    frozen.next_step()
     with pytest.raises(CredentialLocked):
         factors.authorize(pki.pki, credential, "999999", phone.code(), some_hashes(1), "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
 
@@ -181,7 +162,12 @@ def test_re_enrolment_replaces_the_phone_and_voids_outstanding_sads(pki: Contain
     credential, phone = enrolled
     hashes = some_hashes(1)
     sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
-    factors.enroll(pki.pki, credential, "314159", "token:operator", replace=True)
+    code = enrolment.issue(pki.pki, credential, "token:operator").code
+    new_phone = Phone(sec.secret_from_uri(enrolment.redeem(pki.pki, code, "314159", "314159").uri), frozen)
+    factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT, purpose=factors.SADPurpose.HASH)  # redeemed, not confirmed: still hers
+    frozen.next_step()
+    sad = factors.authorize(pki.pki, credential, PIN, phone.code(), hashes, "sha256", 1, CLIENT, purpose=factors.SADPurpose.HASH)
+    enrolment.finish(pki.pki, code, new_phone.code())
     with pytest.raises(InvalidSAD, match="changed or is locked"):
         factors.consume(pki.pki, credential, sad.token, hashes, actor=CLIENT, purpose=factors.SADPurpose.HASH)
 

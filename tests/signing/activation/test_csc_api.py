@@ -10,10 +10,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes as chashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, utils
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api import tokens
 from api.container import Container
+from core.db import transaction
 from hsm import KeyType
+from signing.activation import enrolment
+from signing.activation.models import EnrolmentCode
 from tests.helpers.activation import PIN, Phone, enroll, some_hashes
 from tests.helpers.api import new_token
 from tests.helpers.clock import FrozenClock
@@ -151,17 +155,28 @@ def test_a_batch_sad_signs_ten_hashes_in_one_call(client: TestClient, client_aut
         key.verify(signature, digest, ec.ECDSA(utils.Prehashed(chashes.SHA256())))  # type: ignore[call-arg]
 
 
-def test_wrong_pin_over_http_and_lockout(client: TestClient, pki: Container, client_auth: dict[str, str],
-                                         enrolled: tuple[str, Phone], frozen: FrozenClock) -> None:
+def test_wrong_pins_over_http_are_throttled_then_locked(client: TestClient, pki: Container,
+                                                        client_auth: dict[str, str], enrolled: tuple[str, Phone],
+                                                        frozen: FrozenClock) -> None:
     credential, phone = enrolled
+    pki.settings.activation_lock_after = 10
     body = lambda pin: {"credentialID": credential, "numSignatures": 1, "hash": b64(some_hashes(1)),
                         "PIN": pin, "OTP": phone.code()}
-    for attempt in range(5):
+    for _ in range(5):
+        frozen.next_step()
+        r = client.post("/csc/v2/credentials/authorize", json=body("999999"), headers=client_auth)
+        assert r.status_code == 403 and r.json()["error"] == "invalid_activation_data"
+    # the sixth attempt within a second of the fifth failure is not even checked: the throttle answers 429
+    r = client.post("/csc/v2/credentials/authorize", json=body(PIN), headers=client_auth)
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    frozen.next_step()  # the wait passed: her right PIN works, the count starts again
+    assert client.post("/csc/v2/credentials/authorize", json=body(PIN), headers=client_auth).status_code == 200
+    for attempt in range(10):
         frozen.next_step()
         r = client.post("/csc/v2/credentials/authorize", json=body("999999"), headers=client_auth)
         assert r.status_code == 403
-        assert r.json()["error"] == ("credential_locked" if attempt == 4 else "invalid_activation_data")
-    frozen.next_step()
+        assert r.json()["error"] == ("credential_locked" if attempt == 9 else "invalid_activation_data")
+    frozen.advance(60)
     r = client.post("/csc/v2/credentials/authorize", json=body(PIN), headers=client_auth)
     assert r.status_code == 403 and r.json()["error"] == "credential_locked"
     assert client.post("/csc/v2/credentials/list", json={}, headers=client_auth).json()["credentialIDs"] == []
@@ -257,20 +272,26 @@ def test_rsa_credentials_sign_pkcs1v15_and_pss(client: TestClient, pki: Containe
         key.verify(base64.b64decode(signature), digest, pad, utils.Prehashed(chashes.SHA256()))  # type: ignore[call-arg]
 
 
-def test_enrolment_over_rest(client: TestClient, pki: Container, specialist: str, frozen: FrozenClock) -> None:
-    from signing.activation import crypto as sec
-
+def test_operator_enrolment_over_rest_returns_a_code_and_never_a_secret(client: TestClient, pki: Container,
+                                                                         specialist: str, frozen: FrozenClock) -> None:
     operator = {"Authorization": f"Bearer {new_token(pki, tokens.Role.ca_operator)}"}
     base = f"/api/v1/credentials/{specialist}/activation"
     assert client.get(base, headers=operator).json()["state"] == "none"
     client_only = {"Authorization": f"Bearer {new_token(pki, tokens.Role.client)}"}
-    assert client.post(base, json={"pin": PIN}, headers=client_only).status_code == 403  # operators enrol
-    r = client.post(base, json={"pin": PIN}, headers=operator)
-    assert r.status_code == 200 and base64.b64decode(r.json()["qr_png_base64"]).startswith(b"\x89PNG")
-    phone = Phone(sec.secret_from_uri(r.json()["otpauth_uri"]), frozen)
-    assert client.post(f"{base}/confirm", json={"code": phone.code()}, headers=operator).json()["state"] == "active"
-    assert client.post(f"{base}/pin", json={"old_pin": PIN, "new_pin": "314159"}, headers=client_only).status_code == 403
-    r = client.post(f"{base}/pin", json={"old_pin": PIN, "new_pin": "111111"}, headers=operator)
-    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_pin_format"
-    r = client.post(f"{base}/pin", json={"old_pin": PIN, "new_pin": "314159"}, headers=operator)
-    assert r.status_code == 200 and r.json()["failed_attempts"] == 0
+    assert client.post(base, headers=client_only).status_code == 403  # operators issue codes
+    assert client.post(base, json={"pin": PIN}, headers=operator).status_code == 422, "an operator cannot set a PIN"
+    r = client.post(base, headers=operator)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert set(out) == {"credential_id", "code", "purpose", "expires_at", "enrol_url", "instructions"}
+    assert re.fullmatch(r"[2-9A-HJKMNP-TW-Z]{4}(-[2-9A-HJKMNP-TW-Z]{4}){3}", out["code"]), out["code"]
+    assert "otpauth" not in r.text.lower() and "secret" not in r.text.lower() and out["purpose"] == "enrol"
+    assert out["enrol_url"].endswith("/me/enrol")
+    assert client.post(f"{base}/confirm", json={"code": "123456"}, headers=operator).status_code in (404, 405)
+    assert client.post(f"{base}/pin", json={"old_pin": PIN, "new_pin": "314159"}, headers=operator).status_code \
+        in (404, 405)
+    # the code is stored as its hash only
+    with transaction(pki.sessions) as session:
+        rows = session.execute(select(EnrolmentCode)).scalars().all()
+    assert [r.credential_id for r in rows] == [specialist]
+    assert all(out["code"] not in r.id and enrolment.normalise(out["code"]) not in r.id for r in rows)

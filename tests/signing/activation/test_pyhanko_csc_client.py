@@ -122,7 +122,7 @@ def test_pyhanko_csc_signer_signs_a_pdf_through_kyso(live_pki: tuple[Container, 
     with pytest.raises(SigningError):
         asyncio.run(_sign(server, credential, token, phone.code(), sample_pdf, pin="999999", refusals=refusals))
     assert [r["error"] for r in refusals] == ["invalid_activation_data"] * 2
-    assert refusals[-1]["error_description"].endswith("3 attempt(s) left before the credential locks")
+    assert refusals[-1]["error_description"].endswith("98 attempt(s) left before the credential locks")
     with transaction(container.sessions) as session:
         denials = session.execute(select(audit.AuditEntry).where(
             audit.AuditEntry.subject == credential, audit.AuditEntry.action == "activation:authorize:deny")).scalars()
