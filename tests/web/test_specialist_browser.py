@@ -1,15 +1,18 @@
 """The specialist's page /me in a real browser at phone size: headless Debian Chromium driven by Playwright on a
-live kyso. She signs in, opens the pending request from /me, sees every page of every pending document (images loaded), ticks "I have seen every
-page", approves with PIN and a fresh code, and what kyso signed is byte for byte what she saw: the signed
-PDF begins with the exact bytes whose SHA-256 she approved. No /me page scrolls sideways at 360 px.
-Screenshots go to artifacts/.
+live kyso. She redeems the enrolment code an operator gave her on /me/enrol, chooses her PIN, takes the key
+as text (what an authenticator on the same phone is typed), confirms its first code; signs in with her CCCD
+number; opens the pending request from /me, sees every page of every pending document (images loaded), ticks
+"I have seen every page", approves with PIN and a fresh code, and what kyso signed is byte for byte what she
+saw: the signed PDF begins with the exact bytes whose SHA-256 she approved. No /me page scrolls sideways at
+360 px. Screenshots go to artifacts/.
 
-Sign-in uses today's mechanism (credential id, PIN, code); TOTP codes are the real clock's, the server being
-another process: enrolment takes the previous step's code, sign-in this step's, the approval the next one's
-(all inside the one-step drift window), so the test never waits for a new step.
+TOTP codes are the real clock's, the server being another process: enrolment takes the previous step's code,
+sign-in this step's, the approval the next one's (all inside the one-step drift window), so the test never
+waits for a new step.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Iterator
@@ -22,11 +25,12 @@ import pytest
 from api import tokens
 from api.container import Container
 from core import clock
-from signing.activation import crypto as sec, factors
+from signing.activation import crypto as sec, enrolment
 from tests.helpers.activation import PIN
 from tests.helpers.api import new_token
 from tests.helpers.servers import LiveServer
 from tests.helpers.signing import COMMUNE, CORPUS, issue_credential
+from tests.helpers.specialist_page import CCCD
 
 PHONE = {"width": 412, "height": 915}
 NARROW = {"width": 360, "height": 740}
@@ -60,10 +64,7 @@ def test_she_sees_every_page_approves_and_kyso_signs_exactly_that(
         live_pki: tuple[Container, LiveServer], context: Any, artifacts: Path) -> None:
     container, server = live_pki
     specialist = issue_credential(container)
-    start = factors.enroll(container.pki, specialist, PIN, "token:operator")
-    secret = sec.secret_from_uri(start.uri)
-    step = sec.step_at(clock.now())
-    factors.confirm(container.pki, specialist, sec.totp(secret, step - 1))
+    code = enrolment.issue(container.pki, specialist, "token:operator").code  # what the operator hands her
 
     source = (CORPUS / "fourpages.pdf").read_bytes()
     pdfs = [source, source + b"\n% dossier 2\n"]
@@ -78,10 +79,31 @@ def test_she_sees_every_page_approves_and_kyso_signs_exactly_that(
         request_id = submitted.json()["id"]
 
         page = context.new_page()
-        page.goto(f"{server.url}/me")
+        # enrolment: her code, her PIN twice, then the key as text and as an otpauth: link, and a first code
+        page.goto(f"{server.url}/me/enrol")
+        no_sideways_scroll(page, "the enrolment page")
+        shot(page, artifacts, "00-enrol")
+        page.fill("input[name=code]", code.lower().replace("-", " "))  # typed loosely on a phone keyboard
+        page.fill("input[name=pin]", PIN)
+        page.fill("input[name=pin_again]", PIN)
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        key = page.inner_text("#text-key")
+        link = page.get_attribute("a[href^='otpauth:']", "href")
+        secret = base64.b32decode(key.replace(" ", "") + "=" * (-len(key.replace(" ", "")) % 8))
+        assert link and sec.secret_from_uri(link) == secret, "the text key and the link are the same key"
+        no_sideways_scroll(page, "the enrolment key page")
+        shot(page, artifacts, "00-enrol-key")
+        step = sec.step_at(clock.now())
+        page.fill("input[name=otp]", sec.totp(secret, step - 1))
+        with page.expect_navigation():
+            page.click("button[type=submit]")
+        assert "/me" in page.url and "m=enrolled" in page.url
+
+        # sign-in with her CCCD number, PIN and the app's code
         no_sideways_scroll(page, "the sign-in page")
         shot(page, artifacts, "01-sign-in")
-        page.fill("input[name=credential_id]", specialist)
+        page.fill("input[name=identifier]", CCCD)
         page.fill("input[name=pin]", PIN)
         page.fill("input[name=otp]", sec.totp(secret, step))
         with page.expect_navigation():

@@ -21,7 +21,7 @@ from signing.create import preview
 from tests.helpers.activation import PIN, enroll
 from tests.helpers.clock import FrozenClock
 from tests.helpers.signing import COMMUNE, issue_credential
-from tests.helpers.specialist_page import csrf, login, request_page, seen, submit
+from tests.helpers.specialist_page import CCCD, csrf, login, request_page, seen, submit
 
 
 def visible_meta(credential: str, **extra: object) -> dict[str, object]:
@@ -50,7 +50,7 @@ def test_every_page_is_shown_with_the_stamp_where_the_signature_puts_it(
         frozen: FrozenClock) -> None:
     phone = enroll(pki, specialist, frozen)
     request_id = submit(client, client_headers, [sample_pdf], visible_meta(specialist, dossier_number="HS-7")).json()["id"]
-    assert login(client, specialist, phone.code()).status_code == 303
+    assert login(client, CCCD, phone.code()).status_code == 303
     home = client.get("/me").text
     # /me lists the request by its documents' titles and links to its page; nothing is rendered for the list
     assert "Kết quả giải quyết hồ sơ — HS-7 (Phường Ba Đình, Thành phố Hà Nội)" in home
@@ -99,7 +99,7 @@ def test_english_page(client: TestClient, pki: Container, specialist: str, clien
                       sample_pdf: bytes, frozen: FrozenClock) -> None:
     phone = enroll(pki, specialist, frozen)
     request_id = submit(client, client_headers, [sample_pdf], visible_meta(specialist)).json()["id"]
-    assert login(client, specialist, phone.code()).status_code == 303
+    assert login(client, CCCD, phone.code()).status_code == 303
     assert "See every page and sign (1 document(s))" in client.get("/me?lang=en").text
     page = request_page(client, request_id, "en")
     assert f'href="/me/requests/{request_id}?lang=vi">Tiếng Việt' in page
@@ -117,13 +117,13 @@ def test_images_and_file_are_hers_alone(client: TestClient, pki: Container, spec
     assert client.get(image, headers=client_headers).status_code == 401, "a client token is no specialist session"
     colleague = issue_credential(pki, name="Trần Văn Bình", id_number="001190000009")
     other = enroll(pki, colleague, frozen)
-    assert login(client, colleague, other.code()).status_code == 303
+    assert login(client, "001190000009", other.code()).status_code == 303
     assert client.get(image).status_code == 404 and client.get(pdf).status_code == 404, "another specialist's"
     assert client.get(f"/me/requests/{request_id}").status_code == 404
     client.cookies.clear()
     frozen.next_step()
     phone = enroll(pki, specialist, frozen)
-    assert login(client, specialist, phone.code()).status_code == 303
+    assert login(client, CCCD, phone.code()).status_code == 303
     r = client.get(pdf)
     assert r.status_code == 200 and r.content == sample_pdf and r.headers["content-type"] == "application/pdf"
     assert "sandbox" in r.headers["content-security-policy"]
@@ -142,7 +142,7 @@ def test_rendered_once_and_cached(client: TestClient, pki: Container, specialist
                                   client_headers: dict[str, str], sample_pdf: bytes, frozen: FrozenClock) -> None:
     phone = enroll(pki, specialist, frozen)
     request_id = submit(client, client_headers, [sample_pdf], visible_meta(specialist)).json()["id"]
-    assert login(client, specialist, phone.code()).status_code == 303
+    assert login(client, CCCD, phone.code()).status_code == 303
     cache = pki.previews.cache
     misses = cache.misses
     page = request_page(client, request_id)
@@ -160,7 +160,7 @@ def test_approval_needs_her_confirmation_and_the_documents_shown(
     phone = enroll(pki, specialist, frozen)
     request_id = submit(client, client_headers, [sample_pdf, sample_pdf + b"\n% 2\n"],
                         visible_meta(specialist)).json()["id"]
-    assert login(client, specialist, phone.code()).status_code == 303
+    assert login(client, CCCD, phone.code()).status_code == 303
     form = seen(client, request_id)
     frozen.next_step()
     code = phone.code()
@@ -195,7 +195,7 @@ def test_long_documents_are_bounded(client: TestClient, pki: Container, speciali
     pdf.save(out)
     phone = enroll(pki, specialist, frozen)
     request_id = submit(client, client_headers, [out.getvalue()], visible_meta(specialist)).json()["id"]
-    assert login(client, specialist, phone.code()).status_code == 303
+    assert login(client, CCCD, phone.code()).status_code == 303
     page = request_page(client, request_id)
     assert f"{preview.MAX_PAGES + 5} trang" in page and len(image_urls(page, request_id)) == preview.MAX_PAGES
     assert "Còn 5 trang không hiện ở đây" in page and f"/me/requests/{request_id}/documents/0.pdf" in page
@@ -211,7 +211,7 @@ def test_the_stamp_box_follows_the_requested_placement(client: TestClient, pki: 
     hidden = visible_meta(specialist, appearance={"visible": False})
     first = submit(client, client_headers, [sample_pdf], boxed).json()["id"]
     second = submit(client, client_headers, [sample_pdf + b"\n% 2\n"], hidden).json()["id"]
-    assert login(client, specialist, phone.code()).status_code == 303
+    assert login(client, CCCD, phone.code()).status_code == 303
     page = request_page(client, first)
     assert "Trang 1/4 — <b>Khung đỏ" in page and "Trang 4/4 — <b>" not in page
     reds = [red_pixels(png(client, u)) for u in image_urls(page, first)]
