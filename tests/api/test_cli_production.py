@@ -35,7 +35,8 @@ def test_demo_in_development_then_refused_in_production(tmp_path: Path) -> None:
     home = tmp_path / "demo"
     ready = kyso(home, "demo", "--no-serve")  # development, no master key given: as `make run`
     assert ready.returncode == 0, ready.stderr
-    assert "kyso is ready" in ready.stdout and "246813" in ready.stdout
+    assert "kyso is ready" in ready.stdout and "/me/enrol" in ready.stdout  # her enrolment code, never a PIN
+    assert "PIN 2" not in ready.stdout and "246813" not in ready.stdout
     assert mode(home / "kyso.db") == 0o600 and mode(home / "keystore") == 0o700
     assert all(mode(f) == 0o600 for f in (home / "keystore").iterdir())
     listing = json.loads(kyso(home, "cert", "list", "--json").stdout)["items"]
