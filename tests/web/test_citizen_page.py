@@ -80,14 +80,14 @@ def test_mask(value: str, masked: str) -> None:
     assert mask(value) == masked
 
 
-@pytest.mark.parametrize("which,status,words", [
-    ("withdrawn", "withdrawn", ["ĐÃ BỊ THU HỒI", "đã bị thu hồi ngày", "liên hệ UBND Phường Ba Đình để được cấp lại"]),
-    ("superseded", "superseded", ["ĐÃ ĐƯỢC THAY THẾ", "Xem văn bản mới"]),
-    ("revoked", "revoked", ["CHỮ KÝ KHÔNG CÒN TIN CẬY", "đã bị thu hồi"]),
+@pytest.mark.parametrize("which,status,tone,words", [
+    ("withdrawn", "withdrawn", "bad", ["ĐÃ BỊ THU HỒI", "đã bị thu hồi ngày", "liên hệ UBND Phường Ba Đình để được cấp lại"]),
+    ("superseded", "superseded", "warn", ["ĐÃ CÓ VĂN BẢN MỚI THAY THẾ", "Xem văn bản mới"]),
+    ("revoked", "revoked", "bad", ["CHỮ KÝ KHÔNG CÒN TIN CẬY", "đã bị thu hồi"]),
 ])
-def test_red_statuses(site: Site, which: str, status: str, words: list[str]) -> None:
+def test_statuses_no_longer_valid(site: Site, which: str, status: str, tone: str, words: list[str]) -> None:
     r = get(site, f"/v/{getattr(site, which).document_id}")
-    assert r.status_code == 200 and f'class="box bad" data-status="{status}"' in r.text
+    assert r.status_code == 200 and f'class="box verdict {tone}" data-status="{status}"' in r.text
     text = visible_text(r.text)
     for word in words:
         assert word in text
@@ -97,15 +97,28 @@ def test_red_statuses(site: Site, which: str, status: str, words: list[str]) -> 
 
 @pytest.mark.parametrize("path", ["/v/ABCDEFGHJKLM", "/v/abcdefghjklm", "/v/0OI1", "/v/%3Cscript%3E", "/v/" + "A" * 80])
 def test_unknown_and_malformed_ids_are_friendly_404s(site: Site, path: str) -> None:
-    r = get(site, path)
+    r = get(site, path, follow_redirects=True)
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "KHÔNG TÌM THẤY" in r.text or "MÃ KHÔNG ĐÚNG" in r.text
     assert "<script>" not in r.text and "Traceback" not in r.text
-    assert get(site, path + "?lang=en").text.count("NOT FOUND") + get(site, path + "?lang=en").text.count("WRONG ID") >= 1
+    english = get(site, path + "?lang=en", follow_redirects=True).text
+    assert english.count("NOT FOUND") + english.count("WRONG ID") >= 1
+    # true whether or not the paper carries the printed code: scan again, or type the code on the lookup page
+    assert "in dưới mã QR" not in r.text and 'href="/v?lang=vi"' in r.text
 
 
-def test_lower_case_id_is_accepted(site: Site) -> None:
-    assert get(site, f"/v/{site.genuine.document_id.lower()}").status_code == 200
+@pytest.mark.parametrize("typed", ["{id}", "{lower}", "{g1}-{g2}-{g3}", "{g1} {g2} {g3}", "{lg1}-{lg2}–{lg3}",
+                                   "https://kyso.example/v/{id}#seal"])
+def test_printed_and_typed_forms_of_the_code_are_accepted(site: Site, typed: str) -> None:
+    doc_id = site.genuine.document_id
+    groups = {f"g{i + 1}": doc_id[4 * i:4 * i + 4] for i in range(3)}
+    text = typed.format(id=doc_id, lower=doc_id.lower(), **groups, **{"l" + k: v.lower() for k, v in groups.items()})
+    r = get(site, "/v", params={"ma": text})
+    assert r.status_code == 303 and r.headers["location"] == f"/v/{doc_id}"
+    assert get(site, r.headers["location"]).status_code == 200
+    if "/" not in text and " " not in text:  # typed straight into the address bar: one canonical address
+        r = get(site, f"/v/{text}")
+        assert text == doc_id and r.status_code == 200 or r.status_code == 308 and r.headers["location"] == f"/v/{doc_id}"
 
 
 def test_upload_without_javascript_genuine(site: Site) -> None:
@@ -120,7 +133,7 @@ def test_upload_without_javascript_genuine(site: Site) -> None:
 def test_upload_tampered_copy(site: Site) -> None:
     r = upload(site, site.genuine.document_id, tamper_pdf(site.genuine.pdf))
     assert r.status_code == 200, r.text
-    assert 'class="box bad"' in r.text and "KHÔNG HỢP LỆ" in visible_text(r.text)
+    assert 'class="box verdict bad"' in r.text and "KHÔNG HỢP LỆ" in visible_text(r.text)
     assert 'data-result="genuine"' not in r.text
 
 
@@ -131,7 +144,7 @@ def test_upload_of_another_document(site: Site) -> None:
 
 def test_upload_of_withdrawn_document_is_not_genuine(site: Site) -> None:
     r = upload(site, site.withdrawn.document_id, site.withdrawn.pdf)
-    assert r.status_code == 200 and 'data-result="withdrawn"' in r.text and 'class="box bad"' in r.text
+    assert r.status_code == 200 and 'data-result="withdrawn"' in r.text and 'class="box verdict bad"' in r.text
 
 
 @pytest.mark.parametrize("content,name,status,code", [
@@ -217,3 +230,36 @@ def test_oversize_upload_gets_a_friendly_413(site: Site) -> None:
         r = client.post(f"/v/{site.genuine.document_id}?lang=en",
                         files={"file": ("big.pdf", b"%PDF-1.7\n" + b"0" * 5000, "application/pdf")})
         assert r.status_code == 413 and 'data-error="pdf_too_large"' in r.text and "FILE TOO LARGE" in r.text
+
+
+def test_lookup_form_and_landing_page(site: Site) -> None:
+    for path in ("/v", "/v/"):
+        r = get(site, path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert '<form id="lookup" method="get" action="/v">' in r.text and "Mã văn bản" in visible_text(r.text)
+    home = get(site, "/")
+    assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+    text = visible_text(home.text)
+    assert "Ủy ban nhân dân các xã, phường" in text and "Quét mã QR" in text and 'href="/docs"' in home.text
+    assert '<form id="lookup"' in home.text
+    assert "For software developers" in visible_text(get(site, "/?lang=en").text)
+
+
+@pytest.mark.parametrize("typed", ["0OI1-0000-0000", "<script>alert(1)</script>", "A" * 5000, "RZ7P", "%00", "ĐĐĐĐ"])
+def test_lookup_of_a_wrong_code_is_a_friendly_page(site: Site, typed: str) -> None:
+    r = get(site, "/v", params={"ma": typed})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert "MÃ KHÔNG ĐÚNG" in r.text and "<script>alert" not in r.text and "Traceback" not in r.text
+    assert r.text.count('class="box verdict') == 1
+
+
+def test_unknown_code_through_the_lookup_is_a_404_page(site: Site) -> None:
+    r = get(site, "/v", params={"ma": "abcd-efgh-jklm"}, follow_redirects=True)
+    assert r.status_code == 404 and "KHÔNG TÌM THẤY" in r.text
+
+
+def test_commune_contacts_or_where_to_ask(site: Site) -> None:
+    text = visible_text(get(site, f"/v/{site.genuine.document_id}").text)
+    assert "Hỏi về văn bản này" in text and "Phường Ba Đình" in text
+    assert "Hệ thống chưa có số điện thoại của UBND Phường Ba Đình" in text  # the fixture imports no contacts
+    assert "bộ phận một cửa" in text
