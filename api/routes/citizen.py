@@ -348,7 +348,7 @@ def lookup(ma: str | None = Query(default=None),
         canonical = normalize_id(ma[:200])
     except KysoError:
         return _render("lookup.html", 422, code, "/v", typed=ma[:40], problem=_t(code, "l_problem", typed=ma[:40]))
-    suffix = f"?lang={lang}" if lang else ""
+    suffix = f"?lang={code}" if lang else ""
     return RedirectResponse(f"/v/{canonical}{suffix}", status_code=303, headers=PAGE_HEADERS)
 
 
@@ -399,13 +399,13 @@ def offline_shell(lang: str | None = Query(default=None)) -> HTMLResponse:
 
 
 @router.get("/v/{document_id}", response_class=HTMLResponse)
-def document(document_id: str, container: ContainerDep, lang: str | None = Query(default=None)) -> HTMLResponse:
+def document(document_id: str, container: ContainerDep, lang: str | None = Query(default=None)) -> Response:
     code = _lang(lang)
     path = f"/v/{document_id}"
     try:
         canonical = normalize_id(document_id)
         if canonical != document_id:  # typed as printed (groups, lower case): one address per document
-            suffix = f"?lang={lang}" if lang else ""
+            suffix = f"?lang={code}" if lang else ""
             return RedirectResponse(f"/v/{canonical}{suffix}", status_code=308, headers=PAGE_HEADERS)
         page = document_page(container, canonical, code)
     except KysoError as exc:
