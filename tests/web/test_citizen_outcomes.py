@@ -37,7 +37,7 @@ CONTACTS = [{"code": "00004", "address": "Số 1 phố Thử Nghiệm, Ba Đình
 SEEN = """() => {
   const shown = e => e.offsetParent !== null;
   const boxes = [...document.querySelectorAll('.box')].filter(shown).map(e => ({
-    id: e.id, verdict: e.classList.contains('verdict'), border: getComputedStyle(e).borderTopColor}));
+    id: e.id, verdict: e.hasAttribute('data-verdict'), border: getComputedStyle(e).borderTopColor}));
   const badges = [...document.querySelectorAll('.badge')].filter(shown).map(e => getComputedStyle(e).backgroundColor);
   const details = [...document.querySelectorAll('details')];
   details.forEach(d => { d.dataset.was = d.style.display; d.style.display = 'none'; });
@@ -171,6 +171,7 @@ def test_altered_paper_seal_is_the_one_verdict(site: Site, phone: Any, artifacts
     colours = {b["border"] for b in seen["boxes"]} | set(seen["badges"])
     assert colours - NEUTRAL == {TONES["bad"]}, colours
     assert phone.get_attribute("#status", "class") == "box plain"
+    assert [b["id"] for b in seen["boxes"] if b["verdict"]] == ["seal-result"]
     phone.goto(site.qr_url(site.withdrawn))  # a genuine paper of a withdrawn document: one colour, red
     phone.wait_for_selector("#seal-result:not([data-result='pending'])")
     check(phone, artifacts, "9-seal-match-withdrawn", "bad")
