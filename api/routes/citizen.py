@@ -128,6 +128,14 @@ def normalize_id(raw: str) -> str:
     return candidate
 
 
+def grouped(document_id: str) -> str:
+    """The id as the stamp prints it under the QR code: ``RZ7PEK2VV2LF`` → ``RZ7P-EK2V-V2LF``."""
+    return "-".join(document_id[i:i + 4] for i in range(0, len(document_id), 4))
+
+
+_env.filters["grouped"] = grouped
+
+
 def mask(value: str) -> str:
     """Partly hide a personal value: 'Nguyễn Văn An' → 'Nguyễn V** A*', '001190000001' → '*********001'."""
     words = unicodedata.normalize("NFC", value).split()
@@ -176,9 +184,9 @@ def _status(doc: SignedDocument, cert_row: Certificate | None, commune: str, lan
                        _t(lang, "withdrawn_todo", commune=commune))
     if doc.status == DocumentStatus.SUPERSEDED:
         return Verdict("warn", "superseded", _t(lang, "superseded_head"), _t(lang, "superseded", date=changed),
-                       _t(lang, "superseded_todo", commune=commune, new=doc.superseded_by or "?"),
+                       _t(lang, "superseded_todo", commune=commune, new=grouped(doc.superseded_by or "?")),
                        link=f"/v/{doc.superseded_by}" if doc.superseded_by else None,
-                       link_text=_t(lang, "superseded_link", new=doc.superseded_by or ""))
+                       link_text=_t(lang, "superseded_link", new=grouped(doc.superseded_by or "")))
     if doc.status != DocumentStatus.VALID:
         return Verdict("bad", "unknown", _t(lang, "unknown_head"), _t(lang, "unknown_status"),
                        _t(lang, "contact", commune=commune))
@@ -225,7 +233,7 @@ def document_page(container: Container, document_id: str, lang: str) -> Document
                  Fact(_t(lang, "f_signer"), doc.signer_name)]
         if title:
             facts.append(Fact(_t(lang, "f_title"), title))
-        facts += [Fact(_t(lang, "f_signed"), _when(doc.signed_at, lang)), Fact(_t(lang, "f_id"), doc.id)]
+        facts += [Fact(_t(lang, "f_signed"), _when(doc.signed_at, lang)), Fact(_t(lang, "f_id"), grouped(doc.id))]
         seal = _seal_facts(doc.offline_seal, doc_type, lang)
         return DocumentPage(doc.id, _status(doc, cert_row, commune, lang), facts, seal, doc.commune_code, commune,
                             contact)
@@ -257,20 +265,20 @@ def _result(report: VerificationReport, document_id: str, lang: str, commune: st
     elif report.modifications or report.seen_changed:
         key, tone, sentence = "modified", "bad", _t(lang, "r_modified", what=_what_changed(report, lang))
     elif reg is None:
-        key, tone, sentence = "unregistered", "bad", _t(lang, "r_unregistered", id=document_id)
+        key, tone, sentence = "unregistered", "bad", _t(lang, "r_unregistered", id=grouped(document_id))
     elif reg.document_id != document_id:
         key, tone = "other_document", "bad"
-        sentence = _t(lang, "r_other", other=reg.document_id, id=document_id)
+        sentence = _t(lang, "r_other", other=grouped(reg.document_id), id=grouped(document_id))
         base["link"] = f"/v/{reg.document_id}"
     elif reg.status != DocumentStatus.VALID:
-        key, tone, sentence = "withdrawn", "bad", _t(lang, "r_withdrawn", id=document_id)
+        key, tone, sentence = "withdrawn", "bad", _t(lang, "r_withdrawn", id=grouped(document_id))
     elif not report.genuine:
         key, tone, sentence = "not_genuine", "bad", _t(lang, "r_not_genuine")
     elif reg.version != reg.current_version:  # (the current version plus accountable additions is genuine)
         key, tone = "earlier_version", "warn"
         sentence = _t(lang, "r_earlier", version=reg.version, current=reg.current_version)
     else:
-        key, tone, sentence = "genuine", "ok", _t(lang, "r_genuine", id=document_id)
+        key, tone, sentence = "genuine", "ok", _t(lang, "r_genuine", id=grouped(document_id))
     headline = _t(lang, {"ok": "r_ok_head", "warn": "r_warn_head", "bad": "r_bad_head"}[tone])
     todo = _t(lang, RESULT_TODO[key], commune=commune)
     return base | {"key": key, "tone": tone, "headline": headline, "sentence": sentence, "todo": todo}

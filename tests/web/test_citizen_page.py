@@ -6,7 +6,7 @@ import re
 import httpx
 import pytest
 
-from api.routes.citizen import mask
+from api.routes.citizen import grouped, mask
 from signing.create import offline_seal
 from tests.helpers.signing import CORPUS
 from tests.helpers.web import APPLICANT, DOSSIER, Site, tamper_pdf
@@ -37,7 +37,8 @@ def test_valid_document_in_vietnamese_by_default(site: Site) -> None:
     assert "Kết quả giải quyết hồ sơ" in text  # the policy's title_vi
     assert "Phường Ba Đình, Thành phố Hà Nội" in text  # the unit catalogue's name
     assert "Nguyễn Thị Hồng Nhung" in text and "Công chức Tư pháp - Hộ tịch" in text
-    assert "(giờ Việt Nam)" in text and site.genuine.document_id in text
+    assert "(giờ Việt Nam)" in text and grouped(site.genuine.document_id) in text  # as printed under the QR
+    assert re.fullmatch(r"[2-9A-HJ-NP-Z]{4}(-[2-9A-HJ-NP-Z]{4}){2}", grouped(site.genuine.document_id))
     assert 'href="/v/%s?lang=en"' % site.genuine.document_id in html  # the English switch is a plain link
     assert '<form method="post" action="/v/%s?lang=vi" enctype="multipart/form-data">' % site.genuine.document_id in html
     assert r.headers["cache-control"] == "no-cache" and "set-cookie" not in r.headers
