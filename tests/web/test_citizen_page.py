@@ -267,3 +267,11 @@ def test_commune_contacts_or_where_to_ask(site: Site) -> None:
     assert "Hỏi về văn bản này" in text and "Phường Ba Đình" in text
     assert "Hệ thống chưa có số điện thoại của UBND Phường Ba Đình" in text  # the fixture imports no contacts
     assert "bộ phận một cửa" in text
+
+
+@pytest.mark.parametrize("path", ["/?lang=%3Cscript%3E", "/v?ma=%00&lang=xx", "/v/?ma=" + "%E2%80%94" * 300,
+                                  "/v/%00", "/v/%E2%80%94%E2%80%94", "/v?ma=https%3A%2F%2Fx%2Fv%2F"])
+def test_junk_on_the_citizen_doors_is_never_a_500(site: Site, path: str) -> None:
+    r = get(site, path, follow_redirects=True)
+    assert r.status_code in (200, 404, 422) and r.headers["content-type"].startswith("text/html"), (path, r.status_code)
+    assert "<script>" not in r.text and "Traceback" not in r.text
