@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,34 @@ class AdminUnit(Base):
 
     def same_content(self, other: dict[str, Any]) -> bool:
         return all(getattr(self, key) == value for key, value in other.items())
+
+
+class UnitContact(Base):
+    """Where a citizen asks about a unit's papers: the People's Committee's address and phone.
+
+    Kept beside the catalogue, keyed by unit code, because contacts change far more often than names and
+    boundaries (a new phone line is not a new version of the ward). Rows come only from an operator's
+    contacts file (``kyso units contacts FILE``), never from guesses: a unit without a row has no
+    known phone, and the citizen page says where to ask instead.
+    """
+
+    __tablename__ = "admin_unit_contacts"
+
+    code: Mapped[str] = mapped_column(String(5), primary_key=True)
+    address: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    source: Mapped[str] = mapped_column(String(200), nullable=False)  # where the operator took the data from
+    updated_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
+
+
+@dataclass(frozen=True)
+class Contact:
+    """What the citizen page shows: the unit's name and, only where known, its address and phone."""
+
+    code: str
+    name: str
+    address: str | None
+    phone: str | None
 
 
 @dataclass(frozen=True)
@@ -183,3 +212,80 @@ def ensure_seeded(session: Session) -> ImportReport | None:
         return None
     return import_catalogue(session, SEED_CATALOGUE.read_bytes(), SEED_EFFECTIVE,
                             version=SEED_CATALOGUE.stem)
+
+
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 .()-]{5,30}$")
+
+
+def _clean(value: Any, field_name: str, code: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise CatalogueInvalid(f"contact {code}: {field_name} must be text")
+    text = " ".join(value.split())
+    if len(text) > limit:
+        raise CatalogueInvalid(f"contact {code}: {field_name} is longer than {limit} characters")
+    return text or None
+
+
+def parse_contacts(raw: bytes) -> list[dict[str, Any]]:
+    """Check a contacts file: a JSON list of ``{"code", "address", "phone", "source"}`` (address and
+    phone optional, ``source`` required: where the data was taken from)."""
+    try:
+        items = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CatalogueInvalid(f"the contacts file is not valid JSON: {exc}") from None
+    if not isinstance(items, list) or not items:
+        raise CatalogueInvalid("the contacts file must be a non-empty JSON list of units")
+    rows: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("code"), str):
+            raise CatalogueInvalid("every contact needs a \"code\" (the unit code, as text)")
+        code = item["code"]
+        if not (len(code) in (2, 5) and code.isdigit()):
+            raise CatalogueInvalid(f"contact code {code!r} is not a 2- or 5-digit unit code")
+        if code in rows:
+            raise CatalogueInvalid(f"contact code {code} appears twice")
+        unknown = set(item) - {"code", "address", "phone", "source"}
+        if unknown:
+            raise CatalogueInvalid(f"contact {code}: unknown fields {sorted(unknown)}")
+        phone = _clean(item.get("phone"), "phone", code, 40)
+        if phone is not None and not PHONE_RE.match(phone):
+            raise CatalogueInvalid(f"contact {code}: {phone!r} is not a phone number")
+        source = _clean(item.get("source"), "source", code, 200)
+        if source is None:
+            raise CatalogueInvalid(f"contact {code}: \"source\" (where the data comes from) is required")
+        rows[code] = {"code": code, "address": _clean(item.get("address"), "address", code, 300), "phone": phone,
+                      "source": source}
+    return list(rows.values())
+
+
+def import_contacts(session: Session, raw: bytes, on: dt.date, *, actor: str = "system") -> dict[str, Any]:
+    """Set the contacts of the units a file names (each must exist on ``on``); others stay as they are."""
+    rows = parse_contacts(raw)
+    for row in rows:
+        lookup(session, row["code"], on)  # UnknownUnit for a code the catalogue does not have today
+    changed: list[str] = []
+    for row in rows:
+        current = session.get(UnitContact, row["code"])
+        if current is None:
+            session.add(UnitContact(**row, updated_on=on))
+        elif (current.address, current.phone, current.source) != (row["address"], row["phone"], row["source"]):
+            current.address, current.phone, current.source, current.updated_on = (
+                row["address"], row["phone"], row["source"], on)
+        else:
+            continue
+        changed.append(row["code"])
+    result = {"changed": len(changed), "unchanged": len(rows) - len(changed), "codes": changed}
+    if changed:
+        audit.record(session, actor=actor, action="policies:units:contacts", subject=f"{len(changed)} units",
+                     **result)
+    session.flush()
+    return result
+
+
+def contact(session: Session, code: str, on: dt.date) -> Contact:
+    """The unit's name on ``on`` and whatever contact data an operator imported for it."""
+    unit = lookup(session, code, on)
+    row = session.get(UnitContact, code)
+    return Contact(code, unit.full_name, row.address if row else None, row.phone if row else None)

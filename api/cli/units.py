@@ -52,3 +52,20 @@ def units_show(code: str, on: Annotated[dt.datetime | None, typer.Option(formats
     else:
         out.print(f"{view.code}  {view.full_name} ({view.name_en}), {view.province_name or ''}  "
                   f"valid {view.valid_from} – {view.valid_to or 'now'}")
+
+
+@app.command("contacts")
+def units_contacts(file: Path, as_json: JsonOpt = False) -> None:
+    """Load the address and phone of units' People's Committees (shown on the citizen page).
+
+    FILE is a JSON list of {"code", "address", "phone", "source"}; "source" says where the data was
+    taken from (e.g. the province portal). Units not in the file keep what they had; a unit with no
+    phone makes the citizen page say where to ask instead.
+    """
+    container = common.container()
+    with db.transaction(container.sessions) as session:
+        result = units.import_contacts(session, file.read_bytes(), clock.now().date(), actor=actor())
+    if as_json:
+        print_json(result)
+    else:
+        out.print(f"contacts: {result['changed']} changed, {result['unchanged']} unchanged")

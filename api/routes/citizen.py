@@ -23,7 +23,7 @@ import jinja2
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -56,7 +56,8 @@ HERE = Path(__file__).resolve().parent.parent
 TEMPLATES = HERE / "templates" / "citizen"
 STATIC = HERE / "static" / "citizen"
 VN = dt.timezone(dt.timedelta(hours=7), "ICT")  # Vietnam has no daylight saving time
-ID_RE = re.compile(r"^[2-9A-HJ-NP-Z]{12}$")
+ID_RE = re.compile(r"^[2-9A-HJ-NP-Z]{12}$")  # signing/create/service.py ID_ALPHABET: no 0, 1, I, O
+SEPARATORS = re.compile(r"[\s\-\u2010\u2011\u2013\u2014._\u00b7/]+")  # how people copy the printed RZ7P-EK2V-V2LF
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
                                       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"}
@@ -97,6 +98,7 @@ class DocumentPage:
     seal_facts: list[Fact]
     commune_code: str
     commune_name: str
+    contact: units.Contact | None
 
 
 def _lang(value: str | None) -> str:
@@ -113,11 +115,25 @@ def _when(value: dt.datetime, lang: str, *, time: bool = True) -> str:
 
 
 def normalize_id(raw: str) -> str:
-    """The canonical document id, or ``UnknownDocument`` for anything that cannot be one."""
-    candidate = raw.strip().upper()
+    """The canonical document id, or ``UnknownDocument`` for anything that cannot be one.
+
+    Accepts what a citizen types or pastes: the printed groups (``rz7p-ek2v v2lf``), any case, or the
+    whole address the QR code holds (``https://…/v/RZ7P…#seal``)."""
+    text = unicodedata.normalize("NFKC", raw).strip().split("#", 1)[0].split("?", 1)[0]
+    if "/v/" in text:
+        text = text.rsplit("/v/", 1)[1]
+    candidate = SEPARATORS.sub("", text).upper()
     if not ID_RE.match(candidate):
         raise UnknownDocument("malformed document id", code="malformed_document_id")
     return candidate
+
+
+def grouped(document_id: str) -> str:
+    """The id as the stamp prints it under the QR code: ``RZ7PEK2VV2LF`` → ``RZ7P-EK2V-V2LF``."""
+    return "-".join(document_id[i:i + 4] for i in range(0, len(document_id), 4))
+
+
+_env.filters["grouped"] = grouped
 
 
 def mask(value: str) -> str:
@@ -167,10 +183,10 @@ def _status(doc: SignedDocument, cert_row: Certificate | None, commune: str, lan
         return Verdict("bad", "withdrawn", _t(lang, "withdrawn_head"), _t(lang, "withdrawn", date=changed),
                        _t(lang, "withdrawn_todo", commune=commune))
     if doc.status == DocumentStatus.SUPERSEDED:
-        return Verdict("bad", "superseded", _t(lang, "superseded_head"), _t(lang, "superseded", date=changed),
-                       _t(lang, "superseded_todo", commune=commune, new=doc.superseded_by or "?"),
+        return Verdict("warn", "superseded", _t(lang, "superseded_head"), _t(lang, "superseded", date=changed),
+                       _t(lang, "superseded_todo", commune=commune, new=grouped(doc.superseded_by or "?")),
                        link=f"/v/{doc.superseded_by}" if doc.superseded_by else None,
-                       link_text=_t(lang, "superseded_link", new=doc.superseded_by or ""))
+                       link_text=_t(lang, "superseded_link", new=grouped(doc.superseded_by or "")))
     if doc.status != DocumentStatus.VALID:
         return Verdict("bad", "unknown", _t(lang, "unknown_head"), _t(lang, "unknown_status"),
                        _t(lang, "contact", commune=commune))
@@ -207,19 +223,29 @@ def document_page(container: Container, document_id: str, lang: str) -> Document
             where = f"{commune}, {province}" if province else commune
         except NotFound:
             commune = where = _t(lang, "commune_code", code=doc.commune_code)
+        try:
+            contact: units.Contact | None = units.contact(session, doc.commune_code, dt.datetime.now(VN).date())
+        except NotFound:  # the unit has since merged away: the page names it as it was, without contacts
+            contact = None
         title, cert_row = _signer(session, doc.signer_serial)
         doc_title = (getattr(doc_type, f"title_{lang}") if doc_type else None) or doc.document_type
         facts = [Fact(_t(lang, "f_type"), doc_title), Fact(_t(lang, "f_issuer"), where),
                  Fact(_t(lang, "f_signer"), doc.signer_name)]
         if title:
             facts.append(Fact(_t(lang, "f_title"), title))
-        facts += [Fact(_t(lang, "f_signed"), _when(doc.signed_at, lang)), Fact(_t(lang, "f_id"), doc.id)]
+        facts += [Fact(_t(lang, "f_signed"), _when(doc.signed_at, lang)), Fact(_t(lang, "f_id"), grouped(doc.id))]
         seal = _seal_facts(doc.offline_seal, doc_type, lang)
-        return DocumentPage(doc.id, _status(doc, cert_row, commune, lang), facts, seal, doc.commune_code, commune)
+        return DocumentPage(doc.id, _status(doc, cert_row, commune, lang), facts, seal, doc.commune_code, commune,
+                            contact)
 
 
 # -- upload results --------------------------------------------------------------------------------
-def _result(report: VerificationReport, document_id: str, lang: str) -> dict[str, Any]:
+RESULT_TODO = {"genuine": "r_genuine_todo", "earlier_version": "r_earlier_todo", "modified": "r_modified_todo",
+               "timestamp_only": "r_ask_again_todo", "unregistered": "r_ask_again_todo",
+               "other_document": "r_other_todo", "withdrawn": "r_ask_again_todo", "not_genuine": "r_ask_again_todo"}
+
+
+def _result(report: VerificationReport, document_id: str, lang: str, commune: str = "") -> dict[str, Any]:
     """Plain words for a ``signing.verify.report.VerificationReport`` against the page's document."""
     reg = report.registry
     summary = getattr(report.summary, lang)
@@ -239,22 +265,23 @@ def _result(report: VerificationReport, document_id: str, lang: str) -> dict[str
     elif report.modifications or report.seen_changed:
         key, tone, sentence = "modified", "bad", _t(lang, "r_modified", what=_what_changed(report, lang))
     elif reg is None:
-        key, tone, sentence = "unregistered", "bad", _t(lang, "r_unregistered", id=document_id)
+        key, tone, sentence = "unregistered", "bad", _t(lang, "r_unregistered", id=grouped(document_id))
     elif reg.document_id != document_id:
         key, tone = "other_document", "bad"
-        sentence = _t(lang, "r_other", other=reg.document_id, id=document_id)
+        sentence = _t(lang, "r_other", other=grouped(reg.document_id), id=grouped(document_id))
         base["link"] = f"/v/{reg.document_id}"
     elif reg.status != DocumentStatus.VALID:
-        key, tone, sentence = "withdrawn", "bad", _t(lang, "r_withdrawn", id=document_id)
+        key, tone, sentence = "withdrawn", "bad", _t(lang, "r_withdrawn", id=grouped(document_id))
     elif not report.genuine:
         key, tone, sentence = "not_genuine", "bad", _t(lang, "r_not_genuine")
     elif reg.version != reg.current_version:  # (the current version plus accountable additions is genuine)
         key, tone = "earlier_version", "warn"
         sentence = _t(lang, "r_earlier", version=reg.version, current=reg.current_version)
     else:
-        key, tone, sentence = "genuine", "ok", _t(lang, "r_genuine", id=document_id)
+        key, tone, sentence = "genuine", "ok", _t(lang, "r_genuine", id=grouped(document_id))
     headline = _t(lang, {"ok": "r_ok_head", "warn": "r_warn_head", "bad": "r_bad_head"}[tone])
-    return base | {"key": key, "tone": tone, "headline": headline, "sentence": sentence}
+    todo = _t(lang, RESULT_TODO[key], commune=commune)
+    return base | {"key": key, "tone": tone, "headline": headline, "sentence": sentence, "todo": todo}
 
 
 def _what_changed(report: VerificationReport, lang: str) -> str:
@@ -311,6 +338,28 @@ def _assets_version() -> str:
 
 
 # -- routes: static parts first, so they are not taken for document ids ------------------------------
+@router.get("/", response_class=HTMLResponse)
+def landing(lang: str | None = Query(default=None)) -> HTMLResponse:
+    """The front door: who runs this service, check a document, and where integrators go."""
+    return _render("landing.html", 200, _lang(lang), "/", typed="")
+
+
+@router.get("/v", response_class=HTMLResponse)
+@router.get("/v/", response_class=HTMLResponse)
+def lookup(ma: str | None = Query(default=None),
+           lang: str | None = Query(default=None)) -> Response:
+    """Type the document code printed on the paper: ``?ma=RZ7P-EK2V-V2LF`` opens ``/v/RZ7PEK2VV2LF``."""
+    code = _lang(lang)
+    if ma is None or not ma.strip():
+        return _render("lookup.html", 200, code, "/v", typed="", problem=None)
+    try:
+        canonical = normalize_id(ma[:200])
+    except KysoError:
+        return _render("lookup.html", 422, code, "/v", typed=ma[:40], problem=_t(code, "l_problem", typed=ma[:40]))
+    suffix = f"?lang={code}" if lang else ""
+    return RedirectResponse(f"/v/{canonical}{suffix}", status_code=303, headers=PAGE_HEADERS)
+
+
 @router.get("/v/seal.js")
 def seal_js() -> Response:
     return Response(_asset("seal.js"), media_type="application/javascript; charset=utf-8",
@@ -358,11 +407,15 @@ def offline_shell(lang: str | None = Query(default=None)) -> HTMLResponse:
 
 
 @router.get("/v/{document_id}", response_class=HTMLResponse)
-def document(document_id: str, container: ContainerDep, lang: str | None = Query(default=None)) -> HTMLResponse:
+def document(document_id: str, container: ContainerDep, lang: str | None = Query(default=None)) -> Response:
     code = _lang(lang)
     path = f"/v/{document_id}"
     try:
-        page = document_page(container, normalize_id(document_id), code)
+        canonical = normalize_id(document_id)
+        if canonical != document_id:  # typed as printed (groups, lower case): one address per document
+            suffix = f"?lang={code}" if lang else ""
+            return RedirectResponse(f"/v/{canonical}{suffix}", status_code=308, headers=PAGE_HEADERS)
+        page = document_page(container, canonical, code)
     except KysoError as exc:
         return _error_page(exc, code, path, document_id[:40])
     return _render("document.html", 200, code, path, page=page, result=None)
@@ -384,7 +437,8 @@ async def upload(document_id: str, request: Request, container: ContainerDep,
     except Exception:  # a citizen gets a page, the log gets the trace
         log.exception("verification of an upload for %s failed unexpectedly", document_id[:40])
         return _error_page(KysoError("unexpected", code="internal_error"), code, path, document_id[:40], status=500)
-    return _render("document.html", 200, code, path, page=page, result=_result(report, canonical, code))
+    return _render("document.html", 200, code, path, page=page,
+                   result=_result(report, canonical, code, page.commune_name))
 
 
 @router.post("/v/{document_id}/signed-revision")

@@ -6,7 +6,7 @@ import re
 import httpx
 import pytest
 
-from api.routes.citizen import mask
+from api.routes.citizen import grouped, mask
 from signing.create import offline_seal
 from tests.helpers.signing import CORPUS
 from tests.helpers.web import APPLICANT, DOSSIER, Site, tamper_pdf
@@ -37,7 +37,8 @@ def test_valid_document_in_vietnamese_by_default(site: Site) -> None:
     assert "Kết quả giải quyết hồ sơ" in text  # the policy's title_vi
     assert "Phường Ba Đình, Thành phố Hà Nội" in text  # the unit catalogue's name
     assert "Nguyễn Thị Hồng Nhung" in text and "Công chức Tư pháp - Hộ tịch" in text
-    assert "(giờ Việt Nam)" in text and site.genuine.document_id in text
+    assert "(giờ Việt Nam)" in text and grouped(site.genuine.document_id) in text  # as printed under the QR
+    assert re.fullmatch(r"[2-9A-HJ-NP-Z]{4}(-[2-9A-HJ-NP-Z]{4}){2}", grouped(site.genuine.document_id))
     assert 'href="/v/%s?lang=en"' % site.genuine.document_id in html  # the English switch is a plain link
     assert '<form method="post" action="/v/%s?lang=vi" enctype="multipart/form-data">' % site.genuine.document_id in html
     assert r.headers["cache-control"] == "no-cache" and "set-cookie" not in r.headers
@@ -80,14 +81,14 @@ def test_mask(value: str, masked: str) -> None:
     assert mask(value) == masked
 
 
-@pytest.mark.parametrize("which,status,words", [
-    ("withdrawn", "withdrawn", ["ĐÃ BỊ THU HỒI", "đã bị thu hồi ngày", "liên hệ UBND Phường Ba Đình để được cấp lại"]),
-    ("superseded", "superseded", ["ĐÃ ĐƯỢC THAY THẾ", "Xem văn bản mới"]),
-    ("revoked", "revoked", ["CHỮ KÝ KHÔNG CÒN TIN CẬY", "đã bị thu hồi"]),
+@pytest.mark.parametrize("which,status,tone,words", [
+    ("withdrawn", "withdrawn", "bad", ["ĐÃ BỊ THU HỒI", "đã bị thu hồi ngày", "liên hệ UBND Phường Ba Đình để được cấp lại"]),
+    ("superseded", "superseded", "warn", ["ĐÃ CÓ VĂN BẢN MỚI THAY THẾ", "Xem văn bản mới"]),
+    ("revoked", "revoked", "bad", ["CHỮ KÝ KHÔNG CÒN TIN CẬY", "đã bị thu hồi"]),
 ])
-def test_red_statuses(site: Site, which: str, status: str, words: list[str]) -> None:
+def test_statuses_no_longer_valid(site: Site, which: str, status: str, tone: str, words: list[str]) -> None:
     r = get(site, f"/v/{getattr(site, which).document_id}")
-    assert r.status_code == 200 and f'class="box bad" data-status="{status}"' in r.text
+    assert r.status_code == 200 and f'class="box {tone}" data-status="{status}" data-verdict' in r.text
     text = visible_text(r.text)
     for word in words:
         assert word in text
@@ -97,15 +98,31 @@ def test_red_statuses(site: Site, which: str, status: str, words: list[str]) -> 
 
 @pytest.mark.parametrize("path", ["/v/ABCDEFGHJKLM", "/v/abcdefghjklm", "/v/0OI1", "/v/%3Cscript%3E", "/v/" + "A" * 80])
 def test_unknown_and_malformed_ids_are_friendly_404s(site: Site, path: str) -> None:
-    r = get(site, path)
+    r = get(site, path, follow_redirects=True)
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "KHÔNG TÌM THẤY" in r.text or "MÃ KHÔNG ĐÚNG" in r.text
     assert "<script>" not in r.text and "Traceback" not in r.text
-    assert get(site, path + "?lang=en").text.count("NOT FOUND") + get(site, path + "?lang=en").text.count("WRONG ID") >= 1
+    english = get(site, path + "?lang=en", follow_redirects=True).text
+    assert english.count("NOT FOUND") + english.count("WRONG ID") >= 1
+    # true whether or not the paper carries the printed code: scan again, or type the code on the lookup page
+    assert "in dưới mã QR" not in r.text and 'href="/v?lang=vi"' in r.text
 
 
-def test_lower_case_id_is_accepted(site: Site) -> None:
-    assert get(site, f"/v/{site.genuine.document_id.lower()}").status_code == 200
+@pytest.mark.parametrize("typed", ["{id}", "{lower}", "{g1}-{g2}-{g3}", "{g1} {g2} {g3}", "{lg1}-{lg2}–{lg3}",
+                                   "https://kyso.example/v/{id}#seal"])
+def test_printed_and_typed_forms_of_the_code_are_accepted(site: Site, typed: str) -> None:
+    doc_id = site.genuine.document_id
+    groups = {f"g{i + 1}": doc_id[4 * i:4 * i + 4] for i in range(3)}
+    text = typed.format(id=doc_id, lower=doc_id.lower(), **groups, **{"l" + k: v.lower() for k, v in groups.items()})
+    r = get(site, "/v", params={"ma": text})
+    assert r.status_code == 303 and r.headers["location"] == f"/v/{doc_id}"
+    assert get(site, r.headers["location"]).status_code == 200
+    if "/" not in text and " " not in text:  # typed straight into the address bar: one canonical address
+        r = get(site, f"/v/{text}")
+        if text == doc_id:
+            assert r.status_code == 200
+        else:
+            assert r.status_code == 308 and r.headers["location"] == f"/v/{doc_id}"
 
 
 def test_upload_without_javascript_genuine(site: Site) -> None:
@@ -217,3 +234,44 @@ def test_oversize_upload_gets_a_friendly_413(site: Site) -> None:
         r = client.post(f"/v/{site.genuine.document_id}?lang=en",
                         files={"file": ("big.pdf", b"%PDF-1.7\n" + b"0" * 5000, "application/pdf")})
         assert r.status_code == 413 and 'data-error="pdf_too_large"' in r.text and "FILE TOO LARGE" in r.text
+
+
+def test_lookup_form_and_landing_page(site: Site) -> None:
+    for path in ("/v", "/v/"):
+        r = get(site, path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        assert '<form id="lookup" method="get" action="/v">' in r.text and "Mã văn bản" in visible_text(r.text)
+    home = get(site, "/")
+    assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+    text = visible_text(home.text)
+    assert "Ủy ban nhân dân các xã, phường" in text and "Quét mã QR" in text and 'href="/docs"' in home.text
+    assert '<form id="lookup"' in home.text
+    assert "For software developers" in visible_text(get(site, "/?lang=en").text)
+
+
+@pytest.mark.parametrize("typed", ["0OI1-0000-0000", "<script>alert(1)</script>", "A" * 5000, "RZ7P", "%00", "ĐĐĐĐ"])
+def test_lookup_of_a_wrong_code_is_a_friendly_page(site: Site, typed: str) -> None:
+    r = get(site, "/v", params={"ma": typed})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("text/html")
+    assert "MÃ KHÔNG ĐÚNG" in r.text and "<script>alert" not in r.text and "Traceback" not in r.text
+    assert r.text.count('class="box') == 1
+
+
+def test_unknown_code_through_the_lookup_is_a_404_page(site: Site) -> None:
+    r = get(site, "/v", params={"ma": "abcd-efgh-jklm"}, follow_redirects=True)
+    assert r.status_code == 404 and "KHÔNG TÌM THẤY" in r.text
+
+
+def test_commune_contacts_or_where_to_ask(site: Site) -> None:
+    text = visible_text(get(site, f"/v/{site.genuine.document_id}").text)
+    assert "Hỏi về văn bản này" in text and "Phường Ba Đình" in text
+    assert "Hệ thống chưa có số điện thoại của UBND Phường Ba Đình" in text  # the fixture imports no contacts
+    assert "bộ phận một cửa" in text
+
+
+@pytest.mark.parametrize("path", ["/?lang=%3Cscript%3E", "/v?ma=%00&lang=xx", "/v/?ma=" + "%E2%80%94" * 300,
+                                  "/v/%00", "/v/%E2%80%94%E2%80%94", "/v?ma=https%3A%2F%2Fx%2Fv%2F"])
+def test_junk_on_the_citizen_doors_is_never_a_500(site: Site, path: str) -> None:
+    r = get(site, path, follow_redirects=True)
+    assert r.status_code in (200, 404, 422) and r.headers["content-type"].startswith("text/html"), (path, r.status_code)
+    assert "<script>" not in r.text and "Traceback" not in r.text

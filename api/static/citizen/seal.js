@@ -72,6 +72,15 @@
 
   function show(tone, key, head, message) {
     var result = $('seal-result');
+    var status = $('status');
+    // one verdict colour per visit: online, the registry's box is the verdict and the seal's box stays
+    // neutral, unless the paper's seal does not match, which then becomes the one (red) verdict
+    if (!offline && tone !== 'bad') { tone = 'plain'; }
+    if (!offline && tone === 'bad' && status && status.hasAttribute('data-verdict')) {
+      status.className = 'box plain';
+      status.removeAttribute('data-verdict');
+      result.setAttribute('data-verdict', '');
+    }
     result.className = 'box ' + tone;
     result.setAttribute('data-result', key);
     result.innerHTML = '';
