@@ -17,6 +17,7 @@ from .observability import RequestContext
 from .routes import (
     activation,
     approvals,
+    audit,
     certificates,
     citizen,
     csc,
@@ -90,6 +91,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.include_router(citizen.router)
     app.include_router(csc.router)
     app.include_router(activation.router)
+    app.include_router(audit.router)
     settings = container.settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, per_path={
         "/api/v1/sign/batch": settings.max_pdf_bytes * 2 + 1_048_576,

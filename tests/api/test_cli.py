@@ -79,6 +79,44 @@ def test_operator_flow_and_tamper_detection(kyso):
     assert report["ok"] is False and report["first_broken_seq"] == 3
 
 
+def test_audit_list_show_export_and_offline_verify(kyso, tmp_path):
+    kyso("ca", "init", "--org", "Sở KH&CN thử nghiệm")
+    issued = json.loads(kyso("cert", "issue", "--cn", "Nguyễn Thị Hoa", "--commune", "00004",
+                             "--id-number", "001190000001", "--json").stdout)
+    listing = json.loads(kyso("audit", "list", "--json").stdout)
+    assert [e["seq"] for e in listing] == list(range(1, len(listing) + 1)) and len(listing) >= 3
+    issue = [e for e in listing if e["subject"] == issued["serial"]]
+    assert issue and issue[0]["actor"].startswith("cli:") and issue[0]["action"].startswith("pki:")
+    table = kyso("audit", "list", "--action", "pki:ca:*").stdout
+    assert "pki:ca:create" in table and issue[0]["action"] not in table
+    assert json.loads(kyso("audit", "list", "--since", "2999-01-01", "--json").stdout) == []
+    page = json.loads(kyso("audit", "list", "--limit", "1", "--after", "1", "--json").stdout)
+    assert [e["seq"] for e in page] == [2]
+    shown = kyso("audit", "show", str(issue[0]["seq"])).stdout
+    assert issue[0]["hash"] in shown and issue[0]["action"] in shown and issued["serial"] in shown
+    assert kyso("audit", "show", "999999", check=False).returncode == 1
+
+    export = tmp_path / "audit.jsonl"
+    kyso("audit", "export", "-o", str(export))
+    lines = export.read_text("utf-8").splitlines(keepends=True)
+    assert len(lines) == len(listing)
+    ok = kyso("audit", "verify", "--file", str(export))
+    assert ok.returncode == 0 and f"intact: {len(lines)} entries" in ok.stdout
+    tampered = tmp_path / "tampered.jsonl"
+    item = json.loads(lines[1])
+    item["actor"] = "cli:someone-else"
+    tampered.write_text("".join([lines[0], json.dumps(item, ensure_ascii=False) + "\n", *lines[2:]]), "utf-8")
+    broken = kyso("audit", "verify", "--file", str(tampered), check=False)
+    assert broken.returncode == 1 and "entry 2" in broken.stderr
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text("".join([lines[0], *lines[2:]]), "utf-8")
+    assert kyso("audit", "verify", "--file", str(missing), check=False).returncode == 1
+    filtered = tmp_path / "filtered.jsonl"
+    filtered.write_text(kyso("audit", "export", "--action", "pki:ca:*").stdout, "utf-8")
+    assert kyso("audit", "verify", "--file", str(filtered), check=False).returncode == 1  # not the whole chain
+    assert kyso("audit", "verify", "--file", str(filtered), "--partial").returncode == 0
+
+
 def test_ca_init_from_a_config_file(kyso, tmp_path):
     config = tmp_path / "ca.toml"
     config.write_text('[root]\nname = "hn-root"\ncommon_name = "Hà Nội Root"\nkey_type = "ec-p256"\n'
