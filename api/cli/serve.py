@@ -252,7 +252,7 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
     _no_demo_in_production(container.settings)
     home = container.settings.home
     state_file = home / production.DEMO_STATE_FILE
-    state: dict[str, str] = json.loads(state_file.read_text()) if state_file.exists() else {}
+    state: dict[str, str] = json.loads(state_file.read_text("utf-8")) if state_file.exists() else {}
     if "specialist" not in state:
         state["specialist"] = issuance.issue(container.pki, issuance.IssueRequest(
             profile="specialist", commune_code="00004", subject=SubjectInfo(
@@ -303,7 +303,7 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
             activation=Required(container.pki, actor))
         (home / "sample-signed.pdf").write_bytes(result.pdf)
         state["example"] = result.document_id
-    state_file.write_text(json.dumps(state, indent=2))
+    state_file.write_text(json.dumps(state, indent=2, ensure_ascii=False), encoding="utf-8")
     state["token_file"] = str(token_file)
     state["sample"] = str(sample)
     return state
