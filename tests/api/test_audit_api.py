@@ -39,6 +39,8 @@ def test_auditor_and_operator_read_filter_and_page(client, pki, role):
     assert client.get("/api/v1/audit", params={"since": "2999-01-01T00:00:00+07:00"}, headers=headers).json()["items"] == []
     one = client.get(f"/api/v1/audit/{item['seq']}", headers=headers)
     assert one.status_code == 200 and one.json()["hash"] == item["hash"]
+    verified = client.get("/api/v1/audit/verify", headers=headers)  # the chain check, not an entry named "verify"
+    assert verified.status_code == 200 and verified.json()["ok"] is True
     missing = client.get("/api/v1/audit/999999", headers=headers)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "audit_entry_not_found"
 

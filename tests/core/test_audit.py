@@ -133,3 +133,24 @@ def test_filters_and_paging(container):
     lines = _export(container, actor="token:alice")
     assert audit.verify_export(lines, complete=False).ok
     assert not audit.verify_export(lines).ok
+
+
+def test_the_documented_offline_check_runs_on_an_export(container, tmp_path):
+    """docs/operations.md §0.1 shows an auditor how to re-verify an export with Python alone: run it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text("utf-8")
+    script = doc.split("**Re-verifying an export by hand.**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    _fill(container)
+    lines = _export(container)
+    (tmp_path / "audit-2026-12.jsonl").write_text("".join(lines), "utf-8")
+    ok = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and f"intact: {len(lines)} entries" in ok.stdout, ok.stderr
+    item = json.loads(lines[1])
+    item["details"] = item["details"].replace("Hòa Bình", "Hòa Bình 2")
+    (tmp_path / "audit-2026-12.jsonl").write_text("".join([lines[0], json.dumps(item, ensure_ascii=False) + "\n",
+                                                           *lines[2:]]), "utf-8")
+    broken = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert broken.returncode != 0 and "broken at 2" in broken.stderr
