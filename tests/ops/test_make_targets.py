@@ -2,14 +2,11 @@
 reaches `kyso demo --port N`. And running kyso imports none of the test extras."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-TEST_ONLY = ("pytest", "xdist", "pkilint", "playwright", "schemathesis", "hypothesis", "atheris", "ruff", "mypy",
-             "importlinter")
+from tests.helpers.runtime import ROOT, without_test_extras
 
 
 def _dry_run(target: str, tmp_path: Path, *extra: str) -> str:
@@ -38,18 +35,10 @@ def test_test_packages_are_listed_only_for_tests() -> None:
 
 def test_running_kyso_imports_no_test_extra(tmp_path: Path) -> None:
     """`kyso demo --no-serve` and the app's creation, with the test extras made unimportable."""
-    blocker = tmp_path / "block"
-    blocker.mkdir()
-    (blocker / "sitecustomize.py").write_text(
-        "import sys\n"
-        "class _Block:\n"
-        f"    names = {TEST_ONLY!r}\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in self.names:\n"
-        "            raise ImportError(f'test extra imported while running: {name}')\n"
-        "sys.meta_path.insert(0, _Block())\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KYSO_")}
-    env.update(PYTHONPATH=f"{blocker}{os.pathsep}{ROOT}", KYSO_HOME=str(tmp_path / "home"))
+    env = without_test_extras(tmp_path / "block", KYSO_HOME=str(tmp_path / "home"))
+    probe = subprocess.run([sys.executable, "-c", "import pytest"], env=env, capture_output=True, text=True,
+                           timeout=60, cwd=ROOT)
+    assert probe.returncode != 0 and "a test extra was imported" in probe.stderr  # the block works
     demo = subprocess.run([sys.executable, "-m", "api.cli", "demo", "--no-serve"], env=env, capture_output=True,
                           text=True, timeout=300, cwd=ROOT)
     assert demo.returncode == 0 and "kyso is ready" in demo.stdout, demo.stderr[-3000:]

@@ -1,28 +1,43 @@
-"""/docs (Swagger UI) and /redoc (ReDoc) render with the internet cut off: a real `kyso serve`, Debian's
-Chromium through Playwright, and every request that leaves 127.0.0.1 aborted and recorded."""
+"""/docs (Swagger UI) and /redoc (ReDoc) render with the internet cut off, on the server `make run PORT=N`
+starts: `kyso demo --port N` in a Python where the test extras cannot be imported (as after `make install`),
+Debian's Chromium through Playwright, and every request that leaves 127.0.0.1 aborted and recorded."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.helpers.db import IN_CI, make_settings
-from tests.helpers.servers import LiveServer, free_port
+from tests.helpers.db import IN_CI
+from tests.helpers.runtime import ROOT, without_test_extras
+from tests.helpers.servers import free_port, stop_process, wait_healthy
 from tests.helpers.web import CHROMIUM, CHROMIUM_ARGS
 
 
+class Demo:
+    def __init__(self, port: int, proc: subprocess.Popen[bytes]) -> None:
+        self.url, self.proc = f"http://127.0.0.1:{port}", proc
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    home = tmp_path_factory.mktemp("docs") / "home"
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    folder = tmp_path_factory.mktemp("docs")
     port = free_port()
-    live = LiveServer(make_settings(home, f"sqlite:///{home / 'kyso.db'}", base_url=f"http://127.0.0.1:{port}"), port)
+    env = without_test_extras(folder / "block", KYSO_HOME=str(folder / "home"), KYSO_RUN_SCHEDULER="false")
+    log = folder / "demo.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "api.cli", "demo", "--port", str(port)], env=env, cwd=ROOT,
+                                stdout=sink, stderr=subprocess.STDOUT)
+    demo = Demo(port, proc)
     try:
-        yield live
+        assert wait_healthy(demo.url, proc, 120), log.read_text(errors="replace")[-3000:]
+        yield demo
     finally:
-        live.stop()
+        stop_process(proc, 10)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +67,7 @@ def browser() -> Iterator[object]:
     ("/redoc", "redoc h1", "kyso"),                                    # ReDoc drew the title
     ("/redoc", "redoc [role=menuitem], redoc label", "audit"),        # and its side menu
 ])
-def test_api_docs_render_without_internet(server: LiveServer, browser, path: str, selector: str, text: str) -> None:
+def test_api_docs_render_without_internet(server: Demo, browser, path: str, selector: str, text: str) -> None:
     local = urlsplit(server.url).netloc
     leaving: list[str] = []
     context = browser.new_context()  # type: ignore[attr-defined]
@@ -77,7 +92,7 @@ def test_api_docs_render_without_internet(server: LiveServer, browser, path: str
         context.close()
 
 
-def test_assets_are_served_from_the_package(server: LiveServer) -> None:
+def test_assets_are_served_from_the_package(server: Demo) -> None:
     import httpx
 
     for asset, kind in (("swagger-ui-bundle.js", "javascript"), ("swagger-ui.css", "text/css"),
