@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -17,6 +17,7 @@ from ..deps import Auditor, ContainerDep, SessionDep
 from ..schemas import API_ERRORS
 
 router = APIRouter(prefix="/api/v1", tags=["audit"], responses=API_ERRORS)
+SEQ_MAX = 2**63 - 1  # the column is a 64-bit integer
 
 
 class AuditEntryOut(BaseModel):
@@ -57,7 +58,7 @@ SubjectQ = Annotated[str | None, Query(max_length=300, description="On what obje
                     "subject; page with after")
 def list_audit(session: SessionDep, _: Auditor, since: Since = None, until: Until = None, actor: ActorQ = None,
                action: ActionQ = None, subject: SubjectQ = None,
-               after: Annotated[int, Query(ge=0, description="Entries after this seq")] = 0,
+               after: Annotated[int, Query(ge=0, le=SEQ_MAX, description="Entries after this seq")] = 0,
                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> AuditPage:
     rows = audit_log.entries(session, _filter(since, until, actor, action, subject, after, limit))
     items = [AuditEntryOut.model_validate(audit_log.as_dict(row)) for row in rows]
@@ -83,7 +84,7 @@ def export_audit(container: ContainerDep, _: Auditor, since: Since = None, until
 
 
 @router.get("/audit/{seq}", response_model=AuditEntryOut, summary="One audit entry (auditor or ca-operator)")
-def show_audit(seq: int, session: SessionDep, _: Auditor) -> AuditEntryOut:
+def show_audit(seq: Annotated[int, Path(ge=1, le=SEQ_MAX)], session: SessionDep, _: Auditor) -> AuditEntryOut:
     row = audit_log.entry(session, seq)
     if row is None:
         raise NotFound(f"no audit entry {seq}", code="audit_entry_not_found")
