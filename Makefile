@@ -13,7 +13,8 @@ PORT   ?= 8000
 
 help:
 	@echo "make run    set up and start kyso with a demo PKI on http://$(HOST):$(PORT) (make run PORT=8001 for another port)"
-	@echo "make test   run the whole test suite (SQLite and PostgreSQL, openssl, pkilint)"
+	@echo "make test   run the whole test suite (SQLite and PostgreSQL, openssl, pkilint); installs the test tools first"
+	@echo "make install-test   install the test tools only (pytest, Playwright + Chromium, OpenBao, linters)"
 	@echo "make lint   run the code gates: ruff, mypy and the import contracts (lint-imports), as make test does"
 	@echo "make bench  measure issuance, OCSP, CRL, keystore, signing and verification figures against the raw libraries (writes docs/benchmarks.md)"
 	@echo "make load   load-test kyso serve --workers 2 on PostgreSQL with 200 clients for 60 s (writes docs/benchmarks-load.md; LOAD_ARGS='--clients N --duration S --workers W')"

@@ -60,3 +60,14 @@ def test_demo_serves_and_encodes_the_chosen_port(tmp_path: Path) -> None:
         assert crl.status_code == 200
     finally:
         stop_process(proc, 10)
+
+
+def test_an_explicit_base_url_is_kept(tmp_path: Path) -> None:
+    """KYSO_BASE_URL set by the operator (a proxy's public name) wins: the port only changes where kyso listens."""
+    env = {**_env(tmp_path / "home"), "KYSO_BASE_URL": "https://kyso.example.vn"}
+    proc = subprocess.run([sys.executable, "-m", "api.cli", "demo", "--no-serve", "--port", "8001"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "URL             http://127.0.0.1:8001" in proc.stdout
+    [verify_url] = re.findall(r"its verification URL:\s+(\S+)", proc.stdout)
+    assert verify_url.startswith("https://kyso.example.vn/v/")
