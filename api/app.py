@@ -6,7 +6,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from core import metrics
 
@@ -17,6 +20,7 @@ from .observability import RequestContext
 from .routes import (
     activation,
     approvals,
+    audit,
     certificates,
     citizen,
     csc,
@@ -59,6 +63,42 @@ key lost or exposed → keyCompromise; suspension → certificateHold (lifted wi
 """
 
 
+DOCS_ASSETS = "/docs-assets"
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs (Swagger UI) and /redoc (ReDoc) from files installed with kyso, never a CDN: a province's server
+    room may have no internet. The JavaScript and CSS are Swagger UI's (Apache-2.0) and ReDoc's (MIT) standalone
+    builds, shipped by the fastapi-offline package (MIT); Google Fonts and Swagger's online validator are off."""
+    import importlib.resources
+
+    assets = importlib.resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+    redirect_url = app.swagger_ui_oauth2_redirect_url or "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{openapi_url}", title=f"{app.title} - Swagger UI", oauth2_redirect_url=redirect_url,
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None})
+
+    @app.get(redirect_url, include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(openapi_url=f"{root}{openapi_url}", title=f"{app.title} - ReDoc",
+                              redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
+
+
 def create_app(container: Container | None = None, *, scheduler: bool = True) -> FastAPI:
     container = (container or build()).warm()
 
@@ -73,7 +113,9 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
                 await task
         metrics.process_exited()
 
-    app = FastAPI(title="kyso", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="kyso", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None,
+                  redoc_url=None)
+    _offline_docs(app)
     app.state.container = container
     app.state.verify_gate = VerifyGate.from_settings(container.settings)  # bounds public verifications
     errors.install(app)
@@ -90,6 +132,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.include_router(citizen.router)
     app.include_router(csc.router)
     app.include_router(activation.router)
+    app.include_router(audit.router)
     settings = container.settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, per_path={
         "/api/v1/sign/batch": settings.max_pdf_bytes * 2 + 1_048_576,

@@ -47,7 +47,7 @@ class BodyLimit:
     async def _refuse(self, send: Any, limit: int) -> None:
         body = json.dumps(error_body(
             "request_too_large", f"the request body is larger than this server accepts ({limit:,} bytes)"
-        )).encode()
+        ), ensure_ascii=False).encode()
         await send({"type": "http.response.start", "status": 413,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

@@ -102,3 +102,115 @@ def verify(session: Session) -> ChainReport:
     if head is not None and (head.seq != expected_seq - 1 or head.hash != prev):
         return ChainReport(False, count, expected_seq, "entries after this point were deleted (head mismatch)")
     return ChainReport(True, count)
+
+
+# -- reading the log: list, show, export, and re-verifying an export offline -----------------------------
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which entries to read. Times are inclusive-exclusive (``since`` <= at < ``until``); ``actor`` and
+    ``action`` match exactly or, ending in ``*``, by prefix (``pki:*``); ``subject`` matches exactly or by
+    prefix ending in ``*``; ``after_seq`` pages (the next page starts after the last seq seen)."""
+
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    actor: str | None = None
+    action: str | None = None
+    subject: str | None = None
+    after_seq: int = 0
+    limit: int | None = 100
+
+
+def _match(column: Any, value: str) -> Any:
+    if value.endswith("*"):
+        prefix = value[:-1].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return column.like(prefix + "%", escape="\\")
+    return column == value
+
+
+def entries(session: Session, where: AuditFilter) -> list[AuditEntry]:
+    """Entries matching ``where``, oldest first (by seq)."""
+    query = select(AuditEntry).where(AuditEntry.seq > where.after_seq).order_by(AuditEntry.seq)
+    if where.since is not None:
+        query = query.where(AuditEntry.at >= where.since)
+    if where.until is not None:
+        query = query.where(AuditEntry.at < where.until)
+    for column, value in ((AuditEntry.actor, where.actor), (AuditEntry.action, where.action),
+                          (AuditEntry.subject, where.subject)):
+        if value:
+            query = query.where(_match(column, value))
+    if where.limit is not None:
+        query = query.limit(where.limit)
+    return list(session.execute(query).scalars())
+
+
+def entry(session: Session, seq: int) -> AuditEntry | None:
+    return session.execute(select(AuditEntry).where(AuditEntry.seq == seq)).scalar_one_or_none()
+
+
+def as_dict(row: AuditEntry) -> dict[str, Any]:
+    """One entry as exported: every field the hash covers, as stored (``details`` is the exact JSON text
+    that was hashed; ``details_parsed`` is the same, readable), and ``at`` as the ISO 8601 text hashed."""
+    try:
+        parsed: Any = json.loads(row.details)
+    except ValueError:
+        parsed = None
+    return {"seq": row.seq, "at": clock.aware(row.at).isoformat(), "actor": row.actor, "action": row.action,
+            "subject": row.subject, "details": row.details, "details_parsed": parsed,
+            "prev_hash": row.prev_hash, "hash": row.hash}
+
+
+def export_lines(session: Session, where: AuditFilter) -> Any:
+    """JSON lines (UTF-8, no ``\\u`` escapes), one entry a line, oldest first, in pages of 1000 rows."""
+    after = where.after_seq
+    while True:
+        page = entries(session, AuditFilter(where.since, where.until, where.actor, where.action, where.subject,
+                                            after_seq=after, limit=1000))
+        for row in page:
+            yield json.dumps(as_dict(row), ensure_ascii=False, separators=(",", ":")) + "\n"
+        if len(page) < 1000:
+            return
+        after = page[-1].seq
+
+
+def verify_export(lines: Any, *, complete: bool = True) -> ChainReport:
+    """Re-verify an export without the database: each line's hash over its own fields and its ``prev_hash``,
+    and, between consecutive lines, the link (``prev_hash`` = the previous line's ``hash``).
+
+    ``complete`` (a full export, ``kyso audit export`` without filters): it must start at seq 1 from the
+    genesis hash and have no gaps, so a deleted line fails. Otherwise (a filtered export) gaps are allowed:
+    each entry's own hash still proves its content and every unbroken run of seqs is linked."""
+    prev_seq: int | None = None
+    prev_hash: str | None = None
+    count, gaps = 0, 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        count += 1
+        try:
+            item = json.loads(line)
+            seq, at = int(item["seq"]), dt.datetime.fromisoformat(item["at"])
+            fields = (item["actor"], item["action"], item["subject"], item["details"], item["prev_hash"])
+            stated = item["hash"]
+        except (ValueError, KeyError, TypeError) as exc:
+            return ChainReport(False, count, None, f"line {number} is not an audit entry ({exc})")
+        if _digest(seq, at, *fields) != stated:
+            return ChainReport(False, count, seq, "entry content does not match its hash (edited)")
+        if prev_seq is None:
+            if complete and seq != 1:
+                return ChainReport(False, count, 1, f"entries before seq {seq} are missing (not a full export)")
+            if seq == 1 and item["prev_hash"] != GENESIS:
+                return ChainReport(False, count, seq, "the first entry does not start from the genesis hash")
+        elif seq <= prev_seq:
+            return ChainReport(False, count, seq, f"entries out of order (seq {seq} after {prev_seq})")
+        elif seq == prev_seq + 1:
+            if item["prev_hash"] != prev_hash:
+                return ChainReport(False, count, seq, "link to the previous entry is broken")
+        elif complete:
+            return ChainReport(False, count, prev_seq + 1, f"entry {prev_seq + 1} is missing (next found: {seq})")
+        else:
+            gaps += 1
+        prev_seq, prev_hash = seq, stated
+    if count == 0:
+        return ChainReport(False, 0, None, "the export holds no entries")
+    return ChainReport(True, count, None, None if not gaps else
+                       f"{gaps} gap(s) in seq (a filtered export): each entry's hash holds, runs are linked")

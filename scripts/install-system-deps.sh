@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Installs the Debian packages kyso and its tests need, only those that are missing.
-# Called by `make install` (and so by `make run` and `make test`); safe to run again.
+# Installs the Debian packages kyso needs, only those that are missing; safe to run again.
+#   scripts/install-system-deps.sh          what running kyso needs (`make install`, so `make run`)
+#   scripts/install-system-deps.sh --test   that, and what the tests need (`make install-test`, so `make test`)
 set -euo pipefail
-# openssl, softhsm2: PKI and keystore; fonts-liberation2: Liberation Serif 2.x (metric-compatible with
-# Times New Roman, with every Vietnamese letter; 1.x lacks them) embedded in visible signatures; poppler-utils, qpdf, zbar-tools, libnss3-tools,
-# libnss3-dev, libnspr4-dev, gcc: the interop tests (pdfsig with its trust shim, qpdf --check,
-# pdftoppm + zbarimg for the QR code, pdftotext); chromium: the citizen page's browser tests (Playwright drives
-# Debian's Chromium, never a downloaded browser).
-packages=(openssl ca-certificates softhsm2 fonts-liberation2 poppler-utils qpdf zbar-tools
-          libnss3-tools libnss3-dev libnspr4-dev gcc libc6-dev chromium)
+# Running: openssl and ca-certificates (the PKI tools an operator uses next to kyso); fonts-liberation2:
+# Liberation Serif 2.x (metric-compatible with Times New Roman, with every Vietnamese letter; 1.x lacks them)
+# embedded in visible signatures; jq: the documented API examples read JSON answers with it.
+packages=(openssl ca-certificates fonts-liberation2 jq)
+if [ "${1:-}" = "--test" ]; then
+  # Testing: softhsm2 (the PKCS#11 keystore tests); poppler-utils, qpdf, zbar-tools, libnss3-tools,
+  # libnss3-dev, libnspr4-dev, gcc: the interop tests (pdfsig with its trust shim, qpdf --check,
+  # pdftoppm + zbarimg for the QR code, pdftotext); chromium: the browser tests (Playwright drives Debian's
+  # Chromium, never a downloaded browser); systemd: `systemd-analyze verify` checks the documented unit file.
+  packages+=(softhsm2 poppler-utils qpdf zbar-tools libnss3-tools libnss3-dev libnspr4-dev gcc libc6-dev chromium
+             systemd)
+fi
 # python3-venv only when the interpreter cannot make virtual environments by itself (Debian's python3)
 python3 -c "import ensurepip, venv" 2>/dev/null || packages+=(python3-venv)
 missing=()

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from core import clock
 from hsm import KeyType
@@ -38,6 +37,71 @@ def _cert_dict(row: Any, credential_id: str | None) -> dict[str, Any]:
             "commune_code": row.commune_code, "status": row.status, "not_before": row.not_before.isoformat(),
             "not_after": row.not_after.isoformat(), "revocation_reason": row.revocation_reason,
             "key_ref": row.key_ref, "sha256": row.sha256}
+
+
+# attribute types RFC 4514 prints as dotted numbers, by their names (the JSON keeps the stored text)
+_ATTRIBUTE_NAMES = {"2.5.4.5": "serialNumber", "2.5.4.12": "title", "2.5.4.4": "SN", "2.5.4.42": "GN",
+                    "0.9.2342.19200300.100.1.1": "UID", "1.2.840.113549.1.9.1": "emailAddress"}
+
+
+def _subject_parts(subject: str) -> list[str]:
+    """An RFC 4514 subject's attributes, with names instead of dotted numbers (escaped commas stay inside)."""
+    import re
+
+    parts = [part.strip() for part in re.split(r"(?<!\\),", subject) if part.strip()]
+    return [_ATTRIBUTE_NAMES.get(kind, kind) + "=" + value for kind, _, value in (p.partition("=") for p in parts)]
+
+
+def _wrap_subject(subject: str, width: int, indent: str = "    ") -> list[str]:
+    """The subject on lines of at most ``width``, broken between attributes, never inside a name (unless one
+    attribute alone is longer than a line)."""
+    lines: list[str] = []
+    current = ""
+    for part in _subject_parts(subject):
+        candidate = f"{current}, {part}" if current else part
+        if current and len(indent) + len(candidate) + 1 > width:
+            lines.append(indent + current + ",")
+            current = part
+        else:
+            current = candidate
+    return [*lines, indent + current] if current else lines
+
+
+def _full_serial(serial: str, *, prefix_ok: bool) -> str:
+    """The stored serial ``serial`` names: itself, or (``prefix_ok``) the one serial it begins. Otherwise
+    refused, naming the candidates: a few serials beginning with it, or the closest ones (a mistyped digit)."""
+    import difflib
+
+    from sqlalchemy import select
+
+    from pki.errors import UnknownCertificate
+    from pki.models import Certificate
+
+    wanted = store.normalize_serial(serial.rstrip("…."))  # a serial copied from a truncated listing
+    container = common.container()
+    with db.transaction(container.sessions) as session:
+        if session.execute(select(Certificate.id).where(Certificate.serial == wanted).limit(1)).first():
+            return wanted
+        starting: list[tuple[str, str]] = [(row[0], row[1]) for row in session.execute(
+            select(Certificate.serial, Certificate.subject).where(Certificate.serial.like(wanted + "%"))
+            .order_by(Certificate.serial).limit(11))]
+        if prefix_ok and len({found for found, _ in starting}) == 1:
+            return starting[0][0]
+        if starting:
+            shown = starting[:10]
+        else:
+            every = {row[0]: row[1] for row in session.execute(select(Certificate.serial, Certificate.subject))}
+            shown = [(near, every[near]) for near in difflib.get_close_matches(wanted, list(every), n=5, cutoff=0.6)]
+    options = "\n".join(f"  {found}  {subject}" for found, subject in shown)
+    if starting and prefix_ok:
+        more = " (and more)" if len(starting) > 10 else ""
+        raise UnknownCertificate(f"serial prefix {serial} matches several certificates{more}; did you mean one of "
+                                 f"these? Give more digits or the whole serial:\n{options}", code="ambiguous_serial")
+    if starting:
+        raise UnknownCertificate(f"no certificate with serial {serial}; this command needs the whole serial. Did you "
+                                 f"mean one of these?\n{options}")
+    hint = f" Did you mean one of these?\n{options}" if shown else " `kyso cert list` shows the serials."
+    raise UnknownCertificate(f"no certificate with serial {serial}.{hint}")
 
 
 @app.command("issue")
@@ -90,8 +154,12 @@ def cert_list(
     profile: str | None = None, ca: str | None = None,
     expires_within_days: Annotated[int | None, typer.Option(help="Only those expiring within N days")] = None,
     limit: int = 100, as_json: JsonOpt = False,
+    wide: Annotated[bool, typer.Option("--wide", help="One line per certificate, subject included, nothing "
+                                                     "wrapped (for wide terminals and grep)")] = False,
 ) -> None:
-    """List certificates, filtered by subject, commune, status, expiry."""
+    """List certificates, filtered by subject, commune, status, expiry. Serials are printed whole (copy one into
+    `kyso cert show`, which also takes a unique beginning); the subject follows on its own lines, wrapped between
+    attributes, or on the same line with --wide."""
     container = common.container()
     now = clock.now()
     expires = now + dt.timedelta(days=expires_within_days) if expires_within_days is not None else None
@@ -104,17 +172,28 @@ def cert_list(
     if as_json:
         print_json({"total": total, "items": data})
         return
-    table = Table("serial", "credential", "status", "profile", "commune", "subject", "not after",
-                  title=f"{total} certificate(s)")
+    shown = f"{total} certificate(s)" + (f", the first {len(data)} (--limit)" if total > len(data) else "")
+    out.print(shown, markup=False, highlight=False)
+    serial_width = max((len(r["serial"]) for r in data), default=0)
     for r in data:
-        table.add_row(r["serial"][:16] + "…", r["credential_id"] or "", r["status"], r["profile"],
-                      r["commune_code"] or "", r["subject"][:70], r["not_after"][:10])
-    out.print(table)
+        # the serial whole, first on its line (what one copies into `kyso cert show`), then the facts
+        facts = [r["serial"].ljust(serial_width), r["status"], r["profile"]]
+        facts += [f"commune {r['commune_code']}"] if r["commune_code"] else []
+        facts += [f"until {r['not_after'][:10]}"] + ([f"credential {r['credential_id']}"] if r["credential_id"] else [])
+        if wide:  # one line, nothing wrapped: for grep, and for terminals wide enough
+            line = "  ".join([*facts, ", ".join(_subject_parts(r["subject"]))])
+            out.print(line, markup=False, highlight=False, crop=False, soft_wrap=True)
+            continue
+        out.print("  ".join(facts), markup=False, highlight=False, soft_wrap=True)
+        for line in _wrap_subject(r["subject"], max(40, out.width)):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("show")
-def cert_show(serial: str, as_json: JsonOpt = False) -> None:
+def cert_show(serial: Annotated[str, typer.Argument(help="The serial, or a unique beginning of it")],
+              as_json: JsonOpt = False) -> None:
     """Show one certificate."""
+    serial = _full_serial(serial, prefix_ok=True)
     container = common.container()
     with db.transaction(container.sessions) as session:
         row = store.get_certificate(session, serial)
@@ -130,10 +209,11 @@ def cert_show(serial: str, as_json: JsonOpt = False) -> None:
 def cert_export(serial: str, format: Annotated[str, typer.Option(help="pem or der")] = "pem",  # noqa: A002 - --format
                 out_file: Annotated[Path | None,
                                     typer.Option("--out", help="File (default: stdout, PEM only)")] = None) -> None:
-    """Export a certificate as PEM or DER."""
+    """Export a certificate as PEM or DER (the serial, or a unique beginning of it)."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
+    serial = _full_serial(serial, prefix_ok=True)
     container = common.container()
     with db.transaction(container.sessions) as session:
         der = store.get_certificate(session, serial).der
@@ -161,6 +241,7 @@ def cert_revoke(
 ) -> None:
     """Revoke a certificate (CRL and OCSP are updated in the same transaction)."""
     resolved = resolve_reason(reason.value if reason else None, ground.value if ground else None)
+    serial = _full_serial(serial, prefix_ok=False)  # revoking takes the whole serial; a near miss is named
     row = revocation.revoke(common.container().pki, serial, resolved, actor(), invalidity_date=invalidity_date)
     if as_json:
         print_json({"serial": row.serial, "status": row.status, "reason": row.revocation_reason,
@@ -172,6 +253,7 @@ def cert_revoke(
 @app.command("release")
 def cert_release(serial: str) -> None:
     """Release a certificate from certificateHold (the delta CRL says removeFromCRL)."""
+    serial = _full_serial(serial, prefix_ok=False)
     row = revocation.release(common.container().pki, serial, actor())
     out.print(f"{row.serial} is valid again")
 
@@ -182,6 +264,7 @@ def cert_renew(serial: str,
                                                      help="Generate a new key (old certificate superseded)")] = False,
                csr: Path | None = None, as_json: JsonOpt = False) -> None:
     """Renew a certificate with the same key, or a new one."""
+    serial = _full_serial(serial, prefix_ok=False)
     result = issuance.renew(common.container().pki, serial, actor(), new_key=new_key or csr is not None,
                             csr=csr.read_bytes() if csr else None)
     if as_json:

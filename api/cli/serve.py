@@ -69,6 +69,44 @@ def _no_demo_in_production(settings: Settings) -> None:
             "KYSO_ENVIRONMENT=development and a KYSO_HOME of its own", code="demo_in_production")
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on, before anything says "ready" (uvicorn would say it only after
+    setting up, then fail). Binds as uvicorn will (SO_REUSEADDR: a port in TIME_WAIT is free, a listener is not)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot listen on {host!r}: {exc.strerror or exc}", code="bad_host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"port {port} on {host} is already in use ({exc.strerror}): another kyso or another program is "
+                f"listening there. Stop it, or choose another port: `make run PORT={port + 1}`, "
+                f"`kyso demo --port {port + 1}` or `kyso serve --port {port + 1}` "
+                f"(`ss -ltnp 'sport = :{port}'` shows who holds it)", code="port_in_use") from None
+
+
+def _local_base_url(settings: Settings, host: str, port: int) -> str:
+    """Outside production, without an explicit KYSO_BASE_URL, the URL kyso is served at: the one QR codes,
+    AIA/CDP and the printed instructions carry (a demo on --port 8001 must not encode :8000). Set in the
+    environment, so the server's workers read the same."""
+    if settings.environment == "production" or "base_url" in settings.model_fields_set:
+        return settings.base_url
+    os.environ["KYSO_BASE_URL"] = _local_url(host, port)
+    return os.environ["KYSO_BASE_URL"]
+
+
+def _local_url(host: str, port: int) -> str:
+    """Where this machine reaches the server (a listen-everywhere address is reached on 127.0.0.1)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(help="Worker processes (share the database and keystore)")] = 1,
@@ -89,6 +127,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
 
     settings = load_settings()
     production.check_start(settings)  # here too, so a refusal is one message, not a traceback per worker
+    _check_port_free(host, port)
+    _local_base_url(settings, host, port)
     fmt = log_format or settings.log_format
     if fmt not in ("json", "text"):
         raise typer.BadParameter(f"--log-format is json or text, not {fmt!r}")
@@ -121,7 +161,11 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
     """Set up an embedded demo PKI (idempotent), print where everything is, then serve.
 
     Development only: refused with KYSO_ENVIRONMENT=production (its specialist's PIN is printed here)."""
-    _no_demo_in_production(load_settings())
+    settings = load_settings()
+    _no_demo_in_production(settings)
+    if not no_serve:
+        _check_port_free(host, port)  # before setting up and printing "ready"
+    _local_base_url(settings, host, port)
     container = common.container()
     root = authorities.CaSpec(name="kyso-root", common_name="kyso Root CA", organization="kyso")
     issuing = authorities.CaSpec(name="kyso-issuing", common_name="kyso Issuing CA - Specialists", organization="kyso")
@@ -139,7 +183,7 @@ def demo(host: str = "127.0.0.1", port: int = 8000,
             token = tokens.create(session, name, tokens.Role.ca_operator, actor())
     token_file.write_text(token + "\n")
     token_file.chmod(0o600)
-    base = f"http://{host}:{port}"
+    base = _local_url(host, port)
     demo_signing = prepare_signing_demo(container, actor())
     os.environ.setdefault("KYSO_REPORT_SEAL_CREDENTIAL", demo_signing["report_seal"])  # the server below reads it
     created = ", ".join(result.created) or "none (already set up: " + ", ".join(result.existing) + ")"
@@ -208,7 +252,7 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
     _no_demo_in_production(container.settings)
     home = container.settings.home
     state_file = home / production.DEMO_STATE_FILE
-    state: dict[str, str] = json.loads(state_file.read_text()) if state_file.exists() else {}
+    state: dict[str, str] = json.loads(state_file.read_text("utf-8")) if state_file.exists() else {}
     if "specialist" not in state:
         state["specialist"] = issuance.issue(container.pki, issuance.IssueRequest(
             profile="specialist", commune_code="00004", subject=SubjectInfo(
@@ -259,7 +303,7 @@ def prepare_signing_demo(container: Any, actor: str) -> dict[str, str]:
             activation=Required(container.pki, actor))
         (home / "sample-signed.pdf").write_bytes(result.pdf)
         state["example"] = result.document_id
-    state_file.write_text(json.dumps(state, indent=2))
+    state_file.write_text(json.dumps(state, indent=2, ensure_ascii=False), encoding="utf-8")
     state["token_file"] = str(token_file)
     state["sample"] = str(sample)
     return state

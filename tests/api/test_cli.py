@@ -79,6 +79,91 @@ def test_operator_flow_and_tamper_detection(kyso):
     assert report["ok"] is False and report["first_broken_seq"] == 3
 
 
+def test_cert_list_prints_whole_serials_and_show_takes_a_unique_prefix(kyso):
+    kyso("ca", "init", "--org", "Sở KH&CN thử nghiệm")
+    first = json.loads(kyso("cert", "issue", "--cn", "Nguyễn Thị Hoa", "--title", "Công chức Tư pháp - Hộ tịch",
+                            "--commune", "00004", "--id-number", "001190000001", "--json").stdout)
+    second = json.loads(kyso("cert", "issue", "--cn", "Trần Văn Bình", "--commune", "00004",
+                             "--id-number", "001190000002", "--json").stdout)
+    table = kyso("cert", "list", "--commune", "00004").stdout
+    assert first["serial"] in table and second["serial"] in table  # whole, ready to copy
+    assert "…" not in table
+    # the subject follows the serial's line, whole, wrapped only between attributes
+    assert "Nguyễn Thị Hoa" in table and "title=Công chức Tư pháp - Hộ tịch" in table and "commune 00004" in table
+    wide = kyso("cert", "list", "--commune", "00004", "--wide").stdout
+    [line] = [ln for ln in wide.splitlines() if first["serial"] in ln]
+    assert "Nguyễn Thị Hoa" in line and "Ủy ban nhân dân" in line  # one line, nothing wrapped
+
+    assert "2.5.4.12" not in table and "serialNumber=IDCVN-001190000001" in table  # names, not numbers
+
+    # a unique beginning is enough for show and export (every certificate counts: CAs, OCSP, TSA too)
+    others = sorted(item["serial"] for item in json.loads(kyso("cert", "list", "--limit", "1000", "--json").stdout)["items"]
+                    if item["serial"] != first["serial"])
+    def shared(a: str, b: str) -> str:
+        return a[:next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))]
+
+    common = max((shared(first["serial"], other) for other in others), key=len)
+    prefix = first["serial"][:len(common) + 1]
+    shown = json.loads(kyso("cert", "show", prefix.lower(), "--json").stdout)
+    assert shown["serial"] == first["serial"]
+    assert kyso("cert", "export", prefix).stdout.startswith("-----BEGIN CERTIFICATE-----")
+    # an ambiguous beginning names the candidates, with their subjects
+    if common:
+        ambiguous = kyso("cert", "show", common, check=False)
+        assert ambiguous.returncode == 2 and "(ambiguous_serial)" in ambiguous.stderr
+        assert first["serial"] in ambiguous.stderr and "Nguyễn Thị Hoa" in ambiguous.stderr
+    # a serial with one digit wrong: "did you mean" the real one
+    typo = first["serial"][:-1] + ("0" if first["serial"][-1] != "0" else "1")
+    missing = kyso("cert", "show", typo, check=False)
+    assert missing.returncode == 2 and "no certificate with serial" in missing.stderr
+    assert "did you mean" in missing.stderr.lower() and first["serial"] in missing.stderr
+    # revoking takes the whole serial: a prefix is refused, with the serial it may mean
+    refused = kyso("cert", "revoke", prefix, "--ground", "officer_moved", check=False)
+    assert refused.returncode == 2 and "whole serial" in refused.stderr and first["serial"] in refused.stderr
+    assert json.loads(kyso("cert", "show", first["serial"], "--json").stdout)["status"] == "valid"
+    # JSON output is UTF-8 as written, never \u escapes
+    listing = kyso("cert", "list", "--json").stdout
+    assert "Nguyễn Thị Hoa" in listing and "\\u" not in listing
+
+
+def test_audit_list_show_export_and_offline_verify(kyso, tmp_path):
+    kyso("ca", "init", "--org", "Sở KH&CN thử nghiệm")
+    issued = json.loads(kyso("cert", "issue", "--cn", "Nguyễn Thị Hoa", "--commune", "00004",
+                             "--id-number", "001190000001", "--json").stdout)
+    listing = json.loads(kyso("audit", "list", "--json").stdout)
+    assert [e["seq"] for e in listing] == list(range(1, len(listing) + 1)) and len(listing) >= 3
+    issue = [e for e in listing if e["subject"] == issued["serial"]]
+    assert issue and issue[0]["actor"].startswith("cli:") and issue[0]["action"].startswith("pki:")
+    table = kyso("audit", "list", "--action", "pki:ca:*").stdout
+    assert "pki:ca:create" in table and issue[0]["action"] not in table
+    assert json.loads(kyso("audit", "list", "--since", "2999-01-01", "--json").stdout) == []
+    page = json.loads(kyso("audit", "list", "--limit", "1", "--after", "1", "--json").stdout)
+    assert [e["seq"] for e in page] == [2]
+    shown = kyso("audit", "show", str(issue[0]["seq"])).stdout
+    assert issue[0]["hash"] in shown and issue[0]["action"] in shown and issued["serial"] in shown
+    assert kyso("audit", "show", "999999", check=False).returncode == 1
+
+    export = tmp_path / "audit.jsonl"
+    kyso("audit", "export", "-o", str(export))
+    lines = export.read_text("utf-8").splitlines(keepends=True)
+    assert len(lines) == len(listing)
+    ok = kyso("audit", "verify", "--file", str(export))
+    assert ok.returncode == 0 and f"intact: {len(lines)} entries" in ok.stdout
+    tampered = tmp_path / "tampered.jsonl"
+    item = json.loads(lines[1])
+    item["actor"] = "cli:someone-else"
+    tampered.write_text("".join([lines[0], json.dumps(item, ensure_ascii=False) + "\n", *lines[2:]]), "utf-8")
+    broken = kyso("audit", "verify", "--file", str(tampered), check=False)
+    assert broken.returncode == 1 and "entry 2" in broken.stderr
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text("".join([lines[0], *lines[2:]]), "utf-8")
+    assert kyso("audit", "verify", "--file", str(missing), check=False).returncode == 1
+    filtered = tmp_path / "filtered.jsonl"
+    filtered.write_text(kyso("audit", "export", "--action", "pki:ca:*").stdout, "utf-8")
+    assert kyso("audit", "verify", "--file", str(filtered), check=False).returncode == 1  # not the whole chain
+    assert kyso("audit", "verify", "--file", str(filtered), "--partial").returncode == 0
+
+
 def test_ca_init_from_a_config_file(kyso, tmp_path):
     config = tmp_path / "ca.toml"
     config.write_text('[root]\nname = "hn-root"\ncommon_name = "Hà Nội Root"\nkey_type = "ec-p256"\n'

@@ -73,7 +73,7 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
         if util is None or module is None or not Path(module).is_file():
             where = "the CI image" if os.environ.get("CI") == "true" else "this machine"
             pytest.fail(f"SoftHSM2 is missing on {where} (softhsm2-util: {util}, module: {module}); the project "
-                        "installs it: run `bash scripts/install-system-deps.sh` (or `make install`), or set "
+                        "installs it: run `bash scripts/install-system-deps.sh --test` (or `make install-test`), or set "
                         "KYSO_TEST_PKCS11_MODULE to the libsofthsm2.so path", pytrace=False)
         root = tmp_path_factory.mktemp("softhsm")
         (root / "tokens").mkdir()

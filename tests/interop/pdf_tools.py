@@ -40,7 +40,7 @@ def tool(name: str, package: str) -> str:
     path = shutil.which(name)
     if path is None:
         pytest.fail(f"`{name}` is required for the PDF interop tests but is not on PATH "
-                    f"(Debian package {package}; scripts/install-system-deps.sh installs it)")
+                    f"(Debian package {package}; scripts/install-system-deps.sh --test installs it)")
     return path
 
 
