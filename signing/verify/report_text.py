@@ -336,8 +336,8 @@ def unrecorded(field: str) -> Text:
 
 
 def not_entitled(field: str, version: str | None, reason: str) -> Text:
-    field, reason = quoted(field), flat(reason)
+    field, reason = quoted(field), flat(reason)  # the policy's reason is English: the technical words stay there
     return Text(f"Chữ ký {field}: theo chính sách ký số phiên bản {version}, người ký không có thẩm quyền ký văn bản "
-                f"này ({reason}).",
+                "này.",
                 f"Signature {field}: under signing policy {version} the signer was not entitled to sign this "
                 f"document ({reason}).")
