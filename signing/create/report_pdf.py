@@ -90,13 +90,20 @@ def verdict_words(indication: str, sub: str | None) -> Text:
 CONFIGURED = "configured: "
 
 
+COMMON_NAME = re.compile(r"Common Name: ([^,]+)")  # in asn1crypto's human_friendly subject
+
+
 def trust_words(lang: Lang, anchor: str | None) -> str:
+    """The trust anchor by its name (a root's common name, not asn1crypto's "Common Name: …, Country: …")."""
     if not anchor:
         return say(lang, Text("không dẫn tới tổ chức chứng thực tin cậy nào", "no trusted authority"))
-    if anchor.startswith(CONFIGURED):
+    configured = anchor.startswith(CONFIGURED)
+    named = COMMON_NAME.search(anchor)
+    name = named.group(1) if named else anchor[len(CONFIGURED):] if configured else anchor
+    if configured:
         return say(lang, Text("tổ chức chứng thực do tỉnh cấu hình thêm: ", "an authority the province added: ")) \
-            + quoted(anchor[len(CONFIGURED):])
-    return one_line(anchor)
+            + quoted(name)
+    return quoted(name)
 
 
 def sealed_by(report_organisation: str | None, lang: Lang) -> str:
@@ -145,7 +152,9 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path, 
             (t("Trạng thái đăng ký", "Registry status"),
              say(lang, word(REGISTRY_STATUSES, reg.status))
              + (f" ({one_line(reg.status_reason)})" if reg.status_reason else "")),
-            (t("Loại văn bản, xã/phường", "Type, commune"), f"{reg.document_type}, {reg.commune_code}"),
+            (t("Loại văn bản", "Document type"), say(lang, reg.document_type_title) if reg.document_type_title
+             else reg.document_type),
+            (t("Xã/phường", "Commune"), reg.commune_name or reg.commune_code),
         ]
     _table(doc, rows)
     for note in report.notes:

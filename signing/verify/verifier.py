@@ -158,6 +158,8 @@ class Verifier:
             self._sync_epoch(session)
             registry, recorded, differs = self._registry(session, pdf, values)
             records = entitlement.read(session, registry, self.lookups) if registry is not None else None
+            if registry is not None and records is not None:
+                registry = entitlement.named(session, registry, records)
         # by the signature itself, never by its field name (a file may repeat a name)
         known = {id(s): recorded[v] for s, v in zip(embedded, values, strict=True) if v is not None and v in recorded}
         # revisions kyso's own service wrote (not a signHash value: the client's software wrote that revision)

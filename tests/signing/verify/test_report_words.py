@@ -122,6 +122,11 @@ def test_the_words_seen_for_values_once_left_in_english(pki: Container, speciali
     found = reports(pki, specialist, sample_pdf, frozen, tmp_path)
     genuine = visible_html(report_pdf.to_html(found["genuine"], "vi"))
     assert "còn hiệu lực" in genuine and "chưa bị thu hồi" in genuine
+    registry = found["genuine"].registry
+    assert registry is not None and registry.document_type_title is not None
+    kind = pki.signing.policy.types[registry.document_type]
+    assert kind.title_vi in genuine and registry.document_type not in genuine  # the type's name, not its slug
+    assert "Phường Ba Đình" in genuine and registry.commune_code not in genuine
     assert "Trạng thái đăng ký valid" not in genuine and "good" not in genuine
     added = visible_html(report_pdf.to_html(found["page added"], "vi"))
     assert "toàn bộ phiên bản đã ký" in added and "entire_revision" not in added
