@@ -94,6 +94,13 @@ class SignedPdfDamaged(UnreadablePdf):
     code = "signed_pdf_damaged"
 
 
+class CertifiedPdfLocked(InvalidInput):
+    """A PDF certified with DocMDP P=1 ("no changes allowed"): any signature added to it breaks its
+    certification, however sound the file is."""
+
+    code = "certified_pdf_no_changes"
+
+
 class SelfCheckFailed(Internal):
     """kyso's own signed output failed kyso's own check: a bug in kyso, never the caller's fault (HTTP 500).
     Nothing was registered; the audit log names the document and the check that failed."""

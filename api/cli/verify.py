@@ -68,6 +68,8 @@ def verify(
 
 
 def _print(report: VerificationReport, lang: str) -> None:
+    from signing.verify import report_text
+
     def t(vi: str, en: str) -> str:
         return en if lang == "en" else vi
 
@@ -76,8 +78,9 @@ def _print(report: VerificationReport, lang: str) -> None:
               f"{t(report.summary.vi, report.summary.en)}")
     if report.registry:
         reg = report.registry
-        out.print(t(f"Văn bản kyso {reg.document_id}: {reg.status}, phiên bản {reg.version}/{reg.current_version}",
-                    f"kyso document {reg.document_id}: {reg.status}, version {reg.version}/{reg.current_version}"))
+        status = report_text.word(report_text.REGISTRY_STATUSES, reg.status)
+        out.print(t(f"Văn bản kyso {reg.document_id}: {status.vi}, phiên bản {reg.version}/{reg.current_version}",
+                    f"kyso document {reg.document_id}: {status.en}, version {reg.version}/{reg.current_version}"))
     for note in report.notes:
         out.print(t(note.vi, note.en))
     for mod in report.modifications:

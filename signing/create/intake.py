@@ -22,9 +22,19 @@ from dataclasses import dataclass
 from io import BytesIO
 
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.fields import MDPPerm
+from pyhanko.sign.validation.pdf_embedded import read_certification_data
 
-from signing.errors import EncryptedPdf, PdfNoPages, PdfPageTreeBroken, SignedPdfDamaged, UnreadablePdf
+from signing.errors import (
+    CertifiedPdfLocked,
+    EncryptedPdf,
+    PdfNoPages,
+    PdfPageTreeBroken,
+    SignedPdfDamaged,
+    UnreadablePdf,
+)
 
 MAX_PAGE_NODES = 200_000  # far beyond any civil-status document; bounds the walk of a hostile tree
 _OBJ_HEADER = re.compile(rb"[\x00\t\n\x0c\r ]*(\d+)[\x00\t\n\x0c\r ]+(\d+)[\x00\t\n\x0c\r ]*obj")
@@ -51,10 +61,12 @@ def prepare(pdf: bytes) -> Intake:
     """The input if it is sound; a rebuilt copy if it needs repair and carries no signature; otherwise
     a clear 4xx error (``UnreadablePdf`` or one of its narrower kinds)."""
     try:
-        check(pdf)
-        return Intake(pdf)
+        reader = check(pdf)
     except NeedsRepair as damage:
         reason = str(damage)
+    else:
+        refuse_locked(reader)
+        return Intake(pdf)
     if _SIGNATURE_MARK.search(pdf):
         raise SignedPdfDamaged(
             f"tệp PDF đã có chữ ký nhưng cấu trúc bị hỏng ({reason}); sửa tệp sẽ làm hỏng chữ ký — the PDF "
@@ -67,6 +79,21 @@ def prepare(pdf: bytes) -> Intake:
         raise UnreadablePdf(f"the PDF is damaged ({reason}) and could not be repaired ({still}); re-export it "
                             "from the producing software") from None
     return Intake(rebuilt, (reason,))
+
+
+def refuse_locked(reader: PdfFileReader) -> None:
+    """``CertifiedPdfLocked`` when the file's certification signature forbids any change (DocMDP P=1): a
+    signature kyso added would itself be the forbidden change, and every verifier would say so."""
+    try:
+        info = read_certification_data(reader)
+    except (KeyError, TypeError, ValueError, AttributeError, PdfError):
+        return  # an unreadable certification is the verifier's to judge, not a lock
+    permission = info.permission if info is not None else None
+    if permission == MDPPerm.NO_CHANGES:
+        raise CertifiedPdfLocked(
+            "tệp PDF đã được chứng nhận với chế độ không cho phép thay đổi, nên không thể ký thêm: hãy xin cơ "
+            "quan gửi tệp bản chưa chứng nhận — the PDF is certified and its certification forbids changes, so "
+            "no signature can be added: ask its sender for the file before certification")
 
 
 def check(pdf: bytes) -> PdfFileReader:

@@ -48,7 +48,7 @@ from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from signing.errors import TooComplex
 from signing.verify.pdf_facts import covered_end
 from signing.verify.report import Modification, Text
-from signing.verify.report_text import one_line
+from signing.verify.report_text import one_line, plain_message
 
 Box = tuple[float, float, float, float]
 
@@ -208,8 +208,8 @@ def _review_revision(reader: PdfFileReader, revision: int, made: list[EmbeddedPd
         result = STRICT_POLICY.apply(old, new, doc_mdp=docmdp)
     except SuspiciousModification as exc:
         return RevisionReview(revision, names, None, _explain(old, new, revision, after, str(exc)))
-    except Exception as exc:  # noqa: BLE001 - a structure the analysis cannot read is not accountable
-        return RevisionReview(revision, names, None, (_generic(revision, after, f"{type(exc).__name__}"),))
+    except Exception:  # noqa: BLE001 - a structure the analysis cannot read is not accountable
+        return RevisionReview(revision, names, None, (_generic(revision, after, ""),))
     problems: list[Modification] = []
     for name in sorted(result.changed_form_fields - names):
         problems.append(Modification(
@@ -253,12 +253,14 @@ def _explain(old: HistoricalResolver, new: HistoricalResolver, revision: int, af
 
 
 def _generic(revision: int, after: str, message: str) -> Modification:
-    short = one_line(message.splitlines()[0] if message else "", 160)
+    """The analysis's own (English, technical) message goes only into the English sentence, without
+    programming words (``plain_message``); the Vietnamese sentence says what it means."""
+    short = one_line(plain_message(message.splitlines()[0]) if message else "", 160)
     return Modification(revision=revision + 1, after_signature=after, category="object", object=None, page=None,
-                        text=Text(f"Lần cập nhật thứ {revision + 1} thay đổi tệp theo cách không được phép sau khi ký "
-                                  f"({short}).",
-                                  f"Update {revision + 1} changes the file in a way not allowed after signing "
-                                  f"({short})."))
+                        text=Text(f"Lần cập nhật thứ {revision + 1} thay đổi tệp theo cách không được phép sau khi "
+                                  "ký.",
+                                  f"Update {revision + 1} changes the file in a way not allowed after signing"
+                                  + (f" ({short})." if short else ".")))
 
 
 def _classify(old: HistoricalResolver, new: HistoricalResolver, ref: generic.Reference, revision: int, after: str,

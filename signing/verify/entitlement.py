@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from policies.documents import DocumentPolicy
 from policies.engine import SignerFacts, Target, decide
 from policies.errors import PolicyInvalid, UnknownDocumentType, UnknownUnit
 from signing.registry.models import DocumentFile, SignedDocument
-from signing.verify.report import Entitlement, RegistryInfo, SignatureReport
+from signing.verify.report import Entitlement, RegistryInfo, SignatureReport, Text
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,23 @@ def read(session: Session, registry: RegistryInfo, lookups: Lookups) -> Records 
         signers[serial] = known
     return Records(doc.document_type, doc.commune_code, _province(session, doc.commune_code, on, lookups), records,
                    policies, signers)
+
+
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def named(session: Session, registry: RegistryInfo, records: Records) -> RegistryInfo:
+    """The registry facts with the words a report shows for them: the document type's title from the policy
+    version it was signed under, and the commune's full name (and province) on the signing day."""
+    title = next((Text(p.types[registry.document_type].title_vi, p.types[registry.document_type].title_en)
+                  for p in records.policies.values() if p is not None and registry.document_type in p.types), None)
+    try:
+        day = registry.signed_at.astimezone(VIETNAM).date() if registry.signed_at.tzinfo else registry.signed_at.date()
+        unit = units.view(session, registry.commune_code, day)
+        commune: str | None = unit.full_name + (f", {unit.province_name}" if unit.province_name else "")
+    except UnknownUnit:
+        commune = None
+    return dataclasses.replace(registry, document_type_title=title, commune_name=commune)
 
 
 def _province(session: Session, code: str | None, on: dt.date, lookups: Lookups) -> str | None:

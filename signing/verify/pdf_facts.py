@@ -19,7 +19,7 @@ from signing.errors import EncryptedPdf, UnreadablePdf
 from signing.registry.records import SignatureValue
 from signing.verify.indications import Indication, SubIndication
 from signing.verify.report import INDICATION_ORDER, CertificateInfo, CoverageInfo, RevocationInfo, SignatureReport, Text
-from signing.verify.report_text import quoted
+from signing.verify.report_text import plain_message, quoted
 from signing.verify.trust import TrustStore
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def open_pdf(pdf: bytes) -> PdfFileReader:
     except Exception as exc:  # noqa: BLE001 - pyHanko raises plain errors on broken input
         if "encrypt" in str(exc).lower():
             raise EncryptedPdf("the PDF is encrypted; kyso can only check unprotected files") from None
-        raise UnreadablePdf(f"this file is not a readable PDF ({type(exc).__name__}: {str(exc)[:160]})") from None
+        raise UnreadablePdf(f"this file is not a readable PDF ({plain_message(str(exc))[:160]})") from None
     return reader
 
 
@@ -199,8 +199,9 @@ def worst(reports: list[SignatureReport]) -> tuple[Indication, SubIndication | N
 
 def format_failure(sig: EmbeddedPdfSignature, exc: Exception) -> SignatureReport:
     field = quoted(sig.field_name)  # the field name and the parser's message carry the file's own words
-    text = Text(f"Chữ ký {field} bị hỏng hoặc không đúng định dạng ({type(exc).__name__}).",
-                f"Signature {field} is damaged or malformed ({type(exc).__name__}: {quoted(exc)}).")
+    detail = plain_message(str(exc))
+    text = Text(f"Chữ ký {field} bị hỏng hoặc không đúng định dạng.",
+                f"Signature {field} is damaged or malformed" + (f" ({quoted(detail)})." if detail else "."))
     return SignatureReport(
         field_name=str(sig.field_name), kind="signature", indication=Indication.TOTAL_FAILED,
         sub_indication=SubIndication.FORMAT_FAILURE,
@@ -230,8 +231,8 @@ def signed_revision(pdf: bytes, *, max_signatures: int, max_revisions: int) -> t
     check_limits(reader, max_signatures=max_signatures, max_revisions=max_revisions)
     try:
         embedded = [s for s in reader.embedded_signatures if s.sig_object_type != "/DocTimeStamp"]
-    except Exception as exc:  # noqa: BLE001 - a broken AcroForm is the file's fault
-        raise UnreadablePdf(f"the PDF's signature fields cannot be read ({type(exc).__name__})") from None
+    except Exception:  # noqa: BLE001 - a broken AcroForm is the file's fault
+        raise UnreadablePdf("the PDF's signature fields cannot be read") from None
     for sig in sorted(embedded, key=lambda s: s.signed_revision):
         end = covered_end(sig)  # 0 for a malformed /ByteRange: that signature covers nothing
         if 0 < end <= len(pdf):

@@ -115,6 +115,8 @@ class RegistryInfo:
     is_current: bool
     status_reason: str | None = None
     superseded_by: str | None = None
+    document_type_title: Text | None = None  # the policy's title for the type, as recorded at signing
+    commune_name: str | None = None  # the catalogue's full name on the signing day, with its province
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,122 @@ REASONS: dict[str, Text] = {
 }
 
 
+# -- the words for every value a report shows (the codes themselves go only in the technical section) ---------
+INDICATIONS: dict[str, Text] = {
+    Indication.TOTAL_PASSED: Text("hợp lệ", "valid"),
+    Indication.INDETERMINATE: Text("chưa thể khẳng định", "cannot be confirmed"),
+    Indication.TOTAL_FAILED: Text("không hợp lệ", "not valid"),
+}
+
+SUB_INDICATIONS: dict[str, Text] = {
+    SubIndication.FORMAT_FAILURE: Text("chữ ký bị hỏng hoặc sai định dạng", "the signature is damaged or malformed"),
+    SubIndication.HASH_FAILURE: Text("nội dung đã bị sửa sau khi ký", "the content was altered after signing"),
+    SubIndication.SIG_CRYPTO_FAILURE: Text("chữ ký sai về mặt mật mã", "the signature is cryptographically wrong"),
+    SubIndication.REVOKED: Text("ký sau khi chứng thư số đã bị thu hồi",
+                                "signed after the certificate was revoked"),
+    SubIndication.NOT_YET_VALID: Text("chứng thư số chưa đến ngày có hiệu lực", "the certificate is not valid yet"),
+    SubIndication.SIG_CONSTRAINTS_FAILURE: Text("tệp bị thay đổi theo cách người ký không cho phép",
+                                                "the file was changed in a way the signer did not allow"),
+    SubIndication.CHAIN_CONSTRAINTS_FAILURE: Text("chứng thư số không được phép dùng để ký văn bản",
+                                                  "the certificate may not sign documents"),
+    SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE: Text("không kiểm tra được chuỗi chứng thư số",
+                                                          "the certificate chain could not be checked"),
+    SubIndication.CRYPTO_CONSTRAINTS_FAILURE: Text("thuật toán mật mã không còn đủ an toàn",
+                                                   "the cryptographic algorithm is no longer strong enough"),
+    SubIndication.EXPIRED: Text("chứng thư số đã hết hạn", "the certificate has expired"),
+    SubIndication.POLICY_PROCESSING_ERROR: Text("không xử lý được chính sách chữ ký",
+                                                "the signature policy could not be processed"),
+    SubIndication.SIGNATURE_POLICY_NOT_AVAILABLE: Text("không có chính sách chữ ký",
+                                                       "the signature policy is not available"),
+    SubIndication.TIMESTAMP_ORDER_FAILURE: Text("thứ tự các dấu thời gian không hợp lý",
+                                                "the timestamps are out of order"),
+    SubIndication.NO_SIGNING_CERTIFICATE_FOUND: Text("không tìm thấy chứng thư số của người ký",
+                                                     "the signer's certificate is missing"),
+    SubIndication.NO_CERTIFICATE_CHAIN_FOUND: Text("chứng thư số không thuộc tổ chức chứng thực tin cậy nào",
+                                                   "the certificate leads to no trusted authority"),
+    SubIndication.REVOKED_NO_POE: Text("chứng thư số đã bị thu hồi, không có bằng chứng đã ký trước đó",
+                                       "the certificate was revoked and nothing proves it was signed before"),
+    SubIndication.REVOKED_CA_NO_POE: Text("tổ chức cấp chứng thư đã bị thu hồi, không có bằng chứng đã ký trước đó",
+                                          "the issuing authority was revoked and nothing proves it was signed "
+                                          "before"),
+    SubIndication.OUT_OF_BOUNDS_NO_POE: Text("chứng thư số đã hết hạn, không có bằng chứng đã ký khi còn hiệu lực",
+                                             "the certificate has expired and nothing proves it was signed while "
+                                             "valid"),
+    SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE: Text("thông tin thu hồi đã quá hạn",
+                                                        "the revocation information is out of date"),
+    SubIndication.OUT_OF_BOUNDS_NOT_REVOKED: Text("chứng thư số đã hết hạn, không có dấu thời gian",
+                                                  "the certificate has expired, no timestamp"),
+    SubIndication.CRYPTO_CONSTRAINTS_FAILURE_NO_POE: Text("thuật toán mật mã đã yếu, không có bằng chứng thời điểm ký",
+                                                          "the algorithm is weak now and nothing proves when it "
+                                                          "was signed"),
+    SubIndication.NO_POE: Text("không có bằng chứng về thời điểm ký", "nothing proves when it was signed"),
+    SubIndication.TRY_LATER: Text("chưa có thông tin thu hồi, hãy kiểm tra lại sau",
+                                  "revocation status not available yet, check again later"),
+    SubIndication.SIGNED_DATA_NOT_FOUND: Text("không tìm thấy dữ liệu đã ký", "the signed data is missing"),
+    SubIndication.GENERIC: Text("lý do khác", "another reason"),
+    SubIndication.NO_SIGNATURE_FOUND: Text("tệp không có chữ ký số", "the file has no signature"),
+}
+
+REGISTRY_STATUSES: dict[str, Text] = {
+    DocumentStatus.VALID: Text("còn hiệu lực", "in force"),
+    DocumentStatus.WITHDRAWN: Text("đã bị thu hồi", "withdrawn"),
+    DocumentStatus.SUPERSEDED: Text("đã được thay thế", "replaced"),
+}
+
+REVOCATION_STATUSES: dict[str, Text] = {
+    "good": Text("chưa bị thu hồi", "not revoked"),
+    "revoked": Text("đã bị thu hồi", "revoked"),
+    "unknown": Text("chưa rõ", "unknown"),
+    "not_checked": Text("không kiểm tra được", "not checked"),
+}
+
+REVOCATION_SOURCES: dict[str, Text] = {
+    "dss": Text("dữ liệu xác thực kèm trong tệp", "validation data carried in the file"),
+    "kyso": Text("cơ sở dữ liệu của kyso", "kyso's own records"),
+    "none": Text("không có", "none"),
+}
+
+COVERAGE: dict[str, Text] = {
+    "entire_file": Text("toàn bộ tệp", "the whole file"),
+    "entire_revision": Text("toàn bộ phiên bản đã ký", "the whole signed revision"),
+    "partial": Text("một phần tệp", "part of the file"),
+}
+
+MODIFICATION_LEVELS: dict[str, Text] = {
+    "NONE": Text("không có thay đổi", "no changes"),
+    "LTA_UPDATES": Text("chỉ thêm dữ liệu xác thực và dấu thời gian", "only validation data and timestamps added"),
+    "FORM_FILLING": Text("điền biểu mẫu hoặc thêm chữ ký", "form filling or further signatures"),
+    "ANNOTATIONS": Text("thêm ghi chú", "annotations added"),
+    "OTHER": Text("thay đổi khác", "other changes"),
+}
+
+DOCMDP: dict[int, Text] = {
+    1: Text("không cho phép thay đổi", "no changes allowed"),
+    2: Text("cho phép điền biểu mẫu và ký", "form filling and signing allowed"),
+    3: Text("cho phép điền biểu mẫu, ký và ghi chú", "form filling, signing and annotations allowed"),
+}
+
+
+def word(table: dict[str, Text], value: object) -> Text:
+    """The words for ``value`` from one of the tables above; a value no table knows is said as "other"
+    (the code itself is in the report's technical section)."""
+    found = table.get(str(value)) if value is not None else None
+    return found if found is not None else Text("khác", "other")
+
+
+_CLASS_REPR = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
+_CLASS_WORDS = {"ArrayObject": "array", "DictionaryObject": "dictionary", "StreamObject": "stream",
+                "NameObject": "name", "IndirectObject": "reference", "NullObject": "null"}
+_EXCEPTION_NAME = re.compile(r"\b[A-Z]\w*(?:Error|Exception|Warning)\b:?\s*")
+
+
+def plain_message(message: str) -> str:
+    """A library's message with the programming words taken out: ``<class '…ArrayObject'>`` becomes
+    "array", and exception class names ("ValueError: …") are dropped. Reports quote parsers, never code."""
+    text = _CLASS_REPR.sub(lambda m: _CLASS_WORDS.get(m.group(1), "object"), message)
+    return _SPACES.sub(" ", _EXCEPTION_NAME.sub("", text)).strip(" :;,")
+
+
 QUOTE_LIMIT = 120  # characters of one value taken from a verified file
 _SPACES = re.compile(r"\s+")
 
@@ -153,8 +269,9 @@ def _failure(indication: Indication, sub: SubIndication | None, name: str, at: s
         return texts[sub]
     if indication == Indication.TOTAL_FAILED:
         return Text("Chữ ký không hợp lệ.", "The signature is not valid.")
-    return Text(f"Chưa thể khẳng định chữ ký của {name} ({sub or 'không rõ lý do'}).",
-                f"The signature by {name} cannot be confirmed ({sub or 'reason unknown'}).")
+    why = word(SUB_INDICATIONS, sub) if sub else Text("không rõ lý do", "reason unknown")
+    return Text(f"Chưa thể khẳng định chữ ký của {name} ({why.vi}).",
+                f"The signature by {name} cannot be confirmed ({why.en}).")
 
 
 def revision_only(revision: int, later: int) -> Text:
@@ -219,8 +336,8 @@ def unrecorded(field: str) -> Text:
 
 
 def not_entitled(field: str, version: str | None, reason: str) -> Text:
-    field, reason = quoted(field), flat(reason)
+    field, reason = quoted(field), flat(reason)  # the policy's reason is English: the technical words stay there
     return Text(f"Chữ ký {field}: theo chính sách ký số phiên bản {version}, người ký không có thẩm quyền ký văn bản "
-                f"này ({reason}).",
+                "này.",
                 f"Signature {field}: under signing policy {version} the signer was not entitled to sign this "
                 f"document ({reason}).")

@@ -151,13 +151,15 @@ class Verifier:
         trust = self.trust.store()
         try:
             embedded = list(reader.embedded_signatures)
-        except Exception as exc:  # noqa: BLE001 - a broken AcroForm is the file's fault
-            raise UnreadablePdf(f"the PDF's signature fields cannot be read ({type(exc).__name__})") from None
+        except Exception:  # noqa: BLE001 - a broken AcroForm is the file's fault
+            raise UnreadablePdf("the PDF's signature fields cannot be read") from None
         values = [_signature_value(s) for s in embedded]  # read once, in the file's order, for every lookup
         with transaction(self.ctx.sessions, read_only=True) as session:  # one round trip for the lookups
             self._sync_epoch(session)
             registry, recorded, differs = self._registry(session, pdf, values)
             records = entitlement.read(session, registry, self.lookups) if registry is not None else None
+            if registry is not None and records is not None:
+                registry = entitlement.named(session, registry, records)
         # by the signature itself, never by its field name (a file may repeat a name)
         known = {id(s): recorded[v] for s, v in zip(embedded, values, strict=True) if v is not None and v in recorded}
         # revisions kyso's own service wrote (not a signHash value: the client's software wrote that revision)

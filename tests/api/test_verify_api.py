@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import pytest
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 
 from api.app import create_app
 from api.container import Container
@@ -60,6 +62,11 @@ def test_pdf_report_is_sealed_and_validates(pki: Container, signed: tuple[str, b
         assert report.indication == "TOTAL-PASSED", report.summary
         assert report.signatures[0].signer.common_name == "kyso - dịch vụ kiểm tra chữ ký số"  # type: ignore[union-attr]
         assert report.signatures[0].coverage.docmdp_permission == 2
+        # the report says it is sealed, and by whom: the seal certificate's organisation (or its name)
+        subject = pki.signing.material.signer(seal).certificate.subject.native
+        by = subject.get("organization_name") or subject["common_name"]
+        text = " ".join((p.extract_text() or "") for p in PdfReader(io.BytesIO(r.content)).pages)
+        assert f"được đóng dấu số (ký số) bởi «{by}»" in " ".join(text.split()), text
 
 
 def test_pdf_report_without_seal_says_how_to_configure(client: TestClient, signed: tuple[str, bytes]) -> None:
