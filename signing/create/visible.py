@@ -1,12 +1,20 @@
 """Visible signatures as Decree 30/2020/NĐ-CP (Appendix I) lays them out for electronic documents.
 
 - person: title above (bold), the handwritten-signature image centred, full name below (bold);
-  the verification QR code on the right (the seal covers the left) when the document type wants one.
+  the verification QR code on the right (the seal covers the left) when the document type wants one,
+  on an opaque white quiet zone, with the document code printed under it (``group_code``) and one
+  caption line saying where to type that code (``lookup_caption``).
 - seal: the agency's red seal image at its real size, covering about a third of the person's
-  signature on its left side ("trùm lên khoảng 1/3 chữ ký về phía bên trái"); only after a person
+  signature on its left side ("trùm lên khoảng 1/3 chữ ký về phía bên trái"), below the title; under
+  the ring, as text, the organisation and the signing time (ISO 8601, +07:00); only after a person
   has signed (Art. 32).
 - copy (SAO Y, SAO LỤC, TRÍCH SAO, attachments): a text block at the top right of page 1 — copy
   form or document number, agency, signing time in Vietnam time (ISO 8601) — serif 10 pt black.
+
+Placement (``_automatic``): the page is rendered as it is seen and the stamp goes where every pixel it
+covers is white, last page first, then earlier pages; with no room anywhere, on a page added at the end
+(``PlannedAppearance.new_page``). Rotated pages get an upright stamp (a /Matrix on the appearance), and
+PDF/A-1 files get stencil masks instead of soft masks. docs/stamp.md says all this for integrators.
 
 Text is set in an embedded TrueType subset (``signing/fonts.py``) so every diacritic renders and
 extracts. The QR code is drawn as vector rectangles. Images are parsed once per content hash.

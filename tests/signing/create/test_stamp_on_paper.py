@@ -125,7 +125,8 @@ CASES = {**{f"corpus:{name}": name for name in SIGNABLE}, **{f"gen:{name}": name
 
 
 # pages with no blank place the stamp's size: the stamp goes on a page added at the end (form.pdf is a
-# 1-inch square page, pdfa-acroform.pdf a 400 × 72 pt strip, jbig2.pdf and pike-jp2.pdf full-page scans)
+# 1-inch square page, pdfa-acroform.pdf a 400 × 72 pt strip, jbig2.pdf a page-filling scan, pike-jp2.pdf a
+# 90 × 33 pt picture)
 NO_ROOM = {"gen:full-text", "gen:image-only", "gen:narrow", "gen:tiny", "corpus:form.pdf",
            "corpus:pdfa-acroform.pdf", "corpus:jbig2.pdf", "corpus:pike-jp2.pdf"}
 
@@ -309,3 +310,17 @@ def test_soft_masks_outside_pdfa1(pki: Container, person: str) -> None:
     """Other files (and PDF/A-2, which allows transparency) keep the images' smooth edges."""
     for pdf in ((CORPUS / "fourpages.pdf").read_bytes(), _claim_pdfa((CORPUS / "fourpages.pdf").read_bytes(), "2")):
         assert _transparency(sign(pki, pdf, person).pdf)[0] >= 1
+
+
+@pytest.mark.parametrize("name", ["top-half-text", "rotated-90", "cropped", "full-text"])
+def test_preview_shows_the_place_signing_uses(pki: Container, person: str, name: str) -> None:
+    """The specialist's /me preview draws the box from the same plan: same page, same rectangle, and the
+    added page when there is no room (its PDF then has that page too)."""
+    pdf = generated()[name]
+    wanted = SignRequest(pdf=pdf, document_type="dossier-result", commune_code=COMMUNE, credential_id=person,
+                         level="B-B")
+    preview = pki.signing.stamp_preview(wanted)
+    result = pki.signing.sign(wanted, actor="test", activation=CONSENTED)
+    page, box = _widget(result.pdf, "Signature1")
+    assert (preview.page, preview.box, preview.new_page) == (page, box, result.stamp_on_new_page)
+    assert _page_count(preview.pdf) == _page_count(result.pdf)
