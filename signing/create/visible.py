@@ -637,6 +637,13 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
         index = _page_index(writer, page if page is not None else 1)
         width = COPY_WIDTH if facts.verify_url else 170.0
         height = QR_STACK if facts.verify_url else 36.0
+        if pdf is not None:  # the free place nearest the top right of page 1, else its top-right corner
+            _, renderings = visual_diff.render_chosen(pdf, [index], budget_seconds=PLACEMENT_SECONDS,
+                                                      dpi=PLACEMENT_DPI)
+            rendering = renderings.get(index)
+            spot = _free_spot(rendering, width, height, top=True) if rendering is not None else None
+            if spot is not None:
+                return index, spot, False
         return index, _corner(writer, index, width, height, top=True), False
     if facts.kind == "seal":
         last = _last_signed_rect(writer)
@@ -713,11 +720,11 @@ def _new_page(writer: IncrementalPdfFileWriter, width: float, height: float) -> 
     return last + 1, (x, y, x + width, y + height), True
 
 
-def _free_spot(rendering: visual_diff.Rendering, width: float, height: float) -> Box | None:
-    """The place (user space) nearest the bottom right of the page as it is seen where a ``width`` × ``height``
-    stamp covers no rendered content — text, images and vector graphics alike — keeping a cell of white
-    around it; first with room for a seal beside it and the usual margin, then without; None when the
-    page has no such place."""
+def _free_spot(rendering: visual_diff.Rendering, width: float, height: float, *, top: bool = False) -> Box | None:
+    """The place (user space) nearest the bottom right (``top``: the top right) of the page as it is seen
+    where a ``width`` × ``height`` stamp covers no rendered content — text, images and vector graphics
+    alike — keeping a cell of white around it; first with room for a seal beside it (a person stamp) and
+    the usual margin, then without; None when the page has no such place."""
     image = rendering.image
     per_point = image.width / max(rendering.size[0], 1.0)
     ink = image.point(lambda v: 255 if v < WHITE else 0).reduce(CELL)
@@ -735,16 +742,18 @@ def _free_spot(rendering: visual_diff.Rendering, width: float, height: float) ->
     def cells(points: float) -> int:
         return math.ceil(points * per_point / CELL)
 
-    for reserve, margin in ((SEAL_RESERVE, MARGIN), ((0.0, 0.0), MARGIN), ((0.0, 0.0), SMALL_MARGIN)):
+    passes = [((0.0, 0.0), MARGIN), ((0.0, 0.0), SMALL_MARGIN)]
+    for reserve, margin in ([] if top else [(SEAL_RESERVE, MARGIN)]) + passes:
         span_w = cells(width + reserve[0]) + 2  # one white cell on each side
         span_h = cells(height + reserve[1]) + 2
         edge = max(0, cells(margin) - 1)
-        for row in range(grid_h - edge - span_h, edge - 1, -1):  # bottom first
+        rows = range(grid_h - edge - span_h, edge - 1, -1)  # bottom first
+        for row in (reversed(rows) if top else rows):
             for col in range(grid_w - edge - span_w, edge - 1, -1):  # right first
                 r2, c2 = row + span_h, col + span_w
                 if sums[r2][c2] - sums[row][c2] - sums[r2][col] + sums[row][col] == 0:
                     x0 = (col + span_w - 1) * CELL - width * per_point  # the stamp: top right of the span
-                    y0 = (row + 1) * CELL
+                    y0 = (row + 1) * CELL  # (the seal's room is left of and below it)
                     return rendering.user_box((x0, y0, x0 + width * per_point, y0 + height * per_point))  # type: ignore[arg-type]
     return None
 

@@ -251,21 +251,23 @@ def test_a_forced_box_too_small_is_refused(pki: Container, person: str) -> None:
         sign(pki, generated()["tiny"], person, page=1, box=(0, 0, 100, 100))
 
 
+@pytest.mark.parametrize("name", ["top-half-text", "rotated-90", "rotated-270"])
 def test_seal_shows_organisation_and_time_and_spares_the_title(pki: Container, person: str, agency_seal: str,
-                                                               tmp_path: Path) -> None:
-    first = sign(pki, generated()["top-half-text"], person)
+                                                               name: str, tmp_path: Path) -> None:
+    first = sign(pki, generated()[name], person)
     second = sign(pki, first.pdf, agency_seal)
-    page, (sx1, sy1, sx2, sy2) = _widget(second.pdf, "Signature2")
+    page, seal_box = _widget(second.pdf, "Signature2")
     text = " ".join(_text(second.pdf, page, tmp_path).split())
     assert AGENCY.lower() in text.lower(), text
     [when] = re.findall(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+07:00", text)
     assert when[:10] == second.signed_at.astimezone(VIETNAM).date().isoformat()
-    # the title's words (pdftotext measures from the top of the page) are clear of the seal
-    height = 842.0
+    # the title (pdftotext measures as the page is seen, from its top left) is clear of the seal
+    sx1, sy1, sx2, sy2 = (v * 72 / DPI for v in _seen_pixels(second.pdf, page, seal_box))
     title = [w for w in _words(second.pdf, page, tmp_path) if "CÔNG CHỨC" in w[0]]
     assert title, "the title is printed"
     for word, x1, top, x2, bottom in title:
-        assert not (x1 < sx2 and sx1 < x2 and height - bottom < sy2 and sy1 < height - top), ("seal covers", word)
+        assert x2 > x1 + 3 * (bottom - top), ("the title reads left to right", word)
+        assert not (x1 < sx2 and sx1 < x2 and top < sy2 and sy1 < bottom), ("the seal covers the title", word)
     assert _qr(second.pdf, page, tmp_path) == [_seal_url(pki, first.document_id)]
 
 
@@ -324,3 +326,20 @@ def test_preview_shows_the_place_signing_uses(pki: Container, person: str, name:
     page, box = _widget(result.pdf, "Signature1")
     assert (preview.page, preview.box, preview.new_page) == (page, box, result.stamp_on_new_page)
     assert _page_count(preview.pdf) == _page_count(result.pdf)
+
+
+@pytest.mark.parametrize("name", ["top-half-text", "rotated-180"])
+def test_copy_block_finds_white_space_on_page_one(pki: Container, person: str, name: str, tmp_path: Path) -> None:
+    """A SAO Y block goes top right of page 1 where that is blank, else the nearest blank place below it."""
+    pdf = generated()[name]
+    result = pki.signing.sign(SignRequest(pdf=pdf, document_type="certified-copy", commune_code=COMMUNE,
+                                          credential_id=person, level="B-B",
+                                          appearance=AppearanceOptions(copy_form="SAO Y")),
+                              actor="test", activation=CONSENTED)
+    page, box = _widget(result.pdf, "Signature1")
+    assert page == 0 and not result.stamp_on_new_page
+    grey = Image.open(_render(pdf, 0, tmp_path, "original")).convert("L")
+    assert grey.crop(_seen_pixels(pdf, 0, box)).getextrema()[0] == 255, "the block covers no content"
+    assert _qr(result.pdf, 0, tmp_path) == [_seal_url(pki, result.document_id)]
+    text = _text(result.pdf, 0, tmp_path)
+    assert "SAO Y" in text and group_code(result.document_id) in text
