@@ -343,3 +343,39 @@ def test_copy_block_finds_white_space_on_page_one(pki: Container, person: str, n
     assert _qr(result.pdf, 0, tmp_path) == [_seal_url(pki, result.document_id)]
     text = _text(result.pdf, 0, tmp_path)
     assert "SAO Y" in text and group_code(result.document_id) in text
+
+
+def _joined(*pdfs: bytes) -> bytes:
+    joined = pikepdf.new()
+    for data in pdfs:
+        with pikepdf.open(io.BytesIO(data)) as part:
+            joined.pages.extend(part.pages)
+    out = io.BytesIO()
+    joined.save(out)
+    return out.getvalue()
+
+
+def test_a_full_last_page_sends_the_stamp_to_an_earlier_page(pki: Container, person: str, tmp_path: Path) -> None:
+    pages = generated()
+    pdf = _joined(pages["top-half-text"], pages["full-text"])
+    result = sign(pki, pdf, person)
+    page, box = _widget(result.pdf, "Signature1")
+    assert page == 0 and not result.stamp_on_new_page and _page_count(result.pdf) == 2
+    grey = Image.open(_render(pdf, 0, tmp_path, "original")).convert("L")
+    assert grey.crop(_seen_pixels(pdf, 0, box)).getextrema()[0] == 255
+    assert _qr(result.pdf, 0, tmp_path) == [_seal_url(pki, result.document_id)]
+
+
+def test_a_huge_page_is_searched_in_bounded_time(pki: Container, person: str, tmp_path: Path) -> None:
+    """A 200-inch square page is rendered scaled down (visual_diff.MAX_PIXELS) within the placement budget."""
+    import time
+
+    from signing.create.visible import PLACEMENT_SECONDS
+
+    pdf = _page_pdf(14400, 14400, b"0 g 0 7000 14400 7400 re f " + _text_lines(100, 6900, 5000))
+    started = time.monotonic()
+    result = sign(pki, pdf, person)
+    assert time.monotonic() - started < PLACEMENT_SECONDS + 10
+    page, box = _widget(result.pdf, "Signature1")
+    assert page == 0 and not result.stamp_on_new_page
+    assert box[3] < 5000 - 14, "below the text, off the black upper half"
