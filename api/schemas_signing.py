@@ -80,6 +80,9 @@ class SignedOut(BaseModel):
     version: int
     replayed: bool
     offline_seal: str | None = Field(default=None, description="The signed facts the QR code carries after '#'")
+    stamp_on_new_page: bool = Field(default=False, description=(
+        "True when no page had a free place for the visible stamp (text, images and drawings are never "
+        "covered): the stamp is on a blank page added at the end of the document"))
     pdf_base64: str | None = None
 
     @classmethod
@@ -90,6 +93,7 @@ class SignedOut(BaseModel):
                    requested_level=result.requested_level, upgrade_pending=result.pending_upgrade,
                    sha256=result.sha256, signer_serial=result.signer_serial, signed_at=result.signed_at,
                    version=result.version, replayed=result.replayed, offline_seal=result.offline_seal,
+                   stamp_on_new_page=result.stamp_on_new_page,
                    pdf_base64=base64.b64encode(result.pdf).decode() if with_pdf else None)
 
 

@@ -37,7 +37,8 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 PDF: dict[int | str, dict[str, Any]] = {200: {
     "content": {"application/pdf": {}, "application/json": {"schema": SignedOut.model_json_schema()}},
     "description": "The signed PDF (or JSON with `Accept: application/json`); headers X-Document-Id, "
-                   "X-Signature-Level, X-Upgrade-Pending"}}
+                   "X-Signature-Level, X-Upgrade-Pending, X-Stamp-New-Page (true: the stamp is on a page added at "
+                   "the end, no page had a free place for it)"}}
 
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -68,7 +69,8 @@ async def sign(request: Request, container: ContainerDep, access: CanSign,
                                      idempotency_key=idempotency_key, activation=activation)
     headers = {"X-Document-Id": result.document_id, "X-Signature-Level": result.level,
                "X-Upgrade-Pending": "true" if result.pending_upgrade else "false",
-               "X-Verify-Url": f"{container.settings.base_url}/v/{result.document_id}"}
+               "X-Verify-Url": f"{container.settings.base_url}/v/{result.document_id}",
+               "X-Stamp-New-Page": "true" if result.stamp_on_new_page else "false"}
     if "application/json" in request.headers.get("accept", ""):
         body = SignedOut.of(result, container.settings.base_url, with_pdf=True)
         return Response(body.model_dump_json(), media_type="application/json", headers=headers)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 import secrets
@@ -119,6 +120,7 @@ class StampPreview:
     pdf: bytes  # the bytes kyso would sign (the intake's: the input as received, or its repaired copy)
     page: int | None  # 0-based; None: no visible stamp
     box: tuple[float, float, float, float] | None  # in the page's user space, points
+    new_page: bool = False  # the stamp goes on a page added at the end: ``pdf`` then shows that blank page too
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ class SignResult:
     version: int
     replayed: bool = False
     offline_seal: str | None = None  # the token the document's QR code carries after '#'
+    stamp_on_new_page: bool = False  # no page had a free place for the stamp: it is on a page added at the end
 
 
 class SigningService:
@@ -242,7 +245,7 @@ class SigningService:
         try:
             # once per signature, also when the signing is retried as B-B
             job = dataclasses.replace(job, seal_token=self._offline_seal(job))
-            pdf, reached = self._sign_bytes(job, activation)
+            pdf, reached, new_page = self._sign_bytes(job, activation)
             produced = self._check_own_output(pdf, source.pdf, material, document_id, actor)
         except KysoError:
             raise
@@ -251,7 +254,7 @@ class SigningService:
             log.warning("could not sign a damaged PDF: %s: %s", type(exc).__name__, exc, exc_info=True)
             raise UnreadablePdf(f"the PDF is damaged in a way kyso cannot sign through ({type(exc).__name__}: "
                                 f"{str(exc)[:160]}); re-export it from the producing software") from None
-        return self._record(job, pdf, reached, produced=produced)
+        return self._record(job, pdf, reached, produced=produced, new_page=new_page)
 
     def check_input(self, pdf: bytes) -> intake.Intake:
         """What ``sign`` would refuse about the file alone (size, an older or withdrawn registered version, an
@@ -371,13 +374,14 @@ class SigningService:
                              input_sha256=hashlib.sha256(source).hexdigest())
             raise
 
-    def _sign_bytes(self, job: SigningJob, activation: Activation) -> tuple[bytes, str]:
+    def _sign_bytes(self, job: SigningJob, activation: Activation) -> tuple[bytes, str, bool]:
         """Sign ``job.source.pdf`` (the intake's sound or repaired bytes); the SAD is spent for
-        ``job.request.pdf``, the bytes the specialist approved (the input as received)."""
+        ``job.request.pdf``, the bytes the specialist approved (the input as received). The flag: the stamp
+        is on a page added at the end (no page had a free place for it)."""
         material, level = job.material, job.level
         writer = pades.open_writer(job.source.pdf)
         earlier = pades.existing_signatures(writer)
-        signature = self._job(writer, job, earlier)
+        signature, new_page = self._job(writer, job, earlier)
         # the PDF opened and the stamp is laid out: a damaged file burns no SAD
         activation.spend(material, job.request.pdf)
         timestamper = self.timestamper() if pades.LEVEL_ORDER[level] >= 1 else None
@@ -393,16 +397,18 @@ class SigningService:
         except TimestampUnavailable as exc:
             log.warning("timestamp unavailable, signing B-B and upgrading later: %s", exc)
             writer = pades.open_writer(job.source.pdf)
-            return loop.run(pades.sign_once(writer, self._job(writer, job, earlier), None)), "B-B"
+            retry, new_page = self._job(writer, job, earlier)
+            return loop.run(pades.sign_once(writer, retry, None)), "B-B", new_page
         if timestamper is not None and pades.LEVEL_ORDER[level] >= 3:  # B-LTA: a timestamper, as for B-T
             try:
                 pdf = loop.run(pades.add_document_timestamp(pdf, timestamper, "sha256", self.ts_reserve()))
                 reached = "B-LTA"
             except TimestampUnavailable as exc:
                 log.warning("archive timestamp unavailable, upgrading later: %s", exc)
-        return pdf, reached
+        return pdf, reached, new_page
 
-    def _job(self, writer: IncrementalPdfFileWriter, job: SigningJob, earlier: int) -> pades.SignatureJob:
+    def _job(self, writer: IncrementalPdfFileWriter, job: SigningJob, earlier: int
+             ) -> tuple[pades.SignatureJob, bool]:
         request, material = job.request, job.material
         signer = self._signer(material, default_scheme(material.key_type, request.rsa_padding))
         planned = self._appearance(writer, job)
@@ -413,7 +419,7 @@ class SigningService:
                                   stamp_style=planned.stamp_style, text_params=planned.text_params,
                                   md_algorithm=default_digest(material.key_type), certify=certify,
                                   reason=request.reason, location=request.location,
-                                  bytes_reserved=2 * reserve)  # hex digits
+                                  bytes_reserved=2 * reserve), planned.new_page  # hex digits
 
     def ts_reserve(self) -> int:
         """Room for a timestamp token: the TSA's certificates plus the token itself, or 10 kB for an external TSA."""
@@ -462,7 +468,13 @@ class SigningService:
         url = f"{self.ctx.settings.base_url}/v/{'X' * ID_LENGTH}" if doc_type.qr else None
         planned = self._plan(writer, request, material, kind, clock.now(), url, source.pdf)
         where = planned_box(writer, planned)
-        return StampPreview(pdf=source.pdf, page=where[0] if where else None, box=where[1] if where else None)
+        shown = source.pdf
+        if planned.new_page:  # the pages as they will be: the document and the blank page the stamp goes on
+            out = io.BytesIO()
+            writer.write(out)
+            shown = out.getvalue()
+        return StampPreview(pdf=shown, page=where[0] if where else None, box=where[1] if where else None,
+                            new_page=planned.new_page)
 
     def _offline_seal(self, job: SigningJob) -> str | None:
         """The offline seal for the signature's QR code, or None when no QR code is drawn (a document type
@@ -499,7 +511,7 @@ class SigningService:
 
     # -- registry --------------------------------------------------------------------------------
     def _record(self, job: SigningJob, pdf: bytes, reached: str, *,
-                produced: list[records.SignatureValue]) -> SignResult:
+                produced: list[records.SignatureValue], new_page: bool = False) -> SignResult:
         """``produced``: the signature values kyso appended (read by the self-check), never the input's.
         ``job.source``: what kyso signed; a repaired input is audited with the signature, in its transaction."""
         request, doc_type, material, document_id = job.request, job.doc_type, job.material, job.document_id
@@ -541,7 +553,8 @@ class SigningService:
                                          version=version, credential_id=material.credential_id)
                 result = SignResult(document_id=document_id, pdf=pdf, sha256=digest, level=reached,
                                     requested_level=level, pending_upgrade=pending, signer_serial=material.serial,
-                                    signed_at=signed_at, version=version, offline_seal=seal_token)
+                                    signed_at=signed_at, version=version, offline_seal=seal_token,
+                                    stamp_on_new_page=new_page)
                 if idempotency_key:
                     session.add(IdempotencyRecord(client=actor, key=idempotency_key,
                                                   request_sha256=fingerprint or "",

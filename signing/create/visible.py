@@ -1,12 +1,20 @@
 """Visible signatures as Decree 30/2020/NĐ-CP (Appendix I) lays them out for electronic documents.
 
 - person: title above (bold), the handwritten-signature image centred, full name below (bold);
-  the verification QR code on the right (the seal covers the left) when the document type wants one.
+  the verification QR code on the right (the seal covers the left) when the document type wants one,
+  on an opaque white quiet zone, with the document code printed under it (``group_code``) and one
+  caption line saying where to type that code (``lookup_caption``).
 - seal: the agency's red seal image at its real size, covering about a third of the person's
-  signature on its left side ("trùm lên khoảng 1/3 chữ ký về phía bên trái"); only after a person
+  signature on its left side ("trùm lên khoảng 1/3 chữ ký về phía bên trái"), below the title; under
+  the ring, as text, the organisation and the signing time (ISO 8601, +07:00); only after a person
   has signed (Art. 32).
 - copy (SAO Y, SAO LỤC, TRÍCH SAO, attachments): a text block at the top right of page 1 — copy
   form or document number, agency, signing time in Vietnam time (ISO 8601) — serif 10 pt black.
+
+Placement (``_automatic``): the page is rendered as it is seen and the stamp goes where every pixel it
+covers is white, last page first, then earlier pages; with no room anywhere, on a page added at the end
+(``PlannedAppearance.new_page``). Rotated pages get an upright stamp (a /Matrix on the appearance), and
+PDF/A-1 files get stencil masks instead of soft masks. docs/stamp.md says all this for integrators.
 
 Text is set in an embedded TrueType subset (``signing/fonts.py``) so every diacritic renders and
 extracts. The QR code is drawn as vector rectangles. Images are parsed once per content hash.
@@ -20,6 +28,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
+import re
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from io import BytesIO
@@ -28,9 +39,9 @@ from zoneinfo import ZoneInfo
 
 import qrcode
 from PIL import Image
-from pyhanko.pdf_utils import content, layout
+from pyhanko.pdf_utils import content, generic, layout
 from pyhanko.pdf_utils.generic import pdf_name
-from pyhanko.pdf_utils.images import PdfImage
+from pyhanko.pdf_utils.images import PdfImage, pil_image
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.sign.fields import SigFieldSpec, enumerate_sig_fields
 from pyhanko.stamp.base import BaseStamp, BaseStampStyle
@@ -38,6 +49,7 @@ from pyhanko.stamp.base import BaseStamp, BaseStampStyle
 from core.settings import Settings
 from signing.create.fonts import StampFontEngine, StampFonts, load_stamp_fonts
 from signing.errors import BadAppearance
+from signing.verify import visual_diff
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 MM = 72 / 25.4
@@ -53,9 +65,25 @@ QR_MM = 32.0
 QR_SIZE = QR_MM * MM
 QR_MIN_MODULE_MM = 0.4
 QR_GAP = 6.0
-PERSON_SIZE = (264.0, 120.0)  # 93 × 42 mm; the signature part (the stamp less the QR column) is 167 pt
+# The QR code sits on an opaque white field that leaves at least four modules of quiet zone on every
+# side (ISO/IEC 18004), 12 pt or more; under it, on the same white field, the document code in large
+# bold letters (``group_code``: what a citizen types at /v), and one caption line under the stamp.
+QUIET = 12.0
+QUIET_MODULES = 4
+CODE_SIZE = 12.0
+CAPTION_SIZE = 6.5
+CODE_BOTTOM = 10.0  # the white field starts here: the caption line runs below it
+QR_COLUMN = QR_SIZE + 2 * QUIET
+QR_STACK = CODE_BOTTOM + CODE_SIZE + 2 + 2 * QUIET + QR_SIZE  # the height the QR column needs
+PERSON_SIZE = (290.0, 142.0)  # 102 × 50 mm; the signature part (the stamp less the QR column) is ~169 pt
+PERSON_SIZE_NO_QR = (170.0, 120.0)
+MIN_SIGNATURE_PART = 100.0  # a forced box narrower than this beside the QR column cannot hold the name
+SEAL_TEXT = 20.0  # under the seal ring: the organisation's name and the signing time, as text
+SEAL_TITLE_ROOM = 42.0  # the seal ring's top stays this far below the person stamp's top: the title shows
 LEGACY_PERSON_WIDTH, LEGACY_QR_SIZE = 230.0, 20 * MM  # stamps made before the offline seal (URL-only QR)
+LEGACY_OFFLINE_WIDTH = 264.0  # stamps made with the offline seal, before the quiet zone
 COPY_WIDTH = 264.0
+A4 = (595.0, 842.0)
 DEFAULT_SEAL_MM = 36.0
 
 
@@ -87,6 +115,7 @@ class PlannedAppearance:
     new_field: SigFieldSpec | None
     stamp_style: BaseStampStyle | None
     text_params: dict[str, str] = field(default_factory=dict)
+    new_page: bool = False  # no free place on the document's pages: the stamp is on a page added at the end
 
 
 @lru_cache(maxsize=64)  # kept: pure (an image's bytes → the decoded image), bounded
@@ -140,28 +169,71 @@ def _fmt(value: float) -> bytes:
     return (b"%.3f" % value).rstrip(b"0").rstrip(b".")
 
 
+def group_code(document_id: str) -> str:
+    """The document code as printed under the QR code: the id's own characters in groups of four
+    (``RZ7P-EK2V-V2LF``); the id alphabet (``service.ID_ALPHABET``) has no 0/O or 1/I to confuse."""
+    return "-".join(document_id[i:i + 4] for i in range(0, len(document_id), 4))
+
+
+def _document_id(url: str) -> str | None:
+    """The document id in a citizen page URL (``…/v/<id>#<seal>``)."""
+    path = url.split("#", 1)[0].rstrip("/")
+    head, _, tail = path.rpartition("/v/")
+    return tail if head and tail and "/" not in tail else None
+
+
+def lookup_caption(base_url: str) -> str:
+    """The caption under the QR code: where a citizen without a camera types the code."""
+    host = base_url.split("://", 1)[-1].rstrip("/")
+    return f"Quét mã hoặc nhập mã tại {host}/v"
+
+
+# the rotation that stands a stamp upright on a page shown turned by /Rotate (clockwise, degrees)
+_UPRIGHT: dict[int, tuple[int, int, int, int]] = {90: (0, 1, -1, 0), 180: (-1, 0, 0, -1), 270: (0, -1, 1, 0)}
+
+
 @dataclass(frozen=True)
 class Decree30StampStyle(BaseStampStyle):
     facts: StampFacts | None = None
     fonts: StampFonts | None = None
     border_width: int = 0
+    rotation: int = 0  # the page's /Rotate: the stamp is drawn turned back, upright as the page is seen
+    caption: str | None = None  # under the QR code (``lookup_caption``)
+    no_soft_masks: bool = False  # PDF/A-1: images get a 1-bit stencil mask, never an /SMask
 
     def create_stamp(self, writer: Any, box: layout.BoxConstraints, text_params: dict[str, Any]) -> Decree30Stamp:
+        if self.rotation in (90, 270):
+            box = layout.BoxConstraints(width=box.height, height=box.width)
         return Decree30Stamp(writer, self, box)
 
 
 class Decree30Stamp(BaseStamp):
     style: Decree30StampStyle
 
+    def as_form_xobject(self) -> Any:
+        """The appearance, with a /Matrix that turns it against the page's /Rotate: a viewer (and a printer)
+        shows it upright. The turned bounding box is then fitted to the widget's rectangle (ISO 32000-1 12.5.5)."""
+        xobject = super().as_form_xobject()
+        turn = _UPRIGHT.get(self.style.rotation)
+        if turn is not None:
+            w, h = self.box.width, self.box.height
+            e, f = {90: (h, 0.0), 180: (w, h), 270: (0.0, w)}[self.style.rotation]
+            xobject[pdf_name("/Matrix")] = generic.ArrayObject(
+                generic.FloatObject(v) for v in (*turn, e, f))
+        return xobject
+
     def _text(self, engine: StampFontEngine, name: str, text: str, x_center: float | None, x_left: float | None,
-              y: float, max_width: float | None = None) -> bytes:
+              y: float, max_width: float | None = None, x_right: float | None = None) -> bytes:
         """One line; shrunk (down to 6 pt) rather than cut when it is wider than ``max_width``."""
         ops, width = engine.line(text)
         size: float = engine.font_size
         if max_width and width > max_width:
             size = max(6.0, size * max_width / width)
             width = width * size / engine.font_size
-        x = x_left if x_left is not None else (x_center or 0) - width / 2
+        if x_right is not None:
+            x = max(0.0, x_right - width)
+        else:
+            x = x_left if x_left is not None else (x_center or 0) - width / 2
         self.set_resource(content.ResourceType.FONT, pdf_name(name), engine.as_resource())
         return b"BT %s %s Tf %s %s Td %s ET" % (name.encode(), _fmt(size), _fmt(x), _fmt(y), ops)
 
@@ -170,15 +242,42 @@ class Decree30Stamp(BaseStamp):
         scale = size / modules
         return b"q 0 g %s 0 0 %s %s %s cm %s Q" % (_fmt(scale), _fmt(scale), _fmt(x), _fmt(y), path)
 
+    def _qr_block(self, url: str, right: float) -> bytes:
+        """The QR code, its white quiet zone and the document code under it, in a column ending at ``right``."""
+        facts, fonts = self.style.facts, self.style.fonts
+        assert facts is not None and fonts is not None and self.writer is not None
+        modules = _qr_path(url)[1]
+        quiet = max(QUIET, QUIET_MODULES * QR_SIZE / modules)
+        column = QR_SIZE + 2 * quiet
+        left = right - column
+        qr_y = CODE_BOTTOM + CODE_SIZE + 2 + quiet
+        top = qr_y + QR_SIZE + quiet
+        ops = [b"q 1 g %s %s %s %s re f Q" % (_fmt(left), _fmt(CODE_BOTTOM), _fmt(column), _fmt(top - CODE_BOTTOM)),
+               self._qr(url, left + quiet, qr_y, QR_SIZE)]
+        document_id = _document_id(url)
+        if document_id:
+            code = StampFontEngine(self.writer, fonts.bold, CODE_SIZE)
+            ops.append(self._text(code, "/KysoC", group_code(document_id), left + column / 2, None,
+                                  CODE_BOTTOM + 3, column))
+        if self.style.caption:
+            small = StampFontEngine(self.writer, fonts.regular, CAPTION_SIZE)
+            ops.append(self._text(small, "/KysoS", self.style.caption, None, None, 2.5, self.box.width,
+                                  x_right=right))
+        return b" ".join(ops)
+
     def _picture(self, data: bytes, x: float, y: float, width: float, height: float) -> bytes:
         image = _load_image(data)
         scale = min(width / image.width, height / image.height)
         w, h = image.width * scale, image.height * scale
-        picture = PdfImage(image, writer=self.writer, name="Img" + hashlib.sha256(data).hexdigest()[:12])
-        rendered = picture.render()
-        self.import_resources(picture.resources)
-        return b"q %s 0 0 %s %s %s cm %s Q" % (_fmt(w / image.width), _fmt(h / image.height),
-                                               _fmt(x + (width - w) / 2), _fmt(y + (height - h) / 2), rendered)
+        name = "/Img" + hashlib.sha256(data).hexdigest()[:12]
+        assert self.writer is not None
+        if self.style.no_soft_masks:
+            ref = _stencilled(image, self.writer)
+        else:
+            ref = PdfImage(image, writer=self.writer).image_ref
+        self.set_resource(content.ResourceType.XOBJECT, pdf_name(name), ref)
+        return b"q %s 0 0 %s %s %s cm %s Do Q" % (_fmt(w), _fmt(h), _fmt(x + (width - w) / 2),
+                                                  _fmt(y + (height - h) / 2), name.encode())
 
     def _render_inner_content(self) -> list[bytes]:
         facts, fonts = self.style.facts, self.style.fonts
@@ -186,20 +285,21 @@ class Decree30Stamp(BaseStamp):
         width, height = self.box.width, self.box.height
         ops: list[bytes] = [b"q 0 g"]
         if facts.kind == "seal":
+            ring = max(10.0, min(width, height - SEAL_TEXT))
             if facts.seal_image:
-                ops.append(self._picture(facts.seal_image, 0, 0, width, height))
-            else:
-                ops.append(self._text(StampFontEngine(self.writer, fonts.bold, 10), "/KysoB", facts.agency[:60],
-                                      width / 2, None, height / 2))
+                ops.append(self._picture(facts.seal_image, 0, height - ring, width, ring))
+            # the organisation and the signing time as text under the ring (Decree 30/2020 App. I)
+            bold = StampFontEngine(self.writer, fonts.bold, 7)
+            regular = StampFontEngine(self.writer, fonts.regular, 7)
+            ops.append(self._text(bold, "/KysoB", facts.agency[:80], width / 2, None, 10.5, width))
+            ops.append(self._text(regular, "/KysoR", _iso(facts.signing_time), width / 2, None, 2.5, width))
         elif facts.kind == "copy":
             regular = StampFontEngine(self.writer, fonts.regular, 10)
             text_left = 0.0
             if facts.verify_url:
-                qr = min(QR_SIZE, height)
-                ops.append(self._qr(facts.verify_url, 0, height - qr, qr))
-                text_left = qr + QR_GAP
-            lines = [facts.copy_form or facts.document_number or "", facts.agency,
-                     facts.signing_time.astimezone(VIETNAM).replace(microsecond=0).isoformat()]
+                ops.append(self._qr_block(facts.verify_url, QR_COLUMN))
+                text_left = QR_COLUMN + QR_GAP
+            lines = [facts.copy_form or facts.document_number or "", facts.agency, _iso(facts.signing_time)]
             for index, line in enumerate(lines):
                 ops.append(self._text(regular, "/KysoR", line, None, text_left, height - 11 * (index + 1),
                                       width - text_left))
@@ -207,22 +307,49 @@ class Decree30Stamp(BaseStamp):
             # the QR goes on the right: the agency seal will cover the left third (Decree 30 Art. 32)
             bold = StampFontEngine(self.writer, fonts.bold, 11)
             right: float = width
+            name_y = 4.0
             if facts.verify_url:
-                qr = min(QR_SIZE, height)
-                ops.append(self._qr(facts.verify_url, width - qr, (height - qr) / 2, qr))
-                right = width - qr - QR_GAP
+                ops.append(self._qr_block(facts.verify_url, width))
+                right = width - QR_COLUMN - QR_GAP
+                name_y = CODE_BOTTOM + 2
             center = right / 2
             title_lines = [t.strip().upper() for t in (facts.title or "").splitlines() if t.strip()]
             y = height - 12
             for line in title_lines[:3]:
                 ops.append(self._text(bold, "/KysoB", line, center, None, y, right))
                 y -= 13
-            name_y = 4.0
             if facts.signature_image:
                 ops.append(self._picture(facts.signature_image, 0, name_y + 14, right, y - name_y - 12))
             ops.append(self._text(bold, "/KysoB", facts.signer_name, center, None, name_y, right))
         ops.append(b"Q")
         return ops
+
+
+def _iso(when: dt.datetime) -> str:
+    """Vietnam time, ISO 8601 with its offset: 2026-12-06T09:30:00+07:00."""
+    return when.astimezone(VIETNAM).replace(microsecond=0).isoformat()
+
+
+def _stencilled(image: Image.Image, writer: Any) -> Any:
+    """The image without its alpha channel, masked by a 1-bit stencil where it was transparent (an explicit
+    /Mask, which PDF/A-1 allows, instead of the /SMask soft mask it forbids, ISO 19005-1 6.4)."""
+    rgba = image.convert("RGBA")
+    ref = pil_image(rgba.convert("RGB"), writer)
+    alpha = rgba.getchannel("A")
+    lowest = alpha.getextrema()[0]
+    if isinstance(lowest, (int, float)) and lowest < 128:
+        hole = alpha.point(lambda a: 255 if a < 128 else 0).convert("1")  # 1 = masked out
+        mask = generic.StreamObject({
+            pdf_name("/Type"): pdf_name("/XObject"), pdf_name("/Subtype"): pdf_name("/Image"),
+            pdf_name("/Width"): generic.NumberObject(hole.width),
+            pdf_name("/Height"): generic.NumberObject(hole.height),
+            pdf_name("/ImageMask"): generic.BooleanObject(True),
+            pdf_name("/BitsPerComponent"): generic.NumberObject(1),
+        }, stream_data=hole.tobytes())
+        mask.compress()
+        image_dict = ref.get_object()
+        image_dict[pdf_name("/Mask")] = writer.add_object(mask)
+    return ref
 
 
 def _fonts(settings: Settings) -> StampFonts:
@@ -235,15 +362,28 @@ def _page_box(writer: IncrementalPdfFileWriter, index: int) -> tuple[float, floa
         page_obj = writer.find_page_for_modification(index)[0].get_object()
     except Exception:  # noqa: BLE001
         page_obj = page
-    media = _normal(page_obj.get("/MediaBox") or [0, 0, 595, 842])
-    crop = _normal(page_obj.get("/CropBox") or media)
+    media = _normal(_inherited(page_obj, "/MediaBox") or [0, 0, 595, 842])
+    crop = _normal(_inherited(page_obj, "/CropBox") or media)
     # what a reader shows is the crop box clipped to the media box
     x1, y1 = max(media[0], crop[0]), max(media[1], crop[1])
     x2, y2 = min(media[2], crop[2]), min(media[3], crop[3])
     return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else media
 
 
+def _inherited(page: Any, key: str) -> Any:
+    """A page attribute, from the page or the nearest page tree node above it (ISO 32000-1 7.7.3.4)."""
+    node = page
+    for _ in range(64):
+        if key in node:
+            return node[key]  # pyHanko resolves an indirect value on access
+        if "/Parent" not in node:
+            return None
+        node = node["/Parent"].get_object()
+    return None
+
+
 def _normal(box: Any) -> tuple[float, float, float, float]:
+    box = box.get_object() if hasattr(box, "get_object") else box
     x1, y1, x2, y2 = (float(v) for v in box)
     return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
 
@@ -312,20 +452,90 @@ def _seal_size(image: bytes | None) -> float:
     return DEFAULT_SEAL_MM * MM
 
 
+def _style(writer: IncrementalPdfFileWriter, facts: StampFacts, settings: Settings, index: int
+           ) -> Decree30StampStyle:
+    return Decree30StampStyle(facts=facts, fonts=_fonts(settings), rotation=_rotation(writer, index),
+                              caption=lookup_caption(settings.base_url) if facts.verify_url else None,
+                              no_soft_masks=_is_pdfa1(writer))
+
+
+def _rotation(writer: IncrementalPdfFileWriter, index: int) -> int:
+    """The page's /Rotate (inherited through the page tree), as 0, 90, 180 or 270."""
+    try:
+        node: Any = writer.find_page_for_modification(index)[0].get_object()
+    except Exception:  # noqa: BLE001 - a page pyHanko cannot find is refused later, by the signature itself
+        return 0
+    for _ in range(64):
+        if "/Rotate" in node:
+            try:
+                return round(float(node["/Rotate"]) / 90) % 4 * 90
+            except (TypeError, ValueError):
+                return 0
+        if "/Parent" not in node:
+            break
+        node = node["/Parent"].get_object()
+    return 0
+
+
+# pdfaid:part="1" (an attribute) or <pdfaid:part …>1</pdfaid:part> (an element)
+_PDFA1 = re.compile(rb"pdfaid:part(?:\s*=\s*[\"']|[^<>]*>)\s*1\s*[\"'<]")
+
+
+def _is_pdfa1(writer: IncrementalPdfFileWriter) -> bool:
+    """Whether the document claims PDF/A-1 in its XMP metadata (ISO 19005-1 6.7.11): then nothing kyso adds
+    may use transparency."""
+    if "/Metadata" not in writer.root:
+        return False
+    try:
+        # through [] only: pyHanko then reads it as its XMP MetadataStream and, on writing, updates that XMP
+        # in place; read any other way, it is cached as a plain stream and replaced by a new XMP packet
+        # without the PDF/A identification
+        data = writer.root["/Metadata"].data
+    except Exception:  # noqa: BLE001 - unreadable metadata claims nothing
+        return False
+    return bool(_PDFA1.search(data[:65536]))
+
+
+def _needed(facts: StampFacts) -> tuple[float, float]:
+    """The smallest box (upright, points) that holds this stamp with its 32 mm QR code and legible text."""
+    if not facts.verify_url or facts.kind == "seal":
+        return 10.0, 10.0
+    return QR_COLUMN + QR_GAP + MIN_SIGNATURE_PART, QR_STACK
+
+
+def _check_room(facts: StampFacts, width: float, height: float, rotation: int) -> None:
+    if rotation in (90, 270):
+        width, height = height, width
+    need_w, need_h = _needed(facts)
+    if width < need_w - 0.5 or height < need_h - 0.5:
+        raise BadAppearance(f"the stamp box is {width:.0f} × {height:.0f} points as the page is seen; the stamp "
+                            f"with its 32 mm QR code needs at least {need_w:.0f} × {need_h:.0f} points: give a "
+                            "larger box, or leave the box out and kyso finds a free place (or adds a page)")
+
+
 def plan_appearance(writer: IncrementalPdfFileWriter, facts: StampFacts, placement: Placement,
                     settings: Settings, pdf: bytes | None = None) -> PlannedAppearance:
-    """Choose the field and the stamp for one signature; raises ``BadAppearance`` for impossible requests."""
+    """Choose the field and the stamp for one signature; raises ``BadAppearance`` for impossible requests.
+
+    Without a box, the stamp goes where the rendered page is blank (``_automatic``); when no page has room,
+    on a new last page (``PlannedAppearance.new_page``), which this adds to ``writer``."""
     fields = _existing_fields(writer)
     if placement.field_name and placement.field_name in fields:
         if fields[placement.field_name][0]:
             raise BadAppearance(f"the field {placement.field_name!r} is already signed; name an empty field "
                                 "or leave the field out to add a new one")
-        style = None if placement.invisible else Decree30StampStyle(facts=facts, fonts=_fonts(settings))
-        return PlannedAppearance(placement.field_name, None, style)
+        if placement.invisible:
+            return PlannedAppearance(placement.field_name, None, None)
+        where = _field_rect(writer, fields[placement.field_name][1])
+        index = where[0] if where else _page_count(writer) - 1
+        if where is not None:
+            x1, y1, x2, y2 = where[1]
+            _check_room(facts, x2 - x1, y2 - y1, _rotation(writer, index))
+        return PlannedAppearance(placement.field_name, None, _style(writer, facts, settings, index))
     name = placement.field_name or _free_name(fields)
     if placement.invisible:
         return PlannedAppearance(name, SigFieldSpec(name), None)
-    style = Decree30StampStyle(facts=facts, fonts=_fonts(settings))
+    new_page = False
     if placement.box is not None:
         index = _page_index(writer, placement.page)
         x1, y1, x2, y2 = placement.box
@@ -335,12 +545,24 @@ def plan_appearance(writer: IncrementalPdfFileWriter, facts: StampFacts, placeme
         if x1 < px1 or y1 < py1 or x2 > px2 or y2 > py2:
             raise BadAppearance(f"the stamp box {placement.box} is outside page {index + 1} "
                                 f"({px1:g},{py1:g},{px2:g},{py2:g})")
+        _check_room(facts, x2 - x1, y2 - y1, _rotation(writer, index))
         box = (x1, y1, x2, y2)
     else:
-        index, box = _automatic(writer, facts, placement.page, pdf)
+        index, box, new_page = _automatic(writer, facts, placement.page, pdf)
     bx1, by1, bx2, by2 = box
     spec = SigFieldSpec(name, on_page=index, box=(round(bx1), round(by1), round(bx2), round(by2)))
-    return PlannedAppearance(name, spec, style)
+    return PlannedAppearance(name, spec, _style(writer, facts, settings, index), new_page=new_page)
+
+
+def _field_rect(writer: IncrementalPdfFileWriter, ref: Any) -> tuple[int, tuple[float, float, float, float]] | None:
+    widget = ref.get_object()
+    if "/Rect" not in widget and widget.get("/Kids"):
+        widget = widget["/Kids"][0].get_object()
+    rect = widget.get("/Rect")
+    if not rect:
+        return None
+    page_ref = widget.get_value_as_reference("/P") if "/P" in widget else None
+    return _index_of_page(writer, page_ref), _normal(rect)
 
 
 def planned_box(writer: IncrementalPdfFileWriter, planned: PlannedAppearance
@@ -359,107 +581,193 @@ def planned_box(writer: IncrementalPdfFileWriter, planned: PlannedAppearance
     found = _existing_fields(writer).get(planned.field_name)
     if found is None:
         return None
-    widget = found[1].get_object()
-    if "/Rect" not in widget and widget.get("/Kids"):
-        widget = widget["/Kids"][0].get_object()
-    rect = widget.get("/Rect")
-    if not rect:
-        return None
-    page_ref = widget.get_value_as_reference("/P") if "/P" in widget else None
-    return _index_of_page(writer, page_ref), _normal(rect)
+    return _field_rect(writer, found[1])
+
+
+Box = tuple[float, float, float, float]
+PLACEMENT_DPI = 72  # one pixel per point: a stamp's place needs no finer grid
+PLACEMENT_SECONDS = 3.0  # rendering budget for one stamp's place; pages not rendered in time are not used
+PLACEMENT_PAGES = 8  # the last page, then up to seven earlier ones
+CELL = 4  # pixels per cell of the free-space grid
+WHITE = 250  # a rendered grey level darker than this is content (text, image, line, fill)
+SMALL_MARGIN = 8.0  # when no place keeps the usual margin
+SEAL_RESERVE = (50.0, 28.0)  # room left of and below a person stamp for the agency seal that may follow
+
+
+def _to_user(box: Box, page: Box, rotation: int) -> Box:
+    """A box given as the page is seen (origin bottom left of the turned page) in the page's user space."""
+    px1, py1, px2, py2 = page
+    x1, y1, x2, y2 = box
+    if rotation == 90:
+        corners = ((px2 - y1, py1 + x1), (px2 - y2, py1 + x2))
+    elif rotation == 180:
+        corners = ((px2 - x1, py2 - y1), (px2 - x2, py2 - y2))
+    elif rotation == 270:
+        corners = ((px1 + y1, py2 - x1), (px1 + y2, py2 - x2))
+    else:
+        corners = ((px1 + x1, py1 + y1), (px1 + x2, py1 + y2))
+    (ax, ay), (bx, by) = corners
+    return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
+
+
+def _to_seen(box: Box, page: Box, rotation: int) -> Box:
+    """The inverse of ``_to_user``."""
+    px1, py1, px2, py2 = page
+    x1, y1, x2, y2 = box
+    if rotation == 90:
+        corners = ((y1 - py1, px2 - x1), (y2 - py1, px2 - x2))
+    elif rotation == 180:
+        corners = ((px2 - x1, py2 - y1), (px2 - x2, py2 - y2))
+    elif rotation == 270:
+        corners = ((py2 - y1, x1 - px1), (py2 - y2, x2 - px1))
+    else:
+        corners = ((x1 - px1, y1 - py1), (x2 - px1, y2 - py1))
+    (ax, ay), (bx, by) = corners
+    return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
+
+
+def _seen_size(page: Box, rotation: int) -> tuple[float, float]:
+    width, height = page[2] - page[0], page[3] - page[1]
+    return (height, width) if rotation in (90, 270) else (width, height)
 
 
 def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | None,
-               pdf: bytes | None = None) -> tuple[int, tuple[float, float, float, float]]:
+               pdf: bytes | None = None) -> tuple[int, Box, bool]:
     if facts.kind == "copy":
         index = _page_index(writer, page if page is not None else 1)
-        px1, py1, px2, py2 = _page_box(writer, index)
         width = COPY_WIDTH if facts.verify_url else 170.0
-        height = max(36.0, QR_SIZE if facts.verify_url else 36.0)
-        return index, (px2 - MARGIN / 2 - width, py2 - MARGIN / 2 - height, px2 - MARGIN / 2, py2 - MARGIN / 2)
+        height = QR_STACK if facts.verify_url else 36.0
+        if pdf is not None:  # the free place nearest the top right of page 1, else its top-right corner
+            _, renderings = visual_diff.render_chosen(pdf, [index], budget_seconds=PLACEMENT_SECONDS,
+                                                      dpi=PLACEMENT_DPI)
+            rendering = renderings.get(index)
+            spot = _free_spot(rendering, width, height, top=True) if rendering is not None else None
+            if spot is not None:
+                return index, spot, False
+        return index, _corner(writer, index, width, height, top=True), False
     if facts.kind == "seal":
         last = _last_signed_rect(writer)
         if last is None:
             raise BadAppearance("the agency seal is placed over the competent person's visible signature "
                                 "(Decree 30/2020 Art. 32), and this document has none; give a page and box")
-        index, (x1, y1, x2, y2) = last
+        index, rect = last
         size = _seal_size(facts.seal_image)
-        px1, py1, px2, py2 = _page_box(writer, index)
-        # the seal covers about a third of the person's signature on its left; the signature part of a
-        # kyso person stamp is the stamp less the QR column on its right
+        page_box, rotation = _page_box(writer, index), _rotation(writer, index)
+        seen_w, seen_h = _seen_size(page_box, rotation)
+        x1, y1, x2, y2 = _to_seen(rect, page_box, rotation)
+        # the seal covers about a third of the person's signature on its left (the signature part of a kyso
+        # person stamp is the stamp less the QR column on its right), below the title so that it stays legible
         signature_width = max(x2 - x1 - _qr_column(x2 - x1), size / 3)
         left = x1 + signature_width / 3 - size
-        bottom = (y1 + y2) / 2 - size / 2
-        left = min(max(left, px1), px2 - size)
-        bottom = min(max(bottom, py1), py2 - size)
-        return index, (left, bottom, left + size, bottom + size)
-    index = _page_index(writer, page)
-    px1, py1, px2, py2 = _page_box(writer, index)
-    width, height = PERSON_SIZE if facts.verify_url else (PERSON_SIZE[0] - QR_SIZE - QR_GAP, PERSON_SIZE[1])
-    width, height = min(width, px2 - px1 - 2 * MARGIN), min(height, py2 - py1 - 2 * MARGIN)
-    default = (px2 - MARGIN - width, py1 + MARGIN, px2 - MARGIN, py1 + MARGIN + height)
-    occupied = _text_boxes(pdf, index) if pdf is not None else []
-    if not occupied:
-        return index, default
-    # bottom right first, then upwards along the right margin, then further left: the first spot
-    # that covers no text; if the page is full, the bottom-right corner as Decree 30 places it
-    for x1 in (default[0], px1 + (px2 - px1 - width) / 2, px1 + MARGIN):
-        y1 = py1 + MARGIN
-        while y1 + height <= py1 + (py2 - py1) * 0.6:
-            candidate = (x1, y1, x1 + width, y1 + height)
-            if not any(_intersects(candidate, box) for box in occupied):
-                return index, candidate
-            y1 += 12
-    return index, default
+        top = y2 - min(SEAL_TITLE_ROOM, (y2 - y1) / 3)
+        height = size + SEAL_TEXT
+        left = min(max(left, 0.0), seen_w - size)
+        bottom = min(max(top - height, 0.0), seen_h - height)
+        return index, _to_user((left, bottom, left + size, bottom + height), page_box, rotation), False
+    width, height = PERSON_SIZE if facts.verify_url else PERSON_SIZE_NO_QR
+    count = _page_count(writer)
+    chosen = [_page_index(writer, page)] if page is not None else list(range(count - 1, -1, -1))[:PLACEMENT_PAGES]
+    if pdf is not None:
+        deadline = time.monotonic() + PLACEMENT_SECONDS
+        for index in chosen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            _, renderings = visual_diff.render_chosen(pdf, [index], budget_seconds=left, dpi=PLACEMENT_DPI)
+            rendering = renderings.get(index)
+            if rendering is None:
+                continue
+            spot = _free_spot(rendering, width, height)
+            if spot is not None:
+                return index, spot, False
+    if pdf is None or _signed_before(writer):
+        # no rendering to go by, or earlier signatures that a new page would count against: the corner
+        index = chosen[0]
+        return index, _corner(writer, index, width, height, top=False), False
+    return _new_page(writer, width, height)
+
+
+def _corner(writer: IncrementalPdfFileWriter, index: int, width: float, height: float, *, top: bool) -> Box:
+    """The bottom-right (or top-right) corner of the page as it is seen, inside the margin when it fits."""
+    page_box, rotation = _page_box(writer, index), _rotation(writer, index)
+    seen_w, seen_h = _seen_size(page_box, rotation)
+    margin_x = MARGIN if seen_w >= width + 2 * MARGIN else max(0.0, (seen_w - width) / 2)
+    margin_y = MARGIN if seen_h >= height + 2 * MARGIN else max(0.0, (seen_h - height) / 2)
+    x = max(0.0, seen_w - margin_x - width)
+    y = max(0.0, seen_h - margin_y - height) if top else margin_y
+    return _to_user((x, y, x + width, y + height), page_box, rotation)
+
+
+def _signed_before(writer: IncrementalPdfFileWriter) -> bool:
+    return any(signed for signed, _ in _existing_fields(writer).values())
+
+
+def _new_page(writer: IncrementalPdfFileWriter, width: float, height: float) -> tuple[int, Box, bool]:
+    """A blank page after the last one, as large as the last page as it is seen (A4 when that cannot hold the
+    stamp and its margins), with the stamp at its top right."""
+    last = _page_count(writer) - 1
+    page_w, page_h = _seen_size(_page_box(writer, last), _rotation(writer, last))
+    if page_w < width + 2 * MARGIN or page_h < height + 2 * MARGIN:
+        page_w, page_h = A4
+    page = generic.DictionaryObject({
+        pdf_name("/Type"): pdf_name("/Page"),
+        pdf_name("/MediaBox"): generic.ArrayObject(generic.FloatObject(v) for v in (0, 0, page_w, page_h)),
+        pdf_name("/Resources"): generic.DictionaryObject(),
+        pdf_name("/Contents"): writer.add_object(generic.StreamObject(stream_data=b"")),
+    })
+    writer.insert_page(page)
+    x, y = page_w - MARGIN - width, page_h - MARGIN - height
+    return last + 1, (x, y, x + width, y + height), True
+
+
+def _free_spot(rendering: visual_diff.Rendering, width: float, height: float, *, top: bool = False) -> Box | None:
+    """The place (user space) nearest the bottom right (``top``: the top right) of the page as it is seen
+    where a ``width`` × ``height`` stamp covers no rendered content — text, images and vector graphics
+    alike — keeping a cell of white around it; first with room for a seal beside it (a person stamp) and
+    the usual margin, then without; None when the page has no such place."""
+    image = rendering.image
+    per_point = image.width / max(rendering.size[0], 1.0)
+    ink = image.point(lambda v: 255 if v < WHITE else 0).reduce(CELL)
+    grid_w, grid_h = ink.size
+    data = ink.tobytes()
+    # prefix sums of occupied cells, row by row (rows run top to bottom, as in the image)
+    sums = [[0] * (grid_w + 1) for _ in range(grid_h + 1)]
+    for row in range(grid_h):
+        line, above, run = sums[row + 1], sums[row], 0
+        offset = row * grid_w
+        for col in range(grid_w):
+            run += data[offset + col] > 0
+            line[col + 1] = above[col + 1] + run
+
+    def cells(points: float) -> int:
+        return math.ceil(points * per_point / CELL)
+
+    passes = [((0.0, 0.0), MARGIN), ((0.0, 0.0), SMALL_MARGIN)]
+    for reserve, margin in ([] if top else [(SEAL_RESERVE, MARGIN)]) + passes:
+        span_w = cells(width + reserve[0]) + 2  # one white cell on each side
+        span_h = cells(height + reserve[1]) + 2
+        edge = max(0, cells(margin) - 1)
+        rows = range(grid_h - edge - span_h, edge - 1, -1)  # bottom first
+        for row in (reversed(rows) if top else rows):
+            for col in range(grid_w - edge - span_w, edge - 1, -1):  # right first
+                r2, c2 = row + span_h, col + span_w
+                if sums[r2][c2] - sums[row][c2] - sums[r2][col] + sums[row][col] == 0:
+                    x0 = (col + span_w - 1) * CELL - width * per_point  # the stamp: top right of the span
+                    y0 = (row + 1) * CELL  # (the seal's room is left of and below it)
+                    return rendering.user_box((x0, y0, x0 + width * per_point, y0 + height * per_point))  # type: ignore[arg-type]
+    return None
 
 
 def _qr_column(width: float) -> float:
     """The width of the QR column on the right of a person stamp this wide (0: a stamp without QR)."""
     if width >= PERSON_SIZE[0] - 1:
+        return QR_COLUMN + QR_GAP
+    if width >= LEGACY_OFFLINE_WIDTH - 1:
         return QR_SIZE + QR_GAP
     if width >= LEGACY_PERSON_WIDTH - 1:
         return LEGACY_QR_SIZE + QR_GAP
     return 0.0
 
 
-def _intersects(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-MAX_SCANNED_PAGE_BYTES = 2_000_000
-
-
-def _text_boxes(pdf: bytes, index: int) -> list[tuple[float, float, float, float]]:
-    """Approximate boxes of the text printed on a page (position, font size, character count).
-
-    Bounded: pages whose content is larger than ``MAX_SCANNED_PAGE_BYTES`` are not scanned, and any
-    failure of the scan just means the default corner is used."""
-    import pypdf
-
-    boxes: list[tuple[float, float, float, float]] = []
-    try:
-        reader = pypdf.PdfReader(BytesIO(pdf), strict=False)
-        page = reader.pages[index]
-        contents = page.get_contents()
-        if contents is None or len(contents.get_data()) > MAX_SCANNED_PAGE_BYTES:
-            return []
-
-        def visit(text: str, cm: list[float], tm: list[float], font: Any, size: float) -> None:
-            stripped = text.strip()
-            if not stripped:
-                return
-            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
-            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
-            scale = abs(tm[3] * cm[3]) or abs(tm[0] * cm[0]) or 1.0
-            height = (size or 10) * scale
-            longest = max(len(line) for line in stripped.splitlines())
-            lines = stripped.count("\n") + 1
-            boxes.append((x, y - height * (lines - 1) - height * 0.25, x + longest * height * 0.55, y + height))
-
-        page.extract_text(visitor_text=visit)
-    except Exception:  # noqa: BLE001 - placement is a courtesy; a page pypdf cannot read keeps the default
-        return []
-    return boxes
-
-
-__all__ = ["Decree30StampStyle", "Placement", "PlannedAppearance", "StampFacts", "plan_appearance", "planned_box"]
+__all__ = ["Decree30StampStyle", "Placement", "PlannedAppearance", "StampFacts", "group_code", "lookup_caption",
+           "plan_appearance", "planned_box"]

@@ -33,6 +33,7 @@ verification for longer than its own budget.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import math
@@ -397,6 +398,31 @@ def render_pages(data: bytes, *, max_pages: int, budget_seconds: float, dpi: int
             renderer.close(doc)
     pages += [None] * (min(count, max_pages) - len(pages))
     return PageRenderings(count, tuple(pages))
+
+
+def render_chosen(data: bytes, indexes: Sequence[int], *, budget_seconds: float,
+                  dpi: int = DPI) -> tuple[int, dict[int, Rendering]]:
+    """The page count of ``data`` and the pages ``indexes`` (0-based, in that order, as a viewer shows
+    them) rendered within ``budget_seconds``: the pages not reached in time, or PDFium cannot render,
+    are missing from the result. For laying out a stamp (``signing/create/visible.py``); never raises
+    for a malformed file."""
+    deadline = time.monotonic() + budget_seconds
+    doc = _Document(data, "seen", None)
+    found: dict[int, Rendering] = {}
+    count = 0
+    with _Renderer(deadline, dpi) as renderer:
+        try:
+            count = renderer.page_count(doc)
+            for index in indexes:
+                if 0 <= index < count:
+                    with contextlib.suppress(_Unreadable):
+                        found[index] = renderer.render(doc, index)
+                renderer.release()
+        except (_Unreadable, _OutOfTime):
+            pass
+        finally:
+            renderer.close(doc)
+    return count, found
 
 
 def _runs(pages: list[int]) -> list[tuple[int, int]]:

@@ -207,7 +207,7 @@ def test_the_stamp_box_follows_the_requested_placement(client: TestClient, pki: 
                                                        frozen: FrozenClock) -> None:
     """A box on page 1 asked for by the software is drawn on page 1; an invisible signature draws none and says so."""
     phone = enroll(pki, specialist, frozen)
-    boxed = visible_meta(specialist, appearance={"page": 1, "box": [60, 600, 330, 720]})
+    boxed = visible_meta(specialist, appearance={"page": 1, "box": [40, 590, 330, 740]})
     hidden = visible_meta(specialist, appearance={"visible": False})
     first = submit(client, client_headers, [sample_pdf], boxed).json()["id"]
     second = submit(client, client_headers, [sample_pdf + b"\n% 2\n"], hidden).json()["id"]

@@ -131,8 +131,8 @@ def test_a_failed_self_check_registers_nothing_and_is_audited(pki: Container, sp
     original = SigningService._sign_bytes
 
     def corrupting(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        pdf, reached = original(self, *args, **kwargs)
-        return pdf.replace(b"ReportLab Generated", b"ReportLeb Generated", 1), reached
+        pdf, reached, new_page = original(self, *args, **kwargs)
+        return pdf.replace(b"ReportLab Generated", b"ReportLeb Generated", 1), reached, new_page
 
     monkeypatch.setattr(SigningService, "_sign_bytes", corrupting)
     with pytest.raises(SelfCheckFailed):

@@ -30,7 +30,16 @@ from policies.errors import PolicyInvalid
 from signing.create import offline_seal
 from signing.create.offline_seal import SealFacts
 from signing.create.service import AppearanceOptions, SignRequest
-from signing.create.visible import LEGACY_QR_SIZE, PERSON_SIZE, QR_GAP, QR_SIZE, _qr_code, _qr_column
+from signing.create.visible import (
+    LEGACY_OFFLINE_WIDTH,
+    LEGACY_QR_SIZE,
+    PERSON_SIZE,
+    QR_COLUMN,
+    QR_GAP,
+    QR_SIZE,
+    _qr_code,
+    _qr_column,
+)
 from signing.errors import SealFieldsInvalid
 from signing.registry.models import SignedDocument
 from tests.helpers.db import ISSUING, ROOT
@@ -203,9 +212,10 @@ def test_qr_is_level_m_with_modules_of_at_least_0_4_mm() -> None:
 
 
 def test_seal_overlap_knows_old_and_new_stamps() -> None:
-    assert _qr_column(PERSON_SIZE[0]) == QR_SIZE + QR_GAP
+    assert _qr_column(PERSON_SIZE[0]) == QR_COLUMN + QR_GAP, "the QR code on its white quiet zone"
+    assert _qr_column(LEGACY_OFFLINE_WIDTH) == QR_SIZE + QR_GAP, "documents stamped before the quiet zone"
     assert _qr_column(230.0) == LEGACY_QR_SIZE + QR_GAP, "documents stamped before the offline seal"
-    assert _qr_column(PERSON_SIZE[0] - QR_SIZE - QR_GAP) == 0
+    assert _qr_column(PERSON_SIZE[0] - QR_COLUMN - QR_GAP) == 0
 
 
 # -- the seal certificate ------------------------------------------------------------------------------

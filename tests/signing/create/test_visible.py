@@ -16,7 +16,7 @@ from api.container import Container
 from core.db import transaction
 from signing.create import offline_seal
 from signing.create.service import AppearanceOptions, SignRequest
-from signing.create.visible import PERSON_SIZE, QR_GAP, QR_SIZE
+from signing.create.visible import PERSON_SIZE, QR_COLUMN, QR_GAP
 from signing.errors import BadAppearance, SigningRefused
 from signing.registry import lifecycle
 from tests.helpers.signing import COMMUNE, CONSENTED, issue_credential, root_pem
@@ -114,7 +114,7 @@ def test_seal_overlaps_left_third_and_keeps_qr_readable(pki: Container, person: 
     sx1, sy1, sx2, sy2 = rects["Signature2"]
     assert abs((sx2 - sx1) - 36 * 72 / 25.4) < 2, "the seal is shown at its real size (36 mm at 300 dpi)"
     overlap = min(sx2, px2) - max(sx1, px1)
-    signature_width = (px2 - px1) - (QR_SIZE + QR_GAP)  # the person stamp less its QR column
+    signature_width = (px2 - px1) - (QR_COLUMN + QR_GAP)  # the person stamp less its QR column
     assert 0.28 * signature_width <= overlap <= 0.4 * signature_width, "about a third of the signature"
     assert sx1 < px1, "from the left side"
     assert qr_codes(second.pdf, tmp_path, 4) == [seal_url(pki, first.document_id)]
@@ -136,14 +136,14 @@ def test_copy_block_top_right_of_page_one(pki: Container, person: str, sample_pd
 
 
 def test_page_box_field_and_invisible(pki: Container, person: str, sample_pdf: bytes) -> None:
-    boxed = sign(pki, sample_pdf, person, page=1, box=(50, 50, 280, 170))
-    assert widget_rects(boxed.pdf)["Signature1"] == (50, 50, 280, 170)
+    boxed = sign(pki, sample_pdf, person, page=1, box=(50, 50, 340, 200))
+    assert widget_rects(boxed.pdf)["Signature1"] == (50, 50, 340, 200)
     writer = IncrementalPdfFileWriter(io.BytesIO(sample_pdf))
-    fields.append_signature_field(writer, fields.SigFieldSpec("ChuKyCanBo", on_page=0, box=(300, 60, 540, 180)))
+    fields.append_signature_field(writer, fields.SigFieldSpec("ChuKyCanBo", on_page=0, box=(280, 60, 570, 210)))
     out = io.BytesIO()
     writer.write(out)
     in_field = sign(pki, out.getvalue(), person, field_name="ChuKyCanBo")
-    assert widget_rects(in_field.pdf) == {"ChuKyCanBo": (300, 60, 540, 180)}
+    assert widget_rects(in_field.pdf) == {"ChuKyCanBo": (280, 60, 570, 210)}
     hidden = sign(pki, sample_pdf, person, visible=False)
     x1, y1, x2, y2 = widget_rects(hidden.pdf)["Signature1"]
     assert x1 == x2 and y1 == y2, "an invisible signature has an empty rectangle"
@@ -153,6 +153,7 @@ def test_page_box_field_and_invisible(pki: Container, person: str, sample_pdf: b
     ({"page": 9}, "page 9 does not exist"),
     ({"page": 0}, "page 0 does not exist"),
     ({"page": 1, "box": (0, 0, 5, 5)}, "at least 10"),
+    ({"page": 1, "box": (50, 50, 280, 170)}, "32 mm QR code needs at least 221 × 139 points"),
     ({"page": 1, "box": (500, 700, 900, 900)}, "outside page 1"),
 ])
 def test_bad_placements(pki: Container, person: str, sample_pdf: bytes, appearance: dict, words: str) -> None:
