@@ -12,10 +12,10 @@ if [ "${1:-}" = "--test" ]; then
   # libnss3-dev, libnspr4-dev, gcc: the interop tests (pdfsig with its trust shim, qpdf --check,
   # pdftoppm + zbarimg for the QR code, pdftotext); chromium: the browser tests (Playwright drives Debian's
   # Chromium, never a downloaded browser); systemd: `systemd-analyze verify` checks the documented unit file;
-  # default-jdk-headless, php-cli, php-curl: the integrator guide's Java and PHP examples run against a live
+  # openjdk-17-jdk-headless (Debian 12's JDK), php-cli, php-curl: the integrator guide's Java and PHP examples run against a live
   # server (tests/interop/test_integration_examples.py).
   packages+=(softhsm2 poppler-utils qpdf zbar-tools libnss3-tools libnss3-dev libnspr4-dev gcc libc6-dev chromium
-             systemd default-jdk-headless php-cli php-curl)
+             systemd openjdk-17-jdk-headless php-cli php-curl)
 fi
 # python3-venv only when the interpreter cannot make virtual environments by itself (Debian's python3)
 python3 -c "import ensurepip, venv" 2>/dev/null || packages+=(python3-venv)
