@@ -16,6 +16,8 @@ from api.app import create_app
 from api.container import Container
 from core import audit
 from core.db import transaction
+from pki import issuance
+from pki.names import SubjectInfo
 from signing.activation import crypto as sec, enrolment, factors, throttle
 from tests.helpers.activation import PIN, Phone, enroll, some_hashes
 from tests.helpers.api import OTHER_COMMUNE, new_token, scoped
@@ -327,3 +329,24 @@ def test_the_session_ends_when_her_certificate_is_revoked(pki: Container, her: T
         serial = get_credential(session, specialist).certificate.serial  # type: ignore[union-attr]
     revocation.revoke(pki.pki, serial, Reason.keyCompromise, "token:operator")
     assert 'name="identifier"' in her.get("/me").text
+
+
+def test_a_name_field_spelling_her_cccd_does_not_make_him_her(pki: Container, her: TestClient, stranger: TestClient,
+                                                              specialist: str, frozen: FrozenClock) -> None:
+    """The attacker's certificate carries his own CCCD and, in a free-text attribute, ',2.5.4.5=IDCVN-<hers>':
+    the stored RFC 4514 subject escapes that comma (``\\,``), so it is text, not a serialNumber. Read naively, he
+    becomes her 'person': signs in with her CCCD and his own PIN, then chooses her credential and reads her page."""
+    enroll(pki, specialist, frozen)
+    subject = SubjectInfo(common_name="Trần Văn Kẻ", id_number="001190000002", email=f"ke,2.5.4.5=IDCVN-{CCCD}")
+    his = issuance.issue(pki.pki, issuance.IssueRequest(profile="specialist", subject=subject, commune_code=COMMUNE),
+                         actor="test").credential_id
+    assert his is not None
+    phone = enroll(pki, his, frozen, pin="592817")
+    assert login(stranger, CCCD, phone.code(), pin="592817").status_code == 403, "her CCCD does not name him"
+    frozen.next_step()
+    assert login(stranger, "001190000002", phone.code(), pin="592817").status_code == 303, "his own CCCD does"
+    page = stranger.get("/me").text
+    assert f'value="{specialist}"' not in page
+    stranger.post("/me/choose", data={"credential_id": specialist, "csrf": form_token(page)})
+    page = stranger.get("/me").text
+    assert f"<dd>{his}</dd>" in page and specialist not in page, "her credential cannot be chosen"
