@@ -32,7 +32,8 @@ def visible_meta(credential: str, **extra: object) -> dict[str, object]:
 def png(client: TestClient, url: str) -> Image.Image:
     r = client.get(url)
     assert r.status_code == 200, r.text
-    assert r.headers["content-type"] == "image/png" and "private" in r.headers["cache-control"]
+    # never stored: /me runs on shared counter PCs, and a cached page image outlives logout and the decision
+    assert r.headers["content-type"] == "image/png" and r.headers["cache-control"] == "no-store"
     return Image.open(io.BytesIO(r.content)).convert("RGB")
 
 
@@ -126,6 +127,7 @@ def test_images_and_file_are_hers_alone(client: TestClient, pki: Container, spec
     assert login(client, CCCD, phone.code()).status_code == 303
     r = client.get(pdf)
     assert r.status_code == 200 and r.content == sample_pdf and r.headers["content-type"] == "application/pdf"
+    assert r.headers["cache-control"] == "no-store", "the citizen's document is not left in a shared PC's cache"
     assert "sandbox" in r.headers["content-security-policy"]
     assert client.get(f"/me/requests/{request_id}/documents/0/pages/5.png").status_code == 404, "no page 5"
     assert client.get(f"/me/requests/{request_id}/documents/1/pages/1.png").status_code == 404, "no document 1"
