@@ -350,3 +350,28 @@ def test_a_name_field_spelling_her_cccd_does_not_make_him_her(pki: Container, he
     stranger.post("/me/choose", data={"credential_id": specialist, "csrf": form_token(page)})
     page = stranger.get("/me").text
     assert f"<dd>{his}</dd>" in page and specialist not in page, "her credential cannot be chosen"
+
+
+def test_sign_in_spends_the_same_pin_work_whether_the_pin_is_right_or_not(
+        pki: Container, specialist: str, frozen: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer never says which factor was wrong; the time must not either. The PIN hash (scrypt) is the
+    work that shows: counted here around the real function, a right PIN with a wrong code must cost what a
+    wrong PIN costs (it cost one hash more: a PIN oracle without the phone)."""
+    phone = enroll(pki, specialist, frozen)
+    hashed: list[int] = []
+    real = sec.hash_pin
+
+    def counted(pin: str, salt: bytes, keys: sec.ActivationKeys) -> bytes:
+        hashed.append(1)
+        return real(pin, salt, keys)
+
+    monkeypatch.setattr(sec, "hash_pin", counted)
+
+    def work(identifier: str, pin: str) -> int:
+        hashed.clear()
+        frozen.next_step()
+        with pytest.raises(factors.InvalidActivationData):
+            factors.sign_in(pki.pki, identifier, pin, wrong(phone), address=HER)
+        return len(hashed)
+
+    assert work(CCCD, PIN) == work(CCCD, "918273") == work("001190009999", PIN) == 1
