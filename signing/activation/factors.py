@@ -348,7 +348,7 @@ def sign_in(ctx: PkiContext, identifier: str, pin: str, otp: str | None, *,
     code = (otp or "").strip()
     with transaction(ctx.sessions) as session:
         person, found = accounts.resolve(session, identifier or "")
-        tkeys = throttle.Keys(person or throttle.unknown_person(identifier or ""), address)
+        tkeys = throttle.Keys(person or throttle.unknown_person(identifier or "", keys.pin_pepper), address)
         rows = [r for r in (_row(session, c.id, lock=True) for c in found)
                 if r is not None and r.state == ActivationState.ACTIVE and r.locked_at is None]
         subject = ",".join(r.credential_id for r in rows) or (found[0].id if found else tkeys.person)

@@ -3,6 +3,7 @@ commune scope of activation state: each test is written as the attacker would tr
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -375,3 +376,19 @@ def test_sign_in_spends_the_same_pin_work_whether_the_pin_is_right_or_not(
         return len(hashed)
 
     assert work(CCCD, PIN) == work(CCCD, "918273") == work("001190009999", PIN) == 1
+
+
+def test_what_she_typed_as_identifier_is_not_left_guessable_in_the_audit_log(
+        pki: Container, specialist: str, frozen: FrozenClock) -> None:
+    """An identifier that names nobody (her PIN typed in the wrong field, a mistyped CCCD) is kept only as a
+    hash, in the throttle table and as the denial's subject. Plain SHA-256 of six digits is undone by trying a
+    million; keyed with the server's secret it is not, and it still counts the same typing alike."""
+    phone = enroll(pki, specialist, frozen)
+    for typed in (PIN, PIN):
+        frozen.next_step()
+        with pytest.raises(factors.InvalidActivationData):
+            factors.sign_in(pki.pki, typed, PIN, phone.code(), address=HER)
+    subjects = [e.subject for e in actions(pki) if e.action == "activation:signin:deny"]
+    assert len(subjects) == 2 and subjects[0] == subjects[1] and subjects[0].startswith("who:")
+    # what anyone holding the export could try for each of the million six-digit PINs
+    assert subjects[0] != "who:" + hashlib.sha256(PIN.encode()).hexdigest()[:32], "the PIN reads back"
