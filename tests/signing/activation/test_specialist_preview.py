@@ -17,7 +17,9 @@ from api.container import Container
 from core import audit
 from core.db import transaction
 from signing.activation import factors
+from signing.activation.models import SigningRequest
 from signing.create import preview
+from signing.verify import visual_diff
 from tests.helpers.activation import PIN, enroll
 from tests.helpers.clock import FrozenClock
 from tests.helpers.signing import COMMUNE, issue_credential
@@ -227,3 +229,39 @@ def test_the_stamp_box_follows_the_requested_placement(client: TestClient, pki: 
     page = request_page(client, second)
     assert "Chữ ký này không hiện trên trang (chữ ký ẩn)." in page and "Khung đỏ" not in page
     assert all(red_pixels(png(client, u)) == 0 for u in image_urls(page, second))
+
+
+def _with_hidden(sample_pdf: bytes, how: str) -> bytes:
+    """The sample with, on page 1, a black block in an optional-content layer switched off for viewing (the
+    preview hides it; a viewer's layer panel, or printing with /Usage, shows it), or a document script."""
+    pdf = pikepdf.open(io.BytesIO(sample_pdf))
+    if how == "layers":
+        layer = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.OCG, Name=pikepdf.String("Ghi chú")))
+        page = pdf.pages[0]
+        page.obj.Resources.Properties = pikepdf.Dictionary(hid=layer)
+        page.contents_add(pdf.make_stream(b"/OC /hid BDC 0 0 0 rg 50 100 400 300 re f EMC"), prepend=False)
+        pdf.Root.OCProperties = pikepdf.Dictionary(OCGs=[layer], D=pikepdf.Dictionary(OFF=[layer], Order=[layer]))
+    else:
+        pdf.Root.OpenAction = pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String("this.print();"))
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def test_a_document_hiding_content_from_her_preview_is_refused_at_submission(
+        client: TestClient, pki: Container, specialist: str, client_headers: dict[str, str],
+        sample_pdf: bytes) -> None:
+    layered = _with_hidden(sample_pdf, "layers")
+    # what the preview would show her: the block in the switched-off layer is not drawn at all
+    seen_page = visual_diff.render_pages(layered, max_pages=1, budget_seconds=30).pages[0]
+    plain_page = visual_diff.render_pages(sample_pdf, max_pages=1, budget_seconds=30).pages[0]
+    assert seen_page is not None and plain_page is not None
+    assert seen_page.image.tobytes() == plain_page.image.tobytes(), "the hidden block is invisible in the preview"
+    for how, pdf in (("layers", layered), ("scripts", _with_hidden(sample_pdf, "scripts"))):
+        r = submit(client, client_headers, [sample_pdf, pdf], visible_meta(specialist))
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "pdf_hidden_content" and error["details"]["hidden"] == how
+        assert error["message"].startswith("item 1: ")
+    with transaction(pki.sessions) as session:
+        assert session.execute(select(SigningRequest)).first() is None, "nothing was put before her"
