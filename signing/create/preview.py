@@ -69,9 +69,25 @@ def _runs_code(action: object) -> bool:
     return isinstance(action, pikepdf.Dictionary) and str(action.get("/S", "")) in SCRIPT_ACTIONS
 
 
+NO_VIEW = 1 << 5  # annotation flag 6 (ISO 32000-1, 12.5.3): not displayed on screen, yet it may print
+
+
+def _annotations(page: pikepdf.Page) -> list[object]:
+    annots = page.obj.get("/Annots")
+    return list(annots) if isinstance(annots, pikepdf.Array) else []
+
+
+def _not_viewed(annot: object) -> bool:
+    if not isinstance(annot, pikepdf.Dictionary):
+        return False
+    flags = annot.get("/F", 0)
+    return isinstance(flags, int | pikepdf.Object) and bool(int(flags) & NO_VIEW)
+
+
 def check_nothing_hidden(pdf: bytes) -> None:
-    """Raise ``HiddenContent`` for a document with optional content (``/OCProperties``) or document-level
-    scripts (``/Names /JavaScript``, a script ``/OpenAction``, document ``/AA``). A file pikepdf cannot open
+    """Raise ``HiddenContent`` for a document with optional content (``/OCProperties``), document-level
+    scripts (``/Names /JavaScript``, a script ``/OpenAction``, document ``/AA``) or annotations flagged NoView
+    (drawn on paper, not on the screen she approves on). A file pikepdf cannot open
     is left to ``SigningService.check_input``, which judges damage."""
     try:
         with pikepdf.open(io.BytesIO(pdf)) as doc:
@@ -80,8 +96,14 @@ def check_nothing_hidden(pdf: bytes) -> None:
             names = root.get("/Names")
             scripts = ((isinstance(names, pikepdf.Dictionary) and "/JavaScript" in names) or "/AA" in root
                        or _runs_code(root.get("/OpenAction")))
+            unseen = any(_not_viewed(annot) for page in doc.pages for annot in _annotations(page))
     except (pikepdf.PdfError, ValueError, TypeError):
         return
+    if unseen:
+        raise HiddenContent("the PDF has annotations marked not to be shown on screen (NoView) but printed: the "
+                            "specialist's preview cannot show them; flatten or remove them before submitting (tệp "
+                            "PDF có chú thích chỉ hiện khi in, chuyên viên không xem được trước khi ký)",
+                            hidden="annotations")
     if layers:
         raise HiddenContent("the PDF has optional-content layers, which the specialist's preview does not show "
                             "and another viewer can show or print; flatten them before submitting (tệp PDF có "

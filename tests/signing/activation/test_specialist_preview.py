@@ -241,6 +241,12 @@ def _with_hidden(sample_pdf: bytes, how: str) -> bytes:
         page.obj.Resources.Properties = pikepdf.Dictionary(hid=layer)
         page.contents_add(pdf.make_stream(b"/OC /hid BDC 0 0 0 rg 50 100 400 300 re f EMC"), prepend=False)
         pdf.Root.OCProperties = pikepdf.Dictionary(OCGs=[layer], D=pikepdf.Dictionary(OFF=[layer], Order=[layer]))
+    elif how == "annotations":  # Print (4) + NoView (32): on paper, never on screen
+        look = pdf.make_stream(b"0 0 0 rg 0 0 300 200 re f", Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form,
+                               BBox=[0, 0, 300, 200])
+        pdf.pages[0].obj.Annots = pdf.make_indirect(pikepdf.Array([pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Square, Rect=[100, 300, 400, 500], F=4 | 32,
+            AP=pikepdf.Dictionary(N=look)))]))
     else:
         pdf.Root.OpenAction = pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String("this.print();"))
     out = io.BytesIO()
@@ -251,13 +257,14 @@ def _with_hidden(sample_pdf: bytes, how: str) -> bytes:
 def test_a_document_hiding_content_from_her_preview_is_refused_at_submission(
         client: TestClient, pki: Container, specialist: str, client_headers: dict[str, str],
         sample_pdf: bytes) -> None:
-    layered = _with_hidden(sample_pdf, "layers")
-    # what the preview would show her: the block in the switched-off layer is not drawn at all
-    seen_page = visual_diff.render_pages(layered, max_pages=1, budget_seconds=30).pages[0]
+    hidden = {how: _with_hidden(sample_pdf, how) for how in ("layers", "annotations", "scripts")}
+    # what the preview would show her: the block in the switched-off layer, the print-only box, not drawn at all
     plain_page = visual_diff.render_pages(sample_pdf, max_pages=1, budget_seconds=30).pages[0]
-    assert seen_page is not None and plain_page is not None
-    assert seen_page.image.tobytes() == plain_page.image.tobytes(), "the hidden block is invisible in the preview"
-    for how, pdf in (("layers", layered), ("scripts", _with_hidden(sample_pdf, "scripts"))):
+    for how in ("layers", "annotations"):
+        seen_page = visual_diff.render_pages(hidden[how], max_pages=1, budget_seconds=30).pages[0]
+        assert seen_page is not None and plain_page is not None
+        assert seen_page.image.tobytes() == plain_page.image.tobytes(), f"the {how} are invisible in the preview"
+    for how, pdf in hidden.items():
         r = submit(client, client_headers, [sample_pdf, pdf], visible_meta(specialist))
         assert r.status_code == 422, r.text
         error = r.json()["error"]
