@@ -20,6 +20,7 @@ from core.errors import InvalidInput, KysoError
 from signing.activation import factors, requests
 from signing.activation.models import RequestStatus
 from signing.activation.sole_control import SADActivation, document_hash, needs_activation
+from signing.create import preview
 from signing.errors import SigningRefused
 
 from ..container import Container
@@ -134,6 +135,7 @@ def _check_pdf(container: Container, pdf: bytes, index: int) -> None:
     version), so a specialist never approves a document that cannot be signed; the same error, naming the item."""
     try:
         container.signing.check_input(pdf)
+        preview.check_nothing_hidden(pdf)  # what she approves is what the preview shows her, all of it
     except KysoError as exc:
         exc.message = f"item {index}: {exc.message}"
         exc.args = (exc.message,)

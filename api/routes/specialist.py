@@ -52,7 +52,7 @@ _env = jinja2.Environment(loader=jinja2.FileSystemLoader([HERE, CITIZEN_TEMPLATE
                           trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 _strings: dict[str, dict[str, str]] = json.loads((HERE / "strings.json").read_text("utf-8"))
 PAGE_HEADERS = {**HEADERS, "Cache-Control": "no-store"}
-IMAGE_HEADERS = {**PAGE_HEADERS, "Cache-Control": "private, max-age=600"}  # bytes of a request never change
+IMAGE_HEADERS = PAGE_HEADERS  # never stored: a shared counter PC's cache would show a citizen's pages after logout
 PDF_HEADERS = {**PAGE_HEADERS, "Content-Security-Policy": "sandbox; default-src 'none'"}
 Lang = Annotated[str, Query(pattern="^(vi|en)$")]
 MESSAGES = {"rejected", "approved"}

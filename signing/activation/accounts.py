@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -23,7 +25,7 @@ from signing.material import SIGNING_PROFILES
 
 USERNAME = re.compile(r"^[a-z][a-z0-9._-]{2,31}$")
 CCCD = re.compile(r"^\d{9}$|^\d{12}$")
-_SERIAL = re.compile(r"(?:^|,)(?:2\.5\.4\.5|serialNumber)=IDCVN-(\d{9}|\d{12})(?:,|$)")
+_SERIAL = re.compile(r"^IDCVN-(\d{9}|\d{12})$")
 
 
 class UsernameTaken(Conflict):
@@ -31,8 +33,15 @@ class UsernameTaken(Conflict):
 
 
 def id_number(subject: str) -> str | None:
-    """The CCCD number in an RFC 4514 subject string, if any."""
-    found = _SERIAL.search(subject)
+    """The CCCD number in an RFC 4514 subject string, if any: the value of its one serialNumber attribute,
+    parsed as a name (never searched as text: a free-text attribute such as an e-mail address or a title may
+    spell ``\\,2.5.4.5=IDCVN-<someone else's number>`` with an escaped comma)."""
+    try:
+        name = x509.Name.from_rfc4514_string(subject)
+    except ValueError:
+        return None
+    values = [str(a.value) for a in name.get_attributes_for_oid(NameOID.SERIAL_NUMBER)]
+    found = _SERIAL.match(values[0]) if len(values) == 1 else None
     return found.group(1) if found else None
 
 

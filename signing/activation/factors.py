@@ -245,10 +245,12 @@ def _fail(session: Session, credential_id: str, now: dt.datetime, lock_after: in
 
 
 def _check_factors(session: Session, row: ActivationData, pin: str, otp: str | None,
-                   keys: sec.ActivationKeys, now: dt.datetime) -> str | None:
+                   keys: sec.ActivationKeys, now: dt.datetime, *, pin_ok: bool | None = None) -> str | None:
     """``None`` when the PIN (and the OTP, unless ``otp`` is None) are right, else the true reason
-    (for the audit log only). A valid OTP is burnt even when the PIN is wrong."""
-    pin_ok = sec.pin_matches(pin if isinstance(pin, str) else "", row.pin_salt, row.pin_hash, keys)
+    (for the audit log only). A valid OTP is burnt even when the PIN is wrong. ``pin_ok``: the PIN was
+    already checked (``sign_in``): hashing it again would make a right PIN take longer than a wrong one."""
+    if pin_ok is None:
+        pin_ok = sec.pin_matches(pin if isinstance(pin, str) else "", row.pin_salt, row.pin_hash, keys)
     if otp is None:
         return None if pin_ok else "wrong_pin"
     step = sec.matching_step(sec.unseal(row.totp_secret, row.credential_id, keys),
@@ -346,7 +348,7 @@ def sign_in(ctx: PkiContext, identifier: str, pin: str, otp: str | None, *,
     code = (otp or "").strip()
     with transaction(ctx.sessions) as session:
         person, found = accounts.resolve(session, identifier or "")
-        tkeys = throttle.Keys(person or throttle.unknown_person(identifier or ""), address)
+        tkeys = throttle.Keys(person or throttle.unknown_person(identifier or "", keys.pin_pepper), address)
         rows = [r for r in (_row(session, c.id, lock=True) for c in found)
                 if r is not None and r.state == ActivationState.ACTIVE and r.locked_at is None]
         subject = ",".join(r.credential_id for r in rows) or (found[0].id if found else tkeys.person)
@@ -359,12 +361,12 @@ def sign_in(ctx: PkiContext, identifier: str, pin: str, otp: str | None, *,
             if not rows:  # the same work as one real credential: timing must not tell them apart
                 sec.pin_matches(pin if isinstance(pin, str) else "", sec.new_salt(), b"", keys)
                 reason = "no_enrolment" if found or person else "unknown_identifier"
-            for row in rows:
-                if sec.pin_matches(pin if isinstance(pin, str) else "", row.pin_salt, row.pin_hash, keys):
-                    matched = row
-                    break
+            # every row is hashed, and the matching one not again: the time taken never says the PIN was right
+            hits = [sec.pin_matches(pin if isinstance(pin, str) else "", row.pin_salt, row.pin_hash, keys)
+                    for row in rows]
+            matched = next((row for row, hit in zip(rows, hits, strict=True) if hit), None)
             if matched is not None:
-                reason = _check_factors(session, matched, pin, code, keys, now) or "ok"
+                reason = _check_factors(session, matched, pin, code, keys, now, pin_ok=True) or "ok"
             elif rows:
                 reason = "wrong_pin"
             if matched is None or reason != "ok":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -62,9 +63,12 @@ class Keys:
         return f"addr:{self.address}"[:160]
 
 
-def unknown_person(identifier: str) -> str:
-    """The person key of an identifier that matches nobody (hashed: the table never stores what was typed)."""
-    return "who:" + hashlib.sha256(identifier.strip().lower().encode()).hexdigest()[:32]
+def unknown_person(identifier: str, key: bytes) -> str:
+    """The person key of an identifier that matches nobody, keyed-hashed with ``key`` (a server secret): neither
+    the table nor the audit log (the denial's subject) keeps what was typed, which may be her PIN in the wrong
+    field or a citizen's ID number, in a form anyone can undo by trying every short number."""
+    typed = b"kyso/throttle/identifier:" + identifier.strip().lower().encode()  # never the PIN's own HMAC input
+    return "who:" + hmac.new(key, typed, hashlib.sha256).hexdigest()[:32]
 
 
 def _delay(failures: int, after: int, cap: int) -> float:

@@ -34,11 +34,12 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import pikepdf
 from PIL import Image, ImageDraw
 from pyhanko.pdf_utils.misc import PdfError
 
 from core.cache import Cache
-from core.errors import KysoError
+from core.errors import InvalidInput, KysoError
 from signing.verify import visual_diff
 
 if TYPE_CHECKING:
@@ -51,6 +52,66 @@ DPI = 150  # the large rendering (A4: 1240 x 1754 px, scaled down to MAX_PIXELS)
 SMALL_WIDTH = 720  # the in-page image: sharp on a 412 px phone at 1.75 device pixels per CSS pixel
 STAMP_COLOUR = (200, 0, 0)
 STAMP_FILL, STAMP_TINT = (255, 60, 60), 0.27
+
+
+class HiddenContent(InvalidInput):
+    """A document holding what the preview cannot show her: optional-content layers (hidden in the rendering
+    she approves, shown or printed by another viewer) or document scripts (which change what a viewer shows
+    after she signed). Refused when the request is submitted: she could not see what she would sign."""
+
+    code = "pdf_hidden_content"
+
+
+SCRIPT_ACTIONS = frozenset({"/JavaScript", "/Launch", "/ImportData", "/SubmitForm", "/ResetForm"})
+
+
+def _runs_code(action: object) -> bool:
+    return isinstance(action, pikepdf.Dictionary) and str(action.get("/S", "")) in SCRIPT_ACTIONS
+
+
+NO_VIEW = 1 << 5  # annotation flag 6 (ISO 32000-1, 12.5.3): not displayed on screen, yet it may print
+
+
+def _annotations(page: pikepdf.Page) -> list[object]:
+    annots = page.obj.get("/Annots")
+    return list(annots) if isinstance(annots, pikepdf.Array) else []
+
+
+def _not_viewed(annot: object) -> bool:
+    if not isinstance(annot, pikepdf.Dictionary):
+        return False
+    flags = annot.get("/F", 0)
+    return isinstance(flags, int | pikepdf.Object) and bool(int(flags) & NO_VIEW)
+
+
+def check_nothing_hidden(pdf: bytes) -> None:
+    """Raise ``HiddenContent`` for a document with optional content (``/OCProperties``), document-level
+    scripts (``/Names /JavaScript``, a script ``/OpenAction``, document ``/AA``) or annotations flagged NoView
+    (drawn on paper, not on the screen she approves on). A file pikepdf cannot open
+    is left to ``SigningService.check_input``, which judges damage."""
+    try:
+        with pikepdf.open(io.BytesIO(pdf)) as doc:
+            root = doc.Root
+            layers = "/OCProperties" in root
+            names = root.get("/Names")
+            scripts = ((isinstance(names, pikepdf.Dictionary) and "/JavaScript" in names) or "/AA" in root
+                       or _runs_code(root.get("/OpenAction")))
+            unseen = any(_not_viewed(annot) for page in doc.pages for annot in _annotations(page))
+    except (pikepdf.PdfError, ValueError, TypeError):
+        return
+    if unseen:
+        raise HiddenContent("the PDF has annotations marked not to be shown on screen (NoView) but printed: the "
+                            "specialist's preview cannot show them; flatten or remove them before submitting (tệp "
+                            "PDF có chú thích chỉ hiện khi in, chuyên viên không xem được trước khi ký)",
+                            hidden="annotations")
+    if layers:
+        raise HiddenContent("the PDF has optional-content layers, which the specialist's preview does not show "
+                            "and another viewer can show or print; flatten them before submitting (tệp PDF có "
+                            "lớp nội dung ẩn mà chuyên viên không xem được trước khi ký)", hidden="layers")
+    if scripts:
+        raise HiddenContent("the PDF carries document scripts, which can change what a viewer shows after it is "
+                            "signed; remove them before submitting (tệp PDF chứa mã lệnh có thể thay đổi nội dung "
+                            "hiển thị sau khi ký)", hidden="scripts")
 
 
 @dataclass(frozen=True)

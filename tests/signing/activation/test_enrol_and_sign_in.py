@@ -3,6 +3,7 @@ commune scope of activation state: each test is written as the attacker would tr
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from api.app import create_app
 from api.container import Container
 from core import audit
 from core.db import transaction
+from pki import issuance
+from pki.names import SubjectInfo
 from signing.activation import crypto as sec, enrolment, factors, throttle
 from tests.helpers.activation import PIN, Phone, enroll, some_hashes
 from tests.helpers.api import OTHER_COMMUNE, new_token, scoped
@@ -327,3 +330,65 @@ def test_the_session_ends_when_her_certificate_is_revoked(pki: Container, her: T
         serial = get_credential(session, specialist).certificate.serial  # type: ignore[union-attr]
     revocation.revoke(pki.pki, serial, Reason.keyCompromise, "token:operator")
     assert 'name="identifier"' in her.get("/me").text
+
+
+def test_a_name_field_spelling_her_cccd_does_not_make_him_her(pki: Container, her: TestClient, stranger: TestClient,
+                                                              specialist: str, frozen: FrozenClock) -> None:
+    """The attacker's certificate carries his own CCCD and, in a free-text attribute, ',2.5.4.5=IDCVN-<hers>':
+    the stored RFC 4514 subject escapes that comma (``\\,``), so it is text, not a serialNumber. Read naively, he
+    becomes her 'person': signs in with her CCCD and his own PIN, then chooses her credential and reads her page."""
+    enroll(pki, specialist, frozen)
+    subject = SubjectInfo(common_name="Trần Văn Kẻ", id_number="001190000002", email=f"ke,2.5.4.5=IDCVN-{CCCD}")
+    his = issuance.issue(pki.pki, issuance.IssueRequest(profile="specialist", subject=subject, commune_code=COMMUNE),
+                         actor="test").credential_id
+    assert his is not None
+    phone = enroll(pki, his, frozen, pin="592817")
+    assert login(stranger, CCCD, phone.code(), pin="592817").status_code == 403, "her CCCD does not name him"
+    frozen.next_step()
+    assert login(stranger, "001190000002", phone.code(), pin="592817").status_code == 303, "his own CCCD does"
+    page = stranger.get("/me").text
+    assert f'value="{specialist}"' not in page
+    stranger.post("/me/choose", data={"credential_id": specialist, "csrf": form_token(page)})
+    page = stranger.get("/me").text
+    assert f"<dd>{his}</dd>" in page and specialist not in page, "her credential cannot be chosen"
+
+
+def test_sign_in_spends_the_same_pin_work_whether_the_pin_is_right_or_not(
+        pki: Container, specialist: str, frozen: FrozenClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer never says which factor was wrong; the time must not either. The PIN hash (scrypt) is the
+    work that shows: counted here around the real function, a right PIN with a wrong code must cost what a
+    wrong PIN costs (it cost one hash more: a PIN oracle without the phone)."""
+    phone = enroll(pki, specialist, frozen)
+    hashed: list[int] = []
+    real = sec.hash_pin
+
+    def counted(pin: str, salt: bytes, keys: sec.ActivationKeys) -> bytes:
+        hashed.append(1)
+        return real(pin, salt, keys)
+
+    monkeypatch.setattr(sec, "hash_pin", counted)
+
+    def work(identifier: str, pin: str) -> int:
+        hashed.clear()
+        frozen.next_step()
+        with pytest.raises(factors.InvalidActivationData):
+            factors.sign_in(pki.pki, identifier, pin, wrong(phone), address=HER)
+        return len(hashed)
+
+    assert work(CCCD, PIN) == work(CCCD, "918273") == work("001190009999", PIN) == 1
+
+
+def test_what_she_typed_as_identifier_is_not_left_guessable_in_the_audit_log(
+        pki: Container, specialist: str, frozen: FrozenClock) -> None:
+    """An identifier that names nobody (her PIN typed in the wrong field, a mistyped CCCD) is kept only as a
+    hash, in the throttle table and as the denial's subject. Plain SHA-256 of six digits is undone by trying a
+    million; keyed with the server's secret it is not, and it still counts the same typing alike."""
+    phone = enroll(pki, specialist, frozen)
+    for typed in (PIN, PIN):
+        frozen.next_step()
+        with pytest.raises(factors.InvalidActivationData):
+            factors.sign_in(pki.pki, typed, PIN, phone.code(), address=HER)
+    subjects = [e.subject for e in actions(pki) if e.action == "activation:signin:deny"]
+    assert len(subjects) == 2 and subjects[0] == subjects[1] and subjects[0].startswith("who:")
+    # what anyone holding the export could try for each of the million six-digit PINs
+    assert subjects[0] != "who:" + hashlib.sha256(PIN.encode()).hexdigest()[:32], "the PIN reads back"

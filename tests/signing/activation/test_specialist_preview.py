@@ -17,7 +17,9 @@ from api.container import Container
 from core import audit
 from core.db import transaction
 from signing.activation import factors
+from signing.activation.models import SigningRequest
 from signing.create import preview
+from signing.verify import visual_diff
 from tests.helpers.activation import PIN, enroll
 from tests.helpers.clock import FrozenClock
 from tests.helpers.signing import COMMUNE, issue_credential
@@ -32,7 +34,8 @@ def visible_meta(credential: str, **extra: object) -> dict[str, object]:
 def png(client: TestClient, url: str) -> Image.Image:
     r = client.get(url)
     assert r.status_code == 200, r.text
-    assert r.headers["content-type"] == "image/png" and "private" in r.headers["cache-control"]
+    # never stored: /me runs on shared counter PCs, and a cached page image outlives logout and the decision
+    assert r.headers["content-type"] == "image/png" and r.headers["cache-control"] == "no-store"
     return Image.open(io.BytesIO(r.content)).convert("RGB")
 
 
@@ -126,6 +129,7 @@ def test_images_and_file_are_hers_alone(client: TestClient, pki: Container, spec
     assert login(client, CCCD, phone.code()).status_code == 303
     r = client.get(pdf)
     assert r.status_code == 200 and r.content == sample_pdf and r.headers["content-type"] == "application/pdf"
+    assert r.headers["cache-control"] == "no-store", "the citizen's document is not left in a shared PC's cache"
     assert "sandbox" in r.headers["content-security-policy"]
     assert client.get(f"/me/requests/{request_id}/documents/0/pages/5.png").status_code == 404, "no page 5"
     assert client.get(f"/me/requests/{request_id}/documents/1/pages/1.png").status_code == 404, "no document 1"
@@ -225,3 +229,46 @@ def test_the_stamp_box_follows_the_requested_placement(client: TestClient, pki: 
     page = request_page(client, second)
     assert "Chữ ký này không hiện trên trang (chữ ký ẩn)." in page and "Khung đỏ" not in page
     assert all(red_pixels(png(client, u)) == 0 for u in image_urls(page, second))
+
+
+def _with_hidden(sample_pdf: bytes, how: str) -> bytes:
+    """The sample with, on page 1, a black block in an optional-content layer switched off for viewing (the
+    preview hides it; a viewer's layer panel, or printing with /Usage, shows it), or a document script."""
+    pdf = pikepdf.open(io.BytesIO(sample_pdf))
+    if how == "layers":
+        layer = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.OCG, Name=pikepdf.String("Ghi chú")))
+        page = pdf.pages[0]
+        page.obj.Resources.Properties = pikepdf.Dictionary(hid=layer)
+        page.contents_add(pdf.make_stream(b"/OC /hid BDC 0 0 0 rg 50 100 400 300 re f EMC"), prepend=False)
+        pdf.Root.OCProperties = pikepdf.Dictionary(OCGs=[layer], D=pikepdf.Dictionary(OFF=[layer], Order=[layer]))
+    elif how == "annotations":  # Print (4) + NoView (32): on paper, never on screen
+        look = pdf.make_stream(b"0 0 0 rg 0 0 300 200 re f", Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form,
+                               BBox=[0, 0, 300, 200])
+        pdf.pages[0].obj.Annots = pdf.make_indirect(pikepdf.Array([pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Square, Rect=[100, 300, 400, 500], F=4 | 32,
+            AP=pikepdf.Dictionary(N=look)))]))
+    else:
+        pdf.Root.OpenAction = pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String("this.print();"))
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+def test_a_document_hiding_content_from_her_preview_is_refused_at_submission(
+        client: TestClient, pki: Container, specialist: str, client_headers: dict[str, str],
+        sample_pdf: bytes) -> None:
+    hidden = {how: _with_hidden(sample_pdf, how) for how in ("layers", "annotations", "scripts")}
+    # what the preview would show her: the block in the switched-off layer, the print-only box, not drawn at all
+    plain_page = visual_diff.render_pages(sample_pdf, max_pages=1, budget_seconds=30).pages[0]
+    for how in ("layers", "annotations"):
+        seen_page = visual_diff.render_pages(hidden[how], max_pages=1, budget_seconds=30).pages[0]
+        assert seen_page is not None and plain_page is not None
+        assert seen_page.image.tobytes() == plain_page.image.tobytes(), f"the {how} are invisible in the preview"
+    for how, pdf in hidden.items():
+        r = submit(client, client_headers, [sample_pdf, pdf], visible_meta(specialist))
+        assert r.status_code == 422, r.text
+        error = r.json()["error"]
+        assert error["code"] == "pdf_hidden_content" and error["details"]["hidden"] == how
+        assert error["message"].startswith("item 1: ")
+    with transaction(pki.sessions) as session:
+        assert session.execute(select(SigningRequest)).first() is None, "nothing was put before her"
