@@ -1,0 +1,46 @@
+"""Issue 19 item 4 against real processes: `kyso serve --workers 2` on the embedded SQLite database, 4 clients
+hammering the open verification route from one address at once. The rate limit lives in the database, so
+the two workers together let through the configured burst, not twice it (the old per-process buckets did)."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from tests.helpers.faults import KysoServer, deploy
+from tests.helpers.servers import free_port
+
+CLIENTS, EACH, BURST = 4, 15, 10
+
+
+def test_two_workers_share_one_verification_limit(tmp_path: Path) -> None:
+    dep = deploy(tmp_path / "home", f"sqlite:///{tmp_path / 'kyso.db'}")
+    server = KysoServer(dep.container.settings, free_port(), workers=2,
+                        env={"KYSO_VERIFY_RATE_PER_SECOND": "0.001", "KYSO_VERIFY_BURST": str(BURST)})
+    answers: Counter[tuple[int, str]] = Counter()
+    lock = threading.Lock()
+    start = threading.Barrier(CLIENTS)
+
+    def client() -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as http:  # a new connection each: both workers accept
+            start.wait()
+            for _ in range(EACH):
+                r = http.post("/api/v1/verify", content=b"not a pdf", headers={"Content-Type": "application/pdf",
+                                                                               "Connection": "close"})
+                with lock:
+                    answers[(r.status_code, r.json()["error"]["code"])] += 1
+
+    try:
+        threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        assert len(server.worker_pids()) == 2, server.log_tail()
+    finally:
+        server.stop()
+    # the limiter runs before the file is read: BURST are let through (and refused as unreadable), the rest wait
+    assert answers == {(422, "unreadable_pdf"): BURST, (429, "rate_limited"): CLIENTS * EACH - BURST}, answers
+    dep.container.engine.dispose()
