@@ -13,9 +13,11 @@ A deployment behind a proxy sets ``KYSO_TRUSTED_PROXIES`` so the limit applies t
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import itertools
+import logging
 import time
 
 from fastapi import Request
@@ -23,9 +25,11 @@ from sqlalchemy import Float, String, bindparam, delete, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import transaction
-from core.errors import KysoError
+from core.errors import KysoError, Unavailable
 
 from .models import RateLimitBucket
+
+log = logging.getLogger("kyso.ratelimit")
 
 
 class RateLimited(KysoError):
@@ -66,15 +70,24 @@ class RateLimiter:
         return hashlib.sha256(f"{self.scope}\0{client}".encode()).hexdigest()[:32]
 
     def take(self, client: str, now: float | None = None) -> None:
-        """Take one request from ``client``'s bucket, or raise ``RateLimited`` (and take nothing)."""
+        """Take one request from ``client``'s bucket, or raise ``RateLimited`` (and take nothing).
+
+        While the database cannot be reached the request is let through (and logged): verification still
+        answers then, from what it holds without the registry, and the verification gate still bounds
+        the work of each worker. Blocking: call it from a worker thread, not the event loop."""
         now = time.time() if now is None else now  # wall clock: the processes and nodes share it, not a monotonic one
-        with transaction(self.sessions) as session:
-            if session.get_bind().dialect.name == "postgresql":  # a bucket lost in a crash costs nothing: no fsync wait
-                session.execute(_NO_SYNC)
-            tokens, granted = session.execute(_TAKE, {"key": self.key(client), "now": now, "rate": self.rate,
-                                                      "burst": self.burst}).one()
+        try:
+            with transaction(self.sessions) as session:
+                if session.get_bind().dialect.name == "postgresql":  # a bucket lost in a crash costs nothing
+                    session.execute(_NO_SYNC)  # so no wait for the WAL flush
+                tokens, granted = session.execute(_TAKE, {"key": self.key(client), "now": now, "rate": self.rate,
+                                                          "burst": self.burst}).one()
+        except Unavailable:
+            log.warning("rate limit not applied: the database cannot be reached")
+            return
         if next(self._count) % CLEAN_EVERY == 0:
-            self.forget_idle(now)
+            with contextlib.suppress(Unavailable):
+                self.forget_idle(now)
         if not granted:
             wait = (1 - tokens) / self.rate
             raise RateLimited(f"too many verification requests from this address; try again in {wait:.0f} s "
@@ -110,7 +123,9 @@ def trusted_address(address: str, networks: tuple[str, ...]) -> bool:
 
 
 def limit_verification(request: Request) -> None:
-    """Dependency for open routes that validate PDFs (``POST /api/v1/verify``, uploads on ``/v/{id}``)."""
+    """Dependency for open routes that validate PDFs (``POST /api/v1/verify``, uploads on ``/v/{id}``). It
+    waits on the database: FastAPI runs it in a worker thread; an ``async`` route calls it through
+    ``run_in_threadpool``."""
     container = request.app.state.container
     limiter: RateLimiter | None = getattr(request.app.state, "verify_limiter", None)
     if limiter is None:

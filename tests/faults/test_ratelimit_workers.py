@@ -8,8 +8,11 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.helpers.faults import KysoServer, deploy
+from api.ratelimit import RateLimited, RateLimiter
+from core.db import make_engine, make_session_factory, upgrade
+from tests.helpers.faults import KysoServer, PrivatePostgres, deploy
 from tests.helpers.servers import free_port
 
 CLIENTS, EACH, BURST = 4, 15, 10
@@ -44,3 +47,23 @@ def test_two_workers_share_one_verification_limit(tmp_path: Path) -> None:
     # the limiter runs before the file is read: BURST are let through (and refused as unreadable), the rest wait
     assert answers == {(422, "unreadable_pdf"): BURST, (429, "rate_limited"): CLIENTS * EACH - BURST}, answers
     dep.container.engine.dispose()
+
+
+def test_the_limit_lets_requests_through_while_the_database_is_down(private_pg: PrivatePostgres) -> None:
+    """Verification answers without the registry during an outage; the limit must not turn that into a 503."""
+    url = private_pg.url(connect_timeout=2)
+    upgrade(url)
+    engine = make_engine(url)
+    limiter = RateLimiter(make_session_factory(engine), rate=0.001, burst=1)
+    try:
+        limiter.take("203.0.113.7")
+        with pytest.raises(RateLimited):
+            limiter.take("203.0.113.7")
+        private_pg.stop()
+        engine.dispose()  # the pool's connections died with the server
+        limiter.take("203.0.113.7")  # let through, not Unavailable
+        private_pg.start()
+        with pytest.raises(RateLimited):  # the bucket is where it was
+            limiter.take("203.0.113.7")
+    finally:
+        engine.dispose()
