@@ -18,8 +18,15 @@ from tests.helpers.servers import free_port
 CLIENTS, EACH, BURST = 4, 15, 10
 
 
-def test_two_workers_share_one_verification_limit(tmp_path: Path) -> None:
-    dep = deploy(tmp_path / "home", f"sqlite:///{tmp_path / 'kyso.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'kyso.db'}"
+    return str(request.getfixturevalue("pg_schema_url"))
+
+
+def test_two_workers_share_one_verification_limit(tmp_path: Path, url: str) -> None:
+    dep = deploy(tmp_path / "home", url)
     server = KysoServer(dep.container.settings, free_port(), workers=2,
                         env={"KYSO_VERIFY_RATE_PER_SECOND": "0.001", "KYSO_VERIFY_BURST": str(BURST)})
     answers: Counter[tuple[int, str]] = Counter()
@@ -67,3 +74,21 @@ def test_the_limit_lets_requests_through_while_the_database_is_down(private_pg: 
             limiter.take("203.0.113.7")
     finally:
         engine.dispose()
+
+
+def test_serve_role_ocsp_reaches_every_worker(tmp_path: Path) -> None:
+    """`kyso serve --role ocsp --workers 2`: the option reaches the workers (through their settings)."""
+    dep = deploy(tmp_path / "home", f"sqlite:///{tmp_path / 'kyso.db'}")
+    server = KysoServer(dep.container.settings, free_port(), workers=2, args=("--role", "ocsp"))
+    try:
+        for _ in range(6):  # new connections: both workers answer some
+            with httpx.Client(base_url=server.url, timeout=30) as http:
+                assert http.get("/healthz").status_code == 200
+                assert http.get("/ca/test-issuing.crt").headers["content-type"] == "application/pkix-cert"
+                assert http.get("/api/v1/units").status_code == 404
+                assert http.post("/api/v1/verify", content=b"x",
+                                 headers={"Content-Type": "application/pdf"}).status_code == 404
+        assert len(server.worker_pids()) == 2, server.log_tail()
+    finally:
+        server.stop()
+    dep.container.engine.dispose()
