@@ -6,8 +6,11 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+import time
 from pathlib import Path
+from urllib.parse import quote
 
+import httpx
 import pytest
 
 from api.container import Container
@@ -15,6 +18,7 @@ from core.db import transaction
 from pki import ocsp, revocation
 from pki.reasons import Reason
 from tests.helpers.runtime import ROOT
+from tests.helpers.servers import free_port
 from tests.interop.helpers import RelyingParty
 
 pytestmark = pytest.mark.interop
@@ -46,6 +50,23 @@ def test_exported_responses_are_named_by_the_get_request_and_verify_with_openssl
         assert checked.returncode == 0, str(checked)
         assert "Response verify OK" in checked.output and f"{leaf.pem.name}: {status}" in checked.output, str(checked)
     assert not list(exported.rglob(".*.partial"))
+    # a plain static web server answers the GET request openssl would send, percent-encoded (RFC 5019 A.1)
+    request_b64 = base64.b64encode((rp.dir / "good.req").read_bytes()).decode()
+    port = free_port()
+    web = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port), "--directory",
+                            str(tmp_path / "www")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, answer = time.monotonic() + 20, None
+        while answer is None and time.monotonic() < deadline:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/ocsp/{quote(request_b64, safe='')}", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer is not None and answer.status_code == 200
+        assert answer.content == _exported(rp, exported, good.pem, "good-again.req").read_bytes()
+    finally:
+        web.terminate()
+        web.wait(10)
 
 
 def test_kyso_ocsp_export_writes_the_folder(pki: Container, tmp_path: Path) -> None:
