@@ -15,7 +15,7 @@ from core import metrics
 
 from . import errors
 from .container import Container, build
-from .middleware import BodyLimit
+from .middleware import BodyLimit, RoleFilter
 from .observability import RequestContext
 from .routes import (
     activation,
@@ -101,11 +101,14 @@ def _offline_docs(app: FastAPI) -> None:
 
 def create_app(container: Container | None = None, *, scheduler: bool = True) -> FastAPI:
     container = (container or build()).warm()
+    role = container.settings.serve_role
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(republish_loop(container)),
-                 asyncio.create_task(upgrade_loop(container))] if scheduler and container.settings.run_scheduler else []
+        run = scheduler and container.settings.run_scheduler
+        tasks = [asyncio.create_task(republish_loop(container))] if run else []
+        if run and role != "ocsp":  # LT/LTA upgrades sign: not on the OCSP lane
+            tasks.append(asyncio.create_task(upgrade_loop(container)))
         yield
         for task in tasks:
             task.cancel()
@@ -114,13 +117,17 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
         metrics.process_exited()
 
     app = FastAPI(title="kyso", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None,
-                  redoc_url=None)
-    _offline_docs(app)
+                  redoc_url=None, openapi_url=None if role == "ocsp" else "/openapi.json")
+    if role != "ocsp":
+        _offline_docs(app)
     app.state.container = container
     app.state.verify_gate = VerifyGate.from_settings(container.settings)  # bounds public verifications
     errors.install(app)
     app.include_router(ops.router)
-    app.include_router(protocol.router)
+    if role != "api":  # an API node leaves the protocol lane (all of protocol.py) to the OCSP nodes
+        app.include_router(protocol.router)
+    if role == "ocsp":  # the lane and the probes; RoleFilter answers 404 for the rest of ops.router
+        return _finish(app, container)
     app.include_router(certificates.router)
     app.include_router(signing.router)
     app.include_router(sign_requests.router)
@@ -133,6 +140,10 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.include_router(csc.router)
     app.include_router(activation.router)
     app.include_router(audit.router)
+    return _finish(app, container)
+
+
+def _finish(app: FastAPI, container: Container) -> FastAPI:
     settings = container.settings
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, per_path={
         "/api/v1/sign/batch": settings.max_pdf_bytes * 2 + 1_048_576,
@@ -144,5 +155,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
         "/v/*": settings.max_pdf_bytes + 1_048_576,  # the citizen page's upload form
     })
     # outermost (added last): refusals by BodyLimit get a request id, a log line and a count too
+    if settings.serve_role != "all":
+        app.add_middleware(RoleFilter, role=settings.serve_role)
     app.add_middleware(RequestContext, access_log_enabled=settings.access_log)
     return app

@@ -1,4 +1,4 @@
-"""ASGI middleware that refuses oversize bodies before any handler reads them."""
+"""ASGI middleware: refuse oversize bodies before any handler reads them; keep a node to its role."""
 from __future__ import annotations
 
 import json
@@ -55,3 +55,41 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class RoleFilter:
+    """``kyso serve --role ocsp``: answer 404 for every path outside the role, before any route runs (the
+    probes' router also holds API routes)."""
+
+    def __init__(self, app: Any, role: str) -> None:
+        self.app, self.role = app, role
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or serves(self.role, scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(error_body("http_404", f"no such endpoint on this node (role {self.role})"),
+                          ensure_ascii=False).encode()
+        await send({"type": "http.response.start", "status": 404,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+# the protocol lane: what relying parties and PDF readers fetch, answered from pre-produced data (OCSP, CRLs, CA
+# certificates) or cheap to make (time-stamps), all on api/routes/protocol.py; and what a load balancer or
+# Prometheus asks of every node
+_PROTOCOL_PREFIXES = ("/ocsp/", "/crl/", "/ca/")
+_PROTOCOL_PATHS = ("/ocsp", "/tsa")
+_PROBES = ("/healthz", "/readyz", "/metrics")
+
+
+def serves(role: str, path: str) -> bool:
+    """Whether a node of ``role`` (``kyso serve --role``) serves ``path``: ``ocsp`` only the protocol lane and the
+    probes; ``api`` everything else, so signing and verification never share a worker (and its GIL) with OCSP;
+    ``all`` everything."""
+    protocol = path in _PROTOCOL_PATHS or path.startswith(_PROTOCOL_PREFIXES)
+    if role == "ocsp":
+        return protocol or path in _PROBES
+    if role == "api":
+        return not protocol
+    return True

@@ -1,9 +1,10 @@
-"""Tables of the doors: client tokens and the TLS client certificates bound to them."""
+"""Tables of the doors: client tokens, the TLS client certificates bound to them, and the rate-limit buckets
+shared by every worker process and node."""
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime
@@ -45,3 +46,16 @@ class TokenCertificate(Base):
     sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)  # of the DER: the lookup key
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     created_by: Mapped[str] = mapped_column(String(200), nullable=False)
+
+
+class RateLimitBucket(Base):
+    """One token bucket of an open route's rate limit (api/ratelimit.py): ``key`` is a hash of the scope and
+    the client address (the table never stores an address); ``tokens`` left at ``updated`` (Unix seconds);
+    ``granted`` says whether the last request taken from it was let through."""
+
+    __tablename__ = "rate_limit_buckets"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float, nullable=False)
+    updated: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+    granted: Mapped[bool] = mapped_column(Boolean, nullable=False)

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
                                        "process (default: twice the CPU count, at least 2)")
     verify_queue_wait_seconds: float = Field(default=2, ge=0, description="How long a public verification "
                                              "waits for a free slot before it is answered 503 with Retry-After")
+    serve_role: Literal["all", "ocsp", "api"] = Field(default="all", description="What this node's workers serve "
+                                                      "(kyso serve --role): all; ocsp (OCSP, CRLs, time-stamps, CA "
+                                                      "certificates, /healthz, /readyz, /metrics); api (all but those)")
     verify_rate_per_second: float = Field(default=5.0, gt=0, description="Open verification requests per second "
                                           "per client address (average)")
     verify_burst: int = Field(default=30, ge=1, description="Burst of verification requests allowed per address")

@@ -8,8 +8,11 @@ CertID hashes is signed on demand.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from asn1crypto import core, keys, ocsp as asn1_ocsp
 from cryptography import x509
@@ -164,6 +167,39 @@ def refresh_due(ctx: PkiContext, session: Session, limit: int = 5000) -> int:
         if ca is None or row is None:
             continue
         preproduce(ctx, session, ca, row, now)
+        count += 1
+    return count
+
+
+def get_request_path(issuer: x509.Certificate, serial: int) -> str:
+    """The path element of the RFC 5019 GET request for ``serial``: the standard Base64 of the minimal DER
+    OCSPRequest (one CertID with SHA-1 hashes, no extensions, unsigned), as OpenSSL and browsers build it."""
+    name_hash, key_hash = issuer_hashes(issuer, hashes.SHA1())
+    request = ocsp.OCSPRequestBuilder().add_certificate_by_hash(name_hash, key_hash, serial, hashes.SHA1()).build()
+    return base64.b64encode(request.public_bytes(serialization.Encoding.DER)).decode("ascii")
+
+
+def export(ctx: PkiContext, session: Session, directory: Path, now: dt.datetime | None = None) -> int:
+    """Write every pre-produced response still valid as a static file (RFC 5019 section 6: a CDN or any web
+    server answers GET requests): ``directory/<GET path element>``, so ``GET /ocsp/<that>`` is the file under
+    ``directory`` (a ``/`` of Base64 makes a sub-folder, as a web server maps it). Each file is written beside
+    and renamed into place, so a server reading the folder meanwhile never sends half a response. Returns how
+    many were written; run it after each republication (the responses are refreshed before they expire)."""
+    now = now or clock.now()
+    issuers: dict[int, x509.Certificate] = {}
+    count = 0
+    for stored in session.execute(select(OcspResponse).where(OcspResponse.next_update > now)
+                                  .order_by(OcspResponse.id)).scalars():
+        if stored.ca_id not in issuers:
+            ca = session.get(CertificateAuthority, stored.ca_id)
+            if ca is None or ca.cert_der is None:
+                continue
+            issuers[stored.ca_id] = ctx.certificate(ca.cert_der)
+        target = directory.joinpath(*get_request_path(issuers[stored.ca_id], int(stored.serial, 16)).split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_bytes(stored.der)
+        os.replace(partial, target)
         count += 1
     return count
 

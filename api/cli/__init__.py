@@ -7,7 +7,24 @@ import typer
 
 from core.errors import KysoError
 
-from . import activation, approval, audit, ca, cert, crl, doc, key, merge, policy, serve, sign, token, units, verify
+from . import (
+    activation,
+    approval,
+    audit,
+    ca,
+    cert,
+    crl,
+    doc,
+    key,
+    merge,
+    ocsp,
+    policy,
+    serve,
+    sign,
+    token,
+    units,
+    verify,
+)
 from .common import err
 
 # the root only composes: each group lives in its own module, the helpers they share in common.py
@@ -19,8 +36,8 @@ app = typer.Typer(help=__doc__ + "\n\nStart with `kyso demo` (a demo PKI and a s
 for commands in (serve, merge, sign, verify):  # top-level commands (kyso serve, demo, db-upgrade, merge, sign, verify)
     app.add_typer(commands.app)
 for name, group in (("ca", ca), ("cert", cert), ("token", token), ("units", units), ("audit", audit), ("crl", crl),
-                    ("activation", activation), ("key", key), ("approval", approval), ("policy", policy),
-                    ("doc", doc)):
+                    ("ocsp", ocsp), ("activation", activation), ("key", key), ("approval", approval),
+                    ("policy", policy), ("doc", doc)):
     app.add_typer(group.app, name=name)
 
 

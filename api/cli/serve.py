@@ -110,6 +110,9 @@ def _local_url(host: str, port: int) -> str:
 @app.command()
 def serve(host: str = "127.0.0.1", port: int = 8000,
           workers: Annotated[int, typer.Option(help="Worker processes (share the database and keystore)")] = 1,
+          role: Annotated[str | None, typer.Option(
+              help="all, ocsp (OCSP, CRLs, time-stamps, CA certificates and the probes only: a lane of its own) "
+                   "or api (everything but those); default KYSO_SERVE_ROLE, all")] = None,
           access_log: Annotated[bool | None, typer.Option(
               help="Log every request (default KYSO_ACCESS_LOG, on; off gains ~20% on busy OCSP nodes)")] = None,
           log_format: Annotated[str | None, typer.Option(
@@ -136,6 +139,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000,
         prepare_database(settings)
     _warn_connection_budget(settings, workers)
     os.environ["KYSO_MIGRATE_ON_START"] = "false"
+    if role is not None:
+        if role not in ("all", "ocsp", "api"):
+            raise typer.BadParameter(f"--role is all, ocsp or api, not {role!r}")
+        os.environ["KYSO_SERVE_ROLE"] = role  # the workers read it from their settings
     if access_log is not None:  # the workers read it from their settings
         os.environ["KYSO_ACCESS_LOG"] = "true" if access_log else "false"
     metrics_dir = None

@@ -428,7 +428,7 @@ async def upload(document_id: str, request: Request, container: ContainerDep,
     path = f"/v/{document_id}"
     try:
         canonical = normalize_id(document_id)
-        limit_verification(request)  # before the body is read
+        await run_in_threadpool(limit_verification, request)  # before the body is read
         page = await run_in_threadpool(document_page, container, canonical, code)
         pdf = await _read_upload(request, container.settings.max_pdf_bytes)
         report = await verify_gate(request).run(container.verifier.verify, pdf)
@@ -450,7 +450,7 @@ async def signed_revision(document_id: str, request: Request, container: Contain
     path = f"/v/{document_id}"
     try:
         normalize_id(document_id)
-        limit_verification(request)
+        await run_in_threadpool(limit_verification, request)
         pdf = await _read_upload(request, container.settings.max_pdf_bytes)
         prefix, _field, revision = await verify_gate(request).run(extract_signed_revision(container.settings), pdf)
     except KysoError as exc:

@@ -110,7 +110,8 @@ class PrivatePostgres:
 class KysoServer:
     """`kyso serve [--workers N]` as real processes, its output in a log file, stopped by its own pid."""
 
-    def __init__(self, settings: Settings, port: int, workers: int = 1, env: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: Settings, port: int, workers: int = 1, env: dict[str, str] | None = None,
+                 args: tuple[str, ...] = ()) -> None:
         self.port, self.url, self.workers = port, f"http://127.0.0.1:{port}", workers
         self.log_path = settings.home / f"serve-{port}.log"
         settings.home.mkdir(parents=True, exist_ok=True)
@@ -122,6 +123,7 @@ class KysoServer:
         cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--no-access-log"]
         if workers != 1:
             cmd += ["--workers", str(workers)]
+        cmd += list(args)
         self.proc = subprocess.Popen(cmd, env=self.env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
         if not self.wait_ready(60):
             self.stop()

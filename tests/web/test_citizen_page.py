@@ -211,7 +211,8 @@ def test_rate_limited_uploads_get_a_friendly_429(site: Site) -> None:
     from api.ratelimit import RateLimiter
 
     app = create_app(site.container, scheduler=False)
-    app.state.verify_limiter = RateLimiter(rate=0.001, burst=1)
+    # a bucket of its own: the buckets live in the database, which the module's tests share
+    app.state.verify_limiter = RateLimiter(site.container.sessions, rate=0.001, burst=1, scope="test-429")
     with TestClient(app, raise_server_exceptions=False) as client:
         files = {"file": ("a.pdf", b"GIF89a", "application/pdf")}
         first = client.post(f"/v/{site.genuine.document_id}", files=files)
