@@ -8,10 +8,12 @@ browser or Playwright fails the run instead of skipping it.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 from dataclasses import dataclass
 
 from api.container import Container
+from signing.create import offline_seal
 from signing.create.service import SignRequest, SignResult
 from tests.helpers.servers import LiveServer
 from tests.helpers.signing import COMMUNE, CONSENTED, CORPUS
@@ -51,6 +53,12 @@ def sign(container: Container, credential: str, **seal: str) -> SignResult:
 
 def tamper_seal(token: str, name: str, value: str) -> str:
     """The same signature over a payload with one field changed (what an altered paper would carry)."""
+    if token.startswith(offline_seal.PREFIX2):
+        parsed = offline_seal.parse(token)
+        fields = tuple((key, value if key == name else old) for key, old in parsed.facts.fields)
+        assert fields != parsed.facts.fields, f"the seal has no field {name}"
+        facts = dataclasses.replace(parsed.facts, fields=fields)
+        return offline_seal.token2(offline_seal.encode2(facts, parsed.kid), parsed.signature)
     payload, signature = token.split(".")
     raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
     items = [f"{name}={value}" if item.startswith(name + "=") else item for item in raw.split("\x1f")]
