@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import os
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
 from api.container import Container
+from hsm import SignatureScheme
 from signing.create import offline_seal
 from signing.create.service import SignRequest, SignResult
 from tests.helpers.servers import LiveServer
@@ -65,6 +70,18 @@ def tamper_seal(token: str, name: str, value: str) -> str:
     assert items != raw.split("\x1f"), f"the seal has no field {name}"
     changed = base64.urlsafe_b64encode("\x1f".join(items).encode()).rstrip(b"=").decode()
     return f"{changed}.{signature}"
+
+
+def ks1_seal(container: Container, token: str) -> str:
+    """The same facts as the KS2 ``token``, signed in the KS1 form by the same seal key: what kyso
+    printed before issue 19 (those papers must keep verifying)."""
+    parsed = offline_seal.parse(token)
+    material = offline_seal.SealMaterialCache(container.pki).get()
+    payload = offline_seal.encode(parsed.facts, parsed.kid)
+    der = container.pki.keystores.for_ref(material.key_ref).sign_digest(
+        material.key_ref, hashlib.sha256(payload).digest(), hashes.SHA256(), SignatureScheme.ECDSA)
+    r, s = decode_dss_signature(der)
+    return offline_seal.b64url(payload) + "." + offline_seal.b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 
 
 def tamper_pdf(pdf: bytes) -> bytes:

@@ -384,14 +384,15 @@ def test_cli_field_option() -> None:
 
 
 # -- KS2: the compact form (issue 19) ----------------------------------------------------------------
-TYPICAL = {  # realistic values of every document type with a QR code, behind a long public address
-    "marital-status-certificate": ((("holder", OWNER), ("reg_no", "123/2026")), 9),
-    "certified-copy": ((("cert_no", "SCT/2026/000123"), ("original", "Bằng tốt nghiệp THPT")), 9),
+TYPICAL = {  # realistic values of every document type with a QR code, behind a 54-character public address
+    "marital-status-certificate": ((("holder", OWNER), ("reg_no", "123/2026")), 10),  # KS1: 13
+    "certified-copy": ((("cert_no", "SCT/2026/000123"), ("original", "Bằng tốt nghiệp THPT")), 10),  # KS1: 13
+    "dossier-result": ((("dossier_no", "000.00.04.H26-261206-0001"), ("applicant", OWNER)), 10),  # KS1: 13
+    # not yet ≤ 10 with so long an address (see the report of issue 19): KS1 was 14 and 15
     "land-procedure-result": ((("doc_no", "1234/QĐ-UBND"), ("holder", OWNER),
-                               ("parcel", "Thửa 123, tờ bản đồ số 45")), 10),
-    "dossier-result": ((("dossier_no", "000.00.04.H26-261206-0001"), ("applicant", OWNER)), 10),
+                               ("parcel", "Thửa 123, tờ bản đồ số 45")), 11),
     "construction-permit": ((("permit_no", "125/GPXD-UBND"), ("owner", OWNER),
-                             ("site", "Số 12 phố Kim Mã, phường Ba Đình, Hà Nội")), 11),  # KS1: 14
+                             ("site", "Số 12 phố Kim Mã, phường Ba Đình, Hà Nội")), 12),
 }
 
 
@@ -467,10 +468,12 @@ def test_the_citizen_page_knows_the_same_codes() -> None:
 def test_typical_seals_print_small_qr_codes(name: str) -> None:
     fields, version = TYPICAL[name]
     facts = SealFacts("ABCDEFGHJKLM", name, "00004", dt.date(2026, 1, 2), fields)
-    token = offline_seal.token2(offline_seal.encode2(facts, "AbCd-_12"), bytes(64))
+    signature = hashlib.sha512(name.encode()).digest()  # as random as a real one (zeros would pack tighter)
+    token = offline_seal.token2(offline_seal.encode2(facts, "AbCd-_12"), signature)
     code = _qr_code(f"https://kyso.phuongbadinh.hanoi.gov.vn/v/ABCDEFGHJKLM#{token}")
     assert (code.error_correction, code.version) == (0, version)  # level M
-    old = offline_seal.b64url(offline_seal.encode(facts, "AbCd-_12")) + "." + offline_seal.b64url(bytes(64))
+    assert [(chunk.mode, len(chunk)) for chunk in code.data_list] == [(4, 54), (2, len(token))]  # byte, alphanumeric
+    old = offline_seal.b64url(offline_seal.encode(facts, "AbCd-_12")) + "." + offline_seal.b64url(signature)
     assert _qr_code(f"https://kyso.phuongbadinh.hanoi.gov.vn/v/ABCDEFGHJKLM#{old}").version >= version + 3
 
 
