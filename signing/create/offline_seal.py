@@ -27,8 +27,11 @@ level M for a typical seal); ``KS1`` seals already on paper keep verifying (``pa
 - ``payload`` (binary): byte ``0x02``; the kid's 6 bytes; the document id (12 characters of the id
   alphabet, 5 bits each) in 8 bytes; the date as days since 2000-01-01 (2 bytes, big-endian); the
   document type and the commune code as *names*; then, per seal field, its name as a *name* and its
-  value as a varint length and UTF-8. A *name* is one byte ``0x80 + i`` for the i-th entry of
-  ``CODES`` (append-only: a code never changes meaning) or a length byte < 0x80 and ASCII;
+  value as *text*. A *name* is one byte ``0x80 + i`` for the i-th entry of ``CODES`` (append-only:
+  a code never changes meaning), or ``0x7F`` and a varint for five digits (a commune code), or a
+  length byte < 0x7F and ASCII. A *text* is a varint ``2 × length + packed`` then, packed, one byte
+  a character (its index in ``TEXT``: printable ASCII and the 134 Vietnamese letters, so Vietnamese
+  costs a byte a letter, not two or three), else UTF-8 bytes. Varints are LEB128;
 - ``signature``: as in KS1, over the payload bytes.
 
 Seal certificates are renewed, never revoked by renewal: every one kyso ever issued stays in
@@ -77,6 +80,11 @@ CODES = ("marital-status-certificate", "certified-copy", "construction-permit", 
          "dossier-result", "holder", "reg_no", "cert_no", "original", "permit_no", "owner", "site", "doc_no",
          "parcel", "dossier_no", "applicant")
 _CODE_INDEX = {name: i for i, name in enumerate(CODES)}
+TEXT = ("".join(chr(c) for c in range(0x20, 0x7F))
+        + "àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ"
+        + "ÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬÈÉẺẼẸÊỀẾỂỄỆÌÍỈĨỊÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢÙÚỦŨỤƯỪỨỬỮỰỲÝỶỸỴĐ")
+_TEXT_INDEX = {ch: i for i, ch in enumerate(TEXT)}
+_DIGITS5 = re.compile(r"^\d{5}$")
 SEPARATOR = "\x1f"  # U+001F UNIT SEPARATOR: never in a cleaned value
 MAX_VALUE_CHARS = 80
 MAX_TOKEN_CHARS = 4096
@@ -246,6 +254,10 @@ def _name(out: bytearray, name: str) -> None:
     if code is not None:
         out.append(0x80 + code)
         return
+    if _DIGITS5.match(name):
+        out.append(0x7F)
+        _varint(out, int(name))
+        return
     raw = name.encode("ascii")
     out.append(len(raw))
     out += raw
@@ -285,9 +297,13 @@ def encode2(facts: SealFacts, kid: str) -> bytes:
         if len(value) > MAX_VALUE_CHARS:
             raise SealFieldsInvalid(f"seal field {name!r} has {len(value)} characters; at most {MAX_VALUE_CHARS}")
         _name(out, name)
-        data = value.encode("utf-8")
-        _varint(out, len(data))
-        out += data
+        if all(ch in _TEXT_INDEX for ch in value):
+            _varint(out, 2 * len(value) + 1)
+            out += bytes(_TEXT_INDEX[ch] for ch in value)
+        else:
+            data = value.encode("utf-8")
+            _varint(out, 2 * len(data))
+            out += data
     return bytes(out)
 
 
@@ -312,7 +328,21 @@ class _Reader:
             if first - 0x80 >= len(CODES):
                 raise ValueError(f"unknown code {first:#x}")
             return CODES[first - 0x80]
+        if first == 0x7F:
+            number = self.varint()
+            if number > 99999:
+                raise ValueError("a five-digit code out of range")
+            return f"{number:05d}"
         return self.take(first).decode("ascii")
+
+    def text(self) -> str:
+        size = self.varint()
+        data = self.take(size // 2)
+        if size % 2:
+            if any(byte >= len(TEXT) for byte in data):
+                raise ValueError("a packed character out of range")
+            return "".join(TEXT[byte] for byte in data)
+        return data.decode("utf-8")
 
     def varint(self) -> int:
         n, shift = 0, 0
@@ -349,7 +379,7 @@ def _parse2(token: str) -> ParsedSeal:
         fields: list[tuple[str, str]] = []
         while reader.at < len(payload):
             name = reader.name()
-            fields.append((name, reader.take(reader.varint()).decode("utf-8")))
+            fields.append((name, reader.text()))
     except (ValueError, UnicodeDecodeError) as exc:
         raise _invalid(f"the seal's payload is not well formed ({exc})") from None
     if not all(_HEADER_ITEM.match(v) for v in (document_type, commune_code)):

@@ -132,6 +132,10 @@
   var CODES = ['marital-status-certificate', 'certified-copy', 'construction-permit', 'land-procedure-result',
     'dossier-result', 'holder', 'reg_no', 'cert_no', 'original', 'permit_no', 'owner', 'site', 'doc_no',
     'parcel', 'dossier_no', 'applicant'];
+  var TEXT = '';
+  for (var c = 32; c < 127; c++) { TEXT += String.fromCharCode(c); }
+  TEXT += 'àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ' +
+    'ÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬÈÉẺẼẸÊỀẾỂỄỆÌÍỈĨỊÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢÙÚỦŨỤƯỪỨỬỮỰỲÝỶỸỴĐ';
 
   function base42(s) {
     if (s.length % 3 === 1) { return null; }
@@ -171,7 +175,24 @@
         if (b - 128 >= CODES.length) { throw new Error('code'); }
         return CODES[b - 128];
       }
+      if (b === 127) {
+        var n = varint();
+        if (n > 99999) { throw new Error('digits'); }
+        return String(100000 + n).substring(1);
+      }
       return take(b);
+    }
+    function textValue() {
+      var size = varint();
+      var raw = take(Math.floor(size / 2));
+      if (size % 2 === 0) { return decodeURIComponent(escape(raw)); }
+      var out = '';
+      for (var i = 0; i < raw.length; i++) {
+        var k = raw.charCodeAt(i);
+        if (k >= TEXT.length) { throw new Error('text'); }
+        out += TEXT.charAt(k);
+      }
+      return out;
     }
     function varint() {
       var n = 0;
@@ -203,7 +224,7 @@
       var named = [];
       while (at < payload.length) {
         var key = name();
-        named.push([key, decodeURIComponent(escape(take(varint())))]);
+        named.push([key, textValue()]);
       }
     } catch (e) { return null; }
     return {kid: kid, id: id, type: type, commune: commune, date: ymd, named: named, payload: payload,

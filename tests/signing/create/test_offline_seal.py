@@ -385,37 +385,42 @@ def test_cli_field_option() -> None:
 
 # -- KS2: the compact form (issue 19) ----------------------------------------------------------------
 TYPICAL = {  # realistic values of every document type with a QR code, behind a 54-character public address
-    "marital-status-certificate": ((("holder", OWNER), ("reg_no", "123/2026")), 10),  # KS1: 13
+    "marital-status-certificate": ((("holder", OWNER), ("reg_no", "123/2026")), 9),  # KS1: 13
     "certified-copy": ((("cert_no", "SCT/2026/000123"), ("original", "Bằng tốt nghiệp THPT")), 10),  # KS1: 13
     "dossier-result": ((("dossier_no", "000.00.04.H26-261206-0001"), ("applicant", OWNER)), 10),  # KS1: 13
-    # not yet ≤ 10 with so long an address (see the report of issue 19): KS1 was 14 and 15
     "land-procedure-result": ((("doc_no", "1234/QĐ-UBND"), ("holder", OWNER),
-                               ("parcel", "Thửa 123, tờ bản đồ số 45")), 11),
+                               ("parcel", "Thửa 123, tờ bản đồ số 45")), 10),  # KS1: 14
+    # three fields, one a 40-letter address: not yet ≤ 10 behind so long an address (KS1: 15)
     "construction-permit": ((("permit_no", "125/GPXD-UBND"), ("owner", OWNER),
-                             ("site", "Số 12 phố Kim Mã, phường Ba Đình, Hà Nội")), 12),
+                             ("site", "Số 12 phố Kim Mã, phường Ba Đình, Hà Nội")), 11),
 }
 
 
 def test_ks2_layout_and_round_trip() -> None:
     facts = SealFacts("ABCDEFGHJKLM", "marital-status-certificate", "00004", dt.date(2026, 1, 2),
-                      (("holder", unicodedata.normalize("NFD", "Lê Thị\u001fCúc\n")), ("reg_no", "12=3"),
+                      (("holder", unicodedata.normalize("NFD", "Lê Thị\u001fCúc\n")), ("reg_no", "12=3 – ₫"),
                        ("zz", "ẫ" * 80)))
     payload = offline_seal.encode2(facts, "AbCd-_12")
     number = 0
     for ch in "ABCDEFGHJKLM":
         number = number * 32 + offline_seal.ID_ALPHABET.index(ch)
     head = (b"\x02" + offline_seal.b64url_decode("AbCd-_12") + number.to_bytes(8, "big")
-            + (dt.date(2026, 1, 2) - dt.date(2000, 1, 1)).days.to_bytes(2, "big") + b"\x80\x0500004")
-    cleaned = "Lê ThịCúc".encode()
-    assert payload == (head + b"\x85" + bytes([len(cleaned)]) + cleaned + b"\x86\x0412=3"
-                       + b"\x02zz" + b"\xf0\x01" + ("ẫ" * 80).encode())  # 240 bytes: a two-byte varint
+            + (dt.date(2026, 1, 2) - dt.date(2000, 1, 1)).days.to_bytes(2, "big") + b"\x80\x7f\x04")
+    # Vietnamese packed a byte a letter (2 × 9 + 1); a value with a character outside TEXT in UTF-8 (2 × 12)
+    packed = bytes(offline_seal.TEXT.index(ch) for ch in "Lê ThịCúc")
+    assert payload == (head + b"\x85\x13" + packed + b"\x86\x18" + "12=3 – ₫".encode()
+                       + b"\x02zz" + b"\xa1\x01" + bytes([offline_seal.TEXT.index("ẫ")]) * 80)  # 161: two bytes
     token = offline_seal.token2(payload, bytes(range(64)))
     assert token.startswith("KS2:") and set(token[4:]) <= set(offline_seal.BASE42)
     assert not set(token) & set(" %+#?&")  # the QR alphanumeric characters a URL would alter
     parsed = offline_seal.parse(f"https://x.vn/v/ABCDEFGHJKLM#{token}")
     assert parsed.kid == "AbCd-_12" and parsed.payload == payload and parsed.signature == bytes(range(64))
-    assert parsed.facts == dataclasses.replace(facts, fields=(("holder", "Lê ThịCúc"), ("reg_no", "12=3"),
+    assert parsed.facts == dataclasses.replace(facts, fields=(("holder", "Lê ThịCúc"), ("reg_no", "12=3 – ₫"),
                                                               ("zz", "ẫ" * 80)))
+    assert len(offline_seal.TEXT) == 229 and len(set(offline_seal.TEXT)) == 229
+    assert all(unicodedata.is_normalized("NFC", ch) for ch in offline_seal.TEXT)
+    other = dataclasses.replace(facts, commune_code="26734", fields=())
+    assert offline_seal.parse(offline_seal.token2(offline_seal.encode2(other, "AbCd-_12"), bytes(64))).facts == other
 
 
 def test_base42_is_rfc9285_over_42_characters() -> None:
@@ -434,9 +439,11 @@ def test_base42_is_rfc9285_over_42_characters() -> None:
     "KS2:",
     "KS2:" + offline_seal.base42(b"\x02" + bytes(30) + bytes(64))[:-1],
     "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x80\xff" + bytes(64)),  # an unknown code
-    "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x80\x85\x05ab" + bytes(64)),  # a value cut short
+    "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x80\x85\x0aab" + bytes(64)),  # a value cut short
+    "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x80\x85\x03\xe5" + bytes(64)),  # packed, beyond TEXT
+    "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x7f\xa0\x8d\x06" + bytes(64)),  # 100000: 6 digits
     "KS2:" + offline_seal.base42(b"\x02" + b"\xff" * 16 + b"\x80\x80" + bytes(64)),  # an id beyond 60 bits
-    "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x80\x85\x02\xc3\x28" + bytes(64)),  # not UTF-8
+    "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x80\x85\x04\xc3\x28" + bytes(64)),  # not UTF-8
 ])
 def test_malformed_ks2_tokens_are_named(token: str) -> None:
     check = offline_seal.verify(token, "X", [])
@@ -455,6 +462,8 @@ def test_the_citizen_page_knows_the_same_codes() -> None:
     assert codes and re.findall(r"'([^']*)'", codes.group(1)) == list(offline_seal.CODES)
     assert f"var B42 = '{offline_seal.BASE42}';" in script
     assert f"var ID_ALPHABET = '{offline_seal.ID_ALPHABET}';" in script
+    assert "for (var c = 32; c < 127; c++)" in script and offline_seal.TEXT[:95] == "".join(map(chr, range(32, 127)))
+    assert f"TEXT += '{offline_seal.TEXT[95:162]}' +\n    '{offline_seal.TEXT[162:]}';" in script
     from signing.create.service import ID_ALPHABET
     assert ID_ALPHABET == offline_seal.ID_ALPHABET
     shipped = load_policy()
