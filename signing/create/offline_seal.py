@@ -16,6 +16,24 @@ shared with that page and must not change (a new format gets a new version tag):
   values NFC-normalized, control characters removed, at most 80 characters each;
 - ``kid = b64url(SHA-256(SubjectPublicKeyInfo DER)[:6])``: 8 characters naming the seal certificate.
 
+Since issue 19 kyso prints the compact ``KS2`` form, which a phone reads at once (QR version ≤ 10 at
+level M for a typical seal); ``KS1`` seals already on paper keep verifying (``parse`` reads both):
+
+- ``token = "KS2:" + base42(payload || signature)``: RFC 9285's base45 scheme (two bytes → three
+  characters, little-endian digits) over the 42 characters of QR alphanumeric mode a URL fragment
+  carries unchanged (``0-9 A-Z $ * - . / :``; base45's space and ``%`` are percent-encoded or
+  ambiguous in a URL, ``+`` reads as a space in some apps), so the QR code holds the token in
+  alphanumeric mode (5.5 bits a character) after the address in byte mode;
+- ``payload`` (binary): byte ``0x02``; the kid's 6 bytes; the document id (12 characters of the id
+  alphabet, 5 bits each) in 8 bytes; the date as days since 2000-01-01 (2 bytes, big-endian); the
+  document type and the commune code as *names*; then, per seal field, its name as a *name* and its
+  value as *text*. A *name* is one byte ``0x80 + i`` for the i-th entry of ``CODES`` (append-only:
+  a code never changes meaning), or ``0x7F`` and a varint for five digits (a commune code), or a
+  length byte < 0x7F and ASCII. A *text* is a varint ``2 × length + packed`` then, packed, one byte
+  a character (its index in ``TEXT``: printable ASCII and the 134 Vietnamese letters, so Vietnamese
+  costs a byte a letter, not two or three), else UTF-8 bytes. Varints are LEB128;
+- ``signature``: as in KS1, over the payload bytes.
+
 Seal certificates are renewed, never revoked by renewal: every one kyso ever issued stays in
 ``public_keys`` so old printed copies stay verifiable.
 """
@@ -48,6 +66,25 @@ from signing.errors import SealFieldsInvalid, SealTokenInvalid
 from signing.material import revocation_watch
 
 VERSION = "KS1"
+VERSION2 = "KS2"
+PREFIX2 = VERSION2 + ":"
+FORMAT2 = 0x02
+BASE42 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ$*-./:"
+_BASE42_INDEX = {ch: i for i, ch in enumerate(BASE42)}
+ID_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # signing/create/service.py's: 12 characters, 5 bits each
+_ID_INDEX = {ch: i for i, ch in enumerate(ID_ALPHABET)}
+EPOCH = dt.date(2000, 1, 1)
+# the one-byte codes of the KS2 payload: APPEND ONLY (seals on paper name their fields by these codes);
+# the shipped policy's document types and seal-field names; others are written out
+CODES = ("marital-status-certificate", "certified-copy", "construction-permit", "land-procedure-result",
+         "dossier-result", "holder", "reg_no", "cert_no", "original", "permit_no", "owner", "site", "doc_no",
+         "parcel", "dossier_no", "applicant")
+_CODE_INDEX = {name: i for i, name in enumerate(CODES)}
+TEXT = ("".join(chr(c) for c in range(0x20, 0x7F))
+        + "àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ"
+        + "ÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬÈÉẺẼẸÊỀẾỂỄỆÌÍỈĨỊÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢÙÚỦŨỤƯỪỨỬỮỰỲÝỶỸỴĐ")
+_TEXT_INDEX = {ch: i for i, ch in enumerate(TEXT)}
+_DIGITS5 = re.compile(r"^\d{5}$")
 SEPARATOR = "\x1f"  # U+001F UNIT SEPARATOR: never in a cleaned value
 MAX_VALUE_CHARS = 80
 MAX_TOKEN_CHARS = 4096
@@ -184,17 +221,188 @@ def encode(facts: SealFacts, kid: str) -> bytes:
     return SEPARATOR.join(items).encode("utf-8")
 
 
+def base42(data: bytes) -> str:
+    """RFC 9285's scheme over ``BASE42``: each two bytes → three characters, a last byte → two."""
+    out = []
+    for i in range(0, len(data) - 1, 2):
+        n = data[i] * 256 + data[i + 1]
+        out += [BASE42[n % 42], BASE42[n // 42 % 42], BASE42[n // 1764]]
+    if len(data) % 2:
+        out += [BASE42[data[-1] % 42], BASE42[data[-1] // 42]]
+    return "".join(out)
+
+
+def base42_decode(text: str) -> bytes:
+    if len(text) % 3 == 1:
+        raise ValueError("a base42 text is never 1 more than a multiple of 3 long")
+    try:
+        digits = [_BASE42_INDEX[ch] for ch in text]
+    except KeyError:
+        raise ValueError("not base42") from None
+    out = bytearray()
+    for i in range(0, len(digits), 3):
+        chunk = digits[i:i + 3]
+        n = sum(d * 42 ** k for k, d in enumerate(chunk))
+        if n >= (65536 if len(chunk) == 3 else 256):
+            raise ValueError("base42 group out of range")
+        out += n.to_bytes(len(chunk) - 1, "big")
+    return bytes(out)
+
+
+def _name(out: bytearray, name: str) -> None:
+    code = _CODE_INDEX.get(name)
+    if code is not None:
+        out.append(0x80 + code)
+        return
+    if _DIGITS5.match(name):
+        out.append(0x7F)
+        _varint(out, int(name))
+        return
+    raw = name.encode("ascii")
+    out.append(len(raw))
+    out += raw
+
+
+def _varint(out: bytearray, n: int) -> None:
+    while n >= 0x80:
+        out.append(0x80 | (n & 0x7F))
+        n >>= 7
+    out.append(n)
+
+
+def encode2(facts: SealFacts, kid: str) -> bytes:
+    """The KS2 payload bytes a seal signs (see the module docstring)."""
+    for item in (facts.document_type, facts.commune_code):
+        if not _HEADER_ITEM.match(item):
+            raise ValueError(f"seal item {item!r} is not a short identifier")
+    kid_bytes = b64url_decode(kid)
+    if len(kid_bytes) != 6 or b64url(kid_bytes) != kid:
+        raise ValueError(f"kid {kid!r} is not 6 bytes in base64url")
+    if len(facts.document_id) != 12 or any(ch not in _ID_INDEX for ch in facts.document_id):
+        raise ValueError(f"document id {facts.document_id!r} is not 12 characters of the id alphabet")
+    number = 0
+    for ch in facts.document_id:
+        number = number * 32 + _ID_INDEX[ch]
+    days = (facts.date - EPOCH).days
+    if not 0 <= days < 65536:
+        raise ValueError(f"the seal's date {facts.date} is outside 2000-2179")
+    out = bytearray([FORMAT2])
+    out += kid_bytes + number.to_bytes(8, "big") + days.to_bytes(2, "big")
+    _name(out, facts.document_type)
+    _name(out, facts.commune_code)
+    for name, raw in facts.fields:
+        if not _FIELD_NAME.match(name):
+            raise ValueError(f"seal field name {name!r} must be 1-16 characters a-z or _")
+        value = clean_value(raw)
+        if len(value) > MAX_VALUE_CHARS:
+            raise SealFieldsInvalid(f"seal field {name!r} has {len(value)} characters; at most {MAX_VALUE_CHARS}")
+        _name(out, name)
+        if all(ch in _TEXT_INDEX for ch in value):
+            _varint(out, 2 * len(value) + 1)
+            out += bytes(_TEXT_INDEX[ch] for ch in value)
+        else:
+            data = value.encode("utf-8")
+            _varint(out, 2 * len(data))
+            out += data
+    return bytes(out)
+
+
+def token2(payload: bytes, signature: bytes) -> str:
+    return PREFIX2 + base42(payload + signature)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def take(self, n: int) -> bytes:
+        if self.at + n > len(self.data):
+            raise ValueError("the seal's payload ends early")
+        part = self.data[self.at:self.at + n]
+        self.at += n
+        return part
+
+    def name(self) -> str:
+        first = self.take(1)[0]
+        if first >= 0x80:
+            if first - 0x80 >= len(CODES):
+                raise ValueError(f"unknown code {first:#x}")
+            return CODES[first - 0x80]
+        if first == 0x7F:
+            number = self.varint()
+            if number > 99999:
+                raise ValueError("a five-digit code out of range")
+            return f"{number:05d}"
+        return self.take(first).decode("ascii")
+
+    def text(self) -> str:
+        size = self.varint()
+        data = self.take(size // 2)
+        if size % 2:
+            if any(byte >= len(TEXT) for byte in data):
+                raise ValueError("a packed character out of range")
+            return "".join(TEXT[byte] for byte in data)
+        return data.decode("utf-8")
+
+    def varint(self) -> int:
+        n, shift = 0, 0
+        while True:
+            byte = self.take(1)[0]
+            n |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return n
+            shift += 7
+            if shift > 14:
+                raise ValueError("varint too long")
+
+
+def _parse2(token: str) -> ParsedSeal:
+    try:
+        raw = base42_decode(token[len(PREFIX2):])
+    except ValueError:
+        raise _invalid("the seal is not base42") from None
+    if len(raw) < 1 + 6 + 8 + 2 + 2 + 2 * _COORDINATE_BYTES:
+        raise _invalid("the seal is too short")
+    payload, signature = raw[:-2 * _COORDINATE_BYTES], raw[-2 * _COORDINATE_BYTES:]
+    if payload[0] != FORMAT2:
+        raise _invalid(f"unsupported seal format {payload[0]:#x} after {PREFIX2}", UNSUPPORTED_VERSION)
+    reader = _Reader(payload)
+    try:
+        reader.take(1)
+        kid = b64url(reader.take(6))
+        number = int.from_bytes(reader.take(8), "big")
+        if number >> 60:
+            raise ValueError("document id out of range")
+        document_id = "".join(ID_ALPHABET[(number >> (5 * (11 - i))) & 31] for i in range(12))
+        date = EPOCH + dt.timedelta(days=int.from_bytes(reader.take(2), "big"))
+        document_type, commune_code = reader.name(), reader.name()
+        fields: list[tuple[str, str]] = []
+        while reader.at < len(payload):
+            name = reader.name()
+            fields.append((name, reader.text()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _invalid(f"the seal's payload is not well formed ({exc})") from None
+    if not all(_HEADER_ITEM.match(v) for v in (document_type, commune_code)):
+        raise _invalid("the seal's identifiers are not well formed")
+    if not all(_FIELD_NAME.match(name) for name, _ in fields):
+        raise _invalid("the seal's field names are not well formed")
+    facts = SealFacts(document_id, document_type, commune_code, date, tuple(fields))
+    return ParsedSeal(kid=kid, facts=facts, payload=payload, signature=signature)
+
+
 def _invalid(message: str, reason: str = MALFORMED) -> SealTokenInvalid:
     return SealTokenInvalid(message, reason=reason)
 
 
 def parse(token: str) -> ParsedSeal:
-    """Split and decode a token (or the whole QR text ``…/v/ID#token``); checks form, not signature."""
+    """Split and decode a token, KS2 or KS1 (or the whole QR text ``…/v/ID#token``); checks form, not signature."""
     token = token.strip()
     if "#" in token:
         token = token.rsplit("#", 1)[1]
     if len(token) > MAX_TOKEN_CHARS:
         raise _invalid(f"the seal is longer than {MAX_TOKEN_CHARS} characters")
+    if token.startswith(PREFIX2):
+        return _parse2(token)
     parts = token.split(".")
     if len(parts) != 2:
         raise _invalid("a seal is two base64url parts joined by '.'")
@@ -209,7 +417,8 @@ def parse(token: str) -> ParsedSeal:
     except UnicodeDecodeError:
         raise _invalid("the seal's payload is not UTF-8") from None
     if items[0] != VERSION:
-        raise _invalid(f"unsupported seal version {items[0][:8]!r} (this kyso reads {VERSION})", UNSUPPORTED_VERSION)
+        raise _invalid(f"unsupported seal version {items[0][:8]!r} (this kyso reads {VERSION2} and {VERSION})",
+                       UNSUPPORTED_VERSION)
     if len(items) < 6:
         raise _invalid("the seal's payload has fewer than six items")
     _, kid, document_id, document_type, commune_code, date_text = items[:6]
@@ -368,12 +577,12 @@ def sign_seal(ctx: PkiContext, facts: SealFacts, materials: SealMaterialCache) -
     Raises ``Unavailable`` (503, ``qr_seal_not_ready``) when kyso has no valid seal certificate.
     """
     material = materials.get()
-    payload = encode(facts, material.kid)
+    payload = encode2(facts, material.kid)
     digest = hashlib.sha256(payload).digest()
     der = ctx.keystores.for_ref(material.key_ref).sign_digest(material.key_ref, digest, hashes.SHA256(),
                                                                  SignatureScheme.ECDSA)
     r, s = decode_dss_signature(der)
-    return b64url(payload) + "." + b64url(r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big"))
+    return token2(payload, r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big"))
 
 
 __all__ = [
@@ -384,9 +593,11 @@ __all__ = [
     "checked_fields",
     "clean_value",
     "encode",
+    "encode2",
     "kid_of",
     "parse",
     "public_keys",
     "sign_seal",
+    "token2",
     "verify",
 ]

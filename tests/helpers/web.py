@@ -8,10 +8,17 @@ browser or Playwright fails the run instead of skipping it.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import hashlib
 import os
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
 from api.container import Container
+from hsm import SignatureScheme
+from signing.create import offline_seal
 from signing.create.service import SignRequest, SignResult
 from tests.helpers.servers import LiveServer
 from tests.helpers.signing import COMMUNE, CONSENTED, CORPUS
@@ -51,12 +58,30 @@ def sign(container: Container, credential: str, **seal: str) -> SignResult:
 
 def tamper_seal(token: str, name: str, value: str) -> str:
     """The same signature over a payload with one field changed (what an altered paper would carry)."""
+    if token.startswith(offline_seal.PREFIX2):
+        parsed = offline_seal.parse(token)
+        fields = tuple((key, value if key == name else old) for key, old in parsed.facts.fields)
+        assert fields != parsed.facts.fields, f"the seal has no field {name}"
+        facts = dataclasses.replace(parsed.facts, fields=fields)
+        return offline_seal.token2(offline_seal.encode2(facts, parsed.kid), parsed.signature)
     payload, signature = token.split(".")
     raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
     items = [f"{name}={value}" if item.startswith(name + "=") else item for item in raw.split("\x1f")]
     assert items != raw.split("\x1f"), f"the seal has no field {name}"
     changed = base64.urlsafe_b64encode("\x1f".join(items).encode()).rstrip(b"=").decode()
     return f"{changed}.{signature}"
+
+
+def ks1_seal(container: Container, token: str) -> str:
+    """The same facts as the KS2 ``token``, signed in the KS1 form by the same seal key: what kyso
+    printed before issue 19 (those papers must keep verifying)."""
+    parsed = offline_seal.parse(token)
+    material = offline_seal.SealMaterialCache(container.pki).get()
+    payload = offline_seal.encode(parsed.facts, parsed.kid)
+    der = container.pki.keystores.for_ref(material.key_ref).sign_digest(
+        material.key_ref, hashlib.sha256(payload).digest(), hashes.SHA256(), SignatureScheme.ECDSA)
+    r, s = decode_dss_signature(der)
+    return offline_seal.b64url(payload) + "." + offline_seal.b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
 
 
 def tamper_pdf(pdf: bytes) -> bytes:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.web import APPLICANT, DOSSIER, Site, tamper_pdf, tamper_seal
+from tests.helpers.web import APPLICANT, DOSSIER, Site, ks1_seal, tamper_pdf, tamper_seal
 
 ZALO_UA = ("Mozilla/5.0 (Linux; Android 10; SM-A105F) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 "
            "Chrome/120.0.0.0 Mobile Safari/537.36 Zalo android/12100 ZaloTheme/light ZaloLanguage/vi")
@@ -83,6 +83,22 @@ def test_seal_verified_from_qr_address(site: Site, context: Any, artifacts: Path
     page.wait_for_selector(SETTLED)
     assert page.url.endswith(f"?lang=en#{site.genuine.offline_seal}")
     assert page.inner_text("#seal-result .badge") == "SEAL MATCHES" and "Applicant" in page.inner_text("#seal-facts")
+
+
+def test_compact_and_old_seals_both_verify_in_the_browser(site: Site, context: Any) -> None:
+    """kyso prints KS2 now (issue 19); a paper printed earlier carries KS1: WebCrypto checks both."""
+    token = site.genuine.offline_seal or ""
+    assert token.startswith("KS2:")
+    old = ks1_seal(site.container, token)
+    for seal in (token, old, tamper_seal(old, "applicant", "Nguyễn Văn Ân")):
+        page = context.new_page()
+        page.goto(f"{site.url}/v/{site.genuine.document_id}#{seal}")
+        page.wait_for_selector(SETTLED)
+        expected = "mismatch" if seal not in (token, old) else "match"
+        assert page.get_attribute("#seal-result", "data-result") == expected, seal
+        facts = page.inner_text("#seal-facts")
+        assert DOSSIER in facts and "Người nộp hồ sơ" in facts and site.genuine.document_id in facts
+        page.close()
 
 
 def test_altered_seal_field_is_a_mismatch(site: Site, context: Any, artifacts: Path) -> None:

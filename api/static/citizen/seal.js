@@ -126,7 +126,113 @@
     return out;
   }
 
+  /* KS2 (signing/create/offline_seal.py): "KS2:" + base42(payload || signature), a binary payload */
+  var B42 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ$*-./:';
+  var ID_ALPHABET = '23456789ABCDEFGHJKLMNPQRSTUVWXYZ';
+  var CODES = ['marital-status-certificate', 'certified-copy', 'construction-permit', 'land-procedure-result',
+    'dossier-result', 'holder', 'reg_no', 'cert_no', 'original', 'permit_no', 'owner', 'site', 'doc_no',
+    'parcel', 'dossier_no', 'applicant'];
+  var TEXT = '';
+  for (var c = 32; c < 127; c++) { TEXT += String.fromCharCode(c); }
+  TEXT += 'àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ' +
+    'ÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬÈÉẺẼẸÊỀẾỂỄỆÌÍỈĨỊÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢÙÚỦŨỤƯỪỨỬỮỰỲÝỶỸỴĐ';
+
+  function base42(s) {
+    if (s.length % 3 === 1) { return null; }
+    var out = '';
+    for (var i = 0; i < s.length; i += 3) {
+      var n = 0;
+      var width = Math.min(3, s.length - i);
+      for (var k = width - 1; k >= 0; k--) {
+        var v = B42.indexOf(s.charAt(i + k));
+        if (v < 0) { return null; }
+        n = n * 42 + v;
+      }
+      if (width === 3) {
+        if (n > 65535) { return null; }
+        out += String.fromCharCode(n >> 8, n & 255);
+      } else {
+        if (n > 255) { return null; }
+        out += String.fromCharCode(n);
+      }
+    }
+    return out;
+  }
+
+  function parse2(raw) {
+    var bin = base42(raw.substring(4));
+    if (bin === null || bin.length < 1 + 6 + 8 + 2 + 2 + 64) { return null; }
+    var payload = bin.substring(0, bin.length - 64);
+    var at = 0;
+    function take(n) {
+      if (at + n > payload.length) { throw new Error('short'); }
+      at += n;
+      return payload.substring(at - n, at);
+    }
+    function name() {
+      var b = take(1).charCodeAt(0);
+      if (b >= 128) {
+        if (b - 128 >= CODES.length) { throw new Error('code'); }
+        return CODES[b - 128];
+      }
+      if (b === 127) {
+        var n = varint();
+        if (n > 99999) { throw new Error('digits'); }
+        return String(100000 + n).substring(1);
+      }
+      return take(b);
+    }
+    function textValue() {
+      var size = varint();
+      var raw = take(Math.floor(size / 2));
+      if (size % 2 === 0) { return decodeURIComponent(escape(raw)); }
+      var out = '';
+      for (var i = 0; i < raw.length; i++) {
+        var k = raw.charCodeAt(i);
+        if (k >= TEXT.length) { throw new Error('text'); }
+        out += TEXT.charAt(k);
+      }
+      return out;
+    }
+    function varint() {
+      var n = 0;
+      var scale = 1;
+      for (var i = 0; i < 3; i++) {
+        var b = take(1).charCodeAt(0);
+        n += (b & 127) * scale;
+        if (b < 128) { return n; }
+        scale *= 128;
+      }
+      throw new Error('varint');
+    }
+    try {
+      if (take(1).charCodeAt(0) !== 2) { return null; }
+      var kid = btoa(take(6)).replace(/\+/g, '-').replace(/\//g, '_');
+      var idBytes = take(8);
+      var bits = '';
+      for (var i = 0; i < 8; i++) { bits += (256 + idBytes.charCodeAt(i)).toString(2).substring(1); }
+      if (bits.substring(0, 4) !== '0000') { return null; }
+      var id = '';
+      for (var j = 4; j < 64; j += 5) { id += ID_ALPHABET.charAt(parseInt(bits.substring(j, j + 5), 2)); }
+      var days = take(1).charCodeAt(0) * 256 + take(1).charCodeAt(0);
+      var date = new Date(Date.UTC(2000, 0, 1) + days * 86400000);
+      var mm = date.getUTCMonth() + 1;
+      var dd = date.getUTCDate();
+      var ymd = String(date.getUTCFullYear()) + (mm < 10 ? '0' : '') + mm + (dd < 10 ? '0' : '') + dd;
+      var type = name();
+      var commune = name();
+      var named = [];
+      while (at < payload.length) {
+        var key = name();
+        named.push([key, textValue()]);
+      }
+    } catch (e) { return null; }
+    return {kid: kid, id: id, type: type, commune: commune, date: ymd, named: named, payload: payload,
+            sig: bin.substring(bin.length - 64)};
+  }
+
   function parse(raw) {
+    if (raw.substring(0, 4) === 'KS2:') { return parse2(raw); }
     var parts = raw.split('.');
     if (parts.length !== 2) { return null; }
     var payload = b64url(parts[0]);

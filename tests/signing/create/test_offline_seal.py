@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import re
 import subprocess
 import unicodedata
 from pathlib import Path
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from sqlalchemy import func, select
 
 from api.container import Container
@@ -22,6 +24,7 @@ from api.scheduler import republish_once
 from core import clock
 from core.audit import AuditEntry
 from core.db import transaction
+from hsm import SignatureScheme
 from pki import revocation, store
 from pki.authorities import ensure_qr_seal, init_hierarchy
 from pki.reasons import Reason
@@ -79,6 +82,8 @@ def forged(token: str, **changes: object) -> str:
     parsed = offline_seal.parse(token)
     kid = str(changes.pop("kid", parsed.kid))
     facts = dataclasses.replace(parsed.facts, **changes)  # type: ignore[arg-type]
+    if token.startswith(offline_seal.PREFIX2):
+        return offline_seal.token2(offline_seal.encode2(facts, kid), parsed.signature)
     return offline_seal.b64url(offline_seal.encode(facts, kid)) + "." + offline_seal.b64url(parsed.signature)
 
 
@@ -203,7 +208,7 @@ def test_qr_is_level_m_with_modules_of_at_least_0_4_mm() -> None:
     payload = offline_seal.encode(SealFacts("ABCDEFGHJKLM", "construction-permit", "00004", dt.date(2026, 1, 2),
                                             fields), "AbCd-_12")
     url = "https://kyso.phuongbadinh.hanoi.gov.vn/v/ABCDEFGHJKLM#" + offline_seal.b64url(payload) + "." + "A" * 86
-    assert len(url) > 350
+    assert len(url) > 350  # a KS1 seal already on paper
     code = _qr_code(url)
     assert code.error_correction == 0  # qrcode's ERROR_CORRECT_M
     assert 32.0 / (17 + 4 * code.version) >= 0.4 and pytest.approx(32 * 72 / 25.4) == QR_SIZE
@@ -376,3 +381,128 @@ def test_cli_field_option() -> None:
             _seal_fields(bad)
     usage = CliRunner().invoke(app, ["sign", "--help"], env={"COLUMNS": "200"}).output
     assert "--field" in usage and "--signature-field" in usage
+
+
+# -- KS2: the compact form (issue 19) ----------------------------------------------------------------
+TYPICAL = {  # realistic values of every document type with a QR code, behind a 54-character public address
+    "marital-status-certificate": ((("holder", OWNER), ("reg_no", "123/2026")), 9),  # KS1: 13
+    "certified-copy": ((("cert_no", "SCT/2026/000123"), ("original", "Bằng tốt nghiệp THPT")), 10),  # KS1: 13
+    "dossier-result": ((("dossier_no", "000.00.04.H26-261206-0001"), ("applicant", OWNER)), 10),  # KS1: 13
+    "land-procedure-result": ((("doc_no", "1234/QĐ-UBND"), ("holder", OWNER),
+                               ("parcel", "Thửa 123, tờ bản đồ số 45")), 10),  # KS1: 14
+    # three fields, one a 40-letter address: not yet ≤ 10 behind so long an address (KS1: 15)
+    "construction-permit": ((("permit_no", "125/GPXD-UBND"), ("owner", OWNER),
+                             ("site", "Số 12 phố Kim Mã, phường Ba Đình, Hà Nội")), 11),
+}
+
+
+def test_ks2_layout_and_round_trip() -> None:
+    facts = SealFacts("ABCDEFGHJKLM", "marital-status-certificate", "00004", dt.date(2026, 1, 2),
+                      (("holder", unicodedata.normalize("NFD", "Lê Thị\u001fCúc\n")), ("reg_no", "12=3 – ₫"),
+                       ("zz", "ẫ" * 80)))
+    payload = offline_seal.encode2(facts, "AbCd-_12")
+    number = 0
+    for ch in "ABCDEFGHJKLM":
+        number = number * 32 + offline_seal.ID_ALPHABET.index(ch)
+    head = (b"\x02" + offline_seal.b64url_decode("AbCd-_12") + number.to_bytes(8, "big")
+            + (dt.date(2026, 1, 2) - dt.date(2000, 1, 1)).days.to_bytes(2, "big") + b"\x80\x7f\x04")
+    # Vietnamese packed a byte a letter (2 × 9 + 1); a value with a character outside TEXT in UTF-8 (2 × 12)
+    packed = bytes(offline_seal.TEXT.index(ch) for ch in "Lê ThịCúc")
+    assert payload == (head + b"\x85\x13" + packed + b"\x86\x18" + "12=3 – ₫".encode()
+                       + b"\x02zz" + b"\xa1\x01" + bytes([offline_seal.TEXT.index("ẫ")]) * 80)  # 161: two bytes
+    token = offline_seal.token2(payload, bytes(range(64)))
+    assert token.startswith("KS2:") and set(token[4:]) <= set(offline_seal.BASE42)
+    assert not set(token) & set(" %+#?&")  # the QR alphanumeric characters a URL would alter
+    parsed = offline_seal.parse(f"https://x.vn/v/ABCDEFGHJKLM#{token}")
+    assert parsed.kid == "AbCd-_12" and parsed.payload == payload and parsed.signature == bytes(range(64))
+    assert parsed.facts == dataclasses.replace(facts, fields=(("holder", "Lê ThịCúc"), ("reg_no", "12=3 – ₫"),
+                                                              ("zz", "ẫ" * 80)))
+    assert len(offline_seal.TEXT) == 229 and len(set(offline_seal.TEXT)) == 229
+    assert all(unicodedata.is_normalized("NFC", ch) for ch in offline_seal.TEXT)
+    other = dataclasses.replace(facts, commune_code="26734", fields=())
+    assert offline_seal.parse(offline_seal.token2(offline_seal.encode2(other, "AbCd-_12"), bytes(64))).facts == other
+
+
+def test_base42_is_rfc9285_over_42_characters() -> None:
+    # RFC 9285's example "AB" (65·256 + 66 = 16706), in base 42: 16706 = 32 + 19·42 + 9·42² → W J 9
+    assert offline_seal.base42(b"AB") == "WJ9"
+    assert offline_seal.base42(b"") == "" and offline_seal.base42(b"\xff") == "36"  # 255 = 3 + 6·42
+    for n in range(70):
+        data = bytes((i * 37 + n) % 256 for i in range(n))
+        assert offline_seal.base42_decode(offline_seal.base42(data)) == data
+    for bad in ("A", "::::", "%00", "abc"):
+        with pytest.raises(ValueError):
+            offline_seal.base42_decode(bad)
+
+
+@pytest.mark.parametrize("token", [
+    "KS2:",
+    "KS2:" + offline_seal.base42(b"\x02" + bytes(30) + bytes(64))[:-1],
+    "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x80\xff" + bytes(64)),  # an unknown code
+    "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x80\x85\x0aab" + bytes(64)),  # a value cut short
+    "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x80\x85\x03\xe5" + bytes(64)),  # packed, beyond TEXT
+    "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x7f\xa0\x8d\x06" + bytes(64)),  # 100000: 6 digits
+    "KS2:" + offline_seal.base42(b"\x02" + b"\xff" * 16 + b"\x80\x80" + bytes(64)),  # an id beyond 60 bits
+    "KS2:" + offline_seal.base42(b"\x02" + bytes(16) + b"\x80\x80\x85\x04\xc3\x28" + bytes(64)),  # not UTF-8
+])
+def test_malformed_ks2_tokens_are_named(token: str) -> None:
+    check = offline_seal.verify(token, "X", [])
+    assert (check.ok, check.reason) == (False, "malformed")
+
+
+def test_unknown_ks2_format_byte() -> None:
+    token = "KS2:" + offline_seal.base42(b"\x03" + bytes(20) + bytes(64))
+    assert offline_seal.verify(token, "X", []).reason == "unsupported_version"
+
+
+def test_the_citizen_page_knows_the_same_codes() -> None:
+    """seal.js decodes KS2 in the browser: its tables must be the module's (append-only) ones."""
+    script = (Path(__file__).resolve().parents[3] / "api" / "static" / "citizen" / "seal.js").read_text()
+    codes = re.search(r"var CODES = \[(.*?)\];", script, re.S)
+    assert codes and re.findall(r"'([^']*)'", codes.group(1)) == list(offline_seal.CODES)
+    assert f"var B42 = '{offline_seal.BASE42}';" in script
+    assert f"var ID_ALPHABET = '{offline_seal.ID_ALPHABET}';" in script
+    assert "for (var c = 32; c < 127; c++)" in script and offline_seal.TEXT[:95] == "".join(map(chr, range(32, 127)))
+    assert f"TEXT += '{offline_seal.TEXT[95:162]}' +\n    '{offline_seal.TEXT[162:]}';" in script
+    from signing.create.service import ID_ALPHABET
+    assert ID_ALPHABET == offline_seal.ID_ALPHABET
+    shipped = load_policy()
+    for doc_type in shipped.types.values():
+        if doc_type.qr:
+            assert doc_type.name in offline_seal.CODES
+            assert all(spec.name in offline_seal.CODES for spec in doc_type.seal_fields)
+
+
+@pytest.mark.parametrize("name", sorted(TYPICAL))
+def test_typical_seals_print_small_qr_codes(name: str) -> None:
+    fields, version = TYPICAL[name]
+    facts = SealFacts("ABCDEFGHJKLM", name, "00004", dt.date(2026, 1, 2), fields)
+    signature = hashlib.sha512(name.encode()).digest()  # as random as a real one (zeros would pack tighter)
+    token = offline_seal.token2(offline_seal.encode2(facts, "AbCd-_12"), signature)
+    code = _qr_code(f"https://kyso.phuongbadinh.hanoi.gov.vn/v/ABCDEFGHJKLM#{token}")
+    assert (code.error_correction, code.version) == (0, version)  # level M
+    assert [(chunk.mode, len(chunk)) for chunk in code.data_list] == [(4, 54), (2, len(token))]  # byte, alphanumeric
+    old = offline_seal.b64url(offline_seal.encode(facts, "AbCd-_12")) + "." + offline_seal.b64url(signature)
+    assert _qr_code(f"https://kyso.phuongbadinh.hanoi.gov.vn/v/ABCDEFGHJKLM#{old}").version >= version + 3
+
+
+def test_seals_already_printed_in_ks1_still_verify(pki: Container, specialist: str, sample_pdf: bytes) -> None:
+    """A KS1 seal signed by the same key (what earlier kyso printed) verifies beside the new KS2 one."""
+    result = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test", activation=CONSENTED)
+    token = result.offline_seal or ""
+    assert token.startswith("KS2:")
+    parsed = offline_seal.parse(token)
+    material = offline_seal.SealMaterialCache(pki.pki).get()
+    payload = offline_seal.encode(parsed.facts, parsed.kid)
+    der = pki.pki.keystores.for_ref(material.key_ref).sign_digest(
+        material.key_ref, hashlib.sha256(payload).digest(), hashes.SHA256(), SignatureScheme.ECDSA)
+    r, s = decode_dss_signature(der)
+    old = offline_seal.b64url(payload) + "." + offline_seal.b64url(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    keys = offline_seal.public_keys(pki.pki)
+    for seal in (token, old):
+        check = offline_seal.verify(seal, result.document_id, keys)
+        assert (check.ok, check.facts) == (True, parsed.facts), check
+    assert offline_seal.verify(forged(old, document_type="dossier-result"), result.document_id, keys).reason \
+        == "bad_signature"
+    assert offline_seal.verify(forged(token, fields=(("owner", "x"),)), result.document_id, keys).reason \
+        == "bad_signature"

@@ -17,8 +17,10 @@ from PIL import Image
 
 from api.container import Container
 from core.db import transaction
+from signing.create import offline_seal
+from signing.create.offline_seal import SealFacts
 from signing.create.service import AppearanceOptions, SignRequest, SignResult
-from signing.create.visible import VIETNAM, group_code, lookup_caption
+from signing.create.visible import VIETNAM, _qr_code, group_code, lookup_caption
 from signing.errors import BadAppearance
 from signing.registry import lifecycle
 from tests.helpers.signing import COMMUNE, CONSENTED, CORPUS, issue_credential
@@ -27,6 +29,7 @@ ASSETS = Path(__file__).resolve().parents[3] / "signing" / "create" / "assets"
 NAME = "Nguyễn Thị Hồng Nhung"
 AGENCY = "Ủy ban nhân dân phường Ba Đình"
 DPI = 150
+SEAL = {"dossier_no": "000.00.04.H26-261206-0001", "applicant": "Trần Thị Bình"}
 # the corpus files kyso signs (the others are refused, see tests/signing/create/test_intake.py)
 SIGNABLE = ["content-stream-errors.pdf", "cyclic-toc.pdf", "form.pdf", "formxobject.pdf", "fourpages.pdf",
             "jbig2.pdf", "outlines.pdf", "pdfa-acroform.pdf", "pdfa-fpdf2_cjk.pdf", "pdfa-multipage.pdf",
@@ -60,9 +63,10 @@ def agency_seal(pki: Container) -> str:
     return credential
 
 
-def sign(pki: Container, pdf: bytes, credential: str, **appearance: object) -> SignResult:
+def sign(pki: Container, pdf: bytes, credential: str, *, seal: dict[str, str] | None = None,
+         **appearance: object) -> SignResult:
     return pki.signing.sign(SignRequest(pdf=pdf, document_type="dossier-result", commune_code=COMMUNE,
-                                        credential_id=credential, level="B-B",
+                                        credential_id=credential, level="B-B", seal_fields=seal or {},
                                         appearance=AppearanceOptions(**appearance)),  # type: ignore[arg-type]
                             actor="test", activation=CONSENTED)
 
@@ -209,7 +213,7 @@ def _page_count(pdf: bytes) -> int:
 def test_stamp_covers_nothing_and_reads_back(pki: Container, person: str, case: str, tmp_path: Path) -> None:
     original = _input(case)
     source = pki.signing.check_input(original).pdf  # what kyso signs: the input, or its repaired copy
-    result = sign(pki, original, person)
+    result = sign(pki, original, person, seal=SEAL)
     page, box = _widget(result.pdf, "Signature1")
     pages_before, pages_after = _page_count(source), _page_count(result.pdf)
     assert result.stamp_on_new_page == (case in NO_ROOM), case
@@ -222,7 +226,15 @@ def test_stamp_covers_nothing_and_reads_back(pki: Container, person: str, case: 
         darkest = area.getextrema()[0]
         assert darkest == 255, f"{case}: the stamp's box {box} on page {page + 1} covers content (grey {darkest})"
     # the QR code reads from a 150 dpi picture, and says where to check this document
-    assert _qr(result.pdf, page, tmp_path) == [_seal_url(pki, result.document_id)], case
+    [scanned] = _qr(result.pdf, page, tmp_path)
+    assert scanned == _seal_url(pki, result.document_id), case
+    # a compact KS2 seal (issue 19): QR version ≤ 10, and what the phone reads decodes to the facts signed
+    assert _qr_code(scanned).version <= 10, (case, _qr_code(scanned).version)
+    sealed = offline_seal.parse(scanned)
+    assert scanned.partition("#")[2].startswith("KS2:")
+    assert sealed.facts == SealFacts(result.document_id, "dossier-result", COMMUNE,
+                                     result.signed_at.astimezone(VIETNAM).date(), tuple(SEAL.items()))
+    assert offline_seal.verify(scanned, result.document_id, offline_seal.public_keys(pki.pki)).ok
     text = _text(result.pdf, page, tmp_path)
     code = group_code(result.document_id)
     assert re.fullmatch(r"[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}", code) and code in text, (code, text)
