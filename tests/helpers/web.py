@@ -8,11 +8,16 @@ browser or Playwright fails the run instead of skipping it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
@@ -20,6 +25,7 @@ from api.container import Container
 from hsm import SignatureScheme
 from signing.create import offline_seal
 from signing.create.service import SignRequest, SignResult
+from tests.helpers.db import IN_CI
 from tests.helpers.servers import LiveServer
 from tests.helpers.signing import COMMUNE, CONSENTED, CORPUS
 
@@ -27,6 +33,29 @@ CHROMIUM = os.environ.get("KYSO_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 APPLICANT = "Nguyễn Văn An"
+
+
+@contextlib.contextmanager
+def chromium(needed_by: str) -> Iterator[object]:
+    """Debian's Chromium driven by Playwright (never a downloaded browser). Missing: the test fails in CI
+    (saying what ``needed_by`` needs), and is skipped elsewhere."""
+    problem = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = "Playwright is not installed (make install-test)"
+    if problem is None and not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        problem = f"{CHROMIUM} is missing (apt-get install chromium)"
+    if problem:
+        if IN_CI:
+            pytest.fail(f"{needed_by} need(s) a browser in CI: {problem}")
+        pytest.skip(problem)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 DOSSIER = "HS-2026-000123"
 
 

@@ -3,19 +3,16 @@ starts: `kyso demo --port N` in a Python where the test extras cannot be importe
 Debian's Chromium through Playwright, and every request that leaves 127.0.0.1 aborted and recorded."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.helpers.db import IN_CI
 from tests.helpers.runtime import ROOT, without_test_extras
 from tests.helpers.servers import free_port, stop_process, wait_healthy
-from tests.helpers.web import CHROMIUM, CHROMIUM_ARGS
+from tests.helpers.web import chromium
 
 
 class Demo:
@@ -42,23 +39,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    problem = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        problem = "Playwright is not installed (make install-test)"
-    if problem is None and not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        problem = f"{CHROMIUM} is missing (apt-get install chromium)"
-    if problem:
-        if IN_CI:
-            pytest.fail(f"the offline /docs test needs a browser in CI: {problem}")
-        pytest.skip(problem)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium("the offline /docs test") as launched:
+        yield launched
 
 
 @pytest.mark.parametrize(("path", "selector", "text"), [

@@ -6,7 +6,6 @@ browser or Playwright fails the run instead of skipping it.
 """
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +15,10 @@ from pki import revocation
 from pki.authorities import init_hierarchy
 from pki.reasons import Reason
 from signing.registry import lifecycle
-from tests.helpers.db import IN_CI, ISSUING, ROOT, build_for_test, make_settings
+from tests.helpers.db import ISSUING, ROOT, build_for_test, make_settings
 from tests.helpers.servers import LiveServer, free_port
 from tests.helpers.signing import issue_credential
-from tests.helpers.web import APPLICANT, CHROMIUM, CHROMIUM_ARGS, DOSSIER, Site, sign
+from tests.helpers.web import APPLICANT, DOSSIER, Site, chromium, sign
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 @pytest.fixture(scope="module")
@@ -49,24 +48,8 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
-    problem = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        problem = "Playwright is not installed (pip install -e '.[test]')"
-    if problem is None and not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        problem = f"{CHROMIUM} is missing (apt-get install chromium)"
-    if problem:
-        if IN_CI:
-            pytest.fail(f"the citizen page's browser tests need a browser in CI: {problem}")
-        pytest.skip(problem)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium("the citizen page's browser tests") as launched:
+        yield launched
 
 
 @pytest.fixture
