@@ -22,8 +22,9 @@ from typing import Any
 
 from sqlalchemy import create_engine, text
 
+from tests.helpers.db import PG_URL, postgres_problem  # noqa: F401 (the tests' PostgreSQL and its probe, re-exported)
+
 ROOT_DIR = Path(__file__).resolve().parents[2]
-PG_URL = os.environ.get("KYSO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -225,18 +226,6 @@ def machine_info() -> dict[str, str]:
         "libraries": ", ".join(libs),
         "commit": commit,
     }
-
-
-def postgres_problem() -> str | None:
-    """None when PostgreSQL answers at PG_URL, else the first line of the error."""
-    try:
-        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        engine.dispose()
-        return None
-    except Exception as exc:  # noqa: BLE001
-        return str(exc).splitlines()[0]
 
 
 def postgres_version() -> str:

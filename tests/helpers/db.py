@@ -44,9 +44,10 @@ ISSUING = CaSpec(name="test-issuing", common_name="kyso Test Issuing CA", organi
 _pg_skipped: list[str] = []
 
 
-def _postgres_reachable() -> str | None:
+def postgres_problem() -> str | None:
+    """None when PostgreSQL answers at PG_URL, else the first line of the error (the tests and the bench ask)."""
     try:
-        engine = create_engine(PG_URL)
+        engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         engine.dispose()
@@ -57,7 +58,7 @@ def _postgres_reachable() -> str | None:
 
 @pytest.fixture(scope="session")
 def postgres_available() -> bool:
-    problem = _postgres_reachable()
+    problem = postgres_problem()
     if problem is None:
         return True
     if IN_CI:
@@ -324,7 +325,7 @@ def pki(container: Container) -> Container:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
     """Say loudly when PostgreSQL was missing (checked here too: xdist workers keep their own state)."""
-    problem = _pg_skipped[0] if _pg_skipped else (None if IN_CI else _postgres_reachable())
+    problem = _pg_skipped[0] if _pg_skipped else (None if IN_CI else postgres_problem())
     if problem:
         terminalreporter.write_sep("!", "PostgreSQL was NOT reachable: database tests ran on SQLite only", red=True)
         terminalreporter.write_line(f"  {PG_URL}: {problem}")
