@@ -203,6 +203,16 @@ def checked_fields(doc_type: DocumentType, values: Mapping[str, object], *,
     return tuple(items)
 
 
+def _field_value(name: str, raw: str) -> str:
+    """A seal field's value as both formats carry it; its name and length checked."""
+    if not _FIELD_NAME.match(name):
+        raise ValueError(f"seal field name {name!r} must be 1-16 characters a-z or _")
+    value = clean_value(raw)
+    if len(value) > MAX_VALUE_CHARS:
+        raise SealFieldsInvalid(f"seal field {name!r} has {len(value)} characters; at most {MAX_VALUE_CHARS}")
+    return value
+
+
 # -- format --------------------------------------------------------------------------------------
 def encode(facts: SealFacts, kid: str) -> bytes:
     """The payload bytes a seal signs (see the module docstring)."""
@@ -212,11 +222,7 @@ def encode(facts: SealFacts, kid: str) -> bytes:
             raise ValueError(f"seal item {item!r} is not a short identifier")
     items = [*header, facts.date.strftime("%Y%m%d")]
     for name, raw in facts.fields:
-        if not _FIELD_NAME.match(name):
-            raise ValueError(f"seal field name {name!r} must be 1-16 characters a-z or _")
-        value = clean_value(raw)
-        if len(value) > MAX_VALUE_CHARS:
-            raise SealFieldsInvalid(f"seal field {name!r} has {len(value)} characters; at most {MAX_VALUE_CHARS}")
+        value = _field_value(name, raw)
         items.append(f"{name}={value}")
     return SEPARATOR.join(items).encode("utf-8")
 
@@ -291,11 +297,7 @@ def encode2(facts: SealFacts, kid: str) -> bytes:
     _name(out, facts.document_type)
     _name(out, facts.commune_code)
     for name, raw in facts.fields:
-        if not _FIELD_NAME.match(name):
-            raise ValueError(f"seal field name {name!r} must be 1-16 characters a-z or _")
-        value = clean_value(raw)
-        if len(value) > MAX_VALUE_CHARS:
-            raise SealFieldsInvalid(f"seal field {name!r} has {len(value)} characters; at most {MAX_VALUE_CHARS}")
+        value = _field_value(name, raw)
         _name(out, name)
         if all(ch in _TEXT_INDEX for ch in value):
             _varint(out, 2 * len(value) + 1)
