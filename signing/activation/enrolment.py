@@ -152,6 +152,19 @@ def _bad_code(ctx: PkiContext, session: Session, address: str, now: dt.datetime)
                                 "the operator for a new one (mã không đúng, đã hết hạn hoặc đã dùng)")
 
 
+def _opened(ctx: PkiContext, session: Session, code: str, address: str, now: dt.datetime, *,
+            redeemed: bool) -> tuple[EnrolmentCode | None, KysoError | None]:
+    """The open code's row, or why not: the address is throttled, or the code is wrong (a failure it pays for)."""
+    try:
+        throttle.check(session, _keys(address), ctx.settings, now)
+    except throttle.Throttled as exc:
+        return None, exc
+    row = _open_code(session, code, now, redeemed=redeemed)
+    if row is None:
+        return None, _bad_code(ctx, session, address, now)
+    return row, None
+
+
 def redeem(ctx: PkiContext, code: str, pin: str, pin_again: str, *, address: str = throttle.LOCAL) -> Enrolment:
     """Step 2: the specialist's PIN for the code's credential; returns the new TOTP secret, for her eyes."""
     actor = f"address:{address}"
@@ -160,13 +173,7 @@ def redeem(ctx: PkiContext, code: str, pin: str, pin_again: str, *, address: str
     error: KysoError | None = None
     subject = "enrolment"
     with transaction(ctx.sessions) as session:
-        try:
-            throttle.check(session, _keys(address), ctx.settings, now)
-        except throttle.Throttled as exc:
-            error = exc
-        row = _open_code(session, code, now, redeemed=False) if error is None else None
-        if error is None and row is None:
-            error = _bad_code(ctx, session, address, now)
+        row, error = _opened(ctx, session, code, address, now, redeemed=False)
         if error is None and row is not None:
             subject = row.credential_id
             try:
@@ -201,13 +208,10 @@ def finish(ctx: PkiContext, code: str, otp: str, *, address: str = throttle.LOCA
     error: KysoError | None = None
     subject = "enrolment"
     with transaction(ctx.sessions) as session:
-        try:
-            throttle.check(session, _keys(address), ctx.settings, now)
-        except throttle.Throttled as exc:
-            error = exc
-        row = _open_code(session, code, now, redeemed=True) if error is None else None
-        if error is None and (row is None or row.totp_secret is None or row.pin_hash is None or row.pin_salt is None):
-            error = _bad_code(ctx, session, address, now)
+        row, error = _opened(ctx, session, code, address, now, redeemed=True)
+        if error is None and row is not None and (row.totp_secret is None or row.pin_hash is None
+                                                  or row.pin_salt is None):
+            row, error = None, _bad_code(ctx, session, address, now)
         elif error is None and row is not None:
             subject = credential_id = row.credential_id
             secret = sec.unseal(cast(bytes, row.totp_secret), credential_id, keys)
