@@ -107,7 +107,7 @@ def audit_export(output: Annotated[Path | None, typer.Option("-o", "--output", h
     stream = output.open("w", encoding="utf-8") if output is not None else sys.stdout
     count = 0
     try:
-        with db.transaction(container.sessions) as session:
+        with db.transaction(container.sessions, read_only=True) as session:  # no write lock while it streams
             for line in audit_log.export_lines(session, _filter(since, until, actor, action, subject)):
                 stream.write(line)
                 count += 1

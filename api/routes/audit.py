@@ -75,7 +75,7 @@ def export_audit(container: ContainerDep, _: Auditor, since: Since = None, until
     where = _filter(since, until, actor, action, subject)
 
     def lines() -> Iterator[bytes]:
-        with db.transaction(container.sessions) as session:
+        with db.transaction(container.sessions, read_only=True) as session:  # no write lock while it streams
             for line in audit_log.export_lines(session, where):
                 yield line.encode("utf-8")
 
