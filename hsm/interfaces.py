@@ -14,10 +14,18 @@ class KeyType(str, enum.Enum):
     EC_P384 = "ec-p384"
     RSA_2048 = "rsa-2048"
     RSA_3072 = "rsa-3072"
+    # signs messages, not digests (PureEdDSA): for signed notes (transparency-log checkpoints),
+    # whose verifiers (Go's sumdb/note, C2SP witnesses) accept Ed25519 only
+    ED25519 = "ed25519"
 
     @property
     def is_rsa(self) -> bool:
         return self.value.startswith("rsa")
+
+    @property
+    def signs_messages(self) -> bool:
+        """True for Ed25519: ``sign_message`` only; ``sign_digest`` is refused."""
+        return self is KeyType.ED25519
 
 
 class SignatureScheme(str, enum.Enum):
@@ -61,6 +69,15 @@ class KeyStore(abc.ABC):
     def sign_digest(self, ref: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm,
                     scheme: SignatureScheme) -> bytes:
         """Sign a digest computed with ``hash_algorithm``."""
+
+    def sign_message(self, ref: str, message: bytes) -> bytes:
+        """Sign a short message whole with an Ed25519 key (64-byte signature).
+
+        Only for keys whose type ``signs_messages``; the message travels to the backend, so it is
+        for small, public texts (a checkpoint), never a document.
+        """
+        from .errors import UnsupportedAlgorithm
+        raise UnsupportedAlgorithm(f"the {self.scheme} keystore does not sign messages with Ed25519 keys")
 
     @abc.abstractmethod
     def delete(self, ref: str) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from core import metrics, production
@@ -37,6 +37,8 @@ def generate_private_key(key_type: KeyType) -> PrivateKeyTypes:
         return ec.generate_private_key(ec.SECP256R1())
     if key_type is KeyType.EC_P384:
         return ec.generate_private_key(ec.SECP384R1())
+    if key_type is KeyType.ED25519:
+        return ed25519.Ed25519PrivateKey.generate()
     return rsa.generate_private_key(65537, 2048 if key_type is KeyType.RSA_2048 else 3072)
 
 
@@ -73,6 +75,8 @@ def sign_digest_with(key: PrivateKeyTypes, digest: bytes, hash_algorithm: hashes
         if scheme is SignatureScheme.ECDSA:
             raise UnsupportedAlgorithm("an RSA key cannot sign with ECDSA")
         return key.sign(digest, *_params(hash_algorithm, scheme))
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        raise UnsupportedAlgorithm("an Ed25519 key signs whole messages (sign_message), not digests")
     raise UnsupportedAlgorithm("unsupported key type")
 
 
@@ -169,6 +173,12 @@ class SoftKeyStore(KeyStore):
     def sign_digest(self, ref: str, digest: bytes, hash_algorithm: hashes.HashAlgorithm,
                     scheme: SignatureScheme) -> bytes:
         return sign_digest_with(self._private(ref), digest, hash_algorithm, scheme)
+
+    def sign_message(self, ref: str, message: bytes) -> bytes:
+        key = self._private(ref)
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise UnsupportedAlgorithm(f"{ref} is not an Ed25519 key; sign a digest with it instead")
+        return key.sign(message)
 
     def delete(self, ref: str) -> None:
         key_id = self._id(ref)

@@ -185,6 +185,8 @@ def issue_row(
 @contextmanager
 def generated_key(ctx: PkiContext, keystore: str | None, key_type: KeyType, label: str, actor: str) -> Iterator[str]:
     """A fresh keystore key that is destroyed again if the surrounding work fails."""
+    if key_type.signs_messages:  # Ed25519 is for log checkpoints; X.509 and PAdES here need EC or RSA
+        raise WeakKey(f"key type {key_type.value} cannot hold a certificate; use ec-p256, ec-p384 or rsa-*")
     store = ctx.keystores.get(keystore)
     ref = store.generate(key_type, label)
     try:

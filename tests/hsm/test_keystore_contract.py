@@ -132,3 +132,26 @@ def test_soft_keys_are_encrypted_at_rest(tmp_path):
 def test_soft_refuses_short_master_key(tmp_path):
     with pytest.raises(Exception, match="at least 16"):
         SoftKeyStore(tmp_path / "ks", b"short")
+
+
+def test_ed25519_signs_messages_not_digests(keystore):
+    """Checkpoint keys: Go's note verifiers and C2SP witnesses take Ed25519 only."""
+    if keystore.scheme != "soft":  # pkcs11 and vault join in the hsmed branch
+        pytest.skip("Ed25519 on this backend lands with the hsmed branch")
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    ref = keystore.generate(KeyType.ED25519, "checkpoint")
+    assert keystore.key_type(ref) is KeyType.ED25519 and KeyType.ED25519.signs_messages
+    public = keystore.public_key(ref)
+    assert isinstance(public, ed25519.Ed25519PublicKey)
+    message = b"kyso.example/log\n42\nAAAA\n"
+    signature = keystore.sign_message(ref, message)
+    assert len(signature) == 64
+    public.verify(signature, message)
+    with pytest.raises(InvalidSignature):
+        public.verify(signature, message + b"!")
+    with pytest.raises(UnsupportedAlgorithm):
+        keystore.sign_digest(ref, b"\0" * 32, hashes.SHA256(), SignatureScheme.ECDSA)
+    ec_ref = keystore.generate(KeyType.EC_P256, "ec")
+    with pytest.raises(UnsupportedAlgorithm):
+        keystore.sign_message(ec_ref, message)

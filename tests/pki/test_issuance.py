@@ -81,6 +81,15 @@ def test_rsa_key_generation(pki):
     assert x509.load_der_x509_certificate(result.certificate.der).public_key().key_size == 2048
 
 
+def test_an_ed25519_key_cannot_hold_a_certificate_and_none_is_made(pki):
+    """Ed25519 keys exist for log checkpoints; a certificate key of that type is refused up front."""
+    store = pki.pki.keystores.get()
+    keys_before = {k.ref for k in store.list()}
+    with pytest.raises(WeakKey, match="ed25519"):
+        _issue(pki, key_type=KeyType.ED25519)
+    assert {k.ref for k in store.list()} == keys_before
+
+
 @pytest.mark.parametrize("bad,error,words", [
     (factories.weak_rsa_csr, WeakKey, "at least 2048"),
     (factories.secp256k1_csr, WeakKey, "secp256k1"),
