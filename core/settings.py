@@ -97,8 +97,8 @@ class Settings(BaseSettings):
                                        "timestamps included) a file may carry to be verified; more is refused (422)")
     verify_max_revisions: int = Field(default=50, ge=1, le=10_000, description="Most revisions (incremental "
                                       "updates) a file may carry to be verified; more is refused (422)")
-    verify_time_budget_seconds: float = Field(default=10, gt=0, description="Longest one verification may run "
-                                              "before it stops and reports what it could not finish")
+    verify_time_budget_seconds: float = Field(default=10, gt=0, description="CPU seconds one verification may use "
+                                              "(3x that in elapsed time) before it is refused as too complex")
     verify_max_concurrent: int = Field(default_factory=lambda: max(2, 2 * (os.cpu_count() or 1)), ge=1,
                                        description="Public verifications running at once in each worker "
                                        "process (default: twice the CPU count, at least 2)")

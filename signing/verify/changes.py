@@ -21,7 +21,6 @@ belong to one.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +45,7 @@ from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
 from signing.errors import TooComplex
+from signing.verify.limits import Budget
 from signing.verify.pdf_facts import covered_end
 from signing.verify.report import Modification, Text
 from signing.verify.report_text import one_line, plain_message
@@ -119,7 +119,7 @@ class ChangeReview:
 
 
 def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignature], *,
-           deadline: float | None = None, own: frozenset[int] = frozenset()) -> ChangeReview:
+           budget: Budget | None = None, own: frozenset[int] = frozenset()) -> ChangeReview:
     """Review every revision after the earliest signature (nothing to do without one).
 
     ``own``: the signatures and timestamps (``id()`` of the objects in ``signatures``) kyso's service
@@ -140,7 +140,7 @@ def review(reader: PdfFileReader, pdf: bytes, signatures: list[EmbeddedPdfSignat
     final = reader.get_historical_resolver(total - 1)
     final_pages: list[generic.Reference] | None = None  # walked once, when a later signature has a widget
     for revision in range(first + 1, total):
-        if deadline is not None and time.monotonic() > deadline:
+        if budget is not None and budget.spent():
             raise TooComplex("checking every change in this PDF takes longer than kyso allows for one file")
         made = by_revision.get(revision, [])
         docmdp = certified(revision)

@@ -9,10 +9,31 @@ structure pyHanko has already read to open the file. Limits come from ``verify_m
 """
 from __future__ import annotations
 
+import time
+
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import enumerate_sig_fields
 
 from signing.errors import TooComplex, UnreadablePdf
+
+
+class Budget:
+    """The work one verification may do, counted in this thread's CPU seconds: what the file itself
+    costs, whatever else the machine is doing, so a busy server never calls a sound file "too complex".
+    A wall-clock cap ``wall_factor`` times larger still frees the slot when the thread mostly waits.
+    Verification runs on one thread (pyHanko's loop runs on the caller's thread, see ``signing.loop``)."""
+
+    def __init__(self, seconds: float, *, wall_factor: float = 3.0) -> None:
+        self.seconds = seconds
+        self._cpu_end = time.thread_time() + seconds
+        self._wall_end = time.monotonic() + seconds * wall_factor
+
+    def remaining(self) -> float:
+        """Seconds left, by whichever clock runs out first (never negative)."""
+        return max(0.0, min(self._cpu_end - time.thread_time(), self._wall_end - time.monotonic()))
+
+    def spent(self) -> bool:
+        return time.thread_time() > self._cpu_end or time.monotonic() > self._wall_end
 
 
 def check_limits(reader: PdfFileReader, *, max_signatures: int, max_revisions: int) -> None:

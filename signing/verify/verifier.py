@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -61,7 +60,7 @@ from signing.verify.chain import (
 )
 from signing.verify.changes import ChangeReview, review
 from signing.verify.indications import Indication, SubIndication
-from signing.verify.limits import check_limits
+from signing.verify.limits import Budget, check_limits
 from signing.verify.pdf_facts import (
     anchor_label,
     cert_info,
@@ -142,7 +141,7 @@ class Verifier:
         settings = self.ctx.settings
         if len(pdf) > settings.max_pdf_bytes:
             raise PdfTooLarge(f"the PDF is {len(pdf):,} bytes; the limit is {settings.max_pdf_bytes:,}")
-        deadline = time.monotonic() + settings.verify_time_budget_seconds
+        budget = Budget(settings.verify_time_budget_seconds)
         reader = open_pdf(pdf)
         # a public verifier must not be held by one file: counted before any signature is parsed
         check_limits(reader, max_signatures=settings.verify_max_signatures,
@@ -164,13 +163,13 @@ class Verifier:
         known = {id(s): recorded[v] for s, v in zip(embedded, values, strict=True) if v is not None and v in recorded}
         # revisions kyso's own service wrote (not a signHash value: the client's software wrote that revision)
         own = frozenset(key for key, row in known.items() if row.source != "signhash")
-        changes = review(reader, pdf, embedded, deadline=deadline, own=own)
+        changes = review(reader, pdf, embedded, budget=budget, own=own)
         reports: list[SignatureReport] = []
         doc_timestamps = [s for s in embedded if s.sig_object_type == "/DocTimeStamp"]
         dss_data = dss_material(reader) if "/DSS" in reader.root else {}
         has_dss = bool(dss_data.get("ocsps") or dss_data.get("crls"))
         for sig in embedded:
-            if time.monotonic() > deadline:
+            if budget.spent():
                 raise TooComplex("verifying this PDF takes longer than kyso allows for one file")
             try:
                 if sig.sig_object_type == "/DocTimeStamp":
@@ -193,7 +192,7 @@ class Verifier:
                 notes.append(report_text.not_entitled(report.field_name, report.entitlement.policy_version,
                                                       report.entitlement.reason))
         modifications = (*changes.modifications, *((differs,) if differs else ()))
-        visual = self._look(pdf, embedded, changes, known, deadline)
+        visual = self._look(pdf, embedded, changes, known, budget)
         for report in reports:
             if report.registered is False:
                 notes.append(report_text.unrecorded(report.field_name))
@@ -225,7 +224,7 @@ class Verifier:
                                   signed_revision=signed_revision)
 
     def _look(self, pdf: bytes, embedded: list[EmbeddedPdfSignature], changes: ChangeReview,
-              known: dict[int, SignatureRecordRow], deadline: float) -> tuple[VisualDifference, ...]:
+              known: dict[int, SignatureRecordRow], budget: Budget) -> tuple[VisualDifference, ...]:
         """Render what the first signature covers and the file as it is, and compare them, as a person
         would: the check that does not depend on how a reader interprets the objects (the parser
         differentials the shadow and incremental-saving attacks exploit). Later signatures' own
@@ -236,16 +235,16 @@ class Verifier:
         end = covered_end(first)
         if not 0 < end < len(pdf) or not pdf[end:].strip(b"\r\n\t \x00\x0c"):
             return ()  # the signature covers the whole file: nothing was added to look at
-        budget = min(VISUAL_BUDGET_SECONDS, max(0.05, deadline - time.monotonic()))
+        seconds = min(VISUAL_BUDGET_SECONDS, max(0.05, budget.remaining()))
         signed = pdf[:end]
-        found = visual_diff.compare(signed, pdf, ignore=changes.widget_boxes, budget_seconds=budget,
+        found = visual_diff.compare(signed, pdf, ignore=changes.widget_boxes, budget_seconds=seconds,
                                     cache=self.renderings)
         # kyso placed its own registered stamps; a foreign later signature's widget over what was
         # signed is worth a line in the report
         kyso_fields = {str(s.field_name) for s in embedded if id(s) in known}
         widgets = [(page, box) for name, page, box in changes.widgets if name not in kyso_fields]
         if widgets and not any(v.kind == "not_compared" for v in found):
-            found += visual_diff.annotation_overlaps(pdf, widgets, against=signed, budget_seconds=budget,
+            found += visual_diff.annotation_overlaps(pdf, widgets, against=signed, budget_seconds=seconds,
                                                      cache=self.renderings)
         return found
 

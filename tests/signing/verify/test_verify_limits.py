@@ -68,3 +68,35 @@ def test_settings_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert (settings.verify_max_signatures, settings.verify_max_revisions) == (20, 50)
     assert settings.verify_time_budget_seconds == 10 and settings.verify_queue_wait_seconds == 2
     assert settings.verify_max_concurrent >= 2
+
+
+def test_the_time_budget_counts_the_files_work_not_the_machines_load() -> None:
+    """A busy machine (here: the thread waiting) must not make a sound file "too complex"; the file's
+    own CPU work does. The wall-clock cap (3x) still frees a slot whose thread only waits."""
+    import time
+
+    from signing.verify.limits import Budget
+
+    waiting = Budget(0.5)
+    time.sleep(0.3)  # stands for waiting on the CPU, the database, PDFium's lock
+    assert not waiting.spent() and waiting.remaining() > 0.4
+    working = Budget(0.05)
+    start = time.thread_time()
+    while time.thread_time() - start < 0.08:  # CPU work beyond the budget
+        sum(range(1000))
+    assert working.spent() and working.remaining() == 0.0
+    capped = Budget(0.02, wall_factor=3.0)
+    time.sleep(0.1)  # waited past 3 x 0.02 s
+    assert capped.spent()
+
+
+def test_a_verification_that_runs_out_of_budget_is_refused_as_too_complex(frozen: FrozenClock, pki) -> None:  # type: ignore[no-untyped-def]
+    """The budget is enforced inside the verification (here a budget no real verification fits)."""
+    pdf = _signed(ForeignCA.create(frozen.moment), (CORPUS / "fourpages.pdf").read_bytes(), 2)
+    import dataclasses
+
+    from signing.verify.verifier import Verifier
+
+    hurried = pki.settings.model_copy(update={"verify_time_budget_seconds": 1e-6})
+    with pytest.raises(TooComplex, match="longer than kyso allows"):
+        Verifier(dataclasses.replace(pki.pki, settings=hurried), pki.signing.material).verify(pdf)
