@@ -408,7 +408,15 @@ class Pkcs11KeyStore(KeyStore):
                 public_template=public, private_template=private, **kwargs)
 
         with _WRITES:
-            self._run(op)
+            try:
+                self._run(op)
+            except UnsupportedAlgorithm as exc:
+                if key_type is not KeyType.ED25519:
+                    raise
+                raise UnsupportedAlgorithm(
+                    f"{self._name} cannot make Ed25519 keys ({exc.message}): it needs CKM_EC_EDWARDS_KEY_PAIR_GEN "
+                    "and CKM_EDDSA (PKCS#11 3.0; SoftHSM2 2.6 built with OpenSSL 1.1.1 or later); keep checkpoint "
+                    "keys in the vault keystore instead") from None
         self._types[ref] = key_type
         return ref
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from pkcs11 import Attribute, KeyType as P11KeyType, Mechanism, ObjectClass, exceptions as p11e
 
 from core.settings import load_settings
-from hsm import KeyNotFound, KeyStoreRegistry, KeystoreUnavailable, KeyType, SignatureScheme
+from hsm import KeyNotFound, KeyStoreRegistry, KeystoreUnavailable, KeyType, SignatureScheme, UnsupportedAlgorithm
 from hsm.errors import KeystoreMisconfigured
 from hsm.pkcs11 import Pkcs11KeyStore, Pkcs11Uri, digest_info
 from tests.hsm.pkcs11_fixtures import USER_PIN, SoftHsm, softhsm
@@ -123,6 +123,31 @@ def test_an_ed25519_key_named_by_its_curve_name_is_used_too(pkcs11_keystore: Pkc
     assert pkcs11_keystore.key_type(ref) is KeyType.ED25519
     pkcs11_keystore.public_key(ref).verify(pkcs11_keystore.sign_message(ref, b"checkpoint"), b"checkpoint")
     assert [k.key_type for k in pkcs11_keystore.list() if k.label == "outside"] == [KeyType.ED25519]
+
+
+def test_a_token_without_eddsa_refuses_ed25519_clearly(pkcs11_keystore: Pkcs11KeyStore, monkeypatch):
+    """Tokens before PKCS#11 3.0 answer CKR_MECHANISM_INVALID; the refusal says what is missing, nothing is left."""
+    pkcs11_keystore.generate(KeyType.EC_P256, "warm")  # a pooled session to stand in for the old token
+
+    class NoEdwards:
+        def __init__(self, raw):
+            self._raw = raw
+
+        def __getattr__(self, name):
+            return getattr(self._raw, name)
+
+        def generate_keypair(self, key_type, *args, **kwargs):
+            if key_type == P11KeyType.EC_EDWARDS:
+                raise p11e.MechanismInvalid()
+            return self._raw.generate_keypair(key_type, *args, **kwargs)
+
+    for session in pkcs11_keystore._pool._idle:
+        monkeypatch.setattr(session, "raw", NoEdwards(session.raw))
+    before = {k.ref for k in pkcs11_keystore.list()}
+    with pytest.raises(UnsupportedAlgorithm, match="cannot make Ed25519 keys .*CKM_EDDSA"):
+        pkcs11_keystore.generate(KeyType.ED25519, "checkpoint")
+    assert {k.ref for k in pkcs11_keystore.list()} == before
+    pkcs11_keystore.generate(KeyType.EC_P256, "still-works")
 
 
 @pytest.mark.parametrize("algorithm", [hashes.SHA1(), hashes.SHA224(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512()],
