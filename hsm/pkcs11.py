@@ -2,7 +2,8 @@
 
 Keys are generated on the token as sensitive and non-extractable; only digests cross the boundary,
 signed with the raw mechanisms (CKM_ECDSA, CKM_RSA_PKCS on a DigestInfo, CKM_RSA_PKCS_PSS) because
-tokens such as SoftHSM2 2.6.1 lack the hash-and-sign ones. PKCS#11 login state belongs to the
+tokens such as SoftHSM2 2.6.1 lack the hash-and-sign ones. Ed25519 keys (CKK_EC_EDWARDS) sign whole
+small messages with CKM_EDDSA and no parameters (PureEdDSA) and never a digest. PKCS#11 login state belongs to the
 application and token, not to a session: one "anchor" session logs in with the PIN and the pooled
 sessions, opened without it, share that login. Closing the anchor logs every session out.
 """
@@ -23,7 +24,7 @@ from urllib.parse import quote, unquote_to_bytes
 import pkcs11
 from asn1crypto.core import OctetString
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from pkcs11 import MGF, Attribute, KeyType as P11KeyType, Mechanism, MechanismFlag, ObjectClass, exceptions as p11e
 from pydantic import SecretStr
@@ -41,6 +42,10 @@ _CURVES = {  # CKA_EC_PARAMS: the DER namedCurve OID
     KeyType.EC_P256: (bytes.fromhex("06082a8648ce3d030107"), ec.SECP256R1()),
     KeyType.EC_P384: (bytes.fromhex("06052b81040022"), ec.SECP384R1()),
 }
+# Ed25519 CKA_EC_PARAMS: kyso writes the RFC 8410 OID 1.3.101.112; PKCS#11 3.0 also allows the printable
+# curve name, which SoftHSM2 2.6.1 puts on the private key whichever form the public template had.
+_ED25519_OID = bytes.fromhex("06032b6570")
+_ED25519_PARAMS = (_ED25519_OID, b"\x13\x0cedwards25519")
 _HASHES = {  # name: (DER OID for DigestInfo, hash mechanism and MGF1 for PSS)
     "sha1": ("06052b0e03021a", Mechanism.SHA_1, MGF.SHA1),
     "sha224": ("0609608648016503040204", Mechanism.SHA224, MGF.SHA224),
@@ -388,6 +393,9 @@ class Pkcs11KeyStore(KeyStore):
         if key_type.is_rsa:
             kwargs: dict[str, Any] = {"key_type": P11KeyType.RSA, "key_length": int(key_type.value[4:]),
                                       "mechanism": Mechanism.RSA_PKCS_KEY_PAIR_GEN}
+        elif key_type is KeyType.ED25519:
+            public[Attribute.EC_PARAMS] = _ED25519_OID
+            kwargs = {"key_type": P11KeyType.EC_EDWARDS, "mechanism": Mechanism.EC_EDWARDS_KEY_PAIR_GEN}
         else:
             public[Attribute.EC_PARAMS] = _CURVES[key_type][0]
             kwargs = {"key_type": P11KeyType.EC, "mechanism": Mechanism.EC_KEY_PAIR_GEN}
@@ -400,7 +408,15 @@ class Pkcs11KeyStore(KeyStore):
                 public_template=public, private_template=private, **kwargs)
 
         with _WRITES:
-            self._run(op)
+            try:
+                self._run(op)
+            except UnsupportedAlgorithm as exc:
+                if key_type is not KeyType.ED25519:
+                    raise
+                raise UnsupportedAlgorithm(
+                    f"{self._name} cannot make Ed25519 keys ({exc.message}): it needs CKM_EC_EDWARDS_KEY_PAIR_GEN "
+                    "and CKM_EDDSA (PKCS#11 3.0; SoftHSM2 2.6 built with OpenSSL 1.1.1 or later); keep checkpoint "
+                    "keys in the vault keystore instead") from None
         self._types[ref] = key_type
         return ref
 
@@ -429,6 +445,16 @@ class Pkcs11KeyStore(KeyStore):
             return signature
         half = len(signature) // 2  # CKM_ECDSA gives r || s; X.509 and CMS want DER
         return utils.encode_dss_signature(int.from_bytes(signature[:half]), int.from_bytes(signature[half:]))
+
+    def sign_message(self, ref: str, message: bytes) -> bytes:
+        key_type = self._types.get(ref) or self.key_type(ref)
+        if not key_type.signs_messages:
+            raise UnsupportedAlgorithm(f"{ref} is a {key_type.value} key, not Ed25519; sign a digest with it instead")
+        signature: bytes = self._run(lambda s: self._with_private(
+            s, ref, lambda key: key.sign(message, mechanism=Mechanism.EDDSA)))
+        if len(signature) != 64:
+            raise KeystoreError(f"{self._name} returned a {len(signature)}-byte Ed25519 signature, not 64")
+        return signature
 
     def delete(self, ref: str) -> None:
         def op(session: _Session) -> None:
@@ -468,6 +494,8 @@ class Pkcs11KeyStore(KeyStore):
 def _sign_request(key_type: KeyType, digest: bytes, hash_algorithm: hashes.HashAlgorithm,
                   scheme: SignatureScheme) -> tuple[Mechanism, Any, bytes]:
     """The raw mechanism, its parameter and the bytes to hand the token, or why not."""
+    if key_type.signs_messages:
+        raise UnsupportedAlgorithm("an Ed25519 key signs whole messages (sign_message), not digests")
     if len(digest) != hash_algorithm.digest_size:
         raise UnsupportedAlgorithm(f"digest is {len(digest)} bytes, "
                                    f"{hash_algorithm.name} needs {hash_algorithm.digest_size}")
@@ -499,6 +527,8 @@ def _key_type_of(obj: Any) -> KeyType | None:
     if key_type == P11KeyType.RSA:
         bits = int.from_bytes(obj[Attribute.MODULUS]).bit_length()
         return {2048: KeyType.RSA_2048, 3072: KeyType.RSA_3072}.get(bits)
+    if key_type == P11KeyType.EC_EDWARDS:
+        return KeyType.ED25519 if bytes(obj[Attribute.EC_PARAMS]) in _ED25519_PARAMS else None  # not Ed448
     return None
 
 
@@ -510,6 +540,11 @@ def _public_of(obj: Any) -> PublicKeyTypes:
     if key_type.is_rsa:
         exponent = int.from_bytes(obj[Attribute.PUBLIC_EXPONENT])
         return rsa.RSAPublicNumbers(exponent, int.from_bytes(obj[Attribute.MODULUS])).public_key()
+    if key_type is KeyType.ED25519:
+        raw = bytes(obj[Attribute.EC_POINT])
+        if len(raw) != 32:  # SoftHSM2 and PKCS#11 3.0 wrap the 32 bytes in an OCTET STRING
+            raw = OctetString.load(raw).native
+        return ed25519.Ed25519PublicKey.from_public_bytes(raw)
     curve = _CURVES[key_type][1]
     point = bytes(obj[Attribute.EC_POINT])
     if len(point) != 2 * ((curve.key_size + 7) // 8) + 1:  # the standard form wraps it in an OCTET STRING

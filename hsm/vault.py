@@ -9,7 +9,9 @@ key was created: a reference never silently follows a rotation.
 Keys are created non-exportable with no plaintext backup, named ``kyso-<16 hex>[-<label slug>]``
 (the label is kept readable in the name because Transit keys carry no metadata; ``list`` shows
 only such keys). Only digests are sent (``prehashed``): EC signatures come back DER (``asn1``),
-RSA-PSS with a salt as long as the hash (``salt_length=hash``), like every other backend.
+RSA-PSS with a salt as long as the hash (``salt_length=hash``), like every other backend. Ed25519
+keys (transit ``ed25519``) sign whole small messages, sent as they are, and are refused a digest
+here: OpenBao 2.7 ignores ``prehashed`` for them and would sign the digest bytes as a message.
 
 One ``hvac.Client`` over one keep-alive ``requests.Session`` serves all threads. Connection
 errors, 5xx and 429 are retried a bounded number of times with exponential backoff; sealed,
@@ -34,6 +36,7 @@ from typing import Any, TypeVar
 import hvac
 import requests
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from hvac import exceptions as hv
 from hvac.adapters import JSONAdapter
@@ -49,7 +52,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _VAULT_TYPES = {KeyType.EC_P256: "ecdsa-p256", KeyType.EC_P384: "ecdsa-p384",
-                KeyType.RSA_2048: "rsa-2048", KeyType.RSA_3072: "rsa-3072"}
+                KeyType.RSA_2048: "rsa-2048", KeyType.RSA_3072: "rsa-3072", KeyType.ED25519: "ed25519"}
 _KYSO_TYPES = {v: k for k, v in _VAULT_TYPES.items()}
 _HASHES = {"sha256": "sha2-256", "sha384": "sha2-384", "sha512": "sha2-512"}
 _REF = re.compile(r"^vault:(?P<mount>[\w.-]+(?:/[\w.-]+)*)/(?P<name>[\w.@-]+)(?:#(?P<version>[1-9]\d{0,8}))?$")
@@ -71,7 +74,7 @@ class VaultRef:
 @dataclass(frozen=True)
 class _KeyMeta:
     key_type: KeyType
-    public_pems: dict[int, str]
+    public_keys: dict[int, str]  # version: PEM, or for ed25519 the 32 raw bytes in base64
 
 
 def parse_ref(ref: str) -> VaultRef:
@@ -238,20 +241,22 @@ class VaultKeyStore(KeyStore):
     def _meta(self, ref: VaultRef, *, refresh: bool = False, version: bool = True) -> _KeyMeta:
         """The key's type and public keys, cached; re-read when the ref's version is not known yet."""
         meta = None if refresh else self._meta_cache.get((ref.mount, ref.name))
-        if meta is None or ref.version not in meta.public_pems:
+        if meta is None or ref.version not in meta.public_keys:
             data = self._call(lambda: self._client.secrets.transit.read_key(ref.name, mount_point=ref.mount),
                               missing=f"no key {ref} in {self._where}", action="read a key")["data"]
             meta = self._store_meta(ref, data)
-        if version and ref.version not in meta.public_pems:
+        if version and ref.version not in meta.public_keys:
             raise KeyNotFound(f"no key {ref} in {self._where}: version {ref.version} does not exist "
-                              f"(versions: {', '.join(map(str, sorted(meta.public_pems))) or 'none'})")
+                              f"(versions: {', '.join(map(str, sorted(meta.public_keys))) or 'none'})")
         return meta
 
     def _store_meta(self, ref: VaultRef, data: dict[str, Any]) -> _KeyMeta:
         if data.get("type") not in _KYSO_TYPES:
             raise UnsupportedAlgorithm(f"{ref} is a {data.get('type')} key, not a signing key type kyso uses")
-        pems = {int(v): k["public_key"] for v, k in data["keys"].items() if k.get("public_key")}
-        meta = _KeyMeta(_KYSO_TYPES[data["type"]], pems)
+        if data.get("derived"):  # each signature would need a context; kyso makes none
+            raise UnsupportedAlgorithm(f"{ref} is a derived (per-context) key; kyso signs with plain keys only")
+        publics = {int(v): k["public_key"] for v, k in data["keys"].items() if k.get("public_key")}
+        meta = _KeyMeta(_KYSO_TYPES[data["type"]], publics)
         with self._cache_lock:
             self._meta_cache[(ref.mount, ref.name)] = meta
         return meta
@@ -287,13 +292,16 @@ class VaultKeyStore(KeyStore):
                           missing=f"no key {r} in {self._where}", action="rotate a key")
         data = resp["data"] if isinstance(resp, dict) and resp.get("data") else None
         meta = self._store_meta(r, data) if data else self._meta(r, refresh=True, version=False)
-        return str(VaultRef(r.mount, r.name, max(meta.public_pems)))
+        return str(VaultRef(r.mount, r.name, max(meta.public_keys)))
 
     def public_key(self, ref: str) -> PublicKeyTypes:
         r = parse_ref(ref)
         public = self._public_cache.get(r)
         if public is None:
-            public = serialization.load_pem_public_key(self._meta(r).public_pems[r.version].encode())
+            meta = self._meta(r)
+            text = meta.public_keys[r.version]
+            public = (ed25519.Ed25519PublicKey.from_public_bytes(base64.b64decode(text))
+                      if meta.key_type is KeyType.ED25519 else serialization.load_pem_public_key(text.encode()))
             with self._cache_lock:
                 self._public_cache[r] = public
         return public
@@ -311,6 +319,8 @@ class VaultKeyStore(KeyStore):
             raise UnsupportedAlgorithm(f"digest is {len(digest)} bytes, "
                                        f"{hash_algorithm.name} needs {hash_algorithm.digest_size}")
         key_type = self._meta(r).key_type
+        if key_type.signs_messages:
+            raise UnsupportedAlgorithm("an Ed25519 key signs whole messages (sign_message), not digests")
         params: dict[str, Any] = {"hash_algorithm": vault_hash, "prehashed": True, "key_version": r.version}
         if not key_type.is_rsa:
             if scheme is not SignatureScheme.ECDSA:
@@ -326,17 +336,38 @@ class VaultKeyStore(KeyStore):
         resp = self._call(lambda: self._client.secrets.transit.sign_data(r.name, hash_input=b64, mount_point=r.mount,
                                                                          **params),
                           missing=f"no key {r} in {self._where}", action="sign")
+        return self._signature(resp)
+
+    def sign_message(self, ref: str, message: bytes) -> bytes:
+        r = parse_ref(ref)
+        key_type = self._meta(r).key_type
+        if not key_type.signs_messages:
+            raise UnsupportedAlgorithm(f"{r} is a {key_type.value} key, not Ed25519; sign a digest with it instead")
+        b64 = base64.b64encode(message).decode()
+        resp = self._call(lambda: self._client.secrets.transit.sign_data(
+            r.name, hash_input=b64, key_version=r.version, prehashed=False, mount_point=r.mount),
+            missing=f"no key {r} in {self._where}", action="sign")
+        signature = self._signature(resp)
+        if len(signature) != 64:
+            raise KeystoreError(f"{self._where} returned a {len(signature)}-byte Ed25519 signature, not 64")
+        return signature
+
+    def _signature(self, resp: Any) -> bytes:
+        """The bytes of a ``vault:v<n>:<base64>`` signature."""
         prefix, _, sig = resp["data"]["signature"].rpartition(":")
         if not prefix.startswith("vault:v"):
             raise KeystoreError(f"{self._where} answered an unexpected signature format")
-        return base64.b64decode(sig)
+        try:
+            return base64.b64decode(sig, validate=True)
+        except ValueError:
+            raise KeystoreError(f"{self._where} answered a signature that is not base64") from None
 
     def delete(self, ref: str) -> None:
         """Destroy the Transit key. Refused when it has other versions: Transit deletes them all at once."""
         r = parse_ref(ref)
         meta = self._meta(r, refresh=True, version=False)
-        if set(meta.public_pems) - {r.version}:
-            raise KeystoreError(f"{r} has versions {sorted(meta.public_pems)} that deleting would destroy too; "
+        if set(meta.public_keys) - {r.version}:
+            raise KeystoreError(f"{r} has versions {sorted(meta.public_keys)} that deleting would destroy too; "
                                 f"delete the whole key in Vault itself if that is intended")
         transit = self._client.secrets.transit
         self._call(lambda: transit.update_key_configuration(r.name, deletion_allowed=True, mount_point=r.mount),
@@ -368,7 +399,7 @@ class VaultKeyStore(KeyStore):
                 continue  # deleted meanwhile, or not a signing key
             label = _NAME.match(name)["label"] or ""  # type: ignore[index]
             infos += [KeyInfo(str(VaultRef(self.mount, name, v)), meta.key_type, label)
-                      for v in sorted(meta.public_pems)]
+                      for v in sorted(meta.public_keys)]
         return infos
 
     def health(self) -> str:

@@ -85,8 +85,22 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> SoftHsm:
 
 
 @pytest.fixture
-def pkcs11_keystore(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pkcs11KeyStore]:
+def pkcs11_token(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh token's label, deleted afterwards."""
     hsm = softhsm(tmp_path_factory)
     label = hsm.new_token(monkeypatch)
-    yield hsm.keystore(label)
+    yield label
     hsm.delete_token(label)
+
+
+@pytest.fixture
+def pkcs11_keystore(tmp_path_factory: pytest.TempPathFactory, pkcs11_token: str) -> Pkcs11KeyStore:
+    return softhsm(tmp_path_factory).keystore(pkcs11_token)
+
+
+def reopen_pkcs11(request: pytest.FixtureRequest) -> Pkcs11KeyStore:
+    """A new store on the same token after the module is initialized again (its sessions and logins end),
+    as a restarted process sees it."""
+    hsm = softhsm(request.getfixturevalue("tmp_path_factory"))
+    load_module(str(hsm.module), reload=True)
+    return hsm.keystore(request.getfixturevalue("pkcs11_token"))

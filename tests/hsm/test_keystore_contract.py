@@ -1,4 +1,4 @@
-"""The contract every KeyStore backend passes (soft now; pkcs11 and vault join this suite)."""
+"""The contract every KeyStore backend (soft, pkcs11, vault) passes."""
 from __future__ import annotations
 
 import threading
@@ -6,7 +6,7 @@ import threading
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from hsm import KeyNotFound, KeyType, SignatureScheme, UnsupportedAlgorithm, keystore_private_key
 from hsm.soft import SoftKeyStore
@@ -134,24 +134,65 @@ def test_soft_refuses_short_master_key(tmp_path):
         SoftKeyStore(tmp_path / "ks", b"short")
 
 
+MESSAGE = b"kyso.example/log\n42\nAAAA\n"
+
+
 def test_ed25519_signs_messages_not_digests(keystore):
     """Checkpoint keys: Go's note verifiers and C2SP witnesses take Ed25519 only."""
-    if keystore.scheme != "soft":  # pkcs11 and vault join in the hsmed branch
-        pytest.skip("Ed25519 on this backend lands with the hsmed branch")
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
     ref = keystore.generate(KeyType.ED25519, "checkpoint")
+    assert ref.startswith(keystore.scheme + ":")
     assert keystore.key_type(ref) is KeyType.ED25519 and KeyType.ED25519.signs_messages
     public = keystore.public_key(ref)
     assert isinstance(public, ed25519.Ed25519PublicKey)
-    message = b"kyso.example/log\n42\nAAAA\n"
-    signature = keystore.sign_message(ref, message)
+    signature = keystore.sign_message(ref, MESSAGE)
     assert len(signature) == 64
-    public.verify(signature, message)
+    public.verify(signature, MESSAGE)
     with pytest.raises(InvalidSignature):
-        public.verify(signature, message + b"!")
+        public.verify(signature, MESSAGE + b"!")
+    # PureEdDSA is deterministic (RFC 8032): the backend signed these bytes, not a digest or a variant of them
+    assert keystore.sign_message(ref, MESSAGE) == signature
+    other = keystore.sign_message(ref, b"")  # an empty message is a message too
+    public.verify(other, b"")
+
+
+@pytest.mark.parametrize("scheme,algorithm", [(SignatureScheme.ECDSA, hashes.SHA256()),
+                                              (SignatureScheme.ECDSA, hashes.SHA512()),
+                                              (SignatureScheme.RSA_PSS, hashes.SHA256())],
+                         ids=["ecdsa-sha256", "ecdsa-sha512", "pss-sha256"])
+def test_an_ed25519_key_refuses_to_sign_a_digest(keystore, reopen_keystore, scheme, algorithm):
+    """A digest signed as a message would be a valid signature over bytes nobody meant to sign."""
+    ref = keystore.generate(KeyType.ED25519, "checkpoint")
+    digest = b"\1" * algorithm.digest_size
+    with pytest.raises(UnsupportedAlgorithm, match="Ed25519|not digests|refuses"):
+        keystore.sign_digest(ref, digest, algorithm, scheme)
+    with pytest.raises(UnsupportedAlgorithm):  # also with nothing cached about the key
+        reopen_keystore().sign_digest(ref, digest, algorithm, scheme)
     with pytest.raises(UnsupportedAlgorithm):
-        keystore.sign_digest(ref, b"\0" * 32, hashes.SHA256(), SignatureScheme.ECDSA)
-    ec_ref = keystore.generate(KeyType.EC_P256, "ec")
+        keystore_private_key(keystore, ref)
+
+
+@pytest.mark.parametrize("key_type", [KeyType.EC_P256, KeyType.RSA_2048], ids=lambda k: k.value)
+def test_sign_message_refuses_ec_and_rsa_keys(keystore, reopen_keystore, key_type):
+    ref = keystore.generate(key_type, "not-ed25519")
+    with pytest.raises(UnsupportedAlgorithm, match="not an Ed25519|not Ed25519"):
+        keystore.sign_message(ref, MESSAGE)
     with pytest.raises(UnsupportedAlgorithm):
-        keystore.sign_message(ec_ref, message)
+        reopen_keystore().sign_message(ref, MESSAGE)
+
+
+def test_ed25519_keys_survive_a_restart_and_are_listed(keystore, reopen_keystore):
+    ref = keystore.generate(KeyType.ED25519, "log-checkpoint")
+    public = keystore.public_key(ref)
+    again = reopen_keystore()
+    assert again.key_type(ref) is KeyType.ED25519
+    assert again.public_key(ref).public_bytes_raw() == public.public_bytes_raw()
+    public.verify(again.sign_message(ref, MESSAGE), MESSAGE)
+    listed = [k for k in again.list() if k.ref == ref]
+    assert [(k.key_type, k.label) for k in listed] == [(KeyType.ED25519, "log-checkpoint")]
+    again.delete(ref)
+    assert ref not in {k.ref for k in keystore.list()}
+    with pytest.raises(KeyNotFound, match="no key"):
+        again.sign_message(ref, MESSAGE)
+    with pytest.raises(KeyNotFound, match="no key"):
+        reopen_keystore().public_key(ref)
+

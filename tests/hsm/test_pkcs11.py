@@ -9,10 +9,10 @@ import traceback
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from pkcs11 import Attribute, ObjectClass, exceptions as p11e
+from pkcs11 import Attribute, KeyType as P11KeyType, Mechanism, ObjectClass, exceptions as p11e
 
 from core.settings import load_settings
-from hsm import KeyNotFound, KeyStoreRegistry, KeystoreUnavailable, KeyType, SignatureScheme
+from hsm import KeyNotFound, KeyStoreRegistry, KeystoreUnavailable, KeyType, SignatureScheme, UnsupportedAlgorithm
 from hsm.errors import KeystoreMisconfigured
 from hsm.pkcs11 import Pkcs11KeyStore, Pkcs11Uri, digest_info
 from tests.hsm.pkcs11_fixtures import USER_PIN, SoftHsm, softhsm
@@ -72,7 +72,8 @@ def test_generated_ref_is_an_rfc7512_uri(pkcs11_keystore: Pkcs11KeyStore):
 
 
 # -- key protection --------------------------------------------------------------------------
-@pytest.mark.parametrize("key_type,secret", [(KeyType.EC_P256, Attribute.VALUE), (KeyType.RSA_2048, Attribute.PRIVATE_EXPONENT)])
+@pytest.mark.parametrize("key_type,secret", [(KeyType.EC_P256, Attribute.VALUE), (KeyType.RSA_2048, Attribute.PRIVATE_EXPONENT),
+                                             (KeyType.ED25519, Attribute.VALUE)])
 def test_keys_are_sensitive_and_non_extractable(pkcs11_keystore: Pkcs11KeyStore, key_type, secret):
     ref = pkcs11_keystore.generate(key_type, "protected")
     wanted = [Attribute.TOKEN, Attribute.PRIVATE, Attribute.SENSITIVE, Attribute.ALWAYS_SENSITIVE,
@@ -89,6 +90,64 @@ def test_keys_are_sensitive_and_non_extractable(pkcs11_keystore: Pkcs11KeyStore,
     assert attrs == {Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
                      Attribute.ALWAYS_SENSITIVE: True, Attribute.EXTRACTABLE: False,
                      Attribute.NEVER_EXTRACTABLE: True, Attribute.SIGN: True, Attribute.DECRYPT: False}
+
+
+def test_ed25519_keys_are_edwards_keys_with_the_rfc8410_oid(pkcs11_keystore: Pkcs11KeyStore):
+    ref = pkcs11_keystore.generate(KeyType.ED25519, "checkpoint")
+
+    def read(session):
+        public = pkcs11_keystore._find(session, ref, ObjectClass.PUBLIC_KEY)
+        private = pkcs11_keystore._find(session, ref, ObjectClass.PRIVATE_KEY)
+        return (public[Attribute.KEY_TYPE], bytes(public[Attribute.EC_PARAMS]), private[Attribute.KEY_TYPE],
+                bytes(public[Attribute.EC_POINT]))
+
+    public_type, params, private_type, point = pkcs11_keystore._run(read)
+    assert public_type == private_type == P11KeyType.EC_EDWARDS and params == bytes.fromhex("06032b6570")
+    assert point == b"\x04\x20" + pkcs11_keystore.public_key(ref).public_bytes_raw()  # an OCTET STRING
+
+
+def test_an_ed25519_key_named_by_its_curve_name_is_used_too(pkcs11_keystore: Pkcs11KeyStore):
+    """PKCS#11 3.0 lets CKA_EC_PARAMS be the printable name "edwards25519" (other tools write it)."""
+    key_id = b"\x42" * 8
+
+    def make(session):
+        session.raw.generate_keypair(
+            P11KeyType.EC_EDWARDS, mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN, store=True,
+            public_template={Attribute.TOKEN: True, Attribute.ID: key_id, Attribute.LABEL: "outside",
+                             Attribute.EC_PARAMS: b"\x13\x0cedwards25519", Attribute.VERIFY: True},
+            private_template={Attribute.TOKEN: True, Attribute.ID: key_id, Attribute.LABEL: "outside",
+                              Attribute.SIGN: True, Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False})
+
+    pkcs11_keystore._run(make)
+    ref = str(Pkcs11Uri(id=key_id))
+    assert pkcs11_keystore.key_type(ref) is KeyType.ED25519
+    pkcs11_keystore.public_key(ref).verify(pkcs11_keystore.sign_message(ref, b"checkpoint"), b"checkpoint")
+    assert [k.key_type for k in pkcs11_keystore.list() if k.label == "outside"] == [KeyType.ED25519]
+
+
+def test_a_token_without_eddsa_refuses_ed25519_clearly(pkcs11_keystore: Pkcs11KeyStore, monkeypatch):
+    """Tokens before PKCS#11 3.0 answer CKR_MECHANISM_INVALID; the refusal says what is missing, nothing is left."""
+    pkcs11_keystore.generate(KeyType.EC_P256, "warm")  # a pooled session to stand in for the old token
+
+    class NoEdwards:
+        def __init__(self, raw):
+            self._raw = raw
+
+        def __getattr__(self, name):
+            return getattr(self._raw, name)
+
+        def generate_keypair(self, key_type, *args, **kwargs):
+            if key_type == P11KeyType.EC_EDWARDS:
+                raise p11e.MechanismInvalid()
+            return self._raw.generate_keypair(key_type, *args, **kwargs)
+
+    for session in pkcs11_keystore._pool._idle:
+        monkeypatch.setattr(session, "raw", NoEdwards(session.raw))
+    before = {k.ref for k in pkcs11_keystore.list()}
+    with pytest.raises(UnsupportedAlgorithm, match="cannot make Ed25519 keys .*CKM_EDDSA"):
+        pkcs11_keystore.generate(KeyType.ED25519, "checkpoint")
+    assert {k.ref for k in pkcs11_keystore.list()} == before
+    pkcs11_keystore.generate(KeyType.EC_P256, "still-works")
 
 
 @pytest.mark.parametrize("algorithm", [hashes.SHA1(), hashes.SHA224(), hashes.SHA256(), hashes.SHA384(), hashes.SHA512()],
@@ -171,11 +230,13 @@ def test_token_removed_mid_run_is_unavailable_without_hanging(hsm: SoftHsm, toke
     store = hsm.keystore(token)
     ref = store.generate(KeyType.EC_P256, "removed")
     other = store.generate(KeyType.RSA_2048, "removed-uncached")
+    checkpoint = store.generate(KeyType.ED25519, "removed-checkpoint")
     store.sign_digest(ref, b"\0" * 32, hashes.SHA256(), SignatureScheme.ECDSA)
+    store.sign_message(checkpoint, b"x")
     hsm.delete_token(token)
     started = time.monotonic()
     for call in (lambda: store.sign_digest(ref, b"\0" * 32, hashes.SHA256(), SignatureScheme.ECDSA),
-                 store.health, store.list, lambda: store.public_key(other)):
+                 store.health, store.list, lambda: store.public_key(other), lambda: store.sign_message(checkpoint, b"x")):
         with pytest.raises(KeystoreUnavailable, match=rf"PKCS#11 token '{token}' is not present"):
             call()
     assert time.monotonic() - started < 5

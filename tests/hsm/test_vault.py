@@ -13,7 +13,7 @@ import pytest
 import requests
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding
 
 from core.settings import Settings
 from hsm import KeyNotFound, KeyStoreRegistry, KeystoreUnavailable, KeyType, SignatureScheme, UnsupportedAlgorithm
@@ -77,6 +77,32 @@ def test_rotation_keeps_old_refs_on_their_version(vault_keystore):
         vault_keystore.delete(old)
 
 
+def test_an_ed25519_ref_signs_with_its_own_version_after_rotation(vault_keystore, bao_server, vault_mount):
+    old = vault_keystore.generate(KeyType.ED25519, "checkpoint")
+    data = bao_server.client().secrets.transit.read_key(parse_ref(old).name, mount_point=vault_mount)["data"]
+    assert data["type"] == "ed25519" and data["derived"] is False
+    new = vault_keystore.rotate(old)
+    old_pub, new_pub = vault_keystore.public_key(old), vault_keystore.public_key(new)
+    assert isinstance(old_pub, ed25519.Ed25519PublicKey) and old_pub != new_pub
+    for ref, right, wrong in ((old, old_pub, new_pub), (new, new_pub, old_pub)):
+        signature = vault_keystore.sign_message(ref, b"checkpoint\n7\n")
+        right.verify(signature, b"checkpoint\n7\n")
+        with pytest.raises(InvalidSignature):
+            wrong.verify(signature, b"checkpoint\n7\n")
+
+
+def test_a_derived_ed25519_key_made_outside_kyso_is_refused(vault_keystore, bao_server, vault_mount):
+    """A derived key signs only with a per-call context kyso never sends: refused up front, not listed."""
+    name = "kyso-00000000000000aa-derived"
+    bao_server.client().secrets.transit.create_key(name, key_type="ed25519", derived=True, mount_point=vault_mount)
+    ref = f"vault:{vault_mount}/{name}#1"
+    for call in (lambda: vault_keystore.key_type(ref), lambda: vault_keystore.sign_message(ref, b"x"),
+                 lambda: vault_keystore.public_key(ref)):
+        with pytest.raises(UnsupportedAlgorithm, match="derived"):
+            call()
+    assert ref not in {k.ref for k in vault_keystore.list()}
+
+
 def test_rsa_pss_salt_is_the_hash_length(vault_keystore):
     ref = vault_keystore.generate(KeyType.RSA_3072, "pss")
     for algorithm in (hashes.SHA256(), hashes.SHA512()):
@@ -90,8 +116,9 @@ def test_rsa_pss_salt_is_the_hash_length(vault_keystore):
         vault_keystore.sign_digest(ref, b"\0" * 20, hashes.SHA1(), SignatureScheme.RSA_PSS)
 
 
-def test_keys_are_not_exportable(vault_keystore, bao_server, vault_mount):
-    ref = vault_keystore.generate(KeyType.EC_P384, "export")
+@pytest.mark.parametrize("key_type", [KeyType.EC_P384, KeyType.ED25519], ids=lambda k: k.value)
+def test_keys_are_not_exportable(vault_keystore, bao_server, vault_mount, key_type):
+    ref = vault_keystore.generate(key_type, "export")
     name = parse_ref(ref).name
     transit = bao_server.client().secrets.transit
     data = transit.read_key(name, mount_point=vault_mount)["data"]
@@ -190,9 +217,10 @@ def test_sealed_server_is_unavailable_and_says_so(private_bao: BaoServer):
 def test_stopped_server_is_unavailable_quickly(private_bao: BaoServer, caplog):
     store = VaultKeyStore(private_bao.addr, token=private_bao.root_token, timeout=5)
     ref = store.generate(KeyType.EC_P256, "stopped")
+    checkpoint = store.generate(KeyType.ED25519, "stopped-checkpoint")
     _ec_sign(store, ref, b"warm keep-alive connection")
     private_bao.stop()
-    for call in (lambda: _ec_sign(store, ref, b"x"), store.health):
+    for call in (lambda: _ec_sign(store, ref, b"x"), store.health, lambda: store.sign_message(checkpoint, b"x")):
         started = time.monotonic()
         with pytest.raises(KeystoreUnavailable, match="is unreachable") as exc:
             call()
