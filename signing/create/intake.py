@@ -18,7 +18,7 @@ not pages, cannot be repaired into what its author meant: refused, with its own 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 
 from pyhanko.pdf_utils import generic
@@ -51,22 +51,30 @@ class Intake:
 
     pdf: bytes
     repaired: tuple[str, ...] = ()
+    # the reader ``check`` parsed the sound input with, handed to the one writer that signs it (a large
+    # file is parsed once, not twice); a writer's changes land in its reader's cache, so it serves one writer
+    _reader: list[PdfFileReader] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def was_repaired(self) -> bool:
         return bool(self.repaired)
 
+    def take_reader(self) -> PdfFileReader | None:
+        """The parsed reader, once (then ``None``: a second writer parses the bytes afresh)."""
+        return self._reader.pop() if self._reader else None
 
-def prepare(pdf: bytes) -> Intake:
+
+def prepare(pdf: bytes, *, keep_reader: bool = False) -> Intake:
     """The input if it is sound; a rebuilt copy if it needs repair and carries no signature; otherwise
-    a clear 4xx error (``UnreadablePdf`` or one of its narrower kinds)."""
+    a clear 4xx error (``UnreadablePdf`` or one of its narrower kinds). ``keep_reader``: the sound input's
+    parsed reader rides along, for the writer that signs it next."""
     try:
         reader = check(pdf)
     except NeedsRepair as damage:
         reason = str(damage)
     else:
         refuse_locked(reader)
-        return Intake(pdf)
+        return Intake(pdf, _reader=[reader] if keep_reader else [])
     if _SIGNATURE_MARK.search(pdf):
         raise SignedPdfDamaged(
             f"tệp PDF đã có chữ ký nhưng cấu trúc bị hỏng ({reason}); sửa tệp sẽ làm hỏng chữ ký — the PDF "

@@ -15,6 +15,7 @@ from typing import Any
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
@@ -25,10 +26,12 @@ from signing.material import RevocationData
 LEVEL_ORDER = {"B-B": 0, "B-T": 1, "B-LT": 2, "B-LTA": 3}
 
 
-def open_writer(pdf: bytes) -> IncrementalPdfFileWriter:
-    """An incremental writer over the input, with unusable input turned into clear 4xx errors."""
+def open_writer(pdf: bytes, reader: PdfFileReader | None = None) -> IncrementalPdfFileWriter:
+    """An incremental writer over the input, with unusable input turned into clear 4xx errors.
+    ``reader``: the input already parsed (by intake), used instead of parsing it again; never reuse it."""
     try:
-        writer = IncrementalPdfFileWriter(BytesIO(pdf), strict=False)
+        writer = (IncrementalPdfFileWriter.from_reader(reader) if reader is not None
+                  else IncrementalPdfFileWriter(BytesIO(pdf), strict=False))
     except PdfError as exc:
         message = str(exc)
         if "encrypt" in message.lower():

@@ -235,7 +235,7 @@ class SigningService:
         kind = self._kind(request, doc_type, material)
         if kind == "seal":
             self._person_signed_first(existing)
-        source = intake.prepare(request.pdf)  # sound, or repaired when unsigned, or a clear 4xx
+        source = intake.prepare(request.pdf, keep_reader=True)  # sound, or repaired when unsigned, or a clear 4xx
         signed_at = clock.now()
         document_id = existing.id if existing else new_document_id()
         job = SigningJob(request=request, source=source, doc_type=doc_type, material=material, kind=kind,
@@ -379,7 +379,7 @@ class SigningService:
         ``job.request.pdf``, the bytes the specialist approved (the input as received). The flag: the stamp
         is on a page added at the end (no page had a free place for it)."""
         material, level = job.material, job.level
-        writer = pades.open_writer(job.source.pdf)
+        writer = pades.open_writer(job.source.pdf, job.source.take_reader())  # the intake's parse, used once
         earlier = pades.existing_signatures(writer)
         signature, new_page = self._job(writer, job, earlier)
         # the PDF opened and the stamp is laid out: a damaged file burns no SAD
