@@ -134,7 +134,7 @@ def over_input(session: Session, *, signed_before: dt.datetime, limit: int = 100
     parent = aliased(DocumentFile)
     has_parent = exists().where(parent.document_id == DocumentFile.document_id,
                                 parent.sha256 == DocumentFile.base_sha256, parent.version < DocumentFile.version)
-    done = (SignedDocument.upgrade_status != UpgradeStatus.PENDING) | (SignedDocument.signed_at < signed_before)
+    done = (SignedDocument.upgrade_status != UpgradeStatus.PENDING) | (SignedDocument.signed_at <= signed_before)
     query = (select(DocumentFile.document_id).join(SignedDocument, SignedDocument.id == DocumentFile.document_id)
              .where(DocumentFile.storage == StorageKind.DELTA, ~has_parent, done)
              .distinct().limit(limit))
