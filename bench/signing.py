@@ -32,6 +32,7 @@ from cryptography.x509.oid import NameOID
 from tests.helpers.pdfs import many_pages
 from tests.helpers.signing import CONSENTED, SpecialistPhone
 
+from . import storage
 from .common import Figure, Profiler, Results, interleaved_rates, new_instance, say, workdir
 from .server import BenchServer, free_port
 
@@ -328,6 +329,13 @@ def _measure(results: Results, inst, folder: Path, server: BenchServer, *, n_kys
                 results.add(Figure(section, f"B-LT cost ÷ B-B cost, EC P-256, {'visible' if visible else 'invisible'}",
                                    1000 / lt, "ms/doc", "kyso B-B, same file and key", 1000 / bb, higher_is_better=False,
                                    note=f"target ≤ {TARGET_LT_OVER_BB}×: {'met' if ratio <= TARGET_LT_OVER_BB else 'NOT met'}"))
+
+    # -- bytes stored per document and the time to commit a version ---------------------------------
+    try:
+        storage.measure(results, inst, docs, n=2 if quick else 5)
+    except Exception as exc:  # noqa: BLE001 - a bench reports, it does not crash
+        failures.append(f"storage: {type(exc).__name__}: {str(exc)[:200]}")
+        say(f"  FAILED storage: {exc}")
 
     # -- over HTTP ---------------------------------------------------------------------------------
     with transaction(inst.container.sessions) as session:

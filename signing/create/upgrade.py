@@ -69,6 +69,13 @@ def upgrade_one(service: SigningService, document_id: str) -> str:
         timestamps = pdf_facts.signature_values(new_pdf, after=len(pdf))  # the document timestamps added
     except Exception as exc:  # noqa: BLE001 - recorded on the document, retried with backoff
         return _record_failure(service, document_id, sha, exc)
+    return _record_upgrade(service, document_id, sha, level, reached, pdf, new_pdf, timestamps)
+
+
+def _record_upgrade(service: SigningService, document_id: str, sha: str, level: str, reached: str, pdf: bytes,
+                    new_pdf: bytes, timestamps: list[records.SignatureValue]) -> str:
+    """One transaction: the new version (the bytes appended over ``pdf``), its timestamps' records, the audit
+    entry; nothing when the document changed since ``sha`` was read."""
     digest = hashlib.sha256(new_pdf).hexdigest()
     with transaction(service.ctx.sessions) as session:
         doc = session.get(SignedDocument, document_id, with_for_update=True)
