@@ -82,7 +82,9 @@ class DatabaseBlobStore:
         now = clock.now()
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         statement = insert(Blob).values(sha256=sha, size=len(data), data=data, created_at=now)
-        session.execute(statement.on_conflict_do_update(index_elements=["sha256"], set_={"created_at": now}))
+        # bytes stored again: young again (a sweep running now leaves them), and a row altered since is mended
+        session.execute(statement.on_conflict_do_update(index_elements=["sha256"], set_={
+            "created_at": now, "data": statement.excluded.data, "size": statement.excluded.size}))
         return sha
 
     def get(self, session: Session, sha256: str) -> bytes:
@@ -120,9 +122,12 @@ class FileBlobStore:
     def put(self, session: Session, data: bytes) -> str:
         sha = digest(data)
         target = self.path(sha)
-        if target.exists():
-            os.utime(target)  # young again: a sweep running now leaves it
-            return sha
+        try:
+            if digest(target.read_bytes()) == sha:
+                os.utime(target)  # young again: a sweep running now leaves it
+                return sha
+        except FileNotFoundError:
+            pass  # (an altered file is written again below)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
