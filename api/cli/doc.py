@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from . import common
-from .common import JsonOpt, actor, lazy, out, print_json
+from .common import JsonOpt, actor, err, lazy, out, print_json
 
 if TYPE_CHECKING:
     from core import db
@@ -114,8 +114,14 @@ def doc_gc(as_json: JsonOpt = False) -> None:
     Safe to run at any time, from cron or by hand; every version stays rebuildable."""
     container = common.container()
     result = versions.collect(container.sessions, container.settings)
-    print_json({"rebased": result.rebased, "removed": result.removed}) if as_json else out.print(
-        f"inputs dropped for {result.rebased} documents, {result.removed} unreferenced blobs removed")
+    if as_json:
+        print_json({"rebased": result.rebased, "removed": result.removed, "damaged": list(result.damaged)})
+    else:
+        out.print(f"inputs dropped for {result.rebased} documents, {result.removed} unreferenced blobs removed")
+        for document_id in result.damaged:
+            err.print(f"[red]document {document_id} cannot be rebuilt[/]: restore its blobs from a backup")
+    if result.damaged:
+        raise typer.Exit(1)
 
 
 @app.command("enroll-image")

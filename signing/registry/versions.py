@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import exists, select
@@ -37,6 +38,8 @@ from core.settings import Settings
 from signing.errors import StoredFileDamaged
 from signing.registry.blobs import BlobStore, store_for
 from signing.registry.models import DocumentFile, SignedDocument, StorageKind, UpgradeStatus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,16 +131,16 @@ def referenced(session: Session, names: list[str]) -> set[str]:
     return used
 
 
-def over_input(session: Session, *, signed_before: dt.datetime, limit: int = 1000) -> list[str]:
-    """Documents that still keep their caller's input although they reached their final level or were signed
-    before ``signed_before`` (the retention period)."""
+def over_input(session: Session, *, signed_before: dt.datetime, after: str = "", limit: int = 1000) -> list[str]:
+    """Documents (by id, after ``after``) that still keep their caller's input although they reached their
+    final level or were signed at or before ``signed_before`` (the retention period)."""
     parent = aliased(DocumentFile)
     has_parent = exists().where(parent.document_id == DocumentFile.document_id,
                                 parent.sha256 == DocumentFile.base_sha256, parent.version < DocumentFile.version)
     done = (SignedDocument.upgrade_status != UpgradeStatus.PENDING) | (SignedDocument.signed_at <= signed_before)
     query = (select(DocumentFile.document_id).join(SignedDocument, SignedDocument.id == DocumentFile.document_id)
-             .where(DocumentFile.storage == StorageKind.DELTA, ~has_parent, done)
-             .distinct().limit(limit))
+             .where(DocumentFile.storage == StorageKind.DELTA, ~has_parent, done, DocumentFile.document_id > after)
+             .distinct().order_by(DocumentFile.document_id).limit(limit))
     return list(session.execute(query).scalars())
 
 
@@ -145,25 +148,35 @@ def over_input(session: Session, *, signed_before: dt.datetime, limit: int = 100
 class Collected:
     rebased: int  # documents whose input was dropped (their first version now stored whole)
     removed: int  # blobs deleted: inputs no longer needed, orphans of failed commits
+    damaged: tuple[str, ...] = ()  # documents that could not be rebased (``StoredFileDamaged``): left as they are
 
 
-def collect(sessions: sessionmaker[Session], settings: Settings) -> Collected:
-    """``kyso doc gc``: drop inputs past retention, then delete blobs nothing references that are older
-    than ``KYSO_BLOB_GC_GRACE_HOURS`` (a failed commit's orphan files, dropped inputs)."""
+def collect(sessions: sessionmaker[Session], settings: Settings, *, page: int = 100) -> Collected:
+    """``kyso doc gc``: drop inputs past retention (one transaction per document, under its row lock, as
+    a signing or an upgrade takes it), then delete blobs nothing references that are older than
+    ``KYSO_BLOB_GC_GRACE_HOURS`` (a failed commit's orphan files, dropped inputs). A document whose blobs
+    are damaged is named in the answer and left as it is."""
     blobs = store_for(settings)
     now = clock.now()
-    rebased = 0
+    cutoff = now - dt.timedelta(days=settings.input_retention_days)
+    rebased, damaged, last = 0, [], ""
     while True:
-        with transaction(sessions) as session:
-            due = over_input(session, signed_before=now - dt.timedelta(days=settings.input_retention_days), limit=100)
-            for document_id in due:
-                rebase(session, blobs, document_id)
-        rebased += len(due)
-        if len(due) < 100:
+        with transaction(sessions, read_only=True) as session:
+            due = over_input(session, signed_before=cutoff, after=last, limit=page)
+        for document_id in due:
+            try:
+                with transaction(sessions) as session:
+                    session.get(SignedDocument, document_id, with_for_update=True)
+                    rebased += 1 if rebase(session, blobs, document_id) else 0
+            except StoredFileDamaged as exc:
+                log.error("kyso doc gc: %s", exc.message)
+                damaged.append(document_id)
+        if len(due) < page:
             break
+        last = due[-1]
     with transaction(sessions) as session:
         removed = blobs.sweep(session, now - dt.timedelta(hours=settings.blob_gc_grace_hours), referenced)
-    return Collected(rebased=rebased, removed=removed)
+    return Collected(rebased=rebased, removed=removed, damaged=tuple(damaged))
 
 
 __all__ = ["Collected", "Stored", "collect", "read", "rebase", "referenced", "store"]

@@ -295,3 +295,19 @@ def test_migration_moves_whole_pdfs_to_blobs_and_back(pki: Container, specialist
     assert [r.storage for r in rows] == [StorageKind.WHOLE, StorageKind.DELTA]
     assert rows[1].base_sha256 == rows[0].sha256
     assert rebuilt(pki, pki.signing, person.document_id) == [person.pdf, sealed.pdf]
+
+
+def test_gc_names_a_document_it_cannot_rebase_and_goes_on(pki: Container, specialist: str) -> None:
+    down = service(pki, **TSA_DOWN)
+    lost, kept, other = (down.sign(request(many_pages(n), specialist, "B-LT"), actor="test", activation=CONSENTED)
+                         for n in (2, 3, 4))
+    [v1] = files(pki, lost.document_id)
+    with transaction(pki.sessions) as session:
+        session.execute(delete(Blob).where(Blob.sha256 == v1.base_sha256))  # the input, lost
+    expired = pki.settings.model_copy(update={"input_retention_days": 0})
+    result = versions.collect(pki.sessions, expired, page=1)  # one document a page: the paging too
+    assert result.damaged == (lost.document_id,) and result.rebased == 2
+    assert files(pki, lost.document_id)[0].storage == StorageKind.DELTA, "left as it was"
+    for signed in (kept, other):
+        assert files(pki, signed.document_id)[0].storage == StorageKind.WHOLE
+        assert rebuilt(pki, pki.signing, signed.document_id) == [signed.pdf]
