@@ -84,20 +84,40 @@ def _chain(inst, person: str, seal: str, pdf: bytes) -> str:  # type: ignore[no-
 
 def _stored(inst, document_id: str) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     """(bytes the document's versions reference in the blob store, sum of its versions' sizes)."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
 
     from core.db import transaction
+    from signing.registry.blobs import FileBlobStore
     from signing.registry.models import Blob, DocumentFile
 
     with transaction(inst.container.sessions) as session:
         rows = session.execute(select(DocumentFile).where(DocumentFile.document_id == document_id)).scalars().all()
-        names = {r.blob_sha256 for r in rows} | {r.base_sha256 for r in rows if r.base_sha256}
-        kept = session.execute(select(func.coalesce(func.sum(Blob.size), 0)).where(Blob.sha256.in_(names))).scalar_one()
-        return int(kept), sum(r.size for r in rows)
+        inputs = {r.base_sha256 for r in rows if r.base_sha256} - {r.sha256 for r in rows}  # kept inputs
+        names = {r.blob_sha256 for r in rows} | inputs
+        sizes = dict(session.execute(select(Blob.sha256, Blob.size).where(Blob.sha256.in_(names))).tuples().all())
+    files = FileBlobStore(inst.settings.blob_dir)
+    for name in names - set(sizes):
+        sizes[name] = files.path(name).stat().st_size
+    return sum(sizes.values()), sum(r.size for r in rows)
+
+
+@contextmanager
+def _layout(inst, layout: str) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """``whole`` (the layout before, in the table), or tails in the ``database`` or ``filesystem`` store."""
+    backend = inst.settings.blob_store
+    inst.settings.blob_store = "filesystem" if layout == "filesystem" else "database"
+    try:
+        with _whole_copies(layout == "whole"):
+            yield
+    finally:
+        inst.settings.blob_store = backend
+
+
+LAYOUTS = ("whole", "database", "filesystem")
 
 
 def measure(results: Results, inst, docs: dict[str, bytes], *, n: int) -> None:  # type: ignore[no-untyped-def]
-    """``n`` documents per layout and per file, interleaved (before, after, before, …)."""
+    """``n`` documents per layout and per file, the layouts interleaved (whole, database, filesystem, whole, …)."""
     from signing.create import upgrade
     from signing.create.service import SigningService
 
@@ -105,31 +125,35 @@ def measure(results: Results, inst, docs: dict[str, bytes], *, n: int) -> None: 
     person = issue_credential(inst.container, name="Trần Văn Lưu", id_number="001190000777")
     seal = issue_credential(inst.container, "seal", name="UBND Phường Ba Đình")
     section = "6. storage per document (person B-LT → seal B-LT → archive timestamp B-LTA: 3 versions)"
+    before_name = "every version whole (the layout before)"
     for doc_name, pdf in docs.items():
-        stored: dict[bool, list[int]] = {True: [], False: []}
-        commits: dict[bool, list[float]] = {True: [], False: []}
+        stored: dict[str, list[int]] = {layout: [] for layout in LAYOUTS}
+        commits: dict[str, list[float]] = {layout: [] for layout in LAYOUTS}
         total = 0
-        for i in range(2 * n):
-            whole = i % 2 == 0
+        for i in range(len(LAYOUTS) * n):
+            layout = LAYOUTS[i % len(LAYOUTS)]
             spent: list[float] = []
-            with _whole_copies(whole), _timed(SigningService, "_record", spent), \
+            with _layout(inst, layout), _timed(SigningService, "_record", spent), \
                     _timed(upgrade, "_record_upgrade", spent):
                 document_id = _chain(inst, person, seal, pdf + b"\n%" + str(i).encode() + b"\n")
             kept, total = _stored(inst, document_id)
-            stored[whole].append(kept)
-            commits[whole].extend(spent)
-        before, after = _mean(stored[True]), _mean(stored[False])
-        results.add(Figure(section, f"bytes stored, {doc_name} ({len(pdf) / 1024:,.0f} KB input)", after / 1024, "KB/doc",
-                           "every version whole (the layout before)", before / 1024, higher_is_better=False,
-                           note=f"{after / before:.0%} of before; the 3 versions total {total / 1024:,.0f} KB; the "
-                                "input is not kept (the document reached its level at signing)"))
-        results.add(Figure(section, f"commit a version, {doc_name}", 1000 * statistics.median(commits[False]),
-                           "ms/version", "every version whole (the layout before)",
-                           1000 * statistics.median(commits[True]),
-                           higher_is_better=False,
-                           note="registry transaction of a signature or an upgrade (rows, blobs, signature "
-                                f"records, audit, commit) on {inst.backend}; the median of the chain's "
-                                f"{len(commits[False])} versions"))
+            stored[layout].append(kept)
+            commits[layout].extend(spent)
+        before, after = _mean(stored["whole"]), _mean(stored["database"])
+        results.add(Figure(section, f"bytes stored, {doc_name} ({len(pdf) / 1024:,.0f} KB input)", after / 1024,
+                           "KB/doc", before_name, before / 1024, higher_is_better=False,
+                           note=f"{after / before:.0%} of before (the same with the filesystem store: "
+                                f"{_mean(stored['filesystem']) / 1024:,.0f} KB); the 3 versions total "
+                                f"{total / 1024:,.0f} KB; the input is not kept (the level was reached at signing)"))
+        whole_ms = 1000 * statistics.median(commits["whole"])
+        for layout in ("database", "filesystem"):
+            results.add(Figure(section, f"commit a version, {doc_name}, {layout} store",
+                               1000 * statistics.median(commits[layout]), "ms/version", before_name, whole_ms,
+                               higher_is_better=False,
+                               note="registry transaction of a signature or an upgrade (rows, blobs"
+                                    + (" written and fsynced to files before it" if layout == "filesystem" else "")
+                                    + f", signature records, audit, commit) on {inst.backend}; the median of the "
+                                    f"chain's {len(commits[layout])} versions"))
 
 
 def _mean(values: list[int]) -> float:
