@@ -130,7 +130,10 @@ def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[
         f"{sizes['sign_threads']} client threads with one keep-alive `httpx.Client` each, closed loop for "
         f"{sizes['sign_http_duration']:.0f} s after one warm-up request each; batch = {sizes['sign_batch']} files per "
         "request; clients and server share the machine's cores. The B-LT ÷ B-B line divides kyso's own times. "
-        "When a target is missed, the run adds a cProfile of kyso B-B signatures to the notes.",
+        "When a target is missed, the run adds a cProfile of kyso B-B signatures to the notes. Storage (bench/storage.py): "
+        "each file goes through person B-LT (visible) → agency seal B-LT → archive timestamp B-LTA (3 versions), "
+        "documents alternately stored as appended tails (now) and as whole copies of every version (before); bytes "
+        "the document's blobs take, and the median time of each version's registry transaction.",
         "verify": f"7. Verification: {sizes['verify_n']} distinct documents per level (the 1-page sample signed "
         "separately by one kyso specialist credential, EC P-256, invisible), B-B and B-LT, "
         f"{sizes['verify_repeats']} interleaved rounds of raw, kyso warm and kyso cold. kyso: "

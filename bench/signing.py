@@ -30,8 +30,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from tests.helpers.pdfs import many_pages
 from tests.helpers.signing import CONSENTED, SpecialistPhone
 
+from . import storage
 from .common import Figure, Profiler, Results, interleaved_rates, new_instance, say, workdir
 from .server import BenchServer, free_port
 
@@ -46,35 +48,6 @@ def one_page(font: Path) -> bytes:
     from signing.create.sample import sample_document
 
     return sample_document(font)
-
-
-def many_pages(pages: int = 50, page_bytes: int = 30_000) -> bytes:
-    """``pages`` A4 pages of uncompressed text (Helvetica), about ``page_bytes`` each (~1.5 MB for 50)."""
-    from pyhanko.pdf_utils import generic
-    from pyhanko.pdf_utils.writer import PdfFileWriter
-
-    writer = PdfFileWriter()
-    font = writer.add_object(generic.DictionaryObject({
-        generic.pdf_name("/Type"): generic.pdf_name("/Font"), generic.pdf_name("/Subtype"): generic.pdf_name("/Type1"),
-        generic.pdf_name("/BaseFont"): generic.pdf_name("/Helvetica")}))
-    for page in range(pages):
-        lines, size, y = [], 0, 800
-        while size < page_bytes:
-            line = f"BT /F1 7 Tf 40 {y} Td (Trang {page + 1} - Ho so so HS-2026-{page:04d}-{size:06d} "\
-                   f"noi dung mau de thu ky so, khong co gia tri phap ly.) Tj ET\n".encode()
-            lines.append(line)
-            size += len(line)
-            y = 800 if y <= 40 else y - 8
-        writer.insert_page(generic.DictionaryObject({
-            generic.pdf_name("/Type"): generic.pdf_name("/Page"),
-            generic.pdf_name("/MediaBox"): generic.ArrayObject(map(generic.NumberObject, (0, 0, 595, 842))),
-            generic.pdf_name("/Resources"): generic.DictionaryObject({generic.pdf_name("/Font"): generic.DictionaryObject(
-                {generic.pdf_name("/F1"): font})}),
-            generic.pdf_name("/Contents"): writer.add_object(generic.StreamObject(stream_data=b"".join(lines))),
-        }))
-    out = BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 # -- raw pyHanko -----------------------------------------------------------------------------------
@@ -381,6 +354,13 @@ def _measure(results: Results, inst, folder: Path, server: BenchServer, *, n_kys
                 results.add(Figure(section, f"B-LT cost ÷ B-B cost, EC P-256, {'visible' if visible else 'invisible'}",
                                    1000 / lt, "ms/doc", "kyso B-B, same file and key", 1000 / bb, higher_is_better=False,
                                    note=f"target ≤ {TARGET_LT_OVER_BB}×: {'met' if ratio <= TARGET_LT_OVER_BB else 'NOT met'}"))
+
+    # -- bytes stored per document and the time to commit a version ---------------------------------
+    try:
+        storage.measure(results, inst, docs, n=2 if quick else 5)
+    except Exception as exc:  # noqa: BLE001 - a bench reports, it does not crash
+        failures.append(f"storage: {type(exc).__name__}: {str(exc)[:200]}")
+        say(f"  FAILED storage: {exc}")
 
     # -- over HTTP ---------------------------------------------------------------------------------
     with transaction(inst.container.sessions) as session:

@@ -75,6 +75,14 @@ class Settings(BaseSettings):
     tsa_policy_oid: str = Field(default="0.4.0.2023.1.1", description="TSA policy (ETSI TS 119 421 best practice)")
     upgrade_max_attempts: int = Field(default=8, ge=1, description="Background B-T/B-LT upgrade attempts")
     upgrade_backoff_seconds: float = Field(default=30, gt=0, description="First retry delay; doubles each attempt")
+    blob_store: Literal["database", "filesystem"] = Field(
+        default="database", description="Where document versions' bytes are kept: the registry's database "
+        "(written in the signing's transaction) or content-addressed files under KYSO_HOME/blobs")
+    input_retention_days: int = Field(default=30, ge=0, description="Keep a caller's original input at most "
+                                      "this many days (less when the document reaches its final level first); "
+                                      "then the first version is stored whole and the input dropped")
+    blob_gc_grace_hours: int = Field(default=24, ge=1, description="`kyso doc gc` removes blobs nothing "
+                                     "references only when they are older than this")
     stamp_font: Path = Field(default=Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf"),
                              description="Unicode TrueType font embedded in visible signatures")
     stamp_font_bold: Path = Field(default=Path("/usr/share/fonts/truetype/liberation2/LiberationSerif-Bold.ttf"))
@@ -188,6 +196,10 @@ class Settings(BaseSettings):
     @property
     def keystore_dir(self) -> Path:
         return self.home / "keystore"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.home / "blobs"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -106,3 +106,11 @@ class SelfCheckFailed(Internal):
     Nothing was registered; the audit log names the document and the check that failed."""
 
     code = "signing_self_check_failed"
+
+
+class StoredFileDamaged(Internal):
+    """A stored version could not be rebuilt byte for byte: a blob is missing, or its bytes (or the rebuilt
+    file's) do not hash to what the registry recorded. kyso answers this error, never other bytes (HTTP 500);
+    ``details`` name the document, the version and the blob."""
+
+    code = "stored_file_damaged"

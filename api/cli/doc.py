@@ -8,21 +8,22 @@ import typer
 from rich.table import Table
 
 from . import common
-from .common import JsonOpt, actor, lazy, out, print_json
+from .common import JsonOpt, actor, err, lazy, out, print_json
 
 if TYPE_CHECKING:
     from core import db
     from signing.create import upgrade
-    from signing.registry import lifecycle
+    from signing.registry import lifecycle, versions
 
     from .. import schemas_signing
 else:
     db = lazy("core.db")
     upgrade = lazy("signing.create.upgrade")
     lifecycle = lazy("signing.registry.lifecycle")
+    versions = lazy("signing.registry.versions")
     schemas_signing = lazy("api.schemas_signing")
 
-app = typer.Typer(help="The registry of signed documents: list, show, fetch, withdraw, supersede, upgrade.",
+app = typer.Typer(help="The registry of signed documents: list, show, fetch, withdraw, supersede, upgrade, gc.",
                   no_args_is_help=True)
 
 
@@ -78,7 +79,7 @@ def doc_get(document_id: str, output: Annotated[Path, typer.Option("-o", "--outp
     container = common.container()
     with db.transaction(container.sessions) as session:
         row = lifecycle.get_file(session, document_id, version)
-        output.write_bytes(row.pdf)
+        output.write_bytes(lifecycle.file_bytes(session, container.settings, row))
         out.print(f"wrote {output} (version {row.version}, {row.level}, {row.size:,} bytes)")
 
 
@@ -104,6 +105,23 @@ def doc_upgrade(as_json: JsonOpt = False) -> None:
     result = upgrade.upgrade_due(common.container().signing, limit=10_000)
     print_json(result) if as_json else out.print(
         f"upgraded {result['upgraded']}, to retry {result['retry']}, given up {result['failed']}")
+
+
+@app.command("gc")
+def doc_gc(as_json: JsonOpt = False) -> None:
+    """Drop callers' inputs past KYSO_INPUT_RETENTION_DAYS (the first version is then stored whole) and delete
+    blobs nothing references that are older than KYSO_BLOB_GC_GRACE_HOURS (orphans of failed commits).
+    Safe to run at any time, from cron or by hand; every version stays rebuildable."""
+    container = common.container()
+    result = versions.collect(container.sessions, container.settings)
+    if as_json:
+        print_json({"rebased": result.rebased, "removed": result.removed, "damaged": list(result.damaged)})
+    else:
+        out.print(f"inputs dropped for {result.rebased} documents, {result.removed} unreferenced blobs removed")
+        for document_id in result.damaged:
+            err.print(f"[red]document {document_id} cannot be rebuilt[/]: restore its blobs from a backup")
+    if result.damaged:
+        raise typer.Exit(1)
 
 
 @app.command("enroll-image")

@@ -190,12 +190,12 @@ def get_document(document_id: str, container: ContainerDep, session: SessionDep,
 
 @router.get("/documents/{document_id}/file", summary="The signed PDF (current version, possibly upgraded)",
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
-def get_document_file(document_id: str, session: SessionDep, access: CanRead,
+def get_document_file(document_id: str, container: ContainerDep, session: SessionDep, access: CanRead,
                       version: int | None = Query(default=None, ge=1, le=1_000_000)) -> Response:
     doc = lifecycle.get_document(session, document_id)
     access.check_document(session, document_id, doc.commune_code, doc.document_type)
     row = lifecycle.get_file(session, document_id, version)
-    return Response(row.pdf, media_type="application/pdf", headers={
+    return Response(lifecycle.file_bytes(session, container.settings, row), media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{row.document_id}-v{row.version}.pdf"',
         "X-Signature-Level": row.level, "X-Document-Version": str(row.version), "ETag": f'"{row.sha256}"'})
 

@@ -52,7 +52,8 @@ from signing.errors import (
     UnreadablePdf,
 )
 from signing.material import MaterialCache, RevocationData, SignerMaterial
-from signing.registry import records
+from signing.registry import records, versions
+from signing.registry.blobs import BlobStore, store_for
 from signing.registry.models import (
     DocumentFile,
     DocumentStatus,
@@ -545,10 +546,19 @@ class SigningService:
                     row.next_attempt_at = signed_at if pending else None
                     row.upgrade_attempts = 0
                     row.offline_seal = seal_token = seal_token or row.offline_seal
+                blobs = store_for(self.ctx.settings)
+                stored = versions.store(session, blobs, pdf, parent=source.pdf,
+                                        parent_is_version=existing is not None
+                                        and hashlib.sha256(source.pdf).hexdigest() == existing.sha256,
+                                        keep_input=pending and self.ctx.settings.input_retention_days > 0)
                 session.add(DocumentFile(document_id=document_id, version=version, change="signature", level=reached,
                                          signer_serial=material.serial, sha256=digest, size=len(pdf),
-                                         created_at=signed_at, pdf=pdf, policy_version=granted.policy_version,
+                                         created_at=signed_at, **stored.columns(),
+                                         policy_version=granted.policy_version,
                                          policy_rule=granted.decision.rule, reception=granted.decision.reception))
+                if existing is not None and not pending:  # the final level: an input kept so far can go
+                    session.flush()
+                    versions.rebase(session, blobs, document_id)
                 records.record(session, produced, created_at=signed_at, document_id=document_id,
                                          version=version, credential_id=material.credential_id)
                 result = SignResult(document_id=document_id, pdf=pdf, sha256=digest, level=reached,
@@ -592,16 +602,16 @@ class SigningService:
                 raise Conflict("this Idempotency-Key was already used for a different request; "
                                "use a new key for a new document", code="idempotency_key_reused")
             saved = json.loads(record.result)
-            return (_result_of(session, saved["document_id"], saved["version"]),)
+            return (_result_of(session, store_for(self.ctx.settings), saved["document_id"], saved["version"]),)
 
 
-def _result_of(session: Session, document_id: str, version: int) -> SignResult:
+def _result_of(session: Session, blobs: BlobStore, document_id: str, version: int) -> SignResult:
     doc = session.get(SignedDocument, document_id)
     file = session.execute(select(DocumentFile).where(DocumentFile.document_id == document_id,
                                                       DocumentFile.version == version)).scalar_one_or_none()
     if doc is None or file is None:
         raise UnknownDocument(f"no document {document_id}")
-    return SignResult(document_id=doc.id, pdf=file.pdf, sha256=file.sha256, level=file.level,
+    return SignResult(document_id=doc.id, pdf=versions.read(session, blobs, file), sha256=file.sha256, level=file.level,
                       requested_level=doc.requested_level, pending_upgrade=doc.upgrade_status == UpgradeStatus.PENDING,
                       signer_serial=file.signer_serial or doc.signer_serial, signed_at=file.created_at,
                       version=file.version, replayed=True, offline_seal=doc.offline_seal)

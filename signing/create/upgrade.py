@@ -25,7 +25,8 @@ from signing import loop
 from signing.create import pades
 from signing.create.service import SigningService
 from signing.errors import TimestampUnavailable
-from signing.registry import records
+from signing.registry import records, versions
+from signing.registry.blobs import store_for
 from signing.registry.models import DocumentFile, SignedDocument, UpgradeStatus
 from signing.verify import pdf_facts
 
@@ -60,13 +61,21 @@ def upgrade_one(service: SigningService, document_id: str) -> str:
             return "upgraded"
         current = session.execute(select(DocumentFile).where(DocumentFile.document_id == doc.id,
                                                              DocumentFile.version == doc.version)).scalar_one()
-        pdf, level, target = current.pdf, doc.level, doc.requested_level
+        pdf = versions.read(session, store_for(service.ctx.settings), current)
+        level, target = doc.level, doc.requested_level
         sha, credential_id = doc.sha256, doc.credential_id
     try:
         new_pdf, reached = _raise_level(service, pdf, level, target, credential_id)
         timestamps = pdf_facts.signature_values(new_pdf, after=len(pdf))  # the document timestamps added
     except Exception as exc:  # noqa: BLE001 - recorded on the document, retried with backoff
         return _record_failure(service, document_id, sha, exc)
+    return _record_upgrade(service, document_id, sha, level, reached, pdf, new_pdf, timestamps)
+
+
+def _record_upgrade(service: SigningService, document_id: str, sha: str, level: str, reached: str, pdf: bytes,
+                    new_pdf: bytes, timestamps: list[records.SignatureValue]) -> str:
+    """One transaction: the new version (the bytes appended over ``pdf``), its timestamps' records, the audit
+    entry; nothing when the document changed since ``sha`` was read."""
     digest = hashlib.sha256(new_pdf).hexdigest()
     with transaction(service.ctx.sessions) as session:
         doc = session.get(SignedDocument, document_id, with_for_update=True)
@@ -76,8 +85,13 @@ def upgrade_one(service: SigningService, document_id: str) -> str:
         doc.version += 1
         doc.sha256, doc.level = digest, reached
         doc.upgrade_status, doc.next_attempt_at, doc.last_error = UpgradeStatus.NONE, None, None
+        blobs = store_for(service.ctx.settings)
+        stored = versions.store(session, blobs, new_pdf, parent=pdf, parent_is_version=True, keep_input=False)
         session.add(DocumentFile(document_id=doc.id, version=doc.version, change="upgrade", level=reached,
-                                 signer_serial=None, sha256=digest, size=len(new_pdf), created_at=now, pdf=new_pdf))
+                                 signer_serial=None, sha256=digest, size=len(new_pdf), created_at=now,
+                                 **stored.columns()))
+        session.flush()
+        versions.rebase(session, blobs, doc.id)  # the final level: the caller's input, if kept, can go
         records.record(session, timestamps, created_at=now, document_id=doc.id, version=doc.version)
         audit.record(session, actor="system:upgrader", action="signing:document:upgrade", subject=doc.id,
                      level_from=level, level=reached, sha256=digest, version=doc.version)

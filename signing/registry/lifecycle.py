@@ -14,9 +14,12 @@ from sqlalchemy.orm import Session
 from core import audit, clock
 from core.db import transaction
 from core.errors import InvalidInput
+from core.settings import Settings
 from pki.context import PkiContext
 from pki.store import get_credential
 from signing.errors import DocumentStateConflict, UnknownDocument
+from signing.registry import versions
+from signing.registry.blobs import store_for
 from signing.registry.models import DocumentFile, DocumentStatus, SignedDocument, StampImage
 
 MAX_IMAGE_BYTES = 2 * 1_048_576
@@ -80,6 +83,11 @@ def get_file(session: Session, document_id: str, version: int | None = None) -> 
     if row is None:
         raise UnknownDocument(f"document {doc.id} has versions 1 to {doc.version}, not {wanted}")
     return row
+
+
+def file_bytes(session: Session, settings: Settings, row: DocumentFile) -> bytes:
+    """The PDF of version ``row``, rebuilt from the blob store and checked (``versions.read``)."""
+    return versions.read(session, store_for(settings), row)
 
 
 def find_by_hash(session: Session, sha256: str) -> tuple[SignedDocument, DocumentFile] | None:

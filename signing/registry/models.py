@@ -65,8 +65,16 @@ class SignedDocument(Base):
     offline_seal: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class StorageKind(StrEnum):
+    """How a version's bytes are kept (``versions.py``)."""
+
+    WHOLE = "whole"  # the blob is the whole file
+    DELTA = "delta"  # the blob is the tail kyso appended over the bytes whose SHA-256 is ``base_sha256``
+
+
 class DocumentFile(Base):
-    """One version of a signed document's bytes (kept: each was handed to someone)."""
+    """One version of a signed document (kept: each was handed to someone). The bytes live in the blob
+    store (``blobs.py``): whole, or as the tail kyso appended over its parent (``versions.py``)."""
 
     __tablename__ = "document_files"
     __table_args__ = (UniqueConstraint("document_id", "version"),)
@@ -80,12 +88,28 @@ class DocumentFile(Base):
     sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     size: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
-    pdf: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    storage: Mapped[str] = mapped_column(String(8), nullable=False)  # StorageKind
+    blob_sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    # DELTA only: the parent's SHA-256: an earlier version of the same document, or the caller's input
+    base_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     # for a signature: the signing policy version and the rule that allowed it; reception is
     # own-commune, province-wide (reception independent of administrative boundaries) or unbound
     policy_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
     policy_rule: Mapped[str | None] = mapped_column(String(120), nullable=True)
     reception: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class Blob(Base):
+    """Content-addressed bytes of the database blob store (``blobs.py``): a whole file, an appended tail or a
+    caller's input. ``created_at`` is refreshed whenever the same bytes are stored again, so the sweep of
+    unreferenced blobs never takes one a transaction still in flight is about to reference."""
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
 
 
 class StampImage(Base):

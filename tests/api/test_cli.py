@@ -194,6 +194,8 @@ def test_sign_and_registry_commands(kyso, tmp_path):
     assert shown["verify_url"] == signed["verify_url"] and shown["status"] == "valid"
     kyso("doc", "get", signed["document_id"], "-o", str(tmp_path / "copy.pdf"))
     assert (tmp_path / "copy.pdf").read_bytes() == (tmp_path / "out.pdf").read_bytes()
+    assert json.loads(kyso("doc", "gc", "--json").stdout) == {"rebased": 0, "removed": 0, "damaged": []}, \
+        "nothing to collect"
     assert "withdrawn" in kyso("doc", "withdraw", signed["document_id"], "--reason", "issued in error").stdout
     batch = kyso("sign", str(corpus / "outlines.pdf"), str(corpus / "graph-encrypted.pdf"), "--out-dir",
                  str(tmp_path / "batch"), "-c", credential, "--commune", "00004", "--type", "certified-copy", "--json",

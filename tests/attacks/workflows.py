@@ -58,7 +58,7 @@ def b_b_upgraded_later(pki: Container, pdf: bytes, specialist: str, seal: str) -
     with transaction(pki.sessions) as session:
         doc = lifecycle.get_document(session, first.document_id)
         assert doc.level == "B-LT"
-        return Signed(lifecycle.get_file(session, doc.id).pdf, doc.id)
+        return Signed(lifecycle.file_bytes(session, pki.settings, lifecycle.get_file(session, doc.id)), doc.id)
 
 
 def approval_alone(pki: Container, pdf: bytes, specialist: str, seal: str) -> Signed:

@@ -20,7 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.pdf_utils.writer import PageObject
+from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.validation import DocumentSecurityStore
 from pyhanko_certvalidator.registry import SimpleCertificateStore
@@ -102,6 +102,32 @@ def append_page(pdf: bytes, text: str = "Trang thêm vào sau khi ký / page add
         {generic.pdf_name("/F1"): writer.add_object(font)})})
     writer.insert_page(PageObject(contents=writer.add_object(content), media_box=(0, 0, 612, 792),
                                   resources=resources))
+    out = BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def many_pages(pages: int = 50, page_bytes: int = 30_000) -> bytes:
+    """``pages`` A4 pages of uncompressed text (Helvetica), about ``page_bytes`` each (~1.5 MB for 50)."""
+    writer = PdfFileWriter()
+    font = writer.add_object(generic.DictionaryObject({
+        generic.pdf_name("/Type"): generic.pdf_name("/Font"), generic.pdf_name("/Subtype"): generic.pdf_name("/Type1"),
+        generic.pdf_name("/BaseFont"): generic.pdf_name("/Helvetica")}))
+    for page in range(pages):
+        lines, size, y = [], 0, 800
+        while size < page_bytes:
+            line = f"BT /F1 7 Tf 40 {y} Td (Trang {page + 1} - Ho so so HS-2026-{page:04d}-{size:06d} "\
+                   f"noi dung mau de thu ky so, khong co gia tri phap ly.) Tj ET\n".encode()
+            lines.append(line)
+            size += len(line)
+            y = 800 if y <= 40 else y - 8
+        writer.insert_page(generic.DictionaryObject({
+            generic.pdf_name("/Type"): generic.pdf_name("/Page"),
+            generic.pdf_name("/MediaBox"): generic.ArrayObject(map(generic.NumberObject, (0, 0, 595, 842))),
+            generic.pdf_name("/Resources"): generic.DictionaryObject({generic.pdf_name("/Font"): generic.DictionaryObject(
+                {generic.pdf_name("/F1"): font})}),
+            generic.pdf_name("/Contents"): writer.add_object(generic.StreamObject(stream_data=b"".join(lines))),
+        }))
     out = BytesIO()
     writer.write(out)
     return out.getvalue()

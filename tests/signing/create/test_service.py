@@ -57,7 +57,7 @@ def test_registry_record_and_audit(pki: Container, specialist: str, sample_pdf: 
         assert doc.sha256 == hashlib.sha256(result.pdf).hexdigest() == result.sha256
         assert doc.status == "valid" and doc.level == "B-LT" and doc.policy_version == pki.signing.policy.version
         assert doc.signer_serial == store.get_credential(session, specialist).certificate.serial
-        assert lifecycle.get_file(session, doc.id).pdf == result.pdf
+        assert lifecycle.file_bytes(session, pki.settings, lifecycle.get_file(session, doc.id)) == result.pdf
         assert lifecycle.find_by_hash(session, result.sha256)[0].id == doc.id  # type: ignore[index]
     with transaction(pki.sessions) as session:
         rows = session.execute(select(AuditEntry).where(AuditEntry.action == "signing:document:sign")).scalars().all()
@@ -167,7 +167,7 @@ def test_tsa_down_signs_b_b_then_upgrades(pki: Container, specialist: str, sampl
     with transaction(pki.sessions) as session:
         doc = lifecycle.get_document(session, result.document_id)
         assert (doc.level, doc.upgrade_status, doc.version) == ("B-LT", "none", 2)
-        upgraded = lifecycle.get_file(session, doc.id).pdf
+        upgraded = lifecycle.file_bytes(session, pki.settings, lifecycle.get_file(session, doc.id))
     assert upgraded.startswith(result.pdf)
     [verdict] = validate_all(upgraded, root_pem(pki), ltv=True)
     assert verdict.intact and verdict.valid and verdict.trusted

@@ -145,7 +145,7 @@ def test_upgrade_records_its_document_timestamp(pki: Container, specialist: str,
     assert result.pending_upgrade
     assert upgrade.upgrade_one(pki.signing, result.document_id) == "upgraded"
     with transaction(pki.sessions) as session:
-        upgraded = lifecycle.get_file(session, result.document_id).pdf
+        upgraded = lifecycle.file_bytes(session, pki.settings, lifecycle.get_file(session, result.document_id))
     assert lookup(pki, upgraded) == [("sign", result.document_id, 1), ("timestamp", result.document_id, 2)]
 
 
@@ -184,7 +184,8 @@ def test_migration_backfills_documents_signed_before_it(pki: Container, speciali
     with transaction(pki.sessions) as session:
         after = {(r.sha256, r.document_id, r.version, r.source, r.signer_serial, r.credential_id)
                  for r in session.execute(select(SignatureRecord)).scalars()}
-        files = session.execute(select(DocumentFile.document_id, DocumentFile.version, DocumentFile.pdf)).all()
+        files = [(f.document_id, f.version, lifecycle.file_bytes(session, pki.settings, f))
+                 for f in session.execute(select(DocumentFile)).scalars()]
     assert after == before
     for document_id, version, pdf in files:
         found = lookup(pki, pdf)
