@@ -227,7 +227,7 @@ class Reads:
         if self._down_until:
             with self._lock:
                 self._down_until = 0.0
-            log.warning("the read replica answers again; reads go to it")
+            log.info("the read replica answers again; reads go to it")
 
 
 def _rollback(session: Session) -> None:
