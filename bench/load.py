@@ -856,6 +856,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(bench/cluster.py)")
     parser.add_argument("--calibrate", type=float, default=10, help="with --nodes 2: seconds of each one-action "
                         "window (CPU per operation) and of the rate limit probe (default 10)")
+    parser.add_argument("--ocsp-nice", type=int, default=0, help="with --nodes 2: run the OCSP worker at this "
+                        "nice value (e.g. -10, as root): on a machine too small to give it cores of its own")
     parser.add_argument("--force", action="store_true", help="run even when the workers' connection pools could "
                                                              "exceed PostgreSQL's max_connections")
     args = parser.parse_args(argv)
