@@ -200,7 +200,10 @@ class Reads:
             except Unavailable as exc:
                 if exc.code != "database_unavailable":
                     raise
-                self._replica_down(exc)
+                if _recovery_conflict(exc.__cause__):  # the standby cancelled the query to replay WAL: not down
+                    metrics.REPLICA_READS.labels("miss").inc()
+                else:
+                    self._replica_down(exc)
             except miss_errors:
                 metrics.REPLICA_READS.labels("miss").inc()
             else:
@@ -228,6 +231,12 @@ class Reads:
             with self._lock:
                 self._down_until = 0.0
             log.info("the read replica answers again; reads go to it")
+
+
+def _recovery_conflict(exc: BaseException | None) -> bool:
+    """A hot standby cancels a query that conflicts with the WAL it replays (SQLSTATE 40001, "canceling
+    statement due to conflict with recovery"): that read goes to the primary, the standby stays in use."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "40001"
 
 
 def _rollback(session: Session) -> None:
