@@ -17,7 +17,7 @@ help:
 	@echo "make install-test   install the test tools only (pytest, Playwright + Chromium, OpenBao, linters)"
 	@echo "make lint   run the code gates: ruff, mypy and the import contracts (lint-imports), as make test does"
 	@echo "make bench  measure issuance, OCSP, CRL, keystore, signing and verification figures against the raw libraries (writes docs/benchmarks.md)"
-	@echo "make load   load-test kyso serve --workers 2 on PostgreSQL with 200 clients for 60 s (writes docs/benchmarks-load.md; LOAD_ARGS='--clients N --duration S --workers W')"
+	@echo "make load   load-test kyso serve --workers 2 on PostgreSQL with 200 clients for 60 s (writes docs/benchmarks-load.md; LOAD_ARGS='--clients N --duration S --workers W'; '--nodes 2': two nodes on a PostgreSQL primary + streaming replica, CPU-ms per signature and verification)"
 
 # what running needs: the runtime Debian packages and kyso without its test extras
 $(STAMP): pyproject.toml scripts/install-system-deps.sh

@@ -32,6 +32,13 @@ class Container:
     settings: Settings
     engine: Engine
     pki: PkiContext
+    read_engine: Engine | None = None  # the read replica's (KYSO_DATABASE_READ_URL), if any
+
+    def dispose(self) -> None:
+        """Close every pooled database connection (the primary's and the replica's)."""
+        self.engine.dispose()
+        if self.read_engine is not None:
+            self.read_engine.dispose()
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -97,6 +104,11 @@ def build(settings: Settings | None = None) -> Container:
     engine = make_engine(settings.resolved_database_url, pool_size=settings.database_pool_size,
                          max_overflow=settings.database_max_overflow)
     sessions = make_session_factory(engine)
+    read_engine = None
+    if settings.database_read_url:  # never migrated nor written: a streaming replica follows its primary
+        read_engine = make_engine(settings.database_read_url, pool_size=settings.database_pool_size,
+                                  max_overflow=settings.database_max_overflow)
     pki = PkiContext(settings=settings, sessions=sessions, keystores=KeyStoreRegistry.from_settings(settings),
-                     profiles=ProfileSet.load())
-    return Container(settings, engine, pki)
+                     profiles=ProfileSet.load(),
+                     read_sessions=make_session_factory(read_engine) if read_engine is not None else None)
+    return Container(settings, engine, pki, read_engine)

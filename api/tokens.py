@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
@@ -336,7 +336,21 @@ def secret_ends(session: Session, name: str, token: str) -> dt.datetime | None:
 
 def authenticate(session: Session, token: str) -> Principal:
     """The principal of a live token; every failure (unknown, revoked, expired, old secret past its
-    grace) looks the same to the caller."""
+    grace) looks the same to the caller. Records its use (coarsely) in ``session``."""
+    principal, used_at = identify(session, token)
+    if used_at is not None:
+        record_use(session, principal.name, used_at)
+    return principal
+
+
+def record_use(session: Session, name: str, now: dt.datetime) -> None:
+    """Note that token ``name`` was used at ``now`` (the one write of authentication, once a minute)."""
+    session.execute(update(ApiToken).where(ApiToken.name == name).values(last_used_at=now))
+
+
+def identify(session: Session, token: str) -> tuple[Principal, dt.datetime | None]:
+    """``authenticate`` without writing, for a read-only unit: the principal, and the time to record as
+    its last use when the recorded one is more than a minute old (else ``None``: nothing to write)."""
     failure = Unauthenticated("missing, unknown, expired or revoked bearer token; create one with `kyso token create`")
     if not token.startswith(PREFIX) or len(token) > 200:
         raise failure
@@ -353,6 +367,5 @@ def authenticate(session: Session, token: str) -> Principal:
         raise failure
     if row.expires_at is not None and now >= row.expires_at:
         raise failure
-    if row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1):
-        row.last_used_at = now  # coarse, so reads do not write on every request
-    return Principal(row.name, Role(row.role), scope_of(row))
+    stale = row.last_used_at is None or now - row.last_used_at > dt.timedelta(minutes=1)
+    return Principal(row.name, Role(row.role), scope_of(row)), now if stale else None  # coarse: reads seldom write

@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from tests.helpers.db import PG_URL, postgres_problem  # noqa: F401 (the tests' PostgreSQL and its probe, re-exported)
 
-ROOT_DIR = Path(__file__).resolve().parents[2]
+ROOT_DIR = Path(__file__).resolve().parents[1]
 
 
 # -- output ------------------------------------------------------------------------------------
@@ -160,7 +160,8 @@ class Profiler:
 
 
 def process_tree_cpu(pid: int) -> float:
-    """CPU seconds (user+system) used so far by ``pid`` and its descendants (Linux /proc)."""
+    """CPU seconds (user+system) used so far by ``pid`` and its descendants (Linux /proc), those that have
+    exited included (their time is in their parent's cutime/cstime once reaped: PostgreSQL's backends come and go)."""
     ticks = os.sysconf("SC_CLK_TCK")
     children: dict[int, list[int]] = {}
     stats: dict[int, tuple[int, int]] = {}
@@ -172,9 +173,9 @@ def process_tree_cpu(pid: int) -> float:
         except OSError:
             continue
         rest = raw[raw.rindex(")") + 2:].split()
-        ppid, utime, stime = int(rest[1]), int(rest[11]), int(rest[12])
+        ppid, utime, stime, cutime, cstime = int(rest[1]), int(rest[11]), int(rest[12]), int(rest[13]), int(rest[14])
         children.setdefault(ppid, []).append(int(entry))
-        stats[int(entry)] = (utime, stime)
+        stats[int(entry)] = (utime + cutime, stime + cstime)
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
@@ -266,14 +267,18 @@ def workdir(prefix: str) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def new_instance(folder: Path, backend: str = "sqlite", *, base_url: str | None = None) -> Instance:
-    """Settings as tests/helpers/db.py builds them, migrated database, root + issuing CA."""
+def new_instance(folder: Path, backend: str = "sqlite", *, base_url: str | None = None,
+                 database_url: str | None = None) -> Instance:
+    """Settings as tests/helpers/db.py builds them, migrated database, root + issuing CA. ``database_url``: an
+    empty PostgreSQL database to use as it is (a private cluster) instead of a new schema on the shared one."""
     from api.container import build
     from pki.authorities import init_hierarchy
     from tests.helpers.db import ISSUING, ROOT, make_settings
 
     cleanup: list[Callable[[], None]] = []
-    if backend == "sqlite":
+    if database_url is not None:
+        url = database_url
+    elif backend == "sqlite":
         url = f"sqlite:///{folder / 'kyso.db'}"
     else:
         schema = "bench_" + secrets.token_hex(6)

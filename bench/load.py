@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import json
 import os
@@ -169,8 +170,10 @@ def _sign_meta(credential: str, doc_type: str, **extra: Any) -> dict[str, Any]:
     return {"document_type": doc_type, "commune_code": COMMUNE, "credential_id": credential, **extra}
 
 
-def setup(folder: Path, port: int, n_certs: int, batch: int, prefill: int):  # type: ignore[no-untyped-def]
-    """The instance (schema + folder), the demo signing set-up and everything the clients send."""
+def setup(folder: Path, port: int, n_certs: int, batch: int, prefill: int,  # type: ignore[no-untyped-def]
+          database_url: str | None = None):
+    """The instance (schema + folder, or the empty database ``database_url``), the demo signing set-up and
+    everything the clients send."""
     from cryptography import x509
 
     from api import tokens
@@ -183,7 +186,7 @@ def setup(folder: Path, port: int, n_certs: int, batch: int, prefill: int):  # t
     from .ocsp_http import ocsp_request, populate
 
     url = f"http://127.0.0.1:{port}"
-    inst = new_instance(folder, "postgresql", base_url=url)
+    inst = new_instance(folder, "postgresql", base_url=url, database_url=database_url)
     try:
         container = inst.container
         demo = prepare_signing_demo(container, "load")
@@ -292,10 +295,22 @@ class SadPool:
 
 
 # -- the load -------------------------------------------------------------------------------------
+OCSP_ACTIONS = ("ocsp_get", "ocsp_post", "ocsp_nonce")
+
+
 class Load:
+    """C closed-loop clients. ``api_urls``: the nodes the clients spread over (client k uses node k mod n; by
+    default the world's one URL); ``ocsp_url``: where OCSP goes (a `kyso serve --role ocsp` worker), if apart.
+    ``address``: every client sends this one X-Forwarded-For (one client behind many connections: the rate
+    limit probe) instead of an address of its own."""
+
     def __init__(self, world: World, actions: list[Action], clients: int, warmup: float, duration: float,
-                 timeout: float, seed: int) -> None:
+                 timeout: float, seed: int, *, api_urls: list[str] | None = None, ocsp_url: str | None = None,
+                 address: str | None = None, accept: frozenset[int] = frozenset()) -> None:
         self.w, self.actions, self.clients = world, actions, clients
+        self.api_urls, self.ocsp_url = api_urls or [world.url], ocsp_url
+        self.address, self.accept = address, accept
+        self.answered: dict[int, int] = {}  # status → answers in the window (the rate limit probe)
         self.warmup, self.duration, self.timeout, self.seed = warmup, duration, timeout, seed
         self.stats = {a.name: Stats() for a in actions}
         self.auth = {"Authorization": f"Bearer {world.token}"}
@@ -311,6 +326,7 @@ class Load:
                              for i in range(len(w.pdfs))]
         self.window = (0.0, 0.0)
         self.cpu: dict[str, float] = {}
+        self.cpu_each: dict[int, float] = {}
         self.pg_peak = 0
         self.harvested = 0
 
@@ -380,11 +396,17 @@ class Load:
             self.harvested += 1
 
     async def client(self, k: int, start: float) -> None:
+        _accepting.set(self.accept)  # this client's task only
         rng = random.Random(self.seed * 100_003 + k)
         names = [a.name for a in self.actions]
         weights = [a.weight for a in self.actions]
-        url = httpx.URL(self.w.url)
-        conn = Conn(url.host, url.port or 80, f"10.{k // 62500 % 256}.{k // 250 % 250}.{k % 250 + 1}")
+        url = httpx.URL(self.api_urls[k % len(self.api_urls)])
+        forwarded = self.address or f"10.{k // 62500 % 256}.{k // 250 % 250}.{k % 250 + 1}"
+        api = Conn(url.host, url.port or 80, forwarded)
+        ocsp = api
+        if self.ocsp_url:
+            o = httpx.URL(self.ocsp_url)
+            ocsp = Conn(o.host, o.port or 80, forwarded)
         window_start, window_end = self.window
         # connections opened one by one over the first part of the warm-up, so that every server worker
         # gets its share (a keep-alive connection stays with the worker that accepted it)
@@ -403,9 +425,14 @@ class Load:
                         continue
                     if clock() >= window_end:
                         break
+                conn = ocsp if name in OCSP_ACTIONS else api
                 t0 = clock()
                 try:
                     docs = await asyncio.wait_for(self._do(name, conn, rng, sad), self.timeout)
+                except RateLimitedAnswer as exc:  # an expected refusal (the rate limit probe): counted, not failed
+                    if window_start <= clock() <= window_end:
+                        self.answered[exc.status] = self.answered.get(exc.status, 0) + 1
+                    continue
                 except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, KeyError, IndexError, httpx.HTTPError) as exc:
                     stats.fail(str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")
                     await conn.close()
@@ -418,20 +445,29 @@ class Load:
                 if window_start <= t1 <= window_end:  # completed inside the window
                     stats.latencies.append(t1 - t0)
                     stats.docs += docs
+                    self.answered[200] = self.answered.get(200, 0) + 1
         finally:
-            await conn.close()
+            await api.close()
+            if ocsp is not api:
+                await ocsp.close()
 
-    async def run(self, server_pid: int) -> None:
+    async def run(self, server_pid: int, *more_pids: int) -> None:
+        """Drive the load; CPU seconds of ``server_pid`` (and ``more_pids``: other nodes) and their children
+        are read at both ends of the measured window (``cpu``; each pid's own in ``cpu_each``)."""
         clock = time.perf_counter
         start = clock()
         self.window = (start + self.warmup, start + self.warmup + self.duration)
 
         async def marker() -> None:
             await asyncio.sleep(max(0.0, self.window[0] - clock()))
-            self.cpu["server0"], self.cpu["self0"] = process_tree_cpu(server_pid), self_cpu()
+            pids = (server_pid, *more_pids)
+            before = {pid: process_tree_cpu(pid) for pid in pids}
+            self.cpu["server0"], self.cpu["self0"] = sum(before.values()), self_cpu()
             self.cpu["load0"] = os.getloadavg()[0]
             await asyncio.sleep(max(0.0, self.window[1] - clock()))
-            self.cpu["server1"], self.cpu["self1"] = process_tree_cpu(server_pid), self_cpu()
+            after = {pid: process_tree_cpu(pid) for pid in pids}
+            self.cpu_each = {pid: after[pid] - before[pid] for pid in pids}
+            self.cpu["server1"], self.cpu["self1"] = sum(after.values()), self_cpu()
             self.cpu["load1"] = os.getloadavg()[0]
 
         stop = asyncio.Event()
@@ -463,7 +499,20 @@ class Load:
             await asyncio.gather(*helpers, return_exceptions=True)
 
 
+class RateLimitedAnswer(Exception):
+    """An answer the probe expects (429 from the rate limit), not a failure."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+_accepting: contextvars.ContextVar[frozenset[int]] = contextvars.ContextVar("accepting", default=frozenset())
+
+
 def _ok(resp: _Response, content_type: str) -> None:
+    if resp.status_code in _accepting.get():
+        raise RateLimitedAnswer(resp.status_code)
     if not 200 <= resp.status_code < 300:
         raise ValueError(f"HTTP {resp.status_code}: {resp.text[:200]}")
     if content_type not in resp.headers.get("content-type", ""):
@@ -471,6 +520,7 @@ def _ok(resp: _Response, content_type: str) -> None:
 
 
 _pg_engine = None
+sample_url = PG_URL  # the server whose connections are sampled (the two-node mode's private primary)
 
 
 def pg_connections() -> int:
@@ -479,7 +529,7 @@ def pg_connections() -> int:
     from sqlalchemy import create_engine, text
 
     if _pg_engine is None:
-        _pg_engine = create_engine(PG_URL, pool_size=1, max_overflow=0)
+        _pg_engine = create_engine(sample_url, pool_size=1, max_overflow=0)
     with _pg_engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"))
                    .scalar_one())
@@ -800,10 +850,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--note", action="append", default=[], help="a sentence for the report's notes (repeatable): "
                                                                       "what other runs showed, a known cause")
     parser.add_argument("--keep-log", metavar="FILE", help="copy the server's log (one JSON line per request) here")
+    parser.add_argument("--nodes", type=int, choices=(1, 2), default=1, help="2: two `kyso serve --role api "
+                        "--workers 2` nodes on a private PostgreSQL primary with a streaming replica for reads, "
+                        "OCSP on a `--role ocsp` worker; then CPU-ms per operation and the rate limit across nodes "
+                        "(bench/cluster.py)")
+    parser.add_argument("--calibrate", type=float, default=10, help="with --nodes 2: seconds of each one-action "
+                        "window (CPU per operation) and of the rate limit probe (default 10)")
+    parser.add_argument("--ocsp-nice", type=int, default=0, help="with --nodes 2: run the OCSP worker at this "
+                        "nice value (e.g. -10, as root): on a machine too small to give it cores of its own")
     parser.add_argument("--force", action="store_true", help="run even when the workers' connection pools could "
                                                              "exceed PostgreSQL's max_connections")
     args = parser.parse_args(argv)
     actions = parse_mix(args.mix)
+    if args.nodes == 2:
+        return _two_nodes(args, actions, argv)
 
     problem = postgres_problem()
     if problem:
@@ -894,6 +954,46 @@ def main(argv: list[str] | None = None) -> int:
             link_from_benchmarks()
         say(f"wrote {args.output}")
     errors = summary["total"]["errors"]
+    if errors:
+        say(f"{errors} requests failed (target: zero errors)")
+        return 1
+    return 0
+
+
+def _two_nodes(args: argparse.Namespace, actions: list[Action], argv: list[str] | None) -> int:
+    from . import cluster
+
+    def on_term(signum, frame):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    args.workers, args.pg_max, args.pg_before = cluster.NODE_WORKERS * 2, 100, 0
+    command = " ".join([".venv/bin/python -m bench.load", *(argv if argv is not None else sys.argv[1:])])
+    machine, pg_version = machine_info(), postgres_version()
+    say(f"load, two nodes: {args.clients} clients, {args.warmup:.0f} s warm-up + {args.duration:.0f} s")
+    try:
+        load, extra, log_tail, tracebacks, problems = cluster.run(args, actions)
+    except KeyboardInterrupt:
+        say("interrupted: servers and clusters stopped, folder removed")
+        return 130
+    summary = summarize(load, args, log_tail, tracebacks)
+    summary["server_problems"], summary["notes"], summary["two_node"] = problems, args.note, extra
+    summary["pg_peak_connections"] = load.pg_peak
+    print_table(summary)
+    cluster.print_two_node(extra)
+    if args.json:
+        text = json.dumps(summary, indent=2, default=str)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n", encoding="utf-8")
+    if not args.no_write:
+        args.output.write_text(markdown(summary, machine, pg_version, command) + "\n".join(
+            cluster.markdown_lines(extra)) + "\n", encoding="utf-8")
+        if args.output == LOAD_MD:
+            link_from_benchmarks()
+        say(f"wrote {args.output}")
+    errors = summary["total"]["errors"] + sum(op["errors"] for op in extra["cpu_per_operation"].values())
     if errors:
         say(f"{errors} requests failed (target: zero errors)")
         return 1

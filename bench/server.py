@@ -13,15 +13,18 @@ from .common import ROOT_DIR, python_env
 
 
 class BenchServer:
-    def __init__(self, settings, port: int, log_path: Path, workers: int = 1) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, settings, port: int, log_path: Path, workers: int = 1,  # type: ignore[no-untyped-def]
+                 env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.port, self.url, self.log_path = port, f"http://127.0.0.1:{port}", log_path
         env = {**python_env(), "KYSO_HOME": str(settings.home), "KYSO_DATABASE_URL": settings.resolved_database_url,
                "KYSO_BASE_URL": self.url,
-               "KYSO_SOFT_MASTER_KEY": settings.soft_master_key.get_secret_value() if settings.soft_master_key else ""}
+               "KYSO_SOFT_MASTER_KEY": settings.soft_master_key.get_secret_value() if settings.soft_master_key else "",
+               **(env or {})}
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port)]
         if workers != 1:
             cmd += ["--workers", str(workers)]
+        cmd += list(args)
         self.proc = subprocess.Popen(cmd, env=env, cwd=ROOT_DIR, stdout=self._log, stderr=subprocess.STDOUT)
         if wait_healthy(self.url, self.proc, 60):
             return

@@ -6,17 +6,21 @@ No engine is created at import time: callers build one from ``Settings``.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, DateTime, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from . import metrics
 from .errors import Unavailable
 from .production import sqlite_path
 
@@ -29,6 +33,10 @@ CONNECT_TIMEOUT_SECONDS = 10
 READ_ONLY = "kyso_read_only"  # connection execution option: begin a SQLite transaction without the write lock
 SQLITE_BUSY_SECONDS = 30  # how long a SQLite transaction waits for the write lock before "database is locked"
 DATABASE_UNAVAILABLE = "the database cannot be reached; retry in a few seconds"
+REPLICA_RETRY_SECONDS = 5.0  # after the replica failed, reads go to the primary this long before it is tried again
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -164,6 +172,71 @@ def transaction(factory: sessionmaker[Session], *, read_only: bool = False) -> I
     finally:
         with suppress(DBAPIError):  # the connection died with the server: nothing is left to close
             session.close()
+
+
+class Reads:
+    """Where read-only units go: a streaming replica when one is configured (``KYSO_DATABASE_READ_URL``),
+    else the primary. Writes never come here: they use ``transaction(primary)`` as always.
+
+    A replica lags its primary (usually by milliseconds), so a read that finds nothing there (``missed``
+    says so of the result, or it raises one of ``miss_errors``) runs again on the primary: a document
+    signed a moment ago is still found. A replica that cannot be reached is skipped for
+    ``REPLICA_RETRY_SECONDS`` (logged once per outage, counted in ``kyso_replica_reads``) and the primary
+    answers meanwhile, so a dead replica costs one failed connection, not one per request."""
+
+    def __init__(self, primary: sessionmaker[Session], replica: sessionmaker[Session] | None = None, *,
+                 retry_seconds: float = REPLICA_RETRY_SECONDS) -> None:
+        self.primary, self.replica, self.retry_seconds = primary, replica, retry_seconds
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+
+    def run(self, work: Callable[[Session], T], *, missed: Callable[[T], bool] | None = None,
+            miss_errors: tuple[type[BaseException], ...] = ()) -> T:
+        """``work(session)`` in a read-only unit on the replica, or on the primary (see the class)."""
+        if self.replica is not None and time.monotonic() >= self._down_until:
+            try:
+                with transaction(self.replica, read_only=True) as session:
+                    result = work(session)
+            except Unavailable as exc:
+                if exc.code != "database_unavailable":
+                    raise
+                if _recovery_conflict(exc.__cause__):  # the standby cancelled the query to replay WAL: not down
+                    metrics.REPLICA_READS.labels("miss").inc()
+                else:
+                    self._replica_down(exc)
+            except miss_errors:
+                metrics.REPLICA_READS.labels("miss").inc()
+            else:
+                self._replica_up()
+                if missed is None or not missed(result):
+                    metrics.REPLICA_READS.labels("replica").inc()
+                    return result
+                metrics.REPLICA_READS.labels("miss").inc()
+        elif self.replica is not None:
+            metrics.REPLICA_READS.labels("unreachable").inc()
+        with transaction(self.primary, read_only=True) as session:
+            return work(session)
+
+    def _replica_down(self, exc: BaseException) -> None:
+        metrics.REPLICA_READS.labels("unreachable").inc()
+        with self._lock:
+            first = self._down_until == 0.0
+            self._down_until = time.monotonic() + self.retry_seconds
+        if first:  # once per outage; the cause's first line names the host, never a password (URLs are not logged)
+            cause = (str(exc.__cause__ or exc).splitlines() or [""])[0]
+            log.warning("the read replica cannot be reached (%s); reading from the primary until it answers", cause)
+
+    def _replica_up(self) -> None:
+        if self._down_until:
+            with self._lock:
+                self._down_until = 0.0
+            log.info("the read replica answers again; reads go to it")
+
+
+def _recovery_conflict(exc: BaseException | None) -> bool:
+    """A hot standby cancels a query that conflicts with the WAL it replays (SQLSTATE 40001, "canceling
+    statement due to conflict with recovery"): that read goes to the primary, the standby stays in use."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "40001"
 
 
 def _rollback(session: Session) -> None:

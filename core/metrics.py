@@ -56,6 +56,9 @@ KEYSTORE_ERRORS = Counter("kyso_keystore_errors", "Keystore failures (unavailabl
                           ["backend"])
 AUDIT_ENTRIES = Counter("kyso_audit_entries", "Audit log entries written (in the caller's transaction: one "
                         "rolled back afterwards is counted too)", ["action"])
+REPLICA_READS = Counter("kyso_replica_reads", "Read-only units sent to the read replica (KYSO_DATABASE_READ_URL), by "
+                        "outcome: replica (answered there), miss (not found there, read again on the primary: "
+                        "replica lag), unreachable (read on the primary: the replica is down)", ["outcome"])
 
 
 class CacheCounter:

@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     home: Path = Field(default=Path("./var"), description="Data folder (database, soft keystore, published files)")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in KYSO_HOME when unset")
+    database_read_url: str | None = Field(default=None, description="SQLAlchemy URL of a PostgreSQL streaming "
+                                          "replica for reads (verification, the citizen page, OCSP, registry "
+                                          "reads); a read it cannot answer (replica lag, replica down) goes to "
+                                          "the primary. Writes always go to KYSO_DATABASE_URL")
     database_pool_size: int = Field(default=10, ge=1, le=500,
                                     description="Database connections each worker process keeps")
     database_max_overflow: int = Field(default=20, ge=0, le=500,
@@ -159,6 +163,15 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry!r} in KYSO_TRUSTED_PROXIES is not an IP address or network") from None
         return value
+
+    @model_validator(mode="after")
+    def _replica_needs_a_server(self) -> Settings:
+        if self.database_read_url is not None and not self.resolved_database_url.startswith("postgresql"):
+            raise ValueError("KYSO_DATABASE_READ_URL is a PostgreSQL replica; it needs KYSO_DATABASE_URL to be "
+                             "its PostgreSQL primary, not the embedded SQLite database")
+        if self.database_read_url is not None and not self.database_read_url.startswith("postgresql"):
+            raise ValueError("KYSO_DATABASE_READ_URL must be a postgresql:// URL (a streaming replica)")
+        return self
 
     @model_validator(mode="after")
     def _production_means_production(self) -> Settings:

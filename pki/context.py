@@ -8,6 +8,7 @@ from cryptography import x509
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.cache import Cache
+from core.db import Reads
 from core.settings import Settings
 from hsm import KeyStoreRegistry, keystore_private_key
 from hsm.private_key import KeyStoreECKey, KeyStoreRSAKey
@@ -27,10 +28,13 @@ class PkiContext:
         default_factory=lambda: Cache("parsed_certificates", max_entries=10_000))
     ocsp_index: dict[tuple[str, bytes, bytes], int] = field(default_factory=dict)
     ocsp_cache: AnswerCache = field(init=False)
+    read_sessions: sessionmaker[Session] | None = None  # the read replica's, when KYSO_DATABASE_READ_URL is set
+    reads: Reads = field(init=False)  # read-only units: the replica, or the primary on a miss (see core.db.Reads)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.ocsp_cache = AnswerCache(self.settings.ocsp_cache_check_seconds)
+        self.reads = Reads(self.sessions, self.read_sessions)
 
     def signer(self, key_ref: str) -> KeyStoreECKey | KeyStoreRSAKey:
         """A cached ``cryptography`` key adapter for a keystore key (its public half is read once)."""

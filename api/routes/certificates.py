@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import APIRouter, Body, Header, Query, Response
 
 from core import clock
+from core.db import transaction
 from core.errors import InvalidInput
 from pki import approvals, crl, issuance, merger, registration, revocation, store
 from pki.authorities import chain_pem
@@ -113,7 +114,7 @@ def _issued(container: ContainerDep, result: issuance.IssueResult, response: Res
     if result.replayed and response is not None:  # a retry with the same Idempotency-Key: nothing new was created
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    with container.sessions() as session:
+    with transaction(container.sessions, read_only=True) as session:
         row = store.get_certificate(session, result.certificate.serial)
         credential = result.credential_id or store.credential_ids(session, [row]).get(row.id)
         return IssuedOut(certificate=CertificateOut.of(row, clock.now(), credential),
@@ -196,7 +197,7 @@ def renew(serial: str, body: RenewIn, container: ContainerDep, principal: Operat
 
 
 def _reload(container: ContainerDep, serial: str) -> CertificateOut:
-    with container.sessions() as session:
+    with transaction(container.sessions, read_only=True) as session:
         row = store.get_certificate(session, serial)
         return CertificateOut.of(row, clock.now(), store.credential_ids(session, [row]).get(row.id))
 

@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from core.db import transaction
 from core.errors import InvalidInput, KysoError, NotFound
 from pki import store
 from pki.models import Certificate, CertificateStatus
@@ -208,35 +207,40 @@ def _english(name_en: str, kind: str) -> str:
 
 
 def document_page(container: Container, document_id: str, lang: str) -> DocumentPage:
-    """Everything the page shows about one registered document (runs in a worker thread)."""
-    with transaction(container.sessions, read_only=True) as session:
-        doc = lifecycle.get_document(session, document_id)
-        doc_type = container.signing.policy.types.get(doc.document_type)
-        local_day = doc.signed_at.astimezone(VN).date() if doc.signed_at.tzinfo else doc.signed_at.date()
-        try:
-            unit = units.view(session, doc.commune_code, local_day)
-            if lang == "vi":
-                commune, province = unit.full_name, unit.province_name
-            else:
-                commune = _english(unit.name_en, unit.kind)
-                province = units.lookup(session, unit.province_code, local_day).name_en if unit.province_code else None
-            where = f"{commune}, {province}" if province else commune
-        except NotFound:
-            commune = where = _t(lang, "commune_code", code=doc.commune_code)
-        try:
-            contact: units.Contact | None = units.contact(session, doc.commune_code, dt.datetime.now(VN).date())
-        except NotFound:  # the unit has since merged away: the page names it as it was, without contacts
-            contact = None
-        title, cert_row = _signer(session, doc.signer_serial)
-        doc_title = (getattr(doc_type, f"title_{lang}") if doc_type else None) or doc.document_type
-        facts = [Fact(_t(lang, "f_type"), doc_title), Fact(_t(lang, "f_issuer"), where),
-                 Fact(_t(lang, "f_signer"), doc.signer_name)]
-        if title:
-            facts.append(Fact(_t(lang, "f_title"), title))
-        facts += [Fact(_t(lang, "f_signed"), _when(doc.signed_at, lang)), Fact(_t(lang, "f_id"), grouped(doc.id))]
-        seal = _seal_facts(doc.offline_seal, doc_type, lang)
-        return DocumentPage(doc.id, _status(doc, cert_row, commune, lang), facts, seal, doc.commune_code, commune,
-                            contact)
+    """Everything the page shows about one registered document (runs in a worker thread). Read from the
+    replica when there is one; a document it does not have yet (signed a moment ago) from the primary."""
+    return container.pki.reads.run(lambda session: _document_page(container, session, document_id, lang),
+                                   miss_errors=(UnknownDocument,))
+
+
+def _document_page(container: Container, session: Session, document_id: str, lang: str) -> DocumentPage:
+    doc = lifecycle.get_document(session, document_id)
+    doc_type = container.signing.policy.types.get(doc.document_type)
+    local_day = doc.signed_at.astimezone(VN).date() if doc.signed_at.tzinfo else doc.signed_at.date()
+    try:
+        unit = units.view(session, doc.commune_code, local_day)
+        if lang == "vi":
+            commune, province = unit.full_name, unit.province_name
+        else:
+            commune = _english(unit.name_en, unit.kind)
+            province = units.lookup(session, unit.province_code, local_day).name_en if unit.province_code else None
+        where = f"{commune}, {province}" if province else commune
+    except NotFound:
+        commune = where = _t(lang, "commune_code", code=doc.commune_code)
+    try:
+        contact: units.Contact | None = units.contact(session, doc.commune_code, dt.datetime.now(VN).date())
+    except NotFound:  # the unit has since merged away: the page names it as it was, without contacts
+        contact = None
+    title, cert_row = _signer(session, doc.signer_serial)
+    doc_title = (getattr(doc_type, f"title_{lang}") if doc_type else None) or doc.document_type
+    facts = [Fact(_t(lang, "f_type"), doc_title), Fact(_t(lang, "f_issuer"), where),
+             Fact(_t(lang, "f_signer"), doc.signer_name)]
+    if title:
+        facts.append(Fact(_t(lang, "f_title"), title))
+    facts += [Fact(_t(lang, "f_signed"), _when(doc.signed_at, lang)), Fact(_t(lang, "f_id"), grouped(doc.id))]
+    seal = _seal_facts(doc.offline_seal, doc_type, lang)
+    return DocumentPage(doc.id, _status(doc, cert_row, commune, lang), facts, seal, doc.commune_code, commune,
+                        contact)
 
 
 # -- upload results --------------------------------------------------------------------------------
@@ -388,8 +392,7 @@ def units_json(container: ContainerDep) -> JSONResponse:
     """Commune names by province (today's catalogue), so the offline page can name the issuer:
     ``{province code: [province name, {commune code: commune full name}]}``."""
     today = dt.datetime.now(VN).date()
-    with transaction(container.sessions, read_only=True) as session:
-        rows = units.search(session, today, limit=100_000)
+    rows = container.pki.reads.run(lambda session: units.search(session, today, limit=100_000))
     body: dict[str, list[Any]] = {u.code: [u.name, {}] for u in rows if u.level == "province"}
     for unit in rows:
         if unit.level == "commune" and unit.province_code in body:

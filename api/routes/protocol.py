@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from core import clock, metrics
@@ -147,8 +148,20 @@ def _epoch(container: Container) -> int:
 
 
 def _answer_from_db(container: Container, der: bytes) -> ocsp.OcspAnswer:
-    with transaction(container.sessions, read_only=True) as session:
-        return ocsp.answer(container.pki, session, der)
+    """The answer from the read replica when there is one, unless the replica has not yet replayed the newest
+    status change (its revocation epoch is behind the primary's, which ``_epoch`` read moments ago) or does not
+    know the certificate or its CA (issued a moment ago): then from the primary. A revocation is never hidden
+    by replica lag."""
+    known = container.pki.ocsp_cache.watch.epoch
+
+    def work(session: Session) -> tuple[int, ocsp.OcspAnswer]:
+        return ocsp.revocation_epoch(session), ocsp.answer(container.pki, session, der)
+
+    def missed(found: tuple[int, ocsp.OcspAnswer]) -> bool:
+        epoch, answer = found
+        return (known is not None and epoch < known) or answer.status in ("unknown", "unauthorized")
+
+    return container.pki.reads.run(work, missed=missed)[1]
 
 
 def _crl(container: ContainerDep, name: str, *, delta: bool) -> Response:

@@ -6,12 +6,15 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import InvalidInput, KysoError
 from signing.activation.sole_control import Required, SADActivation, document_hash
 from signing.create.consent import Activation
+from signing.errors import StoredFileDamaged, UnknownDocument
 from signing.registry import lifecycle
+from signing.registry.models import DocumentFile, SignedDocument
 
 from ..container import Container
 from ..deps import CanRead, CanSign, CanSupersede, CanWithdraw, ContainerDep, Operator, ReaderAccess, SessionDep
@@ -172,18 +175,20 @@ def list_documents(
     offset: int = Query(default=0, ge=0, le=1_000_000_000),  # bounded: a huge one overflowed the database's integer
 ) -> DocumentList:
     communes, types = access.visible(session)  # a scoped client sees only its communes' documents
-    rows, total = lifecycle.list_documents(session, lifecycle.DocumentFilter(
+    wanted = lifecycle.DocumentFilter(
         commune_codes=communes, document_types=types,
         dossier_number=dossier_number, commune_code=commune_code, document_type=document_type,
         signer_serial=signer_serial.upper() if signer_serial else None, credential_id=credential_id,
         signed_from=signed_from, signed_to=signed_to, status=status, level=level, upgrade_status=upgrade_status,
-        limit=limit, offset=offset))
+        limit=limit, offset=offset)
+    # from the read replica; nothing found there (a dossier signed a moment ago) is asked of the primary
+    rows, total = container.pki.reads.run(lambda s: lifecycle.list_documents(s, wanted), missed=lambda r: r[1] == 0)
     return DocumentList(total=total, items=[DocumentOut.of(r, container.settings.base_url) for r in rows])
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, summary="One signed document's record")
 def get_document(document_id: str, container: ContainerDep, session: SessionDep, access: CanRead) -> DocumentOut:
-    doc = lifecycle.get_document(session, document_id)
+    doc = container.pki.reads.run(lambda s: lifecycle.get_document(s, document_id), miss_errors=(UnknownDocument,))
     access.check_document(session, document_id, doc.commune_code, doc.document_type)
     return DocumentOut.of(doc, container.settings.base_url)
 
@@ -192,10 +197,23 @@ def get_document(document_id: str, container: ContainerDep, session: SessionDep,
             response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
 def get_document_file(document_id: str, container: ContainerDep, session: SessionDep, access: CanRead,
                       version: int | None = Query(default=None, ge=1, le=1_000_000)) -> Response:
-    doc = lifecycle.get_document(session, document_id)
+    def read(s: Session) -> tuple[SignedDocument, DocumentFile | None]:
+        doc = lifecycle.get_document(s, document_id)
+        try:
+            return doc, lifecycle.get_file(s, document_id, version)
+        except UnknownDocument:  # no such version: said only after the scope check (it names the versions)
+            return doc, None
+
+    # the record and the bytes from the read replica; what it does not have yet from the primary
+    doc, row = container.pki.reads.run(read, missed=lambda r: r[1] is None, miss_errors=(UnknownDocument,))
     access.check_document(session, document_id, doc.commune_code, doc.document_type)
-    row = lifecycle.get_file(session, document_id, version)
-    return Response(lifecycle.file_bytes(session, container.settings, row), media_type="application/pdf", headers={
+    if row is None:
+        row = lifecycle.get_file(session, document_id, version)
+    found = row
+    # rebuilt from the blob store where the row was read; blobs the replica lacks yet come from the primary
+    data = container.pki.reads.run(lambda s: lifecycle.file_bytes(s, container.settings, found),
+                                   miss_errors=(StoredFileDamaged,))
+    return Response(data, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{row.document_id}-v{row.version}.pdf"',
         "X-Signature-Level": row.level, "X-Document-Version": str(row.version), "ETag": f'"{row.sha256}"'})
 

@@ -106,6 +106,8 @@ TIME_FAILURES = {SubIndication.REVOKED_NO_POE, SubIndication.OUT_OF_BOUNDS_NO_PO
                  SubIndication.REVOCATION_OUT_OF_BOUNDS_NO_POE, SubIndication.TRY_LATER}
 NO_REVOCATION_CHECK = CertRevTrustPolicy(RevocationCheckingPolicy(
     ee_certificate_rule=RevocationCheckingRule.NO_CHECK, intermediate_ca_cert_rule=RevocationCheckingRule.NO_CHECK))
+# what the registry says of a file: its record, the records by signature value, an unsigned-bytes change, entitlement
+_Lookups = tuple[RegistryInfo | None, dict[bytes, SignatureRecordRow], Modification | None, entitlement.Records | None]
 NOT_CHECKED = ChainStatus(None, None, None)  # the signature itself failed: its chain is not looked at
 PASSED, INDETERMINATE, FAILED = Indication.TOTAL_PASSED, Indication.INDETERMINATE, Indication.TOTAL_FAILED
 
@@ -153,12 +155,24 @@ class Verifier:
         except Exception:  # noqa: BLE001 - a broken AcroForm is the file's fault
             raise UnreadablePdf("the PDF's signature fields cannot be read") from None
         values = [_signature_value(s) for s in embedded]  # read once, in the file's order, for every lookup
-        with transaction(self.ctx.sessions, read_only=True) as session:  # one round trip for the lookups
-            self._sync_epoch(session)
+        # the revocation epoch always from the primary (a revocation made a moment ago must show now), in the
+        # lookups' own unit when there is no replica (one round trip); the registry lookups from the replica,
+        # and again from the primary when a signature value is not there (signed a moment ago: replica lag)
+        replica = self.ctx.reads.replica is not None
+        if replica:
+            self._sync_epoch()
+
+        def lookups(session: Session) -> _Lookups:
+            if not replica:
+                self._sync_epoch(session)
             registry, recorded, differs = self._registry(session, pdf, values)
             records = entitlement.read(session, registry, self.lookups) if registry is not None else None
             if registry is not None and records is not None:
                 registry = entitlement.named(session, registry, records)
+            return registry, recorded, differs, records
+
+        registry, recorded, differs, records = self.ctx.reads.run(
+            lookups, missed=lambda found: any(v is not None and v not in found[1] for v in values))
         # by the signature itself, never by its field name (a file may repeat a name)
         known = {id(s): recorded[v] for s, v in zip(embedded, values, strict=True) if v is not None and v in recorded}
         # revisions kyso's own service wrote (not a signHash value: the client's software wrote that revision)

@@ -107,6 +107,34 @@ class PrivatePostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class PrivateStandby(PrivatePostgres):
+    """A hot standby of ``primary``: ``pg_basebackup -R`` (streaming replication, trust on loopback as initdb
+    wrote it), started on a free loopback port. Read-only, as any replica: a write there is refused."""
+
+    def __init__(self, primary: PrivatePostgres) -> None:  # no initdb: the data is the primary's copy
+        if not (PG_BIN / "pg_basebackup").is_file():
+            _missing(f"pg_basebackup not found in {PG_BIN} (apt-get install postgresql-15)")
+        self.root = Path(tempfile.mkdtemp(prefix="kyso-faults-standby-"))
+        self.data, self.port, self.log = self.root / "data", free_port(), self.root / "postgres.log"
+        if os.geteuid() == 0:
+            owner = pwd.getpwnam("postgres")  # PrivatePostgres already checked it exists
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+        done = _as_postgres(str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port), "-U",
+                            "postgres", "-D", str(self.data), "-R", "-X", "stream", "-c", "fast", timeout=120)
+        if done.returncode != 0:
+            self.remove()
+            raise RuntimeError(f"pg_basebackup failed: {done.stdout}\n{done.stderr}")
+        self.start()
+
+    def sql(self, statement: str) -> str:
+        """Run one statement on the standby as the superuser (replay pause and resume); its output."""
+        done = _as_postgres(str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                            "-d", "kyso", "-At", "-c", statement)
+        if done.returncode != 0:
+            raise RuntimeError(f"{statement} failed on the standby: {done.stderr}")
+        return done.stdout.strip()
+
+
 class KysoServer:
     """`kyso serve [--workers N]` as real processes, its output in a log file, stopped by its own pid."""
 
