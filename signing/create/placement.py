@@ -43,7 +43,10 @@ def free_spot(rendering: visual_diff.Rendering, width: float, height: float, *, 
     with ``top``) and the usual margin, then without; None when the page has no such place."""
     image = rendering.image
     per_point = image.width / max(rendering.size[0], 1.0)
-    ink = image.point(_INK).reduce(CELL).point(lambda v: 255 if v else 0, mode="1")
+    # whole cells only: a partial last cell would let a scaled-down page (a few points per pixel) lose most
+    # of a cell of its margin
+    whole = image.crop((0, 0, image.width // CELL * CELL, image.height // CELL * CELL))
+    ink = whole.point(_INK).reduce(CELL).point(lambda v: 255 if v else 0, mode="1")
     grid_w, grid_h = ink.size
     stride = (grid_w + 7) // 8
     packed = ink.tobytes()
