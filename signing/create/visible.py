@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from io import BytesIO
@@ -40,8 +41,9 @@ import qrcode
 from PIL import Image
 from pyhanko.pdf_utils import content, generic, layout
 from pyhanko.pdf_utils.generic import pdf_name
-from pyhanko.pdf_utils.images import PdfImage, pil_image
+from pyhanko.pdf_utils.images import pil_image
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign.fields import SigFieldSpec, enumerate_sig_fields
 from pyhanko.stamp.base import BaseStamp, BaseStampStyle
 
@@ -128,6 +130,31 @@ def _image(data_hash: str, data: bytes) -> Image.Image:  # the hash is the cache
 
 def _load_image(data: bytes) -> Image.Image:
     return _image(hashlib.sha256(data).hexdigest(), data)
+
+
+@lru_cache(maxsize=64)  # kept: pure (an image's bytes → its compressed RGB and alpha samples), bounded
+def _encoded(data_hash: str, data: bytes) -> tuple[int, int, bytes, bytes]:  # the hash is the cache key
+    image = _image(data_hash, data)
+    return (image.width, image.height, zlib.compress(image.convert("RGB").tobytes()),
+            zlib.compress(image.getchannel("A").tobytes()))
+
+
+def _image_xobject(data: bytes, writer: BasePdfFileWriter) -> generic.IndirectObject:
+    """An enrolled image as an RGB image XObject with its alpha as a soft mask (what pyHanko's ``pil_image``
+    writes), its samples compressed once per image rather than once per signature."""
+    width, height, rgb, alpha = _encoded(hashlib.sha256(data).hexdigest(), data)
+
+    def xobject(color_space: str, samples: bytes) -> generic.StreamObject:
+        return generic.StreamObject({
+            pdf_name("/Type"): pdf_name("/XObject"), pdf_name("/Subtype"): pdf_name("/Image"),
+            pdf_name("/Width"): generic.NumberObject(width), pdf_name("/Height"): generic.NumberObject(height),
+            pdf_name("/ColorSpace"): pdf_name(color_space), pdf_name("/BitsPerComponent"): generic.NumberObject(8),
+            pdf_name("/Filter"): pdf_name("/FlateDecode"),
+        }, encoded_data=samples)
+
+    image = xobject("/DeviceRGB", rgb)
+    image[pdf_name("/SMask")] = writer.add_object(xobject("/DeviceGray", alpha))
+    return writer.add_object(image)
 
 
 def _qr_code(text: str) -> qrcode.QRCode:
@@ -269,10 +296,7 @@ class Decree30Stamp(BaseStamp):
         w, h = image.width * scale, image.height * scale
         name = "/Img" + hashlib.sha256(data).hexdigest()[:12]
         assert self.writer is not None
-        if self.style.no_soft_masks:
-            ref = _stencilled(image, self.writer)
-        else:
-            ref = PdfImage(image, writer=self.writer).image_ref
+        ref = _stencilled(image, self.writer) if self.style.no_soft_masks else _image_xobject(data, self.writer)
         self.set_resource(content.ResourceType.XOBJECT, pdf_name(name), ref)
         return b"q %s 0 0 %s %s %s cm %s Do Q" % (_fmt(w), _fmt(h), _fmt(x + (width - w) / 2),
                                                   _fmt(y + (height - h) / 2), name.encode())
