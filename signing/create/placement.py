@@ -3,8 +3,10 @@
 The page is rendered once, as a viewer shows it (``visual_diff.render_chosen``: PDFium opens the file
 lazily and loads and renders only that page, under the shared PDFium lock, at most
 ``visual_diff.MAX_PIXELS`` pixels, paused and abandoned at ``PLACEMENT_SECONDS``). No other page is
-loaded, parsed or rendered, however many the document has: a page that cannot be shown in time (or
-at all) has no free place, and the caller falls back to its documented rule (a page added at the end).
+loaded, parsed or rendered, however many the document has. PDFium parses a page's whole content when it
+loads it, out of the budget's reach, so ``drawable`` first weighs that content on pyHanko's page object
+(``MAX_CONTENT_BYTES``). A page too heavy, or not shown in time (or at all), has no free place, and the
+caller falls back to its documented rule (a page added at the end).
 
 The search (``free_spot``) runs on a grid of ``CELL``-pixel cells, each row of the grid one Python
 integer of occupied-cell bits: a band of rows is OR-ed from a sparse table, and the free runs of the
@@ -14,6 +16,10 @@ cell-by-cell prefix sums cost 6-15 ms.
 from __future__ import annotations
 
 import math
+import zlib
+from typing import Any
+
+from pyhanko.pdf_utils import generic
 
 from signing.verify import visual_diff
 
@@ -25,7 +31,74 @@ WHITE = 250  # a rendered grey level darker than this is content (text, image, l
 MARGIN = 36.0
 SMALL_MARGIN = 8.0  # when no place keeps the usual margin
 SEAL_RESERVE = (50.0, 28.0)  # room left of and below a person stamp for the agency seal that may follow
+MAX_CONTENT_BYTES = 4 * 2**20  # decoded page content PDFium is asked to parse: ~500,000 operators, ~0.4 s
+MAX_CONTENT_OBJECTS = 2000  # content streams, forms and annotations looked at on one page
 _INK = bytes(255 if v < WHITE else 0 for v in range(256))
+
+
+def drawable(page: Any, resources: Any = None) -> bool:
+    """Whether PDFium may be asked to render ``page`` (pyHanko's page dictionary, already parsed for the
+    signature; ``resources``: those it inherits): its content — the content streams, the form XObjects they
+    draw (nested, up to ``MAX_CONTENT_OBJECTS`` streams) and the appearances of its annotations — decodes to at most
+    ``MAX_CONTENT_BYTES``. PDFium parses a page's content in one go when it loads the page (~0.8 µs an
+    operator, beyond the time budget's reach, holding the lock every verification shares); a page with more
+    is a page without room. Flate streams are inflated only up to what is left of the allowance."""
+    left = MAX_CONTENT_BYTES
+    seen: set[Any] = set()
+    todo: list[tuple[Any, int]] = [(page, 0)]
+    if resources is not None and "/Resources" not in page:  # inherited from the page tree
+        todo.append((resources, 1))
+    while todo:
+        node, depth = todo.pop()
+        node = node.get_object() if hasattr(node, "get_object") else node
+        if isinstance(node, generic.StreamObject):
+            left -= _decoded_size(node, left)
+            if left < 0 or len(seen) > MAX_CONTENT_OBJECTS:
+                return False
+        if depth >= 6 or not isinstance(node, generic.DictionaryObject):
+            continue
+        for key in ("/Contents", "/Resources", "/XObject", "/Annots", "/AP", "/N"):
+            child = node.raw_get(key) if key in node else None
+            if child is None:
+                continue
+            ref = getattr(child, "reference", None)
+            if ref is not None:
+                if ref in seen:
+                    continue
+                seen.add(ref)
+            value = child.get_object()
+            if key in ("/Contents", "/Annots") and isinstance(value, generic.ArrayObject):
+                todo.extend((value.raw_get(i), depth + 1) for i in range(min(len(value), MAX_CONTENT_OBJECTS)))
+            elif key in ("/XObject", "/N") and isinstance(value, generic.DictionaryObject) \
+                    and not isinstance(value, generic.StreamObject):
+                todo.extend((value.raw_get(name), depth + 1) for name in list(value)[:MAX_CONTENT_OBJECTS])
+            elif not (key == "/XObject" and isinstance(value, generic.StreamObject)):
+                todo.append((child, depth + 1))
+        if len(todo) > MAX_CONTENT_OBJECTS:
+            return False
+    return True
+
+
+def _decoded_size(stream: generic.StreamObject, allowance: int) -> int:
+    """The decoded length of ``stream``, or more than ``allowance`` when it is larger (inflated no further)."""
+    if stream.get("/Subtype") == "/Image":
+        return 0  # an image is decoded as it is drawn, within the rendering's time budget
+    raw = stream.encoded_data
+    filters = stream.get("/Filter")
+    names = [filters] if isinstance(filters, generic.NameObject) else list(filters or [])
+    if not names:
+        return len(raw)
+    if names == ["/FlateDecode"] or names == ["/Fl"]:
+        try:
+            return len(zlib.decompressobj().decompress(raw, max(allowance, 0) + 1))
+        except zlib.error:
+            return len(raw)
+    if len(raw) * 64 > allowance:  # other filters (LZW, run-length, ASCII85…): not decoded here
+        return allowance + 1
+    try:
+        return len(stream.data)
+    except Exception:  # noqa: BLE001 - an undecodable stream draws nothing
+        return len(raw)
 
 
 def render_page(pdf: bytes, index: int) -> visual_diff.Rendering | None:

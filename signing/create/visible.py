@@ -49,8 +49,9 @@ from pyhanko.stamp.base import BaseStamp, BaseStampStyle
 
 from core.settings import Settings
 from signing.create.fonts import StampFontEngine, StampFonts, load_stamp_fonts
-from signing.create.placement import MARGIN, Box, free_spot, render_page
+from signing.create.placement import MARGIN, Box, drawable, free_spot, render_page
 from signing.errors import BadAppearance
+from signing.verify.visual_diff import Rendering
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 MM = 72 / 25.4
@@ -665,7 +666,7 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
         width = COPY_WIDTH if facts.verify_url else 170.0
         height = QR_STACK if facts.verify_url else 36.0
         if pdf is not None:  # the free place nearest the top right of page 1, else its top-right corner
-            rendering = render_page(pdf, index)
+            rendering = _rendered(writer, pdf, index)
             spot = free_spot(rendering, width, height, top=True) if rendering is not None else None
             if spot is not None:
                 return index, spot, False
@@ -693,7 +694,7 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
     # one page only, rendered once: the one asked for, else the last (``placement``); no other page is read
     index = _page_index(writer, page)
     if pdf is not None:
-        rendering = render_page(pdf, index)
+        rendering = _rendered(writer, pdf, index)
         spot = free_spot(rendering, width, height) if rendering is not None else None
         if spot is not None:
             return index, spot, False
@@ -701,6 +702,17 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
         # no rendering to go by, or earlier signatures that a new page would count against: the corner
         return index, _corner(writer, index, width, height, top=False), False
     return _new_page(writer, width, height)
+
+
+def _rendered(writer: IncrementalPdfFileWriter, pdf: bytes, index: int) -> Rendering | None:
+    """Page ``index`` as a viewer shows it (``placement.render_page``), or None: not shown within the budget,
+    or with more content than PDFium is asked to parse (``placement.drawable``, on pyHanko's page object)."""
+    try:
+        page = writer.find_page_for_modification(index)[0].get_object()
+        fits = drawable(page, _inherited(page, "/Resources"))
+    except Exception:  # noqa: BLE001 - content pyHanko cannot read is not handed to PDFium either: no room
+        fits = False
+    return render_page(pdf, index) if fits else None
 
 
 def _corner(writer: IncrementalPdfFileWriter, index: int, width: float, height: float, *, top: bool) -> Box:

@@ -4,6 +4,7 @@ not show (under a white box, fully transparent) is free paper; content it shows,
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -192,3 +193,45 @@ def test_the_seal_goes_on_the_page_of_the_person_stamp(pki: Container, person: s
     assert _widget(first.pdf, "Signature1")[0] == 0
     second = sign(pki, first.pdf, agency_seal)
     assert _widget(second.pdf, "Signature2")[0] == 0
+
+
+def _deflated_page(ops: int, *, where: str) -> bytes:
+    """``ops`` tiny filled squares (13 bytes each), Flate-compressed to a few kB: in the page's own content, in
+    a form XObject the page draws with one operator, or in an annotation's appearance."""
+    body = b"0 0 1 1 re f\n" * ops
+    pdf = pikepdf.open(io.BytesIO(_page_pdf(595, 842, b"/Fm0 Do" if where == "form" else b"")))
+    stream = pikepdf.Stream(pdf, b"")
+    stream.write(zlib.compress(body, 9), filter=pikepdf.Name.FlateDecode)
+    page = pdf.pages[0]
+    if where == "content":
+        page.Contents = stream
+    else:
+        stream.Type, stream.Subtype, stream.BBox = pikepdf.Name.XObject, pikepdf.Name.Form, [0, 0, 595, 842]
+    if where == "form":
+        page.Resources.XObject = pikepdf.Dictionary(Fm0=stream)
+    if where == "annotation":
+        page.Annots = pdf.make_indirect([pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Square, Rect=[0, 0, 595, 842],
+            AP=pikepdf.Dictionary(N=stream)))])
+    out = io.BytesIO()
+    pdf.save(out, compress_streams=False)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("where", ["content", "form", "annotation"])
+def test_content_beyond_the_allowance_is_not_handed_to_pdfium(pki: Container, person: str, counted: Counted,
+                                                              where: str) -> None:
+    """PDFium parses a page's content when it loads the page, before any budget applies: a page whose content
+    inflates past MAX_CONTENT_BYTES (a 7 MB bomb in a few kB) is never loaded, and gets a new page."""
+    ops = placement.MAX_CONTENT_BYTES // 13 + 1000
+    pdf = _deflated_page(ops, where=where)
+    assert len(pdf) < placement.MAX_CONTENT_BYTES // 100
+    result = sign(pki, pdf, person)
+    assert counted.loaded == [] and counted.rendered == 0
+    assert result.stamp_on_new_page and _page_count(result.pdf) == 2
+
+
+def test_content_within_the_allowance_is_rendered(pki: Container, person: str, counted: Counted) -> None:
+    result = sign(pki, _deflated_page(placement.MAX_CONTENT_BYTES // 13 - 1000, where="form"), person)
+    assert counted.rendered == 1 and len(counted.renderings) == 1
+    assert not result.stamp_on_new_page, "the squares all cover one point: the page has room"
