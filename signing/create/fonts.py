@@ -186,6 +186,14 @@ class _GlyphNames:
         return self._order[gid]
 
 
+@lru_cache(maxsize=128)  # kept: pure (a font program and its glyphs → the compressed subset), bounded (~20 kB each)
+def _font_file(program: FontProgram, gids: tuple[int, ...]) -> tuple[int, bytes]:
+    """The subset of ``program`` holding ``gids`` (in that order), its length and its Flate-compressed bytes: a
+    signer's name and title and the caption come back with every stamp, and need subsetting only once."""
+    font_bytes, _ = program.subset(list(gids))
+    return len(font_bytes), zlib.compress(font_bytes, 6)
+
+
 class StampFontEngine(GlyphAccumulator):
     """pyHanko's glyph accumulator over a shared ``FontProgram``: same shaping, cheap embedding."""
 
@@ -227,11 +235,11 @@ class StampFontEngine(GlyphAccumulator):
         self._write_prepared = True
         writer, program = self.writer, self.program
         by_cid = sorted(self._glyphs.items(), key=lambda item: item[1][0])
-        font_bytes, _ = program.subset([gid for gid, _ in by_cid])
+        length, compressed = _font_file(program, tuple(gid for gid, _ in by_cid))
         font_file = generic.StreamObject(
-            {pdf_name("/Length1"): generic.NumberObject(len(font_bytes)),
+            {pdf_name("/Length1"): generic.NumberObject(length),
              pdf_name("/Filter"): pdf_name("/FlateDecode")},
-            encoded_data=zlib.compress(font_bytes, 6))
+            encoded_data=compressed)
         name = f"{self.subset_prefix}+{program.ps_name}"
         scale = 1000 / program.units_per_em
         descriptor = generic.DictionaryObject({

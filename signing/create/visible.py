@@ -11,10 +11,11 @@
 - copy (SAO Y, SAO LỤC, TRÍCH SAO, attachments): a text block at the top right of page 1 — copy
   form or document number, agency, signing time in Vietnam time (ISO 8601) — serif 10 pt black.
 
-Placement (``_automatic``): the page is rendered as it is seen and the stamp goes where every pixel it
-covers is white, last page first, then earlier pages; with no room anywhere, on a page added at the end
-(``PlannedAppearance.new_page``). Rotated pages get an upright stamp (a /Matrix on the appearance), and
-PDF/A-1 files get stencil masks instead of soft masks. docs/stamp.md says all this for integrators.
+Placement (``_automatic``, ``placement.py``): the one page the stamp is for (the last, or the one asked
+for) is rendered once as it is seen, and the stamp goes where every pixel it covers is white; with no room
+there, on a page added at the end (``PlannedAppearance.new_page``). No other page is loaded or rendered.
+Rotated pages get an upright stamp (a /Matrix on the appearance), and PDF/A-1 files get stencil masks
+instead of soft masks. docs/stamp.md says all this for integrators.
 
 Text is set in an embedded TrueType subset (``signing/fonts.py``) so every diacritic renders and
 extracts. The QR code is drawn as vector rectangles. Images are parsed once per content hash.
@@ -28,9 +29,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 import re
-import time
+import zlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from io import BytesIO
@@ -41,19 +41,20 @@ import qrcode
 from PIL import Image
 from pyhanko.pdf_utils import content, generic, layout
 from pyhanko.pdf_utils.generic import pdf_name
-from pyhanko.pdf_utils.images import PdfImage, pil_image
+from pyhanko.pdf_utils.images import pil_image
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign.fields import SigFieldSpec, enumerate_sig_fields
 from pyhanko.stamp.base import BaseStamp, BaseStampStyle
 
 from core.settings import Settings
 from signing.create.fonts import StampFontEngine, StampFonts, load_stamp_fonts
+from signing.create.placement import MARGIN, Box, drawable, free_spot, render_page
 from signing.errors import BadAppearance
-from signing.verify import visual_diff
+from signing.verify.visual_diff import Rendering
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 MM = 72 / 25.4
-MARGIN = 36.0
 # The QR code carries the citizen page's URL and the offline seal (``offline_seal.py``): about 300-350
 # characters in byte mode, QR version 13-15 (69-77 modules) at error-correction level M. Printed
 # 32 mm wide that is at least 0.41 mm per module, which an ordinary phone camera reads from a printed
@@ -130,6 +131,31 @@ def _image(data_hash: str, data: bytes) -> Image.Image:  # the hash is the cache
 
 def _load_image(data: bytes) -> Image.Image:
     return _image(hashlib.sha256(data).hexdigest(), data)
+
+
+@lru_cache(maxsize=64)  # kept: pure (an image's bytes → its compressed RGB and alpha samples), bounded
+def _encoded(data_hash: str, data: bytes) -> tuple[int, int, bytes, bytes]:  # the hash is the cache key
+    image = _image(data_hash, data)
+    return (image.width, image.height, zlib.compress(image.convert("RGB").tobytes()),
+            zlib.compress(image.getchannel("A").tobytes()))
+
+
+def _image_xobject(data: bytes, writer: BasePdfFileWriter) -> generic.IndirectObject:
+    """An enrolled image as an RGB image XObject with its alpha as a soft mask (what pyHanko's ``pil_image``
+    writes), its samples compressed once per image rather than once per signature."""
+    width, height, rgb, alpha = _encoded(hashlib.sha256(data).hexdigest(), data)
+
+    def xobject(color_space: str, samples: bytes) -> generic.StreamObject:
+        return generic.StreamObject({
+            pdf_name("/Type"): pdf_name("/XObject"), pdf_name("/Subtype"): pdf_name("/Image"),
+            pdf_name("/Width"): generic.NumberObject(width), pdf_name("/Height"): generic.NumberObject(height),
+            pdf_name("/ColorSpace"): pdf_name(color_space), pdf_name("/BitsPerComponent"): generic.NumberObject(8),
+            pdf_name("/Filter"): pdf_name("/FlateDecode"),
+        }, encoded_data=samples)
+
+    image = xobject("/DeviceRGB", rgb)
+    image[pdf_name("/SMask")] = writer.add_object(xobject("/DeviceGray", alpha))
+    return writer.add_object(image)
 
 
 def _qr_code(text: str) -> qrcode.QRCode:
@@ -271,10 +297,7 @@ class Decree30Stamp(BaseStamp):
         w, h = image.width * scale, image.height * scale
         name = "/Img" + hashlib.sha256(data).hexdigest()[:12]
         assert self.writer is not None
-        if self.style.no_soft_masks:
-            ref = _stencilled(image, self.writer)
-        else:
-            ref = PdfImage(image, writer=self.writer).image_ref
+        ref = _stencilled(image, self.writer) if self.style.no_soft_masks else _image_xobject(data, self.writer)
         self.set_resource(content.ResourceType.XOBJECT, pdf_name(name), ref)
         return b"q %s 0 0 %s %s %s cm %s Do Q" % (_fmt(w), _fmt(h), _fmt(x + (width - w) / 2),
                                                   _fmt(y + (height - h) / 2), name.encode())
@@ -434,12 +457,27 @@ def _last_signed_rect(writer: IncrementalPdfFileWriter) -> tuple[int, tuple[floa
 
 
 def _index_of_page(writer: IncrementalPdfFileWriter, page_ref: Any) -> int:
+    """The 0-based index of the page object ``page_ref`` (a widget's /P), found in one walk of the page tree
+    that reads the page objects before it and no content; the last page when it is not a page of the tree."""
+    last = _page_count(writer) - 1
     if page_ref is None:
-        return _page_count(writer) - 1
-    for index in range(_page_count(writer)):
-        if writer.find_page_for_modification(index)[1] == page_ref:
-            return index
-    return _page_count(writer) - 1
+        return last
+    index, seen = 0, set()
+    stack: list[Any] = [writer.root.raw_get("/Pages")]
+    while stack and index <= last:
+        ref = stack.pop()
+        if not isinstance(ref, generic.IndirectObject) or ref.reference in seen:
+            continue
+        seen.add(ref.reference)
+        node = ref.get_object()
+        if node.get("/Type") == "/Pages" or "/Kids" in node:
+            kids = node.get("/Kids", generic.ArrayObject())
+            stack.extend(reversed([kids.raw_get(i) for i in range(len(kids))]))
+        else:
+            if ref.reference == page_ref:
+                return index
+            index += 1
+    return last
 
 
 def _seal_size(image: bytes | None) -> float:
@@ -584,16 +622,6 @@ def planned_box(writer: IncrementalPdfFileWriter, planned: PlannedAppearance
     return _field_rect(writer, found[1])
 
 
-Box = tuple[float, float, float, float]
-PLACEMENT_DPI = 72  # one pixel per point: a stamp's place needs no finer grid
-PLACEMENT_SECONDS = 3.0  # rendering budget for one stamp's place; pages not rendered in time are not used
-PLACEMENT_PAGES = 8  # the last page, then up to seven earlier ones
-CELL = 4  # pixels per cell of the free-space grid
-WHITE = 250  # a rendered grey level darker than this is content (text, image, line, fill)
-SMALL_MARGIN = 8.0  # when no place keeps the usual margin
-SEAL_RESERVE = (50.0, 28.0)  # room left of and below a person stamp for the agency seal that may follow
-
-
 def _to_user(box: Box, page: Box, rotation: int) -> Box:
     """A box given as the page is seen (origin bottom left of the turned page) in the page's user space."""
     px1, py1, px2, py2 = page
@@ -638,10 +666,8 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
         width = COPY_WIDTH if facts.verify_url else 170.0
         height = QR_STACK if facts.verify_url else 36.0
         if pdf is not None:  # the free place nearest the top right of page 1, else its top-right corner
-            _, renderings = visual_diff.render_chosen(pdf, [index], budget_seconds=PLACEMENT_SECONDS,
-                                                      dpi=PLACEMENT_DPI)
-            rendering = renderings.get(index)
-            spot = _free_spot(rendering, width, height, top=True) if rendering is not None else None
+            rendering = _rendered(writer, pdf, index)
+            spot = free_spot(rendering, width, height, top=True) if rendering is not None else None
             if spot is not None:
                 return index, spot, False
         return index, _corner(writer, index, width, height, top=True), False
@@ -665,26 +691,28 @@ def _automatic(writer: IncrementalPdfFileWriter, facts: StampFacts, page: int | 
         bottom = min(max(top - height, 0.0), seen_h - height)
         return index, _to_user((left, bottom, left + size, bottom + height), page_box, rotation), False
     width, height = PERSON_SIZE if facts.verify_url else PERSON_SIZE_NO_QR
-    count = _page_count(writer)
-    chosen = [_page_index(writer, page)] if page is not None else list(range(count - 1, -1, -1))[:PLACEMENT_PAGES]
+    # one page only, rendered once: the one asked for, else the last (``placement``); no other page is read
+    index = _page_index(writer, page)
     if pdf is not None:
-        deadline = time.monotonic() + PLACEMENT_SECONDS
-        for index in chosen:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            _, renderings = visual_diff.render_chosen(pdf, [index], budget_seconds=left, dpi=PLACEMENT_DPI)
-            rendering = renderings.get(index)
-            if rendering is None:
-                continue
-            spot = _free_spot(rendering, width, height)
-            if spot is not None:
-                return index, spot, False
+        rendering = _rendered(writer, pdf, index)
+        spot = free_spot(rendering, width, height) if rendering is not None else None
+        if spot is not None:
+            return index, spot, False
     if pdf is None or _signed_before(writer):
         # no rendering to go by, or earlier signatures that a new page would count against: the corner
-        index = chosen[0]
         return index, _corner(writer, index, width, height, top=False), False
     return _new_page(writer, width, height)
+
+
+def _rendered(writer: IncrementalPdfFileWriter, pdf: bytes, index: int) -> Rendering | None:
+    """Page ``index`` as a viewer shows it (``placement.render_page``), or None: not shown within the budget,
+    or with more content than PDFium is asked to parse (``placement.drawable``, on pyHanko's page object)."""
+    try:
+        page = writer.find_page_for_modification(index)[0].get_object()
+        fits = drawable(page, _inherited(page, "/Resources"))
+    except Exception:  # noqa: BLE001 - content pyHanko cannot read is not handed to PDFium either: no room
+        fits = False
+    return render_page(pdf, index) if fits else None
 
 
 def _corner(writer: IncrementalPdfFileWriter, index: int, width: float, height: float, *, top: bool) -> Box:
@@ -718,44 +746,6 @@ def _new_page(writer: IncrementalPdfFileWriter, width: float, height: float) -> 
     writer.insert_page(page)
     x, y = page_w - MARGIN - width, page_h - MARGIN - height
     return last + 1, (x, y, x + width, y + height), True
-
-
-def _free_spot(rendering: visual_diff.Rendering, width: float, height: float, *, top: bool = False) -> Box | None:
-    """The place (user space) nearest the bottom right (``top``: the top right) of the page as it is seen
-    where a ``width`` × ``height`` stamp covers no rendered content — text, images and vector graphics
-    alike — keeping a cell of white around it; first with room for a seal beside it (a person stamp) and
-    the usual margin, then without; None when the page has no such place."""
-    image = rendering.image
-    per_point = image.width / max(rendering.size[0], 1.0)
-    ink = image.point(lambda v: 255 if v < WHITE else 0).reduce(CELL)
-    grid_w, grid_h = ink.size
-    data = ink.tobytes()
-    # prefix sums of occupied cells, row by row (rows run top to bottom, as in the image)
-    sums = [[0] * (grid_w + 1) for _ in range(grid_h + 1)]
-    for row in range(grid_h):
-        line, above, run = sums[row + 1], sums[row], 0
-        offset = row * grid_w
-        for col in range(grid_w):
-            run += data[offset + col] > 0
-            line[col + 1] = above[col + 1] + run
-
-    def cells(points: float) -> int:
-        return math.ceil(points * per_point / CELL)
-
-    passes = [((0.0, 0.0), MARGIN), ((0.0, 0.0), SMALL_MARGIN)]
-    for reserve, margin in ([] if top else [(SEAL_RESERVE, MARGIN)]) + passes:
-        span_w = cells(width + reserve[0]) + 2  # one white cell on each side
-        span_h = cells(height + reserve[1]) + 2
-        edge = max(0, cells(margin) - 1)
-        rows = range(grid_h - edge - span_h, edge - 1, -1)  # bottom first
-        for row in (reversed(rows) if top else rows):
-            for col in range(grid_w - edge - span_w, edge - 1, -1):  # right first
-                r2, c2 = row + span_h, col + span_w
-                if sums[r2][c2] - sums[row][c2] - sums[r2][col] + sums[row][col] == 0:
-                    x0 = (col + span_w - 1) * CELL - width * per_point  # the stamp: top right of the span
-                    y0 = (row + 1) * CELL  # (the seal's room is left of and below it)
-                    return rendering.user_box((x0, y0, x0 + width * per_point, y0 + height * per_point))  # type: ignore[arg-type]
-    return None
 
 
 def _qr_column(width: float) -> float:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import math
 import threading
@@ -142,7 +143,6 @@ class _Document:
 
     def __init__(self, data: bytes, mode: Mode, cache: RenderCache | None) -> None:
         self.data = data
-        self.sha256 = hashlib.sha256(data).hexdigest()
         self.mode = mode
         self.cache = cache
         self._pdf: pdfium.PdfDocument | None = None
@@ -165,6 +165,12 @@ class _Document:
                     self._failed = True
                     raise _Unreadable() from exc
         return self._pdf
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """Hashed on first need (the cache key, ``compare``'s same-file test): laying out a stamp renders one
+        page uncached, and hashes nothing."""
+        return hashlib.sha256(self.data).hexdigest()
 
     @property
     def is_open(self) -> bool:
