@@ -1,11 +1,12 @@
 """Figure 8: the offline-seal QR code, per document type: its version (KS1 as printed before issue 19,
 KS2 now) and the time to build it, kyso beside the raw library in the same run.
 
-kyso: ``signing.create.visible._qr_path`` without its cache (level M, or L when the modules would be
-too small; fixed mask; the matrix turned into PDF path operators). Raw: ``qrcode`` with its defaults
+kyso: ``signing.create.visible._qr_path`` without its cache (zxing-cpp; level M, or L when the modules would be
+too small; the matrix turned into PDF path operators). Raw: ``qrcode`` with its defaults
 (``QRCode()``, ``add_data``, ``make(fit=True)``, ``get_matrix``: all eight masks scored) on the same
-KS2 text. Other encoders, measured on the same text when installed (not kyso dependencies):
-``segno`` (byte + alphanumeric segments, fixed mask) and ``zxing-cpp`` (C++, its own segmentation).
+KS2 text. Other encoders, measured on the same text when installed:
+``segno`` (byte + alphanumeric segments, fixed mask, not a kyso dependency) and bare ``zxing-cpp`` (what kyso
+builds on, without turning the matrix into path operators).
 """
 from __future__ import annotations
 

@@ -149,9 +149,9 @@ def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[
         "per-process limiter kyso had before (free, but N workers allowed N times the rate).",
         "qr": "9. Offline-seal QR: the five document types with a QR code, realistic seal fields (Vietnamese names "
         "and addresses) behind a 54-character public address, a placeholder 64-byte signature. kyso: "
-        "`visible._qr_path` uncached (the QR code as PDF path operators), for the KS2 text and the KS1 text of the "
-        "same facts; raw: `qrcode` defaults on the KS2 text (all eight masks scored); segno and zxing-cpp when "
-        "installed (not kyso dependencies). Median of the per-round means.",
+        "`visible._qr_path` uncached (zxing-cpp, the QR code as PDF path operators), for the KS2 text and the KS1 text of the "
+        "same facts; raw: `qrcode` defaults on the KS2 text (all eight masks scored); segno (not a kyso dependency) and bare zxing-cpp when "
+        "installed. Median of the per-round means.",
         "end": "Targets come from the team's performance brief (PERFORMANCE.md, outside this repository; its figures are quoted in the targets section). The machine may be shared with other work (other "
         "test runs, databases): the load averages above show how busy it was.",
     }
