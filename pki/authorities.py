@@ -37,6 +37,7 @@ from .issuance import default_issuing_ca, generated_key, issue_row
 from .models import CaStatus, Certificate, CertificateAuthority, CertificateStatus
 from .names import build_name, common_name
 from .store import current_qr_seal, current_tsa, get_ca, list_cas
+from .transparency.service import init_log
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -105,6 +106,7 @@ def init_hierarchy(ctx: PkiContext, *, root: CaSpec | None, issuing: CaSpec, act
         if own_active:  # deployments made before kyso had a TSA or an offline QR seal get them here
             _ensure_tsa(ctx, actor, issuing.name, keystore, result)
             _ensure_qr_seal(ctx, actor, issuing.name, keystore, result)
+            init_log(ctx, actor, keystore=keystore)
         return result
     if result.existing and not (root and result.existing == [root.name]):
         raise CAExists(f"CA {result.existing[0]!r} exists but the rest of the hierarchy does not; name new CAs")
@@ -140,6 +142,7 @@ def init_hierarchy(ctx: PkiContext, *, root: CaSpec | None, issuing: CaSpec, act
             result.qr_seal_serial = _add_qr_seal(ctx, session, issuing_ca, qr_key, actor, now).serial
             crl.publish_both(ctx, session, issuing_ca, now)
             result.created.append(issuing.name)
+    init_log(ctx, actor, keystore=keystore)  # the transparency log's Ed25519 key, once per kyso
     return result
 
 
