@@ -5,9 +5,9 @@ Revises: 0016
 Create Date: 2026-12-06 04:25:00.000000
 """
 import sqlalchemy as sa
+from alembic import op
 
 import core.db
-from alembic import op
 
 revision = '0018'
 down_revision = '0016'
