@@ -62,7 +62,7 @@ def _time(v: str) -> bool:
     if not _TIME.fullmatch(v):
         return False
     try:
-        dt.datetime.strptime(v[:-1] + "+0000", "%Y-%m-%dT%H:%M:%S%z")
+        dt.datetime(int(v[0:4]), int(v[5:7]), int(v[8:10]), int(v[11:13]), int(v[14:16]), int(v[17:19]), tzinfo=dt.UTC)
     except ValueError:
         return False
     return True

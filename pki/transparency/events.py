@@ -23,7 +23,8 @@ from .models import LogPending
 
 def record(session: Session, entry: Entry, *, document_id: str | None = None) -> None:
     """Queue ``entry`` for the log inside the caller's transaction."""
-    session.add(LogPending(entry=entry.encode(), document_id=document_id, created_at=clock.now()))
+    session.add(LogPending(entry=entry.encode(), type=entry.type.value, commune_code=entry.commune,
+                           document_id=document_id, created_at=clock.now()))
 
 
 def certificate_issued(*, der: bytes, serial: str, issuer: str, profile: str, commune: str | None,

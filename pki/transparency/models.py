@@ -36,6 +36,8 @@ class LogPending(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     entry: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    commune_code: Mapped[str | None] = mapped_column(String(5), nullable=True)
     document_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
 

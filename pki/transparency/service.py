@@ -22,13 +22,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core import audit, clock
 from core.db import transaction
 from core.errors import Conflict, NotFound
 from hsm import KeyType
+from hsm.errors import UnsupportedAlgorithm
 
 from ..context import PkiContext
 from . import events
@@ -84,7 +85,11 @@ def init_log(ctx: PkiContext, actor: str, *, keystore: str | None = None, origin
             return _info(row)
     origin = origin or origin_for(ctx.settings.base_url)
     store = ctx.keystores.get(keystore)
-    ref = store.generate(KeyType.ED25519, f"log:{origin}")
+    try:
+        ref = store.generate(KeyType.ED25519, f"log:{origin}")
+    except (KeyError, NotImplementedError):  # a backend without Ed25519 support yet
+        raise UnsupportedAlgorithm(f"the {store.scheme} keystore cannot make Ed25519 keys for the log's checkpoints; "
+                                   "run `kyso log init --keystore soft` (or a keystore that can)") from None
     try:
         public = store.public_key(ref)
         if not isinstance(public, Ed25519PublicKey):
@@ -128,6 +133,16 @@ def _row(session: Session, *, lock: bool = False) -> TransparencyLog:
 
 
 @dataclass(frozen=True)
+class _Row:
+    """A pending entry with what the tables index it by (taken when it was queued, not re-parsed)."""
+
+    entry: bytes
+    type: str
+    commune: str | None
+    document_id: str | None
+
+
+@dataclass(frozen=True)
 class SequenceResult:
     appended: int
     size: int
@@ -136,20 +151,30 @@ class SequenceResult:
 
 def sequence(ctx: PkiContext, *, batch: int = DEFAULT_BATCH, anchor_seconds: int | None = DEFAULT_ANCHOR_SECONDS,
              actor: str = "system:sequencer") -> SequenceResult:
-    """One batch: pending entries → indices, tiles, a signed checkpoint. Safe to run concurrently."""
+    """One batch: pending entries → indices, tiles, a signed checkpoint. Safe to run concurrently.
+
+    An idle pass only reads (no write lock on SQLite), so a sequencer in every worker costs nothing."""
+    with transaction(ctx.sessions, read_only=True) as session:
+        row = session.get(TransparencyLog, 1)
+        if row is None:
+            return SequenceResult(0, 0)
+        idle = session.execute(select(LogPending.id).limit(1)).first() is None
+        if idle and not _anchor_due(row, anchor_seconds, clock.now()):
+            return SequenceResult(0, row.size)
     with transaction(ctx.sessions) as session:
         row = session.get(TransparencyLog, 1, with_for_update=True)
         if row is None:
             return SequenceResult(0, 0)
-        pending = list(session.execute(select(LogPending).order_by(LogPending.id).limit(batch)).scalars())
+        pending = session.execute(select(LogPending.id, LogPending.entry, LogPending.type, LogPending.commune_code,
+                                         LogPending.document_id).order_by(LogPending.id).limit(batch)).all()
         now = clock.now()
-        entries: list[tuple[bytes, str | None]] = [(p.entry, p.document_id) for p in pending]
+        entries = [_Row(entry, type_, commune, document_id) for _, entry, type_, commune, document_id in pending]
         anchored = False
-        due = row.anchored_at is None or clock.aware(row.anchored_at) + dt.timedelta(seconds=anchor_seconds or 0) <= now
-        if anchor_seconds is not None and due:
+        if _anchor_due(row, anchor_seconds, now):
             head = session.get(audit.AuditHead, 1)
             if head is not None:
-                entries.append((events.audit_anchor(seq=head.seq, head=head.hash, at=now).encode(), None))
+                anchor = events.audit_anchor(seq=head.seq, head=head.hash, at=now)
+                entries.append(_Row(anchor.encode(), anchor.type.value, None, None))
                 row.anchored_at, anchored = now, True
         if not entries:
             return SequenceResult(0, row.size)
@@ -162,7 +187,7 @@ def sequence(ctx: PkiContext, *, batch: int = DEFAULT_BATCH, anchor_seconds: int
             tile = session.get(LogTile, (level, index))
             return tile.data if tile is not None else b""
 
-        changed = append_leaves(old, [leaf_hash(e) for e, _ in entries], read)
+        changed = append_leaves(old, [leaf_hash(e.entry) for e in entries], read)
         tiles.update(changed)
         new_size = old + len(entries)
         root = tree_hash(new_size, TileHashReader(read))
@@ -172,12 +197,11 @@ def sequence(ctx: PkiContext, *, batch: int = DEFAULT_BATCH, anchor_seconds: int
                 session.add(LogTile(level=level, idx=index, data=data))
             else:
                 tile.data = data
-        for offset, (data, document_id) in enumerate(entries):
-            parsed = Entry.parse(data)
-            session.add(LogEntry(idx=old + offset, entry=data, type=parsed.type.value, commune_code=parsed.commune,
-                                 document_id=document_id, sequenced_at=now))
+        session.execute(insert(LogEntry), [
+            {"idx": old + offset, "entry": e.entry, "type": e.type, "commune_code": e.commune,
+             "document_id": e.document_id, "sequenced_at": now} for offset, e in enumerate(entries)])
         if pending:
-            gone = session.execute(delete(LogPending).where(LogPending.id.in_([p.id for p in pending])))
+            gone = session.execute(delete(LogPending).where(LogPending.id.in_([p[0] for p in pending])))
             if gone.rowcount != len(pending):  # type: ignore[attr-defined]  # CursorResult of a DELETE
                 raise Conflict("another sequencer took these entries; this batch is rolled back")
         note = Checkpoint(row.origin, new_size, root).sign([_signer(ctx, row)])
@@ -190,6 +214,12 @@ def sequence(ctx: PkiContext, *, batch: int = DEFAULT_BATCH, anchor_seconds: int
         session.add(LogCheckpoint(size=new_size, note=note, created_at=now))
         session.flush()
         return SequenceResult(len(entries), new_size, anchored)
+
+
+def _anchor_due(row: TransparencyLog, anchor_seconds: int | None, now: dt.datetime) -> bool:
+    if anchor_seconds is None:
+        return False
+    return row.anchored_at is None or clock.aware(row.anchored_at) + dt.timedelta(seconds=anchor_seconds) <= now
 
 
 def sequence_all(ctx: PkiContext, *, batch: int = DEFAULT_BATCH) -> SequenceResult:

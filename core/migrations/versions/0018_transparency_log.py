@@ -34,6 +34,8 @@ def upgrade() -> None:
         'log_pending',
         sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
         sa.Column('entry', sa.LargeBinary(), nullable=False),
+        sa.Column('type', sa.String(length=32), nullable=False),
+        sa.Column('commune_code', sa.String(length=5), nullable=True),
         sa.Column('document_id', sa.String(length=16), nullable=True),
         sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint('id'),
