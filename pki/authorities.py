@@ -39,6 +39,7 @@ from .issuance import default_issuing_ca, generated_key, issue_row
 from .models import CaStatus, Certificate, CertificateAuthority, CertificateStatus
 from .names import build_name, common_name
 from .store import current_qr_seal, current_tsa, get_ca, list_cas
+from .transparency import events as transparency
 from .transparency.service import init_log
 
 log = logging.getLogger("kyso.pki")
@@ -185,6 +186,9 @@ def _create_root(ctx: PkiContext, session: Session, spec: CaSpec, key_ref: str, 
     audit.record(session, actor=actor, action="pki:ca:create", subject=ca.name, role="root", key_ref=key_ref,
                  serial=format(cert.serial_number, "X"), dn=ca.subject,
                  sha256=hashlib.sha256(ca.cert_der).hexdigest())
+    transparency.record(session, transparency.certificate_issued(
+        der=ca.cert_der, serial=format(cert.serial_number, "X"), issuer=ca.subject, profile=profile.name, commune=None,
+        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, at=now))
     return ca
 
 
