@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pki.transparency.errors import LogVerificationError
+from pki.transparency.errors import LogFormatError, LogVerificationError
 
 from . import common
 from .common import JsonOpt, actor, err, lazy, out, print_json
@@ -134,12 +134,10 @@ def log_verify(url: UrlOpt = None, directory: DirOpt = None, key: KeyOpt = None,
     Exit status 0: the copy is intact and consistent with what --state saw before. 1: it is not,
     and the message says what (a changed, removed or reordered entry; a forked or stale checkpoint).
     """
-    from pki.transparency.errors import LogVerificationError
-
     previous = client.State.load(state) if state else None
     try:
         result = _replay(url, directory, key, previous, as_json)
-    except LogVerificationError as exc:
+    except (LogVerificationError, LogFormatError) as exc:  # a malformed copy is a failed one
         if as_json:
             print_json({"ok": False, "error": exc.message})
         else:
@@ -164,8 +162,6 @@ def log_monitor(commune: Annotated[str, typer.Option(help="Commune code, 5 digit
     Without --url or --dir, the local kyso's log is exported to a temporary folder and read from there."""
     import tempfile
 
-    from pki.transparency.errors import LogVerificationError
-
     with tempfile.TemporaryDirectory() as tmp:
         if url is None and directory is None:
             from core.db import transaction
@@ -176,7 +172,7 @@ def log_monitor(commune: Annotated[str, typer.Option(help="Commune code, 5 digit
             directory = Path(tmp)
         try:
             result = _replay(url, directory, key, None, as_json)
-        except LogVerificationError as exc:
+        except (LogVerificationError, LogFormatError) as exc:
             err.print(f"[bold red]log verification FAILED[/]: {exc.message}")
             raise typer.Exit(1) from None
     rows = [{"index": i, **e.as_dict()} for i, e in result.entries_for_commune(commune)]

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from api.cli import app as cli
 from api.container import Container
+from api.scheduler import sequence_once
 from core.db import transaction
 from pki.transparency import service
 from pki.transparency.entry import Entry
@@ -62,7 +63,7 @@ def test_a_full_tile_is_immutable(client: TestClient, pki: Container) -> None:
     with transaction(pki.sessions) as session:
         for i in range(300):
             events.record(session, events.audit_anchor(seq=i, head=f"{i:064x}", at=clock.now()))
-    service.sequence_all(pki.pki)
+    assert sequence_once(pki) >= 300  # the scheduler's pass: one batch takes them all
     r = client.get("/log/tile/0/000")
     assert r.status_code == 200 and len(r.content) == 8192
     assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
@@ -115,3 +116,15 @@ def test_cli_key_monitor_and_help(pki: Container, specialist: str, sample_pdf: b
     assert both.exit_code != 0 and "exactly one" in both.output
     usage = runner.invoke(cli, ["log", "verify", "--help"], env={"COLUMNS": "200"}).output
     assert "--state" in usage and "fork" in usage and "--key" in usage
+
+
+def test_the_log_is_made_once_with_the_hierarchy(pki: Container) -> None:
+    from core import audit
+    from pki.authorities import init_hierarchy
+    from tests.helpers.db import ISSUING, ROOT
+
+    again = init_hierarchy(pki.pki, root=ROOT, issuing=ISSUING, actor="test")
+    assert again.log_key == service.log_info(pki.pki).vkey and again.log_problem is None
+    with transaction(pki.sessions, read_only=True) as session:
+        created = audit.entries(session, audit.AuditFilter(action="pki:log:create"))
+    assert len(created) == 1 and created[0].subject == service.log_info(pki.pki).origin
