@@ -128,3 +128,20 @@ def test_the_log_is_made_once_with_the_hierarchy(pki: Container) -> None:
     with transaction(pki.sessions, read_only=True) as session:
         created = audit.entries(session, audit.AuditFilter(action="pki:log:create"))
     assert len(created) == 1 and created[0].subject == service.log_info(pki.pki).origin
+
+
+def test_kyso_log_verify_reads_a_live_server(live_pki, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.helpers.servers import LiveServer
+
+    container, server = live_pki
+    assert isinstance(server, LiveServer)
+    service.sequence_all(container.pki)  # the server's own sequencer may have done it already: either way
+    key = service.log_info(container.pki).vkey
+    state = tmp_path / "state.json"
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["log", "verify", "--url", f"{server.url}/log", "--key", key, "--state", str(state),
+                             "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["size"] > 0 and state.is_file()
+    wrong = runner.invoke(cli, ["log", "verify", "--url", f"{server.url}/nowhere", "--key", key, "--json"])
+    assert wrong.exit_code == 1 and "missing checkpoint" in json.loads(wrong.output)["error"]
