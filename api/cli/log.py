@@ -31,8 +31,8 @@ app = typer.Typer(help=__doc__, no_args_is_help=True)
 KEY_ENV = "KYSO_LOG_KEY"
 KeyOpt = Annotated[str | None, typer.Option(
     "--key", envvar=KEY_ENV, show_default=False,
-    help="The log's verifier key, name+hash+base64 (from `kyso log key` or the operator's website). Pin it: "
-         "without it the key is read from this kyso's own database, which only proves the log to its operator.")]
+    help="The log's verifier key, name+hash+base64, as the operator publishes it (`kyso log key` prints it). "
+         "Required: a check against a key read from the copy itself would prove nothing.")]
 UrlOpt = Annotated[str | None, typer.Option("--url", show_default=False,
                                              help="Log prefix URL, e.g. https://kyso.example.vn/log")]
 DirOpt = Annotated[Path | None, typer.Option("--dir", show_default=False,
@@ -104,17 +104,19 @@ def _fetch(url: str | None, directory: Path | None) -> client.Fetch:
     return fetch
 
 
-def _verifier(key: str | None) -> note.NoteVerifier:
+def _verifier(key: str | None, *, local: bool = False) -> note.NoteVerifier:
     if key:
         return note.NoteVerifier.parse(key)
-    err.print("[yellow]no --key given: using this kyso's own log key (pin the published key to audit a log)[/]")
-    return service.verifier(common.container().pki)
+    if local:  # monitor without --url/--dir reads this kyso's own log: its own key is the one in question
+        return service.verifier(common.container().pki)
+    raise typer.BadParameter(f"give the log's verifier key with --key (or {KEY_ENV}); on the kyso server "
+                             "`kyso log key` prints it, and the operator publishes it")
 
 
 def _replay(url: str | None, directory: Path | None, key: str | None, state: client.State | None,
-            quiet: bool) -> client.Replay:
+            quiet: bool, *, local: bool = False) -> client.Replay:
     fetch = _fetch(url, directory)
-    verifier = _verifier(key)
+    verifier = _verifier(key, local=local)
 
     def progress(done: int, total: int) -> None:
         if not quiet and (done == total or done % 65536 == 0):
@@ -163,7 +165,8 @@ def log_monitor(commune: Annotated[str, typer.Option(help="Commune code, 5 digit
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        if url is None and directory is None:
+        local = url is None and directory is None
+        if local:
             from core.db import transaction
 
             container = common.container()
@@ -171,7 +174,7 @@ def log_monitor(commune: Annotated[str, typer.Option(help="Commune code, 5 digit
                 service.export(session, Path(tmp))
             directory = Path(tmp)
         try:
-            result = _replay(url, directory, key, None, as_json)
+            result = _replay(url, directory, key, None, as_json, local=local)
         except (LogVerificationError, LogFormatError) as exc:
             err.print(f"[bold red]log verification FAILED[/]: {exc.message}")
             raise typer.Exit(1) from None

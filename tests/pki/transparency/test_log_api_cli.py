@@ -112,6 +112,10 @@ def test_cli_key_monitor_and_help(pki: Container, specialist: str, sample_pdf: b
     other = runner.invoke(cli, ["log", "monitor", "--commune", "99999", "--dir", str(tmp_path / "copy"),
                                 "--key", key.output.strip()])
     assert other.exit_code == 0 and "nothing logged for commune 99999" in other.output
+    keyless = runner.invoke(cli, ["log", "verify", "--dir", str(tmp_path / "copy")], env={"KYSO_LOG_KEY": ""})
+    assert keyless.exit_code != 0 and "--key" in keyless.output
+    local = runner.invoke(cli, ["log", "monitor", "--commune", COMMUNE, "--json"])
+    assert local.exit_code == 0 and json.loads(local.output)["entries"] == rows
     both = runner.invoke(cli, ["log", "verify", "--dir", str(tmp_path), "--url", "http://x"])
     assert both.exit_code != 0 and "exactly one" in both.output
     usage = runner.invoke(cli, ["log", "verify", "--help"], env={"COLUMNS": "200"}).output
