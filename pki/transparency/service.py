@@ -245,11 +245,13 @@ def current_checkpoint(session: Session) -> str:
 
 def read_tile(session: Session, level: int, index: int, width: int) -> bytes:
     """The hash tile ``level/index`` at ``width`` hashes, as a tree that had it at that width served it."""
+    missing = NotFound(f"no such tile in this log: level {level}, index {index}, width {width}")
+    if (index * TILE_WIDTH + width) << (8 * level) > _row(session).size:  # before any query: no huge numbers in SQL
+        raise missing
     tile = session.get(LogTile, (level, index))
-    want = width * 32
-    if tile is None or len(tile.data) < want or (index * TILE_WIDTH + width) << (8 * level) > _row(session).size:
-        raise NotFound(f"no such tile in this log: level {level}, index {index}, width {width}")
-    return tile.data[:want]
+    if tile is None or len(tile.data) < width * 32:
+        raise missing
+    return tile.data[:width * 32]
 
 
 def read_bundle(session: Session, index: int, width: int) -> bytes:

@@ -44,7 +44,8 @@ def test_checkpoint_tiles_bundles_and_proof_over_http(client: TestClient, pki: C
     assert client.get("/log/tile/0/000").status_code == 404  # not full yet
     assert client.get(f"/log/tile/0/000.p/{cp.size + 1}").status_code == 404  # beyond the checkpoint
     assert client.get(f"/log/tile/entries/000.p/{cp.size + 1}").status_code == 404
-    for junk in ("0/5", "0/000.p/0", "99/000", "entries/x000/001", "entries/..%2Fcheckpoint"):
+    for junk in ("0/x999/x999/x999/x999/x999/x999/x999/999", "entries/x999/x999/x999/x999/x999/x999/999.p/3",
+                 "63/x999/x999/999", "0/5", "0/000.p/0", "99/000", "entries/x000/001", "entries/..%2Fcheckpoint"):
         bad = client.get(f"/log/tile/{junk}")
         assert bad.status_code in (404, 422) and bad.json()["error"]["code"], junk
 
