@@ -24,6 +24,7 @@ from .routes import (
     certificates,
     citizen,
     csc,
+    log as log_routes,
     ops,
     policies,
     protocol,
@@ -33,7 +34,7 @@ from .routes import (
     tokens as token_routes,
     verify,
 )
-from .scheduler import republish_loop, upgrade_loop
+from .scheduler import republish_loop, sequence_loop, upgrade_loop
 from .verify_gate import VerifyGate
 
 log = logging.getLogger("kyso")
@@ -109,6 +110,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
         tasks = [asyncio.create_task(republish_loop(container))] if run else []
         if run and role != "ocsp":  # LT/LTA upgrades sign: not on the OCSP lane
             tasks.append(asyncio.create_task(upgrade_loop(container)))
+            tasks.append(asyncio.create_task(sequence_loop(container)))
         yield
         for task in tasks:
             task.cancel()
@@ -140,6 +142,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.include_router(csc.router)
     app.include_router(activation.router)
     app.include_router(audit.router)
+    app.include_router(log_routes.router)
     return _finish(app, container)
 
 

@@ -10,6 +10,7 @@ from core.db import transaction
 from pki import crl, ocsp, store
 from pki.authorities import renew_qr_seal_if_due, renew_responder_if_due, renew_tsa_if_due
 from pki.models import CaStatus
+from pki.transparency import service as transparency
 from signing.create.upgrade import upgrade_due
 
 from .container import Container
@@ -69,3 +70,26 @@ async def upgrade_loop(container: Container) -> None:
         except Exception:  # the loop must survive a database or TSA outage
             log.exception("document upgrade pass failed; retrying in %ss", interval)
         await asyncio.sleep(interval)
+
+
+LOG_SEQUENCE_SECONDS = 1.0
+
+
+def sequence_once(container: Container) -> int:
+    """One sequencer batch (also `kyso log sequence`): pending log entries → a signed checkpoint."""
+    return transparency.sequence(container.pki).appended
+
+
+async def sequence_loop(container: Container) -> None:
+    """The transparency log's sequencer, every second: one batch, one checkpoint, whatever signed meanwhile.
+
+    Several workers or nodes may run it at once: the log row's lock serialises them (see
+    pki.transparency.service), and a lost race rolls back without writing anything."""
+    while True:
+        try:
+            appended = await asyncio.to_thread(sequence_once, container)
+            if appended:
+                log.debug("log: %s entries sequenced", appended)
+        except Exception:  # the loop must survive a database or keystore outage
+            log.exception("log sequencing failed; retrying in %ss", LOG_SEQUENCE_SECONDS)
+        await asyncio.sleep(LOG_SEQUENCE_SECONDS)

@@ -9,7 +9,8 @@ Measures, each beside the raw library in the same run:
   5. signatures per second through hsm.KeyStore (soft, PKCS#11 on SoftHSM2, Vault on OpenBao);
   6. PDF documents signed per second (PAdES B-B / B-LT) in process and over HTTP, beside raw pyHanko;
   7. verification; 8. the rate limit's cost per request, beside an in-memory bucket; 9. the offline-seal QR
-  code's version and build time per document type.
+  code's version and build time per document type; 10. transparency-log entries sequenced per second beside
+  raw SHA-256, and signing with the log on and off.
 Prints a table and writes docs/benchmarks.md. The keystore figures are a block of their own in that
 file: `--only keystores` replaces only that block and keeps the rest of the file as it was; any
 other selection rewrites the file from the sections it ran (keeping the last keystore block when
@@ -28,18 +29,20 @@ from pathlib import Path
 
 from .common import ROOT_DIR, Profiler, Results, machine_info, postgres_problem, postgres_version, say
 
-SECTIONS = ("issue", "ocsp", "crl", "scale", "keystores", "signing", "verify", "limits", "qr")
+SECTIONS = ("issue", "ocsp", "crl", "scale", "keystores", "signing", "verify", "limits", "qr", "tlog")
 
 FULL = dict(issue_n=100, issue_raw=2000, issue_repeats=5,
             ocsp_certs=1000, ocsp_inproc=1000, ocsp_raw=3000, ocsp_repeats=5, warmup=2.0, duration=8.0,
             crl_entries=100_000, crl_repeats=3, scale_sizes=[1_000, 1_000_000], scale_samples=200,
             sign_n=40, sign_raw=20, sign_raw_lt=6, sign_repeats=5, sign_http_duration=8.0, sign_threads=4, sign_batch=10,
-            verify_n=40, verify_repeats=5, limits_n=2000, limits_repeats=5, qr_n=100, qr_repeats=5)
+            verify_n=40, verify_repeats=5, limits_n=2000, limits_repeats=5, qr_n=100, qr_repeats=5,
+            tlog_entries=20_000, tlog_batch=4096, tlog_sign=30, tlog_repeats=5)
 QUICK = dict(issue_n=30, issue_raw=600, issue_repeats=3,
              ocsp_certs=200, ocsp_inproc=300, ocsp_raw=1000, ocsp_repeats=3, warmup=1.0, duration=3.0,
              crl_entries=10_000, crl_repeats=3, scale_sizes=[1_000, 100_000], scale_samples=200,
              sign_n=15, sign_raw=8, sign_raw_lt=3, sign_repeats=3, sign_http_duration=3.0, sign_threads=4, sign_batch=10,
-             verify_n=15, verify_repeats=3, limits_n=500, limits_repeats=3, qr_n=30, qr_repeats=3)
+             verify_n=15, verify_repeats=3, limits_n=500, limits_repeats=3, qr_n=30, qr_repeats=3,
+             tlog_entries=5_000, tlog_batch=4096, tlog_sign=12, tlog_repeats=3)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -152,6 +155,13 @@ def method_notes(args: argparse.Namespace, sizes: dict, postgres: bool) -> list[
         "`visible._qr_path` uncached (zxing-cpp, the QR code as PDF path operators), for the KS2 text and the KS1 text of the "
         "same facts; raw: `qrcode` defaults on the KS2 text (all eight masks scored); segno (not a kyso dependency) and bare zxing-cpp when "
         "installed. Median of the per-round means.",
+        "tlog": f"10. Transparency log: {sizes['tlog_entries']:,} distinct `document-registered` entries inserted "
+        f"as pending rows, then `pki.transparency.service.sequence` in batches of {sizes['tlog_batch']} until none is "
+        "left (each batch: indices, entry rows, hash tiles, one Ed25519 checkpoint signed by the soft keystore, one "
+        f"transaction), median of {sizes['tlog_repeats']} rounds; raw: `hashlib.sha256(0x00 || entry)` of the same "
+        "entries. Signing: B-B, 1-page sample, EC P-256 specialist, SQLite, in process, with the log on (the registry "
+        "hook queues an entry in each signature's transaction, a sequencer thread runs every second) and off (the "
+        f"hook replaced by a no-op), {sizes['tlog_sign']} signatures per round, interleaved.",
         "end": "Targets come from the team's performance brief (PERFORMANCE.md, outside this repository; its figures are quoted in the targets section). The machine may be shared with other work (other "
         "test runs, databases): the load averages above show how busy it was.",
     }
@@ -244,6 +254,12 @@ def main(argv: list[str] | None = None) -> int:
 
         qr.run(results, n=sizes["qr_n"], repeats=sizes["qr_repeats"])
         results.mark_load("after QR")
+    if "tlog" in args.sections:
+        from . import tlog
+
+        tlog.run(results, backends, n_entries=sizes["tlog_entries"], batch=sizes["tlog_batch"],
+                 n_sign=sizes["tlog_sign"], repeats=sizes["tlog_repeats"])
+        results.mark_load("after the transparency log")
 
     say(f"done in {time.perf_counter() - t0:.0f} s")
     from .report import print_table, splice_keystores, splice_section, write_markdown

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -27,6 +28,7 @@ from core import audit, clock
 from core.db import transaction
 from core.errors import Unavailable
 from hsm import KeyType
+from hsm.errors import UnsupportedAlgorithm
 
 from . import crl, ocsp
 from .builder import build_certificate, signature_hash
@@ -37,6 +39,10 @@ from .issuance import default_issuing_ca, generated_key, issue_row
 from .models import CaStatus, Certificate, CertificateAuthority, CertificateStatus
 from .names import build_name, common_name
 from .store import current_qr_seal, current_tsa, get_ca, list_cas
+from .transparency import events as transparency
+from .transparency.service import init_log
+
+log = logging.getLogger("kyso.pki")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
@@ -66,6 +72,8 @@ class InitResult:
     csr_pem: str | None = None
     tsa_serial: str | None = None  # set when this run issued the TSA certificate
     qr_seal_serial: str | None = None  # set when this run issued the offline-seal (QR) certificate
+    log_key: str | None = None  # the transparency log's verifier key, when the log exists
+    log_problem: str | None = None  # why the transparency log could not be made here (`kyso log init` later)
 
 
 def _check_name(name: str) -> None:
@@ -105,6 +113,7 @@ def init_hierarchy(ctx: PkiContext, *, root: CaSpec | None, issuing: CaSpec, act
         if own_active:  # deployments made before kyso had a TSA or an offline QR seal get them here
             _ensure_tsa(ctx, actor, issuing.name, keystore, result)
             _ensure_qr_seal(ctx, actor, issuing.name, keystore, result)
+            _ensure_log(ctx, actor, keystore, result)
         return result
     if result.existing and not (root and result.existing == [root.name]):
         raise CAExists(f"CA {result.existing[0]!r} exists but the rest of the hierarchy does not; name new CAs")
@@ -140,7 +149,18 @@ def init_hierarchy(ctx: PkiContext, *, root: CaSpec | None, issuing: CaSpec, act
             result.qr_seal_serial = _add_qr_seal(ctx, session, issuing_ca, qr_key, actor, now).serial
             crl.publish_both(ctx, session, issuing_ca, now)
             result.created.append(issuing.name)
+    _ensure_log(ctx, actor, keystore, result)
     return result
+
+
+def _ensure_log(ctx: PkiContext, actor: str, keystore: str | None, result: InitResult) -> None:
+    """The transparency log and its Ed25519 key, once per kyso. A keystore that cannot hold Ed25519 keys
+    does not stop the CAs: the result says so, events queue, and `kyso log init --keystore K` finishes it."""
+    try:
+        result.log_key = init_log(ctx, actor, keystore=keystore).vkey
+    except UnsupportedAlgorithm as exc:
+        log.warning("transparency log not created: %s", exc.message)
+        result.log_problem = exc.message
 
 
 def _ca_row(ctx: PkiContext, spec: CaSpec, profile: str, role: str, mode: str, status: str, key_ref: str,
@@ -166,6 +186,9 @@ def _create_root(ctx: PkiContext, session: Session, spec: CaSpec, key_ref: str, 
     audit.record(session, actor=actor, action="pki:ca:create", subject=ca.name, role="root", key_ref=key_ref,
                  serial=format(cert.serial_number, "X"), dn=ca.subject,
                  sha256=hashlib.sha256(ca.cert_der).hexdigest())
+    transparency.record(session, transparency.certificate_issued(
+        der=ca.cert_der, serial=format(cert.serial_number, "X"), issuer=ca.subject, profile=profile.name, commune=None,
+        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, at=now))
     return ca
 
 

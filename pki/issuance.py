@@ -53,6 +53,7 @@ from .models import (
 )
 from .names import SubjectInfo, build_name, common_name, name_attributes
 from .store import credential_for, get_ca, get_certificate, normalize_serial
+from .transparency import events as transparency
 
 log = logging.getLogger(__name__)
 CA_PROFILES = {"root-ca", "issuing-ca"}
@@ -179,6 +180,9 @@ def issue_row(
     audit.record(session, actor=actor, action=action, subject=row.serial, ca=ca.name, profile=profile.name,
                  dn=row.subject, commune=commune_code, key_ref=key_ref, replaces=replaces,
                  not_after=row.not_after.isoformat())
+    transparency.record(session, transparency.certificate_issued(
+        der=der, serial=row.serial, issuer=ca.subject, profile=profile.name, commune=commune_code,
+        not_before=row.not_before, not_after=row.not_after, at=now))
     return row
 
 

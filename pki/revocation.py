@@ -19,6 +19,7 @@ from .errors import FourEyesRequired, RevocationConflict
 from .models import Certificate, CertificateStatus, CredentialStatus
 from .reasons import Reason
 from .store import credential_for, get_certificate
+from .transparency import events as transparency
 
 
 def check_invalidity_date(row: Certificate, reason: Reason, when: dt.datetime | None,
@@ -70,6 +71,8 @@ def revoke_row(ctx: PkiContext, session: Session, row: Certificate, reason: Reas
                  action="pki:certificate:" + ("hold" if row.status == CertificateStatus.ON_HOLD else "revoke"),
                  subject=row.serial, ca=row.ca.name, reason=reason.value, dn=row.subject,
                  **({"invalidity_date": invalidity_date.isoformat()} if invalidity_date else {}))
+    transparency.record(session, transparency.certificate_revoked(
+        der=row.der, serial=row.serial, issuer=row.ca.subject, reason=reason.value, commune=row.commune_code, at=now))
     if publish:
         crl.publish_both(ctx, session, row.ca, now)
 

@@ -13,9 +13,11 @@ if [ "${1:-}" = "--test" ]; then
   # pdftoppm + zbarimg for the QR code, pdftotext); chromium: the browser tests (Playwright drives Debian's
   # Chromium, never a downloaded browser); systemd: `systemd-analyze verify` checks the documented unit file;
   # openjdk-17-jdk-headless (Debian 12's JDK), php-cli, php-curl: the integrator guide's Java and PHP examples run against a live
-  # server (tests/interop/test_integration_examples.py).
+  # server (tests/interop/test_integration_examples.py); golang-go, golang-golang-x-mod-dev: Go's x/mod
+  # sumdb/tlog and sumdb/note, built offline into a small checker that verifies the transparency log
+  # (tests/helpers/tlogcheck), a verifier kyso did not write.
   packages+=(softhsm2 poppler-utils qpdf zbar-tools libnss3-tools libnss3-dev libnspr4-dev gcc libc6-dev chromium
-             systemd openjdk-17-jdk-headless php-cli php-curl)
+             systemd openjdk-17-jdk-headless php-cli php-curl golang-go golang-golang-x-mod-dev)
 fi
 # python3-venv only when the interpreter cannot make virtual environments by itself (Debian's python3)
 python3 -c "import ensurepip, venv" 2>/dev/null || packages+=(python3-venv)

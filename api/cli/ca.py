@@ -12,7 +12,7 @@ from rich.table import Table
 from hsm import KeyType
 
 from . import common
-from .common import JsonOpt, TokenFileOpt, actor, lazy, out, print_json
+from .common import JsonOpt, TokenFileOpt, actor, err, lazy, out, print_json
 
 if TYPE_CHECKING:
     from core import db
@@ -69,6 +69,10 @@ def ca_init(
         out.print(f"created CA [bold]{name}[/]")
     for name in result.existing:
         out.print(f"CA [bold]{name}[/] already exists; nothing changed")
+    if result.log_key:
+        out.print(f"transparency log key (publish it; docs/transparency.md): {result.log_key}", highlight=False)
+    if result.log_problem:
+        err.print(f"[yellow]transparency log not created[/]: {result.log_problem}")
     if result.csr_pem:
         out.print("Send this CSR to the external root CA, then run `kyso ca import "
                   f"{issuing.name} CERT.pem` with the returned certificate and its chain:")

@@ -34,6 +34,7 @@ from core.errors import Conflict, KysoError
 from hsm.interfaces import SignatureScheme
 from pki.context import PkiContext
 from pki.models import Certificate
+from pki.transparency import events as transparency
 from policies import units
 from policies.documents import DOCUMENTS_FILE, DocumentPolicy, DocumentType, Level
 from policies.engine import Decision, SignerFacts, Target, decide
@@ -578,6 +579,11 @@ class SigningService:
                              input_sha256=hashlib.sha256(request.pdf).hexdigest(), version=version,
                              policy_version=granted.policy_version, policy_rule=granted.decision.rule,
                              signer_rule=granted.decision.signer_rule, reception=granted.decision.reception)
+                transparency.record(session, transparency.document_registered(
+                    document_id=document_id, version=version, file_sha256=digest,
+                    signature_sha256=[records.signature_digest(v.value) for v in produced],
+                    signer_der=material.certificate.dump(), signer_serial=material.serial,
+                    document_type=doc_type.name, commune=request.commune_code, at=signed_at), document_id=document_id)
                 if source.was_repaired:  # the first version does not start with the bytes received: say why
                     audit.record(session, actor=actor, action="signing:document:repair", subject=document_id,
                                  input_sha256=hashlib.sha256(request.pdf).hexdigest(),

@@ -17,6 +17,7 @@ from core.errors import InvalidInput
 from core.settings import Settings
 from pki.context import PkiContext
 from pki.store import get_credential
+from pki.transparency import events as transparency
 from signing.errors import DocumentStateConflict, UnknownDocument
 from signing.registry import versions
 from signing.registry.blobs import store_for
@@ -104,6 +105,9 @@ def withdraw(ctx: PkiContext, document_id: str, reason: str, actor: str) -> Sign
         doc.status, doc.status_reason = DocumentStatus.WITHDRAWN, reason
         doc.status_changed_by, doc.status_changed_at = actor, clock.now()
         audit.record(session, actor=actor, action="signing:document:withdraw", subject=doc.id, reason=reason)
+        transparency.record(session, transparency.document_withdrawn(
+            document_id=doc.id, version=doc.version, commune=doc.commune_code, at=doc.status_changed_at),
+            document_id=doc.id)
         session.flush()
         session.expunge(doc)
         return doc
@@ -121,6 +125,9 @@ def supersede(ctx: PkiContext, document_id: str, by: str, reason: str, actor: st
         doc.status_changed_by, doc.status_changed_at = actor, clock.now()
         audit.record(session, actor=actor, action="signing:document:supersede", subject=doc.id, by=replacement.id,
                      reason=reason)
+        transparency.record(session, transparency.document_superseded(
+            document_id=doc.id, version=doc.version, by=replacement.id, commune=doc.commune_code,
+            at=doc.status_changed_at), document_id=doc.id)
         session.flush()
         session.expunge(doc)
         return doc

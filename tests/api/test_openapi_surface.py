@@ -11,7 +11,7 @@ from api import tokens
 from tests.helpers.api import new_token
 
 # open by design: protocol endpoints (RFC 5280/6960/3161), operations, verification for anyone
-PUBLIC = re.compile(r"^/(healthz|readyz|ocsp|tsa|crl/|ca/|api/v1/verify(/signed-revision)?$|csc/v2/info$)")
+PUBLIC = re.compile(r"^/(healthz|readyz|ocsp|tsa|crl/|ca/|log/|api/v1/verify(/signed-revision)?$|csc/v2/info$)")
 BODIES = [dict(json={}), dict(content=b"\x00\xffjunk", headers={"Content-Type": "application/octet-stream"}),
           dict(data={"metadata": "{not json"}, files={"file": ("x.pdf", b"%PDF-1.4 broken", "application/pdf")})]
 

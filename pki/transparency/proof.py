@@ -1,0 +1,86 @@
+"""C2SP tlog-proof (``c2sp.org/tlog-proof@v1``): an inclusion proof that travels alone.
+
+    c2sp.org/tlog-proof@v1
+    [extra <base64>]
+    index <decimal>
+    <base64 hash>            zero or more: the RFC 6962 inclusion path, leaf's sibling first
+    <blank line>
+    <signed checkpoint, verbatim, with any cosignatures>
+
+kyso puts the log entry itself in ``extra`` so a verifier offline can recompute the leaf hash and
+read what was logged; ``extra`` is not trusted until the leaf hash it yields is proven included.
+Files use the ``.tlog-proof`` extension.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .errors import LogFormatError, LogVerificationError
+from .merkle import HASH_SIZE, leaf_hash, verify_inclusion
+from .note import Checkpoint, NoteVerifier, b64, open_checkpoint, unb64
+
+HEADER = "c2sp.org/tlog-proof@v1"
+MEDIA_TYPE = "text/plain; charset=utf-8"
+FILE_EXTENSION = ".tlog-proof"
+
+
+@dataclass(frozen=True)
+class TlogProof:
+    index: int
+    path: tuple[bytes, ...]
+    checkpoint: str  # the signed note, verbatim
+    extra: bytes | None = None
+
+    def encode(self) -> str:
+        lines = [HEADER]
+        if self.extra is not None:
+            lines.append(f"extra {b64(self.extra)}")
+        lines.append(f"index {self.index}")
+        lines += [b64(h) for h in self.path]
+        return "\n".join(lines) + "\n\n" + self.checkpoint
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> TlogProof:
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise LogFormatError("a tlog proof must be UTF-8") from None
+        head, sep, checkpoint = text.partition("\n\n")
+        if not sep:
+            raise LogFormatError("a tlog proof needs a blank line before its checkpoint")
+        lines = head.split("\n")
+        if lines[0] != HEADER:
+            raise LogFormatError(f"a tlog proof starts with {HEADER!r}")
+        pos, extra = 1, None
+        if pos < len(lines) and lines[pos].startswith("extra "):
+            extra = unb64(lines[pos][6:], "the proof's extra data")
+            pos += 1
+        if pos >= len(lines) or not re.fullmatch(r"index (0|[1-9][0-9]*)", lines[pos]):
+            raise LogFormatError("a tlog proof needs an 'index N' line")
+        index = int(lines[pos][6:])
+        path = []
+        for line in lines[pos + 1:]:
+            h = unb64(line, "an inclusion proof hash")
+            if len(h) != HASH_SIZE:
+                raise LogFormatError("an inclusion proof hash is not 32 bytes")
+            path.append(h)
+        return cls(index, tuple(path), checkpoint, extra)
+
+    def verify(self, entry: bytes, verifier: NoteVerifier, origin: str | None = None) -> Checkpoint:
+        """Check the checkpoint's signature and that ``entry`` is at ``index`` under its root."""
+        cp, _ = open_checkpoint(self.checkpoint, verifier, origin)
+        verify_inclusion(self.index, cp.size, leaf_hash(entry), self.path, cp.root_hash)
+        return cp
+
+    def verify_extra(self, verifier: NoteVerifier, origin: str | None = None) -> tuple[Checkpoint, bytes]:
+        """Verify with the entry carried in ``extra``; return the checkpoint and the proven entry."""
+        if self.extra is None:
+            raise LogVerificationError("this proof carries no entry; pass the entry to verify()")
+        return self.verify(self.extra, verifier, origin), self.extra
+
+
+def make_proof(index: int, path: Sequence[bytes], checkpoint: str, entry: bytes | None = None) -> TlogProof:
+    return TlogProof(index, tuple(path), checkpoint, entry)
