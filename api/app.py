@@ -32,6 +32,7 @@ from .routes import (
     specialist,
     tokens as token_routes,
     verify,
+    witness,
 )
 from .scheduler import republish_loop, upgrade_loop
 from .verify_gate import VerifyGate
@@ -140,6 +141,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.include_router(csc.router)
     app.include_router(activation.router)
     app.include_router(audit.router)
+    app.include_router(witness.router)
     return _finish(app, container)
 
 

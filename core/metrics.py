@@ -56,6 +56,13 @@ KEYSTORE_ERRORS = Counter("kyso_keystore_errors", "Keystore failures (unavailabl
                           ["backend"])
 AUDIT_ENTRIES = Counter("kyso_audit_entries", "Audit log entries written (in the caller's transaction: one "
                         "rolled back afterwards is counted too)", ["action"])
+WITNESS_CHECKPOINTS = Counter("kyso_witness_checkpoints", "add-checkpoint requests this kyso answered as a witness, "
+                              "by outcome (cosigned, conflict, inconsistent, bad_signature, unknown_log, malformed)",
+                              ["outcome"])
+LOG_COSIGNATURES = Counter("kyso_log_cosignature_requests", "Cosignatures kyso's log asked of its witnesses, "
+                           "by witness (configured names only) and outcome (cosigned, unreachable, refused, "
+                           "ahead, bad_response)",
+                           ["witness", "outcome"])
 
 
 class CacheCounter:

@@ -24,6 +24,7 @@ from . import (
     token,
     units,
     verify,
+    witness,
 )
 from .common import err
 
@@ -37,7 +38,7 @@ for commands in (serve, merge, sign, verify):  # top-level commands (kyso serve,
     app.add_typer(commands.app)
 for name, group in (("ca", ca), ("cert", cert), ("token", token), ("units", units), ("audit", audit), ("crl", crl),
                     ("ocsp", ocsp), ("activation", activation), ("key", key), ("approval", approval),
-                    ("policy", policy), ("doc", doc)):
+                    ("policy", policy), ("doc", doc), ("witness", witness)):
     app.add_typer(group.app, name=name)
 
 
