@@ -164,7 +164,7 @@ class WitnessPool:
                 return WitnessOutcome.AHEAD, f"the witness cosigned size {old}, above this checkpoint's {cp.size}"
             try:
                 answer = client.post(endpoint.url + "/add-checkpoint", content=request_body(
-                    old, proof(old, cp.size), checkpoint_note), timeout=self.timeout)
+                    old, proof(old, cp.size), checkpoint_note))
             except httpx.HTTPError as exc:
                 return WitnessOutcome.UNREACHABLE, f"{type(exc).__name__}: {exc}"
             if answer.status_code == 409 and attempt == 0:

@@ -1,15 +1,23 @@
-"""Plain helpers for transparency-log tests: a log in memory signed by a given key, and a cosignature verifier
-written from the text of c2sp.org/tlog-cosignature alone (not from kyso's module)."""
+"""Helpers for transparency-log tests: a log in memory signed by a given key, a cosignature verifier written
+from the text of c2sp.org/tlog-cosignature alone (not from kyso's module), and the fixture ``go_cosigcheck``:
+Go's golang.org/x/mod/sumdb/note verifying a log signature and cosignatures (registered in the root conftest)."""
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import shutil
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pki.transparency.merkle import MemoryTree, consistency_proof
 from pki.transparency.note import Checkpoint, NoteSigner, NoteVerifier
+
+from .db import IN_CI
 
 
 def spec_verify(line: str, name: str, public_key: bytes, body: str) -> int:
@@ -48,3 +56,30 @@ class MemoryLog:
 
     def proof(self, old: int, new: int) -> list[bytes]:
         return consistency_proof(old, new, self.tree.subtree)
+
+
+GOPATH = Path("/usr/share/gocode")
+SOURCE = Path(__file__).resolve().parents[1] / "pki" / "transparency" / "cosigcheck"
+
+
+@pytest.fixture(scope="session")
+def go_cosigcheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Go's sumdb/note with a cosignature/v1 Verifier (tests/pki/transparency/cosigcheck), built once."""
+    go = shutil.which("go")
+    if go is None or not (GOPATH / "src/golang.org/x/mod/sumdb/note").is_dir():
+        if IN_CI:
+            pytest.fail("the Go toolchain and golang-golang-x-mod-dev are required in CI (apt install golang-go "
+                        "golang-golang-x-mod-dev)")
+        pytest.skip("Go or golang.org/x/mod missing")
+    out = tmp_path_factory.mktemp("cosigcheck") / "cosigcheck"
+    env = {**os.environ, "GOPATH": str(GOPATH), "GO111MODULE": "off", "GOFLAGS": "",
+           "GOCACHE": str(out.parent / "cache")}
+    subprocess.run([go, "build", "-o", str(out), "."], cwd=SOURCE, env=env, check=True, timeout=300)
+    return out
+
+
+def go_note_check(checker: Path, tmp_path: Path, text: str, *keys: str) -> subprocess.CompletedProcess[str]:
+    """Run the Go checker on a note: exit 0 when the log key (first) and every witness key signed it."""
+    path = tmp_path / "note"
+    path.write_text(text, encoding="utf-8")
+    return subprocess.run([str(checker), str(path), *keys], capture_output=True, text=True, timeout=60)
