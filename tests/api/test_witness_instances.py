@@ -11,18 +11,22 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from api.app import create_app
 from api.container import Container
 from core.audit import AuditEntry
 from core.db import transaction
+from core.settings import Settings
 from hsm.interfaces import KeyType
 from pki.transparency import note, witness
-from pki.transparency.cosignature import CosignerVerifier, verify_cosignatures
-from pki.transparency.errors import LogVerificationError
+from pki.transparency.cosignature import Cosigner, CosignerVerifier, verify_cosignatures
+from pki.transparency.errors import LogFormatError, LogVerificationError
 from pki.transparency.witness_client import WitnessEndpoint, WitnessOutcome, WitnessPool, cosigned_checkpoint
 from pki.transparency.witness_models import LogWitnessState
 from tests.helpers.db import build_for_test, make_settings
@@ -128,3 +132,49 @@ def test_an_unreachable_witness_never_raises_and_is_logged_once(instance_a: Cont
     assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()
     with transaction(instance_a.sessions, read_only=True) as session:
         assert cosigned_checkpoint(session, log.checkpoint(), pool.verifiers) == log.checkpoint()
+
+
+@pytest.mark.parametrize("answer", ["garbage", "other_key", "other_body", "409_untyped", "409_twice", "500"])
+def test_a_lying_or_broken_witness_gives_nothing_to_serve(instance_a: Container, answer: str) -> None:
+    """What the log keeps from a witness is only its pinned key's valid cosignature on this very checkpoint."""
+    w_key = Ed25519PrivateKey.generate()
+    cosigner = Cosigner("w.example/witness", note.raw_ed25519(w_key.public_key()), w_key.sign)
+    impostor = Cosigner("w.example/witness", note.raw_ed25519(Ed25519PrivateKey.generate().public_key()),
+                        Ed25519PrivateKey.generate().sign)
+    log, _ = keystore_log(instance_a)
+    log.grow(4)
+    body = log.checkpoint().split("\n\n")[0] + "\n"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if answer == "garbage":
+            return httpx.Response(200, text="not a signature line\n")
+        if answer == "other_key":  # same name, key not pinned
+            return httpx.Response(200, text=impostor.cosign(body, 5).line)
+        if answer == "other_body":  # the pinned key, on another checkpoint
+            return httpx.Response(200, text=cosigner.cosign(body.replace("\n4\n", "\n5\n"), 5).line)
+        if answer == "409_untyped":
+            return httpx.Response(409, text="3\n")
+        if answer == "409_twice":
+            return httpx.Response(409, text="0\n", headers={"Content-Type": "text/x.tlog.size"})
+        return httpx.Response(500, text="boom")
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        pool = WitnessPool(instance_a.sessions, [WitnessEndpoint("https://w.example", cosigner.verifier)],
+                           client=client)
+        outcome = pool.collect(log.checkpoint(), log.proof)[cosigner.name]
+    assert outcome in (WitnessOutcome.BAD_RESPONSE, WitnessOutcome.REFUSED)
+    with transaction(instance_a.sessions, read_only=True) as session:
+        assert cosigned_checkpoint(session, log.checkpoint(), pool.verifiers) == log.checkpoint()
+
+
+def test_witness_settings_and_endpoints_are_checked() -> None:
+    w = CosignerVerifier("w.example/witness", bytes(32))
+    assert WitnessEndpoint.parse(f"https://w.example/witness/ {w.vkey}").url == "https://w.example/witness"
+    for bad in (f"ftp://w.example {w.vkey}", "https://w.example", f"https://w.example {w.vkey} extra",
+                "https://w.example w.example/witness+00000000+AQ" + "A" * 42):
+        with pytest.raises(LogFormatError):
+            WitnessEndpoint.parse(bad)
+    with pytest.raises(ValidationError, match="KYSO_LOG_WITNESSES"):
+        Settings(log_witnesses=["ftp://w.example key"])
+    with pytest.raises(ValueError, match="share a name"):
+        WitnessPool(None, [WitnessEndpoint("https://a", w), WitnessEndpoint("https://b", w)])  # type: ignore[arg-type]  # never reaches the database
