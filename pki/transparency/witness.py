@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit, clock, metrics
@@ -130,22 +131,37 @@ def default_name(settings: Settings) -> str:
 
 
 def ensure_key(sessions: sessionmaker[Session], keystores: KeyStoreRegistry, name: str, *, actor: str) -> WitnessKey:
-    """The witness key, made in the default keystore on first call (audited once)."""
-    with transaction(sessions) as session:
+    """The witness key, made in the default keystore on first call (audited once). Two first calls at once:
+    one key is kept, the other is deleted from the keystore."""
+    with transaction(sessions, read_only=True) as session:
         row = session.execute(select(WitnessKey)).scalars().first()
-        if row is not None:
-            return row
-        store = keystores.get()
-        ref = store.generate(KeyType.ED25519, f"witness {name}")
+    if row is not None:
+        return row
+    store = keystores.get()
+    ref = store.generate(KeyType.ED25519, f"witness {name}")
+    try:
         public = store.public_key(ref)
         if not isinstance(public, Ed25519PublicKey):
             raise NoWitnessKey("the keystore did not make an Ed25519 key for the witness")
-        row = WitnessKey(name=name, key_ref=ref, public_key=raw_ed25519(public), created_at=clock.now())
-        session.add(row)
-        session.flush()
-        audit.record(session, actor=actor, action="pki:witness-key:create", subject=name,
-                     key_ref=ref, vkey=CosignerVerifier(name, row.public_key).vkey)
+        with transaction(sessions) as session:
+            if session.execute(select(WitnessKey)).scalars().first() is not None:
+                raise _MadeMeanwhile
+            row = WitnessKey(name=name, key_ref=ref, public_key=raw_ed25519(public), created_at=clock.now())
+            session.add(row)
+            session.flush()
+            audit.record(session, actor=actor, action="pki:witness-key:create", subject=name,
+                         key_ref=ref, vkey=CosignerVerifier(name, row.public_key).vkey)
         return row
+    except (_MadeMeanwhile, IntegrityError):
+        store.delete(ref)
+        return ensure_key(sessions, keystores, name, actor=actor)
+    except BaseException:
+        store.delete(ref)
+        raise
+
+
+class _MadeMeanwhile(Exception):
+    """Another process made the witness key between our read and our write."""
 
 
 def cosigner(session: Session, keystores: KeyStoreRegistry) -> Cosigner:

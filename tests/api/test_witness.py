@@ -221,3 +221,25 @@ def test_cli_key_add_log_list(container: Container, tmp_path: object, monkeypatc
     assert bad.exit_code != 0
     listed = json.loads(runner.invoke(cli.app, ["witness", "list", "--json"]).output)
     assert [(r["origin"], r["size"]) for r in listed] == [(ORIGIN, 0)]
+
+
+def test_without_a_witness_key_it_answers_503_and_keeps_nothing(container: Container,
+                                                               log_key: Ed25519PrivateKey) -> None:
+    witness.add_log(container.sessions, memory_log(key=log_key).verifier.vkey, actor="test")
+    log = memory_log(key=log_key)
+    log.grow(2)
+    with TestClient(create_app(container, scheduler=False), raise_server_exceptions=False) as c:
+        r = c.post("/witness/add-checkpoint", content=request_body(0, [], log.checkpoint()))
+    assert r.status_code == 503 and r.headers["retry-after"] and "kyso witness key" in r.text
+    with transaction(container.sessions) as session:
+        row = session.get(WitnessedLog, ORIGIN)
+        assert row is not None and row.size == 0 and row.checkpoint is None
+
+
+def test_the_witness_key_is_made_once(container: Container) -> None:
+    first = witness.ensure_key(container.sessions, container.pki.keystores, "w.example/witness", actor="test")
+    again = witness.ensure_key(container.sessions, container.pki.keystores, "other.example/witness", actor="test")
+    assert (again.name, again.key_ref, again.public_key) == (first.name, first.key_ref, first.public_key)
+    with transaction(container.sessions) as session:
+        made = session.execute(select(AuditEntry).where(AuditEntry.action == "pki:witness-key:create")).scalars()
+        assert len(list(made)) == 1
