@@ -18,7 +18,7 @@ pytest_plugins = [  # modules that hold fixtures; the other helpers are plain im
     "tests.helpers.servers",  # live_pki
     "tests.helpers.signing",  # specialist, seal, phone, sample_pdf
     "tests.helpers.api",  # client, operator_headers, client_headers, other_specialist
-    "tests.helpers.tlog",  # go_cosigcheck
+    "tests.helpers.witness",  # go_cosigcheck
 ]
 
 TESTS = Path(__file__).resolve().parent

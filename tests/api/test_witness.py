@@ -22,7 +22,7 @@ from pki.transparency import note, witness
 from pki.transparency.cosignature import CosignerVerifier
 from pki.transparency.witness_client import request_body
 from pki.transparency.witness_models import WitnessedLog
-from tests.helpers.tlog import MemoryLog, spec_verify
+from tests.helpers.witness import MemoryLog, spec_verify
 
 ORIGIN = "kyso.hanoi.example/log"
 

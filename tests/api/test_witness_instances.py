@@ -30,7 +30,7 @@ from pki.transparency.errors import LogFormatError, LogVerificationError
 from pki.transparency.witness_client import WitnessEndpoint, WitnessOutcome, WitnessPool, cosigned_checkpoint
 from pki.transparency.witness_models import LogWitnessState
 from tests.helpers.db import build_for_test, make_settings
-from tests.helpers.tlog import MemoryLog, go_note_check, spec_verify
+from tests.helpers.witness import MemoryLog, go_note_check, spec_verify
 
 ORIGIN = "kyso.hanoi.example/log"
 

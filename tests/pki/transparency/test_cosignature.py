@@ -12,7 +12,7 @@ from pki.transparency import note
 from pki.transparency.cosignature import Cosigner, CosignerVerifier, cosigner_vkey, verify_cosignatures
 from pki.transparency.errors import LogFormatError, LogVerificationError
 from pki.transparency.note import Checkpoint, NoteSigner, NoteVerifier, open_checkpoint
-from tests.helpers.tlog import spec_verify
+from tests.helpers.witness import spec_verify
 
 LOG = "kyso.example/log"
 BODY = "kyso.example/log\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"

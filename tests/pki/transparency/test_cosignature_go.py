@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pki.transparency import note
 from pki.transparency.cosignature import Cosigner
-from tests.helpers.tlog import MemoryLog, go_note_check as run
+from tests.helpers.witness import MemoryLog, go_note_check as run
 
 
 def test_go_verifies_the_log_and_the_witness_and_refuses_forgeries(go_cosigcheck: Path, tmp_path: Path) -> None:
