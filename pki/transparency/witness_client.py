@@ -93,6 +93,7 @@ class WitnessPool:
         self._lock = threading.Lock()
         self._pending: tuple[str, ConsistencyProof] | None = None
         self._running = False
+        self._submitted: str | None = None
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kyso-witnesses")
 
     @classmethod
@@ -105,10 +106,14 @@ class WitnessPool:
 
     # -- asking ------------------------------------------------------------------------------------------
     def submit(self, checkpoint_note: str, proof: ConsistencyProof) -> None:
-        """Ask the witnesses about this checkpoint in the background; a newer one replaces one still waiting."""
+        """Ask the witnesses about this checkpoint in the background; a newer one replaces one still waiting, the
+        one asked last is not asked again (so the sequencer may hand over the current checkpoint on every pass)."""
         if not self.endpoints:
             return
         with self._lock:
+            if checkpoint_note == self._submitted:
+                return
+            self._submitted = checkpoint_note
             self._pending = (checkpoint_note, proof)
             if self._running:
                 return

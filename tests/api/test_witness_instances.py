@@ -178,3 +178,26 @@ def test_witness_settings_and_endpoints_are_checked() -> None:
         Settings(log_witnesses=["ftp://w.example key"])
     with pytest.raises(ValueError, match="share a name"):
         WitnessPool(None, [WitnessEndpoint("https://a", w), WitnessEndpoint("https://b", w)])  # type: ignore[arg-type]  # never reaches the database
+
+
+def test_submit_asks_in_the_background_once_per_checkpoint(instance_a: Container) -> None:
+    w_key = Ed25519PrivateKey.generate()
+    cosigner = Cosigner("w.example/witness", note.raw_ed25519(w_key.public_key()), w_key.sign)
+    seen: list[bytes] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        body = request.content.decode().split("\n\n", 1)[1].split("\n\n")[0] + "\n"
+        return httpx.Response(200, text=cosigner.cosign(body, 7).line)
+
+    log, _ = keystore_log(instance_a)
+    log.grow(3)
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        pool = WitnessPool(instance_a.sessions, [WitnessEndpoint("https://w.example", cosigner.verifier)],
+                           client=client)
+        for _ in range(3):  # the sequencer hands over the current checkpoint on every pass
+            pool.submit(log.checkpoint(), log.proof)
+        pool.close()
+    assert len(seen) == 1 and seen[0].startswith(b"old 0\n\n")
+    with transaction(instance_a.sessions, read_only=True) as session:
+        assert verify_cosignatures(cosigned_checkpoint(session, log.checkpoint(), pool.verifiers), [cosigner.verifier], 1)
