@@ -118,7 +118,10 @@ class WitnessPool:
             if self._running:
                 return
             self._running = True
-        self._worker.submit(self._drain)
+            try:
+                self._worker.submit(self._drain)
+            except RuntimeError:  # closed (the app is stopping): the next process asks
+                self._running = False
 
     def _drain(self) -> None:
         while True:

@@ -128,6 +128,8 @@ def test_an_unreachable_witness_never_raises_and_is_logged_once(instance_a: Cont
             assert pool.collect(log.checkpoint(), log.proof) == {down.name: WitnessOutcome.UNREACHABLE}
         pool.submit(log.checkpoint(), log.proof)  # the sequencer's call: returns at once, never raises
         pool.close()  # waits for the background round
+        log.grow(6)
+        pool.submit(log.checkpoint(), log.proof)  # after close (the app stopping): ignored, never raises
     warnings = [r for r in caplog.records if "down.example/witness" in r.getMessage()]
     assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()
     with transaction(instance_a.sessions, read_only=True) as session:
