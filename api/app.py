@@ -33,6 +33,7 @@ from .routes import (
     specialist,
     tokens as token_routes,
     verify,
+    witness,
 )
 from .scheduler import republish_loop, sequence_loop, upgrade_loop
 from .verify_gate import VerifyGate
@@ -143,6 +144,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
     app.include_router(activation.router)
     app.include_router(audit.router)
     app.include_router(log_routes.router)
+    app.include_router(witness.router)
     return _finish(app, container)
 
 

@@ -13,6 +13,7 @@ from core.db import make_engine, make_session_factory, transaction, upgrade
 from core.settings import Settings, load_settings
 from hsm import KeyStoreRegistry
 from pki.context import PkiContext
+from pki.transparency.witness_client import WitnessPool
 from policies import units
 from policies.profiles import ProfileSet
 
@@ -71,6 +72,12 @@ class Container:
         from signing.verify.verifier import Verifier
 
         return Verifier(self.pki, self.material)
+
+    @cached_property
+    def witnesses(self) -> WitnessPool:
+        """The witnesses kyso's log asks to cosign its checkpoints (``KYSO_LOG_WITNESSES``)."""
+        return WitnessPool.from_settings(self.sessions, self.settings.log_witnesses,
+                                         self.settings.log_witness_timeout_seconds)
 
     def warm(self) -> Container:
         """Make every part now (the web app calls this once, before it takes requests)."""

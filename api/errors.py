@@ -10,7 +10,7 @@ import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -56,6 +56,8 @@ def status_for(exc: KysoError) -> int:
         return 413
     if isinstance(exc, UnsupportedMediaType):
         return 415
+    if exc.code == "witness_request_malformed":  # C2SP tlog-witness: 400, where kyso's own API says 422
+        return 400
     for cls, status in STATUS_BY_ERROR:
         if isinstance(exc, cls):
             return status
@@ -66,6 +68,17 @@ def retry_after(exc: KysoError) -> str:
     """Retry-After for a 429 or 503: the error's own estimate when it has one (rate limit, busy verifier),
     else 5 seconds (a database or keystore coming back)."""
     return str(max(1, math.ceil(getattr(exc, "retry_after", 5))))
+
+
+def witness_error(exc: KysoError) -> Response:
+    """A witness protocol error (C2SP tlog-witness) in the protocol's shape: plain text, and for 409 only the
+    witness's latest cosigned size as ``text/x.tlog.size`` so a log can retry from it."""
+    status = status_for(exc)
+    if status == 409 and isinstance(exc.details.get("size"), int):
+        return Response(f"{exc.details['size']}\n", status_code=409, headers={"Content-Type": "text/x.tlog.size"})
+    headers = {"Retry-After": retry_after(exc)} if status in (429, 503) else None
+    return Response(f"{exc.code}: {exc.message}\n", status_code=status, headers=headers,
+                    media_type="text/plain; charset=utf-8")
 
 
 def error_body(code: str, message: str, details: object = None) -> dict[str, object]:

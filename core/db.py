@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0018"  # the newest migration; tests/core/test_migrations.py checks it against Alembic's head
+HEAD_REVISION = "0019"  # the newest migration; tests/core/test_migrations.py checks it against Alembic's head
 CONNECT_TIMEOUT_SECONDS = 10
 READ_ONLY = "kyso_read_only"  # connection execution option: begin a SQLite transaction without the write lock
 SQLITE_BUSY_SECONDS = 30  # how long a SQLite transaction waits for the write lock before "database is locked"

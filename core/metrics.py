@@ -59,6 +59,13 @@ AUDIT_ENTRIES = Counter("kyso_audit_entries", "Audit log entries written (in the
 REPLICA_READS = Counter("kyso_replica_reads", "Read-only units sent to the read replica (KYSO_DATABASE_READ_URL), by "
                         "outcome: replica (answered there), miss (not found there, read again on the primary: "
                         "replica lag), unreachable (read on the primary: the replica is down)", ["outcome"])
+WITNESS_CHECKPOINTS = Counter("kyso_witness_checkpoints", "add-checkpoint requests this kyso answered as a witness, "
+                              "by outcome (cosigned, conflict, inconsistent, bad_signature, unknown_log, malformed)",
+                              ["outcome"])
+LOG_COSIGNATURES = Counter("kyso_log_cosignature_requests", "Cosignatures kyso's log asked of its witnesses, "
+                           "by witness (configured names only) and outcome (cosigned, unreachable, refused, "
+                           "ahead, bad_response)",
+                           ["witness", "outcome"])
 
 
 class CacheCounter:

@@ -139,6 +139,13 @@ class Settings(BaseSettings):
                                        "unlocks it; the throttle makes reaching it take days")
     enrolment_code_hours: int = Field(default=72, ge=1, le=24 * 30, description="How long an enrolment code "
                                       "handed to a specialist stays redeemable on /me/enrol")
+    # Transparency log witnesses (C2SP tlog-witness)
+    witness_name: str | None = Field(default=None, description="This kyso's name as a witness (a note key name); "
+                                     "<host of KYSO_BASE_URL>/witness when unset")
+    log_witnesses: list[str] = Field(default_factory=list, description="Witnesses the log asks to cosign each "
+                                     "checkpoint: '<submission URL prefix> <witness verifier key>' per entry")
+    log_witness_timeout_seconds: float = Field(default=5, gt=0, le=60,
+                                               description="How long the log waits for one witness's answer")
     # Operations
     log_format: Literal["json", "text"] = Field(default="json", description="`kyso serve` logs: one JSON object "
                                                 "per line (request id, route, status, duration) or plain text")
@@ -153,6 +160,15 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("KYSO_BASE_URL must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("log_witnesses")
+    @classmethod
+    def _witnesses(cls, value: list[str]) -> list[str]:
+        for entry in value:  # refused at start; the key itself is parsed by pki.transparency.witness_client
+            parts = entry.split()
+            if len(parts) != 2 or not parts[0].startswith(("http://", "https://")) or parts[1].count("+") < 2:
+                raise ValueError(f"{entry!r} in KYSO_LOG_WITNESSES is not '<https URL> <name+hash+key>'")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

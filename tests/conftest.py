@@ -19,6 +19,7 @@ pytest_plugins = [  # modules that hold fixtures; the other helpers are plain im
     "tests.helpers.signing",  # specialist, seal, phone, sample_pdf
     "tests.helpers.api",  # client, operator_headers, client_headers, other_specialist
     "tests.helpers.tlog",  # tlogcheck: the Go verifier of the transparency log
+    "tests.helpers.witness",  # go_cosigcheck
 ]
 
 TESTS = Path(__file__).resolve().parent

@@ -25,6 +25,7 @@ from . import (
     token,
     units,
     verify,
+    witness,
 )
 from .common import err
 
@@ -38,7 +39,7 @@ for commands in (serve, merge, sign, verify):  # top-level commands (kyso serve,
     app.add_typer(commands.app)
 for name, group in (("ca", ca), ("cert", cert), ("token", token), ("units", units), ("audit", audit), ("crl", crl),
                     ("ocsp", ocsp), ("activation", activation), ("key", key), ("approval", approval),
-                    ("policy", policy), ("doc", doc), ("log", log)):
+                    ("policy", policy), ("doc", doc), ("log", log), ("witness", witness)):
     app.add_typer(group.app, name=name)
 
 

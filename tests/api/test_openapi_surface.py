@@ -10,8 +10,9 @@ from fastapi.testclient import TestClient
 from api import tokens
 from tests.helpers.api import new_token
 
-# open by design: protocol endpoints (RFC 5280/6960/3161), operations, verification for anyone
-PUBLIC = re.compile(r"^/(healthz|readyz|ocsp|tsa|crl/|ca/|log/|api/v1/verify(/signed-revision)?$|csc/v2/info$)")
+# open by design: protocol endpoints (RFC 5280/6960/3161, C2SP tlog-witness: the log's signature is its only
+# authentication), operations, verification for anyone
+PUBLIC = re.compile(r"^/(healthz|readyz|ocsp|tsa|crl/|ca/|log/|witness/|api/v1/verify(/signed-revision)?$|csc/v2/info$)")
 BODIES = [dict(json={}), dict(content=b"\x00\xffjunk", headers={"Content-Type": "application/octet-stream"}),
           dict(data={"metadata": "{not json"}, files={"file": ("x.pdf", b"%PDF-1.4 broken", "application/pdf")})]
 
