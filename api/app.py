@@ -117,6 +117,7 @@ def create_app(container: Container | None = None, *, scheduler: bool = True) ->
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        container.witnesses.close()
         metrics.process_exited()
 
     app = FastAPI(title="kyso", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None,

@@ -76,8 +76,19 @@ LOG_SEQUENCE_SECONDS = 1.0
 
 
 def sequence_once(container: Container) -> int:
-    """One sequencer batch (also `kyso log sequence`): pending log entries → a signed checkpoint."""
-    return transparency.sequence(container.pki).appended
+    """One sequencer batch (also `kyso log sequence`): pending log entries → a signed checkpoint; then the
+    current checkpoint goes to the witnesses (in the background: a witness that is down never holds this up)."""
+    appended = transparency.sequence(container.pki).appended
+    if container.witnesses.endpoints:
+        with transaction(container.sessions, read_only=True) as session:
+            note = transparency.current_checkpoint(session)
+        container.witnesses.submit(note, lambda old, new: _log_consistency(container, old, new))
+    return appended
+
+
+def _log_consistency(container: Container, old: int, new: int) -> list[bytes]:
+    with transaction(container.sessions, read_only=True) as session:
+        return transparency.consistency(session, old, new)
 
 
 async def sequence_loop(container: Container) -> None:

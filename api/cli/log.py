@@ -20,11 +20,12 @@ from . import common
 from .common import JsonOpt, actor, err, lazy, out, print_json
 
 if TYPE_CHECKING:
-    from pki.transparency import client, note, service
+    from pki.transparency import client, cosignature, note, service
 else:
     client = lazy("pki.transparency.client")
     note = lazy("pki.transparency.note")
     service = lazy("pki.transparency.service")
+    cosignature = lazy("pki.transparency.cosignature")
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 
@@ -76,8 +77,15 @@ def log_export(directory: Annotated[Path, typer.Argument(help="Folder to write c
     from core.db import transaction
 
     container = common.container()
+    from pki.transparency.witness_client import cosigned_checkpoint
+
     with transaction(container.pki.sessions, read_only=True) as session:
         size = service.export(session, directory)
+        # the checkpoint as /log/checkpoint serves it: with the witnesses' cosignatures on it
+        served = (directory / "checkpoint").read_text(encoding="utf-8")
+        fresh = directory / ".checkpoint.cosigned"
+        fresh.write_text(cosigned_checkpoint(session, served, container.witnesses.verifiers), encoding="utf-8")
+        fresh.replace(directory / "checkpoint")
     out.print(f"exported a log of {size} entries to {directory}")
 
 
@@ -130,8 +138,15 @@ def log_verify(url: UrlOpt = None, directory: DirOpt = None, key: KeyOpt = None,
                state: Annotated[Path | None, typer.Option(
                    "--state", help="File remembering the last checkpoint seen; updated when all is well. "
                                    "With it, a fork, a rollback or a rewritten past is detected.")] = None,
+               witnesses: Annotated[list[str] | None, typer.Option(
+                   "--witness", show_default=False,
+                   help="A witness's verifier key (type 0x04) whose cosignature counts; repeat for several")] = None,
+               quorum: Annotated[int | None, typer.Option(
+                   "--quorum", min=0, show_default=False,
+                   help="How many of the --witness keys must have cosigned the checkpoint (default: all)")] = None,
                as_json: JsonOpt = False) -> None:
-    """Replay the whole log from its tiles and check every hash, the signature and consistency.
+    """Replay the whole log from its tiles and check every hash, the signature and consistency; with
+    --witness, also that at least --quorum of those witnesses cosigned the checkpoint (no split view).
 
     Exit status 0: the copy is intact and consistent with what --state saw before. 1: it is not,
     and the message says what (a changed, removed or reordered entry; a forked or stale checkpoint).
@@ -139,6 +154,8 @@ def log_verify(url: UrlOpt = None, directory: DirOpt = None, key: KeyOpt = None,
     previous = client.State.load(state) if state else None
     try:
         result = _replay(url, directory, key, previous, as_json)
+        cosigned = cosignature.verify_cosignatures(result.note, witnesses or [], len(witnesses or [])
+                                                   if quorum is None else quorum)
     except (LogVerificationError, LogFormatError) as exc:  # a malformed copy is a failed one
         if as_json:
             print_json({"ok": False, "error": exc.message})
@@ -150,10 +167,12 @@ def log_verify(url: UrlOpt = None, directory: DirOpt = None, key: KeyOpt = None,
     cp = result.checkpoint
     if as_json:
         print_json({"ok": True, "origin": cp.origin, "size": cp.size, "root_hash": note.b64(cp.root_hash),
-                    "previous_size": previous.size if previous else None})
+                    "previous_size": previous.size if previous else None,
+                    "cosigned_by": [c.witness for c in cosigned]})
         return
     since = f", consistent with size {previous.size} seen before" if previous else ""
-    out.print(f"[green]ok[/]: log {cp.origin}, {cp.size} entries, every tile and the signed root recomputed{since}")
+    by = f", cosigned by {', '.join(c.witness for c in cosigned)}" if cosigned else ""
+    out.print(f"[green]ok[/]: log {cp.origin}, {cp.size} entries, every tile and the signed root recomputed{since}{by}")
 
 
 @app.command("monitor")

@@ -13,6 +13,7 @@ from core.db import transaction
 from pki.transparency import service
 from pki.transparency.proof import FILE_EXTENSION
 from pki.transparency.tiles import parse_tile_path
+from pki.transparency.witness_client import cosigned_checkpoint
 
 from ..deps import ContainerDep
 from ..schemas import error_responses
@@ -28,7 +29,7 @@ SHORT = "public, max-age=5"
             response_class=Response, responses={200: {"content": {"text/plain": {}}}})
 def checkpoint(container: ContainerDep) -> Response:
     with transaction(container.sessions, read_only=True) as session:
-        note = service.current_checkpoint(session)
+        note = cosigned_checkpoint(session, service.current_checkpoint(session), container.witnesses.verifiers)
     return Response(note.encode(), media_type=TEXT, headers={"Cache-Control": SHORT})
 
 

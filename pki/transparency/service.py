@@ -298,11 +298,13 @@ def proof_for_document(session: Session, document_id: str) -> TlogProof:
     return proof_for_entry(session, idx)
 
 
-def consistency(session: Session, old_size: int) -> list[bytes]:
+def consistency(session: Session, old_size: int, new_size: int | None = None) -> list[bytes]:
+    """The consistency proof from ``old_size`` to ``new_size`` (default: the current size)."""
     row = _row(session)
-    if not 0 <= old_size <= row.size:
-        raise NotFound(f"the log has {row.size} entries; no proof from size {old_size}")
-    return consistency_proof(old_size, row.size, _tile_reader(session))
+    new_size = row.size if new_size is None else new_size
+    if not 0 <= old_size <= new_size <= row.size:
+        raise NotFound(f"the log has {row.size} entries; no proof from size {old_size} to {new_size}")
+    return consistency_proof(old_size, new_size, _tile_reader(session))
 
 
 def entries_for_commune(session: Session, commune: str) -> Iterator[tuple[int, Entry]]:

@@ -6,7 +6,7 @@ from alembic.migration import MigrationContext
 import api.models  # noqa: F401 - register every table on Base.metadata
 import core.audit  # noqa: F401
 import pki.models
-import pki.transparency.models  # noqa: F401
+import pki.transparency.models
 import pki.transparency.witness_models  # noqa: F401
 import policies.history
 import policies.units  # noqa: F401
