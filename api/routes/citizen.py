@@ -32,6 +32,7 @@ from core.db import transaction
 from core.errors import InvalidInput, KysoError, NotFound
 from pki import store
 from pki.models import Certificate, CertificateStatus
+from pki.transparency import lookup as transparency
 from policies import units
 from policies.documents import DocumentType
 from signing.create import offline_seal
@@ -91,6 +92,15 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class LogLine:
+    """One plain line under the verdict about the public log, said only after kyso verified the proof."""
+
+    key: str  # logged | pending | unconfirmed | withdrawn | superseded | change_pending
+    text: str
+    proof_href: str | None = None
+
+
+@dataclass(frozen=True)
 class DocumentPage:
     document_id: str
     status: Verdict
@@ -99,6 +109,7 @@ class DocumentPage:
     commune_code: str
     commune_name: str
     contact: units.Contact | None
+    log: tuple[LogLine, ...] = ()
 
 
 def _lang(value: str | None) -> str:
@@ -235,8 +246,34 @@ def document_page(container: Container, document_id: str, lang: str) -> Document
             facts.append(Fact(_t(lang, "f_title"), title))
         facts += [Fact(_t(lang, "f_signed"), _when(doc.signed_at, lang)), Fact(_t(lang, "f_id"), grouped(doc.id))]
         seal = _seal_facts(doc.offline_seal, doc_type, lang)
+        found = transparency.document_log(session, doc.id, watch=container.verifier.log_watch)
+        logged = _log_lines(found, doc.id, lang)
         return DocumentPage(doc.id, _status(doc, cert_row, commune, lang), facts, seal, doc.commune_code, commune,
-                            contact)
+                            contact, logged)
+
+
+def _log_lines(found: transparency.DocumentLog, document_id: str, lang: str) -> tuple[LogLine, ...]:
+    """The log lines: "recorded as entry N" only for a proof verified against the log's key and newest checkpoint."""
+    lines: list[LogLine] = []
+    reg = found.registration
+    if found.state == "logged" and reg is not None:
+        lines.append(LogLine("logged", _t(lang, "log_logged", index=reg.index, date=_entry_when(reg.time, lang)),
+                             f"/log/proof/{document_id}?version={reg.version}"))
+    elif found.state in ("pending", "unconfirmed"):
+        lines.append(LogLine(found.state, _t(lang, f"log_{found.state}")))
+    for entry in found.lifecycle:
+        key = "withdrawn" if entry.type == "document-withdrawn" else "superseded"
+        lines.append(LogLine(key, _t(lang, f"log_{key}", index=entry.index, date=_entry_when(entry.time, lang))))
+    if found.lifecycle_pending:
+        lines.append(LogLine("change_pending", _t(lang, "log_change_pending")))
+    return tuple(lines)
+
+
+def _entry_when(stamp: str, lang: str) -> str:
+    try:
+        return _when(dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC), lang)
+    except ValueError:
+        return "?"
 
 
 # -- upload results --------------------------------------------------------------------------------
