@@ -161,3 +161,28 @@ def test_unknown_document_page(site: Site, context: Any, artifacts: Path) -> Non
     response = page.goto(f"{site.url}/v/ABCDEFGHJKLM")
     assert response.status == 404 and page.inner_text("#error .badge") == "KHÔNG TÌM THẤY"
     shot(page, artifacts, "10-unknown")
+
+
+def test_public_log_line_at_phone_size(site: Site, context: Any, artifacts: Path) -> None:
+    """Below the one verdict, a plain line: "recorded in the public log, entry N" with the proof to download,
+    fitting a 360 px screen; a withdrawn document shows its withdrawal entry too."""
+    from pki.transparency import service
+
+    service.sequence_all(site.container.pki)  # what `kyso serve` does every second, done now
+    page = context.new_page()
+    page.goto(f"{site.url}/v/{site.genuine.document_id}")
+    line = page.locator("#log [data-log='logged']")
+    assert line.is_visible() and line.inner_text().startswith("Đã ghi vào sổ công khai: mục số ")
+    assert page.locator("[data-verdict]").count() == 1
+    verdict, log_box = page.locator("[data-verdict]").bounding_box(), line.bounding_box()
+    assert verdict and log_box and log_box["y"] > verdict["y"] + verdict["height"] - 1  # below the verdict
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # nothing wider than the phone
+    assert log_box["x"] >= 0 and log_box["x"] + log_box["width"] <= 360
+    proof = page.request.get(site.url + line.locator("a[download]").get_attribute("href"))
+    assert proof.ok and proof.text().startswith("c2sp.org/tlog-proof@v1\n")
+    shot(page, artifacts, "11-public-log-line")
+    page.goto(f"{site.url}/v/{site.withdrawn.document_id}?lang=en")
+    assert page.locator("#log [data-log='withdrawn']").inner_text().startswith(
+        "The withdrawal is recorded in the public log too: entry number ")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    shot(page, artifacts, "12-public-log-withdrawn-en")
