@@ -298,3 +298,15 @@ def test_go_checker_verifies_the_downloaded_proof(client: TestClient, pki: Conta
     assert proof.extra is not None and Entry.parse(proof.extra).get("document") == document
     ok, output = run_tlogcheck(tlogcheck, "-vkey", key, "-proof", str(_tamper_line(path, tmp_path)))
     assert not ok, output
+
+
+def test_openapi_describes_the_log_record_and_the_version_parameter(client: TestClient) -> None:
+    schema = client.app.openapi()  # type: ignore[attr-defined]
+    record = schema["components"]["schemas"]["LogRecord"]["properties"]
+    assert {"state", "document_id", "version", "index", "origin", "tree_size", "root_hash", "proof"} <= set(record)
+    assert set(record["state"]["enum"]) == {"logged", "pending", "unconfirmed", "absent"}
+    signature = schema["components"]["schemas"]["SignatureReport"]["properties"]
+    assert "log" in signature
+    params = schema["paths"]["/log/proof/{document_id}"]["get"]["parameters"]
+    version = next(p for p in params if p["name"] == "version")
+    assert version["in"] == "query" and not version.get("required", False)
