@@ -259,6 +259,8 @@ def _log_lines(found: transparency.DocumentLog, document_id: str, lang: str) -> 
     if found.state == "logged" and reg is not None:
         lines.append(LogLine("logged", _t(lang, "log_logged", index=reg.index, date=_entry_when(reg.time, lang)),
                              f"/log/proof/{document_id}?version={reg.version}"))
+        if found.newer_pending:
+            lines.append(LogLine("version_pending", _t(lang, "log_version_pending")))
     elif found.state in ("pending", "unconfirmed"):
         lines.append(LogLine(found.state, _t(lang, f"log_{found.state}")))
     for entry in found.lifecycle:

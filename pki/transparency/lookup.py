@@ -58,6 +58,7 @@ class DocumentLog:
     lifecycle: tuple[LoggedEntry, ...] = ()
     lifecycle_pending: bool = False
     reason: str | None = None
+    newer_pending: bool = False  # logged, and a later registration (a new version) waits for the sequencer
 
 
 class CheckpointWatch:
@@ -138,7 +139,9 @@ def document_log(session: Session, document_id: str, *, version: int | None = No
         reason = reason or "no entry of this document proves what was asked"
     else:
         state = "absent"
-    return DocumentLog(state, registration, tuple(lifecycle), waiting, reason if state == "unconfirmed" else None)
+    newer = state == "logged" and version is None and registration_pending(session, document_id)
+    return DocumentLog(state, registration, tuple(lifecycle), waiting, reason if state == "unconfirmed" else None,
+                       newer)
 
 
 __all__ = ["CheckpointWatch", "DocumentLog", "LoggedEntry", "document_log"]
