@@ -67,12 +67,16 @@ class CheckpointWatch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: dict[str, Checkpoint] = {}
+        self._keys: dict[str, str] = {}  # origin -> the first verifier key seen for it in this process
 
     def check(self, key: str, cp: Checkpoint, session: Session) -> None:
         """Raise ``LogVerificationError`` for a checkpoint older than, forked from or inconsistent with the
         newest one seen; else remember it if it is newer."""
         with self._lock:
+            pinned = self._keys.setdefault(cp.origin, key)
             seen = self._seen.get(key)
+        if pinned != key:
+            raise LogVerificationError(f"the key of log {cp.origin} changed since this process first checked it")
         if seen is not None:
             if cp.size < seen.size:
                 raise LogVerificationError(f"stale checkpoint: size {cp.size}, but size {seen.size} was already seen")
@@ -88,6 +92,7 @@ class CheckpointWatch:
     def forget(self) -> None:
         with self._lock:
             self._seen.clear()
+        self._keys.clear()
 
 
 def _proven(session: Session, verifier: NoteVerifier, key: str, watch: CheckpointWatch, idx: int, *,

@@ -310,3 +310,25 @@ def test_openapi_describes_the_log_record_and_the_version_parameter(client: Test
     params = schema["paths"]["/log/proof/{document_id}"]["get"]["parameters"]
     version = next(p for p in params if p["name"] == "version")
     assert version["in"] == "query" and not version.get("required", False)
+
+
+def test_a_replaced_log_key_is_not_logged(client: TestClient, pki: Container, specialist: str,
+                                          sample_pdf: bytes) -> None:
+    """Storage re-signs everything with a key of its own: the process remembers the key it first checked."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from pki.transparency.note import NoteSigner, raw_ed25519
+
+    document, pdf = _sign(pki, specialist, sample_pdf)
+    service.sequence_all(pki.pki)
+    assert "logged" in _log_lines(client.get(f"/v/{document}").text)
+    assert next(s["log"] for s in _verify_json(client, pdf)["signatures"] if s["registered"])["state"] == "logged"
+    other = Ed25519PrivateKey.generate()
+    with transaction(pki.sessions) as session:
+        row = session.get(TransparencyLog, 1)
+        assert row is not None
+        public = raw_ed25519(other.public_key())
+        row.public_key = public
+        row.checkpoint = Checkpoint(row.origin, row.size, row.root_hash).sign(
+            [NoteSigner(row.origin, public, other.sign)])
+    _assert_never_logged(client, document, pdf)
