@@ -12,8 +12,10 @@ import json
 import re
 from io import BytesIO
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pypdf import PdfReader
 from sqlalchemy import select, update
@@ -52,10 +54,10 @@ def _registration(pki: Container, document: str) -> int:
     return idx
 
 
-def _verify_json(client: TestClient, pdf: bytes, **params: str) -> dict:  # type: ignore[type-arg]
+def _verify_json(client: TestClient, pdf: bytes, **params: str) -> dict[str, Any]:
     r = client.post("/api/v1/verify", files={"file": ("x.pdf", pdf, "application/pdf")}, params=params)
     assert r.status_code == 200, r.text
-    return r.json()  # type: ignore[no-any-return]
+    return cast(dict[str, Any], r.json())
 
 
 def test_page_says_pending_then_logged_with_a_proof_that_verifies(client: TestClient, pki: Container,
@@ -301,7 +303,7 @@ def test_go_checker_verifies_the_downloaded_proof(client: TestClient, pki: Conta
 
 
 def test_openapi_describes_the_log_record_and_the_version_parameter(client: TestClient) -> None:
-    schema = client.app.openapi()  # type: ignore[attr-defined]
+    schema = cast(FastAPI, client.app).openapi()
     record = schema["components"]["schemas"]["LogRecord"]["properties"]
     assert {"state", "document_id", "version", "index", "origin", "tree_size", "root_hash", "proof"} <= set(record)
     assert set(record["state"]["enum"]) == {"logged", "pending", "unconfirmed", "absent"}
