@@ -20,10 +20,11 @@ from . import common
 from .common import JsonOpt, actor, err, lazy, out, print_json
 
 if TYPE_CHECKING:
-    from pki.transparency import client, cosignature, note, service
+    from pki.transparency import client, cosignature, note, proof, service
 else:
     client = lazy("pki.transparency.client")
     note = lazy("pki.transparency.note")
+    proof = lazy("pki.transparency.proof")
     service = lazy("pki.transparency.service")
     cosignature = lazy("pki.transparency.cosignature")
 
@@ -173,6 +174,47 @@ def log_verify(url: UrlOpt = None, directory: DirOpt = None, key: KeyOpt = None,
     since = f", consistent with size {previous.size} seen before" if previous else ""
     by = f", cosigned by {', '.join(c.witness for c in cosigned)}" if cosigned else ""
     out.print(f"[green]ok[/]: log {cp.origin}, {cp.size} entries, every tile and the signed root recomputed{since}{by}")
+
+
+@app.command("verify-proof")
+def log_verify_proof(
+        file: Annotated[Path, typer.Argument(help="A .tlog-proof file (from /log/proof/<document id>)")],
+        key: KeyOpt = None,
+        document: Annotated[str | None, typer.Option(help="The document id the proof must be about")] = None,
+        version: Annotated[int | None, typer.Option(help="The version the proof must be about")] = None,
+        checkpoint: Annotated[Path | None, typer.Option(
+            help="A signed checkpoint you saw elsewhere (a mirror, a witness): of the same size, it must have the "
+                 "same root, or the log forked")] = None,
+        as_json: JsonOpt = False) -> None:
+    """Check one document's inclusion proof offline: the checkpoint's signature, the entry's inclusion.
+
+    Needs no network and no database when --key is given. Exit status 0: the entry in the proof is in the
+    log the key signs; 1: it is not, or the proof is about another document or version."""
+    try:
+        verifier = _verifier(key)
+        parsed = proof.TlogProof.parse(file.read_bytes())
+        cp, entry = proof.check_document_proof(
+            parsed, verifier, document_id=document, version=version,
+            types=proof.DOCUMENT_TYPES)
+        if checkpoint is not None:
+            other, _ = note.open_checkpoint(checkpoint.read_bytes(), verifier)
+            if other.size == cp.size and other.root_hash != cp.root_hash:
+                raise LogVerificationError(f"forked log: the proof's checkpoint and {checkpoint} are both of size "
+                                           f"{cp.size} with different roots; keep both as evidence")
+    except (LogVerificationError, LogFormatError) as exc:
+        if as_json:
+            print_json({"ok": False, "error": exc.message})
+        else:
+            err.print(f"[bold red]proof verification FAILED[/]: {exc.message}")
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {exc.filename}: {exc.strerror}") from None
+    if as_json:
+        print_json({"ok": True, "index": parsed.index, "origin": cp.origin, "tree_size": cp.size,
+                    "root_hash": note.b64(cp.root_hash), "entry": entry.as_dict()})
+        return
+    out.print(f"[green]ok[/]: entry {parsed.index} ({entry.type.value}, document {entry.get('document')}, "
+              f"version {entry.get('version')}) is in log {cp.origin} of {cp.size} entries", highlight=False)
 
 
 @app.command("monitor")

@@ -8,6 +8,7 @@ verifier and the seal keys are read through their own modules.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -28,9 +29,11 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from core.db import transaction
 from core.errors import InvalidInput, KysoError, NotFound
 from pki import store
 from pki.models import Certificate, CertificateStatus
+from pki.transparency import lookup as transparency
 from policies import units
 from policies.documents import DocumentType
 from signing.create import offline_seal
@@ -90,6 +93,15 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class LogLine:
+    """One plain line under the verdict about the public log, said only after kyso verified the proof."""
+
+    key: str  # logged | pending | unconfirmed | withdrawn | superseded | change_pending
+    text: str
+    proof_href: str | None = None
+
+
+@dataclass(frozen=True)
 class DocumentPage:
     document_id: str
     status: Verdict
@@ -98,6 +110,7 @@ class DocumentPage:
     commune_code: str
     commune_name: str
     contact: units.Contact | None
+    log: tuple[LogLine, ...] = ()
 
 
 def _lang(value: str | None) -> str:
@@ -209,8 +222,12 @@ def _english(name_en: str, kind: str) -> str:
 def document_page(container: Container, document_id: str, lang: str) -> DocumentPage:
     """Everything the page shows about one registered document (runs in a worker thread). Read from the
     replica when there is one; a document it does not have yet (signed a moment ago) from the primary."""
-    return container.pki.reads.run(lambda session: _document_page(container, session, document_id, lang),
+    page = container.pki.reads.run(lambda session: _document_page(container, session, document_id, lang),
                                    miss_errors=(UnknownDocument,))
+    # the log's proofs from the primary: a lagging replica's older checkpoint would look like a rollback
+    with transaction(container.sessions, read_only=True) as session:
+        found = transparency.document_log(session, page.document_id, watch=container.verifier.log_watch)
+    return dataclasses.replace(page, log=_log_lines(found, page.document_id, lang))
 
 
 def _document_page(container: Container, session: Session, document_id: str, lang: str) -> DocumentPage:
@@ -241,6 +258,32 @@ def _document_page(container: Container, session: Session, document_id: str, lan
     seal = _seal_facts(doc.offline_seal, doc_type, lang)
     return DocumentPage(doc.id, _status(doc, cert_row, commune, lang), facts, seal, doc.commune_code, commune,
                         contact)
+
+
+def _log_lines(found: transparency.DocumentLog, document_id: str, lang: str) -> tuple[LogLine, ...]:
+    """The log lines: "recorded as entry N" only for a proof verified against the log's key and newest checkpoint."""
+    lines: list[LogLine] = []
+    reg = found.registration
+    if found.state == "logged" and reg is not None:
+        lines.append(LogLine("logged", _t(lang, "log_logged", index=reg.index, date=_entry_when(reg.time, lang)),
+                             f"/log/proof/{document_id}?version={reg.version}"))
+        if found.newer_pending:
+            lines.append(LogLine("version_pending", _t(lang, "log_version_pending")))
+    elif found.state in ("pending", "unconfirmed"):
+        lines.append(LogLine(found.state, _t(lang, f"log_{found.state}")))
+    for entry in found.lifecycle:
+        key = "withdrawn" if entry.type == "document-withdrawn" else "superseded"
+        lines.append(LogLine(key, _t(lang, f"log_{key}", index=entry.index, date=_entry_when(entry.time, lang))))
+    if found.lifecycle_pending:
+        lines.append(LogLine("change_pending", _t(lang, "log_change_pending")))
+    return tuple(lines)
+
+
+def _entry_when(stamp: str, lang: str) -> str:
+    try:
+        return _when(dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC), lang)
+    except ValueError:
+        return "?"
 
 
 # -- upload results --------------------------------------------------------------------------------

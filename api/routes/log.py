@@ -2,12 +2,15 @@
 
 ``/log/checkpoint`` (mutable: a few seconds of caching), ``/log/tile/<L>/<N>[.p/<W>]`` and
 ``/log/tile/entries/<N>[.p/<W>]`` (full tiles never change: cached for a year), and
-``/log/proof/{document_id}``, the C2SP tlog-proof of a document's newest registration entry.
+``/log/proof/{document_id}[?version=N]``, the C2SP tlog-proof of a document's newest (or version N's)
+registration entry, which ``kyso log verify-proof`` and Go's sumdb/tlog check offline.
 The same files come out of `kyso log export` for any web server or CDN.
 """
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from core.db import transaction
 from pki.transparency import service
@@ -47,9 +50,12 @@ def tile(path: str, container: ContainerDep) -> Response:
 
 @router.get("/proof/{document_id}", summary="Inclusion proof of a document's registration (C2SP tlog-proof)",
             response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-def proof(document_id: str, container: ContainerDep) -> Response:
+def proof(document_id: str, container: ContainerDep,
+          version: Annotated[int | None, Query(ge=1, le=1_000_000, description="A registered version; "
+                                               "default: the newest registration")] = None) -> Response:
     with transaction(container.sessions, read_only=True) as session:
-        text = service.proof_for_document(session, document_id[:64]).encode()
+        text = service.proof_for_document(session, document_id[:64], version).encode()
     name = document_id if document_id.isascii() and document_id.isalnum() else "document"
+    name += f"-v{version}" if version is not None else ""
     return Response(text.encode(), media_type=TEXT, headers={
         "Cache-Control": SHORT, "Content-Disposition": f'inline; filename="{name}{FILE_EXTENSION}"'})

@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .entry import Entry, EntryType
 from .errors import LogFormatError, LogVerificationError
 from .merkle import HASH_SIZE, leaf_hash, verify_inclusion
 from .note import Checkpoint, NoteVerifier, b64, open_checkpoint, unb64
@@ -84,3 +85,30 @@ class TlogProof:
 
 def make_proof(index: int, path: Sequence[bytes], checkpoint: str, entry: bytes | None = None) -> TlogProof:
     return TlogProof(index, tuple(path), checkpoint, entry)
+
+
+DOCUMENT_TYPES = tuple(t for t in EntryType if t.is_document)
+
+
+def check_document_proof(proof: TlogProof, verifier: NoteVerifier, *, document_id: str | None = None,
+                         types: Sequence[EntryType] = (EntryType.DOCUMENT_REGISTERED,), version: int | None = None,
+                         signature_sha256: str | None = None, origin: str | None = None) -> tuple[Checkpoint, Entry]:
+    """Verify a document's proof offline and that it is about what the reader asked for.
+
+    The checkpoint's signature, the inclusion of the entry carried in ``extra``, then the entry itself:
+    one of ``types``, for ``document_id`` and ``version`` when given, naming ``signature_sha256`` when
+    given. A valid proof of some other entry (another document, version or signature) is refused."""
+    cp, data = proof.verify_extra(verifier, origin)
+    try:
+        entry = Entry.parse(data)
+    except LogFormatError as exc:
+        raise LogVerificationError(f"the proven entry is not a kyso log entry: {exc.message}") from None
+    if entry.type not in types:
+        raise LogVerificationError(f"the proof is of a {entry.type.value} entry, not {types[0].value}")
+    if document_id is not None and entry.get("document") != document_id:
+        raise LogVerificationError(f"the proof is of document {entry.get('document')}, not {document_id}")
+    if version is not None and entry.get("version") != str(version):
+        raise LogVerificationError(f"the proof is of version {entry.get('version')}, not {version}")
+    if signature_sha256 is not None and signature_sha256 not in entry.values("signature-sha256"):
+        raise LogVerificationError("the proven entry does not name this signature")
+    return cp, entry

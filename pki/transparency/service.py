@@ -283,19 +283,49 @@ def proof_for_entry(session: Session, idx: int) -> TlogProof:
     return TlogProof(idx, tuple(path), row.checkpoint, entry.entry)
 
 
-def proof_for_document(session: Session, document_id: str) -> TlogProof:
-    """The tlog-proof of the document's newest registration entry, with the entry as ``extra``."""
+def proof_for_document(session: Session, document_id: str, version: int | None = None) -> TlogProof:
+    """The tlog-proof of the document's newest registration entry (or of ``version``'s), the entry as ``extra``."""
     _row(session)
-    idx = session.execute(select(LogEntry.idx).where(
-        LogEntry.document_id == document_id, LogEntry.type == EntryType.DOCUMENT_REGISTERED.value)
-        .order_by(LogEntry.idx.desc()).limit(1)).scalar_one_or_none()
-    waiting = session.execute(select(LogPending.id).where(LogPending.document_id == document_id).limit(1)).first()
+    idx = registration_index(session, document_id, version)
     if idx is None:
-        if waiting is not None:
+        if registration_pending(session, document_id, version):
             raise NotYetLogged(f"document {document_id} is queued for the log but not yet in a checkpoint; "
                                "wait a second and ask again", document_id=document_id)
-        raise NotFound(f"document {document_id} is not in the log", document_id=document_id)
+        which = f"version {version} of document {document_id}" if version is not None else f"document {document_id}"
+        raise NotFound(f"{which} is not in the log", document_id=document_id)
     return proof_for_entry(session, idx)
+
+
+def _version_of(data: bytes) -> int | None:
+    try:
+        v = Entry.parse(data).get("version")
+    except LogFormatError:
+        return None
+    return int(v) if v is not None else None
+
+
+def document_entries(session: Session, document_id: str,
+                     types: tuple[EntryType, ...] = (EntryType.DOCUMENT_REGISTERED,)) -> list[tuple[int, bytes]]:
+    """The document's sequenced entries of ``types`` (index, bytes), oldest first, as storage says."""
+    rows = session.execute(select(LogEntry.idx, LogEntry.entry).where(
+        LogEntry.document_id == document_id, LogEntry.type.in_([t.value for t in types])).order_by(LogEntry.idx))
+    return [(int(idx), bytes(data)) for idx, data in rows]
+
+
+def registration_index(session: Session, document_id: str, version: int | None = None) -> int | None:
+    """The index of the document's newest registration entry, or of ``version``'s; None if not sequenced."""
+    for idx, data in reversed(document_entries(session, document_id)):
+        if version is None or _version_of(data) == version:
+            return int(idx)
+    return None
+
+
+def registration_pending(session: Session, document_id: str, version: int | None = None,
+                         types: tuple[EntryType, ...] = (EntryType.DOCUMENT_REGISTERED,)) -> bool:
+    """Whether an entry of ``types`` for the document (and ``version``) waits for the sequencer."""
+    rows = session.execute(select(LogPending.entry).where(
+        LogPending.document_id == document_id, LogPending.type.in_([t.value for t in types]))).scalars()
+    return any(version is None or _version_of(data) == version for data in rows)
 
 
 def consistency(session: Session, old_size: int, new_size: int | None = None) -> list[bytes]:
@@ -344,6 +374,7 @@ def verifier(ctx: PkiContext) -> NoteVerifier:
 
 
 __all__ = ["DEFAULT_ANCHOR_SECONDS", "DEFAULT_BATCH", "LogFormatError", "LogInfo", "LogNotInitialised",
-           "SequenceResult", "consistency", "current_checkpoint", "entries_for_commune", "export", "init_log",
-           "log_info", "origin_for", "pending_count", "proof_for_document", "proof_for_entry", "read_bundle",
-           "read_tile", "sequence", "sequence_all", "verifier"]
+           "SequenceResult", "consistency", "current_checkpoint", "document_entries", "entries_for_commune", "export",
+           "init_log", "log_info", "origin_for", "pending_count", "proof_for_document", "proof_for_entry",
+           "read_bundle", "read_tile", "registration_index", "registration_pending", "sequence", "sequence_all",
+           "verifier"]

@@ -34,6 +34,12 @@ level M for a typical seal); ``KS1`` seals already on paper keep verifying (``pa
   costs a byte a letter, not two or three), else UTF-8 bytes. Varints are LEB128;
 - ``signature``: as in KS1, over the payload bytes.
 
+A seal made for a later version of a document (another signature printing a new QR code) ends with
+the field ``log`` = the transparency-log index of the document's registration, when kyso has verified
+its inclusion proof at that moment; a first signature's seal has none (the seal is signed before the
+log entry exists). The index is the issuer's signed claim: check it with the proof at
+``/log/proof/{document_id}`` (docs/transparency.md).
+
 Seal certificates are renewed, never revoked by renewal: every one kyso ever issued stays in
 ``public_keys`` so old printed copies stay verifiable.
 """
@@ -78,7 +84,10 @@ EPOCH = dt.date(2000, 1, 1)
 # the shipped policy's document types and seal-field names; others are written out
 CODES = ("marital-status-certificate", "certified-copy", "construction-permit", "land-procedure-result",
          "dossier-result", "holder", "reg_no", "cert_no", "original", "permit_no", "owner", "site", "doc_no",
-         "parcel", "dossier_no", "applicant")
+         "parcel", "dossier_no", "applicant", "log")
+# the field a later version's seal adds: the log index of the document's registration, proven when the seal
+# was made (a first signature's seal cannot carry it: its entry is sequenced after the seal is signed)
+LOG_FIELD = "log"
 _CODE_INDEX = {name: i for i, name in enumerate(CODES)}
 TEXT = ("".join(chr(c) for c in range(0x20, 0x7F))
         + "àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ"
@@ -588,6 +597,7 @@ def sign_seal(ctx: PkiContext, facts: SealFacts, materials: SealMaterialCache) -
 
 
 __all__ = [
+    "LOG_FIELD",
     "MAX_VALUE_CHARS",
     "ParsedSeal",
     "SealCheck",

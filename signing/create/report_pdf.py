@@ -37,6 +37,7 @@ from signing.verify.report_text import (
     REVOCATION_STATUSES,
     SUB_INDICATIONS,
     flat,
+    log_text,
     one_line,
     quoted,
     reason_text,
@@ -70,7 +71,8 @@ def to_html(report: VerificationReport, lang: Lang = "vi") -> str:
         covers=lambda value: say(lang, word(COVERAGE, value)),
         level=lambda value: say(lang, word(MODIFICATION_LEVELS, value)),
         docmdp=lambda value: say(lang, DOCMDP.get(value, Text("khác", "other"))),
-        trust=lambda value: trust_words(lang, value), reason=lambda value: say(lang, reason_text(value)))
+        trust=lambda value: trust_words(lang, value), reason=lambda value: say(lang, reason_text(value)),
+        logged=lambda value: say(lang, log_text(value)))
 
 
 def say(lang: Lang, text: Text) -> str:
@@ -202,6 +204,8 @@ def to_pdf(report: VerificationReport, lang: Lang, font: Path, font_bold: Path, 
             rows.append((t("Thẩm quyền ký", "Entitled to sign"),
                          f"{verdict} — {t('chính sách ký số phiên bản', 'signing policy version')} "
                          f"{ent.policy_version}"))
+        if sig.log:
+            rows.append((t("Sổ công khai", "Public log"), say(lang, log_text(sig.log))))
         _table(doc, rows)
     _technical(doc, report, t)
     return bytes(doc.output())

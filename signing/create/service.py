@@ -34,7 +34,7 @@ from core.errors import Conflict, KysoError
 from hsm.interfaces import SignatureScheme
 from pki.context import PkiContext
 from pki.models import Certificate
-from pki.transparency import events as transparency
+from pki.transparency import events as transparency, lookup as transparency_lookup
 from policies import units
 from policies.documents import DOCUMENTS_FILE, DocumentPolicy, DocumentType, Level
 from policies.engine import Decision, SignerFacts, Target, decide
@@ -183,6 +183,7 @@ class SigningService:
                                                 on_load=self._remember_policy)
         self.material = material or MaterialCache(ctx)  # the container's, shared with verification
         self.seal_material = offline_seal.SealMaterialCache(ctx, self.material.watch)
+        self.log_watch = transparency_lookup.CheckpointWatch()  # for the log index a later version's seal carries
         self.tsa = TimestampAuthority(ctx)  # kyso's own TSA (also answers /tsa): one per process
         # (credential, serial, scheme) → signer
         self._signers: Cache[tuple[str, str, str], KeyStoreSigner] = Cache("keystore_signers", max_entries=10_000)
@@ -484,9 +485,22 @@ class SigningService:
         if not job.doc_type.qr or job.kind == "seal" or not job.request.appearance.visible:
             return None
         request = job.request
+        fields = offline_seal.checked_fields(job.doc_type, request.seal_fields)
+        if job.existing is not None:  # a later version: the document may already be proven in the log
+            index = self._logged_index(job.existing.id)
+            fields += ((offline_seal.LOG_FIELD, str(index)),) if index is not None else ()
         facts = offline_seal.SealFacts.of(job.document_id, job.doc_type.name, request.commune_code, job.signed_at,
-                                          offline_seal.checked_fields(job.doc_type, request.seal_fields))
+                                          fields)
         return offline_seal.sign_seal(self.ctx, facts, self.seal_material)
+
+    def _logged_index(self, document_id: str) -> int | None:
+        """The log index of the document's newest registration, only if its inclusion proof verifies now.
+
+        A first signature's seal carries none: it is signed before its entry exists (the sequencer gives
+        indices after the signing transaction commits, so the log never makes signatures wait)."""
+        with transaction(self.ctx.sessions, read_only=True) as session:
+            found = transparency_lookup.document_log(session, document_id, watch=self.log_watch)
+        return found.registration.index if found.state == "logged" and found.registration else None
 
     def _verify_url(self, job: SigningJob) -> str:
         """The QR code's text: the citizen page's URL, with the offline seal after '#' when a QR is drawn."""

@@ -81,6 +81,24 @@ class Entitlement:
 
 
 @dataclass(frozen=True)
+class LogRecord:
+    """Where the transparency log holds the registration of a kyso signature (its document version), as
+    verified by kyso before reporting it: ``logged`` with the entry index, the checkpoint (origin, tree
+    size, base64 root) and the C2SP tlog-proof; ``pending`` (not yet in a checkpoint: ask again in a few
+    seconds); ``unconfirmed`` (storage has an entry whose proof did not verify: not logged); ``absent``."""
+
+    state: Literal["logged", "pending", "unconfirmed", "absent"]
+    document_id: str
+    version: int | None = None
+    index: int | None = None
+    origin: str | None = None
+    tree_size: int | None = None
+    root_hash: str | None = None
+    proof: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class SignatureReport:
     field_name: str
     kind: Literal["signature", "document_timestamp"]
@@ -101,6 +119,7 @@ class SignatureReport:
     notes: tuple[Text, ...] = ()
     entitlement: Entitlement | None = None
     registered: bool | None = None  # for a kyso certificate: whether kyso recorded making this signature
+    log: LogRecord | None = None  # for a registered kyso signature: its registration in the transparency log
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from signing.registry.models import DocumentStatus
 from signing.verify.indications import Indication, SubIndication
-from signing.verify.report import CertificateInfo, Text
+from signing.verify.report import CertificateInfo, LogRecord, Text
 
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -341,3 +341,21 @@ def not_entitled(field: str, version: str | None, reason: str) -> Text:
                 "này.",
                 f"Signature {field}: under signing policy {version} the signer was not entitled to sign this "
                 f"document ({reason}).")
+
+
+def log_text(log: LogRecord) -> Text:
+    """One plain line on where the transparency log holds a signature's registration (kyso verified
+    the inclusion proof before the report says "logged")."""
+    if log.state == "logged":
+        return Text(f"Đã ghi vào sổ công khai: mục số {log.index} (phiên bản {log.version}), sổ {log.origin} "
+                    f"có {log.tree_size} mục, gốc {log.root_hash}.",
+                    f"Logged in the public log: entry {log.index} (version {log.version}), log {log.origin} "
+                    f"of {log.tree_size} entries, root {log.root_hash}.")
+    if log.state == "pending":
+        return Text("Đang ghi vào sổ công khai (vài giây): chưa có bằng chứng.",
+                    "Being recorded in the public log (a few seconds): no proof yet.")
+    if log.state == "unconfirmed":
+        return Text("KHÔNG xác nhận được trong sổ công khai: bằng chứng không khớp.",
+                    "NOT confirmed in the public log: the proof does not verify.")
+    return Text("Không có trong sổ công khai.", "Not in the public log.")
+

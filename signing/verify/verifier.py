@@ -20,6 +20,7 @@ worker) and after a minute, so a revocation is seen at once.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -43,6 +44,7 @@ from pki.context import PkiContext
 from pki.models import Certificate, CertificateStatus
 from pki.ocsp import revocation_epoch
 from pki.reasons import Reason
+from pki.transparency import lookup as transparency
 from signing import loop, speedups
 from signing.errors import PdfTooLarge, TooComplex, UnreadablePdf
 from signing.material import MaterialCache
@@ -83,6 +85,7 @@ from signing.verify.pdf_facts import (
 from signing.verify.report import (
     VISIBLE_CHANGES,
     CertificateInfo,
+    LogRecord,
     Modification,
     RegistryInfo,
     RevocationInfo,
@@ -136,6 +139,8 @@ class Verifier:
         self.renderings = visual_diff.RenderCache()  # registered versions are rendered once, not per upload
         self.cert_infos: Cache[bytes, CertificateInfo] = Cache("certificate_info", max_entries=4096)
         self.lookups = entitlement.Lookups()
+        # the newest log checkpoint verified in this process: a stale or forked one is never "logged"
+        self.log_watch = transparency.CheckpointWatch()
 
     # -- the public operation --------------------------------------------------------------------
     @metrics.counted_verification
@@ -173,6 +178,9 @@ class Verifier:
 
         registry, recorded, differs, records = self.ctx.reads.run(
             lookups, missed=lambda found: any(v is not None and v not in found[1] for v in values))
+        # the log's proofs from the primary: a lagging replica's older checkpoint would look like a rollback
+        with transaction(self.ctx.sessions, read_only=True) as session:
+            logs = {v: _log_record(session, row, self.log_watch) for v, row in recorded.items() if row.document_id}
         # by the signature itself, never by its field name (a file may repeat a name)
         known = {id(s): recorded[v] for s, v in zip(embedded, values, strict=True) if v is not None and v in recorded}
         # revisions kyso's own service wrote (not a signHash value: the client's software wrote that revision)
@@ -198,6 +206,8 @@ class Verifier:
             except Exception as exc:  # a malformed signature is reported, never a 500
                 log.warning("signature %s could not be validated: %s", sig.field_name, exc, exc_info=True)
                 reports.append(format_failure(sig, exc))
+        reports = [dataclasses.replace(r, log=logs[v]) if v is not None and v in logs else r
+                   for r, v in zip(reports, values, strict=True)]
         if records is not None:
             reports = entitlement.judge(reports, records)
         notes: list[Text] = []
@@ -590,6 +600,17 @@ class Verifier:
             if row is not None:
                 session.expunge(row)
             return row
+
+
+def _log_record(session: Session, row: SignatureRecordRow, watch: transparency.CheckpointWatch) -> LogRecord:
+    """The registration of this signature in the transparency log, proven before it is reported."""
+    assert row.document_id is not None
+    found = transparency.document_log(session, row.document_id, signature_sha256=row.sha256, watch=watch)
+    reg = found.registration
+    if reg is None:
+        return LogRecord(found.state, row.document_id, row.version, reason=found.reason)
+    return LogRecord("logged", row.document_id, reg.version, reg.index, reg.origin, reg.tree_size, reg.root_hash,
+                     reg.proof)
 
 
 def _signature_value(sig: EmbeddedPdfSignature) -> bytes | None:

@@ -6,12 +6,15 @@ visit, opens another document's QR address with the connection cut. Screenshots 
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers.signing import COMMUNE, CONSENTED
 from tests.helpers.web import APPLICANT, DOSSIER, Site, ks1_seal, tamper_pdf, tamper_seal
 
 ZALO_UA = ("Mozilla/5.0 (Linux; Android 10; SM-A105F) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 "
@@ -161,3 +164,72 @@ def test_unknown_document_page(site: Site, context: Any, artifacts: Path) -> Non
     response = page.goto(f"{site.url}/v/ABCDEFGHJKLM")
     assert response.status == 404 and page.inner_text("#error .badge") == "KHÔNG TÌM THẤY"
     shot(page, artifacts, "10-unknown")
+
+
+def test_public_log_line_at_phone_size(site: Site, context: Any, artifacts: Path) -> None:
+    """Below the one verdict, a plain line: "recorded in the public log, entry N" with the proof to download,
+    fitting a 360 px screen; a withdrawn document shows its withdrawal entry too."""
+    from pki.transparency import service
+
+    service.sequence_all(site.container.pki)  # what `kyso serve` does every second, done now
+    page = context.new_page()
+    page.goto(f"{site.url}/v/{site.genuine.document_id}")
+    line = page.locator("#log [data-log='logged']")
+    assert line.is_visible() and line.inner_text().startswith("Đã ghi vào sổ công khai: mục số ")
+    assert page.locator("[data-verdict]").count() == 1
+    verdict, log_box = page.locator("[data-verdict]").bounding_box(), line.bounding_box()
+    assert verdict and log_box and log_box["y"] > verdict["y"] + verdict["height"] - 1  # below the verdict
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360  # nothing wider than the phone
+    assert log_box["x"] >= 0 and log_box["x"] + log_box["width"] <= 360
+    proof = page.request.get(site.url + line.locator("a[download]").get_attribute("href"))
+    assert proof.ok and proof.text().startswith("c2sp.org/tlog-proof@v1\n")
+    shot(page, artifacts, "11-public-log-line")
+    page.goto(f"{site.url}/v/{site.withdrawn.document_id}?lang=en")
+    assert page.locator("#log [data-log='withdrawn']").inner_text().startswith(
+        "The withdrawal is recorded in the public log too: entry number ")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    shot(page, artifacts, "12-public-log-withdrawn-en")
+
+
+def test_a_later_versions_seal_shows_its_log_entry(site: Site, context: Any, artifacts: Path) -> None:
+    """A second signature's QR seal carries the log index of the document's (proven) registration; the
+    browser decodes it and names it; a change to it breaks the seal."""
+    from pki.transparency import service
+    from signing.create import offline_seal
+    from tests.helpers.signing import issue_credential
+    from tests.helpers.web import sign
+
+    def signed_twice() -> Any:  # in a thread: Playwright's event loop runs in this one, and signing runs its own
+        first = sign(site.container, issue_credential(site.container, name="Phạm Văn Dũng",
+                                                      id_number="001190000011"), dossier_no="HS-2026-000500")
+        service.sequence_all(site.container.pki)
+        request = dataclasses.replace(_request_of(first.pdf), credential_id=issue_credential(
+            site.container, name="Đỗ Thị Em", id_number="001190000012"))
+        return site.container.signing.sign(request, actor="test", activation=CONSENTED)
+
+    with ThreadPoolExecutor(1) as pool:
+        second = pool.submit(signed_twice).result()
+    assert second.version == 2 and second.offline_seal
+    index = offline_seal.parse(second.offline_seal).facts.field(offline_seal.LOG_FIELD)
+    assert index is not None and index.isdigit()
+    page = context.new_page()
+    page.goto(site.qr_url(second))
+    page.wait_for_selector(SETTLED)
+    assert page.get_attribute("#seal-result", "data-result") == "match"
+    facts = page.inner_text("#seal-facts")
+    assert "Mục số trong sổ công khai" in facts and index in facts
+    # the page: version 1 is proven at that index; version 2's entry waits for the sequencer's pass
+    assert page.locator("#log [data-log='logged']").inner_text().startswith(f"Đã ghi vào sổ công khai: mục số {index},")
+    assert page.locator("#log [data-log='version_pending']").is_visible()
+    shot(page, artifacts, "13-seal-with-log-index")
+    page = context.new_page()  # (a new page: only the fragment differs)
+    page.goto(f"{site.url}/v/{second.document_id}#{tamper_seal(second.offline_seal, 'log', str(int(index) + 1))}")
+    page.wait_for_selector(SETTLED)
+    assert page.get_attribute("#seal-result", "data-result") == "mismatch"
+
+
+def _request_of(pdf: bytes) -> Any:
+    from signing.create.service import SignRequest
+
+    return SignRequest(pdf=pdf, document_type="dossier-result", commune_code=COMMUNE, credential_id="",
+                       dossier_number="HS-2026-000500", seal_fields={"dossier_no": "HS-2026-000500"})

@@ -23,7 +23,8 @@
       nokeys: 'Chưa tải được khóa của cơ quan cấp nên chưa kiểm tra được con dấu số. Hãy thử lại khi có mạng.',
       noseal: 'Đường dẫn này không có con dấu số. Hãy quét mã QR trên giấy tờ.',
       offline_only: 'Không có mạng: đây chỉ là kết quả kiểm tra con dấu số, chưa kiểm tra sổ đăng ký và tình trạng thu hồi.',
-      f_id: 'Mã văn bản', f_type: 'Loại văn bản', f_commune: 'Cơ quan cấp', f_date: 'Ngày ký'
+      f_id: 'Mã văn bản', f_type: 'Loại văn bản', f_commune: 'Cơ quan cấp', f_date: 'Ngày ký',
+      f_log: 'Mục số trong sổ công khai'
     },
     en: {
       match_head: 'SEAL MATCHES',
@@ -39,7 +40,8 @@
       nokeys: 'The issuer\'s keys could not be loaded, so the seal was not checked yet. Try again when online.',
       noseal: 'This address carries no digital seal. Scan the QR code on the paper.',
       offline_only: 'No connection: this is the seal check only; the registry and revocation status were not checked.',
-      f_id: 'Document id', f_type: 'Document type', f_commune: 'Issued by', f_date: 'Signing date'
+      f_id: 'Document id', f_type: 'Document type', f_commune: 'Issued by', f_date: 'Signing date',
+      f_log: 'Public log entry'
     }
   }[lang];
   var ID = /^\/v\/([2-9A-HJ-NP-Z]{12})$/i;
@@ -131,7 +133,7 @@
   var ID_ALPHABET = '23456789ABCDEFGHJKLMNPQRSTUVWXYZ';
   var CODES = ['marital-status-certificate', 'certified-copy', 'construction-permit', 'land-procedure-result',
     'dossier-result', 'holder', 'reg_no', 'cert_no', 'original', 'permit_no', 'owner', 'site', 'doc_no',
-    'parcel', 'dossier_no', 'applicant'];
+    'parcel', 'dossier_no', 'applicant', 'log'];
   var TEXT = '';
   for (var c = 32; c < 127; c++) { TEXT += String.fromCharCode(c); }
   TEXT += 'àáảãạăằắẳẵặâầấẩẫậèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵđ' +
@@ -282,7 +284,7 @@
       });
     }
     fact(list, T.f_date, seal.date.substring(6, 8) + '/' + seal.date.substring(4, 6) + '/' + seal.date.substring(0, 4));
-    var labels = {};
+    var labels = {log: T.f_log};
     var specs = (type && type.seal_fields) || [];
     for (var i = 0; i < specs.length; i++) { labels[specs[i].name] = specs[i]['label_' + lang] || specs[i].name; }
     for (var j = 0; j < seal.named.length; j++) {

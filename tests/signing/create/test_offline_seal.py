@@ -512,3 +512,44 @@ def test_seals_already_printed_in_ks1_still_verify(pki: Container, specialist: s
         == "bad_signature"
     assert offline_seal.verify(forged(token, fields=(("owner", "x"),)), result.document_id, keys).reason \
         == "bad_signature"
+
+
+# -- the log index (issue 20): only what is proven when the seal is signed -------------------------------------
+def test_seal_carries_the_log_index_only_once_it_is_proven(pki: Container, specialist: str,
+                                                           sample_pdf: bytes) -> None:
+    """A first signature's seal is signed before its log entry exists: no index. A later version's seal
+    (another signature printing a new QR code) carries the registration's index, but only when kyso has
+    verified the inclusion proof then; not yet sequenced, or storage lying, means no index."""
+    from pki.transparency import service as log_service
+    from pki.transparency.models import LogTile
+    from pki.transparency.proof import check_document_proof
+
+    first = pki.signing.sign(permit(sample_pdf, specialist, PERMIT), actor="test", activation=CONSENTED)
+    assert first.offline_seal and offline_seal.parse(first.offline_seal).facts.field(offline_seal.LOG_FIELD) is None
+    unsequenced = pki.signing.sign(permit(first.pdf, issue_credential(pki), PERMIT), actor="test",
+                                   activation=CONSENTED)
+    assert unsequenced.version == 2 and unsequenced.offline_seal
+    assert offline_seal.parse(unsequenced.offline_seal).facts.field(offline_seal.LOG_FIELD) is None
+
+    log_service.sequence_all(pki.pki)
+    later = pki.signing.sign(permit(unsequenced.pdf, issue_credential(pki), PERMIT), actor="test",
+                             activation=CONSENTED)
+    assert later.version == 3 and later.offline_seal
+    keys = offline_seal.public_keys(pki.pki)
+    check = offline_seal.verify(later.offline_seal, later.document_id, keys)
+    assert check.ok and check.facts is not None
+    index = check.facts.field(offline_seal.LOG_FIELD)
+    with transaction(pki.sessions, read_only=True) as session:
+        proof = log_service.proof_for_document(session, later.document_id, 2)
+    assert index == str(proof.index)  # the newest registration proven when the seal was made: version 2's
+    check_document_proof(proof, log_service.verifier(pki.pki), document_id=later.document_id, version=2)
+    claimed = forged(later.offline_seal, fields=(*check.facts.fields[:-1], (offline_seal.LOG_FIELD, "0")))
+    assert offline_seal.verify(claimed, later.document_id, keys).reason == "bad_signature"
+
+    log_service.sequence_all(pki.pki)
+    with transaction(pki.sessions) as session:  # storage lies: no hash tile matches the entries any more
+        for tile in session.execute(select(LogTile)).scalars():
+            tile.data = bytes(len(tile.data))
+    lying = pki.signing.sign(permit(later.pdf, issue_credential(pki), PERMIT), actor="test", activation=CONSENTED)
+    assert lying.offline_seal
+    assert offline_seal.parse(lying.offline_seal).facts.field(offline_seal.LOG_FIELD) is None
