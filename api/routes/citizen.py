@@ -224,10 +224,15 @@ def document_page(container: Container, document_id: str, lang: str) -> Document
     replica when there is one; a document it does not have yet (signed a moment ago) from the primary."""
     page = container.pki.reads.run(lambda session: _document_page(container, session, document_id, lang),
                                    miss_errors=(UnknownDocument,))
-    # the log's proofs from the primary: a lagging replica's older checkpoint would look like a rollback
+    # the verdict and the log's proofs from the primary: a replica that has not yet replayed a withdrawal, a
+    # supersession or the signer's revocation would show "valid", and its older checkpoint would look like a
+    # rollback. Two reads by primary key; the rest of the page (names, places, seal) may lag harmlessly.
     with transaction(container.sessions, read_only=True) as session:
+        doc = lifecycle.get_document(session, page.document_id)
+        _title, cert_row = _signer(session, doc.signer_serial)
+        status = _status(doc, cert_row, page.commune_name, lang)
         found = transparency.document_log(session, page.document_id, watch=container.verifier.log_watch)
-    return dataclasses.replace(page, log=_log_lines(found, page.document_id, lang))
+    return dataclasses.replace(page, status=status, log=_log_lines(found, page.document_id, lang))
 
 
 def _document_page(container: Container, session: Session, document_id: str, lang: str) -> DocumentPage:

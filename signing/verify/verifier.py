@@ -178,8 +178,12 @@ class Verifier:
 
         registry, recorded, differs, records = self.ctx.reads.run(
             lookups, missed=lambda found: any(v is not None and v not in found[1] for v in values))
-        # the log's proofs from the primary: a lagging replica's older checkpoint would look like a rollback
+        # the log's proofs from the primary: a lagging replica's older checkpoint would look like a rollback;
+        # and the document's status and newest version too: a withdrawal, a supersession or a newer version
+        # the replica has not replayed yet must show now, as a revocation does
         with transaction(self.ctx.sessions, read_only=True) as session:
+            if replica and registry is not None:
+                registry = _fresh_status(session, registry)
             logs = {v: _log_record(session, row, self.log_watch) for v, row in recorded.items() if row.document_id}
         # by the signature itself, never by its field name (a file may repeat a name)
         known = {id(s): recorded[v] for s, v in zip(embedded, values, strict=True) if v is not None and v in recorded}
@@ -600,6 +604,16 @@ class Verifier:
             if row is not None:
                 session.expunge(row)
             return row
+
+
+def _fresh_status(session: Session, registry: RegistryInfo) -> RegistryInfo:
+    """``registry`` (read from the replica) with the status and newest version the primary has now."""
+    doc = session.get(SignedDocument, registry.document_id)
+    if doc is None:  # never deleted; keep what was read
+        return registry
+    return dataclasses.replace(registry, status=doc.status, status_reason=doc.status_reason,
+                               superseded_by=doc.superseded_by, current_version=doc.version,
+                               is_current=registry.is_current and registry.version == doc.version)
 
 
 def _log_record(session: Session, row: SignatureRecordRow, watch: transparency.CheckpointWatch) -> LogRecord:

@@ -156,8 +156,11 @@ def test_reads_are_answered_by_the_replica(pair: Pair) -> None:
     assert listed.json()["total"] == 1
     assert verified.status_code == 200 and verified.json()["registry"]["document_id"] == document_id
     assert _reads("replica") - answered == 6  # the file route reads the row, then the version's blobs
-    # the registry was read on the standby only: the primary saw no registry table at all
-    assert pair.on_replica.registry() and not pair.on_primary.registry(), pair.on_primary.registry()
+    # the registry was read on the standby; the primary only re-read the document's status row (page and
+    # verification: a withdrawal must never be hidden by lag), never its versions or signature records
+    assert pair.on_replica.registry()
+    assert all(re.search(r"\bFROM documents\b", s) and "document_files" not in s and "signature_records" not in s
+               for s in pair.on_primary.registry()), pair.on_primary.registry()
 
 
 def test_ocsp_is_answered_by_the_replica(pair: Pair) -> None:
@@ -265,3 +268,32 @@ def test_settings_refuse_a_replica_without_a_primary(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="KYSO_DATABASE_READ_URL"):
         load_settings(home=tmp_path, database_url="postgresql+psycopg://127.0.0.1/x",
                       database_read_url="sqlite:///x.db")
+
+
+def test_replica_lag_never_hides_a_withdrawal_or_the_signers_revocation(pair: Pair) -> None:
+    """Attacker's view: a document withdrawn a moment ago, or one whose signer's key was reported
+    compromised a moment ago, must not be shown valid by a lagging replica (page or upload verification).
+    Last in the module: it revokes the signer every other test signs with."""
+    from signing.registry import lifecycle
+    from signing.registry.models import SignedDocument
+
+    withdrawn, withdrawn_pdf = _sign(pair, "HS-REPLICA-WD")
+    kept, kept_pdf = _sign(pair, "HS-REPLICA-RV")
+    _replayed(pair)
+    assert 'data-status="valid"' in pair.client.get(f"/v/{withdrawn}").text
+    with transaction(pair.kyso.sessions, read_only=True) as session:
+        serial = session.get(SignedDocument, kept).signer_serial
+    pair.standby.sql("SELECT pg_wal_replay_pause()")
+    try:
+        lifecycle.withdraw(pair.kyso.pki, withdrawn, "issued in error", "test")  # on the primary only
+        revocation.revoke(pair.kyso.pki, serial, Reason.keyCompromise, "test")
+        assert pair.standby.sql(f"SELECT status FROM documents WHERE id = '{withdrawn}'").lower() == "valid"
+        assert pair.standby.sql(f"SELECT status FROM certificates WHERE serial = '{serial}'") != "revoked"
+
+        assert 'data-status="withdrawn"' in pair.client.get(f"/v/{withdrawn}").text
+        assert 'data-status="revoked"' in pair.client.get(f"/v/{kept}").text
+        verified = pair.client.post("/api/v1/verify", files={"file": ("doc.pdf", withdrawn_pdf, "application/pdf")})
+        assert verified.status_code == 200 and verified.json()["registry"]["status"] == "withdrawn"
+        assert verified.json()["genuine"] is False
+    finally:
+        pair.standby.sql("SELECT pg_wal_replay_resume()")
