@@ -14,11 +14,14 @@ Two backends, chosen by ``KYSO_BLOB_STORE``:
     folder is looked up in the ``blobs`` table, so files stored before a switch stay readable.
 
 Storing bytes already stored refreshes their age (``created_at``, or the file's mtime), so the sweep never
-takes a blob that a transaction still in flight is about to reference. Every read checks the SHA-256 of what
+takes a blob that a transaction still in flight is about to reference. The filesystem sweep moves a file
+aside (``.gc-<sha256>``) before its last age check and deletes it only if still old, so a refresh racing
+the deletion is never lost. Every read checks the SHA-256 of what
 it read against the name; a missing or altered blob raises ``StoredFileDamaged``, never other bytes.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -37,6 +40,7 @@ from signing.errors import StoredFileDamaged
 from signing.registry.models import Blob
 
 SWEEP_PAGE = 500  # blobs looked at per query by a sweep
+GRAVE = ".gc-"  # prefix of a blob file a sweep has moved aside before deleting it
 # which of these blob names something still references (``versions.referenced``)
 Referenced = Callable[[Session, list[str]], set[str]]
 
@@ -143,10 +147,14 @@ class FileBlobStore:
         return sha
 
     def get(self, session: Session, sha256: str) -> bytes:
+        path = self.path(sha256)
         try:
-            data = self.path(sha256).read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
-            return self._database.get(session, sha256)
+            try:  # moved aside by a sweep this very moment (put back when something still needs it)
+                data = path.with_name(GRAVE + sha256).read_bytes()
+            except FileNotFoundError:
+                return self._database.get(session, sha256)
         return _checked(sha256, data, f"blob folder {self.root}")
 
     def sweep(self, session: Session, older_than: dt.datetime, referenced: Referenced) -> int:
@@ -162,6 +170,9 @@ class FileBlobStore:
             if path.name.startswith(".tmp-"):  # a write that never finished
                 path.unlink(missing_ok=True)
                 removed += 1
+                continue
+            if path.name.startswith(GRAVE):  # a sweep stopped mid-removal: put back, judged by the next sweep
+                _restore(path)
                 continue
             batch.append(path)
             if len(batch) >= SWEEP_PAGE:
@@ -183,13 +194,26 @@ class FileBlobStore:
         for path in paths:
             if path.name in used:
                 continue
+            # Moved aside first, then judged: a ``put`` that refreshed the age before the move shows in the
+            # moved file's age (and it is put back); one after the move finds no file and writes it again.
+            # Checking the age and then deleting in place would lose bytes refreshed between the two steps.
+            grave = path.with_name(GRAVE + path.name)
             try:
-                if path.stat().st_mtime < cutoff:  # not stored again meanwhile
-                    path.unlink()
-                    removed += 1
+                os.rename(path, grave)
             except FileNotFoundError:
-                pass
+                continue
+            if grave.stat().st_mtime < cutoff:  # not stored again meanwhile
+                grave.unlink()
+                removed += 1
+            else:
+                _restore(grave)
         return removed
+
+
+def _restore(grave: Path) -> None:
+    """Put a blob moved aside by a sweep back under its name (a copy written since has the same bytes)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(grave, grave.with_name(grave.name[len(GRAVE):]))
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import itertools
+import os
 import threading
 from pathlib import Path
 
@@ -311,3 +312,51 @@ def test_gc_names_a_document_it_cannot_rebase_and_goes_on(pki: Container, specia
     for signed in (kept, other):
         assert files(pki, signed.document_id)[0].storage == StorageKind.WHOLE
         assert rebuilt(pki, pki.signing, signed.document_id) == [signed.pdf]
+
+
+def test_a_sweep_never_deletes_a_file_stored_again_while_it_looks(pki: Container, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attacker's view (a signing racing ``kyso doc gc``): the signing stores bytes already in the folder,
+    which only refreshes the file's age, in the instant between the sweep's age check and its deletion. The
+    signing then commits a version naming that file; it must still be there."""
+    store = FileBlobStore(tmp_path / "blobs")
+    data = b"%PDF-1.7 the caller's input, shared by a signing in progress"
+    with transaction(pki.sessions) as session:
+        sha = store.put(session, data)
+    old = (clock.now() - dt.timedelta(days=3)).timestamp()
+    os.utime(store.path(sha), (old, old))
+    stat, seen = Path.stat, []
+
+    def racing(self: Path, *args: object, **kwargs: object) -> os.stat_result:
+        result = stat(self, *args, **kwargs)  # type: ignore[arg-type]  # passed through as received
+        if sha in self.name:
+            seen.append(self.name)
+            if len(seen) == 3:  # listed, aged, then the last look just before deleting: a signing stores it again
+                with transaction(pki.sessions) as racer:
+                    store.put(racer, data)
+        return result
+
+    monkeypatch.setattr(Path, "stat", racing)
+    with transaction(pki.sessions) as session:
+        store.sweep(session, clock.now() - dt.timedelta(hours=1), versions.referenced)
+    monkeypatch.undo()
+    assert len(seen) == 3, seen
+    assert store.path(sha).read_bytes() == data, "a blob stored again during the sweep was deleted"
+    with transaction(pki.sessions) as session:  # and a later sweep, past its new age, does take it
+        assert store.sweep(session, clock.now() + dt.timedelta(hours=1), versions.referenced) == 1
+    assert not list((tmp_path / "blobs").rglob("*" + sha))
+
+
+def test_a_blob_a_stopped_sweep_left_aside_is_read_and_put_back(pki: Container, tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    data = b"%PDF-1.7 a version's tail"
+    with transaction(pki.sessions) as session:
+        sha = store.put(session, data)
+    aside = store.path(sha).with_name(".gc-" + sha)
+    os.rename(store.path(sha), aside)  # as a sweep that stopped between moving it and judging it leaves it
+    old = (clock.now() - dt.timedelta(days=3)).timestamp()
+    os.utime(aside, (old, old))
+    with transaction(pki.sessions) as session:
+        assert store.get(session, sha) == data
+        store.sweep(session, clock.now() - dt.timedelta(hours=1), lambda _s, names: set(names))
+    assert store.path(sha).read_bytes() == data and not aside.exists()
