@@ -360,3 +360,23 @@ def test_a_blob_a_stopped_sweep_left_aside_is_read_and_put_back(pki: Container, 
         assert store.get(session, sha) == data
         store.sweep(session, clock.now() - dt.timedelta(hours=1), lambda _s, names: set(names))
     assert store.path(sha).read_bytes() == data and not aside.exists()
+
+
+@pytest.mark.parametrize("backend", ["database", "filesystem"])
+def test_an_input_shared_by_two_documents_stays_while_one_still_needs_it(pki: Container, specialist: str,
+                                                                         backend: str) -> None:
+    """The same bytes sent twice make two documents over one input blob: dropping it for one (its final
+    level reached) must not take it from the other, still pending."""
+    pdf = many_pages(2)
+    down = service(pki, blob_store=backend, **TSA_DOWN)
+    first = down.sign(request(pdf, specialist, "B-LT"), actor="test", activation=CONSENTED)
+    second = down.sign(request(pdf, specialist, "B-LT", reason="again"), actor="test", activation=CONSENTED)
+    input_sha = hashlib.sha256(pdf).hexdigest()
+    assert [files(pki, d)[0].base_sha256 for d in (first.document_id, second.document_id)] == [input_sha] * 2
+    store = store_for(down.ctx.settings)
+    with transaction(pki.sessions) as session:
+        assert versions.rebase(session, store, first.document_id) == 1
+    with transaction(pki.sessions) as session:
+        store.sweep(session, clock.now() + dt.timedelta(hours=1), versions.referenced)
+    assert rebuilt(pki, down, first.document_id) == [first.pdf]
+    assert rebuilt(pki, down, second.document_id) == [second.pdf], "the other document lost its input"
