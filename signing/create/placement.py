@@ -3,10 +3,11 @@
 The page is rendered once, as a viewer shows it (``visual_diff.render_chosen``: PDFium opens the file
 lazily and loads and renders only that page, under the shared PDFium lock, at most
 ``visual_diff.MAX_PIXELS`` pixels, paused and abandoned at ``PLACEMENT_SECONDS``). No other page is
-loaded, parsed or rendered, however many the document has. PDFium parses a page's whole content when it
-loads it, out of the budget's reach, so ``drawable`` first weighs that content on pyHanko's page object
-(``MAX_CONTENT_BYTES``). A page too heavy, or not shown in time (or at all), has no free place, and the
-caller falls back to its documented rule (a page added at the end).
+loaded, parsed or rendered, however many the document has. A document with content PDFium does not draw
+but another viewer may (``hidden_on_screen``: layers, NoView annotations) is not searched either. PDFium
+parses a page's whole content when it loads it, out of the budget's reach, so ``drawable`` first weighs that
+content on pyHanko's page object (``MAX_CONTENT_BYTES``). A page too heavy, or not shown in time (or at all),
+has no free place, and the caller falls back to its documented rule (a page added at the end).
 
 The search (``free_spot``) runs on a grid of ``CELL``-pixel cells, each row of the grid one Python
 integer of occupied-cell bits: a band of rows is OR-ed from a sparse table, and the free runs of the
@@ -33,6 +34,7 @@ SMALL_MARGIN = 8.0  # when no place keeps the usual margin
 SEAL_RESERVE = (50.0, 28.0)  # room left of and below a person stamp for the agency seal that may follow
 MAX_CONTENT_BYTES = 4 * 2**20  # decoded page content PDFium is asked to parse: ~500,000 operators, ~0.4 s
 MAX_CONTENT_OBJECTS = 2000  # content streams, forms and annotations looked at on one page
+HIDDEN, NO_VIEW = 1 << 1, 1 << 5  # annotation flags 2 and 6 (ISO 32000-1, 12.5.3)
 _INK = bytes(255 if v < WHITE else 0 for v in range(256))
 
 
@@ -77,6 +79,28 @@ def drawable(page: Any, resources: Any = None) -> bool:
         if len(todo) > MAX_CONTENT_OBJECTS:
             return False
     return True
+
+
+def hidden_on_screen(root: Any, page: Any) -> bool:
+    """Whether the document holds content PDFium's rendering leaves out but another viewer may show: optional
+    content (``/OCProperties``: a layer off by default, or one a viewer's layer panel or printing turns on)
+    or an annotation on ``page`` flagged NoView and not Hidden (printed, not drawn on screen). White paper in
+    such a rendering may not be white elsewhere, so it is not searched for a place (no free place)."""
+    if "/OCProperties" in root:
+        return True
+    annots = page.get("/Annots")
+    annots = annots.get_object() if annots is not None else None
+    if not isinstance(annots, generic.ArrayObject):
+        return False
+    for i in range(min(len(annots), MAX_CONTENT_OBJECTS)):
+        annot = annots[i]
+        if not isinstance(annot, generic.DictionaryObject):
+            continue
+        flags = annot.get("/F", 0)
+        flags = int(flags) if isinstance(flags, int | float) else 0
+        if flags & NO_VIEW and not flags & HIDDEN:
+            return True
+    return False
 
 
 def _decoded_size(stream: generic.StreamObject, allowance: int) -> int:

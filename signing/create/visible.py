@@ -49,7 +49,7 @@ from pyhanko.stamp.base import BaseStamp, BaseStampStyle
 
 from core.settings import Settings
 from signing.create.fonts import StampFontEngine, StampFonts, load_stamp_fonts
-from signing.create.placement import MARGIN, Box, drawable, free_spot, render_page
+from signing.create.placement import MARGIN, Box, drawable, free_spot, hidden_on_screen, render_page
 from signing.errors import BadAppearance
 from signing.verify.visual_diff import Rendering
 
@@ -725,7 +725,7 @@ def _rendered(writer: IncrementalPdfFileWriter, pdf: bytes, index: int) -> Rende
     or with more content than PDFium is asked to parse (``placement.drawable``, on pyHanko's page object)."""
     try:
         page = writer.find_page_for_modification(index)[0].get_object()
-        fits = drawable(page, _inherited(page, "/Resources"))
+        fits = drawable(page, _inherited(page, "/Resources")) and not hidden_on_screen(writer.root, page)
     except Exception:  # noqa: BLE001 - content pyHanko cannot read is not handed to PDFium either: no room
         fits = False
     return render_page(pdf, index) if fits else None

@@ -235,3 +235,41 @@ def test_content_within_the_allowance_is_rendered(pki: Container, person: str, c
     result = sign(pki, _deflated_page(placement.MAX_CONTENT_BYTES // 13 - 1000, where="form"), person)
     assert counted.rendered == 1 and len(counted.renderings) == 1
     assert not result.stamp_on_new_page, "the squares all cover one point: the page has room"
+
+
+HIDDEN_BOX = (300.0, 40.0, 595.0, 400.0)  # the bottom right, where the stamp would otherwise go
+
+
+def _hidden_on_screen(how: str) -> bytes:
+    """A page whose bottom right PDFium leaves white, though another viewer shows or prints what is there:
+    a layer off by default (a viewer's layer panel turns it on) or an annotation flagged NoView + Print."""
+    x0, y0, x1, y1 = HIDDEN_BOX
+    pdf = pikepdf.open(io.BytesIO(_page_pdf(595, 842, b"BT /F1 11 Tf 40 800 Td (Upper text) Tj ET")))
+    page = pdf.pages[0]
+    black = b"0 g %g %g %g %g re f" % (x0, y0, x1 - x0, y1 - y0)
+    if how == "layer":
+        layer = pdf.make_indirect(pikepdf.Dictionary(Type=pikepdf.Name.OCG, Name="Lớp ẩn"))
+        pdf.Root.OCProperties = pikepdf.Dictionary(OCGs=[layer], D=pikepdf.Dictionary(OFF=[layer], ON=[]))
+        page.Resources.Properties = pikepdf.Dictionary(L1=layer)
+        page.contents_add(pdf.make_stream(b"/OC /L1 BDC " + black + b" EMC"))
+    else:
+        appearance = pdf.make_stream(black, Type=pikepdf.Name.XObject, Subtype=pikepdf.Name.Form,
+                                     BBox=[0, 0, 595, 842])
+        page.Annots = pdf.make_indirect([pdf.make_indirect(pikepdf.Dictionary(
+            Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Square, Rect=[0, 0, 595, 842], F=4 | 32,
+            AP=pikepdf.Dictionary(N=appearance)))])
+    out = io.BytesIO()
+    pdf.save(out)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("how", ["layer", "noview-annotation"])
+def test_the_stamp_never_covers_what_another_viewer_shows(pki: Container, person: str, how: str) -> None:
+    """Attacker's view: PDFium draws neither a layer that is off by default nor a NoView annotation, so its
+    rendering shows white paper where Acrobat's layer panel, or the printout, shows content. The stamp must
+    not be put there."""
+    result = sign(pki, _hidden_on_screen(how), person)
+    page, box = _widget(result.pdf, "Signature1")
+    x0, y0, x1, y1 = HIDDEN_BOX
+    overlaps = page == 0 and box[0] < x1 and box[2] > x0 and box[1] < y1 and box[3] > y0
+    assert not overlaps, (how, page, box)
