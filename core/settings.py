@@ -159,6 +159,11 @@ class Settings(BaseSettings):
     def _strip_slash(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("KYSO_BASE_URL must start with http:// or https://")
+        if not value.isascii() or any(c.isspace() or not c.isprintable() for c in value):
+            # printed in every QR code (a reader may decode other characters differently) and written into
+            # certificates (AIA, CRL distribution points: IA5String)
+            raise ValueError("KYSO_BASE_URL must be plain ASCII without spaces: write a Vietnamese domain in its "
+                             "xn-- form and percent-encode a path")
         return value.rstrip("/")
 
     @field_validator("log_witnesses")

@@ -33,3 +33,16 @@ def test_database_pool_follows_the_settings(capsys) -> None:
     assert capsys.readouterr().err == ""
     _warn_connection_budget(Settings(database_url=PG_URL, database_pool_size=500, database_max_overflow=500), 4)
     assert "max_connections" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url", ["https://xác-thực.gov.vn", "https://kyso.example.vn/xã", "https://kyso.vn/a b",
+                                 "https://kyso.vn/\u200b"])
+def test_the_base_url_printed_in_qr_codes_is_plain_ascii(tmp_path, url) -> None:
+    """Every QR code and certificate carries KYSO_BASE_URL: a non-ASCII one would be encoded in a character
+    set a phone may read differently (and is no IA5String), so it is refused at start, not signed into PDFs."""
+    from core.errors import ConfigurationError
+    from core.settings import load_settings
+
+    with pytest.raises(ConfigurationError, match="KYSO_BASE_URL"):
+        load_settings(home=tmp_path, base_url=url)
+    assert load_settings(home=tmp_path, base_url="https://xn--xc-thc-xqa7e.gov.vn/").base_url.endswith(".gov.vn")
