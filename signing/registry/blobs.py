@@ -147,7 +147,11 @@ class FileBlobStore:
         return sha
 
     def get(self, session: Session, sha256: str) -> bytes:
-        path = self.path(sha256)
+        try:
+            path = self.path(sha256)
+        except ValueError:  # an altered registry row: damage to report, never a path to follow
+            raise StoredFileDamaged(f"the registry names a blob {sha256[:80]!r} that is not a SHA-256",
+                                    blob=sha256[:80]) from None
         try:
             data = path.read_bytes()
         except FileNotFoundError:

@@ -271,6 +271,8 @@ def test_the_blob_folder_refuses_names_that_are_not_digests(tmp_path: Path) -> N
     for name in ("../../etc/passwd", "A" * 64, "0" * 63, "g" * 64):
         with pytest.raises(ValueError, match="SHA-256"):
             store.path(name)
+        with pytest.raises(StoredFileDamaged, match="not a SHA-256"):  # a row naming it: damage, not a 500
+            store.get(None, name)  # type: ignore[arg-type]  # never reaches the database
 
 
 def test_migration_moves_whole_pdfs_to_blobs_and_back(pki: Container, specialist: str, seal: str,
