@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from alembic import command
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, delete, func, inspect, select, text, update
+from sqlalchemy import Connection, create_engine, delete, func, inspect, select, text, update
 
 from api.container import Container
 from core import clock
@@ -382,3 +382,49 @@ def test_an_input_shared_by_two_documents_stays_while_one_still_needs_it(pki: Co
         store.sweep(session, clock.now() + dt.timedelta(hours=1), versions.referenced)
     assert rebuilt(pki, down, first.document_id) == [first.pdf]
     assert rebuilt(pki, down, second.document_id) == [second.pdf], "the other document lost its input"
+
+
+def test_migration_keeps_odd_rows_byte_exact(pki: Container, specialist: str, seal: str, sample_pdf: bytes) -> None:
+    """Rows as an older kyso or a restore may have left them: a version that does not extend its parent, two
+    documents holding the same bytes (one blob for both). Every one reads back byte for byte after 0017, and
+    again after a downgrade."""
+    person = pki.signing.sign(request(sample_pdf, specialist, "B-T"), actor="test", activation=CONSENTED)
+    pki.signing.sign(request(person.pdf, seal, "B-T"), actor="test", activation=CONSENTED)  # version 2
+    other = pki.signing.sign(request(many_pages(2), specialist, "B-T"), actor="test", activation=CONSENTED)
+    twin = pki.signing.sign(request(many_pages(3), specialist, "B-T"), actor="test", activation=CONSENTED)
+    unrelated = b"%PDF-1.7 not an update of version 1\n%%EOF\n"
+    pki.engine.dispose()
+    url = pki.settings.resolved_database_url
+    command.downgrade(alembic_config(url), "0016")
+    engine = create_engine(url)
+
+    def set_version(conn: Connection, document_id: str, version: int, pdf: bytes) -> None:
+        conn.execute(text("UPDATE document_files SET pdf = :p, sha256 = :s, size = :n WHERE document_id = :d "
+                          "AND version = :v"), {"p": pdf, "s": hashlib.sha256(pdf).hexdigest(), "n": len(pdf),
+                                                "d": document_id, "v": version})
+
+    try:
+        with engine.begin() as conn:
+            set_version(conn, person.document_id, 2, unrelated)  # does not extend version 1
+            set_version(conn, twin.document_id, 1, other.pdf)  # the same bytes as another document's version
+    finally:
+        engine.dispose()
+    command.upgrade(alembic_config(url), "head")
+    rows = files(pki, person.document_id)
+    assert [r.storage for r in rows] == [StorageKind.WHOLE, StorageKind.WHOLE]
+    expected = {person.document_id: [person.pdf, unrelated], other.document_id: [other.pdf],
+                twin.document_id: [other.pdf]}
+    for document_id, pdfs in expected.items():
+        assert rebuilt(pki, pki.signing, document_id) == pdfs
+    pki.engine.dispose()
+    command.downgrade(alembic_config(url), "0016")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            for document_id, pdfs in expected.items():
+                stored = conn.execute(text("SELECT pdf FROM document_files WHERE document_id = :d ORDER BY version"),
+                                      {"d": document_id}).scalars().all()
+                assert [bytes(p) for p in stored] == pdfs
+    finally:
+        engine.dispose()
+    command.upgrade(alembic_config(url), "head")
