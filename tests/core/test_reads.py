@@ -71,3 +71,19 @@ def test_without_a_replica_everything_reads_the_primary(reads: Reads) -> None:
     alone = Reads(reads.primary)
     assert alone.run(_which) == "primary"
     assert alone.run(_which, missed=lambda _: True) == "primary"
+
+
+def test_an_unreachable_replica_never_shows_its_password(reads: Reads, caplog: pytest.LogCaptureFixture) -> None:
+    """Attacker's view (whoever reads the logs or /metrics): a replica URL carrying a password that cannot be
+    reached is logged by its failure, never by its URL, and the metric has no label but the outcome."""
+    import logging
+
+    from core import metrics
+
+    replica = make_session_factory(make_engine("postgresql+psycopg://kyso:S3CRET-REPLICA@127.0.0.1:9/kyso"))
+    lonely = Reads(reads.primary, replica, retry_seconds=60)
+    with caplog.at_level(logging.DEBUG):
+        assert lonely.run(_which) == "primary"
+    said = [r.getMessage() for r in caplog.records if "read replica" in r.getMessage()]
+    assert said, caplog.text
+    assert "S3CRET" not in caplog.text and b"S3CRET" not in metrics.render()[0]
