@@ -379,7 +379,8 @@ class SigningService:
                 audit.record(session, actor=actor, action="signing:document:self_check_failed", subject=document_id,
                              credential_id=material.credential_id, signer_serial=material.serial,
                              check=exc.details.get("check"), reason=exc.message[:500],
-                             input_sha256=input_digest.hexdigest)
+                             input_sha256=input_digest.hexdigest if source == input_digest.data
+                             else hashlib.sha256(source).hexdigest())
             raise
 
     def _sign_bytes(self, job: SigningJob, activation: Activation) -> tuple[bytes, str, bool]:
