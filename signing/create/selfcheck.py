@@ -33,6 +33,7 @@ from asn1crypto import cms, x509 as asn1_x509
 
 from signing.create.intake import plain
 from signing.errors import SelfCheckFailed
+from signing.registry.blobs import PrefixDigest
 from signing.registry.records import SignatureValue
 from signing.verify.pdf_facts import crypto_check, digest, timestamp_token
 
@@ -54,12 +55,17 @@ class _Signed:
         return self.byte_range[2] + self.byte_range[3]
 
 
-def check_output(signed: bytes, source: bytes, certificate: asn1_x509.Certificate) -> list[SignatureValue]:
+def check_output(signed: bytes, source: bytes, certificate: asn1_x509.Certificate, *,
+                 source_digest: PrefixDigest | None = None) -> list[SignatureValue]:
     """Raise ``SelfCheckFailed`` unless ``signed`` is ``source`` plus one sound signature by ``certificate``
     (and, for B-LTA, a sound document timestamp after it). Returns the signature values kyso added, in
-    signing order, for the registry (``signature_records``): read here once, not parsed again."""
+    signing order, for the registry (``signature_records``): read here once, not parsed again.
+
+    ``source_digest``: the SHA-256 state over ``source`` kyso already computed (the registry lookup hashes the
+    input). Once the output is proven to start with ``source`` byte for byte, a SHA-256 byte range is hashed
+    from that state on: only the bytes kyso appended are hashed again, and every byte is still covered."""
     try:
-        return _check(signed, source, certificate)
+        return _check(signed, source, certificate, source_digest)
     except SelfCheckFailed:
         raise
     except Exception as exc:  # whatever breaks while reading kyso's own output is kyso's fault
@@ -67,10 +73,13 @@ def check_output(signed: bytes, source: bytes, certificate: asn1_x509.Certificat
                               check="exception") from exc
 
 
-def _check(signed: bytes, source: bytes, certificate: asn1_x509.Certificate) -> list[SignatureValue]:
+def _check(signed: bytes, source: bytes, certificate: asn1_x509.Certificate,
+           source_digest: PrefixDigest | None) -> list[SignatureValue]:
     if not signed.startswith(source):
         raise SelfCheckFailed("kyso's signed output does not start with the bytes it was asked to sign",
                               check="prefix")
+    # a state over other bytes than ``source`` (a repaired input's original) is not used
+    known = source_digest if source_digest is not None and source_digest.data == source else None
     fields = _qpdf_view(signed)
     new = sorted((_read(signed, m, len(source)) for m in _BYTE_RANGE.finditer(signed, len(source))),
                  key=lambda s: s.end)
@@ -87,9 +96,9 @@ def _check(signed: bytes, source: bytes, certificate: asn1_x509.Certificate) -> 
     for position, (sig, kind) in enumerate(zip(new, kinds, strict=True)):
         _coverage(signed, sig, whole_file=position == len(new) - 1)
         if kind == "data":
-            _signature(signed, sig, certificate)
+            _signature(signed, sig, certificate, known)
         else:
-            _document_timestamp(signed, sig)
+            _document_timestamp(signed, sig, known)
         signed_data = sig.content["content"]
         signer = certificate if kind == "data" else _signer_of(signed_data)
         values.append(SignatureValue(value=signed_data["signer_infos"][0]["signature"].native,
@@ -145,23 +154,30 @@ def _coverage(signed: bytes, sig: _Signed, *, whole_file: bool) -> None:
         raise SelfCheckFailed("kyso's signature does not end at the end of a revision (%%EOF)", check="coverage")
 
 
-def _range_digest(signed: bytes, sig: _Signed, algorithm: str) -> bytes:
+def _range_digest(signed: bytes, sig: _Signed, algorithm: str, known: PrefixDigest | None) -> bytes:
+    """The digest of the byte range; ``known``: a SHA-256 state over the first bytes of ``signed`` (``_check``
+    proved ``signed`` starts with them), continued instead of hashing them again."""
     a, b, c, d = sig.byte_range
     view = memoryview(signed)
-    h = hashlib.new(algorithm)
-    h.update(view[a:a + b])
+    if known is not None and algorithm == "sha256" and a == 0 and b >= len(known.data):
+        h = known.running()
+        h.update(view[len(known.data):b])
+    else:
+        h = hashlib.new(algorithm)
+        h.update(view[a:a + b])
     h.update(view[c:c + d])
     return h.digest()
 
 
-def _signature(signed: bytes, sig: _Signed, certificate: asn1_x509.Certificate) -> None:
+def _signature(signed: bytes, sig: _Signed, certificate: asn1_x509.Certificate, known: PrefixDigest | None) -> None:
     signed_data = sig.content["content"]
     signer_info = signed_data["signer_infos"][0]
     if not _names(signer_info, certificate):
         raise SelfCheckFailed("kyso's signature names a signer certificate other than the credential's",
                               check="signer")
     algorithm = signer_info["digest_algorithm"]["algorithm"].native
-    intact, valid = crypto_check(signer_info, certificate, "data", _range_digest(signed, sig, _hashlib_name(algorithm)))
+    intact, valid = crypto_check(signer_info, certificate, "data",
+                                 _range_digest(signed, sig, _hashlib_name(algorithm), known))
     if not (intact and valid):
         raise SelfCheckFailed(f"kyso's signature does not verify (digest matches: {intact}, signature verifies: "
                               f"{valid})", check="integrity")
@@ -172,11 +188,11 @@ def _signature(signed: bytes, sig: _Signed, certificate: asn1_x509.Certificate) 
         _token(token["content"], expected == imprint["hashed_message"].native, "kyso's signature timestamp")
 
 
-def _document_timestamp(signed: bytes, sig: _Signed) -> None:
+def _document_timestamp(signed: bytes, sig: _Signed, known: PrefixDigest | None) -> None:
     signed_data = sig.content["content"]
     imprint = signed_data["encap_content_info"]["content"].parsed["message_imprint"]
     algorithm = _hashlib_name(imprint["hash_algorithm"]["algorithm"].native)
-    _token(signed_data, _range_digest(signed, sig, algorithm) == imprint["hashed_message"].native,
+    _token(signed_data, _range_digest(signed, sig, algorithm, known) == imprint["hashed_message"].native,
            "kyso's document timestamp")
 
 

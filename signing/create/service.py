@@ -54,7 +54,7 @@ from signing.errors import (
 )
 from signing.material import MaterialCache, RevocationData, SignerMaterial
 from signing.registry import records, versions
-from signing.registry.blobs import BlobStore, store_for
+from signing.registry.blobs import BlobStore, PrefixDigest, store_for
 from signing.registry.models import (
     DocumentFile,
     DocumentStatus,
@@ -106,11 +106,13 @@ class SignRequest:
     location: str | None = None
     seal_fields: dict[str, str] = field(default_factory=dict)  # facts signed into the QR code (offline_seal.py)
 
-    def fingerprint(self) -> str:
-        """What makes two requests the same, for Idempotency-Key reuse checks."""
+    def fingerprint(self, pdf_digest: PrefixDigest | None = None) -> str:
+        """What makes two requests the same, for Idempotency-Key reuse checks. ``pdf_digest``: the SHA-256 state
+        over ``self.pdf`` already computed (the same fingerprint, without hashing the file again)."""
         meta = {k: v for k, v in self.__dict__.items() if k not in ("pdf", "appearance")}
         meta["appearance"] = self.appearance.__dict__
-        digest = hashlib.sha256(self.pdf)
+        known = pdf_digest is not None and pdf_digest.data == self.pdf
+        digest = pdf_digest.running() if pdf_digest is not None and known else hashlib.sha256(self.pdf)
         digest.update(json.dumps(meta, sort_keys=True, default=str).encode())
         return digest.hexdigest()
 
@@ -139,6 +141,7 @@ class SigningJob:
     ``_sign_bytes``, ``_appearance`` and ``_record`` (nothing is left on the service between them)."""
 
     request: SignRequest  # as received: the bytes the specialist approved and the audit entry names
+    input_digest: PrefixDigest  # SHA-256 of ``request.pdf``, computed once (registry, self-check, audit, storage)
     source: intake.Intake  # what kyso signs: the input if sound, else its repaired copy
     doc_type: DocumentType
     material: SignerMaterial
@@ -222,7 +225,8 @@ class SigningService:
         settings = self.ctx.settings
         if len(request.pdf) > settings.max_pdf_bytes:
             raise PdfTooLarge(f"the PDF is {len(request.pdf):,} bytes; the limit is {settings.max_pdf_bytes:,}")
-        fingerprint = request.fingerprint() if idempotency_key else None
+        input_digest = PrefixDigest(request.pdf)  # the one pass over the input's bytes; reused below
+        fingerprint = request.fingerprint(input_digest) if idempotency_key else None
         if idempotency_key and fingerprint:
             replay = self.replay(actor, idempotency_key, fingerprint)
             if replay is not None:
@@ -232,7 +236,7 @@ class SigningService:
         offline_seal.checked_fields(doc_type, request.seal_fields, complete=False)  # required ones: _offline_seal
         province = self._province_of(request.commune_code)
         material = self.material.signer(request.credential_id)
-        existing = self._registered(request.pdf)
+        existing = self._registered(input_digest.hexdigest)
         decision = self.authorize(policy, material, request, province, existing.signatures if existing else 0,
                                   actor=actor)
         kind = self._kind(request, doc_type, material)
@@ -241,7 +245,8 @@ class SigningService:
         source = intake.prepare(request.pdf, keep_reader=True)  # sound, or repaired when unsigned, or a clear 4xx
         signed_at = clock.now()
         document_id = existing.id if existing else new_document_id()
-        job = SigningJob(request=request, source=source, doc_type=doc_type, material=material, kind=kind,
+        job = SigningJob(request=request, input_digest=input_digest, source=source, doc_type=doc_type,
+                         material=material, kind=kind,
                          level=request.level or doc_type.level, document_id=document_id, existing=existing,
                          signed_at=signed_at, actor=actor, granted=Granted(policy.version, decision),
                          idempotency_key=idempotency_key, fingerprint=fingerprint)
@@ -249,7 +254,7 @@ class SigningService:
             # once per signature, also when the signing is retried as B-B
             job = dataclasses.replace(job, seal_token=self._offline_seal(job))
             pdf, reached, new_page = self._sign_bytes(job, activation)
-            produced = self._check_own_output(pdf, source.pdf, material, document_id, actor)
+            produced = self._check_own_output(pdf, source.pdf, material, document_id, actor, input_digest)
         except KysoError:
             raise
         except (PdfError, KeyError, ValueError, TypeError, AttributeError, IndexError, RecursionError) as exc:
@@ -266,7 +271,7 @@ class SigningService:
         limit = self.ctx.settings.max_pdf_bytes
         if len(pdf) > limit:
             raise PdfTooLarge(f"the PDF is {len(pdf):,} bytes; the limit is {limit:,}")
-        self._registered(pdf)
+        self._registered(hashlib.sha256(pdf).hexdigest())
         return intake.prepare(pdf)
 
     # -- steps -----------------------------------------------------------------------------------
@@ -318,9 +323,8 @@ class SigningService:
             self._signers.put(key, signer)
         return signer
 
-    def _registered(self, pdf: bytes) -> SignedDocument | None:
-        """A PDF kyso already signed gets its next signature under the same document id."""
-        digest = hashlib.sha256(pdf).hexdigest()
+    def _registered(self, digest: str) -> SignedDocument | None:
+        """A PDF kyso already signed (by its SHA-256 ``digest``) gets its next signature under the same document id."""
         with transaction(self.ctx.sessions, read_only=True) as session:
             row = session.execute(select(SignedDocument)
                                   .join(DocumentFile, DocumentFile.document_id == SignedDocument.id)
@@ -364,17 +368,19 @@ class SigningService:
                 "does not count", rule="seal_after_person")
 
     def _check_own_output(self, pdf: bytes, source: bytes, material: SignerMaterial, document_id: str,
-                          actor: str) -> list[records.SignatureValue]:
-        """Nothing kyso cannot verify leaves kyso: a failed self-check is audited, and nothing is registered."""
+                          actor: str, input_digest: PrefixDigest) -> list[records.SignatureValue]:
+        """Nothing kyso cannot verify leaves kyso: a failed self-check is audited, and nothing is registered.
+        ``input_digest`` (over the input as received) serves the self-check only when ``source`` is that input."""
         try:
-            return selfcheck.check_output(pdf, source, material.certificate)
+            return selfcheck.check_output(pdf, source, material.certificate, source_digest=input_digest)
         except SelfCheckFailed as exc:
             log.error("kyso's own signed output failed its self-check (document %s): %s", document_id, exc.message)
             with transaction(self.ctx.sessions) as session:
                 audit.record(session, actor=actor, action="signing:document:self_check_failed", subject=document_id,
                              credential_id=material.credential_id, signer_serial=material.serial,
                              check=exc.details.get("check"), reason=exc.message[:500],
-                             input_sha256=hashlib.sha256(source).hexdigest())
+                             input_sha256=input_digest.hexdigest if source == input_digest.data
+                             else hashlib.sha256(source).hexdigest())
             raise
 
     def _sign_bytes(self, job: SigningJob, activation: Activation) -> tuple[bytes, str, bool]:
@@ -533,7 +539,9 @@ class SigningService:
         request, doc_type, material, document_id = job.request, job.doc_type, job.material, job.document_id
         existing, level, signed_at, actor, granted = job.existing, job.level, job.signed_at, job.actor, job.granted
         idempotency_key, fingerprint, source = job.idempotency_key, job.fingerprint, job.source
-        digest = hashlib.sha256(pdf).hexdigest()
+        known = job.input_digest  # the input's SHA-256 state: the output (input + what kyso appended) costs its tail
+        source_sha256 = known.hexdigest if source.pdf == known.data else hashlib.sha256(source.pdf).hexdigest()
+        digest = known.of(pdf) if source.pdf == known.data else hashlib.sha256(pdf).hexdigest()
         pending = pades.LEVEL_ORDER[reached] < pades.LEVEL_ORDER[level]
         seal_token = job.seal_token
         try:
@@ -563,9 +571,9 @@ class SigningService:
                     row.offline_seal = seal_token = seal_token or row.offline_seal
                 blobs = store_for(self.ctx.settings)
                 stored = versions.store(session, blobs, pdf, parent=source.pdf,
-                                        parent_is_version=existing is not None
-                                        and hashlib.sha256(source.pdf).hexdigest() == existing.sha256,
-                                        keep_input=pending and self.ctx.settings.input_retention_days > 0)
+                                        parent_is_version=existing is not None and source_sha256 == existing.sha256,
+                                        keep_input=pending and self.ctx.settings.input_retention_days > 0,
+                                        pdf_sha256=digest, parent_sha256=source_sha256)
                 session.add(DocumentFile(document_id=document_id, version=version, change="signature", level=reached,
                                          signer_serial=material.serial, sha256=digest, size=len(pdf),
                                          created_at=signed_at, **stored.columns(),
@@ -590,7 +598,7 @@ class SigningService:
                              credential_id=material.credential_id, signer_serial=material.serial,
                              document_type=doc_type.name, commune=request.commune_code,
                              dossier=request.dossier_number, level=reached, requested_level=level, sha256=digest,
-                             input_sha256=hashlib.sha256(request.pdf).hexdigest(), version=version,
+                             input_sha256=known.hexdigest, version=version,
                              policy_version=granted.policy_version, policy_rule=granted.decision.rule,
                              signer_rule=granted.decision.signer_rule, reception=granted.decision.reception)
                 transparency.record(session, transparency.document_registered(
@@ -600,8 +608,7 @@ class SigningService:
                     document_type=doc_type.name, commune=request.commune_code, at=signed_at), document_id=document_id)
                 if source.was_repaired:  # the first version does not start with the bytes received: say why
                     audit.record(session, actor=actor, action="signing:document:repair", subject=document_id,
-                                 input_sha256=hashlib.sha256(request.pdf).hexdigest(),
-                                 repaired_sha256=hashlib.sha256(source.pdf).hexdigest(),
+                                 input_sha256=known.hexdigest, repaired_sha256=source_sha256,
                                  repaired=list(source.repaired))
         except IntegrityError:
             if idempotency_key and fingerprint:

@@ -49,13 +49,37 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+class PrefixDigest:
+    """The SHA-256 of ``data``, kept as a running state, so the digest of bytes that start with ``data`` (a
+    version kyso appended to it) costs only what was appended: a large input is hashed once per signature."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._state = hashlib.sha256(data)
+        self.hexdigest = self._state.hexdigest()
+
+    def running(self) -> hashlib._Hash:
+        """A fresh copy of the state after ``data``, to be continued with the bytes that follow it."""
+        return self._state.copy()
+
+    def of(self, longer: bytes) -> str:
+        """The SHA-256 of ``longer``: continued from the state when it starts with ``data`` (compared byte for
+        byte, not assumed), otherwise hashed whole."""
+        if not longer.startswith(self.data):
+            return digest(longer)
+        state = self.running()
+        state.update(memoryview(longer)[len(self.data):])
+        return state.hexdigest()
+
+
 class BlobStore(Protocol):
     """Put, get and sweep content-addressed bytes; ``session`` is the registry transaction in progress."""
 
     name: str
 
-    def put(self, session: Session, data: bytes) -> str:
-        """Store ``data`` (once; again only refreshes its age) and return its SHA-256."""
+    def put(self, session: Session, data: bytes, *, sha256: str | None = None) -> str:
+        """Store ``data`` (once; again only refreshes its age) and return its SHA-256. ``sha256``: the digest the
+        caller already computed over exactly these bytes (``PrefixDigest.of``), so it is not computed again."""
         ...
 
     def get(self, session: Session, sha256: str) -> bytes:
@@ -81,8 +105,8 @@ class DatabaseBlobStore:
 
     name = "database"
 
-    def put(self, session: Session, data: bytes) -> str:
-        sha = digest(data)
+    def put(self, session: Session, data: bytes, *, sha256: str | None = None) -> str:
+        sha = sha256 or digest(data)
         now = clock.now()
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
         statement = insert(Blob).values(sha256=sha, size=len(data), data=data, created_at=now)
@@ -123,8 +147,8 @@ class FileBlobStore:
             raise ValueError(f"not a lower-case hex SHA-256: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
-    def put(self, session: Session, data: bytes) -> str:
-        sha = digest(data)
+    def put(self, session: Session, data: bytes, *, sha256: str | None = None) -> str:
+        sha = sha256 or digest(data)
         target = self.path(sha)
         try:
             if digest(target.read_bytes()) == sha:

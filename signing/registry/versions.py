@@ -55,16 +55,20 @@ class Stored:
 
 
 def store(session: Session, blobs: BlobStore, pdf: bytes, *, parent: bytes | None, parent_is_version: bool,
-          keep_input: bool) -> Stored:
+          keep_input: bool, pdf_sha256: str | None = None, parent_sha256: str | None = None) -> Stored:
     """Store a new version ``pdf`` appended over ``parent`` (None: no parent) in the caller's transaction.
 
     ``parent_is_version``: the parent is a stored version of the same document, so only the tail is new.
-    Otherwise the parent is the caller's input, kept (as a blob of its own) only with ``keep_input``."""
+    Otherwise the parent is the caller's input, kept (as a blob of its own) only with ``keep_input``.
+    ``pdf_sha256``, ``parent_sha256``: digests the caller already computed over exactly those bytes."""
     appended = parent is not None and len(pdf) > len(parent) and pdf.startswith(parent)
     if parent is not None and appended and (parent_is_version or keep_input):
-        base = hashlib.sha256(parent).hexdigest() if parent_is_version else blobs.put(session, parent)
+        if parent_is_version:
+            base = parent_sha256 or hashlib.sha256(parent).hexdigest()
+        else:
+            base = blobs.put(session, parent, sha256=parent_sha256)
         return Stored(StorageKind.DELTA, blobs.put(session, pdf[len(parent):]), base)
-    return Stored(StorageKind.WHOLE, blobs.put(session, pdf))
+    return Stored(StorageKind.WHOLE, blobs.put(session, pdf, sha256=pdf_sha256))
 
 
 def read(session: Session, blobs: BlobStore, row: DocumentFile) -> bytes:

@@ -4,6 +4,8 @@ registering it. Every repaired file that kyso signs passes ``qpdf --check`` and 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +20,9 @@ from core.errors import InvalidInput
 from signing.create import intake, selfcheck
 from signing.create.service import SigningService
 from signing.errors import PdfNoPages, PdfPageTreeBroken, SelfCheckFailed, SignedPdfDamaged
+from signing.registry import versions
+from signing.registry.blobs import PrefixDigest, store_for
+from signing.registry.models import DocumentFile, StorageKind
 from tests.helpers import damaged
 from tests.helpers.signing import CONSENTED, CORPUS, documents, issue_credential, request
 
@@ -110,10 +115,15 @@ def test_self_check_catches_what_a_verifier_would(pki: Container, specialist: st
     selfcheck.check_output(result.pdf, sample_pdf, material.certificate)  # sound: no error
 
     def fails(pdf: bytes, source: bytes = sample_pdf, certificate=material.certificate) -> str:  # type: ignore[no-untyped-def]
-        with pytest.raises(SelfCheckFailed) as caught:
-            selfcheck.check_output(pdf, source, certificate)
-        assert caught.value.code == "signing_self_check_failed"
-        return str(caught.value.details["check"])
+        checks = set()
+        # the SHA-256 state of the input the service hands over changes nothing: each failure is still found
+        for digest in (None, PrefixDigest(source), PrefixDigest(sample_pdf)):
+            with pytest.raises(SelfCheckFailed) as caught:
+                selfcheck.check_output(pdf, source, certificate, source_digest=digest)
+            assert caught.value.code == "signing_self_check_failed"
+            checks.add(str(caught.value.details["check"]))
+        [check] = checks
+        return check
 
     assert b"ReportLab Generated" in result.pdf[:200]
     tampered = result.pdf.replace(b"ReportLab Generated", b"ReportLeb Generated", 1)  # inside every byte range
@@ -122,6 +132,49 @@ def test_self_check_catches_what_a_verifier_would(pki: Container, specialist: st
     other = issue_credential(pki, name="Trần Văn Bình", id_number="001190000003")
     assert fails(result.pdf, certificate=pki.signing.material.signer(other).certificate) == "signer"
     assert fails(result.pdf, source=sample_pdf + b" ") == "prefix"
+    # a state over bytes other than the source is not used: the byte ranges are hashed from the output itself
+    assert selfcheck.check_output(result.pdf, sample_pdf, material.certificate,
+                                  source_digest=PrefixDigest(sample_pdf + b"x")) == \
+        selfcheck.check_output(result.pdf, sample_pdf, material.certificate, source_digest=PrefixDigest(sample_pdf))
+
+
+def test_prefix_digest_continues_only_over_its_own_bytes(sample_pdf: bytes) -> None:
+    """The input's SHA-256 state names an output only when the output starts with those very bytes."""
+    known = PrefixDigest(sample_pdf)
+    assert known.hexdigest == hashlib.sha256(sample_pdf).hexdigest()
+    for longer in (sample_pdf + b"\n% appended\n", sample_pdf, b"x" + sample_pdf, sample_pdf[:-1] + b"!\n",
+                   sample_pdf[:100], b""):
+        assert known.of(longer) == hashlib.sha256(longer).hexdigest()
+    assert known.of(sample_pdf + b"tail") == known.of(sample_pdf + b"tail")  # the kept state is not advanced
+
+
+@pytest.mark.parametrize("damage", [None, damaged.stale_startxref])
+def test_digests_audited_and_stored_are_those_of_the_bytes(pki: Container, specialist: str, sample_pdf: bytes,
+                                                           damage) -> None:  # type: ignore[no-untyped-def]
+    """The input is hashed once and its state reused: every digest kyso records is still the SHA-256 of the
+    bytes it names (the input as received, its repaired copy, the signed output, the stored blob)."""
+    pdf = damage(sample_pdf) if damage else sample_pdf
+    result = pki.signing.sign(request(pdf, specialist, "B-B"), actor="test", activation=CONSENTED)
+    assert result.sha256 == hashlib.sha256(result.pdf).hexdigest()
+    [signed] = actions(pki, "signing:document:sign")
+    details = json.loads(signed.details)
+    assert details["input_sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert details["sha256"] == result.sha256
+    repairs = actions(pki, "signing:document:repair")
+    if damage:
+        [repair] = repairs
+        repaired = json.loads(repair.details)
+        assert repaired["input_sha256"] == hashlib.sha256(pdf).hexdigest()
+        assert repaired["repaired_sha256"] != repaired["input_sha256"]
+        rebuilt = result.pdf[:result.pdf.index(b"%%EOF\n") + 6]  # qpdf's rebuild: one revision, then kyso's
+        assert repaired["repaired_sha256"] == hashlib.sha256(rebuilt).hexdigest()
+    else:
+        assert repairs == []
+    with transaction(pki.sessions) as session:
+        [row] = session.execute(select(DocumentFile)).scalars().all()
+        assert (row.storage, row.blob_sha256, row.sha256) == (StorageKind.WHOLE, result.sha256, result.sha256)
+        assert versions.read(session, store_for(pki.settings), row) == result.pdf  # the blob hashes to its name
+    assert pki.signing.check_input(result.pdf).pdf == result.pdf  # found again by its digest: the current version
 
 
 def test_a_failed_self_check_registers_nothing_and_is_audited(pki: Container, specialist: str, sample_pdf: bytes,
