@@ -83,9 +83,8 @@ def log_export(directory: Annotated[Path, typer.Argument(help="Folder to write c
         size = service.export(session, directory)
         # the checkpoint as /log/checkpoint serves it: with the witnesses' cosignatures on it
         served = (directory / "checkpoint").read_text(encoding="utf-8")
-        fresh = directory / ".checkpoint.cosigned"
-        fresh.write_text(cosigned_checkpoint(session, served, container.witnesses.verifiers), encoding="utf-8")
-        fresh.replace(directory / "checkpoint")
+        service.write_inside(directory, "checkpoint",
+                             cosigned_checkpoint(session, served, container.witnesses.verifiers).encode())
     out.print(f"exported a log of {size} entries to {directory}")
 
 

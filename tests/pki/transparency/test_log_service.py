@@ -291,3 +291,23 @@ def test_an_event_committed_after_the_sequencers_snapshot_is_sequenced_later_nev
                                .order_by(LogEntry.idx)).all()
     assert [idx for idx, _ in rows] == list(range(start, start + len(expected)))
     assert [Entry.parse(e).get("audit-sequence") for _, e in rows] == expected
+
+
+def test_export_never_writes_outside_its_folder(pki: Container, tmp_path: Path) -> None:
+    """A web root others can write to: a planted symlink must not aim kyso's export at another file."""
+    service.sequence_all(pki.pki)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim"
+    victim.write_text("keep me")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "checkpoint").symlink_to(victim)  # the final name: replaced as a link, its target untouched
+    (copy / "tile").symlink_to(outside, target_is_directory=True)  # a folder on the way out: refused
+    with pytest.raises(service.LogFormatError, match="outside"):
+        export(pki, copy)
+    assert victim.read_text() == "keep me" and list(outside.iterdir()) == [victim]
+    (copy / "tile").unlink()
+    export(pki, copy)
+    assert victim.read_text() == "keep me" and not (copy / "checkpoint").is_symlink()
+    assert client.replay(client.directory_fetch(copy), service.verifier(pki.pki)).checkpoint.size > 0
