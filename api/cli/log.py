@@ -7,8 +7,7 @@ checkpoint. Anyone can copy the log (`kyso log export`, or the /log/ URLs) and c
 """
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -84,33 +83,20 @@ def log_export(directory: Annotated[Path, typer.Argument(help="Folder to write c
         size = service.export(session, directory)
         # the checkpoint as /log/checkpoint serves it: with the witnesses' cosignatures on it
         served = (directory / "checkpoint").read_text(encoding="utf-8")
-        fresh = directory / ".checkpoint.cosigned"
-        fresh.write_text(cosigned_checkpoint(session, served, container.witnesses.verifiers), encoding="utf-8")
-        fresh.replace(directory / "checkpoint")
+        service.write_inside(directory, "checkpoint",
+                             cosigned_checkpoint(session, served, container.witnesses.verifiers).encode())
     out.print(f"exported a log of {size} entries to {directory}")
 
 
-def _fetch(url: str | None, directory: Path | None) -> client.Fetch:
+def _fetch(url: str | None, directory: Path | None) -> contextlib.AbstractContextManager[client.Fetch]:
     if (url is None) == (directory is None):
         raise typer.BadParameter("give exactly one of --url or --dir")
     if directory is not None:
         if not directory.is_dir():
             raise typer.BadParameter(f"{directory} is not a folder")
-        return client.directory_fetch(directory)
+        return contextlib.nullcontext(client.directory_fetch(directory))
     assert url is not None
-    base = url.rstrip("/") + "/"
-
-    def fetch(path: str) -> bytes | None:
-        try:
-            with urllib.request.urlopen(base + path, timeout=30) as response:
-                return bytes(response.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise LogVerificationError(f"{base + path} answered HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise LogVerificationError(f"cannot read {base + path}: {exc}") from None
-    return fetch
+    return client.http_fetch(url)  # bounded: a hostile mirror can neither hang it nor fill the memory
 
 
 def _verifier(key: str | None, *, local: bool = False) -> note.NoteVerifier:
@@ -124,14 +110,15 @@ def _verifier(key: str | None, *, local: bool = False) -> note.NoteVerifier:
 
 def _replay(url: str | None, directory: Path | None, key: str | None, state: client.State | None,
             quiet: bool, *, local: bool = False) -> client.Replay:
-    fetch = _fetch(url, directory)
+    source = _fetch(url, directory)
     verifier = _verifier(key, local=local)
 
     def progress(done: int, total: int) -> None:
         if not quiet and (done == total or done % 65536 == 0):
             err.print(f"checked {done}/{total} entries")
 
-    return client.replay(fetch, verifier, state=state, progress=progress)
+    with source as fetch:
+        return client.replay(fetch, verifier, state=state, progress=progress)
 
 
 @app.command("verify")

@@ -12,16 +12,20 @@ the same code checks kyso's own server and anyone's mirror. Nothing here touches
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from .entry import Entry
 from .errors import LogFormatError, LogVerificationError
-from .merkle import MemoryTree, consistency_proof, leaf_hash, verify_consistency
+from .merkle import HASH_SIZE, MemoryTree, consistency_proof, leaf_hash, verify_consistency
 from .note import Checkpoint, NoteVerifier, b64, open_checkpoint, unb64
-from .tiles import bundles_for_size, decode_bundle, tiles_for_size
+from .tiles import MAX_ENTRY_BYTES, bundles_for_size, decode_bundle, parse_tile_path, tiles_for_size
 
 Fetch = Callable[[str], bytes | None]
 Progress = Callable[[int, int], None]
@@ -135,8 +139,64 @@ def replay(fetch: Fetch, verifier: NoteVerifier, *, origin: str | None = None, s
     return Replay(cp, note, entries, state)
 
 
+MAX_CHECKPOINT_BYTES = 1 << 20  # a note of origin, size, root, extension lines and 64 signature lines is far less
+FETCH_DEADLINE_SECONDS = 120.0  # one file, whole: a server that drips a byte at a time is cut off here
+
+
+def fetch_limit(path: str) -> int:
+    """The most bytes ``path`` can hold in an honest copy: more is refused before it is read into memory."""
+    if path == "checkpoint":
+        return MAX_CHECKPOINT_BYTES
+    tile = parse_tile_path(path)
+    return tile.width * (2 + MAX_ENTRY_BYTES if tile.is_entries else HASH_SIZE)
+
+
+def _too_big(path: str, limit: int) -> LogVerificationError:
+    return LogVerificationError(f"the log copy's {path} is larger than {limit} bytes, which no honest copy serves")
+
+
 def directory_fetch(root: Path) -> Fetch:
     def fetch(path: str) -> bytes | None:
         p = root / path
-        return p.read_bytes() if p.is_file() else None
+        if not p.is_file():
+            return None
+        limit = fetch_limit(path)
+        with p.open("rb") as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise _too_big(path, limit)
+        return data
     return fetch
+
+
+@contextlib.contextmanager
+def http_fetch(prefix: str, *, timeout: float = 30.0,
+               deadline: float = FETCH_DEADLINE_SECONDS) -> Iterator[Fetch]:
+    """Read a copy over HTTP(S) from ``prefix`` (``https://host/log``), bounded for a hostile server: each file
+    at most ``fetch_limit`` bytes (read as sent: ``Accept-Encoding: identity``, no decompression bomb), each
+    network wait ``timeout`` seconds, each file ``deadline`` seconds in all. 404 is a missing file."""
+    base = prefix.rstrip("/") + "/"
+    with httpx.Client(timeout=timeout, follow_redirects=True, headers={"Accept-Encoding": "identity"}) as http:
+        def fetch(path: str) -> bytes | None:
+            url, limit = base + path, fetch_limit(path)
+            start = time.monotonic()
+            try:
+                with http.stream("GET", url) as response:
+                    if response.status_code == 404:
+                        return None
+                    if response.status_code != 200:
+                        raise LogVerificationError(f"{url} answered HTTP {response.status_code}")
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
+                        raise _too_big(path, limit)
+                    body = bytearray()
+                    for chunk in response.iter_raw():  # as each piece arrives (a chunk size would wait to fill it)
+                        body += chunk
+                        if len(body) > limit:
+                            raise _too_big(path, limit)
+                        if time.monotonic() - start > deadline:
+                            raise LogVerificationError(f"{url} took more than {deadline:g} seconds to send")
+                    return bytes(body)
+            except httpx.HTTPError as exc:
+                raise LogVerificationError(f"cannot read {url}: {type(exc).__name__}: {exc}") from None
+        yield fetch

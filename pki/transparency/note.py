@@ -31,8 +31,9 @@ from .merkle import HASH_SIZE
 ED25519_TYPE = 0x01
 EM_DASH = "\u2014"
 MAX_SIGNATURES = 64
+MAX_TREE_SIZE = 2**63 - 1  # Go's sumdb/tlog and note read sizes and indices as int64; more is not a checkpoint
 
-_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
 _B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
@@ -50,6 +51,14 @@ def unb64(text: str, what: str) -> bytes:
     if b64(raw) != text:
         raise LogFormatError(f"{what} is not canonical base64")
     return raw
+
+
+def parse_size(text: str, what: str) -> int:
+    """A tree size or index: decimal, no leading zero, at most ``MAX_TREE_SIZE`` (never a 4,300-digit number
+    that Python's ``int()`` refuses with a ValueError, nor one no database column holds)."""
+    if not _DECIMAL.fullmatch(text) or int(text) > MAX_TREE_SIZE:
+        raise LogFormatError(f"{what} is not a decimal from 0 to 2**63-1 without leading zeros: {text[:30]!r}")
+    return int(text)
 
 
 def check_key_name(name: str) -> str:
@@ -223,8 +232,8 @@ class Checkpoint:
     def __post_init__(self) -> None:
         if not self.origin or "\n" in self.origin:
             raise ValueError("a checkpoint origin is one non-empty line")
-        if self.size < 0 or len(self.root_hash) != HASH_SIZE:
-            raise ValueError("a checkpoint needs a size >= 0 and a 32-byte root hash")
+        if not 0 <= self.size <= MAX_TREE_SIZE or len(self.root_hash) != HASH_SIZE:
+            raise ValueError("a checkpoint needs a size from 0 to 2**63-1 and a 32-byte root hash")
         if any(not e or "\n" in e for e in self.extensions):
             raise ValueError("checkpoint extension lines are non-empty single lines")
 
@@ -240,15 +249,14 @@ class Checkpoint:
         origin, size, root = lines[0], lines[1], lines[2]
         if not origin:
             raise LogFormatError("the checkpoint origin is empty")
-        if not _DECIMAL.fullmatch(size):
-            raise LogFormatError(f"the checkpoint size is not a decimal without leading zeros: {size[:30]!r}")
+        tree_size = parse_size(size, "the checkpoint size")
         root_hash = unb64(root, "the checkpoint root hash")
         if len(root_hash) != HASH_SIZE:
             raise LogFormatError("the checkpoint root hash is not 32 bytes")
         extensions = tuple(lines[3:-1])
         if any(not e for e in extensions):
             raise LogFormatError("checkpoint extension lines must be non-empty")
-        return cls(origin, int(size), root_hash, extensions)
+        return cls(origin, tree_size, root_hash, extensions)
 
     def sign(self, signers: Iterable[NoteSigner]) -> str:
         return sign_note(self.text, signers)

@@ -13,14 +13,13 @@ Files use the ``.tlog-proof`` extension.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .entry import Entry, EntryType
 from .errors import LogFormatError, LogVerificationError
 from .merkle import HASH_SIZE, leaf_hash, verify_inclusion
-from .note import Checkpoint, NoteVerifier, b64, open_checkpoint, unb64
+from .note import Checkpoint, NoteVerifier, b64, open_checkpoint, parse_size, unb64
 
 HEADER = "c2sp.org/tlog-proof@v1"
 MEDIA_TYPE = "text/plain; charset=utf-8"
@@ -59,9 +58,9 @@ class TlogProof:
         if pos < len(lines) and lines[pos].startswith("extra "):
             extra = unb64(lines[pos][6:], "the proof's extra data")
             pos += 1
-        if pos >= len(lines) or not re.fullmatch(r"index (0|[1-9][0-9]*)", lines[pos]):
+        if pos >= len(lines) or not lines[pos].startswith("index "):
             raise LogFormatError("a tlog proof needs an 'index N' line")
-        index = int(lines[pos][6:])
+        index = parse_size(lines[pos][6:], "the proof's index")
         path = []
         for line in lines[pos + 1:]:
             h = unb64(line, "an inclusion proof hash")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -353,20 +354,33 @@ def export(session: Session, directory: Path) -> int:
     size = row.size
     for tile in tiles_for_size(size):
         assert tile.level is not None
-        _write(directory / tile.path, read_tile(session, tile.level, tile.index, tile.width))
+        write_inside(directory, tile.path, read_tile(session, tile.level, tile.index, tile.width))
     for bundle in bundles_for_size(size):
-        _write(directory / bundle.path, read_bundle(session, bundle.index, bundle.width))
-    _write(directory / "checkpoint", row.checkpoint.encode())  # last: it names what is already there
+        write_inside(directory, bundle.path, read_bundle(session, bundle.index, bundle.width))
+    write_inside(directory, "checkpoint", row.checkpoint.encode())  # last: it names what is already there
     return size
 
 
-def _write(path: Path, data: bytes) -> None:
-    if path.is_file() and path.read_bytes() == data:
-        return
+def write_inside(directory: Path, name: str, data: bytes) -> None:
+    """Write ``directory/name`` atomically, never outside ``directory``: a folder on the way that is a symlink
+    out of it is refused, and the temporary file is created new (``O_EXCL``) without following a symlink
+    someone planted at its name (a shared web root must not let its writers aim kyso's writes elsewhere)."""
+    root = directory.resolve()
+    path = directory / name
+    if not path.parent.resolve().is_relative_to(root):  # before mkdir: no folder made out there either
+        raise LogFormatError(f"{path.parent} leads outside {directory} (a symlink?); refusing to write there")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    if path.is_file() and not path.is_symlink() and path.read_bytes() == data:
+        return
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # replaces a symlink at ``path`` itself, never its target
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def verifier(ctx: PkiContext) -> NoteVerifier:
@@ -377,4 +391,4 @@ __all__ = ["DEFAULT_ANCHOR_SECONDS", "DEFAULT_BATCH", "LogFormatError", "LogInfo
            "SequenceResult", "consistency", "current_checkpoint", "document_entries", "entries_for_commune", "export",
            "init_log", "log_info", "origin_for", "pending_count", "proof_for_document", "proof_for_entry",
            "read_bundle", "read_tile", "registration_index", "registration_pending", "sequence", "sequence_all",
-           "verifier"]
+           "verifier", "write_inside"]

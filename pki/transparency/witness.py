@@ -6,8 +6,10 @@ proof hashes, a blank line, and the log's signed checkpoint. The witness:
 1. knows the origin (``kyso witness add-log``) or answers 404; finds the log's own signature valid or 403;
 2. checks ``old`` is the size it last cosigned for this origin, or answers 409 with that size;
 3. checks the proof takes its recorded tree to the new one (same size: same root; size 0: the empty root),
-   or answers 422 and records the refused checkpoint in the audit log: it is a log's signed statement that
-   contradicts what the witness saw, the evidence of a split view;
+   or answers 422. Only a checkpoint that contradicts the witness on its own — the log's signature on another
+   root for the very size the witness cosigned (or on a non-empty size 0) — is a split view, and is recorded
+   in the audit log once, beside the checkpoint the witness cosigned. A bad proof proves nothing: the proof is
+   unsigned, and anyone can send a log's public checkpoint with junk lines, so it is refused without a write;
 4. moves its record forward with a compare-and-swap (``UPDATE … WHERE size = old AND root = old root``), so
    two requests from the same old size can never both win (one 200, one 409), on SQLite and PostgreSQL,
    and only then returns its ``cosignature/v1`` line.
@@ -16,6 +18,7 @@ Malformed requests (syntax, old size above the checkpoint's) are 400.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit, clock, metrics
+from core.audit import AuditEntry, AuditHead
 from core.db import transaction
 from core.errors import ConfigurationError, Conflict, InvalidInput, NotFound, PermissionDenied
 from core.settings import Settings
@@ -48,6 +52,7 @@ log = logging.getLogger("kyso.witness")
 MAX_REQUEST = 32 * 1024  # 63 proof lines, a checkpoint and 64 signature lines fit in well under 16 KiB
 MAX_PROOF_LINES = 63
 SIZE_MEDIA_TYPE = "text/x.tlog.size"
+SPLIT_VIEW = "pki:witness:split-view"
 _OLD = re.compile(r"old (0|[1-9][0-9]{0,18})")
 
 
@@ -242,7 +247,7 @@ def _add_checkpoint(sessions: sessionmaker[Session], keystores: KeyStoreRegistry
         if row is None:
             raise UnknownLog(f"this witness does not cosign for log {cp.origin!r}")
         try:
-            open_note(req.note, [NoteVerifier.parse(row.vkey)])
+            _, log_signatures = open_note(req.note, [NoteVerifier.parse(row.vkey)])
         except (LogVerificationError, LogFormatError):
             raise CheckpointNotSigned(f"the checkpoint carries no valid signature by the key of {cp.origin}") from None
         if req.old_size != row.size:
@@ -257,7 +262,9 @@ def _add_checkpoint(sessions: sessionmaker[Session], keystores: KeyStoreRegistry
             problem = exc.message
         if problem is None:
             cosig = cosigner(session, keystores).cosign(parsed.text, int(clock.now().timestamp()))
-            note = parsed.text + "\n" + "".join(s.line for s in parsed.signatures) + cosig.line
+            # the log's verified signature and ours only: another line the sender added (a junk "cosignature"
+            # under a trusted witness's name and key ID) would make monitors reject the note this witness serves
+            note = parsed.text + "\n" + "".join(s.line for s in log_signatures) + cosig.line
             # compare-and-swap: a concurrent request that moved the record first makes this match no row
             done = cast("CursorResult[Any]", session.execute(
                 update(WitnessedLog)
@@ -271,17 +278,27 @@ def _add_checkpoint(sessions: sessionmaker[Session], keystores: KeyStoreRegistry
                                            ).scalar_one()
                 raise OldSizeMismatch(f"this witness last cosigned size {now_size} of {cp.origin}", size=now_size)
             return cosig.line
-    # a validly signed checkpoint that contradicts what this witness cosigned: keep it as evidence
-    _record_split_view(sessions, cp, row.size, old_root, req.note.decode("utf-8"), problem)
+    if (cp.size == row.size and cp.root_hash != old_root) or (cp.size == 0 and cp.root_hash != EMPTY_ROOT):
+        # the log's key signed two roots for one size: a split view whatever the proof says; keep both notes
+        _record_split_view(sessions, cp, row.size, old_root, req.note.decode("utf-8"), row.checkpoint, problem)
     raise InconsistentCheckpoint(f"the checkpoint is not consistent with size {row.size} this witness cosigned: "
                                  f"{problem}", size=row.size)
 
 
 def _record_split_view(sessions: sessionmaker[Session], cp: Checkpoint, size: int, root: bytes, note: str,
-                       problem: str) -> None:
-    log.warning("witness: log %s presented checkpoint size %d inconsistent with cosigned size %d: %s",
-                cp.origin, cp.size, size, problem)
+                       cosigned: str | None, problem: str) -> None:
+    """Audit a forked checkpoint once: the same fork sent again (anyone may replay it) writes nothing more."""
     with transaction(sessions) as session:
-        audit.record(session, actor="witness", action="pki:witness:split-view", subject=cp.origin,
+        # the audit head's lock first (audit.record takes it too): a second report of this fork waits, then sees it
+        session.execute(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+        for details in session.execute(select(AuditEntry.details).where(
+                AuditEntry.action == SPLIT_VIEW, AuditEntry.subject == cp.origin)).scalars():
+            seen = json.loads(details)
+            if seen.get("presented_size") == cp.size and seen.get("presented_root") == cp.root_hash.hex():
+                return
+        log.warning("witness: log %s signed a checkpoint of size %d with another root than the one cosigned: %s",
+                    cp.origin, cp.size, problem)
+        audit.record(session, actor="witness", action=SPLIT_VIEW, subject=cp.origin,
                      cosigned_size=size, cosigned_root=root.hex(), presented_size=cp.size,
-                     presented_root=cp.root_hash.hex(), checkpoint=note, problem=problem)
+                     presented_root=cp.root_hash.hex(), checkpoint=note, cosigned_checkpoint=cosigned,
+                     problem=problem)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +39,13 @@ log = logging.getLogger("kyso.log.witnesses")
 
 ConsistencyProof = Callable[[int, int], Sequence[bytes]]
 """``(old_size, new_size) -> hashes``: RFC 6962 consistency proof over the log's own tree."""
+
+
+MAX_ANSWER_BYTES = 64 * 1024  # a few cosignature lines, or a size: far less
+
+
+class _TooMuch(Exception):
+    """A witness's answer too large or too slow."""
 
 
 class WitnessOutcome(StrEnum):
@@ -166,15 +174,16 @@ class WitnessPool:
         with transaction(self.sessions, read_only=True) as session:
             row = session.get(LogWitnessState, endpoint.name)
             old = row.size if row is not None else 0
-        client = self._client
         for attempt in range(2):
             if old > cp.size:
                 return WitnessOutcome.AHEAD, f"the witness cosigned size {old}, above this checkpoint's {cp.size}"
             try:
-                answer = client.post(endpoint.url + "/add-checkpoint", content=request_body(
-                    old, proof(old, cp.size), checkpoint_note))
+                answer = self._post(endpoint.url + "/add-checkpoint", request_body(old, proof(old, cp.size),
+                                                                                  checkpoint_note))
             except httpx.HTTPError as exc:
                 return WitnessOutcome.UNREACHABLE, f"{type(exc).__name__}: {exc}"
+            except _TooMuch as exc:
+                return WitnessOutcome.BAD_RESPONSE, str(exc)
             if answer.status_code == 409 and attempt == 0:
                 reported = _reported_size(answer)
                 if reported is None:
@@ -185,6 +194,20 @@ class WitnessPool:
                 return WitnessOutcome.REFUSED, f"HTTP {answer.status_code}: {answer.text[:200]}"
             return self._keep(endpoint, body, cp, answer.text)
         return WitnessOutcome.REFUSED, "a second 409"
+
+    def _post(self, url: str, body: bytes) -> httpx.Response:
+        """POST and read at most ``MAX_ANSWER_BYTES`` within ``timeout`` seconds in all (httpx's timeout is per
+        read: a witness dripping a byte at a time, or sending gigabytes, would hold the worker or the memory)."""
+        start = time.monotonic()
+        with self._client.stream("POST", url, content=body, headers={"Accept-Encoding": "identity"}) as answer:
+            data = bytearray()
+            for chunk in answer.iter_bytes():
+                data += chunk
+                if len(data) > MAX_ANSWER_BYTES:
+                    raise _TooMuch(f"the witness answered more than {MAX_ANSWER_BYTES} bytes")
+                if time.monotonic() - start > self.timeout:
+                    raise _TooMuch(f"the witness took more than {self.timeout:g} seconds to answer")
+        return httpx.Response(answer.status_code, headers=answer.headers, content=bytes(data))
 
     def _keep(self, endpoint: WitnessEndpoint, body: str, cp: Checkpoint, answer: str) -> tuple[WitnessOutcome, str]:
         """Store the witness's valid cosignature on ``body``; lines by other keys are ignored."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api.app import create_app
 from api.container import Container
@@ -19,7 +19,7 @@ from core import audit
 from core.audit import AuditEntry
 from core.db import transaction
 from pki.transparency import note, witness
-from pki.transparency.cosignature import CosignerVerifier
+from pki.transparency.cosignature import CosignerVerifier, cosigner_key_id, verify_cosignatures
 from pki.transparency.witness_client import request_body
 from pki.transparency.witness_models import WitnessedLog
 from tests.helpers.witness import MemoryLog, spec_verify
@@ -120,7 +120,7 @@ def test_malformed_requests_are_400(wclient: TestClient, log_key: Ed25519Private
     assert status == 400 and ctype.startswith("text/plain"), (status, text)
 
 
-def test_a_fork_or_a_bad_proof_is_422_and_kept_as_evidence(wclient: TestClient, container: Container,
+def test_a_fork_or_a_bad_proof_is_422_and_only_a_fork_is_kept_as_evidence(wclient: TestClient, container: Container,
                                                            log_key: Ed25519PrivateKey) -> None:
     log, fork = memory_log(key=log_key), memory_log("forked", key=log_key)
     log.grow(8)
@@ -144,7 +144,8 @@ def test_a_fork_or_a_bad_proof_is_422_and_kept_as_evidence(wclient: TestClient, 
     with transaction(container.sessions) as session:
         evidence = session.execute(select(AuditEntry).where(AuditEntry.action == "pki:witness:split-view")
                                    ).scalars().all()
-        assert len(evidence) == 3  # each refused, validly signed checkpoint: once
+        # only the same-size fork proves a split view on its own; a bad proof is unsigned and proves nothing
+        assert len(evidence) == 1
         first = json.loads(evidence[0].details)
         assert first["presented_size"] == 8 and first["checkpoint"] == fork.checkpoint(8)
         assert audit.verify(session).ok
@@ -243,3 +244,81 @@ def test_the_witness_key_is_made_once(container: Container) -> None:
     with transaction(container.sessions) as session:
         made = session.execute(select(AuditEntry).where(AuditEntry.action == "pki:witness-key:create")).scalars()
         assert len(list(made)) == 1
+
+
+# -- attacks by someone without the log's key (review 20) ----------------------------------------------------
+
+
+def split_views(container: Container) -> int:
+    with transaction(container.sessions, read_only=True) as session:
+        return int(session.execute(select(func.count()).select_from(AuditEntry)
+                                   .where(AuditEntry.action == witness.SPLIT_VIEW)).scalar_one())
+
+
+def audit_size(container: Container) -> int:
+    with transaction(container.sessions, read_only=True) as session:
+        return int(session.execute(select(func.count()).select_from(AuditEntry)).scalar_one())
+
+
+def test_junk_proofs_on_public_checkpoints_write_nothing(wclient: TestClient, container: Container,
+                                                          log_key: Ed25519PrivateKey) -> None:
+    """Before: each junk proof on a genuine checkpoint became a 'split view' audit record, so anyone could
+    flood the audit chain (and page the operator) without the log's key."""
+    log = memory_log(key=log_key)
+    log.grow(8)
+    assert post(wclient, request_body(0, [], log.checkpoint()))[0] == 200
+    before = audit_size(container)
+    current = log.checkpoint()
+    log.grow(12)
+    newer = log.checkpoint()
+    for _ in range(20):
+        assert post(wclient, request_body(8, [bytes(32)], current))[0] == 422  # same tree, a needless proof line
+        assert post(wclient, request_body(8, [bytes(32)] * 3, newer))[0] == 422  # a genuine extension, bad proof
+    assert audit_size(container) == before and split_views(container) == 0
+    assert post(wclient, request_body(8, log.proof(8, 12), newer))[0] == 200  # the record did not move
+
+
+def test_a_real_fork_is_recorded_once_with_both_notes(wclient: TestClient, container: Container,
+                                                      log_key: Ed25519PrivateKey) -> None:
+    log, fork = memory_log(key=log_key), memory_log("forked", key=log_key)
+    log.grow(8)
+    fork.grow(8)
+    assert post(wclient, request_body(0, [], log.checkpoint()))[0] == 200
+    for _ in range(5):  # replayed by anyone who saw it: evidence once
+        assert post(wclient, request_body(8, [], fork.checkpoint()))[0] == 422
+    assert split_views(container) == 1
+    with transaction(container.sessions) as session:
+        details = json.loads(session.execute(select(AuditEntry.details)
+                                             .where(AuditEntry.action == witness.SPLIT_VIEW)).scalar_one())
+        assert details["checkpoint"] == fork.checkpoint()
+        assert details["cosigned_checkpoint"].startswith(log.checkpoint())  # the other signed root
+        assert audit.verify(session).ok
+
+
+def test_extra_signature_lines_are_not_served_as_the_witness_checkpoint(
+        wclient: TestClient, witnessed: CosignerVerifier, log_key: Ed25519PrivateKey) -> None:
+    """Before: the lines a sender added were stored and served; a junk line under another trusted witness's
+    name and key ID makes every monitor reject the note (a known key's bad signature rejects it)."""
+    other_key = Ed25519PrivateKey.generate().public_key()
+    other = CosignerVerifier("witness.other.example", note.raw_ed25519(other_key))
+    log = memory_log(key=log_key)
+    log.grow(3)
+    fake = note.NoteSignature(other.name, cosigner_key_id(other.name, other.public_key), bytes(72))
+    junk = note.NoteSignature("unknown.example", b"\x00" * 4, b"x" * 64)
+    status, line, _ = post(wclient, request_body(0, [], log.checkpoint() + fake.line + junk.line))
+    assert status == 200
+    served = wclient.get(f"/witness/{hashlib.sha256(ORIGIN.encode()).hexdigest()}/checkpoint").text
+    assert served == log.checkpoint() + line
+    assert [c.witness for c in verify_cosignatures(served, [witnessed], 1)] == [witnessed.name]
+
+
+def test_huge_sizes_are_400_not_500(wclient: TestClient, log_key: Ed25519PrivateKey) -> None:
+    """Before: a 5,000-digit size made int() raise ValueError: HTTP 500 before any signature was checked."""
+    root = note.b64(bytes(32))
+    signer = note.NoteSigner(ORIGIN, note.raw_ed25519(log_key.public_key()), log_key.sign)
+    for size in ("1" * 5000, str(2**63), "99999999999999999999"):
+        unsigned = f"{ORIGIN}\n{size}\n{root}\n\n\u2014 {ORIGIN} {note.b64(bytes(68))}\n"
+        assert post(wclient, f"old 0\n\n{unsigned}")[0] == 400, size[:20]
+        body = f"{ORIGIN}\n{size}\n{root}\n"
+        signed = body + "\n" + note.NoteSignature(ORIGIN, signer.key_id, log_key.sign(body.encode())).line
+        assert post(wclient, f"old 0\n\n{signed}")[0] == 400, size[:20]  # even signed by the log

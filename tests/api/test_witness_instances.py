@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,11 +102,12 @@ def test_b_witnesses_a_and_refuses_a_split_view(instance_a: Container, instance_
     assert pool.collect(log.checkpoint(6), log.proof) == {b_key.name: WitnessOutcome.AHEAD}
     direct = b_client.post("/witness/add-checkpoint", content=f"old 6\n\n{log.checkpoint(6)}".encode())
     assert (direct.status_code, direct.text) == (409, "8\n")
-    # B kept each validly signed fork as evidence: the split view is provable to anyone
+    # B kept the same-size fork as evidence (two roots signed for size 8: provable to anyone); the bigger fork
+    # is refused but not recorded: with a wrong proof it looks like any public checkpoint sent with junk lines
     with transaction(container.sessions, read_only=True) as session:
         evidence = [json.loads(e.details) for e in session.execute(
             select(AuditEntry).where(AuditEntry.action == "pki:witness:split-view")).scalars()]
-    assert [(e["cosigned_size"], e["presented_size"]) for e in evidence] == [(8, 8), (8, 11)]
+    assert [(e["cosigned_size"], e["presented_size"]) for e in evidence] == [(8, 8)]
     assert evidence[0]["checkpoint"] == forked
 
     # A lost its record of B (a restore): B's 409 tells it the size, and A catches up without a fork
@@ -203,3 +205,34 @@ def test_submit_asks_in_the_background_once_per_checkpoint(instance_a: Container
     assert len(seen) == 1 and seen[0].startswith(b"old 0\n\n")
     with transaction(instance_a.sessions, read_only=True) as session:
         assert verify_cosignatures(cosigned_checkpoint(session, log.checkpoint(), pool.verifiers), [cosigner.verifier], 1)
+
+
+class _Endless(httpx.SyncByteStream):
+    """An answer that never ends: megabytes at once, or a byte at a time."""
+
+    def __init__(self, piece: bytes, pause: float) -> None:
+        self.piece, self.pause = piece, pause
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            time.sleep(self.pause)
+            yield self.piece
+
+
+@pytest.mark.parametrize(("piece", "pause"), [(b"x" * (1 << 20), 0.0), (b"x", 0.05)], ids=["flood", "drip"])
+def test_a_hostile_witness_can_neither_fill_the_memory_nor_hold_the_worker(instance_a: Container,
+                                                                          piece: bytes, pause: float) -> None:
+    """Before: httpx read the whole answer (a witness sending gigabytes filled the memory), and its timeout is per
+    read (a byte now and then held the one background worker, so no witness was asked again)."""
+    w_key = Ed25519PrivateKey.generate()
+    cosigner = Cosigner("w.example/witness", note.raw_ed25519(w_key.public_key()), w_key.sign)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=_Endless(piece, pause))
+
+    log, _ = keystore_log(instance_a)
+    log.grow(3)
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        pool = WitnessPool(instance_a.sessions, [WitnessEndpoint("https://w.example", cosigner.verifier)],
+                           client=client, timeout=0.5)
+        assert pool.collect(log.checkpoint(), log.proof) == {cosigner.name: WitnessOutcome.BAD_RESPONSE}

@@ -259,3 +259,55 @@ def test_concurrent_sequencers_never_duplicate_or_skip(pki: Container, tmp_path:
     assert sorted(map(int, sequences)) == list(range(400))  # type: ignore[arg-type]  # all present
     copy = export(pki, tmp_path / "copy")
     assert client.replay(client.directory_fetch(copy), service.verifier(pki.pki)).checkpoint.size == start + 400
+
+
+def test_an_event_committed_after_the_sequencers_snapshot_is_sequenced_later_never_lost(pki: Container) -> None:
+    """PostgreSQL READ COMMITTED: a signing transaction takes a lower pending id, a second one commits first and
+    is sequenced, then the first commits. Its row was never visible to the first pass, so it is not skipped:
+    the next pass takes it, at the next index (log order is commit order, not id order), exactly once.
+    SQLite takes the write lock at BEGIN, so the second writer cannot overtake; there the open transaction
+    must not hold the sequencer up, and its entry comes on the pass after its commit."""
+    service.sequence_all(pki.pki)
+    start = service.log_info(pki.pki).size
+    late_session = pki.sessions()
+    late = late_session.begin()
+    events.record(late_session, events.audit_anchor(seq=1, head="1" * 64, at=clock.now()))
+    late_session.flush()  # the row holds its id, uncommitted
+    expected = ["1"]
+    if pki.engine.dialect.name == "postgresql":
+        with transaction(pki.sessions) as session:  # a higher id, committed first
+            events.record(session, events.audit_anchor(seq=2, head="2" * 64, at=clock.now()))
+        assert service.sequence(pki.pki, anchor_seconds=None).appended == 1
+        expected = ["2", "1"]
+    else:
+        assert service.sequence(pki.pki, anchor_seconds=None).appended == 0  # did not wait for the lock
+    late.commit()
+    late_session.close()
+    assert service.sequence(pki.pki, anchor_seconds=None).appended == 1
+    assert service.sequence(pki.pki, anchor_seconds=None).appended == 0
+    with transaction(pki.sessions, read_only=True) as session:
+        assert session.execute(select(LogPending)).first() is None
+        rows = session.execute(select(LogEntry.idx, LogEntry.entry).where(LogEntry.idx >= start)
+                               .order_by(LogEntry.idx)).all()
+    assert [idx for idx, _ in rows] == list(range(start, start + len(expected)))
+    assert [Entry.parse(e).get("audit-sequence") for _, e in rows] == expected
+
+
+def test_export_never_writes_outside_its_folder(pki: Container, tmp_path: Path) -> None:
+    """A web root others can write to: a planted symlink must not aim kyso's export at another file."""
+    service.sequence_all(pki.pki)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    victim = outside / "victim"
+    victim.write_text("keep me")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "checkpoint").symlink_to(victim)  # the final name: replaced as a link, its target untouched
+    (copy / "tile").symlink_to(outside, target_is_directory=True)  # a folder on the way out: refused
+    with pytest.raises(service.LogFormatError, match="outside"):
+        export(pki, copy)
+    assert victim.read_text() == "keep me" and list(outside.iterdir()) == [victim]
+    (copy / "tile").unlink()
+    export(pki, copy)
+    assert victim.read_text() == "keep me" and not (copy / "checkpoint").is_symlink()
+    assert client.replay(client.directory_fetch(copy), service.verifier(pki.pki)).checkpoint.size > 0

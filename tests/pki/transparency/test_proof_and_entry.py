@@ -10,7 +10,7 @@ from pki.transparency import note
 from pki.transparency.entry import Entry, EntryType
 from pki.transparency.errors import LogFormatError, LogVerificationError
 from pki.transparency.merkle import MemoryTree, inclusion_proof
-from pki.transparency.note import Checkpoint, NoteSigner
+from pki.transparency.note import Checkpoint, NoteSigner, b64
 from pki.transparency.proof import TlogProof
 
 T = dt.datetime(2026, 12, 6, 4, 0, 7, 123456, tzinfo=dt.UTC)
@@ -107,3 +107,15 @@ def test_a_tlog_proof_round_trips_and_verifies() -> None:
 def test_malformed_proofs_are_refused(text: str) -> None:
     with pytest.raises(LogFormatError):
         TlogProof.parse(text)
+
+
+@pytest.mark.parametrize("number", ["1" * 5000, str(2**63), "09"])
+def test_a_huge_or_non_canonical_size_or_index_is_a_format_error(number: str) -> None:
+    """Before: 5,000 digits made ``int()`` raise ValueError (a crash in ``kyso log verify-proof``, a 500 on
+    the witness); 2**63 is beyond Go's int64 tree sizes and the BIGINT columns."""
+    root = b64(bytes(32))
+    with pytest.raises(LogFormatError):
+        Checkpoint.parse(f"example.org/log\n{number}\n{root}\n")
+    with pytest.raises(LogFormatError):
+        TlogProof.parse(f"c2sp.org/tlog-proof@v1\nindex {number}\n\nexample.org/log\n1\n{root}\n\n— x AAAA\n")
+    assert Checkpoint.parse(f"example.org/log\n{2**63 - 1}\n{root}\n").size == 2**63 - 1
