@@ -17,7 +17,6 @@ unknown keys are ignored, and a known key's bad cosignature rejects the note (si
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import struct
 from collections.abc import Callable, Sequence
@@ -27,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .errors import LogFormatError, LogVerificationError
-from .note import NoteSignature, b64, check_key_name, parse_note, unb64
+from .note import NoteSignature, check_key_name, parse_note, typed_key_id, typed_verifier_key, unb64
 
 COSIGNATURE_TYPE = 0x04
 HEADER = "cosignature/v1\n"
@@ -36,15 +35,12 @@ MAX_TIMESTAMP = 2**63 - 1
 
 def cosigner_key_id(name: str, public_key: bytes) -> bytes:
     """The 4-byte key ID of an Ed25519 cosigner key (type 0x04)."""
-    return hashlib.sha256(name.encode() + b"\n" + bytes([COSIGNATURE_TYPE]) + public_key).digest()[:4]
+    return typed_key_id(name, COSIGNATURE_TYPE, public_key)
 
 
 def cosigner_vkey(name: str, public_key: bytes) -> str:
     """The ``name+hash+base64`` verifier key of a witness (type byte 0x04)."""
-    check_key_name(name)
-    if len(public_key) != 32:
-        raise ValueError("an Ed25519 public key is 32 bytes")
-    return f"{name}+{cosigner_key_id(name, public_key).hex()}+{b64(bytes([COSIGNATURE_TYPE]) + public_key)}"
+    return typed_verifier_key(name, COSIGNATURE_TYPE, public_key)
 
 
 def cosigned_message(body: str, timestamp: int) -> bytes:

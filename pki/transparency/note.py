@@ -71,17 +71,27 @@ def raw_ed25519(public_key: Ed25519PublicKey) -> bytes:
     return public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
+def typed_key_id(name: str, key_type: int, public_key: bytes) -> bytes:
+    """The 4-byte key ID of a signed-note key: ``SHA-256(name || 0x0A || type || public key)[:4]``."""
+    return hashlib.sha256(name.encode() + b"\n" + bytes([key_type]) + public_key).digest()[:4]
+
+
+def typed_verifier_key(name: str, key_type: int, public_key: bytes) -> str:
+    """The ``name+hash+base64(type || key)`` verifier key line of a 32-byte Ed25519 key of ``key_type``."""
+    check_key_name(name)
+    if len(public_key) != 32:
+        raise ValueError("an Ed25519 public key is 32 bytes")
+    return f"{name}+{typed_key_id(name, key_type, public_key).hex()}+{b64(bytes([key_type]) + public_key)}"
+
+
 def ed25519_key_id(name: str, public_key: bytes) -> bytes:
     """The 4-byte key ID of an Ed25519 note key."""
-    return hashlib.sha256(name.encode() + b"\n" + bytes([ED25519_TYPE]) + public_key).digest()[:4]
+    return typed_key_id(name, ED25519_TYPE, public_key)
 
 
 def verifier_key(name: str, public_key: bytes) -> str:
     """The ``name+hash+base64`` verifier key line people pin (Go's ``note.NewVerifier`` reads it)."""
-    check_key_name(name)
-    if len(public_key) != 32:
-        raise ValueError("an Ed25519 public key is 32 bytes")
-    return f"{name}+{ed25519_key_id(name, public_key).hex()}+{b64(bytes([ED25519_TYPE]) + public_key)}"
+    return typed_verifier_key(name, ED25519_TYPE, public_key)
 
 
 @dataclass(frozen=True)
