@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from io import BytesIO
+from typing import TYPE_CHECKING
 
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.misc import PdfError
@@ -35,6 +36,9 @@ from signing.errors import (
     SignedPdfDamaged,
     UnreadablePdf,
 )
+
+if TYPE_CHECKING:
+    import pikepdf
 
 MAX_PAGE_NODES = 200_000  # far beyond any civil-status document; bounds the walk of a hostile tree
 _OBJ_HEADER = re.compile(rb"[\x00\t\n\x0c\r ]*(\d+)[\x00\t\n\x0c\r ]+(\d+)[\x00\t\n\x0c\r ]*obj")
@@ -54,6 +58,9 @@ class Intake:
     # the reader ``check`` parsed the sound input with, handed to the one writer that signs it (a large
     # file is parsed once, not twice); a writer's changes land in its reader's cache, so it serves one writer
     _reader: list[PdfFileReader] = field(default_factory=list, compare=False, repr=False)
+    # the page count when qpdf found every page directly under the catalogue's /Pages, in order
+    # (``pagetree.SigningWriter`` then finds page i as kid i instead of parsing the pages before it)
+    flat_pages: int | None = None
 
     @property
     def was_repaired(self) -> bool:
@@ -69,12 +76,12 @@ def prepare(pdf: bytes, *, keep_reader: bool = False) -> Intake:
     a clear 4xx error (``UnreadablePdf`` or one of its narrower kinds). ``keep_reader``: the sound input's
     parsed reader rides along, for the writer that signs it next."""
     try:
-        reader = check(pdf)
+        reader, flat_pages = _check(pdf)
     except NeedsRepair as damage:
         reason = str(damage)
     else:
         refuse_locked(reader)
-        return Intake(pdf, _reader=[reader] if keep_reader else [])
+        return Intake(pdf, _reader=[reader] if keep_reader else [], flat_pages=flat_pages)
     if _SIGNATURE_MARK.search(pdf):
         raise SignedPdfDamaged(
             f"tệp PDF đã có chữ ký nhưng cấu trúc bị hỏng ({reason}); sửa tệp sẽ làm hỏng chữ ký — the PDF "
@@ -106,6 +113,11 @@ def refuse_locked(reader: PdfFileReader) -> None:
 
 def check(pdf: bytes) -> PdfFileReader:
     """A reader over ``pdf`` if its structure is sound; ``NeedsRepair`` or a 4xx error if not."""
+    return _check(pdf)[0]
+
+
+def _check(pdf: bytes) -> tuple[PdfFileReader, int | None]:
+    """``check``'s reader, and the page count when the page tree is flat (``QpdfPages.flat``)."""
     if b"%PDF-" not in pdf[:1024]:
         raise UnreadablePdf("this file is not a PDF (no %PDF- header)")
     try:
@@ -122,7 +134,7 @@ def check(pdf: bytes) -> PdfFileReader:
     if misplaced:
         raise NeedsRepair(f"{len(misplaced)} cross-reference offsets do not point at their object "
                           f"(first: object {misplaced[0]})")
-    count, trouble = qpdf_pages(pdf)
+    count, trouble, flat = qpdf_pages(pdf)
     if not trouble and count != _declared_count(reader):
         trouble = f"the page tree declares /Count {_declared_count(reader)} but holds {count} pages"
     if count == 0 or trouble:
@@ -133,13 +145,15 @@ def check(pdf: bytes) -> PdfFileReader:
             raise NeedsRepair(f"the catalogue cannot be read: {type(exc).__name__}") from None
         count_pages(tree)
         raise NeedsRepair(trouble or "qpdf finds no page")
-    return reader
+    return reader, count if flat else None
 
 
-def qpdf_pages(pdf: bytes) -> tuple[int, str | None]:
+def qpdf_pages(pdf: bytes) -> tuple[int, str | None, bool]:
     """The number of pages qpdf finds, and its first complaint while opening the file, walking its page tree
     and resolving every object (a rebuilt xref, a kid that is not a page, an object that does not parse…),
-    or None when it had none: what ``qpdf --check`` reports about structure, content streams aside.
+    or None when it had none: what ``qpdf --check`` reports about structure, content streams aside. Last,
+    whether the tree is flat: the catalogue's /Pages holds qpdf's pages themselves, in qpdf's order, and
+    nothing else (~2 µs a page; it spares pyHanko parsing every page before the one stamped).
 
     qpdf does this in C++ several times faster than pyHanko parses a page tree (measured: 17 ms against
     74 ms for 500 pages, 0.26 ms against 0.7 ms for four), so the sound files of the hot path pay
@@ -151,11 +165,23 @@ def qpdf_pages(pdf: bytes) -> tuple[int, str | None]:
             count = len(document.pages)
             len(document.objects)  # resolves every object: one qpdf cannot parse where the xref says is a warning
             warnings = document.get_warnings()
+            flat = not warnings and count > 0 and _flat(document)
     except pikepdf.PasswordError:
         raise EncryptedPdf("the PDF is encrypted; send the unprotected file (kyso must see what it signs)") from None
     except Exception as exc:  # noqa: BLE001 - qpdf raises on a page tree it cannot walk at all
-        return 0, f"qpdf cannot read the page tree: {plain(str(exc))}"
-    return count, (plain(warnings[0]) if warnings else None)
+        return 0, f"qpdf cannot read the page tree: {plain(str(exc))}", False
+    return count, (plain(warnings[0]) if warnings else None), flat
+
+
+def _flat(document: pikepdf.Pdf) -> bool:
+    """Every kid of the catalogue's /Pages is, in order, the page qpdf lists at that place (so no kid is an
+    intermediate node, whose /Count a reader might trust over its kids)."""
+    import pikepdf
+
+    kids = document.Root.Pages.get("/Kids")
+    if not isinstance(kids, pikepdf.Array) or len(kids) != len(document.pages):
+        return False
+    return all(kid.is_indirect and kid.objgen == page.objgen for kid, page in zip(kids, document.pages, strict=True))
 
 
 def _declared_count(reader: PdfFileReader) -> object:

@@ -20,18 +20,22 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.timestamps.api import TimeStamper
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 
+from signing.create.pagetree import SigningWriter
 from signing.errors import EncryptedPdf, TimestampUnavailable, UnreadablePdf
 from signing.material import RevocationData
 
 LEVEL_ORDER = {"B-B": 0, "B-T": 1, "B-LT": 2, "B-LTA": 3}
 
 
-def open_writer(pdf: bytes, reader: PdfFileReader | None = None) -> IncrementalPdfFileWriter:
+def open_writer(pdf: bytes, reader: PdfFileReader | None = None, *,
+                flat_pages: int | None = None) -> IncrementalPdfFileWriter:
     """An incremental writer over the input, with unusable input turned into clear 4xx errors.
-    ``reader``: the input already parsed (by intake), used instead of parsing it again; never reuse it."""
+    ``reader``: the input already parsed (by intake), used instead of parsing it again; never reuse it.
+    ``flat_pages``: intake found a flat page tree of this many pages (``pagetree``)."""
     try:
-        writer = (IncrementalPdfFileWriter.from_reader(reader) if reader is not None
-                  else IncrementalPdfFileWriter(BytesIO(pdf), strict=False))
+        writer: SigningWriter = (SigningWriter.from_reader(reader)  # type: ignore[assignment]
+                                 if reader is not None else SigningWriter(BytesIO(pdf), strict=False))
+        writer.flat_pages = flat_pages
     except PdfError as exc:
         message = str(exc)
         if "encrypt" in message.lower():

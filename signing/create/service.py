@@ -388,7 +388,8 @@ class SigningService:
         ``job.request.pdf``, the bytes the specialist approved (the input as received). The flag: the stamp
         is on a page added at the end (no page had a free place for it)."""
         material, level = job.material, job.level
-        writer = pades.open_writer(job.source.pdf, job.source.take_reader())  # the intake's parse, used once
+        # the intake's parse, used once, and what qpdf saw of the page tree
+        writer = pades.open_writer(job.source.pdf, job.source.take_reader(), flat_pages=job.source.flat_pages)
         earlier = pades.existing_signatures(writer)
         signature, new_page = self._job(writer, job, earlier)
         # the PDF opened and the stamp is laid out: a damaged file burns no SAD
@@ -405,7 +406,7 @@ class SigningService:
             reached = "B-LT" if long_term else "B-T" if timestamper else "B-B"
         except TimestampUnavailable as exc:
             log.warning("timestamp unavailable, signing B-B and upgrading later: %s", exc)
-            writer = pades.open_writer(job.source.pdf)
+            writer = pades.open_writer(job.source.pdf, flat_pages=job.source.flat_pages)
             retry, new_page = self._job(writer, job, earlier)
             return loop.run(pades.sign_once(writer, retry, None)), "B-B", new_page
         if timestamper is not None and pades.LEVEL_ORDER[level] >= 3:  # B-LTA: a timestamper, as for B-T
@@ -472,7 +473,7 @@ class SigningService:
         material = self.material.signer(request.credential_id)
         kind = self._kind(request, doc_type, material)
         source = self.check_input(request.pdf)
-        writer = pades.open_writer(source.pdf)
+        writer = pades.open_writer(source.pdf, flat_pages=source.flat_pages)
         # only whether a QR code is drawn matters for the layout, not the document id it will carry
         url = f"{self.ctx.settings.base_url}/v/{'X' * ID_LENGTH}" if doc_type.qr else None
         planned = self._plan(writer, request, material, kind, clock.now(), url, source.pdf)
