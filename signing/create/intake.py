@@ -28,6 +28,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.fields import MDPPerm
 from pyhanko.sign.validation.pdf_embedded import read_certification_data
 
+from signing import qpdf
 from signing.errors import (
     CertifiedPdfLocked,
     EncryptedPdf,
@@ -161,7 +162,7 @@ def qpdf_pages(pdf: bytes) -> tuple[int, str | None, bool]:
     import pikepdf
 
     try:
-        with pikepdf.open(BytesIO(pdf)) as document:
+        with qpdf.opened(pdf) as document:
             count = len(document.pages)
             len(document.objects)  # resolves every object: one qpdf cannot parse where the xref says is a warning
             warnings = document.get_warnings()
@@ -169,8 +170,8 @@ def qpdf_pages(pdf: bytes) -> tuple[int, str | None, bool]:
     except pikepdf.PasswordError:
         raise EncryptedPdf("the PDF is encrypted; send the unprotected file (kyso must see what it signs)") from None
     except Exception as exc:  # noqa: BLE001 - qpdf raises on a page tree it cannot walk at all
-        return 0, f"qpdf cannot read the page tree: {plain(str(exc))}", False
-    return count, (plain(warnings[0]) if warnings else None), flat
+        return 0, f"qpdf cannot read the page tree: {qpdf.plain(str(exc))}", False
+    return count, (qpdf.plain(warnings[0]) if warnings else None), flat
 
 
 def _flat(document: pikepdf.Pdf) -> bool:
@@ -190,11 +191,6 @@ def _declared_count(reader: PdfFileReader) -> object:
         return pages.get("/Count") if isinstance(pages, generic.DictionaryObject) else None
     except Exception:  # noqa: BLE001 - no readable tree: qpdf's count of 0 already sends it to the slow path
         return None
-
-
-def plain(message: str) -> str:
-    """A qpdf message without the name of the in-memory stream it read from."""
-    return re.sub(r"^stream <[^>]*>:?\s*", "", message)[:160]
 
 
 def misplaced_objects(reader: PdfFileReader, pdf: bytes) -> list[int]:
@@ -286,7 +282,7 @@ def _rebuild(pdf: bytes, reason: str) -> bytes:
     import pikepdf
 
     try:
-        with pikepdf.open(BytesIO(pdf)) as document:
+        with qpdf.opened(pdf) as document:
             if document.is_encrypted:
                 raise EncryptedPdf("the PDF is encrypted; send the unprotected file (kyso must see what it signs)")
             if len(document.pages) == 0:

@@ -40,6 +40,7 @@ from pyhanko.pdf_utils.misc import PdfError
 
 from core.cache import Cache
 from core.errors import InvalidInput, KysoError
+from signing import qpdf
 from signing.verify import visual_diff
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ def check_nothing_hidden(pdf: bytes) -> None:
     (drawn on paper, not on the screen she approves on). A file pikepdf cannot open
     is left to ``SigningService.check_input``, which judges damage."""
     try:
-        with pikepdf.open(io.BytesIO(pdf)) as doc:
+        with qpdf.opened(pdf) as doc:
             root = doc.Root
             layers = "/OCProperties" in root
             names = root.get("/Names")

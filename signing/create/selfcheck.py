@@ -26,13 +26,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Any
 
 from asn1crypto import cms, x509 as asn1_x509
 
-from signing.create.intake import plain
 from signing.errors import SelfCheckFailed
+from signing.qpdf import opened, plain
 from signing.registry.blobs import PrefixDigest
 from signing.registry.records import SignatureValue
 from signing.verify.pdf_facts import crypto_check, digest, timestamp_token
@@ -112,7 +111,7 @@ def _qpdf_view(signed: bytes) -> list[tuple[int, int, int, int]]:
     page; the byte ranges of the AcroForm's signature values."""
     import pikepdf
 
-    with pikepdf.open(BytesIO(signed)) as document:
+    with opened(signed) as document:
         pages = len(document.pages)
         len(document.objects)  # resolves every object: a misplaced one makes qpdf warn and rebuild the xref
         warnings = document.get_warnings()
