@@ -140,6 +140,15 @@ def _refuse_writes_when_read_only(session: Session, _context: Any, _instances: A
         raise RuntimeError("a read-only database unit tried to write; open it without read_only=True")
 
 
+def writing_connection(session: Session) -> Connection:
+    """The connection of ``session``'s transaction, for a prepared statement that writes without the ORM
+    (the hot appends: audit entries, log entries, blobs, signature records). Refused in a read-only unit,
+    as a flush there is."""
+    if session.info.get(READ_ONLY):
+        raise RuntimeError("a read-only database unit tried to write; open it without read_only=True")
+    return session.connection()
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

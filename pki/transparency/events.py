@@ -13,18 +13,23 @@ import datetime as dt
 import hashlib
 from collections.abc import Sequence
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.db import writing_connection
 
 from .entry import Entry, EntryType
 from .models import LogPending
 
+_QUEUE = insert(LogPending)  # prepared: compiled once, not at every flush
+
 
 def record(session: Session, entry: Entry, *, document_id: str | None = None) -> None:
     """Queue ``entry`` for the log inside the caller's transaction."""
-    session.add(LogPending(entry=entry.encode(), type=entry.type.value, commune_code=entry.commune,
-                           document_id=document_id, created_at=clock.now()))
+    writing_connection(session).execute(_QUEUE, {
+        "entry": entry.encode(), "type": entry.type.value, "commune_code": entry.commune,
+        "document_id": document_id, "created_at": clock.now()})
 
 
 def certificate_issued(*, der: bytes, serial: str, issuer: str, profile: str, commune: str | None,

@@ -27,6 +27,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -35,6 +36,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core import clock
+from core.db import writing_connection
 from core.settings import Settings
 from signing.errors import StoredFileDamaged
 from signing.registry.models import Blob
@@ -100,6 +102,16 @@ def _checked(sha256: str, data: bytes | None, where: str) -> bytes:
     return data
 
 
+@lru_cache(maxsize=4)  # kept: one prepared statement per dialect (a handful), compiled once
+def _upsert(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """Insert a blob; bytes stored again are young again (a sweep running now leaves them), and a row altered
+    since is mended."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(Blob)
+    return statement.on_conflict_do_update(index_elements=["sha256"], set_={
+        "created_at": statement.excluded.created_at, "data": statement.excluded.data,
+        "size": statement.excluded.size})
+
+
 class DatabaseBlobStore:
     """Blobs in the registry's database, written in the caller's transaction."""
 
@@ -107,12 +119,9 @@ class DatabaseBlobStore:
 
     def put(self, session: Session, data: bytes, *, sha256: str | None = None) -> str:
         sha = sha256 or digest(data)
-        now = clock.now()
-        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-        statement = insert(Blob).values(sha256=sha, size=len(data), data=data, created_at=now)
-        # bytes stored again: young again (a sweep running now leaves them), and a row altered since is mended
-        session.execute(statement.on_conflict_do_update(index_elements=["sha256"], set_={
-            "created_at": now, "data": statement.excluded.data, "size": statement.excluded.size}))
+        connection = writing_connection(session)
+        connection.execute(_upsert(connection.dialect.name),
+                           {"sha256": sha, "size": len(data), "data": data, "created_at": clock.now()})
         return sha
 
     def get(self, session: Session, sha256: str) -> bytes:

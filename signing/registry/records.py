@@ -16,12 +16,14 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.db import writing_connection
 from signing.registry.models import SignatureRecord, SignedDocument
 
 Source = Literal["sign", "timestamp", "signhash"]
@@ -46,6 +48,13 @@ class SignatureValue:
     signer_serial: str | None  # upper-case hex, as pki.models.Certificate.serial
 
 
+@lru_cache(maxsize=4)  # kept: one prepared statement per dialect, compiled once
+def _insert_new(dialect: str) -> postgresql.Insert | sqlite.Insert | None:
+    """An insert that leaves a value already recorded as it is, where the dialect has one."""
+    insert = _INSERTS.get(dialect)
+    return insert(SignatureRecord).on_conflict_do_nothing(index_elements=["sha256"]) if insert else None
+
+
 def record(session: Session, values: Iterable[SignatureValue], *, created_at: dt.datetime,
            document_id: str | None = None, version: int | None = None, credential_id: str | None = None) -> None:
     """Record ``values`` in the caller's transaction; a value already recorded keeps its first record
@@ -64,10 +73,9 @@ def record(session: Session, values: Iterable[SignatureValue], *, created_at: dt
     if not rows:
         return
     session.flush()  # the document row the records point to goes first
-    insert = _INSERTS.get(session.get_bind().dialect.name)
-    if insert is not None:
-        session.execute(insert(SignatureRecord).values(list(rows.values()))
-                        .on_conflict_do_nothing(index_elements=["sha256"]))
+    statement = _insert_new(session.get_bind().dialect.name)
+    if statement is not None:
+        writing_connection(session).execute(statement, list(rows.values()))
         return
     known = set(session.execute(select(SignatureRecord.sha256).where(SignatureRecord.sha256.in_(rows))).scalars())
     session.add_all(SignatureRecord(**row) for digest, row in rows.items() if digest not in known)
