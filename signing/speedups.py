@@ -1,4 +1,4 @@
-"""Two hot spots of signature validation in the libraries, made fast without changing results.
+"""Hot spots of signature validation and creation in the libraries, made fast without changing results.
 
 1. PDF hex strings, installed into pyHanko's parser.
 
@@ -14,6 +14,11 @@ every attribute on every comparison; finding the signer's certificate and checki
 certificate id compare names dozens of times per signature (~26% of validation, PERFORMANCE.md).
 Names whose DER encodings are identical are equal without preparation; other pairs are compared
 by asn1crypto itself once and the answer is remembered by their DER encodings.
+
+3. PDF name output, installed into pyHanko's writer. pyHanko writes a name one byte at a time, testing
+each against the delimiters; a visible stamp writes ~220 names (fonts, resources, the appearance), ~1 ms
+of a signature. A name made only of regular printable characters (nearly all of them) is written in one
+call; any other name goes to pyHanko's own method, so the bytes are the same either way.
 """
 from __future__ import annotations
 
@@ -58,6 +63,19 @@ def read_hex_string(stream: Any) -> Any:
     return generic.pdf_string(binascii.unhexlify(digits))
 
 
+_write_name = generic.NameObject.write_to_stream
+_REGULAR = bytes(b for b in range(0x21, 0x7F) if b not in b"()<>[]{}/%#")  # written as they are by pyHanko
+_PLAIN_NAME = re.compile(b"/[" + re.escape(_REGULAR) + b"]*")
+
+
+def write_name(self: generic.NameObject, stream: Any, handler: Any = None, container_ref: Any = None) -> None:
+    encoded = self.encode("utf8")
+    if _PLAIN_NAME.fullmatch(encoded):
+        stream.write(encoded)
+    else:
+        _write_name(self, stream, handler, container_ref)
+
+
 _name_eq = asn1_x509.Name.__eq__
 _name_ne = asn1_x509.Name.__ne__
 
@@ -82,7 +100,8 @@ def name_eq(self: asn1_x509.Name, other: object) -> bool:
 
 
 def installed() -> bool:
-    return generic.read_hex_string_from_stream is read_hex_string and asn1_x509.Name.__eq__ is name_eq
+    return (generic.read_hex_string_from_stream is read_hex_string and asn1_x509.Name.__eq__ is name_eq
+            and generic.NameObject.write_to_stream is write_name)
 
 
 def install() -> None:
@@ -91,6 +110,7 @@ def install() -> None:
     Idempotent; pyHanko's ``read_object`` looks the function up at call time. The patches are meant
     to go upstream (``docs/upstream/``)."""
     generic.read_hex_string_from_stream = read_hex_string
+    generic.NameObject.write_to_stream = write_name  # type: ignore[method-assign]
     if asn1_x509.Name.__eq__ is not name_eq:
         asn1_x509.Name.__eq__ = name_eq
         asn1_x509.Name.__ne__ = lambda self, other: not name_eq(self, other)
@@ -100,10 +120,13 @@ def install() -> None:
 def disabled() -> Iterator[None]:
     """pyHanko and asn1crypto as shipped, e.g. to measure the raw libraries in the same process."""
     hex_reader, eq, ne = generic.read_hex_string_from_stream, asn1_x509.Name.__eq__, asn1_x509.Name.__ne__
+    name_writer = generic.NameObject.write_to_stream
     generic.read_hex_string_from_stream = _original
+    generic.NameObject.write_to_stream = _write_name  # type: ignore[method-assign]
     asn1_x509.Name.__eq__, asn1_x509.Name.__ne__ = _name_eq, _name_ne
     try:
         yield
     finally:
         generic.read_hex_string_from_stream = hex_reader
+        generic.NameObject.write_to_stream = name_writer  # type: ignore[method-assign]
         asn1_x509.Name.__eq__, asn1_x509.Name.__ne__ = eq, ne
