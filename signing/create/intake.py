@@ -18,6 +18,7 @@ not pages, cannot be repaired into what its author meant: refused, with its own 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import TYPE_CHECKING
@@ -166,12 +167,54 @@ def qpdf_pages(pdf: bytes) -> tuple[int, str | None, bool]:
             count = len(document.pages)
             len(document.objects)  # resolves every object: one qpdf cannot parse where the xref says is a warning
             warnings = document.get_warnings()
-            flat = not warnings and count > 0 and _flat(document)
+            trouble = qpdf.plain(warnings[0]) if warnings else None
+            flat = trouble is None and count > 0 and _flat(document)
+            if trouble is None and count > 0 and not flat:
+                trouble = _wrong_count(document)
     except pikepdf.PasswordError:
         raise EncryptedPdf("the PDF is encrypted; send the unprotected file (kyso must see what it signs)") from None
     except Exception as exc:  # noqa: BLE001 - qpdf raises on a page tree it cannot walk at all
         return 0, f"qpdf cannot read the page tree: {qpdf.plain(str(exc))}", False
-    return count, (qpdf.plain(warnings[0]) if warnings else None), flat
+    return count, trouble, flat
+
+
+def _wrong_count(document: pikepdf.Pdf) -> str | None:
+    """The first intermediate /Pages node whose /Count is not the number of pages under it, or None.
+
+    qpdf lists pages by walking the kids and says nothing of such a count, but pyHanko and PDFium trust it to
+    skip a branch: page *i* is then another page for them than for qpdf (or for a viewer that walks the kids),
+    and a stamp could be laid out on one page and drawn on another. The root's count is checked by ``_check``."""
+    root = document.Root.Pages
+    # (node, leaves counted so far, kids left): an explicit stack, bounded as the pyHanko walk is
+    stack: list[tuple[pikepdf.Object, list[int], Iterator[pikepdf.Object]]] = [(root, [0], iter(root.Kids))]
+    nodes = 0
+    while stack:
+        node, counted, kids = stack[-1]
+        kid = next(kids, None)
+        if kid is None:
+            stack.pop()
+            declared = node.get("/Count")
+            if node is not root and _integer(declared) != counted[0]:
+                return (f"the page tree node {node.objgen[0]} {node.objgen[1]} R declares /Count {declared} but "
+                        f"holds {counted[0]} pages")
+            if stack:
+                stack[-1][1][0] += counted[0]
+            continue
+        nodes += 1
+        if nodes > MAX_PAGE_NODES:
+            return f"the page tree has more than {MAX_PAGE_NODES:,} nodes"
+        if kid.get("/Type") == "/Pages" and "/Kids" in kid:
+            stack.append((kid, [0], iter(kid.Kids)))
+        else:
+            counted[0] += 1
+    return None
+
+
+def _integer(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload,no-any-return]
+    except (TypeError, ValueError):
+        return None
 
 
 def _flat(document: pikepdf.Pdf) -> bool:

@@ -165,6 +165,45 @@ def test_other_trees_get_pyhankos_walk(tree: Node) -> None:
             _same(expected, ours.find_page_for_modification(index))
 
 
+@pytest.mark.parametrize("tree", [
+    pytest.param(["P", [1, "P", "P"], "P"], id="a node says one page and holds two"),
+    pytest.param([[1, "P", "P"], [3, "P", "P", "P"]], id="two nodes whose lies cancel out"),
+    pytest.param([[2, "P", [5, "P"]], "P"], id="a lie one level down"),
+])
+def test_a_count_that_lies_is_damage_qpdf_repairs(tree: Node) -> None:
+    """qpdf walks the kids and does not mind an intermediate /Count; pyHanko and PDFium skip branches by it,
+    so page i would be another page for them. Intake treats it as damage: an unsigned file is rebuilt, and
+    in the rebuilt file every reader finds the same pages in the same order."""
+    pdf = _pdf(tree)
+    count, trouble, flat = intake.qpdf_pages(pdf)
+    assert count == _leaves(tree) and trouble and "/Count" in trouble and not flat
+    source = intake.prepare(pdf)
+    assert source.repaired and source.pdf != pdf
+    assert intake.qpdf_pages(source.pdf)[1] is None
+    theirs = IncrementalPdfFileWriter(io.BytesIO(source.pdf), strict=False)
+    with pikepdf.open(io.BytesIO(source.pdf)) as rebuilt, pikepdf.open(io.BytesIO(pdf)) as original:
+        texts = [page.Contents.read_bytes() for page in original.pages]
+        assert [page.Contents.read_bytes() for page in rebuilt.pages] == texts, "the same pages, in order"
+        for index, text in enumerate(texts):
+            page = theirs.find_page_for_modification(index)[0].get_object()
+            assert page["/Contents"].data == text, f"pyHanko's page {index} is qpdf's"
+
+
+def test_a_signed_file_whose_count_lies_is_refused() -> None:
+    from signing.errors import SignedPdfDamaged
+
+    pdf = _pdf(["P", [1, "P", "P"], "P"])
+    signed = pdf + b"%% /ByteRange [0 1 2 3] /Type /Sig\n"  # looks signed: never rebuilt
+    with pytest.raises(SignedPdfDamaged):
+        intake.prepare(signed)
+
+
+def test_an_honest_nested_tree_is_no_damage() -> None:
+    pdf = _pdf([["P"] * 7, [["P"] * 3, ["P"] * 4], "P"])
+    assert intake.qpdf_pages(pdf)[1:] == (None, False)
+    assert not intake.prepare(pdf).repaired
+
+
 def test_a_lying_hint_is_not_believed() -> None:
     """A writer told of a flat tree that is not (a caller's mistake) still finds what pyHanko finds."""
     pdf = _pdf([["P"] * 3, ["P"] * 3])
