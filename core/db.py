@@ -132,12 +132,15 @@ def _serialize_sqlite_writers(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
+_READ_ONLY_WRITE = "a read-only database unit tried to write; open it without read_only=True"
+
+
 @event.listens_for(Session, "before_flush")
 def _refuse_writes_when_read_only(session: Session, _context: Any, _instances: Any) -> None:
     """``read_only`` is a promise; a unit that breaks it fails loudly here (in tests), not as a SQLite
     "database is locked" that surfaces as 503 under load."""
     if session.info.get(READ_ONLY) and (session.new or session.dirty or session.deleted):
-        raise RuntimeError("a read-only database unit tried to write; open it without read_only=True")
+        raise RuntimeError(_READ_ONLY_WRITE)
 
 
 def writing_connection(session: Session) -> Connection:
@@ -145,7 +148,7 @@ def writing_connection(session: Session) -> Connection:
     (the hot appends: audit entries, log entries, blobs, signature records). Refused in a read-only unit,
     as a flush there is."""
     if session.info.get(READ_ONLY):
-        raise RuntimeError("a read-only database unit tried to write; open it without read_only=True")
+        raise RuntimeError(_READ_ONLY_WRITE)
     return session.connection()
 
 

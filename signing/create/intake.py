@@ -119,7 +119,7 @@ def check(pdf: bytes) -> PdfFileReader:
 
 
 def _check(pdf: bytes) -> tuple[PdfFileReader, int | None]:
-    """``check``'s reader, and the page count when the page tree is flat (``QpdfPages.flat``)."""
+    """``check``'s reader, and the page count when the page tree is flat (``qpdf_pages``)."""
     if b"%PDF-" not in pdf[:1024]:
         raise UnreadablePdf("this file is not a PDF (no %PDF- header)")
     try:
@@ -167,10 +167,10 @@ def qpdf_pages(pdf: bytes) -> tuple[int, str | None, bool]:
             count = len(document.pages)
             len(document.objects)  # resolves every object: one qpdf cannot parse where the xref says is a warning
             warnings = document.get_warnings()
-            trouble = qpdf.plain(warnings[0]) if warnings else None
-            flat = trouble is None and count > 0 and _flat(document)
-            if trouble is None and count > 0 and not flat:
-                trouble = _wrong_count(document)
+            trouble, flat = (qpdf.plain(warnings[0]) if warnings else None), False
+            if trouble is None and count > 0:
+                flat = _flat(document)
+                trouble = None if flat else _wrong_count(document)
     except pikepdf.PasswordError:
         raise EncryptedPdf("the PDF is encrypted; send the unprotected file (kyso must see what it signs)") from None
     except Exception as exc:  # noqa: BLE001 - qpdf raises on a page tree it cannot walk at all

@@ -120,12 +120,18 @@ def test_malformed_requests_are_400(wclient: TestClient, log_key: Ed25519Private
     assert status == 400 and ctype.startswith("text/plain"), (status, text)
 
 
-def test_a_fork_or_a_bad_proof_is_422_and_only_a_fork_is_kept_as_evidence(wclient: TestClient, container: Container,
-                                                           log_key: Ed25519PrivateKey) -> None:
+def cosigned_with_fork(wclient: TestClient, log_key: Ed25519PrivateKey) -> tuple[MemoryLog, MemoryLog]:
+    """A log of 8 entries the witness has cosigned, and a fork of the same size signed by the same key."""
     log, fork = memory_log(key=log_key), memory_log("forked", key=log_key)
     log.grow(8)
     fork.grow(8)
     assert post(wclient, request_body(0, [], log.checkpoint()))[0] == 200
+    return log, fork
+
+
+def test_a_fork_or_a_bad_proof_is_422_and_only_a_fork_is_kept_as_evidence(wclient: TestClient, container: Container,
+                                                           log_key: Ed25519PrivateKey) -> None:
+    log, fork = cosigned_with_fork(wclient, log_key)
     # same size, another root (a split view): the log's key signed both
     assert post(wclient, request_body(8, [], fork.checkpoint()))[0] == 422
     # a bigger tree whose proof does not start from the cosigned one
@@ -280,10 +286,7 @@ def test_junk_proofs_on_public_checkpoints_write_nothing(wclient: TestClient, co
 
 def test_a_real_fork_is_recorded_once_with_both_notes(wclient: TestClient, container: Container,
                                                       log_key: Ed25519PrivateKey) -> None:
-    log, fork = memory_log(key=log_key), memory_log("forked", key=log_key)
-    log.grow(8)
-    fork.grow(8)
-    assert post(wclient, request_body(0, [], log.checkpoint()))[0] == 200
+    log, fork = cosigned_with_fork(wclient, log_key)
     for _ in range(5):  # replayed by anyone who saw it: evidence once
         assert post(wclient, request_body(8, [], fork.checkpoint()))[0] == 422
     assert split_views(container) == 1

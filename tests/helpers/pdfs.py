@@ -133,6 +133,21 @@ def many_pages(pages: int = 50, page_bytes: int = 30_000) -> bytes:
     return out.getvalue()
 
 
+def assemble(objects: list[bytes]) -> bytes:
+    """A classic-xref PDF of ``objects`` (numbered from 1; object 1 is the catalogue), written by hand so
+    a test can shape its page tree exactly as it likes."""
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 def page_count(pdf: bytes) -> int:
     return int(PdfFileReader(BytesIO(pdf), strict=False).root["/Pages"]["/Count"])
 

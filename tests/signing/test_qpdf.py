@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-from pathlib import Path
 
 import pikepdf
 import pytest
@@ -74,7 +73,7 @@ def test_messages_name_no_file(message: str, plain: str) -> None:
     assert qpdf.plain(message) == plain
 
 
-def test_the_memory_file_is_not_on_disk(tmp_path: Path) -> None:
+def test_the_memory_file_is_not_on_disk() -> None:
     with qpdf.opened(many_pages(2, 200)) as document:
         target = os.readlink(document.filename) if document.filename.startswith("/proc/") else document.filename
     assert target.startswith("/memfd:kyso-pdf")

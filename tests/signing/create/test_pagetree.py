@@ -15,6 +15,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from api.container import Container
 from signing.create import intake, pades
 from signing.create.pagetree import SigningWriter
+from tests.helpers.pdfs import assemble
 from tests.signing.create import test_stamp_on_paper as paper
 from tests.signing.create.test_stamp_on_paper import _widget, sign
 
@@ -57,16 +58,7 @@ def _pdf(tree: Node, *, resources_on_root: bool = False) -> bytes:
 
     root = node(tree, 0)
     objects[0] = b"<< /Type /Catalog /Pages %d 0 R >>" % root
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return assemble(objects)
 
 
 def _leaves(spec: Node) -> int:

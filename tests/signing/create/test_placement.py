@@ -16,6 +16,7 @@ from api.container import Container
 from signing.create import placement
 from signing.create.service import AppearanceOptions, SignRequest
 from signing.verify import visual_diff
+from tests.helpers.pdfs import assemble
 from tests.helpers.signing import COMMUNE
 from tests.signing.create import test_stamp_on_paper as paper
 from tests.signing.create.test_stamp_on_paper import (
@@ -69,16 +70,7 @@ def _many_pages(count: int, last: bytes) -> bytes:
     for i in range(count):
         content = 4 if i == count - 1 else 3
         objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d 0 R >>" % content)
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return assemble(objects)
 
 
 def test_only_the_last_page_of_ten_thousand_is_loaded_and_rendered(pki: Container, person: str,
