@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from api.container import Container
-from core import audit
+from core import audit, clock
 from core.db import make_engine, make_session_factory, transaction
 from signing.activation import crypto as sec, enrolment
 from signing.activation.factors import InvalidActivationData
@@ -147,3 +147,26 @@ def test_a_reading_unit_never_makes_a_writer_wait(container: Container) -> None:
         with transaction(container.sessions) as writing:
             audit.record(writing, actor="test", action="test:entry:add", subject="while a request reads")
     assert _entries(container) == before + 1
+
+
+def test_a_reading_unit_cannot_write_by_either_path(container: Container) -> None:
+    """A read-only unit begins without SQLite's write lock, so it must not write: neither through the ORM (the
+    flush guard) nor through a prepared statement on its connection (``writing_connection``, which the audit
+    log, the transparency log, the blob store and the registry use). Nothing of either attempt is kept."""
+    def count() -> int:
+        with transaction(container.sessions, read_only=True) as session:
+            return session.execute(select(func.count()).select_from(audit.AuditEntry)).scalar_one()
+
+    before = count()
+    for write in (lambda s: audit.record(s, actor="t", action="test:read:only", subject="x"),
+                  lambda s: (s.add(audit.AuditEntry(seq=10**9, at=clock.now(), actor="t", action="test:read:only",
+                                                    subject="x", details="{}", prev_hash="0" * 64, hash="0" * 64)),
+                             s.flush())):
+        try:
+            with transaction(container.sessions, read_only=True) as session:
+                write(session)
+        except RuntimeError as refused:
+            assert "read-only database unit" in str(refused)
+        else:
+            raise AssertionError("a read-only unit wrote")
+    assert count() == before

@@ -184,10 +184,11 @@ def test_a_count_that_lies_is_damage_qpdf_repairs(tree: Node) -> None:
 def test_a_signed_file_whose_count_lies_is_refused() -> None:
     from signing.errors import SignedPdfDamaged
 
-    pdf = _pdf(["P", [1, "P", "P"], "P"])
-    signed = pdf + b"%% /ByteRange [0 1 2 3] /Type /Sig\n"  # looks signed: never rebuilt
+    mark = b"%% /ByteRange [0 1 2 3] /Type /Sig\n"  # looks signed: never rebuilt
     with pytest.raises(SignedPdfDamaged):
-        intake.prepare(signed)
+        intake.prepare(_pdf(["P", [1, "P", "P"], "P"]) + mark)
+    honest = _pdf(["P", [2, "P", "P"], "P"]) + mark  # the same shape, counted right: the mark alone refuses nothing
+    assert intake.prepare(honest).pdf == honest
 
 
 def test_an_honest_nested_tree_is_no_damage() -> None:
