@@ -64,8 +64,10 @@ def test_b_witnesses_a_and_refuses_a_split_view(instance_a: Container, instance_
     b_client, b_key = instance_b
     log, ref = keystore_log(instance_a)
     witness.add_log(container.sessions, log.verifier.vkey, actor="operator-b")  # B's operator pins A's key
+    # a generous deadline: this test is about what B signs and refuses, and a loaded CI machine once made B's
+    # first answer (in process, its key loaded on demand) miss the 5-second production default
     pool = WitnessPool(instance_a.sessions, [WitnessEndpoint.parse(f"http://testserver/witness {b_key.vkey}")],
-                       client=b_client)
+                       client=b_client, timeout=60)
 
     log.grow(5)
     cp5 = log.checkpoint()
