@@ -36,7 +36,8 @@ def test_a_sequenced_checkpoint_is_served_cosigned(instance_a: Container, contai
     witness.add_log(container.sessions, log_vkey, actor="b")
     with TestClient(create_app(container, scheduler=False), raise_server_exceptions=False) as b_client:
         instance_a.witnesses = WitnessPool(  # KYSO_LOG_WITNESSES, with B's app as the network
-            instance_a.sessions, [WitnessEndpoint.parse(f"http://testserver/witness {b_key.vkey}")], client=b_client)
+            instance_a.sessions, [WitnessEndpoint.parse(f"http://testserver/witness {b_key.vkey}")], client=b_client,
+            timeout=60)  # in-process B under a loaded CI machine once missed the 5 s production default
         assert sequence_once(instance_a) > 0
         instance_a.witnesses.close()  # waits for the background round
         with TestClient(create_app(instance_a, scheduler=False)) as a_client:
