@@ -25,6 +25,7 @@ from tests.helpers.servers import free_port
 
 ITEMS = 10
 KEY = "batch-kill-1"
+RETRY_ANSWER_SECONDS = 300  # a loaded CI machine signing ten documents on freshly started workers
 
 
 def _until(check: Callable[[], bool], seconds: float, what: str) -> None:
@@ -96,14 +97,19 @@ def test_worker_killed_mid_batch_then_retried(tmp_path: Path, pg_schema_url: str
         assert admin.execute(select(func.count()).select_from(SignedDocument)).scalar_one() == 1
 
         # the client retries with the same key until the restarted workers answer
-        deadline, answer = time.monotonic() + 60, None  # workers restart slowly on a busy machine
+        # workers restart slowly on a busy machine. A retry that reached a worker is waited for as long as
+        # it takes: had the client given up on it, the server would still sign items 1-9 and the next retry
+        # would (rightly) replay them all, so the check below on what this answer signed could not hold.
+        deadline, answer = time.monotonic() + 60, None
         while time.monotonic() < deadline:
             try:
                 answer = httpx.post(server.url + "/api/v1/sign/batch", files=files, data=form, headers=headers,
-                                    timeout=30)
+                                    timeout=httpx.Timeout(RETRY_ANSWER_SECONDS, connect=10))
                 if answer.status_code == 200:
                     break
                 assert answer.status_code == 503, answer.text
+            except httpx.ReadTimeout:
+                raise AssertionError(f"a retry got no answer in {RETRY_ANSWER_SECONDS} s\n{server.log_tail()}") from None
             except httpx.TransportError:
                 pass
             time.sleep(0.3)
@@ -114,7 +120,8 @@ def test_worker_killed_mid_batch_then_retried(tmp_path: Path, pg_schema_url: str
         replayed = [item["result"]["replayed"] for item in out["items"]]
         assert replayed == [True] + [False] * (ITEMS - 1)
 
-        again = httpx.post(server.url + "/api/v1/sign/batch", files=files, data=form, headers=headers, timeout=30)
+        again = httpx.post(server.url + "/api/v1/sign/batch", files=files, data=form, headers=headers,
+                           timeout=RETRY_ANSWER_SECONDS)
         assert again.status_code == 200 and all(item["result"]["replayed"] for item in again.json()["items"])
         assert [i["result"]["document_id"] for i in again.json()["items"]] == \
                [i["result"]["document_id"] for i in out["items"]]
