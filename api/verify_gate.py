@@ -60,6 +60,12 @@ class VerifyGate:
         with self._lock:
             return self.slots - self._free
 
+    @property
+    def waiting(self) -> int:
+        """Requests in line now (for metrics and tests)."""
+        with self._lock:
+            return len(self._line)
+
     def _take_or_join(self, waiter: _Waiter) -> bool:
         """Take a free slot at once (True) or join the line (False)."""
         with self._lock:

@@ -17,6 +17,7 @@ from api.verify_gate import VerifyGate
 from signing.errors import VerificationBusy
 from tests.helpers.api import meta, sign
 from tests.helpers.signing import SpecialistPhone
+from tests.helpers.waiting import until
 
 SLOTS, WAIT = 2, 0.5
 
@@ -114,7 +115,7 @@ def test_the_citizen_upload_is_gated_too(gated: TestClient, specialist: str, cli
 
 
 def test_gate_is_first_come_first_served_and_never_leaks_slots() -> None:
-    gate = VerifyGate(1, wait_seconds=5, retry_after=1)
+    gate = VerifyGate(1, wait_seconds=60, retry_after=1)  # the line's order is tested here, not its patience
     order: list[int] = []
     with ExitStack() as stack:
         stack.enter_context(gate.slot())
@@ -125,7 +126,7 @@ def test_gate_is_first_come_first_served_and_never_leaks_slots() -> None:
                     order.append(n)
             threads.append(threading.Thread(target=take))
             threads[-1].start()
-            time.sleep(0.1)  # line up 0, 1, 2 in that order
+            until(lambda: gate.waiting == len(threads), 30, f"thread {n} to join the line")  # 0, 1, 2 in that order
     for t in threads:
         t.join(10)
     assert order == [0, 1, 2] and gate.busy == 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,18 +21,11 @@ from core.db import transaction
 from signing.registry.models import DocumentFile, IdempotencyRecord, SignedDocument
 from tests.helpers.faults import KysoServer, assert_consistent, deploy, sample_pdfs, seal_metadata
 from tests.helpers.servers import free_port
+from tests.helpers.waiting import until
 
 ITEMS = 10
 KEY = "batch-kill-1"
 RETRY_ANSWER_SECONDS = 300  # a loaded CI machine signing ten documents on freshly started workers
-
-
-def _until(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _waiting_on_documents(admin: Connection) -> int:
@@ -71,7 +63,7 @@ def test_worker_killed_mid_batch_then_retried(tmp_path: Path, pg_schema_url: str
 
         poster = threading.Thread(target=post_batch)
         poster.start()
-        _until(lambda: _waiting_on_documents(admin) == 1, 30, "item 0 to wait for the documents lock")
+        until(lambda: _waiting_on_documents(admin) == 1, 30, "item 0 to wait for the documents lock")
 
         def queue_behind() -> None:
             queued.begin()
@@ -79,11 +71,11 @@ def test_worker_killed_mid_batch_then_retried(tmp_path: Path, pg_schema_url: str
 
         second = threading.Thread(target=queue_behind)
         second.start()
-        _until(lambda: _waiting_on_documents(admin) == 2, 10, "the test's second lock to queue behind item 0")
+        until(lambda: _waiting_on_documents(admin) == 2, 10, "the test's second lock to queue behind item 0")
         holder.commit()  # item 0 inserts and commits; then the queued lock is granted before item 1's insert
         second.join(10)
         assert not second.is_alive()
-        _until(lambda: _waiting_on_documents(admin) == 1, 10, "item 1 to wait inside its transaction")
+        until(lambda: _waiting_on_documents(admin) == 1, 10, "item 1 to wait inside its transaction")
         assert admin.execute(select(func.count()).select_from(SignedDocument)).scalar_one() == 1
 
         killed = server.kill_workers()
@@ -92,7 +84,7 @@ def test_worker_killed_mid_batch_then_retried(tmp_path: Path, pg_schema_url: str
         poster.join(60)
         assert not poster.is_alive()
         assert "error" in first, f"the killed batch got an answer: {first.get('response')}"
-        _until(lambda: admin.execute(select(func.count()).select_from(IdempotencyRecord)).scalar_one() == 1
+        until(lambda: admin.execute(select(func.count()).select_from(IdempotencyRecord)).scalar_one() == 1
                and _waiting_on_documents(admin) == 0, 10, "the cut-off transaction to be rolled back")
         assert admin.execute(select(func.count()).select_from(SignedDocument)).scalar_one() == 1
 
