@@ -62,7 +62,7 @@ class VerifyGate:
 
     @property
     def waiting(self) -> int:
-        """Requests in line now (for metrics and tests)."""
+        """Requests in line now (tests watch it to line their threads up)."""
         with self._lock:
             return len(self._line)
 

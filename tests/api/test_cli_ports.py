@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers.qr import QR_ONLY
+from tests.helpers.qr import scan
 from tests.helpers.servers import free_port, stop_process, wait_healthy
 
 
@@ -54,8 +54,7 @@ def test_demo_serves_and_encodes_the_chosen_port(tmp_path: Path) -> None:
         # the signed example's QR code carries the chosen port too, and the CRL is published there
         subprocess.run(["pdftoppm", "-r", "150", "-png", str(home / "sample-signed.pdf"), str(tmp_path / "page")],
                        check=True, timeout=120)
-        codes = subprocess.run(["zbarimg", "-q", "--raw", *QR_ONLY, *map(str, sorted(tmp_path.glob("page*.png")))],
-                               capture_output=True, text=True, timeout=120).stdout.split()
+        codes = scan(*sorted(tmp_path.glob("page*.png")))
         assert codes and all(code.startswith(verify_url) for code in codes), (codes, verify_url)
         crl = httpx.get(f"{base}/crl/kyso-issuing.crl", timeout=30)
         assert crl.status_code == 200

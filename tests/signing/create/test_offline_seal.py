@@ -46,7 +46,7 @@ from signing.create.visible import (
 from signing.errors import SealFieldsInvalid
 from signing.registry.models import SignedDocument
 from tests.helpers.db import ISSUING, ROOT
-from tests.helpers.qr import QR_ONLY
+from tests.helpers.qr import scan
 from tests.helpers.signing import COMMUNE, CONSENTED, issue_credential
 from tests.interop.pdf_tools import tool
 
@@ -63,9 +63,7 @@ def qr_text(pdf: bytes, tmp_path: Path, page: int) -> list[str]:
     (tmp_path / "doc.pdf").write_bytes(pdf)
     subprocess.run([tool("pdftoppm", "poppler-utils"), "-r", "150", "-png", "-f", str(page), "-l", str(page),
                     "-singlefile", str(tmp_path / "doc.pdf"), str(tmp_path / "page")], check=True, timeout=60)
-    result = subprocess.run([tool("zbarimg", "zbar-tools"), "-q", "--raw", *QR_ONLY, str(tmp_path / "page.png")],
-                            capture_output=True, check=False, timeout=60)
-    return result.stdout.decode().split()
+    return scan(tmp_path / "page.png")
 
 
 def documents(container: Container) -> int:

@@ -23,7 +23,7 @@ from signing.create.service import AppearanceOptions, SignRequest, SignResult
 from signing.create.visible import VIETNAM, _qr_code, group_code, lookup_caption
 from signing.errors import BadAppearance
 from signing.registry import lifecycle
-from tests.helpers.qr import QR_ONLY
+from tests.helpers.qr import scan
 from tests.helpers.signing import COMMUNE, CONSENTED, CORPUS, issue_credential
 
 ASSETS = Path(__file__).resolve().parents[3] / "signing" / "create" / "assets"
@@ -193,9 +193,7 @@ def _words(pdf: bytes, page: int, tmp_path: Path) -> list[tuple[str, float, floa
 
 
 def _qr(pdf: bytes, page: int, tmp_path: Path) -> list[str]:
-    picture = _render(pdf, page, tmp_path, "signed")
-    result = subprocess.run([tool("zbarimg"), "-q", "--raw", *QR_ONLY, str(picture)], capture_output=True, check=False)
-    return result.stdout.decode().split()
+    return scan(_render(pdf, page, tmp_path, "signed"))
 
 
 def _seal_url(pki: Container, document_id: str) -> str:

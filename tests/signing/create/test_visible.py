@@ -19,7 +19,7 @@ from signing.create.service import AppearanceOptions, SignRequest
 from signing.create.visible import PERSON_SIZE, QR_COLUMN, QR_GAP
 from signing.errors import BadAppearance, SigningRefused
 from signing.registry import lifecycle
-from tests.helpers.qr import QR_ONLY
+from tests.helpers.qr import scan
 from tests.helpers.signing import COMMUNE, CONSENTED, issue_credential, root_pem
 from tests.helpers.validation import validate_all
 
@@ -48,8 +48,7 @@ def qr_codes(pdf: bytes, tmp_path: Path, page: int) -> list[str]:
     (tmp_path / "doc.pdf").write_bytes(pdf)
     run("pdftoppm", "-r", "150", "-png", "-f", str(page), "-l", str(page), "-singlefile", tmp_path / "doc.pdf",
         tmp_path / "page")
-    result = subprocess.run(["zbarimg", "-q", "--raw", *QR_ONLY, str(tmp_path / "page.png")], capture_output=True, check=False)
-    return result.stdout.decode().split()
+    return scan(tmp_path / "page.png")
 
 
 def seal_url(pki: Container, document_id: str) -> str:
