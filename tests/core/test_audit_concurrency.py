@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from api.container import Container
@@ -162,11 +163,7 @@ def test_a_reading_unit_cannot_write_by_either_path(container: Container) -> Non
                   lambda s: (s.add(audit.AuditEntry(seq=10**9, at=clock.now(), actor="t", action="test:read:only",
                                                     subject="x", details="{}", prev_hash="0" * 64, hash="0" * 64)),
                              s.flush())):
-        try:
-            with transaction(container.sessions, read_only=True) as session:
-                write(session)
-        except RuntimeError as refused:
-            assert "read-only database unit" in str(refused)
-        else:
-            raise AssertionError("a read-only unit wrote")
+        with pytest.raises(RuntimeError, match="read-only database unit"), \
+                transaction(container.sessions, read_only=True) as session:
+            write(session)
     assert count() == before
